@@ -1,0 +1,23 @@
+// Jest runs in ESM mode (`node --experimental-vm-modules`) because
+// @kubernetes/client-node 2.x is ESM-only. Sources import with `.ts`
+// extensions (Node 24 runs them directly); ts-jest transpiles them here and
+// `npm run typecheck` does the type checking once for the whole tree.
+const tsJest = ['ts-jest', { useESM: true, isolatedModules: true, diagnostics: false }];
+const common = {
+  extensionsToTreatAsEsm: ['.ts'],
+  transform: { '^.+\\.ts$': tsJest },
+  testEnvironment: 'node',
+};
+export default {
+  projects: [
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/test/unit/**/*.test.ts'] },
+    {
+      ...common,
+      displayName: 'integration',
+      testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/controlplane/jest-global-setup.ts',
+      globalTeardown: '<rootDir>/test/controlplane/jest-global-teardown.ts',
+    },
+  ],
+  testTimeout: 120000,
+};
