@@ -2,7 +2,9 @@
 // @kubernetes/client-node 2.x is ESM-only. Sources import with `.ts`
 // extensions (Node 24 runs them directly); ts-jest transpiles them here and
 // `npm run typecheck` does the type checking once for the whole tree.
-const tsJest = ['ts-jest', { useESM: true, isolatedModules: true, diagnostics: false }];
+// Imports keep their `.ts` extension under jest (no rewrite to .js), so both
+// jest's resolver and Node's own loader (used for globalSetup) find the files.
+const tsJest = ['ts-jest', { useESM: true, diagnostics: false, tsconfig: { rewriteRelativeImportExtensions: false } }];
 const common = {
   extensionsToTreatAsEsm: ['.ts'],
   transform: { '^.+\\.ts$': tsJest },
