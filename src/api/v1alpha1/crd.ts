@@ -1,0 +1,47 @@
+// The CustomResourceDefinition, built from the one schema in singletonjob.ts.
+import type { V1CustomResourceDefinition } from '@kubernetes/client-node';
+import type { OpenAPISchema } from './builder.ts';
+import { GROUP, KIND, PLURAL, VERSION, singletonJobField } from './singletonjob.ts';
+
+export const CRD_NAME = `${PLURAL}.${GROUP}`;
+export const CRD_FILE = `manifests/crds/${CRD_NAME}.yaml`;
+
+function rootSchema(): OpenAPISchema {
+  const schema = structuredClone(singletonJobField.schema);
+  // At the root, a CRD may only constrain metadata.name/generateName; the API server owns the rest.
+  schema.properties = { ...schema.properties, metadata: { type: 'object' } };
+  return schema;
+}
+
+export function singletonJobCrd(): V1CustomResourceDefinition {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: CRD_NAME, labels: { 'app.kubernetes.io/name': 'singleton-operator', 'app.kubernetes.io/component': 'crd' } },
+    spec: {
+      group: GROUP,
+      scope: 'Namespaced',
+      names: { kind: KIND, listKind: `${KIND}List`, plural: PLURAL, singular: 'singletonjob', shortNames: ['sj'], categories: ['all', 'batch'] },
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: [
+            { name: 'Schedule', type: 'string', jsonPath: '.spec.schedule' },
+            { name: 'Suspend', type: 'boolean', jsonPath: '.spec.suspend' },
+            { name: 'Active', type: 'string', jsonPath: '.status.activeRun.name' },
+            { name: 'Token', type: 'integer', jsonPath: '.status.currentToken' },
+            { name: 'Last Run', type: 'date', jsonPath: '.status.lastScheduleTime' },
+            { name: 'Last Success', type: 'date', jsonPath: '.status.lastSuccessfulTime' },
+            { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status', priority: 1 },
+            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+          ],
+          // client-node's types call the x-kubernetes-* keys by their TS names; the YAML uses the wire names.
+          schema: { openAPIV3Schema: rootSchema() as never },
+        },
+      ],
+    },
+  };
+}

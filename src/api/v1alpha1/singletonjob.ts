@@ -1,0 +1,193 @@
+// The SingletonJob API, declared once: the CRD's structural schema (with CEL),
+// the zod validator and the TypeScript types all come from the fields below.
+import type { z } from 'zod';
+import type { V1JobTemplateSpec, V1ObjectMeta } from '@kubernetes/client-node';
+import { arr, bool, enumOf, int, MAX_SAFE, obj, optional, str, stringMap, typed } from './builder.ts';
+
+export const GROUP = 'singleton.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = 'SingletonJob';
+export const PLURAL = 'singletonjobs';
+
+/** Labels and annotations the controller reads and writes. */
+export const Keys = {
+  /** Annotation a user sets to request a run now; its value is the request id (change it to run again). */
+  runNow: `${GROUP}/run-now`,
+  /** Label on Jobs and Pods: the owning SingletonJob's UID, for listing its runs. */
+  ownerUid: `${GROUP}/owner-uid`,
+  /** Label on Jobs and Pods: the Job (run) name. */
+  run: `${GROUP}/run`,
+  /** Label on Jobs and Pods: Scheduled or Manual. */
+  runKind: `${GROUP}/run-kind`,
+  /** Annotations on Job and Pod template. */
+  token: `${GROUP}/fencing-token`,
+  term: `${GROUP}/leader-term`,
+  slot: `${GROUP}/slot`,
+  requestId: `${GROUP}/request-id`,
+  singletonJob: `${GROUP}/singletonjob`,
+} as const;
+
+const SCHEDULE_PATTERN = String.raw`^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[^\s@=]+(\s+[^\s@=]+){4,5})$`;
+const TIME_ZONE_PATTERN = String.raw`^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$`;
+
+const meta = obj('Labels and annotations to copy.', {
+  labels: optional(stringMap('Labels.')),
+  annotations: optional(stringMap('Annotations.')),
+});
+
+const container = obj('A container, as in core/v1.', { name: str('Container name.', { minLength: 1 }) }, { preserveUnknown: true });
+
+const podTemplate = obj(
+  'Pod template of each run (core/v1 PodTemplateSpec).',
+  {
+    metadata: optional(meta),
+    spec: obj(
+      'Pod spec (core/v1 PodSpec).',
+      {
+        restartPolicy: optional(enumOf('Never or OnFailure, as for any Job.', ['Never', 'OnFailure'])),
+        containers: arr('Containers.', container, { minItems: 1 }),
+        initContainers: optional(arr('Init containers.', container)),
+      },
+      { preserveUnknown: true },
+    ),
+  },
+  { preserveUnknown: true },
+);
+
+type JobSpecShape = { parallelism?: number; completions?: number; suspend?: boolean; completionMode?: string; manualSelector?: boolean };
+
+const jobSpec = obj(
+  'Job spec (batch/v1 JobSpec). The controller forces parallelism 1, completions 1 and podReplacementPolicy Failed.',
+  {
+    parallelism: optional(int('Must be 1 if set.', { minimum: 0 })),
+    completions: optional(int('Must be 1 if set.', { minimum: 0 })),
+    backoffLimit: optional(int('Pod retries inside one run (same token); default 0.', { minimum: 0, maximum: 1000 })),
+    suspend: optional(bool('Must not be true: suspend the SingletonJob instead.')),
+    completionMode: optional(enumOf('NonIndexed (Indexed makes no sense with one completion).', ['NonIndexed'])),
+    manualSelector: optional(bool('Must not be true: the controller owns the selector.')),
+    template: podTemplate,
+  },
+  {
+    preserveUnknown: true,
+    rules: [
+      { rule: '!has(self.parallelism) || self.parallelism == 1', message: 'parallelism must be 1: a SingletonJob runs one Pod at a time', fieldPath: '.parallelism', check: (s: JobSpecShape) => s.parallelism === undefined || s.parallelism === 1 },
+      { rule: '!has(self.completions) || self.completions == 1', message: 'completions must be 1: a run is one completion', fieldPath: '.completions', check: (s: JobSpecShape) => s.completions === undefined || s.completions === 1 },
+      { rule: '!has(self.suspend) || !self.suspend', message: 'suspend the SingletonJob (spec.suspend), not its Job template', fieldPath: '.suspend', check: (s: JobSpecShape) => s.suspend !== true },
+      { rule: '!has(self.manualSelector) || !self.manualSelector', message: 'manualSelector is not supported: the controller owns the selector', fieldPath: '.manualSelector', check: (s: JobSpecShape) => s.manualSelector !== true },
+    ],
+  },
+);
+
+const jobTemplate = typed<V1JobTemplateSpec>()(
+  obj('The Job each run creates (batch/v1 JobTemplateSpec).', { metadata: optional(meta), spec: jobSpec }, { preserveUnknown: true }),
+);
+
+const specField = obj('Desired behaviour of the SingletonJob.', {
+  schedule: optional(
+    str(
+      'Cron schedule: 5 fields (minute hour day-of-month month day-of-week), an optional leading seconds field (6 fields), or @hourly/@daily/@weekly/@monthly/@yearly. Omit for manual runs only (annotation singleton.dev/run-now).',
+      { maxLength: 128, pattern: SCHEDULE_PATTERN },
+    ),
+  ),
+  timeZone: optional(str('IANA time zone of the schedule (for example Europe/Berlin); default UTC.', { maxLength: 64, pattern: TIME_ZONE_PATTERN })),
+  concurrencyPolicy: optional(
+    enumOf('Forbid: a due run waits until every Pod of the previous run is terminal. Replace: the running Job is deleted, and the new run starts once its Pods are gone.', ['Forbid', 'Replace'], 'Forbid'),
+  ),
+  suspend: optional(bool('Stops scheduled runs (already running runs continue; manual requests still run).', false)),
+  startingDeadlineSeconds: optional(int('A slot that could not start within this many seconds of its time is skipped.', { minimum: 1, maximum: 31_622_400 })),
+  successfulJobsHistoryLimit: optional(int('Finished successful Jobs to keep.', { minimum: 0, maximum: 100, default: 3 })),
+  failedJobsHistoryLimit: optional(int('Finished failed Jobs to keep.', { minimum: 0, maximum: 100, default: 1 })),
+  jobTemplate,
+});
+
+const condition = obj('A condition (metav1.Condition).', {
+  type: str('Condition type.', { minLength: 1, maxLength: 316 }),
+  status: enumOf('True, False or Unknown.', ['True', 'False', 'Unknown']),
+  reason: str('Machine-readable reason in CamelCase.', { minLength: 1, maxLength: 1024 }),
+  message: str('What a person should know or do.', { maxLength: 32768 }),
+  lastTransitionTime: str('When the status last changed.', { format: 'date-time' }),
+  observedGeneration: optional(int('Generation the condition was computed from.', { minimum: 0 })),
+});
+
+const token = (what: string) => int(what, { minimum: 1, maximum: MAX_SAFE });
+
+const runFields = {
+  name: str('Job name of the run (deterministic from the SingletonJob and the slot or request).', { minLength: 1, maxLength: 63 }),
+  token: token('Fencing token of the run.'),
+  term: token('Leader term that reserved the run.'),
+  kind: enumOf('Scheduled or Manual.', ['Scheduled', 'Manual']),
+  slot: optional(str('Scheduled time (UTC) of the slot, for scheduled runs.', { format: 'date-time' })),
+  requestId: optional(str('Manual request id, for manual runs.', { maxLength: 253 })),
+};
+
+const activeRun = obj('The run reserved or in flight; cleared only once every Pod of it is terminal.', {
+  ...runFields,
+  reservedTime: str('When the run was reserved.', { format: 'date-time' }),
+  jobUID: optional(str('UID of the created Job; absent while only reserved.')),
+  replacing: optional(bool('Set while Replace deletes this run to make room for another.')),
+});
+
+const finishedRun = obj('A finished run.', {
+  ...runFields,
+  outcome: enumOf('How the run ended.', ['Succeeded', 'Failed', 'Replaced', 'Deleted']),
+  finishedTime: str('When the controller recorded the end.', { format: 'date-time' }),
+});
+
+type StatusShape = { currentToken?: number; activeRun?: { token: number } };
+
+const statusField = obj(
+  'Observed state, written only by the leader with resourceVersion preconditions.',
+  {
+    observedGeneration: optional(int('Generation last reconciled.', { minimum: 0 })),
+    conditions: optional(arr('Conditions; Ready says whether the object is valid and runnable.', condition, { maxItems: 16, mapKeys: ['type'] })),
+    currentToken: optional(token('Highest fencing token issued for this SingletonJob; never decreases.')),
+    leaderTerm: optional(token('Term of the leader that last wrote this status; never decreases.')),
+    activeRun: optional(activeRun),
+    lastScheduleTime: optional(str('Latest slot that was started or skipped (UTC).', { format: 'date-time' })),
+    lastSuccessfulTime: optional(str('When the last successful run finished.', { format: 'date-time' })),
+    lastManualRequestId: optional(str('Last manual request id taken into account.', { maxLength: 253 })),
+    skippedSlots: optional(int('Slots skipped so far (missed deadline, Forbid, suspend catch-up).', { minimum: 0 })),
+    lastSkippedSlot: optional(str('Most recent skipped slot (UTC).', { format: 'date-time' })),
+    recentRuns: optional(arr('The most recent finished runs, newest first.', finishedRun, { maxItems: 10 })),
+  },
+  {
+    rules: [
+      {
+        rule: '!has(self.activeRun) || (has(self.currentToken) && self.activeRun.token == self.currentToken)',
+        message: 'activeRun.token must equal currentToken',
+        check: (s: StatusShape) => !s.activeRun || s.activeRun.token === s.currentToken,
+      },
+    ],
+  },
+);
+
+// Transition rules live at the root so that dropping status (or a field of it)
+// cannot skip them: a status write that lowers or removes the token or the
+// term is refused by the API server itself (guarantee 4).
+const monotonic = (field: 'currentToken' | 'leaderTerm') => ({
+  rule: `!has(oldSelf.status) || !has(oldSelf.status.${field}) || (has(self.status) && has(self.status.${field}) && self.status.${field} >= oldSelf.status.${field})`,
+  message: `status.${field} may not decrease or be removed (fencing: a newer leader has written)`,
+  check: 'transition' as const,
+});
+
+export const singletonJobField = obj(
+  'SingletonJob runs a Job exactly once per schedule slot, never two at once, stamping each run with a fencing token.',
+  {
+    apiVersion: optional(str('API version.')),
+    kind: optional(str('Kind.')),
+    metadata: optional(typed<V1ObjectMeta>()(obj('Standard object metadata.', {}, { preserveUnknown: true }))),
+    spec: specField,
+    status: optional(statusField),
+  },
+  { rules: [monotonic('currentToken'), monotonic('leaderTerm')] },
+);
+
+export const singletonJobSchema = singletonJobField.zod;
+export type SingletonJob = z.infer<typeof singletonJobSchema>;
+export type SingletonJobSpec = z.infer<typeof specField.zod>;
+export type SingletonJobStatus = z.infer<typeof statusField.zod>;
+export type ActiveRun = z.infer<typeof activeRun.zod>;
+export type FinishedRun = z.infer<typeof finishedRun.zod>;
+export type Condition = z.infer<typeof condition.zod>;
+export type ConcurrencyPolicy = NonNullable<SingletonJobSpec['concurrencyPolicy']>;
