@@ -1,0 +1,479 @@
+// The elector against an in-memory Lease store and a manual clock: the edge
+// cases client-go's tests cover (acquire an expired lease, never steal a live
+// one, renew, count transitions, step down, release) plus what we add (watch-
+// driven takeover, self-fencing, stalls, fencing terms, clock skew).
+import { Registry } from 'prom-client';
+import { ManualClock, type Clock } from './clock.ts';
+import { LeaderElector, LeadershipLostError, type Leadership } from './elector.ts';
+import { FakeLeaseStore, type FakeLeaseClient } from './fake-lock.ts';
+import type { LeaseRecord } from './lock.ts';
+import type { LeaderElectionConfig } from './config.ts';
+import { TermError } from './token.ts';
+
+const LEASE = 15_000;
+const RENEW = 10_000;
+const RETRY = 2_000;
+
+interface Candidate {
+  name: string;
+  elector: LeaderElector;
+  client: FakeLeaseClient;
+  events: string[];
+  leaderships: Leadership[];
+  /** Resolve to let the current guarded work finish after its signal aborted. */
+  finishWork?: () => void;
+  stop(): Promise<void>;
+  done: Promise<unknown>;
+}
+
+function candidate(
+  store: FakeLeaseStore,
+  clock: Clock,
+  name: string,
+  options: { config?: Partial<LeaderElectionConfig>; holdWork?: boolean; work?: (l: Leadership) => Promise<void> } = {},
+): Candidate {
+  const client = store.client(name);
+  const events: string[] = [];
+  const leaderships: Leadership[] = [];
+  const c = {} as Candidate;
+  const elector = new LeaderElector(
+    {
+      kubeConfig: undefined as never,
+      namespace: 'test',
+      name: 'lease',
+      identity: name,
+      leaseDurationMs: LEASE,
+      renewDeadlineMs: RENEW,
+      retryPeriodMs: RETRY,
+      clock,
+      lock: client,
+      ...options.config,
+    },
+    {
+      onStartedLeading: async (leadership) => {
+        leaderships.push(leadership);
+        events.push(`started ${leadership.term}`);
+        if (options.work) return options.work(leadership);
+        await new Promise<void>((resolve) => leadership.signal.addEventListener('abort', () => resolve(), { once: true }));
+        if (options.holdWork) await new Promise<void>((resolve) => (c.finishWork = resolve));
+      },
+      onStoppedLeading: () => events.push('stopped'),
+      onNewLeader: (identity) => events.push(`leader ${identity}`),
+    },
+  );
+  const controller = new AbortController();
+  const done = elector.run(controller.signal).then(
+    () => events.push('run resolved'),
+    (err: unknown) => {
+      events.push(`run rejected ${(err as Error).name}`);
+      return err;
+    },
+  );
+  Object.assign(c, {
+    name,
+    elector,
+    client,
+    events,
+    leaderships,
+    done,
+    stop: async () => {
+      controller.abort();
+      await done;
+    },
+  });
+  return c;
+}
+
+/** A holder outside the test that renews every `every` ms until stopped. */
+function externalHolder(store: FakeLeaseStore, clock: ManualClock, identity: string, every = RETRY) {
+  let stopped = false;
+  const record = (): LeaseRecord => {
+    const now = new Date(clock.wallNow()).toISOString().replace('Z', '000Z');
+    return { holderIdentity: identity, leaseDurationSeconds: LEASE / 1000, acquireTime: now, renewTime: now, leaseTransitions: store.current()?.record.leaseTransitions ?? 0 };
+  };
+  store.put(record(), identity);
+  const tick = () => {
+    if (stopped) return;
+    store.put(record(), identity);
+    clock.setTimeout(tick, every);
+  };
+  clock.setTimeout(tick, every);
+  return { stop: () => void (stopped = true) };
+}
+
+let clock: ManualClock;
+let store: FakeLeaseStore;
+let candidates: Candidate[];
+
+beforeEach(() => {
+  clock = new ManualClock();
+  store = new FakeLeaseStore();
+  candidates = [];
+});
+
+afterEach(async () => {
+  for (const c of candidates) {
+    c.finishWork?.();
+    const stopping = c.stop();
+    await clock.advance(0);
+    c.finishWork?.();
+    await clock.advance(LEASE);
+    await stopping;
+  }
+});
+
+function add(name: string, options?: Parameters<typeof candidate>[3]): Candidate {
+  const c = candidate(store, clock, name, options);
+  candidates.push(c);
+  return c;
+}
+
+describe('acquiring', () => {
+  it('creates a missing Lease and leads with the resourceVersion of that write as its term', async () => {
+    const a = add('a');
+    await clock.advance(0);
+    const lease = store.current()!;
+    expect(lease.record).toMatchObject({ holderIdentity: 'a', leaseDurationSeconds: 15, leaseTransitions: 0 });
+    expect(lease.record.renewTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+    expect(lease.record.acquireTime).toBe(lease.record.renewTime);
+    expect(a.events).toEqual(['leader a', `started ${lease.resourceVersion}`]);
+    expect(a.leaderships[0]!.term).toBe(Number(lease.resourceVersion));
+    expect(a.elector.isLeader()).toBe(true);
+    expect(a.elector.currentLeader()).toBe('a');
+  });
+
+  it('elects exactly one of three candidates that start together', async () => {
+    const all = ['a', 'b', 'c'].map((n) => add(n));
+    await clock.advance(0);
+    await clock.advance(60_000);
+    const leaders = all.filter((c) => c.elector.isLeader());
+    expect(leaders).toHaveLength(1);
+    expect(store.writes.filter((w) => w.verb === 'create')).toHaveLength(1);
+    for (const c of all) expect(c.elector.currentLeader()).toBe(leaders[0]!.name);
+  });
+
+  it('never steals a lease that is being renewed, however long it waits', async () => {
+    const holder = externalHolder(store, clock, 'other');
+    const a = add('a');
+    await clock.advance(120_000);
+    expect(store.writesBy('a')).toHaveLength(0);
+    expect(a.elector.isLeader()).toBe(false);
+    expect(a.elector.currentLeader()).toBe('other');
+    holder.stop();
+  });
+
+  it('takes over an abandoned lease exactly one lease duration after it last saw it change, counting the transition', async () => {
+    const holder = externalHolder(store, clock, 'other');
+    const a = add('a');
+    await clock.advance(10_000);
+    holder.stop();
+    const lastRenew = store.current()!;
+    await clock.advance(LEASE - 1);
+    expect(store.writesBy('a')).toHaveLength(0);
+    await clock.advance(1);
+    const lease = store.current()!;
+    expect(lease.record.holderIdentity).toBe('a');
+    expect(lease.record.leaseTransitions).toBe(lastRenew.record.leaseTransitions + 1);
+    expect(a.leaderships[0]!.term).toBe(Number(lease.resourceVersion));
+  });
+
+  it('waits a full lease duration from its own first observation, even when renewTime looks ancient (no wall-clock comparison)', async () => {
+    const longAgo = '2001-01-01T00:00:00.000000Z';
+    store.put({ holderIdentity: 'gone', leaseDurationSeconds: 15, acquireTime: longAgo, renewTime: longAgo, leaseTransitions: 4 });
+    const a = add('a');
+    await clock.advance(LEASE - 1);
+    expect(store.writesBy('a')).toHaveLength(0);
+    await clock.advance(1);
+    expect(store.current()!.record).toMatchObject({ holderIdentity: 'a', leaseTransitions: 5 });
+    expect(a.elector.isLeader()).toBe(true);
+  });
+
+  it('uses the lease duration written in the Lease, not its own, to judge expiry', async () => {
+    store.put({ holderIdentity: 'other', leaseDurationSeconds: 40, renewTime: '2030-01-01T00:00:00.000000Z', leaseTransitions: 0 });
+    add('a');
+    await clock.advance(39_999);
+    expect(store.writesBy('a')).toHaveLength(0);
+    await clock.advance(1);
+    expect(store.current()!.record.holderIdentity).toBe('a');
+    expect(store.current()!.record.leaseDurationSeconds).toBe(15);
+  });
+
+  it.each([
+    ['ahead', 3_600_000],
+    ['behind', -3_600_000],
+  ])('behaves identically with its wall clock an hour %s (skew is irrelevant)', async (_label, offset) => {
+    const holder = externalHolder(store, clock, 'other');
+    // Same monotonic clock, shifted wall clock.
+    const shifted: Clock = {
+      now: () => clock.now(),
+      wallNow: () => clock.wallNow() + offset,
+      setTimeout: (fn, ms) => clock.setTimeout(fn, ms),
+      clearTimeout: (handle) => clock.clearTimeout(handle),
+    };
+    const a = candidate(store, shifted, 'a');
+    candidates.push(a);
+    await clock.advance(60_000);
+    expect(store.writesBy('a')).toHaveLength(0);
+    holder.stop();
+    await clock.advance(LEASE);
+    expect(store.current()!.record.holderIdentity).toBe('a');
+    const written = Date.parse(store.current()!.record.renewTime!);
+    expect(Math.abs(written - (clock.wallNow() + offset))).toBeLessThan(1000);
+  });
+
+  it('takes over at once when the holder releases the Lease (watch, no polling)', async () => {
+    const a = add('a');
+    await clock.advance(0);
+    const b = add('b');
+    await clock.advance(30_000);
+    const requestsBefore = store.requests.filter((r) => r.startsWith('b ')).length;
+    await clock.advance(60_000);
+    expect(store.requests.filter((r) => r.startsWith('b ')).length).toBe(requestsBefore);
+    const termA = a.leaderships[0]!.term;
+    const stopping = a.stop();
+    await clock.advance(0);
+    await stopping;
+    expect(b.elector.isLeader()).toBe(true);
+    expect(b.leaderships[0]!.term).toBeGreaterThan(termA);
+    expect(store.current()!.record.leaseTransitions).toBe(1);
+  });
+});
+
+describe('leading', () => {
+  it('renews every retry period without changing acquireTime, transitions or term', async () => {
+    const a = add('a');
+    await clock.advance(0);
+    const first = store.current()!;
+    await clock.advance(20_000);
+    const renewals = store.writesBy('a').filter((w) => w.verb === 'update');
+    expect(renewals).toHaveLength(10);
+    const now = store.current()!;
+    expect(now.record.acquireTime).toBe(first.record.acquireTime);
+    expect(now.record.renewTime).not.toBe(first.record.renewTime);
+    expect(now.record.leaseTransitions).toBe(0);
+    expect(a.leaderships).toHaveLength(1);
+    expect(a.leaderships[0]!.signal.aborted).toBe(false);
+    expect(() => a.leaderships[0]!.assertValid()).not.toThrow();
+  });
+
+  it('steps down when it cannot renew within the renew deadline, keeps health, and leads again (higher term) once the API server is back', async () => {
+    const a = add('a');
+    await clock.advance(0);
+    const leadership = a.leaderships[0]!;
+    a.client.setDown(true);
+    const cutAt = clock.now();
+    let abortedAt: number | undefined;
+    leadership.signal.addEventListener('abort', () => (abortedAt = clock.now()));
+    await clock.advance(RENEW + 1000);
+    expect(abortedAt).toBeDefined();
+    expect(abortedAt! - cutAt).toBeLessThanOrEqual(RENEW);
+    expect(abortedAt! - cutAt).toBeGreaterThan(RENEW - RETRY - 1);
+    expect((leadership.signal.reason as LeadershipLostError).reason).toBe('renew-deadline');
+    expect(() => leadership.assertValid()).toThrow(LeadershipLostError);
+    expect(a.events).toContain('stopped');
+    expect(a.elector.isLeader()).toBe(false);
+    expect(a.elector.healthy().ok).toBe(true);
+    a.client.setDown(false);
+    await clock.advance(10_000);
+    expect(a.elector.isLeader()).toBe(true);
+    expect(a.leaderships[1]!.term).toBeGreaterThan(leadership.term);
+  });
+
+  it('hands over to a standby after the renew deadline, within the expiry bound', async () => {
+    const a = add('a');
+    await clock.advance(0);
+    const b = add('b');
+    await clock.advance(5_000);
+    a.client.setDown(true);
+    const lastRenew = store.writesBy('a').at(-1)!;
+    await clock.advance(LEASE + RETRY);
+    expect(store.current()!.record.holderIdentity).toBe('b');
+    const takeover = store.writes.find((w) => w.client === 'b')!;
+    expect(BigInt(takeover.resourceVersion)).toBeGreaterThan(BigInt(lastRenew.resourceVersion));
+    expect(a.leaderships[0]!.signal.aborted).toBe(true);
+  });
+
+  it('fences itself synchronously when time jumps past the lease (process was stopped), before any timer runs', async () => {
+    const a = add('a');
+    await clock.advance(0);
+    const leadership = a.leaderships[0]!;
+    const writes = store.writesBy('a').length;
+    clock.jump(LEASE + 1);
+    expect(a.elector.isLeader()).toBe(false);
+    expect(a.elector.healthy()).toEqual({ ok: false, reason: expect.stringContaining('has not renewed') });
+    expect(() => leadership.assertValid()).toThrow(/may have expired/);
+    expect(leadership.signal.aborted).toBe(true);
+    await clock.advance(1);
+    // It reads the Lease before anything else and, seeing its own unchanged
+    // record (nobody took over), re-acquires with a compare-and-swap.
+    expect(store.requests.filter((r) => r.startsWith('a ')).slice(-2)).toEqual(['a get', 'a update']);
+    expect(store.writesBy('a')).toHaveLength(writes + 1);
+    expect(a.leaderships[1]!.term).toBeGreaterThan(leadership.term);
+  });
+
+  it('a partitioned leader whose lease was taken meanwhile writes nothing more once reconnected, and reports the loss', async () => {
+    const a = add('a');
+    await clock.advance(0);
+    const b = add('b');
+    await clock.advance(3_000);
+    const leadership = a.leaderships[0]!;
+    a.client.setDown(true);
+    const frozenWrites = store.writesBy('a').length;
+    await clock.advance(LEASE + RETRY);
+    expect(b.elector.isLeader()).toBe(true);
+    a.client.setDown(false);
+    await clock.advance(30_000);
+    expect(store.writesBy('a')).toHaveLength(frozenWrites);
+    expect(leadership.signal.aborted).toBe(true);
+    expect(a.events).toContain('stopped');
+    expect(a.elector.currentLeader()).toBe('b');
+  });
+
+  it('drops leadership when a timer fires far too late (event-loop stall), even within the lease', async () => {
+    const a = add('a');
+    await clock.advance(0);
+    const leadership = a.leaderships[0]!;
+    clock.jump(1900);
+    await clock.advance(0);
+    expect(leadership.signal.aborted).toBe(false);
+    clock.jump(2500);
+    await clock.advance(0);
+    expect(leadership.signal.aborted).toBe(true);
+    expect((leadership.signal.reason as LeadershipLostError).reason).toBe('stalled');
+  });
+
+  it('stops leading at once when the watch shows another holder', async () => {
+    const a = add('a');
+    await clock.advance(0);
+    const current = store.current()!;
+    store.put({ ...current.record, holderIdentity: 'intruder', leaseTransitions: current.record.leaseTransitions + 1 });
+    await clock.advance(0);
+    expect(a.leaderships[0]!.signal.aborted).toBe(true);
+    expect((a.leaderships[0]!.signal.reason as LeadershipLostError).reason).toBe('taken');
+    await clock.advance(LEASE - 1);
+    expect(store.current()!.record.holderIdentity).toBe('intruder');
+    expect(a.elector.currentLeader()).toBe('intruder');
+  });
+
+  it('re-creates a Lease deleted under it, keeps its term, and standbys do not jump in', async () => {
+    const a = add('a');
+    await clock.advance(0);
+    const b = add('b');
+    await clock.advance(5_000);
+    store.delete();
+    await clock.advance(0);
+    expect(store.current()!.record.holderIdentity).toBe('a');
+    await clock.advance(60_000);
+    expect(a.leaderships).toHaveLength(1);
+    expect(a.leaderships[0]!.signal.aborted).toBe(false);
+    expect(store.writesBy('b')).toHaveLength(0);
+  });
+
+  it('a standby waits out a deleted holder’s lease, then creates the Lease; terms still increase while transitions restart', async () => {
+    store.put({ holderIdentity: 'other', leaseDurationSeconds: 15, renewTime: '2030-01-01T00:00:00.000000Z', leaseTransitions: 7 });
+    const otherTerm = Number(store.current()!.resourceVersion);
+    const b = add('b');
+    await clock.advance(5_000);
+    store.delete();
+    await clock.advance(LEASE - 5_000 - 1);
+    expect(store.writesBy('b')).toHaveLength(0);
+    await clock.advance(1);
+    expect(store.current()!.record).toMatchObject({ holderIdentity: 'b', leaseTransitions: 0 });
+    expect(b.leaderships[0]!.term).toBeGreaterThan(otherTerm);
+  });
+
+  it('steps down and releases when the guarded work fails, so a standby takes over, and backs off before campaigning again', async () => {
+    const a = add('a', { work: async () => Promise.reject(new Error('boom')) });
+    await clock.advance(0);
+    const b = add('b');
+    await clock.advance(0);
+    expect((a.leaderships[0]!.signal.reason as LeadershipLostError).reason).toBe('work-failed');
+    expect(b.elector.isLeader()).toBe(true);
+    await clock.advance(60_000);
+    expect(a.leaderships).toHaveLength(1);
+  });
+});
+
+describe('shutting down', () => {
+  it('aborts the leadership, waits for the guarded work, then releases the Lease (holder "", 1 s, transitions kept)', async () => {
+    const a = add('a', { holdWork: true });
+    await clock.advance(0);
+    const before = store.current()!;
+    const stopping = a.stop();
+    await clock.advance(0);
+    expect(a.leaderships[0]!.signal.aborted).toBe(true);
+    expect(store.current()!.record.holderIdentity).toBe('a');
+    expect(a.events).not.toContain('run resolved');
+    await clock.advance(1_000);
+    expect(store.current()!.record.holderIdentity).toBe('a');
+    a.finishWork!();
+    await clock.advance(0);
+    await stopping;
+    const after = store.current()!.record;
+    expect(after).toMatchObject({ holderIdentity: '', leaseDurationSeconds: 1, leaseTransitions: before.record.leaseTransitions });
+    expect(a.events.slice(-2)).toEqual(['stopped', 'run resolved']);
+    candidates = [];
+  });
+
+  it('does not release when releaseOnCancel is false', async () => {
+    const a = add('a', { config: { releaseOnCancel: false } });
+    await clock.advance(0);
+    await Promise.all([a.stop(), clock.advance(0)]);
+    expect(store.current()!.record.holderIdentity).toBe('a');
+    candidates = [];
+  });
+
+  it('reports unhealthy when the guarded work does not stop within a lease duration', async () => {
+    const a = add('a', { holdWork: true });
+    await clock.advance(0);
+    store.put({ ...store.current()!.record, holderIdentity: 'intruder' });
+    await clock.advance(LEASE - 1);
+    expect(a.elector.healthy().ok).toBe(true);
+    await clock.advance(2);
+    expect(a.elector.healthy()).toEqual({ ok: false, reason: expect.stringContaining('guarded work has not stopped') });
+    // It must not campaign again while its old work still runs.
+    await clock.advance(LEASE * 2);
+    expect(a.leaderships).toHaveLength(1);
+  });
+});
+
+describe('terms', () => {
+  it('refuses to lead when the resourceVersion is not below 2^53, and releases the Lease', async () => {
+    store = new FakeLeaseStore(2n ** 53n - 1n);
+    const a = add('a');
+    await clock.advance(0);
+    expect(a.leaderships).toHaveLength(0);
+    expect(await a.done).toBeInstanceOf(TermError);
+    expect(store.current()!.record.holderIdentity).toBe('');
+    candidates = [];
+  });
+
+  it('strictly increase across many failovers between replicas', async () => {
+    const all = ['a', 'b', 'c'].map((n) => add(n));
+    await clock.advance(0);
+    const terms: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const leader = all.find((c) => c.elector.isLeader())!;
+      terms.push(leader.leaderships.at(-1)!.term);
+      leader.client.setDown(true);
+      await clock.advance(LEASE + RETRY);
+      leader.client.setDown(false);
+      await clock.advance(RETRY);
+    }
+    for (let i = 1; i < terms.length; i++) expect(terms[i]!).toBeGreaterThan(terms[i - 1]!);
+  });
+});
+
+describe('metrics', () => {
+  it('exposes leader status and transitions', async () => {
+    const registry = new Registry();
+    const a = add('a', { config: { registry } });
+    await clock.advance(0);
+    const text = await registry.metrics();
+    expect(text).toContain('leader_election_master_status{name="lease"} 1');
+    expect(text).toMatch(/leader_election_transitions_total\{name="lease",direction="acquired",reason=""\} 1/);
+    await Promise.all([a.stop(), clock.advance(0)]);
+    expect(await registry.metrics()).toContain('leader_election_master_status{name="lease"} 0');
+    candidates = [];
+  });
+});

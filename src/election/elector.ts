@@ -1,0 +1,597 @@
+// The elector: campaigns for a Lease, leads while it can renew, fences itself
+// before the lease could have lapsed anywhere, and releases the Lease only
+// after the guarded work has stopped. Modelled on client-go's
+// tools/leaderelection, with three differences:
+// - standbys watch the Lease (LeaseObserver) and act on a local timer at the
+//   expiry bound, or at once when the holder releases it — no polling;
+// - the leader aborts `leadership.signal` at sendTimeOfLastSuccessfulRenew +
+//   leaseDuration − margin at the latest, and when its timers fire late
+//   (a stalled event loop), and `assertValid()` checks the same bound
+//   synchronously before every guarded write;
+// - each acquisition gets a fencing term (see token.ts).
+import pino, { type Logger } from 'pino';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { realClock, type Clock, type TimerHandle } from './clock.ts';
+import { validateConfig, type LeaderElectionConfig, type ResolvedTimings } from './config.ts';
+import { KubernetesLeaseLock, formatMicroTime, type LeaseLock, type LeaseRecord, type LeaseSnapshot } from './lock.ts';
+import { electionMetrics, type ElectionMetrics } from './metrics.ts';
+import { LeaseObserver, type Observation } from './observer.ts';
+import { TermError, compareResourceVersions, termFromResourceVersion } from './token.ts';
+import { apiMessage, isTransient, statusCode } from '../kube/errors.ts';
+
+export interface Leadership {
+  identity: string;
+  /** The fencing term of this acquisition (token.ts): strictly greater than every earlier acquisition's. */
+  term: number;
+  /** Aborted the instant leadership may be lost; its reason is a LeadershipLostError. */
+  signal: AbortSignal;
+  /** Synchronous self-fence check for right before a guarded write; throws LeadershipLostError. */
+  assertValid(): void;
+}
+
+export interface LeaderCallbacks {
+  /** Guarded work; must finish soon after leadership.signal aborts (the Lease is released only after). */
+  onStartedLeading: (leadership: Leadership) => Promise<void> | void;
+  /** Called once the guarded work of a leadership has stopped. */
+  onStoppedLeading?: () => void;
+  /** Called when this process sees a new holder of the Lease (including itself). */
+  onNewLeader?: (identity: string) => void;
+}
+
+export type LossReason =
+  | 'shutdown' // run()'s signal aborted
+  | 'renew-deadline' // could not renew within renewDeadline
+  | 'expired' // the self-fence bound passed (leaseDuration − margin since the last renew was sent)
+  | 'stalled' // a timer fired far too late: the event loop was stopped or starved
+  | 'taken' // the Lease names another holder, or we could not re-create it
+  | 'work-failed'; // onStartedLeading threw or rejected
+
+export class LeadershipLostError extends Error {
+  override name = 'LeadershipLostError';
+  readonly reason: LossReason;
+  constructor(reason: LossReason, message: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
+interface Term {
+  term: number;
+  controller: AbortController;
+  leadership: Leadership;
+  /** Monotonic send time of the request that last renewed (or acquired) the Lease. */
+  lastRenewSentAt: number;
+  /** Our newest write of the Lease: the base of the next compare-and-swap. */
+  cache: LeaseSnapshot;
+  renewDue: number;
+  renewTimer?: TimerHandle;
+  deadlineTimer?: TimerHandle;
+  deadlineDue: number;
+  tickTimer?: TimerHandle;
+  tickDue: number;
+  reason?: LossReason;
+  lostAt?: number;
+  workSettled: boolean;
+  renewing: boolean;
+  lost: Promise<void>;
+  markLost: () => void;
+}
+
+const isCasFailure = (err: unknown) => statusCode(err) === 409 || statusCode(err) === 404;
+
+export class LeaderElector {
+  readonly identity: string;
+  private readonly config: LeaderElectionConfig;
+  private readonly callbacks: LeaderCallbacks;
+  private readonly timings: ResolvedTimings;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly lock: LeaseLock;
+  private readonly observer: LeaseObserver;
+  private readonly metrics: ElectionMetrics;
+  private readonly releaseOnCancel: boolean;
+  private readonly tickMs: number;
+  private running = false;
+  private leading: Term | undefined;
+  private lastTerm: number | undefined;
+  private backoffUntil = 0;
+  private reportedLeader: string | undefined;
+  private wakers = new Set<() => void>();
+
+  constructor(config: LeaderElectionConfig, callbacks: LeaderCallbacks) {
+    this.timings = validateConfig(config);
+    this.config = config;
+    this.callbacks = callbacks;
+    this.identity = config.identity;
+    this.clock = config.clock ?? realClock;
+    this.logger = (config.logger ?? pino({ level: 'silent' })).child({ lease: `${config.namespace}/${config.name}`, identity: config.identity });
+    this.releaseOnCancel = config.releaseOnCancel ?? true;
+    this.tickMs = Math.min(250, this.timings.retryPeriodMs / 4);
+    this.lock = config.lock ?? this.kubernetesLock(config.kubeConfig);
+    this.observer = new LeaseObserver({ lock: this.lock, clock: this.clock, logger: this.logger, maxBackoffMs: this.timings.retryPeriodMs });
+    this.metrics = electionMetrics(config.registry, config.name);
+  }
+
+  private kubernetesLock(kubeConfig: KubeConfig): LeaseLock {
+    return new KubernetesLeaseLock({
+      kubeConfig,
+      namespace: this.config.namespace,
+      name: this.config.name,
+      requestTimeoutMs: this.timings.requestTimeoutMs,
+      watchTimeoutSeconds: () => Math.round(300 + 300 * Math.random()),
+    });
+  }
+
+  /** The resolved timings (defaults applied). */
+  get settings(): Readonly<ResolvedTimings> {
+    return this.timings;
+  }
+
+  /** True while this process leads and its lease is still valid on its own clock. */
+  isLeader(): boolean {
+    const term = this.leading;
+    return term !== undefined && !term.controller.signal.aborted && this.withinLease(term, this.clock.now());
+  }
+
+  /** The holder of the Lease as last seen by this process; undefined when nobody holds it. */
+  currentLeader(): string | undefined {
+    return this.observer.observation()?.lease?.record.holderIdentity || undefined;
+  }
+
+  /**
+   * Liveness. Unhealthy only when this process is stuck: it leads but has not
+   * renewed for longer than the renew deadline allows (its timers are not
+   * running), or the guarded work did not stop within a lease duration after
+   * leadership was lost. A failed renew is not a reason to restart: the
+   * replica steps down and campaigns again, so an API-server outage does not
+   * turn into a crash loop.
+   */
+  healthy(): { ok: boolean; reason?: string } {
+    const term = this.leading;
+    if (!term) return { ok: true };
+    const now = this.clock.now();
+    if (!term.controller.signal.aborted) {
+      const since = now - term.lastRenewSentAt;
+      if (since > this.timings.leaseDurationMs) return { ok: false, reason: `leader has not renewed the Lease for ${Math.round(since)} ms` };
+      return { ok: true };
+    }
+    if (!term.workSettled && term.lostAt !== undefined && now - term.lostAt > this.timings.leaseDurationMs) {
+      return { ok: false, reason: `guarded work has not stopped ${Math.round(now - term.lostAt)} ms after leadership was lost` };
+    }
+    return { ok: true };
+  }
+
+  /**
+   * Campaigns until `signal` aborts. On abort: aborts the leadership, waits for
+   * onStartedLeading's promise to settle, releases the Lease (when
+   * releaseOnCancel), then resolves. Rejects only on errors that make leading
+   * impossible (a resourceVersion that cannot be a fencing term).
+   */
+  async run(signal: AbortSignal): Promise<void> {
+    if (this.running) throw new Error('LeaderElector.run() is already running');
+    this.running = true;
+    const unsubscribe = this.observer.subscribe((observation) => this.observed(observation));
+    const onAbort = () => {
+      if (this.leading) this.stepDown(this.leading, 'shutdown');
+      this.wake();
+    };
+    signal.addEventListener('abort', onAbort);
+    this.observer.start();
+    this.logger.info({ leaseDurationMs: this.timings.leaseDurationMs, renewDeadlineMs: this.timings.renewDeadlineMs, retryPeriodMs: this.timings.retryPeriodMs }, 'Started campaigning');
+    let needFreshView = false;
+    try {
+      while (!signal.aborted) {
+        if (this.backoffUntil > this.clock.now()) {
+          await this.waitForChange(this.backoffUntil - this.clock.now(), signal);
+          continue;
+        }
+        if (needFreshView) {
+          // After losing leadership the cached view may be stale (we may have
+          // been paused): read the Lease before deciding anything, so a woken
+          // zombie never writes on the strength of an old resourceVersion.
+          needFreshView = !(await this.refreshQuietly(signal));
+          continue;
+        }
+        const won = await this.campaign(signal);
+        if (!won) break;
+        if (signal.aborted) {
+          await this.release(won.snapshot);
+          break;
+        }
+        const reason = await this.lead(won.snapshot, won.sentAt, signal);
+        needFreshView = reason !== 'shutdown';
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      unsubscribe();
+      this.observer.stop();
+      this.running = false;
+      this.logger.info('Stopped campaigning');
+    }
+  }
+
+  // ---- standby ----------------------------------------------------------------
+
+  private async campaign(signal: AbortSignal): Promise<{ snapshot: LeaseSnapshot; sentAt: number } | undefined> {
+    let backoffUntil = 0;
+    while (!signal.aborted) {
+      const observation = this.observer.observation();
+      const now = this.clock.now();
+      if (!observation) {
+        await this.waitForChange(undefined, signal);
+        continue;
+      }
+      const readyAt = Math.max(this.acquirableAt(observation), backoffUntil);
+      if (readyAt > now) {
+        await this.waitForChange(readyAt - now, signal);
+        continue;
+      }
+      const result = await this.tryAcquire(observation);
+      if (result === 'retry-now') continue;
+      if (result === 'backoff') {
+        backoffUntil = this.clock.now() + this.timings.retryPeriodMs * (1 + 0.2 * Math.random());
+        continue;
+      }
+      return result;
+    }
+    return undefined;
+  }
+
+  /** Monotonic time from which this process may try to take the Lease, on its own observation only. */
+  private acquirableAt(observation: Observation): number {
+    const lease = observation.lease;
+    if (!lease) {
+      // Deleted under a live holder: that holder may still be acting (and will
+      // re-create the Lease at its next renew); wait out its lease as we saw it.
+      const gone = observation.deletedHolder;
+      return gone && gone.identity !== this.identity ? gone.liveUntil : 0;
+    }
+    const { holderIdentity, leaseDurationSeconds } = lease.record;
+    if (holderIdentity === '' || holderIdentity === this.identity) return 0;
+    return observation.observedAt + leaseDurationSeconds * 1000;
+  }
+
+  private async tryAcquire(observation: Observation): Promise<{ snapshot: LeaseSnapshot; sentAt: number } | 'retry-now' | 'backoff'> {
+    const now = this.formatNow();
+    const base = observation.lease;
+    const record: LeaseRecord = {
+      holderIdentity: this.identity,
+      leaseDurationSeconds: this.timings.leaseDurationMs / 1000,
+      acquireTime: now,
+      renewTime: now,
+      leaseTransitions: base ? base.record.leaseTransitions + (base.record.holderIdentity === this.identity ? 0 : 1) : 0,
+    };
+    const sentAt = this.clock.now();
+    try {
+      const snapshot = base ? await this.lock.update(record, base) : await this.lock.create(record);
+      this.observer.record(snapshot);
+      return { snapshot, sentAt };
+    } catch (err) {
+      if (!isCasFailure(err)) {
+        this.logger.warn({ err: describe(err) }, 'Failed to acquire the Lease');
+        return 'backoff';
+      }
+      // Someone else wrote first: look again (their write resets our expiry clock).
+      this.logger.debug({ err: describe(err) }, 'Lost the race for the Lease');
+      try {
+        const fresh = await this.observer.refresh();
+        return fresh.lease?.resourceVersion === base?.resourceVersion ? 'backoff' : 'retry-now';
+      } catch (refreshErr) {
+        this.logger.warn({ err: describe(refreshErr) }, 'Failed to read the Lease');
+        return 'backoff';
+      }
+    }
+  }
+
+  private async refreshQuietly(signal: AbortSignal): Promise<boolean> {
+    try {
+      await this.observer.refresh();
+      return true;
+    } catch (err) {
+      this.logger.warn({ err: describe(err) }, 'Failed to read the Lease');
+      await this.waitForChange(this.timings.retryPeriodMs, signal);
+      return false;
+    }
+  }
+
+  private observed(observation: Observation): void {
+    const holder = observation.lease?.record.holderIdentity;
+    if (holder && holder !== this.reportedLeader) {
+      this.reportedLeader = holder;
+      this.logger.info({ leader: holder }, 'Observed a new leader');
+      this.safely('onNewLeader', () => this.callbacks.onNewLeader?.(holder));
+    }
+    const term = this.leading;
+    if (term && !term.controller.signal.aborted) {
+      const lease = observation.lease;
+      if (!lease) {
+        // Deleted under us: re-create it at once rather than at the next renew.
+        this.scheduleRenew(term, 0);
+      } else if (lease.record.holderIdentity !== this.identity && (compareResourceVersions(lease.resourceVersion, term.cache.resourceVersion) ?? 1) > 0) {
+        this.stepDown(term, 'taken', `the Lease is now held by ${lease.record.holderIdentity || 'nobody'}`);
+      }
+    }
+    this.wake();
+  }
+
+  // ---- leader -----------------------------------------------------------------
+
+  private async lead(snapshot: LeaseSnapshot, sentAt: number, runSignal: AbortSignal): Promise<LossReason> {
+    let termNumber: number;
+    try {
+      termNumber = termFromResourceVersion(snapshot.resourceVersion);
+      if (this.lastTerm !== undefined && termNumber <= this.lastTerm) {
+        throw new TermError(`fencing term ${termNumber} is not greater than this process's previous term ${this.lastTerm}`);
+      }
+    } catch (err) {
+      this.logger.error({ err: describe(err) }, 'Refused to lead');
+      await this.release(snapshot);
+      throw err;
+    }
+    this.lastTerm = termNumber;
+    const controller = new AbortController();
+    let markLost = () => {};
+    const lost = new Promise<void>((resolve) => (markLost = resolve));
+    const term: Term = {
+      term: termNumber,
+      controller,
+      leadership: undefined as unknown as Leadership,
+      lastRenewSentAt: sentAt,
+      cache: snapshot,
+      renewDue: 0,
+      deadlineDue: 0,
+      tickDue: 0,
+      workSettled: false,
+      renewing: false,
+      lost,
+      markLost,
+    };
+    term.leadership = {
+      identity: this.identity,
+      term: termNumber,
+      signal: controller.signal,
+      assertValid: () => this.assertValid(term),
+    };
+    this.leading = term;
+    this.metrics.setLeader(true);
+    this.metrics.acquired();
+    this.logger.info({ term: termNumber, leaseTransitions: snapshot.record.leaseTransitions, resourceVersion: snapshot.resourceVersion }, 'Started leading');
+    this.scheduleRenew(term, this.timings.retryPeriodMs);
+    this.scheduleDeadline(term);
+    this.scheduleTick(term);
+    if (runSignal.aborted) this.stepDown(term, 'shutdown');
+
+    let work: Promise<void>;
+    try {
+      work = Promise.resolve(this.callbacks.onStartedLeading(term.leadership));
+    } catch (err) {
+      work = Promise.reject(err);
+    }
+    const settled = work.then(
+      () => this.logger.debug({ term: termNumber }, 'Guarded work returned'),
+      (err: unknown) => {
+        this.logger.error({ term: termNumber, err: describe(err) }, 'Guarded work failed');
+        this.stepDown(term, 'work-failed', `guarded work failed: ${describe(err)}`);
+      },
+    );
+    await lost;
+    await settled;
+    term.workSettled = true;
+    this.logger.info({ term: termNumber, reason: term.reason }, 'Guarded work stopped');
+    this.safely('onStoppedLeading', () => this.callbacks.onStoppedLeading?.());
+    // Release only a lease that is still ours on our own clock: past that bound
+    // a successor may hold it, and it lapses within the margin anyway.
+    // After a failure of the guarded work, let another replica try first.
+    const release = (term.reason === 'shutdown' && this.releaseOnCancel) || term.reason === 'work-failed';
+    if (term.reason === 'work-failed') this.backoffUntil = this.clock.now() + this.timings.leaseDurationMs;
+    if (release && this.withinLease(term, this.clock.now())) {
+      const seen = this.observer.observation()?.lease;
+      await this.release(seen && seen.record.holderIdentity === this.identity ? seen : term.cache);
+    }
+    this.leading = undefined;
+    return term.reason ?? 'shutdown';
+  }
+
+  private withinLease(term: Term, now: number): boolean {
+    return now - term.lastRenewSentAt < this.timings.leaseDurationMs - this.timings.safetyMarginMs;
+  }
+
+  private assertValid(term: Term): void {
+    if (!term.controller.signal.aborted && !this.withinLease(term, this.clock.now())) {
+      this.stepDown(term, 'expired', 'the lease may have expired: no renew was sent recently enough');
+    }
+    if (term.controller.signal.aborted) {
+      const reason: unknown = term.controller.signal.reason;
+      throw reason instanceof LeadershipLostError ? reason : new LeadershipLostError(term.reason ?? 'shutdown', 'leadership was lost');
+    }
+  }
+
+  private stepDown(term: Term, reason: LossReason, detail?: string): void {
+    if (term.controller.signal.aborted) return;
+    term.reason = reason;
+    term.lostAt = this.clock.now();
+    for (const timer of [term.renewTimer, term.deadlineTimer, term.tickTimer]) this.clock.clearTimeout(timer);
+    const message = `stopped leading Lease ${this.lock.describe()} (term ${term.term}): ${detail ?? reason}`;
+    term.controller.abort(new LeadershipLostError(reason, message));
+    this.metrics.setLeader(false);
+    this.metrics.lost(reason);
+    const log = reason === 'shutdown' ? this.logger.info.bind(this.logger) : this.logger.warn.bind(this.logger);
+    log({ term: term.term, reason, detail }, 'Stopped leading');
+    term.markLost();
+  }
+
+  /** Fires late ⇒ the event loop stalled; leadership cannot be trusted any more. */
+  private checkLate(term: Term, due: number): boolean {
+    const late = this.clock.now() - due;
+    if (late > this.timings.stallThresholdMs) {
+      this.stepDown(term, 'stalled', `a timer fired ${Math.round(late)} ms late (event loop stalled)`);
+      return true;
+    }
+    return false;
+  }
+
+  private scheduleTick(term: Term): void {
+    term.tickDue = this.clock.now() + this.tickMs;
+    term.tickTimer = this.clock.setTimeout(() => {
+      if (term.controller.signal.aborted || this.checkLate(term, term.tickDue)) return;
+      if (!this.withinLease(term, this.clock.now())) return this.stepDown(term, 'expired');
+      this.scheduleTick(term);
+    }, this.tickMs);
+  }
+
+  /** The latest instant at which leadership must be dropped without a new renew. */
+  private scheduleDeadline(term: Term): void {
+    this.clock.clearTimeout(term.deadlineTimer);
+    const bound = Math.min(this.timings.renewDeadlineMs, this.timings.leaseDurationMs - this.timings.safetyMarginMs);
+    term.deadlineDue = term.lastRenewSentAt + bound;
+    term.deadlineTimer = this.clock.setTimeout(() => {
+      if (term.controller.signal.aborted || this.checkLate(term, term.deadlineDue)) return;
+      const since = this.clock.now() - term.lastRenewSentAt;
+      if (since >= bound) {
+        const reason = since >= this.timings.renewDeadlineMs ? 'renew-deadline' : 'expired';
+        this.stepDown(term, reason, `could not renew the Lease for ${Math.round(since)} ms`);
+      } else {
+        this.scheduleDeadline(term);
+      }
+    }, term.deadlineDue - this.clock.now());
+  }
+
+  private scheduleRenew(term: Term, delayMs: number): void {
+    this.clock.clearTimeout(term.renewTimer);
+    term.renewDue = this.clock.now() + delayMs;
+    term.renewTimer = this.clock.setTimeout(() => {
+      term.renewTimer = undefined;
+      void this.renew(term);
+    }, delayMs);
+  }
+
+  private async renew(term: Term): Promise<void> {
+    if (term.controller.signal.aborted || term.renewing) return;
+    if (this.checkLate(term, term.renewDue)) return;
+    if (!this.withinLease(term, this.clock.now())) return this.stepDown(term, 'expired');
+    term.renewing = true;
+    let sentAt = this.clock.now();
+    try {
+      const seen = this.observer.observation()?.lease;
+      const base =
+        seen && seen.record.holderIdentity === this.identity && (compareResourceVersions(seen.resourceVersion, term.cache.resourceVersion) ?? -1) > 0
+          ? seen
+          : term.cache;
+      const record: LeaseRecord = {
+        ...base.record,
+        holderIdentity: this.identity,
+        leaseDurationSeconds: this.timings.leaseDurationMs / 1000,
+        acquireTime: term.cache.record.acquireTime ?? this.formatNow(),
+        renewTime: this.formatNow(),
+      };
+      let snapshot: LeaseSnapshot;
+      try {
+        snapshot = await this.lock.update(record, base);
+      } catch (err) {
+        if (!isCasFailure(err) || term.controller.signal.aborted) throw err;
+        // Slow path (as client-go): read the Lease, then renew from what we read.
+        this.metrics.slowPath();
+        const fresh = await this.lock.get();
+        if (term.controller.signal.aborted) return;
+        if (fresh && fresh.record.holderIdentity !== this.identity) {
+          this.observer.record(fresh);
+          return this.stepDown(term, 'taken', `the Lease is now held by ${fresh.record.holderIdentity || 'nobody'}`);
+        }
+        if (!this.withinLease(term, this.clock.now())) return this.stepDown(term, 'expired');
+        sentAt = this.clock.now();
+        if (fresh) {
+          snapshot = await this.lock.update({ ...record, renewTime: this.formatNow() }, fresh);
+        } else {
+          this.logger.warn({ term: term.term }, 'The Lease was deleted while this process led; re-creating it');
+          snapshot = await this.lock.create({ ...record, renewTime: this.formatNow() }).catch((createErr: unknown) => {
+            if (statusCode(createErr) === 409) this.stepDown(term, 'taken', 'the Lease was deleted and re-created by someone else');
+            throw createErr;
+          });
+        }
+      }
+      this.metrics.renewDuration((this.clock.now() - sentAt) / 1000, 'success');
+      if (compareResourceVersions(snapshot.resourceVersion, term.cache.resourceVersion) !== -1) term.cache = snapshot;
+      this.observer.record(snapshot);
+      if (term.controller.signal.aborted) return;
+      term.lastRenewSentAt = Math.max(term.lastRenewSentAt, sentAt);
+      this.scheduleDeadline(term);
+    } catch (err) {
+      this.metrics.renewDuration((this.clock.now() - sentAt) / 1000, 'error');
+      if (!term.controller.signal.aborted) {
+        this.logger.warn({ term: term.term, err: describe(err), transient: isTransient(err) }, 'Failed to renew the Lease');
+      }
+    } finally {
+      term.renewing = false;
+      if (!term.controller.signal.aborted) {
+        this.scheduleRenew(term, Math.max(0, sentAt + this.timings.retryPeriodMs - this.clock.now()));
+      }
+    }
+  }
+
+  /** Gives the Lease up (holder "", duration 1 s, transitions kept), as client-go; only if we still hold it. */
+  private async release(base: LeaseSnapshot): Promise<void> {
+    let current: LeaseSnapshot | undefined = base;
+    for (let attempt = 0; attempt < 3 && current; attempt++) {
+      if (current.record.holderIdentity !== this.identity) return;
+      const now = this.formatNow();
+      try {
+        const released = await this.lock.update(
+          { holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions: current.record.leaseTransitions },
+          current,
+        );
+        this.observer.record(released);
+        this.logger.info('Released the Lease');
+        return;
+      } catch (err) {
+        if (!isCasFailure(err)) {
+          this.logger.warn({ err: describe(err) }, 'Failed to release the Lease; it will expire');
+          return;
+        }
+        current = await this.lock.get().catch(() => undefined);
+      }
+    }
+  }
+
+  // ---- plumbing ---------------------------------------------------------------
+
+  private formatNow(): string {
+    return formatMicroTime(this.clock.wallNow());
+  }
+
+  private wake(): void {
+    const wakers = [...this.wakers];
+    this.wakers.clear();
+    for (const w of wakers) w();
+  }
+
+  /** Resolves on the next observation, after `ms` (if given), or on abort. */
+  private waitForChange(ms: number | undefined, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      let timer: TimerHandle | undefined;
+      const done = () => {
+        this.clock.clearTimeout(timer);
+        this.wakers.delete(done);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      if (ms !== undefined) timer = this.clock.setTimeout(done, ms);
+      this.wakers.add(done);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  private safely(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.logger.error({ err: describe(err) }, `${what} callback threw`);
+    }
+  }
+}
+
+function describe(err: unknown): string {
+  const code = statusCode(err);
+  const message = apiMessage(err);
+  return code !== undefined && !message.includes(String(code)) ? `${message} (HTTP ${code})` : message;
+}

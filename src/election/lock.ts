@@ -1,0 +1,232 @@
+// The resource lock: a coordination.k8s.io/v1 Lease read and written with
+// optimistic concurrency. Like client-go's resourcelock.Interface, it knows
+// nothing about leadership; the elector decides, the lock only talks to the
+// API server. The interface is small so unit tests can use an in-memory lock.
+import * as k8s from '@kubernetes/client-node';
+import { makeClient } from '../kube/client.ts';
+import { statusCode } from '../kube/errors.ts';
+
+/** What the elector reads and writes in Lease.spec (client-go's LeaderElectionRecord). */
+export interface LeaseRecord {
+  /** "" when released. */
+  holderIdentity: string;
+  leaseDurationSeconds: number;
+  /** MicroTime strings, e.g. 2030-01-01T00:00:00.123456Z. */
+  acquireTime?: string;
+  renewTime?: string;
+  leaseTransitions: number;
+}
+
+export interface LeaseSnapshot {
+  record: LeaseRecord;
+  resourceVersion: string;
+  /** The full object as read, so an update keeps labels, annotations and fields we do not manage. */
+  object?: k8s.V1Lease;
+}
+
+export type LeaseEvent =
+  | { type: 'upsert'; lease: LeaseSnapshot }
+  | { type: 'deleted'; resourceVersion: string }
+  | { type: 'bookmark'; resourceVersion: string };
+
+export interface LeaseWatch {
+  stop(): void;
+}
+
+export interface LeaseLock {
+  /** namespace/name, for logs. */
+  describe(): string;
+  /** The Lease (if any) and the resourceVersion to start a watch from. */
+  list(): Promise<{ lease: LeaseSnapshot | undefined; resourceVersion: string }>;
+  /** undefined when the Lease does not exist. */
+  get(): Promise<LeaseSnapshot | undefined>;
+  /** Fails with HTTP 409 (AlreadyExists) when the Lease exists. */
+  create(record: LeaseRecord): Promise<LeaseSnapshot>;
+  /** Compare-and-swap on base.resourceVersion: fails with 409 when the Lease changed, 404/409 when it is gone. */
+  update(record: LeaseRecord, base: LeaseSnapshot): Promise<LeaseSnapshot>;
+  /**
+   * Streams changes after `resourceVersion`. `onClose` is called exactly once:
+   * without an error when the server ended the watch normally, with an error
+   * otherwise (an error with code 410 means: list again).
+   */
+  watch(resourceVersion: string, onEvent: (event: LeaseEvent) => void, onClose: (err?: unknown) => void): LeaseWatch;
+}
+
+/** Formats epoch milliseconds as a Kubernetes MicroTime (RFC 3339, six fractional digits, UTC). */
+export function formatMicroTime(epochMs: number): string {
+  const whole = Math.floor(epochMs);
+  const micros = Math.floor((epochMs - whole) * 1000);
+  const iso = new Date(whole).toISOString(); // 2030-01-01T00:00:00.123Z
+  return `${iso.slice(0, -1)}${String(micros).padStart(3, '0')}Z`;
+}
+
+// client-node passes MicroTime through as the string the server sent (its
+// type says Date); accept either.
+function microTimeString(value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (value instanceof Date) return formatMicroTime(value.getTime());
+  return String(value);
+}
+
+export function recordFromLease(lease: k8s.V1Lease): LeaseRecord {
+  const spec = lease.spec ?? {};
+  const record: LeaseRecord = {
+    holderIdentity: spec.holderIdentity ?? '',
+    leaseDurationSeconds: spec.leaseDurationSeconds ?? 0,
+    leaseTransitions: spec.leaseTransitions ?? 0,
+  };
+  const acquireTime = microTimeString(spec.acquireTime);
+  const renewTime = microTimeString(spec.renewTime);
+  if (acquireTime !== undefined) record.acquireTime = acquireTime;
+  if (renewTime !== undefined) record.renewTime = renewTime;
+  return record;
+}
+
+function snapshot(lease: k8s.V1Lease): LeaseSnapshot {
+  const resourceVersion = lease.metadata?.resourceVersion;
+  if (!resourceVersion) throw new Error(`Lease ${lease.metadata?.namespace}/${lease.metadata?.name} has no resourceVersion`);
+  return { record: recordFromLease(lease), resourceVersion, object: lease };
+}
+
+function specFromRecord(record: LeaseRecord, base: k8s.V1LeaseSpec = {}): k8s.V1LeaseSpec {
+  // MicroTime strings go out unchanged: client-node serialises unknown types as they are.
+  const asMicroTime = (s: string | undefined) => s as unknown as k8s.V1MicroTime | undefined;
+  const spec: k8s.V1LeaseSpec = {
+    ...base,
+    holderIdentity: record.holderIdentity,
+    leaseDurationSeconds: record.leaseDurationSeconds,
+    leaseTransitions: record.leaseTransitions,
+  };
+  if (record.acquireTime !== undefined) spec.acquireTime = asMicroTime(record.acquireTime);
+  else delete spec.acquireTime;
+  if (record.renewTime !== undefined) spec.renewTime = asMicroTime(record.renewTime);
+  else delete spec.renewTime;
+  return spec;
+}
+
+export interface KubernetesLeaseLockOptions {
+  kubeConfig: k8s.KubeConfig;
+  namespace: string;
+  name: string;
+  /** Per-request timeout for get/list/create/update. */
+  requestTimeoutMs: number;
+  userAgent?: string;
+  /** Server-side timeout of one watch request; it is resumed from the last resourceVersion afterwards. */
+  watchTimeoutSeconds?: () => number;
+}
+
+// client-node reports a failed watch request with `statusCode`; the rest of the code reads `code`.
+function withCode(err: unknown): unknown {
+  if (err === null || err === undefined) return undefined;
+  const status = (err as { statusCode?: unknown }).statusCode;
+  if (typeof status === 'number' && (err as { code?: unknown }).code === undefined) return Object.assign(err as object, { code: status });
+  return err;
+}
+
+export class KubernetesLeaseLock implements LeaseLock {
+  private readonly api: k8s.CoordinationV1Api;
+  private readonly options: KubernetesLeaseLockOptions;
+  private readonly watcher: k8s.Watch;
+
+  constructor(options: KubernetesLeaseLockOptions) {
+    this.options = options;
+    this.api = makeClient(options.kubeConfig, k8s.CoordinationV1Api, {
+      timeoutMs: options.requestTimeoutMs,
+      userAgent: options.userAgent ?? 'singleton-operator/leader-election',
+    });
+    this.watcher = new k8s.Watch(options.kubeConfig);
+  }
+
+  describe(): string {
+    return `${this.options.namespace}/${this.options.name}`;
+  }
+
+  async list(): Promise<{ lease: LeaseSnapshot | undefined; resourceVersion: string }> {
+    const list = await this.api.listNamespacedLease({
+      namespace: this.options.namespace,
+      fieldSelector: `metadata.name=${this.options.name}`,
+    });
+    const item = list.items[0];
+    const resourceVersion = list.metadata?.resourceVersion;
+    if (!resourceVersion) throw new Error('Lease list has no resourceVersion');
+    return { lease: item ? snapshot(item) : undefined, resourceVersion };
+  }
+
+  async get(): Promise<LeaseSnapshot | undefined> {
+    try {
+      return snapshot(await this.api.readNamespacedLease({ namespace: this.options.namespace, name: this.options.name }));
+    } catch (err) {
+      if (statusCode(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async create(record: LeaseRecord): Promise<LeaseSnapshot> {
+    const body: k8s.V1Lease = {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: this.options.name, namespace: this.options.namespace },
+      spec: specFromRecord(record),
+    };
+    return snapshot(await this.api.createNamespacedLease({ namespace: this.options.namespace, body }));
+  }
+
+  async update(record: LeaseRecord, base: LeaseSnapshot): Promise<LeaseSnapshot> {
+    const object = base.object ?? { metadata: { name: this.options.name, namespace: this.options.namespace } };
+    const body: k8s.V1Lease = {
+      ...object,
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { ...object.metadata, name: this.options.name, namespace: this.options.namespace, resourceVersion: base.resourceVersion },
+      spec: specFromRecord(record, object.spec),
+    };
+    return snapshot(await this.api.replaceNamespacedLease({ namespace: this.options.namespace, name: this.options.name, body }));
+  }
+
+  watch(resourceVersion: string, onEvent: (event: LeaseEvent) => void, onClose: (err?: unknown) => void): LeaseWatch {
+    let closed = false;
+    let controller: AbortController | undefined;
+    const close = (err?: unknown) => {
+      if (closed) return;
+      closed = true;
+      controller?.abort();
+      onClose(err);
+    };
+    const path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(this.options.namespace)}/leases`;
+    const query = {
+      fieldSelector: `metadata.name=${this.options.name}`,
+      resourceVersion,
+      allowWatchBookmarks: true,
+      timeoutSeconds: this.options.watchTimeoutSeconds?.() ?? 300,
+    };
+    const handle = (type: string, object: unknown) => {
+      if (closed) return;
+      const obj = object as k8s.V1Lease & { code?: number; message?: string };
+      switch (type) {
+        case 'ADDED':
+        case 'MODIFIED':
+          onEvent({ type: 'upsert', lease: snapshot(obj) });
+          return;
+        case 'DELETED':
+          onEvent({ type: 'deleted', resourceVersion: obj.metadata?.resourceVersion ?? '' });
+          return;
+        case 'BOOKMARK':
+          if (obj.metadata?.resourceVersion) onEvent({ type: 'bookmark', resourceVersion: obj.metadata.resourceVersion });
+          return;
+        case 'ERROR':
+          close(Object.assign(new Error(`watch error: ${obj.message ?? 'unknown'}`), { code: obj.code }));
+          return;
+      }
+    };
+    this.watcher
+      .watch(path, query, handle, (err: unknown) => close(withCode(err)))
+      .then(
+        (c) => {
+          controller = c;
+          if (closed) c.abort();
+        },
+        (err: unknown) => close(err),
+      );
+    return { stop: () => close() };
+  }
+}

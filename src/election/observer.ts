@@ -1,0 +1,189 @@
+// Keeps this process's view of the Lease current without polling: one list,
+// then a watch resumed from the last resourceVersion; after an error the watch
+// restarts with backoff and lists again. It also records WHEN this process saw
+// the lease record change, on the monotonic clock — the only time a standby may
+// use to judge expiry (client-go's rule; the renewTime written in the Lease is
+// another machine's wall clock and is never compared with ours).
+import type { Logger } from 'pino';
+import type { Clock, TimerHandle } from './clock.ts';
+import type { LeaseLock, LeaseRecord, LeaseSnapshot, LeaseWatch } from './lock.ts';
+import { compareResourceVersions } from './token.ts';
+import { statusCode } from '../kube/errors.ts';
+
+export interface Observation {
+  /** The Lease as last seen; undefined when it does not exist. */
+  lease: LeaseSnapshot | undefined;
+  /** Monotonic time at which this process saw the record change (or appear, or disappear). */
+  observedAt: number;
+  /**
+   * Set when the Lease was deleted while someone held it: that holder may still
+   * believe it leads until its lease would have expired, judged from when we
+   * last saw it renew.
+   */
+  deletedHolder?: { identity: string; liveUntil: number };
+}
+
+export function sameRecord(a: LeaseRecord, b: LeaseRecord): boolean {
+  return (
+    a.holderIdentity === b.holderIdentity &&
+    a.leaseDurationSeconds === b.leaseDurationSeconds &&
+    a.acquireTime === b.acquireTime &&
+    a.renewTime === b.renewTime &&
+    a.leaseTransitions === b.leaseTransitions
+  );
+}
+
+export interface LeaseObserverOptions {
+  lock: LeaseLock;
+  clock: Clock;
+  logger: Logger;
+  /** Longest wait between watch restarts after errors. */
+  maxBackoffMs: number;
+}
+
+export class LeaseObserver {
+  private readonly options: LeaseObserverOptions;
+  private current: Observation | undefined;
+  private latestVersion: string | undefined;
+  private listeners = new Set<(observation: Observation) => void>();
+  private running = false;
+  private watch: LeaseWatch | undefined;
+  private retryTimer: TimerHandle | undefined;
+  private failures = 0;
+
+  constructor(options: LeaseObserverOptions) {
+    this.options = options;
+  }
+
+  /** The current observation; undefined until the first list or get succeeded. */
+  observation(): Observation | undefined {
+    return this.current;
+  }
+
+  subscribe(listener: (observation: Observation) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    void this.listAndWatch();
+  }
+
+  stop(): void {
+    this.running = false;
+    this.options.clock.clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const watch = this.watch;
+    this.watch = undefined;
+    watch?.stop();
+  }
+
+  /** Reads the Lease now (after a failed compare-and-swap) and records what it saw. */
+  async refresh(): Promise<Observation> {
+    this.record(await this.options.lock.get());
+    return this.current!;
+  }
+
+  /**
+   * Records a state of the Lease: from the watch, a list, a get, or the
+   * response to our own write. Older resourceVersions than the newest seen are
+   * ignored, so a late response cannot undo a newer watch event.
+   */
+  record(lease: LeaseSnapshot | undefined, deletedVersion?: string): void {
+    const now = this.options.clock.now();
+    const version = lease?.resourceVersion ?? deletedVersion;
+    if (version && this.latestVersion) {
+      const order = compareResourceVersions(version, this.latestVersion);
+      if (order !== undefined && order < 0) return;
+      if (order === 0 && lease && this.current?.lease?.resourceVersion === version) return;
+    }
+    if (version) this.latestVersion = version;
+    const previous = this.current;
+    let next: Observation;
+    if (lease) {
+      const changed = !previous?.lease || !sameRecord(previous.lease.record, lease.record);
+      next = { lease, observedAt: changed || !previous ? now : previous.observedAt };
+    } else {
+      if (previous && !previous.lease) return;
+      next = { lease: undefined, observedAt: now };
+      const held = previous?.lease?.record;
+      if (previous && held && held.holderIdentity !== '') {
+        next.deletedHolder = { identity: held.holderIdentity, liveUntil: previous.observedAt + held.leaseDurationSeconds * 1000 };
+      }
+    }
+    this.current = next;
+    for (const listener of [...this.listeners]) listener(next);
+  }
+
+  private async listAndWatch(): Promise<void> {
+    if (!this.running) return;
+    let from: string;
+    try {
+      const { lease, resourceVersion } = await this.options.lock.list();
+      if (!this.running) return;
+      this.record(lease);
+      from = resourceVersion;
+    } catch (err) {
+      this.retryLater(err, 'list');
+      return;
+    }
+    this.watchFrom(from);
+  }
+
+  private watchFrom(resourceVersion: string): void {
+    if (!this.running) return;
+    let last = resourceVersion;
+    const watch = this.options.lock.watch(
+      resourceVersion,
+      (event) => {
+        if (this.watch !== watch) return;
+        this.failures = 0;
+        switch (event.type) {
+          case 'upsert':
+            last = event.lease.resourceVersion;
+            this.record(event.lease);
+            break;
+          case 'deleted':
+            if (event.resourceVersion) last = event.resourceVersion;
+            this.record(undefined, event.resourceVersion || undefined);
+            break;
+          case 'bookmark':
+            last = event.resourceVersion;
+            break;
+        }
+      },
+      (err) => {
+        if (this.watch !== watch) return;
+        this.watch = undefined;
+        if (!this.running) return;
+        if (err === undefined) {
+          // The server ended the watch (its timeout): resume where we were.
+          this.watchFrom(last);
+        } else if (statusCode(err) === 410) {
+          this.options.logger.debug({ lease: this.options.lock.describe() }, 'Lease watch expired; listing again');
+          void this.listAndWatch();
+        } else {
+          this.retryLater(err, 'watch');
+        }
+      },
+    );
+    this.watch = watch;
+  }
+
+  private retryLater(err: unknown, what: string): void {
+    if (!this.running) return;
+    this.failures++;
+    const base = Math.min(this.options.maxBackoffMs, 100 * 2 ** Math.min(this.failures, 10));
+    const delay = base * (1 + 0.2 * Math.random());
+    this.options.logger.warn(
+      { lease: this.options.lock.describe(), err: err instanceof Error ? err.message : String(err), retryInMs: Math.round(delay) },
+      `Lease ${what} failed; retrying`,
+    );
+    this.retryTimer = this.options.clock.setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.listAndWatch();
+    }, delay);
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * The fencing term of a leadership acquisition.
+ *
+ * Derivation: the term is the `metadata.resourceVersion` returned by the Lease
+ * write (create or update) that made this identity the holder, parsed as a
+ * decimal integer.
+ *
+ * Why that number:
+ * - Since Kubernetes 1.35 (KEP-5504) resourceVersions are documented to be
+ *   comparable integers within a resource type. They are etcd revisions: every
+ *   write anywhere in the cluster increases them, and they never go back — also
+ *   not when the Lease is deleted and created again (leaseTransitions restarts
+ *   at 0 then, which is why leaseTransitions is kept for humans and client-go
+ *   compatibility but is NOT the term).
+ * - Two acquisitions can never share it: each is a successful compare-and-swap
+ *   write on the same object, and a later acquisition's write happens after the
+ *   earlier one's, so it gets a strictly larger revision. Hence terms strictly
+ *   increase across acquisitions, whoever acquires.
+ * - Renewals do not change the term; a leader that recreates a Lease someone
+ *   deleted under it keeps its term (nobody else held the lease in between).
+ *
+ * Compare terms as integers (they are JavaScript numbers below 2^53 here; in
+ * other languages use 64-bit integers). We refuse a resourceVersion ≥ 2^53, so a
+ * term survives JSON and CEL without rounding; with etcd revisions that bound
+ * is far away (2^53 writes), but it is checked, never assumed. A
+ * resourceVersion that is not a plain decimal integer (an API server older than
+ * 1.35 may hand out opaque strings) is refused as well.
+ *
+ * Downstream, the controller derives a per-run token as
+ * max(previousToken + 1, term), so run tokens also strictly increase.
+ */
+export class TermError extends Error {
+  override name = 'TermError';
+}
+
+const MAX_TERM = BigInt(Number.MAX_SAFE_INTEGER) + 1n; // 2^53
+
+export function termFromResourceVersion(resourceVersion: string | undefined): number {
+  if (!resourceVersion || !/^[1-9][0-9]*$/.test(resourceVersion)) {
+    throw new TermError(`cannot derive a fencing term: resourceVersion ${JSON.stringify(resourceVersion)} is not a positive decimal integer (Kubernetes ≥ 1.35 is required)`);
+  }
+  const value = BigInt(resourceVersion);
+  if (value >= MAX_TERM) {
+    throw new TermError(`cannot derive a fencing term: resourceVersion ${resourceVersion} is not below 2^53`);
+  }
+  return Number(value);
+}
+
+/**
+ * Orders two resourceVersions of the same resource type (KEP-5504): negative,
+ * zero or positive like a comparator. Undefined when either is not an integer.
+ */
+export function compareResourceVersions(a: string, b: string): number | undefined {
+  if (!/^[0-9]+$/.test(a) || !/^[0-9]+$/.test(b)) return undefined;
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
