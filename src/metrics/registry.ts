@@ -1,0 +1,23 @@
+// One prom-client Registry per process, handed to the elector and the
+// controller so that /metrics serves all of them: election series
+// (leader_election_*), controller series (singletonjob_*), the Node.js process
+// metrics and a build-info series identifying the replica.
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+
+export interface RegistryInfo {
+  version: string;
+  identity: string;
+}
+
+export function createRegistry(info: RegistryInfo): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const build = new Gauge({
+    name: 'singleton_operator_build_info',
+    help: 'Always 1; labels identify the operator version and this replica',
+    labelNames: ['version', 'identity', 'node_version'],
+    registers: [registry],
+  });
+  build.set({ version: info.version, identity: info.identity, node_version: process.version }, 1);
+  return registry;
+}
