@@ -1,0 +1,125 @@
+// Runs our operator for the stampede and scale benchmarks: the CRD from
+// manifests/crds, then N replicas of `node src/main.ts`, each a separate
+// process with its own client-certificate identity (so the audit log tells
+// them apart), electing on one Lease.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { parse } from 'yaml';
+import type { ControlPlane } from '../test/controlplane/controlplane.ts';
+import { repoRoot } from './electors.ts';
+import { Child, sleep } from './lib/proc.ts';
+
+export const OPERATOR_NAMESPACE = 'bench-operator';
+export const OPERATOR_LEASE = 'singleton-operator';
+
+/** Throws "needs …" when the pieces the operator benchmarks rely on have not landed. */
+export function operatorPrerequisites(): void {
+  const missing: string[] = [];
+  if (!existsSync(path.join(repoRoot, 'src', 'main.ts'))) missing.push('the operator process (src/main.ts)');
+  const crds = path.join(repoRoot, 'manifests', 'crds');
+  if (!existsSync(crds) || readdirSync(crds).filter((f) => f.endsWith('.yaml')).length === 0) missing.push('the CRD (manifests/crds/)');
+  if (!existsSync(path.join(repoRoot, 'src', 'controller', 'controller.ts')) && !existsSync(path.join(repoRoot, 'src', 'controller', 'index.ts'))) {
+    missing.push('the SingletonJob controller (src/controller/)');
+  }
+  if (missing.length > 0) throw new Error(`needs ${missing.join(' and ')}, which has not landed yet`);
+}
+
+export async function installCrds(cp: ControlPlane): Promise<void> {
+  const ext = cp.kubeConfig().makeApiClient(k8s.ApiextensionsV1Api);
+  const dir = path.join(repoRoot, 'manifests', 'crds');
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml'))) {
+    const crd = parse(readFileSync(path.join(dir, file), 'utf8')) as k8s.V1CustomResourceDefinition;
+    const name = crd.metadata!.name!;
+    try {
+      await ext.createCustomResourceDefinition({ body: crd });
+    } catch (err) {
+      if ((err as { code?: number }).code !== 409) throw err;
+    }
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const got = await ext.readCustomResourceDefinition({ name });
+      if (got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) break;
+      if (Date.now() > deadline) throw new Error(`CRD ${name} not Established after 60 s`);
+      await sleep(200);
+    }
+  }
+  await sleep(1000); // discovery
+}
+
+export interface Operator {
+  replicas: Child[];
+  identities: string[];
+  byIdentity: Map<string, Child>;
+  holder(): Promise<string | undefined>;
+  waitLeader(timeoutMs: number): Promise<string>;
+  start(identity: string): Child;
+  stop(): Promise<void>;
+}
+
+export async function startOperator(cp: ControlPlane, o: { replicas: number; workDir: string; tag: string; env?: Record<string, string> }): Promise<Operator> {
+  operatorPrerequisites();
+  const kc = cp.kubeConfig();
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const coord = kc.makeApiClient(k8s.CoordinationV1Api);
+  await core.createNamespace({ body: { metadata: { name: OPERATOR_NAMESPACE } } }).catch(() => undefined);
+  const identities = Array.from({ length: o.replicas }, (_, i) => `singleton-operator-${o.tag}-${i + 1}`);
+  const byIdentity = new Map<string, Child>();
+  const start = (identity: string): Child => {
+    const kubeconfig = cp.kubeconfigFor(identity, ['system:masters']);
+    const child = new Child({
+      name: identity,
+      command: process.execPath,
+      args: [
+        path.join(repoRoot, 'src', 'main.ts'),
+        `--kubeconfig=${kubeconfig}`,
+        `--identity=${identity}`,
+        `--pod-name=${identity}`,
+        `--lease-namespace=${OPERATOR_NAMESPACE}`,
+        `--lease-name=${OPERATOR_LEASE}`,
+        '--http-host=127.0.0.1',
+        '--http-port=0',
+        '--log-level=info',
+      ],
+      env: { POD_NAMESPACE: OPERATOR_NAMESPACE, ...o.env },
+      log: path.join(o.workDir, `${identity}.log`),
+      cwd: repoRoot,
+    });
+    byIdentity.set(identity, child);
+    return child;
+  };
+  for (const id of identities) start(id);
+  const holder = async () => {
+    try {
+      const lease = await coord.readNamespacedLease({ name: OPERATOR_LEASE, namespace: OPERATOR_NAMESPACE });
+      return lease.spec?.holderIdentity || undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const op: Operator = {
+    get replicas() {
+      return identities.map((id) => byIdentity.get(id)!);
+    },
+    identities,
+    byIdentity,
+    holder,
+    start,
+    waitLeader: async (timeoutMs) => {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        const h = await holder();
+        if (h && byIdentity.get(h)?.alive) return h;
+        for (const c of byIdentity.values()) {
+          if (!c.alive && c.exited && c.exited.code !== 0 && c.exited.signal === null) throw new Error(`operator replica ${c.name} exited with code ${c.exited.code}; see ${path.join(o.workDir, `${c.name}.log`)}`);
+        }
+        await sleep(200);
+      }
+      throw new Error(`no operator replica became leader within ${timeoutMs} ms`);
+    },
+    stop: async () => {
+      await Promise.all([...byIdentity.values()].map((c) => c.stop(25_000).then(() => c.close())));
+    },
+  };
+  return op;
+}

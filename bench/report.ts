@@ -1,0 +1,334 @@
+// Turns a benchmark run into bench/results/latest.{json,md,png}: a markdown
+// table with medians, p90, worst and ours/peer ratios against the targets in
+// docs/product.md, the raw figures as JSON, and one chart (SVG → PNG with
+// rsvg-convert) of failover latency distributions, idle API cost, the
+// stampede and cost against object count.
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import type { FailoverResult } from './failover.ts';
+import type { StampedeResult, StampedeSide } from './stampede.ts';
+import type { ScaleResult } from './scale.ts';
+import { fmtMs, fmtNum, fmtRatio, ratio } from './lib/stats.ts';
+import * as s from './lib/svg.ts';
+
+export interface Machine {
+  host: string;
+  cpus: number;
+  cpuModel: string;
+  memGiB: number;
+  kernel: string;
+  node: string;
+  loadAvgStart: number[];
+  loadAvgEnd?: number[];
+  kubernetes: string;
+}
+
+export type Part<T> = { ok: true; result: T } | { ok: false; error: string };
+
+export interface BenchResults {
+  profile: string;
+  startedAt: string;
+  finishedAt: string;
+  machine: Machine;
+  settings: Record<string, unknown>;
+  failover: Part<FailoverResult>;
+  stampede: Part<StampedeResult>;
+  scale: Part<ScaleResult>;
+}
+
+const check = (ok: boolean | undefined) => (ok === undefined ? '–' : ok ? 'met' : '**missed**');
+
+export function renderMarkdown(r: BenchResults): string {
+  const m = r.machine;
+  const out: string[] = [];
+  out.push(`# Benchmark results (${r.profile} profile)`, '');
+  out.push(
+    `Run ${r.startedAt} → ${r.finishedAt} on \`${m.host}\`: ${m.cpus} × ${m.cpuModel}, ${m.memGiB} GiB RAM, Linux ${m.kernel}, Node ${m.node}, ` +
+      `Kubernetes ${m.kubernetes} (local etcd + kube-apiserver + kube-controller-manager + kube-scheduler + kwok). ` +
+      `Load average at start ${m.loadAvgStart.map((x) => x.toFixed(2)).join(' / ')}` +
+      (m.loadAvgEnd ? `, at end ${m.loadAvgEnd.map((x) => x.toFixed(2)).join(' / ')}` : '') +
+      '. The machine is shared, so absolute figures are noisy; each comparison ran both sides in the same run, alternating.',
+    '',
+  );
+  out.push('![results chart](latest.png)', '');
+
+  out.push('## Failover and idle API cost: ours vs client-go leaderelection', '');
+  if (!r.failover.ok) out.push(`Not measured: ${r.failover.error}`, '');
+  else {
+    const f = r.failover.result;
+    const ours = f.kinds.find((k) => k.kind === 'ours');
+    const peer = f.kinds.find((k) => k.kind === 'clientgo');
+    out.push(
+      `Three electors of each kind, one Lease per kind, 15 s lease / 10 s renew deadline / 2 s retry, release on cancel. Takeover = signal to the leader → the successor's first committed Lease write (audit log stageTimestamp). ${f.samples.filter((x) => x.mode === 'graceful').length / Math.max(1, f.kinds.length)} graceful and ${f.samples.filter((x) => x.mode === 'crash').length / Math.max(1, f.kinds.length)} crash rounds per kind.`,
+      '',
+    );
+    out.push('| metric | ours | client-go | ours / client-go | target | verdict |', '|---|---:|---:|---:|---|---|');
+    const row = (name: string, a: number | undefined, b: number | undefined, fmt: (x: number) => string, target: string, ok?: boolean) =>
+      out.push(`| ${name} | ${a === undefined ? '–' : fmt(a)} | ${b === undefined ? '–' : fmt(b)} | ${fmtRatio(ratio(a ?? NaN, b ?? NaN))} | ${target} | ${check(ok)} |`);
+    row('graceful takeover, median', ours?.graceful.median, peer?.graceful.median, fmtMs, 'p50 < 250 ms', ours ? ours.graceful.median < 250 : undefined);
+    row('graceful takeover, p90', ours?.graceful.p90, peer?.graceful.p90, fmtMs, '', undefined);
+    row('graceful takeover, worst', ours?.graceful.worst, peer?.graceful.worst, fmtMs, 'p99 < 1 s (worst of the run)', ours ? ours.graceful.worst < 1000 : undefined);
+    row('crash takeover, median', ours?.crash.median, peer?.crash.median, fmtMs, '', undefined);
+    row('crash takeover, p90', ours?.crash.p90, peer?.crash.p90, fmtMs, '', undefined);
+    row('crash takeover, worst', ours?.crash.worst, peer?.crash.worst, fmtMs, `≤ lease ${fmtMs(f.leaseDurationMs)} + 0.5 s`, ours ? ours.crash.worst <= f.leaseDurationMs + 500 : undefined);
+    row('idle requests/min, leader', ours?.idle.leader.perMinute, peer?.idle.leader.perMinute, (x) => fmtNum(x), '≈ one renew per period (30/min at 2 s)', ours ? ours.idle.leader.perMinute <= 31 : undefined);
+    row('idle requests/min, standby (mean)', ours?.idle.standbyPerMinute, peer?.idle.standbyPerMinute, (x) => fmtNum(x), 'no polling (watch only)', ours ? ours.idle.standbys.every((sb) => Object.keys(sb.verbs).every((v) => v === 'watch' || v === 'list')) : undefined);
+    out.push('');
+    for (const k of f.kinds) {
+      const verbs = (v: Record<string, number>) => Object.entries(v).map(([verb, n]) => `${verb} ${n}`).join(', ') || 'none';
+      out.push(`- ${k.label} idle window ${fmtMs(k.idle.windowMs)}: leader ${k.idle.leader.identity} (${verbs(k.idle.leader.verbs)}); standbys ${k.idle.standbys.map((sb) => `${sb.identity} (${verbs(sb.verbs)})`).join('; ')}.`);
+    }
+    const selfRep = (kind: string, mode: string) => {
+      const xs = f.samples.filter((x) => x.kind === kind && x.mode === mode && x.selfReportedMs !== undefined).map((x) => x.selfReportedMs!);
+      return xs.length ? fmtMs(xs.sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!) : '–';
+    };
+    const rel = (kind: string) => {
+      const xs = f.samples.filter((x) => x.kind === kind && x.releaseMs !== undefined).map((x) => x.releaseMs!);
+      return xs.length ? fmtMs(xs.sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!) : '–';
+    };
+    for (const k of f.kinds) out.push(`- ${k.label}: median SIGTERM → release write ${rel(k.kind)}; successor's self-reported "started leading" median graceful ${selfRep(k.kind, 'graceful')}, crash ${selfRep(k.kind, 'crash')}.`);
+    for (const n of f.notes) out.push(`- Note: ${n}`);
+    out.push('');
+  }
+
+  out.push('## The midnight stampede: SingletonJobs vs CronJobs due in the same minute', '');
+  if (!r.stampede.ok) out.push(`Not measured: ${r.stampede.error}`, '');
+  else {
+    const st = r.stampede.result;
+    const sj = st.sides.find((x) => x.side === 'singletonjob');
+    const crons = st.sides.filter((x) => x.side === 'cronjob');
+    out.push(`${st.count} objects per side, each side in its own namespace and minute, one after the other. Offsets are slot → the API server committing each Job create (audit log).`, '');
+    const cols = [...(sj ? [sj] : []), ...crons];
+    out.push(`| metric | ${cols.map((c) => c.label).join(' | ')} | ${crons.map((c) => `ours / ${c.label}`).join(' | ')} |`);
+    out.push(`|---|${cols.map(() => '---:').join('|')}|${crons.map(() => '---:').join('|')}|`);
+    const row = (name: string, f: (x: StampedeSide) => number, fmt: (x: number) => string) =>
+      out.push(`| ${name} | ${cols.map((c) => fmt(f(c))).join(' | ')} | ${crons.map((c) => (sj ? fmtRatio(ratio(f(sj), f(c))) : '–')).join(' | ')} |`);
+    row('Jobs created', (x) => x.jobsCreated, (x) => String(x));
+    row('first Job', (x) => x.firstMs, fmtMs);
+    row('median Job', (x) => x.dist.median, fmtMs);
+    row('p90 Job', (x) => x.dist.p90, fmtMs);
+    row('last Job (all runs started)', (x) => x.lastMs, fmtMs);
+    row('Jobs per second', (x) => x.jobsPerSecond, (x) => fmtNum(x));
+    out.push('');
+    const asShipped = crons[0];
+    if (sj && asShipped) out.push(`Target "all runs started no slower than the CronJob controller" (as shipped): ${check(sj.jobsCreated === sj.count && sj.lastMs <= asShipped.lastMs)}.`, '');
+    if (!sj) out.push('**The SingletonJob side was not measured** (see the note below); only the peer\'s figures are real.', '');
+    for (const x of st.sides) out.push(`- ${x.label}: rate limit ${x.rateLimit}; Jobs created by ${Object.entries(x.creators).map(([u, n]) => `${u} (${n})`).join(', ') || 'nobody'}${x.error ? `; **${x.error}**` : ''}.`);
+    for (const n of st.notes) out.push(`- Note: ${n}`);
+    out.push('');
+  }
+
+  out.push('## Scale and memory of the operator', '');
+  if (!r.scale.ok) out.push(`Not measured: ${r.scale.error}`, '');
+  else {
+    const sc = r.scale.result;
+    out.push(`${sc.replicas} replicas. ${sc.method}`, '');
+    out.push(
+      '| SingletonJobs | RSS leader | RSS standby (max) | cold start → all reconciled | crash takeover | takeover → all reconciled | reconciles/s after takeover |',
+      '|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const p of sc.points) {
+      out.push(`| ${p.objects.toLocaleString('en-US')} | ${fmtNum(p.rssLeaderMiB)} MiB | ${fmtNum(p.rssMaxStandbyMiB)} MiB | ${fmtMs(p.coldReconcileMs)} | ${fmtMs(p.takeoverMs)} | ${fmtMs(p.resumeMs)} | ${fmtNum(p.throughputPerSec, 0)} |`);
+    }
+    out.push('');
+    const big = sc.points.find((p) => p.objects === 10_000);
+    if (big) {
+      const mb = Math.max(big.rssLeaderMiB, big.rssMaxStandbyMiB) * 1.048576;
+      out.push(`Targets at 10,000: ≤ 150 MB RSS per replica — ${check(mb <= 150)} (${fmtNum(mb)} MB); resume within 10 s of taking over — ${check(big.resumeMs <= 10_000)}.`, '');
+    } else out.push('The 10,000-object point is only in the full profile (`npm run bench`).', '');
+    for (const p of sc.points) for (const n of p.notes) out.push(`- ${p.objects}: ${n}`);
+    for (const n of sc.notes) out.push(`- Note: ${n}`);
+    out.push('');
+  }
+  out.push('## Settings', '', '```json', JSON.stringify(r.settings, null, 2), '```', '');
+  return out.join('\n');
+}
+
+// ---------------------------------------------------------------- chart
+
+const W = 1400;
+const tickMs = (v: number) => (v >= 1000 ? `${v / 1000} s` : `${v} ms`);
+const PH = 330;
+
+function failoverPanel(p: s.Panel, f: FailoverResult | undefined, mode: 'graceful' | 'crash', error?: string): string {
+  const title = mode === 'graceful' ? 'Graceful failover (SIGTERM → successor writes the Lease)' : 'Crash failover (SIGKILL → successor writes the Lease)';
+  const sub = mode === 'graceful' ? 'each dot one round; bar = median; lower is better; log scale' : 'each dot one round; bar = median; lease duration 15 s';
+  const out = [s.frame(p, title, sub)];
+  if (!f) return out.concat(s.placeholder(p, error ?? 'not measured')).join('\n');
+  const samples = f.samples.filter((x) => x.mode === mode);
+  const xs = samples.map((x) => x.takeoverMs);
+  if (xs.length === 0) return out.concat(s.placeholder(p, 'no rounds')).join('\n');
+  const min = Math.min(...xs);
+  const max = Math.max(...xs);
+  const scale =
+    mode === 'graceful'
+      ? s.logScale(Math.max(1, 10 ** Math.floor(Math.log10(Math.max(1, Math.min(min, 100))))), 10 ** Math.ceil(Math.log10(Math.max(max, 1000) * 1.05)), p.px, p.px + p.pw, tickMs)
+      : s.linearScale(Math.min(10_000, Math.floor(min / 1000) * 1000), Math.max(f.leaseDurationMs + 5000, Math.ceil(max / 1000) * 1000 + 1000), p.px, p.px + p.pw, (v) => `${v / 1000} s`, 8);
+  out.push(s.xAxis(p, scale, 'takeover time'));
+  const kinds = f.kinds;
+  const rowH = p.ph / kinds.length;
+  // Targets
+  const targets = mode === 'graceful' ? [{ v: 250, label: 'target p50 < 250 ms' }, { v: 1000, label: 'p99 < 1 s' }] : [{ v: f.leaseDurationMs, label: 'lease 15 s' }, { v: f.leaseDurationMs + 500, label: 'target ≤ 15.5 s' }];
+  targets.forEach((t, i) => {
+    const x = scale(t.v);
+    out.push(s.line(x, p.py, x, p.py + p.ph, i === 1 || mode === 'graceful' ? s.COLORS.target : s.COLORS.muted, { dash: '5 4', width: 1.5 }));
+    out.push(s.text(x + (mode === 'crash' && i === 0 ? -4 : 4), p.py + p.ph - 6 - i * 13, t.label, { size: 10.5, fill: i === 1 || mode === 'graceful' ? s.COLORS.target : s.COLORS.muted, anchor: mode === 'crash' && i === 0 ? 'end' : 'start' }));
+  });
+  kinds.forEach((k, i) => {
+    const cy = p.py + rowH * (i + 0.5);
+    const color = k.kind === 'ours' ? s.COLORS.ours : s.COLORS.peer;
+    const mine = samples.filter((x) => x.kind === k.kind);
+    mine.forEach((x, j) => out.push(s.circle(scale(x.takeoverMs), cy + (((j * 7919) % 13) - 6) * (rowH / 40), 5, color, 0.6)));
+    const sum = mode === 'graceful' ? k.graceful : k.crash;
+    if (sum.n > 0) {
+      const mx = scale(sum.median);
+      out.push(s.line(mx, cy - rowH * 0.3, mx, cy + rowH * 0.3, color, { width: 3.5 }));
+      out.push(s.text(mx, cy - rowH * 0.32 - 3, `median ${fmtMs(sum.median)}`, { size: 11, anchor: 'middle', weight: 'bold', fill: color }));
+    }
+    out.push(s.text(p.x + 14, cy + 4, k.label, { size: 12.5, weight: 'bold', fill: color }));
+  });
+  return out.join('\n');
+}
+
+function idlePanel(p: s.Panel, f: FailoverResult | undefined, error?: string): string {
+  const out = [s.frame(p, 'Idle API requests per minute, per replica', 'from the audit log by identity; standbys of ours only watch')];
+  if (!f) return out.concat(s.placeholder(p, error ?? 'not measured')).join('\n');
+  const vals = f.kinds.flatMap((k) => [k.idle.leader.perMinute, k.idle.standbyPerMinute]);
+  const y = s.linearScale(0, Math.max(35, ...vals) * 1.1, p.py + p.ph, p.py, (v) => String(Math.round(v)), 5);
+  out.push(s.yAxis(p, y, 'requests / min'));
+  out.push(s.line(p.px, p.py + p.ph, p.px + p.pw, p.py + p.ph, s.COLORS.axis));
+  const groups = ['leader', 'standby'] as const;
+  const gw = p.pw / groups.length;
+  groups.forEach((g, gi) => {
+    const bw = Math.min(80, gw / (f.kinds.length + 1));
+    f.kinds.forEach((k, ki) => {
+      const v = g === 'leader' ? k.idle.leader.perMinute : k.idle.standbyPerMinute;
+      const x = p.px + gi * gw + gw / 2 + (ki - f.kinds.length / 2) * (bw + 8) + 4;
+      const color = k.kind === 'ours' ? s.COLORS.ours : s.COLORS.peer;
+      out.push(s.rect(x, y(v), bw, p.py + p.ph - y(v), color, { opacity: 0.85 }));
+      out.push(s.text(x + bw / 2, y(v) - 5, fmtNum(v), { size: 11.5, anchor: 'middle', weight: 'bold', fill: color }));
+      out.push(s.text(x + bw / 2, p.py + p.ph + 15, k.label, { size: 10.5, anchor: 'middle', fill: s.COLORS.muted }));
+    });
+    out.push(s.text(p.px + gi * gw + gw / 2, p.py + p.ph + 34, g === 'leader' ? 'leader' : 'standby (mean)', { size: 12, anchor: 'middle', weight: 'bold' }));
+  });
+  return out.join('\n');
+}
+
+function stampedePanel(p: s.Panel, st: StampedeResult | undefined, error?: string): string {
+  const out = [s.frame(p, `Midnight stampede: Jobs started after the slot`, 'cumulative Jobs created (audit log) vs seconds after the scheduled minute')];
+  if (!st) return out.concat(s.placeholder(p, error ?? 'not measured')).join('\n');
+  const sides = st.sides.filter((x) => x.offsetsMs.length > 0);
+  if (sides.length === 0) return out.concat(s.placeholder(p, 'no Jobs were created')).join('\n');
+  const maxT = Math.max(...sides.map((x) => x.lastMs)) / 1000;
+  const xsc = s.linearScale(0, Math.max(1, maxT * 1.05), p.px, p.px + p.pw, (v) => `${v} s`, 6);
+  const ysc = s.linearScale(0, st.count, p.py + p.ph, p.py, (v) => String(v), 5);
+  out.push(s.xAxis(p, xsc, 'seconds after the slot'), s.yAxis(p, ysc, 'Jobs created'));
+  for (const side of sides) {
+    const color = side.side === 'singletonjob' ? s.COLORS.ours : s.COLORS.peer;
+    const pts: Array<[number, number]> = [[xsc(0), ysc(0)]];
+    side.offsetsMs.forEach((ms, i) => {
+      pts.push([xsc(Math.max(0, ms) / 1000), ysc(i)]);
+      pts.push([xsc(Math.max(0, ms) / 1000), ysc(i + 1)]);
+    });
+    out.push(s.polyline(pts, color, 2.5));
+    const lx = xsc(side.lastMs / 1000);
+    out.push(s.text(Math.min(lx, p.px + p.pw - 4), ysc(side.jobsCreated) - 6, `last ${fmtMs(side.lastMs)}`, { size: 11, anchor: 'end', weight: 'bold', fill: color }));
+  }
+  out.push(s.legend(p.px + 10, p.py + p.ph - 12, sides.map((x) => ({ label: x.label, color: x.side === 'singletonjob' ? s.COLORS.ours : s.COLORS.peer }))));
+  return out.join('\n');
+}
+
+function scaleRssPanel(p: s.Panel, sc: ScaleResult | undefined, error?: string): string {
+  const out = [s.frame(p, 'Memory per replica vs SingletonJobs', 'VmRSS, caches warm; target ≤ 150 MB (143 MiB) at 10,000')];
+  if (!sc || sc.points.length === 0) return out.concat(s.placeholder(p, error ?? 'not measured')).join('\n');
+  const xsc = s.logScale(100, 10_000, p.px + 20, p.px + p.pw - 20, (v) => v.toLocaleString('en-US'));
+  const maxR = Math.max(160, ...sc.points.flatMap((x) => x.rssMiB)) * 1.1;
+  const ysc = s.linearScale(0, maxR, p.py + p.ph, p.py, (v) => `${v}`, 5);
+  out.push(s.xAxis(p, xsc, 'SingletonJobs (log scale)'), s.yAxis(p, ysc, 'RSS (MiB)'));
+  const target = 150 / 1.048576;
+  out.push(s.line(p.px, ysc(target), p.px + p.pw, ysc(target), s.COLORS.target, { dash: '5 4', width: 1.5 }));
+  out.push(s.text(p.px + 6, ysc(target) - 5, 'target 150 MB', { size: 10.5, fill: s.COLORS.target }));
+  const lead: Array<[number, number]> = sc.points.map((x) => [xsc(x.objects), ysc(x.rssLeaderMiB)]);
+  const stby: Array<[number, number]> = sc.points.map((x) => [xsc(x.objects), ysc(x.rssMaxStandbyMiB)]);
+  out.push(s.polyline(lead, s.COLORS.ours, 2.5), s.polyline(stby, s.COLORS.ours, 2, '6 4'));
+  for (const x of sc.points) {
+    out.push(s.circle(xsc(x.objects), ysc(x.rssLeaderMiB), 4.5, s.COLORS.ours, 1));
+    out.push(s.text(xsc(x.objects), ysc(x.rssLeaderMiB) - 9, `${fmtNum(x.rssLeaderMiB, 0)} MiB`, { size: 11, anchor: 'middle', weight: 'bold', fill: s.COLORS.ours }));
+  }
+  out.push(s.legend(p.px + 10, p.py + 14, [{ label: 'leader', color: s.COLORS.ours }, { label: 'standby (max)', color: s.COLORS.ours, dash: '6 4' }]));
+  return out.join('\n');
+}
+
+function scaleTimePanel(p: s.Panel, sc: ScaleResult | undefined, error?: string): string {
+  const out = [s.frame(p, 'New leader: takeover → every SingletonJob reconciled', 'leader paused (SIGSTOP) after every object changed; standby caches warm; target ≤ 10 s at 10,000')];
+  if (!sc || sc.points.length === 0) return out.concat(s.placeholder(p, error ?? 'not measured')).join('\n');
+  const xsc = s.logScale(100, 10_000, p.px + 20, p.px + p.pw - 20, (v) => v.toLocaleString('en-US'));
+  const maxT = Math.max(12_000, ...sc.points.map((x) => Math.max(x.resumeMs, x.coldReconcileMs))) * 1.1;
+  const ysc = s.linearScale(0, maxT / 1000, p.py + p.ph, p.py, (v) => `${v} s`, 5);
+  out.push(s.xAxis(p, xsc, 'SingletonJobs (log scale)'), s.yAxis(p, ysc, 'seconds'));
+  out.push(s.line(p.px, ysc(10), p.px + p.pw, ysc(10), s.COLORS.target, { dash: '5 4', width: 1.5 }));
+  out.push(s.text(p.px + 6, ysc(10) - 5, 'target 10 s', { size: 10.5, fill: s.COLORS.target }));
+  const resume: Array<[number, number]> = sc.points.map((x) => [xsc(x.objects), ysc(x.resumeMs / 1000)]);
+  const cold: Array<[number, number]> = sc.points.map((x) => [xsc(x.objects), ysc(x.coldReconcileMs / 1000)]);
+  out.push(s.polyline(resume, s.COLORS.ours, 2.5), s.polyline(cold, s.COLORS.muted, 2, '6 4'));
+  for (const x of sc.points) {
+    out.push(s.circle(xsc(x.objects), ysc(x.resumeMs / 1000), 4.5, s.COLORS.ours, 1));
+    out.push(s.text(xsc(x.objects), ysc(x.resumeMs / 1000) - 9, `${fmtMs(x.resumeMs)} (${fmtNum(x.throughputPerSec, 0)}/s)`, { size: 11, anchor: 'middle', weight: 'bold', fill: s.COLORS.ours }));
+  }
+  out.push(s.legend(p.px + 10, p.py + 14, [{ label: 'after a takeover', color: s.COLORS.ours }, { label: 'cold start of the first leader', color: s.COLORS.muted, dash: '6 4' }]));
+  return out.join('\n');
+}
+
+export function renderSvg(r: BenchResults): string {
+  const header = 64;
+  const H = header + PH * 3 + 16;
+  const half = W / 2;
+  const f = r.failover.ok ? r.failover.result : undefined;
+  const st = r.stampede.ok ? r.stampede.result : undefined;
+  const sc = r.scale.ok ? r.scale.result : undefined;
+  const err = (p: Part<unknown>) => (p.ok ? undefined : `not measured: ${p.error.length > 70 ? `${p.error.slice(0, 67)}…` : p.error}`);
+  const m = r.machine;
+  const body = [
+    s.rect(0, 0, W, H, '#f5f5f5'),
+    s.text(20, 30, `singleton-operator benchmarks — ${r.profile} profile, ${r.finishedAt.slice(0, 16).replace('T', ' ')} UTC`, { size: 20, weight: 'bold' }),
+    s.text(20, 52, `${m.cpus} × ${m.cpuModel}, ${m.memGiB} GiB, shared machine (load ${m.loadAvgStart[0]?.toFixed(1)}); Kubernetes ${m.kubernetes} local control plane; ours in blue, the peer in orange`, {
+      size: 12,
+      fill: s.COLORS.muted,
+    }),
+    failoverPanel(s.panel(0, header, half, PH, { l: 100, r: 24, t: 50, b: 48 }), f, 'graceful', err(r.failover)),
+    failoverPanel(s.panel(half, header, half, PH, { l: 100, r: 24, t: 50, b: 48 }), f, 'crash', err(r.failover)),
+    idlePanel(s.panel(0, header + PH, half, PH), f, err(r.failover)),
+    stampedePanel(s.panel(half, header + PH, half, PH), st, err(r.stampede)),
+    scaleRssPanel(s.panel(0, header + 2 * PH, half, PH), sc, err(r.scale)),
+    scaleTimePanel(s.panel(half, header + 2 * PH, half, PH), sc, err(r.scale)),
+  ];
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}">\n${body.join('\n')}\n</svg>\n`;
+}
+
+/** Checks that rsvg-convert is installed (Debian/Ubuntu: apt-get install librsvg2-bin). */
+export function rsvgAvailable(): boolean {
+  try {
+    execFileSync('rsvg-convert', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function writeResults(r: BenchResults, base: string): string[] {
+  const written: string[] = [];
+  writeFileSync(`${base}.json`, `${JSON.stringify(r, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
+  written.push(`${base}.json`);
+  writeFileSync(`${base}.md`, renderMarkdown(r));
+  written.push(`${base}.md`);
+  const svg = renderSvg(r);
+  writeFileSync(`${base}.svg`, svg);
+  written.push(`${base}.svg`);
+  if (rsvgAvailable()) {
+    execFileSync('rsvg-convert', ['--format=png', `--output=${base}.png`, `${base}.svg`]);
+    written.push(`${base}.png`);
+  } else {
+    console.warn('rsvg-convert not found: wrote only the SVG chart. Install it (Debian/Ubuntu: apt-get install librsvg2-bin) for the PNG.');
+  }
+  return written;
+}

@@ -1,0 +1,151 @@
+// The benchmark runner: one local control plane, then
+//   (a) failover + idle API cost, ours vs client-go leaderelection,
+//   (b) the midnight stampede, SingletonJobs vs kube-controller-manager CronJobs,
+//   (c) scale and memory of our operator at 100 / 1,000 / 10,000 SingletonJobs,
+// and writes bench/results/latest.{md,json,svg,png}.
+//
+//   npm run bench            # full profile (about an hour)
+//   npm run bench:quick      # quick profile (about 20 minutes)
+//   node bench/run.ts --profile=quick --only=failover --out=bench/results/tmp/try
+import { mkdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import * as k8s from '@kubernetes/client-node';
+import { ControlPlane } from '../test/controlplane/controlplane.ts';
+import { benchDir, clientGoElector, oursElector, type ElectorKind } from './electors.ts';
+import { runFailover } from './failover.ts';
+import { runStampede } from './stampede-run.ts';
+import { runScale } from './scale-run.ts';
+import { rsvgAvailable, writeResults, type BenchResults, type Machine, type Part } from './report.ts';
+
+interface Profile {
+  gracefulRounds: number;
+  crashRounds: number;
+  idleWindowMs: number;
+  stampedeCount: number;
+  scaleCounts: number[];
+}
+
+const profiles: Record<string, Profile> = {
+  quick: { gracefulRounds: 8, crashRounds: 3, idleWindowMs: 60_000, stampedeCount: 1000, scaleCounts: [100, 1000] },
+  full: { gracefulRounds: 25, crashRounds: 8, idleWindowMs: 180_000, stampedeCount: 1000, scaleCounts: [100, 1000, 10_000] },
+};
+
+const parts = ['failover', 'stampede', 'scale'] as const;
+type PartName = (typeof parts)[number];
+
+function stamp(): string {
+  return new Date().toISOString().slice(11, 19);
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      profile: { type: 'string', default: 'quick' },
+      only: { type: 'string' },
+      out: { type: 'string', default: path.join(benchDir, 'results', 'latest') },
+      'scale-counts': { type: 'string' },
+      'stampede-count': { type: 'string' },
+      rounds: { type: 'string' },
+    },
+  });
+  const profile = { ...profiles[values.profile ?? 'quick']! };
+  if (!profiles[values.profile ?? 'quick']) throw new Error(`unknown profile ${values.profile} (quick or full)`);
+  if (values['scale-counts']) profile.scaleCounts = values['scale-counts'].split(',').map(Number);
+  if (values['stampede-count']) profile.stampedeCount = Number(values['stampede-count']);
+  if (values.rounds) {
+    const [g, c] = values.rounds.split(',').map(Number);
+    profile.gracefulRounds = g ?? profile.gracefulRounds;
+    profile.crashRounds = c ?? profile.crashRounds;
+  }
+  const only = new Set<PartName>((values.only ? values.only.split(',') : [...parts]) as PartName[]);
+  const runId = new Date().toISOString().replace(/[:.]/g, '-');
+  const workDir = path.join(benchDir, 'results', 'tmp', runId);
+  mkdirSync(workDir, { recursive: true });
+  mkdirSync(path.dirname(values.out!), { recursive: true });
+  const log = (m: string) => console.log(`${stamp()} ${m}`);
+  if (!rsvgAvailable()) log('warning: rsvg-convert is missing, the chart will be SVG only (apt-get install librsvg2-bin)');
+
+  const startedAt = new Date().toISOString();
+  const cpu = os.cpus();
+  const machine: Machine = {
+    host: os.hostname(),
+    cpus: cpu.length,
+    cpuModel: (cpu[0]?.model ?? 'unknown CPU').replace(/\s+/g, ' ').trim(),
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: os.release(),
+    node: process.version,
+    loadAvgStart: os.loadavg(),
+    kubernetes: 'unknown',
+  };
+  log(`profile ${values.profile}: ${JSON.stringify(profile)}; parts ${[...only].join(', ')}; logs in ${workDir}`);
+
+  const skipped = (name: string): Part<never> => ({ ok: false, error: `skipped (--only without ${name})` });
+  const results: BenchResults = {
+    profile: values.profile!,
+    startedAt,
+    finishedAt: startedAt,
+    machine,
+    settings: { ...profile },
+    failover: skipped('failover'),
+    stampede: skipped('stampede'),
+    scale: skipped('scale'),
+  };
+
+  log('starting the control plane');
+  const cp = await ControlPlane.start({ log: (m) => log(`  ${m}`), dir: path.join(workDir, 'cluster') });
+  let stopping = false;
+  const stopAll = async () => {
+    if (stopping) return;
+    stopping = true;
+    await cp.stop({ keepDir: true }).catch(() => undefined);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      log(`${sig}: stopping the control plane`);
+      void stopAll().then(() => process.exit(130));
+    });
+  }
+  try {
+    machine.kubernetes = (await cp.kubeConfig().makeApiClient(k8s.VersionApi).getCode()).gitVersion;
+    const attempt = async <T>(name: PartName, fn: () => Promise<T>): Promise<Part<T>> => {
+      if (!only.has(name)) return skipped(name);
+      log(`=== ${name} ===`);
+      try {
+        const result = await fn();
+        log(`=== ${name} done ===`);
+        return { ok: true, result };
+      } catch (err) {
+        const error = err instanceof Error ? err.message : String(err);
+        log(`=== ${name} FAILED: ${error}`);
+        return { ok: false, error };
+      }
+    };
+    results.failover = await attempt('failover', async () => {
+      const kinds: ElectorKind[] = [clientGoElector(), oursElector()];
+      results.settings.electors = kinds.map((k) => k.describe);
+      return runFailover(cp, kinds, { gracefulRounds: profile.gracefulRounds, crashRounds: profile.crashRounds, idleWindowMs: profile.idleWindowMs, logDir: workDir, log });
+    });
+    writeResults({ ...results, finishedAt: new Date().toISOString() }, values.out!);
+    results.stampede = await attempt('stampede', () => runStampede(cp, { count: profile.stampedeCount, workDir, log }));
+    writeResults({ ...results, finishedAt: new Date().toISOString() }, values.out!);
+    results.scale = await attempt('scale', () => runScale(cp, { counts: profile.scaleCounts, workDir, log }));
+  } finally {
+    results.finishedAt = new Date().toISOString();
+    machine.loadAvgEnd = os.loadavg();
+    const written = writeResults(results, values.out!);
+    log(`wrote ${written.join(', ')}`);
+    log('stopping the control plane');
+    await stopAll();
+  }
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,86 @@
+// Orchestrates part (b): the CronJob controller as shipped (kube-controller-
+// manager defaults: 20 qps / burst 30), our operator as shipped, and the
+// CronJob controller again with its client rate limit raised so that neither
+// side is throttled on the client — each in its own namespace and minute,
+// with the previous side's Pods finished and its namespace deleted in between.
+import * as k8s from '@kubernetes/client-node';
+import type { ControlPlane } from '../test/controlplane/controlplane.ts';
+import { sleep } from './lib/proc.ts';
+import { cronJobSide, runStampedeSide, singletonJobSide, waitPodsSettled, type SideSetup, type StampedeResult, type StampedeSide } from './stampede.ts';
+import { installCrds, operatorPrerequisites, startOperator } from './operator.ts';
+
+export const FAST_KCM = { qps: 1000, burst: 2000 };
+
+async function deleteNamespace(cp: ControlPlane, name: string, log: (m: string) => void): Promise<void> {
+  const core = cp.kubeConfig().makeApiClient(k8s.CoreV1Api);
+  await core.deleteNamespace({ name }).catch(() => undefined);
+  const deadline = Date.now() + 300_000;
+  while (Date.now() < deadline) {
+    try {
+      await core.readNamespace({ name });
+    } catch {
+      return;
+    }
+    await sleep(2000);
+  }
+  log(`namespace ${name} still terminating after 5 min; going on`);
+}
+
+/** Restarts kube-controller-manager with other client rate limits (undefined = its defaults). */
+async function setKcmRateLimit(cp: ControlPlane, limit: { qps: number; burst: number } | undefined): Promise<void> {
+  const proc = cp.state.processes['kube-controller-manager'];
+  if (!proc) throw new Error('no kube-controller-manager');
+  proc.args = proc.args.filter((a) => !a.startsWith('--kube-api-qps=') && !a.startsWith('--kube-api-burst='));
+  if (limit) proc.args.push(`--kube-api-qps=${limit.qps}`, `--kube-api-burst=${limit.burst}`);
+  await cp.restartComponent('kube-controller-manager');
+  await sleep(5000); // informers sync, leader-elect is off
+}
+
+export async function runStampede(cp: ControlPlane, o: { count: number; workDir: string; log: (m: string) => void }): Promise<StampedeResult> {
+  const sides: StampedeSide[] = [];
+  const notes: string[] = [];
+  const timeoutMs = Math.max(300_000, o.count * 400);
+  const measure = async (setup: SideSetup) => {
+    const side = await runStampedeSide(cp, setup, { count: o.count, log: o.log, timeoutMs });
+    sides.push(side);
+    await waitPodsSettled(cp, setup.namespace, 240_000, o.log).catch((err: unknown) => o.log(`pods did not settle: ${String(err)}`));
+    await deleteNamespace(cp, setup.namespace, o.log);
+  };
+
+  await measure(cronJobSide);
+
+  let oursError: string | undefined;
+  try {
+    operatorPrerequisites();
+  } catch (err) {
+    oursError = (err as Error).message;
+  }
+  if (oursError === undefined) {
+    await installCrds(cp);
+    const op = await startOperator(cp, { replicas: 3, workDir: o.workDir, tag: 'stampede' });
+    try {
+      const leader = await op.waitLeader(60_000);
+      o.log(`operator leader: ${leader}`);
+      await measure(singletonJobSide('our operator as shipped: client-node has no client-side rate limit (requests bounded only by the controller\'s own concurrency)'));
+    } finally {
+      await op.stop();
+    }
+  } else {
+    notes.push(`SingletonJob side not measured: ${oursError}`);
+    o.log(`SingletonJob side skipped: ${oursError}`);
+  }
+
+  // The peer again, unthrottled on the client like ours.
+  await setKcmRateLimit(cp, FAST_KCM);
+  try {
+    await measure({
+      ...cronJobSide,
+      namespace: 'bench-stampede-cron-fast',
+      label: `CronJob, kcm qps ${FAST_KCM.qps}`,
+      rateLimit: `kube-controller-manager restarted with --kube-api-qps=${FAST_KCM.qps} --kube-api-burst=${FAST_KCM.burst} (client limit effectively off, like ours), --concurrent-cron-job-syncs=5`,
+    });
+  } finally {
+    await setKcmRateLimit(cp, undefined);
+  }
+  return { count: o.count, sides, notes };
+}
