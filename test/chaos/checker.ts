@@ -1,0 +1,353 @@
+// The history checker: pure functions over a recorded History, one per
+// promised invariant. Each returns the violations it found, with a sentence a
+// person can act on; `checkHistory` runs them all and orders the violations by
+// when they happened, so the first one is the root to look at.
+import { CronExpressionParser } from 'cron-parser';
+import { compareRv, type AuditWrite, type FaultRecord, type History, type JobRecord, type PodRecord } from './history.ts';
+
+export type CheckName =
+  | 'one-in-flight'
+  | 'slot-at-most-once'
+  | 'slot-exactly-once'
+  | 'slot-off-schedule'
+  | 'tokens-increase'
+  | 'deposed-writes'
+  | 'recovery'
+  | 'crash-loop'
+  | 'history-complete'
+  | 'bad-input';
+
+export interface Violation {
+  check: CheckName;
+  /** Harness wall-clock ms when it happened (for ordering and attribution to a fault). */
+  at: number;
+  message: string;
+}
+
+export interface CheckOptions {
+  /**
+   * A slot counts as "healthy" when no fault window touches [slot − settle,
+   * slot + settle]; slots later than endedAt − settle are not yet judged.
+   */
+  settleMs: number;
+}
+
+const TOKEN_LIMIT = 2n ** 53n;
+
+function rel(h: History, at: number | undefined): string {
+  if (at === undefined) return 'never';
+  return `+${((at - h.startedAt) / 1000).toFixed(1)}s`;
+}
+
+function ref(o: { namespace: string; name: string }): string {
+  return `${o.namespace}/${o.name}`;
+}
+
+function jobsByOwner(h: History): Map<string, JobRecord[]> {
+  const out = new Map<string, JobRecord[]>();
+  for (const job of h.jobs) {
+    const list = out.get(job.ownerUid) ?? [];
+    list.push(job);
+    out.set(job.ownerUid, list);
+  }
+  for (const list of out.values()) list.sort((a, b) => compareRv(a.createdRv, b.createdRv));
+  return out;
+}
+
+function podEnd(p: PodRecord): string | undefined {
+  if (p.terminalRv && p.deletedRv) return compareRv(p.terminalRv, p.deletedRv) <= 0 ? p.terminalRv : p.deletedRv;
+  return p.terminalRv ?? p.deletedRv;
+}
+
+/** Guarantee 1: never two non-terminal Pods of one SingletonJob at once (judged on etcd's commit order). */
+export function checkOneInFlight(h: History): Violation[] {
+  const violations: Violation[] = [];
+  const jobOwner = new Map(h.jobs.map((j) => [j.uid, j]));
+  const podsByOwner = new Map<string, PodRecord[]>();
+  for (const pod of h.pods) {
+    const job = jobOwner.get(pod.jobUid);
+    if (!job) continue;
+    const list = podsByOwner.get(job.ownerUid) ?? [];
+    list.push(pod);
+    podsByOwner.set(job.ownerUid, list);
+  }
+  for (const pods of podsByOwner.values()) {
+    pods.sort((a, b) => compareRv(a.createdRv, b.createdRv));
+    const open: PodRecord[] = [];
+    for (const pod of pods) {
+      // Pods still non-terminal when this one was created.
+      const overlapping = open.filter((o) => {
+        const end = podEnd(o);
+        return end === undefined || compareRv(pod.createdRv, end) < 0;
+      });
+      const first = overlapping[0];
+      if (first) {
+        const jobA = jobOwner.get(first.jobUid);
+        const jobB = jobOwner.get(pod.jobUid);
+        violations.push({
+          check: 'one-in-flight',
+          at: pod.createdAt,
+          message:
+            `SingletonJob ${jobB ? `${jobB.namespace}/${jobB.owner}` : '?'} had two non-terminal Pods at once: ` +
+            `Pod ${first.name} (Job ${jobA?.name}, created at rv ${first.createdRv} ${rel(h, first.createdAt)}, ` +
+            `terminal at ${podEnd(first) ? `rv ${podEnd(first)} ${rel(h, first.terminalAt ?? first.deletedAt)}` : 'never'}) was still running when ` +
+            `Pod ${pod.name} (Job ${jobB?.name}) was created at rv ${pod.createdRv} ${rel(h, pod.createdAt)}.`,
+        });
+      }
+      open.push(pod);
+    }
+  }
+  return violations;
+}
+
+function faultWindow(h: History, f: FaultRecord): [number, number] {
+  return [f.startedAt, f.recoveredAt ?? h.endedAt];
+}
+
+/** True when no fault window touches [t − settle, t + settle]. */
+export function healthyAround(h: History, t: number, settleMs: number): boolean {
+  return h.faults.every((f) => {
+    if (f.skipped) return true;
+    const [from, to] = faultWindow(h, f);
+    return to < t - settleMs || from > t + settleMs;
+  });
+}
+
+function scheduleSlots(schedule: string, timeZone: string | undefined, from: number, to: number): number[] {
+  const slots: number[] = [];
+  if (to <= from) return slots;
+  const it = CronExpressionParser.parse(schedule, { currentDate: new Date(from), endDate: new Date(to), ...(timeZone ? { tz: timeZone } : {}) });
+  while (it.hasNext()) {
+    const next = it.next().getTime();
+    if (next > to) break;
+    slots.push(next);
+    if (slots.length > 100_000) throw new Error(`schedule "${schedule}" yields too many slots to check`);
+  }
+  return slots;
+}
+
+function isSlotOf(schedule: string, timeZone: string | undefined, slot: number): boolean {
+  const it = CronExpressionParser.parse(schedule, { currentDate: new Date(slot - 1), ...(timeZone ? { tz: timeZone } : {}) });
+  return it.next().getTime() === slot;
+}
+
+/** Guarantee 2: each due slot is run at most once, and exactly once when the cluster was healthy around it. */
+export function checkSlots(h: History, options: CheckOptions): Violation[] {
+  const violations: Violation[] = [];
+  const byOwner = jobsByOwner(h);
+  for (const sj of h.singletonJobs) {
+    const jobs = byOwner.get(sj.uid) ?? [];
+    const bySlot = new Map<number, JobRecord[]>();
+    for (const job of jobs) {
+      if (!job.slot) continue;
+      const slot = Date.parse(job.slot);
+      if (Number.isNaN(slot)) {
+        violations.push({ check: 'slot-off-schedule', at: job.createdAt, message: `Job ${ref(job)} carries an unreadable slot "${job.slot}".` });
+        continue;
+      }
+      bySlot.set(slot, [...(bySlot.get(slot) ?? []), job]);
+      if (!isSlotOf(sj.schedule, sj.timeZone, slot)) {
+        violations.push({
+          check: 'slot-off-schedule',
+          at: job.createdAt,
+          message: `Job ${ref(job)} runs slot ${job.slot}, which is not a time of SingletonJob ${ref(sj)}'s schedule "${sj.schedule}"${sj.timeZone ? ` (${sj.timeZone})` : ''}.`,
+        });
+      }
+    }
+    for (const [slot, runs] of bySlot) {
+      const [first, second] = runs;
+      if (first && second) {
+        violations.push({
+          check: 'slot-at-most-once',
+          at: second.createdAt,
+          message:
+            `Slot ${new Date(slot).toISOString()} of SingletonJob ${ref(sj)} ran ${runs.length} times: ` +
+            runs.map((r) => `Job ${r.name} (token ${r.token ?? '?'}, created at rv ${r.createdRv} ${rel(h, r.createdAt)})`).join(', ') +
+            '.',
+        });
+      }
+    }
+    if (sj.suspend) continue;
+    const due = scheduleSlots(sj.schedule, sj.timeZone, Math.max(sj.createdAt, h.startedAt), h.endedAt - options.settleMs);
+    for (const slot of due) {
+      if (bySlot.has(slot)) continue;
+      if (!healthyAround(h, slot, options.settleMs)) continue;
+      // Forbid: a slot may be skipped while the previous run is still in flight.
+      const busy = jobs.some((j) => j.createdAt <= slot && (j.terminalAt ?? j.deletedAt ?? Infinity) >= slot);
+      if (busy) continue;
+      violations.push({
+        check: 'slot-exactly-once',
+        at: slot,
+        message:
+          `Slot ${new Date(slot).toISOString()} (${rel(h, slot)}) of SingletonJob ${ref(sj)} was due while the cluster was healthy ` +
+          `(no fault within ±${options.settleMs / 1000}s) but no run was created for it.`,
+      });
+    }
+  }
+  return violations;
+}
+
+/** Guarantee 3: tokens strictly increase per SingletonJob in creation order, stay below 2^53 and reach the workload. */
+export function checkTokens(h: History): Violation[] {
+  const violations: Violation[] = [];
+  for (const jobs of jobsByOwner(h).values()) {
+    let previous: { job: JobRecord; token: bigint } | undefined;
+    for (const job of jobs) {
+      if (!job.token || !/^\d+$/.test(job.token)) {
+        violations.push({ check: 'tokens-increase', at: job.createdAt, message: `Job ${ref(job)} carries no readable fencing token (got ${JSON.stringify(job.token)}).` });
+        continue;
+      }
+      const token = BigInt(job.token);
+      if (token <= 0n || token >= TOKEN_LIMIT) {
+        violations.push({ check: 'tokens-increase', at: job.createdAt, message: `Job ${ref(job)} carries token ${job.token}, outside 1 … 2^53−1.` });
+      }
+      if (job.templateTokens.length === 0 || job.templateTokens.some((t) => t !== job.token)) {
+        violations.push({
+          check: 'tokens-increase',
+          at: job.createdAt,
+          message: `Job ${ref(job)} has token ${job.token} in its annotation but [${job.templateTokens.join(', ')}] in its containers' env.`,
+        });
+      }
+      if (previous && token <= previous.token) {
+        violations.push({
+          check: 'tokens-increase',
+          at: job.createdAt,
+          message:
+            `Tokens of SingletonJob ${job.namespace}/${job.owner} went from ${previous.token} (Job ${previous.job.name}, rv ${previous.job.createdRv} ${rel(h, previous.job.createdAt)}) ` +
+            `to ${token} (Job ${job.name}, rv ${job.createdRv} ${rel(h, job.createdAt)}): not strictly increasing in creation order.`,
+        });
+      }
+      if (!previous || token > previous.token) previous = { job, token };
+    }
+  }
+  return violations;
+}
+
+const WRITE_VERBS = new Set(['create', 'update', 'patch', 'delete', 'deletecollection']);
+const ok = (w: AuditWrite) => w.code >= 200 && w.code < 300;
+const usToMs = (us: number) => Math.floor(us / 1000);
+
+/**
+ * Guarantee 4 (from the audit log): once a successor has written — its Lease
+ * acquisition is its first write in the new term — no write of another replica
+ * succeeds. A write counts only when the API server received it after the
+ * successor's acquisition had completed (concurrent requests are undecidable
+ * from the log). A replica that never held the Lease must not write at all.
+ */
+export function checkDeposedWrites(h: History): Violation[] {
+  const violations: Violation[] = [];
+  const replicas = new Set(h.replicas);
+  const writes = h.writes
+    .filter((w) => replicas.has(w.user) && WRITE_VERBS.has(w.verb) && ok(w))
+    .sort((a, b) => a.receivedUs - b.receivedUs || a.completedUs - b.completedUs);
+  const isLease = (w: AuditWrite) => w.resource === 'leases' && w.namespace === h.lease.namespace && w.name === h.lease.name && !w.subresource;
+  let lastLeaseWriter: string | undefined;
+  let leader: { user: string; completedUs: number } | undefined;
+  for (const w of writes) {
+    if (isLease(w) && w.verb !== 'delete') {
+      if (w.user !== lastLeaseWriter) leader = { user: w.user, completedUs: w.completedUs };
+      lastLeaseWriter = w.user;
+      continue;
+    }
+    const what = `${w.verb} ${w.resource}${w.subresource ? `/${w.subresource}` : ''} ${w.namespace ? `${w.namespace}/` : ''}${w.name ?? ''} (HTTP ${w.code})`;
+    if (!leader) {
+      violations.push({
+        check: 'deposed-writes',
+        at: usToMs(w.receivedUs),
+        message: `Replica ${w.user} wrote ${what} at ${rel(h, usToMs(w.receivedUs))} although no replica had acquired the Lease ${ref(h.lease)} yet.`,
+      });
+    } else if (leader.user !== w.user && w.receivedUs > leader.completedUs) {
+      violations.push({
+        check: 'deposed-writes',
+        at: usToMs(w.receivedUs),
+        message:
+          `Replica ${w.user} wrote ${what} at ${rel(h, usToMs(w.receivedUs))}, after replica ${leader.user} had taken the Lease ` +
+          `${ref(h.lease)} at ${rel(h, usToMs(leader.completedUs))}: a deposed (or never-elected) replica's write was accepted.`,
+      });
+    }
+  }
+  return violations;
+}
+
+/** Every replica healthy again (and a leader renewing) within the bound after each fault. */
+export function checkRecovery(h: History): Violation[] {
+  const violations: Violation[] = [];
+  for (const f of h.faults) {
+    if (f.skipped) continue;
+    if (f.recoveredAt === undefined) {
+      violations.push({
+        check: 'recovery',
+        at: f.healedAt,
+        message: `After fault ${f.kind} on ${f.target} (${f.detail}), healed at ${rel(h, f.healedAt)}, the replicas never became healthy again with a renewing leader.`,
+      });
+    } else if (f.recoveredAt - f.healedAt > h.recoveryBoundMs) {
+      violations.push({
+        check: 'recovery',
+        at: f.healedAt,
+        message:
+          `After fault ${f.kind} on ${f.target} (${f.detail}), recovery took ${((f.recoveredAt - f.healedAt) / 1000).toFixed(1)} s ` +
+          `(healed ${rel(h, f.healedAt)}, recovered ${rel(h, f.recoveredAt)}), over the bound of ${h.recoveryBoundMs / 1000} s.`,
+      });
+    }
+  }
+  return violations;
+}
+
+/** No replica exits on its own: under a Deployment every such exit is a step towards CrashLoopBackOff. */
+export function checkCrashLoops(h: History): Violation[] {
+  return h.exits
+    .filter((e) => !e.expected)
+    .map((e) => ({
+      check: 'crash-loop' as const,
+      at: e.at,
+      message:
+        `Replica ${e.replica} exited on its own at ${rel(h, e.at)} (code ${e.code ?? '-'}, signal ${e.signal ?? '-'}).` +
+        (e.logTail ? `\nLast lines of its log:\n${e.logTail}` : ''),
+    }));
+}
+
+/** The recorder's watches never lost continuity; otherwise the exact checks above could have missed something. */
+export function checkHistoryComplete(h: History): Violation[] {
+  return h.gaps.map((g) => ({
+    check: 'history-complete' as const,
+    at: g.from,
+    message: `The recorder's ${g.resource} watch lost continuity from ${rel(h, g.from)} to ${rel(h, g.to)} (had to relist): changes in between may be missing.`,
+  }));
+}
+
+/** Guarantee 6: every malformed SingletonJob was refused or surfaced as Ready=False. */
+export function checkBadInput(h: History): Violation[] {
+  return h.badInput
+    .filter((b) => b.outcome === 'accepted')
+    .map((b) => ({
+      check: 'bad-input' as const,
+      at: h.startedAt,
+      message: `Malformed SingletonJob "${b.name}" (${b.description}) was neither rejected by the API server nor marked Ready=False: ${b.message}`,
+    }));
+}
+
+export function checkHistory(h: History, options: CheckOptions): Violation[] {
+  return [
+    ...checkOneInFlight(h),
+    ...checkSlots(h, options),
+    ...checkTokens(h),
+    ...checkDeposedWrites(h),
+    ...checkRecovery(h),
+    ...checkCrashLoops(h),
+    ...checkHistoryComplete(h),
+    ...checkBadInput(h),
+  ].sort((a, b) => a.at - b.at);
+}
+
+/** A readable account: the first violation in full, then one line per further one. */
+export function describeViolations(h: History, violations: Violation[]): string {
+  const [first, ...rest] = violations;
+  if (!first) return 'No violations.';
+  const lines = [`${violations.length} violation(s). First, at ${rel(h, first.at)} [${first.check}]:`, `  ${first.message.replace(/\n/g, '\n  ')}`];
+  const faults = h.faults.filter((f) => !f.skipped && f.startedAt <= first.at && (f.recoveredAt ?? h.endedAt) + h.leaseDurationMs >= first.at);
+  if (faults.length > 0) lines.push(`  Faults active around it: ${faults.map((f) => `${f.kind} on ${f.target} (${rel(h, f.startedAt)}–${rel(h, f.healedAt)})`).join('; ')}`);
+  for (const v of rest.slice(0, 20)) lines.push(`- ${rel(h, v.at)} [${v.check}] ${v.message.split('\n')[0]}`);
+  if (rest.length > 20) lines.push(`- … and ${rest.length - 20} more`);
+  lines.push(`Reproduce with --seed ${h.seed}.`);
+  return lines.join('\n');
+}

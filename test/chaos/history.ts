@@ -1,0 +1,175 @@
+// The recorded history of one chaos run: what the checker judges afterwards.
+// Everything is plain JSON (written next to the report), so a failed run can
+// be re-checked or inspected without the cluster.
+//
+// Two clocks, used for different questions:
+// - resourceVersions (`*Rv`): the order etcd committed the changes in. Since
+//   Kubernetes 1.35 they are comparable integers within a resource type, so
+//   "were two Pods of one SingletonJob ever non-terminal at once" is decided
+//   exactly, with no clock involved.
+// - harness wall-clock milliseconds (`*At`): when the recorder saw a change,
+//   when a fault started and healed. Slots, fault windows and recovery times
+//   are judged on it; one process measures all of them.
+
+export interface SingletonJobInfo {
+  namespace: string;
+  name: string;
+  uid: string;
+  schedule: string;
+  timeZone?: string;
+  startingDeadlineSeconds?: number;
+  suspend?: boolean;
+  /** When the recorder first saw the object (ms). */
+  createdAt: number;
+}
+
+export interface JobRecord {
+  namespace: string;
+  name: string;
+  uid: string;
+  /** Name of the owning SingletonJob (from ownerReferences). */
+  owner: string;
+  ownerUid: string;
+  /** The schedule slot this run belongs to (ISO time), absent for manual runs. */
+  slot?: string;
+  /** Fencing token from the Job's annotation (decimal string). */
+  token?: string;
+  /** Fencing token in the Pod template's containers' env, one per container. */
+  templateTokens: string[];
+  createdRv: string;
+  createdAt: number;
+  terminalRv?: string;
+  terminalAt?: number;
+  deletedRv?: string;
+  deletedAt?: number;
+}
+
+export interface PodRecord {
+  namespace: string;
+  name: string;
+  uid: string;
+  jobName: string;
+  jobUid: string;
+  createdRv: string;
+  createdAt: number;
+  /** First version seen in phase Succeeded or Failed. */
+  terminalRv?: string;
+  terminalAt?: number;
+  phase?: string;
+  deletedRv?: string;
+  deletedAt?: number;
+}
+
+/** One mutating request from the API server's audit log. */
+export interface AuditWrite {
+  user: string;
+  verb: string;
+  resource: string;
+  subresource?: string;
+  namespace?: string;
+  name?: string;
+  code: number;
+  /** requestReceivedTimestamp and stageTimestamp, in epoch microseconds. */
+  receivedUs: number;
+  completedUs: number;
+}
+
+export type FaultKind =
+  | 'kill-leader'
+  | 'pause-leader'
+  | 'pause-after-reserve'
+  | 'apiserver-restart'
+  | 'etcd-restart'
+  | 'partition'
+  | 'slow-link'
+  | 'clock-skew'
+  | 'api-errors';
+
+export interface FaultRecord {
+  kind: FaultKind;
+  /** Replica (or component) the fault hit. */
+  target: string;
+  detail: string;
+  startedAt: number;
+  /** When the harness undid the fault (resumed, restarted, healed the link). */
+  healedAt: number;
+  /** When every replica was healthy again and a leader was renewing; absent if never. */
+  recoveredAt?: number;
+  /** The fault could not be injected (e.g. the hook never fired); not counted. */
+  skipped?: string;
+}
+
+export interface ExitRecord {
+  replica: string;
+  at: number;
+  code: number | null;
+  signal: string | null;
+  /** The harness caused it (SIGKILL fault, restart with a skewed clock, shutdown). */
+  expected: boolean;
+  logTail?: string;
+}
+
+/** A stretch where the recorder's watch lost continuity and had to relist. */
+export interface WatchGap {
+  resource: string;
+  from: number;
+  to: number;
+}
+
+/** A bad-input probe: one malformed SingletonJob and what happened to it. */
+export interface BadInputResult {
+  name: string;
+  description: string;
+  /** 'rejected' by the API server, 'ready-false' surfaced by the operator, or 'accepted' (a failure). */
+  outcome: 'rejected' | 'ready-false' | 'accepted';
+  message: string;
+}
+
+export interface History {
+  seed: number;
+  profile: string;
+  startedAt: number;
+  endedAt: number;
+  replicas: string[];
+  lease: { namespace: string; name: string };
+  /** Lease duration the replicas were started with (ms). */
+  leaseDurationMs: number;
+  /** Bound on recovery after a fault is healed (ms). */
+  recoveryBoundMs: number;
+  singletonJobs: SingletonJobInfo[];
+  jobs: JobRecord[];
+  pods: PodRecord[];
+  writes: AuditWrite[];
+  faults: FaultRecord[];
+  exits: ExitRecord[];
+  gaps: WatchGap[];
+  badInput: BadInputResult[];
+}
+
+/** Compares two resourceVersions numerically (KEP-5504: comparable integers). */
+export function compareRv(a: string, b: string): number {
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+export function emptyHistory(seed: number, profile: string): History {
+  return {
+    seed,
+    profile,
+    startedAt: Date.now(),
+    endedAt: Date.now(),
+    replicas: [],
+    lease: { namespace: '', name: '' },
+    leaseDurationMs: 0,
+    recoveryBoundMs: 0,
+    singletonJobs: [],
+    jobs: [],
+    pods: [],
+    writes: [],
+    faults: [],
+    exits: [],
+    gaps: [],
+    badInput: [],
+  };
+}

@@ -1,0 +1,143 @@
+// A loopback TCP proxy between one replica and the API server. TLS passes
+// through untouched (the replica still authenticates as itself); the proxy
+// only decides when bytes move:
+// - `blackhole`: nothing is delivered in either direction, new connections are
+//   held. Like a real partition, what was sent meanwhile is delivered once the
+//   link heals (TCP would have retransmitted it) — so a request the client
+//   already gave up on can reach the API server late, one of the threats the
+//   fencing design must survive.
+// - `delay`: every chunk is delivered `delayMs` late, in order.
+import net from 'node:net';
+
+type Item = { kind: 'data'; chunk: Buffer; releaseAt: number } | { kind: 'end'; releaseAt: number };
+
+/** One direction of one connection: an ordered queue released by the link state. */
+class Pipe {
+  private queue: Item[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly to: net.Socket;
+  private readonly link: TcpProxy;
+
+  constructor(from: net.Socket, to: net.Socket, link: TcpProxy) {
+    this.to = to;
+    this.link = link;
+    from.on('data', (chunk: Buffer) => this.push({ kind: 'data', chunk, releaseAt: Date.now() + link.delayMs }));
+    from.on('end', () => this.push({ kind: 'end', releaseAt: Date.now() + link.delayMs }));
+  }
+
+  private push(item: Item): void {
+    this.queue.push(item);
+    this.pump();
+  }
+
+  pump(): void {
+    if (this.timer) return;
+    while (this.queue.length > 0 && !this.link.blackholed && !this.to.destroyed) {
+      const head = this.queue[0] as Item;
+      const wait = head.releaseAt - Date.now();
+      if (wait > 0) {
+        this.timer = setTimeout(() => {
+          this.timer = undefined;
+          this.pump();
+        }, wait);
+        return;
+      }
+      this.queue.shift();
+      if (head.kind === 'data') this.to.write(head.chunk);
+      else this.to.end();
+    }
+  }
+
+  get empty(): boolean {
+    return this.queue.length === 0 || this.to.destroyed;
+  }
+
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.queue = [];
+  }
+}
+
+export class TcpProxy {
+  blackholed = false;
+  delayMs = 0;
+  private server: net.Server;
+  private pipes = new Set<Pipe>();
+  private sockets = new Set<net.Socket>();
+  private readonly upstreamPort: number;
+  port = 0;
+
+  private constructor(upstreamPort: number) {
+    this.upstreamPort = upstreamPort;
+    this.server = net.createServer((client) => this.accept(client));
+  }
+
+  static async start(upstreamPort: number): Promise<TcpProxy> {
+    const proxy = new TcpProxy(upstreamPort);
+    await new Promise<void>((resolve, reject) => {
+      proxy.server.once('error', reject);
+      proxy.server.listen(0, '127.0.0.1', () => resolve());
+    });
+    proxy.port = (proxy.server.address() as net.AddressInfo).port;
+    return proxy;
+  }
+
+  private accept(client: net.Socket): void {
+    const upstream = net.connect({ host: '127.0.0.1', port: this.upstreamPort });
+    // Connecting immediately is fine even while blackholed: no byte moves until healed.
+    const up = new Pipe(client, upstream, this);
+    const down = new Pipe(upstream, client, this);
+    this.pipes.add(up).add(down);
+    this.sockets.add(client).add(upstream);
+    const cleanup = () => {
+      client.destroy();
+      upstream.destroy();
+      up.close();
+      down.close();
+      this.pipes.delete(up);
+      this.pipes.delete(down);
+      this.sockets.delete(client);
+      this.sockets.delete(upstream);
+    };
+    // A close on either side closes both once whatever was in flight has been
+    // delivered (never while blackholed: the peer cannot learn of it yet).
+    let closing = false;
+    for (const s of [client, upstream]) {
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        if (closing) return;
+        closing = true;
+        const wait = setInterval(() => {
+          if (!this.blackholed && up.empty && down.empty) {
+            clearInterval(wait);
+            cleanup();
+          }
+        }, 50);
+      });
+    }
+  }
+
+  blackhole(): void {
+    this.blackholed = true;
+  }
+
+  delay(ms: number): void {
+    this.delayMs = ms;
+  }
+
+  /** Back to a clean link; whatever was held back is delivered now. */
+  heal(): void {
+    this.blackholed = false;
+    this.delayMs = 0;
+    for (const p of this.pipes) p.pump();
+  }
+
+  get connections(): number {
+    return this.sockets.size / 2;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
