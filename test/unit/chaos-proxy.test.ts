@@ -61,7 +61,7 @@ describe('the HTTP fault proxy', () => {
     const upstream = https.createServer({ ...serving, ca: readFileSync(pki.caCert), requestCert: true, rejectUnauthorized: true }, (req, res) => {
       applied++;
       const cert = (req.socket as import('node:tls').TLSSocket).getPeerCertificate();
-      seen.push(cert.subject.CN ?? '');
+      seen.push(String(cert.subject.CN ?? ''));
       res.writeHead(201, { 'Content-Type': 'application/json' });
       res.end('{"ok":true}');
     });
