@@ -7,6 +7,8 @@
 //   npm run bench            # full profile (about an hour)
 //   npm run bench:quick      # quick profile (about 20 minutes)
 //   node bench/run.ts --profile=quick --only=failover --out=bench/results/tmp/try
+// Other flags: --rounds=GRACEFUL,CRASH --stampede-count=N --scale-counts=100,1000
+// --keep-cluster (keep etcd data, component logs and the audit log).
 import { mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -48,6 +50,7 @@ async function main(): Promise<number> {
       'scale-counts': { type: 'string' },
       'stampede-count': { type: 'string' },
       rounds: { type: 'string' },
+      'keep-cluster': { type: 'boolean', default: false },
     },
   });
   const profile = { ...profiles[values.profile ?? 'quick']! };
@@ -99,7 +102,8 @@ async function main(): Promise<number> {
   const stopAll = async () => {
     if (stopping) return;
     stopping = true;
-    await cp.stop({ keepDir: true }).catch(() => undefined);
+    // The cluster folder (etcd data, audit log) can reach gigabytes; keep it only when asked.
+    await cp.stop({ keepDir: values['keep-cluster'] }).catch(() => undefined);
   };
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
