@@ -1,0 +1,91 @@
+import { dueSlots, isRepeatedWallTime, parseSchedule, ScheduleError } from './schedule.ts';
+
+const t = (iso: string) => new Date(iso);
+
+describe('parseSchedule', () => {
+  it('rejects a bad expression and a bad time zone with readable reasons', () => {
+    expect(() => parseSchedule('not a cron')).toThrow(ScheduleError);
+    try {
+      parseSchedule('0 0 * * *', 'Mars/Olympus');
+    } catch (err) {
+      expect((err as ScheduleError).reason).toBe('InvalidTimeZone');
+      expect((err as Error).message).toContain('Mars/Olympus');
+    }
+    expect(() => parseSchedule('61 * * * *')).toThrow(/not a valid cron expression/);
+  });
+
+  it('supports a leading seconds field and macros', () => {
+    expect(parseSchedule('*/5 * * * * *').next(t('2025-01-01T00:00:00Z')).toISOString()).toBe('2025-01-01T00:00:05.000Z');
+    expect(parseSchedule('@midnight').next(t('2025-01-01T10:00:00Z')).toISOString()).toBe('2025-01-02T00:00:00.000Z');
+  });
+
+  it('evaluates the schedule in its time zone', () => {
+    expect(parseSchedule('0 0 * * *', 'Europe/Berlin').next(t('2025-06-01T12:00:00Z')).toISOString()).toBe('2025-06-01T22:00:00.000Z');
+  });
+});
+
+describe('DST fall-back', () => {
+  const ny = 'America/New_York';
+  it('knows which instants repeat a wall time', () => {
+    expect(isRepeatedWallTime(t('2025-11-02T05:30:00Z'), ny)).toBe(false); // 01:30 EDT
+    expect(isRepeatedWallTime(t('2025-11-02T06:30:00Z'), ny)).toBe(true); // 01:30 EST
+    expect(isRepeatedWallTime(t('2025-11-02T07:30:00Z'), ny)).toBe(false); // 02:30 EST
+  });
+
+  it('never runs a fixed wall time twice, even when enumeration starts inside the repeated hour', () => {
+    const s = parseSchedule('30 1 * * *', ny);
+    expect(s.next(t('2025-11-02T05:00:00Z')).toISOString()).toBe('2025-11-02T05:30:00.000Z');
+    expect(s.next(t('2025-11-02T05:30:00Z')).toISOString()).toBe('2025-11-03T06:30:00.000Z');
+    expect(s.next(t('2025-11-02T06:00:00Z')).toISOString()).toBe('2025-11-03T06:30:00.000Z');
+    const due = dueSlots(s, t('2025-11-02T05:30:00Z'), t('2025-11-02T07:00:00Z'));
+    expect(due.slot).toBeUndefined();
+    expect(due.skipped).toBe(0);
+  });
+
+  it('keeps interval schedules (wildcard hour) running through the repeated hour', () => {
+    const s = parseSchedule('0 * * * *', ny);
+    expect(s.next(t('2025-11-02T05:00:00Z')).toISOString()).toBe('2025-11-02T06:00:00.000Z');
+  });
+
+  it('runs a slot of a spring-forward gap once, at the shifted instant', () => {
+    const s = parseSchedule('30 2 * * *', 'Europe/Berlin');
+    expect(s.next(t('2025-03-29T12:00:00Z')).toISOString()).toBe('2025-03-30T01:30:00.000Z');
+  });
+});
+
+describe('dueSlots', () => {
+  const s = parseSchedule('* * * * *');
+  it('has nothing due before the first slot', () => {
+    const due = dueSlots(s, t('2025-01-01T00:00:00Z'), t('2025-01-01T00:00:30Z'));
+    expect(due.slot).toBeUndefined();
+    expect(due.next.toISOString()).toBe('2025-01-01T00:01:00.000Z');
+  });
+
+  it('runs the latest of several missed slots and counts the others as skipped', () => {
+    const due = dueSlots(s, t('2025-01-01T00:00:00Z'), t('2025-01-01T00:05:10Z'));
+    expect(due.slot?.toISOString()).toBe('2025-01-01T00:05:00.000Z');
+    expect(due.skipped).toBe(4);
+    expect(due.next.toISOString()).toBe('2025-01-01T00:06:00.000Z');
+  });
+
+  it('skips every missed slot once the deadline of the latest has passed', () => {
+    const due = dueSlots(s, t('2025-01-01T00:00:00Z'), t('2025-01-01T00:05:40Z'), 30);
+    expect(due.slot).toBeUndefined();
+    expect(due.skipped).toBe(5);
+    expect(due.latest?.toISOString()).toBe('2025-01-01T00:05:00.000Z');
+  });
+
+  it('starts a slot within its deadline and says when the deadline ends', () => {
+    const due = dueSlots(s, t('2025-01-01T00:00:00Z'), t('2025-01-01T00:01:20Z'), 30);
+    expect(due.slot?.toISOString()).toBe('2025-01-01T00:01:00.000Z');
+    expect(due.deadline?.toISOString()).toBe('2025-01-01T00:01:30.000Z');
+  });
+
+  it('bounds the work after a long outage with a per-second schedule', () => {
+    const started = performance.now();
+    const due = dueSlots(parseSchedule('* * * * * *'), t('2025-01-01T00:00:00Z'), t('2025-01-03T00:00:00.500Z'), 10);
+    expect(due.slot?.toISOString()).toBe('2025-01-03T00:00:00.000Z');
+    expect(due.skippedAtLeast).toBe(true);
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+});
