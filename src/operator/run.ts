@@ -1,0 +1,179 @@
+// One operator replica, start to finish: every replica serves health and
+// metrics and keeps its caches warm; only the elected leader reconciles.
+//
+// Shutdown (the signal passed in aborts, e.g. on SIGTERM): /readyz turns red,
+// the elector aborts the leadership, the controller's lead() returns, and only
+// then is the Lease released — so a standby takes over at once and can never
+// overlap with our last write. Losing the lease without a shutdown aborts the
+// same leadership signal; the replica becomes a standby and campaigns again.
+import * as k8s from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { LeaderElector, makeIdentity, type Leadership } from '../election/index.ts';
+import type { OperatorConfig } from '../config/config.ts';
+import { createLogger } from '../log/logger.ts';
+import { createRegistry } from '../metrics/registry.ts';
+import { startServer, type HealthServer } from '../server/server.ts';
+
+/** What the operator needs from the SingletonJob controller. */
+export interface GuardedController {
+  /** Starts the informers (on every replica); resolves once they are stopped by `signal`. */
+  startCaches(signal: AbortSignal): Promise<void>;
+  /** True once every informer has listed. */
+  hasSynced(): boolean;
+  /** Reconciles until leadership.signal aborts; must return promptly after that. */
+  lead(leadership: Leadership): Promise<void>;
+}
+
+export interface ControllerContext {
+  kubeConfig: k8s.KubeConfig;
+  /** Namespaces to reconcile; undefined means all. */
+  namespaces: string[] | undefined;
+  logger: Logger;
+  registry: Registry;
+}
+
+export type ControllerFactory = (context: ControllerContext) => GuardedController;
+
+export const ExitCode = {
+  /** Stopped by a signal, after a graceful shutdown. */
+  ok: 0,
+  /** A fatal error (for example a Lease resourceVersion that cannot be a fencing term). */
+  failed: 1,
+  /** Invalid flags, environment or kubeconfig. */
+  invalidConfiguration: 2,
+  /** The graceful shutdown took longer than --shutdown-timeout. */
+  shutdownTimedOut: 3,
+} as const;
+
+export interface RunOptions {
+  config: OperatorConfig;
+  createController: ControllerFactory;
+  /** Aborting it starts the graceful shutdown. */
+  signal: AbortSignal;
+  version: string;
+  /** Called once the HTTP server listens (tests read the port). */
+  onListening?: (port: number) => void;
+  /** Replaces stdout logging (tests). */
+  logger?: Logger;
+}
+
+export function loadKubeConfig(file: string | undefined): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  if (file) kc.loadFromFile(file);
+  else kc.loadFromDefault();
+  if (!kc.getCurrentCluster()) throw new Error(file ? `kubeconfig ${file} has no current cluster` : 'no kubeconfig found: not in a cluster, and neither $KUBECONFIG nor ~/.kube/config is usable');
+  return kc;
+}
+
+function waitUntil(predicate: () => boolean, signal: AbortSignal, intervalMs = 100): Promise<void> {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (predicate() || signal.aborted) {
+        clearInterval(timer);
+        signal.removeEventListener('abort', check);
+        resolve();
+      }
+    };
+    const timer = setInterval(check, intervalMs);
+    signal.addEventListener('abort', check);
+    check();
+  });
+}
+
+/** Runs one replica until `signal` aborts; resolves with the process exit code. */
+export async function runOperator(options: RunOptions): Promise<number> {
+  const { config } = options;
+  const identity = config.identity ?? makeIdentity(config.podName);
+  const logger = options.logger ?? createLogger({ level: config.logLevel, identity });
+  const registry = createRegistry({ version: options.version, identity });
+  const leaseRef = `${config.leaseNamespace}/${config.leaseName}`;
+
+  let kubeConfig: k8s.KubeConfig;
+  try {
+    kubeConfig = loadKubeConfig(config.kubeconfig);
+  } catch (err) {
+    logger.fatal({ err }, 'Failed to load the kubeconfig');
+    return ExitCode.invalidConfiguration;
+  }
+  const namespaces = config.watchNamespaces.length > 0 ? config.watchNamespaces : undefined;
+  const controller = options.createController({ kubeConfig, namespaces, logger, registry });
+  let shuttingDown = options.signal.aborted;
+
+  const elector = new LeaderElector(
+    {
+      kubeConfig,
+      namespace: config.leaseNamespace,
+      name: config.leaseName,
+      identity,
+      leaseDurationMs: config.leaseDurationMs,
+      renewDeadlineMs: config.renewDeadlineMs,
+      retryPeriodMs: config.retryPeriodMs,
+      releaseOnCancel: true,
+      logger,
+      registry,
+    },
+    {
+      onStartedLeading: async (leadership) => {
+        // A new leader acts on warm caches only (standbys normally have them already).
+        if (!controller.hasSynced()) {
+          logger.info({ term: leadership.term }, 'Waiting for caches to sync before reconciling');
+          await waitUntil(() => controller.hasSynced(), leadership.signal);
+        }
+        if (leadership.signal.aborted) return;
+        logger.info({ leader: identity, term: leadership.term }, 'Started reconciling');
+        await controller.lead(leadership);
+        logger.info({ leader: identity, term: leadership.term }, 'Stopped reconciling');
+      },
+    },
+  );
+
+  let server: HealthServer;
+  try {
+    server = await startServer({
+      host: config.httpHost,
+      port: config.httpPort,
+      registry,
+      logger,
+      liveness: [{ name: 'leader-election', check: () => elector.healthy() }],
+      readiness: [
+        { name: 'informer-sync', check: () => (controller.hasSynced() ? { ok: true } : { ok: false, reason: 'caches have not synced yet' }) },
+        { name: 'shutdown', check: () => (shuttingDown ? { ok: false, reason: 'shutting down' } : { ok: true }) },
+      ],
+    });
+  } catch (err) {
+    logger.fatal({ err, host: config.httpHost, port: config.httpPort }, 'Failed to start the health and metrics server');
+    return ExitCode.failed;
+  }
+  options.onListening?.(server.port);
+
+  logger.info(
+    { version: options.version, lease: leaseRef, namespaces: namespaces ?? 'all', leaseDurationMs: config.leaseDurationMs, renewDeadlineMs: config.renewDeadlineMs, retryPeriodMs: config.retryPeriodMs },
+    'Started singleton-operator',
+  );
+
+  const stopCaches = new AbortController();
+  const onShutdown = () => {
+    shuttingDown = true;
+    logger.info({ signal: String(options.signal.reason) }, 'Shutting down: stopping guarded work, then releasing the Lease');
+  };
+  options.signal.addEventListener('abort', onShutdown, { once: true });
+
+  const caches = controller.startCaches(stopCaches.signal).catch((err: unknown) => {
+    logger.error({ err }, 'Caches stopped with an error');
+  });
+  let code: number = ExitCode.ok;
+  try {
+    await elector.run(options.signal);
+  } catch (err) {
+    logger.fatal({ err }, 'Leader election failed');
+    code = ExitCode.failed;
+  }
+  options.signal.removeEventListener('abort', onShutdown);
+  shuttingDown = true;
+  stopCaches.abort();
+  await caches;
+  await server.close();
+  logger.info({ code }, 'Stopped singleton-operator');
+  return code;
+}
