@@ -85,7 +85,9 @@ export class FakeLeaseStore {
   }
 
   update(client: string, record: LeaseRecord, resourceVersion: string): LeaseSnapshot {
-    if (!this.lease) throw new HttpError(404, 'leases.coordination.k8s.io not found');
+    // As the real API server: a PUT of a Lease that does not exist creates it,
+    // whatever resourceVersion it carries (leases allow create-on-update).
+    if (!this.lease) return this.commit(client, 'create', record);
     if (this.lease.resourceVersion !== resourceVersion) {
       throw new HttpError(409, 'Operation cannot be fulfilled on leases.coordination.k8s.io: the object has been modified');
     }
