@@ -1,0 +1,123 @@
+// The Helm chart: lint-clean, in step with manifests/install.yaml, strict about
+// values, installable into a namespace that enforces the restricted Pod
+// Security Standard (kwok "runs" the Pods), least-privilege for its
+// ServiceAccount, and `helm uninstall` leaves nothing but the CRD.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { resolveHelm } from '../controlplane/binaries.ts';
+import { chartDir, copiedFiles, renderInstall, root } from '../../scripts/generate-manifests.ts';
+import { eventually, testCluster } from '../support/cluster.ts';
+import { helm, kubectl } from '../dev/replicas.ts';
+
+const helmBin = resolveHelm();
+const cluster = testCluster();
+const kc = cluster.kubeConfig();
+const release = `so-helm-${Date.now().toString(36)}`;
+const namespace = release;
+
+const template = (...set: string[]) => helm(helmBin, cluster.kubeconfig, ['template', 'x', chartDir, '--kube-version', '1.36.3', ...set.flatMap((s) => ['--set', s])]);
+
+describe('chart, offline', () => {
+  it('passes helm lint --strict', () => {
+    const out = helm(helmBin, cluster.kubeconfig, ['lint', '--strict', chartDir]);
+    expect(out).toContain('0 chart(s) failed');
+    expect(out).not.toMatch(/\[(WARNING|ERROR)\]/);
+  });
+
+  it('renders exactly the committed manifests (run `npm run manifests:generate` after changing the chart)', () => {
+    expect(renderInstall(helmBin)).toBe(readFileSync(path.join(root, 'manifests/install.yaml'), 'utf8'));
+    for (const [file, content] of copiedFiles()) expect(readFileSync(path.join(root, file), 'utf8')).toBe(content);
+  });
+
+  it('refuses unknown values and broken election timings with a readable message', () => {
+    expect(() => template('replicas=2')).toThrow(/additional properties 'replicas' not allowed/);
+    expect(() => template('leaderElection.leaseDurationSeconds=5')).toThrow(/leaseDurationSeconds \(5\) must be greater than leaderElection.renewDeadlineSeconds \(10\)/);
+    expect(() => template('leaderElection.retryPeriodSeconds=9')).toThrow(/renewDeadlineSeconds \(10\) must be greater than 1.2 × leaderElection.retryPeriodSeconds \(9\)/);
+    expect(() => template('logLevel=loud')).toThrow(/logLevel/);
+  });
+
+  it('switches to per-namespace Roles with watchNamespaces', () => {
+    const out = template('watchNamespaces={team-a,team-b}');
+    expect(out).not.toContain('kind: ClusterRoleBinding');
+    expect(out.match(/^kind: RoleBinding$/gm)).toHaveLength(3);
+    expect(out).toContain('value: "team-a,team-b"');
+  });
+});
+
+describe('chart, installed', () => {
+  const apps = kc.makeApiClient(k8s.AppsV1Api);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const sa = `system:serviceaccount:${namespace}:${release}-singleton-operator`;
+  const can = (verb: string, resource: string, ns = namespace, name?: string) => {
+    const [kind = '', subresource] = resource.split('/');
+    const args = ['auth', 'can-i', verb, name ? `${kind}/${name}` : kind, '-n', ns, '--as', sa, ...(subresource ? [`--subresource=${subresource}`] : [])];
+    try {
+      return kubectl(cluster.kubeconfig, args).trim() === 'yes';
+    } catch {
+      return false;
+    }
+  };
+
+  beforeAll(async () => {
+    await core.createNamespace({
+      body: { metadata: { name: namespace, labels: { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' } } },
+    });
+  });
+  afterAll(async () => {
+    await core.deleteNamespace({ name: namespace }).catch(() => undefined);
+  });
+
+  it('installs, and the restricted namespace admits all 3 replicas', async () => {
+    const out = helm(helmBin, cluster.kubeconfig, ['install', release, chartDir, '-n', namespace]);
+    expect(out).toContain(`kubectl get lease ${release}-singleton-operator -n ${namespace}`);
+    expect(out).toContain('kubectl get sj -A');
+    const name = `${release}-singleton-operator`;
+    const deployment = await eventually('3 ready replicas', async () => {
+      const d = await apps.readNamespacedDeployment({ name, namespace });
+      return d.status?.readyReplicas === 3 ? d : undefined;
+    }, 60_000);
+    expect(deployment.spec?.template.spec?.securityContext?.runAsNonRoot).toBe(true);
+    const events = await core.listNamespacedEvent({ namespace });
+    expect(events.items.filter((e) => e.reason === 'FailedCreate').map((e) => e.message)).toEqual([]);
+  });
+
+  it('lets its ServiceAccount do what the operator needs and nothing more', () => {
+    const lease = `${release}-singleton-operator`;
+    expect(can('update', 'leases.coordination.k8s.io', namespace, lease)).toBe(true);
+    expect(can('watch', 'leases.coordination.k8s.io', namespace, lease)).toBe(true);
+    expect(can('create', 'leases.coordination.k8s.io')).toBe(true);
+    expect(can('update', 'leases.coordination.k8s.io', namespace, 'someone-elses-lease')).toBe(false);
+    expect(can('update', 'leases.coordination.k8s.io', 'default', lease)).toBe(false);
+    expect(can('list', 'singletonjobs.singleton.dev', 'default')).toBe(true);
+    expect(can('update', 'singletonjobs.singleton.dev/status', 'default')).toBe(true);
+    expect(can('update', 'singletonjobs.singleton.dev', 'default')).toBe(false);
+    expect(can('create', 'jobs.batch', 'default')).toBe(true);
+    expect(can('list', 'pods', 'default')).toBe(true);
+    expect(can('create', 'pods', 'default')).toBe(false);
+    expect(can('delete', 'pods', 'default')).toBe(false);
+    expect(can('get', 'secrets', namespace)).toBe(false);
+    expect(can('list', 'secrets', 'default')).toBe(false);
+    expect(can('create', 'events', 'default')).toBe(true);
+  });
+
+  it('uninstalls, leaving only the CRD', async () => {
+    helm(helmBin, cluster.kubeconfig, ['uninstall', release, '-n', namespace, '--wait']);
+    const selector = `app.kubernetes.io/instance=${release}`;
+    await eventually('no objects of the release', async () => {
+      const left = kubectl(cluster.kubeconfig, [
+        'get',
+        'deployments,replicasets,pods,services,serviceaccounts,roles,rolebindings,poddisruptionbudgets,configmaps,secrets',
+        '-n',
+        namespace,
+        '-l',
+        selector,
+        '-o',
+        'name',
+      ]).trim();
+      const clusterLeft = kubectl(cluster.kubeconfig, ['get', 'clusterroles,clusterrolebindings', '-l', selector, '-o', 'name']).trim();
+      return left === '' && clusterLeft === '' ? true : undefined;
+    }, 60_000);
+    expect(kubectl(cluster.kubeconfig, ['get', 'crd', 'singletonjobs.singleton.dev', '-o', 'name']).trim()).toBe('customresourcedefinition.apiextensions.k8s.io/singletonjobs.singleton.dev');
+  });
+});
