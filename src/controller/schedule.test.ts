@@ -65,6 +65,7 @@ describe('dueSlots', () => {
     const due = dueSlots(s, t('2025-01-01T00:00:00Z'), t('2025-01-01T00:05:10Z'));
     expect(due.slot?.toISOString()).toBe('2025-01-01T00:05:00.000Z');
     expect(due.skipped).toBe(4);
+    expect(due.lastSkipped?.toISOString()).toBe('2025-01-01T00:04:00.000Z');
     expect(due.next.toISOString()).toBe('2025-01-01T00:06:00.000Z');
   });
 
@@ -73,6 +74,7 @@ describe('dueSlots', () => {
     expect(due.slot).toBeUndefined();
     expect(due.skipped).toBe(5);
     expect(due.latest?.toISOString()).toBe('2025-01-01T00:05:00.000Z');
+    expect(due.lastSkipped?.toISOString()).toBe('2025-01-01T00:05:00.000Z');
   });
 
   it('starts a slot within its deadline and says when the deadline ends', () => {

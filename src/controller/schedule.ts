@@ -68,6 +68,8 @@ export interface DueSlots {
   skipped: number;
   /** True when more slots were missed than were counted. */
   skippedAtLeast: boolean;
+  /** The newest skipped slot, if any. */
+  lastSkipped?: Date;
   /** Latest due slot (run or skipped); the new lastScheduleTime. */
   latest?: Date;
   /** When the next slot is due, strictly after now. */
@@ -79,6 +81,7 @@ export interface DueSlots {
 /** Slots in (since, now]: the latest runs if within `deadlineSeconds`, the rest are skipped. */
 export function dueSlots(schedule: Schedule, since: Date, now: Date, deadlineSeconds?: number): DueSlots {
   let latest: Date | undefined;
+  let previous: Date | undefined;
   let count = 0;
   let atLeast = false;
   let cursor = since;
@@ -97,13 +100,16 @@ export function dueSlots(schedule: Schedule, since: Date, now: Date, deadlineSec
       const deadline = deadlineSeconds === undefined ? undefined : new Date(latest.getTime() + deadlineSeconds * 1000);
       if (deadline && now > deadline) {
         result.skipped = count;
+        result.lastSkipped = latest;
         return result;
       }
       result.slot = latest;
       result.skipped = count - 1;
+      if (previous) result.lastSkipped = previous;
       if (deadline) result.deadline = deadline;
       return result;
     }
+    previous = latest;
     latest = slot;
     count++;
     cursor = slot;

@@ -1,0 +1,170 @@
+// The SingletonJob controller: warm caches on every replica, reconciling only
+// while this replica leads.
+//
+// Wiring (src/main.ts / src/operator/run.ts):
+//
+//   const controller = new SingletonJobController({ kubeConfig, namespaces, logger, registry });
+//   const caches = controller.startCaches(stop.signal); // every replica; resolves once `stop` aborts
+//   controller.hasSynced();                              // readiness: every informer has listed
+//   await controller.lead(leadership);                   // leader only; resolves after
+//                                                        // leadership.signal aborted and all
+//                                                        // in-flight work has stopped
+//
+// Every write goes through clients whose beforeWrite hook runs
+// leadership.assertValid() synchronously right before the request leaves, so
+// a deposed (paused, partitioned) leader stops before its first stale write.
+import * as k8s from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import { GROUP, PLURAL, VERSION, Keys } from '../api/v1alpha1/singletonjob.ts';
+import type { SingletonJob } from '../api/v1alpha1/singletonjob.ts';
+import type { Leadership } from '../election/index.ts';
+import { makeClient } from '../kube/client.ts';
+import { Informer, MultiInformer, objectKey } from '../kube/informer.ts';
+import type { ListPage } from '../kube/informer.ts';
+import { EventRecorder } from './events.ts';
+import { controllerMetrics } from './metrics.ts';
+import type { ControllerMetrics } from './metrics.ts';
+import { Reconciler } from './reconciler.ts';
+import { WorkQueue } from './workqueue.ts';
+
+export interface ControllerOptions {
+  kubeConfig: k8s.KubeConfig;
+  /** Namespaces to watch and reconcile; undefined or empty = all. */
+  namespaces?: string[] | undefined;
+  logger: Logger;
+  registry?: Registry;
+  /** Parallel reconciles (distinct keys). */
+  workers?: number;
+  requestTimeoutMs?: number;
+  /** Injected clock (tests). */
+  now?: () => Date;
+}
+
+export class SingletonJobController {
+  private readonly o: ControllerOptions;
+  private readonly sjs: MultiInformer<SingletonJob>;
+  private readonly jobs: MultiInformer<k8s.V1Job>;
+  private readonly metrics: ControllerMetrics;
+  private queue: WorkQueue | undefined;
+  private leading = false;
+
+  constructor(options: ControllerOptions) {
+    this.o = options;
+    this.metrics = controllerMetrics(options.registry ?? new Registry());
+    const kc = options.kubeConfig;
+    const timeoutMs = options.requestTimeoutMs ?? 10_000;
+    const custom = makeClient(kc, k8s.CustomObjectsApi, { timeoutMs });
+    const batch = makeClient(kc, k8s.BatchV1Api, { timeoutMs });
+    const logger = options.logger;
+    const scopes: (string | undefined)[] = options.namespaces?.length ? options.namespaces : [undefined];
+    this.sjs = new MultiInformer(
+      scopes.map(
+        (ns) =>
+          new Informer<SingletonJob>({
+            kubeConfig: kc,
+            logger,
+            path: ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`,
+            list: async (page) =>
+              (ns
+                ? await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns, ...page })
+                : await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, ...page })) as ListPage<SingletonJob>,
+          }),
+      ),
+    );
+    // Only Jobs we created carry the owner-uid label; the cache holds nothing else.
+    this.jobs = new MultiInformer(
+      scopes.map(
+        (ns) =>
+          new Informer<k8s.V1Job>({
+            kubeConfig: kc,
+            logger,
+            labelSelector: Keys.ownerUid,
+            path: ns ? `/apis/batch/v1/namespaces/${ns}/jobs` : '/apis/batch/v1/jobs',
+            list: async (page) => (ns ? await batch.listNamespacedJob({ namespace: ns, ...page }) : await batch.listJobForAllNamespaces(page)),
+          }),
+      ),
+    );
+    this.sjs.on((_type, obj) => this.queue?.add(objectKey(obj)));
+    this.jobs.on((_type, job) => {
+      const owner = job.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'SingletonJob');
+      if (owner) this.queue?.add(`${job.metadata!.namespace}/${owner.name}`);
+    });
+  }
+
+  /** Starts the informers (on every replica, before and regardless of leadership); resolves once `signal` aborts. */
+  async startCaches(signal: AbortSignal): Promise<void> {
+    const synced = Promise.all([this.sjs.start(signal), this.jobs.start(signal)]);
+    synced.catch(() => undefined);
+    if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  }
+
+  hasSynced(): boolean {
+    return this.sjs.hasSynced() && this.jobs.hasSynced();
+  }
+
+  /**
+   * Reconciles every SingletonJob while `leadership` holds. Resolves after
+   * leadership.signal aborted and every in-flight reconcile has returned.
+   * Requires synced caches (the operator waits for hasSynced() first).
+   */
+  async lead(leadership: Leadership): Promise<void> {
+    if (this.leading) throw new Error('lead() is already running');
+    if (!this.hasSynced()) throw new Error('lead() needs synced caches: wait for hasSynced()');
+    if (leadership.signal.aborted) return;
+    this.leading = true;
+    const { kubeConfig: kc, logger } = this.o;
+    const log = logger.child({ leader: leadership.identity, term: leadership.term });
+    const guarded = { timeoutMs: this.o.requestTimeoutMs ?? 10_000, beforeWrite: () => leadership.assertValid(), userAgent: 'singleton-operator/controller' };
+    const core = makeClient(kc, k8s.CoreV1Api, guarded);
+    const reconciler = new Reconciler({
+      custom: makeClient(kc, k8s.CustomObjectsApi, guarded),
+      batch: makeClient(kc, k8s.BatchV1Api, guarded),
+      core,
+      events: new EventRecorder(core, log, leadership.identity),
+      singletonJobs: this.sjs,
+      jobs: this.jobs,
+      leadership,
+      logger: log,
+      metrics: this.metrics,
+      now: this.o.now ?? (() => new Date()),
+    });
+    const queue = new WorkQueue();
+    this.queue = queue;
+    const stop = () => queue.shutDown();
+    leadership.signal.addEventListener('abort', stop, { once: true });
+    log.info({ objects: this.sjs.list().length }, 'Started reconciling');
+    for (const sj of this.sjs.list()) queue.add(objectKey(sj));
+
+    const worker = async () => {
+      for (;;) {
+        const key = await queue.get();
+        if (key === undefined) return;
+        const started = performance.now();
+        try {
+          const result = await reconciler.reconcile(key);
+          queue.forget(key);
+          this.metrics.reconciles.inc({ result: 'ok' });
+          if (result.requeueAfterMs !== undefined) queue.addAfter(key, result.requeueAfterMs);
+        } catch (err) {
+          if (leadership.signal.aborted) return;
+          this.metrics.reconciles.inc({ result: 'error' });
+          log.warn({ object: key, err: err instanceof Error ? err.message : String(err) }, 'Reconcile failed; retrying with backoff');
+          queue.addRateLimited(key);
+        } finally {
+          queue.done(key);
+          this.metrics.reconcileSeconds.observe((performance.now() - started) / 1000);
+          this.metrics.queueDepth.set(queue.length);
+        }
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: this.o.workers ?? 4 }, worker));
+    } finally {
+      leadership.signal.removeEventListener('abort', stop);
+      if (this.queue === queue) this.queue = undefined;
+      this.leading = false;
+      log.info('Stopped reconciling');
+    }
+  }
+}

@@ -1,0 +1,118 @@
+// The batch/v1 Job of one run: the user's template with singleton semantics
+// forced on it and the fencing token stamped on the Job, its Pod template and
+// every container; plus the predicates that decide when a run is over.
+import type { V1Container, V1EnvVar, V1Job, V1Pod } from '@kubernetes/client-node';
+import { API_VERSION, KIND, Keys } from '../api/v1alpha1/singletonjob.ts';
+import type { ActiveRun, SingletonJob } from '../api/v1alpha1/singletonjob.ts';
+
+export const MANAGED_BY = 'singleton-operator';
+
+/** Environment variables every container of a run receives. */
+export const Env = {
+  token: 'SINGLETON_FENCING_TOKEN',
+  term: 'SINGLETON_LEADER_TERM',
+  singletonJob: 'SINGLETON_JOB_NAME',
+  run: 'SINGLETON_RUN_NAME',
+  slot: 'SINGLETON_RUN_SLOT',
+  requestId: 'SINGLETON_RUN_REQUEST_ID',
+} as const;
+
+export function runLabels(sj: SingletonJob, run: ActiveRun): Record<string, string> {
+  return {
+    'app.kubernetes.io/managed-by': MANAGED_BY,
+    [Keys.ownerUid]: sj.metadata!.uid!,
+    [Keys.run]: run.name,
+    [Keys.runKind]: run.kind,
+  };
+}
+
+export function runAnnotations(sj: SingletonJob, run: ActiveRun): Record<string, string> {
+  const a: Record<string, string> = {
+    [Keys.token]: String(run.token),
+    [Keys.term]: String(run.term),
+    [Keys.singletonJob]: sj.metadata!.name!,
+  };
+  if (run.slot) a[Keys.slot] = run.slot;
+  if (run.requestId) a[Keys.requestId] = run.requestId;
+  return a;
+}
+
+function stamp(container: V1Container, env: V1EnvVar[]): V1Container {
+  const ours = new Set(env.map((e) => e.name));
+  return { ...container, env: [...(container.env ?? []).filter((e) => !ours.has(e.name)), ...env] };
+}
+
+export function buildJob(sj: SingletonJob, run: ActiveRun): V1Job {
+  const template = sj.spec.jobTemplate;
+  const spec = template.spec!;
+  const pod = spec.template;
+  const labels = runLabels(sj, run);
+  const annotations = runAnnotations(sj, run);
+  const env: V1EnvVar[] = [
+    { name: Env.token, value: String(run.token) },
+    { name: Env.term, value: String(run.term) },
+    { name: Env.singletonJob, value: sj.metadata!.name! },
+    { name: Env.run, value: run.name },
+    { name: Env.slot, value: run.slot ?? '' },
+    { name: Env.requestId, value: run.requestId ?? '' },
+  ];
+  const podSpec = pod.spec!;
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: {
+      name: run.name,
+      namespace: sj.metadata!.namespace!,
+      labels: { ...template.metadata?.labels, ...labels },
+      annotations: { ...template.metadata?.annotations, ...annotations },
+      ownerReferences: [{ apiVersion: API_VERSION, kind: KIND, name: sj.metadata!.name!, uid: sj.metadata!.uid!, controller: true, blockOwnerDeletion: true }],
+    },
+    spec: {
+      ...spec,
+      // One Pod at a time: no parallel Pods, and a failed Pod is replaced only
+      // once it is terminal (not while it is still terminating).
+      parallelism: 1,
+      completions: 1,
+      completionMode: 'NonIndexed',
+      podReplacementPolicy: 'Failed',
+      backoffLimit: spec.backoffLimit ?? 0,
+      suspend: false,
+      template: {
+        ...pod,
+        metadata: {
+          ...pod.metadata,
+          labels: { ...pod.metadata?.labels, ...labels },
+          annotations: { ...pod.metadata?.annotations, ...annotations },
+        },
+        spec: {
+          ...podSpec,
+          restartPolicy: podSpec.restartPolicy ?? 'Never',
+          containers: podSpec.containers.map((c) => stamp(c, env)),
+          ...(podSpec.initContainers ? { initContainers: podSpec.initContainers.map((c) => stamp(c, env)) } : {}),
+        },
+      },
+    },
+  };
+}
+
+/** Succeeded/Failed once the Job has its terminal condition (since 1.31 set only after all Pods terminated). */
+export function jobOutcome(job: V1Job): 'Succeeded' | 'Failed' | undefined {
+  const conds = job.status?.conditions ?? [];
+  if (conds.some((c) => c.type === 'Complete' && c.status === 'True')) return 'Succeeded';
+  if (conds.some((c) => c.type === 'Failed' && c.status === 'True')) return 'Failed';
+  return undefined;
+}
+
+/** A Pod that can no longer run anything. A Pod being deleted still runs until it is terminal or gone. */
+export function isPodTerminal(pod: V1Pod): boolean {
+  return pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
+}
+
+export function isOwnedBy(job: V1Job, sj: SingletonJob): boolean {
+  return (job.metadata?.ownerReferences ?? []).some((r) => r.controller && r.uid === sj.metadata?.uid);
+}
+
+export function jobToken(job: V1Job): number | undefined {
+  const raw = job.metadata?.annotations?.[Keys.token];
+  return raw === undefined ? undefined : Number(raw);
+}

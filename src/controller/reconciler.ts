@@ -1,0 +1,396 @@
+// reconcile(key): read the SingletonJob and its runs, make one decision, act.
+// Level-based: every pass re-derives what to do from the object, the Job of
+// its active run and that Job's Pods, so a pass interrupted at any point (a
+// crash, a lost lease, a conflict) is finished by the next pass or the next
+// leader. Safety never rests on the cache:
+// - every status write carries the resourceVersion it was computed from (CAS)
+//   and the leader's term, which CEL refuses to lower;
+// - a run is reserved in status before its Job exists, and its Job has one
+//   possible name, so a second create is AlreadyExists;
+// - a run is finished (and the next one may start) only after a live list
+//   shows every Pod of it terminal.
+import type { BatchV1Api, CoreV1Api, CustomObjectsApi, V1Job } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { GROUP, Keys, PLURAL, VERSION, singletonJobSchema } from '../api/v1alpha1/singletonjob.ts';
+import type { ActiveRun, FinishedRun, SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
+import type { Leadership } from '../election/index.ts';
+import { isConflict, isInvalid, isNotFound, apiMessage } from '../kube/errors.ts';
+import type { EventRecorder } from './events.ts';
+import { buildJob, isOwnedBy, isPodTerminal, jobOutcome, jobToken } from './jobs.ts';
+import type { ControllerMetrics } from './metrics.ts';
+import { manualRunName, scheduledRunName } from './naming.ts';
+import { dueSlots, parseSchedule, ScheduleError } from './schedule.ts';
+import type { DueSlots } from './schedule.ts';
+import { healthyReadiness, nextToken, readyCondition, recordFinished, setReady, toDate, TokenExhaustedError, newerThan } from './status.ts';
+import type { Readiness } from './status.ts';
+
+export interface Result {
+  /** Reconcile again after this many ms (0 = as soon as possible); absent = wait for a change. */
+  requeueAfterMs?: number;
+}
+
+export interface Cache<T> {
+  get(key: string): T | undefined;
+  list(): T[];
+}
+
+export interface ReconcilerDeps {
+  custom: CustomObjectsApi;
+  batch: BatchV1Api;
+  core: CoreV1Api;
+  events: EventRecorder;
+  singletonJobs: Cache<SingletonJob>;
+  jobs: Cache<V1Job>;
+  leadership: Leadership;
+  logger: Logger;
+  metrics: ControllerMetrics;
+  now: () => Date;
+}
+
+/** The object changed under us: re-read it and decide again. */
+class StaleError extends Error {}
+
+const POLL_MS = 1000;
+const MAX_ATTEMPTS = 3;
+
+export class Reconciler {
+  private readonly d: ReconcilerDeps;
+  /** Our own last status write per key: the cache may not show it yet (read-your-writes). */
+  private readonly written = new Map<string, SingletonJob>();
+  /** Decisions already announced by an Event, so a waiting run does not repeat them every pass. */
+  private readonly announced = new Map<string, string>();
+
+  constructor(deps: ReconcilerDeps) {
+    this.d = deps;
+  }
+
+  async reconcile(key: string): Promise<Result> {
+    let sj = this.freshest(key);
+    for (let attempt = 1; sj; attempt++) {
+      if (sj.metadata?.deletionTimestamp) return {};
+      try {
+        return await this.converge(key, sj);
+      } catch (err) {
+        if (!(err instanceof StaleError || isConflict(err)) || attempt >= MAX_ATTEMPTS) throw err;
+        sj = await this.readLive(key);
+      }
+    }
+    this.written.delete(key);
+    this.announced.delete(key);
+    return {};
+  }
+
+  private freshest(key: string): SingletonJob | undefined {
+    const cached = this.d.singletonJobs.get(key);
+    const ours = this.written.get(key);
+    if (!cached) return undefined;
+    if (ours && ours.metadata?.uid === cached.metadata?.uid && newerThan(ours.metadata?.resourceVersion, cached.metadata?.resourceVersion)) return ours;
+    return cached;
+  }
+
+  private async readLive(key: string): Promise<SingletonJob | undefined> {
+    const [namespace, name] = key.split('/') as [string, string];
+    try {
+      return (await this.d.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name })) as SingletonJob;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  private async converge(key: string, sj: SingletonJob): Promise<Result> {
+    const { leadership, logger } = this.d;
+    const now = this.d.now();
+    const status = sj.status ?? {};
+    const log = logger.child({ object: key, term: leadership.term });
+    if ((status.leaderTerm ?? 0) > leadership.term) {
+      // A newer leader has written: anything we wrote would be refused anyway.
+      log.warn({ leaderTerm: status.leaderTerm }, 'Left alone: a newer leader has written this object');
+      return {};
+    }
+    leadership.signal.throwIfAborted();
+
+    const problem = this.validate(sj);
+    if (status.activeRun) {
+      const tracked = await this.trackActiveRun(key, sj, status.activeRun, log);
+      if (tracked) return tracked;
+    }
+    if (problem) {
+      await this.updateReady(sj, problem);
+      return {};
+    }
+    const schedule = sj.spec.schedule ? parseSchedule(sj.spec.schedule, sj.spec.timeZone) : undefined;
+    const since = toDate(status.lastScheduleTime) ?? toDate(sj.metadata?.creationTimestamp) ?? now;
+    const due = schedule && !sj.spec.suspend ? dueSlots(schedule, since, now, sj.spec.startingDeadlineSeconds) : undefined;
+    const untilNext = due ? Math.max(0, due.next.getTime() - now.getTime()) + 5 : undefined;
+    const requestId = sj.metadata?.annotations?.[Keys.runNow]?.trim().slice(0, 253);
+    const manual = requestId && requestId !== status.lastManualRequestId ? requestId : undefined;
+
+    if (due && !due.slot && due.skipped > 0) return this.recordSkipped(sj, due, 'missed its starting deadline');
+    const wanted = due?.slot ? { kind: 'Scheduled' as const, slot: due.slot } : manual ? { kind: 'Manual' as const, requestId: manual } : undefined;
+
+    const active = status.activeRun;
+    if (wanted && active) {
+      const what = wanted.kind === 'Scheduled' ? `slot ${wanted.slot.toISOString()}` : `manual request "${wanted.requestId}"`;
+      if ((sj.spec.concurrencyPolicy ?? 'Forbid') === 'Forbid') {
+        await this.announceOnce(sj, `held:${active.name}:${what}`, 'Normal', 'RunHeld', `Run for ${what} waits: run ${active.name} (token ${active.token}) is still in flight (concurrencyPolicy Forbid)`);
+        const untilDeadline = due?.deadline ? due.deadline.getTime() - now.getTime() + 5 : undefined;
+        return untilDeadline !== undefined ? { requeueAfterMs: Math.max(0, untilDeadline) } : {};
+      }
+      await this.write(key, sj, (s) => {
+        s.activeRun = { ...active, replacing: true };
+      });
+      await this.d.events.emit(sj, 'Normal', 'RunReplacing', `Replacing run ${active.name} (token ${active.token}) for ${what}: deleting its Job and waiting until its Pods are gone (concurrencyPolicy Replace)`);
+      return { requeueAfterMs: 0 };
+    }
+    if (wanted) return this.startRun(key, sj, wanted, due);
+    if (await this.updateReady(sj, healthyReadiness(sj))) return { requeueAfterMs: 0 };
+    await this.prune(sj, log);
+    return untilNext !== undefined ? { requeueAfterMs: untilNext } : {};
+  }
+
+  /** Problems only the operator can see (the CRD schema catches the rest). */
+  private validate(sj: SingletonJob): Readiness | undefined {
+    const parsed = singletonJobSchema.safeParse(sj);
+    if (!parsed.success) {
+      const message = parsed.error.issues.map((i) => `${i.path.join('.') || 'object'}: ${i.message}`).join('; ');
+      return { ready: false, reason: 'InvalidSpec', message };
+    }
+    if (sj.spec.schedule) {
+      try {
+        parseSchedule(sj.spec.schedule, sj.spec.timeZone);
+      } catch (err) {
+        if (err instanceof ScheduleError) return { ready: false, reason: err.reason, message: err.message };
+        throw err;
+      }
+    }
+    // A template the API server refused stays refused until the spec changes.
+    const ready = sj.status ? readyCondition(sj.status) : undefined;
+    if (ready?.status === 'False' && ready.reason === 'JobRejected' && ready.observedGeneration === sj.metadata?.generation) {
+      return { ready: false, reason: ready.reason, message: ready.message };
+    }
+    return undefined;
+  }
+
+  /** Follows the active run to its end; returns a result while it still needs attention, undefined while it simply runs. */
+  private async trackActiveRun(key: string, sj: SingletonJob, run: ActiveRun, log: Logger): Promise<Result | undefined> {
+    const namespace = sj.metadata!.namespace!;
+    const job = this.d.jobs.get(`${namespace}/${run.name}`) ?? (await this.readJob(namespace, run.name));
+    if (!job) {
+      if (!run.jobUID) return this.createReservedJob(key, sj, run, log);
+      // The Job is gone (Replace deleted it, or a person or a TTL did): the run
+      // ends once none of its Pods can run any more.
+      if (!(await this.podsTerminal(sj, run))) return { requeueAfterMs: POLL_MS };
+      return this.finish(key, sj, run, run.replacing ? 'Replaced' : 'Deleted');
+    }
+    if (!isOwnedBy(job, sj) || jobToken(job) !== run.token) {
+      if (run.jobUID && run.jobUID !== job.metadata?.uid && isOwnedBy(job, sj)) {
+        // Our run's Job was deleted and a late create (a deposed leader's
+        // delayed request) brought the name back: that is a second run of the
+        // same slot, so it goes at once.
+        await this.deleteJob(job);
+        await this.d.events.emit(sj, 'Warning', 'DuplicateJobDeleted', `Deleted Job ${run.name}: it was re-created after run ${run.name} (token ${run.token}) had already been deleted`);
+        return { requeueAfterMs: POLL_MS };
+      }
+      await this.updateReady(sj, { ready: false, reason: 'JobNameTaken', message: `Job ${run.name} exists but does not belong to this run (token ${run.token}); delete or rename it` });
+      return {};
+    }
+    if (run.jobUID !== job.metadata?.uid) {
+      // A predecessor created the Job but did not get to record it.
+      await this.write(key, sj, (s) => {
+        s.activeRun = { ...run, jobUID: job.metadata!.uid! };
+      });
+      return { requeueAfterMs: 0 };
+    }
+    const outcome = jobOutcome(job);
+    if (outcome) {
+      if (!(await this.podsTerminal(sj, run))) return { requeueAfterMs: POLL_MS };
+      return this.finish(key, sj, run, run.replacing ? 'Replaced' : outcome, toDate(job.status?.completionTime));
+    }
+    if (run.replacing) {
+      if (!job.metadata?.deletionTimestamp) await this.deleteJob(job);
+      return { requeueAfterMs: POLL_MS };
+    }
+    return undefined;
+  }
+
+  private async readJob(namespace: string, name: string): Promise<V1Job | undefined> {
+    try {
+      return await this.d.batch.readNamespacedJob({ namespace, name });
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** A live list (never the cache): a Pod the cache has not seen yet may be running. */
+  private async podsTerminal(sj: SingletonJob, run: ActiveRun): Promise<boolean> {
+    const pods = await this.d.core.listNamespacedPod({
+      namespace: sj.metadata!.namespace!,
+      labelSelector: `${Keys.run}=${run.name},${Keys.ownerUid}=${sj.metadata!.uid}`,
+    });
+    return pods.items.every(isPodTerminal);
+  }
+
+  private async deleteJob(job: V1Job): Promise<void> {
+    try {
+      await this.d.batch.deleteNamespacedJob({
+        namespace: job.metadata!.namespace!,
+        name: job.metadata!.name!,
+        propagationPolicy: 'Background',
+        body: { preconditions: { uid: job.metadata!.uid! } },
+      });
+    } catch (err) {
+      if (!isNotFound(err) && !isConflict(err)) throw err;
+    }
+  }
+
+  private async startRun(key: string, sj: SingletonJob, wanted: { kind: 'Scheduled'; slot: Date } | { kind: 'Manual'; requestId: string }, due: DueSlots | undefined): Promise<Result> {
+    const { leadership } = this.d;
+    const status = sj.status ?? {};
+    let token: number;
+    try {
+      token = nextToken(status, leadership.term);
+    } catch (err) {
+      if (!(err instanceof TokenExhaustedError)) throw err;
+      await this.updateReady(sj, { ready: false, reason: 'TokenExhausted', message: err.message });
+      return {};
+    }
+    const name = wanted.kind === 'Scheduled' ? scheduledRunName(sj.metadata!.name!, wanted.slot) : manualRunName(sj.metadata!.name!, wanted.requestId);
+    const run: ActiveRun = { name, token, term: leadership.term, kind: wanted.kind, reservedTime: this.d.now().toISOString() };
+    if (wanted.kind === 'Scheduled') run.slot = wanted.slot.toISOString();
+    else run.requestId = wanted.requestId;
+    const skipped = wanted.kind === 'Scheduled' && due ? due.skipped : 0;
+    // Reserve first: once this CAS succeeds the run exists, whoever creates its Job.
+    const reserved = await this.write(key, sj, (s) => {
+      s.activeRun = run;
+      s.currentToken = token;
+      if (run.slot) s.lastScheduleTime = run.slot;
+      if (run.requestId) s.lastManualRequestId = run.requestId;
+      if (skipped > 0) s.skippedSlots = (s.skippedSlots ?? 0) + skipped;
+      if (skipped > 0 && due?.lastSkipped) s.lastSkippedSlot = due.lastSkipped.toISOString();
+      setReady(s, healthyReadiness(sj), sj.metadata?.generation, this.d.now());
+    });
+    this.d.logger.info({ object: key, run: name, token, term: leadership.term }, 'Reserved run');
+    if (skipped > 0) {
+      this.d.metrics.slotsSkipped.inc(skipped);
+      await this.d.events.emit(sj, 'Warning', 'SlotsSkipped', `Skipped ${skipped}${due?.skippedAtLeast ? '+' : ''} missed slot(s) before ${run.slot}: only the latest due slot runs`);
+    }
+    return this.createReservedJob(key, reserved, run, this.d.logger.child({ object: key }), true);
+  }
+
+  /** Creates the Job of a reserved run: ours just now, or one a predecessor reserved and did not create. */
+  private async createReservedJob(key: string, sj: SingletonJob, run: ActiveRun, log: Logger, justReserved = false): Promise<Result> {
+    if (!justReserved) {
+      // Someone else's reservation, seen through a cache: make sure it is
+      // still the current state before acting on it (the run may have ended
+      // and its Job been pruned since).
+      const live = await this.readLive(key);
+      if (!live || live.metadata?.resourceVersion !== sj.metadata?.resourceVersion) throw new StaleError();
+    }
+    let job: V1Job;
+    try {
+      job = await this.d.batch.createNamespacedJob({ namespace: sj.metadata!.namespace!, body: buildJob(sj, run) });
+      this.d.metrics.runsStarted.inc();
+      await this.d.events.emit(sj, 'Normal', 'RunStarted', `Started run ${run.name} with fencing token ${run.token} (${run.slot ? `slot ${run.slot}` : `manual request "${run.requestId}"`}, leader term ${run.term})`);
+    } catch (err) {
+      if (isInvalid(err)) {
+        const message = `The API server refused Job ${run.name}: ${apiMessage(err)}`;
+        await this.d.events.emit(sj, 'Warning', 'JobRejected', message);
+        return this.finish(key, sj, run, 'Failed', undefined, { ready: false, reason: 'JobRejected', message });
+      }
+      if (!isConflict(err)) throw err;
+      // AlreadyExists: the next pass adopts it if it is this run's Job.
+      log.info({ run: run.name }, 'Job of the reserved run already exists');
+      return { requeueAfterMs: 0 };
+    }
+    await this.write(key, sj, (s) => {
+      s.activeRun = { ...run, jobUID: job.metadata!.uid! };
+    });
+    return {};
+  }
+
+  private async finish(key: string, sj: SingletonJob, run: ActiveRun, outcome: FinishedRun['outcome'], completion?: Date, readiness?: Readiness): Promise<Result> {
+    await this.write(key, sj, (s) => {
+      recordFinished(s, run, outcome, this.d.now(), completion);
+      if (readiness) setReady(s, readiness, sj.metadata?.generation, this.d.now());
+    });
+    this.d.metrics.runsFinished.inc({ outcome });
+    const verb = { Succeeded: 'succeeded', Failed: 'failed', Replaced: 'was replaced', Deleted: 'ended because its Job was deleted' }[outcome];
+    await this.d.events.emit(sj, outcome === 'Succeeded' || outcome === 'Replaced' ? 'Normal' : 'Warning', 'RunFinished', `Run ${run.name} (token ${run.token}) ${verb}`);
+    return { requeueAfterMs: 0 };
+  }
+
+  private async recordSkipped(sj: SingletonJob, due: DueSlots, why: string): Promise<Result> {
+    const key = `${sj.metadata!.namespace}/${sj.metadata!.name}`;
+    await this.write(key, sj, (s) => {
+      s.lastScheduleTime = due.latest!.toISOString();
+      s.lastSkippedSlot = (due.lastSkipped ?? due.latest!).toISOString();
+      s.skippedSlots = (s.skippedSlots ?? 0) + due.skipped;
+    });
+    this.d.metrics.slotsSkipped.inc(due.skipped);
+    await this.d.events.emit(sj, 'Warning', 'SlotsSkipped', `Skipped ${due.skipped}${due.skippedAtLeast ? '+' : ''} slot(s), the latest ${due.latest!.toISOString()}: it ${why} (startingDeadlineSeconds ${sj.spec.startingDeadlineSeconds})`);
+    return { requeueAfterMs: 0 };
+  }
+
+  /** Writes Ready when it changed; returns whether it wrote. */
+  private async updateReady(sj: SingletonJob, r: Readiness): Promise<boolean> {
+    const probe: SingletonJobStatus = structuredClone(sj.status ?? {});
+    const generationSeen = sj.status?.observedGeneration === sj.metadata?.generation;
+    if (!setReady(probe, r, sj.metadata?.generation, this.d.now()) && generationSeen) return false;
+    const key = `${sj.metadata!.namespace}/${sj.metadata!.name}`;
+    await this.write(key, sj, (s) => void setReady(s, r, sj.metadata?.generation, this.d.now()));
+    if (!r.ready) await this.d.events.emit(sj, 'Warning', r.reason, r.message);
+    return true;
+  }
+
+  private async announceOnce(sj: SingletonJob, id: string, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    const key = `${sj.metadata!.namespace}/${sj.metadata!.name}`;
+    if (this.announced.get(key) === id) return;
+    this.announced.set(key, id);
+    await this.d.events.emit(sj, type, reason, message);
+  }
+
+  /**
+   * One compare-and-swap status write: the body carries the resourceVersion
+   * the decision was made from (409 = decide again) and this leader's term
+   * (the CRD refuses a lower term once a successor has written).
+   */
+  private async write(key: string, sj: SingletonJob, mutate: (status: SingletonJobStatus) => void): Promise<SingletonJob> {
+    const status: SingletonJobStatus = structuredClone(sj.status ?? {});
+    mutate(status);
+    status.leaderTerm = this.d.leadership.term;
+    if (sj.metadata?.generation !== undefined) status.observedGeneration = sj.metadata.generation;
+    const [namespace, name] = key.split('/') as [string, string];
+    const body = { ...sj, status };
+    const updated = (await this.d.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name, body })) as SingletonJob;
+    this.written.set(key, updated);
+    return updated;
+  }
+
+  /**
+   * Deletes finished Jobs beyond the history limits. Only Jobs of runs that
+   * status records as finished qualify: a token below the active run's (or at
+   * most the current token when nothing is active) and a terminal condition.
+   */
+  private async prune(sj: SingletonJob, log: Logger): Promise<void> {
+    const status = sj.status ?? {};
+    const limitOk = sj.spec.successfulJobsHistoryLimit ?? 3;
+    const limitFailed = sj.spec.failedJobsHistoryLimit ?? 1;
+    const ceiling = status.activeRun ? status.activeRun.token - 1 : (status.currentToken ?? 0);
+    const finished = this.d.jobs
+      .list()
+      .filter((j) => j.metadata?.namespace === sj.metadata?.namespace && isOwnedBy(j, sj) && !j.metadata?.deletionTimestamp)
+      .map((job) => ({ job, token: jobToken(job), outcome: jobOutcome(job) }))
+      .filter((r): r is { job: V1Job; token: number; outcome: 'Succeeded' | 'Failed' } => r.token !== undefined && r.token <= ceiling && r.outcome !== undefined)
+      .sort((a, b) => b.token - a.token);
+    const doomed = [
+      ...finished.filter((r) => r.outcome === 'Succeeded').slice(limitOk),
+      ...finished.filter((r) => r.outcome === 'Failed').slice(limitFailed),
+    ];
+    for (const { job, token } of doomed) {
+      log.info({ job: job.metadata?.name, token }, 'Pruned finished Job beyond the history limit');
+      await this.deleteJob(job);
+    }
+  }
+}

@@ -1,0 +1,236 @@
+// A list-then-watch cache of one resource (optionally one namespace, one
+// label selector), with what client-node's informer lacks: restart with
+// backoff after any error, a relist on 410 Gone, watch bookmarks, a
+// server-side watch timeout plus a client-side inactivity timeout (so a
+// silently dead connection cannot leave the cache stale), and
+// resourceVersion tracking. Runs on every replica, leader or not.
+import * as k8s from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+
+export interface KubeObject {
+  metadata?: k8s.V1ObjectMeta;
+}
+
+export type EventType = 'add' | 'update' | 'delete';
+export type Handler<T> = (type: EventType, obj: T) => void;
+
+export interface ListPage<T> {
+  items: T[];
+  metadata?: { resourceVersion?: string; _continue?: string; continue?: string };
+}
+
+export interface InformerOptions<T> {
+  kubeConfig: k8s.KubeConfig;
+  /** Collection path to watch, e.g. /apis/batch/v1/namespaces/ns/jobs or /apis/batch/v1/jobs. */
+  path: string;
+  /** One page of the same collection (a client made with makeClient, so it has a timeout). */
+  list: (page: { limit: number; _continue?: string; labelSelector?: string }) => Promise<ListPage<T>>;
+  labelSelector?: string;
+  logger: Logger;
+}
+
+const PAGE = 500;
+
+export function objectKey(obj: KubeObject): string {
+  const m = obj.metadata ?? {};
+  return m.namespace ? `${m.namespace}/${m.name}` : String(m.name);
+}
+
+export class Informer<T extends KubeObject> {
+  private readonly store = new Map<string, T>();
+  private readonly handlers: Handler<T>[] = [];
+  private synced = false;
+  private resourceVersion = '';
+  private readonly o: InformerOptions<T>;
+
+  constructor(options: InformerOptions<T>) {
+    this.o = options;
+  }
+
+  on(handler: Handler<T>): void {
+    this.handlers.push(handler);
+  }
+
+  get(key: string): T | undefined {
+    return this.store.get(key);
+  }
+
+  list(): T[] {
+    return [...this.store.values()];
+  }
+
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  /** Runs until `signal` aborts; resolves once the first list has been loaded. */
+  start(signal: AbortSignal): Promise<void> {
+    return new Promise((resolveSynced, rejectSynced) => {
+      let failures = 0;
+      const loop = async () => {
+        let relist = true;
+        while (!signal.aborted) {
+          try {
+            if (relist) {
+              await this.relist(signal);
+              if (!this.synced) {
+                this.synced = true;
+                resolveSynced();
+              }
+              relist = false;
+            }
+            const gone = await this.watchOnce(signal);
+            relist = gone;
+            failures = 0;
+          } catch (err) {
+            if (signal.aborted) break;
+            failures++;
+            relist = true;
+            const delay = Math.min(30_000, 200 * 2 ** Math.min(failures, 8)) * (0.5 + Math.random() / 2);
+            this.o.logger.warn({ path: this.o.path, err: String(err), retryInMs: Math.round(delay) }, 'Watch failed');
+            await sleep(delay, signal);
+          }
+        }
+        if (!this.synced) rejectSynced(new Error(`informer for ${this.o.path} stopped before it synced`));
+      };
+      void loop();
+    });
+  }
+
+  /** A consistent list (resourceVersion unset = quorum read), paged, replacing the store. */
+  private async relist(signal: AbortSignal): Promise<void> {
+    const fresh = new Map<string, T>();
+    let cont = '';
+    let rv = '';
+    do {
+      signal.throwIfAborted();
+      const page: { limit: number; _continue?: string; labelSelector?: string } = { limit: PAGE };
+      if (cont) page._continue = cont;
+      if (this.o.labelSelector) page.labelSelector = this.o.labelSelector;
+      const body = await this.o.list(page);
+      for (const item of body.items) fresh.set(objectKey(item), item);
+      cont = body.metadata?._continue ?? body.metadata?.continue ?? '';
+      rv = body.metadata?.resourceVersion ?? rv;
+    } while (cont);
+    for (const [key, old] of this.store) if (!fresh.has(key)) this.emit('delete', old, key);
+    for (const [key, obj] of fresh) {
+      const old = this.store.get(key);
+      if (!old) this.emit('add', obj, key);
+      else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion) this.emit('update', obj, key);
+    }
+    this.resourceVersion = rv;
+  }
+
+  /** One watch from the current resourceVersion; resolves true when a relist is needed (410 Gone). */
+  private async watchOnce(signal: AbortSignal): Promise<boolean> {
+    const watch = new k8s.Watch(this.o.kubeConfig);
+    // The server ends the watch after timeoutSeconds and sends bookmarks
+    // meanwhile; silence for longer than that means a dead connection.
+    const serverTimeout = 240 + Math.floor(Math.random() * 60);
+    // client-node keeps this inactivity timeout private (30 s by default, shorter than a quiet watch).
+    (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = (serverTimeout + 60) * 1000;
+    let gone = false;
+    let failed = false;
+    return new Promise<boolean>((resolve, reject) => {
+      let controller: AbortController | undefined;
+      const onAbort = () => controller?.abort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      const params: Record<string, string | number | boolean> = {
+        resourceVersion: this.resourceVersion,
+        allowWatchBookmarks: true,
+        timeoutSeconds: serverTimeout,
+      };
+      if (this.o.labelSelector) params.labelSelector = this.o.labelSelector;
+      watch
+        .watch(
+          this.o.path,
+          params,
+          (phase, obj: T & { code?: number; metadata?: k8s.V1ObjectMeta }) => {
+            if (phase === 'ERROR') {
+              gone = (obj as { code?: number }).code === 410;
+              failed = !gone;
+              controller?.abort();
+              return;
+            }
+            const rv = obj.metadata?.resourceVersion;
+            if (rv) this.resourceVersion = rv;
+            if (phase === 'BOOKMARK') return;
+            const key = objectKey(obj);
+            if (phase === 'DELETED') {
+              this.store.delete(key);
+              this.emit('delete', obj, key, false);
+            } else {
+              const existed = this.store.has(key);
+              this.store.set(key, obj);
+              this.emit(existed ? 'update' : 'add', obj, key, false);
+            }
+          },
+          (err: unknown) => {
+            signal.removeEventListener('abort', onAbort);
+            if (gone) resolve(true);
+            else if (failed) reject(new Error(`watch ${this.o.path} returned an error event`));
+            else if (err && !signal.aborted) reject(err);
+            else resolve(false);
+          },
+        )
+        .then((c) => {
+          controller = c;
+          if (signal.aborted) c.abort();
+        }, reject);
+    });
+  }
+
+  private emit(type: EventType, obj: T, key: string, updateStore = true): void {
+    if (updateStore) {
+      if (type === 'delete') this.store.delete(key);
+      else this.store.set(key, obj);
+    }
+    for (const h of this.handlers) {
+      try {
+        h(type, obj);
+      } catch (err) {
+        this.o.logger.error({ err, path: this.o.path }, 'Informer handler failed');
+      }
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+  });
+}
+
+/** Several informers (one per namespace) seen as one cache. */
+export class MultiInformer<T extends KubeObject> {
+  readonly parts: Informer<T>[];
+
+  constructor(parts: Informer<T>[]) {
+    this.parts = parts;
+  }
+
+  on(handler: Handler<T>): void {
+    for (const p of this.parts) p.on(handler);
+  }
+
+  get(key: string): T | undefined {
+    for (const p of this.parts) {
+      const hit = p.get(key);
+      if (hit) return hit;
+    }
+    return undefined;
+  }
+
+  list(): T[] {
+    return this.parts.flatMap((p) => p.list());
+  }
+
+  hasSynced(): boolean {
+    return this.parts.every((p) => p.hasSynced());
+  }
+
+  async start(signal: AbortSignal): Promise<void> {
+    await Promise.all(this.parts.map((p) => p.start(signal)));
+  }
+}
