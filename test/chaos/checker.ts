@@ -168,7 +168,13 @@ export function checkSlots(h: History, options: CheckOptions): Violation[] {
       }
     }
     if (sj.suspend) continue;
-    const due = scheduleSlots(sj.schedule, sj.timeZone, Math.max(sj.createdAt, h.startedAt), h.endedAt - options.settleMs);
+    let due: number[];
+    try {
+      due = scheduleSlots(sj.schedule, sj.timeZone, Math.max(sj.createdAt, h.startedAt), h.endedAt - options.settleMs);
+    } catch (err) {
+      violations.push({ check: 'slot-exactly-once', at: sj.createdAt, message: `SingletonJob ${ref(sj)} is judged but its schedule "${sj.schedule}" cannot be evaluated: ${(err as Error).message}` });
+      continue;
+    }
     for (const slot of due) {
       if (bySlot.has(slot)) continue;
       if (!healthyAround(h, slot, options.settleMs)) continue;

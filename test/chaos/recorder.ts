@@ -1,0 +1,262 @@
+// The recorder: watches the Jobs, Pods and SingletonJobs of the namespace
+// under test from before the first fault to the end, on the admin identity
+// and straight to the API server (never through a replica's fault proxy).
+// Each watch resumes from the last resourceVersion it saw, so an API-server or
+// etcd restart loses no event; only a 410 Gone forces a relist, which is
+// recorded as a gap (the checker then refuses to call the history complete).
+// The audit log is read at the end.
+import { existsSync, readFileSync } from 'node:fs';
+import * as k8s from '@kubernetes/client-node';
+import { Keys, GROUP, VERSION, PLURAL } from '../../src/api/v1alpha1/singletonjob.ts';
+import type { AuditWrite, History, JobRecord, PodRecord, SingletonJobInfo } from './history.ts';
+
+type Obj = {
+  metadata?: { name?: string; namespace?: string; uid?: string; resourceVersion?: string; ownerReferences?: Array<{ kind: string; name: string; uid: string }>; annotations?: Record<string, string> };
+  spec?: Record<string, unknown>;
+  status?: Record<string, unknown>;
+};
+
+/** Names of the environment variables that carry the token to the workload. */
+export const TOKEN_ENV_PATTERN = /TOKEN/;
+
+interface WatchTarget {
+  resource: string;
+  path: string;
+  list: () => Promise<unknown>;
+  onEvent: (type: string, obj: Obj, at: number) => void;
+}
+
+export class Recorder {
+  private readonly kc: k8s.KubeConfig;
+  private readonly history: History;
+  private readonly namespace: string;
+  private readonly jobs = new Map<string, JobRecord>();
+  private readonly pods = new Map<string, PodRecord>();
+  private readonly sjs = new Map<string, SingletonJobInfo>();
+  private stopped = false;
+  private aborts = new Set<AbortController>();
+  private running: Promise<void>[] = [];
+  /** Called for every change the recorder sees (the harness logs runs from it). */
+  onJob: ((job: JobRecord, type: string) => void) | undefined;
+
+  constructor(kc: k8s.KubeConfig, namespace: string, history: History) {
+    this.kc = kc;
+    this.namespace = namespace;
+    this.history = history;
+  }
+
+  async start(): Promise<void> {
+    const namespace = this.namespace;
+    const batch = this.kc.makeApiClient(k8s.BatchV1Api);
+    const core = this.kc.makeApiClient(k8s.CoreV1Api);
+    const custom = this.kc.makeApiClient(k8s.CustomObjectsApi);
+    const targets: WatchTarget[] = [
+      { resource: 'jobs', path: `/apis/batch/v1/namespaces/${namespace}/jobs`, list: () => batch.listNamespacedJob({ namespace }), onEvent: (t, o, at) => this.onJobEvent(t, o, at) },
+      { resource: 'pods', path: `/api/v1/namespaces/${namespace}/pods`, list: () => core.listNamespacedPod({ namespace }), onEvent: (t, o, at) => this.onPodEvent(t, o, at) },
+      {
+        resource: PLURAL,
+        path: `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`,
+        list: () => custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL }),
+        onEvent: (t, o, at) => this.onSingletonJobEvent(t, o, at),
+      },
+    ];
+    // List first so every watch starts at a known resourceVersion before any fault.
+    const initial = await Promise.all(targets.map((t) => this.list(t)));
+    this.running = targets.map((t, i) => this.loop(t, initial[i] as string));
+  }
+
+  private async list(t: WatchTarget): Promise<string> {
+    const list = (await t.list()) as { metadata?: { resourceVersion?: string }; items: Obj[] };
+    const at = Date.now();
+    for (const item of list.items) t.onEvent('LISTED', item, at);
+    return list.metadata?.resourceVersion ?? '0';
+  }
+
+  private async loop(t: WatchTarget, fromRv: string): Promise<void> {
+    let rv = fromRv;
+    const watch = new k8s.Watch(this.kc);
+    while (!this.stopped) {
+      const result = await new Promise<'gone' | 'closed'>((resolve) => {
+        let gone = false;
+        watch
+          .watch(
+            t.path,
+            { resourceVersion: rv, allowWatchBookmarks: true },
+            (type: string, obj: Obj) => {
+              if (type === 'ERROR') {
+                if ((obj as { code?: number }).code === 410) gone = true;
+                return;
+              }
+              const newRv = obj.metadata?.resourceVersion;
+              if (newRv) rv = newRv;
+              if (type !== 'BOOKMARK') t.onEvent(type, obj, Date.now());
+            },
+            () => resolve(gone ? 'gone' : 'closed'),
+          )
+          .then(
+            (abort) => {
+              this.aborts.add(abort);
+              if (this.stopped) abort.abort();
+            },
+            () => resolve('closed'),
+          );
+      });
+      if (this.stopped) return;
+      if (result === 'gone') {
+        const from = Date.now();
+        for (;;) {
+          try {
+            rv = await this.list(t);
+            break;
+          } catch {
+            if (this.stopped) return;
+            await sleep(500);
+          }
+        }
+        this.history.gaps.push({ resource: t.resource, from, to: Date.now() });
+      } else {
+        await sleep(200);
+      }
+    }
+  }
+
+  private onJobEvent(type: string, obj: Obj, at: number): void {
+    const m = obj.metadata ?? {};
+    const owner = m.ownerReferences?.find((o) => o.kind === 'SingletonJob');
+    if (!m.uid || !m.name || !owner) return;
+    let job = this.jobs.get(m.uid);
+    if (!job) {
+      const spec = obj.spec as { template?: { spec?: { containers?: Array<{ env?: Array<{ name: string; value?: string }> }> } } } | undefined;
+      const templateTokens = (spec?.template?.spec?.containers ?? []).flatMap((c) => (c.env ?? []).filter((e) => TOKEN_ENV_PATTERN.test(e.name)).map((e) => e.value ?? ''));
+      job = {
+        namespace: m.namespace ?? this.namespace,
+        name: m.name,
+        uid: m.uid,
+        owner: owner.name,
+        ownerUid: owner.uid,
+        slot: m.annotations?.[Keys.slot],
+        token: m.annotations?.[Keys.token],
+        templateTokens,
+        createdRv: m.resourceVersion ?? '0',
+        createdAt: at,
+      };
+      this.jobs.set(m.uid, job);
+      this.history.jobs.push(job);
+      this.onJob?.(job, 'created');
+    }
+    const conditions = ((obj.status as { conditions?: Array<{ type: string; status: string }> } | undefined)?.conditions ?? []);
+    if (!job.terminalRv && conditions.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True')) {
+      job.terminalRv = m.resourceVersion;
+      job.terminalAt = at;
+      this.onJob?.(job, 'finished');
+    }
+    if (type === 'DELETED' && !job.deletedRv) {
+      job.deletedRv = m.resourceVersion;
+      job.deletedAt = at;
+    }
+  }
+
+  private onPodEvent(type: string, obj: Obj, at: number): void {
+    const m = obj.metadata ?? {};
+    const owner = m.ownerReferences?.find((o) => o.kind === 'Job');
+    if (!m.uid || !m.name || !owner) return;
+    let pod = this.pods.get(m.uid);
+    if (!pod) {
+      pod = { namespace: m.namespace ?? this.namespace, name: m.name, uid: m.uid, jobName: owner.name, jobUid: owner.uid, createdRv: m.resourceVersion ?? '0', createdAt: at };
+      this.pods.set(m.uid, pod);
+      this.history.pods.push(pod);
+    }
+    const phase = (obj.status as { phase?: string } | undefined)?.phase;
+    if (phase) pod.phase = phase;
+    if (!pod.terminalRv && (phase === 'Succeeded' || phase === 'Failed')) {
+      pod.terminalRv = m.resourceVersion;
+      pod.terminalAt = at;
+    }
+    if (type === 'DELETED' && !pod.deletedRv) {
+      pod.deletedRv = m.resourceVersion;
+      pod.deletedAt = at;
+    }
+  }
+
+  private onSingletonJobEvent(_type: string, obj: Obj, at: number): void {
+    const m = obj.metadata ?? {};
+    if (!m.uid || !m.name || this.sjs.has(m.uid)) return;
+    const spec = (obj.spec ?? {}) as { schedule?: string; timeZone?: string; startingDeadlineSeconds?: number; suspend?: boolean };
+    if (!spec.schedule) return;
+    const info: SingletonJobInfo = {
+      namespace: m.namespace ?? this.namespace,
+      name: m.name,
+      uid: m.uid,
+      schedule: spec.schedule,
+      ...(spec.timeZone ? { timeZone: spec.timeZone } : {}),
+      ...(spec.startingDeadlineSeconds ? { startingDeadlineSeconds: spec.startingDeadlineSeconds } : {}),
+      ...(spec.suspend ? { suspend: true } : {}),
+      createdAt: at,
+    };
+    this.sjs.set(m.uid, info);
+    this.history.singletonJobs.push(info);
+  }
+
+  /** SingletonJobs the checker must not judge (the bad-input corpus). */
+  forget(names: Set<string>): void {
+    this.history.singletonJobs = this.history.singletonJobs.filter((s) => !names.has(s.name));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const a of this.aborts) a.abort();
+    await Promise.race([Promise.all(this.running), sleep(3000)]);
+  }
+}
+
+/** Every mutating request in the audit log made by one of `users`. */
+export function readAuditWrites(file: string, users: Set<string>, sinceMs: number): AuditWrite[] {
+  if (!existsSync(file)) return [];
+  const out: AuditWrite[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.includes('"verb"')) continue;
+    let e: {
+      verb?: string;
+      user?: { username?: string };
+      objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string };
+      responseStatus?: { code?: number };
+      requestReceivedTimestamp?: string;
+      stageTimestamp?: string;
+      stage?: string;
+    };
+    try {
+      e = JSON.parse(line);
+    } catch {
+      continue; // a line cut by a SIGKILLed API server
+    }
+    const user = e.user?.username;
+    if (!user || !users.has(user) || !e.verb || e.verb === 'get' || e.verb === 'list' || e.verb === 'watch') continue;
+    if (e.stage && e.stage !== 'ResponseComplete') continue;
+    const receivedUs = microseconds(e.requestReceivedTimestamp);
+    if (receivedUs / 1000 < sinceMs) continue;
+    out.push({
+      user,
+      verb: e.verb,
+      resource: e.objectRef?.resource ?? '',
+      ...(e.objectRef?.subresource ? { subresource: e.objectRef.subresource } : {}),
+      ...(e.objectRef?.namespace ? { namespace: e.objectRef.namespace } : {}),
+      ...(e.objectRef?.name ? { name: e.objectRef.name } : {}),
+      code: e.responseStatus?.code ?? 0,
+      receivedUs,
+      completedUs: microseconds(e.stageTimestamp),
+    });
+  }
+  return out;
+}
+
+/** RFC 3339 with up to nanoseconds → epoch microseconds (Date.parse keeps only ms). */
+export function microseconds(ts: string | undefined): number {
+  if (!ts) return 0;
+  const match = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(ts);
+  if (!match) return Date.parse(ts) * 1000;
+  const whole = Date.parse(`${match[1]}${match[3]}`);
+  const frac = (match[2] ?? '').padEnd(6, '0').slice(0, 6);
+  return whole * 1000 + Number(frac);
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

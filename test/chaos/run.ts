@@ -1,0 +1,305 @@
+// One chaos run, start to verdict: a control plane (started here or shared),
+// the CRD and the chart's RBAC bound to three replica identities, the
+// recorder, the SingletonJobs under test, the bad-input corpus, then faults
+// in a seeded random order until the time is up, a quiet tail, and the check.
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as k8s from '@kubernetes/client-node';
+import YAML from 'yaml';
+import { ControlPlane } from '../controlplane/controlplane.ts';
+import { sleep } from '../controlplane/process.ts';
+import { makeClient } from '../../src/kube/client.ts';
+import { GROUP, VERSION, PLURAL, KIND, API_VERSION, Keys } from '../../src/api/v1alpha1/singletonjob.ts';
+import { checkHistory, describeViolations, type Violation } from './checker.ts';
+import { emptyHistory, type FaultKind, type FaultRecord, type History } from './history.ts';
+import { Recorder, readAuditWrites } from './recorder.ts';
+import { HOOK_MESSAGE, Replica, readLease, type ReplicaTimings } from './replicas.ts';
+import { ALL_FAULTS, injectors, type FaultContext } from './faults.ts';
+import { Rng } from './rng.ts';
+import { formatReport, reportRows, type ReportRow } from './report.ts';
+import { runBadInput, badInputNames } from './bad-input.ts';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface Profile {
+  name: string;
+  /** Fault phase length; setup and the quiet tail come on top. */
+  durationMs: number;
+  /** Pause between a recovery and the next fault. */
+  gapMs: [number, number];
+}
+
+export const PROFILES: Record<string, Profile> = {
+  ci: { name: 'ci', durationMs: 150_000, gapMs: [1000, 3000] },
+  medium: { name: 'medium', durationMs: 8 * 60_000, gapMs: [2000, 6000] },
+  soak: { name: 'soak', durationMs: 30 * 60_000, gapMs: [1000, 4000] },
+};
+
+export interface ChaosOptions {
+  seed: number;
+  profile: Profile;
+  faults?: FaultKind[];
+  /** Use this control plane (shared with other tests); otherwise one is started and stopped. */
+  cp?: ControlPlane;
+  outDir?: string;
+  log?: (line: string) => void;
+}
+
+export interface ChaosResult {
+  history: History;
+  violations: Violation[];
+  rows: ReportRow[];
+  report: string;
+  account: string;
+  outDir: string;
+}
+
+export const TIMINGS: ReplicaTimings = { leaseDurationMs: 6000, renewDeadlineMs: 4000, retryPeriodMs: 1000 };
+const REPLICAS = 3;
+/** A slot is judged "healthy" when no fault window comes within this of it. */
+const SETTLE_MS = 10_000;
+
+function template(name: string, o: { runSeconds?: number; fail?: boolean } = {}): Record<string, unknown> {
+  const annotations: Record<string, string> = {};
+  const labels: Record<string, string> = {};
+  if (o.runSeconds) annotations['pod-complete.stage.kwok.x-k8s.io/delay'] = `${o.runSeconds}s`;
+  if (o.fail) labels['pod-container-running-failed.stage.kwok.x-k8s.io'] = 'true';
+  return {
+    spec: {
+      backoffLimit: 0,
+      template: { metadata: { annotations, labels }, spec: { restartPolicy: 'Never', containers: [{ name: name.slice(0, 20).replace(/-+$/, '') || 'main', image: 'busybox', command: ['true'] }] } },
+    },
+  };
+}
+
+/** The well-formed SingletonJobs every run keeps busy; each exercises a different path. */
+function workload(): Array<Record<string, unknown>> {
+  const sj = (name: string, spec: Record<string, unknown>) => ({ apiVersion: API_VERSION, kind: KIND, metadata: { name }, spec });
+  return [
+    sj('tick', { schedule: '*/10 * * * * *', jobTemplate: template('tick') }),
+    sj('slow', { schedule: '*/20 * * * * *', jobTemplate: template('slow', { runSeconds: 25 }) }),
+    sj('replace', { schedule: '*/15 * * * * *', concurrencyPolicy: 'Replace', jobTemplate: template('replace', { runSeconds: 40 }) }),
+    sj('flaky', { schedule: '5/30 * * * * *', jobTemplate: template('flaky', { fail: true }) }),
+    // A hostile but valid name: 253 characters, so every Job name must be shortened with a hash.
+    sj(`long-${'n'.repeat(243)}-z`, { schedule: '*/30 * * * * *', timeZone: 'Asia/Kolkata', jobTemplate: template('long') }),
+    sj('manual', { jobTemplate: template('manual', { runSeconds: 3 }) }),
+  ];
+}
+
+async function applyCrd(kc: k8s.KubeConfig): Promise<void> {
+  const ext = makeClient(kc, k8s.ApiextensionsV1Api, { timeoutMs: 10_000 });
+  const crd = YAML.parse(readFileSync(path.join(repoRoot, 'manifests', 'crds', `${PLURAL}.${GROUP}.yaml`), 'utf8')) as k8s.V1CustomResourceDefinition;
+  const name = crd.metadata?.name as string;
+  try {
+    const existing = await ext.readCustomResourceDefinition({ name });
+    await ext.replaceCustomResourceDefinition({ name, body: { ...crd, metadata: { ...crd.metadata, resourceVersion: existing.metadata?.resourceVersion } } });
+  } catch (err) {
+    if ((err as { code?: number }).code !== 404) throw err;
+    await ext.createCustomResourceDefinition({ body: crd });
+  }
+  for (let i = 0; i < 100; i++) {
+    const c = await ext.readCustomResourceDefinition({ name });
+    if (c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True')) return;
+    await sleep(200);
+  }
+  throw new Error(`CRD ${name} never became Established`);
+}
+
+/**
+ * Binds the replica users to the chart's own rules (from the rendered
+ * manifests/install.yaml), so a missing permission shows up here as it would
+ * in a cluster. Returns the Lease name the chart's Role allows.
+ */
+async function applyRbac(kc: k8s.KubeConfig, id: string, namespace: string, leaseNamespace: string, users: string[], log: (l: string) => void): Promise<{ cleanup: () => Promise<void>; leaseName: string }> {
+  const rbac = makeClient(kc, k8s.RbacAuthorizationV1Api, { timeoutMs: 10_000 });
+  const subjects = users.map((name) => ({ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name }));
+  const file = path.join(repoRoot, 'manifests', 'install.yaml');
+  if (!existsSync(file)) {
+    log('manifests/install.yaml is missing: binding the replicas to cluster-admin instead of the chart RBAC');
+    await rbac.createClusterRoleBinding({ body: { metadata: { name: `${id}-admin` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' }, subjects } });
+    return { leaseName: 'singleton-operator', cleanup: async () => void (await rbac.deleteClusterRoleBinding({ name: `${id}-admin` }).catch(() => undefined)) };
+  }
+  const docs = YAML.parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJSON() as { kind?: string; metadata?: { name?: string }; rules?: k8s.V1PolicyRule[] } | null);
+  const controller = docs.find((d) => d?.kind === 'ClusterRole' && d.metadata?.name?.endsWith('-controller'));
+  const election = docs.find((d) => d?.kind === 'Role' && d.metadata?.name?.endsWith('-leader-election'));
+  if (!controller?.rules || !election?.rules) throw new Error('manifests/install.yaml has no controller ClusterRole or leader-election Role');
+  const leaseName = election.rules.flatMap((r) => r.resourceNames ?? [])[0] ?? 'singleton-operator';
+  await rbac.createClusterRole({ body: { metadata: { name: `${id}-controller` }, rules: controller.rules } });
+  await rbac.createNamespacedRoleBinding({ namespace, body: { metadata: { name: `${id}-controller` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${id}-controller` }, subjects } });
+  await rbac.createNamespacedRole({ namespace: leaseNamespace, body: { metadata: { name: `${id}-leader-election` }, rules: election.rules } });
+  await rbac.createNamespacedRoleBinding({ namespace: leaseNamespace, body: { metadata: { name: `${id}-leader-election` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${id}-leader-election` }, subjects } });
+  return { leaseName, cleanup: async () => void (await rbac.deleteClusterRole({ name: `${id}-controller` }).catch(() => undefined)) };
+}
+
+export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const rng = new Rng(options.seed);
+  const faults = options.faults ?? ALL_FAULTS;
+  const id = `chaos-${options.seed.toString(16)}-${randomBytes(2).toString('hex')}`;
+  const outDir = options.outDir ?? path.join(tmpdir(), id);
+  mkdirSync(outDir, { recursive: true });
+  log(`Chaos run ${id}: profile ${options.profile.name}, seed ${options.seed}, faults ${faults.join(', ')}; logs and history in ${outDir}`);
+
+  const ownCp = !options.cp;
+  const cp = options.cp ?? (await ControlPlane.start({ log }));
+  const kc = cp.kubeConfig();
+  const core = makeClient(kc, k8s.CoreV1Api, { timeoutMs: 10_000 });
+  const custom = makeClient(kc, k8s.CustomObjectsApi, { timeoutMs: 10_000 });
+  const namespace = id;
+  const leaseNamespace = `${id}-op`;
+  const history = emptyHistory(options.seed, options.profile.name);
+  const replicaNames = Array.from({ length: REPLICAS }, (_, i) => `${id}-replica-${i}`);
+  let replicas: Replica[] = [];
+  let recorder: Recorder | undefined;
+  let rbacCleanup: (() => Promise<void>) | undefined;
+  let stopTriggers = false;
+  let triggers: Promise<void> | undefined;
+  let hookWaiter: ((r: Replica) => void) | undefined;
+
+  try {
+    await applyCrd(kc);
+    for (const name of [namespace, leaseNamespace]) await core.createNamespace({ body: { metadata: { name } } });
+    const rbac = await applyRbac(kc, id, namespace, leaseNamespace, replicaNames, log);
+    rbacCleanup = rbac.cleanup;
+    Object.assign(history, {
+      replicas: replicaNames,
+      lease: { namespace: leaseNamespace, name: rbac.leaseName },
+      leaseDurationMs: TIMINGS.leaseDurationMs,
+      recoveryBoundMs: 2 * TIMINGS.leaseDurationMs + 10_000,
+    });
+
+    replicas = await Promise.all(
+      replicaNames.map((name) =>
+        Replica.create(name, {
+          cp,
+          dir: outDir,
+          leaseNamespace,
+          leaseName: rbac.leaseName,
+          watchNamespace: namespace,
+          timings: TIMINGS,
+          pauseAfterReserveMs: 1500,
+          rng,
+          log,
+          onExit: (e) => history.exits.push(e),
+          onLine: (replica, line) => {
+            if (hookWaiter && line.includes(HOOK_MESSAGE)) {
+              replica.signal('SIGSTOP'); // synchronously: the reservation is written, the Job is not
+              const resolve = hookWaiter;
+              hookWaiter = undefined;
+              resolve(replica);
+            }
+          },
+        }),
+      ),
+    );
+    const leaderOf = async (): Promise<Replica | undefined> => {
+      const lease = await readLease(kc, leaseNamespace, rbac.leaseName);
+      return replicas.find((r) => r.name === lease?.holder && r.running);
+    };
+
+    recorder = new Recorder(kc, namespace, history);
+    recorder.onJob = (job, what) => log(`  run ${what}: ${job.name.length > 40 ? `${job.name.slice(0, 37)}…` : job.name} token ${job.token ?? '?'}${job.slot ? ` slot ${job.slot}` : ''}`);
+    await recorder.start();
+    history.startedAt = Date.now();
+    for (const r of replicas) r.start();
+
+    const recovered = async (deadlineMs: number): Promise<number | undefined> => {
+      let baseRv: string | undefined;
+      const deadline = Date.now() + deadlineMs;
+      while (Date.now() < deadline) {
+        const lease = await readLease(kc, leaseNamespace, rbac.leaseName);
+        if (lease?.resourceVersion && baseRv === undefined) baseRv = lease.resourceVersion;
+        const health = await Promise.all(replicas.map((r) => r.health()));
+        const holder = replicas.find((r) => r.name === lease?.holder && r.running && !r.stopped);
+        if (holder && baseRv !== undefined && lease?.resourceVersion !== baseRv && health.every((x) => x.live && x.ready)) return Date.now();
+        await sleep(250);
+      }
+      return undefined;
+    };
+    const up = await recovered(60_000);
+    if (up === undefined) throw new Error(`the replicas did not become healthy with a leader within 60 s; see ${outDir}/*.log`);
+    log(`Replicas up with leader ${(await leaderOf())?.name} after ${((up - history.startedAt) / 1000).toFixed(1)} s`);
+
+    for (const body of workload()) await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, body });
+    history.badInput = await runBadInput(custom, namespace, log);
+
+    triggers = (async () => {
+      let n = 0;
+      while (!stopTriggers) {
+        await sleep(rng.int(15_000, 25_000));
+        if (stopTriggers) break;
+        const patch = { metadata: { annotations: { [Keys.runNow]: `chaos-${++n}` } } };
+        await custom
+          .patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name: 'manual', body: patch }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch))
+          .catch(() => undefined);
+      }
+    })();
+
+    const ctx: FaultContext = {
+      cp,
+      replicas,
+      rng,
+      timings: TIMINGS,
+      leader: leaderOf,
+      stopAtReserveHook: (timeoutMs) =>
+        new Promise((resolve) => {
+          const timer = setTimeout(() => {
+            hookWaiter = undefined;
+            resolve(undefined);
+          }, timeoutMs);
+          hookWaiter = (r) => {
+            clearTimeout(timer);
+            resolve(r);
+          };
+        }),
+      log,
+    };
+    const faultsEnd = Date.now() + options.profile.durationMs;
+    let queue: FaultKind[] = [];
+    while (Date.now() < faultsEnd) {
+      if (queue.length === 0) queue = rng.shuffle(faults);
+      const kind = queue.shift() as FaultKind;
+      log(`Fault ${history.faults.length + 1}: ${kind} at +${((Date.now() - history.startedAt) / 1000).toFixed(1)} s`);
+      const injection = await injectors[kind](ctx);
+      const record: FaultRecord = { kind, ...injection };
+      if (!injection.skipped) {
+        const at = await recovered(history.recoveryBoundMs + 20_000);
+        if (at !== undefined) record.recoveredAt = at;
+      }
+      history.faults.push(record);
+      log(
+        `  ${kind} on ${record.target}: ${record.detail}` +
+          (record.skipped ? ' (skipped)' : `; recovered ${record.recoveredAt ? `${((record.recoveredAt - record.healedAt) / 1000).toFixed(1)} s after heal` : 'NEVER'}`),
+      );
+      await sleep(rng.int(...options.profile.gapMs));
+    }
+    log(`Faults done; quiet tail of ${(SETTLE_MS + 15_000) / 1000} s so the last slots are judged on a healthy cluster`);
+    await sleep(SETTLE_MS + 15_000);
+  } finally {
+    stopTriggers = true;
+    history.endedAt = Date.now();
+    await recorder?.stop();
+    await Promise.all(replicas.map((r) => r.shutdown()));
+    await triggers?.catch(() => undefined);
+  }
+
+  history.writes = readAuditWrites(cp.state.auditLog, new Set(replicaNames), history.startedAt - 60_000);
+  recorder.forget(badInputNames(history.badInput));
+  const violations = checkHistory(history, { settleMs: SETTLE_MS });
+  const account = describeViolations(history, violations);
+  const rows = reportRows(history, violations, SETTLE_MS);
+  const report = formatReport(history, rows, violations, account);
+  writeFileSync(path.join(outDir, 'history.json'), JSON.stringify(history, null, 1));
+  writeFileSync(path.join(outDir, 'report.txt'), `${report}\n`);
+  log(report);
+  log(`History: ${path.join(outDir, 'history.json')}; replica logs: ${outDir}/${id}-replica-*.log`);
+
+  await core.deleteNamespace({ name: namespace }).catch(() => undefined);
+  await core.deleteNamespace({ name: leaseNamespace }).catch(() => undefined);
+  await rbacCleanup?.();
+  if (ownCp) await cp.stop();
+  return { history, violations, rows, report, account, outDir };
+}

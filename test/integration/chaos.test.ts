@@ -1,0 +1,34 @@
+// The chaos suite's CI profile: three operator replicas against the shared
+// local control plane, every fault kind injected in a seeded random order for
+// about 2.5 minutes, then the recorded history is checked against the
+// guarantees. Any violation fails the test with the checker's account.
+// Replay a failure with CHAOS_SEED=<seed> (or `npm run chaos -- --seed <seed>`).
+import { testCluster, itLocal } from '../support/cluster.ts';
+import { PROFILES, runChaos } from '../chaos/run.ts';
+import { randomSeed } from '../chaos/rng.ts';
+
+const seed = process.env.CHAOS_SEED ? Number(process.env.CHAOS_SEED) : randomSeed();
+
+describe('chaos (CI profile)', () => {
+  itLocal(
+    `keeps every guarantee under faults (seed ${seed})`,
+    async () => {
+      const cluster = testCluster();
+      const lines: string[] = [];
+      const result = await runChaos({
+        seed,
+        profile: PROFILES.ci!,
+        cp: cluster.local!,
+        log: (line) => {
+          lines.push(line);
+          if (process.env.SINGLETON_VERBOSE) console.log(line);
+        },
+      });
+      console.log(result.report);
+      expect(result.history.faults.filter((f) => !f.skipped).length).toBeGreaterThan(0);
+      expect(result.history.jobs.length).toBeGreaterThan(0);
+      if (result.violations.length > 0) throw new Error(`${result.account}\n\nReport:\n${result.report}\n\nRun log:\n${lines.slice(-80).join('\n')}`);
+    },
+    6 * 60_000,
+  );
+});
