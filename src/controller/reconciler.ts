@@ -276,6 +276,7 @@ export class Reconciler {
       this.d.metrics.slotsSkipped.inc(skipped);
       await this.d.events.emit(sj, 'Warning', 'SlotsSkipped', `Skipped ${skipped}${due?.skippedAtLeast ? '+' : ''} missed slot(s) before ${run.slot}: only the latest due slot runs`);
     }
+    await testPauseAfterReserve(this.d.logger, key, name);
     return this.createReservedJob(key, reserved, run, this.d.logger.child({ object: key }), true);
   }
 
@@ -393,4 +394,17 @@ export class Reconciler {
       await this.deleteJob(job);
     }
   }
+}
+
+/**
+ * Chaos-test hook, inert unless SINGLETON_TEST_PAUSE_AFTER_RESERVE_MS is set:
+ * logs, then waits between the reservation write and the Job create, so the
+ * chaos suite can SIGSTOP a leader at exactly that point (fencing's
+ * adversarial case).
+ */
+async function testPauseAfterReserve(logger: Logger, key: string, run: string): Promise<void> {
+  const ms = Number(process.env.SINGLETON_TEST_PAUSE_AFTER_RESERVE_MS ?? 0);
+  if (!(ms > 0)) return;
+  logger.info({ object: key, run, pauseMs: ms }, 'Test hook: paused after reserving run');
+  await new Promise((resolve) => setTimeout(resolve, ms));
 }
