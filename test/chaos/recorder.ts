@@ -8,6 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import { Keys, GROUP, VERSION, PLURAL } from '../../src/api/v1alpha1/singletonjob.ts';
+import { Env } from '../../src/controller/jobs.ts';
 import type { AuditWrite, History, JobRecord, PodRecord, SingletonJobInfo } from './history.ts';
 
 type Obj = {
@@ -16,8 +17,6 @@ type Obj = {
   status?: Record<string, unknown>;
 };
 
-/** Names of the environment variables that carry the token to the workload. */
-export const TOKEN_ENV_PATTERN = /TOKEN/;
 
 interface WatchTarget {
   resource: string;
@@ -127,7 +126,7 @@ export class Recorder {
     let job = this.jobs.get(m.uid);
     if (!job) {
       const spec = obj.spec as { template?: { spec?: { containers?: Array<{ env?: Array<{ name: string; value?: string }> }> } } } | undefined;
-      const templateTokens = (spec?.template?.spec?.containers ?? []).flatMap((c) => (c.env ?? []).filter((e) => TOKEN_ENV_PATTERN.test(e.name)).map((e) => e.value ?? ''));
+      const templateTokens = (spec?.template?.spec?.containers ?? []).flatMap((c) => (c.env ?? []).filter((e) => e.name === Env.token).map((e) => e.value ?? ''));
       job = {
         namespace: m.namespace ?? this.namespace,
         name: m.name,
