@@ -223,18 +223,24 @@ function stampedePanel(p: s.Panel, st: StampedeResult | undefined, error?: strin
   const xsc = s.linearScale(0, Math.max(1, maxT * 1.05), p.px, p.px + p.pw, (v) => `${v} s`, 6);
   const ysc = s.linearScale(0, st.count, p.py + p.ph, p.py, (v) => String(v), 5);
   out.push(s.xAxis(p, xsc, 'seconds after the slot'), s.yAxis(p, ysc, 'Jobs created'));
-  for (const side of sides) {
-    const color = side.side === 'singletonjob' ? s.COLORS.ours : s.COLORS.peer;
+  const style = (x: StampedeSide) => {
+    if (x.side === 'singletonjob') return { color: s.COLORS.ours, dash: undefined };
+    const first = sides.find((y) => y.side === 'cronjob') === x;
+    return { color: s.COLORS.peer, dash: first ? undefined : '7 5' };
+  };
+  sides.forEach((side, i) => {
+    const { color, dash } = style(side);
     const pts: Array<[number, number]> = [[xsc(0), ysc(0)]];
-    side.offsetsMs.forEach((ms, i) => {
-      pts.push([xsc(Math.max(0, ms) / 1000), ysc(i)]);
-      pts.push([xsc(Math.max(0, ms) / 1000), ysc(i + 1)]);
+    side.offsetsMs.forEach((ms, k) => {
+      pts.push([xsc(Math.max(0, ms) / 1000), ysc(k)]);
+      pts.push([xsc(Math.max(0, ms) / 1000), ysc(k + 1)]);
     });
-    out.push(s.polyline(pts, color, 2.5));
+    out.push(s.polyline(pts, color, 2.5, dash));
     const lx = xsc(side.lastMs / 1000);
-    out.push(s.text(Math.min(lx, p.px + p.pw - 4), ysc(side.jobsCreated) - 6, `last ${fmtMs(side.lastMs)}`, { size: 11, anchor: 'end', weight: 'bold', fill: color }));
-  }
-  out.push(s.legend(p.px + 10, p.py + p.ph - 12, sides.map((x) => ({ label: x.label, color: x.side === 'singletonjob' ? s.COLORS.ours : s.COLORS.peer }))));
+    out.push(s.circle(lx, ysc(side.jobsCreated), 4, color, 1));
+    out.push(s.text(lx - 6, ysc(side.jobsCreated) + 16 + i * 14, `all ${side.jobsCreated} after ${fmtMs(side.lastMs)}`, { size: 11, anchor: 'end', weight: 'bold', fill: color }));
+  });
+  out.push(s.legend(p.px + 10, p.py + p.ph - 12, sides.map((x) => ({ label: x.label, ...style(x) }))));
   return out.join('\n');
 }
 
@@ -298,7 +304,7 @@ export function renderSvg(r: BenchResults): string {
     failoverPanel(s.panel(0, header, half, PH, { l: 100, r: 24, t: 50, b: 48 }), f, 'graceful', err(r.failover)),
     failoverPanel(s.panel(half, header, half, PH, { l: 100, r: 24, t: 50, b: 48 }), f, 'crash', err(r.failover)),
     idlePanel(s.panel(0, header + PH, half, PH), f, err(r.failover)),
-    stampedePanel(s.panel(half, header + PH, half, PH), st, err(r.stampede)),
+    stampedePanel(s.panel(half, header + PH, half, PH, { l: 70, r: 24, t: 58, b: 48 }), st, err(r.stampede)),
     scaleRssPanel(s.panel(0, header + 2 * PH, half, PH), sc, err(r.scale)),
     scaleTimePanel(s.panel(half, header + 2 * PH, half, PH), sc, err(r.scale)),
   ];

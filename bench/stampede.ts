@@ -181,15 +181,20 @@ export async function runStampedeSide(cp: ControlPlane, setup: SideSetup, o: Sta
   return result;
 }
 
-/** Waits until the kwok node has no Pod that is still pending or running in `namespace`. */
+/** Waits until every Job in `namespace` has finished and no Pod there is pending or running. */
 export async function waitPodsSettled(cp: ControlPlane, namespace: string, timeoutMs: number, log: (m: string) => void): Promise<void> {
-  const core = cp.kubeConfig().makeApiClient(k8s.CoreV1Api);
+  const kc = cp.kubeConfig();
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const batch = kc.makeApiClient(k8s.BatchV1Api);
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  for (;;) {
+    const jobs = await batch.listNamespacedJob({ namespace });
+    const running = jobs.items.filter((j) => !(j.status?.conditions ?? []).some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True')).length;
     const pods = await core.listNamespacedPod({ namespace });
     const busy = pods.items.filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed').length;
-    if (busy === 0) return;
-    log(`${namespace}: ${busy} Pods not finished yet`);
-    await sleep(5000);
+    if (running === 0 && busy === 0) return;
+    if (Date.now() > deadline) throw new Error(`${namespace}: ${running} Jobs and ${busy} Pods still not finished after ${Math.round(timeoutMs / 1000)} s`);
+    log(`${namespace}: waiting for ${running} Jobs / ${busy} Pods to finish before the next side`);
+    await sleep(10_000);
   }
 }
