@@ -225,7 +225,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
     out[key] = parsed.data;
   }
-  if (problems.length === 0) problems.push(...checkTimings(out as unknown as OperatorConfig));
+  if (['leaseDurationMs', 'renewDeadlineMs', 'retryPeriodMs'].every((k) => k in out)) problems.push(...checkTimings(out as unknown as OperatorConfig));
   if (problems.length > 0) throw new ConfigurationError(problems);
   return out as unknown as OperatorConfig;
 }

@@ -68,6 +68,8 @@ describe('chart, installed', () => {
     await core.deleteNamespace({ name: namespace }).catch(() => undefined);
   });
 
+  // Installs with the chart's defaults, including the ClusterRoles aggregated to
+  // admin/edit/view (cluster-wide names: the e2e test installs without them).
   it('installs, and the restricted namespace admits all 3 replicas', async () => {
     const out = helm(helmBin, cluster.kubeconfig, ['install', release, chartDir, '-n', namespace]);
     expect(out).toContain(`kubectl get lease ${release}-singleton-operator -n ${namespace}`);
@@ -78,6 +80,12 @@ describe('chart, installed', () => {
       return d.status?.readyReplicas === 3 ? d : undefined;
     }, 60_000);
     expect(deployment.spec?.template.spec?.securityContext?.runAsNonRoot).toBe(true);
+    await eventually('the built-in edit and view roles to cover SingletonJobs', async () => {
+      const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+      const covers = async (role: string, verb: string) =>
+        ((await rbac.readClusterRole({ name: role })).rules ?? []).some((r) => r.apiGroups?.includes('singleton.dev') && r.resources?.includes('singletonjobs') && r.verbs.includes(verb));
+      return (await covers('edit', 'create')) && (await covers('view', 'list')) && !(await covers('view', 'create'));
+    });
     const events = await core.listNamespacedEvent({ namespace });
     expect(events.items.filter((e) => e.reason === 'FailedCreate').map((e) => e.message)).toEqual([]);
   });
@@ -118,6 +126,7 @@ describe('chart, installed', () => {
       const clusterLeft = kubectl(cluster.kubeconfig, ['get', 'clusterroles,clusterrolebindings', '-l', selector, '-o', 'name']).trim();
       return left === '' && clusterLeft === '' ? true : undefined;
     }, 60_000);
+    expect(kubectl(cluster.kubeconfig, ['get', 'clusterroles', '-o', 'name'])).not.toContain('singleton-operator:aggregate-to');
     expect(kubectl(cluster.kubeconfig, ['get', 'crd', 'singletonjobs.singleton.dev', '-o', 'name']).trim()).toBe('customresourcedefinition.apiextensions.k8s.io/singletonjobs.singleton.dev');
   });
 });
