@@ -332,10 +332,17 @@ export class LeaderElector {
     const controller = new AbortController();
     let markLost = () => {};
     const lost = new Promise<void>((resolve) => (markLost = resolve));
+    const leadership: Leadership = {
+      identity: this.identity,
+      term: termNumber,
+      signal: controller.signal,
+      // `term` is initialised below, before anyone can call this.
+      assertValid: () => this.assertValid(term),
+    };
     const term: Term = {
       term: termNumber,
       controller,
-      leadership: undefined as unknown as Leadership,
+      leadership,
       lastRenewSentAt: sentAt,
       cache: snapshot,
       renewDue: 0,
@@ -345,12 +352,6 @@ export class LeaderElector {
       renewing: false,
       lost,
       markLost,
-    };
-    term.leadership = {
-      identity: this.identity,
-      term: termNumber,
-      signal: controller.signal,
-      assertValid: () => this.assertValid(term),
     };
     this.leading = term;
     this.metrics.setLeader(true);
