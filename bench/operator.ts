@@ -123,3 +123,23 @@ export async function startOperator(cp: ControlPlane, o: { replicas: number; wor
   };
   return op;
 }
+
+/** The replica's metrics port, from its "Serving /livez, /readyz and /metrics" log line. */
+export function metricsPort(child: Child): number | undefined {
+  const e = child.events.find((x) => typeof x.port === 'number' && String(x.event).includes('/metrics'));
+  return e ? (e.port as number) : undefined;
+}
+
+/** One gauge from the replica's /metrics (prom-client default metrics), or NaN. */
+export async function scrapeGauge(child: Child, name: string): Promise<number> {
+  const port = metricsPort(child);
+  if (port === undefined) return Number.NaN;
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(3000) });
+    const text = await res.text();
+    const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.eE+-]+)$`, 'm').exec(text);
+    return m ? Number(m[1]) : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}

@@ -124,11 +124,11 @@ export function renderMarkdown(r: BenchResults): string {
     const sc = r.scale.result;
     out.push(`${sc.replicas} replicas. ${sc.method}`, '');
     out.push(
-      '| SingletonJobs | RSS leader | RSS standby (max) | cold start → all reconciled | crash takeover | takeover → all reconciled | reconciles/s after takeover |',
-      '|---:|---:|---:|---:|---:|---:|---:|',
+      '| SingletonJobs | RSS leader | RSS standby (max) | V8 heap used (max) | cold start → all reconciled | pause → takeover | takeover → all reconciled | reconciles/s after takeover |',
+      '|---:|---:|---:|---:|---:|---:|---:|---:|',
     );
     for (const p of sc.points) {
-      out.push(`| ${p.objects.toLocaleString('en-US')} | ${fmtNum(p.rssLeaderMiB)} MiB | ${fmtNum(p.rssMaxStandbyMiB)} MiB | ${fmtMs(p.coldReconcileMs)} | ${fmtMs(p.takeoverMs)} | ${fmtMs(p.resumeMs)} | ${fmtNum(p.throughputPerSec, 0)} |`);
+      out.push(`| ${p.objects.toLocaleString('en-US')} | ${fmtNum(p.rssLeaderMiB)} MiB | ${fmtNum(p.rssMaxStandbyMiB)} MiB | ${fmtNum(Math.max(...(p.heapUsedMiB ?? []).filter(Number.isFinite)))} MiB | ${fmtMs(p.coldReconcileMs)} | ${fmtMs(p.takeoverMs)} | ${fmtMs(p.resumeMs)} | ${fmtNum(p.throughputPerSec, 0)} |`);
     }
     out.push('');
     const big = sc.points.find((p) => p.objects === 10_000);

@@ -19,7 +19,7 @@ import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from '../src/api/v1alpha1/s
 import { AuditReader, isWrite, succeeded, uniqueRequests, type AuditEvent } from './lib/audit.ts';
 import { mapLimit } from './lib/kube.ts';
 import { rssOf, sleep } from './lib/proc.ts';
-import { installCrds, OPERATOR_LEASE, OPERATOR_NAMESPACE, operatorPrerequisites, startOperator } from './operator.ts';
+import { installCrds, OPERATOR_LEASE, OPERATOR_NAMESPACE, operatorPrerequisites, scrapeGauge, startOperator } from './operator.ts';
 import type { ScalePoint, ScaleResult } from './scale.ts';
 
 const LEASE = { duration: '60s', renewDeadline: '40s', retry: '2s' };
@@ -31,7 +31,8 @@ interface Listed {
 }
 
 function history(i: number): Record<string, unknown> {
-  const base = Date.UTC(2030, 0, 1) + (i % 97) * 60_000;
+  // Daily runs of the last five days (the schedule itself is never due during the run).
+  const base = Math.floor(Date.now() / 86_400_000) * 86_400_000 + (i % 97) * 60_000;
   const runs = Array.from({ length: 5 }, (_, k) => {
     const slot = new Date(base - (k + 1) * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z');
     return { name: `sj-${i}-${k}`, token: 5 - k, term: 1, kind: 'Scheduled', slot, outcome: k === 3 ? 'Failed' : 'Succeeded', finishedTime: slot };
@@ -154,15 +155,18 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
       const leader = await op.waitLeader(120_000);
       const cold = await waitStatusWrites(audit, namespace, leader, n, started, 600_000, o.log);
       const coldReconcileMs = cold[cold.length - 1]!.stageAt - started;
-      o.log(`scale ${n}: ${leader} reconciled all ${n} ${coldReconcileMs} ms after the replicas started`);
+      o.log(`scale ${n}: ${leader} reconciled all ${n} ${Math.round(coldReconcileMs)} ms after the replicas started`);
       await sleep(Math.min(30_000, 5_000 + n)); // idle, caches warm, GC settled
       const rss = op.identities.map((id) => rssOf(op.byIdentity.get(id)!.pid) / MiB);
+      const heapUsedMiB = await Promise.all(op.identities.map(async (id) => (await scrapeGauge(op.byIdentity.get(id)!, 'nodejs_heap_size_used_bytes')) / MiB));
       const rssLeaderMiB = rss[op.identities.indexOf(leader)]!;
       const rssMaxStandbyMiB = Math.max(...rss.filter((_, i) => op.identities[i] !== leader));
-      o.log(`scale ${n}: RSS ${op.identities.map((id, i) => `${id}${id === leader ? ' (leader)' : ''} ${rss[i]!.toFixed(1)} MiB`).join(', ')}`);
+      o.log(`scale ${n}: RSS (V8 heap used) ${op.identities.map((id, i) => `${id}${id === leader ? ' (leader)' : ''} ${rss[i]!.toFixed(1)} MiB (${heapUsedMiB[i]!.toFixed(1)})`).join(', ')}`);
 
       // Takeover with work to do.
       const old = op.byIdentity.get(leader)!;
+      audit.readNew();
+      const pausedAt = audit.position;
       const t0 = old.signal('SIGSTOP');
       o.log(`scale ${n}: SIGSTOP ${leader}; changing the spec of all ${n} SingletonJobs`);
       await bumpGeneration(kc, namespace, n);
@@ -194,12 +198,28 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
       const throughputPerSec = n / Math.max(0.001, (done - Math.max(takeover.stageAt, writes[0]!.received)) / 1000);
       old.signal('SIGKILL');
       await old.waitExit();
+      // What the new leader sent per object while catching up.
+      const again = new AuditReader(cp.state.auditLog);
+      again.seek(pausedAt);
+      const byKind: Record<string, number> = {};
+      for (const e of uniqueRequests(again.readNew())) {
+        if (e.user !== successor || e.received < takeover.received || e.received > done) continue;
+        const k = `${e.verb} ${e.resource ?? e.requestURI.split('?')[0]}${e.subresource ? `/${e.subresource}` : ''}`;
+        byKind[k] = (byKind[k] ?? 0) + 1;
+      }
+      const total = Object.values(byKind).reduce((a, b) => a + b, 0);
+      notes.push(
+        `the new leader sent ${total} requests while catching up (${(total / n).toFixed(1)} per object): ${Object.entries(byKind)
+          .sort((a, b) => b[1] - a[1])
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')}`,
+      );
       const behind = await unreconciled(kc, namespace);
       if (behind > 0) notes.push(`${behind} objects did not report observedGeneration == generation at the end`);
       const rssAfter = op.identities.filter((id) => id !== leader).map((id) => `${id} ${(rssOf(op.byIdentity.get(id)!.pid) / MiB).toFixed(1)} MiB`);
       notes.push(`RSS after the takeover: ${rssAfter.join(', ')}`);
       o.log(`scale ${n}: takeover → all reconciled ${resumeMs} ms (${throughputPerSec.toFixed(0)}/s); ${behind} behind`);
-      points.push({ objects: n, rssMiB: rss, rssLeaderMiB, rssMaxStandbyMiB, createMs, coldReconcileMs, takeoverMs: takeover.stageAt - t0, resumeMs, throughputPerSec, notes });
+      points.push({ objects: n, rssMiB: rss, heapUsedMiB, rssLeaderMiB, rssMaxStandbyMiB, createMs, coldReconcileMs, takeoverMs: takeover.stageAt - t0, resumeMs, throughputPerSec, notes });
     } finally {
       await op.stop();
       await core.deleteNamespace({ name: namespace }).catch(() => undefined);

@@ -5,6 +5,8 @@ export interface ScalePoint {
   objects: number;
   /** VmRSS of each replica after the caches are warm, MiB. */
   rssMiB: number[];
+  /** V8 heap in use per replica (nodejs_heap_size_used_bytes from /metrics), MiB. */
+  heapUsedMiB: number[];
   rssLeaderMiB: number;
   rssMaxStandbyMiB: number;
   /** Creating the objects (the benchmark's own admin client). */

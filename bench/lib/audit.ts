@@ -57,6 +57,17 @@ export class AuditReader {
     this.file = file;
   }
 
+  /** The byte offset read so far (for a second reader to start from). */
+  get position(): number {
+    return this.offset;
+  }
+
+  /** Continues from a byte offset that an earlier reader reported. */
+  seek(offset: number): void {
+    this.offset = offset;
+    this.carry = '';
+  }
+
   /** Skips everything logged so far. */
   skipToEnd(): void {
     this.offset = existsSync(this.file) ? statSync(this.file).size : 0;
