@@ -18,6 +18,8 @@ export interface FaultContext {
   /** Resolves with the replica that logged the reserve hook, already SIGSTOPped, or undefined on timeout. */
   stopAtReserveHook(timeoutMs: number): Promise<Replica | undefined>;
   log(line: string): void;
+  /** clock-skew may hand leadership to the skewed replica (else it stays a standby). */
+  skewedLeader: boolean;
 }
 
 export interface Injection {
@@ -115,9 +117,9 @@ export const injectors: Record<FaultKind, Injector> = {
 
   'clock-skew': async (ctx) => {
     if (!faketimeLibrary()) return skip('-', 'faketime is not installed (apt-get install -y faketime)');
-    // Skew a standby, then hand leadership over gracefully so the skewed
-    // replica may win: both "skewed standby judging expiry" and "skewed leader"
-    // get exercised. Only forward skew: backward by minutes would put the
+    // Skew a standby (it must not judge the leader's Lease expired), then —
+    // when the profile allows — hand leadership over gracefully so the skewed
+    // replica may win and schedule on its own wall clock. Only forward skew: backward by minutes would put the
     // test CA's fresh certificates in the future and fail TLS, not election.
     const leader = await ctx.leader();
     const standbys = ctx.replicas.filter((r) => r !== leader);
@@ -126,10 +128,11 @@ export const injectors: Record<FaultKind, Injector> = {
     const startedAt = Date.now();
     await target.restart(skew);
     await sleep(5000);
-    if (leader && ctx.rng.next() < 0.7) await leader.restart(0);
+    const handover = ctx.skewedLeader && leader !== undefined && ctx.rng.next() < 0.7;
+    if (handover) await leader.restart(0);
     await sleep(ctx.rng.int(8000, 15000));
     await target.restart(0);
-    return { target: target.name, detail: `wall clock +${skew} s${leader ? `, leader ${leader.name} handed over` : ''}`, startedAt, healedAt: Date.now() };
+    return { target: target.name, detail: `wall clock +${skew} s${handover ? `, leader ${leader.name} handed over` : ' (standby)'}`, startedAt, healedAt: Date.now() };
   },
 
   'api-errors': async (ctx) => {

@@ -109,11 +109,18 @@ export interface ExitRecord {
   logTail?: string;
 }
 
-/** A stretch where the recorder's watch lost continuity and had to relist. */
+/**
+ * A stretch where the recorder's watch lost continuity (410 Gone, typically
+ * right after an API-server restart) and had to relist. `missed` counts the
+ * Jobs/Pods that appeared, turned terminal or vanished meanwhile: their
+ * recorded resourceVersions are then only bounds, so the history is exact
+ * only when it is 0.
+ */
 export interface WatchGap {
   resource: string;
   from: number;
   to: number;
+  missed: number;
 }
 
 /** A bad-input probe: one malformed SingletonJob and what happened to it. */

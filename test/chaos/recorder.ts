@@ -60,15 +60,59 @@ export class Recorder {
       },
     ];
     // List first so every watch starts at a known resourceVersion before any fault.
-    const initial = await Promise.all(targets.map((t) => this.list(t)));
-    this.running = targets.map((t, i) => this.loop(t, initial[i] as string));
+    const initial = await Promise.all(targets.map((t) => this.listWithRetry(t, 60_000)));
+    this.running = targets.map((t, i) => this.loop(t, (initial[i] as { rv: string }).rv));
   }
 
-  private async list(t: WatchTarget): Promise<string> {
+  /** A fresh CRD answers 429 "storage is (re)initializing" for a moment; so does a restarting API server. */
+  private async listWithRetry(t: WatchTarget, timeoutMs: number): Promise<{ rv: string; seen: Set<string> }> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        return await this.list(t);
+      } catch (err) {
+        if (this.stopped || Date.now() > deadline) throw err;
+        await sleep(500);
+      }
+    }
+  }
+
+  private async list(t: WatchTarget): Promise<{ rv: string; seen: Set<string> }> {
     const list = (await t.list()) as { metadata?: { resourceVersion?: string }; items: Obj[] };
     const at = Date.now();
-    for (const item of list.items) t.onEvent('LISTED', item, at);
-    return list.metadata?.resourceVersion ?? '0';
+    const seen = new Set<string>();
+    for (const item of list.items) {
+      if (item.metadata?.uid) seen.add(item.metadata.uid);
+      t.onEvent('LISTED', item, at);
+    }
+    return { rv: list.metadata?.resourceVersion ?? '0', seen };
+  }
+
+  /** What the recorder knew of each Job/Pod before a relist: uid → "terminal/deleted" state. */
+  private snapshot(resource: string): Map<string, string> {
+    const records: Array<{ uid: string; terminalRv?: string; deletedRv?: string }> = resource === 'jobs' ? [...this.jobs.values()] : resource === 'pods' ? [...this.pods.values()] : [];
+    return new Map(records.map((r) => [r.uid, `${r.terminalRv ?? ''}/${r.deletedRv ?? ''}`]));
+  }
+
+  /**
+   * After a relist: counts objects that appeared or changed state while the
+   * watch was down, and marks the ones that vanished as deleted at the list's
+   * resourceVersion (an upper bound).
+   */
+  private reconcileGap(resource: string, before: Map<string, string>, seen: Set<string>, rv: string): number {
+    const records: Array<{ uid: string; terminalRv?: string; deletedRv?: string; deletedAt?: number }> =
+      resource === 'jobs' ? [...this.jobs.values()] : resource === 'pods' ? [...this.pods.values()] : [];
+    let missed = 0;
+    for (const r of records) {
+      const was = before.get(r.uid);
+      if (was === undefined) missed++;
+      else if (!r.deletedRv && !seen.has(r.uid)) {
+        r.deletedRv = rv;
+        r.deletedAt = Date.now();
+        missed++;
+      } else if (was !== `${r.terminalRv ?? ''}/${r.deletedRv ?? ''}`) missed++;
+    }
+    return missed;
   }
 
   private async loop(t: WatchTarget, fromRv: string): Promise<void> {
@@ -103,16 +147,14 @@ export class Recorder {
       if (this.stopped) return;
       if (result === 'gone') {
         const from = Date.now();
-        for (;;) {
-          try {
-            rv = await this.list(t);
-            break;
-          } catch {
-            if (this.stopped) return;
-            await sleep(500);
-          }
+        const before = this.snapshot(t.resource);
+        let seen: Set<string>;
+        try {
+          ({ rv, seen } = await this.listWithRetry(t, Infinity));
+        } catch {
+          return;
         }
-        this.history.gaps.push({ resource: t.resource, from, to: Date.now() });
+        this.history.gaps.push({ resource: t.resource, from, to: Date.now(), missed: this.reconcileGap(t.resource, before, seen, rv) });
       } else {
         await sleep(200);
       }

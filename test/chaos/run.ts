@@ -30,12 +30,14 @@ export interface Profile {
   durationMs: number;
   /** Pause between a recovery and the next fault. */
   gapMs: [number, number];
+  /** Let a replica with a skewed wall clock become the leader (see faults.ts, clock-skew). */
+  skewedLeader: boolean;
 }
 
 export const PROFILES: Record<string, Profile> = {
-  ci: { name: 'ci', durationMs: 150_000, gapMs: [1000, 3000] },
-  medium: { name: 'medium', durationMs: 8 * 60_000, gapMs: [2000, 6000] },
-  soak: { name: 'soak', durationMs: 30 * 60_000, gapMs: [1000, 4000] },
+  ci: { name: 'ci', durationMs: 150_000, gapMs: [1000, 3000], skewedLeader: false },
+  medium: { name: 'medium', durationMs: 8 * 60_000, gapMs: [2000, 6000], skewedLeader: true },
+  soak: { name: 'soak', durationMs: 30 * 60_000, gapMs: [1000, 4000], skewedLeader: true },
 };
 
 export interface ChaosOptions {
@@ -65,7 +67,11 @@ const SETTLE_MS = 10_000;
 function template(name: string, o: { runSeconds?: number; fail?: boolean } = {}): Record<string, unknown> {
   const annotations: Record<string, string> = {};
   const labels: Record<string, string> = {};
-  if (o.runSeconds) annotations['pod-complete.stage.kwok.x-k8s.io/delay'] = `${o.runSeconds}s`;
+  if (o.runSeconds) {
+    // kwok draws the delay between `delay` and `jitter-delay`: set both.
+    annotations['pod-complete.stage.kwok.x-k8s.io/delay'] = `${o.runSeconds}s`;
+    annotations['pod-complete.stage.kwok.x-k8s.io/jitter-delay'] = `${o.runSeconds}s`;
+  }
   if (o.fail) labels['pod-container-running-failed.stage.kwok.x-k8s.io'] = 'true';
   return {
     spec: {
@@ -160,146 +166,149 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   let hookWaiter: ((r: Replica) => void) | undefined;
 
   try {
-    await applyCrd(kc);
-    for (const name of [namespace, leaseNamespace]) await core.createNamespace({ body: { metadata: { name } } });
-    const rbac = await applyRbac(kc, id, namespace, leaseNamespace, replicaNames, log);
-    rbacCleanup = rbac.cleanup;
-    Object.assign(history, {
-      replicas: replicaNames,
-      lease: { namespace: leaseNamespace, name: rbac.leaseName },
-      leaseDurationMs: TIMINGS.leaseDurationMs,
-      recoveryBoundMs: 2 * TIMINGS.leaseDurationMs + 10_000,
-    });
+    try {
+      await applyCrd(kc);
+      for (const name of [namespace, leaseNamespace]) await core.createNamespace({ body: { metadata: { name } } });
+      const rbac = await applyRbac(kc, id, namespace, leaseNamespace, replicaNames, log);
+      rbacCleanup = rbac.cleanup;
+      Object.assign(history, {
+        replicas: replicaNames,
+        lease: { namespace: leaseNamespace, name: rbac.leaseName },
+        leaseDurationMs: TIMINGS.leaseDurationMs,
+        recoveryBoundMs: 2 * TIMINGS.leaseDurationMs + 10_000,
+      });
 
-    replicas = await Promise.all(
-      replicaNames.map((name) =>
-        Replica.create(name, {
-          cp,
-          dir: outDir,
-          leaseNamespace,
-          leaseName: rbac.leaseName,
-          watchNamespace: namespace,
-          timings: TIMINGS,
-          pauseAfterReserveMs: 1500,
-          rng,
-          log,
-          onExit: (e) => history.exits.push(e),
-          onLine: (replica, line) => {
-            if (hookWaiter && line.includes(HOOK_MESSAGE)) {
-              replica.signal('SIGSTOP'); // synchronously: the reservation is written, the Job is not
-              const resolve = hookWaiter;
-              hookWaiter = undefined;
-              resolve(replica);
-            }
-          },
-        }),
-      ),
-    );
-    const leaderOf = async (): Promise<Replica | undefined> => {
-      const lease = await readLease(kc, leaseNamespace, rbac.leaseName);
-      return replicas.find((r) => r.name === lease?.holder && r.running);
-    };
-
-    recorder = new Recorder(kc, namespace, history);
-    recorder.onJob = (job, what) => log(`  run ${what}: ${job.name.length > 40 ? `${job.name.slice(0, 37)}…` : job.name} token ${job.token ?? '?'}${job.slot ? ` slot ${job.slot}` : ''}`);
-    await recorder.start();
-    history.startedAt = Date.now();
-    for (const r of replicas) r.start();
-
-    const recovered = async (deadlineMs: number): Promise<number | undefined> => {
-      let baseRv: string | undefined;
-      const deadline = Date.now() + deadlineMs;
-      while (Date.now() < deadline) {
-        const lease = await readLease(kc, leaseNamespace, rbac.leaseName);
-        if (lease?.resourceVersion && baseRv === undefined) baseRv = lease.resourceVersion;
-        const health = await Promise.all(replicas.map((r) => r.health()));
-        const holder = replicas.find((r) => r.name === lease?.holder && r.running && !r.stopped);
-        if (holder && baseRv !== undefined && lease?.resourceVersion !== baseRv && health.every((x) => x.live && x.ready)) return Date.now();
-        await sleep(250);
-      }
-      return undefined;
-    };
-    const up = await recovered(60_000);
-    if (up === undefined) throw new Error(`the replicas did not become healthy with a leader within 60 s; see ${outDir}/*.log`);
-    log(`Replicas up with leader ${(await leaderOf())?.name} after ${((up - history.startedAt) / 1000).toFixed(1)} s`);
-
-    for (const body of workload()) await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, body });
-    history.badInput = await runBadInput(custom, namespace, log);
-
-    triggers = (async () => {
-      let n = 0;
-      while (!stopTriggers) {
-        await sleep(rng.int(15_000, 25_000));
-        if (stopTriggers) break;
-        const patch = { metadata: { annotations: { [Keys.runNow]: `chaos-${++n}` } } };
-        await custom
-          .patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name: 'manual', body: patch }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch))
-          .catch(() => undefined);
-      }
-    })();
-
-    const ctx: FaultContext = {
-      cp,
-      replicas,
-      rng,
-      timings: TIMINGS,
-      leader: leaderOf,
-      stopAtReserveHook: (timeoutMs) =>
-        new Promise((resolve) => {
-          const timer = setTimeout(() => {
-            hookWaiter = undefined;
-            resolve(undefined);
-          }, timeoutMs);
-          hookWaiter = (r) => {
-            clearTimeout(timer);
-            resolve(r);
-          };
-        }),
-      log,
-    };
-    const faultsEnd = Date.now() + options.profile.durationMs;
-    let queue: FaultKind[] = [];
-    while (Date.now() < faultsEnd) {
-      if (queue.length === 0) queue = rng.shuffle(faults);
-      const kind = queue.shift() as FaultKind;
-      log(`Fault ${history.faults.length + 1}: ${kind} at +${((Date.now() - history.startedAt) / 1000).toFixed(1)} s`);
-      const injection = await injectors[kind](ctx);
-      const record: FaultRecord = { kind, ...injection };
-      if (!injection.skipped) {
-        const at = await recovered(history.recoveryBoundMs + 20_000);
-        if (at !== undefined) record.recoveredAt = at;
-      }
-      history.faults.push(record);
-      log(
-        `  ${kind} on ${record.target}: ${record.detail}` +
-          (record.skipped ? ' (skipped)' : `; recovered ${record.recoveredAt ? `${((record.recoveredAt - record.healedAt) / 1000).toFixed(1)} s after heal` : 'NEVER'}`),
+      replicas = await Promise.all(
+        replicaNames.map((name) =>
+          Replica.create(name, {
+            cp,
+            dir: outDir,
+            leaseNamespace,
+            leaseName: rbac.leaseName,
+            watchNamespace: namespace,
+            timings: TIMINGS,
+            pauseAfterReserveMs: 1500,
+            rng,
+            log,
+            onExit: (e) => history.exits.push(e),
+            onLine: (replica, line) => {
+              if (hookWaiter && line.includes(HOOK_MESSAGE)) {
+                replica.signal('SIGSTOP'); // synchronously: the reservation is written, the Job is not
+                const resolve = hookWaiter;
+                hookWaiter = undefined;
+                resolve(replica);
+              }
+            },
+          }),
+        ),
       );
-      await sleep(rng.int(...options.profile.gapMs));
+      const leaderOf = async (): Promise<Replica | undefined> => {
+        const lease = await readLease(kc, leaseNamespace, rbac.leaseName);
+        return replicas.find((r) => r.name === lease?.holder && r.running);
+      };
+
+      recorder = new Recorder(kc, namespace, history);
+      recorder.onJob = (job, what) => log(`  run ${what}: ${job.name.length > 40 ? `${job.name.slice(0, 37)}…` : job.name} token ${job.token ?? '?'}${job.slot ? ` slot ${job.slot}` : ''}`);
+      await recorder.start();
+      history.startedAt = Date.now();
+      for (const r of replicas) r.start();
+
+      const recovered = async (deadlineMs: number): Promise<number | undefined> => {
+        let baseRv: string | undefined;
+        const deadline = Date.now() + deadlineMs;
+        while (Date.now() < deadline) {
+          const lease = await readLease(kc, leaseNamespace, rbac.leaseName);
+          if (lease?.resourceVersion && baseRv === undefined) baseRv = lease.resourceVersion;
+          const health = await Promise.all(replicas.map((r) => r.health()));
+          const holder = replicas.find((r) => r.name === lease?.holder && r.running && !r.stopped);
+          if (holder && baseRv !== undefined && lease?.resourceVersion !== baseRv && health.every((x) => x.live && x.ready)) return Date.now();
+          await sleep(250);
+        }
+        return undefined;
+      };
+      const up = await recovered(60_000);
+      if (up === undefined) throw new Error(`the replicas did not become healthy with a leader within 60 s; see ${outDir}/*.log`);
+      log(`Replicas up with leader ${(await leaderOf())?.name} after ${((up - history.startedAt) / 1000).toFixed(1)} s`);
+
+      for (const body of workload()) await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, body });
+      history.badInput = await runBadInput(custom, namespace, log);
+
+      triggers = (async () => {
+        let n = 0;
+        while (!stopTriggers) {
+          await sleep(rng.int(15_000, 25_000));
+          if (stopTriggers) break;
+          const patch = { metadata: { annotations: { [Keys.runNow]: `chaos-${++n}` } } };
+          await custom
+            .patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name: 'manual', body: patch }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch))
+            .catch(() => undefined);
+        }
+      })();
+
+      const ctx: FaultContext = {
+        cp,
+        replicas,
+        rng,
+        timings: TIMINGS,
+        skewedLeader: options.profile.skewedLeader,
+        leader: leaderOf,
+        stopAtReserveHook: (timeoutMs) =>
+          new Promise((resolve) => {
+            const timer = setTimeout(() => {
+              hookWaiter = undefined;
+              resolve(undefined);
+            }, timeoutMs);
+            hookWaiter = (r) => {
+              clearTimeout(timer);
+              resolve(r);
+            };
+          }),
+        log,
+      };
+      const faultsEnd = Date.now() + options.profile.durationMs;
+      let queue: FaultKind[] = [];
+      while (Date.now() < faultsEnd) {
+        if (queue.length === 0) queue = rng.shuffle(faults);
+        const kind = queue.shift() as FaultKind;
+        log(`Fault ${history.faults.length + 1}: ${kind} at +${((Date.now() - history.startedAt) / 1000).toFixed(1)} s`);
+        const injection = await injectors[kind](ctx);
+        const record: FaultRecord = { kind, ...injection };
+        if (!injection.skipped) {
+          const at = await recovered(history.recoveryBoundMs + 20_000);
+          if (at !== undefined) record.recoveredAt = at;
+        }
+        history.faults.push(record);
+        log(
+          `  ${kind} on ${record.target}: ${record.detail}` +
+            (record.skipped ? ' (skipped)' : `; recovered ${record.recoveredAt ? `${((record.recoveredAt - record.healedAt) / 1000).toFixed(1)} s after heal` : 'NEVER'}`),
+        );
+        await sleep(rng.int(...options.profile.gapMs));
+      }
+      log(`Faults done; quiet tail of ${(SETTLE_MS + 15_000) / 1000} s so the last slots are judged on a healthy cluster`);
+      await sleep(SETTLE_MS + 15_000);
+    } finally {
+      stopTriggers = true;
+      history.endedAt = Date.now();
+      await recorder?.stop();
+      await Promise.all(replicas.map((r) => r.shutdown()));
+      await triggers?.catch(() => undefined);
     }
-    log(`Faults done; quiet tail of ${(SETTLE_MS + 15_000) / 1000} s so the last slots are judged on a healthy cluster`);
-    await sleep(SETTLE_MS + 15_000);
+
+    history.writes = readAuditWrites(cp.state.auditLog, new Set(replicaNames), history.startedAt - 60_000);
+    recorder.forget(badInputNames(history.badInput));
+    const violations = checkHistory(history, { settleMs: SETTLE_MS });
+    const account = describeViolations(history, violations);
+    const rows = reportRows(history, violations, SETTLE_MS);
+    const report = formatReport(history, rows, violations, account);
+    writeFileSync(path.join(outDir, 'history.json'), JSON.stringify(history, null, 1));
+    writeFileSync(path.join(outDir, 'report.txt'), `${report}\n`);
+    log(report);
+    log(`History: ${path.join(outDir, 'history.json')}; replica logs: ${outDir}/${id}-replica-*.log`);
+    return { history, violations, rows, report, account, outDir };
   } finally {
-    stopTriggers = true;
-    history.endedAt = Date.now();
-    await recorder?.stop();
-    await Promise.all(replicas.map((r) => r.shutdown()));
-    await triggers?.catch(() => undefined);
+    await core.deleteNamespace({ name: namespace }).catch(() => undefined);
+    await core.deleteNamespace({ name: leaseNamespace }).catch(() => undefined);
+    await rbacCleanup?.();
+    if (ownCp) await cp.stop();
   }
-
-  history.writes = readAuditWrites(cp.state.auditLog, new Set(replicaNames), history.startedAt - 60_000);
-  recorder.forget(badInputNames(history.badInput));
-  const violations = checkHistory(history, { settleMs: SETTLE_MS });
-  const account = describeViolations(history, violations);
-  const rows = reportRows(history, violations, SETTLE_MS);
-  const report = formatReport(history, rows, violations, account);
-  writeFileSync(path.join(outDir, 'history.json'), JSON.stringify(history, null, 1));
-  writeFileSync(path.join(outDir, 'report.txt'), `${report}\n`);
-  log(report);
-  log(`History: ${path.join(outDir, 'history.json')}; replica logs: ${outDir}/${id}-replica-*.log`);
-
-  await core.deleteNamespace({ name: namespace }).catch(() => undefined);
-  await core.deleteNamespace({ name: leaseNamespace }).catch(() => undefined);
-  await rbacCleanup?.();
-  if (ownCp) await cp.stop();
-  return { history, violations, rows, report, account, outDir };
 }

@@ -130,6 +130,14 @@ test('a run for a time that is not a slot of the schedule is caught', () => {
   expect(v.map((x) => x.check)).toContain('slot-off-schedule');
 });
 
+test('a run created before its slot was due is caught (a leader with a clock running ahead)', () => {
+  const h = clean();
+  h.jobs[3] = job(3, { createdAt: T0 + 3 * MIN - 170_000 });
+  const v = checkSlots(h, settle);
+  expect(v.map((x) => x.check)).toEqual(['slot-early']);
+  expect(v[0]?.message).toContain('170.0 s before the slot was due');
+});
+
 test('slots honour the time zone', () => {
   const h = clean();
   h.singletonJobs[0] = { ...h.singletonJobs[0]!, schedule: '30 * * * *', timeZone: 'Asia/Kolkata' };
@@ -206,7 +214,8 @@ test('an unexpected exit is a crash-loop violation; a harness-caused one is not'
 
 test('watch gaps and accepted bad input are reported', () => {
   const h = clean();
-  h.gaps.push({ resource: 'pods', from: T0, to: T0 + 2000 });
+  h.gaps.push({ resource: 'pods', from: T0, to: T0 + 2000, missed: 1 });
+  h.gaps.push({ resource: 'jobs', from: T0, to: T0 + 2000, missed: 0 });
   h.badInput.push({ name: 'bad-cron', description: 'schedule "61 * * * *"', outcome: 'accepted', message: 'no condition after 20 s' });
   h.badInput.push({ name: 'bad-type', description: 'schedule is a number', outcome: 'rejected', message: 'spec.schedule: Invalid value' });
   expect(checkHistoryComplete(h)).toHaveLength(1);
