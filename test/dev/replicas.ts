@@ -48,7 +48,7 @@ export interface ReplicaOptions {
   namespace: string;
   leaseName: string;
   logDir: string;
-  /** Extra environment, e.g. faster lease timings. */
+  /** Extra environment, e.g. faster lease timings; the settings above win. */
   env?: Record<string, string>;
 }
 
@@ -70,13 +70,13 @@ export async function startReplica(o: ReplicaOptions): Promise<Replica> {
     args: [mainScript],
     log,
     env: {
+      ...o.env,
       KUBECONFIG: o.kubeconfig,
       POD_NAME: o.name,
       POD_NAMESPACE: o.namespace,
       LEASE_NAME: o.leaseName,
       HTTP_HOST: '127.0.0.1',
       HTTP_PORT: String(port),
-      ...o.env,
     },
   });
   return { name: o.name, port, log, process: proc };

@@ -1,0 +1,192 @@
+// End to end, the way a platform team runs it: helm install, three replicas
+// authenticated as the chart's ServiceAccount and configured exactly like the
+// chart's Deployment (its container env), kubectl apply of the examples, runs
+// that complete with fencing tokens, a killed leader, a successor whose next
+// run carries a higher token, and a helm uninstall that leaves only the CRD.
+//
+// There is no container runtime here: kwok "runs" the Deployment's Pods, so
+// the real operator processes run locally (src/main.ts), with the same token
+// the kubelet would mount (TokenRequest) and the same environment.
+import { readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { resolveHelm } from '../controlplane/binaries.ts';
+import { isAlive } from '../controlplane/process.ts';
+import { chartDir } from '../../scripts/generate-manifests.ts';
+import { Keys, type SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
+import { eventually, testCluster } from '../support/cluster.ts';
+import { helm, kubectl, root, serviceAccountToken, startReplica, stopReplica, waitReady, writeTokenKubeconfig, type Replica } from '../dev/replicas.ts';
+
+const helmBin = resolveHelm();
+const cluster = testCluster();
+const kc = cluster.kubeConfig();
+const suffix = Date.now().toString(36);
+const release = 'so-e2e';
+const namespace = `so-e2e-${suffix}`;
+const apps = `so-e2e-apps-${suffix}`;
+const fullname = `${release}-singleton-operator`;
+const workDir = mkdtempSync(path.join(tmpdir(), 'so-e2e-'));
+
+const core = kc.makeApiClient(k8s.CoreV1Api);
+const appsApi = kc.makeApiClient(k8s.AppsV1Api);
+const batch = kc.makeApiClient(k8s.BatchV1Api);
+const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+const coordination = kc.makeApiClient(k8s.CoordinationV1Api);
+
+const replicas: Replica[] = [];
+
+async function readSj(name: string): Promise<SingletonJob> {
+  return (await custom.getNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: apps, name })) as SingletonJob;
+}
+
+async function holder(): Promise<string | undefined> {
+  const lease = await coordination.readNamespacedLease({ name: fullname, namespace }).catch(() => undefined);
+  return lease?.spec?.holderIdentity || undefined;
+}
+
+const replicaOf = (identity: string | undefined) => replicas.find((r) => identity?.startsWith(`${r.name}_`));
+
+/** Requests a manual run and waits until it finished successfully; returns the run. */
+async function runNow(name: string, requestId: string): Promise<{ name: string; token: number; term: number }> {
+  kubectl(cluster.kubeconfig, ['annotate', 'sj', name, '-n', apps, `${Keys.runNow}=${requestId}`, '--overwrite']);
+  return eventually(
+    `manual run ${requestId} of ${name} to succeed`,
+    async () => (await readSj(name)).status?.recentRuns?.find((r) => r.requestId === requestId && r.outcome === 'Succeeded'),
+    60_000,
+    250,
+  );
+}
+
+/** The environment the chart's Deployment gives its container (values only; the downward API is set per replica). */
+async function chartEnv(): Promise<Record<string, string>> {
+  const deployment = await appsApi.readNamespacedDeployment({ name: fullname, namespace });
+  const env: Record<string, string> = {};
+  for (const e of deployment.spec?.template.spec?.containers[0]?.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+  return env;
+}
+
+beforeAll(async () => {
+  await core.createNamespace({ body: { metadata: { name: namespace, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } } });
+  await core.createNamespace({ body: { metadata: { name: apps } } });
+});
+
+afterAll(async () => {
+  await Promise.all(replicas.map((r) => stopReplica(r, 5000)));
+  try {
+    helm(helmBin, cluster.kubeconfig, ['uninstall', release, '-n', namespace, '--ignore-not-found']);
+  } catch {
+    // already uninstalled by the last test
+  }
+  await core.deleteNamespace({ name: namespace }).catch(() => undefined);
+  await core.deleteNamespace({ name: apps }).catch(() => undefined);
+});
+
+it('installs with Helm and runs three replicas as the chart’s ServiceAccount', async () => {
+  // Short lease timings keep the crash failover below in seconds; the
+  // cluster-wide aggregated ClusterRoles belong to helm.test.ts's release.
+  helm(helmBin, cluster.kubeconfig, [
+    'install', release, chartDir, '-n', namespace,
+    '--set', 'rbac.aggregateToDefaultRoles=false',
+    '--set', 'leaderElection.leaseDurationSeconds=4',
+    '--set', 'leaderElection.renewDeadlineSeconds=3',
+    '--set', 'leaderElection.retryPeriodSeconds=1',
+    '--set', 'logLevel=debug',
+  ]);
+  const env = await chartEnv();
+  expect(env).toMatchObject({ LEASE_NAME: fullname, LEASE_DURATION: '4s', RENEW_DEADLINE: '3s', RETRY_PERIOD: '1s' });
+  const user = `system:serviceaccount:${namespace}:${fullname}`;
+  const token = await serviceAccountToken(kc, namespace, fullname);
+  const kubeconfig = writeTokenKubeconfig(path.join(workDir, 'operator.kubeconfig'), kc, user, token);
+  for (let i = 0; i < 3; i++) {
+    replicas.push(await startReplica({ name: `${fullname}-${i}`, kubeconfig, namespace, leaseName: env.LEASE_NAME!, logDir: path.join(workDir, 'logs'), env }));
+  }
+  await Promise.all(replicas.map((r) => waitReady(r)));
+  const leader = await eventually('a leader', holder);
+  expect(replicaOf(leader)).toBeDefined();
+  const metrics = await (await fetch(`http://127.0.0.1:${replicaOf(leader)!.port}/metrics`)).text();
+  expect(metrics).toMatch(new RegExp(`leader_election_master_status\\{name="${fullname}"\\} 1`));
+  expect(metrics).toContain('singletonjob_workqueue_depth');
+});
+
+let first: { name: string; token: number; term: number };
+
+it('runs the examples, applied with kubectl, with fencing tokens that reach the workload', async () => {
+  const out = kubectl(cluster.kubeconfig, ['apply', '-n', apps, '-f', path.join(root, 'manifests/examples')]);
+  expect(out).toContain('singletonjob.singleton.dev/nightly-payroll created');
+  expect(out).toContain('singletonjob.singleton.dev/orders-backfill created');
+  expect(out).toContain('singletonjob.singleton.dev/ledger-export created');
+  for (const name of ['nightly-payroll', 'orders-backfill', 'ledger-export']) {
+    await eventually(`${name} to be Ready`, async () => (await readSj(name)).status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True'));
+  }
+  first = await runNow('orders-backfill', 'backfill-1');
+  const ledger = await runNow('ledger-export', 'export-1');
+  expect(first.token).toBeGreaterThan(0);
+  expect(ledger.token).toBeGreaterThan(0);
+
+  const job = await batch.readNamespacedJob({ name: first.name, namespace: apps });
+  expect(job.metadata?.annotations?.[Keys.token]).toBe(String(first.token));
+  const env = job.spec?.template.spec?.containers[0]?.env ?? [];
+  expect(env.find((e) => e.name === 'SINGLETON_FENCING_TOKEN')?.value).toBe(String(first.token));
+  expect(kubectl(cluster.kubeconfig, ['get', 'sj', 'orders-backfill', '-n', apps])).toMatch(new RegExp(`orders-backfill\\s+(<none>\\s+)?\\S+\\s+.*${first.token}`));
+  const described = kubectl(cluster.kubeconfig, ['describe', 'sj', 'orders-backfill', '-n', apps]);
+  expect(described).toContain('RunStarted');
+  expect(described).toContain(`fencing token ${first.token}`);
+});
+
+it('fences the next run with a higher token after the leader is killed', async () => {
+  const before = await eventually('a leader', holder);
+  const victim = replicaOf(before)!;
+  process.kill(victim.process.pid, 'SIGKILL');
+  const after = await eventually('another replica to take over', async () => {
+    const h = await holder();
+    return h && h !== before ? h : undefined;
+  }, 20_000, 100);
+  expect(replicaOf(after)).not.toBe(victim);
+
+  const second = await runNow('orders-backfill', 'backfill-2');
+  expect(second.token).toBeGreaterThan(first.token);
+  expect(second.term).toBeGreaterThan(first.term);
+  const sj = await readSj('orders-backfill');
+  expect(sj.status?.currentToken).toBe(second.token);
+  expect(sj.status?.leaderTerm).toBe(second.term);
+  const job = await batch.readNamespacedJob({ name: second.name, namespace: apps });
+  expect(job.metadata?.annotations?.[Keys.token]).toBe(String(second.token));
+});
+
+it('hands over at once on SIGTERM: the leader releases the Lease after its work stopped and exits 0', async () => {
+  const before = await eventually('a leader', holder);
+  const leader = replicaOf(before)!;
+  process.kill(leader.process.pid, 'SIGTERM');
+  await eventually('the leader to exit', async () => !isAlive(leader.process.pid), 20_000, 50);
+  const log = readFileSync(leader.log, 'utf8');
+  const lines = log.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; code?: number });
+  const order = ['Guarded work stopped', 'Released the Lease', 'Stopped singleton-operator'].map((m) => lines.findIndex((l) => l.msg === m));
+  expect(order.every((i) => i >= 0)).toBe(true);
+  expect([...order].sort((a, b) => a - b)).toEqual(order);
+  expect(lines.find((l) => l.msg === 'Stopped singleton-operator')?.code).toBe(0);
+  // Standbys watch the Lease: the released Lease is taken well before it could expire.
+  const next = await eventually('a new leader', async () => {
+    const h = await holder();
+    return h && h !== before ? h : undefined;
+  }, 3_000, 50);
+  expect(replicaOf(next)).toBeDefined();
+});
+
+it('helm uninstall leaves only what the chart documents: the CRD (and the operator-created Lease)', async () => {
+  await Promise.all(replicas.map((r) => stopReplica(r)));
+  helm(helmBin, cluster.kubeconfig, ['uninstall', release, '-n', namespace, '--wait']);
+  const selector = `app.kubernetes.io/instance=${release}`;
+  await eventually('the release objects to be gone', async () => {
+    const left = kubectl(cluster.kubeconfig, ['get', 'deployments,replicasets,pods,services,serviceaccounts,roles,rolebindings,poddisruptionbudgets', '-n', namespace, '-l', selector, '-o', 'name']).trim();
+    return left === '' ? true : undefined;
+  }, 60_000);
+  expect(kubectl(cluster.kubeconfig, ['get', 'clusterroles,clusterrolebindings', '-o', 'name'])).not.toContain(fullname);
+  const remaining = kubectl(cluster.kubeconfig, ['get', 'all,leases,roles,rolebindings,serviceaccounts', '-n', namespace, '-o', 'name'])
+    .trim()
+    .split('\n')
+    .filter((n) => n && n !== 'serviceaccount/default');
+  expect(remaining).toEqual([`lease.coordination.k8s.io/${fullname}`]);
+  expect(kubectl(cluster.kubeconfig, ['get', 'crd', 'singletonjobs.singleton.dev', '-o', 'name']).trim()).toContain('singletonjobs.singleton.dev');
+});
