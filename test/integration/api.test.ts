@@ -1,0 +1,105 @@
+// The SingletonJob API as the API server serves it: the committed CRD
+// installs, the server and zod agree on a corpus, kubectl users get readable
+// rejections, and the fencing transition rules refuse a status that goes back.
+import { stringify } from 'yaml';
+import { testCluster, withNamespace } from '../support/cluster.ts';
+import { Api, installCrd, kubectl, kubectlResult, singletonJob } from '../support/singletonjobs.ts';
+import { corpus } from '../../src/api/v1alpha1/corpus.fixture.ts';
+import { singletonJobSchema } from '../../src/api/v1alpha1/singletonjob.ts';
+import { statusCode, apiMessage } from '../../src/kube/errors.ts';
+
+const cluster = testCluster();
+const kc = cluster.kubeConfig();
+let ns: { name: string; cleanup: () => Promise<void> };
+let api: Api;
+
+beforeAll(async () => {
+  await installCrd(cluster.kubeconfig);
+  ns = await withNamespace(kc, 'api');
+  api = new Api(kc, ns.name);
+});
+afterAll(async () => {
+  await ns.cleanup();
+});
+
+describe('the SingletonJob CRD', () => {
+  it('agrees with zod on every corpus entry, and kubectl shows the reason of each rejection', () => {
+    for (const entry of corpus) {
+      const result = kubectlResult(cluster.kubeconfig, ['apply', '-n', ns.name, '--dry-run=server', '-f', '-'], stringify(entry.object));
+      expect({ name: entry.name, server: result.ok }).toEqual({ name: entry.name, server: entry.valid });
+      expect({ name: entry.name, zod: singletonJobSchema.safeParse(entry.object).success }).toEqual({ name: entry.name, zod: entry.valid });
+      if (!entry.valid) expect(result.out).toContain(entry.message);
+    }
+  });
+
+  it('rejects invalid YAML applied with kubectl with a message a person can act on', () => {
+    const yaml = (policy: string, parallelism: number) => `apiVersion: singleton.dev/v1alpha1
+kind: SingletonJob
+metadata:
+  name: payroll
+spec:
+  schedule: "0 0 * * *"
+  concurrencyPolicy: ${policy}
+  jobTemplate:
+    spec:
+      parallelism: ${parallelism}
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{ name: main, image: busybox }]
+`;
+    const badEnum = kubectlResult(cluster.kubeconfig, ['apply', '-n', ns.name, '-f', '-'], yaml('Sometimes', 1));
+    expect(badEnum.ok).toBe(false);
+    expect(badEnum.out).toContain('spec.concurrencyPolicy: Unsupported value: "Sometimes": supported values: "Forbid", "Replace"');
+    // CEL rules run once the schema errors are fixed.
+    const badRule = kubectlResult(cluster.kubeconfig, ['apply', '-n', ns.name, '-f', '-'], yaml('Forbid', 3));
+    expect(badRule.ok).toBe(false);
+    expect(badRule.out).toContain('spec.jobTemplate.spec.parallelism: Invalid value');
+    expect(badRule.out).toContain('parallelism must be 1: a SingletonJob runs one Pod at a time');
+  });
+
+  it('is listed by kubectl with its short name and printer columns', () => {
+    kubectl(cluster.kubeconfig, ['apply', '-n', ns.name, '-f', '-'], stringify(singletonJob('columns', { schedule: '*/5 * * * *' })));
+    const out = kubectl(cluster.kubeconfig, ['get', 'sj', '-n', ns.name]);
+    expect(out.split('\n')[0]).toMatch(/NAME\s+SCHEDULE\s+SUSPEND\s+ACTIVE\s+TOKEN\s+LAST RUN\s+LAST SUCCESS\s+AGE/);
+    expect(out).toContain('*/5 * * * *');
+  });
+});
+
+describe('fencing transition rules', () => {
+  it('refuse a status write that lowers or removes the token or the leader term', async () => {
+    await api.create(singletonJob('fenced', {}));
+    const current = await api.get('fenced');
+    const written = await api.replaceStatus({ ...current, status: { currentToken: 100, leaderTerm: 90 } });
+    expect(written.status?.currentToken).toBe(100);
+
+    const attempts = [
+      { status: { currentToken: 99, leaderTerm: 90 }, message: 'status.currentToken may not decrease' },
+      { status: { currentToken: 101, leaderTerm: 89 }, message: 'status.leaderTerm may not decrease' },
+      { status: { leaderTerm: 95 }, message: 'status.currentToken may not decrease or be removed' },
+      { status: {}, message: 'may not decrease or be removed' },
+    ];
+    for (const attempt of attempts) {
+      const err = await api.replaceStatus({ ...written, status: attempt.status } as typeof written).then(() => undefined, (e: unknown) => e);
+      expect({ status: attempt.status, code: statusCode(err) }).toEqual({ status: attempt.status, code: 422 });
+      expect(apiMessage(err)).toContain(attempt.message);
+    }
+    const higher = await api.replaceStatus({ ...written, status: { currentToken: 101, leaderTerm: 90 } });
+    expect(higher.status?.currentToken).toBe(101);
+  });
+
+  it('refuses a stale write: the resourceVersion precondition is enforced on status', async () => {
+    await api.create(singletonJob('cas', {}));
+    const base = await api.get('cas');
+    await api.replaceStatus({ ...base, status: { currentToken: 5, leaderTerm: 5 } });
+    const err = await api.replaceStatus({ ...base, status: { currentToken: 6, leaderTerm: 5 } }).then(() => undefined, (e: unknown) => e);
+    expect(statusCode(err)).toBe(409);
+  });
+
+  it('refuses a token that JSON cannot carry exactly', async () => {
+    await api.create(singletonJob('big', {}));
+    const base = await api.get('big');
+    const err = await api.replaceStatus({ ...base, status: { currentToken: 2 ** 53 } }).then(() => undefined, (e: unknown) => e);
+    expect(statusCode(err)).toBe(422);
+  });
+});
