@@ -254,6 +254,7 @@ async function main(): Promise<void> {
       `Try: kill ${leaderPid ?? '<leader pid>'}  (graceful handover)   kill -9 ${leaderPid ?? '<leader pid>'}  (crash failover after the lease expires)`,
       `     KUBECONFIG=${c.kubeconfig} kubectl get sj -n ${DEMO_NAMESPACE} -w`,
       `     KUBECONFIG=${c.kubeconfig} kubectl describe sj ${DEMO_JOB} -n ${DEMO_NAMESPACE}`,
+      `     KUBECONFIG=${c.kubeconfig} PATH=$PWD/bin:$PATH kubectl singleton -w`,
       'Ctrl-C stops everything.',
     );
     const text = frame.join('\n');

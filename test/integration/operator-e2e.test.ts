@@ -7,8 +7,8 @@
 // There is no container runtime here: kwok "runs" the Deployment's Pods, so
 // the real operator processes run locally (src/main.ts), with the same token
 // the kubelet would mount (TokenRequest) and the same environment.
-import { readFileSync } from 'node:fs';
-import { mkdtempSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
@@ -133,6 +133,12 @@ it('runs the examples, applied with kubectl, with fencing tokens that reach the 
   const described = kubectl(cluster.kubeconfig, ['describe', 'sj', 'orders-backfill', '-n', apps]);
   expect(described).toContain('RunStarted');
   expect(described).toContain(`fencing token ${first.token}`);
+
+  // The kubectl plugin: leader, candidates and every SingletonJob's token and term in one view.
+  const view = execFileSync(path.join(root, 'bin/kubectl-singleton'), ['--kubeconfig', cluster.kubeconfig, '--operator-namespace', namespace, '--lease', fullname, '-n', apps], { encoding: 'utf8' });
+  expect(view).toContain(`LEADER    ${await holder()}`);
+  expect(view).toMatch(new RegExp(`orders-backfill\\s.*\\s${first.token}\\s+${first.term}\\s`));
+  expect(view).toMatch(/CANDIDATES[\s\S]*standby/);
 });
 
 it('fences the next run with a higher token after the leader is killed', async () => {
