@@ -9,6 +9,8 @@ const common = {
   extensionsToTreatAsEsm: ['.ts'],
   transform: { '^.+\\.ts$': tsJest },
   testEnvironment: 'node',
+  // Benchmark scratch data (etcd .snap files), the CLI's cluster and build output are not tests.
+  modulePathIgnorePatterns: ['<rootDir>/bench/results', '<rootDir>/.cluster', '<rootDir>/dist'],
 };
 export default {
   projects: [
