@@ -2,7 +2,7 @@
 // controller so that /metrics serves all of them: election series
 // (leader_election_*), controller series (singletonjob_*), the Node.js process
 // metrics and a build-info series identifying the replica.
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
 export interface RegistryInfo {
   version: string;
@@ -20,4 +20,18 @@ export function createRegistry(info: RegistryInfo): Registry {
   });
   build.set({ version: info.version, identity: info.identity, node_version: process.version }, 1);
   return registry;
+}
+
+/**
+ * Writes this replica refused to send because its leadership was lost or its
+ * lease may have lapsed on its own clock (self-fencing, layer 1 of fencing.md).
+ * Writes the API server refuses (409, CEL transition rules) are the
+ * controller's to count.
+ */
+export function selfFencedWrites(registry: Registry): Counter {
+  return new Counter({
+    name: 'singleton_operator_self_fenced_writes_total',
+    help: 'Writes refused by this replica before sending because its leadership was lost or its lease may have expired',
+    registers: [registry],
+  });
 }

@@ -12,7 +12,7 @@ import type { Registry } from 'prom-client';
 import { LeaderElector, makeIdentity, type Leadership } from '../election/index.ts';
 import type { OperatorConfig } from '../config/config.ts';
 import { createLogger } from '../log/logger.ts';
-import { createRegistry } from '../metrics/registry.ts';
+import { createRegistry, selfFencedWrites } from '../metrics/registry.ts';
 import { startServer, type HealthServer } from '../server/server.ts';
 
 /** What the operator needs from the SingletonJob controller. */
@@ -85,8 +85,11 @@ function waitUntil(predicate: () => boolean, signal: AbortSignal, intervalMs = 1
 export async function runOperator(options: RunOptions): Promise<number> {
   const { config } = options;
   const identity = config.identity ?? makeIdentity(config.podName);
-  const logger = options.logger ?? createLogger({ level: config.logLevel, identity });
+  // The elector binds identity (and its Lease) itself; everything else logs through `logger`.
+  const rootLogger = options.logger ?? createLogger({ level: config.logLevel });
+  const logger = rootLogger.child({ identity });
   const registry = createRegistry({ version: options.version, identity });
+  const selfFenced = selfFencedWrites(registry);
   const leaseRef = `${config.leaseNamespace}/${config.leaseName}`;
 
   let kubeConfig: k8s.KubeConfig;
@@ -110,7 +113,7 @@ export async function runOperator(options: RunOptions): Promise<number> {
       renewDeadlineMs: config.renewDeadlineMs,
       retryPeriodMs: config.retryPeriodMs,
       releaseOnCancel: true,
-      logger,
+      logger: rootLogger,
       registry,
     },
     {
@@ -122,7 +125,17 @@ export async function runOperator(options: RunOptions): Promise<number> {
         }
         if (leadership.signal.aborted) return;
         logger.info({ leader: identity, term: leadership.term }, 'Started reconciling');
-        await controller.lead(leadership);
+        await controller.lead({
+          ...leadership,
+          assertValid: () => {
+            try {
+              leadership.assertValid();
+            } catch (err) {
+              selfFenced.inc();
+              throw err;
+            }
+          },
+        });
         logger.info({ leader: identity, term: leadership.term }, 'Stopped reconciling');
       },
     },

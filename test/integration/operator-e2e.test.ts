@@ -8,7 +8,7 @@
 // the real operator processes run locally (src/main.ts), with the same token
 // the kubelet would mount (TokenRequest) and the same environment.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
@@ -81,6 +81,7 @@ afterAll(async () => {
   }
   await core.deleteNamespace({ name: namespace }).catch(() => undefined);
   await core.deleteNamespace({ name: apps }).catch(() => undefined);
+  if (!process.env.SINGLETON_KEEP_CLUSTER_DIR) rmSync(workDir, { recursive: true, force: true });
 });
 
 it('installs with Helm and runs three replicas as the chart’s ServiceAccount', async () => {
@@ -107,7 +108,9 @@ it('installs with Helm and runs three replicas as the chart’s ServiceAccount',
   expect(replicaOf(leader)).toBeDefined();
   const metrics = await (await fetch(`http://127.0.0.1:${replicaOf(leader)!.port}/metrics`)).text();
   expect(metrics).toMatch(new RegExp(`leader_election_master_status\\{name="${fullname}"\\} 1`));
-  expect(metrics).toContain('singletonjob_workqueue_depth');
+  for (const series of ['singletonjob_workqueue_depth', 'singletonjob_runs_started_total', 'leader_election_renew_duration_seconds', 'singleton_operator_self_fenced_writes_total', 'singleton_operator_build_info']) {
+    expect(metrics).toContain(series);
+  }
 });
 
 let first: { name: string; token: number; term: number };
@@ -164,8 +167,11 @@ it('fences the next run with a higher token after the leader is killed', async (
 it('hands over at once on SIGTERM: the leader releases the Lease after its work stopped and exits 0', async () => {
   const before = await eventually('a leader', holder);
   const leader = replicaOf(before)!;
+  const sent = Date.now();
   process.kill(leader.process.pid, 'SIGTERM');
-  await eventually('the leader to exit', async () => !isAlive(leader.process.pid), 20_000, 50);
+  await eventually('the leader to exit', async () => !isAlive(leader.process.pid), 20_000, 20);
+  // Well within the chart's 30 s termination grace period.
+  expect(Date.now() - sent).toBeLessThan(5_000);
   const log = readFileSync(leader.log, 'utf8');
   const lines = log.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; code?: number });
   const order = ['Guarded work stopped', 'Released the Lease', 'Stopped singleton-operator'].map((m) => lines.findIndex((l) => l.msg === m));
