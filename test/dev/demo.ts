@@ -10,7 +10,8 @@
 // seconds, as its Deployment would — so `kill <leader pid>` shows a graceful
 // handover and `kill -9 <leader pid>` a crash failover. Ctrl-C stops the
 // replicas (by PID) and the control plane if this command started it.
-import { existsSync, mkdirSync, openSync, readSync, closeSync, statSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments, stringify } from 'yaml';
@@ -64,7 +65,7 @@ interface Cluster {
 async function cluster(): Promise<Cluster> {
   if (process.env.KUBECONFIG) {
     say(`Using the cluster of KUBECONFIG=${process.env.KUBECONFIG}`);
-    return { kubeconfig: process.env.KUBECONFIG, workDir: path.join(root, '.demo') };
+    return { kubeconfig: process.env.KUBECONFIG, workDir: mkdtempSync(path.join(tmpdir(), 'singleton-demo-')) };
   }
   const dir = path.join(root, '.cluster');
   if (existsSync(ControlPlane.stateFile(dir))) {
@@ -205,7 +206,8 @@ async function main(): Promise<void> {
       for (const line of tails[i]?.lines() ?? []) {
         const msg = String(line.msg ?? '');
         if (!INTERESTING.has(msg) && !/^(Started run|Run .* (succeeded|failed))/.test(msg)) continue;
-        const extra = ['term', 'leader', 'reason'].filter((k) => line[k] !== undefined).map((k) => `${k}=${String(line[k])}`).join(' ');
+        // Run messages already name their token and term; leadership messages get theirs added.
+        const extra = INTERESTING.has(msg) ? ['term', 'leader', 'reason'].filter((k) => line[k] !== undefined).map((k) => `${k}=${String(line[k])}`).join(' ') : '';
         history.push(`${String(line.time ?? '').slice(11, 23)}  operator-${i}: ${msg}${extra ? ` (${extra})` : ''}`);
       }
     }
