@@ -93,7 +93,8 @@ export function checkOneInFlight(h: History): Violation[] {
           message:
             `SingletonJob ${jobB ? `${jobB.namespace}/${jobB.owner}` : '?'} had two non-terminal Pods at once: ` +
             `Pod ${first.name} (Job ${jobA?.name}, created at rv ${first.createdRv} ${rel(h, first.createdAt)}, ` +
-            `terminal at ${podEnd(first) ? `rv ${podEnd(first)} ${rel(h, first.terminalAt ?? first.deletedAt)}` : 'never'}) was still running when ` +
+            `terminal at ${podEnd(first) ? `rv ${podEnd(first)} ${rel(h, first.terminalAt ?? first.deletedAt)}` : 'never'}` +
+            `${first.terminatingRv ? `, marked for deletion at rv ${first.terminatingRv}` : ''}, last phase ${first.phase ?? '?'}, run label "${first.runLabel ?? '?'}") was still there when ` +
             `Pod ${pod.name} (Job ${jobB?.name}) was created at rv ${pod.createdRv} ${rel(h, pod.createdAt)}.`,
         });
       }

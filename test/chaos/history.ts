@@ -56,6 +56,10 @@ export interface PodRecord {
   terminalRv?: string;
   terminalAt?: number;
   phase?: string;
+  /** First version seen with metadata.deletionTimestamp (still non-terminal until gone or terminal). */
+  terminatingRv?: string;
+  /** The run label the controller selects Pods by (singleton.dev/run), as the Pod carries it. */
+  runLabel?: string;
   deletedRv?: string;
   deletedAt?: number;
 }

@@ -12,7 +12,16 @@ import { Env } from '../../src/controller/jobs.ts';
 import type { AuditWrite, History, JobRecord, PodRecord, SingletonJobInfo } from './history.ts';
 
 type Obj = {
-  metadata?: { name?: string; namespace?: string; uid?: string; resourceVersion?: string; ownerReferences?: Array<{ kind: string; name: string; uid: string }>; annotations?: Record<string, string> };
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    ownerReferences?: Array<{ kind: string; name: string; uid: string }>;
+    annotations?: Record<string, string>;
+    labels?: Record<string, string>;
+    deletionTimestamp?: unknown;
+  };
   spec?: Record<string, unknown>;
   status?: Record<string, unknown>;
 };
@@ -203,12 +212,13 @@ export class Recorder {
     if (!m.uid || !m.name || !owner) return;
     let pod = this.pods.get(m.uid);
     if (!pod) {
-      pod = { namespace: m.namespace ?? this.namespace, name: m.name, uid: m.uid, jobName: owner.name, jobUid: owner.uid, createdRv: m.resourceVersion ?? '0', createdAt: at };
+      pod = { namespace: m.namespace ?? this.namespace, name: m.name, uid: m.uid, jobName: owner.name, jobUid: owner.uid, createdRv: m.resourceVersion ?? '0', createdAt: at, runLabel: m.labels?.[Keys.run] ?? '' };
       this.pods.set(m.uid, pod);
       this.history.pods.push(pod);
     }
     const phase = (obj.status as { phase?: string } | undefined)?.phase;
     if (phase) pod.phase = phase;
+    if (m.deletionTimestamp && !pod.terminatingRv) pod.terminatingRv = m.resourceVersion;
     if (!pod.terminalRv && (phase === 'Succeeded' || phase === 'Failed')) {
       pod.terminalRv = m.resourceVersion;
       pod.terminalAt = at;

@@ -164,6 +164,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   let stopTriggers = false;
   let triggers: Promise<void> | undefined;
   let hookWaiter: ((r: Replica) => void) | undefined;
+  let failed = true;
+  const keep = () => !ownCp && (failed || process.env.CHAOS_KEEP === '1');
 
   try {
     try {
@@ -304,10 +306,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     writeFileSync(path.join(outDir, 'report.txt'), `${report}\n`);
     log(report);
     log(`History: ${path.join(outDir, 'history.json')}; replica logs: ${outDir}/${id}-replica-*.log`);
+    failed = violations.length > 0;
     return { history, violations, rows, report, account, outDir };
   } finally {
-    await core.deleteNamespace({ name: namespace }).catch(() => undefined);
-    await core.deleteNamespace({ name: leaseNamespace }).catch(() => undefined);
+    // Kept after a violation (or with CHAOS_KEEP=1) so the objects can be inspected.
+    if (keep()) log(`Kept namespaces ${namespace} and ${leaseNamespace} for inspection`);
+    else {
+      await core.deleteNamespace({ name: namespace }).catch(() => undefined);
+      await core.deleteNamespace({ name: leaseNamespace }).catch(() => undefined);
+    }
     await rbacCleanup?.();
     if (ownCp) await cp.stop();
   }
