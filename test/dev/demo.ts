@@ -154,7 +154,7 @@ async function main(): Promise<void> {
   const operatorKubeconfig = writeTokenKubeconfig(path.join(c.workDir, 'operator.kubeconfig'), admin, `system:serviceaccount:${OPERATOR_NAMESPACE}:${SERVICE_ACCOUNT}`, token);
   const logDir = path.join(c.workDir, 'logs');
   mkdirSync(logDir, { recursive: true });
-  say(`Starting ${REPLICAS} operator replicas as system:serviceaccount:${OPERATOR_NAMESPACE}:${SERVICE_ACCOUNT} (logs in ${path.relative(process.cwd(), logDir)}/)…`);
+  say(`Starting ${REPLICAS} operator replicas as system:serviceaccount:${OPERATOR_NAMESPACE}:${SERVICE_ACCOUNT} (logs in ${logDir.startsWith(`${process.cwd()}/`) ? path.relative(process.cwd(), logDir) : logDir}/)…`);
 
   const tails: LogTail[] = [];
   const exitedAt = new Map<number, number>();
