@@ -9,7 +9,7 @@
 //   possible name, so a second create is AlreadyExists;
 // - a run is finished (and the next one may start) only after a live list
 //   shows every Pod of it terminal.
-import type { BatchV1Api, CoreV1Api, CustomObjectsApi, V1Job } from '@kubernetes/client-node';
+import type { BatchV1Api, CoreV1Api, CustomObjectsApi, V1Job, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GROUP, Keys, PLURAL, VERSION, singletonJobSchema } from '../api/v1alpha1/singletonjob.ts';
 import type { ActiveRun, FinishedRun, SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
@@ -179,8 +179,13 @@ export class Reconciler {
     if (!job) {
       if (!run.jobUID) return this.createReservedJob(key, sj, run, log);
       // The Job is gone (Replace deleted it, or a person or a TTL did): the run
-      // ends once none of its Pods can run any more.
-      if (!(await this.podsTerminal(sj, run))) return { requeueAfterMs: POLL_MS };
+      // ends once none of its Pods can run any more. Replace cancels the run,
+      // so Pods the Job left behind (orphaned) are deleted too.
+      const running = await this.runningPods(sj, run);
+      if (running.length) {
+        if (run.replacing) await this.deletePods(running.filter((p) => !p.metadata?.deletionTimestamp));
+        return { requeueAfterMs: POLL_MS };
+      }
       return this.finish(key, sj, run, run.replacing ? 'Replaced' : 'Deleted');
     }
     if (!isOwnedBy(job, sj) || jobToken(job) !== run.token) {
@@ -223,13 +228,27 @@ export class Reconciler {
     }
   }
 
-  /** A live list (never the cache): a Pod the cache has not seen yet may be running. */
-  private async podsTerminal(sj: SingletonJob, run: ActiveRun): Promise<boolean> {
+  /** The run's Pods that may still run, from a live list (never the cache: it may not have seen a new Pod yet). */
+  private async runningPods(sj: SingletonJob, run: ActiveRun): Promise<V1Pod[]> {
     const pods = await this.d.core.listNamespacedPod({
       namespace: sj.metadata!.namespace!,
       labelSelector: `${Keys.run}=${run.name},${Keys.ownerUid}=${sj.metadata!.uid}`,
     });
-    return pods.items.every(isPodTerminal);
+    return pods.items.filter((p) => !isPodTerminal(p));
+  }
+
+  private async podsTerminal(sj: SingletonJob, run: ActiveRun): Promise<boolean> {
+    return (await this.runningPods(sj, run)).length === 0;
+  }
+
+  private async deletePods(pods: V1Pod[]): Promise<void> {
+    for (const pod of pods) {
+      try {
+        await this.d.core.deleteNamespacedPod({ namespace: pod.metadata!.namespace!, name: pod.metadata!.name!, body: { preconditions: { uid: pod.metadata!.uid! } } });
+      } catch (err) {
+        if (!isNotFound(err) && !isConflict(err)) throw err;
+      }
+    }
   }
 
   private async deleteJob(job: V1Job): Promise<void> {
@@ -237,8 +256,9 @@ export class Reconciler {
       await this.d.batch.deleteNamespacedJob({
         namespace: job.metadata!.namespace!,
         name: job.metadata!.name!,
-        propagationPolicy: 'Background',
-        body: { preconditions: { uid: job.metadata!.uid! } },
+        // In the body: with a body the server ignores the query parameters, and
+        // batch/v1 Jobs default to orphaning their Pods.
+        body: { propagationPolicy: 'Background', preconditions: { uid: job.metadata!.uid! } },
       });
     } catch (err) {
       if (!isNotFound(err) && !isConflict(err)) throw err;

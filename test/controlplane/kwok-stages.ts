@@ -41,7 +41,10 @@ export function writeKwokConfig(file: string, stagesDir: string): string {
     if (rel.startsWith('pod/general/')) {
       text = text
         .replace(/durationMilliseconds: 1000/g, `durationMilliseconds: ${delay}`)
-        .replace(/jitterDurationMilliseconds: 5000/g, 'jitterDurationMilliseconds: 0');
+        // Drop the default jitter rather than set it to 0: kwok uses the jitter
+        // as the delay whenever it is not above the delay, so a 0 jitter would
+        // also cancel the per-Pod delay annotations.
+        .replace(/\n\s*jitterDurationMilliseconds: 5000/g, '');
     }
     return text;
   });
