@@ -103,7 +103,8 @@ describe('chart, installed', () => {
     expect(can('create', 'jobs.batch', 'default')).toBe(true);
     expect(can('list', 'pods', 'default')).toBe(true);
     expect(can('create', 'pods', 'default')).toBe(false);
-    expect(can('delete', 'pods', 'default')).toBe(false);
+    expect(can('patch', 'pods', 'default')).toBe(false);
+    expect(can('create', 'pods/exec', 'default')).toBe(false);
     expect(can('get', 'secrets', namespace)).toBe(false);
     expect(can('list', 'secrets', 'default')).toBe(false);
     expect(can('create', 'events', 'default')).toBe(true);

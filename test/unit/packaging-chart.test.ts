@@ -77,7 +77,7 @@ describe('manifests/install.yaml', () => {
     expect(env.find((e) => e.name === 'LEASE_NAME')?.value).toBe('singleton-operator');
   });
 
-  it('grants no Secrets, no Pod writes and no wildcards', () => {
+  it('grants no Secrets, no Pod create/update and no wildcards', () => {
     const rules = [...byKind('Role'), ...byKind('ClusterRole')]
       .filter((r) => !r.metadata.labels?.['rbac.authorization.k8s.io/aggregate-to-view'] && !r.metadata.labels?.['rbac.authorization.k8s.io/aggregate-to-edit'] && !r.metadata.labels?.['rbac.authorization.k8s.io/aggregate-to-admin'])
       .flatMap((r) => (r.rules ?? []) as Rule[]);
@@ -85,7 +85,7 @@ describe('manifests/install.yaml', () => {
     for (const rule of rules) {
       expect(rule.resources).not.toContain('secrets');
       expect([...rule.verbs, ...rule.resources, ...rule.apiGroups]).not.toContain('*');
-      if (rule.resources.includes('pods')) expect(rule.verbs.sort()).toEqual(['get', 'list', 'watch']);
+      if (rule.resources.includes('pods')) expect([...rule.verbs].sort()).toEqual(['delete', 'get', 'list', 'watch']);
     }
   });
 
