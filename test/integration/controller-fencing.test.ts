@@ -1,0 +1,148 @@
+// Fencing across leaders, against the real control plane. The elector is
+// bypassed: each controller is handed a Leadership directly, which also lets
+// two controllers act at once — the case the API server itself must settle.
+import { testCluster, withNamespace, eventually } from '../support/cluster.ts';
+import { Api, fakeLeadership, installCrd, isComplete, podOverlapMonitor, singletonJob, startController, token } from '../support/singletonjobs.ts';
+import type { RunningController } from '../support/singletonjobs.ts';
+import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
+import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
+import { manualRunName } from '../../src/controller/naming.ts';
+import { buildJob } from '../../src/controller/jobs.ts';
+import { statusCode, apiMessage } from '../../src/kube/errors.ts';
+
+const cluster = testCluster();
+const kc = cluster.kubeConfig();
+const cleanups: (() => Promise<void>)[] = [];
+
+beforeAll(async () => {
+  await installCrd(cluster.kubeconfig);
+});
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+async function namespace(prefix: string): Promise<{ name: string; api: Api }> {
+  const ns = await withNamespace(kc, prefix);
+  cleanups.push(ns.cleanup);
+  return { name: ns.name, api: new Api(kc, ns.name) };
+}
+
+async function controller(ns: string): Promise<RunningController> {
+  const c = await startController(kc, [ns]);
+  cleanups.push(c.stop);
+  return c;
+}
+
+const requestRun = (api: Api, name: string, id: string) => api.patch(name, { metadata: { annotations: { [Keys.runNow]: id } } });
+
+async function finishedRun(api: Api, name: string, runName: string) {
+  return eventually(`run ${runName} recorded as finished`, async () => (await api.get(name)).status?.recentRuns?.find((r) => r.name === runName));
+}
+
+describe('tokens', () => {
+  it('strictly increase across runs and across a leader change, and the deposed leader is refused', async () => {
+    const { api, name: ns } = await namespace('fence');
+    const sj = await api.create(singletonJob('handover', {}));
+    const first = await controller(ns);
+    const old = fakeLeadership(2000, 'old');
+    const oldLead = first.lead(old);
+    await requestRun(api, 'handover', 'r1');
+    const r1 = await eventually('run r1', async () => (await api.jobs(sj))[0]);
+    await finishedRun(api, 'handover', r1.metadata!.name!);
+    await requestRun(api, 'handover', 'r2');
+    const r2 = await eventually('run r2', async () => (await api.jobs(sj))[1]);
+    await finishedRun(api, 'handover', r2.metadata!.name!);
+    expect([token(r1), token(r2)]).toEqual([2000, 2001]);
+
+    old.lose();
+    const stoppedWithin = await Promise.race([oldLead.then(() => true), new Promise((r) => setTimeout(() => r(false), 3000))]);
+    expect(stoppedWithin).toBe(true);
+
+    const second = await controller(ns);
+    const successor = fakeLeadership(3000, 'new');
+    void second.lead(successor);
+    await requestRun(api, 'handover', 'r3');
+    const r3 = await eventually('run r3', async () => (await api.jobs(sj))[2]);
+    expect(token(r3)).toBe(3000);
+    expect(r3.metadata!.annotations![Keys.term]).toBe('3000');
+    await finishedRun(api, 'handover', r3.metadata!.name!);
+    const status = (await api.get('handover')).status!;
+    expect(status.currentToken).toBe(3000);
+    expect(status.leaderTerm).toBe(3000);
+
+    // A write the old leader had in flight (computed from the current object, so the CAS alone would pass) is refused by CEL.
+    const current = await api.get('handover');
+    const zombie = { ...current, status: { ...current.status, leaderTerm: 2000 } } as SingletonJob;
+    const err = await api.replaceStatus(zombie).then(() => undefined, (e: unknown) => e);
+    expect(statusCode(err)).toBe(422);
+    expect(apiMessage(err)).toContain('status.leaderTerm may not decrease');
+    successor.lose();
+  });
+
+  it('a successor completes a reservation the paused leader never created, and the zombie create is harmless', async () => {
+    const { api, name: ns } = await namespace('paused');
+    const sj = await api.create(singletonJob('paused', {}, {}, { annotations: { [Keys.runNow]: 'r1' } }));
+    // The deposed leader (term 4000) reserved run r1 and paused before creating its Job.
+    const runName = manualRunName('paused', 'r1');
+    const reservation = { name: runName, token: 4000, term: 4000, kind: 'Manual' as const, requestId: 'r1', reservedTime: new Date().toISOString() };
+    const reserved = await api.replaceStatus({ ...sj, status: { currentToken: 4000, leaderTerm: 4000, lastManualRequestId: 'r1', activeRun: reservation } });
+
+    const successor = fakeLeadership(5000, 'successor');
+    void (await controller(ns)).lead(successor);
+    const job = await eventually('the reserved Job', async () => (await api.jobs(sj))[0]);
+    expect(job.metadata!.name).toBe(runName);
+    expect(token(job)).toBe(4000);
+    expect(job.metadata!.annotations![Keys.term]).toBe('4000');
+
+    // The old leader wakes up and sends its create: the name is taken.
+    const zombieCreate = await api.batch.createNamespacedJob({ namespace: api.ns, body: buildJob(reserved, reservation) }).then(() => undefined, (e: unknown) => e);
+    expect(statusCode(zombieCreate)).toBe(409);
+    await eventually('r1 to complete', async () => (await api.jobs(sj)).some(isComplete));
+    const finished = await finishedRun(api, 'paused', runName);
+    expect(finished).toMatchObject({ token: 4000, term: 4000, outcome: 'Succeeded' });
+    expect((await api.jobs(sj)).length).toBe(1);
+
+    await requestRun(api, 'paused', 'r2');
+    const r2 = await eventually('run r2', async () => (await api.jobs(sj)).find((j) => j.metadata!.name !== runName));
+    expect(token(r2)).toBe(5000);
+    successor.lose();
+  });
+});
+
+describe('two controllers acting at once', () => {
+  it('create at most one Job per slot and never overlap runs', async () => {
+    const { api, name: ns } = await namespace('split');
+    const overlap = await podOverlapMonitor(kc, ns);
+    const sjs = await Promise.all([
+      api.create(singletonJob('split-a', { schedule: '*/2 * * * * *' })),
+      api.create(singletonJob('split-b', { schedule: '*/2 * * * * *' }, { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '3s' } })),
+      api.create(singletonJob('split-c', { schedule: '*/3 * * * * *', concurrencyPolicy: 'Replace' }, { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '5s' } })),
+      api.create(singletonJob('split-manual', {})),
+    ]);
+    // Same term on purpose: only the resourceVersion preconditions and the deterministic names keep them apart.
+    const a = fakeLeadership(6000, 'a');
+    const b = fakeLeadership(6000, 'b');
+    void (await controller(ns)).lead(a);
+    void (await controller(ns)).lead(b);
+    await requestRun(api, 'split-manual', 'once');
+    await new Promise((r) => setTimeout(r, 12_000));
+    for (const sj of sjs) await api.patch(sj.metadata!.name!, { spec: { suspend: true } });
+    await new Promise((r) => setTimeout(r, 1000));
+    for (const sj of sjs) {
+      const name = sj.metadata!.name!;
+      const jobs = await api.jobs(sj);
+      const runs = jobs.map((j) => j.metadata!.annotations![Keys.slot] ?? j.metadata!.annotations![Keys.requestId]);
+      expect({ name, duplicates: runs.length - new Set(runs).size }).toEqual({ name, duplicates: 0 });
+      const tokens = jobs.map(token);
+      expect(new Set(tokens).size).toBe(tokens.length);
+      const recorded = (await api.get(name)).status?.recentRuns ?? [];
+      expect(new Set(recorded.map((r) => r.name)).size).toBe(recorded.length);
+      expect({ name, maxAlive: overlap.max(name) }).toEqual({ name, maxAlive: 1 });
+      if (name === 'split-manual') expect(jobs).toHaveLength(1);
+      else expect(jobs.length + recorded.filter((r) => r.outcome === 'Replaced').length).toBeGreaterThanOrEqual(2);
+    }
+    a.lose();
+    b.lose();
+    overlap.stop();
+  });
+});
