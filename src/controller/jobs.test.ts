@@ -1,0 +1,65 @@
+import type { ActiveRun, SingletonJob } from '../api/v1alpha1/singletonjob.ts';
+import { Keys } from '../api/v1alpha1/singletonjob.ts';
+import { buildJob, Env, isPodTerminal, jobOutcome } from './jobs.ts';
+
+const sj = {
+  apiVersion: 'singleton.dev/v1alpha1',
+  kind: 'SingletonJob',
+  metadata: { name: 'payroll', namespace: 'pay', uid: 'uid-1' },
+  spec: {
+    jobTemplate: {
+      metadata: { labels: { team: 'pay' } },
+      spec: {
+        backoffLimit: 2,
+        template: {
+          metadata: { annotations: { note: 'x' } },
+          spec: {
+            initContainers: [{ name: 'init', image: 'busybox' }],
+            containers: [
+              { name: 'main', image: 'busybox', env: [{ name: 'KEEP', value: '1' }, { name: Env.token, value: 'forged' }] },
+              { name: 'side', image: 'busybox' },
+            ],
+          },
+        },
+      },
+    },
+  },
+} as unknown as SingletonJob;
+
+const run: ActiveRun = { name: 'payroll-1735689600', token: 42, term: 40, kind: 'Scheduled', slot: '2025-01-01T00:00:00.000Z', reservedTime: '2025-01-01T00:00:00.100Z' };
+
+describe('buildJob', () => {
+  const job = buildJob(sj, run);
+
+  it('forces singleton semantics and keeps the rest of the template', () => {
+    expect(job.spec).toMatchObject({ parallelism: 1, completions: 1, podReplacementPolicy: 'Failed', backoffLimit: 2, suspend: false });
+    expect(job.spec!.template.spec!.restartPolicy).toBe('Never');
+    expect(job.metadata!.labels).toMatchObject({ team: 'pay', [Keys.ownerUid]: 'uid-1', [Keys.run]: run.name });
+    expect(job.metadata!.ownerReferences).toEqual([{ apiVersion: 'singleton.dev/v1alpha1', kind: 'SingletonJob', name: 'payroll', uid: 'uid-1', controller: true, blockOwnerDeletion: true }]);
+  });
+
+  it('stamps the token on the Job, the Pod template and every container, overriding a forged value', () => {
+    expect(job.metadata!.annotations![Keys.token]).toBe('42');
+    expect(job.spec!.template.metadata!.annotations).toMatchObject({ note: 'x', [Keys.token]: '42', [Keys.term]: '40', [Keys.slot]: run.slot });
+    const pod = job.spec!.template.spec!;
+    for (const c of [...pod.containers, ...pod.initContainers!]) {
+      const env = c.env!.filter((e) => e.name === Env.token);
+      expect(env).toEqual([{ name: Env.token, value: '42' }]);
+      expect(c.env!.find((e) => e.name === Env.run)?.value).toBe(run.name);
+    }
+    expect(pod.containers[0]!.env!.find((e) => e.name === 'KEEP')?.value).toBe('1');
+  });
+});
+
+describe('run end', () => {
+  it('reads the Job outcome from its terminal condition only', () => {
+    expect(jobOutcome({ status: { conditions: [{ type: 'Complete', status: 'True' }] } } as never)).toBe('Succeeded');
+    expect(jobOutcome({ status: { conditions: [{ type: 'Failed', status: 'True' }] } } as never)).toBe('Failed');
+    expect(jobOutcome({ status: { active: 0, conditions: [{ type: 'SuccessCriteriaMet', status: 'True' }] } } as never)).toBeUndefined();
+  });
+
+  it('treats a Pod that is being deleted but still running as not terminal', () => {
+    expect(isPodTerminal({ metadata: { deletionTimestamp: new Date() }, status: { phase: 'Running' } })).toBe(false);
+    expect(isPodTerminal({ status: { phase: 'Failed' } })).toBe(true);
+  });
+});
