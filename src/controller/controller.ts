@@ -159,7 +159,7 @@ export class SingletonJobController {
       }
     };
     try {
-      await Promise.all(Array.from({ length: this.o.workers ?? 4 }, worker));
+      await Promise.all(Array.from({ length: this.o.workers ?? 8 }, worker));
     } finally {
       leadership.signal.removeEventListener('abort', stop);
       if (this.queue === queue) this.queue = undefined;

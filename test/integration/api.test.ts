@@ -1,9 +1,12 @@
 // The SingletonJob API as the API server serves it: the committed CRD
 // installs, the server and zod agree on a corpus, kubectl users get readable
 // rejections, and the fencing transition rules refuse a status that goes back.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { testCluster, withNamespace } from '../support/cluster.ts';
 import { Api, installCrd, kubectl, kubectlResult, singletonJob } from '../support/singletonjobs.ts';
+import { eventually } from '../support/cluster.ts';
 import { corpus } from '../../src/api/v1alpha1/corpus.fixture.ts';
 import { singletonJobSchema } from '../../src/api/v1alpha1/singletonjob.ts';
 import { statusCode, apiMessage } from '../../src/kube/errors.ts';
@@ -101,5 +104,23 @@ describe('fencing transition rules', () => {
     const base = await api.get('big');
     const err = await api.replaceStatus({ ...base, status: { currentToken: 2 ** 53 } }).then(() => undefined, (e: unknown) => e);
     expect(statusCode(err)).toBe(422);
+  });
+});
+
+describe('aggregated ClusterRoles', () => {
+  it('let the built-in edit role manage SingletonJobs and view read them', async () => {
+    const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../manifests/rbac-aggregated-clusterroles.yaml');
+    kubectl(cluster.kubeconfig, ['apply', '-f', file]);
+    for (const [user, role] of [['sj-editor', 'edit'], ['sj-viewer', 'view']] as const) {
+      kubectl(cluster.kubeconfig, ['create', 'rolebinding', user, `--clusterrole=${role}`, `--user=${user}`, '-n', ns.name]);
+    }
+    const can = (user: string, verb: string, ...extra: string[]) =>
+      kubectlResult(cluster.kubeconfig, ['auth', 'can-i', verb, 'singletonjobs.singleton.dev', '-n', ns.name, '--as', user, ...extra]).out.trim();
+    // The aggregation controller fills the built-in roles asynchronously.
+    await eventually('edit to cover SingletonJobs', async () => can('sj-editor', 'create') === 'yes' && can('sj-viewer', 'list') === 'yes');
+    expect(can('sj-editor', 'patch')).toBe('yes');
+    expect(can('sj-editor', 'update', '--subresource=status')).toBe('no');
+    expect(can('sj-viewer', 'watch')).toBe('yes');
+    expect(can('sj-viewer', 'create')).toBe('no');
   });
 });
