@@ -1,8 +1,10 @@
 // Runs our operator for the stampede and scale benchmarks: the CRD from
 // manifests/crds, then N replicas of `node src/main.ts`, each a separate
 // process with its own client-certificate identity (so the audit log tells
-// them apart), electing on one Lease.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+// them apart), electing on one Lease. The operator runs compiled, as the
+// container image runs it (node --enable-source-maps dist/main.js).
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { parse } from 'yaml';
@@ -57,8 +59,39 @@ export interface Operator {
   stop(): Promise<void>;
 }
 
+/** The controller's default number of reconcile workers, read from its source (for the report). */
+export function controllerWorkers(): string {
+  const src = readFileSync(path.join(repoRoot, 'src', 'controller', 'controller.ts'), 'utf8');
+  return /workers \?\? (\d+)/.exec(src)?.[1] ?? 'unknown';
+}
+
+const builds = new Map<string, string>();
+
+/**
+ * Compiles the operator as the image ships it (tsc -p tsconfig.build.json,
+ * like `npm run build`) into the run's work folder — not into dist/, which
+ * belongs to the checkout — and returns the path of main.js.
+ */
+export function buildOperator(workDir: string): string {
+  const cached = builds.get(workDir);
+  if (cached) return cached;
+  const out = path.join(workDir, 'operator-build');
+  mkdirSync(out, { recursive: true });
+  execFileSync(process.execPath, [path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(repoRoot, 'tsconfig.build.json'), '--outDir', path.join(out, 'dist')], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  // dist/main.js reads ../package.json (and "type": "module" comes from it); node_modules resolve upwards from here.
+  copyFileSync(path.join(repoRoot, 'package.json'), path.join(out, 'package.json'));
+  const main = path.join(out, 'dist', 'main.js');
+  if (!existsSync(main)) throw new Error(`building the operator did not produce ${main}`);
+  builds.set(workDir, main);
+  return main;
+}
+
 export async function startOperator(cp: ControlPlane, o: { replicas: number; workDir: string; tag: string; env?: Record<string, string> }): Promise<Operator> {
   operatorPrerequisites();
+  const main = buildOperator(o.workDir);
   const kc = cp.kubeConfig();
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const coord = kc.makeApiClient(k8s.CoordinationV1Api);
@@ -70,8 +103,10 @@ export async function startOperator(cp: ControlPlane, o: { replicas: number; wor
     const child = new Child({
       name: identity,
       command: process.execPath,
+      // As the image runs it: node --enable-source-maps dist/main.js, NODE_ENV=production.
       args: [
-        path.join(repoRoot, 'src', 'main.ts'),
+        '--enable-source-maps',
+        main,
         `--kubeconfig=${kubeconfig}`,
         `--identity=${identity}`,
         `--pod-name=${identity}`,
@@ -81,7 +116,7 @@ export async function startOperator(cp: ControlPlane, o: { replicas: number; wor
         '--http-port=0',
         '--log-level=info',
       ],
-      env: { POD_NAMESPACE: OPERATOR_NAMESPACE, ...o.env },
+      env: { NODE_ENV: 'production', POD_NAMESPACE: OPERATOR_NAMESPACE, ...o.env },
       log: path.join(o.workDir, `${identity}.log`),
       cwd: repoRoot,
     });

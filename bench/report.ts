@@ -238,7 +238,9 @@ function stampedePanel(p: s.Panel, st: StampedeResult | undefined, error?: strin
     out.push(s.polyline(pts, color, 2.5, dash));
     const lx = xsc(side.lastMs / 1000);
     out.push(s.circle(lx, ysc(side.jobsCreated), 4, color, 1));
-    out.push(s.text(lx - 6, ysc(side.jobsCreated) + 16 + i * 14, `all ${side.jobsCreated} after ${fmtMs(side.lastMs)}`, { size: 11, anchor: 'end', weight: 'bold', fill: color }));
+    const label = `all ${side.jobsCreated} after ${fmtMs(side.lastMs)}`;
+    const fitsLeft = lx - 6 - label.length * 6.6 > p.px;
+    out.push(s.text(fitsLeft ? lx - 6 : lx + 8, ysc(side.jobsCreated) + 16 + i * 14, label, { size: 11, anchor: fitsLeft ? 'end' : 'start', weight: 'bold', fill: color }));
   });
   out.push(s.legend(p.px + 10, p.py + p.ph - 12, sides.map((x) => ({ label: x.label, ...style(x) }))));
   return out.join('\n');
@@ -269,7 +271,7 @@ function scaleTimePanel(p: s.Panel, sc: ScaleResult | undefined, error?: string)
   const out = [s.frame(p, 'New leader: takeover → every SingletonJob reconciled', 'leader paused (SIGSTOP) after every object changed; standby caches warm; target ≤ 10 s at 10,000')];
   if (!sc || sc.points.length === 0) return out.concat(s.placeholder(p, error ?? 'not measured')).join('\n');
   const xsc = s.logScale(100, 10_000, p.px + 20, p.px + p.pw - 20, (v) => v.toLocaleString('en-US'));
-  const maxT = Math.max(12_000, ...sc.points.map((x) => Math.max(x.resumeMs, x.coldReconcileMs))) * 1.1;
+  const maxT = Math.max(12_000, ...sc.points.map((x) => Math.max(x.resumeMs, x.coldReconcileMs))) * 1.25;
   const ysc = s.linearScale(0, maxT / 1000, p.py + p.ph, p.py, (v) => `${v} s`, 5);
   out.push(s.xAxis(p, xsc, 'SingletonJobs (log scale)'), s.yAxis(p, ysc, 'seconds'));
   out.push(s.line(p.px, ysc(10), p.px + p.pw, ysc(10), s.COLORS.target, { dash: '5 4', width: 1.5 }));
@@ -281,7 +283,7 @@ function scaleTimePanel(p: s.Panel, sc: ScaleResult | undefined, error?: string)
     out.push(s.circle(xsc(x.objects), ysc(x.resumeMs / 1000), 4.5, s.COLORS.ours, 1));
     out.push(s.text(xsc(x.objects), ysc(x.resumeMs / 1000) - 9, `${fmtMs(x.resumeMs)} (${fmtNum(x.throughputPerSec, 0)}/s)`, { size: 11, anchor: 'middle', weight: 'bold', fill: s.COLORS.ours }));
   }
-  out.push(s.legend(p.px + 10, p.py + 14, [{ label: 'after a takeover', color: s.COLORS.ours }, { label: 'cold start of the first leader', color: s.COLORS.muted, dash: '6 4' }]));
+  out.push(s.legend(p.px + p.pw - 390, p.py + p.ph - 10, [{ label: 'after a takeover', color: s.COLORS.ours }, { label: 'cold start of the first leader', color: s.COLORS.muted, dash: '6 4' }]));
   return out.join('\n');
 }
 

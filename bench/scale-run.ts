@@ -3,8 +3,8 @@
 //  1. create N SingletonJobs (no schedule due during the run) and give each a
 //     history in its status (recent finished runs, a token, a term) — what a
 //     long-lived object carries;
-//  2. start 3 replicas (lease 60 s / renew deadline 40 s / retry 2 s, so the
-//     benchmark has time to change every object while the leader is paused);
+//  2. start 3 replicas (a lease of at least 60 s, longer for many objects, so
+//     the benchmark has time to change every object while the leader is paused);
 //     cold start = process start → the first leader's status write on every
 //     object (audit log);
 //  3. RSS of every replica (VmRSS) once idle;
@@ -22,7 +22,15 @@ import { rssOf, sleep } from './lib/proc.ts';
 import { installCrds, OPERATOR_LEASE, OPERATOR_NAMESPACE, operatorPrerequisites, scrapeGauge, startOperator } from './operator.ts';
 import type { ScalePoint, ScaleResult } from './scale.ts';
 
-const LEASE = { duration: '60s', renewDeadline: '40s', retry: '2s' };
+/**
+ * Lease timings for the scale runs: long enough that changing every object
+ * (estimated from how long creating them took: two requests each) fits
+ * between pausing the leader and a standby taking over.
+ */
+function leaseFor(createMs: number): { durationS: number; renewS: number; retryS: number } {
+  const durationS = Math.min(900, Math.max(60, Math.ceil(((createMs / 2) * 1.5 + 20_000) / 1000)));
+  return { durationS, renewS: Math.ceil((durationS * 2) / 3), retryS: 2 };
+}
 const MiB = 1024 * 1024;
 
 interface Listed {
@@ -132,6 +140,7 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
   const kc = cp.kubeConfig();
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const points: ScalePoint[] = [];
+  const leases: string[] = [];
   for (const n of o.counts) {
     const namespace = `bench-scale-${n}`;
     const notes: string[] = [];
@@ -142,6 +151,8 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
     const createMs = Date.now() - c0;
     o.log(`scale ${n}: created in ${createMs} ms`);
 
+    const lease = leaseFor(createMs);
+    leases.push(`${n}: ${lease.durationS} s / ${lease.renewS} s / ${lease.retryS} s`);
     const audit = new AuditReader(cp.state.auditLog);
     audit.skipToEnd();
     const started = Date.now();
@@ -149,7 +160,7 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
       replicas: 3,
       workDir: o.workDir,
       tag: `scale${n}`,
-      env: { WATCH_NAMESPACES: namespace, LEASE_DURATION: LEASE.duration, RENEW_DEADLINE: LEASE.renewDeadline, RETRY_PERIOD: LEASE.retry },
+      env: { WATCH_NAMESPACES: namespace, LEASE_DURATION: `${lease.durationS}s`, RENEW_DEADLINE: `${lease.renewS}s`, RETRY_PERIOD: `${lease.retryS}s` },
     });
     try {
       const leader = await op.waitLeader(120_000);
@@ -229,7 +240,7 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
     replicas: 3,
     points,
     method:
-      `Objects carry a status history (5 recent runs, token, term) and a schedule never due during the run. Lease ${LEASE.duration} / ${LEASE.renewDeadline} / ${LEASE.retry} here (not the defaults) so every object can be changed while the leader is paused (SIGSTOP); ` +
+      `Objects carry a status history (5 recent runs, token, term) and a schedule never due during the run. Lease duration / renew deadline / retry here (not the defaults: ${leases.join('; ')}) so every object can be changed while the leader is paused (SIGSTOP); ` +
       'the standbys see those changes on their warm caches and the new leader must reconcile every object. "Reconciled" = the new leader\'s status write on that object (audit log); "takeover" = pause → successor\'s first Lease write.',
     notes: [],
   };

@@ -7,7 +7,7 @@ import * as k8s from '@kubernetes/client-node';
 import type { ControlPlane } from '../test/controlplane/controlplane.ts';
 import { sleep } from './lib/proc.ts';
 import { cronJobSide, runStampedeSide, singletonJobSide, waitPodsSettled, type SideSetup, type StampedeResult, type StampedeSide } from './stampede.ts';
-import { installCrds, operatorPrerequisites, startOperator } from './operator.ts';
+import { controllerWorkers, installCrds, operatorPrerequisites, startOperator } from './operator.ts';
 
 export const FAST_KCM = { qps: 1000, burst: 2000 };
 
@@ -49,7 +49,7 @@ export async function runStampede(cp: ControlPlane, o: { count: number; workDir:
     try {
       const leader = await op.waitLeader(60_000);
       o.log(`operator leader: ${leader}`);
-      await measure(singletonJobSide('our operator as shipped: client-node has no client-side rate limit (requests bounded only by the controller\'s own concurrency)'));
+      await measure(singletonJobSide(`our operator as shipped: no client-side rate limit (client-node has none), ${controllerWorkers()} reconcile workers (the controller's default)`));
     } finally {
       await op.stop();
     }
