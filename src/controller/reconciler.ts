@@ -115,6 +115,7 @@ export class Reconciler {
       const tracked = await this.trackActiveRun(key, sj, status.activeRun, log);
       if (tracked) return tracked;
     }
+    if (await this.deleteStrays(key, sj)) return { requeueAfterMs: POLL_MS };
     if (problem) {
       await this.updateReady(sj, problem);
       return {};
@@ -219,6 +220,28 @@ export class Reconciler {
     return undefined;
   }
 
+  /**
+   * Deletes unfinished Jobs of this SingletonJob that belong to no active run:
+   * a deposed leader's create that arrived after its run had ended and been
+   * pruned. Confirmed against a live read first, since a Job can be newer
+   * than the cached object that would call it a stray.
+   */
+  private async deleteStrays(key: string, sj: SingletonJob): Promise<boolean> {
+    const active = sj.status?.activeRun?.name;
+    const candidates = this.d.jobs
+      .list()
+      .filter((j) => j.metadata?.namespace === sj.metadata?.namespace && j.metadata?.name !== active && isOwnedBy(j, sj) && !j.metadata?.deletionTimestamp && !jobOutcome(j));
+    if (!candidates.length) return false;
+    const live = await this.readLive(key);
+    if (!live || live.metadata?.uid !== sj.metadata?.uid) return false;
+    const strays = candidates.filter((j) => j.metadata?.name !== live.status?.activeRun?.name && (jobToken(j) ?? Infinity) <= (live.status?.currentToken ?? 0));
+    for (const job of strays) {
+      await this.deleteJob(job);
+      await this.d.events.emit(sj, 'Warning', 'StrayJobDeleted', `Deleted Job ${job.metadata!.name} (token ${jobToken(job)}): it belongs to no active run (a late create by a deposed leader)`);
+    }
+    return strays.length > 0;
+  }
+
   private async readJob(namespace: string, name: string): Promise<V1Job | undefined> {
     try {
       return await this.d.batch.readNamespacedJob({ namespace, name });
@@ -276,6 +299,10 @@ export class Reconciler {
       await this.updateReady(sj, { ready: false, reason: 'TokenExhausted', message: err.message });
       return {};
     }
+    // Forbid across all runs, not just the last one: a Pod left by any earlier
+    // or stray run of this SingletonJob that can still run holds the new run.
+    const alive = await this.d.core.listNamespacedPod({ namespace: sj.metadata!.namespace!, labelSelector: `${Keys.ownerUid}=${sj.metadata!.uid}` });
+    if (alive.items.some((p) => !isPodTerminal(p))) return { requeueAfterMs: POLL_MS };
     const name = wanted.kind === 'Scheduled' ? scheduledRunName(sj.metadata!.name!, wanted.slot) : manualRunName(sj.metadata!.name!, wanted.requestId);
     const run: ActiveRun = { name, token, term: leadership.term, kind: wanted.kind, reservedTime: this.d.now().toISOString() };
     if (wanted.kind === 'Scheduled') run.slot = wanted.slot.toISOString();

@@ -2,7 +2,7 @@
 // bypassed: each controller is handed a Leadership directly, which also lets
 // two controllers act at once — the case the API server itself must settle.
 import { testCluster, withNamespace, eventually } from '../support/cluster.ts';
-import { Api, fakeLeadership, installCrd, isComplete, podOverlapMonitor, singletonJob, startController, token } from '../support/singletonjobs.ts';
+import { Api, fakeLeadership, installCrd, podOverlapMonitor, singletonJob, startController, token } from '../support/singletonjobs.ts';
 import type { RunningController } from '../support/singletonjobs.ts';
 import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
@@ -81,7 +81,7 @@ describe('tokens', () => {
 
   it('a successor completes a reservation the paused leader never created, and the zombie create is harmless', async () => {
     const { api, name: ns } = await namespace('paused');
-    const sj = await api.create(singletonJob('paused', {}, {}, { annotations: { [Keys.runNow]: 'r1' } }));
+    const sj = await api.create(singletonJob('paused', { successfulJobsHistoryLimit: 0 }, {}, { annotations: { [Keys.runNow]: 'r1' } }));
     // The deposed leader (term 4000) reserved run r1 and paused before creating its Job.
     const runName = manualRunName('paused', 'r1');
     const reservation = { name: runName, token: 4000, term: 4000, kind: 'Manual' as const, requestId: 'r1', reservedTime: new Date().toISOString() };
@@ -97,10 +97,18 @@ describe('tokens', () => {
     // The old leader wakes up and sends its create: the name is taken.
     const zombieCreate = await api.batch.createNamespacedJob({ namespace: api.ns, body: buildJob(reserved, reservation) }).then(() => undefined, (e: unknown) => e);
     expect(statusCode(zombieCreate)).toBe(409);
-    await eventually('r1 to complete', async () => (await api.jobs(sj)).some(isComplete));
     const finished = await finishedRun(api, 'paused', runName);
     expect(finished).toMatchObject({ token: 4000, term: 4000, outcome: 'Succeeded' });
-    expect((await api.jobs(sj)).length).toBe(1);
+
+    // History limit 0 prunes the finished Job; a create delayed even longer
+    // than that now succeeds, and the controller deletes the stray at once.
+    await eventually('r1 to be pruned', async () => (await api.jobs(sj)).length === 0);
+    const late = await api.batch.createNamespacedJob({ namespace: api.ns, body: buildJob(reserved, reservation) });
+    await eventually('the stray Job to be deleted', async () => {
+      const js = await api.jobs(sj);
+      return js.every((j) => j.metadata!.uid !== late.metadata!.uid || j.metadata!.deletionTimestamp);
+    });
+    expect((await api.events('paused')).some((e) => e.reason === 'StrayJobDeleted')).toBe(true);
 
     await requestRun(api, 'paused', 'r2');
     const r2 = await eventually('run r2', async () => (await api.jobs(sj)).find((j) => j.metadata!.name !== runName));

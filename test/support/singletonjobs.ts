@@ -62,8 +62,8 @@ export const logger = pino({ level: process.env.SINGLETON_VERBOSE ? 'debug' : 's
 
 export interface RunningController {
   controller: SingletonJobController;
-  /** Runs lead() with this leadership; resolves when it returned. */
-  lead(leadership: Leadership): Promise<void>;
+  /** Runs lead() with this leadership; resolves when it returned. stop() ends it. */
+  lead(leadership: FakeLeadership): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -73,14 +73,17 @@ export async function startController(kc: k8s.KubeConfig, namespaces: string[]):
   const caches = controller.startCaches(stopCaches.signal);
   await eventually('the controller caches to sync', async () => controller.hasSynced());
   const leads: Promise<void>[] = [];
+  const leaderships: FakeLeadership[] = [];
   return {
     controller,
     lead: (leadership) => {
       const p = controller.lead(leadership);
       leads.push(p);
+      leaderships.push(leadership);
       return p;
     },
     stop: async () => {
+      for (const l of leaderships) l.lose();
       stopCaches.abort();
       await caches;
       await Promise.allSettled(leads);
