@@ -25,6 +25,7 @@ import type { ListPage } from '../kube/informer.ts';
 import { EventRecorder } from './events.ts';
 import { controllerMetrics } from './metrics.ts';
 import type { ControllerMetrics } from './metrics.ts';
+import { ServerClock } from './clock.ts';
 import { Reconciler } from './reconciler.ts';
 import { WorkQueue } from './workqueue.ts';
 
@@ -46,6 +47,9 @@ export class SingletonJobController {
   private readonly sjs: MultiInformer<SingletonJob>;
   private readonly jobs: MultiInformer<k8s.V1Job>;
   private readonly metrics: ControllerMetrics;
+  /** The API server's clock (from response Date headers): schedules never follow this node's wall clock. */
+  readonly clock: ServerClock;
+  private readonly probe: () => Promise<unknown>;
   private queue: WorkQueue | undefined;
   private leading = false;
 
@@ -54,8 +58,15 @@ export class SingletonJobController {
     this.metrics = controllerMetrics(options.registry ?? new Registry());
     const kc = options.kubeConfig;
     const timeoutMs = options.requestTimeoutMs ?? 10_000;
-    const custom = makeClient(kc, k8s.CustomObjectsApi, { timeoutMs });
-    const batch = makeClient(kc, k8s.BatchV1Api, { timeoutMs });
+    this.clock = new ServerClock();
+    const onResponse = (headers: Record<string, string>) => this.clock.observe(headers['date']);
+    const custom = makeClient(kc, k8s.CustomObjectsApi, { timeoutMs, onResponse });
+    const batch = makeClient(kc, k8s.BatchV1Api, { timeoutMs, onResponse });
+    const ns0 = options.namespaces?.[0];
+    this.probe = () =>
+      ns0
+        ? custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns0, limit: 1 })
+        : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, limit: 1 });
     const logger = options.logger;
     const scopes: (string | undefined)[] = options.namespaces?.length ? options.namespaces : [undefined];
     this.sjs = new MultiInformer(
@@ -115,7 +126,24 @@ export class SingletonJobController {
     this.leading = true;
     const { kubeConfig: kc, logger } = this.o;
     const log = logger.child({ leader: leadership.identity, term: leadership.term });
-    const guarded = { timeoutMs: this.o.requestTimeoutMs ?? 10_000, beforeWrite: () => leadership.assertValid(), userAgent: 'singleton-operator/controller' };
+    const guarded = {
+      timeoutMs: this.o.requestTimeoutMs ?? 10_000,
+      beforeWrite: () => leadership.assertValid(),
+      userAgent: 'singleton-operator/controller',
+      onResponse: (headers: Record<string, string>) => this.clock.observe(headers['date']),
+    };
+    if (!this.o.now && !this.clock.hasSample(60_000)) {
+      // No recent server time: sample it before the first schedule decision.
+      try {
+        await this.probe();
+      } catch (err) {
+        log.warn({ err: err instanceof Error ? err.message : String(err) }, 'Could not read the API server clock yet; using the local clock until a response arrives');
+      }
+      if (leadership.signal.aborted) {
+        this.leading = false;
+        return;
+      }
+    }
     const core = makeClient(kc, k8s.CoreV1Api, guarded);
     const reconciler = new Reconciler({
       custom: makeClient(kc, k8s.CustomObjectsApi, guarded),
@@ -127,13 +155,14 @@ export class SingletonJobController {
       leadership,
       logger: log,
       metrics: this.metrics,
-      now: this.o.now ?? (() => new Date()),
+      now: this.o.now ?? (() => this.clock.now()),
     });
-    const queue = new WorkQueue();
+    // Backoff capped well below a schedule period: a leader retries within seconds after an outage.
+    const queue = new WorkQueue({ maxDelayMs: 10_000 });
     this.queue = queue;
     const stop = () => queue.shutDown();
     leadership.signal.addEventListener('abort', stop, { once: true });
-    log.info({ objects: this.sjs.list().length }, 'Started reconciling');
+    log.info({ objects: this.sjs.list().length, serverClockOffsetMs: Math.round(this.clock.offsetFromWallMs()) }, 'Started reconciling');
     for (const sj of this.sjs.list()) queue.add(objectKey(sj));
 
     const worker = async () => {

@@ -51,6 +51,14 @@ export interface ReconcilerDeps {
 class StaleError extends Error {}
 
 const POLL_MS = 1000;
+/** While a due run is held (Forbid), the active run is re-checked live this often. */
+const HOLD_POLL_MS = 2000;
+/**
+ * Every object is reconciled at least this often, and at least at its next due
+ * slot: the leader never waits on a watch event alone (a stale cache after an
+ * API-server restart or a half-open connection must not stall scheduling).
+ */
+const MAX_IDLE_MS = 60_000;
 const MAX_ATTEMPTS = 3;
 
 export class Reconciler {
@@ -69,7 +77,7 @@ export class Reconciler {
     for (let attempt = 1; sj; attempt++) {
       if (sj.metadata?.deletionTimestamp) return {};
       try {
-        return await this.converge(key, sj);
+        return this.atLeastAtNextSlot(sj, await this.converge(key, sj));
       } catch (err) {
         if (!(err instanceof StaleError || isConflict(err)) || attempt >= MAX_ATTEMPTS) throw err;
         sj = await this.readLive(key);
@@ -78,6 +86,20 @@ export class Reconciler {
     this.written.delete(key);
     this.announced.delete(key);
     return {};
+  }
+
+  /** Caps a result's requeue at the object's next slot (and MAX_IDLE_MS), so no pass ends with "wait for a change" only. */
+  private atLeastAtNextSlot(sj: SingletonJob, result: Result): Result {
+    let bound = MAX_IDLE_MS;
+    if (sj.spec?.schedule && !sj.spec.suspend) {
+      try {
+        const now = this.d.now();
+        bound = Math.min(bound, Math.max(0, parseSchedule(sj.spec.schedule, sj.spec.timeZone).next(now).getTime() - now.getTime()) + 5);
+      } catch {
+        // An invalid schedule is reported by validate(); MAX_IDLE_MS applies.
+      }
+    }
+    return { requeueAfterMs: Math.min(bound, result.requeueAfterMs ?? Infinity) };
   }
 
   private freshest(key: string): SingletonJob | undefined {
@@ -111,8 +133,18 @@ export class Reconciler {
     leadership.signal.throwIfAborted();
 
     const problem = this.validate(sj);
+    const schedule = !problem && sj.spec.schedule ? parseSchedule(sj.spec.schedule, sj.spec.timeZone) : undefined;
+    const since = toDate(status.lastScheduleTime) ?? toDate(sj.metadata?.creationTimestamp) ?? now;
+    const due = schedule && !sj.spec.suspend ? dueSlots(schedule, since, now, sj.spec.startingDeadlineSeconds) : undefined;
+    const untilNext = due ? Math.max(0, due.next.getTime() - now.getTime()) + 5 : undefined;
+    const requestId = sj.metadata?.annotations?.[Keys.runNow]?.trim().slice(0, 253);
+    const manual = !problem && requestId && requestId !== status.lastManualRequestId ? requestId : undefined;
     if (status.activeRun) {
-      const tracked = await this.trackActiveRun(key, sj, status.activeRun, log);
+      // A run is waiting on the active one: decide from a live read of its Job,
+      // never from the cache alone (a watch may be stale; waiting on it would
+      // hold the slot until the watch recovers).
+      const waiting = Boolean(due?.slot || manual);
+      const tracked = await this.trackActiveRun(key, sj, status.activeRun, log, waiting);
       if (tracked) return tracked;
     }
     if (await this.deleteStrays(key, sj)) return { requeueAfterMs: POLL_MS };
@@ -120,12 +152,6 @@ export class Reconciler {
       await this.updateReady(sj, problem);
       return {};
     }
-    const schedule = sj.spec.schedule ? parseSchedule(sj.spec.schedule, sj.spec.timeZone) : undefined;
-    const since = toDate(status.lastScheduleTime) ?? toDate(sj.metadata?.creationTimestamp) ?? now;
-    const due = schedule && !sj.spec.suspend ? dueSlots(schedule, since, now, sj.spec.startingDeadlineSeconds) : undefined;
-    const untilNext = due ? Math.max(0, due.next.getTime() - now.getTime()) + 5 : undefined;
-    const requestId = sj.metadata?.annotations?.[Keys.runNow]?.trim().slice(0, 253);
-    const manual = requestId && requestId !== status.lastManualRequestId ? requestId : undefined;
 
     if (due && !due.slot && due.skipped > 0) return this.recordSkipped(sj, due, 'missed its starting deadline');
     const wanted = due?.slot ? { kind: 'Scheduled' as const, slot: due.slot } : manual ? { kind: 'Manual' as const, requestId: manual } : undefined;
@@ -135,8 +161,10 @@ export class Reconciler {
       const what = wanted.kind === 'Scheduled' ? `slot ${wanted.slot.toISOString()}` : `manual request "${wanted.requestId}"`;
       if ((sj.spec.concurrencyPolicy ?? 'Forbid') === 'Forbid') {
         await this.announceOnce(sj, `held:${active.name}:${what}`, 'Normal', 'RunHeld', `Run for ${what} waits: run ${active.name} (token ${active.token}) is still in flight (concurrencyPolicy Forbid)`);
+        // Poll: the active run is re-checked live on the next pass (its end may
+        // never reach a stale cache), and the held slot is re-judged at its deadline.
         const untilDeadline = due?.deadline ? due.deadline.getTime() - now.getTime() + 5 : undefined;
-        return untilDeadline !== undefined ? { requeueAfterMs: Math.max(0, untilDeadline) } : {};
+        return { requeueAfterMs: Math.max(0, Math.min(HOLD_POLL_MS, untilDeadline ?? HOLD_POLL_MS)) };
       }
       await this.write(key, sj, (s) => {
         s.activeRun = { ...active, replacing: true };
@@ -174,9 +202,10 @@ export class Reconciler {
   }
 
   /** Follows the active run to its end; returns a result while it still needs attention, undefined while it simply runs. */
-  private async trackActiveRun(key: string, sj: SingletonJob, run: ActiveRun, log: Logger): Promise<Result | undefined> {
+  private async trackActiveRun(key: string, sj: SingletonJob, run: ActiveRun, log: Logger, live = false): Promise<Result | undefined> {
     const namespace = sj.metadata!.namespace!;
-    const job = this.d.jobs.get(`${namespace}/${run.name}`) ?? (await this.readJob(namespace, run.name));
+    const cached = live || run.replacing ? undefined : this.d.jobs.get(`${namespace}/${run.name}`);
+    const job = cached ?? (await this.readJob(namespace, run.name));
     if (!job) {
       if (!run.jobUID) return this.createReservedJob(key, sj, run, log);
       // The Job is gone (Replace deleted it, or a person or a TTL did): the run
@@ -184,7 +213,16 @@ export class Reconciler {
       // so Pods the Job left behind (orphaned) are deleted too.
       const running = await this.runningPods(sj, run);
       if (running.length) {
-        if (run.replacing) await this.deletePods(running.filter((p) => !p.metadata?.deletionTimestamp));
+        // Replace never assumes the garbage collector removes them (it may
+        // have missed the Job's deletion, e.g. across an etcd restart): it
+        // cancels them and waits until the live list shows them terminal or
+        // gone. A Job someone else deleted (maybe orphaning its Pods on
+        // purpose) ends once its Pods have.
+        const lingering = run.replacing ? running.filter((p) => !p.metadata?.deletionTimestamp) : [];
+        if (lingering.length) {
+          log.info({ run: run.name, pods: lingering.map((p) => p.metadata?.name) }, 'Deleting Pods left behind by the ended run');
+          await this.deletePods(lingering);
+        }
         return { requeueAfterMs: POLL_MS };
       }
       return this.finish(key, sj, run, run.replacing ? 'Replaced' : 'Deleted');
@@ -251,13 +289,23 @@ export class Reconciler {
     }
   }
 
-  /** The run's Pods that may still run, from a live list (never the cache: it may not have seen a new Pod yet). */
+  /**
+   * The Pods of the run, or of any run of this SingletonJob, that may still
+   * run, from a live list (never the cache: it may not have seen a new Pod
+   * yet). A Pod counts when it carries the run label, the SingletonJob's
+   * owner-uid label, or an owner reference to the run's Job: a Pod whose
+   * labels were edited, or one the garbage collector has not (yet) removed
+   * after its Job was deleted, still holds the next run.
+   */
   private async runningPods(sj: SingletonJob, run: ActiveRun): Promise<V1Pod[]> {
-    const pods = await this.d.core.listNamespacedPod({
-      namespace: sj.metadata!.namespace!,
-      labelSelector: `${Keys.run}=${run.name},${Keys.ownerUid}=${sj.metadata!.uid}`,
+    const pods = await this.d.core.listNamespacedPod({ namespace: sj.metadata!.namespace! });
+    const uid = sj.metadata!.uid!;
+    return pods.items.filter((p) => {
+      if (isPodTerminal(p)) return false;
+      const labels = p.metadata?.labels ?? {};
+      if (labels[Keys.ownerUid] === uid || labels[Keys.run] === run.name) return true;
+      return (p.metadata?.ownerReferences ?? []).some((r) => (run.jobUID && r.uid === run.jobUID) || (r.kind === 'Job' && r.name === run.name));
     });
-    return pods.items.filter((p) => !isPodTerminal(p));
   }
 
   private async podsTerminal(sj: SingletonJob, run: ActiveRun): Promise<boolean> {

@@ -1,33 +1,20 @@
-// The elector: campaigns for a Lease, leads while it can renew, fences itself
-// before the lease could have lapsed anywhere, and releases the Lease only
-// after the guarded work has stopped. Modelled on client-go's
-// tools/leaderelection, with three differences:
+// The elector: campaigns for a Lease and, once it holds it, hands it to a
+// LeaderTerm (leadership.ts) that renews and fences itself, runs the guarded
+// work, and releases the Lease only after that work has stopped. Modelled on
+// client-go's tools/leaderelection, with three differences:
 // - standbys watch the Lease (LeaseObserver) and act on a local timer at the
 //   expiry bound, or at once when the holder releases it — no polling;
-// - the leader aborts `leadership.signal` at sendTimeOfLastSuccessfulRenew +
-//   leaseDuration − margin at the latest, and when its timers fire late
-//   (a stalled event loop), and `assertValid()` checks the same bound
-//   synchronously before every guarded write;
+// - the leader fences itself on the monotonic clock (leadership.ts);
 // - each acquisition gets a fencing term (see token.ts).
 import pino, { type Logger } from 'pino';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { realClock, type Clock, type TimerHandle } from './clock.ts';
 import { validateConfig, type LeaderElectionConfig, type ResolvedTimings } from './config.ts';
-import { KubernetesLeaseLock, formatMicroTime, type LeaseLock, type LeaseRecord, type LeaseSnapshot } from './lock.ts';
-import { electionMetrics, type ElectionMetrics } from './metrics.ts';
+import { KubernetesLeaseLock, describeError, formatMicroTime, isCasFailure, type LeaseLock, type LeaseRecord, type LeaseSnapshot } from './lock.ts';
+import { LeaderTerm, releaseLease, type LeaderContext, type Leadership, type LossReason } from './leadership.ts';
+import { electionMetrics } from './metrics.ts';
 import { LeaseObserver, type Observation } from './observer.ts';
-import { TermError, compareResourceVersions, termFromResourceVersion } from './token.ts';
-import { apiMessage, isTransient, statusCode } from '../kube/errors.ts';
-
-export interface Leadership {
-  identity: string;
-  /** The fencing term of this acquisition (token.ts): strictly greater than every earlier acquisition's. */
-  term: number;
-  /** Aborted the instant leadership may be lost; its reason is a LeadershipLostError. */
-  signal: AbortSignal;
-  /** Synchronous self-fence check for right before a guarded write; throws LeadershipLostError. */
-  assertValid(): void;
-}
+import { TermError, termFromResourceVersion } from './token.ts';
 
 export interface LeaderCallbacks {
   /** Guarded work; must finish soon after leadership.signal aborts (the Lease is released only after). */
@@ -37,47 +24,6 @@ export interface LeaderCallbacks {
   /** Called when this process sees a new holder of the Lease (including itself). */
   onNewLeader?: (identity: string) => void;
 }
-
-export type LossReason =
-  | 'shutdown' // run()'s signal aborted
-  | 'renew-deadline' // could not renew within renewDeadline
-  | 'expired' // the self-fence bound passed (leaseDuration − margin since the last renew was sent)
-  | 'stalled' // a timer fired far too late: the event loop was stopped or starved
-  | 'taken' // the Lease names another holder, or we could not re-create it
-  | 'work-failed'; // onStartedLeading threw or rejected
-
-export class LeadershipLostError extends Error {
-  override name = 'LeadershipLostError';
-  readonly reason: LossReason;
-  constructor(reason: LossReason, message: string) {
-    super(message);
-    this.reason = reason;
-  }
-}
-
-interface Term {
-  term: number;
-  controller: AbortController;
-  leadership: Leadership;
-  /** Monotonic send time of the request that last renewed (or acquired) the Lease. */
-  lastRenewSentAt: number;
-  /** Our newest write of the Lease: the base of the next compare-and-swap. */
-  cache: LeaseSnapshot;
-  renewDue: number;
-  renewTimer?: TimerHandle;
-  deadlineTimer?: TimerHandle;
-  deadlineDue: number;
-  tickTimer?: TimerHandle;
-  tickDue: number;
-  reason?: LossReason;
-  lostAt?: number;
-  workSettled: boolean;
-  renewing: boolean;
-  lost: Promise<void>;
-  markLost: () => void;
-}
-
-const isCasFailure = (err: unknown) => statusCode(err) === 409 || statusCode(err) === 404;
 
 export class LeaderElector {
   readonly identity: string;
@@ -268,7 +214,7 @@ export class LeaderElector {
       return { snapshot, sentAt };
     } catch (err) {
       if (!isCasFailure(err)) {
-        this.logger.warn({ err: describe(err) }, 'Failed to acquire the Lease');
+        this.logger.warn({ err: describe(err), transient: true }, 'Failed to acquire the Lease; retrying');
         return 'backoff';
       }
       // Someone else wrote first: look again (their write resets our expiry clock).
@@ -314,7 +260,7 @@ export class LeaderElector {
     this.wake();
   }
 
-  // ---- leader -----------------------------------------------------------------
+    // ---- leader -----------------------------------------------------------------
 
   private async lead(snapshot: LeaseSnapshot, sentAt: number, runSignal: AbortSignal): Promise<LossReason> {
     let termNumber: number;
@@ -324,43 +270,15 @@ export class LeaderElector {
         throw new TermError(`fencing term ${termNumber} is not greater than this process's previous term ${this.lastTerm}`);
       }
     } catch (err) {
-      this.logger.error({ err: describe(err) }, 'Refused to lead');
-      await this.release(snapshot);
+      this.logger.error({ err: describeError(err) }, 'Refused to lead');
+      await releaseLease(this.leaderContext, snapshot);
       throw err;
     }
     this.lastTerm = termNumber;
-    const controller = new AbortController();
-    let markLost = () => {};
-    const lost = new Promise<void>((resolve) => (markLost = resolve));
-    const leadership: Leadership = {
-      identity: this.identity,
-      term: termNumber,
-      signal: controller.signal,
-      // `term` is initialised below, before anyone can call this.
-      assertValid: () => this.assertValid(term),
-    };
-    const term: Term = {
-      term: termNumber,
-      controller,
-      leadership,
-      lastRenewSentAt: sentAt,
-      cache: snapshot,
-      renewDue: 0,
-      deadlineDue: 0,
-      tickDue: 0,
-      workSettled: false,
-      renewing: false,
-      lost,
-      markLost,
-    };
+    const term = new LeaderTerm(this.leaderContext, termNumber, snapshot, sentAt);
     this.leading = term;
-    this.metrics.setLeader(true);
-    this.metrics.acquired();
-    this.logger.info({ term: termNumber, leaseTransitions: snapshot.record.leaseTransitions, resourceVersion: snapshot.resourceVersion }, 'Started leading');
-    this.scheduleRenew(term, this.timings.retryPeriodMs);
-    this.scheduleDeadline(term);
-    this.scheduleTick(term);
-    if (runSignal.aborted) this.stepDown(term, 'shutdown');
+    term.start();
+    if (runSignal.aborted) term.stepDown('shutdown');
 
     let work: Promise<void>;
     try {
@@ -371,186 +289,21 @@ export class LeaderElector {
     const settled = work.then(
       () => this.logger.debug({ term: termNumber }, 'Guarded work returned'),
       (err: unknown) => {
-        this.logger.error({ term: termNumber, err: describe(err) }, 'Guarded work failed');
-        this.stepDown(term, 'work-failed', `guarded work failed: ${describe(err)}`);
+        this.logger.error({ term: termNumber, err: describeError(err) }, 'Guarded work failed');
+        term.stepDown('work-failed', `guarded work failed: ${describeError(err)}`);
       },
     );
-    await lost;
+    await term.lost;
     await settled;
     term.workSettled = true;
     this.logger.info({ term: termNumber, reason: term.reason }, 'Guarded work stopped');
     this.safely('onStoppedLeading', () => this.callbacks.onStoppedLeading?.());
-    // Release only a lease that is still ours on our own clock: past that bound
-    // a successor may hold it, and it lapses within the margin anyway.
     // After a failure of the guarded work, let another replica try first.
     const release = (term.reason === 'shutdown' && this.releaseOnCancel) || term.reason === 'work-failed';
     if (term.reason === 'work-failed') this.backoffUntil = this.clock.now() + this.timings.leaseDurationMs;
-    if (release && this.withinLease(term, this.clock.now())) {
-      const seen = this.observer.observation()?.lease;
-      await this.release(seen && seen.record.holderIdentity === this.identity ? seen : term.cache);
-    }
+    if (release) await term.releaseIfStillOurs();
     this.leading = undefined;
     return term.reason ?? 'shutdown';
-  }
-
-  private withinLease(term: Term, now: number): boolean {
-    return now - term.lastRenewSentAt < this.timings.leaseDurationMs - this.timings.safetyMarginMs;
-  }
-
-  private assertValid(term: Term): void {
-    if (!term.controller.signal.aborted && !this.withinLease(term, this.clock.now())) {
-      this.stepDown(term, 'expired', 'the lease may have expired: no renew was sent recently enough');
-    }
-    if (term.controller.signal.aborted) {
-      const reason: unknown = term.controller.signal.reason;
-      throw reason instanceof LeadershipLostError ? reason : new LeadershipLostError(term.reason ?? 'shutdown', 'leadership was lost');
-    }
-  }
-
-  private stepDown(term: Term, reason: LossReason, detail?: string): void {
-    if (term.controller.signal.aborted) return;
-    term.reason = reason;
-    term.lostAt = this.clock.now();
-    for (const timer of [term.renewTimer, term.deadlineTimer, term.tickTimer]) this.clock.clearTimeout(timer);
-    const message = `stopped leading Lease ${this.lock.describe()} (term ${term.term}): ${detail ?? reason}`;
-    term.controller.abort(new LeadershipLostError(reason, message));
-    this.metrics.setLeader(false);
-    this.metrics.lost(reason);
-    const log = reason === 'shutdown' ? this.logger.info.bind(this.logger) : this.logger.warn.bind(this.logger);
-    log({ term: term.term, reason, detail }, 'Stopped leading');
-    term.markLost();
-  }
-
-  /** Fires late ⇒ the event loop stalled; leadership cannot be trusted any more. */
-  private checkLate(term: Term, due: number): boolean {
-    const late = this.clock.now() - due;
-    if (late > this.timings.stallThresholdMs) {
-      this.stepDown(term, 'stalled', `a timer fired ${Math.round(late)} ms late (event loop stalled)`);
-      return true;
-    }
-    return false;
-  }
-
-  private scheduleTick(term: Term): void {
-    term.tickDue = this.clock.now() + this.tickMs;
-    term.tickTimer = this.clock.setTimeout(() => {
-      if (term.controller.signal.aborted || this.checkLate(term, term.tickDue)) return;
-      if (!this.withinLease(term, this.clock.now())) return this.stepDown(term, 'expired');
-      this.scheduleTick(term);
-    }, this.tickMs);
-  }
-
-  /** The latest instant at which leadership must be dropped without a new renew. */
-  private scheduleDeadline(term: Term): void {
-    this.clock.clearTimeout(term.deadlineTimer);
-    const bound = Math.min(this.timings.renewDeadlineMs, this.timings.leaseDurationMs - this.timings.safetyMarginMs);
-    term.deadlineDue = term.lastRenewSentAt + bound;
-    term.deadlineTimer = this.clock.setTimeout(() => {
-      if (term.controller.signal.aborted || this.checkLate(term, term.deadlineDue)) return;
-      const since = this.clock.now() - term.lastRenewSentAt;
-      if (since >= bound) {
-        const reason = since >= this.timings.renewDeadlineMs ? 'renew-deadline' : 'expired';
-        this.stepDown(term, reason, `could not renew the Lease for ${Math.round(since)} ms`);
-      } else {
-        this.scheduleDeadline(term);
-      }
-    }, term.deadlineDue - this.clock.now());
-  }
-
-  private scheduleRenew(term: Term, delayMs: number): void {
-    this.clock.clearTimeout(term.renewTimer);
-    term.renewDue = this.clock.now() + delayMs;
-    term.renewTimer = this.clock.setTimeout(() => {
-      term.renewTimer = undefined;
-      void this.renew(term);
-    }, delayMs);
-  }
-
-  private async renew(term: Term): Promise<void> {
-    if (term.controller.signal.aborted || term.renewing) return;
-    if (this.checkLate(term, term.renewDue)) return;
-    if (!this.withinLease(term, this.clock.now())) return this.stepDown(term, 'expired');
-    term.renewing = true;
-    let sentAt = this.clock.now();
-    try {
-      const seen = this.observer.observation()?.lease;
-      const base =
-        seen && seen.record.holderIdentity === this.identity && (compareResourceVersions(seen.resourceVersion, term.cache.resourceVersion) ?? -1) > 0
-          ? seen
-          : term.cache;
-      const record: LeaseRecord = {
-        ...base.record,
-        holderIdentity: this.identity,
-        leaseDurationSeconds: this.timings.leaseDurationMs / 1000,
-        acquireTime: term.cache.record.acquireTime ?? this.formatNow(),
-        renewTime: this.formatNow(),
-      };
-      let snapshot: LeaseSnapshot;
-      try {
-        snapshot = await this.lock.update(record, base);
-      } catch (err) {
-        if (!isCasFailure(err) || term.controller.signal.aborted) throw err;
-        // Slow path (as client-go): read the Lease, then renew from what we read.
-        this.metrics.slowPath();
-        const fresh = await this.lock.get();
-        if (term.controller.signal.aborted) return;
-        if (fresh && fresh.record.holderIdentity !== this.identity) {
-          this.observer.record(fresh);
-          return this.stepDown(term, 'taken', `the Lease is now held by ${fresh.record.holderIdentity || 'nobody'}`);
-        }
-        if (!this.withinLease(term, this.clock.now())) return this.stepDown(term, 'expired');
-        sentAt = this.clock.now();
-        if (fresh) {
-          snapshot = await this.lock.update({ ...record, renewTime: this.formatNow() }, fresh);
-        } else {
-          this.logger.warn({ term: term.term }, 'The Lease was deleted while this process led; re-creating it');
-          snapshot = await this.lock.create({ ...record, renewTime: this.formatNow() }).catch((createErr: unknown) => {
-            if (statusCode(createErr) === 409) this.stepDown(term, 'taken', 'the Lease was deleted and re-created by someone else');
-            throw createErr;
-          });
-        }
-      }
-      this.metrics.renewDuration((this.clock.now() - sentAt) / 1000, 'success');
-      if (compareResourceVersions(snapshot.resourceVersion, term.cache.resourceVersion) !== -1) term.cache = snapshot;
-      this.observer.record(snapshot);
-      if (term.controller.signal.aborted) return;
-      term.lastRenewSentAt = Math.max(term.lastRenewSentAt, sentAt);
-      this.scheduleDeadline(term);
-    } catch (err) {
-      this.metrics.renewDuration((this.clock.now() - sentAt) / 1000, 'error');
-      if (!term.controller.signal.aborted) {
-        this.logger.warn({ term: term.term, err: describe(err), transient: isTransient(err) }, 'Failed to renew the Lease');
-      }
-    } finally {
-      term.renewing = false;
-      if (!term.controller.signal.aborted) {
-        this.scheduleRenew(term, Math.max(0, sentAt + this.timings.retryPeriodMs - this.clock.now()));
-      }
-    }
-  }
-
-  /** Gives the Lease up (holder "", duration 1 s, transitions kept), as client-go; only if we still hold it. */
-  private async release(base: LeaseSnapshot): Promise<void> {
-    let current: LeaseSnapshot | undefined = base;
-    for (let attempt = 0; attempt < 3 && current; attempt++) {
-      if (current.record.holderIdentity !== this.identity) return;
-      const now = this.formatNow();
-      try {
-        const released = await this.lock.update(
-          { holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions: current.record.leaseTransitions },
-          current,
-        );
-        this.observer.record(released);
-        this.logger.info('Released the Lease');
-        return;
-      } catch (err) {
-        if (!isCasFailure(err)) {
-          this.logger.warn({ err: describe(err) }, 'Failed to release the Lease; it will expire');
-          return;
-        }
-        current = await this.lock.get().catch(() => undefined);
-      }
-    }
   }
 
   // ---- plumbing ---------------------------------------------------------------
@@ -589,10 +342,4 @@ export class LeaderElector {
       this.logger.error({ err: describe(err) }, `${what} callback threw`);
     }
   }
-}
-
-function describe(err: unknown): string {
-  const code = statusCode(err);
-  const message = apiMessage(err);
-  return code !== undefined && !message.includes(String(code)) ? `${message} (HTTP ${code})` : message;
 }

@@ -13,6 +13,8 @@ export interface ClientOptions {
    */
   beforeWrite?: (method: string, url: string) => void;
   userAgent?: string;
+  /** Called with the headers of every response (e.g. to follow the server's clock from `Date`). */
+  onResponse?: (headers: Record<string, string>) => void;
 }
 
 type ApiConstructor<T> = new (config: k8s.Configuration) => T;
@@ -28,7 +30,10 @@ export function makeClient<T>(kc: k8s.KubeConfig, api: ApiConstructor<T>, option
       if (options.beforeWrite && method !== 'GET') options.beforeWrite(method, ctx.getUrl());
       return ctx;
     },
-    post: async (ctx) => ctx,
+    post: async (ctx) => {
+      options.onResponse?.(ctx.headers);
+      return ctx;
+    },
   };
   const config = k8s.createConfiguration({
     baseServer: new k8s.ServerConfiguration(cluster.server, {}),

@@ -124,11 +124,17 @@ export class Informer<T extends KubeObject> {
   /** One watch from the current resourceVersion; resolves true when a relist is needed (410 Gone). */
   private async watchOnce(signal: AbortSignal): Promise<boolean> {
     const watch = new k8s.Watch(this.o.kubeConfig);
-    // The server ends the watch after timeoutSeconds and sends bookmarks
-    // meanwhile; silence for longer than that means a dead connection.
-    const serverTimeout = 240 + Math.floor(Math.random() * 60);
-    // client-node keeps this inactivity timeout private (30 s by default, shorter than a quiet watch).
-    (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = (serverTimeout + 60) * 1000;
+    // The server ends the watch after timeoutSeconds (and sends bookmarks,
+    // about once a minute), so silence for longer than that plus a margin
+    // means a dead or half-open connection (an API server that was killed, a
+    // proxy that never delivers the FIN): the watch is abandoned and resumed.
+    // Kept short — the server timeout at about a minute — so a stale cache
+    // heals within ~80 s even when nothing reports the connection dead; the
+    // controller never waits on the cache alone (it requeues at every slot).
+    const serverTimeout = 50 + Math.floor(Math.random() * 15);
+    // client-node keeps this inactivity timeout private (30 s by default, shorter than a quiet watch);
+    // it also bounds the wait for the response headers.
+    (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = (serverTimeout + 15) * 1000;
     let gone = false;
     let failed = false;
     return new Promise<boolean>((resolve, reject) => {

@@ -191,8 +191,32 @@ test('a deposed write that was refused, or that was in flight when the successor
 
 test('a write by a replica that never held the Lease is caught', () => {
   const h = clean();
-  h.writes.unshift(write('replica-c', T0 - 4_000, { verb: 'create', resource: 'events', namespace: 'ns', name: 'e', code: 201 }));
+  h.writes.unshift(write('replica-c', T0 - 4_000, { verb: 'update', resource: 'singletonjobs', subresource: 'status', namespace: 'ns', name: 'nightly', code: 200 }));
   expect(checkDeposedWrites(h)[0]?.message).toContain('no replica had acquired the Lease');
+});
+
+test('a deposed leader\'s late Event create is not judged (Events cannot be fenced and decide nothing); fenced writes still are', () => {
+  const h = takeover();
+  h.writes.push(write('replica-a', T0 + 2 * MIN + 12_000, { verb: 'create', resource: 'events', namespace: 'ns', name: 'nightly.abc', code: 201 }));
+  expect(checkDeposedWrites(h)).toEqual([]);
+  h.writes.push(write('replica-a', T0 + 2 * MIN + 13_000, { verb: 'delete', resource: 'pods', namespace: 'ns', name: 'nightly-1-abcde', code: 200 }));
+  h.writes.push(write('replica-a', T0 + 2 * MIN + 14_000, { verb: 'update', resource: 'leases', namespace: 'other', name: 'x', code: 200 }));
+  expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([expect.stringContaining('delete pods ns/nightly-1-abcde'), expect.stringContaining('update leases other/x')]);
+});
+
+test('a deposed leader\'s late create of the Job it reserved before the takeover is harmless; a Job it never reserved is caught', () => {
+  const h = takeover();
+  const acquired = T0 + 2 * MIN + 10_000;
+  // replica-a reserved run 3 (status write) before replica-b acquired; its delayed create lands after.
+  h.writes.push(write('replica-a', acquired - 500, { verb: 'update', resource: 'singletonjobs', subresource: 'status', namespace: 'ns', name: 'nightly', code: 200 }));
+  h.jobs[3] = job(3, { createdAt: acquired + 3_000 });
+  h.writes.push(write('replica-a', acquired + 3_000, { verb: 'create', resource: 'jobs', namespace: 'ns', name: 'nightly-3', code: 201 }));
+  expect(checkDeposedWrites(h)).toEqual([]);
+  // Without that reservation, the same create is a deposed leader's new run.
+  h.writes = h.writes.filter((w) => !(w.resource === 'singletonjobs' && w.user === 'replica-a'));
+  const v = checkDeposedWrites(h);
+  expect(v).toHaveLength(1);
+  expect(v[0]?.message).toMatch(/Replica replica-a wrote create jobs ns\/nightly-3 \(HTTP 201\)/);
 });
 
 test('a slow or missing recovery is caught', () => {
