@@ -4,7 +4,8 @@
 // driven takeover, self-fencing, stalls, fencing terms, clock skew).
 import { Registry } from 'prom-client';
 import { ManualClock, type Clock } from './clock.ts';
-import { LeaderElector, LeadershipLostError, type Leadership } from './elector.ts';
+import { LeaderElector } from './elector.ts';
+import { LeadershipLostError, type Leadership } from './leadership.ts';
 import { FakeLeaseStore, type FakeLeaseClient } from './fake-lock.ts';
 import type { LeaseRecord } from './lock.ts';
 import type { LeaderElectionConfig } from './config.ts';

@@ -34,11 +34,10 @@ export class LeaderElector {
   private readonly logger: Logger;
   private readonly lock: LeaseLock;
   private readonly observer: LeaseObserver;
-  private readonly metrics: ElectionMetrics;
+  private readonly leaderContext: LeaderContext;
   private readonly releaseOnCancel: boolean;
-  private readonly tickMs: number;
   private running = false;
-  private leading: Term | undefined;
+  private leading: LeaderTerm | undefined;
   private lastTerm: number | undefined;
   private backoffUntil = 0;
   private reportedLeader: string | undefined;
@@ -52,10 +51,17 @@ export class LeaderElector {
     this.clock = config.clock ?? realClock;
     this.logger = (config.logger ?? pino({ level: 'silent' })).child({ lease: `${config.namespace}/${config.name}`, identity: config.identity });
     this.releaseOnCancel = config.releaseOnCancel ?? true;
-    this.tickMs = Math.min(250, this.timings.retryPeriodMs / 4);
     this.lock = config.lock ?? this.kubernetesLock(config.kubeConfig);
     this.observer = new LeaseObserver({ lock: this.lock, clock: this.clock, logger: this.logger, maxBackoffMs: this.timings.retryPeriodMs });
-    this.metrics = electionMetrics(config.registry, config.name);
+    this.leaderContext = {
+      identity: this.identity,
+      timings: this.timings,
+      clock: this.clock,
+      logger: this.logger,
+      lock: this.lock,
+      observer: this.observer,
+      metrics: electionMetrics(config.registry, config.name),
+    };
   }
 
   private kubernetesLock(kubeConfig: KubeConfig): LeaseLock {
@@ -75,8 +81,7 @@ export class LeaderElector {
 
   /** True while this process leads and its lease is still valid on its own clock. */
   isLeader(): boolean {
-    const term = this.leading;
-    return term !== undefined && !term.controller.signal.aborted && this.withinLease(term, this.clock.now());
+    return this.leading?.valid() ?? false;
   }
 
   /** The holder of the Lease as last seen by this process; undefined when nobody holds it. */
@@ -93,18 +98,7 @@ export class LeaderElector {
    * turn into a crash loop.
    */
   healthy(): { ok: boolean; reason?: string } {
-    const term = this.leading;
-    if (!term) return { ok: true };
-    const now = this.clock.now();
-    if (!term.controller.signal.aborted) {
-      const since = now - term.lastRenewSentAt;
-      if (since > this.timings.leaseDurationMs) return { ok: false, reason: `leader has not renewed the Lease for ${Math.round(since)} ms` };
-      return { ok: true };
-    }
-    if (!term.workSettled && term.lostAt !== undefined && now - term.lostAt > this.timings.leaseDurationMs) {
-      return { ok: false, reason: `guarded work has not stopped ${Math.round(now - term.lostAt)} ms after leadership was lost` };
-    }
-    return { ok: true };
+    return this.leading?.healthy() ?? { ok: true };
   }
 
   /**
@@ -118,7 +112,7 @@ export class LeaderElector {
     this.running = true;
     const unsubscribe = this.observer.subscribe((observation) => this.observed(observation));
     const onAbort = () => {
-      if (this.leading) this.stepDown(this.leading, 'shutdown');
+      this.leading?.stepDown('shutdown');
       this.wake();
     };
     signal.addEventListener('abort', onAbort);
@@ -141,7 +135,7 @@ export class LeaderElector {
         const won = await this.campaign(signal);
         if (!won) break;
         if (signal.aborted) {
-          await this.release(won.snapshot);
+          await releaseLease(this.leaderContext, won.snapshot);
           break;
         }
         const reason = await this.lead(won.snapshot, won.sentAt, signal);
@@ -214,16 +208,16 @@ export class LeaderElector {
       return { snapshot, sentAt };
     } catch (err) {
       if (!isCasFailure(err)) {
-        this.logger.warn({ err: describe(err), transient: true }, 'Failed to acquire the Lease; retrying');
+        this.logger.warn({ err: describeError(err), transient: true }, 'Failed to acquire the Lease; retrying');
         return 'backoff';
       }
       // Someone else wrote first: look again (their write resets our expiry clock).
-      this.logger.debug({ err: describe(err) }, 'Lost the race for the Lease');
+      this.logger.debug({ err: describeError(err) }, 'Lost the race for the Lease');
       try {
         const fresh = await this.observer.refresh();
         return fresh.lease?.resourceVersion === base?.resourceVersion ? 'backoff' : 'retry-now';
       } catch (refreshErr) {
-        this.logger.warn({ err: describe(refreshErr) }, 'Failed to read the Lease');
+        this.logger.warn({ err: describeError(refreshErr) }, 'Failed to read the Lease');
         return 'backoff';
       }
     }
@@ -234,7 +228,7 @@ export class LeaderElector {
       await this.observer.refresh();
       return true;
     } catch (err) {
-      this.logger.warn({ err: describe(err) }, 'Failed to read the Lease');
+      this.logger.warn({ err: describeError(err) }, 'Failed to read the Lease');
       await this.waitForChange(this.timings.retryPeriodMs, signal);
       return false;
     }
@@ -247,20 +241,11 @@ export class LeaderElector {
       this.logger.info({ leader: holder }, 'Observed a new leader');
       this.safely('onNewLeader', () => this.callbacks.onNewLeader?.(holder));
     }
-    const term = this.leading;
-    if (term && !term.controller.signal.aborted) {
-      const lease = observation.lease;
-      if (!lease) {
-        // Deleted under us: re-create it at once rather than at the next renew.
-        this.scheduleRenew(term, 0);
-      } else if (lease.record.holderIdentity !== this.identity && (compareResourceVersions(lease.resourceVersion, term.cache.resourceVersion) ?? 1) > 0) {
-        this.stepDown(term, 'taken', `the Lease is now held by ${lease.record.holderIdentity || 'nobody'}`);
-      }
-    }
+    this.leading?.observed(observation.lease);
     this.wake();
   }
 
-    // ---- leader -----------------------------------------------------------------
+  // ---- leader -----------------------------------------------------------------
 
   private async lead(snapshot: LeaseSnapshot, sentAt: number, runSignal: AbortSignal): Promise<LossReason> {
     let termNumber: number;
@@ -339,7 +324,7 @@ export class LeaderElector {
     try {
       fn();
     } catch (err) {
-      this.logger.error({ err: describe(err) }, `${what} callback threw`);
+      this.logger.error({ err: describeError(err) }, `${what} callback threw`);
     }
   }
 }

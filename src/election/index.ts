@@ -1,7 +1,10 @@
 // Lease-based leader election with self-fencing and a fencing term.
-// See elector.ts for the behaviour and token.ts for how the term is derived.
-export { LeaderElector, LeadershipLostError } from './elector.ts';
-export type { Leadership, LeaderCallbacks, LossReason } from './elector.ts';
+// See elector.ts (campaign), leadership.ts (leading, self-fencing) and token.ts
+// (how the term is derived).
+export { LeaderElector } from './elector.ts';
+export type { LeaderCallbacks } from './elector.ts';
+export { LeadershipLostError } from './leadership.ts';
+export type { Leadership, LossReason } from './leadership.ts';
 export { makeIdentity, ConfigError, resolveTimings } from './config.ts';
 export type { LeaderElectionConfig, ResolvedTimings } from './config.ts';
 export { termFromResourceVersion, compareResourceVersions, TermError } from './token.ts';

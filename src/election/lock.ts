@@ -4,7 +4,7 @@
 // API server. The interface is small so unit tests can use an in-memory lock.
 import * as k8s from '@kubernetes/client-node';
 import { makeClient } from '../kube/client.ts';
-import { statusCode } from '../kube/errors.ts';
+import { apiMessage, statusCode } from '../kube/errors.ts';
 
 /** What the elector reads and writes in Lease.spec (client-go's LeaderElectionRecord). */
 export interface LeaseRecord {
@@ -50,6 +50,16 @@ export interface LeaseLock {
    * otherwise (an error with code 410 means: list again).
    */
   watch(resourceVersion: string, onEvent: (event: LeaseEvent) => void, onClose: (err?: unknown) => void): LeaseWatch;
+}
+
+/** A failed compare-and-swap: the Lease changed (409) or is gone (404/409). */
+export const isCasFailure = (err: unknown) => statusCode(err) === 409 || statusCode(err) === 404;
+
+/** An API error for the log: its message, with the HTTP status when the message lacks it. */
+export function describeError(err: unknown): string {
+  const code = statusCode(err);
+  const message = apiMessage(err);
+  return code !== undefined && !message.includes(String(code)) ? `${message} (HTTP ${code})` : message;
 }
 
 /** Formats epoch milliseconds as a Kubernetes MicroTime (RFC 3339, six fractional digits, UTC). */
