@@ -113,7 +113,12 @@ export function renderMarkdown(r: BenchResults): string {
     const asShipped = crons[0];
     if (sj && asShipped) out.push(`Target "all runs started no slower than the CronJob controller" (as shipped): ${check(sj.jobsCreated === sj.count && sj.lastMs <= asShipped.lastMs)}.`, '');
     if (!sj) out.push('**The SingletonJob side was not measured** (see the note below); only the peer\'s figures are real.', '');
-    for (const x of st.sides) out.push(`- ${x.label}: rate limit ${x.rateLimit}; Jobs created by ${Object.entries(x.creators).map(([u, n]) => `${u} (${n})`).join(', ') || 'nobody'}${x.error ? `; **${x.error}**` : ''}.`);
+    for (const x of st.sides) {
+      const req = Object.entries(x.requestsByKind ?? {}).sort((a, b) => b[1] - a[1]);
+      const total = req.reduce((a, [, v]) => a + v, 0);
+      const sent = req.length ? `; until its last Job it sent ${total} requests (${(total / Math.max(1, x.jobsCreated)).toFixed(1)} per Job): ${req.map(([k, v]) => `${k} ${v}`).join(', ')}` : '';
+      out.push(`- ${x.label}: rate limit ${x.rateLimit}; Jobs created by ${Object.entries(x.creators).map(([u, n]) => `${u} (${n})`).join(', ') || 'nobody'}${sent}${x.error ? `; **${x.error}**` : ''}.`);
+    }
     for (const n of st.notes) out.push(`- Note: ${n}`);
     out.push('');
   }
@@ -131,6 +136,12 @@ export function renderMarkdown(r: BenchResults): string {
       out.push(`| ${p.objects.toLocaleString('en-US')} | ${fmtNum(p.rssLeaderMiB)} MiB | ${fmtNum(p.rssMaxStandbyMiB)} MiB | ${fmtNum(Math.max(...(p.heapUsedMiB ?? []).filter(Number.isFinite)))} MiB | ${fmtMs(p.coldReconcileMs)} | ${fmtMs(p.takeoverMs)} | ${fmtMs(p.resumeMs)} | ${fmtNum(p.throughputPerSec, 0)} |`);
     }
     out.push('');
+    if (sc.baseline) {
+      out.push(
+        `For reference, a bare Node ${m.node} process has ${fmtNum(sc.baseline.bareMiB)} MiB RSS; importing @kubernetes/client-node takes it to ${fmtNum(sc.baseline.clientNodeMiB)} MiB, and all the operator's runtime dependencies to ${fmtNum(sc.baseline.allDepsMiB)} MiB — before the first object.`,
+        '',
+      );
+    }
     const big = sc.points.find((p) => p.objects === 10_000);
     if (big) {
       const mb = Math.max(big.rssLeaderMiB, big.rssMaxStandbyMiB) * 1.048576;
@@ -258,6 +269,11 @@ function scaleRssPanel(p: s.Panel, sc: ScaleResult | undefined, error?: string):
   out.push(s.text(p.px + 6, ysc(target) - 5, 'target 150 MB', { size: 10.5, fill: s.COLORS.target }));
   const lead: Array<[number, number]> = sc.points.map((x) => [xsc(x.objects), ysc(x.rssLeaderMiB)]);
   const stby: Array<[number, number]> = sc.points.map((x) => [xsc(x.objects), ysc(x.rssMaxStandbyMiB)]);
+  if (sc.baseline) {
+    const yb = ysc(sc.baseline.allDepsMiB);
+    out.push(s.line(p.px, yb, p.px + p.pw, yb, s.COLORS.muted, { dash: '2 3', width: 1.5 }));
+    out.push(s.text(p.px + p.pw - 4, yb + 14, `node + dependencies imported, no objects: ${fmtNum(sc.baseline.allDepsMiB, 0)} MiB`, { size: 10.5, anchor: 'end', fill: s.COLORS.muted }));
+  }
   out.push(s.polyline(lead, s.COLORS.ours, 2.5), s.polyline(stby, s.COLORS.ours, 2, '6 4'));
   for (const x of sc.points) {
     out.push(s.circle(xsc(x.objects), ysc(x.rssLeaderMiB), 4.5, s.COLORS.ours, 1));

@@ -13,6 +13,7 @@
 //     over: resume = its first Lease write → its status write on the last
 //     object (audit log), throughput = N / that time; SIGKILL the old leader;
 //  5. check every object reports status.observedGeneration == generation.
+import { execFileSync } from 'node:child_process';
 import * as k8s from '@kubernetes/client-node';
 import type { ControlPlane } from '../test/controlplane/controlplane.ts';
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from '../src/api/v1alpha1/singletonjob.ts';
@@ -21,6 +22,7 @@ import { mapLimit } from './lib/kube.ts';
 import { rssOf, sleep } from './lib/proc.ts';
 import { installCrds, OPERATOR_LEASE, OPERATOR_NAMESPACE, operatorPrerequisites, scrapeGauge, startOperator } from './operator.ts';
 import type { ScalePoint, ScaleResult } from './scale.ts';
+import { repoRoot } from './electors.ts';
 
 /**
  * Lease timings for the scale runs: long enough that changing every object
@@ -134,6 +136,19 @@ async function waitStatusWrites(
   return [...first.values()].sort((a, b) => a.stageAt - b.stageAt);
 }
 
+/** RSS of a fresh Node process before and after importing the operator's runtime dependencies. */
+function baselineRss(): { bareMiB: number; clientNodeMiB: number; allDepsMiB: number } {
+  const script = `
+    const r0 = process.memoryUsage().rss;
+    await import('@kubernetes/client-node');
+    const r1 = process.memoryUsage().rss;
+    for (const m of ['pino', 'prom-client', 'zod', 'cron-parser', 'yaml']) await import(m);
+    const r2 = process.memoryUsage().rss;
+    console.log(JSON.stringify({ bareMiB: r0 / 2 ** 20, clientNodeMiB: r1 / 2 ** 20, allDepsMiB: r2 / 2 ** 20 }));`;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, encoding: 'utf8' });
+  return JSON.parse(out.trim().split('\n').pop()!) as { bareMiB: number; clientNodeMiB: number; allDepsMiB: number };
+}
+
 export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir: string; log: (m: string) => void }): Promise<ScaleResult> {
   operatorPrerequisites();
   await installCrds(cp);
@@ -238,6 +253,7 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
   }
   return {
     replicas: 3,
+    baseline: baselineRss(),
     points,
     method:
       `Objects carry a status history (5 recent runs, token, term) and a schedule never due during the run. Lease duration / renew deadline / retry here (not the defaults: ${leases.join('; ')}) so every object can be changed while the leader is paused (SIGSTOP); ` +

@@ -24,6 +24,8 @@ export interface ScalePoint {
 
 export interface ScaleResult {
   replicas: number;
+  /** RSS of a Node process that only imports the operator's dependencies (what any replica pays before its first object). */
+  baseline?: { bareMiB: number; clientNodeMiB: number; allDepsMiB: number };
   points: ScalePoint[];
   method: string;
   notes: string[];

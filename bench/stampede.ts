@@ -28,6 +28,8 @@ export interface StampedeSide {
   /** Jobs per second between the first and the last create. */
   jobsPerSecond: number;
   rateLimit: string;
+  /** Requests the creating identity sent between the slot and its last Job create, by verb and resource. */
+  requestsByKind?: Record<string, number>;
   error?: string;
 }
 
@@ -143,12 +145,14 @@ export async function runStampedeSide(cp: ControlPlane, setup: SideSetup, o: Sta
   const audit = new AuditReader(cp.state.auditLog);
   audit.skipToEnd();
   const creates: AuditEvent[] = [];
+  const all: AuditEvent[] = [];
   const deadline = slot.at.getTime() + o.timeoutMs;
   await sleep(slot.at.getTime() - Date.now());
   let lastReport = Date.now();
   while (creates.length < o.count && Date.now() < deadline) {
     await sleep(500);
     for (const e of uniqueRequests(audit.readNew())) {
+      if (e.received >= slot.at.getTime()) all.push(e);
       if (e.namespace === setup.namespace && e.resource === 'jobs' && e.verb === 'create' && !e.subresource && succeeded(e)) creates.push(e);
     }
     if (Date.now() - lastReport > 10_000) {
@@ -160,6 +164,14 @@ export async function runStampedeSide(cp: ControlPlane, setup: SideSetup, o: Sta
   const creators: Record<string, number> = {};
   for (const e of creates) creators[e.user] = (creators[e.user] ?? 0) + 1;
   const first = offsets[0] ?? Number.NaN;
+  const mainCreator = Object.entries(creators).sort((a, b) => b[1] - a[1])[0]?.[0];
+  const lastAt = slot.at.getTime() + (offsets[offsets.length - 1] ?? 0);
+  const requestsByKind: Record<string, number> = {};
+  for (const e of all) {
+    if (e.user !== mainCreator || e.received > lastAt) continue;
+    const k = `${e.verb} ${e.resource ?? e.requestURI.split('?')[0]}${e.subresource ? `/${e.subresource}` : ''}`;
+    requestsByKind[k] = (requestsByKind[k] ?? 0) + 1;
+  }
   const last = offsets[offsets.length - 1] ?? Number.NaN;
   const result: StampedeSide = {
     side: setup.side,
@@ -175,6 +187,7 @@ export async function runStampedeSide(cp: ControlPlane, setup: SideSetup, o: Sta
     dist: summarize(offsets),
     jobsPerSecond: offsets.length > 1 ? (offsets.length - 1) / ((last - first) / 1000) : Number.NaN,
     rateLimit: setup.rateLimit,
+    requestsByKind,
   };
   if (creates.length < o.count) result.error = `only ${creates.length} of ${o.count} Jobs were created within ${Math.round(o.timeoutMs / 1000)} s of the slot`;
   o.log(`${setup.label}: ${creates.length} Jobs, first ${Math.round(first)} ms, last ${Math.round(last)} ms after the slot`);
