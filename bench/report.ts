@@ -277,7 +277,8 @@ function scaleRssPanel(p: s.Panel, sc: ScaleResult | undefined, error?: string):
   out.push(s.polyline(lead, s.COLORS.ours, 2.5), s.polyline(stby, s.COLORS.ours, 2, '6 4'));
   for (const x of sc.points) {
     out.push(s.circle(xsc(x.objects), ysc(x.rssLeaderMiB), 4.5, s.COLORS.ours, 1));
-    out.push(s.text(xsc(x.objects), ysc(x.rssLeaderMiB) - 9, `${fmtNum(x.rssLeaderMiB, 0)} MiB`, { size: 11, anchor: 'middle', weight: 'bold', fill: s.COLORS.ours }));
+    const last = x === sc.points[sc.points.length - 1] && sc.points.length > 1;
+    out.push(s.text(xsc(x.objects) + (last ? -8 : 0), ysc(x.rssLeaderMiB) - 9, `${fmtNum(x.rssLeaderMiB, 0)} MiB`, { size: 11, anchor: last ? 'end' : 'middle', weight: 'bold', fill: s.COLORS.ours }));
   }
   out.push(s.legend(p.px + 10, p.py + 14, [{ label: 'leader', color: s.COLORS.ours }, { label: 'standby (max)', color: s.COLORS.ours, dash: '6 4' }]));
   return out.join('\n');
@@ -287,19 +288,22 @@ function scaleTimePanel(p: s.Panel, sc: ScaleResult | undefined, error?: string)
   const out = [s.frame(p, 'New leader: takeover → every SingletonJob reconciled', 'leader paused (SIGSTOP) after every object changed; standby caches warm; target ≤ 10 s at 10,000')];
   if (!sc || sc.points.length === 0) return out.concat(s.placeholder(p, error ?? 'not measured')).join('\n');
   const xsc = s.logScale(100, 10_000, p.px + 20, p.px + p.pw - 20, (v) => v.toLocaleString('en-US'));
-  const maxT = Math.max(12_000, ...sc.points.map((x) => Math.max(x.resumeMs, x.coldReconcileMs))) * 1.25;
-  const ysc = s.linearScale(0, maxT / 1000, p.py + p.ph, p.py, (v) => `${v} s`, 5);
-  out.push(s.xAxis(p, xsc, 'SingletonJobs (log scale)'), s.yAxis(p, ysc, 'seconds'));
+  const all = sc.points.flatMap((x) => [x.resumeMs, x.coldReconcileMs]).filter((v) => Number.isFinite(v) && v > 0);
+  const lo = 10 ** Math.floor(Math.log10(Math.min(1000, ...all) / 1000));
+  const hi = 10 ** Math.ceil(Math.log10((Math.max(12_000, ...all) / 1000) * 1.3));
+  const ysc = s.logScale(lo, hi, p.py + p.ph, p.py, (v) => `${v} s`);
+  out.push(s.xAxis(p, xsc, 'SingletonJobs (log scale)'), s.yAxis(p, ysc, 'seconds (log scale)'));
   out.push(s.line(p.px, ysc(10), p.px + p.pw, ysc(10), s.COLORS.target, { dash: '5 4', width: 1.5 }));
-  out.push(s.text(p.px + 6, ysc(10) - 5, 'target 10 s', { size: 10.5, fill: s.COLORS.target }));
+  out.push(s.text(p.px + p.pw - 6, ysc(10) - 5, 'target 10 s', { size: 10.5, anchor: 'end', fill: s.COLORS.target }));
   const resume: Array<[number, number]> = sc.points.map((x) => [xsc(x.objects), ysc(x.resumeMs / 1000)]);
   const cold: Array<[number, number]> = sc.points.map((x) => [xsc(x.objects), ysc(x.coldReconcileMs / 1000)]);
   out.push(s.polyline(resume, s.COLORS.ours, 2.5), s.polyline(cold, s.COLORS.muted, 2, '6 4'));
-  for (const x of sc.points) {
+  sc.points.forEach((x, i) => {
+    const last = i === sc.points.length - 1 && sc.points.length > 1;
     out.push(s.circle(xsc(x.objects), ysc(x.resumeMs / 1000), 4.5, s.COLORS.ours, 1));
-    out.push(s.text(xsc(x.objects), ysc(x.resumeMs / 1000) - 9, `${fmtMs(x.resumeMs)} (${fmtNum(x.throughputPerSec, 0)}/s)`, { size: 11, anchor: 'middle', weight: 'bold', fill: s.COLORS.ours }));
-  }
-  out.push(s.legend(p.px + p.pw - 390, p.py + p.ph - 10, [{ label: 'after a takeover', color: s.COLORS.ours }, { label: 'cold start of the first leader', color: s.COLORS.muted, dash: '6 4' }]));
+    out.push(s.text(xsc(x.objects) + (last ? -8 : 8), ysc(x.resumeMs / 1000) + 16, `${fmtMs(x.resumeMs)} (${fmtNum(x.throughputPerSec, 0)}/s)`, { size: 11, anchor: last ? 'end' : 'start', weight: 'bold', fill: s.COLORS.ours }));
+  });
+  out.push(s.legend(p.px + 10, p.py + 14, [{ label: 'after a takeover', color: s.COLORS.ours }, { label: 'cold start of the first leader', color: s.COLORS.muted, dash: '6 4' }]));
   return out.join('\n');
 }
 

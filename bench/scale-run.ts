@@ -242,7 +242,7 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
       );
       const behind = await unreconciled(kc, namespace);
       if (behind > 0) notes.push(`${behind} objects did not report observedGeneration == generation at the end`);
-      const rssAfter = op.identities.filter((id) => id !== leader).map((id) => `${id} ${(rssOf(op.byIdentity.get(id)!.pid) / MiB).toFixed(1)} MiB`);
+      const rssAfter = op.identities.filter((id) => id !== leader).map((id) => `${id}${id === successor ? ' (new leader)' : ''} ${(rssOf(op.byIdentity.get(id)!.pid) / MiB).toFixed(1)} MiB`);
       notes.push(`RSS after the takeover: ${rssAfter.join(', ')}`);
       o.log(`scale ${n}: takeover → all reconciled ${resumeMs} ms (${throughputPerSec.toFixed(0)}/s); ${behind} behind`);
       points.push({ objects: n, rssMiB: rss, heapUsedMiB, rssLeaderMiB, rssMaxStandbyMiB, createMs, coldReconcileMs, takeoverMs: takeover.stageAt - t0, resumeMs, throughputPerSec, notes });
