@@ -133,6 +133,8 @@ function withCode(err: unknown): unknown {
   return err;
 }
 
+const WATCH_INACTIVITY_TIMEOUT_MS = 90_000;
+
 export class KubernetesLeaseLock implements LeaseLock {
   private readonly api: k8s.CoordinationV1Api;
   private readonly options: KubernetesLeaseLockOptions;
@@ -145,6 +147,11 @@ export class KubernetesLeaseLock implements LeaseLock {
       userAgent: options.userAgent ?? 'singleton-operator/leader-election',
     });
     this.watcher = new k8s.Watch(options.kubeConfig);
+    // client-node aborts a watch after 30 s without a byte (a private field). A Lease renewed less
+    // often than that — long retry periods — would make standbys re-list every 30 s, i.e. poll.
+    // The API server sends bookmarks about once a minute, so 90 s of silence still means a dead
+    // connection; a standby never depends on the watch for safety (expiry is a local timer).
+    (this.watcher as unknown as { requestTimeoutMs: number }).requestTimeoutMs = WATCH_INACTIVITY_TIMEOUT_MS;
   }
 
   describe(): string {
