@@ -42,7 +42,14 @@ function stamp(container: V1Container, env: V1EnvVar[]): V1Container {
   return { ...container, env: [...(container.env ?? []).filter((e) => !ours.has(e.name)), ...env] };
 }
 
-export function buildJob(sj: SingletonJob, run: ActiveRun): V1Job {
+/**
+ * The Job of a run. `suspended`: created with spec.suspend=true, so no Pod
+ * starts until the leader has recorded this Job's UID in the run (a CAS'd,
+ * term-fenced status write) and then unsuspends it. A deposed leader's create
+ * delivered late (after the run ended and its Job was deleted, so the name was
+ * free again) thus yields a Job that never runs and is deleted as a stray.
+ */
+export function buildJob(sj: SingletonJob, run: ActiveRun, options: { suspended?: boolean } = {}): V1Job {
   const template = sj.spec.jobTemplate;
   const spec = template.spec!;
   const pod = spec.template;
@@ -76,7 +83,7 @@ export function buildJob(sj: SingletonJob, run: ActiveRun): V1Job {
       completionMode: 'NonIndexed',
       podReplacementPolicy: 'Failed',
       backoffLimit: spec.backoffLimit ?? 0,
-      suspend: false,
+      suspend: options.suspended ?? false,
       template: {
         ...pod,
         metadata: {

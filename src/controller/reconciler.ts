@@ -9,6 +9,7 @@
 //   possible name, so a second create is AlreadyExists;
 // - a run is finished (and the next one may start) only after a live list
 //   shows every Pod of it terminal.
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { BatchV1Api, CoreV1Api, CustomObjectsApi, V1Job, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GROUP, Keys, PLURAL, VERSION, singletonJobSchema } from '../api/v1alpha1/singletonjob.ts';
@@ -246,6 +247,12 @@ export class Reconciler {
       });
       return { requeueAfterMs: 0 };
     }
+    if (job.spec?.suspend && !run.replacing && !jobOutcome(job)) {
+      // Recorded as this run's Job (by us or a predecessor that stopped before
+      // unsuspending it): let it start.
+      await this.unsuspend(job);
+      return { requeueAfterMs: POLL_MS };
+    }
     const outcome = jobOutcome(job);
     if (outcome) {
       if (!(await this.podsTerminal(sj, run))) return { requeueAfterMs: POLL_MS };
@@ -386,7 +393,7 @@ export class Reconciler {
     }
     let job: V1Job;
     try {
-      job = await this.d.batch.createNamespacedJob({ namespace: sj.metadata!.namespace!, body: buildJob(sj, run) });
+      job = await this.d.batch.createNamespacedJob({ namespace: sj.metadata!.namespace!, body: buildJob(sj, run, { suspended: true }) });
       this.d.metrics.runsStarted.inc();
       await this.d.events.emit(sj, 'Normal', 'RunStarted', `Started run ${run.name} with fencing token ${run.token} (${run.slot ? `slot ${run.slot}` : `manual request "${run.requestId}"`}, leader term ${run.term})`);
     } catch (err) {
@@ -400,10 +407,33 @@ export class Reconciler {
       log.info({ run: run.name }, 'Job of the reserved run already exists');
       return { requeueAfterMs: 0 };
     }
+    // Record the Job as this run's (CAS, fenced by the term), and only then
+    // let it start: a Job nobody recorded never gets a Pod.
     await this.write(key, sj, (s) => {
       s.activeRun = { ...run, jobUID: job.metadata!.uid! };
     });
+    await this.unsuspend(job);
     return {};
+  }
+
+  /** Lets a recorded run's Job start; the JSON patch's test on the UID makes it apply to that very Job only. */
+  private async unsuspend(job: V1Job): Promise<void> {
+    try {
+      await this.d.batch.patchNamespacedJob(
+      {
+        namespace: job.metadata!.namespace!,
+        name: job.metadata!.name!,
+        body: [
+          { op: 'test', path: '/metadata/uid', value: job.metadata!.uid! },
+          { op: 'replace', path: '/spec/suspend', value: false },
+        ],
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+      );
+    } catch (err) {
+      // Gone: the next pass sees the run's Job missing and decides from there.
+      if (!isNotFound(err)) throw err;
+    }
   }
 
   private async finish(key: string, sj: SingletonJob, run: ActiveRun, outcome: FinishedRun['outcome'], completion?: Date, readiness?: Readiness): Promise<Result> {

@@ -136,6 +136,16 @@ function isSlotOf(schedule: string, timeZone: string | undefined, slot: number):
 }
 
 /** Guarantee 2: each due slot is run at most once, and exactly once when the cluster was healthy around it. */
+/**
+ * A Job is a run once it was let run. The operator creates every Job suspended
+ * and unsuspends it only after the run recorded the Job's UID (a fenced status
+ * write), so a deposed leader's create delivered late — after the run's Job
+ * was deleted and its name freed — yields a Job that never gets a Pod and is
+ * deleted as a stray: that is not a second run of the slot. Whether such a Job
+ * ever got a Pod is judged by the Pod checks regardless.
+ */
+export const wasStarted = (job: JobRecord, h?: History): boolean => job.started !== false || (h?.pods.some((p) => p.jobUid === job.uid) ?? false);
+
 export function checkSlots(h: History, options: CheckOptions): Violation[] {
   const violations: Violation[] = [];
   const byOwner = jobsByOwner(h);
@@ -144,6 +154,7 @@ export function checkSlots(h: History, options: CheckOptions): Violation[] {
     const bySlot = new Map<number, JobRecord[]>();
     for (const job of jobs) {
       if (!job.slot) continue;
+      if (!wasStarted(job, h)) continue;
       const slot = Date.parse(job.slot);
       if (Number.isNaN(slot)) {
         violations.push({ check: 'slot-off-schedule', at: job.createdAt, message: `Job ${ref(job)} carries an unreadable slot "${job.slot}".` });
@@ -226,7 +237,7 @@ export function checkTokens(h: History): Violation[] {
           message: `Job ${ref(job)} has token ${job.token} in its annotation but [${job.templateTokens.join(', ')}] in its containers' env.`,
         });
       }
-      if (previous && token <= previous.token) {
+      if (previous && token <= previous.token && wasStarted(job, h)) {
         violations.push({
           check: 'tokens-increase',
           at: job.createdAt,
@@ -235,7 +246,7 @@ export function checkTokens(h: History): Violation[] {
             `to ${token} (Job ${job.name}, rv ${job.createdRv} ${rel(h, job.createdAt)}): not strictly increasing in creation order.`,
         });
       }
-      if (!previous || token > previous.token) previous = { job, token };
+      if (wasStarted(job, h) && (!previous || token > previous.token)) previous = { job, token };
     }
   }
   return violations;
@@ -283,8 +294,13 @@ export function checkDeposedWrites(h: History): Violation[] {
   const writes = all.filter((w) => FENCED_RESOURCES.has(w.resource));
   const reservedBefore = (w: AuditWrite, acquiredUs: number): boolean => {
     if (w.verb !== 'create' || w.resource !== 'jobs' || w.subresource) return false;
-    const job = h.jobs.find((j) => j.namespace === w.namespace && j.name === w.name && j.token !== undefined);
+    // The Job this create made: the first record of that name seen after the request arrived.
+    const named = h.jobs.filter((j) => j.namespace === w.namespace && j.name === w.name && j.token !== undefined);
+    const job = named.filter((j) => j.createdAt >= usToMs(w.receivedUs) - 1).sort((a, b) => a.createdAt - b.createdAt)[0];
     if (!job) return false;
+    // Recreating a name after the run's Job was deleted is harmless only if that Job never ran.
+    const recreated = named.some((j) => j.createdAt < job.createdAt);
+    if (recreated && wasStarted(job, h)) return false;
     return all.some(
       (r) =>
         r.user === w.user &&

@@ -38,6 +38,13 @@ export interface JobRecord {
   templateTokens: string[];
   createdRv: string;
   createdAt: number;
+  /**
+   * Whether the Job was ever seen with spec.suspend unset or false, i.e. let
+   * run. The operator creates each run's Job suspended and unsuspends it once
+   * the run has recorded its UID; a Job that was never let run had no Pod and
+   * is not a run. Absent (older histories): treated as started.
+   */
+  started?: boolean;
   terminalRv?: string;
   terminalAt?: number;
   deletedRv?: string;

@@ -194,6 +194,7 @@ export class Recorder {
       this.history.jobs.push(job);
       this.onJob?.(job, 'created');
     }
+    if (!job.started) job.started = (obj.spec as { suspend?: boolean } | undefined)?.suspend !== true;
     const conditions = ((obj.status as { conditions?: Array<{ type: string; status: string }> } | undefined)?.conditions ?? []);
     if (!job.terminalRv && conditions.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True')) {
       job.terminalRv = m.resourceVersion;

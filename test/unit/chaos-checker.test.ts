@@ -255,3 +255,29 @@ test('the account names the first violation in full and the fault around it', ()
   expect(text).toContain('Faults active around it: pause-leader on replica-a');
   expect(text).toContain('Reproduce with --seed 42.');
 });
+
+test('a Job that was never let run (created suspended, deleted as a stray) is not a second run of its slot; once started it is', () => {
+  const h = clean();
+  // A deposed leader's late create re-made run 2's Job after it was deleted: suspended, never a Pod.
+  h.jobs.push(job(2, { uid: 'job-2-late', token: '102', createdRv: '1025', createdAt: T0 + 2 * MIN + 900, started: false, terminalRv: undefined, terminalAt: undefined, deletedRv: '1026', deletedAt: T0 + 2 * MIN + 950 }));
+  expect(checkSlots(h, settle)).toEqual([]);
+  expect(checkTokens(h)).toEqual([]);
+  h.jobs[h.jobs.length - 1]!.started = true;
+  expect(checkSlots(h, settle).map((v) => v.check)).toEqual(['slot-at-most-once']);
+  // And a Pod of it counts as a start even if the recorder never saw it unsuspended.
+  h.jobs[h.jobs.length - 1]!.started = false;
+  h.pods.push(pod(2, { uid: 'pod-2-late', jobUid: 'job-2-late' }));
+  expect(checkSlots(h, settle).map((v) => v.check)).toEqual(['slot-at-most-once']);
+});
+
+test('a deposed leader\'s late create that re-makes a deleted run\'s Job is harmless only if that Job never ran', () => {
+  const h = takeover();
+  const acquired = T0 + 2 * MIN + 10_000;
+  h.writes.push(write('replica-a', acquired - 500, { verb: 'update', resource: 'singletonjobs', subresource: 'status', namespace: 'ns', name: 'nightly', code: 200 }));
+  // nightly-1 existed (and was deleted) before; the late create re-makes the name.
+  h.jobs.push(job(1, { uid: 'job-1-late', createdAt: acquired + 3_000, started: false }));
+  h.writes.push(write('replica-a', acquired + 3_000, { verb: 'create', resource: 'jobs', namespace: 'ns', name: 'nightly-1', code: 201 }));
+  expect(checkDeposedWrites(h)).toEqual([]);
+  h.jobs[h.jobs.length - 1]!.started = true;
+  expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([expect.stringContaining('create jobs ns/nightly-1 (HTTP 201)')]);
+});
