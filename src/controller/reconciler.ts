@@ -148,7 +148,9 @@ export class Reconciler {
       const tracked = await this.trackActiveRun(key, sj, status.activeRun, log, waiting);
       if (tracked) return tracked;
     }
-    if (await this.deleteStrays(key, sj)) return { requeueAfterMs: POLL_MS };
+    // Strays are deleted on the way; they do not hold scheduling (a stray's
+    // Pod that still runs holds the next run through startRun's Pod check).
+    await this.deleteStrays(key, sj);
     if (problem) {
       await this.updateReady(sj, problem);
       return {};
@@ -279,7 +281,15 @@ export class Reconciler {
     if (!candidates.length) return false;
     const live = await this.readLive(key);
     if (!live || live.metadata?.uid !== sj.metadata?.uid) return false;
-    const strays = candidates.filter((j) => j.metadata?.name !== live.status?.activeRun?.name && (jobToken(j) ?? Infinity) <= (live.status?.currentToken ?? 0));
+    const suspects = candidates.filter((j) => j.metadata?.name !== live.status?.activeRun?.name && (jobToken(j) ?? Infinity) <= (live.status?.currentToken ?? 0));
+    // The cache may be stale (a Job already deleted, or finished: a recorded
+    // run, which only prune() may remove): confirm each one live.
+    const strays: V1Job[] = [];
+    for (const cached of suspects) {
+      const job = await this.readJob(cached.metadata!.namespace!, cached.metadata!.name!);
+      if (!job || job.metadata?.uid !== cached.metadata?.uid || job.metadata?.deletionTimestamp || jobOutcome(job)) continue;
+      strays.push(job);
+    }
     for (const job of strays) {
       await this.deleteJob(job);
       await this.d.events.emit(sj, 'Warning', 'StrayJobDeleted', `Deleted Job ${job.metadata!.name} (token ${jobToken(job)}): it belongs to no active run (a late create by a deposed leader)`);

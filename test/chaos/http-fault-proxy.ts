@@ -118,6 +118,13 @@ export class HttpFaultProxy {
           return;
         }
         res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+        // A response cut off upstream (the API server was killed mid-watch)
+        // must cut the client's response too, as the real connection would
+        // have: pipe() alone leaves the client's watch open and silent forever.
+        upstreamRes.on('error', () => res.destroy());
+        upstreamRes.on('close', () => {
+          if (!upstreamRes.complete) res.destroy();
+        });
         upstreamRes.pipe(res);
       },
     );

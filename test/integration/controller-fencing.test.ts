@@ -95,7 +95,7 @@ describe('tokens', () => {
     expect(job.metadata!.annotations![Keys.term]).toBe('4000');
 
     // The old leader wakes up and sends its create: the name is taken.
-    const zombieCreate = await api.batch.createNamespacedJob({ namespace: api.ns, body: buildJob(reserved, reservation) }).then(() => undefined, (e: unknown) => e);
+    const zombieCreate = await api.batch.createNamespacedJob({ namespace: api.ns, body: buildJob(reserved, reservation, { suspended: true }) }).then(() => undefined, (e: unknown) => e);
     expect(statusCode(zombieCreate)).toBe(409);
     const finished = await finishedRun(api, 'paused', runName);
     expect(finished).toMatchObject({ token: 4000, term: 4000, outcome: 'Succeeded' });
@@ -103,7 +103,9 @@ describe('tokens', () => {
     // History limit 0 prunes the finished Job; a create delayed even longer
     // than that now succeeds, and the controller deletes the stray at once.
     await eventually('r1 to be pruned', async () => (await api.jobs(sj)).length === 0);
-    const late = await api.batch.createNamespacedJob({ namespace: api.ns, body: buildJob(reserved, reservation) });
+    // (The zombie runs the same code: its Job is created suspended and would
+    // start only once its run recorded the Job's UID, which it cannot any more.)
+    const late = await api.batch.createNamespacedJob({ namespace: api.ns, body: buildJob(reserved, reservation, { suspended: true }) });
     await eventually('the stray Job to be deleted', async () => {
       const js = await api.jobs(sj);
       return js.every((j) => j.metadata!.uid !== late.metadata!.uid || j.metadata!.deletionTimestamp);
