@@ -286,7 +286,15 @@ export class LeaderTerm {
     } catch (err) {
       metrics.renewDuration((clock.now() - sentAt) / 1000, 'error');
       if (!this.aborted) {
-        logger.warn({ term: this.term, err: describeError(err), transient: isTransient(err) }, 'Failed to renew the Lease');
+        // Every renew failure is retried until the renew deadline. A 401/403
+        // right after an API-server restart (authn/RBAC caches not loaded yet)
+        // is as transient as a 5xx: logged as such, never as a hard failure.
+        const code = statusCode(err);
+        const authzNotReady = code === 401 || code === 403;
+        logger.warn(
+          { term: this.term, err: describeError(err), transient: isTransient(err) || authzNotReady, ...(authzNotReady ? { hint: 'authorization not ready (API server restarting?); retrying until the renew deadline' } : {}) },
+          'Failed to renew the Lease',
+        );
       }
     } finally {
       this.renewing = false;
