@@ -9,13 +9,14 @@
 //   possible name, so a second create is AlreadyExists;
 // - a run is finished (and the next one may start) only after a live list
 //   shows every Pod of it terminal.
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import type { BatchV1Api, CoreV1Api, CustomObjectsApi, V1Job, V1Pod } from '@kubernetes/client-node';
+import type { BatchV1Api, CoreV1Api, CustomObjectsApi, V1Job } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GROUP, Keys, PLURAL, VERSION, singletonJobSchema } from '../api/v1alpha1/singletonjob.ts';
 import type { ActiveRun, FinishedRun, SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
 import type { Leadership } from '../election/index.ts';
-import { isConflict, isInvalid, isNotFound, apiMessage } from '../kube/errors.ts';
+import { isConflict, isInvalid, apiMessage } from '../kube/errors.ts';
+import { deleteStrays, prune } from './cleanup.ts';
+import { deleteJob, deletePods, podsTerminal, readJob, readSingletonJob, runningPods, unsuspend } from './cluster.ts';
 import type { EventRecorder } from './events.ts';
 import { buildJob, isOwnedBy, isPodTerminal, jobOutcome, jobToken } from './jobs.ts';
 import type { ControllerMetrics } from './metrics.ts';
@@ -81,7 +82,7 @@ export class Reconciler {
         return this.atLeastAtNextSlot(sj, await this.converge(key, sj));
       } catch (err) {
         if (!(err instanceof StaleError || isConflict(err)) || attempt >= MAX_ATTEMPTS) throw err;
-        sj = await this.readLive(key);
+        sj = await readSingletonJob(this.d, key);
       }
     }
     this.written.delete(key);
@@ -109,16 +110,6 @@ export class Reconciler {
     if (!cached) return undefined;
     if (ours && ours.metadata?.uid === cached.metadata?.uid && newerThan(ours.metadata?.resourceVersion, cached.metadata?.resourceVersion)) return ours;
     return cached;
-  }
-
-  private async readLive(key: string): Promise<SingletonJob | undefined> {
-    const [namespace, name] = key.split('/') as [string, string];
-    try {
-      return (await this.d.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name })) as SingletonJob;
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
   }
 
   private async converge(key: string, sj: SingletonJob): Promise<Result> {
@@ -150,7 +141,7 @@ export class Reconciler {
     }
     // Strays are deleted on the way; they do not hold scheduling (a stray's
     // Pod that still runs holds the next run through startRun's Pod check).
-    await this.deleteStrays(key, sj);
+    await deleteStrays(this.d, key, sj);
     if (problem) {
       await this.updateReady(sj, problem);
       return {};
@@ -177,7 +168,7 @@ export class Reconciler {
     }
     if (wanted) return this.startRun(key, sj, wanted, due);
     if (await this.updateReady(sj, healthyReadiness(sj))) return { requeueAfterMs: 0 };
-    await this.prune(sj, log);
+    await prune(this.d, sj, log);
     return untilNext !== undefined ? { requeueAfterMs: untilNext } : {};
   }
 
@@ -208,13 +199,13 @@ export class Reconciler {
   private async trackActiveRun(key: string, sj: SingletonJob, run: ActiveRun, log: Logger, live = false): Promise<Result | undefined> {
     const namespace = sj.metadata!.namespace!;
     const cached = live || run.replacing ? undefined : this.d.jobs.get(`${namespace}/${run.name}`);
-    const job = cached ?? (await this.readJob(namespace, run.name));
+    const job = cached ?? (await readJob(this.d, namespace, run.name));
     if (!job) {
       if (!run.jobUID) return this.createReservedJob(key, sj, run, log);
       // The Job is gone (Replace deleted it, or a person or a TTL did): the run
       // ends once none of its Pods can run any more. Replace cancels the run,
       // so Pods the Job left behind (orphaned) are deleted too.
-      const running = await this.runningPods(sj, run);
+      const running = await runningPods(this.d, sj, run);
       if (running.length) {
         // Replace never assumes the garbage collector removes them (it may
         // have missed the Job's deletion, e.g. across an etcd restart): it
@@ -224,7 +215,7 @@ export class Reconciler {
         const lingering = run.replacing ? running.filter((p) => !p.metadata?.deletionTimestamp) : [];
         if (lingering.length) {
           log.info({ run: run.name, pods: lingering.map((p) => p.metadata?.name) }, 'Deleting Pods left behind by the ended run');
-          await this.deletePods(lingering);
+          await deletePods(this.d, lingering);
         }
         return { requeueAfterMs: POLL_MS };
       }
@@ -235,7 +226,7 @@ export class Reconciler {
         // Our run's Job was deleted and a late create (a deposed leader's
         // delayed request) brought the name back: that is a second run of the
         // same slot, so it goes at once.
-        await this.deleteJob(job);
+        await deleteJob(this.d, job);
         await this.d.events.emit(sj, 'Warning', 'DuplicateJobDeleted', `Deleted Job ${run.name}: it was re-created after run ${run.name} (token ${run.token}) had already been deleted`);
         return { requeueAfterMs: POLL_MS };
       }
@@ -252,105 +243,19 @@ export class Reconciler {
     if (job.spec?.suspend && !run.replacing && !jobOutcome(job)) {
       // Recorded as this run's Job (by us or a predecessor that stopped before
       // unsuspending it): let it start.
-      await this.unsuspend(job);
+      await unsuspend(this.d, job);
       return { requeueAfterMs: POLL_MS };
     }
     const outcome = jobOutcome(job);
     if (outcome) {
-      if (!(await this.podsTerminal(sj, run))) return { requeueAfterMs: POLL_MS };
+      if (!(await podsTerminal(this.d, sj, run))) return { requeueAfterMs: POLL_MS };
       return this.finish(key, sj, run, run.replacing ? 'Replaced' : outcome, toDate(job.status?.completionTime));
     }
     if (run.replacing) {
-      if (!job.metadata?.deletionTimestamp) await this.deleteJob(job);
+      if (!job.metadata?.deletionTimestamp) await deleteJob(this.d, job);
       return { requeueAfterMs: POLL_MS };
     }
     return undefined;
-  }
-
-  /**
-   * Deletes unfinished Jobs of this SingletonJob that belong to no active run:
-   * a deposed leader's create that arrived after its run had ended and been
-   * pruned. Confirmed against a live read first, since a Job can be newer
-   * than the cached object that would call it a stray.
-   */
-  private async deleteStrays(key: string, sj: SingletonJob): Promise<boolean> {
-    const active = sj.status?.activeRun?.name;
-    const candidates = this.d.jobs
-      .list()
-      .filter((j) => j.metadata?.namespace === sj.metadata?.namespace && j.metadata?.name !== active && isOwnedBy(j, sj) && !j.metadata?.deletionTimestamp && !jobOutcome(j));
-    if (!candidates.length) return false;
-    const live = await this.readLive(key);
-    if (!live || live.metadata?.uid !== sj.metadata?.uid) return false;
-    const suspects = candidates.filter((j) => j.metadata?.name !== live.status?.activeRun?.name && (jobToken(j) ?? Infinity) <= (live.status?.currentToken ?? 0));
-    // The cache may be stale (a Job already deleted, or finished: a recorded
-    // run, which only prune() may remove): confirm each one live.
-    const strays: V1Job[] = [];
-    for (const cached of suspects) {
-      const job = await this.readJob(cached.metadata!.namespace!, cached.metadata!.name!);
-      if (!job || job.metadata?.uid !== cached.metadata?.uid || job.metadata?.deletionTimestamp || jobOutcome(job)) continue;
-      strays.push(job);
-    }
-    for (const job of strays) {
-      await this.deleteJob(job);
-      await this.d.events.emit(sj, 'Warning', 'StrayJobDeleted', `Deleted Job ${job.metadata!.name} (token ${jobToken(job)}): it belongs to no active run (a late create by a deposed leader)`);
-    }
-    return strays.length > 0;
-  }
-
-  private async readJob(namespace: string, name: string): Promise<V1Job | undefined> {
-    try {
-      return await this.d.batch.readNamespacedJob({ namespace, name });
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
-  }
-
-  /**
-   * The Pods of the run, or of any run of this SingletonJob, that may still
-   * run, from a live list (never the cache: it may not have seen a new Pod
-   * yet). A Pod counts when it carries the run label, the SingletonJob's
-   * owner-uid label, or an owner reference to the run's Job: a Pod whose
-   * labels were edited, or one the garbage collector has not (yet) removed
-   * after its Job was deleted, still holds the next run.
-   */
-  private async runningPods(sj: SingletonJob, run: ActiveRun): Promise<V1Pod[]> {
-    const pods = await this.d.core.listNamespacedPod({ namespace: sj.metadata!.namespace! });
-    const uid = sj.metadata!.uid!;
-    return pods.items.filter((p) => {
-      if (isPodTerminal(p)) return false;
-      const labels = p.metadata?.labels ?? {};
-      if (labels[Keys.ownerUid] === uid || labels[Keys.run] === run.name) return true;
-      return (p.metadata?.ownerReferences ?? []).some((r) => (run.jobUID && r.uid === run.jobUID) || (r.kind === 'Job' && r.name === run.name));
-    });
-  }
-
-  private async podsTerminal(sj: SingletonJob, run: ActiveRun): Promise<boolean> {
-    return (await this.runningPods(sj, run)).length === 0;
-  }
-
-  private async deletePods(pods: V1Pod[]): Promise<void> {
-    for (const pod of pods) {
-      try {
-        await this.d.core.deleteNamespacedPod({ namespace: pod.metadata!.namespace!, name: pod.metadata!.name!, body: { preconditions: { uid: pod.metadata!.uid! } } });
-      } catch (err) {
-        if (!isNotFound(err) && !isConflict(err)) throw err;
-      }
-    }
-  }
-
-  private async deleteJob(job: V1Job): Promise<void> {
-    try {
-      await this.d.batch.deleteNamespacedJob({
-        namespace: job.metadata!.namespace!,
-        name: job.metadata!.name!,
-        // In the body: with a body the server ignores the query parameters, and
-        // batch/v1 Jobs default to orphaning their Pods.
-        body: { propagationPolicy: 'Background', preconditions: { uid: job.metadata!.uid! } },
-      });
-    } catch (err) {
-      if (!isNotFound(err) && !isConflict(err)) throw err;
-    }
   }
 
   private async startRun(key: string, sj: SingletonJob, wanted: { kind: 'Scheduled'; slot: Date } | { kind: 'Manual'; requestId: string }, due: DueSlots | undefined): Promise<Result> {
@@ -398,7 +303,7 @@ export class Reconciler {
       // Someone else's reservation, seen through a cache: make sure it is
       // still the current state before acting on it (the run may have ended
       // and its Job been pruned since).
-      const live = await this.readLive(key);
+      const live = await readSingletonJob(this.d, key);
       if (!live || live.metadata?.resourceVersion !== sj.metadata?.resourceVersion) throw new StaleError();
     }
     let job: V1Job;
@@ -422,28 +327,8 @@ export class Reconciler {
     await this.write(key, sj, (s) => {
       s.activeRun = { ...run, jobUID: job.metadata!.uid! };
     });
-    await this.unsuspend(job);
+    await unsuspend(this.d, job);
     return {};
-  }
-
-  /** Lets a recorded run's Job start; the JSON patch's test on the UID makes it apply to that very Job only. */
-  private async unsuspend(job: V1Job): Promise<void> {
-    try {
-      await this.d.batch.patchNamespacedJob(
-      {
-        namespace: job.metadata!.namespace!,
-        name: job.metadata!.name!,
-        body: [
-          { op: 'test', path: '/metadata/uid', value: job.metadata!.uid! },
-          { op: 'replace', path: '/spec/suspend', value: false },
-        ],
-      },
-      setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
-      );
-    } catch (err) {
-      // Gone: the next pass sees the run's Job missing and decides from there.
-      if (!isNotFound(err)) throw err;
-    }
   }
 
   private async finish(key: string, sj: SingletonJob, run: ActiveRun, outcome: FinishedRun['outcome'], completion?: Date, readiness?: Readiness): Promise<Result> {
@@ -502,32 +387,6 @@ export class Reconciler {
     const updated = (await this.d.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name, body })) as SingletonJob;
     this.written.set(key, updated);
     return updated;
-  }
-
-  /**
-   * Deletes finished Jobs beyond the history limits. Only Jobs of runs that
-   * status records as finished qualify: a token below the active run's (or at
-   * most the current token when nothing is active) and a terminal condition.
-   */
-  private async prune(sj: SingletonJob, log: Logger): Promise<void> {
-    const status = sj.status ?? {};
-    const limitOk = sj.spec.successfulJobsHistoryLimit ?? 3;
-    const limitFailed = sj.spec.failedJobsHistoryLimit ?? 1;
-    const ceiling = status.activeRun ? status.activeRun.token - 1 : (status.currentToken ?? 0);
-    const finished = this.d.jobs
-      .list()
-      .filter((j) => j.metadata?.namespace === sj.metadata?.namespace && isOwnedBy(j, sj) && !j.metadata?.deletionTimestamp)
-      .map((job) => ({ job, token: jobToken(job), outcome: jobOutcome(job) }))
-      .filter((r): r is { job: V1Job; token: number; outcome: 'Succeeded' | 'Failed' } => r.token !== undefined && r.token <= ceiling && r.outcome !== undefined)
-      .sort((a, b) => b.token - a.token);
-    const doomed = [
-      ...finished.filter((r) => r.outcome === 'Succeeded').slice(limitOk),
-      ...finished.filter((r) => r.outcome === 'Failed').slice(limitFailed),
-    ];
-    for (const { job, token } of doomed) {
-      log.info({ job: job.metadata?.name, token }, 'Pruned finished Job beyond the history limit');
-      await this.deleteJob(job);
-    }
   }
 }
 
