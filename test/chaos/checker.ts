@@ -31,6 +31,8 @@ export interface CheckOptions {
    * slot + settle]; slots later than endedAt − settle are not yet judged.
    */
   settleMs: number;
+  /** How long before its Job's creation a run may have been reserved (the test hook's pause plus slack). */
+  reserveLeadMs?: number;
 }
 
 const TOKEN_LIMIT = 2n ** 53n;
@@ -201,8 +203,12 @@ export function checkSlots(h: History, options: CheckOptions): Violation[] {
     for (const slot of due) {
       if (bySlot.has(slot)) continue;
       if (!healthyAround(h, slot, options.settleMs)) continue;
-      // Forbid: a slot may be skipped while the previous run is still in flight.
-      const busy = jobs.some((j) => j.createdAt <= slot && (j.terminalAt ?? j.deletedAt ?? Infinity) >= slot);
+      // Forbid: a slot may be skipped while the previous run is still in flight. A run is in flight
+      // from its reservation, which precedes its Job's creation by up to reserveLeadMs (the
+      // pause-after-reserve test hook delays every create): a held slot reserved just before the
+      // next slot occupies that next slot even though its Job appears just after it.
+      const lead = options.reserveLeadMs ?? 0;
+      const busy = jobs.some((j) => j.createdAt - lead <= slot && (j.terminalAt ?? j.deletedAt ?? Infinity) >= slot);
       if (busy) continue;
       violations.push({
         check: 'slot-exactly-once',

@@ -63,6 +63,8 @@ export const TIMINGS: ReplicaTimings = { leaseDurationMs: 6000, renewDeadlineMs:
 const REPLICAS = 3;
 /** A slot is judged "healthy" when no fault window comes within this of it. */
 const SETTLE_MS = 10_000;
+/** Every reservation is followed by this pause before its Job is created (the controller's test hook). */
+const PAUSE_AFTER_RESERVE_MS = 1500;
 
 function template(name: string, o: { runSeconds?: number; fail?: boolean } = {}): Record<string, unknown> {
   const annotations: Record<string, string> = {};
@@ -189,7 +191,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
             leaseName: rbac.leaseName,
             watchNamespace: namespace,
             timings: TIMINGS,
-            pauseAfterReserveMs: 1500,
+            pauseAfterReserveMs: PAUSE_AFTER_RESERVE_MS,
             rng,
             log,
             onExit: (e) => history.exits.push(e),
@@ -298,7 +300,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
 
     history.writes = readAuditWrites(cp.state.auditLog, new Set(replicaNames), history.startedAt - 60_000);
     recorder.forget(badInputNames(history.badInput));
-    const violations = checkHistory(history, { settleMs: SETTLE_MS });
+    const violations = checkHistory(history, { settleMs: SETTLE_MS, reserveLeadMs: PAUSE_AFTER_RESERVE_MS + 1000 });
     const account = describeViolations(history, violations);
     const rows = reportRows(history, violations, SETTLE_MS);
     const report = formatReport(history, rows, violations, account);
