@@ -80,20 +80,25 @@ export const cronJobSide: SideSetup = {
         namespace,
         body: {
           metadata: { name: `cj-${String(i).padStart(5, '0')}` },
-          spec: {
-            schedule: cron,
-            timeZone: 'Etc/UTC',
-            concurrencyPolicy: 'Forbid',
-            startingDeadlineSeconds: 600,
-            successfulJobsHistoryLimit: 3,
-            failedJobsHistoryLimit: 1,
-            jobTemplate: { spec: { backoffLimit: 0, template: podTemplate } },
-          },
+          spec: sharedSpec(cron),
         },
       });
     });
   },
 };
+
+/** One spec for both sides, so the CronJobs and SingletonJobs compared are configured alike. */
+function sharedSpec(cron: string) {
+  return {
+    schedule: cron,
+    timeZone: 'Etc/UTC',
+    concurrencyPolicy: 'Forbid',
+    startingDeadlineSeconds: 600,
+    successfulJobsHistoryLimit: 3,
+    failedJobsHistoryLimit: 1,
+    jobTemplate: { spec: { backoffLimit: 0, template: podTemplate } },
+  };
+}
 
 export function singletonJobSide(rateLimit: string): SideSetup {
   return {
@@ -113,15 +118,7 @@ export function singletonJobSide(rateLimit: string): SideSetup {
             apiVersion: API_VERSION,
             kind: KIND,
             metadata: { name: `sj-${String(i).padStart(5, '0')}` },
-            spec: {
-              schedule: cron,
-              timeZone: 'Etc/UTC',
-              concurrencyPolicy: 'Forbid',
-              startingDeadlineSeconds: 600,
-              successfulJobsHistoryLimit: 3,
-              failedJobsHistoryLimit: 1,
-              jobTemplate: { spec: { backoffLimit: 0, template: podTemplate } },
-            },
+            spec: sharedSpec(cron),
           },
         });
       });
