@@ -1,8 +1,21 @@
-// API clients with the two things client-node lacks by default: a timeout on
-// every request (one hung request must not cost the leadership or stall a
-// reconcile), and an optional synchronous guard evaluated immediately before
-// every mutating request is sent (the leader's self-fencing check).
+// API clients with what client-node lacks by default: a timeout on every
+// request (one hung request must not cost the leadership or stall a
+// reconcile), an optional synchronous guard evaluated immediately before
+// every mutating request is sent (the leader's self-fencing check), and
+// connection reuse.
+//
+// Connection reuse: client-node 2.0's kubeconfig authentication builds a new
+// undici Agent for every request, so every request opened a new TLS
+// connection (handshake and client-certificate verification on both sides).
+// Measured on the local control plane, 8 parallel status writes: 5.1 ms of
+// our CPU and 6.4 ms of the API server's per write, ~145 writes/s, most of it
+// in the handshakes. Here the headers still come from the kubeconfig on every
+// request (tokens rotate), but the TLS connection comes from one keep-alive
+// pool per kubeconfig and TLS identity, replaced when the identity changes.
+import { createHash } from 'node:crypto';
+import type * as https from 'node:https';
 import * as k8s from '@kubernetes/client-node';
+import { Agent } from 'undici';
 
 export interface ClientOptions {
   /** Per-request timeout in milliseconds. */
@@ -19,9 +32,52 @@ export interface ClientOptions {
 
 type ApiConstructor<T> = new (config: k8s.Configuration) => T;
 
+interface Pool {
+  identity: string;
+  agent: Agent;
+}
+const pools = new WeakMap<k8s.KubeConfig, Pool>();
+
+/**
+ * The shared keep-alive pool for this kubeconfig's current TLS identity, or
+ * undefined where client-node's own dispatcher must stay (proxies, plain HTTP).
+ */
+async function pooledDispatcher(kc: k8s.KubeConfig): Promise<Agent | undefined> {
+  const tls: https.RequestOptions = {};
+  await kc.applyToHTTPSOptions(tls); // re-read: an exec plugin or a rotated file may change the certificate
+  const options = kc.createDispatcherOptions(kc.getCurrentCluster(), tls as https.AgentOptions);
+  if (options.type !== 'agent') return undefined;
+  const c = options.connect as Record<string, unknown>;
+  const identity = createHash('sha256')
+    .update(JSON.stringify([c.ca, c.cert, c.key, c.pfx, c.passphrase, c.rejectUnauthorized, c.servername].map((v) => (Buffer.isBuffer(v) ? v.toString('base64') : v))))
+    .digest('hex');
+  const current = pools.get(kc);
+  if (current?.identity === identity) return current.agent;
+  const agent = new Agent({ connect: options.connect as Agent.Options['connect'] });
+  pools.set(kc, { identity, agent });
+  // Requests already on the old pool finish; its idle sockets close.
+  if (current) void current.agent.close().catch(() => undefined);
+  return agent;
+}
+
+/** Closes the pooled connections of `kc` (tests and shutdown; later requests open a new pool). */
+export async function closeConnections(kc: k8s.KubeConfig): Promise<void> {
+  const pool = pools.get(kc);
+  pools.delete(kc);
+  await pool?.agent.close();
+}
+
 export function makeClient<T>(kc: k8s.KubeConfig, api: ApiConstructor<T>, options: ClientOptions): T {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('the kubeconfig has no current cluster');
+  const auth: k8s.SecurityAuthentication = {
+    getName: () => 'kubeconfig with pooled connections',
+    applySecurityAuthentication: async (ctx) => {
+      await kc.applySecurityAuthentication(ctx);
+      const pooled = await pooledDispatcher(kc);
+      if (pooled) ctx.setDispatcher(pooled as unknown as Parameters<typeof ctx.setDispatcher>[0]);
+    },
+  };
   const guard: k8s.Middleware = {
     pre: async (ctx) => {
       ctx.setSignal(AbortSignal.timeout(options.timeoutMs));
@@ -37,7 +93,7 @@ export function makeClient<T>(kc: k8s.KubeConfig, api: ApiConstructor<T>, option
   };
   const config = k8s.createConfiguration({
     baseServer: new k8s.ServerConfiguration(cluster.server, {}),
-    authMethods: { default: kc },
+    authMethods: { default: auth },
     promiseMiddleware: [guard],
   });
   return new api(config);
