@@ -16,7 +16,7 @@ import type { ReconcilerDeps } from './reconciler.ts';
 export async function deleteStrays(d: ReconcilerDeps, key: string, sj: SingletonJob): Promise<boolean> {
   const active = sj.status?.activeRun?.name;
   const candidates = d.jobs
-    .list()
+    .byIndex(sj.metadata!.uid!)
     .filter((j) => j.metadata?.namespace === sj.metadata?.namespace && j.metadata?.name !== active && isOwnedBy(j, sj) && !j.metadata?.deletionTimestamp && !jobOutcome(j));
   if (!candidates.length) return false;
   const live = await readSingletonJob(d, key);
@@ -48,7 +48,7 @@ export async function prune(d: ReconcilerDeps, sj: SingletonJob, log: Logger): P
   const limitFailed = sj.spec.failedJobsHistoryLimit ?? 1;
   const ceiling = status.activeRun ? status.activeRun.token - 1 : (status.currentToken ?? 0);
   const finished = d.jobs
-    .list()
+    .byIndex(sj.metadata!.uid!)
     .filter((j) => j.metadata?.namespace === sj.metadata?.namespace && isOwnedBy(j, sj) && !j.metadata?.deletionTimestamp)
     .map((job) => ({ job, token: jobToken(job), outcome: jobOutcome(job) }))
     .filter((r): r is { job: V1Job; token: number; outcome: 'Succeeded' | 'Failed' } => r.token !== undefined && r.token <= ceiling && r.outcome !== undefined)

@@ -26,6 +26,7 @@ import { EventRecorder } from './events.ts';
 import { controllerMetrics } from './metrics.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import { ServerClock } from './clock.ts';
+import { projectJob } from './jobs.ts';
 import { Reconciler } from './reconciler.ts';
 import { WorkQueue } from './workqueue.ts';
 
@@ -91,6 +92,8 @@ export class SingletonJobController {
             kubeConfig: kc,
             logger,
             labelSelector: Keys.ownerUid,
+            transform: projectJob,
+            indexBy: (job) => job.metadata?.labels?.[Keys.ownerUid],
             path: ns ? `/apis/batch/v1/namespaces/${ns}/jobs` : '/apis/batch/v1/jobs',
             list: async (page) => (ns ? await batch.listNamespacedJob({ namespace: ns, ...page }) : await batch.listJobForAllNamespaces(page)),
           }),
@@ -163,7 +166,23 @@ export class SingletonJobController {
     const stop = () => queue.shutDown();
     leadership.signal.addEventListener('abort', stop, { once: true });
     log.info({ objects: this.sjs.list().length, serverClockOffsetMs: Math.round(this.clock.offsetFromWallMs()) }, 'Started reconciling');
-    for (const sj of this.sjs.list()) queue.add(objectKey(sj));
+    // "Resumed": every object known at the takeover has completed one pass
+    // (made its decision, written what it had to). Reported once per term.
+    const firstPass = new Set(this.sjs.list().map((sj) => objectKey(sj)));
+    const total = firstPass.size;
+    const leadingSince = performance.now();
+    this.metrics.firstPassSeconds.reset();
+    const passed = (key: string) => {
+      if (!firstPass.delete(key) || firstPass.size > 0) return;
+      const seconds = (performance.now() - leadingSince) / 1000;
+      this.metrics.firstPassSeconds.set(seconds);
+      log.info({ objects: total, ms: Math.round(seconds * 1000) }, 'Reconciled every SingletonJob once since taking over');
+    };
+    for (const key of firstPass) queue.add(key);
+    if (total === 0) {
+      this.metrics.firstPassSeconds.set(0);
+      log.info({ objects: 0, ms: 0 }, 'Reconciled every SingletonJob once since taking over');
+    }
 
     const worker = async () => {
       for (;;) {
@@ -172,6 +191,7 @@ export class SingletonJobController {
         const started = performance.now();
         try {
           const result = await reconciler.reconcile(key);
+          passed(key);
           queue.forget(key);
           this.metrics.reconciles.inc({ result: 'ok' });
           if (result.requeueAfterMs !== undefined) queue.addAfter(key, result.requeueAfterMs);

@@ -1,6 +1,6 @@
 import type { ActiveRun, SingletonJob } from '../api/v1alpha1/singletonjob.ts';
 import { Keys } from '../api/v1alpha1/singletonjob.ts';
-import { buildJob, Env, isPodTerminal, jobOutcome } from './jobs.ts';
+import { buildJob, Env, isOwnedBy, isPodTerminal, jobOutcome, jobToken, projectJob } from './jobs.ts';
 
 const sj = {
   apiVersion: 'singleton.dev/v1alpha1',
@@ -61,5 +61,28 @@ describe('run end', () => {
   it('treats a Pod that is being deleted but still running as not terminal', () => {
     expect(isPodTerminal({ metadata: { deletionTimestamp: new Date() }, status: { phase: 'Running' } })).toBe(false);
     expect(isPodTerminal({ status: { phase: 'Failed' } })).toBe(true);
+  });
+});
+
+describe('projectJob (what the Job cache keeps)', () => {
+  const created = buildJob(sj, run, { suspended: true });
+  created.metadata = { ...created.metadata, name: run.name, namespace: 'pay', uid: 'job-uid', resourceVersion: '7', managedFields: [{ manager: 'x' }] };
+  created.status = { active: 1, startTime: new Date(0), conditions: [{ type: 'Complete', status: 'True' }] };
+  const kept = projectJob(created);
+
+  it('keeps every field the reconciler decides from', () => {
+    expect(isOwnedBy(kept, sj)).toBe(true);
+    expect(jobToken(kept)).toBe(42);
+    expect(jobOutcome(kept)).toBe('Succeeded');
+    expect(kept.spec?.suspend).toBe(true);
+    expect(kept.metadata).toMatchObject({ name: run.name, namespace: 'pay', uid: 'job-uid', resourceVersion: '7' });
+    expect(kept.metadata!.labels![Keys.ownerUid]).toBe('uid-1');
+    expect(kept.status).toMatchObject({ active: 1, startTime: new Date(0) });
+  });
+
+  it('drops the Pod template and managedFields, and is much smaller', () => {
+    expect(kept.spec).toEqual({ suspend: true });
+    expect(kept.metadata!.managedFields).toBeUndefined();
+    expect(JSON.stringify(kept).length).toBeLessThan(JSON.stringify(created).length / 2);
   });
 });

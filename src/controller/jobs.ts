@@ -123,3 +123,25 @@ export function jobToken(job: V1Job): number | undefined {
   const raw = job.metadata?.annotations?.[Keys.token];
   return raw === undefined ? undefined : Number(raw);
 }
+
+/**
+ * What the Job cache keeps of a Job: identity, ownership, the run's labels
+ * and annotations, suspend, and the status conditions — not the Pod
+ * template, which is most of a Job and which nothing reads from the cache.
+ * With a few finished Jobs kept per SingletonJob, the Jobs are the larger
+ * half of the operator's memory. Cached Jobs are therefore partial: they are
+ * only ever deleted or patched by UID, never sent back whole.
+ */
+export function projectJob(job: V1Job): V1Job {
+  const m = job.metadata ?? {};
+  const metadata: NonNullable<V1Job['metadata']> = {};
+  for (const k of ['name', 'namespace', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'labels', 'annotations', 'ownerReferences'] as const) {
+    if (m[k] !== undefined) (metadata as Record<string, unknown>)[k] = m[k];
+  }
+  const projected: V1Job = { metadata, spec: { suspend: job.spec?.suspend } as V1Job['spec'] };
+  if (job.status) {
+    const { conditions, completionTime, startTime, active, succeeded, failed } = job.status;
+    projected.status = { conditions, completionTime, startTime, active, succeeded, failed };
+  }
+  return projected;
+}

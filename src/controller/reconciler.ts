@@ -34,6 +34,8 @@ export interface Result {
 export interface Cache<T> {
   get(key: string): T | undefined;
   list(): T[];
+  /** Objects by the cache's index: for Jobs, the owner-uid label (the SingletonJob's UID). */
+  byIndex(value: string): T[];
 }
 
 export interface ReconcilerDeps {
@@ -109,6 +111,8 @@ export class Reconciler {
     const ours = this.written.get(key);
     if (!cached) return undefined;
     if (ours && ours.metadata?.uid === cached.metadata?.uid && newerThan(ours.metadata?.resourceVersion, cached.metadata?.resourceVersion)) return ours;
+    // The cache has caught up with our write (or the object was recreated): one copy is enough.
+    if (ours) this.written.delete(key);
     return cached;
   }
 
@@ -385,6 +389,7 @@ export class Reconciler {
     const [namespace, name] = key.split('/') as [string, string];
     const body = { ...sj, status };
     const updated = (await this.d.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name, body })) as SingletonJob;
+    delete updated.metadata?.managedFields; // as in the cache: never read here
     this.written.set(key, updated);
     return updated;
   }
