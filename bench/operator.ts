@@ -2,7 +2,8 @@
 // manifests/crds, then N replicas of `node src/main.ts`, each a separate
 // process with its own client-certificate identity (so the audit log tells
 // them apart), electing on one Lease. The operator runs compiled, as the
-// container image runs it (node --enable-source-maps dist/main.js).
+// container image runs it: dist/main.js with the node flags of the
+// Dockerfile's ENTRYPOINT (read from it, so the two cannot drift apart).
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -65,6 +66,15 @@ export function controllerWorkers(): string {
   return /workers \?\? (\d+)/.exec(src)?.[1] ?? 'unknown';
 }
 
+/** The node flags of the image's ENTRYPOINT (between "node" and "dist/main.js"). */
+export function imageNodeFlags(): string[] {
+  const dockerfile = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
+  const m = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile);
+  const argv = m ? (JSON.parse(m[1]!) as string[]) : [];
+  if (argv[0] !== 'node' || argv.at(-1) !== 'dist/main.js') throw new Error(`the Dockerfile's ENTRYPOINT is not ["node", …, "dist/main.js"]: ${m?.[1] ?? 'none'}`);
+  return argv.slice(1, -1);
+}
+
 const builds = new Map<string, string>();
 
 /**
@@ -103,9 +113,9 @@ export async function startOperator(cp: ControlPlane, o: { replicas: number; wor
     const child = new Child({
       name: identity,
       command: process.execPath,
-      // As the image runs it: node --enable-source-maps dist/main.js, NODE_ENV=production.
+      // As the image runs it: node <ENTRYPOINT flags> dist/main.js, NODE_ENV=production.
       args: [
-        '--enable-source-maps',
+        ...imageNodeFlags(),
         main,
         `--kubeconfig=${kubeconfig}`,
         `--identity=${identity}`,

@@ -129,11 +129,13 @@ export function renderMarkdown(r: BenchResults): string {
     const sc = r.scale.result;
     out.push(`${sc.replicas} replicas. ${sc.method}`, '');
     out.push(
-      '| SingletonJobs | RSS leader | RSS standby (max) | V8 heap used (max) | cold start → all reconciled | pause → takeover | takeover → all reconciled | reconciles/s after takeover |',
-      '|---:|---:|---:|---:|---:|---:|---:|---:|',
+      '| SingletonJobs | RSS leader | RSS standby (max) | RSS leader after busy takeover | V8 heap used (max) | cold start → all reconciled | quiet takeover → first pass | busy takeover → first pass | busy takeover → all written | status writes/s |',
+      '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     );
     for (const p of sc.points) {
-      out.push(`| ${p.objects.toLocaleString('en-US')} | ${fmtNum(p.rssLeaderMiB)} MiB | ${fmtNum(p.rssMaxStandbyMiB)} MiB | ${fmtNum(Math.max(...(p.heapUsedMiB ?? []).filter(Number.isFinite)))} MiB | ${fmtMs(p.coldReconcileMs)} | ${fmtMs(p.takeoverMs)} | ${fmtMs(p.resumeMs)} | ${fmtNum(p.throughputPerSec, 0)} |`);
+      out.push(
+        `| ${p.objects.toLocaleString('en-US')} | ${fmtNum(p.rssLeaderMiB)} MiB | ${fmtNum(p.rssMaxStandbyMiB)} MiB | ${p.rssAfterBusyMiB === undefined ? '–' : `${fmtNum(p.rssAfterBusyMiB)} MiB`} | ${fmtNum(Math.max(...(p.heapUsedMiB ?? []).filter(Number.isFinite)))} MiB | ${fmtMs(p.coldReconcileMs)} | ${p.quietFirstPassMs === undefined ? '–' : fmtMs(p.quietFirstPassMs)} | ${p.busyFirstPassMs === undefined ? '–' : fmtMs(p.busyFirstPassMs)} | ${fmtMs(p.resumeMs)} | ${fmtNum(p.throughputPerSec, 0)} |`,
+      );
     }
     out.push('');
     if (sc.baseline) {
@@ -144,8 +146,14 @@ export function renderMarkdown(r: BenchResults): string {
     }
     const big = sc.points.find((p) => p.objects === 10_000);
     if (big) {
-      const mb = Math.max(big.rssLeaderMiB, big.rssMaxStandbyMiB) * 1.048576;
-      out.push(`Targets at 10,000: ≤ 150 MB RSS per replica — ${check(mb <= 150)} (${fmtNum(mb)} MB); resume within 10 s of taking over — ${check(big.resumeMs <= 10_000)}.`, '');
+      const mb = Math.max(big.rssLeaderMiB, big.rssMaxStandbyMiB, big.rssAfterBusyMiB ?? 0) * 1.048576;
+      const quiet = big.quietFirstPassMs;
+      out.push(
+        `Targets at 10,000: ≤ 150 MB RSS per replica — ${check(mb <= 150)} (${fmtNum(mb)} MB, the largest of the three RSS columns); ` +
+          `resume within 10 s of taking over (warm caches) — ${quiet === undefined ? 'not measured' : `${check(quiet <= 10_000)} after a quiet takeover (${fmtMs(quiet)})`}; ` +
+          `after a busy takeover every object needs a status write: all ${big.objects.toLocaleString('en-US')} written in ${fmtMs(big.resumeMs)} — ${check(big.resumeMs <= 10_000)} (bounded by the API server's write throughput on this machine).`,
+        '',
+      );
     } else out.push('The 10,000-object point is only in the full profile (`npm run bench`).', '');
     for (const p of sc.points) for (const n of p.notes) out.push(`- ${p.objects}: ${n}`);
     for (const n of sc.notes) out.push(`- Note: ${n}`);
@@ -285,10 +293,10 @@ function scaleRssPanel(p: s.Panel, sc: ScaleResult | undefined, error?: string):
 }
 
 function scaleTimePanel(p: s.Panel, sc: ScaleResult | undefined, error?: string): string {
-  const out = [s.frame(p, 'New leader: takeover → every SingletonJob reconciled', 'leader paused (SIGSTOP) after every object changed; standby caches warm; target ≤ 10 s at 10,000')];
+  const out = [s.frame(p, 'New leader: takeover → every SingletonJob reconciled', 'quiet: nothing changed; busy: every object changed (one status write each); target ≤ 10 s at 10,000')];
   if (!sc || sc.points.length === 0) return out.concat(s.placeholder(p, error ?? 'not measured')).join('\n');
   const xsc = s.logScale(100, 10_000, p.px + 20, p.px + p.pw - 20, (v) => v.toLocaleString('en-US'));
-  const all = sc.points.flatMap((x) => [x.resumeMs, x.coldReconcileMs]).filter((v) => Number.isFinite(v) && v > 0);
+  const all = sc.points.flatMap((x) => [x.resumeMs, x.coldReconcileMs, x.quietFirstPassMs ?? NaN]).filter((v) => Number.isFinite(v) && v > 0);
   const lo = 10 ** Math.floor(Math.log10(Math.min(1000, ...all) / 1000));
   const hi = 10 ** Math.ceil(Math.log10((Math.max(12_000, ...all) / 1000) * 1.3));
   const ysc = s.logScale(lo, hi, p.py + p.ph, p.py, (v) => `${v} s`);
@@ -298,12 +306,24 @@ function scaleTimePanel(p: s.Panel, sc: ScaleResult | undefined, error?: string)
   const resume: Array<[number, number]> = sc.points.map((x) => [xsc(x.objects), ysc(x.resumeMs / 1000)]);
   const cold: Array<[number, number]> = sc.points.map((x) => [xsc(x.objects), ysc(x.coldReconcileMs / 1000)]);
   out.push(s.polyline(resume, s.COLORS.ours, 2.5), s.polyline(cold, s.COLORS.muted, 2, '6 4'));
+  const quietPts = sc.points.filter((x) => x.quietFirstPassMs !== undefined && x.quietFirstPassMs > 0);
+  out.push(s.polyline(quietPts.map((x) => [xsc(x.objects), ysc(x.quietFirstPassMs! / 1000)]), s.COLORS.peer, 2.5));
+  for (const x of quietPts) {
+    out.push(s.circle(xsc(x.objects), ysc(x.quietFirstPassMs! / 1000), 4.5, s.COLORS.peer, 1));
+    out.push(s.text(xsc(x.objects) + 8, ysc(x.quietFirstPassMs! / 1000) - 8, fmtMs(x.quietFirstPassMs!), { size: 11, anchor: 'start', weight: 'bold', fill: s.COLORS.peer }));
+  }
   sc.points.forEach((x, i) => {
     const last = i === sc.points.length - 1 && sc.points.length > 1;
     out.push(s.circle(xsc(x.objects), ysc(x.resumeMs / 1000), 4.5, s.COLORS.ours, 1));
     out.push(s.text(xsc(x.objects) + (last ? -8 : 8), ysc(x.resumeMs / 1000) + 16, `${fmtMs(x.resumeMs)} (${fmtNum(x.throughputPerSec, 0)}/s)`, { size: 11, anchor: last ? 'end' : 'start', weight: 'bold', fill: s.COLORS.ours }));
   });
-  out.push(s.legend(p.px + 10, p.py + 14, [{ label: 'after a takeover', color: s.COLORS.ours }, { label: 'cold start of the first leader', color: s.COLORS.muted, dash: '6 4' }]));
+  out.push(
+    s.legend(p.px + 10, p.py + 14, [
+      { label: 'busy takeover: all status written', color: s.COLORS.ours },
+      { label: 'quiet takeover: every object had a pass', color: s.COLORS.peer },
+      { label: 'cold start of the first leader', color: s.COLORS.muted, dash: '6 4' },
+    ]),
+  );
   return out.join('\n');
 }
 

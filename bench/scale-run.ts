@@ -8,18 +8,24 @@
 //     cold start = process start → the first leader's status write on every
 //     object (audit log);
 //  3. RSS of every replica (VmRSS) once idle;
-//  4. SIGSTOP the leader, change every object's spec (generation + 1) — the
-//     standbys see it on their warm caches — then wait for a standby to take
-//     over: resume = its first Lease write → its status write on the last
-//     object (audit log), throughput = N / that time; SIGKILL the old leader;
-//  5. check every object reports status.observedGeneration == generation.
+//  4. quiet takeover (the usual case): SIGSTOP the leader, change nothing;
+//     a standby takes over when the Lease expires; resume = its first Lease
+//     write → its log line "Reconciled every SingletonJob once since taking
+//     over" (every object has had a pass; nothing needed a write); SIGKILL
+//     the old leader;
+//  5. busy takeover (the worst case): SIGSTOP the new leader, change every
+//     object's spec (generation + 1) — the last standby sees it on its warm
+//     cache — then wait for it to take over: first pass as above, and its
+//     status write on every object (audit log), throughput = N / that time;
+//  6. check every object reports status.observedGeneration == generation.
 import { execFileSync } from 'node:child_process';
 import * as k8s from '@kubernetes/client-node';
 import type { ControlPlane } from '../test/controlplane/controlplane.ts';
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from '../src/api/v1alpha1/singletonjob.ts';
 import { AuditReader, isWrite, succeeded, uniqueRequests, type AuditEvent } from './lib/audit.ts';
 import { mapLimit } from './lib/kube.ts';
-import { rssOf, sleep } from './lib/proc.ts';
+import { rssOf, sleep, type Child } from './lib/proc.ts';
+import { makeClient } from '../src/kube/client.ts';
 import { installCrds, OPERATOR_LEASE, OPERATOR_NAMESPACE, operatorPrerequisites, scrapeGauge, startOperator } from './operator.ts';
 import type { ScalePoint, ScaleResult } from './scale.ts';
 import { repoRoot } from './electors.ts';
@@ -34,6 +40,12 @@ function leaseFor(createMs: number): { durationS: number; renewS: number; retryS
   return { durationS, renewS: Math.ceil((durationS * 2) / 3), retryS: 2 };
 }
 const MiB = 1024 * 1024;
+const FIRST_PASS = 'Reconciled every SingletonJob once since taking over';
+
+/** The benchmark's own client: pooled connections like the operator's, a generous timeout, no rate limit. */
+function adminClient(kc: k8s.KubeConfig): k8s.CustomObjectsApi {
+  return makeClient(kc, k8s.CustomObjectsApi, { timeoutMs: 60_000 });
+}
 
 interface Listed {
   items: Array<{ metadata: { name: string; generation?: number }; status?: { observedGeneration?: number } }>;
@@ -51,7 +63,7 @@ function history(i: number): Record<string, unknown> {
 }
 
 async function createObjects(kc: k8s.KubeConfig, namespace: string, n: number): Promise<void> {
-  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  const custom = adminClient(kc);
   await mapLimit(n, 32, async (i) => {
     const name = `sj-${String(i).padStart(5, '0')}`;
     await custom.createNamespacedCustomObject({
@@ -83,7 +95,7 @@ async function createObjects(kc: k8s.KubeConfig, namespace: string, n: number): 
 }
 
 async function bumpGeneration(kc: k8s.KubeConfig, namespace: string, n: number): Promise<void> {
-  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  const custom = adminClient(kc);
   await mapLimit(n, 32, async (i) => {
     await custom.patchNamespacedCustomObject(
       { group: GROUP, version: VERSION, namespace, plural: PLURAL, name: `sj-${String(i).padStart(5, '0')}`, body: { spec: { jobTemplate: { metadata: { annotations: { 'bench.singleton.dev/rev': '1' } } } } } },
@@ -149,6 +161,53 @@ function baselineRss(): { bareMiB: number; clientNodeMiB: number; allDepsMiB: nu
   return JSON.parse(out.trim().split('\n').pop()!) as { bareMiB: number; clientNodeMiB: number; allDepsMiB: number };
 }
 
+interface Takeover {
+  successor: string;
+  /** Pause of the old leader → the successor's first Lease write (audit log). */
+  takeoverMs: number;
+  /** The successor's first Lease write (API server's stage timestamp, ms). */
+  at: number;
+  /** Takeover → the successor's "every object had a pass" log line. */
+  firstPassMs: number;
+  /** The same, as the operator measured it (from its own start of leading). */
+  firstPassOwnMs: number;
+}
+
+/**
+ * Pauses `leader` (SIGSTOP), runs `meanwhile` (e.g. changing every object),
+ * waits for another replica's first Lease write and its first-pass log line.
+ * The old leader stays paused; the caller kills it.
+ */
+async function pauseAndTakeOver(
+  audit: AuditReader,
+  op: Awaited<ReturnType<typeof startOperator>>,
+  leader: string,
+  meanwhile: () => Promise<void>,
+  onAudit: (e: AuditEvent) => void,
+): Promise<Takeover & { changedMs: number }> {
+  const old = op.byIdentity.get(leader)!;
+  const marks = new Map(op.identities.map((id) => [id, op.byIdentity.get(id)!.events.length]));
+  audit.readNew();
+  const t0 = old.signal('SIGSTOP');
+  await meanwhile();
+  const changedMs = Date.now() - t0;
+  let takeover: AuditEvent | undefined;
+  const deadline = Date.now() + 900_000;
+  while (!takeover) {
+    if (Date.now() > deadline) throw new Error('no standby took over within 900 s of pausing the leader');
+    await sleep(100);
+    for (const e of uniqueRequests(audit.readNew())) {
+      if (e.received < t0) continue;
+      onAudit(e);
+      if (!takeover && e.resource === 'leases' && e.namespace === OPERATOR_NAMESPACE && e.name === OPERATOR_LEASE && e.user !== leader && isWrite(e) && succeeded(e)) takeover = e;
+    }
+  }
+  const successor = takeover.user;
+  const child: Child = op.byIdentity.get(successor)!;
+  const pass = await child.waitEvent((e) => e.event === FIRST_PASS, 900_000, marks.get(successor) ?? 0);
+  return { successor, takeoverMs: takeover.stageAt - t0, at: takeover.stageAt, firstPassMs: pass.t - takeover.stageAt, firstPassOwnMs: Number(pass.ms), changedMs };
+}
+
 export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir: string; log: (m: string) => void }): Promise<ScaleResult> {
   operatorPrerequisites();
   await installCrds(cp);
@@ -179,7 +238,7 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
     });
     try {
       const leader = await op.waitLeader(120_000);
-      const cold = await waitStatusWrites(audit, namespace, leader, n, started, 600_000, o.log);
+      const cold = await waitStatusWrites(audit, namespace, leader, n, started, 900_000, o.log);
       const coldReconcileMs = cold[cold.length - 1]!.stageAt - started;
       o.log(`scale ${n}: ${leader} reconciled all ${n} ${Math.round(coldReconcileMs)} ms after the replicas started`);
       await sleep(Math.min(30_000, 5_000 + n)); // idle, caches warm, GC settled
@@ -189,63 +248,73 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
       const rssMaxStandbyMiB = Math.max(...rss.filter((_, i) => op.identities[i] !== leader));
       o.log(`scale ${n}: RSS (V8 heap used) ${op.identities.map((id, i) => `${id}${id === leader ? ' (leader)' : ''} ${rss[i]!.toFixed(1)} MiB (${heapUsedMiB[i]!.toFixed(1)})`).join(', ')}`);
 
-      // Takeover with work to do.
-      const old = op.byIdentity.get(leader)!;
-      audit.readNew();
-      const pausedAt = audit.position;
-      const t0 = old.signal('SIGSTOP');
-      o.log(`scale ${n}: SIGSTOP ${leader}; changing the spec of all ${n} SingletonJobs`);
-      await bumpGeneration(kc, namespace, n);
-      const bumpedAt = Date.now();
-      o.log(`scale ${n}: changed all in ${bumpedAt - t0} ms; waiting for a standby to take over`);
-      let takeover: AuditEvent | undefined;
-      const deadline = Date.now() + 180_000;
-      const leaseAudit: AuditEvent[] = [];
+      // 1. Quiet takeover: nothing changed while the leader was gone.
+      o.log(`scale ${n}: SIGSTOP ${leader}; nothing changes; waiting for a standby to take over`);
+      const quiet = await pauseAndTakeOver(audit, op, leader, async () => undefined, () => undefined);
+      o.log(`scale ${n}: quiet takeover by ${quiet.successor} ${quiet.takeoverMs} ms after the pause; every object had a pass ${quiet.firstPassMs} ms later`);
+      op.byIdentity.get(leader)!.signal('SIGKILL');
+      await op.byIdentity.get(leader)!.waitExit();
+
+      // 2. Busy takeover: every object changed while the leader was gone.
+      o.log(`scale ${n}: SIGSTOP ${quiet.successor}; changing the spec of all ${n} SingletonJobs`);
       const statusAudit: AuditEvent[] = [];
-      while (!takeover) {
-        if (Date.now() > deadline) throw new Error('no standby took over within 180 s of pausing the leader');
-        await sleep(100);
-        for (const e of uniqueRequests(audit.readNew())) {
-          if (e.received < t0) continue;
-          if (e.resource === 'leases' && e.namespace === OPERATOR_NAMESPACE && e.name === OPERATOR_LEASE) leaseAudit.push(e);
-          else if (e.namespace === namespace && e.resource === PLURAL && e.subresource === 'status') statusAudit.push(e);
-        }
-        takeover = leaseAudit.find((e) => e.user !== leader && isWrite(e) && succeeded(e));
-      }
-      const successor = takeover.user;
-      if (takeover.stageAt < bumpedAt) notes.push(`the takeover (${takeover.stageAt - t0} ms after the pause) came before all ${n} spec changes were written (${bumpedAt - t0} ms)`);
-      o.log(`scale ${n}: ${successor} took over ${Math.round(takeover.stageAt - t0)} ms after the pause`);
-      // The successor's status writes already read while waiting for the takeover count too.
+      const pausedAt = audit.position;
+      const busy = await pauseAndTakeOver(
+        audit,
+        op,
+        quiet.successor,
+        () => bumpGeneration(kc, namespace, n),
+        (e) => {
+          if (e.namespace === namespace && e.resource === PLURAL && e.subresource === 'status') statusAudit.push(e);
+        },
+      );
+      if (busy.takeoverMs < busy.changedMs) notes.push(`the busy takeover (${busy.takeoverMs} ms after the pause) came before all ${n} spec changes were written (${busy.changedMs} ms)`);
+      o.log(`scale ${n}: busy takeover by ${busy.successor} ${busy.takeoverMs} ms after the pause; first pass ${busy.firstPassMs} ms`);
       const seen = new Map<string, AuditEvent>();
-      for (const e of statusAudit) if (e.user === successor && isWrite(e) && succeeded(e) && e.name && !seen.has(e.name)) seen.set(e.name, e);
-      const writes = await waitStatusWrites(audit, namespace, successor, n, takeover.received, 600_000, o.log, seen);
+      for (const e of statusAudit) if (e.user === busy.successor && isWrite(e) && succeeded(e) && e.name && !seen.has(e.name)) seen.set(e.name, e);
+      const writes = await waitStatusWrites(audit, namespace, busy.successor, n, busy.at - 1000, 900_000, o.log, seen);
       const done = writes[writes.length - 1]!.stageAt;
-      const resumeMs = done - takeover.stageAt;
-      const throughputPerSec = n / Math.max(0.001, (done - Math.max(takeover.stageAt, writes[0]!.received)) / 1000);
-      old.signal('SIGKILL');
-      await old.waitExit();
+      const resumeMs = done - busy.at;
+      const throughputPerSec = n / Math.max(0.001, (done - Math.max(busy.at, writes[0]!.received)) / 1000);
+      op.byIdentity.get(quiet.successor)!.signal('SIGKILL');
+      await op.byIdentity.get(quiet.successor)!.waitExit();
       // What the new leader sent per object while catching up.
       const again = new AuditReader(cp.state.auditLog);
       again.seek(pausedAt);
       const byKind: Record<string, number> = {};
       for (const e of uniqueRequests(again.readNew())) {
-        if (e.user !== successor || e.received < takeover.received || e.received > done) continue;
+        if (e.user !== busy.successor || e.received < busy.at - 1000 || e.received > done) continue;
         const k = `${e.verb} ${e.resource ?? e.requestURI.split('?')[0]}${e.subresource ? `/${e.subresource}` : ''}`;
         byKind[k] = (byKind[k] ?? 0) + 1;
       }
       const total = Object.values(byKind).reduce((a, b) => a + b, 0);
       notes.push(
-        `the new leader sent ${total} requests while catching up (${(total / n).toFixed(1)} per object): ${Object.entries(byKind)
+        `busy takeover: the new leader sent ${total} requests while catching up (${(total / n).toFixed(1)} per object): ${Object.entries(byKind)
           .sort((a, b) => b[1] - a[1])
           .map(([k, v]) => `${k} ${v}`)
           .join(', ')}`,
       );
       const behind = await unreconciled(kc, namespace);
       if (behind > 0) notes.push(`${behind} objects did not report observedGeneration == generation at the end`);
-      const rssAfter = op.identities.filter((id) => id !== leader).map((id) => `${id}${id === successor ? ' (new leader)' : ''} ${(rssOf(op.byIdentity.get(id)!.pid) / MiB).toFixed(1)} MiB`);
-      notes.push(`RSS after the takeover: ${rssAfter.join(', ')}`);
-      o.log(`scale ${n}: takeover → all reconciled ${resumeMs} ms (${throughputPerSec.toFixed(0)}/s); ${behind} behind`);
-      points.push({ objects: n, rssMiB: rss, heapUsedMiB, rssLeaderMiB, rssMaxStandbyMiB, createMs, coldReconcileMs, takeoverMs: takeover.stageAt - t0, resumeMs, throughputPerSec, notes });
+      const rssAfterMiB = rssOf(op.byIdentity.get(busy.successor)!.pid) / MiB;
+      notes.push(`RSS of the last leader after the busy takeover: ${rssAfterMiB.toFixed(1)} MiB`);
+      o.log(`scale ${n}: busy takeover → all written ${resumeMs} ms (${throughputPerSec.toFixed(0)}/s); ${behind} behind; RSS ${rssAfterMiB.toFixed(1)} MiB`);
+      points.push({
+        objects: n,
+        rssMiB: rss,
+        heapUsedMiB,
+        rssLeaderMiB,
+        rssMaxStandbyMiB,
+        rssAfterBusyMiB: rssAfterMiB,
+        createMs,
+        coldReconcileMs,
+        takeoverMs: quiet.takeoverMs,
+        quietFirstPassMs: quiet.firstPassMs,
+        busyFirstPassMs: busy.firstPassMs,
+        resumeMs,
+        throughputPerSec,
+        notes,
+      });
     } finally {
       await op.stop();
       await core.deleteNamespace({ name: namespace }).catch(() => undefined);
@@ -256,8 +325,10 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
     baseline: baselineRss(),
     points,
     method:
-      `Objects carry a status history (5 recent runs, token, term) and a schedule never due during the run. Lease duration / renew deadline / retry here (not the defaults: ${leases.join('; ')}) so every object can be changed while the leader is paused (SIGSTOP); ` +
-      'the standbys see those changes on their warm caches and the new leader must reconcile every object. "Reconciled" = the new leader\'s status write on that object (audit log); "takeover" = pause → successor\'s first Lease write.',
+      `Objects carry a status history (5 recent runs, token, term) and a schedule never due during the run. Lease duration / renew deadline / retry here (not the defaults: ${leases.join('; ')}) so every object can be changed while a leader is paused (SIGSTOP). ` +
+      'Two takeovers per size: quiet (nothing changed; the usual failover) and busy (every object\'s spec changed while the leader was paused; the standby sees the changes on its warm cache, and every object needs a status write). ' +
+      '"First pass" = takeover (the successor\'s first Lease write, audit log) → its log line saying every object has completed a reconcile pass; "all written" = takeover → its status write on the last object (audit log). ' +
+      'Replicas run with the node flags of the image\'s ENTRYPOINT.',
     notes: [],
   };
 }

@@ -1,5 +1,5 @@
-// Part (c): scale and memory of our operator — placeholder until the operator
-// process lands (see runScale). Types are shared with the report.
+// Part (c): scale and memory of our operator (run by scale-run.ts); the types
+// are shared with the report.
 
 export interface ScalePoint {
   objects: number;
@@ -13,11 +13,17 @@ export interface ScalePoint {
   createMs: number;
   /** First leader: from its start to every object reconciled. */
   coldReconcileMs: number;
-  /** Crash of the leader → successor's first Lease write (audit log). */
+  /** RSS of the leader after the busy takeover (it wrote every object), MiB. */
+  rssAfterBusyMiB?: number;
+  /** Quiet takeover: pause of the leader → successor's first Lease write (audit log). */
   takeoverMs: number;
-  /** Successor's first Lease write → every object reconciled by it. */
+  /** Quiet takeover (nothing changed): successor's first Lease write → every object had a pass. */
+  quietFirstPassMs?: number;
+  /** Busy takeover (every object changed): the same. */
+  busyFirstPassMs?: number;
+  /** Busy takeover: successor's first Lease write → its status write on every object. */
   resumeMs: number;
-  /** Objects reconciled per second by the new leader after the takeover. */
+  /** Status writes per second by the new leader after the busy takeover. */
   throughputPerSec: number;
   notes: string[];
 }

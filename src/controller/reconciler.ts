@@ -106,6 +106,12 @@ export class Reconciler {
     return { requeueAfterMs: Math.min(bound, result.requeueAfterMs ?? Infinity) };
   }
 
+  /** The cache has delivered `obj`: our own copy of a write it now contains is no longer needed (memory). */
+  observed(key: string, obj: SingletonJob | undefined): void {
+    const ours = this.written.get(key);
+    if (ours && (!obj || !newerThan(ours.metadata?.resourceVersion, obj.metadata?.resourceVersion))) this.written.delete(key);
+  }
+
   private freshest(key: string): SingletonJob | undefined {
     const cached = this.d.singletonJobs.get(key);
     const ours = this.written.get(key);

@@ -1,4 +1,4 @@
-import { dueSlots, isRepeatedWallTime, parseSchedule, ScheduleError } from './schedule.ts';
+import { compileSchedule, dueSlots, isRepeatedWallTime, parseSchedule, ScheduleError } from './schedule.ts';
 
 const t = (iso: string) => new Date(iso);
 
@@ -89,5 +89,38 @@ describe('dueSlots', () => {
     expect(due.slot?.toISOString()).toBe('2025-01-03T00:00:00.000Z');
     expect(due.skippedAtLeast).toBe(true);
     expect(performance.now() - started).toBeLessThan(2000);
+  });
+});
+
+describe('cached schedules', () => {
+  it('answer next() exactly like an uncached parse, in any order, across DST changes', () => {
+    const cases: Array<[string, string]> = [
+      ['30 2 * * *', 'Europe/Berlin'],
+      ['*/7 * * * *', 'America/New_York'],
+      ['30 2 * * 0', 'Australia/Sydney'],
+      ['17 3 1 1 *', 'Europe/Berlin'],
+    ];
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const start = Date.UTC(2026, 0, 1);
+    for (const [expr, tz] of cases) {
+      const cached = parseSchedule(expr, tz);
+      expect(parseSchedule(expr, tz)).toBe(cached);
+      const times = Array.from({ length: 300 }, (_, i) => (i % 3 === 0 ? start + random() * 366 * 86_400_000 : start + 86_400_000 * 300 + random() * 3 * 86_400_000));
+      for (const t of times) {
+        const at = new Date(Math.floor(t / 1000) * 1000);
+        const fresh = compileSchedule(expr, tz).next(at);
+        expect(cached.next(at).toISOString()).toBe(fresh.toISOString());
+        // Just before and exactly at the slot (a slot is never its own successor).
+        expect(cached.next(new Date(fresh.getTime() - 1)).toISOString()).toBe(fresh.toISOString());
+        expect(cached.next(fresh).getTime()).toBeGreaterThan(fresh.getTime());
+      }
+    }
+  });
+
+  it('remember a refusal and give the same reason every time', () => {
+    expect(() => parseSchedule('61 * * * *')).toThrow(ScheduleError);
+    expect(() => parseSchedule('61 * * * *')).toThrow(/not a valid cron expression/);
+    expect(() => parseSchedule('0 * * * *', 'Mars/Olympus')).toThrow(/not a known IANA time zone/);
   });
 });

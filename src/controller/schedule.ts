@@ -25,15 +25,51 @@ export interface Schedule {
   next(after: Date): Date;
 }
 
+const validZones = new Set<string>();
+
 export function validateTimeZone(timeZone: string): void {
+  if (validZones.has(timeZone)) return;
   try {
     new Intl.DateTimeFormat('en-US', { timeZone });
   } catch {
     throw new ScheduleError('InvalidTimeZone', `Time zone "${timeZone}" is not a known IANA time zone (for example "Europe/Berlin" or "UTC")`);
   }
+  validZones.add(timeZone);
 }
 
+/**
+ * Parsed schedules (and refusals), by time zone and expression. Every pass of
+ * every object asks for its schedule and its next slot; parsing the cron
+ * expression and walking luxon's time-zone arithmetic was ~1.4 ms per pass —
+ * 14 s of blocked event loop for 10,000 objects. Bounded: least recently used
+ * entries go first.
+ */
+const parsed = new Map<string, Schedule | ScheduleError>();
+const MAX_PARSED = 4096;
+
 export function parseSchedule(expression: string, timeZone = 'UTC'): Schedule {
+  const key = `${timeZone}\n${expression}`;
+  let hit = parsed.get(key);
+  if (hit) {
+    parsed.delete(key); // re-insert: most recently used last
+  } else {
+    try {
+      hit = compileSchedule(expression, timeZone);
+    } catch (err) {
+      if (!(err instanceof ScheduleError)) throw err;
+      hit = err;
+    }
+    if (parsed.size >= MAX_PARSED) parsed.delete(parsed.keys().next().value!);
+  }
+  parsed.set(key, hit);
+  if (hit instanceof ScheduleError) throw hit;
+  return hit;
+}
+
+/** How many distinct next slots one schedule remembers (objects sharing a schedule mostly share them). */
+const KNOWN_SLOTS = 16;
+
+export function compileSchedule(expression: string, timeZone: string): Schedule {
   validateTimeZone(timeZone);
   const expr = MACROS[expression.trim()] ?? expression.trim();
   let probe: CronExpression;
@@ -47,16 +83,36 @@ export function parseSchedule(expression: string, timeZone = 'UTC'): Schedule {
   // consists of new instants (cron-parser's own forward semantics); with fixed
   // hours a repeated wall time would be the same slot again.
   const fixedHours = probe.fields.hour.values.length < 24;
+  const compute = (after: Date): Date => {
+    let from = after;
+    for (;;) {
+      const slot = CronExpressionParser.parse(expr, { tz: timeZone, currentDate: from }).next().toDate();
+      if (!fixedHours || !isRepeatedWallTime(slot, timeZone)) return slot;
+      from = slot;
+    }
+  };
+  // Known gaps [from, slot): no slot lies in (from, slot), so next(t) = slot
+  // for every t in [from, slot). Exact results only, so DST handling is
+  // unchanged; most recently used first.
+  const known: Array<{ from: number; slot: number }> = [];
   return {
     expression,
     timeZone,
     next(after: Date): Date {
-      let from = after;
-      for (;;) {
-        const slot = CronExpressionParser.parse(expr, { tz: timeZone, currentDate: from }).next().toDate();
-        if (!fixedHours || !isRepeatedWallTime(slot, timeZone)) return slot;
-        from = slot;
+      const t = after.getTime();
+      const i = known.findIndex((k) => k.from <= t && t < k.slot);
+      if (i >= 0) {
+        const k = known[i]!;
+        if (i > 0) known.unshift(...known.splice(i, 1));
+        return new Date(k.slot);
       }
+      const slot = compute(after).getTime();
+      // Two gaps ending at the same slot merge: neither holds a slot before it.
+      const same = known.findIndex((k) => k.slot === slot);
+      const from = same >= 0 ? Math.min(t, known.splice(same, 1)[0]!.from) : t;
+      known.unshift({ from, slot });
+      if (known.length > KNOWN_SLOTS) known.pop();
+      return new Date(slot);
     },
   };
 }
