@@ -106,6 +106,7 @@ export async function startOperator(cp: ControlPlane, o: { replicas: number; wor
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const coord = kc.makeApiClient(k8s.CoordinationV1Api);
   await core.createNamespace({ body: { metadata: { name: OPERATOR_NAMESPACE } } }).catch(() => undefined);
+  const nodeFlags = imageNodeFlags();
   const identities = Array.from({ length: o.replicas }, (_, i) => `singleton-operator-${o.tag}-${i + 1}`);
   const byIdentity = new Map<string, Child>();
   const start = (identity: string): Child => {
@@ -115,7 +116,7 @@ export async function startOperator(cp: ControlPlane, o: { replicas: number; wor
       command: process.execPath,
       // As the image runs it: node <ENTRYPOINT flags> dist/main.js, NODE_ENV=production.
       args: [
-        ...imageNodeFlags(),
+        ...nodeFlags,
         main,
         `--kubeconfig=${kubeconfig}`,
         `--identity=${identity}`,

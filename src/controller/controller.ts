@@ -178,17 +178,16 @@ export class SingletonJobController {
     const total = firstPass.size;
     const leadingSince = performance.now();
     this.metrics.firstPassSeconds.reset();
-    const passed = (key: string) => {
-      if (!firstPass.delete(key) || firstPass.size > 0) return;
+    const reportFirstPass = () => {
       const seconds = (performance.now() - leadingSince) / 1000;
       this.metrics.firstPassSeconds.set(seconds);
       log.info({ objects: total, ms: Math.round(seconds * 1000) }, 'Reconciled every SingletonJob once since taking over');
     };
+    const passed = (key: string) => {
+      if (firstPass.delete(key) && firstPass.size === 0) reportFirstPass();
+    };
     for (const key of firstPass) queue.add(key);
-    if (total === 0) {
-      this.metrics.firstPassSeconds.set(0);
-      log.info({ objects: 0, ms: 0 }, 'Reconciled every SingletonJob once since taking over');
-    }
+    if (total === 0) reportFirstPass();
 
     const worker = async () => {
       for (;;) {

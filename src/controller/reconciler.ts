@@ -117,8 +117,6 @@ export class Reconciler {
     const ours = this.written.get(key);
     if (!cached) return undefined;
     if (ours && ours.metadata?.uid === cached.metadata?.uid && newerThan(ours.metadata?.resourceVersion, cached.metadata?.resourceVersion)) return ours;
-    // The cache has caught up with our write (or the object was recreated): one copy is enough.
-    if (ours) this.written.delete(key);
     return cached;
   }
 

@@ -12,7 +12,6 @@
 // in the handshakes. Here the headers still come from the kubeconfig on every
 // request (tokens rotate), but the TLS connection comes from one keep-alive
 // pool per kubeconfig and TLS identity, replaced when the identity changes.
-import { createHash } from 'node:crypto';
 import type * as https from 'node:https';
 import * as k8s from '@kubernetes/client-node';
 import { Agent } from 'undici';
@@ -33,38 +32,32 @@ export interface ClientOptions {
 type ApiConstructor<T> = new (config: k8s.Configuration) => T;
 
 interface Pool {
-  identity: string;
+  /** The TLS settings the pool's connections were made with. */
+  tls: unknown[];
   agent: Agent;
 }
 const pools = new WeakMap<k8s.KubeConfig, Pool>();
+
+const sameSetting = (a: unknown, b: unknown) => (Buffer.isBuffer(a) && Buffer.isBuffer(b) ? a.equals(b) : a === b);
 
 /**
  * The shared keep-alive pool for this kubeconfig's current TLS identity, or
  * undefined where client-node's own dispatcher must stay (proxies, plain HTTP).
  */
 async function pooledDispatcher(kc: k8s.KubeConfig): Promise<Agent | undefined> {
-  const tls: https.RequestOptions = {};
-  await kc.applyToHTTPSOptions(tls); // re-read: an exec plugin or a rotated file may change the certificate
-  const options = kc.createDispatcherOptions(kc.getCurrentCluster(), tls as https.AgentOptions);
-  if (options.type !== 'agent') return undefined;
-  const c = options.connect as Record<string, unknown>;
-  const identity = createHash('sha256')
-    .update(JSON.stringify([c.ca, c.cert, c.key, c.pfx, c.passphrase, c.rejectUnauthorized, c.servername].map((v) => (Buffer.isBuffer(v) ? v.toString('base64') : v))))
-    .digest('hex');
+  const options: https.RequestOptions = {};
+  await kc.applyToHTTPSOptions(options); // re-read: an exec plugin or a rotated file may change the certificate
+  const dispatcher = kc.createDispatcherOptions(kc.getCurrentCluster(), options as https.AgentOptions);
+  if (dispatcher.type !== 'agent') return undefined;
+  const c = dispatcher.connect as Record<string, unknown>;
+  const tls = [c.ca, c.cert, c.key, c.pfx, c.passphrase, c.rejectUnauthorized, c.servername];
   const current = pools.get(kc);
-  if (current?.identity === identity) return current.agent;
-  const agent = new Agent({ connect: options.connect as Agent.Options['connect'] });
-  pools.set(kc, { identity, agent });
+  if (current && tls.every((v, i) => sameSetting(v, current.tls[i]))) return current.agent;
+  const agent = new Agent({ connect: dispatcher.connect as Agent.Options['connect'] });
+  pools.set(kc, { tls, agent });
   // Requests already on the old pool finish; its idle sockets close.
   if (current) void current.agent.close().catch(() => undefined);
   return agent;
-}
-
-/** Closes the pooled connections of `kc` (tests and shutdown; later requests open a new pool). */
-export async function closeConnections(kc: k8s.KubeConfig): Promise<void> {
-  const pool = pools.get(kc);
-  pools.delete(kc);
-  await pool?.agent.close();
 }
 
 export function makeClient<T>(kc: k8s.KubeConfig, api: ApiConstructor<T>, options: ClientOptions): T {

@@ -139,7 +139,7 @@ export class Informer<T extends KubeObject> {
       cont = body.metadata?._continue ?? body.metadata?.continue ?? '';
       rv = body.metadata?.resourceVersion ?? rv;
     } while (cont);
-    for (const [key, old] of [...this.store]) if (!fresh.has(key)) this.emit('delete', old, key);
+    for (const [key, old] of this.store) if (!fresh.has(key)) this.emit('delete', old, key);
     for (const [key, obj] of fresh) {
       const old = this.store.get(key);
       if (!old) this.emit('add', obj, key);
@@ -247,7 +247,6 @@ export class Informer<T extends KubeObject> {
     }
   }
 }
-
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
