@@ -3,7 +3,8 @@
 // rejections, and the fencing transition rules refuse a status that goes back.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { stringify } from 'yaml';
+import { readFileSync } from 'node:fs';
+import { parseAllDocuments, stringify } from 'yaml';
 import { testCluster, withNamespace } from '../support/cluster.ts';
 import { Api, installCrd, kubectl, kubectlResult, singletonJob } from '../support/singletonjobs.ts';
 import { eventually } from '../support/cluster.ts';
@@ -109,8 +110,23 @@ describe('fencing transition rules', () => {
 
 describe('aggregated ClusterRoles', () => {
   it('let the built-in edit role manage SingletonJobs and view read them', async () => {
+    // The committed roles under names of this test's own: the real names are
+    // cluster-wide and belong to helm.test.ts's release (helm refuses to adopt
+    // objects it did not create), and the two files may run at the same time.
     const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../manifests/rbac-aggregated-clusterroles.yaml');
-    kubectl(cluster.kubeconfig, ['apply', '-f', file]);
+    const roles = parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS() as { metadata: { name: string } });
+    expect(roles.map((r) => r.metadata.name)).toEqual(['singleton-operator:aggregate-to-edit', 'singleton-operator:aggregate-to-view']);
+    for (const r of roles) r.metadata.name = r.metadata.name.replace('singleton-operator:', `${ns.name}:`);
+    const manifest = roles.map((r) => stringify(r)).join('---\n');
+    kubectl(cluster.kubeconfig, ['apply', '-f', '-'], manifest);
+    try {
+      await checkAggregation();
+    } finally {
+      kubectl(cluster.kubeconfig, ['delete', '--ignore-not-found', '-f', '-'], manifest);
+    }
+  });
+
+  async function checkAggregation(): Promise<void> {
     for (const [user, role] of [['sj-editor', 'edit'], ['sj-viewer', 'view']] as const) {
       kubectl(cluster.kubeconfig, ['create', 'rolebinding', user, `--clusterrole=${role}`, `--user=${user}`, '-n', ns.name]);
     }
@@ -122,5 +138,5 @@ describe('aggregated ClusterRoles', () => {
     expect(can('sj-editor', 'update', '--subresource=status')).toBe('no');
     expect(can('sj-viewer', 'watch')).toBe('yes');
     expect(can('sj-viewer', 'create')).toBe('no');
-  });
+  }
 });

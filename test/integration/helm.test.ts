@@ -80,8 +80,11 @@ describe('chart, installed', () => {
       return d.status?.readyReplicas === 3 ? d : undefined;
     }, 60_000);
     expect(deployment.spec?.template.spec?.securityContext?.runAsNonRoot).toBe(true);
+    const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+    for (const name of ['singleton-operator:aggregate-to-edit', 'singleton-operator:aggregate-to-view']) {
+      expect((await rbac.readClusterRole({ name })).metadata?.annotations?.['meta.helm.sh/release-name']).toBe(release);
+    }
     await eventually('the built-in edit and view roles to cover SingletonJobs', async () => {
-      const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
       const covers = async (role: string, verb: string) =>
         ((await rbac.readClusterRole({ name: role })).rules ?? []).some((r) => r.apiGroups?.includes('singleton.dev') && r.resources?.includes('singletonjobs') && r.verbs.includes(verb));
       return (await covers('edit', 'create')) && (await covers('view', 'list')) && !(await covers('view', 'create'));
