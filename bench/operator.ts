@@ -1,15 +1,15 @@
 // Runs our operator for the stampede and scale benchmarks: the CRD from
-// manifests/crds, then N replicas of `node src/main.ts`, each a separate
-// process with its own client-certificate identity (so the audit log tells
-// them apart), electing on one Lease. The operator runs compiled, as the
-// container image runs it: dist/main.js with the node flags of the
+// manifests/crds, then N replicas of the operator, each a separate process
+// with its own client-certificate identity (so the audit log tells them
+// apart), electing on one Lease. The operator runs as the container image
+// runs it: the bundle (scripts/bundle.ts) with the node flags of the
 // Dockerfile's ENTRYPOINT (read from it, so the two cannot drift apart).
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import type { ControlPlane } from '../test/controlplane/controlplane.ts';
+import { shippedNodeArgs } from '../scripts/bundle.ts';
 import { repoRoot } from './electors.ts';
 import { Child, sleep } from './lib/proc.ts';
 
@@ -66,47 +66,26 @@ export function controllerWorkers(): string {
   return /workers \?\? (\d+)/.exec(src)?.[1] ?? 'unknown';
 }
 
-/** The node flags of the image's ENTRYPOINT (between "node" and "dist/main.js"). */
-export function imageNodeFlags(): string[] {
-  const dockerfile = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
-  const m = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile);
-  const argv = m ? (JSON.parse(m[1]!) as string[]) : [];
-  if (argv[0] !== 'node' || argv.at(-1) !== 'dist/main.js') throw new Error(`the Dockerfile's ENTRYPOINT is not ["node", …, "dist/main.js"]: ${m?.[1] ?? 'none'}`);
-  return argv.slice(1, -1);
-}
-
-const builds = new Map<string, string>();
+const builds = new Map<string, Promise<string[]>>();
 
 /**
- * Compiles the operator as the image ships it (tsc -p tsconfig.build.json,
- * like `npm run build`) into the run's work folder — not into dist/, which
- * belongs to the checkout — and returns the path of main.js.
+ * The operator as the image ships it (scripts/bundle.ts, like `npm run build`),
+ * laid out in the run's work folder — not in dist/, which belongs to the
+ * checkout — and the node arguments of the image's ENTRYPOINT.
  */
-export function buildOperator(workDir: string): string {
-  const cached = builds.get(workDir);
-  if (cached) return cached;
-  const out = path.join(workDir, 'operator-build');
-  mkdirSync(out, { recursive: true });
-  execFileSync(process.execPath, [path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(repoRoot, 'tsconfig.build.json'), '--outDir', path.join(out, 'dist')], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  // dist/main.js reads ../package.json (and "type": "module" comes from it); node_modules resolve upwards from here.
-  copyFileSync(path.join(repoRoot, 'package.json'), path.join(out, 'package.json'));
-  const main = path.join(out, 'dist', 'main.js');
-  if (!existsSync(main)) throw new Error(`building the operator did not produce ${main}`);
-  builds.set(workDir, main);
-  return main;
+function shippedOperator(workDir: string): Promise<string[]> {
+  let args = builds.get(workDir);
+  if (!args) builds.set(workDir, (args = shippedNodeArgs(path.join(workDir, 'operator-image'))));
+  return args;
 }
 
 export async function startOperator(cp: ControlPlane, o: { replicas: number; workDir: string; tag: string; env?: Record<string, string> }): Promise<Operator> {
   operatorPrerequisites();
-  const main = buildOperator(o.workDir);
+  const nodeArgs = await shippedOperator(o.workDir);
   const kc = cp.kubeConfig();
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const coord = kc.makeApiClient(k8s.CoordinationV1Api);
   await core.createNamespace({ body: { metadata: { name: OPERATOR_NAMESPACE } } }).catch(() => undefined);
-  const nodeFlags = imageNodeFlags();
   const identities = Array.from({ length: o.replicas }, (_, i) => `singleton-operator-${o.tag}-${i + 1}`);
   const byIdentity = new Map<string, Child>();
   const start = (identity: string): Child => {
@@ -116,8 +95,7 @@ export async function startOperator(cp: ControlPlane, o: { replicas: number; wor
       command: process.execPath,
       // As the image runs it: node <ENTRYPOINT flags> dist/main.js, NODE_ENV=production.
       args: [
-        ...nodeFlags,
-        main,
+        ...nodeArgs,
         `--kubeconfig=${kubeconfig}`,
         `--identity=${identity}`,
         `--pod-name=${identity}`,

@@ -50,6 +50,8 @@ export interface ReplicaOptions {
   logDir: string;
   /** Extra environment, e.g. faster lease timings; the settings above win. */
   env?: Record<string, string>;
+  /** What node runs: src/main.ts by default; the shipped bundle with the image's flags in the e2e test. */
+  nodeArgs?: string[];
 }
 
 export interface Replica {
@@ -59,7 +61,7 @@ export interface Replica {
   process: RunningProcess;
 }
 
-/** Starts one operator process (src/main.ts on this Node 24) with its health server on a free loopback port. */
+/** Starts one operator process (src/main.ts on this Node 24 unless nodeArgs says otherwise) with its health server on a free loopback port. */
 export async function startReplica(o: ReplicaOptions): Promise<Replica> {
   const port = await freePort();
   const log = path.join(o.logDir, `${o.name}.log`);
@@ -67,7 +69,7 @@ export async function startReplica(o: ReplicaOptions): Promise<Replica> {
   const proc = startProcess({
     name: o.name,
     command: process.execPath,
-    args: [mainScript],
+    args: o.nodeArgs ?? [mainScript],
     log,
     env: {
       ...o.env,

@@ -5,8 +5,10 @@
 // run carries a higher token, and a helm uninstall that leaves only the CRD.
 //
 // There is no container runtime here: kwok "runs" the Deployment's Pods, so
-// the real operator processes run locally (src/main.ts), with the same token
-// the kubelet would mount (TokenRequest) and the same environment.
+// the real operator processes run locally — the image's artifact, run the way
+// its ENTRYPOINT runs it (the bundle from scripts/bundle.ts, the Dockerfile's
+// node flags, no node_modules beside it) — with the same token the kubelet
+// would mount (TokenRequest) and the same environment.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +17,7 @@ import * as k8s from '@kubernetes/client-node';
 import { resolveHelm } from '../controlplane/binaries.ts';
 import { isAlive } from '../controlplane/process.ts';
 import { chartDir } from '../../scripts/generate-manifests.ts';
+import { imageNodeFlags, shippedNodeArgs } from '../../scripts/bundle.ts';
 import { Keys, type SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 import { eventually, testCluster } from '../support/cluster.ts';
 import { helm, kubectl, root, serviceAccountToken, startReplica, stopReplica, waitReady, writeTokenKubeconfig, type Replica } from '../dev/replicas.ts';
@@ -100,8 +103,11 @@ it('installs with Helm and runs three replicas as the chart’s ServiceAccount',
   const user = `system:serviceaccount:${namespace}:${fullname}`;
   const token = await serviceAccountToken(kc, namespace, fullname);
   const kubeconfig = writeTokenKubeconfig(path.join(workDir, 'operator.kubeconfig'), kc, user, token);
+  // workDir is under the system temp folder: nothing the bundle left out can resolve from the checkout's node_modules.
+  const nodeArgs = await shippedNodeArgs(path.join(workDir, 'image'));
+  expect(nodeArgs).toEqual([...imageNodeFlags(), path.join(workDir, 'image', 'dist', 'main.js')]);
   for (let i = 0; i < 3; i++) {
-    replicas.push(await startReplica({ name: `${fullname}-${i}`, kubeconfig, namespace, leaseName: env.LEASE_NAME!, logDir: path.join(workDir, 'logs'), env }));
+    replicas.push(await startReplica({ name: `${fullname}-${i}`, kubeconfig, namespace, leaseName: env.LEASE_NAME!, logDir: path.join(workDir, 'logs'), env: { NODE_ENV: 'production', ...env }, nodeArgs }));
   }
   await Promise.all(replicas.map((r) => waitReady(r)));
   const leader = await eventually('a leader', holder);

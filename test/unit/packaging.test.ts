@@ -43,7 +43,7 @@ const stages = parseDockerfile(read('Dockerfile'));
 const runtime = stages.at(-1) as Stage;
 const ops = (stage: Stage, op: string) => stage.instructions.filter((i) => i.op === op).map((i) => i.args);
 const stageNamed = (name: string) => stages.find((s) => s.name === name);
-const pkg = JSON.parse(read('package.json')) as { type: string; dependencies: Record<string, string>; devDependencies: Record<string, string> };
+const pkg = JSON.parse(read('package.json')) as { type: string; scripts: Record<string, string>; dependencies: Record<string, string>; devDependencies: Record<string, string> };
 
 describe('Dockerfile', () => {
   it('is multi-stage on a pinned Node 24 slim base', () => {
@@ -58,21 +58,14 @@ describe('Dockerfile', () => {
     expect(ops(build as Stage, 'RUN').some((r) => /\bnpm ci\b/.test(r))).toBe(true);
   });
 
-  it('puts only dist/, package.json and production node_modules into the final stage', () => {
+  it('puts only dist/ (the self-contained bundle) and package.json into the final stage', () => {
     const copies = ops(runtime, 'COPY');
     expect(ops(runtime, 'ADD')).toEqual([]);
     expect(ops(runtime, 'RUN')).toEqual([]);
     for (const copy of copies) expect(copy).toMatch(/^--from=\S+\s/);
-    const sources = copies.map((c) => {
-      const [, from = '', src = ''] = /^--from=(\S+)\s+(\S+)\s+\S+$/.exec(c) ?? [];
-      return { from, src };
-    });
-    expect(sources.map((s) => path.basename(s.src)).sort()).toEqual(['dist', 'node_modules', 'package.json']);
-    const modules = sources.find((s) => s.src.endsWith('node_modules'));
-    const depsStage = stageNamed(modules?.from ?? '');
-    expect(depsStage).toBeDefined();
-    expect(ops(depsStage as Stage, 'RUN').some((r) => /\bnpm ci\b.*--omit=dev/.test(r))).toBe(true);
-    expect(ops(depsStage as Stage, 'COPY').every((c) => /package(-lock)?\.json/.test(c))).toBe(true);
+    const sources = copies.map((c) => /^--from=\S+\s+(\S+)\s+\S+$/.exec(c)?.[1] ?? '');
+    expect(sources.map((s) => path.basename(s)).sort()).toEqual(['dist', 'package.json']);
+    expect(pkg.scripts.build).toBe('node scripts/bundle.ts');
   });
 
   it('runs as a numeric non-root user', () => {
@@ -93,8 +86,7 @@ describe('Dockerfile', () => {
     expect(argv[0]).toBe('node');
     expect(argv.at(-1)).toBe('dist/main.js');
     expect(existsSync(path.join(root, 'src/main.ts'))).toBe(true);
-    const build = JSON.parse(read('tsconfig.build.json')) as { compilerOptions: { rootDir: string; outDir: string } };
-    expect(build.compilerOptions).toMatchObject({ rootDir: 'src', outDir: 'dist' });
+    expect(read('scripts/bundle.ts')).toContain("outfile = path.join(outdir, 'main.js')");
     expect(pkg.type).toBe('module');
   });
 });
@@ -107,10 +99,24 @@ describe('.dockerignore', () => {
   it.each(['node_modules', 'dist', '.git', '.cluster', 'test', 'bench'])('keeps %s out of the build context', (entry) => {
     expect(ignored).toContain(entry);
   });
+  // .dockerignore semantics for plain paths: the last pattern that matches the
+  // path or one of its parent folders decides; `!` re-includes.
+  const isIgnored = (file: string) => {
+    let result = false;
+    for (const pattern of ignored) {
+      const negated = pattern.startsWith('!');
+      const p = negated ? pattern.slice(1) : pattern;
+      const matches = p.startsWith('*.') ? file.endsWith(p.slice(1)) : file === p || file.startsWith(`${p}/`);
+      if (matches) result = !negated;
+    }
+    return result;
+  };
   it('keeps what the build copies', () => {
     const copied = stages.flatMap((s) => ops(s, 'COPY').filter((c) => !c.startsWith('--from')));
-    const sources = copied.flatMap((c) => c.split(/\s+/).slice(0, -1));
-    for (const source of sources) expect(ignored).not.toContain(source.replace(/^\.\//, ''));
+    const sources = copied.flatMap((c) => c.split(/\s+/).slice(0, -1)).map((s) => s.replace(/^\.\//, ''));
+    expect(sources).toContain('scripts/bundle.ts');
+    for (const source of sources) expect({ source, ignored: isIgnored(source) }).toEqual({ source, ignored: false });
+    expect(isIgnored('scripts/generate-manifests.ts')).toBe(true);
   });
 });
 
@@ -138,6 +144,6 @@ describe('production dependencies', () => {
   });
 
   it('does not ship build or test tools as runtime dependencies', () => {
-    for (const tool of ['typescript', 'jest', 'ts-jest', 'node', '@types/node']) expect(pkg.dependencies).not.toHaveProperty(tool);
+    for (const tool of ['typescript', 'esbuild', 'jest', 'ts-jest', 'node', '@types/node']) expect(pkg.dependencies).not.toHaveProperty(tool);
   });
 });
