@@ -25,6 +25,7 @@ import { dueSlots, parseSchedule, ScheduleError } from './schedule.ts';
 import type { DueSlots } from './schedule.ts';
 import { healthyReadiness, nextToken, readyCondition, recordFinished, setReady, toDate, TokenExhaustedError, newerThan } from './status.ts';
 import type { Readiness } from './status.ts';
+import { slimObject } from '../kube/slim.ts';
 
 export interface Result {
   /** Reconcile again after this many ms (0 = as soon as possible); absent = wait for a change. */
@@ -392,8 +393,7 @@ export class Reconciler {
     if (sj.metadata?.generation !== undefined) status.observedGeneration = sj.metadata.generation;
     const [namespace, name] = key.split('/') as [string, string];
     const body = { ...sj, status };
-    const updated = (await this.d.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name, body })) as SingletonJob;
-    delete updated.metadata?.managedFields; // as in the cache: never read here
+    const updated = slimObject((await this.d.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name, body })) as SingletonJob); // as the cache keeps it
     this.written.set(key, updated);
     return updated;
   }

@@ -2,6 +2,8 @@
 // never processed by two workers at once (a key added while in process is
 // re-queued when done), failures back off per key exponentially, and retries
 // share an overall token bucket so a burst of failures cannot flood the API.
+import { DelayedKeys } from './delays.ts';
+
 export interface WorkQueueOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
@@ -16,7 +18,7 @@ export class WorkQueue {
   private readonly dirty = new Set<string>();
   private readonly processing = new Set<string>();
   private readonly failures = new Map<string, number>();
-  private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private readonly delayed: DelayedKeys;
   private readonly waiters: ((key: string | undefined) => void)[] = [];
   private stopped = false;
   private tokens: number;
@@ -27,6 +29,7 @@ export class WorkQueue {
     this.o = { baseDelayMs: 100, maxDelayMs: 60_000, qps: 20, burst: 100, now: () => performance.now(), ...options };
     this.tokens = this.o.burst;
     this.lastRefill = this.o.now();
+    this.delayed = new DelayedKeys(this.o.now, (key) => this.add(key));
   }
 
   add(key: string): void {
@@ -45,15 +48,7 @@ export class WorkQueue {
   addAfter(key: string, delayMs: number): void {
     if (this.stopped) return;
     if (delayMs <= 0) return this.add(key);
-    const at = this.o.now() + delayMs;
-    const pending = this.timers.get(key);
-    if (pending && pending.at <= at) return;
-    if (pending) clearTimeout(pending.timer);
-    const timer = setTimeout(() => {
-      this.timers.delete(key);
-      this.add(key);
-    }, delayMs);
-    this.timers.set(key, { at, timer });
+    this.delayed.add(key, this.o.now() + delayMs);
   }
 
   /** Re-adds a failed key after its backoff (and the overall rate limit). */
@@ -107,8 +102,7 @@ export class WorkQueue {
 
   shutDown(): void {
     this.stopped = true;
-    for (const { timer } of this.timers.values()) clearTimeout(timer);
-    this.timers.clear();
+    this.delayed.clear();
     this.queue.length = 0;
     this.dirty.clear();
     for (const waiter of this.waiters.splice(0)) waiter(undefined);

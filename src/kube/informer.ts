@@ -5,12 +5,13 @@
 // silently dead connection cannot leave the cache stale), and
 // resourceVersion tracking. Runs on every replica, leader or not.
 //
-// Cached objects carry no metadata.managedFields: nothing here reads them,
-// and they were a third of a SingletonJob's memory (10,000 objects: 44 → 26
-// MiB of heap). Updates sent from a cached copy leave the server's
-// managedFields as they are (an update without the field keeps them).
+// Cached objects are compact copies (slim.ts): no managedFields, no
+// last-applied-configuration, shared short strings. Updates sent from a
+// cached copy leave the server's managedFields as they are (an update
+// without the field keeps them).
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { slimObject } from './slim.ts';
 
 export interface KubeObject {
   metadata?: k8s.V1ObjectMeta;
@@ -34,8 +35,8 @@ export interface InformerOptions<T> {
   logger: Logger;
   /**
    * Reduces each object to what readers need before it is stored (after
-   * managedFields are dropped). Objects in the cache are then partial: never
-   * send them back as an update.
+   * slimObject). Objects in the cache are then partial: never send them back
+   * as an update.
    */
   transform?: (obj: T) => T;
   /** One secondary index (e.g. the owner's UID): byIndex(value) answers without scanning the cache. */
@@ -213,8 +214,8 @@ export class Informer<T extends KubeObject> {
 
   /** Drops what the cache never needs (see the header), then applies the transform. */
   private slim(obj: T): T {
-    if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
-    return this.o.transform ? this.o.transform(obj) : obj;
+    const slim = slimObject(obj);
+    return this.o.transform ? this.o.transform(slim) : slim;
   }
 
   private unindex(key: string): void {
