@@ -53,6 +53,43 @@ describe('DST fall-back', () => {
   });
 });
 
+describe('a 30-minute DST change (Australia/Lord_Howe)', () => {
+  const zone = 'Australia/Lord_Howe';
+  const wall = new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', weekday: 'short' });
+  /** Independent of cron-parser: every instant, minute by minute, whose wall time is hh:mm (first occurrence per local day). */
+  const reference = (hour: number, minute: number, from: Date, to: Date, sundaysOnly = false): string[] => {
+    const out: string[] = [];
+    const days = new Set<string>();
+    for (let m = from.getTime() + 60_000; m <= to.getTime(); m += 60_000) {
+      const p = Object.fromEntries(wall.formatToParts(new Date(m)).map((x) => [x.type, x.value]));
+      if (Number(p.hour) !== hour || Number(p.minute) !== minute || (sundaysOnly && p.weekday !== 'Sun')) continue;
+      const day = `${p.year}-${p.month}-${p.day}`;
+      if (days.has(day)) continue; // the repeated half hour of the fall-back
+      days.add(day);
+      out.push(new Date(m).toISOString());
+    }
+    return out;
+  };
+
+  // cron-parser 5 throws "loop limit exceeded" from these starting points; the
+  // schedule must still give every slot, exactly once, across the April change.
+  it.each([
+    ['0 1 * * *', 1, 0, false],
+    ['0 2 * * *', 2, 0, false],
+    ['15 3 * * *', 3, 15, false],
+    ['45 1 * * *', 1, 45, false],
+    ['0 1 * * 0', 1, 0, true],
+  ])('"%s" gives the same slots as a minute-by-minute reference', (expr, hour, minute, sundaysOnly) => {
+    const from = t('2026-03-28T00:00:00Z');
+    const to = t('2026-04-20T00:00:00Z');
+    const s = compileSchedule(expr, zone);
+    const got: string[] = [];
+    for (let at = s.next(from); at <= to; at = s.next(at)) got.push(at.toISOString());
+    expect(got).toEqual(reference(hour, minute, from, to, sundaysOnly));
+    expect(s.next(t('2026-04-04T14:00:00Z')).toISOString()).toBe(got.find((g) => g > '2026-04-04T14:00:00.000Z'));
+  });
+});
+
 describe('dueSlots', () => {
   const s = parseSchedule('* * * * *');
   it('has nothing due before the first slot', () => {

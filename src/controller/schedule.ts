@@ -83,10 +83,11 @@ export function compileSchedule(expression: string, timeZone: string): Schedule 
   // consists of new instants (cron-parser's own forward semantics); with fixed
   // hours a repeated wall time would be the same slot again.
   const fixedHours = probe.fields.hour.values.length < 24;
+  const matcher = probe;
   const compute = (after: Date): Date => {
     let from = after;
     for (;;) {
-      const slot = CronExpressionParser.parse(expr, { tz: timeZone, currentDate: from }).next().toDate();
+      const slot = nextInZone(expr, timeZone, matcher, from);
       if (!fixedHours || !isRepeatedWallTime(slot, timeZone)) return slot;
       from = slot;
     }
@@ -115,6 +116,36 @@ export function compileSchedule(expression: string, timeZone: string): Schedule 
       return new Date(slot);
     },
   };
+}
+
+/** Days scanned minute by minute when cron-parser gives up near a DST change. */
+const SCAN_DAYS = 8;
+
+/**
+ * The first instant after `after` that the expression matches in the zone.
+ * cron-parser (5.x) throws "loop limit exceeded" for some starting points
+ * near a DST change with a 30-minute shift (Australia/Lord_Howe: for "0 2 * *
+ * *" on every start in the 24 hours before the April change), which would
+ * leave such an object unable to schedule. Then the next SCAN_DAYS days are
+ * scanned minute by minute with cron-parser's own matcher (includesDate, no
+ * date arithmetic); with no match there, cron-parser resumes past the window.
+ */
+function nextInZone(expr: string, timeZone: string, matcher: CronExpression, after: Date, depth = 0): Date {
+  try {
+    return CronExpressionParser.parse(expr, { tz: timeZone, currentDate: after }).next().toDate();
+  } catch (err) {
+    if (depth > 2 || !(err instanceof Error) || !/loop limit/i.test(err.message)) throw err;
+    const seconds = [...matcher.fields.second.values].map(Number).sort((a, b) => a - b);
+    const start = Math.floor(after.getTime() / 60_000) * 60_000;
+    const end = start + SCAN_DAYS * 86_400_000;
+    for (let minute = start; minute < end; minute += 60_000) {
+      for (const second of seconds) {
+        const t = minute + second * 1000;
+        if (t > after.getTime() && matcher.includesDate(new Date(t))) return new Date(t);
+      }
+    }
+    return nextInZone(expr, timeZone, matcher, new Date(end - 1), depth + 1);
+  }
 }
 
 export interface DueSlots {
