@@ -26,7 +26,7 @@ import { EventRecorder } from './events.ts';
 import { controllerMetrics } from './metrics.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import { ServerClock } from './clock.ts';
-import { projectJob } from './jobs.ts';
+import { controllerUid, projectJob } from './jobs.ts';
 import { Reconciler } from './reconciler.ts';
 import { WorkQueue } from './workqueue.ts';
 
@@ -94,7 +94,7 @@ export class SingletonJobController {
             logger,
             labelSelector: Keys.ownerUid,
             transform: projectJob,
-            indexBy: (job) => job.metadata?.labels?.[Keys.ownerUid],
+            indexBy: controllerUid,
             path: ns ? `/apis/batch/v1/namespaces/${ns}/jobs` : '/apis/batch/v1/jobs',
             list: async (page) => (ns ? await batch.listNamespacedJob({ namespace: ns, ...page }) : await batch.listJobForAllNamespaces(page)),
           }),

@@ -116,7 +116,17 @@ export function isPodTerminal(pod: V1Pod): boolean {
 }
 
 export function isOwnedBy(job: V1Job, sj: SingletonJob): boolean {
-  return (job.metadata?.ownerReferences ?? []).some((r) => r.controller && r.uid === sj.metadata?.uid);
+  return controllerUid(job) === sj.metadata?.uid;
+}
+
+/**
+ * The UID of the Job's controlling owner (the owner reference Kubernetes'
+ * garbage collector follows) — what the Job cache is indexed by. Not the
+ * owner-uid label: that only selects which Jobs are watched, and a label
+ * edited by hand must not hide a Job from stray cleanup and pruning.
+ */
+export function controllerUid(job: V1Job): string | undefined {
+  return job.metadata?.ownerReferences?.find((r) => r.controller)?.uid;
 }
 
 export function jobToken(job: V1Job): number | undefined {

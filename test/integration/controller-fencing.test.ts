@@ -114,6 +114,16 @@ describe('tokens', () => {
     const stray = await eventually('the StrayJobDeleted Event', async () => (await api.events('paused')).find((e) => e.reason === 'StrayJobDeleted'));
     expect(stray.type).toBe('Warning');
 
+    // Another stray whose owner-uid label was edited by hand: the controlling
+    // owner reference, not the label, ties a Job to its SingletonJob.
+    const relabelled = buildJob(reserved, reservation, { suspended: true });
+    relabelled.metadata = { ...relabelled.metadata, name: `${runName}-copy`, labels: { ...relabelled.metadata!.labels, [Keys.ownerUid]: 'edited-by-hand' } };
+    const copy = await api.batch.createNamespacedJob({ namespace: api.ns, body: relabelled });
+    await eventually('the relabelled stray Job to be deleted', async () => {
+      const live = await api.batch.readNamespacedJob({ namespace: api.ns, name: copy.metadata!.name! }).catch(() => undefined);
+      return !live || live.metadata?.uid !== copy.metadata!.uid || Boolean(live.metadata?.deletionTimestamp);
+    });
+
     await requestRun(api, 'paused', 'r2');
     const r2 = await eventually('run r2', async () => (await api.jobs(sj)).find((j) => j.metadata!.name !== runName));
     expect(token(r2)).toBe(5000);
