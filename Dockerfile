@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# singleton-operator image: compiled JavaScript and production dependencies only.
+# singleton-operator image: Node 24 and one bundled dist/main.js (no node_modules).
 #   docker build -t singleton-operator:dev .
 # Stages: build (dev dependencies; scripts/bundle.ts bundles src/ into one
 # self-contained dist/main.js), runtime (node + dist/ + package.json, numeric
