@@ -34,9 +34,9 @@ export interface InformerOptions<T> {
   labelSelector?: string;
   logger: Logger;
   /**
-   * Reduces each object to what readers need before it is stored (after
-   * slimObject). Objects in the cache are then partial: never send them back
-   * as an update.
+   * Reduces each object to what readers need before it is stored (then
+   * slimObject copies the result). Objects in the cache are then partial:
+   * never send them back as an update.
    */
   transform?: (obj: T) => T;
   /** One secondary index (e.g. the owner's UID): byIndex(value) answers without scanning the cache. */
@@ -212,10 +212,9 @@ export class Informer<T extends KubeObject> {
     });
   }
 
-  /** Drops what the cache never needs (see the header), then applies the transform. */
+  /** The transform first (a Job's projection drops its Pod template: no point copying it), then the compact copy. */
   private slim(obj: T): T {
-    const slim = slimObject(obj);
-    return this.o.transform ? this.o.transform(slim) : slim;
+    return slimObject(this.o.transform ? this.o.transform(obj) : obj);
   }
 
   private unindex(key: string): void {
