@@ -118,6 +118,7 @@ export class Reconciler {
     const ours = this.written.get(key);
     if (!cached) return undefined;
     if (ours && ours.metadata?.uid === cached.metadata?.uid && newerThan(ours.metadata?.resourceVersion, cached.metadata?.resourceVersion)) return ours;
+    if (ours) this.written.delete(key); // the cache has caught up (or the object was replaced)
     return cached;
   }
 
@@ -394,7 +395,11 @@ export class Reconciler {
     const [namespace, name] = key.split('/') as [string, string];
     const body = { ...sj, status };
     const updated = slimObject((await this.d.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name, body })) as SingletonJob); // as the cache keeps it
-    this.written.set(key, updated);
+    // The watch may have delivered this write before the response arrived:
+    // then the cache already has it and observed() has run — keep no copy.
+    const cached = this.d.singletonJobs.get(key);
+    if (!cached || cached.metadata?.uid !== updated.metadata?.uid || newerThan(updated.metadata?.resourceVersion, cached.metadata?.resourceVersion)) this.written.set(key, updated);
+    else this.written.delete(key);
     return updated;
   }
 }
