@@ -4,7 +4,7 @@
 //   (c) scale and memory of our operator at 100 / 1,000 / 10,000 SingletonJobs,
 // and writes bench/results/latest.{md,json,svg,png}.
 //
-//   npm run bench            # full profile (≈ 40 min: failover 12 + stampede/scale 26, measured in parts)
+//   npm run bench            # full profile (38 min here, 2026-11-26: failover 12, stampede 16, scale 10)
 //   npm run bench:quick      # quick profile (about 20 minutes)
 //   node bench/run.ts --profile=quick --only=failover --out=bench/results/tmp/try
 // Other flags: --rounds=GRACEFUL,CRASH --stampede-count=N --scale-counts=100,1000
