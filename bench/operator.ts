@@ -66,22 +66,10 @@ export function controllerWorkers(): string {
   return /workers \?\? (\d+)/.exec(src)?.[1] ?? 'unknown';
 }
 
-const builds = new Map<string, Promise<string[]>>();
-
-/**
- * The operator as the image ships it (scripts/bundle.ts, like `npm run build`),
- * laid out in the run's work folder — not in dist/, which belongs to the
- * checkout — and the node arguments of the image's ENTRYPOINT.
- */
-function shippedOperator(workDir: string): Promise<string[]> {
-  let args = builds.get(workDir);
-  if (!args) builds.set(workDir, (args = shippedNodeArgs(path.join(workDir, 'operator-image'))));
-  return args;
-}
-
 export async function startOperator(cp: ControlPlane, o: { replicas: number; workDir: string; tag: string; env?: Record<string, string> }): Promise<Operator> {
   operatorPrerequisites();
-  const nodeArgs = await shippedOperator(o.workDir);
+  // The image's layout in the run's work folder (built once per run; not dist/, which belongs to the checkout).
+  const nodeArgs = await shippedNodeArgs(path.join(o.workDir, 'operator-image'));
   const kc = cp.kubeConfig();
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const coord = kc.makeApiClient(k8s.CoordinationV1Api);

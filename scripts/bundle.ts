@@ -14,7 +14,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build, type Plugin } from 'esbuild';
+import { analyzeMetafile, build, type Plugin } from 'esbuild';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -57,10 +57,7 @@ export async function bundle(outdir = path.join(root, 'dist'), analyze = false):
     logLevel: 'warning',
     plugins: [clientNodeHasNoSideEffects],
   });
-  if (analyze) {
-    const { analyzeMetafile } = await import('esbuild');
-    process.stdout.write(await analyzeMetafile(result.metafile, { verbose: false }));
-  }
+  if (analyze) process.stdout.write(await analyzeMetafile(result.metafile, { verbose: false }));
   return outfile;
 }
 

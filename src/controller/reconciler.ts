@@ -395,11 +395,10 @@ export class Reconciler {
     const [namespace, name] = key.split('/') as [string, string];
     const body = { ...sj, status };
     const updated = slimObject((await this.d.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name, body })) as SingletonJob); // as the cache keeps it
-    // The watch may have delivered this write before the response arrived:
-    // then the cache already has it and observed() has run — keep no copy.
+    this.written.set(key, updated);
+    // The watch may have delivered this write before its response: then the cache already holds it.
     const cached = this.d.singletonJobs.get(key);
-    if (!cached || cached.metadata?.uid !== updated.metadata?.uid || newerThan(updated.metadata?.resourceVersion, cached.metadata?.resourceVersion)) this.written.set(key, updated);
-    else this.written.delete(key);
+    if (cached) this.observed(key, cached);
     return updated;
   }
 }

@@ -41,8 +41,9 @@ function copy(value: unknown, depth: number): unknown {
   for (const [key, v] of Object.entries(value)) {
     const kept = depth === 0 && key === 'metadata' && v && typeof v === 'object' ? copyMetadata(v as Record<string, unknown>) : copy(v, depth + 1);
     // JSON.parse makes "__proto__" an own key; an assignment would set the prototype instead.
+    // (Keys need no interning: V8 already shares property names.)
     if (key === '__proto__') Object.defineProperty(out, key, { value: kept, enumerable: true, writable: true, configurable: true });
-    else out[intern(key)] = kept;
+    else out[key] = kept;
   }
   return out;
 }
@@ -53,7 +54,7 @@ function copyMetadata(metadata: Record<string, unknown>): Record<string, unknown
     if (key === 'managedFields') continue;
     if (key === 'annotations' && v && typeof v === 'object') {
       const annotations: Record<string, string> = {};
-      for (const [name, text] of Object.entries(v as Record<string, string>)) if (name !== LAST_APPLIED) annotations[intern(name)] = intern(text);
+      for (const [name, text] of Object.entries(v as Record<string, string>)) if (name !== LAST_APPLIED) annotations[name] = intern(text);
       out[key] = annotations;
     } else out[key] = copy(v, 1);
   }
