@@ -15,7 +15,17 @@ COPY src ./src
 RUN npm run build
 
 FROM node:24-bookworm-slim AS runtime
-ENV NODE_ENV=production
+# glibc malloc, tuned for a long-running process with bursts (bench/ and the
+# e2e test run the replicas with this environment too):
+#  - MALLOC_MMAP_THRESHOLD_: blocks of 32 KiB or more get their own mapping,
+#    returned to the kernel when freed. Without it glibc raises the threshold
+#    after the first large free, and V8's parser and compiler zones (17 MiB
+#    while the bundle is compiled at start-up) and response buffers stay in
+#    the heap's middle for good: an idle replica 103 → 87 MiB RSS.
+#  - MALLOC_ARENA_MAX: V8's GC and compiler threads each got an arena of their
+#    own (up to 8 per core), each keeping what it freed.
+# Leader with 10,000 SingletonJobs after changing every spec: 183 → 158 MiB.
+ENV NODE_ENV=production MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=32768
 WORKDIR /app
 # package.json carries "type": "module", which makes dist/*.js ES modules.
 COPY --from=build /src/package.json ./package.json

@@ -9,7 +9,7 @@ import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import type { ControlPlane } from '../test/controlplane/controlplane.ts';
-import { shippedNodeArgs } from '../scripts/bundle.ts';
+import { shippedImage } from '../scripts/bundle.ts';
 import { repoRoot } from './electors.ts';
 import { Child, sleep } from './lib/proc.ts';
 
@@ -69,7 +69,7 @@ export function controllerWorkers(): string {
 export async function startOperator(cp: ControlPlane, o: { replicas: number; workDir: string; tag: string; env?: Record<string, string> }): Promise<Operator> {
   operatorPrerequisites();
   // The image's layout in the run's work folder (built once per run; not dist/, which belongs to the checkout).
-  const nodeArgs = await shippedNodeArgs(path.join(o.workDir, 'operator-image'));
+  const image = await shippedImage(path.join(o.workDir, 'operator-image'));
   const kc = cp.kubeConfig();
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const coord = kc.makeApiClient(k8s.CoordinationV1Api);
@@ -81,9 +81,9 @@ export async function startOperator(cp: ControlPlane, o: { replicas: number; wor
     const child = new Child({
       name: identity,
       command: process.execPath,
-      // As the image runs it: node <ENTRYPOINT flags> dist/main.js, NODE_ENV=production.
+      // As the image runs it: node <ENTRYPOINT flags> dist/main.js, with the image's ENV.
       args: [
-        ...nodeArgs,
+        ...image.nodeArgs,
         `--kubeconfig=${kubeconfig}`,
         `--identity=${identity}`,
         `--pod-name=${identity}`,
@@ -93,7 +93,7 @@ export async function startOperator(cp: ControlPlane, o: { replicas: number; wor
         '--http-port=0',
         '--log-level=info',
       ],
-      env: { NODE_ENV: 'production', POD_NAMESPACE: OPERATOR_NAMESPACE, ...o.env },
+      env: { ...image.env, POD_NAMESPACE: OPERATOR_NAMESPACE, ...o.env },
       log: path.join(o.workDir, `${identity}.log`),
       cwd: repoRoot,
     });

@@ -8,7 +8,8 @@
 // first object. The bundle keeps what the operator reaches.
 //
 // Benchmarks and the end-to-end test run this bundle with the node flags of
-// the Dockerfile's ENTRYPOINT (shippedNodeArgs), so they measure what ships.
+// the Dockerfile's ENTRYPOINT and the environment of its runtime stage
+// (shippedImage), so they measure what ships.
 //
 //   node scripts/bundle.ts [--outdir=dist] [--analyze]
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -63,27 +64,56 @@ export async function bundle(outdir = path.join(root, 'dist'), analyze = false):
 
 /** The node flags of the image's ENTRYPOINT (between "node" and "dist/main.js"). */
 export function imageNodeFlags(): string[] {
-  const dockerfile = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
-  const m = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile);
+  const m = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(runtimeStage());
   const argv = m ? (JSON.parse(m[1]!) as string[]) : [];
   if (argv[0] !== 'node' || argv.at(-1) !== 'dist/main.js') throw new Error(`the Dockerfile's ENTRYPOINT is not ["node", …, "dist/main.js"]: ${m?.[1] ?? 'none'}`);
   return argv.slice(1, -1);
 }
 
+/** The environment the image's runtime stage sets (its `ENV NAME=value …` lines; unquoted values only). */
+export function imageEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of runtimeStage().split('\n')) {
+    const m = /^ENV\s+(.*)$/.exec(line.trim());
+    if (!m) continue;
+    for (const pair of m[1]!.trim().split(/\s+/)) {
+      const kv = /^([A-Za-z_][A-Za-z0-9_]*)=([^"'\s\\]*)$/.exec(pair);
+      if (!kv) throw new Error(`the Dockerfile's runtime stage has an ENV this reader does not understand (write NAME=value, unquoted): ${pair}`);
+      env[kv[1]!] = kv[2]!;
+    }
+  }
+  return env;
+}
+
+/** The Dockerfile from its last FROM on (the stage the image runs). */
+function runtimeStage(): string {
+  const dockerfile = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
+  const from = [...dockerfile.matchAll(/^FROM\s/gm)].at(-1)?.index;
+  if (from === undefined) throw new Error('the Dockerfile has no FROM');
+  return dockerfile.slice(from);
+}
+
+export interface ShippedImage {
+  /** node <these> — the ENTRYPOINT's flags and the bundle's path. */
+  nodeArgs: string[];
+  /** The runtime stage's ENV (NODE_ENV, malloc tuning…). */
+  env: Record<string, string>;
+}
+
 /**
  * Lays the image's /app out in dir (dist/ from the bundle, package.json) and
- * returns the node arguments the image's ENTRYPOINT would run it with. dir
- * should be outside the checkout: with no node_modules above it, a module the
- * bundle failed to include fails the run instead of resolving from here.
+ * returns how the image's ENTRYPOINT would run it. dir should be outside the
+ * checkout: with no node_modules above it, a module the bundle failed to
+ * include fails the run instead of resolving from here.
  */
-export async function shippedNodeArgs(dir: string): Promise<string[]> {
+export async function shippedImage(dir: string): Promise<ShippedImage> {
   const main = path.join(dir, 'dist', 'main.js');
   if (!existsSync(main)) {
     mkdirSync(dir, { recursive: true });
     await bundle(path.join(dir, 'dist'));
     copyFileSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));
   }
-  return [...imageNodeFlags(), main];
+  return { nodeArgs: [...imageNodeFlags(), main], env: imageEnv() };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

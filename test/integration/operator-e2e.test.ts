@@ -17,7 +17,7 @@ import * as k8s from '@kubernetes/client-node';
 import { resolveHelm } from '../controlplane/binaries.ts';
 import { isAlive } from '../controlplane/process.ts';
 import { chartDir } from '../../scripts/generate-manifests.ts';
-import { imageNodeFlags, shippedNodeArgs } from '../../scripts/bundle.ts';
+import { imageNodeFlags, shippedImage } from '../../scripts/bundle.ts';
 import { Keys, type SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 import { eventually, testCluster } from '../support/cluster.ts';
 import { helm, kubectl, root, serviceAccountToken, startReplica, stopReplica, waitReady, writeTokenKubeconfig, type Replica } from '../dev/replicas.ts';
@@ -104,10 +104,11 @@ it('installs with Helm and runs three replicas as the chart’s ServiceAccount',
   const token = await serviceAccountToken(kc, namespace, fullname);
   const kubeconfig = writeTokenKubeconfig(path.join(workDir, 'operator.kubeconfig'), kc, user, token);
   // workDir is under the system temp folder: nothing the bundle left out can resolve from the checkout's node_modules.
-  const nodeArgs = await shippedNodeArgs(path.join(workDir, 'image'));
-  expect(nodeArgs).toEqual([...imageNodeFlags(), path.join(workDir, 'image', 'dist', 'main.js')]);
+  const image = await shippedImage(path.join(workDir, 'image'));
+  expect(image.nodeArgs).toEqual([...imageNodeFlags(), path.join(workDir, 'image', 'dist', 'main.js')]);
+  expect(image.env).toMatchObject({ NODE_ENV: 'production', MALLOC_ARENA_MAX: '2' });
   for (let i = 0; i < 3; i++) {
-    replicas.push(await startReplica({ name: `${fullname}-${i}`, kubeconfig, namespace, leaseName: env.LEASE_NAME!, logDir: path.join(workDir, 'logs'), env: { NODE_ENV: 'production', ...env }, nodeArgs }));
+    replicas.push(await startReplica({ name: `${fullname}-${i}`, kubeconfig, namespace, leaseName: env.LEASE_NAME!, logDir: path.join(workDir, 'logs'), env: { ...image.env, ...env }, nodeArgs: image.nodeArgs }));
   }
   await Promise.all(replicas.map((r) => waitReady(r)));
   const leader = await eventually('a leader', holder);
