@@ -25,7 +25,7 @@ import { dueSlots, parseSchedule, ScheduleError } from './schedule.ts';
 import type { DueSlots } from './schedule.ts';
 import { healthyReadiness, nextToken, readyCondition, recordFinished, setReady, toDate, TokenExhaustedError, newerThan } from './status.ts';
 import type { Readiness } from './status.ts';
-import { slimObject } from '../kube/slim.ts';
+import { slimInPlace } from '../kube/slim.ts';
 
 export interface Result {
   /** Reconcile again after this many ms (0 = as soon as possible); absent = wait for a change. */
@@ -394,7 +394,7 @@ export class Reconciler {
     if (sj.metadata?.generation !== undefined) status.observedGeneration = sj.metadata.generation;
     const [namespace, name] = key.split('/') as [string, string];
     const body = { ...sj, status };
-    const updated = slimObject((await this.d.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name, body })) as SingletonJob); // as the cache keeps it
+    const updated = slimInPlace((await this.d.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name, body })) as SingletonJob); // as the cache keeps it
     this.written.set(key, updated);
     // The watch may have delivered this write before its response: then the cache already holds it.
     const cached = this.d.singletonJobs.get(key);

@@ -11,7 +11,7 @@
 // without the field keeps them).
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { slimObject } from './slim.ts';
+import { slimInPlace } from './slim.ts';
 
 export interface KubeObject {
   metadata?: k8s.V1ObjectMeta;
@@ -35,7 +35,7 @@ export interface InformerOptions<T> {
   logger: Logger;
   /**
    * Reduces each object to what readers need before it is stored (then
-   * slimObject copies the result). Objects in the cache are then partial:
+   * slimInPlace trims the result). Objects in the cache are then partial:
    * never send them back as an update.
    */
   transform?: (obj: T) => T;
@@ -212,9 +212,9 @@ export class Informer<T extends KubeObject> {
     });
   }
 
-  /** The transform first (a Job's projection drops its Pod template: no point copying it), then the compact copy. */
+  /** The transform first (a Job's projection drops its Pod template: no point copying it), then trimmed in place. */
   private slim(obj: T): T {
-    return slimObject(this.o.transform ? this.o.transform(obj) : obj);
+    return slimInPlace(this.o.transform ? this.o.transform(obj) : obj);
   }
 
   private unindex(key: string): void {

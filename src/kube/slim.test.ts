@@ -1,4 +1,4 @@
-import { LAST_APPLIED, intern, slimObject } from './slim.ts';
+import { LAST_APPLIED, intern, slimInPlace } from './slim.ts';
 
 const sj = () => ({
   apiVersion: 'singleton.dev/v1alpha1',
@@ -15,31 +15,41 @@ const sj = () => ({
   status: { currentToken: 7, recentRuns: [{ name: 'payroll-1', slot: '2026-11-25T03:00:00Z', finishedTime: new Date('2026-11-25T03:01:00Z') }], note: null },
 });
 
-describe('slimObject', () => {
-  it('keeps everything but managedFields and the last-applied annotation, and leaves the input alone', () => {
+describe('slimInPlace', () => {
+  it('drops managedFields and the last-applied annotation in place and keeps everything else', () => {
     const input = sj();
-    const slim = slimObject(input);
+    const slim = slimInPlace(input);
+    expect(slim).toBe(input);
+    expect(slim.metadata.managedFields).toBeUndefined();
+    expect(slim.metadata.annotations).toEqual({ 'singleton.dev/run-now': 'req-1' });
     const expected = sj() as Record<string, any>;
     delete expected.metadata.managedFields;
     delete expected.metadata.annotations[LAST_APPLIED];
-    expect(slim).toEqual(expected);
-    expect(input).toEqual(sj());
-    expect(slim.metadata).not.toBe(input.metadata);
+    expect(JSON.parse(JSON.stringify(slim))).toEqual(JSON.parse(JSON.stringify(expected)));
     expect(slim.status.recentRuns[0]!.finishedTime).toEqual(new Date('2026-11-25T03:01:00Z'));
+    expect(slim.status.note).toBeNull();
+  });
+
+  it('leaves annotations without last-applied as they are', () => {
+    const input = { metadata: { name: 'x', annotations: { a: '1' } } };
+    const annotations = input.metadata.annotations;
+    expect(slimInPlace(input).metadata.annotations).toBe(annotations);
   });
 
   it('drops only the top-level metadata fields (a nested "managedFields" key is data)', () => {
-    const obj = { metadata: { name: 'x' }, spec: { metadata: { managedFields: 'keep' } } };
-    expect(slimObject(obj)).toEqual(obj);
+    const obj = { metadata: { name: 'x' }, spec: { metadata: { managedFields: 'keep', annotations: { [LAST_APPLIED]: 'keep' } } } };
+    expect(slimInPlace(structuredClone(obj))).toEqual(obj);
   });
 
-  it('copies a "__proto__" key that JSON.parse made an own property as data', () => {
-    const obj = JSON.parse('{"metadata":{"name":"x"},"spec":{"__proto__":{"polluted":true}}}') as { metadata: { name: string }; spec: Record<string, unknown> };
-    const slim = slimObject(obj);
-    expect(Object.keys(slim.spec)).toEqual(['__proto__']);
+  it('keeps a "__proto__" key that JSON.parse made an own property as data', () => {
+    const text = '{"metadata":{"name":"x","annotations":{"__proto__":"a","kubectl.kubernetes.io/last-applied-configuration":"{}"}},"spec":{"__proto__":"str","nested":{"__proto__":{"polluted":true}}}}';
+    const slim = slimInPlace(JSON.parse(text) as { metadata: { annotations: Record<string, string> }; spec: Record<string, unknown> });
+    expect(Object.keys(slim.spec)).toEqual(['__proto__', 'nested']);
     expect(Object.getPrototypeOf(slim.spec)).toBe(Object.prototype);
+    expect(Object.getPrototypeOf(slim.metadata.annotations)).toBe(Object.prototype);
+    expect(Object.keys(slim.metadata.annotations)).toEqual(['__proto__']);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-    expect(JSON.stringify(slim)).toBe(JSON.stringify(obj));
+    expect(JSON.stringify(slim)).toBe(JSON.stringify(JSON.parse(text.replace(',"kubectl.kubernetes.io/last-applied-configuration":"{}"', ''))));
   });
 
   it('interns strings to equal values, including ones that look like array indexes', () => {

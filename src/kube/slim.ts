@@ -1,19 +1,26 @@
-// What the caches keep of an object from the API server: a copy without what
-// nothing here reads, built so that 10,000 cached SingletonJobs (and their
-// Jobs) cost as little heap as the data allows:
+// What the caches keep of an object from the API server: the object itself,
+// trimmed in place, so that 10,000 cached SingletonJobs (and their Jobs) cost
+// as little heap as the data allows:
 //  - metadata.managedFields and kubectl's last-applied-configuration
 //    annotation are dropped: the first was a third of a SingletonJob's heap,
 //    the second repeats the whole spec as one string. Writes never send them
 //    back: status updates take only .status (the server copies everything
 //    else from the stored object), and nothing here updates a whole object.
-//  - every object is rebuilt rather than `delete`d from: deleting a property
-//    turns a V8 object into a hash table (~450 bytes more per metadata).
+//  - in place, not copied, and without `delete`: JSON.parse builds each object
+//    with exactly as many in-object property slots as it has properties. A
+//    copy built property by property spills past the fourth into a separate
+//    backing store (~4 MiB at 10,000 SingletonJobs), and deleting a property
+//    turns a V8 object into a hash table (~450 bytes more per metadata). So
+//    managedFields is set to undefined (the slot stays, its array goes) and
+//    only an annotations map that holds last-applied is rebuilt.
 //  - short strings are shared: JSON.parse gives each object its own copy of
 //    the same apiVersion, kind, schedule, time zone, image, slot timestamps…
 //    (~7 MiB at 10,000 objects). V8 keeps one copy of each property name in
 //    its string table and drops entries nothing uses any more, so using a
 //    value once as a key and reading the key back yields the shared copy —
 //    without a table of our own that would have to be pruned.
+// Probe (10,000 SingletonJobs with history, as listed): heap 26.1 MiB with
+// copies, 23.0 MiB trimmed in place; ~25 % less CPU per object.
 import type { KubeObject } from './informer.ts';
 
 export const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
@@ -27,36 +34,47 @@ export function intern(s: string): string {
   return s;
 }
 
-/** A compact copy of `obj` for a cache (see the header); `obj` is not changed. */
-export function slimObject<T extends KubeObject>(obj: T): T {
-  return copy(obj, 0) as T;
+/**
+ * Trims `obj` in place for a cache (see the header) and returns it. Only for
+ * objects nothing else holds: fresh from JSON.parse, a list page or a
+ * projection.
+ */
+export function slimInPlace<T extends KubeObject>(obj: T): T {
+  const metadata = obj.metadata as Record<string, unknown> | undefined;
+  if (metadata && typeof metadata === 'object') {
+    if (metadata.managedFields !== undefined) metadata.managedFields = undefined;
+    const annotations = metadata.annotations as Record<string, string> | undefined;
+    if (annotations && typeof annotations === 'object' && Object.hasOwn(annotations, LAST_APPLIED)) {
+      const kept: Record<string, string> = {};
+      for (const [name, text] of Object.entries(annotations)) if (name !== LAST_APPLIED) defineData(kept, name, text);
+      metadata.annotations = kept;
+    }
+  }
+  internStrings(obj);
+  return obj;
 }
 
-function copy(value: unknown, depth: number): unknown {
-  if (typeof value === 'string') return intern(value);
-  if (value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) return value.map((v) => copy(v, depth + 1));
-  if (value instanceof Date) return value;
-  const out: Record<string, unknown> = {};
-  for (const [key, v] of Object.entries(value)) {
-    const kept = depth === 0 && key === 'metadata' && v && typeof v === 'object' ? copyMetadata(v as Record<string, unknown>) : copy(v, depth + 1);
-    // JSON.parse makes "__proto__" an own key; an assignment would set the prototype instead.
-    // (Keys need no interning: V8 already shares property names.)
-    if (key === '__proto__') Object.defineProperty(out, key, { value: kept, enumerable: true, writable: true, configurable: true });
-    else out[key] = kept;
+/** Replaces every short string value under `value` with its shared copy. */
+function internStrings(value: object): void {
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      if (typeof v === 'string') value[i] = intern(v);
+      else if (v !== null && typeof v === 'object') internStrings(v);
+    }
+    return;
   }
-  return out;
+  if (value instanceof Date) return;
+  const record = value as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    const v = record[key];
+    if (typeof v === 'string') defineData(record, key, intern(v));
+    else if (v !== null && typeof v === 'object') internStrings(v);
+  }
 }
 
-function copyMetadata(metadata: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [key, v] of Object.entries(metadata)) {
-    if (key === 'managedFields') continue;
-    if (key === 'annotations' && v && typeof v === 'object') {
-      const annotations: Record<string, string> = {};
-      for (const [name, text] of Object.entries(v as Record<string, string>)) if (name !== LAST_APPLIED) annotations[name] = intern(text);
-      out[key] = annotations;
-    } else out[key] = copy(v, 1);
-  }
-  return out;
+/** record[key] = value, except that a "__proto__" key (JSON.parse makes it an own property) stays data. */
+function defineData(record: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+  else record[key] = value;
 }
