@@ -17,7 +17,9 @@
 //     object's spec (generation + 1) — the last standby sees it on its warm
 //     cache — then wait for it to take over: first pass as above, and its
 //     status write on every object (audit log), throughput = N / that time;
-//  6. check every object reports status.observedGeneration == generation.
+//  6. check every object reports status.observedGeneration == generation;
+//  7. RSS of that leader at its last write, BUSY_SETTLE_MS later (idle again)
+//     and its peak (VmHWM).
 import { execFileSync } from 'node:child_process';
 import * as k8s from '@kubernetes/client-node';
 import type { ControlPlane } from '../test/controlplane/controlplane.ts';
@@ -40,6 +42,8 @@ function leaseFor(createMs: number): { durationS: number; renewS: number; retryS
   return { durationS, renewS: Math.ceil((durationS * 2) / 3), retryS: 2 };
 }
 const MiB = 1024 * 1024;
+/** After a burst, the operator gives its heap back once it has been quiet for a 10-s interval (src/runtime/heap-compactor.ts). */
+const BUSY_SETTLE_MS = 30_000;
 const FIRST_PASS = 'Reconciled every SingletonJob once since taking over';
 
 /** The benchmark's own client: pooled connections like the operator's, a generous timeout, no rate limit. */
@@ -296,9 +300,13 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
       );
       const behind = await unreconciled(kc, namespace);
       if (behind > 0) notes.push(`${behind} objects did not report observedGeneration == generation at the end`);
-      const rssAfterMiB = rssOf(op.byIdentity.get(busy.successor)!.pid) / MiB;
-      notes.push(`RSS of the last leader after the busy takeover: ${rssAfterMiB.toFixed(1)} MiB`);
-      o.log(`scale ${n}: busy takeover → all written ${resumeMs} ms (${throughputPerSec.toFixed(0)}/s); ${behind} behind; RSS ${rssAfterMiB.toFixed(1)} MiB`);
+      const successorPid = op.byIdentity.get(busy.successor)!.pid;
+      const rssAtLastWriteMiB = rssOf(successorPid) / MiB;
+      await sleep(BUSY_SETTLE_MS); // the burst is over: what the leader keeps while idle
+      const rssAfterMiB = rssOf(successorPid) / MiB;
+      const rssPeakMiB = rssOf(successorPid, 'VmHWM') / MiB;
+      notes.push(`RSS of the last leader after the busy takeover: ${rssAtLastWriteMiB.toFixed(1)} MiB at its last write, ${rssAfterMiB.toFixed(1)} MiB ${BUSY_SETTLE_MS / 1000} s later; peak over its life ${rssPeakMiB.toFixed(1)} MiB`);
+      o.log(`scale ${n}: busy takeover → all written ${resumeMs} ms (${throughputPerSec.toFixed(0)}/s); ${behind} behind; RSS ${rssAtLastWriteMiB.toFixed(1)} → ${rssAfterMiB.toFixed(1)} MiB (peak ${rssPeakMiB.toFixed(1)})`);
       points.push({
         objects: n,
         rssMiB: rss,
@@ -306,6 +314,8 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
         rssLeaderMiB,
         rssMaxStandbyMiB,
         rssAfterBusyMiB: rssAfterMiB,
+        rssAtLastWriteMiB,
+        rssPeakMiB,
         createMs,
         coldReconcileMs,
         takeoverMs: quiet.takeoverMs,

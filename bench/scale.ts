@@ -13,8 +13,12 @@ export interface ScalePoint {
   createMs: number;
   /** First leader: from its start to every object reconciled. */
   coldReconcileMs: number;
-  /** RSS of the leader after the busy takeover (it wrote every object), MiB. */
+  /** RSS of the leader after the busy takeover (it wrote every object), once idle again (BUSY_SETTLE_MS later), MiB. */
   rssAfterBusyMiB?: number;
+  /** The same leader's RSS at its last status write, MiB. */
+  rssAtLastWriteMiB?: number;
+  /** The same leader's peak RSS over its life (VmHWM: standby, takeover, burst), MiB. */
+  rssPeakMiB?: number;
   /** Quiet takeover: pause of the leader → successor's first Lease write (audit log). */
   takeoverMs: number;
   /** Quiet takeover (nothing changed): successor's first Lease write → every object had a pass. */

@@ -135,10 +135,10 @@ export class Child {
   }
 }
 
-export function rssOf(pid: number): number {
+export function rssOf(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+    const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(status);
     return m ? Number(m[1]) * 1024 : Number.NaN;
   } catch {
     return Number.NaN;

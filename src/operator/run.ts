@@ -13,6 +13,7 @@ import { LeaderElector, makeIdentity, type Leadership } from '../election/index.
 import type { OperatorConfig } from '../config/config.ts';
 import { createLogger } from '../log/logger.ts';
 import { createRegistry, selfFencedWrites } from '../metrics/registry.ts';
+import { HeapCompactor } from '../runtime/heap-compactor.ts';
 import { startServer, type HealthServer } from '../server/server.ts';
 
 /** What the operator needs from the SingletonJob controller. */
@@ -175,6 +176,8 @@ export async function runOperator(options: RunOptions): Promise<number> {
   const caches = controller.startCaches(stopCaches.signal).catch((err: unknown) => {
     logger.error({ err }, 'Caches stopped with an error');
   });
+  const compactor = new HeapCompactor({ logger, registry });
+  compactor.start();
   let code: number = ExitCode.ok;
   try {
     await elector.run(options.signal);
@@ -184,6 +187,7 @@ export async function runOperator(options: RunOptions): Promise<number> {
   }
   options.signal.removeEventListener('abort', onShutdown);
   shuttingDown = true;
+  compactor.stop();
   stopCaches.abort();
   await caches;
   await server.close();

@@ -1,0 +1,170 @@
+// Gives the heap back after a burst.
+//
+// V8 sizes the old generation by what it has seen: after a burst — a takeover
+// that writes 10,000 statuses, a midnight stampede — it keeps the pages it
+// grew into although what is live shrank back (a leader with 10,000
+// SingletonJobs held ~66 MiB of heap for ~40 MiB live). Only a "last resort"
+// collection (what V8 does on a low-memory notification: compacting every
+// fragmented page, several passes, compiled-code caches flushed) returns them.
+// It blocks the event loop for ~100–300 ms at 10,000 objects, so it runs only
+// when the process has been quiet for a whole interval, only when the heap has
+// grown well past what was live after the last one, and at most once a minute
+// (backing off while it returns little). Lease renewal tolerates the pause:
+// the renew deadline is seconds.
+//
+// It needs node's --expose-gc (the image's ENTRYPOINT passes it); without it
+// the compactor stays off and says so once.
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import v8 from 'node:v8';
+import type { Logger } from 'pino';
+import { Counter, Histogram, type Registry } from 'prom-client';
+
+export interface HeapSample {
+  /** Bytes V8 has committed for the heap (what the process holds). */
+  committed: number;
+  /** Bytes in use, garbage included until the next collection. */
+  used: number;
+}
+
+export interface CompactorPolicy {
+  /** How often the heap and the event loop are sampled. */
+  intervalMs: number;
+  /** Busiest event-loop utilization (0–1) over an interval that still counts as quiet. */
+  quietUtilization: number;
+  /** Compact when committed > live after the last compaction × (1 + growthRatio) + minGrowthBytes. */
+  growthRatio: number;
+  minGrowthBytes: number;
+  /** Shortest time between two compactions; doubles (up to maxGapMs) while they return less than minGrowthBytes / 2. */
+  minGapMs: number;
+  maxGapMs: number;
+}
+
+export const defaultPolicy: CompactorPolicy = {
+  intervalMs: 10_000,
+  quietUtilization: 0.1,
+  growthRatio: 0.25,
+  minGrowthBytes: 8 * 1024 * 1024,
+  minGapMs: 60_000,
+  maxGapMs: 32 * 60_000,
+};
+
+/** The decision, without timers or V8: what a tick sees and what it should do. */
+export class CompactionSchedule {
+  private readonly policy: CompactorPolicy;
+  /** Live bytes right after the last compaction (0 before the first). */
+  private baseline = 0;
+  private last = Number.NEGATIVE_INFINITY;
+  private gapMs: number;
+
+  constructor(policy: CompactorPolicy) {
+    this.policy = policy;
+    this.gapMs = policy.minGapMs;
+  }
+
+  /** True when a compaction is due now. */
+  due(heap: HeapSample, utilization: number, now: number): boolean {
+    if (utilization > this.policy.quietUtilization) return false;
+    if (now - this.last < this.gapMs) return false;
+    return heap.committed > this.baseline * (1 + this.policy.growthRatio) + this.policy.minGrowthBytes;
+  }
+
+  /** Records a compaction that took the heap from `before` to `after`. */
+  compacted(before: HeapSample, after: HeapSample, now: number): void {
+    this.last = now;
+    this.baseline = after.used;
+    const returned = before.committed - after.committed;
+    this.gapMs = returned < this.policy.minGrowthBytes / 2 ? Math.min(this.policy.maxGapMs, this.gapMs * 2) : this.policy.minGapMs;
+  }
+
+  /** The current shortest gap between compactions (for tests and logs). */
+  get currentGapMs(): number {
+    return this.gapMs;
+  }
+}
+
+type GcFunction = (options?: { type?: 'major' | 'minor'; execution?: 'sync' | 'async'; flavor?: 'regular' | 'last-resort' }) => void;
+
+export function heapSample(): HeapSample {
+  const s = v8.getHeapStatistics();
+  return { committed: s.total_heap_size, used: s.used_heap_size };
+}
+
+export interface HeapCompactorOptions {
+  logger: Logger;
+  registry?: Registry;
+  policy?: Partial<CompactorPolicy>;
+  /** Defaults to the global gc that --expose-gc installs. */
+  gc?: GcFunction;
+}
+
+export class HeapCompactor {
+  private readonly o: HeapCompactorOptions;
+  private readonly policy: CompactorPolicy;
+  private readonly schedule: CompactionSchedule;
+  private readonly gc: GcFunction | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private elu: EventLoopUtilization | undefined;
+  private readonly count?: Counter;
+  private readonly returned?: Counter;
+  private readonly seconds?: Histogram;
+
+  constructor(o: HeapCompactorOptions) {
+    this.o = o;
+    this.policy = { ...defaultPolicy, ...o.policy };
+    this.schedule = new CompactionSchedule(this.policy);
+    this.gc = o.gc ?? (globalThis as { gc?: GcFunction }).gc;
+    if (o.registry) {
+      const registers = [o.registry];
+      this.count = new Counter({ name: 'singleton_operator_heap_compactions_total', help: 'Last-resort garbage collections run after a burst, when the process was quiet', registers });
+      this.returned = new Counter({ name: 'singleton_operator_heap_compaction_returned_bytes_total', help: 'Committed heap bytes those compactions gave back', registers });
+      this.seconds = new Histogram({ name: 'singleton_operator_heap_compaction_duration_seconds', help: 'How long each compaction blocked the event loop', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers });
+    }
+  }
+
+  /** True when node exposes gc (--expose-gc), i.e. when start() does anything. */
+  get enabled(): boolean {
+    return typeof this.gc === 'function';
+  }
+
+  start(): void {
+    if (!this.enabled) {
+      this.o.logger.info('Heap compaction after bursts is off: node runs without --expose-gc');
+      return;
+    }
+    this.elu = performance.eventLoopUtilization();
+    this.timer = setInterval(() => this.tick(), this.policy.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private tick(): void {
+    const now = performance.eventLoopUtilization();
+    const utilization = performance.eventLoopUtilization(now, this.elu).utilization;
+    this.elu = now;
+    const before = heapSample();
+    if (!this.schedule.due(before, utilization, Date.now())) return;
+    const started = performance.now();
+    this.gc!({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    const ms = performance.now() - started;
+    const after = heapSample();
+    this.schedule.compacted(before, after, Date.now());
+    // The pause is not the loop's own work: start the next interval's utilization afresh.
+    this.elu = performance.eventLoopUtilization();
+    const returned = Math.max(0, before.committed - after.committed);
+    this.count?.inc();
+    this.returned?.inc(returned);
+    this.seconds?.observe(ms / 1000);
+    this.o.logger.debug(
+      { committedBeforeMiB: mib(before.committed), committedAfterMiB: mib(after.committed), liveMiB: mib(after.used), pauseMs: Math.round(ms), nextGapS: this.schedule.currentGapMs / 1000 },
+      'Compacted the heap after a burst',
+    );
+  }
+}
+
+function mib(bytes: number): number {
+  return Math.round((bytes / 1048576) * 10) / 10;
+}
