@@ -7,7 +7,7 @@
 //     the benchmark has time to change every object while the leader is paused);
 //     cold start = process start → the first leader's status write on every
 //     object (audit log);
-//  3. RSS of every replica (VmRSS) once idle;
+//  3. RSS of every replica (VmRSS) once idle (IDLE_SETTLE_MS after the last write);
 //  4. quiet takeover (the usual case): SIGSTOP the leader, change nothing;
 //     a standby takes over when the Lease expires; resume = its first Lease
 //     write → its log line "Reconciled every SingletonJob once since taking
@@ -18,7 +18,7 @@
 //     cache — then wait for it to take over: first pass as above, and its
 //     status write on every object (audit log), throughput = N / that time;
 //  6. check every object reports status.observedGeneration == generation;
-//  7. RSS of that leader at its last write, BUSY_SETTLE_MS later (idle again)
+//  7. RSS of that leader at its last write, IDLE_SETTLE_MS later (idle again)
 //     and its peak (VmHWM).
 import { execFileSync } from 'node:child_process';
 import * as k8s from '@kubernetes/client-node';
@@ -42,8 +42,11 @@ function leaseFor(createMs: number): { durationS: number; renewS: number; retryS
   return { durationS, renewS: Math.ceil((durationS * 2) / 3), retryS: 2 };
 }
 const MiB = 1024 * 1024;
-/** After a burst, the operator gives its heap back once it has been quiet for a 10-s interval (src/runtime/heap-compactor.ts). */
-const BUSY_SETTLE_MS = 30_000;
+/**
+ * "Idle": this long after the last write of a burst (the cold start's or the busy takeover's). The
+ * operator gives its heap back once it has seen a whole quiet 10-s interval (src/runtime/heap-compactor.ts).
+ */
+const IDLE_SETTLE_MS = 30_000;
 const FIRST_PASS = 'Reconciled every SingletonJob once since taking over';
 
 /** The benchmark's own client: pooled connections like the operator's, a generous timeout, no rate limit. */
@@ -245,7 +248,7 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
       const cold = await waitStatusWrites(audit, namespace, leader, n, started, 900_000, o.log);
       const coldReconcileMs = cold[cold.length - 1]!.stageAt - started;
       o.log(`scale ${n}: ${leader} reconciled all ${n} ${Math.round(coldReconcileMs)} ms after the replicas started`);
-      await sleep(Math.min(30_000, 5_000 + n)); // idle, caches warm, GC settled
+      await sleep(IDLE_SETTLE_MS); // idle, caches warm
       const rss = op.identities.map((id) => rssOf(op.byIdentity.get(id)!.pid) / MiB);
       const heapUsedMiB = await Promise.all(op.identities.map(async (id) => (await scrapeGauge(op.byIdentity.get(id)!, 'nodejs_heap_size_used_bytes')) / MiB));
       const rssLeaderMiB = rss[op.identities.indexOf(leader)]!;
@@ -302,10 +305,10 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
       if (behind > 0) notes.push(`${behind} objects did not report observedGeneration == generation at the end`);
       const successorPid = op.byIdentity.get(busy.successor)!.pid;
       const rssAtLastWriteMiB = rssOf(successorPid) / MiB;
-      await sleep(BUSY_SETTLE_MS); // the burst is over: what the leader keeps while idle
+      await sleep(IDLE_SETTLE_MS); // the burst is over: what the leader keeps while idle
       const rssAfterMiB = rssOf(successorPid) / MiB;
       const rssPeakMiB = rssOf(successorPid, 'VmHWM') / MiB;
-      notes.push(`RSS of the last leader after the busy takeover: ${rssAtLastWriteMiB.toFixed(1)} MiB at its last write, ${rssAfterMiB.toFixed(1)} MiB ${BUSY_SETTLE_MS / 1000} s later; peak over its life ${rssPeakMiB.toFixed(1)} MiB`);
+      notes.push(`RSS of the last leader after the busy takeover: ${rssAtLastWriteMiB.toFixed(1)} MiB at its last write, ${rssAfterMiB.toFixed(1)} MiB ${IDLE_SETTLE_MS / 1000} s later; peak over its life ${rssPeakMiB.toFixed(1)} MiB`);
       o.log(`scale ${n}: busy takeover → all written ${resumeMs} ms (${throughputPerSec.toFixed(0)}/s); ${behind} behind; RSS ${rssAtLastWriteMiB.toFixed(1)} → ${rssAfterMiB.toFixed(1)} MiB (peak ${rssPeakMiB.toFixed(1)})`);
       points.push({
         objects: n,

@@ -3,7 +3,7 @@
 
 export interface ScalePoint {
   objects: number;
-  /** VmRSS of each replica after the caches are warm, MiB. */
+  /** VmRSS of each replica once idle after the cold start (IDLE_SETTLE_MS after the leader's last write), MiB. */
   rssMiB: number[];
   /** V8 heap in use per replica (nodejs_heap_size_used_bytes from /metrics), MiB. */
   heapUsedMiB: number[];
@@ -13,7 +13,7 @@ export interface ScalePoint {
   createMs: number;
   /** First leader: from its start to every object reconciled. */
   coldReconcileMs: number;
-  /** RSS of the leader after the busy takeover (it wrote every object), once idle again (BUSY_SETTLE_MS later), MiB. */
+  /** RSS of the leader after the busy takeover (it wrote every object), once idle again (IDLE_SETTLE_MS later), MiB. */
   rssAfterBusyMiB?: number;
   /** The same leader's RSS at its last status write, MiB. */
   rssAtLastWriteMiB?: number;
