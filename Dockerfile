@@ -40,12 +40,12 @@ EXPOSE 8080
 # Memory (bench/ and the e2e test run the replicas with exactly these flags):
 # a young generation of at most 3 × 2 MiB instead of V8's default of up to
 # 3 × 16 MiB; the old generation grows by 30 % over what survived the last
-# full GC instead of V8's up-to-4× — after a burst of 10,000 status writes the
-# leader's RSS stays ~210 MiB instead of ~400 MiB, for ~13 % more CPU during
-# the burst (bench/results). --expose-gc lets the operator give the heap back
-# once a burst is over (src/runtime/heap-compactor.ts: a last-resort GC when
-# the process is quiet; 150 → 125 MiB for that leader). No
-# --enable-source-maps by default: the bundle's map (dist/main.js.map) is
+# full GC instead of V8's up-to-4×, which bounds the peak of a burst (a leader
+# writing 10,000 statuses reached ~400 MiB without it, ~160 MiB now) for
+# ~15-25 % more CPU during the burst. --expose-gc lets the operator give the
+# heap back once a burst is over (src/runtime/heap-compactor.ts: a last-resort
+# GC when the process is quiet; bench: 157 → 127 MiB 30 s after that burst).
+# No --enable-source-maps by default: the bundle's map (dist/main.js.map) is
 # there for `node --enable-source-maps` when debugging. The old generation's
 # limit is sized by Node from the container's memory limit.
 ENTRYPOINT ["node", "--max-semi-space-size=2", "--heap-growing-percent=30", "--expose-gc", "dist/main.js"]
