@@ -266,10 +266,10 @@ function stampedePanel(p: s.Panel, st: StampedeResult | undefined, error?: strin
 }
 
 function scaleRssPanel(p: s.Panel, sc: ScaleResult | undefined, error?: string): string {
-  const out = [s.frame(p, 'Memory per replica vs SingletonJobs', 'VmRSS, caches warm; target ≤ 150 MB (143 MiB) at 10,000')];
+  const out = [s.frame(p, 'Memory per replica vs SingletonJobs', 'VmRSS once idle, caches warm; dotted: peak of a leader writing every status; target ≤ 150 MB (143 MiB)')];
   if (!sc || sc.points.length === 0) return out.concat(s.placeholder(p, error ?? 'not measured')).join('\n');
   const xsc = s.logScale(100, 10_000, p.px + 20, p.px + p.pw - 20, (v) => v.toLocaleString('en-US'));
-  const maxR = Math.max(160, ...sc.points.flatMap((x) => x.rssMiB)) * 1.1;
+  const maxR = Math.max(160, ...sc.points.flatMap((x) => [...x.rssMiB, x.rssPeakMiB ?? 0])) * 1.1;
   const ysc = s.linearScale(0, maxR, p.py + p.ph, p.py, (v) => `${v}`, 5);
   out.push(s.xAxis(p, xsc, 'SingletonJobs (log scale)'), s.yAxis(p, ysc, 'RSS (MiB)'));
   const target = 150 / 1.048576;
@@ -283,12 +283,20 @@ function scaleRssPanel(p: s.Panel, sc: ScaleResult | undefined, error?: string):
     out.push(s.text(p.px + p.pw - 4, yb + 14, `node + dependencies imported, no objects: ${fmtNum(sc.baseline.allDepsMiB, 0)} MiB`, { size: 10.5, anchor: 'end', fill: s.COLORS.muted }));
   }
   out.push(s.polyline(lead, s.COLORS.ours, 2.5), s.polyline(stby, s.COLORS.ours, 2, '6 4'));
+  const peaks = sc.points.filter((x) => x.rssPeakMiB !== undefined);
+  if (peaks.length > 0) out.push(s.polyline(peaks.map((x) => [xsc(x.objects), ysc(x.rssPeakMiB!)]), s.COLORS.ours, 1.5, '2 3'));
   for (const x of sc.points) {
     out.push(s.circle(xsc(x.objects), ysc(x.rssLeaderMiB), 4.5, s.COLORS.ours, 1));
     const last = x === sc.points[sc.points.length - 1] && sc.points.length > 1;
     out.push(s.text(xsc(x.objects) + (last ? -8 : 0), ysc(x.rssLeaderMiB) - 9, `${fmtNum(x.rssLeaderMiB, 0)} MiB`, { size: 11, anchor: last ? 'end' : 'middle', weight: 'bold', fill: s.COLORS.ours }));
   }
-  out.push(s.legend(p.px + 10, p.py + 14, [{ label: 'leader', color: s.COLORS.ours }, { label: 'standby (max)', color: s.COLORS.ours, dash: '6 4' }]));
+  out.push(
+    s.legend(p.px + 10, p.py + 14, [
+      { label: 'leader', color: s.COLORS.ours },
+      { label: 'standby (max)', color: s.COLORS.ours, dash: '6 4' },
+      ...(peaks.length > 0 ? [{ label: 'leader peak, busy takeover', color: s.COLORS.ours, dash: '2 3' }] : []),
+    ]),
+  );
   return out.join('\n');
 }
 
@@ -319,9 +327,9 @@ function scaleTimePanel(p: s.Panel, sc: ScaleResult | undefined, error?: string)
   });
   out.push(
     s.legend(p.px + 10, p.py + 14, [
-      { label: 'busy takeover: all status written', color: s.COLORS.ours },
-      { label: 'quiet takeover: every object had a pass', color: s.COLORS.peer },
-      { label: 'cold start of the first leader', color: s.COLORS.muted, dash: '6 4' },
+      { label: 'busy: all status written', color: s.COLORS.ours },
+      { label: 'quiet: every object had a pass', color: s.COLORS.peer },
+      { label: 'cold start (first leader)', color: s.COLORS.muted, dash: '6 4' },
     ]),
   );
   return out.join('\n');
