@@ -22,6 +22,8 @@ export default {
       globalSetup: '<rootDir>/test/controlplane/jest-global-setup.ts',
       globalTeardown: '<rootDir>/test/controlplane/jest-global-teardown.ts',
     },
+    // The workload library: real PostgreSQL and Redis, started by the tests themselves.
+    { ...common, displayName: 'fence', testMatch: ['<rootDir>/packages/fence/test/**/*.test.ts'] },
   ],
   testTimeout: 120000,
 };
