@@ -2,6 +2,7 @@
 // cases client-go's tests cover (acquire an expired lease, never steal a live
 // one, renew, count transitions, step down, release) plus what we add (watch-
 // driven takeover, self-fencing, stalls, fencing terms, clock skew).
+import pino from 'pino';
 import { Registry } from 'prom-client';
 import { ManualClock, type Clock } from './clock.ts';
 import { LeaderElector } from './elector.ts';
@@ -21,6 +22,10 @@ interface Candidate {
   client: FakeLeaseClient;
   events: string[];
   leaderships: Leadership[];
+  /** Monotonic [start, end) of each leadership's guarded work as the work saw it (end: its signal aborted). */
+  intervals: { start: number; end?: number }[];
+  /** The elector's log lines (level ≥ info), parsed. */
+  logs: { level: number; msg: string; [key: string]: unknown }[];
   /** Resolve to let the current guarded work finish after its signal aborted. */
   finishWork?: () => void;
   stop(): Promise<void>;
@@ -36,6 +41,9 @@ function candidate(
   const client = store.client(name);
   const events: string[] = [];
   const leaderships: Leadership[] = [];
+  const intervals: Candidate['intervals'] = [];
+  const logs: Candidate['logs'] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Candidate['logs'][number]) });
   const c = {} as Candidate;
   const elector = new LeaderElector(
     {
@@ -48,12 +56,16 @@ function candidate(
       retryPeriodMs: RETRY,
       clock,
       lock: client,
+      logger,
       ...options.config,
     },
     {
       onStartedLeading: async (leadership) => {
         leaderships.push(leadership);
         events.push(`started ${leadership.term}`);
+        const interval: Candidate['intervals'][number] = { start: clock.now() };
+        intervals.push(interval);
+        leadership.signal.addEventListener('abort', () => (interval.end = clock.now()), { once: true });
         if (options.work) return options.work(leadership);
         await new Promise<void>((resolve) => leadership.signal.addEventListener('abort', () => resolve(), { once: true }));
         if (options.holdWork) await new Promise<void>((resolve) => (c.finishWork = resolve));
@@ -76,6 +88,8 @@ function candidate(
     client,
     events,
     leaderships,
+    intervals,
+    logs,
     done,
     stop: async () => {
       controller.abort();
@@ -476,5 +490,155 @@ describe('metrics', () => {
     await Promise.all([a.stop(), clock.advance(0)]);
     expect(await registry.metrics()).toContain('leader_election_master_status{name="lease"} 0');
     candidates = [];
+  });
+});
+
+/** No instant at which guarded work of two leaderships (of any candidates) ran at once. */
+function expectNoOverlap(all: Candidate[]): void {
+  const intervals = all.flatMap((c) => c.intervals.map((i) => ({ who: c.name, start: i.start, end: i.end ?? Infinity })));
+  intervals.sort((x, y) => x.start - y.start);
+  for (let i = 1; i < intervals.length; i++) {
+    expect({ ...intervals[i]!, overlapsPrevious: intervals[i]!.start < intervals[i - 1]!.end }).toMatchObject({ overlapsPrevious: false });
+  }
+}
+
+const conflictLines = (c: Candidate) => c.logs.filter((l) => l.level === 50 && /same --identity/.test(l.msg));
+
+describe('two processes with one identity', () => {
+  it('the second does not take over a live lease held under its identity: it never leads while the first renews, logs one error, and is not ready', async () => {
+    const registry = new Registry();
+    const a = add('a', { config: { identity: 'x' } });
+    await clock.advance(0);
+    const b = add('b', { config: { identity: 'x', registry } });
+    await clock.advance(60_000);
+    expect(b.leaderships).toHaveLength(0);
+    expect(store.writesBy('b')).toHaveLength(0);
+    expect(a.leaderships).toHaveLength(1);
+    expect(a.leaderships[0]!.signal.aborted).toBe(false);
+    expect(conflictLines(b)).toHaveLength(1);
+    expect(conflictLines(b)[0]!.msg).toContain('"x"');
+    expect(b.elector.ready()).toEqual({ ok: false, reason: expect.stringContaining('duplicate --identity') });
+    expect(a.elector.ready().ok).toBe(true);
+    expect(await registry.metrics()).toMatch(/leader_election_identity_conflicts_total\{name="lease"\} (\d+)/);
+    const conflicts = Number(/leader_election_identity_conflicts_total\{name="lease"\} (\d+)/.exec(await registry.metrics())![1]);
+    expect(conflicts).toBeGreaterThanOrEqual(25);
+
+    // The first one dies: the second takes over once its lease ran out, and is ready again.
+    a.client.setDown(true);
+    await clock.advance(LEASE + RETRY);
+    expect(b.leaderships).toHaveLength(1);
+    expect(b.elector.ready().ok).toBe(true);
+    expectNoOverlap([a, b]);
+  });
+
+  it('a leader that sees the Lease written under its identity by someone else steps down at once, and does not lead while that writer renews', async () => {
+    const a = add('a', { config: { identity: 'x' } });
+    await clock.advance(0);
+    const first = a.leaderships[0]!;
+    await clock.advance(500);
+    const writes = store.writesBy('a').length;
+    // Another process with identity x (an older version, which would take over at once).
+    const other = externalHolder(store, clock, 'x');
+    await clock.advance(0);
+    expect(first.signal.aborted).toBe(true);
+    expect((first.signal.reason as LeadershipLostError).reason).toBe('duplicate-identity');
+    expect(a.elector.ready().ok).toBe(false);
+    await clock.advance(60_000);
+    expect(a.leaderships).toHaveLength(1);
+    expect(store.writesBy('a')).toHaveLength(writes);
+    expect(conflictLines(a)).toHaveLength(1);
+    other.stop();
+    await clock.advance(LEASE + RETRY);
+    expect(a.leaderships).toHaveLength(2);
+    expect(a.elector.ready().ok).toBe(true);
+  });
+
+  it('a process restarted under the same identity waits out its previous incarnation’s lease (it may still run), without reporting a conflict', async () => {
+    const now = '2030-01-01T00:00:00.000000Z';
+    store.put({ holderIdentity: 'x', leaseDurationSeconds: 15, acquireTime: now, renewTime: now, leaseTransitions: 2 });
+    const a = add('a', { config: { identity: 'x' } });
+    await clock.advance(LEASE - 1);
+    expect(store.writesBy('a')).toHaveLength(0);
+    expect(a.elector.ready().ok).toBe(true);
+    await clock.advance(1);
+    expect(a.leaderships).toHaveLength(1);
+    expect(store.current()!.record).toMatchObject({ holderIdentity: 'x', leaseTransitions: 2 });
+    expect(conflictLines(a)).toHaveLength(0);
+  });
+
+  it('a change of only the Lease metadata (same record) is no conflict: the leader keeps leading and renews on top of it', async () => {
+    const a = add('a', { config: { identity: 'x' } });
+    await clock.advance(0);
+    store.put(store.current()!.record, 'kubectl');
+    await clock.advance(10_000);
+    expect(a.leaderships[0]!.signal.aborted).toBe(false);
+    expect(a.elector.ready().ok).toBe(true);
+    expect(store.current()!.record.holderIdentity).toBe('x');
+    expect(store.writes.at(-1)!.client).toBe('a');
+  });
+});
+
+describe('after an etcd restore without --bump-revision (resourceVersions go back)', () => {
+  it('a standby does not wait forever: it takes the Lease over once the old holder stopped renewing', async () => {
+    const a = add('a');
+    await clock.advance(0);
+    const b = add('b');
+    await clock.advance(3_000);
+    const backup = store.backup();
+    await clock.advance(20_000);
+    // Disaster: the leader's node is gone, etcd is restored from the backup.
+    a.client.setDown(true);
+    store.restore(backup);
+    const restoredAt = clock.now();
+    await clock.advance(LEASE + 3 * RETRY);
+    expect(b.leaderships).toHaveLength(1);
+    expect(b.intervals[0]!.start - restoredAt).toBeGreaterThanOrEqual(LEASE);
+    expect(b.leaderships[0]!.term).toBeGreaterThan(Number(backup.lease!.resourceVersion));
+    expect(store.current()!.record.holderIdentity).toBe('b');
+    expect(b.logs.some((l) => /went back/.test(l.msg))).toBe(true);
+    expectNoOverlap([a, b]);
+  });
+
+  it('the leader steps down at its next renew; nobody leads for a lease duration; then one leads with a term above the restored one', async () => {
+    const registry = new Registry();
+    const a = add('a', { config: { registry } });
+    await clock.advance(0);
+    const b = add('b');
+    await clock.advance(3_000);
+    const backup = store.backup();
+    await clock.advance(20_000);
+    store.restore(backup);
+    const restoredAt = clock.now();
+    await clock.advance(RETRY + 100);
+    expect((a.leaderships[0]!.signal.reason as LeadershipLostError).reason).toBe('reset');
+    await clock.advance(LEASE + 2 * RETRY);
+    const leaders = [a, b].filter((c) => c.elector.isLeader());
+    expect(leaders).toHaveLength(1);
+    const next = leaders[0]!.intervals.at(-1)!;
+    expect(next.start - restoredAt).toBeGreaterThanOrEqual(LEASE);
+    expect(leaders[0]!.leaderships.at(-1)!.term).toBeGreaterThan(Number(backup.lease!.resourceVersion));
+    expect(await registry.metrics()).toContain('leader_election_resource_version_resets_total{name="lease"} 1');
+    expectNoOverlap([a, b]);
+    for (const c of [a, b]) expect(c.events.filter((e) => e.startsWith('run'))).toEqual([]);
+  });
+
+  it('a former leader leads again with a lower term than its previous one instead of exiting', async () => {
+    const backup = store.backup(); // before the operator was installed: no Lease
+    const a = add('a');
+    await clock.advance(0);
+    const before = a.leaderships[0]!.term;
+    // An API-server outage makes it step down; meanwhile etcd is restored.
+    a.client.setDown(true);
+    await clock.advance(RENEW + RETRY);
+    expect(a.leaderships[0]!.signal.aborted).toBe(true);
+    store.restore(backup);
+    a.client.setDown(false);
+    await clock.advance(LEASE + 2 * RETRY);
+    expect(a.events.filter((e) => e.startsWith('run'))).toEqual([]);
+    expect(a.leaderships).toHaveLength(2);
+    // Not greater than the previous term (the store restarts at the backup's revision): refused before.
+    expect(a.leaderships[1]!.term).toBeLessThanOrEqual(before);
+    expect(a.elector.isLeader()).toBe(true);
+    expect(a.logs.some((l) => l.level === 40 && /lower fencing term/.test(l.msg))).toBe(true);
   });
 });

@@ -12,9 +12,12 @@ import { realClock, type Clock, type TimerHandle } from './clock.ts';
 import { validateConfig, type LeaderElectionConfig, type ResolvedTimings } from './config.ts';
 import { KubernetesLeaseLock, describeError, formatMicroTime, isCasFailure, type LeaseLock, type LeaseRecord, type LeaseSnapshot } from './lock.ts';
 import { LeaderTerm, releaseLease, type LeaderContext, type Leadership, type LossReason } from './leadership.ts';
-import { electionMetrics } from './metrics.ts';
-import { LeaseObserver, type Observation } from './observer.ts';
-import { TermError, termFromResourceVersion } from './token.ts';
+import { electionMetrics, type ElectionMetrics } from './metrics.ts';
+import { LeaseObserver, sameRecord, type Observation } from './observer.ts';
+import { termFromResourceVersion } from './token.ts';
+
+/** How many of our own acquisitions (their acquireTime) we remember to tell our records from another process's. */
+const OWN_ACQUISITIONS_KEPT = 16;
 
 export interface LeaderCallbacks {
   /** Guarded work; must finish soon after leadership.signal aborts (the Lease is released only after). */
@@ -35,13 +38,21 @@ export class LeaderElector {
   private readonly lock: LeaseLock;
   private readonly observer: LeaseObserver;
   private readonly leaderContext: LeaderContext;
+  private readonly metrics: ElectionMetrics;
   private readonly releaseOnCancel: boolean;
   private running = false;
   private leading: LeaderTerm | undefined;
   private lastTerm: number | undefined;
+  private lastObservation: Observation | undefined;
   private backoffUntil = 0;
   private reportedLeader: string | undefined;
   private wakers = new Set<() => void>();
+  /** acquireTime of our recent acquisitions: a record with our identity and another acquireTime is not ours. */
+  private readonly ownAcquisitions: string[] = [];
+  /** Until when (monotonic) another process wrote the Lease under our identity: we neither lead nor report ready. */
+  private conflictUntil = -Infinity;
+  /** When we last saw the Lease's resourceVersion go back: nobody may be trusted to have stopped before a lease duration. */
+  private resetAt: number | undefined;
 
   constructor(config: LeaderElectionConfig, callbacks: LeaderCallbacks) {
     this.timings = validateConfig(config);
@@ -53,6 +64,7 @@ export class LeaderElector {
     this.releaseOnCancel = config.releaseOnCancel ?? true;
     this.lock = config.lock ?? this.kubernetesLock(config.kubeConfig);
     this.observer = new LeaseObserver({ lock: this.lock, clock: this.clock, logger: this.logger, maxBackoffMs: this.timings.retryPeriodMs });
+    this.metrics = electionMetrics(config.registry, config.name);
     this.leaderContext = {
       identity: this.identity,
       timings: this.timings,
@@ -60,7 +72,7 @@ export class LeaderElector {
       logger: this.logger,
       lock: this.lock,
       observer: this.observer,
-      metrics: electionMetrics(config.registry, config.name),
+      metrics: this.metrics,
     };
   }
 
@@ -99,6 +111,18 @@ export class LeaderElector {
    */
   healthy(): { ok: boolean; reason?: string } {
     return this.leading?.healthy() ?? { ok: true };
+  }
+
+  /**
+   * Readiness. Not ready while another process writes the Lease under this
+   * replica's identity (two replicas configured with the same --identity):
+   * this one refuses to lead meanwhile, and a red /readyz makes it visible.
+   */
+  ready(): { ok: boolean; reason?: string } {
+    if (this.clock.now() < this.conflictUntil) {
+      return { ok: false, reason: `another process holds the Lease under this replica's identity ${JSON.stringify(this.identity)} (duplicate --identity); refusing to lead` };
+    }
+    return { ok: true };
   }
 
   /**
@@ -179,21 +203,34 @@ export class LeaderElector {
 
   /** Monotonic time from which this process may try to take the Lease, on its own observation only. */
   private acquirableAt(observation: Observation): number {
+    // After a reset the Lease's content is from the past: whoever led before
+    // it may still act until its lease runs out, whatever the record now says.
+    const afterReset = this.resetAt === undefined ? 0 : this.resetAt + this.timings.leaseDurationMs;
     const lease = observation.lease;
     if (!lease) {
       // Deleted under a live holder: that holder may still be acting (and will
       // re-create the Lease at its next renew); wait out its lease as we saw it.
       const gone = observation.deletedHolder;
-      return gone && gone.identity !== this.identity ? gone.liveUntil : 0;
+      return Math.max(afterReset, gone && gone.identity !== this.identity ? gone.liveUntil : 0);
     }
     const { holderIdentity, leaseDurationSeconds } = lease.record;
-    if (holderIdentity === '' || holderIdentity === this.identity) return 0;
-    return observation.observedAt + leaseDurationSeconds * 1000;
+    // A record under our identity that we did not write (a previous incarnation
+    // of this replica, or another process configured with the same identity)
+    // is treated like anyone else's: it may be live.
+    if (holderIdentity === '' || this.isOwn(lease.record)) return afterReset;
+    return Math.max(afterReset, observation.observedAt + leaseDurationSeconds * 1000);
+  }
+
+  private isOwn(record: LeaseRecord): boolean {
+    return record.holderIdentity === this.identity && record.acquireTime !== undefined && this.ownAcquisitions.includes(record.acquireTime);
   }
 
   private async tryAcquire(observation: Observation): Promise<{ snapshot: LeaseSnapshot; sentAt: number } | 'retry-now' | 'backoff'> {
     const now = this.formatNow();
     const base = observation.lease;
+    // Remembered before sending: the watch may show our write before its response does.
+    this.ownAcquisitions.push(now);
+    if (this.ownAcquisitions.length > OWN_ACQUISITIONS_KEPT) this.ownAcquisitions.shift();
     const record: LeaseRecord = {
       holderIdentity: this.identity,
       leaseDurationSeconds: this.timings.leaseDurationMs / 1000,
@@ -205,6 +242,8 @@ export class LeaderElector {
     try {
       const snapshot = base ? await this.lock.update(record, base) : await this.lock.create(record);
       this.observer.record(snapshot);
+      // Our compare-and-swap won: nobody else holds the Lease under our identity now.
+      this.conflictUntil = -Infinity;
       return { snapshot, sentAt };
     } catch (err) {
       if (!isCasFailure(err)) {
@@ -235,6 +274,15 @@ export class LeaderElector {
   }
 
   private observed(observation: Observation): void {
+    const previous = this.lastObservation;
+    this.lastObservation = observation;
+    if (observation.reset) {
+      this.resetAt = this.clock.now();
+      this.metrics.reset();
+      this.leading?.stepDown('reset', `the Lease resourceVersion went back from ${observation.reset.from} to ${observation.reset.to} (etcd restored from a backup without --bump-revision?)`);
+    } else if (previous && this.writtenUnderOurIdentity(previous.lease?.record, observation)) {
+      this.identityConflict(observation);
+    }
     const holder = observation.lease?.record.holderIdentity;
     if (holder && holder !== this.reportedLeader) {
       this.reportedLeader = holder;
@@ -245,19 +293,48 @@ export class LeaderElector {
     this.wake();
   }
 
+  /** The record changed to one under our identity that we did not write. */
+  private writtenUnderOurIdentity(before: LeaseRecord | undefined, observation: Observation): boolean {
+    const record = observation.lease?.record;
+    return record?.holderIdentity === this.identity && !(before && sameRecord(before, record)) && !this.isOwn(record);
+  }
+
+  private identityConflict(observation: Observation): void {
+    const record = observation.lease!.record;
+    const now = this.clock.now();
+    this.metrics.identityConflict();
+    if (now >= this.conflictUntil) {
+      this.logger.error(
+        { acquireTime: record.acquireTime, renewTime: record.renewTime, resourceVersion: observation.lease!.resourceVersion },
+        `Another process wrote the Lease under this replica's identity ${JSON.stringify(this.identity)}: two replicas are configured with the same --identity; refusing to lead while it holds the Lease (give every replica its own identity)`,
+      );
+    }
+    this.conflictUntil = Math.max(this.conflictUntil, observation.observedAt + record.leaseDurationSeconds * 1000);
+    this.leading?.stepDown('duplicate-identity', `another process wrote the Lease under our identity ${this.identity}`);
+  }
+
   // ---- leader -----------------------------------------------------------------
 
   private async lead(snapshot: LeaseSnapshot, sentAt: number, runSignal: AbortSignal): Promise<LossReason> {
     let termNumber: number;
     try {
       termNumber = termFromResourceVersion(snapshot.resourceVersion);
-      if (this.lastTerm !== undefined && termNumber <= this.lastTerm) {
-        throw new TermError(`fencing term ${termNumber} is not greater than this process's previous term ${this.lastTerm}`);
-      }
     } catch (err) {
       this.logger.error({ err: describeError(err) }, 'Refused to lead');
       await releaseLease(this.leaderContext, snapshot);
       throw err;
+    }
+    if (this.lastTerm !== undefined && termNumber <= this.lastTerm) {
+      // Only possible when resourceVersions went back (etcd restored without
+      // --bump-revision). Refusing would gain nothing — a restarted process
+      // remembers no previous term — so lead, loudly: the new term is above
+      // every term recorded in the restored data, not above ones issued since
+      // the backup (README: "After an etcd restore").
+      if (this.resetAt === undefined) this.metrics.reset();
+      this.logger.warn(
+        { term: termNumber, previousTerm: this.lastTerm },
+        'Leading with a lower fencing term than this process had before: the Lease resourceVersion went back (etcd restored from a backup without --bump-revision?)',
+      );
     }
     this.lastTerm = termNumber;
     const term = new LeaderTerm(this.leaderContext, termNumber, snapshot, sentAt);

@@ -1,7 +1,9 @@
 // An in-memory Lease store for unit tests: compare-and-swap on a revision
 // counter that, like etcd's, never goes back (also across delete/create),
 // watches that replay from a revision, and per-client faults (an unreachable
-// API server, a crashed process). Each elector gets its own client.
+// API server, a crashed process). Each elector gets its own client. An etcd
+// restore without --bump-revision (backup/restore) is the one way to make the
+// revision go back, as in a real cluster.
 import type { LeaseEvent, LeaseLock, LeaseRecord, LeaseSnapshot, LeaseWatch } from './lock.ts';
 
 class HttpError extends Error {
@@ -23,6 +25,13 @@ interface Watcher {
   client: FakeLeaseClient;
   onEvent: (event: LeaseEvent) => void;
   onClose: (err?: unknown) => void;
+}
+
+/** The store's state at one revision, as an etcd backup holds it. */
+export interface FakeBackup {
+  revision: bigint;
+  lease: { record: LeaseRecord; resourceVersion: string } | undefined;
+  events: number;
 }
 
 export class FakeLeaseStore {
@@ -57,6 +66,22 @@ export class FakeLeaseStore {
     const rv = String(++this.revision);
     this.writes.push({ client, verb: 'delete', resourceVersion: rv });
     this.emit({ type: 'deleted', resourceVersion: rv });
+  }
+
+  backup(): FakeBackup {
+    return { revision: this.revision, lease: this.lease && { record: { ...this.lease.record }, resourceVersion: this.lease.resourceVersion }, events: this.events.length };
+  }
+
+  /**
+   * Restores a backup as `etcdutl snapshot restore` without --bump-revision
+   * followed by an API-server restart does: the revision and the Lease go back
+   * to the backup's, and every open watch ends with an error.
+   */
+  restore(backup: FakeBackup): void {
+    this.revision = backup.revision;
+    this.lease = backup.lease && { record: { ...backup.lease.record }, resourceVersion: backup.lease.resourceVersion };
+    this.events.length = backup.events;
+    this.breakWatches(new Error('connection reset (API server restarted)'));
   }
 
   /** Ends every open watch with an error (as an API-server restart does). */
@@ -97,6 +122,12 @@ export class FakeLeaseStore {
   watch(client: FakeLeaseClient, from: string, onEvent: (e: LeaseEvent) => void, onClose: (err?: unknown) => void): LeaseWatch {
     const watcher: Watcher = { client, onEvent, onClose };
     const start = BigInt(from);
+    if (start > this.revision) {
+      // What the API server answers when the revision went back under the client.
+      this.watchers.add(watcher);
+      this.closeWatch(watcher, new HttpError(504, `Timeout: Too large resource version: ${from}, current: ${this.revision}`));
+      return { stop: () => void this.watchers.delete(watcher) };
+    }
     const backlog = this.events.filter((e) => e.revision > start);
     this.watchers.add(watcher);
     queueMicrotask(() => {

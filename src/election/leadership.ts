@@ -11,7 +11,7 @@ import type { ResolvedTimings } from './config.ts';
 import { describeError, formatMicroTime, isCasFailure, type LeaseLock, type LeaseRecord, type LeaseSnapshot } from './lock.ts';
 import type { ElectionMetrics } from './metrics.ts';
 import type { LeaseObserver } from './observer.ts';
-import { compareResourceVersions } from './token.ts';
+import { compareResourceVersions, termFromResourceVersion } from './token.ts';
 import { isTransient, statusCode } from '../kube/errors.ts';
 
 export interface Leadership {
@@ -22,6 +22,13 @@ export interface Leadership {
   signal: AbortSignal;
   /** Synchronous self-fence check for right before a guarded write; throws LeadershipLostError. */
   assertValid(): void;
+  /**
+   * The etcd revision of this leadership's newest successful Lease write
+   * (acquire or renew), as a term. Later than every write any other holder of
+   * any Lease made before it; the controller raises its term to it to take
+   * over objects a gone installation wrote with a higher term.
+   */
+  latestRevision?(): number;
 }
 
 export type LossReason =
@@ -30,6 +37,8 @@ export type LossReason =
   | 'expired' // the self-fence bound passed (leaseDuration − margin since the last renew was sent)
   | 'stalled' // a timer fired far too late: the event loop was stopped or starved
   | 'taken' // the Lease names another holder, or we could not re-create it
+  | 'duplicate-identity' // another process wrote the Lease under our identity
+  | 'reset' // the Lease's resourceVersion went back (etcd restored from a backup)
   | 'work-failed'; // onStartedLeading threw or rejected
 
 export class LeadershipLostError extends Error {
@@ -91,6 +100,13 @@ export class LeaderTerm {
       term,
       signal: this.controller.signal,
       assertValid: () => this.assertValid(),
+      latestRevision: () => {
+        try {
+          return Math.max(this.term, termFromResourceVersion(this.cache.resourceVersion));
+        } catch {
+          return this.term;
+        }
+      },
     };
   }
 
@@ -167,7 +183,12 @@ export class LeaderTerm {
   async releaseIfStillOurs(): Promise<void> {
     if (!this.withinLease(this.ctx.clock.now())) return;
     const seen = this.ctx.observer.observation()?.lease;
-    await releaseLease(this.ctx, seen && seen.record.holderIdentity === this.ctx.identity ? seen : this.cache);
+    await releaseLease(this.ctx, seen && this.ours(seen) ? seen : this.cache);
+  }
+
+  /** Our own acquisition's record: our identity and the acquireTime we wrote (another process with our identity writes its own). */
+  private ours(lease: LeaseSnapshot): boolean {
+    return lease.record.holderIdentity === this.ctx.identity && lease.record.acquireTime === this.cache.record.acquireTime;
   }
 
   private withinLease(now: number): boolean {
@@ -241,10 +262,8 @@ export class LeaderTerm {
     let sentAt = clock.now();
     try {
       const seen = observer.observation()?.lease;
-      const base =
-        seen && seen.record.holderIdentity === identity && (compareResourceVersions(seen.resourceVersion, this.cache.resourceVersion) ?? -1) > 0
-          ? seen
-          : this.cache;
+      // A newer copy of our own record (someone changed only the Lease's metadata) is a better base.
+      const base = seen && this.ours(seen) && (compareResourceVersions(seen.resourceVersion, this.cache.resourceVersion) ?? -1) > 0 ? seen : this.cache;
       const record: LeaseRecord = {
         ...base.record,
         holderIdentity: identity,
@@ -259,11 +278,15 @@ export class LeaderTerm {
         if (!isCasFailure(err) || this.aborted) throw err;
         // Slow path (as client-go): read the Lease, then renew from what we read.
         metrics.slowPath();
-        const fresh = await lock.get();
+        // Through the observer, so a reset or a write under our identity by
+        // another process reaches the elector, which steps us down.
+        const fresh = (await observer.refresh()).lease;
         if (this.aborted) return;
         if (fresh && fresh.record.holderIdentity !== identity) {
-          observer.record(fresh);
           return this.stepDown('taken', `the Lease is now held by ${fresh.record.holderIdentity || 'nobody'}`);
+        }
+        if (fresh && !this.ours(fresh)) {
+          return this.stepDown('duplicate-identity', `the Lease was written under our identity ${identity} by another process`);
         }
         if (!this.withinLease(clock.now())) return this.stepDown('expired');
         sentAt = clock.now();
@@ -305,12 +328,15 @@ export class LeaderTerm {
   }
 }
 
-/** Gives the Lease up (holder "", duration 1 s, transitions kept), as client-go; only if we still hold it. */
+/**
+ * Gives the Lease up (holder "", duration 1 s, transitions kept), as client-go; only while it still
+ * holds `base`'s acquisition (not one made under our identity by another process).
+ */
 export async function releaseLease(ctx: LeaderContext, base: LeaseSnapshot): Promise<void> {
   const { identity, clock, logger, lock, observer } = ctx;
   let current: LeaseSnapshot | undefined = base;
   for (let attempt = 0; attempt < 3 && current; attempt++) {
-    if (current.record.holderIdentity !== identity) return;
+    if (current.record.holderIdentity !== identity || current.record.acquireTime !== base.record.acquireTime) return;
     const now = formatMicroTime(clock.wallNow());
     try {
       const released = await lock.update(

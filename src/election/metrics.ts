@@ -12,6 +12,10 @@ export interface ElectionMetrics {
   /** A renew needed a GET after a failed compare-and-swap. */
   slowPath(): void;
   renewDuration(seconds: number, outcome: 'success' | 'error'): void;
+  /** A write of the Lease under this replica's identity that it did not make (a duplicate --identity). */
+  identityConflict(): void;
+  /** The Lease's resourceVersion went back (etcd restored from a backup without --bump-revision). */
+  reset(): void;
 }
 
 function getOrCreate<T>(registry: Registry, name: string, create: () => T): T {
@@ -20,7 +24,7 @@ function getOrCreate<T>(registry: Registry, name: string, create: () => T): T {
 
 export function electionMetrics(registry: Registry | undefined, leaseName: string): ElectionMetrics {
   if (!registry) {
-    return { setLeader: () => {}, acquired: () => {}, lost: () => {}, slowPath: () => {}, renewDuration: () => {} };
+    return { setLeader: () => {}, acquired: () => {}, lost: () => {}, slowPath: () => {}, renewDuration: () => {}, identityConflict: () => {}, reset: () => {} };
   }
   const registers = [registry];
   const status = getOrCreate(registry, 'leader_election_master_status', () =>
@@ -46,12 +50,32 @@ export function electionMetrics(registry: Registry | undefined, leaseName: strin
       registers,
     }),
   );
+  const conflicts = getOrCreate(registry, 'leader_election_identity_conflicts_total', () =>
+    new Counter({
+      name: 'leader_election_identity_conflicts_total',
+      help: 'Writes of the Lease under this replica\'s identity that it did not make: another replica has the same --identity (this one refuses to lead meanwhile)',
+      labelNames: ['name'],
+      registers,
+    }),
+  );
+  const resets = getOrCreate(registry, 'leader_election_resource_version_resets_total', () =>
+    new Counter({
+      name: 'leader_election_resource_version_resets_total',
+      help: 'Times the Lease resourceVersion went back (etcd restored from a backup without --bump-revision)',
+      labelNames: ['name'],
+      registers,
+    }),
+  );
   status.set({ name: leaseName }, 0);
+  conflicts.inc({ name: leaseName }, 0);
+  resets.inc({ name: leaseName }, 0);
   return {
     setLeader: (leading) => status.set({ name: leaseName }, leading ? 1 : 0),
     acquired: () => transitions.inc({ name: leaseName, direction: 'acquired', reason: '' }),
     lost: (reason) => transitions.inc({ name: leaseName, direction: 'lost', reason }),
     slowPath: () => slow.inc({ name: leaseName }),
     renewDuration: (seconds, outcome) => renew.observe({ name: leaseName, outcome }, seconds),
+    identityConflict: () => conflicts.inc({ name: leaseName }),
+    reset: () => resets.inc({ name: leaseName }),
   };
 }

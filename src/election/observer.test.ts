@@ -76,4 +76,71 @@ describe('LeaseObserver', () => {
     expect(lists).toBeLessThanOrEqual(8);
     observer.stop();
   });
+
+  it('after an etcd restore (revision back), a fresh list is taken as a reset, not ignored', async () => {
+    const clock = new ManualClock();
+    const store = new FakeLeaseStore();
+    store.put(record('a', 't1'));
+    const backup = store.backup();
+    const { observer } = observe(store, clock);
+    await clock.advance(0);
+    for (const t of ['t2', 't3', 't4']) store.put(record('a', t));
+    await clock.advance(0);
+    expect(observer.observation()!.lease?.record.renewTime).toBe('t4');
+    store.restore(backup);
+    await clock.advance(1_000);
+    store.put(record('b', 't5'));
+    await clock.advance(3_000);
+    expect(observer.observation()!.lease).toMatchObject({ record: { holderIdentity: 'b', renewTime: 't5' } });
+    observer.stop();
+  });
+
+  it('flags the reset and restarts the expiry clock from when it saw it', async () => {
+    const clock = new ManualClock();
+    const store = new FakeLeaseStore();
+    store.put(record('a', 't1'));
+    const backup = store.backup();
+    const { observer } = observe(store, clock);
+    await clock.advance(0);
+    store.put(record('a', 't2'));
+    await clock.advance(0);
+    const seen: Array<{ reset?: unknown; observedAt: number }> = [];
+    observer.subscribe((o) => seen.push(o));
+    await clock.advance(5_000);
+    store.restore(backup);
+    await clock.advance(3_000);
+    const reset = seen.find((o) => o.reset);
+    expect(reset).toMatchObject({ reset: { from: expect.any(String), to: backup.lease!.resourceVersion }, lease: { record: { renewTime: 't1' } } });
+    expect(reset!.observedAt).toBeGreaterThan(5_000);
+    observer.stop();
+  });
+
+  it('a read overtaken by a newer watch event is stale, not a reset', async () => {
+    const clock = new ManualClock();
+    const store = new FakeLeaseStore();
+    store.put(record('a', 't1'));
+    const client = store.client('observer');
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const lock = Object.assign(Object.create(client) as typeof client, {
+      get: async () => {
+        const snapshot = store.current();
+        await gate;
+        return snapshot;
+      },
+    });
+    const observer = new LeaseObserver({ lock, clock, logger: pino({ level: 'silent' }), maxBackoffMs: 2000 });
+    const seen: Array<{ reset?: unknown }> = [];
+    observer.subscribe((o) => seen.push(o));
+    observer.start();
+    await clock.advance(0);
+    const reading = observer.refresh();
+    store.put(record('b', 't2'));
+    await clock.advance(0);
+    release();
+    const after = await reading;
+    expect(after.lease?.record.holderIdentity).toBe('b');
+    expect(seen.filter((o) => o.reset)).toEqual([]);
+    observer.stop();
+  });
 });
