@@ -3,27 +3,11 @@
 // person can act on; `checkHistory` runs them all and orders the violations by
 // when they happened, so the first one is the root to look at.
 import { CronExpressionParser } from 'cron-parser';
-import { compareRv, type AuditWrite, type FaultRecord, type History, type JobRecord, type PodRecord } from './history.ts';
+import { compareRv, type AuditWrite, type FaultRecord, type History, type Installation, type JobRecord, type PodRecord, type SingletonJobInfo } from './history.ts';
+import { attemptOf, describeRun, installationsOf, jobsByKey, ok, podsByKey, ref, rel, runsOf, usToMs, wasStarted, WRITE_VERBS, type CheckName, type Violation } from './check-common.ts';
+import { checkExpectations, checkInstallations, checkPodTokens, checkRequests, checkRetries, checkStrayJobs, checkWedged } from './checker-actions.ts';
 
-export type CheckName =
-  | 'one-in-flight'
-  | 'slot-at-most-once'
-  | 'slot-exactly-once'
-  | 'slot-off-schedule'
-  | 'slot-early'
-  | 'tokens-increase'
-  | 'deposed-writes'
-  | 'recovery'
-  | 'crash-loop'
-  | 'history-complete'
-  | 'bad-input';
-
-export interface Violation {
-  check: CheckName;
-  /** Harness wall-clock ms when it happened (for ordering and attribution to a fault). */
-  at: number;
-  message: string;
-}
+export { wasStarted, type CheckName, type Violation };
 
 export interface CheckOptions {
   /**
@@ -39,46 +23,21 @@ const TOKEN_LIMIT = 2n ** 53n;
 /** Timer granularity; a run seen this much before its slot is early. */
 const EARLY_TOLERANCE_MS = 250;
 
-function rel(h: History, at: number | undefined): string {
-  if (at === undefined) return 'never';
-  return `+${((at - h.startedAt) / 1000).toFixed(1)}s`;
-}
-
-function ref(o: { namespace: string; name: string }): string {
-  return `${o.namespace}/${o.name}`;
-}
-
-function jobsByOwner(h: History): Map<string, JobRecord[]> {
-  const out = new Map<string, JobRecord[]>();
-  for (const job of h.jobs) {
-    const list = out.get(job.ownerUid) ?? [];
-    list.push(job);
-    out.set(job.ownerUid, list);
-  }
-  for (const list of out.values()) list.sort((a, b) => compareRv(a.createdRv, b.createdRv));
-  return out;
-}
-
 function podEnd(p: PodRecord): string | undefined {
   if (p.terminalRv && p.deletedRv) return compareRv(p.terminalRv, p.deletedRv) <= 0 ? p.terminalRv : p.deletedRv;
   return p.terminalRv ?? p.deletedRv;
 }
 
-/** Guarantee 1: never two non-terminal Pods of one SingletonJob at once (judged on etcd's commit order). */
+/**
+ * Guarantee 1: never two non-terminal Pods of one SingletonJob at once, judged
+ * on etcd's commit order and per namespace/name — across delete and re-create
+ * of the object, and for Pods whose Job was deleted or orphaned.
+ */
 export function checkOneInFlight(h: History): Violation[] {
   const violations: Violation[] = [];
-  const jobOwner = new Map(h.jobs.map((j) => [j.uid, j]));
-  const podsByOwner = new Map<string, PodRecord[]>();
-  for (const pod of h.pods) {
-    const job = jobOwner.get(pod.jobUid);
-    if (!job) continue;
-    const list = podsByOwner.get(job.ownerUid) ?? [];
-    list.push(pod);
-    podsByOwner.set(job.ownerUid, list);
-  }
-  for (const pods of podsByOwner.values()) {
-    pods.sort((a, b) => compareRv(a.createdRv, b.createdRv));
-    const open: PodRecord[] = [];
+  const jobOf = new Map(h.jobs.map((j) => [j.uid, j]));
+  for (const [key, pods] of podsByKey(h)) {
+    const open: typeof pods = [];
     for (const pod of pods) {
       // Pods still non-terminal when this one was created.
       const overlapping = open.filter((o) => {
@@ -87,17 +46,17 @@ export function checkOneInFlight(h: History): Violation[] {
       });
       const first = overlapping[0];
       if (first) {
-        const jobA = jobOwner.get(first.jobUid);
-        const jobB = jobOwner.get(pod.jobUid);
+        const jobA = jobOf.get(first.jobUid);
+        const jobB = jobOf.get(pod.jobUid);
         violations.push({
           check: 'one-in-flight',
           at: pod.createdAt,
           message:
-            `SingletonJob ${jobB ? `${jobB.namespace}/${jobB.owner}` : '?'} had two non-terminal Pods at once: ` +
-            `Pod ${first.name} (Job ${jobA?.name}, created at rv ${first.createdRv} ${rel(h, first.createdAt)}, ` +
+            `SingletonJob ${key} had two non-terminal Pods at once: ` +
+            `Pod ${first.name} (Job ${jobA?.name}, token ${first.token ?? jobA?.token ?? '?'}, created at rv ${first.createdRv} ${rel(h, first.createdAt)}, ` +
             `terminal at ${podEnd(first) ? `rv ${podEnd(first)} ${rel(h, first.terminalAt ?? first.deletedAt)}` : 'never'}` +
             `${first.terminatingRv ? `, marked for deletion at rv ${first.terminatingRv}` : ''}, last phase ${first.phase ?? '?'}, run label "${first.runLabel ?? '?'}") was still there when ` +
-            `Pod ${pod.name} (Job ${jobB?.name}) was created at rv ${pod.createdRv} ${rel(h, pod.createdAt)}.`,
+            `Pod ${pod.name} (Job ${jobB?.name}, token ${pod.token ?? jobB?.token ?? '?'}) was created at rv ${pod.createdRv} ${rel(h, pod.createdAt)}.`,
         });
       }
       open.push(pod);
@@ -137,95 +96,104 @@ function isSlotOf(schedule: string, timeZone: string | undefined, slot: number):
   return it.next().getTime() === slot;
 }
 
-/** Guarantee 2: each due slot is run at most once, and exactly once when the cluster was healthy around it. */
 /**
- * A Job is a run once it was let run. The operator creates every Job suspended
- * and unsuspends it only after the run recorded the Job's UID (a fenced status
- * write), so a deposed leader's create delivered late — after the run's Job
- * was deleted and its name freed — yields a Job that never gets a Pod and is
- * deleted as a stray: that is not a second run of the slot. Whether such a Job
- * ever got a Pod is judged by the Pod checks regardless.
+ * Guarantee 2: each due slot is run at most once, and exactly once when the
+ * cluster was healthy around it — per namespace/name: a slot run by an object
+ * and again by its re-created successor ran twice. The attempts of one run
+ * (a failed attempt retried as a new Job, see `runsOf`) are one run.
  */
-export const wasStarted = (job: JobRecord, h?: History): boolean => job.started !== false || (h?.pods.some((p) => p.jobUid === job.uid) ?? false);
-
 export function checkSlots(h: History, options: CheckOptions): Violation[] {
   const violations: Violation[] = [];
-  const byOwner = jobsByOwner(h);
-  for (const sj of h.singletonJobs) {
-    const jobs = byOwner.get(sj.uid) ?? [];
-    const bySlot = new Map<number, JobRecord[]>();
-    for (const job of jobs) {
+  const byKey = jobsByKey(h);
+  const incarnations = new Map<string, SingletonJobInfo[]>();
+  for (const sj of h.singletonJobs) incarnations.set(ref(sj), [...(incarnations.get(ref(sj)) ?? []), sj]);
+  for (const [key, sjs] of incarnations) {
+    const jobs = byKey.get(key) ?? [];
+    const runs = runsOf(jobs, h);
+    const bySlot = new Map<number, typeof runs>();
+    for (const run of runs) {
+      const job = run.attempts[0] as JobRecord;
       if (!job.slot) continue;
-      if (!wasStarted(job, h)) continue;
+      const sj = sjs.find((s) => s.uid === job.ownerUid) ?? (sjs[0] as SingletonJobInfo);
       const slot = Date.parse(job.slot);
       if (Number.isNaN(slot)) {
         violations.push({ check: 'slot-off-schedule', at: job.createdAt, message: `Job ${ref(job)} carries an unreadable slot "${job.slot}".` });
         continue;
       }
-      bySlot.set(slot, [...(bySlot.get(slot) ?? []), job]);
-      if (!isSlotOf(sj.schedule, sj.timeZone, slot)) {
+      bySlot.set(slot, [...(bySlot.get(slot) ?? []), run]);
+      if (!sj.schedule || !isSlotOf(sj.schedule, sj.timeZone, slot)) {
         violations.push({
           check: 'slot-off-schedule',
           at: job.createdAt,
-          message: `Job ${ref(job)} runs slot ${job.slot}, which is not a time of SingletonJob ${ref(sj)}'s schedule "${sj.schedule}"${sj.timeZone ? ` (${sj.timeZone})` : ''}.`,
+          message: `Job ${ref(job)} runs slot ${job.slot}, which is not a time of SingletonJob ${key}'s schedule "${sj.schedule}"${sj.timeZone ? ` (${sj.timeZone})` : ''}.`,
         });
       }
     }
-    for (const [slot, runs] of bySlot) {
+    for (const [slot, slotRuns] of bySlot) {
       // The recorder sees a Job after it was created, so "seen before its slot" means "created early".
-      for (const run of runs.filter((r) => r.createdAt < slot - EARLY_TOLERANCE_MS)) {
+      for (const job of slotRuns.flatMap((r) => r.attempts).filter((j) => j.createdAt < slot - EARLY_TOLERANCE_MS)) {
         violations.push({
           check: 'slot-early',
-          at: run.createdAt,
-          message: `Job ${ref(run)} for slot ${new Date(slot).toISOString()} of SingletonJob ${ref(sj)} already existed at ${rel(h, run.createdAt)}, ${((slot - run.createdAt) / 1000).toFixed(1)} s before the slot was due.`,
+          at: job.createdAt,
+          message: `Job ${ref(job)} for slot ${new Date(slot).toISOString()} of SingletonJob ${key} already existed at ${rel(h, job.createdAt)}, ${((slot - job.createdAt) / 1000).toFixed(1)} s before the slot was due.`,
         });
       }
-      const [first, second] = runs;
-      if (first && second) {
+      const [, second] = slotRuns;
+      if (second) {
         violations.push({
           check: 'slot-at-most-once',
-          at: second.createdAt,
-          message:
-            `Slot ${new Date(slot).toISOString()} of SingletonJob ${ref(sj)} ran ${runs.length} times: ` +
-            runs.map((r) => `Job ${r.name} (token ${r.token ?? '?'}, created at rv ${r.createdRv} ${rel(h, r.createdAt)})`).join(', ') +
-            '.',
+          at: (second.attempts[0] as JobRecord).createdAt,
+          message: `Slot ${new Date(slot).toISOString()} of SingletonJob ${key} ran ${slotRuns.length} times: ${slotRuns.map((r) => describeRun(h, r)).join('; ')}.`,
         });
       }
     }
-    if (sj.suspend) continue;
-    let due: number[];
-    try {
-      due = scheduleSlots(sj.schedule, sj.timeZone, Math.max(sj.createdAt, h.startedAt), h.endedAt - options.settleMs);
-    } catch (err) {
-      violations.push({ check: 'slot-exactly-once', at: sj.createdAt, message: `SingletonJob ${ref(sj)} is judged but its schedule "${sj.schedule}" cannot be evaluated: ${(err as Error).message}` });
-      continue;
+    // A run occupies its SingletonJob from its first attempt's reservation to its last attempt's end
+    // (between attempts the operator holds the run while it backs off).
+    const lead = options.reserveLeadMs ?? 0;
+    const spans: Array<[number, number]> = jobs.map((j) => [j.createdAt - lead, j.terminalAt ?? j.deletedAt ?? Infinity]);
+    for (const run of runs) {
+      const first = run.attempts[0] as JobRecord;
+      const last = run.attempts[run.attempts.length - 1] as JobRecord;
+      spans.push([first.createdAt - lead, last.terminalAt ?? last.deletedAt ?? Infinity]);
     }
-    for (const slot of due) {
-      if (bySlot.has(slot)) continue;
-      if (!healthyAround(h, slot, options.settleMs)) continue;
-      // Forbid: a slot may be skipped while the previous run is still in flight. A run is in flight
-      // from its reservation, which precedes its Job's creation by up to reserveLeadMs (the
-      // pause-after-reserve test hook delays every create): a held slot reserved just before the
-      // next slot occupies that next slot even though its Job appears just after it.
-      const lead = options.reserveLeadMs ?? 0;
-      const busy = jobs.some((j) => j.createdAt - lead <= slot && (j.terminalAt ?? j.deletedAt ?? Infinity) >= slot);
-      if (busy) continue;
-      violations.push({
-        check: 'slot-exactly-once',
-        at: slot,
-        message:
-          `Slot ${new Date(slot).toISOString()} (${rel(h, slot)}) of SingletonJob ${ref(sj)} was due while the cluster was healthy ` +
-          `(no fault within ±${options.settleMs / 1000}s) but no run was created for it.`,
-      });
+    for (const sj of sjs) {
+      if (sj.suspend || !sj.schedule) continue;
+      let due: number[];
+      try {
+        due = scheduleSlots(sj.schedule, sj.timeZone, Math.max(sj.createdAt, h.startedAt), Math.min(sj.deletedAt ?? Infinity, h.endedAt - options.settleMs));
+      } catch (err) {
+        violations.push({ check: 'slot-exactly-once', at: sj.createdAt, message: `SingletonJob ${key} is judged but its schedule "${sj.schedule}" cannot be evaluated: ${(err as Error).message}` });
+        continue;
+      }
+      for (const slot of due) {
+        if (bySlot.has(slot)) continue;
+        if (!healthyAround(h, slot, options.settleMs)) continue;
+        // Forbid: a slot may be skipped while the previous run is still in flight. A run is in flight
+        // from its reservation, which precedes its Job's creation by up to reserveLeadMs (the
+        // pause-after-reserve test hook delays every create): a held slot reserved just before the
+        // next slot occupies that next slot even though its Job appears just after it.
+        if (spans.some(([from, to]) => from <= slot && to >= slot)) continue;
+        violations.push({
+          check: 'slot-exactly-once',
+          at: slot,
+          message:
+            `Slot ${new Date(slot).toISOString()} (${rel(h, slot)}) of SingletonJob ${key} was due while the cluster was healthy ` +
+            `(no fault within ±${options.settleMs / 1000}s) but no run was created for it.`,
+        });
+      }
     }
   }
   return violations;
 }
 
-/** Guarantee 3: tokens strictly increase per SingletonJob in creation order, stay below 2^53 and reach the workload. */
+/**
+ * Guarantee 3: tokens strictly increase per SingletonJob namespace/name in
+ * creation order (across delete and re-create, and per attempt), stay below
+ * 2^53 and reach the workload.
+ */
 export function checkTokens(h: History): Violation[] {
   const violations: Violation[] = [];
-  for (const jobs of jobsByOwner(h).values()) {
+  for (const [key, jobs] of jobsByKey(h)) {
     let previous: { job: JobRecord; token: bigint } | undefined;
     for (const job of jobs) {
       if (!job.token || !/^\d+$/.test(job.token)) {
@@ -248,8 +216,8 @@ export function checkTokens(h: History): Violation[] {
           check: 'tokens-increase',
           at: job.createdAt,
           message:
-            `Tokens of SingletonJob ${job.namespace}/${job.owner} went from ${previous.token} (Job ${previous.job.name}, rv ${previous.job.createdRv} ${rel(h, previous.job.createdAt)}) ` +
-            `to ${token} (Job ${job.name}, rv ${job.createdRv} ${rel(h, job.createdAt)}): not strictly increasing in creation order.`,
+            `Tokens of SingletonJob ${key} went from ${previous.token} (Job ${previous.job.name}${previous.job.ownerUid !== job.ownerUid ? ` of an earlier object of that name, uid ${previous.job.ownerUid}` : ''}, rv ${previous.job.createdRv} ${rel(h, previous.job.createdAt)}) ` +
+            `to ${token} (Job ${job.name}, attempt ${attemptOf(job)}, rv ${job.createdRv} ${rel(h, job.createdAt)}): not strictly increasing in creation order.`,
         });
       }
       if (wasStarted(job, h) && (!previous || token > previous.token)) previous = { job, token };
@@ -258,9 +226,6 @@ export function checkTokens(h: History): Violation[] {
   return violations;
 }
 
-const WRITE_VERBS = new Set(['create', 'update', 'patch', 'delete', 'deletecollection']);
-const ok = (w: AuditWrite) => w.code >= 200 && w.code < 300;
-const usToMs = (us: number) => Math.floor(us / 1000);
 
 /**
  * The state guarantee 4 is about: what fencing protects. SingletonJob status
@@ -276,40 +241,46 @@ const usToMs = (us: number) => Math.floor(us / 1000);
 export const FENCED_RESOURCES = new Set(['singletonjobs', 'jobs', 'pods', 'leases']);
 
 /**
- * Guarantee 4 (from the audit log): once a successor has written — its Lease
- * acquisition is its first write in the new term — no write of another replica
- * to fenced state succeeds. A write counts only when the API server received it
- * after the successor's acquisition had completed (concurrent requests are
- * undecidable from the log). A replica that never held the Lease must not
- * write at all.
+ * Guarantee 4 (from the audit log), per installation: once a successor has
+ * written — its Lease acquisition is its first write in the new term — no
+ * write of another replica of that installation to fenced state succeeds. A
+ * write counts only when the API server received it after the successor's
+ * acquisition had completed (concurrent requests are undecidable from the
+ * log). A replica that never held its installation's Lease must not write at
+ * all.
  *
- * One late write is by design harmless and not a violation: the create of the
- * Job of a run that the same replica had reserved (an accepted status write of
- * that SingletonJob) before the successor acquired. The run exists from its
- * reservation on; its Job has one deterministic name and carries the reserved
- * token, so whoever creates it first creates the same run (the successor's own
- * create is then AlreadyExists, and it adopts the Job). A Job create without
- * such a reservation is a genuinely new run and stays a violation.
+ * What a deposed leader's late bytes may still do (a request that passed the
+ * client-side lease check, then was held — a pause, a partition, a queue —
+ * and reached the API server after the successor wrote), and what is
+ * therefore not a violation:
+ * - create the Job of a run it had reserved (an accepted status write of that
+ *   SingletonJob) before the successor acquired: the run exists from its
+ *   reservation on, its Job has one deterministic name and the reserved
+ *   token, so whoever creates it first creates the same run (the successor
+ *   adopts it). Recreating a name after the run's Job was deleted counts only
+ *   if that Job never ran;
+ * - create any other Job that is never let run (every Job is created
+ *   suspended) and is deleted as a stray: it must have been deleted by the end;
+ * - unsuspend (patch) the Job of a run it had reserved before the successor
+ *   acquired: the patch tests the UID the run recorded, so it can only release
+ *   the run's own Job, which the successor releases too.
+ * Everything else it writes stays judged.
  */
 export function checkDeposedWrites(h: History): Violation[] {
+  return installationsOf(h).flatMap((inst, i) => deposedWritesOf(h, inst, i === 0));
+}
+
+function deposedWritesOf(h: History, inst: Installation, main: boolean): Violation[] {
   const violations: Violation[] = [];
-  const replicas = new Set(h.replicas);
+  const replicas = new Set(inst.replicas);
   const all = h.writes
     .filter((w) => replicas.has(w.user) && WRITE_VERBS.has(w.verb) && ok(w))
     .sort((a, b) => a.receivedUs - b.receivedUs || a.completedUs - b.completedUs);
   const writes = all.filter((w) => FENCED_RESOURCES.has(w.resource));
-  const reservedBefore = (w: AuditWrite, acquiredUs: number): boolean => {
-    if (w.verb !== 'create' || w.resource !== 'jobs' || w.subresource) return false;
-    // The Job this create made: the first record of that name seen after the request arrived.
-    const named = h.jobs.filter((j) => j.namespace === w.namespace && j.name === w.name && j.token !== undefined);
-    const job = named.filter((j) => j.createdAt >= usToMs(w.receivedUs) - 1).sort((a, b) => a.createdAt - b.createdAt)[0];
-    if (!job) return false;
-    // Recreating a name after the run's Job was deleted is harmless only if that Job never ran.
-    const recreated = named.some((j) => j.createdAt < job.createdAt);
-    if (recreated && wasStarted(job, h)) return false;
-    return all.some(
+  const reserved = (user: string, job: JobRecord, acquiredUs: number): boolean =>
+    all.some(
       (r) =>
-        r.user === w.user &&
+        r.user === user &&
         r.resource === 'singletonjobs' &&
         r.subresource === 'status' &&
         r.verb === 'update' &&
@@ -317,8 +288,28 @@ export function checkDeposedWrites(h: History): Violation[] {
         r.name === job.owner &&
         r.completedUs <= acquiredUs,
     );
+  /** Why a late write is harmless, or undefined when it is not. */
+  const excuse = (w: AuditWrite, acquiredUs: number): string | undefined => {
+    if (w.resource !== 'jobs' || w.subresource) return undefined;
+    const named = h.jobs.filter((j) => j.namespace === w.namespace && j.name === w.name && j.token !== undefined);
+    if (w.verb === 'create') {
+      // The Job this create made: the first record of that name seen after the request arrived.
+      const job = named.filter((j) => j.createdAt >= usToMs(w.receivedUs) - 1).sort((a, b) => a.createdAt - b.createdAt)[0];
+      if (!job) return undefined;
+      const recreated = named.some((j) => j.createdAt < job.createdAt);
+      if (!(recreated && wasStarted(job, h)) && reserved(w.user, job, acquiredUs)) return 'reserved';
+      if (!wasStarted(job, h) && job.deletedAt !== undefined) return 'stray';
+      return undefined;
+    }
+    if (w.verb === 'patch') {
+      // The Job it patched: the latest of that name created before the request arrived.
+      const job = named.filter((j) => j.createdAt <= usToMs(w.completedUs) + 1).sort((a, b) => b.createdAt - a.createdAt)[0];
+      return job && reserved(w.user, job, acquiredUs) ? 'reserved' : undefined;
+    }
+    return undefined;
   };
-  const isLease = (w: AuditWrite) => w.resource === 'leases' && w.namespace === h.lease.namespace && w.name === h.lease.name && !w.subresource;
+  const isLease = (w: AuditWrite) => w.resource === 'leases' && w.namespace === inst.lease.namespace && w.name === inst.lease.name && !w.subresource;
+  const who = main ? '' : ` of installation ${inst.name}`;
   let lastLeaseWriter: string | undefined;
   let leader: { user: string; completedUs: number } | undefined;
   for (const w of writes) {
@@ -332,15 +323,15 @@ export function checkDeposedWrites(h: History): Violation[] {
       violations.push({
         check: 'deposed-writes',
         at: usToMs(w.receivedUs),
-        message: `Replica ${w.user} wrote ${what} at ${rel(h, usToMs(w.receivedUs))} although no replica had acquired the Lease ${ref(h.lease)} yet.`,
+        message: `Replica ${w.user}${who} wrote ${what} at ${rel(h, usToMs(w.receivedUs))} although no replica had acquired the Lease ${ref(inst.lease)} yet.`,
       });
-    } else if (leader.user !== w.user && w.receivedUs > leader.completedUs && !reservedBefore(w, leader.completedUs)) {
+    } else if (leader.user !== w.user && w.receivedUs > leader.completedUs && !excuse(w, leader.completedUs)) {
       violations.push({
         check: 'deposed-writes',
         at: usToMs(w.receivedUs),
         message:
-          `Replica ${w.user} wrote ${what} at ${rel(h, usToMs(w.receivedUs))}, after replica ${leader.user} had taken the Lease ` +
-          `${ref(h.lease)} at ${rel(h, usToMs(leader.completedUs))}: a deposed (or never-elected) replica's write was accepted.`,
+          `Replica ${w.user}${who} wrote ${what} at ${rel(h, usToMs(w.receivedUs))}, after replica ${leader.user} had taken the Lease ` +
+          `${ref(inst.lease)} at ${rel(h, usToMs(leader.completedUs))}: a deposed (or never-elected) replica's write was accepted.`,
       });
     }
   }
@@ -411,7 +402,14 @@ export function checkHistory(h: History, options: CheckOptions): Violation[] {
     ...checkOneInFlight(h),
     ...checkSlots(h, options),
     ...checkTokens(h),
+    ...checkPodTokens(h),
+    ...checkRetries(h),
+    ...checkRequests(h),
+    ...checkWedged(h),
     ...checkDeposedWrites(h),
+    ...checkInstallations(h),
+    ...checkStrayJobs(h),
+    ...checkExpectations(h),
     ...checkRecovery(h),
     ...checkCrashLoops(h),
     ...checkHistoryComplete(h),

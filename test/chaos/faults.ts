@@ -1,9 +1,11 @@
 // The fault injectors. Each one injects its fault, undoes it ("heals"), and
 // says what it did; the harness then waits for recovery. Durations that must
 // outlast the Lease are derived from the replicas' lease duration.
+import type * as k8s from '@kubernetes/client-node';
 import type { ControlPlane } from '../controlplane/controlplane.ts';
 import { sleep } from '../controlplane/process.ts';
-import type { FaultKind } from './history.ts';
+import { actions } from './actions.ts';
+import type { FaultKind, FaultRecord, History, Installation } from './history.ts';
 import type { HttpFaultMode } from './http-fault-proxy.ts';
 import { faketimeLibrary, type Replica, type ReplicaTimings } from './replicas.ts';
 import type { Rng } from './rng.ts';
@@ -15,20 +17,31 @@ export interface FaultContext {
   timings: ReplicaTimings;
   /** The replica holding the Lease, if any is known and running. */
   leader(): Promise<Replica | undefined>;
-  /** Resolves with the replica that logged the reserve hook, already SIGSTOPped, or undefined on timeout. */
-  stopAtReserveHook(timeoutMs: number): Promise<Replica | undefined>;
+  /**
+   * Resolves with the replica that logged the reserve hook, already SIGSTOPped
+   * ('stop', the default) or with its outgoing requests held ('hold'), or
+   * undefined on timeout.
+   */
+  stopAtReserveHook(timeoutMs: number, mode?: 'stop' | 'hold'): Promise<Replica | undefined>;
   log(line: string): void;
   /** clock-skew may hand leadership to the skewed replica (else it stays a standby). */
   skewedLeader: boolean;
+  /** Admin access straight to the API server (never through a replica's proxies). */
+  kc: k8s.KubeConfig;
+  /** The namespace under test. */
+  namespace: string;
+  /** The history as recorded so far (the actions wait on runs the recorder saw). */
+  history: History;
+  /** Every installation, this one first (its `replicas` are the ones above, plus spare identities). */
+  installations: Installation[];
+  /** Starts one more replica process (another installation's, or a duplicate identity); the caller shuts it down. */
+  extraReplica(o: { name: string; leaseNamespace: string; identity?: string }): Promise<Replica>;
+  /** The scheduled SingletonJobs of the workload and their period (ms). */
+  scheduled: string[];
+  schedules: Record<string, number>;
 }
 
-export interface Injection {
-  target: string;
-  detail: string;
-  startedAt: number;
-  healedAt: number;
-  skipped?: string;
-}
+export type Injection = Omit<FaultRecord, 'kind' | 'recoveredAt'>;
 
 type Injector = (ctx: FaultContext) => Promise<Injection>;
 
@@ -149,6 +162,8 @@ export const injectors: Record<FaultKind, Injector> = {
     const what = mode === 'throttle' ? '429 + Retry-After' : mode === 'unavailable' ? '500/503 before applying' : '500/504 after applying';
     return { target: target.name, detail: `${what} on ${Math.round(rate * 100)}% of requests for ${(ms / 1000).toFixed(1)} s (${n} injected)`, startedAt, healedAt: Date.now() };
   },
+
+  ...actions,
 };
 
 export const ALL_FAULTS = Object.keys(injectors) as FaultKind[];

@@ -15,12 +15,29 @@ export interface SingletonJobInfo {
   namespace: string;
   name: string;
   uid: string;
+  /** Cron schedule; '' for an object that only runs on request. */
   schedule: string;
   timeZone?: string;
   startingDeadlineSeconds?: number;
   suspend?: boolean;
   /** When the recorder first saw the object (ms). */
   createdAt: number;
+  /** When the recorder saw it deleted (ms); a re-created object under the same name is a new record. */
+  deletedAt?: number;
+  /** jobTemplate.spec.backoffLimit: the run's retry budget (absent = 0). */
+  backoffLimit?: number;
+  /** Each change of the run-now annotation to a new value (the value it was created with counts). */
+  requests?: Array<{ id: string; at: number }>;
+  /** Each change of a status condition's (status, reason), per type. */
+  conditions?: ConditionChange[];
+}
+
+export interface ConditionChange {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+  at: number;
 }
 
 export interface JobRecord {
@@ -34,6 +51,12 @@ export interface JobRecord {
   slot?: string;
   /** Fencing token from the Job's annotation (decimal string). */
   token?: string;
+  /** Attempt of the run (annotation singleton.dev/attempt, 1-based; absent = 1). */
+  attempt?: number;
+  /** Manual request id (annotation singleton.dev/request-id), for manual runs. */
+  requestId?: string;
+  /** How the Job ended, when it did: its terminal condition. */
+  outcome?: 'Complete' | 'Failed';
   /** Fencing token in the Pod template's containers' env, one per container. */
   templateTokens: string[];
   createdRv: string;
@@ -57,6 +80,10 @@ export interface PodRecord {
   uid: string;
   jobName: string;
   jobUid: string;
+  /** Fencing token from the Pod's annotation. */
+  token?: string;
+  /** The SingletonJob name from the Pod's annotation singleton.dev/singletonjob. */
+  singletonJob?: string;
   createdRv: string;
   createdAt: number;
   /** First version seen in phase Succeeded or Failed. */
@@ -94,7 +121,14 @@ export type FaultKind =
   | 'partition'
   | 'slow-link'
   | 'clock-skew'
-  | 'api-errors';
+  | 'api-errors'
+  // User actions (issue 12): what people and tools do to the objects, not failures.
+  | 'recreate-job'
+  | 'repeat-request'
+  | 'recreate-singletonjob'
+  | 'second-installation'
+  | 'delayed-requests'
+  | 'duplicate-identity';
 
 export interface FaultRecord {
   kind: FaultKind;
@@ -108,6 +142,30 @@ export interface FaultRecord {
   recoveredAt?: number;
   /** The fault could not be injected (e.g. the hook never fired); not counted. */
   skipped?: string;
+  /**
+   * What must follow the fault (judged by the checker's `expectations` rule):
+   * e.g. "a new run of default/tick within lease duration + margin after the
+   * second installation is gone". `metAt` is when the harness saw it met.
+   */
+  expectations?: Expectation[];
+  /** Jobs the harness itself created (a deposed leader's late create, re-enacted): they must never run. */
+  strayJobs?: Array<{ namespace: string; name: string; uid: string }>;
+}
+
+export interface Expectation {
+  what: string;
+  /** Harness ms: the expectation is met if it happened by then. */
+  deadline: number;
+  metAt?: number;
+}
+
+/** One installation of the operator: its Lease and the replica identities (audit users) it ran with. */
+export interface Installation {
+  name: string;
+  lease: { namespace: string; name: string };
+  replicas: string[];
+  /** When the harness deleted this installation's Lease (after its replicas were gone). */
+  leaseDeletedAt?: number[];
 }
 
 export interface ExitRecord {
@@ -150,6 +208,12 @@ export interface History {
   endedAt: number;
   replicas: string[];
   lease: { namespace: string; name: string };
+  /**
+   * Every installation, the main one (`replicas`, `lease`) first. Writes are
+   * judged per installation (its own Lease elects its leader), and across
+   * installations per object. Absent in older histories: only the main one.
+   */
+  installations?: Installation[];
   /** Lease duration the replicas were started with (ms). */
   leaseDurationMs: number;
   /** Bound on recovery after a fault is healed (ms). */

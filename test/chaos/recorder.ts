@@ -11,6 +11,9 @@ import { Keys, GROUP, VERSION, PLURAL } from '../../src/api/v1alpha1/singletonjo
 import { Env } from '../../src/controller/jobs.ts';
 import type { AuditWrite, History, JobRecord, PodRecord, SingletonJobInfo } from './history.ts';
 
+/** Keys.attempt, spelled out so the recorder also reads histories of operators that predate it. */
+const ATTEMPT = 'singleton.dev/attempt';
+
 type Obj = {
   metadata?: {
     name?: string;
@@ -186,6 +189,8 @@ export class Recorder {
         ownerUid: owner.uid,
         slot: m.annotations?.[Keys.slot],
         token: m.annotations?.[Keys.token],
+        ...(m.annotations?.[ATTEMPT] ? { attempt: Number(m.annotations[ATTEMPT]) } : {}),
+        ...(m.annotations?.[Keys.requestId] !== undefined ? { requestId: m.annotations[Keys.requestId] } : {}),
         templateTokens,
         createdRv: m.resourceVersion ?? '0',
         createdAt: at,
@@ -196,7 +201,9 @@ export class Recorder {
     }
     if (!job.started) job.started = (obj.spec as { suspend?: boolean } | undefined)?.suspend !== true;
     const conditions = ((obj.status as { conditions?: Array<{ type: string; status: string }> } | undefined)?.conditions ?? []);
-    if (!job.terminalRv && conditions.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True')) {
+    const end = conditions.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
+    if (!job.terminalRv && end) {
+      job.outcome = end.type as 'Complete' | 'Failed';
       job.terminalRv = m.resourceVersion;
       job.terminalAt = at;
       this.onJob?.(job, 'finished');
@@ -213,7 +220,18 @@ export class Recorder {
     if (!m.uid || !m.name || !owner) return;
     let pod = this.pods.get(m.uid);
     if (!pod) {
-      pod = { namespace: m.namespace ?? this.namespace, name: m.name, uid: m.uid, jobName: owner.name, jobUid: owner.uid, createdRv: m.resourceVersion ?? '0', createdAt: at, runLabel: m.labels?.[Keys.run] ?? '' };
+      pod = {
+        namespace: m.namespace ?? this.namespace,
+        name: m.name,
+        uid: m.uid,
+        jobName: owner.name,
+        jobUid: owner.uid,
+        ...(m.annotations?.[Keys.token] ? { token: m.annotations[Keys.token] } : {}),
+        ...(m.annotations?.[Keys.singletonJob] ? { singletonJob: m.annotations[Keys.singletonJob] } : {}),
+        createdRv: m.resourceVersion ?? '0',
+        createdAt: at,
+        runLabel: m.labels?.[Keys.run] ?? '',
+      };
       this.pods.set(m.uid, pod);
       this.history.pods.push(pod);
     }
@@ -230,23 +248,49 @@ export class Recorder {
     }
   }
 
-  private onSingletonJobEvent(_type: string, obj: Obj, at: number): void {
+  private onSingletonJobEvent(type: string, obj: Obj, at: number): void {
     const m = obj.metadata ?? {};
-    if (!m.uid || !m.name || this.sjs.has(m.uid)) return;
-    const spec = (obj.spec ?? {}) as { schedule?: string; timeZone?: string; startingDeadlineSeconds?: number; suspend?: boolean };
-    if (!spec.schedule) return;
-    const info: SingletonJobInfo = {
-      namespace: m.namespace ?? this.namespace,
-      name: m.name,
-      uid: m.uid,
-      schedule: spec.schedule,
-      ...(spec.timeZone ? { timeZone: spec.timeZone } : {}),
-      ...(spec.startingDeadlineSeconds ? { startingDeadlineSeconds: spec.startingDeadlineSeconds } : {}),
-      ...(spec.suspend ? { suspend: true } : {}),
-      createdAt: at,
-    };
-    this.sjs.set(m.uid, info);
-    this.history.singletonJobs.push(info);
+    if (!m.uid || !m.name) return;
+    let info = this.sjs.get(m.uid);
+    if (!info) {
+      const spec = (obj.spec ?? {}) as { schedule?: string; timeZone?: string; startingDeadlineSeconds?: number; suspend?: boolean; jobTemplate?: { spec?: { backoffLimit?: number } } };
+      info = {
+        namespace: m.namespace ?? this.namespace,
+        name: m.name,
+        uid: m.uid,
+        schedule: spec.schedule ?? '',
+        ...(spec.timeZone ? { timeZone: spec.timeZone } : {}),
+        ...(spec.startingDeadlineSeconds ? { startingDeadlineSeconds: spec.startingDeadlineSeconds } : {}),
+        ...(spec.suspend ? { suspend: true } : {}),
+        ...(spec.jobTemplate?.spec?.backoffLimit ? { backoffLimit: spec.jobTemplate.spec.backoffLimit } : {}),
+        createdAt: at,
+        requests: [],
+        conditions: [],
+      };
+      this.sjs.set(m.uid, info);
+      this.history.singletonJobs.push(info);
+    }
+    const request = m.annotations?.[Keys.runNow];
+    const requests = (info.requests ??= []);
+    if (request !== undefined && requests[requests.length - 1]?.id !== request) requests.push({ id: request, at });
+    const conditions = (info.conditions ??= []);
+    const now = (obj.status as { conditions?: Array<{ type: string; status: string; reason?: string; message?: string }> } | undefined)?.conditions ?? [];
+    const lastOf = (t: string) => [...conditions].reverse().find((x) => x.type === t);
+    for (const c of now) {
+      const last = lastOf(c.type);
+      if (last && last.status === c.status && last.reason === c.reason) continue;
+      conditions.push({ type: c.type, status: c.status, ...(c.reason ? { reason: c.reason } : {}), ...(c.message ? { message: c.message.slice(0, 300) } : {}), at });
+    }
+    // A condition that went away (e.g. Contended once the other installation is gone).
+    for (const t of new Set(conditions.map((c) => c.type))) {
+      if (!now.some((c) => c.type === t) && lastOf(t)?.status !== 'Absent') conditions.push({ type: t, status: 'Absent', at });
+    }
+    if (type === 'DELETED' && info.deletedAt === undefined) info.deletedAt = at;
+  }
+
+  /** The live record of a SingletonJob (by UID), for the harness's actions. */
+  singletonJob(uid: string): SingletonJobInfo | undefined {
+    return this.sjs.get(uid);
   }
 
   /** SingletonJobs the checker must not judge (the bad-input corpus). */

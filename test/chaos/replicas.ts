@@ -40,6 +40,8 @@ export interface ReplicaOptions {
   dir: string;
   leaseNamespace: string;
   leaseName: string;
+  /** --identity; the replica's name unless a duplicate identity is the point. */
+  identity?: string;
   watchNamespace: string;
   timings: ReplicaTimings;
   pauseAfterReserveMs: number;
@@ -125,7 +127,7 @@ export class Replica {
     const args = [
       MAIN,
       `--kubeconfig=${this.kubeconfig}`,
-      `--identity=${this.name}`,
+      `--identity=${this.options.identity ?? this.name}`,
       `--pod-name=${this.name}`,
       `--lease-namespace=${this.options.leaseNamespace}`,
       `--lease-name=${this.options.leaseName}`,

@@ -14,7 +14,7 @@ import { sleep } from '../controlplane/process.ts';
 import { makeClient } from '../../src/kube/client.ts';
 import { GROUP, VERSION, PLURAL, KIND, API_VERSION, Keys } from '../../src/api/v1alpha1/singletonjob.ts';
 import { checkHistory, describeViolations, type Violation } from './checker.ts';
-import { emptyHistory, type FaultKind, type FaultRecord, type History } from './history.ts';
+import { emptyHistory, type ExitRecord, type FaultKind, type FaultRecord, type History } from './history.ts';
 import { Recorder, readAuditWrites } from './recorder.ts';
 import { HOOK_MESSAGE, Replica, readLease, type ReplicaTimings } from './replicas.ts';
 import { ALL_FAULTS, injectors, type FaultContext } from './faults.ts';
@@ -32,10 +32,12 @@ export interface Profile {
   gapMs: [number, number];
   /** Let a replica with a skewed wall clock become the leader (see faults.ts, clock-skew). */
   skewedLeader: boolean;
+  /** Keep going past the duration until every fault kind was tried once (CI: each action at least once). */
+  fullPass?: boolean;
 }
 
 export const PROFILES: Record<string, Profile> = {
-  ci: { name: 'ci', durationMs: 150_000, gapMs: [1000, 3000], skewedLeader: false },
+  ci: { name: 'ci', durationMs: 150_000, gapMs: [1000, 3000], skewedLeader: false, fullPass: true },
   medium: { name: 'medium', durationMs: 8 * 60_000, gapMs: [2000, 6000], skewedLeader: true },
   soak: { name: 'soak', durationMs: 30 * 60_000, gapMs: [1000, 4000], skewedLeader: true },
 };
@@ -66,7 +68,7 @@ const SETTLE_MS = 10_000;
 /** Every reservation is followed by this pause before its Job is created (the controller's test hook). */
 const PAUSE_AFTER_RESERVE_MS = 1500;
 
-function template(name: string, o: { runSeconds?: number; fail?: boolean } = {}): Record<string, unknown> {
+function template(name: string, o: { runSeconds?: number; fail?: boolean; backoffLimit?: number } = {}): Record<string, unknown> {
   const annotations: Record<string, string> = {};
   const labels: Record<string, string> = {};
   if (o.runSeconds) {
@@ -77,7 +79,7 @@ function template(name: string, o: { runSeconds?: number; fail?: boolean } = {})
   if (o.fail) labels['pod-container-running-failed.stage.kwok.x-k8s.io'] = 'true';
   return {
     spec: {
-      backoffLimit: 0,
+      backoffLimit: o.backoffLimit ?? 0,
       template: { metadata: { annotations, labels }, spec: { restartPolicy: 'Never', containers: [{ name: name.slice(0, 20).replace(/-+$/, '') || 'main', image: 'busybox', command: ['true'] }] } },
     },
   };
@@ -94,8 +96,15 @@ function workload(): Array<Record<string, unknown>> {
     // A hostile but valid name: 253 characters, so every Job name must be shortened with a hash.
     sj(`long-${'n'.repeat(243)}-z`, { schedule: '*/30 * * * * *', timeZone: 'Asia/Kolkata', jobTemplate: template('long') }),
     sj('manual', { jobTemplate: template('manual', { runSeconds: 3 }) }),
+    // Every attempt fails: the operator retries twice, each attempt a new Job with its own token.
+    sj('retry', { schedule: '15/30 * * * * *', jobTemplate: template('retry', { fail: true, backoffLimit: 2 }) }),
+    // Target of repeat-request (run-now a, b, a): it must keep its schedule.
+    sj('requests', { schedule: '*/20 * * * * *', jobTemplate: template('requests', { runSeconds: 2 }) }),
   ];
 }
+
+/** The period of each scheduled SingletonJob of the workload (ms): how long "its next run" may take. */
+const SCHEDULES: Record<string, number> = { tick: 10_000, slow: 20_000, replace: 15_000, flaky: 30_000, [`long-${'n'.repeat(243)}-z`]: 30_000, retry: 30_000, requests: 20_000 };
 
 async function applyCrd(kc: k8s.KubeConfig): Promise<void> {
   const ext = makeClient(kc, k8s.ApiextensionsV1Api, { timeoutMs: 10_000 });
@@ -121,9 +130,16 @@ async function applyCrd(kc: k8s.KubeConfig): Promise<void> {
  * manifests/install.yaml), so a missing permission shows up here as it would
  * in a cluster. Returns the Lease name the chart's Role allows.
  */
-async function applyRbac(kc: k8s.KubeConfig, id: string, namespace: string, leaseNamespace: string, users: string[], log: (l: string) => void): Promise<{ cleanup: () => Promise<void>; leaseName: string }> {
+async function applyRbac(
+  kc: k8s.KubeConfig,
+  id: string,
+  namespace: string,
+  installs: Array<{ leaseNamespace: string; users: string[] }>,
+  log: (l: string) => void,
+): Promise<{ cleanup: () => Promise<void>; leaseName: string }> {
   const rbac = makeClient(kc, k8s.RbacAuthorizationV1Api, { timeoutMs: 10_000 });
-  const subjects = users.map((name) => ({ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name }));
+  const toSubjects = (users: string[]) => users.map((name) => ({ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name }));
+  const subjects = toSubjects(installs.flatMap((i) => i.users));
   const file = path.join(repoRoot, 'manifests', 'install.yaml');
   if (!existsSync(file)) {
     log('manifests/install.yaml is missing: binding the replicas to cluster-admin instead of the chart RBAC');
@@ -137,8 +153,14 @@ async function applyRbac(kc: k8s.KubeConfig, id: string, namespace: string, leas
   const leaseName = election.rules.flatMap((r) => r.resourceNames ?? [])[0] ?? 'singleton-operator';
   await rbac.createClusterRole({ body: { metadata: { name: `${id}-controller` }, rules: controller.rules } });
   await rbac.createNamespacedRoleBinding({ namespace, body: { metadata: { name: `${id}-controller` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${id}-controller` }, subjects } });
-  await rbac.createNamespacedRole({ namespace: leaseNamespace, body: { metadata: { name: `${id}-leader-election` }, rules: election.rules } });
-  await rbac.createNamespacedRoleBinding({ namespace: leaseNamespace, body: { metadata: { name: `${id}-leader-election` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${id}-leader-election` }, subjects } });
+  // Each installation may use only the Lease of its own namespace, as with two releases of the chart.
+  for (const { leaseNamespace, users } of installs) {
+    await rbac.createNamespacedRole({ namespace: leaseNamespace, body: { metadata: { name: `${id}-leader-election` }, rules: election.rules } });
+    await rbac.createNamespacedRoleBinding({
+      namespace: leaseNamespace,
+      body: { metadata: { name: `${id}-leader-election` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${id}-leader-election` }, subjects: toSubjects(users) },
+    });
+  }
   return { leaseName, cleanup: async () => void (await rbac.deleteClusterRole({ name: `${id}-controller` }).catch(() => undefined)) };
 }
 
@@ -158,46 +180,70 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const custom = makeClient(kc, k8s.CustomObjectsApi, { timeoutMs: 10_000 });
   const namespace = id;
   const leaseNamespace = `${id}-op`;
+  /** A second installation's Lease lives here (another release of the chart, watching the same namespace). */
+  const secondLeaseNamespace = `${id}-op2`;
   const history = emptyHistory(options.seed, options.profile.name);
   const replicaNames = Array.from({ length: REPLICAS }, (_, i) => `${id}-replica-${i}`);
+  /** Identities only the actions start: a process with a leader's identity, and the second installation's replicas. */
+  const dupName = `${id}-replica-dup`;
+  const secondNames = [`${id}-second-0`, `${id}-second-1`];
   let replicas: Replica[] = [];
   let recorder: Recorder | undefined;
   let rbacCleanup: (() => Promise<void>) | undefined;
   let stopTriggers = false;
   let triggers: Promise<void> | undefined;
   let hookWaiter: ((r: Replica) => void) | undefined;
+  let hookMode: 'stop' | 'hold' = 'stop';
   let failed = true;
   const keep = () => !ownCp && (failed || process.env.CHAOS_KEEP === '1');
 
   try {
     try {
       await applyCrd(kc);
-      for (const name of [namespace, leaseNamespace]) await core.createNamespace({ body: { metadata: { name } } });
-      const rbac = await applyRbac(kc, id, namespace, leaseNamespace, replicaNames, log);
+      for (const name of [namespace, leaseNamespace, secondLeaseNamespace]) await core.createNamespace({ body: { metadata: { name } } });
+      const rbac = await applyRbac(
+        kc,
+        id,
+        namespace,
+        [
+          { leaseNamespace, users: [...replicaNames, dupName] },
+          { leaseNamespace: secondLeaseNamespace, users: secondNames },
+        ],
+        log,
+      );
       rbacCleanup = rbac.cleanup;
       Object.assign(history, {
         replicas: replicaNames,
         lease: { namespace: leaseNamespace, name: rbac.leaseName },
+        installations: [
+          { name: 'main', lease: { namespace: leaseNamespace, name: rbac.leaseName }, replicas: [...replicaNames, dupName] },
+          { name: 'second', lease: { namespace: secondLeaseNamespace, name: rbac.leaseName }, replicas: secondNames },
+        ],
         leaseDurationMs: TIMINGS.leaseDurationMs,
         recoveryBoundMs: 2 * TIMINGS.leaseDurationMs + 10_000,
       });
 
+      const replicaOptions = {
+        cp,
+        dir: outDir,
+        leaseNamespace,
+        leaseName: rbac.leaseName,
+        watchNamespace: namespace,
+        timings: TIMINGS,
+        pauseAfterReserveMs: PAUSE_AFTER_RESERVE_MS,
+        rng,
+        log,
+        onExit: (e: ExitRecord) => history.exits.push(e),
+      };
       replicas = await Promise.all(
         replicaNames.map((name) =>
           Replica.create(name, {
-            cp,
-            dir: outDir,
-            leaseNamespace,
-            leaseName: rbac.leaseName,
-            watchNamespace: namespace,
-            timings: TIMINGS,
-            pauseAfterReserveMs: PAUSE_AFTER_RESERVE_MS,
-            rng,
-            log,
-            onExit: (e) => history.exits.push(e),
+            ...replicaOptions,
             onLine: (replica, line) => {
               if (hookWaiter && line.includes(HOOK_MESSAGE)) {
-                replica.signal('SIGSTOP'); // synchronously: the reservation is written, the Job is not
+                // Synchronously: the reservation is written, the Job is not.
+                if (hookMode === 'hold') replica.tcp.holdRequests();
+                else replica.signal('SIGSTOP');
                 const resolve = hookWaiter;
                 hookWaiter = undefined;
                 resolve(replica);
@@ -256,8 +302,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         timings: TIMINGS,
         skewedLeader: options.profile.skewedLeader,
         leader: leaderOf,
-        stopAtReserveHook: (timeoutMs) =>
+        kc,
+        namespace,
+        history,
+        installations: history.installations ?? [],
+        scheduled: Object.keys(SCHEDULES),
+        schedules: SCHEDULES,
+        extraReplica: async ({ name, leaseNamespace: ns, identity }) => {
+          const r = await Replica.create(name, { ...replicaOptions, leaseNamespace: ns, ...(identity ? { identity } : {}) });
+          r.start();
+          return r;
+        },
+        stopAtReserveHook: (timeoutMs, mode = 'stop') =>
           new Promise((resolve) => {
+            hookMode = mode;
             const timer = setTimeout(() => {
               hookWaiter = undefined;
               resolve(undefined);
@@ -271,8 +329,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       };
       const faultsEnd = Date.now() + options.profile.durationMs;
       let queue: FaultKind[] = [];
-      while (Date.now() < faultsEnd) {
-        if (queue.length === 0) queue = rng.shuffle(faults);
+      let passes = 0;
+      while (Date.now() < faultsEnd || (options.profile.fullPass && passes === 1 && queue.length > 0)) {
+        if (queue.length === 0) {
+          queue = rng.shuffle(faults);
+          passes++;
+        }
         const kind = queue.shift() as FaultKind;
         log(`Fault ${history.faults.length + 1}: ${kind} at +${((Date.now() - history.startedAt) / 1000).toFixed(1)} s`);
         const injection = await injectors[kind](ctx);
@@ -298,7 +360,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       await triggers?.catch(() => undefined);
     }
 
-    history.writes = readAuditWrites(cp.state.auditLog, new Set(replicaNames), history.startedAt - 60_000);
+    history.writes = readAuditWrites(cp.state.auditLog, new Set([...replicaNames, dupName, ...secondNames]), history.startedAt - 60_000);
     recorder.forget(badInputNames(history.badInput));
     const violations = checkHistory(history, { settleMs: SETTLE_MS, reserveLeadMs: PAUSE_AFTER_RESERVE_MS + 1000 });
     const account = describeViolations(history, violations);
@@ -312,10 +374,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     return { history, violations, rows, report, account, outDir };
   } finally {
     // Kept after a violation (or with CHAOS_KEEP=1) so the objects can be inspected.
-    if (keep()) log(`Kept namespaces ${namespace} and ${leaseNamespace} for inspection`);
+    if (keep()) log(`Kept namespaces ${namespace}, ${leaseNamespace} and ${secondLeaseNamespace} for inspection`);
     else {
       await core.deleteNamespace({ name: namespace }).catch(() => undefined);
       await core.deleteNamespace({ name: leaseNamespace }).catch(() => undefined);
+      await core.deleteNamespace({ name: secondLeaseNamespace }).catch(() => undefined);
     }
     await rbacCleanup?.();
     if (ownCp) await cp.stop();

@@ -7,6 +7,10 @@
 //   already gave up on can reach the API server late, one of the threats the
 //   fencing design must survive.
 // - `delay`: every chunk is delivered `delayMs` late, in order.
+// - `holdRequests`: what the replica sends is held (responses still flow):
+//   requests that already left the client reach the API server only on heal,
+//   as with a process paused right after its last check, API Priority and
+//   Fairness queueing or a slow TLS handshake.
 import net from 'node:net';
 
 type Item = { kind: 'data'; chunk: Buffer; releaseAt: number } | { kind: 'end'; releaseAt: number };
@@ -17,10 +21,13 @@ class Pipe {
   private timer: NodeJS.Timeout | undefined;
   private readonly to: net.Socket;
   private readonly link: TcpProxy;
+  /** Client → API server (the direction `holdRequests` holds). */
+  private readonly upstream: boolean;
 
-  constructor(from: net.Socket, to: net.Socket, link: TcpProxy) {
+  constructor(from: net.Socket, to: net.Socket, link: TcpProxy, upstream: boolean) {
     this.to = to;
     this.link = link;
+    this.upstream = upstream;
     from.on('data', (chunk: Buffer) => this.push({ kind: 'data', chunk, releaseAt: Date.now() + link.delayMs }));
     from.on('end', () => this.push({ kind: 'end', releaseAt: Date.now() + link.delayMs }));
   }
@@ -32,7 +39,7 @@ class Pipe {
 
   pump(): void {
     if (this.timer) return;
-    while (this.queue.length > 0 && !this.link.blackholed && !this.to.destroyed) {
+    while (this.queue.length > 0 && !this.link.blackholed && !(this.upstream && this.link.requestsHeld) && !this.to.destroyed) {
       const head = this.queue[0] as Item;
       const wait = head.releaseAt - Date.now();
       if (wait > 0) {
@@ -60,6 +67,8 @@ class Pipe {
 
 export class TcpProxy {
   blackholed = false;
+  /** Requests (client → API server) are held; responses flow. */
+  requestsHeld = false;
   delayMs = 0;
   private server: net.Server;
   private pipes = new Set<Pipe>();
@@ -85,8 +94,8 @@ export class TcpProxy {
   private accept(client: net.Socket): void {
     const upstream = net.connect({ host: '127.0.0.1', port: this.upstreamPort });
     // Connecting immediately is fine even while blackholed: no byte moves until healed.
-    const up = new Pipe(client, upstream, this);
-    const down = new Pipe(upstream, client, this);
+    const up = new Pipe(client, upstream, this, true);
+    const down = new Pipe(upstream, client, this, false);
     this.pipes.add(up).add(down);
     this.sockets.add(client).add(upstream);
     const cleanup = () => {
@@ -108,7 +117,7 @@ export class TcpProxy {
         if (closing) return;
         closing = true;
         const wait = setInterval(() => {
-          if (!this.blackholed && up.empty && down.empty) {
+          if (!this.blackholed && !this.requestsHeld && up.empty && down.empty) {
             clearInterval(wait);
             cleanup();
           }
@@ -125,9 +134,14 @@ export class TcpProxy {
     this.delayMs = ms;
   }
 
+  holdRequests(): void {
+    this.requestsHeld = true;
+  }
+
   /** Back to a clean link; whatever was held back is delivered now. */
   heal(): void {
     this.blackholed = false;
+    this.requestsHeld = false;
     this.delayMs = 0;
     for (const p of this.pipes) p.pump();
   }
