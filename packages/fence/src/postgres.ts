@@ -12,7 +12,8 @@ export const fenceSql = readFileSync(new URL('../sql/fence.sql', import.meta.url
 /** SQLSTATE that singleton_fence_claim raises when a higher token has written. */
 export const FENCED_OUT_SQLSTATE = 'SF409';
 
-export type IsolationLevel = 'READ COMMITTED' | 'REPEATABLE READ' | 'SERIALIZABLE';
+const ISOLATION_LEVELS = ['READ COMMITTED', 'REPEATABLE READ', 'SERIALIZABLE'] as const;
+export type IsolationLevel = (typeof ISOLATION_LEVELS)[number];
 
 /** Creates the fence table and function if missing. Run once, like a migration (not concurrently). */
 export async function installPostgresFence(db: Pool | ClientBase): Promise<void> {
@@ -37,11 +38,16 @@ export async function withPostgresFence<T>(
   options: { isolationLevel?: IsolationLevel } = {},
 ): Promise<T> {
   checkClaim(claim);
+  const isolation = options.isolationLevel ?? 'READ COMMITTED';
+  if (!ISOLATION_LEVELS.includes(isolation)) throw new TypeError(`unknown isolation level ${JSON.stringify(isolation)}`);
   const pooled = isPool(db);
   const client: ClientBase = pooled ? await db.connect() : db;
   let broken: Error | undefined;
   try {
-    await client.query(`BEGIN ISOLATION LEVEL ${options.isolationLevel ?? 'READ COMMITTED'}`);
+    await client.query(`BEGIN ISOLATION LEVEL ${isolation}`).catch((error: Error) => {
+      broken = error;
+      throw error;
+    });
     try {
       await client.query('SELECT singleton_fence_claim($1, $2)', [claim.jobKey, claim.token]);
       const result = await work(client);

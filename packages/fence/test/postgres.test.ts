@@ -122,6 +122,15 @@ describeWithStore('PostgreSQL fence', () => {
     console.info(`PostgreSQL: 60 concurrent writers, ${accepted} accepted, ${60 - accepted} fenced out`);
   });
 
+  it('takes an isolation level: under SERIALIZABLE the fence still refuses a lower token, and an unknown level is refused', async () => {
+    const key = 'iso/serializable';
+    const serializable = (token: number) => withPostgresFence(pool, { jobKey: key, token }, async (tx) => tx.query('INSERT INTO outputs (job_key, output, token) VALUES ($1, $2, $3)', [key, `t${token}`, token]), { isolationLevel: 'SERIALIZABLE' });
+    await serializable(9);
+    await expect(serializable(8)).rejects.toMatchObject({ highestToken: 9 });
+    await expect(withPostgresFence(pool, { jobKey: key, token: 10 }, async () => {}, { isolationLevel: 'READ UNCOMMITTED; DROP TABLE outputs' as never })).rejects.toThrow(/unknown isolation level/);
+    expect((await outputs(key)).map((r) => r.output)).toEqual(['t9']);
+  });
+
   it('the bare claim statement from the README (no function) returns no row when refused', async () => {
     const claim = `INSERT INTO singleton_fence AS f (job_key, token) VALUES ($1, $2)
       ON CONFLICT (job_key) DO UPDATE SET token = EXCLUDED.token, updated_at = now()
