@@ -11,7 +11,11 @@
  *   write anywhere in the cluster increases them, and they never go back — also
  *   not when the Lease is deleted and created again (leaseTransitions restarts
  *   at 0 then, which is why leaseTransitions is kept for humans and client-go
- *   compatibility but is NOT the term).
+ *   compatibility but is NOT the term). The one exception: etcd restored from a
+ *   backup without --bump-revision. The observer then reports a reset, and the
+ *   next term is lower than terms issued after the backup (still above every
+ *   term recorded in the restored data); the README's "After an etcd restore"
+ *   says what that costs.
  * - Two acquisitions can never share it: each is a successful compare-and-swap
  *   write on the same object, and a later acquisition's write happens after the
  *   earlier one's, so it gets a strictly larger revision. Hence terms strictly

@@ -153,6 +153,8 @@ export async function runOperator(options: RunOptions): Promise<number> {
       readiness: [
         { name: 'informer-sync', check: () => (controller.hasSynced() ? { ok: true } : { ok: false, reason: 'caches have not synced yet' }) },
         { name: 'shutdown', check: () => (shuttingDown ? { ok: false, reason: 'shutting down' } : { ok: true }) },
+        // Red while another replica writes the Lease under our --identity (this one refuses to lead meanwhile).
+        { name: 'leader-election', check: () => elector.ready() },
       ],
     });
   } catch (err) {

@@ -1,8 +1,9 @@
 // The health and metrics endpoint every replica serves (leader or standby):
 //   /livez (alias /healthz)  the process works; a leader that can no longer
 //                            renew its Lease is reported, as client-go's adaptor does
-//   /readyz                  caches are synced and the replica is not shutting
-//                            down; standbys are ready too (readiness is not leadership)
+//   /readyz                  caches are synced, the replica is not shutting down,
+//                            and no other replica uses its identity; standbys are
+//                            ready too (readiness is not leadership)
 //   /metrics                 Prometheus text format from the shared registry
 // Check output follows the API server's own /livez and /readyz: "ok", or a
 // list of [+]/[-] lines with ?verbose or on failure.
