@@ -105,6 +105,7 @@ function isSlotOf(schedule: string, timeZone: string | undefined, slot: number):
 export function checkSlots(h: History, options: CheckOptions): Violation[] {
   const violations: Violation[] = [];
   const byKey = jobsByKey(h);
+  const pods = podsByKey(h);
   const incarnations = new Map<string, SingletonJobInfo[]>();
   for (const sj of h.singletonJobs) incarnations.set(ref(sj), [...(incarnations.get(ref(sj)) ?? []), sj]);
   for (const [key, sjs] of incarnations) {
@@ -151,6 +152,8 @@ export function checkSlots(h: History, options: CheckOptions): Violation[] {
     // (between attempts the operator holds the run while it backs off).
     const lead = options.reserveLeadMs ?? 0;
     const spans: Array<[number, number]> = jobs.map((j) => [j.createdAt - lead, j.terminalAt ?? j.deletedAt ?? Infinity]);
+    // …and until every Pod of it is terminal, also one whose Job was deleted or orphaned.
+    for (const pod of pods.get(key) ?? []) spans.push([pod.createdAt, pod.terminalAt ?? pod.deletedAt ?? Infinity]);
     for (const run of runs) {
       const first = run.attempts[0] as JobRecord;
       const last = run.attempts[run.attempts.length - 1] as JobRecord;

@@ -1,6 +1,7 @@
 // Each check of the chaos checker must be able to fail: a clean synthetic
 // history passes, and one history per invariant breaks exactly that one.
 import { checkHistory, checkOneInFlight, checkSlots, checkTokens, checkDeposedWrites, checkRecovery, checkCrashLoops, checkHistoryComplete, checkBadInput, describeViolations } from '../chaos/checker.ts';
+import { checkExpectations, checkInstallations, checkPodTokens, checkRequests, checkRetries, checkStrayJobs, checkWedged } from '../chaos/checker-actions.ts';
 import { emptyHistory, type History, type JobRecord, type PodRecord, type AuditWrite } from '../chaos/history.ts';
 
 const T0 = Date.parse('2030-01-01T00:00:00Z');
@@ -280,4 +281,251 @@ test('a deposed leader\'s late create that re-makes a deleted run\'s Job is harm
   expect(checkDeposedWrites(h)).toEqual([]);
   h.jobs[h.jobs.length - 1]!.started = true;
   expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([expect.stringContaining('create jobs ns/nightly-1 (HTTP 201)')]);
+});
+
+// ---- Issue 12: guarantees per namespace/name, retries, requests, installations, user actions ----
+
+const NEW_UID = 'uid-sj-2';
+
+/** nightly deleted after run 2 (at 2:30) and re-created (at 2:40) under the same name: runs 3 and 4 are the new object's. */
+function recreated(): History {
+  const h = clean();
+  h.singletonJobs[0]!.deletedAt = T0 + 2 * MIN + 30_000;
+  h.singletonJobs.push({ namespace: 'ns', name: 'nightly', uid: NEW_UID, schedule: '* * * * *', createdAt: T0 + 2 * MIN + 40_000 });
+  h.jobs = h.jobs.map((j, i) => (i >= 3 ? { ...j, ownerUid: NEW_UID } : j));
+  return h;
+}
+
+test('guarantees hold per namespace/name across delete and re-create: a clean re-create passes', () => {
+  expect(checkHistory(recreated(), settle)).toEqual([]);
+});
+
+test('a Pod of the deleted object still running when the re-created object\'s first Pod starts is caught', () => {
+  const h = recreated();
+  // Orphaned by --cascade=orphan: run 2's Pod only ends at rv 1045, after run 3's Pod (rv 1031).
+  h.pods[2] = pod(2, { terminalRv: '1035', terminalAt: T0 + 3 * MIN + 5_000 });
+  const v = checkOneInFlight(h);
+  expect(v).toHaveLength(1);
+  expect(v[0]?.message).toMatch(/SingletonJob ns\/nightly had two non-terminal Pods at once: Pod nightly-2-abcde .* Pod nightly-3-abcde/);
+});
+
+test('a re-created object whose tokens start at or below its predecessor\'s is caught', () => {
+  const h = recreated();
+  h.jobs[3] = { ...h.jobs[3]!, token: '102', templateTokens: ['102'] };
+  h.pods[3] = pod(3, { token: '102' });
+  const v = checkTokens(h);
+  expect(v).toHaveLength(1);
+  expect(v[0]?.message).toMatch(/went from 102 \(Job nightly-2 of an earlier object of that name, uid uid-sj.* to 102 \(Job nightly-3/);
+});
+
+test('a slot run by an object and again by its re-created successor ran twice', () => {
+  const h = recreated();
+  h.jobs.push(job(2, { name: 'nightly-2-b', uid: 'job-2b', ownerUid: NEW_UID, token: '150', templateTokens: ['150'], createdRv: '1026', createdAt: T0 + 2 * MIN + 45_000 }));
+  expect(checkSlots(h, settle).map((v) => v.check)).toEqual(['slot-at-most-once']);
+});
+
+test('no slot is due while the object is deleted; a slot held by an orphaned Pod still running is not missed', () => {
+  const h = recreated();
+  h.singletonJobs[0]!.deletedAt = T0 + 2 * MIN + 30_000;
+  h.singletonJobs[1]!.createdAt = T0 + 3 * MIN + 30_000;
+  h.jobs = h.jobs.filter((j) => j.name !== 'nightly-3');
+  h.pods = h.pods.filter((p) => p.jobName !== 'nightly-3');
+  expect(checkSlots(h, settle)).toEqual([]);
+  // The new object exists at 3:00 but its run waits for run 2's orphaned Pod (its Job already deleted).
+  h.singletonJobs[1]!.createdAt = T0 + 2 * MIN + 40_000;
+  expect(checkSlots(h, settle).map((v) => v.check)).toEqual(['slot-exactly-once']);
+  h.jobs[2] = job(2, { deletedRv: '1021', deletedAt: T0 + 2 * MIN + 30_000, terminalRv: undefined, terminalAt: undefined });
+  h.pods[2] = pod(2, { terminalRv: '1039', terminalAt: T0 + 3 * MIN + 5_000 });
+  expect(checkSlots(h, settle)).toEqual([]);
+});
+
+/** Run 2 fails twice and succeeds on attempt 3 (backoffLimit 2): three Jobs, three Pods, three tokens. */
+function retried(): History {
+  const h = clean();
+  h.singletonJobs[0]!.backoffLimit = 2;
+  h.jobs[2] = job(2, { outcome: 'Failed' });
+  h.jobs.splice(3, 0, job(2, { name: 'nightly-2-a2', uid: 'job-2a2', attempt: 2, token: '1021', templateTokens: ['1021'], createdRv: '1026', createdAt: T0 + 2 * MIN + 3_000, outcome: 'Failed', terminalRv: '1027', terminalAt: T0 + 2 * MIN + 4_000 }));
+  h.jobs.splice(4, 0, job(2, { name: 'nightly-2-a3', uid: 'job-2a3', attempt: 3, token: '1022', templateTokens: ['1022'], createdRv: '1028', createdAt: T0 + 2 * MIN + 6_000, outcome: 'Complete', terminalRv: '1029', terminalAt: T0 + 2 * MIN + 8_000 }));
+  // Tokens rise with every attempt; later runs above them.
+  h.jobs = h.jobs.map((j) => (j.name === 'nightly-3' || j.name === 'nightly-4' ? { ...j, token: String(2000 + Number(j.token)), templateTokens: [String(2000 + Number(j.token))] } : j));
+  h.pods = [
+    pod(0, { token: '100' }),
+    pod(1, { token: '101' }),
+    pod(2, { token: '102', terminalRv: '1005', phase: 'Failed' }),
+    pod(2, { name: 'nightly-2a2-x', uid: 'pod-2a2', jobName: 'nightly-2-a2', jobUid: 'job-2a2', token: '1021', createdRv: '1026', createdAt: T0 + 2 * MIN + 3_100, terminalRv: '1027', phase: 'Failed' }),
+    pod(2, { name: 'nightly-2a3-x', uid: 'pod-2a3', jobName: 'nightly-2-a3', jobUid: 'job-2a3', token: '1022', createdRv: '1028', createdAt: T0 + 2 * MIN + 6_100, terminalRv: '1030' }),
+    pod(3, { token: '2103' }),
+    pod(4, { token: '2104' }),
+  ];
+  return h;
+}
+
+test('retries: attempts of one run, each with its own higher token, are one run of the slot', () => {
+  expect(checkHistory(retried(), settle)).toEqual([]);
+});
+
+test('two Pods sharing a token (a retry inside one Job), or a Pod token going down, are caught', () => {
+  const h = retried();
+  h.pods.push(pod(2, { name: 'nightly-2a3-y', uid: 'pod-2a3b', jobName: 'nightly-2-a3', jobUid: 'job-2a3', token: '1022', createdRv: '1030', createdAt: T0 + 2 * MIN + 7_000, terminalRv: '1030', phase: 'Failed' }));
+  expect(checkPodTokens(h).map((v) => v.message)).toEqual([expect.stringMatching(/Pods of SingletonJob ns\/nightly share token 1022: Pod nightly-2a3-x .* Pod nightly-2a3-y/)]);
+  h.pods.pop();
+  h.pods[4] = { ...h.pods[4]!, token: '1000' };
+  expect(checkPodTokens(h).map((v) => v.message)).toEqual([expect.stringContaining('went from token 1021 to 1000')]);
+});
+
+test('retries beyond the budget, and a retry of an attempt that did not fail, are caught', () => {
+  const h = retried();
+  h.singletonJobs[0]!.backoffLimit = 1;
+  expect(checkRetries(h).map((v) => v.message)).toEqual([expect.stringMatching(/\(backoffLimit 1\) had 3 attempts: Job nightly-2 \(attempt 1.* → Job nightly-2-a2 .* → Job nightly-2-a3/)]);
+  const g = retried();
+  g.jobs[3] = { ...g.jobs[3]!, outcome: 'Complete' };
+  const v = checkRetries(g);
+  expect(v.map((x) => x.message)).toEqual([expect.stringContaining('nightly-2-a3 of SingletonJob ns/nightly is attempt 3, but no failed attempt 2')]);
+  // …and that orphan attempt is a second run of slot 2.
+  expect(checkSlots(g, settle).map((x) => x.check)).toEqual(['slot-at-most-once']);
+});
+
+/** A manual-only object asked a, b, a: three runs. */
+function requested(): History {
+  const h = clean();
+  h.singletonJobs.push({ namespace: 'ns', name: 'adhoc', uid: 'uid-adhoc', schedule: '', createdAt: T0, requests: [{ id: 'a', at: T0 + 1000 }, { id: 'b', at: T0 + 20_000 }, { id: 'a', at: T0 + 40_000 }] });
+  const manual = (i: number, id: string): JobRecord => ({
+    ...job(i),
+    name: `adhoc-m-${i}`,
+    uid: `adhoc-${i}`,
+    owner: 'adhoc',
+    ownerUid: 'uid-adhoc',
+    slot: undefined,
+    requestId: id,
+    createdRv: String(1001 + i),
+    createdAt: T0 + 2000 + i * 20_000,
+    terminalAt: T0 + 5000 + i * 20_000,
+  });
+  h.jobs.push(manual(0, 'a'), manual(1, 'b'), manual(2, 'a'));
+  return h;
+}
+
+test('manual requests: a, b, a runs three times; a request run more often than it was asked is caught', () => {
+  const h = requested();
+  expect(checkRequests(h)).toEqual([]);
+  expect(checkHistory(h, settle)).toEqual([]);
+  // The repeated a (annotation unchanged, object only touched) must start nothing.
+  h.singletonJobs[1]!.requests!.pop();
+  const v = checkRequests(h);
+  expect(v.map((x) => x.message)).toEqual([expect.stringMatching(/Manual request "a" of SingletonJob ns\/adhoc was asked 1 time\(s\) but ran 2 times: Job adhoc-m-0 .*; Job adhoc-m-2/)]);
+});
+
+test('an object wedged at Ready=False/JobNameTaken is caught', () => {
+  const h = clean();
+  h.singletonJobs[0]!.conditions = [
+    { type: 'Ready', status: 'True', reason: 'Scheduled', at: T0 },
+    { type: 'Ready', status: 'False', reason: 'JobNameTaken', message: 'Job nightly-m-abc exists', at: T0 + 3 * MIN },
+  ];
+  expect(checkWedged(h).map((v) => v.message)).toEqual([expect.stringContaining('ns/nightly became Ready=False/JobNameTaken at +185.0s (Job nightly-m-abc exists)')]);
+});
+
+/** A second installation (Lease op2/singleton-operator, replica-x) next to the main one; replica-a renews every 2 s. */
+function twoInstallations(): History {
+  const h = clean();
+  h.installations = [
+    { name: 'main', lease: h.lease, replicas: h.replicas },
+    { name: 'second', lease: { namespace: 'op2', name: 'singleton-operator' }, replicas: ['replica-x'] },
+  ];
+  for (let t = T0 - 2_000; t < T0 + 5 * MIN; t += 2_000) h.writes.push(write('replica-a', t));
+  h.writes.push(write('replica-x', T0 + 30_000, { namespace: 'op2', verb: 'create', code: 201 }));
+  return h;
+}
+
+test('a second installation acting on an object while the first one\'s Lease is alive is caught', () => {
+  const h = twoInstallations();
+  expect(checkInstallations(h)).toEqual([]);
+  h.writes.push(write('replica-x', T0 + 2 * MIN + 30_000, { verb: 'delete', resource: 'jobs', namespace: 'ns', name: 'nightly-2' }));
+  const v = checkInstallations(h);
+  expect(v.map((x) => x.message)).toEqual([expect.stringMatching(/Installation second \(replica replica-x\) acted on SingletonJob ns\/nightly \(delete jobs nightly-2\) .* while main's Lease op\/singleton-operator was alive/)]);
+  // …and the main one acting again on what the second took over, while the second is alive.
+  h.writes.push(write('replica-x', T0 + 2 * MIN + 31_000, { namespace: 'op2' }));
+  h.writes.push(write('replica-a', T0 + 2 * MIN + 32_000, { verb: 'create', resource: 'jobs', namespace: 'ns', name: 'nightly-3', code: 201 }));
+  expect(checkInstallations(h)).toHaveLength(2);
+});
+
+test('taking an object over from an installation whose Lease expired, or was deleted, is fine', () => {
+  const h = twoInstallations();
+  // replica-a goes silent from 2:00; replica-x acts at 2:10 (10 s after the last renewal, Lease 6 s).
+  h.writes = h.writes.filter((w) => !(w.user === 'replica-a' && w.receivedUs >= (T0 + 2 * MIN) * 1000));
+  h.writes.push(write('replica-x', T0 + 2 * MIN + 10_000, { verb: 'create', resource: 'jobs', namespace: 'ns', name: 'nightly-2', code: 201 }));
+  expect(checkInstallations(h)).toEqual([]);
+  const g = twoInstallations();
+  g.writes.push(write('replica-x', T0 + 2 * MIN + 30_000, { verb: 'create', resource: 'jobs', namespace: 'ns', name: 'nightly-2', code: 201 }));
+  g.writes = g.writes.filter((w) => !(w.user === 'replica-a' && w.receivedUs >= (T0 + 2 * MIN + 28_000) * 1000));
+  g.installations![0]!.leaseDeletedAt = [T0 + 2 * MIN + 29_000];
+  expect(checkInstallations(g)).toEqual([]);
+});
+
+test('each installation\'s writes are judged against its own Lease', () => {
+  const h = twoInstallations();
+  // replica-x holds op2's Lease: its status write is not a deposed write of the main installation.
+  h.writes.push(write('replica-x', T0 + 31_000, { verb: 'update', resource: 'singletonjobs', subresource: 'status', namespace: 'ns', name: 'nightly' }));
+  expect(checkDeposedWrites(h)).toEqual([]);
+  // replica-y never held op2's Lease.
+  h.installations![1]!.replicas.push('replica-y');
+  h.writes.push(write('replica-y', T0 + 32_000, { verb: 'update', resource: 'singletonjobs', subresource: 'status', namespace: 'ns', name: 'nightly' }));
+  h.writes.push(write('replica-y', T0 + 20_000, { verb: 'update', resource: 'singletonjobs', subresource: 'status', namespace: 'ns', name: 'nightly' }));
+  expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([
+    expect.stringContaining('Replica replica-y of installation second wrote update singletonjobs/status ns/nightly (HTTP 200) at +25.0s although no replica had acquired the Lease op2/singleton-operator yet'),
+    expect.stringContaining('Replica replica-y of installation second wrote update singletonjobs/status ns/nightly (HTTP 200) at +37.0s, after replica replica-x had taken the Lease op2/singleton-operator'),
+  ]);
+});
+
+test('a deposed leader\'s late create of a Job it never reserved is harmless only if the Job never ran and was deleted as a stray', () => {
+  const h = takeover();
+  const acquired = T0 + 2 * MIN + 10_000;
+  h.jobs.push(job(1, { name: 'nightly-x', uid: 'job-late', createdAt: acquired + 8_000, started: false, terminalRv: undefined, terminalAt: undefined, deletedRv: '1040', deletedAt: acquired + 9_000 }));
+  h.writes.push(write('replica-a', acquired + 8_000, { verb: 'create', resource: 'jobs', namespace: 'ns', name: 'nightly-x', code: 201 }));
+  expect(checkDeposedWrites(h)).toEqual([]);
+  const last = h.jobs[h.jobs.length - 1]!;
+  delete last.deletedAt;
+  expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([expect.stringContaining('create jobs ns/nightly-x (HTTP 201)')]);
+});
+
+test('a deposed leader\'s late unsuspend is harmless for the run it reserved before the takeover, caught otherwise', () => {
+  const h = takeover();
+  const acquired = T0 + 2 * MIN + 10_000;
+  h.writes.push(write('replica-a', acquired + 4_000, { verb: 'patch', resource: 'jobs', namespace: 'ns', name: 'nightly-2', code: 200 }));
+  expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([expect.stringContaining('patch jobs ns/nightly-2 (HTTP 200)')]);
+  h.writes.push(write('replica-a', T0 + 2 * MIN + 1_000, { verb: 'update', resource: 'singletonjobs', subresource: 'status', namespace: 'ns', name: 'nightly' }));
+  expect(checkDeposedWrites(h)).toEqual([]);
+});
+
+test('a re-created Job (same name, owner, token) that is let run, or never deleted, is caught', () => {
+  const h = clean();
+  const stray = job(2, { uid: 'job-2-copy', createdRv: '1023', createdAt: T0 + 2 * MIN + 1_500, started: false, terminalRv: undefined, terminalAt: undefined, deletedRv: '1024', deletedAt: T0 + 2 * MIN + 1_700 });
+  h.jobs.push(stray);
+  h.faults.push({ kind: 'recreate-job', target: 'ns/nightly-2', detail: 're-created', startedAt: T0 + 2 * MIN + 1_000, healedAt: T0 + 2 * MIN + 2_000, recoveredAt: T0 + 2 * MIN + 2_500, strayJobs: [{ namespace: 'ns', name: 'nightly-2', uid: 'job-2-copy' }] });
+  expect(checkStrayJobs(h)).toEqual([]);
+  h.pods.push(pod(2, { name: 'nightly-2-copy', uid: 'pod-copy', jobUid: 'job-2-copy', createdRv: '1025' }));
+  expect(checkStrayJobs(h).map((v) => v.message)).toEqual([expect.stringContaining('was let run (Pod nightly-2-copy)')]);
+  h.pods.pop();
+  delete stray.deletedAt;
+  expect(checkStrayJobs(h).map((v) => v.message)).toEqual([expect.stringContaining('was never deleted as a stray')]);
+});
+
+test('an action\'s expectation that was not met, or met late, is caught', () => {
+  const h = clean();
+  h.faults.push({
+    kind: 'second-installation',
+    target: 'installation second',
+    detail: 'killed',
+    startedAt: T0,
+    healedAt: T0 + 10_000,
+    recoveredAt: T0 + 11_000,
+    expectations: [
+      { what: 'a new run of ns/nightly after installation second is gone', deadline: T0 + 40_000, metAt: T0 + 20_000 },
+      { what: 'a new run of ns/other after installation second is gone', deadline: T0 + 40_000 },
+      { what: 'a new run of ns/late after installation second is gone', deadline: T0 + 40_000, metAt: T0 + 50_000 },
+    ],
+  });
+  expect(checkExpectations(h).map((v) => v.message)).toEqual([
+    expect.stringContaining('ns/other after installation second is gone — expected by +45.0s, never happened'),
+    expect.stringContaining('ns/late after installation second is gone — expected by +45.0s, happened only at +55.0s'),
+  ]);
 });

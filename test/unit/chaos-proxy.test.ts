@@ -48,6 +48,30 @@ test('the TCP proxy holds bytes while blackholed and delivers them when healed',
   echo.close();
 });
 
+test('the TCP proxy can hold what the client sent while responses flow, and delivers it later', async () => {
+  const seen: string[] = [];
+  const server = net.createServer((s) => {
+    s.on('data', (d) => seen.push(d.toString()));
+    s.write('hello');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const proxy = await TcpProxy.start((server.address() as net.AddressInfo).port);
+  proxy.holdRequests();
+  const client = net.connect({ host: '127.0.0.1', port: proxy.port });
+  let received = '';
+  client.on('data', (d) => (received += d.toString()));
+  client.write('request');
+  await sleep(200);
+  expect(received).toBe('hello');
+  expect(seen).toEqual([]);
+  proxy.heal();
+  await sleep(100);
+  expect(seen.join('')).toBe('request');
+  client.destroy();
+  await proxy.close();
+  server.close();
+});
+
 describe('the HTTP fault proxy', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'chaos-proxy-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
