@@ -266,8 +266,12 @@ export const FENCED_RESOURCES = new Set(['singletonjobs', 'jobs', 'pods', 'lease
  *   suspended) and is deleted as a stray: it must have been deleted by the end;
  * - unsuspend (patch) the Job of a run it had reserved before the successor
  *   acquired: the patch tests the UID the run recorded, so it can only release
- *   the run's own Job, which the successor releases too.
- * Everything else it writes stays judged.
+ *   the run's own Job, which the successor releases too;
+ * - delete a Job or Pod that existed before the successor acquired: deletes
+ *   carry a UID precondition, so a late one removes only the object it was
+ *   decided for — never one created (or re-created under that name) since.
+ * Everything else it writes stays judged (README, "A deposed leader's late
+ * writes break nothing").
  */
 export function checkDeposedWrites(h: History): Violation[] {
   return installationsOf(h).flatMap((inst, i) => deposedWritesOf(h, inst, i === 0));
@@ -293,6 +297,12 @@ function deposedWritesOf(h: History, inst: Installation, main: boolean): Violati
     );
   /** Why a late write is harmless, or undefined when it is not. */
   const excuse = (w: AuditWrite, acquiredUs: number): string | undefined => {
+    if (w.verb === 'delete' && !w.subresource && (w.resource === 'jobs' || w.resource === 'pods')) {
+      // The object it removed: the latest of that name seen before the request completed.
+      const records: Array<{ namespace: string; name: string; createdAt: number }> = w.resource === 'jobs' ? h.jobs : h.pods;
+      const target = records.filter((r) => r.namespace === w.namespace && r.name === w.name && r.createdAt <= usToMs(w.completedUs) + 1).sort((a, b) => b.createdAt - a.createdAt)[0];
+      return target && target.createdAt <= usToMs(acquiredUs) + 200 ? 'decided before' : undefined;
+    }
     if (w.resource !== 'jobs' || w.subresource) return undefined;
     const named = h.jobs.filter((j) => j.namespace === w.namespace && j.name === w.name && j.token !== undefined);
     if (w.verb === 'create') {

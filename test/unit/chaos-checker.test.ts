@@ -200,9 +200,10 @@ test('a deposed leader\'s late Event create is not judged (Events cannot be fenc
   const h = takeover();
   h.writes.push(write('replica-a', T0 + 2 * MIN + 12_000, { verb: 'create', resource: 'events', namespace: 'ns', name: 'nightly.abc', code: 201 }));
   expect(checkDeposedWrites(h)).toEqual([]);
-  h.writes.push(write('replica-a', T0 + 2 * MIN + 13_000, { verb: 'delete', resource: 'pods', namespace: 'ns', name: 'nightly-1-abcde', code: 200 }));
+  // A Pod the successor's run created after the takeover.
+  h.writes.push(write('replica-a', T0 + 3 * MIN + 5_000, { verb: 'delete', resource: 'pods', namespace: 'ns', name: 'nightly-3-abcde', code: 200 }));
   h.writes.push(write('replica-a', T0 + 2 * MIN + 14_000, { verb: 'update', resource: 'leases', namespace: 'other', name: 'x', code: 200 }));
-  expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([expect.stringContaining('delete pods ns/nightly-1-abcde'), expect.stringContaining('update leases other/x')]);
+  expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([expect.stringContaining('update leases other/x'), expect.stringContaining('delete pods ns/nightly-3-abcde')]);
 });
 
 test('a deposed leader\'s late create of the Job it reserved before the takeover is harmless; a Job it never reserved is caught', () => {
@@ -528,4 +529,14 @@ test('an action\'s expectation that was not met, or met late, is caught', () => 
     expect.stringContaining('ns/other after installation second is gone — expected by +45.0s, never happened'),
     expect.stringContaining('ns/late after installation second is gone — expected by +45.0s, happened only at +55.0s'),
   ]);
+});
+
+test('a deposed leader\'s late delete may remove what existed before the takeover, never an object created since', () => {
+  const h = takeover();
+  const acquired = T0 + 2 * MIN + 10_000;
+  h.writes.push(write('replica-a', acquired + 2_000, { verb: 'delete', resource: 'jobs', namespace: 'ns', name: 'nightly-2', code: 200 }));
+  expect(checkDeposedWrites(h)).toEqual([]);
+  // nightly-3 was created by the successor after it acquired: a late delete of it is caught.
+  h.writes.push(write('replica-a', T0 + 3 * MIN + 1_000, { verb: 'delete', resource: 'jobs', namespace: 'ns', name: 'nightly-3', code: 200 }));
+  expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([expect.stringContaining('delete jobs ns/nightly-3 (HTTP 200)')]);
 });
