@@ -42,7 +42,7 @@ async function main(): Promise<number> {
     config,
     version,
     signal: shutdown.signal,
-    createController: ({ kubeConfig, namespaces, logger, registry }) => new SingletonJobController({ kubeConfig, namespaces, logger, registry }),
+    createController: ({ kubeConfig, namespaces, logger, registry, lease }) => new SingletonJobController({ kubeConfig, namespaces, logger, registry, lease }),
   });
 }
 

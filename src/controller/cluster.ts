@@ -3,10 +3,10 @@
 // cache; deletes carry a UID precondition and tolerate "already gone".
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
-import { GROUP, Keys, PLURAL, VERSION } from '../api/v1alpha1/singletonjob.ts';
+import { GROUP, PLURAL, VERSION } from '../api/v1alpha1/singletonjob.ts';
 import type { ActiveRun, SingletonJob } from '../api/v1alpha1/singletonjob.ts';
 import { isConflict, isNotFound } from '../kube/errors.ts';
-import { isPodTerminal } from './jobs.ts';
+import { belongsTo, isPodTerminal } from './jobs.ts';
 import type { ReconcilerDeps } from './reconciler.ts';
 
 export async function readSingletonJob(d: ReconcilerDeps, key: string): Promise<SingletonJob | undefined> {
@@ -29,25 +29,17 @@ export async function readJob(d: ReconcilerDeps, namespace: string, name: string
 }
 
 /**
- * The Pods of the run, or of any run of this SingletonJob, that may still
- * run, from a live list (never the cache: it may not have seen a new Pod
- * yet). A Pod counts when it carries the run label, the SingletonJob's
- * owner-uid label, or an owner reference to the run's Job: a Pod whose
- * labels were edited, or one the garbage collector has not (yet) removed
- * after its Job was deleted, still holds the next run.
+ * The Pods of this SingletonJob (namespace/name, any UID, any run) that may
+ * still run, from a live list (never the cache: it may not have seen a new
+ * Pod yet). See belongsTo() for the one rule; `run` adds the run's own Pods
+ * whose labels were edited.
  */
-export async function runningPods(d: ReconcilerDeps, sj: SingletonJob, run: ActiveRun): Promise<V1Pod[]> {
+export async function runningPods(d: ReconcilerDeps, sj: SingletonJob, run?: ActiveRun): Promise<V1Pod[]> {
   const pods = await d.core.listNamespacedPod({ namespace: sj.metadata!.namespace! });
-  const uid = sj.metadata!.uid!;
-  return pods.items.filter((p) => {
-    if (isPodTerminal(p)) return false;
-    const labels = p.metadata?.labels ?? {};
-    if (labels[Keys.ownerUid] === uid || labels[Keys.run] === run.name) return true;
-    return (p.metadata?.ownerReferences ?? []).some((r) => (run.jobUID && r.uid === run.jobUID) || (r.kind === 'Job' && r.name === run.name));
-  });
+  return pods.items.filter((p) => !isPodTerminal(p) && belongsTo(p, sj, run));
 }
 
-export async function podsTerminal(d: ReconcilerDeps, sj: SingletonJob, run: ActiveRun): Promise<boolean> {
+export async function podsTerminal(d: ReconcilerDeps, sj: SingletonJob, run?: ActiveRun): Promise<boolean> {
   return (await runningPods(d, sj, run)).length === 0;
 }
 

@@ -28,6 +28,8 @@ import type { ControllerMetrics } from './metrics.ts';
 import { ServerClock } from './clock.ts';
 import { controllerUid, projectJob } from './jobs.ts';
 import { Reconciler } from './reconciler.ts';
+import { LeaseLiveness } from './contention.ts';
+import type { LeaseRef } from './contention.ts';
 import { WorkQueue } from './workqueue.ts';
 
 export interface ControllerOptions {
@@ -41,6 +43,13 @@ export interface ControllerOptions {
   requestTimeoutMs?: number;
   /** Injected clock (tests). */
   now?: () => Date;
+  /**
+   * This installation's Lease: recorded in every status write, so two
+   * installations claiming one object can tell whose it is (contention.ts).
+   */
+  lease?: LeaseRef & { durationMs: number };
+  /** First retry delay of a failed attempt; default 10 s. */
+  retryBackoffMs?: number;
 }
 
 export class SingletonJobController {
@@ -164,6 +173,8 @@ export class SingletonJobController {
       logger: log,
       metrics: this.metrics,
       now: this.o.now ?? (() => this.clock.now()),
+      ...(this.o.lease ? { lease: this.o.lease, leases: new LeaseLiveness(makeClient(kc, k8s.CoordinationV1Api, { timeoutMs: guarded.timeoutMs }), log) } : {}),
+      ...(this.o.retryBackoffMs !== undefined ? { retryBackoffMs: this.o.retryBackoffMs } : {}),
     });
     this.reconciler = reconciler;
     // Backoff capped well below a schedule period: a leader retries within seconds after an outage.

@@ -32,7 +32,7 @@ describe('buildJob', () => {
   const job = buildJob(sj, run);
 
   it('forces singleton semantics and keeps the rest of the template', () => {
-    expect(job.spec).toMatchObject({ parallelism: 1, completions: 1, podReplacementPolicy: 'Failed', backoffLimit: 2, suspend: false });
+    expect(job.spec).toMatchObject({ parallelism: 1, completions: 1, podReplacementPolicy: 'Failed', backoffLimit: 0, suspend: false });
     expect(job.spec!.template.spec!.restartPolicy).toBe('Never');
     expect(job.metadata!.labels).toMatchObject({ team: 'pay', [Keys.ownerUid]: 'uid-1', [Keys.run]: run.name });
     expect(job.metadata!.ownerReferences).toEqual([{ apiVersion: 'singleton.dev/v1alpha1', kind: 'SingletonJob', name: 'payroll', uid: 'uid-1', controller: true, blockOwnerDeletion: true }]);

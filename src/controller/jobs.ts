@@ -12,7 +12,11 @@ export const Env = {
   token: 'SINGLETON_FENCING_TOKEN',
   term: 'SINGLETON_LEADER_TERM',
   singletonJob: 'SINGLETON_JOB_NAME',
+  namespace: 'SINGLETON_JOB_NAMESPACE',
+  /** namespace/name: the key a store fences by (tokens increase per key, across delete and re-create). */
+  key: 'SINGLETON_JOB_KEY',
   run: 'SINGLETON_RUN_NAME',
+  attempt: 'SINGLETON_ATTEMPT',
   slot: 'SINGLETON_RUN_SLOT',
   requestId: 'SINGLETON_RUN_REQUEST_ID',
 } as const;
@@ -31,6 +35,7 @@ export function runAnnotations(sj: SingletonJob, run: ActiveRun): Record<string,
     [Keys.token]: String(run.token),
     [Keys.term]: String(run.term),
     [Keys.singletonJob]: sj.metadata!.name!,
+    [Keys.attempt]: String(run.attempt ?? 1),
   };
   if (run.slot) a[Keys.slot] = run.slot;
   if (run.requestId) a[Keys.requestId] = run.requestId;
@@ -59,7 +64,10 @@ export function buildJob(sj: SingletonJob, run: ActiveRun, options: { suspended?
     { name: Env.token, value: String(run.token) },
     { name: Env.term, value: String(run.term) },
     { name: Env.singletonJob, value: sj.metadata!.name! },
+    { name: Env.namespace, value: sj.metadata!.namespace! },
+    { name: Env.key, value: `${sj.metadata!.namespace}/${sj.metadata!.name}` },
     { name: Env.run, value: run.name },
+    { name: Env.attempt, value: String(run.attempt ?? 1) },
     { name: Env.slot, value: run.slot ?? '' },
     { name: Env.requestId, value: run.requestId ?? '' },
   ];
@@ -82,7 +90,12 @@ export function buildJob(sj: SingletonJob, run: ActiveRun, options: { suspended?
       completions: 1,
       completionMode: 'NonIndexed',
       podReplacementPolicy: 'Failed',
-      backoffLimit: spec.backoffLimit ?? 0,
+      // Every Pod attempt that can write carries its own token: the Job
+      // never replaces a failed Pod itself (the replacement would share the
+      // token with a Pod that may only look failed, e.g. on a partitioned
+      // node). The template's backoffLimit is the operator's retry budget:
+      // each retry is a new Job with a new, higher token (reconciler.ts).
+      backoffLimit: 0,
       suspend: options.suspended ?? false,
       template: {
         ...pod,
@@ -113,6 +126,28 @@ export function jobOutcome(job: V1Job): 'Succeeded' | 'Failed' | undefined {
 /** A Pod that can no longer run anything. A Pod being deleted still runs until it is terminal or gone. */
 export function isPodTerminal(pod: V1Pod): boolean {
   return pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
+}
+
+/**
+ * The one rule for "a Pod of this SingletonJob": per namespace/name, not per
+ * UID, so a Pod of a deleted predecessor with the same name (still
+ * terminating, or orphaned with --cascade=orphan) counts too. A Pod counts
+ * when it carries the SingletonJob-name annotation, the owner-uid label, the
+ * run label, or an owner reference to the run's Job: a Pod whose labels were
+ * edited by hand, or one the garbage collector has not removed yet, still
+ * holds the next run. The caller lists the SingletonJob's namespace.
+ */
+export function belongsTo(pod: V1Pod, sj: SingletonJob, run?: ActiveRun): boolean {
+  if (pod.metadata?.annotations?.[Keys.singletonJob] === sj.metadata?.name) return true;
+  const labels = pod.metadata?.labels ?? {};
+  if (labels[Keys.ownerUid] === sj.metadata?.uid) return true;
+  return run !== undefined && belongsToRun(pod, run);
+}
+
+/** Whether the Pod belongs to the run itself (not only to its SingletonJob): what Replace may cancel. */
+export function belongsToRun(pod: V1Pod, run: ActiveRun): boolean {
+  if (pod.metadata?.labels?.[Keys.run] === run.name) return true;
+  return (pod.metadata?.ownerReferences ?? []).some((r) => (run.jobUID && r.uid === run.jobUID) || (r.kind === 'Job' && r.name === run.name));
 }
 
 export function isOwnedBy(job: V1Job, sj: SingletonJob): boolean {

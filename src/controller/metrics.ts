@@ -9,6 +9,7 @@ export interface ControllerMetrics {
   reconcileSeconds: Histogram;
   queueDepth: Gauge;
   firstPassSeconds: Gauge;
+  contended: Gauge;
 }
 
 export function controllerMetrics(registry: Registry): ControllerMetrics {
@@ -20,6 +21,11 @@ export function controllerMetrics(registry: Registry): ControllerMetrics {
     reconciles: new Counter({ name: 'singletonjob_reconciles_total', help: 'Reconcile passes, by result.', labelNames: ['result'], registers }),
     reconcileSeconds: new Histogram({ name: 'singletonjob_reconcile_duration_seconds', help: 'Duration of one reconcile pass.', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers }),
     queueDepth: new Gauge({ name: 'singletonjob_workqueue_depth', help: 'Keys waiting in the work queue.', registers }),
+    contended: new Gauge({
+      name: 'singletonjob_contended_objects',
+      help: 'SingletonJobs this leader leaves to another installation that also claims them (status.leaderLease names a live Lease that is not ours). Should be 0: give installations disjoint --watch-namespaces.',
+      registers,
+    }),
     firstPassSeconds: new Gauge({
       name: 'singletonjob_leader_first_pass_seconds',
       help: 'Since this replica last became leader: seconds until every SingletonJob had completed one reconcile pass (unset until then).',

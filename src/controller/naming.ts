@@ -1,6 +1,8 @@
-// Deterministic run names: one possible Job name per (SingletonJob, slot) and
-// per (SingletonJob, manual request), so the API server's name uniqueness is
-// the mutex. Names fit 63 characters because Job names become Pod label values.
+// Deterministic run names: one possible Job name per reservation — per
+// (SingletonJob, slot, attempt) and per (SingletonJob, manual request, token) —
+// so the API server's name uniqueness is the mutex, and a name recorded in
+// status is the only name its Job can have. Names fit 63 characters because
+// Job names become Pod label values.
 import { createHash } from 'node:crypto';
 
 const MAX = 63;
@@ -18,12 +20,18 @@ function withSuffix(base: string, suffix: string): string {
   return `${prefix}-${hash(base, 8)}-${suffix}`;
 }
 
-/** Job name of a scheduled slot: the slot's UTC instant in seconds since the epoch. */
-export function scheduledRunName(singletonJob: string, slot: Date): string {
-  return withSuffix(singletonJob, String(Math.floor(slot.getTime() / 1000)));
+/** Job name of a scheduled slot: the slot's UTC instant in seconds since the epoch; retries (attempt ≥ 2) append the attempt. */
+export function scheduledRunName(singletonJob: string, slot: Date, attempt = 1): string {
+  const seconds = String(Math.floor(slot.getTime() / 1000));
+  return withSuffix(singletonJob, attempt > 1 ? `${seconds}-${attempt}` : seconds);
 }
 
-/** Job name of a manual request: a hash of the request id (ids are free-form text). */
-export function manualRunName(singletonJob: string, requestId: string): string {
-  return withSuffix(singletonJob, `m-${hash(requestId, 10)}`);
+/**
+ * Job name of a manual request: a hash of the request id (free-form text)
+ * and the run's token. The token makes every manual run's name new: a
+ * request id used again later (a, b, a) is a new run and must not collide
+ * with the Job of the earlier one still kept in history.
+ */
+export function manualRunName(singletonJob: string, requestId: string, token: number): string {
+  return withSuffix(singletonJob, `m-${hash(`${requestId}\n${token}`, 10)}`);
 }

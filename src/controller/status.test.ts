@@ -9,8 +9,18 @@ describe('nextToken', () => {
     expect(nextToken({ currentToken: 501 }, 7000)).toBe(7000);
   });
 
+  it('is at least the revision the reservation is computed from (a re-created object starts above its predecessor)', () => {
+    // The predecessor issued tokens up to 9000 under term 500 (each below the revision of its reservation write);
+    // the re-created object has an empty status but a revision above every write of its predecessor.
+    expect(nextToken({}, 500, '9100')).toBe(9100);
+    expect(nextToken({ currentToken: 9100 }, 500, '9105')).toBe(9105);
+    expect(nextToken({ currentToken: 9200 }, 500, '9105')).toBe(9201);
+    expect(nextToken({}, 500, 'not-a-number')).toBe(500);
+  });
+
   it('refuses tokens at or above 2^53', () => {
     expect(() => nextToken({ currentToken: Number.MAX_SAFE_INTEGER }, 1)).toThrow(TokenExhaustedError);
+    expect(() => nextToken({}, 1, '9007199254740993')).toThrow(TokenExhaustedError);
   });
 });
 

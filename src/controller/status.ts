@@ -15,13 +15,26 @@ export interface Readiness {
 export class TokenExhaustedError extends Error {}
 
 /**
- * The token of the next run: above every token this object has issued, and at
- * least the leader's term. Terms are etcd revisions of the Lease acquisition,
- * later than every reservation written under an earlier term, so a new term's
- * tokens exceed all earlier ones even when the status is recreated.
+ * The token of the next run (or retry attempt): above every token issued for
+ * this namespace/name, and at least the leader's term.
+ * - `currentToken + 1`: above this object's own earlier tokens.
+ * - `term`: the etcd revision of this leader's Lease write, later than every
+ *   reservation written under an earlier term.
+ * - `resourceVersion`: the revision of the object the reservation is computed
+ *   from (the CAS makes it the object's current one). Every token ever issued
+ *   is below the revision of its own reservation write (by induction over the
+ *   three terms here), and a SingletonJob re-created under the same name has a
+ *   revision above every write of its deleted predecessor — so tokens keep
+ *   increasing per namespace/name across delete and re-create, although the
+ *   new object's status starts empty.
  */
-export function nextToken(status: SingletonJobStatus, term: number): number {
-  const token = Math.max((status.currentToken ?? 0) + 1, term);
+export function nextToken(status: SingletonJobStatus, term: number, resourceVersion?: string): number {
+  let revision = 0;
+  if (resourceVersion && /^[1-9][0-9]*$/.test(resourceVersion)) {
+    const big = BigInt(resourceVersion);
+    revision = big > BigInt(MAX_SAFE) ? Infinity : Number(big);
+  }
+  const token = Math.max((status.currentToken ?? 0) + 1, term, revision);
   if (!Number.isSafeInteger(token) || token > MAX_SAFE) throw new TokenExhaustedError(`the next fencing token ${token} would not be below 2^53`);
   return token;
 }
@@ -32,18 +45,16 @@ export function readyCondition(status: SingletonJobStatus): Condition | undefine
 
 /** Sets Ready; returns true when anything a reader would notice changed. */
 export function setReady(status: SingletonJobStatus, r: Readiness, generation: number | undefined, now: Date): boolean {
-  const old = readyCondition(status);
-  const value = r.ready ? 'True' : 'False';
-  if (old && old.status === value && old.reason === r.reason && old.message === r.message && old.observedGeneration === generation) return false;
-  const next: Condition = {
-    type: 'Ready',
-    status: value,
-    reason: r.reason,
-    message: r.message,
-    lastTransitionTime: old && old.status === value ? old.lastTransitionTime : now.toISOString(),
-  };
+  return setCondition(status, { type: 'Ready', status: r.ready ? 'True' : 'False', reason: r.reason, message: r.message }, generation, now);
+}
+
+/** Sets one condition (by type); returns true when anything a reader would notice changed. */
+export function setCondition(status: SingletonJobStatus, c: Pick<Condition, 'type' | 'status' | 'reason' | 'message'>, generation: number | undefined, now: Date): boolean {
+  const old = status.conditions?.find((x) => x.type === c.type);
+  if (old && old.status === c.status && old.reason === c.reason && old.message === c.message && old.observedGeneration === generation) return false;
+  const next: Condition = { ...c, lastTransitionTime: old && old.status === c.status ? old.lastTransitionTime : now.toISOString() };
   if (generation !== undefined) next.observedGeneration = generation;
-  status.conditions = [...(status.conditions ?? []).filter((c) => c.type !== 'Ready'), next];
+  status.conditions = [...(status.conditions ?? []).filter((x) => x.type !== c.type), next];
   return true;
 }
 
@@ -58,6 +69,7 @@ export function recordFinished(status: SingletonJobStatus, run: ActiveRun, outco
   const finished: FinishedRun = { name: run.name, token: run.token, term: run.term, kind: run.kind, outcome, finishedTime: now.toISOString() };
   if (run.slot) finished.slot = run.slot;
   if (run.requestId) finished.requestId = run.requestId;
+  if (run.attempt && run.attempt > 1) finished.attempt = run.attempt;
   delete status.activeRun;
   status.recentRuns = [finished, ...(status.recentRuns ?? [])].slice(0, RECENT_RUNS);
   if (outcome === 'Succeeded') status.lastSuccessfulTime = (completion ?? now).toISOString();

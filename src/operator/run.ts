@@ -32,6 +32,8 @@ export interface ControllerContext {
   namespaces: string[] | undefined;
   logger: Logger;
   registry: Registry;
+  /** This installation's Lease (recorded in status so installations can tell whose object it is). */
+  lease: { namespace: string; name: string; durationMs: number };
 }
 
 export type ControllerFactory = (context: ControllerContext) => GuardedController;
@@ -101,7 +103,7 @@ export async function runOperator(options: RunOptions): Promise<number> {
     return ExitCode.invalidConfiguration;
   }
   const namespaces = config.watchNamespaces.length > 0 ? config.watchNamespaces : undefined;
-  const controller = options.createController({ kubeConfig, namespaces, logger, registry });
+  const controller = options.createController({ kubeConfig, namespaces, logger, registry, lease: { namespace: config.leaseNamespace, name: config.leaseName, durationMs: config.leaseDurationMs } });
   let shuttingDown = options.signal.aborted;
 
   const elector = new LeaderElector(

@@ -26,6 +26,8 @@ export const Keys = {
   slot: `${GROUP}/slot`,
   requestId: `${GROUP}/request-id`,
   singletonJob: `${GROUP}/singletonjob`,
+  /** Annotation on Jobs and Pods: the attempt of the run (1-based); every attempt has its own token. */
+  attempt: `${GROUP}/attempt`,
 } as const;
 
 const SCHEDULE_PATTERN = String.raw`^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[^\s@=]+(\s+[^\s@=]+){4,5})$`;
@@ -62,7 +64,7 @@ const jobSpec = obj(
   {
     parallelism: optional(int('Must be 1 if set.', { minimum: 0 })),
     completions: optional(int('Must be 1 if set.', { minimum: 0 })),
-    backoffLimit: optional(int('Pod retries inside one run (same token); default 0.', { minimum: 0, maximum: 1000 })),
+    backoffLimit: optional(int('Retry budget of a run (default 0): a failed attempt is retried by the operator as a new Job with a new, higher fencing token (the Job itself always gets backoffLimit 0).', { minimum: 0, maximum: 100 })),
     suspend: optional(bool('Must not be true: suspend the SingletonJob instead.')),
     completionMode: optional(enumOf('NonIndexed (Indexed makes no sense with one completion).', ['NonIndexed'])),
     manualSelector: optional(bool('Must not be true: the controller owns the selector.')),
@@ -119,6 +121,7 @@ const runFields = {
   kind: enumOf('Scheduled or Manual.', ['Scheduled', 'Manual']),
   slot: optional(str('Scheduled time (UTC) of the slot, for scheduled runs.', { format: 'date-time' })),
   requestId: optional(str('Manual request id, for manual runs.', { maxLength: 253 })),
+  attempt: optional(int('Attempt of the run (1-based; absent = 1). Each attempt is its own Job with its own token.', { minimum: 1, maximum: 101 })),
 };
 
 const activeRun = obj('The run reserved or in flight; cleared only once every Pod of it is terminal.', {
@@ -126,6 +129,7 @@ const activeRun = obj('The run reserved or in flight; cleared only once every Po
   reservedTime: str('When the run was reserved.', { format: 'date-time' }),
   jobUID: optional(str('UID of the created Job; absent while only reserved.')),
   replacing: optional(bool('Set while Replace deletes this run to make room for another.')),
+  notBefore: optional(str('A retry attempt: its Job is created no earlier than this (backoff).', { format: 'date-time' })),
 });
 
 const finishedRun = obj('A finished run.', {
@@ -143,6 +147,8 @@ const statusField = obj(
     conditions: optional(arr('Conditions; Ready says whether the object is valid and runnable.', condition, { maxItems: 16, mapKeys: ['type'] })),
     currentToken: optional(token('Highest fencing token issued for this SingletonJob; never decreases.')),
     leaderTerm: optional(token('Term of the leader that last wrote this status; never decreases.')),
+    leaderLease: optional(str('Lease (namespace/name) of the installation whose leader last wrote this status; it acts on this object while that Lease is alive.', { maxLength: 317 })),
+    contender: optional(str('Lease (namespace/name) of another installation that also claims this object and stands by (see the Contended condition).', { maxLength: 317 })),
     activeRun: optional(activeRun),
     lastScheduleTime: optional(str('Latest slot that was started or skipped (UTC).', { format: 'date-time' })),
     lastSuccessfulTime: optional(str('When the last successful run finished.', { format: 'date-time' })),
