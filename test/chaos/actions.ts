@@ -81,9 +81,10 @@ const recreateJob: Action = async (ctx) => {
   let found: { sj: string; job: k8s.V1Job } | undefined;
   await waitFor(Date.now() + 30_000, async () => {
     for (const sj of ctx.rng.shuffle(['slow', 'replace', 'tick', 'retry'])) {
-      const run = (await getSj(ctx, sj))?.status?.activeRun as { jobName?: string; jobUID?: string } | undefined;
-      if (!run?.jobName || !run.jobUID) continue;
-      const job = await batch.readNamespacedJob({ namespace: ctx.namespace, name: run.jobName }).catch(() => undefined);
+      // activeRun.name is the run's Job name; jobUID is recorded before the Job is let run.
+      const run = (await getSj(ctx, sj))?.status?.activeRun as { name?: string; jobUID?: string } | undefined;
+      if (!run?.name || !run.jobUID) continue;
+      const job = await batch.readNamespacedJob({ namespace: ctx.namespace, name: run.name }).catch(() => undefined);
       if (job?.metadata?.uid === run.jobUID && job.spec?.suspend !== true) {
         found = { sj, job };
         return Date.now();
@@ -144,7 +145,8 @@ const repeatRequest: Action = async (ctx) => {
     const status = (await getSj(ctx, name))?.status as { lastManualRequestId?: string; activeRun?: unknown } | undefined;
     return status?.lastManualRequestId === last && !status.activeRun ? Date.now() : undefined;
   });
-  return { target: `${ctx.namespace}/${name}`, detail: `run-now ${sequence.join(', ')}`, startedAt, healedAt, expectations: [taken] };
+  // The action ends once its outcome is known (recovery is measured from there).
+  return { target: `${ctx.namespace}/${name}`, detail: `run-now ${sequence.join(', ')}`, startedAt, healedAt: Math.max(healedAt, Date.now()), expectations: [taken] };
 };
 
 /** Item 4: delete a SingletonJob (sometimes orphaning its Job and Pods) and create it again under the same name. */
@@ -165,7 +167,7 @@ const recreateSingletonJob: Action = async (ctx) => {
   // Its first run waits until the predecessor's Pods are terminal (an orphaned one runs to its end).
   const first: Expectation = { what: `the re-created ${ctx.namespace}/${name} runs`, deadline: healedAt + ctx.timings.leaseDurationMs + 2 * (ctx.schedules[name] ?? 30_000) + 45_000 };
   first.metAt = await waitFor(first.deadline, () => startedJobOf(ctx, (j) => j.ownerUid === uid));
-  return { target: `${ctx.namespace}/${name}`, detail: `deleted (${orphan ? 'Orphan: Job and Pods left running' : 'Background'}) and re-created`, startedAt, healedAt, expectations: [first] };
+  return { target: `${ctx.namespace}/${name}`, detail: `deleted (${orphan ? 'Orphan: Job and Pods left running' : 'Background'}) and re-created`, startedAt, healedAt: Date.now(), expectations: [first] };
 };
 
 /**
@@ -222,7 +224,7 @@ const secondInstallation: Action = async (ctx) => {
       target: `installation ${second.name} (${others.length} replica(s), Lease ${second.lease.namespace}/${second.lease.name})`,
       detail: `ran ${((healedAt - startedAt) / 1000).toFixed(1)} s${takeover ? ', took over while this installation was paused' : ''}, then killed${deleteLease ? ' and its Lease deleted' : ''}`,
       startedAt,
-      healedAt,
+      healedAt: Date.now(),
       expectations,
     };
   } finally {

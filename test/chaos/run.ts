@@ -151,6 +151,12 @@ async function applyRbac(
   const election = docs.find((d) => d?.kind === 'Role' && d.metadata?.name?.endsWith('-leader-election'));
   if (!controller?.rules || !election?.rules) throw new Error('manifests/install.yaml has no controller ClusterRole or leader-election Role');
   const leaseName = election.rules.flatMap((r) => r.resourceNames ?? [])[0] ?? 'singleton-operator';
+  // Reading other installations' Leases (cluster-wide get), when the chart grants it.
+  const leaseReader = docs.find((d) => d?.kind === 'ClusterRole' && d.metadata?.name?.endsWith('-lease-reader'));
+  if (leaseReader?.rules) {
+    await rbac.createClusterRole({ body: { metadata: { name: `${id}-lease-reader` }, rules: leaseReader.rules } });
+    await rbac.createClusterRoleBinding({ body: { metadata: { name: `${id}-lease-reader` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${id}-lease-reader` }, subjects } });
+  }
   await rbac.createClusterRole({ body: { metadata: { name: `${id}-controller` }, rules: controller.rules } });
   await rbac.createNamespacedRoleBinding({ namespace, body: { metadata: { name: `${id}-controller` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${id}-controller` }, subjects } });
   // Each installation may use only the Lease of its own namespace, as with two releases of the chart.
@@ -161,7 +167,16 @@ async function applyRbac(
       body: { metadata: { name: `${id}-leader-election` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${id}-leader-election` }, subjects: toSubjects(users) },
     });
   }
-  return { leaseName, cleanup: async () => void (await rbac.deleteClusterRole({ name: `${id}-controller` }).catch(() => undefined)) };
+  return {
+    leaseName,
+    cleanup: async () => {
+      await rbac.deleteClusterRole({ name: `${id}-controller` }).catch(() => undefined);
+      if (leaseReader) {
+        await rbac.deleteClusterRoleBinding({ name: `${id}-lease-reader` }).catch(() => undefined);
+        await rbac.deleteClusterRole({ name: `${id}-lease-reader` }).catch(() => undefined);
+      }
+    },
+  };
 }
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
@@ -265,6 +280,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
 
       const recovered = async (deadlineMs: number): Promise<number | undefined> => {
         let baseRv: string | undefined;
+        let lastProblem = '';
         const deadline = Date.now() + deadlineMs;
         while (Date.now() < deadline) {
           const lease = await readLease(kc, leaseNamespace, rbac.leaseName);
@@ -272,6 +288,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           const health = await Promise.all(replicas.map((r) => r.health()));
           const holder = replicas.find((r) => r.name === lease?.holder && r.running && !r.stopped);
           if (holder && baseRv !== undefined && lease?.resourceVersion !== baseRv && health.every((x) => x.live && x.ready)) return Date.now();
+          // Say what recovery waits for, once per change (a slow recovery is then explained in the log).
+          const problem = [
+            holder ? '' : `no running holder (Lease holder ${lease?.holder ?? 'none'})`,
+            ...health.map((x, i) => (x.live && x.ready ? '' : `${replicas[i]?.name.slice(id.length + 1)} ${x.live ? '' : 'not live '}${x.ready ? '' : 'not ready'}`.trim())),
+          ].filter(Boolean).join(', ');
+          if (problem && problem !== lastProblem) log(`  waiting for recovery: ${problem}`);
+          lastProblem = problem;
           await sleep(250);
         }
         return undefined;
