@@ -11,6 +11,7 @@ import { API_VERSION, GROUP, KIND, Keys, PLURAL, VERSION } from '../../src/api/v
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 import { CRD_FILE, CRD_NAME } from '../../src/api/v1alpha1/crd.ts';
 import { SingletonJobController } from '../../src/controller/index.ts';
+import type { ControllerOptions } from '../../src/controller/controller.ts';
 import type { Leadership } from '../../src/election/index.ts';
 import { eventually } from './cluster.ts';
 
@@ -45,11 +46,12 @@ export interface FakeLeadership extends Leadership {
 }
 
 /** A Leadership that holds until lose(); assertValid mirrors the elector's self-fence. */
-export function fakeLeadership(term: number, identity = `test-${term}`): FakeLeadership {
+export function fakeLeadership(term: number, identity = `test-${term}`, latestRevision?: () => number): FakeLeadership {
   const ac = new AbortController();
   return {
     identity,
     term,
+    ...(latestRevision ? { latestRevision } : {}),
     signal: ac.signal,
     assertValid() {
       if (ac.signal.aborted) throw new Error(`leadership of ${identity} (term ${term}) was lost`);
@@ -67,8 +69,8 @@ export interface RunningController {
   stop(): Promise<void>;
 }
 
-export async function startController(kc: k8s.KubeConfig, namespaces: string[]): Promise<RunningController> {
-  const controller = new SingletonJobController({ kubeConfig: kc, namespaces, logger });
+export async function startController(kc: k8s.KubeConfig, namespaces: string[], options: Partial<Pick<ControllerOptions, 'lease' | 'retryBackoffMs'>> = {}): Promise<RunningController> {
+  const controller = new SingletonJobController({ kubeConfig: kc, namespaces, logger, ...options });
   const stopCaches = new AbortController();
   const caches = controller.startCaches(stopCaches.signal);
   await eventually('the controller caches to sync', async () => controller.hasSynced());
