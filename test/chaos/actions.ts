@@ -97,7 +97,8 @@ const recreateJob: Action = async (ctx) => {
   const name = job.metadata?.name as string;
   const orphan = ctx.rng.next() < 0.3;
   const startedAt = Date.now();
-  await batch.deleteNamespacedJob({ namespace: ctx.namespace, name, propagationPolicy: orphan ? 'Orphan' : 'Background', body: { preconditions: { uid: job.metadata?.uid as string } } });
+  // The policy goes in the body: with a body the API server ignores the query parameter (and batch/v1 Jobs orphan by default).
+  await batch.deleteNamespacedJob({ namespace: ctx.namespace, name, body: { propagationPolicy: orphan ? 'Orphan' : 'Background', preconditions: { uid: job.metadata?.uid as string } } });
   await gone(() => batch.readNamespacedJob({ namespace: ctx.namespace, name }), 15_000);
   // What a deposed leader's delayed create (or a person's re-apply) would send: same name, owner
   // reference and token, created suspended. The selector and its labels are the API server's to set.
@@ -157,7 +158,7 @@ const recreateSingletonJob: Action = async (ctx) => {
   const sj = await getSj(ctx, name);
   if (!sj) return skip(name, `${name} is not there`);
   const startedAt = Date.now();
-  await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ctx.namespace, plural: PLURAL, name, propagationPolicy: orphan ? 'Orphan' : 'Background' });
+  await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ctx.namespace, plural: PLURAL, name, propagationPolicy: orphan ? 'Orphan' : 'Background', body: { propagationPolicy: orphan ? 'Orphan' : 'Background' } });
   const read = () => custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ctx.namespace, plural: PLURAL, name });
   if (!(await gone(read, 20_000))) return { target: `${ctx.namespace}/${name}`, detail: 'deleted, but still there after 20 s', startedAt, healedAt: Date.now(), skipped: 'not gone' };
   await sleep(ctx.rng.int(0, 3000));

@@ -217,15 +217,18 @@ export class Recorder {
   private onPodEvent(type: string, obj: Obj, at: number): void {
     const m = obj.metadata ?? {};
     const owner = m.ownerReferences?.find((o) => o.kind === 'Job');
-    if (!m.uid || !m.name || !owner) return;
+    if (!m.uid || !m.name) return;
     let pod = this.pods.get(m.uid);
+    // A Pod orphaned from its Job (its owner reference removed) keeps being followed; one that never had
+    // a Job is recorded when it carries the singletonjob annotation (the operator counts it as a run's).
+    if (!pod && !owner && !m.annotations?.[Keys.singletonJob]) return;
     if (!pod) {
       pod = {
         namespace: m.namespace ?? this.namespace,
         name: m.name,
         uid: m.uid,
-        jobName: owner.name,
-        jobUid: owner.uid,
+        jobName: owner?.name ?? '',
+        jobUid: owner?.uid ?? '',
         ...(m.annotations?.[Keys.token] ? { token: m.annotations[Keys.token] } : {}),
         ...(m.annotations?.[Keys.singletonJob] ? { singletonJob: m.annotations[Keys.singletonJob] } : {}),
         createdRv: m.resourceVersion ?? '0',
