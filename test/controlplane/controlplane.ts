@@ -6,7 +6,7 @@
 // The state (PIDs, command lines, paths) lives in <dir>/state.json, so a test
 // process, the CLI or a chaos harness can attach to a running control plane
 // and stop, pause or restart one component.
-import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync, mkdtempSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
@@ -34,6 +34,8 @@ export interface StartOptions {
   dir?: string;
   /** Build missing binaries from the Go module proxy (default true). */
   build?: boolean;
+  /** Start only these (in start order; default all). Without kwok and kube-controller-manager there is no node. */
+  components?: Component[];
   log?: (message: string) => void;
 }
 
@@ -107,13 +109,14 @@ export class ControlPlane {
       kwokKubeconfig: componentKubeconfig('kwok', ['system:masters']),
     });
     try {
-      for (const name of startOrder) {
+      const components = startOrder.filter((name) => !options.components || options.components.includes(name));
+      for (const name of components) {
         cp.state.processes[name] = startProcess(specs[name]);
         cp.save();
         await cp.waitHealthy(name);
         log(`Started ${name} (pid ${cp.state.processes[name]?.pid}) after ${Date.now() - started} ms`);
       }
-      await cp.createNode();
+      if (components.includes('kwok') && components.includes('kube-controller-manager')) await cp.createNode();
       log(`Control plane ready at ${server} after ${Date.now() - started} ms`);
     } catch (err) {
       await cp.stop({ keepDir: true });
@@ -322,6 +325,38 @@ export class ControlPlane {
   async restartComponent(name: Component, kill = false): Promise<void> {
     await this.stopComponent(name, kill);
     await this.startComponent(name);
+  }
+
+  /**
+   * A cold copy of etcd's data folder (etcd is stopped for the copy and started
+   * again; the API server rides it out). etcd's recovery guide allows a copy of
+   * the data as a backup; `restoreEtcd` puts it back.
+   */
+  async backupEtcd(): Promise<string> {
+    const data = path.join(this.state.dir, 'etcd-data');
+    const backup = mkdtempSync(path.join(this.state.dir, 'etcd-backup-'));
+    await this.stopComponent('etcd');
+    try {
+      cpSync(data, backup, { recursive: true });
+    } finally {
+      await this.startComponent('etcd');
+    }
+    return backup;
+  }
+
+  /**
+   * Restores a backup as `etcdutl snapshot restore` WITHOUT --bump-revision
+   * does — revisions, hence resourceVersions, go back to the backup's — then
+   * restarts the API server, as the Kubernetes docs require after a restore.
+   */
+  async restoreEtcd(backup: string): Promise<void> {
+    const data = path.join(this.state.dir, 'etcd-data');
+    await this.stopComponent('kube-apiserver');
+    await this.stopComponent('etcd');
+    rmSync(data, { recursive: true, force: true });
+    cpSync(backup, data, { recursive: true });
+    await this.startComponent('etcd');
+    await this.startComponent('kube-apiserver');
   }
 
   /** Issues a client-certificate kubeconfig for another identity (audit-log attribution). */
