@@ -4,8 +4,11 @@
 # and caches them outside the checkout, keyed by version. Rebuilds only what is
 # missing. Prints the cache folder holding the binaries as its last line.
 #
-#   bash test/tools/build.sh            # everything
+#   bash test/tools/build.sh            # everything but the real node
 #   bash test/tools/build.sh k8s etcd   # a subset
+#   bash test/tools/build.sh node       # the opt-in real node: kubelet (same k8s
+#                                       # tools module) and the sandbox image's
+#                                       # static binaries (test/tools/nodeimage)
 #
 # Versions come from the go.mod files beside this script (one tools module per
 # upstream project, because they pin different grpc/otel/cel-go versions).
@@ -80,7 +83,25 @@ for what in $want; do
       if [ ! -x "$out/helm" ]; then
         build helm helm "$out" "-s -w -X helm.sh/helm/v4/internal/version.version=$v" helm.sh/helm/v4/cmd/helm
       fi ;;
-    *) echo "unknown component '$what' (expected k8s, etcd, kwok or helm)" >&2; exit 2 ;;
+    node)
+      v="$(version_of k8s.io/kubernetes k8s)"
+      out="$bin/kubelet-$v"
+      if [ ! -x "$out/kubelet" ]; then
+        minor="${v#v1.}"; minor="${minor%%.*}"
+        ld="-s -w"
+        for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+          ld="$ld -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.buildDate=2026-01-01T00:00:00Z"
+        done
+        build kubelet k8s "$out" "$ld" k8s.io/kubernetes/cmd/kubelet
+      fi
+      # The sandbox ("pause") image's binaries: tiny static Go programs, keyed by
+      # the hash of their sources (no dependencies, a few seconds to build).
+      h="$(cd "$here/nodeimage" && cat go.mod $(find . -name '*.go' | sort) | sha256sum | cut -c1-16)"
+      out="$bin/nodeimage-$h"
+      if [ ! -x "$out/pause" ] || [ ! -x "$out/incluster" ]; then
+        build nodeimage nodeimage "$out" "-s -w" ./cmd/pause ./cmd/incluster
+      fi ;;
+    *) echo "unknown component '$what' (expected k8s, etcd, kwok, helm or node)" >&2; exit 2 ;;
   esac
 done
 echo "$bin"
