@@ -1,15 +1,25 @@
 # syntax=docker/dockerfile:1
 # singleton-operator image: Node 24 and one bundled dist/main.js (no node_modules).
 #   docker build -t singleton-operator:dev .
+#   docker build --secret id=extra-ca,src=/path/to/proxy-ca.pem -t singleton-operator:dev .
 # Stages: build (dev dependencies; scripts/bundle.ts bundles src/ into one
 # self-contained dist/main.js), runtime (node + dist/ + package.json, numeric
 # non-root user; no node_modules: the bundle carries what the operator uses).
+# Without Docker (podman, a local stand-in for the base image): scripts/image.ts.
 
-FROM node:24-bookworm-slim AS build
+# The bundle is plain JavaScript, so the build stage runs on the builder's own
+# platform and only the runtime stage is per target platform (no emulated npm ci).
+FROM --platform=$BUILDPLATFORM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
+# Optional input: the secret `extra-ca`, a PEM file of extra certificate
+# authorities that npm should trust (a TLS-intercepting proxy between the build
+# and the registry). It is added to Node's built-in roots for this one command
+# and never stored in a layer. Without it the mount is empty and nothing changes.
 # --ignore-scripts: the `node` devDependency would download a second Node.js; the image has one.
-RUN npm ci --ignore-scripts --no-audit --no-fund
+RUN --mount=type=secret,id=extra-ca \
+    if [ -s /run/secrets/extra-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/extra-ca; fi; \
+    npm ci --ignore-scripts --no-audit --no-fund
 COPY scripts/bundle.ts ./scripts/bundle.ts
 COPY src ./src
 RUN npm run build

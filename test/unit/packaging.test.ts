@@ -16,6 +16,7 @@ interface Instruction {
 interface Stage {
   base: string;
   name: string | undefined;
+  platform: string | undefined;
   instructions: Instruction[];
 }
 
@@ -30,8 +31,8 @@ function parseDockerfile(text: string): Stage[] {
   for (const line of lines) {
     const [, op = '', args = ''] = /^(\S+)\s*(.*)$/.exec(line) ?? [];
     if (op.toUpperCase() === 'FROM') {
-      const [, base = '', name] = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(args) ?? [];
-      stages.push({ base, name, instructions: [] });
+      const [, platform, base = '', name] = /^(?:--platform=(\S+)\s+)?(\S+)(?:\s+AS\s+(\S+))?$/i.exec(args) ?? [];
+      stages.push({ base, name, platform, instructions: [] });
     } else {
       stages.at(-1)?.instructions.push({ op: op.toUpperCase(), args });
     }
@@ -49,6 +50,18 @@ describe('Dockerfile', () => {
   it('is multi-stage on a pinned Node 24 slim base', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
     for (const stage of stages) expect(stage.base).toMatch(/^node:24(\.\d+)*-[a-z]+-slim$/);
+  });
+
+  it('runs the build stage on the builder\'s platform and the runtime stage on the target\'s (multi-arch without emulation)', () => {
+    expect(stages.slice(0, -1).map((s) => s.platform)).toEqual(stages.slice(0, -1).map(() => '$BUILDPLATFORM'));
+    expect(runtime.platform).toBeUndefined();
+  });
+
+  it('trusts an extra certificate authority in `npm ci` only when the optional secret extra-ca is given', () => {
+    const ci = stages.flatMap((s) => ops(s, 'RUN')).find((r) => /\bnpm ci\b/.test(r)) ?? '';
+    expect(ci).toMatch(/^--mount=type=secret,id=extra-ca\s/);
+    expect(ci).toContain('if [ -s /run/secrets/extra-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/extra-ca; fi;');
+    expect(ops(runtime, 'ENV').join(' ')).not.toContain('NODE_EXTRA_CA_CERTS');
   });
 
   it('builds with the dev dependencies in a build stage, with `npm ci` from the lock file', () => {
