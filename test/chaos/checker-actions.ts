@@ -118,8 +118,9 @@ export function checkWedged(h: History): Violation[] {
 /**
  * Two installations (each with its own Lease) never act on one object at the
  * same time: an installation may act on a SingletonJob (create, patch or
- * delete its Jobs or Pods) that the other acted on last only once the other's
- * Lease was expired (no renewal for a lease duration) or deleted.
+ * delete its Jobs or Pods) that the other acted on last only if the other's
+ * Lease lapsed (no renewal for a lease duration) or was deleted since that
+ * last act.
  */
 export function checkInstallations(h: History): Violation[] {
   const installs = installationsOf(h);
@@ -155,16 +156,23 @@ export function checkInstallations(h: History): Violation[] {
     last.set(key, { inst: me, w });
     if (!before || before.inst === me) continue;
     const other = installs[before.inst]!;
-    const renewed = renewals[before.inst]!.filter((r) => r <= w.receivedUs).pop();
-    const deleted = (other.leaseDeletedAt ?? []).some((d) => renewed !== undefined && d * 1000 > renewed && d * 1000 <= w.receivedUs);
-    if (renewed === undefined || deleted || w.receivedUs - renewed >= h.leaseDurationMs * 1000 - slackUs) continue;
+    // The handover is legitimate if the other's Lease lapsed at some point since it last acted here:
+    // a gap of a lease duration between its renewals, or its deletion. (It may be acquired again since:
+    // the object is claimed in its status, so the other then leaves it alone; that is judged when it acts.)
+    const own = renewals[before.inst]!;
+    const from = own.filter((r) => r <= before.w.receivedUs).pop();
+    const times = [...(from === undefined ? [] : [from]), ...own.filter((r) => r > before.w.receivedUs && r <= w.receivedUs), w.receivedUs];
+    const lapsed = from === undefined || times.some((t, i) => i > 0 && t - (times[i - 1] as number) >= h.leaseDurationMs * 1000 - slackUs);
+    const deleted = (other.leaseDeletedAt ?? []).some((d) => d * 1000 > before.w.receivedUs && d * 1000 <= w.receivedUs);
+    if (lapsed || deleted) continue;
+    const renewed = times[times.length - 2] as number;
     violations.push({
       check: 'one-installation',
       at: usToMs(w.receivedUs),
       message:
         `Installation ${installs[me]!.name} (replica ${w.user}) acted on SingletonJob ${key} (${w.verb} ${w.resource} ${w.name}) at ${rel(h, usToMs(w.receivedUs))}, ` +
         `after installation ${other.name} had (replica ${before.w.user}, ${before.w.verb} ${before.w.resource} ${before.w.name} at ${rel(h, usToMs(before.w.receivedUs))}) ` +
-        `while ${other.name}'s Lease ${ref(other.lease)} was alive (renewed ${((w.receivedUs - renewed) / 1e6).toFixed(1)} s before).`,
+        `and ${other.name}'s Lease ${ref(other.lease)} stayed alive in between (last renewed ${((w.receivedUs - renewed) / 1e6).toFixed(1)} s before).`,
     });
   }
   return violations;
