@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the local control-plane binaries (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kwok, helm) from the Go module proxy
+# kube-controller-manager, kube-scheduler, kwok, helm, actionlint) from the Go module proxy
 # and caches them outside the checkout, keyed by version. Rebuilds only what is
 # missing. Prints the cache folder holding the binaries as its last line.
 #
@@ -45,7 +45,7 @@ build() { # name, tools dir, output dir, ldflags, packages...
   echo "built $name in $((SECONDS - start)) s"
 }
 
-want="${*:-k8s etcd kwok helm}"
+want="${*:-k8s etcd kwok helm actionlint}"
 for what in $want; do
   case "$what" in
     k8s)
@@ -101,7 +101,13 @@ for what in $want; do
       if [ ! -x "$out/pause" ] || [ ! -x "$out/incluster" ]; then
         build nodeimage nodeimage "$out" "-s -w" ./cmd/pause ./cmd/incluster
       fi ;;
-    *) echo "unknown component '$what' (expected k8s, etcd, kwok, helm or node)" >&2; exit 2 ;;
+    actionlint) # checks .github/workflows in the unit tests
+      v="$(version_of github.com/rhysd/actionlint actionlint)"
+      out="$bin/actionlint-$v"
+      if [ ! -x "$out/actionlint" ]; then
+        build actionlint actionlint "$out" "-s -w -X github.com/rhysd/actionlint.version=$v" github.com/rhysd/actionlint/cmd/actionlint
+      fi ;;
+    *) echo "unknown component '$what' (expected k8s, etcd, kwok, helm, node or actionlint)" >&2; exit 2 ;;
   esac
 done
 echo "$bin"
