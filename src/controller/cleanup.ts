@@ -3,9 +3,8 @@
 import type { V1Job } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { SingletonJob } from '../api/v1alpha1/singletonjob.ts';
-import { deleteJob, readJob, readSingletonJob } from './cluster.ts';
 import { isOwnedBy, jobOutcome, jobToken } from './jobs.ts';
-import type { ReconcilerDeps } from './reconciler.ts';
+import type { EventSink, JobControl, StatusStore } from './ports.ts';
 
 /**
  * Deletes unfinished Jobs of this SingletonJob that belong to no active run:
@@ -13,25 +12,25 @@ import type { ReconcilerDeps } from './reconciler.ts';
  * pruned. Confirmed against a live read first, since a Job can be newer
  * than the cached object that would call it a stray.
  */
-export async function deleteStrays(d: ReconcilerDeps, key: string, sj: SingletonJob): Promise<boolean> {
+export async function deleteStrays(d: { status: StatusStore; jobs: JobControl; events: EventSink }, key: string, sj: SingletonJob): Promise<boolean> {
   const active = sj.status?.activeRun?.name;
   const candidates = d.jobs
-    .byIndex(sj.metadata!.uid!)
+    .ownedBy(sj.metadata!.uid!)
     .filter((j) => j.metadata?.namespace === sj.metadata?.namespace && j.metadata?.name !== active && isOwnedBy(j, sj) && !j.metadata?.deletionTimestamp && !jobOutcome(j));
   if (!candidates.length) return false;
-  const live = await readSingletonJob(d, key);
+  const live = await d.status.read(key);
   if (!live || live.metadata?.uid !== sj.metadata?.uid) return false;
   const suspects = candidates.filter((j) => j.metadata?.name !== live.status?.activeRun?.name && (jobToken(j) ?? Infinity) <= (live.status?.currentToken ?? 0));
   // The cache may be stale (a Job already deleted, or finished: a recorded
   // run, which only prune() may remove): confirm each one live.
   const strays: V1Job[] = [];
   for (const cached of suspects) {
-    const job = await readJob(d, cached.metadata!.namespace!, cached.metadata!.name!);
+    const job = await d.jobs.read(cached.metadata!.namespace!, cached.metadata!.name!);
     if (!job || job.metadata?.uid !== cached.metadata?.uid || job.metadata?.deletionTimestamp || jobOutcome(job)) continue;
     strays.push(job);
   }
   for (const job of strays) {
-    await deleteJob(d, job);
+    await d.jobs.delete(job);
     await d.events.emit(sj, 'Warning', 'StrayJobDeleted', `Deleted Job ${job.metadata!.name} (token ${jobToken(job)}): it belongs to no active run (a late create by a deposed leader)`);
   }
   return strays.length > 0;
@@ -42,13 +41,13 @@ export async function deleteStrays(d: ReconcilerDeps, key: string, sj: Singleton
  * status records as finished qualify: a token below the active run's (or at
  * most the current token when nothing is active) and a terminal condition.
  */
-export async function prune(d: ReconcilerDeps, sj: SingletonJob, log: Logger): Promise<void> {
+export async function prune(jobs: JobControl, sj: SingletonJob, log: Logger): Promise<void> {
   const status = sj.status ?? {};
   const limitOk = sj.spec.successfulJobsHistoryLimit ?? 3;
   const limitFailed = sj.spec.failedJobsHistoryLimit ?? 1;
   const ceiling = status.activeRun ? status.activeRun.token - 1 : (status.currentToken ?? 0);
-  const finished = d.jobs
-    .byIndex(sj.metadata!.uid!)
+  const finished = jobs
+    .ownedBy(sj.metadata!.uid!)
     .filter((j) => j.metadata?.namespace === sj.metadata?.namespace && isOwnedBy(j, sj) && !j.metadata?.deletionTimestamp)
     .map((job) => ({ job, token: jobToken(job), outcome: jobOutcome(job) }))
     .filter((r): r is { job: V1Job; token: number; outcome: 'Succeeded' | 'Failed' } => r.token !== undefined && r.token <= ceiling && r.outcome !== undefined)
@@ -59,6 +58,6 @@ export async function prune(d: ReconcilerDeps, sj: SingletonJob, log: Logger): P
   ];
   for (const { job, token } of doomed) {
     log.info({ job: job.metadata?.name, token }, 'Pruned finished Job beyond the history limit');
-    await deleteJob(d, job);
+    await jobs.delete(job);
   }
 }

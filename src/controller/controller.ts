@@ -28,6 +28,9 @@ import type { ControllerMetrics } from './metrics.ts';
 import { ServerClock } from './clock.ts';
 import { controllerUid, projectJob } from './jobs.ts';
 import { Reconciler } from './reconciler.ts';
+import { KubeJobControl, KubePodControl, KubeStatusStore } from './cluster.ts';
+import { MutationCache } from '../kube/mutation-cache.ts';
+import type { ReconcileHooks } from './ports.ts';
 import { LeaseLiveness } from './contention.ts';
 import type { LeaseRef } from './contention.ts';
 import { WorkQueue } from './workqueue.ts';
@@ -50,12 +53,15 @@ export interface ControllerOptions {
   lease?: LeaseRef & { durationMs: number };
   /** First retry delay of a failed attempt; default 10 s. */
   retryBackoffMs?: number;
+  /** Test hooks (the chaos suite's pause after a reservation); none in production. */
+  hooks?: ReconcileHooks;
 }
 
 export class SingletonJobController {
   private readonly o: ControllerOptions;
   private readonly sjs: MultiInformer<SingletonJob>;
   private readonly jobs: MultiInformer<k8s.V1Job>;
+  private readonly mutations: MutationCache<SingletonJob>;
   private readonly metrics: ControllerMetrics;
   /** The API server's clock (from response Date headers): schedules never follow this node's wall clock. */
   readonly clock: ServerClock;
@@ -109,11 +115,10 @@ export class SingletonJobController {
           }),
       ),
     );
-    this.sjs.on((type, obj) => {
-      const key = objectKey(obj);
-      this.reconciler?.observed(key, type === 'delete' ? undefined : obj);
-      this.queue?.add(key);
-    });
+    // Our own status writes, until the informer shows them (read-your-writes).
+    this.mutations = new MutationCache(this.sjs);
+    // Event handlers only enqueue.
+    this.sjs.on((_type, obj) => this.queue?.add(objectKey(obj)));
     this.jobs.on((_type, job) => {
       const owner = job.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'SingletonJob');
       if (owner) this.queue?.add(`${job.metadata!.namespace}/${owner.name}`);
@@ -163,18 +168,17 @@ export class SingletonJobController {
     }
     const core = makeClient(kc, k8s.CoreV1Api, guarded);
     const reconciler = new Reconciler({
-      custom: makeClient(kc, k8s.CustomObjectsApi, guarded),
-      batch: makeClient(kc, k8s.BatchV1Api, guarded),
-      core,
+      status: new KubeStatusStore(makeClient(kc, k8s.CustomObjectsApi, guarded), this.mutations),
+      jobs: new KubeJobControl(makeClient(kc, k8s.BatchV1Api, guarded), this.jobs),
+      pods: new KubePodControl(core),
       events: new EventRecorder(core, log, leadership.identity),
-      singletonJobs: this.sjs,
-      jobs: this.jobs,
       leadership,
       logger: log,
       metrics: this.metrics,
       now: this.o.now ?? (() => this.clock.now()),
       ...(this.o.lease ? { lease: this.o.lease, leases: new LeaseLiveness(makeClient(kc, k8s.CoordinationV1Api, { timeoutMs: guarded.timeoutMs }), log) } : {}),
       ...(this.o.retryBackoffMs !== undefined ? { retryBackoffMs: this.o.retryBackoffMs } : {}),
+      ...(this.o.hooks ? { hooks: this.o.hooks } : {}),
     });
     this.reconciler = reconciler;
     // Backoff capped well below a schedule period: a leader retries within seconds after an outage.

@@ -82,13 +82,4 @@ export function toDate(value: Date | string | undefined): Date | undefined {
   return Number.isNaN(d.getTime()) ? undefined : d;
 }
 
-/** resourceVersions are comparable integers (KEP-5504); compare them as BigInt, never as Number. */
-export function newerThan(a: string | undefined, b: string | undefined): boolean {
-  if (!a) return false;
-  if (!b) return true;
-  try {
-    return BigInt(a) > BigInt(b);
-  } catch {
-    return false;
-  }
-}
+export { newerThan } from '../kube/resource-version.ts';

@@ -1,0 +1,129 @@
+// Following the active run to its end: create its reserved Job, record it,
+// release it, notice it finished (or was deleted, or replaced), retry a
+// failed attempt with a new token — deciding from live reads, never from a
+// cache that may be stale.
+import type { V1Job } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { ActiveRun, SingletonJob } from '../api/v1alpha1/singletonjob.ts';
+import { belongsToRun, isOwnedBy, jobOutcome, jobToken, runningPods } from './jobs.ts';
+import { manualRunName, scheduledRunName } from './naming.ts';
+import { POLL_MS } from './pass.ts';
+import type { Pass, Result } from './pass.ts';
+import { nextToken, recordFinished, toDate, TokenExhaustedError } from './status.ts';
+
+/** Largest retry delay (the Job controller's cap). */
+const MAX_RETRY_DELAY_MS = 360_000;
+
+/** Returns a result while the run still needs attention, undefined while it simply runs. `live`: never trust the Job cache. */
+export async function trackActiveRun(p: Pass, key: string, sj: SingletonJob, run: ActiveRun, log: Logger, live = false): Promise<Result | undefined> {
+  const { jobs, pods, events } = p.d;
+  const namespace = sj.metadata!.namespace!;
+  const cached = live || run.replacing ? undefined : jobs.cached(namespace, run.name);
+  let job: V1Job | undefined = cached ?? (await jobs.read(namespace, run.name));
+  if (job && run.jobUID && job.metadata?.uid !== run.jobUID) {
+    // The run's recorded Job was deleted (by a person, a TTL, a deposed
+    // leader's cleanup) and another Job now has its name: a deposed
+    // leader's delayed create, or `kubectl replace --force`. It is never
+    // adopted or released — that would be a second run of the same slot
+    // with the same token while the first run's Pods may still be
+    // terminating. It goes, and the run ends as if its Job were gone.
+    if (isOwnedBy(job, sj) && !job.metadata?.deletionTimestamp) {
+      await jobs.delete(job);
+      await events.emit(sj, 'Warning', 'DuplicateJobDeleted', `Deleted Job ${run.name} (uid ${job.metadata?.uid}, token ${jobToken(job) ?? 'none'}): run ${run.name} (token ${run.token}) recorded Job uid ${run.jobUID}, which was deleted; a Job re-created under a run's name is never adopted`);
+    }
+    job = undefined;
+  }
+  if (!job) {
+    if (!run.jobUID) {
+      // Reserved, Job not created (or not visible yet). A replaced
+      // reservation simply ends: a late create of it would be a stray.
+      if (run.replacing) return p.finish(key, sj, run, 'Replaced');
+      const wait = (toDate(run.notBefore)?.getTime() ?? 0) - p.d.now().getTime();
+      if (wait > 0) return { requeueAfterMs: wait + 5 };
+      return p.createReservedJob(key, sj, run, log);
+    }
+    // The Job is gone: the run ends once no Pod of this SingletonJob can run
+    // any more — including Pods with a deletionTimestamp that are not
+    // terminal yet. Replace cancels the run, so Pods of the run that the Job
+    // left behind (orphaned) are deleted too; it never assumes the garbage
+    // collector removes them (it may have missed the Job's deletion, e.g.
+    // across an etcd restart). A Job someone else deleted (maybe orphaning
+    // its Pods on purpose) ends once its Pods have.
+    const running = await runningPods(pods, sj, run);
+    if (running.length) {
+      const lingering = run.replacing ? running.filter((pod) => !pod.metadata?.deletionTimestamp && belongsToRun(pod, run)) : [];
+      if (lingering.length) {
+        log.info({ run: run.name, pods: lingering.map((pod) => pod.metadata?.name) }, 'Deleting Pods left behind by the ended run');
+        await pods.delete(lingering);
+      }
+      return { requeueAfterMs: POLL_MS };
+    }
+    return p.finish(key, sj, run, run.replacing ? 'Replaced' : 'Deleted');
+  }
+  if (!isOwnedBy(job, sj) || jobToken(job) !== run.token) {
+    // The run's name is held by a Job that is not this run's and never was
+    // (its UID was never recorded): a person's Job, or one a deleted
+    // predecessor object orphaned. The run cannot get its Job; it ends
+    // (Failed) and the schedule goes on — a name can never wedge the object.
+    await events.emit(sj, 'Warning', 'JobNameTaken', `Job ${run.name} already exists and does not belong to run ${run.name} (token ${run.token}): the run ended without running; delete or rename that Job`);
+    return p.finish(key, sj, run, 'Failed');
+  }
+  if (!run.jobUID) {
+    // A predecessor created this run's Job but did not get to record it.
+    // (It never ran: a Job runs only once its UID is recorded.)
+    const uid = job.metadata!.uid!;
+    await p.write(key, sj, (s) => {
+      s.activeRun = { ...run, jobUID: uid };
+    });
+    return { requeueAfterMs: 0 };
+  }
+  if (job.spec?.suspend && !run.replacing && !jobOutcome(job)) {
+    // Recorded as this run's Job (by us or a predecessor that stopped before
+    // unsuspending it): let it start.
+    await jobs.unsuspend(job);
+    return { requeueAfterMs: POLL_MS };
+  }
+  const outcome = jobOutcome(job);
+  if (outcome) {
+    if ((await runningPods(pods, sj, run)).length) return { requeueAfterMs: POLL_MS };
+    if (outcome === 'Failed' && !run.replacing && (run.attempt ?? 1) <= (sj.spec.jobTemplate.spec?.backoffLimit ?? 0)) return retry(p, key, sj, run);
+    return p.finish(key, sj, run, run.replacing ? 'Replaced' : outcome, toDate(job.status?.completionTime));
+  }
+  if (run.replacing) {
+    if (!job.metadata?.deletionTimestamp) await jobs.delete(job);
+    return { requeueAfterMs: POLL_MS };
+  }
+  return undefined;
+}
+
+/**
+ * A failed attempt with retry budget left: the next attempt is a new
+ * reservation — a new Job name and a new, higher token — so a Pod that only
+ * looked failed (a partitioned node) and its successor never share a token.
+ * Recorded with the same CAS as a run; its Job is created after the backoff.
+ */
+async function retry(p: Pass, key: string, sj: SingletonJob, run: ActiveRun): Promise<Result> {
+  const attempt = (run.attempt ?? 1) + 1;
+  let token: number;
+  try {
+    token = nextToken(sj.status ?? {}, p.term(), sj.metadata?.resourceVersion);
+  } catch (err) {
+    if (!(err instanceof TokenExhaustedError)) throw err;
+    return p.finish(key, sj, run, 'Failed', undefined, { ready: false, reason: 'TokenExhausted', message: err.message });
+  }
+  const now = p.d.now();
+  const delay = Math.min((p.d.retryBackoffMs ?? 10_000) * 2 ** (attempt - 2), MAX_RETRY_DELAY_MS);
+  const name = run.kind === 'Scheduled' ? scheduledRunName(sj.metadata!.name!, new Date(run.slot!), attempt) : manualRunName(sj.metadata!.name!, run.requestId!, token);
+  const next: ActiveRun = { name, token, term: p.term(), kind: run.kind, attempt, reservedTime: now.toISOString(), notBefore: new Date(now.getTime() + delay).toISOString() };
+  if (run.slot) next.slot = run.slot;
+  if (run.requestId !== undefined) next.requestId = run.requestId;
+  await p.write(key, sj, (s) => {
+    recordFinished(s, run, 'Failed', now);
+    s.activeRun = next;
+    s.currentToken = token;
+  });
+  p.d.metrics.runsFinished.inc({ outcome: 'Failed' });
+  const budget = (sj.spec.jobTemplate.spec?.backoffLimit ?? 0) + 1;
+  await p.d.events.emit(sj, 'Warning', 'RunRetrying', `Attempt ${attempt - 1} of run ${run.name} (token ${run.token}) failed; attempt ${attempt} of ${budget} starts in ${Math.round(delay / 1000)} s as Job ${name} with fencing token ${token}`);
+  return { requeueAfterMs: delay + 5 };
+}

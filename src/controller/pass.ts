@@ -1,0 +1,64 @@
+// Types shared by the modules of one reconcile pass: reconciler.ts (the pass
+// and its writes), active-run.ts (following a run to its end), claims.ts
+// (which installation acts on an object) and cleanup.ts. Kept apart so those
+// modules depend on this file, not on each other.
+import type { Logger } from 'pino';
+import type { ActiveRun, FinishedRun, SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
+import type { Leadership } from '../election/index.ts';
+import type { LeaseRef } from './contention.ts';
+import type { ControllerMetrics } from './metrics.ts';
+import type { EventSink, JobControl, LeaseJudge, PodControl, ReconcileHooks, StatusStore } from './ports.ts';
+import type { Readiness } from './status.ts';
+
+export interface Result {
+  /** Reconcile again after this many ms (0 = as soon as possible); absent = wait for a change. */
+  requeueAfterMs?: number;
+}
+
+export interface ReconcilerDeps {
+  status: StatusStore;
+  jobs: JobControl;
+  pods: PodControl;
+  events: EventSink;
+  leadership: Leadership;
+  logger: Logger;
+  metrics: ControllerMetrics;
+  /** The API server's clock (schedules never follow this node's wall clock). */
+  now: () => Date;
+  /**
+   * This installation's Lease and its duration: recorded in every status
+   * write (status.leaderLease) so another installation knows whose object it
+   * is. Absent (tests of one controller) = contention is not judged.
+   */
+  lease?: LeaseRef & { durationMs: number };
+  /** Judges other installations' Leases; required with `lease`. */
+  leases?: LeaseJudge;
+  /** First retry delay of a failed attempt (doubles per attempt, at most 6 min); default 10 s like the Job controller. */
+  retryBackoffMs?: number;
+  /** Monotonic clock (ms), for waiting on a term nobody follows up. */
+  monotonicNow?: () => number;
+  hooks?: ReconcileHooks;
+}
+
+/** What the decision modules use of the reconciler's pass. */
+export interface Pass {
+  readonly d: ReconcilerDeps;
+  /** This leader's term (claims.ts may raise it; it never goes down). */
+  term(): number;
+  /** One CAS status write computed from `sj`; returns the object as written. */
+  write(key: string, sj: SingletonJob, mutate: (status: SingletonJobStatus) => void): Promise<SingletonJob>;
+  /** Records the run as finished (activeRun → recentRuns) and says so. */
+  finish(key: string, sj: SingletonJob, run: ActiveRun, outcome: FinishedRun['outcome'], completion?: Date, readiness?: Readiness): Promise<Result>;
+  /** Creates the Job of a reserved run (ours just now, or a predecessor's). */
+  createReservedJob(key: string, sj: SingletonJob, run: ActiveRun, log: Logger, justReserved?: boolean): Promise<Result>;
+  /** Emits an Event once per distinct `id` and key, not on every pass. */
+  announceOnce(sj: SingletonJob, id: string, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
+  /** The last id announced for the key. */
+  announcedFor(key: string): string | undefined;
+}
+
+/** The object changed under us: re-read it and decide again. */
+export class StaleError extends Error {}
+
+/** Poll interval while a run ends (Pods terminating, a Job being deleted). */
+export const POLL_MS = 1000;

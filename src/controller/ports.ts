@@ -1,0 +1,57 @@
+// What the reconciler does to the cluster, as narrow interfaces: the seam
+// between the decisions (reconciler.ts, active-run.ts, claims.ts) and the API
+// server (cluster.ts). The real implementations talk to Kubernetes through
+// client-node and the informers; test/support/fake-cluster.ts implements the
+// same contracts in memory — with the API server's own rules (CAS on
+// resourceVersion, the CEL term/token rules, AlreadyExists, UID
+// preconditions) — for table-driven tests of every decision.
+import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import type { SingletonJob } from '../api/v1alpha1/singletonjob.ts';
+import type { Liveness } from './contention.ts';
+
+/** SingletonJobs: cached reads (read-your-writes), live reads and the CAS'd status write. */
+export interface StatusStore {
+  /** Newest known copy (our own last write until the informer has it). */
+  cached(key: string): SingletonJob | undefined;
+  /** A live GET; undefined when the object does not exist. */
+  read(key: string): Promise<SingletonJob | undefined>;
+  /** PUT /status with the body's resourceVersion as precondition: 409 when stale, 422 when CEL refuses it. */
+  replaceStatus(sj: SingletonJob): Promise<SingletonJob>;
+  /** Drops what is kept for a key whose object is gone. */
+  forget(key: string): void;
+}
+
+/** The Jobs of runs: cached and live reads, create, UID-guarded delete and unsuspend. */
+export interface JobControl {
+  cached(namespace: string, name: string): V1Job | undefined;
+  /** Cached Jobs whose controlling owner reference is the SingletonJob with this UID. */
+  ownedBy(uid: string): V1Job[];
+  read(namespace: string, name: string): Promise<V1Job | undefined>;
+  /** 409 AlreadyExists when the name is taken, 422 when the API server refuses the Job. */
+  create(job: V1Job): Promise<V1Job>;
+  /** Background propagation, precondition on the UID; "already gone" is fine. */
+  delete(job: V1Job): Promise<void>;
+  /** spec.suspend=false on exactly this Job (the patch tests the UID); "gone" is fine. */
+  unsuspend(job: V1Job): Promise<void>;
+}
+
+/** Pods: live lists only (a cache may not show a new Pod yet), UID-guarded deletes. */
+export interface PodControl {
+  list(namespace: string): Promise<V1Pod[]>;
+  delete(pods: V1Pod[]): Promise<void>;
+}
+
+export interface EventSink {
+  emit(sj: SingletonJob, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
+}
+
+/** Liveness of another installation's Lease (contention.ts). */
+export interface LeaseJudge {
+  check(key: string): Promise<Liveness>;
+}
+
+/** Points in a pass where tests (the chaos suite) may hold a leader. No-ops in production. */
+export interface ReconcileHooks {
+  /** Between the reservation write and the Job create: fencing's adversarial moment. */
+  afterReserve?(key: string, run: string): Promise<void>;
+}

@@ -1,0 +1,464 @@
+// Table tests of the reconciler's decisions, in the style of
+// kube-controller-manager's TestControllerV2SyncCronJob: named cases, a fixed
+// now, one reconcile pass against in-memory ports that keep the API server's
+// rules (test/support/fake-cluster.ts), and the expected actions in order.
+// The integration tests (test/integration/controller*.test.ts) prove the
+// same against the real control plane; these reach every branch in seconds.
+import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { Keys } from '../api/v1alpha1/singletonjob.ts';
+import type { ActiveRun, SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
+import { FakeCluster } from '../../test/support/fake-cluster.ts';
+import { buildJob } from './jobs.ts';
+import { controllerMetrics } from './metrics.ts';
+import { manualRunName, scheduledRunName } from './naming.ts';
+import { Reconciler } from './reconciler.ts';
+import type { ReconcilerDeps, Result } from './reconciler.ts';
+
+const NOW = new Date('2026-06-01T12:00:30Z');
+const SLOT = new Date('2026-06-01T12:00:00Z');
+const TERM = 500;
+const KEY = 'ns/sj';
+const MINE = 'ops/singleton-operator';
+
+type Setup = (f: FakeCluster) => void;
+
+interface Case {
+  name: string;
+  spec?: Partial<SingletonJob['spec']>;
+  status?: SingletonJobStatus;
+  runNow?: string;
+  setup?: Setup;
+  term?: number;
+  latestRevision?: number;
+  lease?: boolean;
+  /** Expected mutating calls, in order. */
+  actions: string[];
+  check?: (f: FakeCluster, r: Result) => void;
+}
+
+function template(labels: Record<string, string> = {}) {
+  return { spec: { template: { metadata: { labels }, spec: { restartPolicy: 'Never' as const, containers: [{ name: 'main', image: 'busybox' }] } } } };
+}
+
+function makeSJ(c: Case): SingletonJob {
+  return {
+    apiVersion: 'singleton.dev/v1alpha1',
+    kind: 'SingletonJob',
+    metadata: { name: 'sj', namespace: 'ns', ...(c.runNow ? { annotations: { [Keys.runNow]: c.runNow } } : {}) },
+    spec: { jobTemplate: template(), ...c.spec },
+    ...(c.status ? { status: c.status } : {}),
+  } as SingletonJob;
+}
+
+const run = (over: Partial<ActiveRun> = {}): ActiveRun => ({
+  name: scheduledRunName('sj', SLOT),
+  token: 600,
+  term: TERM,
+  kind: 'Scheduled',
+  slot: SLOT.toISOString(),
+  reservedTime: SLOT.toISOString(),
+  ...over,
+});
+
+/** The Job of `r`, as the controller would have created it; `outcome` sets its terminal condition. */
+function addRunJob(f: FakeCluster, r: ActiveRun, opts: { uid?: string; suspend?: boolean; outcome?: 'Complete' | 'Failed'; owner?: boolean } = {}): V1Job {
+  const sj = f.sj();
+  const job = buildJob(sj, r, { suspended: opts.suspend ?? false });
+  if (opts.owner === false) job.metadata!.ownerReferences = [];
+  if (opts.uid) job.metadata!.uid = opts.uid;
+  if (opts.outcome) job.status = { conditions: [{ type: opts.outcome, status: 'True' }] };
+  return f.addJob(job);
+}
+
+function addPod(f: FakeCluster, job: V1Job, phase: string, opts: { deleting?: boolean; name?: string } = {}): V1Pod {
+  return f.addPod({
+    metadata: {
+      name: opts.name ?? `${job.metadata!.name}-pod`,
+      namespace: 'ns',
+      labels: { ...job.spec!.template.metadata!.labels },
+      annotations: { ...job.spec!.template.metadata!.annotations },
+      ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: job.metadata!.name!, uid: job.metadata!.uid!, controller: true }],
+      ...(opts.deleting ? { deletionTimestamp: new Date() } : {}),
+    },
+    status: { phase },
+  });
+}
+
+/** The active run with its Job recorded (the usual in-flight state). */
+function inFlight(f: FakeCluster, r: ActiveRun, opts: { outcome?: 'Complete' | 'Failed'; podPhase?: string } = {}): V1Job {
+  const job = addRunJob(f, r, { outcome: opts.outcome });
+  const sj = f.sjs.get(KEY)!;
+  sj.status!.activeRun = { ...r, jobUID: job.metadata!.uid! };
+  if (opts.podPhase) addPod(f, job, opts.podPhase);
+  return job;
+}
+
+const healthy = { conditions: [{ type: 'Ready', status: 'True' as const, reason: 'Scheduled', message: 'Runs on schedule "* * * * *" in UTC', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 1 }], observedGeneration: 1 };
+const scheduled = { schedule: '* * * * *' };
+const atSlot = { lastScheduleTime: SLOT.toISOString(), currentToken: 600, leaderTerm: TERM, ...healthy };
+
+const cases: Case[] = [
+  {
+    name: 'a due slot with nothing in flight: reserve, create suspended, record the UID, release',
+    spec: scheduled,
+    status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy },
+    actions: ['update-status', `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`],
+    check: (f) => {
+      const s = f.sj().status!;
+      expect(s.activeRun).toMatchObject({ name: scheduledRunName('sj', SLOT), token: 1001, term: TERM, kind: 'Scheduled', slot: SLOT.toISOString() });
+      expect(s.activeRun!.jobUID).toBe(f.jobMap.get(`ns/${scheduledRunName('sj', SLOT)}`)!.metadata!.uid);
+      expect(s.leaderTerm).toBe(TERM);
+    },
+  },
+  {
+    name: 'the token is at least the revision the reservation is computed from (a re-created object starts above its predecessor)',
+    spec: scheduled,
+    status: { lastScheduleTime: '2026-06-01T11:59:00Z', ...healthy },
+    setup: (f) => {
+      f.revision = 90_000;
+      f.sjs.get(KEY)!.metadata!.resourceVersion = f.nextRv();
+    },
+    actions: ['update-status', `create-job ${scheduledRunName('sj', SLOT)} token=90001 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`],
+  },
+  {
+    name: 'a new manual request: the Job name hashes the id and the token',
+    status: { lastManualRequestId: 'b', currentToken: 1500, leaderTerm: TERM, ...healthy },
+    runNow: 'a',
+    setup: (f) => {
+      // The Job of an earlier request "a" is still in history: no collision.
+      f.addJob({ metadata: { name: manualRunName('sj', 'a', 700), annotations: { [Keys.token]: '700' }, ownerReferences: [{ apiVersion: 'singleton.dev/v1alpha1', kind: 'SingletonJob', name: 'sj', uid: f.sjs.get(KEY)!.metadata!.uid!, controller: true }] }, status: { conditions: [{ type: 'Complete', status: 'True' }] } });
+    },
+    actions: ['update-status', `create-job ${manualRunName('sj', 'a', 1501)} token=1501 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${manualRunName('sj', 'a', 1501)}`],
+    check: (f) => expect(f.sj().status!.lastManualRequestId).toBe('a'),
+  },
+  {
+    name: 'the latest request id applied again is not a new request',
+    status: { lastManualRequestId: 'a', currentToken: 1500, leaderTerm: TERM, conditions: [{ type: 'Ready', status: 'True', reason: 'OnDemand', message: 'No schedule: runs start only on request (annotation singleton.dev/run-now)', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 1 }], observedGeneration: 1 },
+    runNow: 'a',
+    actions: [],
+  },
+  {
+    name: 'Forbid: a due slot waits while the run is in flight',
+    spec: scheduled,
+    status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z' },
+    setup: (f) => void inFlight(f, run({ slot: '2026-06-01T11:59:00Z', name: 'sj-prev' }), { podPhase: 'Running' }),
+    actions: ['event Normal RunHeld'],
+    check: (_f, r) => expect(r.requeueAfterMs).toBeLessThanOrEqual(2000),
+  },
+  {
+    name: 'Replace: a due slot marks the run replacing',
+    spec: { ...scheduled, concurrencyPolicy: 'Replace' },
+    status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z' },
+    setup: (f) => void inFlight(f, run({ slot: '2026-06-01T11:59:00Z', name: 'sj-prev' }), { podPhase: 'Running' }),
+    actions: ['update-status', 'event Normal RunReplacing'],
+    check: (f) => expect(f.sj().status!.activeRun!.replacing).toBe(true),
+  },
+  {
+    name: 'a replacing run: its Job is deleted',
+    spec: { ...scheduled, concurrencyPolicy: 'Replace' },
+    status: atSlot,
+    setup: (f) => {
+      const job = inFlight(f, run(), { podPhase: 'Running' });
+      f.sjs.get(KEY)!.status!.activeRun!.replacing = true;
+      void job;
+    },
+    actions: [`delete-job ${scheduledRunName('sj', SLOT)} uid=job-uid-2`],
+  },
+  {
+    name: 'a replacing run whose Job is gone: Pods it left behind are cancelled, the run waits for them',
+    spec: { ...scheduled, concurrencyPolicy: 'Replace' },
+    status: atSlot,
+    setup: (f) => {
+      const job = inFlight(f, run(), { podPhase: 'Running' });
+      f.jobMap.clear();
+      f.sjs.get(KEY)!.status!.activeRun!.replacing = true;
+      void job;
+    },
+    actions: [`delete-pod ${scheduledRunName('sj', SLOT)}-pod`],
+    check: (f) => expect(f.sj().status!.activeRun).toBeDefined(),
+  },
+  {
+    name: 'a completed Job whose Pods are all terminal: the run finishes',
+    spec: scheduled,
+    status: atSlot,
+    setup: (f) => void inFlight(f, run(), { outcome: 'Complete', podPhase: 'Succeeded' }),
+    actions: ['update-status', 'event Normal RunFinished'],
+    check: (f) => {
+      const s = f.sj().status!;
+      expect(s.activeRun).toBeUndefined();
+      expect(s.recentRuns![0]).toMatchObject({ name: scheduledRunName('sj', SLOT), outcome: 'Succeeded', token: 600 });
+    },
+  },
+  {
+    name: 'a completed Job with a Pod still running: the run waits',
+    spec: scheduled,
+    status: atSlot,
+    setup: (f) => void inFlight(f, run(), { outcome: 'Complete', podPhase: 'Running' }),
+    actions: [],
+    check: (f, r) => {
+      expect(f.sj().status!.activeRun).toBeDefined();
+      expect(r.requeueAfterMs).toBe(1000);
+    },
+  },
+  {
+    name: 'a reservation without a Job (the leader paused): confirmed live, its Job created with the reserved token',
+    spec: scheduled,
+    status: { ...atSlot, activeRun: run() },
+    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=600 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`],
+  },
+  {
+    name: 'a predecessor created the Job but did not record it: adopted (it never ran)',
+    spec: scheduled,
+    status: { ...atSlot, activeRun: run() },
+    setup: (f) => void addRunJob(f, run(), { suspend: true }),
+    actions: ['update-status'],
+    check: (f) => expect(f.sj().status!.activeRun!.jobUID).toBe('job-uid-2'),
+  },
+  {
+    name: 'a recorded Job still suspended: released',
+    spec: scheduled,
+    status: atSlot,
+    setup: (f) => {
+      const job = inFlight(f, run());
+      f.jobMap.get(`ns/${job.metadata!.name}`)!.spec!.suspend = true;
+    },
+    actions: [`unsuspend ${scheduledRunName('sj', SLOT)}`],
+  },
+  {
+    name: 'hole 1: the recorded Job was deleted and a same-name, same-token Job re-created: deleted, never released; the terminating Pod holds the run',
+    spec: scheduled,
+    status: atSlot,
+    setup: (f) => {
+      const job = inFlight(f, run());
+      const pod = addPod(f, job, 'Running', { deleting: true });
+      void pod;
+      f.jobMap.clear();
+      addRunJob(f, run(), { suspend: true, uid: 'duplicate-uid' });
+    },
+    actions: [`delete-job ${scheduledRunName('sj', SLOT)} uid=duplicate-uid`, 'event Warning DuplicateJobDeleted'],
+    check: (f) => {
+      expect(f.sj().status!.activeRun!.jobUID).toBe('job-uid-2');
+      expect(f.actions.some((a) => a.startsWith('unsuspend'))).toBe(false);
+    },
+  },
+  {
+    name: 'hole 1: … and once no Pod of it can run, the run ends as Deleted',
+    spec: scheduled,
+    status: atSlot,
+    setup: (f) => {
+      inFlight(f, run());
+      f.jobMap.clear();
+      addRunJob(f, run(), { suspend: true, uid: 'duplicate-uid' });
+    },
+    actions: [`delete-job ${scheduledRunName('sj', SLOT)} uid=duplicate-uid`, 'event Warning DuplicateJobDeleted', 'update-status', 'event Warning RunFinished'],
+    check: (f) => expect(f.sj().status!.recentRuns![0]!.outcome).toBe('Deleted'),
+  },
+  {
+    name: 'hole 2: a Job that is not this run\'s holds its name: the run ends Failed (JobNameTaken), nothing wedges',
+    status: { lastManualRequestId: 'a', currentToken: 600, leaderTerm: TERM, activeRun: run({ kind: 'Manual', requestId: 'a', slot: undefined, name: 'sj-m-taken' }) },
+    setup: (f) => void f.addJob({ metadata: { name: 'sj-m-taken' } }),
+    actions: ['event Warning JobNameTaken', 'update-status', 'event Warning RunFinished'],
+    check: (f) => {
+      const s = f.sj().status!;
+      expect(s.activeRun).toBeUndefined();
+      expect(s.recentRuns![0]).toMatchObject({ name: 'sj-m-taken', outcome: 'Failed' });
+    },
+  },
+  {
+    name: 'hole 4: a Pod of a deleted predecessor with the same name still runs: the new object\'s first run waits',
+    spec: scheduled,
+    status: { lastScheduleTime: '2026-06-01T11:59:00Z', ...healthy },
+    setup: (f) => {
+      f.addPod({ metadata: { name: 'old-pod', namespace: 'ns', labels: { [Keys.ownerUid]: 'predecessor-uid' }, annotations: { [Keys.singletonJob]: 'sj' } }, status: { phase: 'Running' } });
+    },
+    actions: [],
+    check: (f, r) => {
+      expect(f.sj().status!.activeRun).toBeUndefined();
+      expect(r.requeueAfterMs).toBe(1000);
+    },
+  },
+  {
+    name: 'hole 5: a failed attempt with budget left: a new reservation with a new, higher token and a backoff',
+    spec: { ...scheduled, jobTemplate: { spec: { ...template().spec, backoffLimit: 2 } } },
+    status: atSlot,
+    setup: (f) => void inFlight(f, run(), { outcome: 'Failed', podPhase: 'Failed' }),
+    actions: ['update-status', 'event Warning RunRetrying'],
+    check: (f, r) => {
+      const s = f.sj().status!;
+      expect(s.activeRun).toMatchObject({ name: scheduledRunName('sj', SLOT, 2), attempt: 2, slot: SLOT.toISOString() });
+      expect(s.activeRun!.token).toBeGreaterThan(600);
+      expect(s.currentToken).toBe(s.activeRun!.token);
+      expect(s.activeRun!.jobUID).toBeUndefined();
+      expect(Date.parse(s.activeRun!.notBefore!) - NOW.getTime()).toBe(10_000);
+      expect(s.recentRuns![0]).toMatchObject({ outcome: 'Failed', token: 600 });
+      expect(r.requeueAfterMs).toBe(10_005);
+    },
+  },
+  {
+    name: 'hole 5: a retry before its backoff has passed: nothing yet',
+    spec: { ...scheduled, jobTemplate: { spec: { ...template().spec, backoffLimit: 2 } } },
+    status: { ...atSlot, currentToken: 700, activeRun: run({ name: scheduledRunName('sj', SLOT, 2), token: 700, attempt: 2, notBefore: new Date(NOW.getTime() + 4000).toISOString() }) },
+    actions: [],
+    check: (_f, r) => expect(r.requeueAfterMs).toBe(4005),
+  },
+  {
+    name: 'hole 5: a retry whose backoff has passed: its own Job with the attempt\'s token',
+    spec: { ...scheduled, jobTemplate: { spec: { ...template().spec, backoffLimit: 2 } } },
+    status: { ...atSlot, currentToken: 700, activeRun: run({ name: scheduledRunName('sj', SLOT, 2), token: 700, attempt: 2, notBefore: new Date(NOW.getTime() - 1).toISOString() }) },
+    actions: [`create-job ${scheduledRunName('sj', SLOT, 2)} token=700 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${scheduledRunName('sj', SLOT, 2)}`],
+    check: (f) => {
+      const job = f.jobMap.get(`ns/${scheduledRunName('sj', SLOT, 2)}`)!;
+      expect(job.spec!.backoffLimit).toBe(0);
+      expect(job.metadata!.annotations![Keys.attempt]).toBe('2');
+    },
+  },
+  {
+    name: 'hole 5: the last attempt failed: the run finishes Failed',
+    spec: { ...scheduled, jobTemplate: { spec: { ...template().spec, backoffLimit: 1 } } },
+    status: atSlot,
+    setup: (f) => void inFlight(f, run({ attempt: 2, name: scheduledRunName('sj', SLOT, 2) }), { outcome: 'Failed', podPhase: 'Failed' }),
+    actions: ['update-status', 'event Warning RunFinished'],
+    check: (f) => expect(f.sj().status!.recentRuns![0]).toMatchObject({ outcome: 'Failed', attempt: 2 }),
+  },
+  {
+    name: 'hole 3: another installation\'s live Lease wrote it: stand by, say so once, term and Lease unchanged',
+    lease: true,
+    spec: scheduled,
+    status: { ...atSlot, leaderTerm: 900, leaderLease: 'other/op', lastScheduleTime: '2026-06-01T11:59:00Z' },
+    actions: ['update-status', 'event Warning ClaimedByAnotherInstallation'],
+    check: (f) => {
+      const s = f.sj().status!;
+      expect(s).toMatchObject({ leaderTerm: 900, leaderLease: 'other/op', contender: MINE });
+      expect(s.conditions!.find((c) => c.type === 'Contended')).toMatchObject({ status: 'True', reason: 'ClaimedByAnotherInstallation' });
+      expect(s.activeRun).toBeUndefined();
+    },
+  },
+  {
+    name: 'hole 3: the other installation\'s Lease has gone: take over with the term raised above theirs',
+    lease: true,
+    latestRevision: 950,
+    spec: scheduled,
+    status: { ...atSlot, leaderTerm: 900, leaderLease: 'other/op', currentToken: 600, lastScheduleTime: '2026-06-01T11:59:00Z' },
+    setup: (f) => f.leases.set('other/op', { alive: false, why: 'Lease other/op does not exist', recheckMs: 0 }),
+    actions: ['event Normal TakenOver', 'update-status', `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`],
+    check: (f) => expect(f.sj().status).toMatchObject({ leaderTerm: 950, leaderLease: MINE }),
+  },
+  {
+    name: 'hole 3: a recorded term above every revision (written by hand): reported, not written',
+    lease: true,
+    latestRevision: 950,
+    spec: scheduled,
+    status: { ...atSlot, leaderTerm: 9_000_000, leaderLease: 'nowhere/none', lastScheduleTime: '2026-06-01T11:59:00Z' },
+    setup: (f) => f.leases.set('nowhere/none', { alive: false, why: 'Lease nowhere/none does not exist', recheckMs: 0 }),
+    actions: ['event Warning TermAboveLeader'],
+  },
+  {
+    name: 'a newer leader of this installation wrote it: left alone',
+    lease: true,
+    spec: scheduled,
+    status: { ...atSlot, leaderTerm: 900, leaderLease: MINE, lastScheduleTime: '2026-06-01T11:59:00Z' },
+    actions: [],
+  },
+  {
+    name: 'a stray (unfinished Job of no active run, token already issued): confirmed live and deleted',
+    spec: scheduled,
+    status: { ...atSlot, currentToken: 700 },
+    setup: (f) => void addRunJob(f, run({ name: 'sj-stray', token: 650 }), { suspend: true }),
+    actions: ['delete-job sj-stray uid=job-uid-2', 'event Warning StrayJobDeleted'],
+  },
+  {
+    name: 'history limits: finished Jobs beyond them are pruned, newest kept',
+    spec: { ...scheduled, successfulJobsHistoryLimit: 1, failedJobsHistoryLimit: 0 },
+    status: { ...atSlot, currentToken: 700 },
+    setup: (f) => {
+      addRunJob(f, run({ name: 'sj-a', token: 610 }), { outcome: 'Complete' });
+      addRunJob(f, run({ name: 'sj-b', token: 620 }), { outcome: 'Complete' });
+      addRunJob(f, run({ name: 'sj-c', token: 630 }), { outcome: 'Failed' });
+    },
+    actions: ['delete-job sj-a uid=job-uid-2', 'delete-job sj-c uid=job-uid-4'],
+  },
+  {
+    name: 'an invalid time zone: Ready=False with the reason, no run',
+    spec: { schedule: '* * * * *', timeZone: 'Mars/Olympus' },
+    status: { lastScheduleTime: '2026-06-01T11:59:00Z' },
+    actions: ['update-status', 'event Warning InvalidTimeZone'],
+    check: (f) => expect(f.sj().status!.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'InvalidTimeZone' }),
+  },
+  {
+    name: 'slots missed beyond the starting deadline: skipped and counted, no run',
+    spec: { ...scheduled, startingDeadlineSeconds: 10 },
+    status: { ...healthy, lastScheduleTime: '2026-06-01T11:55:00Z' },
+    actions: ['update-status', 'event Warning SlotsSkipped'],
+    check: (f) => expect(f.sj().status).toMatchObject({ lastScheduleTime: SLOT.toISOString(), skippedSlots: 5 }),
+  },
+  {
+    name: 'the API server refuses the Job: the run ends Failed and Ready says why',
+    spec: scheduled,
+    status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z' },
+    setup: (f) => (f.rejectJobs = 'spec.template.spec.containers[0].image: Required value'),
+    actions: ['update-status', 'event Warning JobRejected', 'update-status', 'event Warning RunFinished'],
+    check: (f) => expect(f.sj().status!.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'JobRejected' }),
+  },
+  {
+    name: 'the next token would reach 2^53: Ready=False TokenExhausted, no reservation',
+    spec: scheduled,
+    status: { ...atSlot, currentToken: Number.MAX_SAFE_INTEGER, lastScheduleTime: '2026-06-01T11:59:00Z' },
+    actions: ['update-status', 'event Warning TokenExhausted'],
+  },
+  {
+    name: 'the object changed between the read and the reservation (409): decided again from a fresh read',
+    spec: scheduled,
+    status: { ...healthy, lastScheduleTime: '2026-06-01T11:59:00Z', leaderTerm: 400 },
+    setup: (f) => {
+      let once = true;
+      f.beforeStatusWrite = () => {
+        if (!once) return;
+        once = false;
+        // Someone else reserved this slot meanwhile (a same-term twin).
+        const sj = f.sjs.get(KEY)!;
+        sj.status = { ...sj.status, lastScheduleTime: SLOT.toISOString(), currentToken: 800, activeRun: run({ token: 800 }) };
+        sj.metadata!.resourceVersion = f.nextRv();
+      };
+    },
+    // The refused reservation (409) is no action; the fresh read finds the other reservation and completes it.
+    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=800 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`],
+    check: (f) => expect(f.jobMap.size).toBe(1),
+  },
+];
+
+function deps(f: FakeCluster, c: Case): ReconcilerDeps {
+  const ac = new AbortController();
+  return {
+    status: f.status,
+    jobs: f.jobs,
+    pods: f.podControl,
+    events: f.events,
+    leadership: {
+      identity: 'me',
+      term: c.term ?? TERM,
+      signal: ac.signal,
+      assertValid: () => undefined,
+      ...(c.latestRevision ? { latestRevision: () => c.latestRevision! } : {}),
+    },
+    logger: pino({ level: 'silent' }),
+    metrics: controllerMetrics(new Registry()),
+    now: () => NOW,
+    retryBackoffMs: 10_000,
+    ...(c.lease ? { lease: { namespace: 'ops', name: 'singleton-operator', durationMs: 15_000 }, leases: f.leaseJudge } : {}),
+  };
+}
+
+describe('reconcile: one pass, expected actions', () => {
+  it.each(cases.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
+    const f = new FakeCluster();
+    f.addSingletonJob(makeSJ(c));
+    if (c.status) f.sjs.get(KEY)!.status = structuredClone(c.status);
+    c.setup?.(f);
+    f.actions.length = 0;
+    const result = await new Reconciler(deps(f, c)).reconcile(KEY);
+    expect(f.actions).toEqual(c.actions);
+    c.check?.(f, result);
+  });
+});

@@ -1,0 +1,142 @@
+// In-memory fakes of the reconciler's ports (src/controller/ports.ts), for
+// table-driven tests of its decisions. They keep the API server's rules that
+// the decisions rely on — resourceVersion CAS on status writes, the CRD's CEL
+// rules (token and term never decrease; activeRun.token == currentToken),
+// AlreadyExists on create, UID preconditions on deletes and on the unsuspend
+// patch — and record every mutating call as a short action string, in order.
+// They are not a substitute for the integration tests against the real
+// control plane; they make every branch cheap to reach.
+import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
+import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
+import type { Liveness } from '../../src/controller/contention.ts';
+import type { EventSink, JobControl, LeaseJudge, PodControl, StatusStore } from '../../src/controller/ports.ts';
+
+export function apiError(code: number, message: string): Error {
+  return Object.assign(new Error(message), { code, body: { message } });
+}
+
+const copy = <T>(o: T): T => structuredClone(o);
+const keyOf = (o: { metadata?: { namespace?: string; name?: string } }) => `${o.metadata?.namespace}/${o.metadata?.name}`;
+
+export class FakeCluster {
+  /** The etcd revision: every write takes the next one. */
+  revision = 1000;
+  readonly sjs = new Map<string, SingletonJob>();
+  readonly jobMap = new Map<string, V1Job>();
+  pods: V1Pod[] = [];
+  readonly leases = new Map<string, Liveness>();
+  readonly actions: string[] = [];
+  /** Set to make the next Job create fail with 422 and this message. */
+  rejectJobs: string | undefined;
+  /** Called before each status write: lets a test change the object under the writer (a concurrent writer). */
+  beforeStatusWrite: (() => void) | undefined;
+  private uids = 0;
+
+  nextRv(): string {
+    this.revision += 1;
+    return String(this.revision);
+  }
+
+  addSingletonJob(sj: SingletonJob): SingletonJob {
+    const stored = copy(sj);
+    stored.metadata = { namespace: 'ns', uid: `sj-uid-${++this.uids}`, generation: 1, creationTimestamp: '2026-01-01T00:00:00Z' as unknown as Date, ...stored.metadata, resourceVersion: this.nextRv() };
+    this.sjs.set(keyOf(stored), stored);
+    return copy(stored);
+  }
+
+  addJob(job: V1Job): V1Job {
+    const stored = copy(job);
+    stored.metadata = { namespace: 'ns', uid: `job-uid-${++this.uids}`, ...stored.metadata, resourceVersion: this.nextRv() };
+    this.jobMap.set(keyOf(stored), stored);
+    return copy(stored);
+  }
+
+  addPod(pod: V1Pod): V1Pod {
+    const stored = copy(pod);
+    stored.metadata = { namespace: 'ns', uid: `pod-uid-${++this.uids}`, ...stored.metadata, resourceVersion: this.nextRv() };
+    this.pods.push(stored);
+    return copy(stored);
+  }
+
+  readonly status: StatusStore = {
+    cached: (key) => (this.sjs.has(key) ? copy(this.sjs.get(key)!) : undefined),
+    read: async (key) => (this.sjs.has(key) ? copy(this.sjs.get(key)!) : undefined),
+    forget: () => undefined,
+    replaceStatus: async (sj) => {
+      this.beforeStatusWrite?.();
+      const key = keyOf(sj);
+      const old = this.sjs.get(key);
+      if (!old) throw apiError(404, `singletonjobs "${sj.metadata?.name}" not found`);
+      if (sj.metadata?.resourceVersion !== old.metadata?.resourceVersion) throw apiError(409, 'the object has been modified; please apply your changes to the latest version and try again');
+      const next = sj.status ?? {};
+      for (const field of ['currentToken', 'leaderTerm'] as const) {
+        const before = old.status?.[field];
+        if (before !== undefined && (next[field] === undefined || next[field]! < before)) throw apiError(422, `status.${field} may not decrease or be removed (fencing: a newer leader has written)`);
+      }
+      if (next.activeRun && next.activeRun.token !== next.currentToken) throw apiError(422, 'activeRun.token must equal currentToken');
+      const stored: SingletonJob = { ...copy(old), status: copy(next) };
+      stored.metadata = { ...stored.metadata, resourceVersion: this.nextRv() };
+      this.sjs.set(key, stored);
+      this.actions.push('update-status');
+      return copy(stored);
+    },
+  };
+
+  readonly jobs: JobControl = {
+    cached: (namespace, name) => (this.jobMap.has(`${namespace}/${name}`) ? copy(this.jobMap.get(`${namespace}/${name}`)!) : undefined),
+    ownedBy: (uid) => [...this.jobMap.values()].filter((j) => j.metadata?.ownerReferences?.some((r) => r.controller && r.uid === uid)).map(copy),
+    read: async (namespace, name) => (this.jobMap.has(`${namespace}/${name}`) ? copy(this.jobMap.get(`${namespace}/${name}`)!) : undefined),
+    create: async (job) => {
+      if (this.rejectJobs) throw apiError(422, this.rejectJobs);
+      if (this.jobMap.has(keyOf(job))) throw apiError(409, `jobs.batch "${job.metadata?.name}" already exists`);
+      const created = this.addJob(job);
+      this.actions.push(`create-job ${job.metadata?.name} token=${job.metadata?.annotations?.[Keys.token]}${job.spec?.suspend ? ' suspended' : ''}`);
+      return created;
+    },
+    delete: async (job) => {
+      const live = this.jobMap.get(keyOf(job));
+      if (!live || live.metadata?.uid !== job.metadata?.uid) return; // gone or another object: tolerated, as by the real control
+      this.jobMap.delete(keyOf(job));
+      // Background propagation: the garbage collector starts deleting its Pods.
+      for (const pod of this.pods) if (pod.metadata?.ownerReferences?.some((r) => r.uid === live.metadata?.uid)) pod.metadata!.deletionTimestamp = new Date();
+      this.actions.push(`delete-job ${job.metadata?.name} uid=${job.metadata?.uid}`);
+    },
+    unsuspend: async (job) => {
+      const live = this.jobMap.get(keyOf(job));
+      if (!live) return;
+      if (live.metadata?.uid !== job.metadata?.uid) throw apiError(422, 'the test operation failed: /metadata/uid');
+      live.spec = { ...live.spec!, suspend: false };
+      this.actions.push(`unsuspend ${job.metadata?.name}`);
+    },
+  };
+
+  readonly podControl: PodControl = {
+    list: async (namespace) => this.pods.filter((p) => p.metadata?.namespace === namespace).map(copy),
+    delete: async (pods) => {
+      for (const pod of pods) {
+        const live = this.pods.find((p) => p.metadata?.uid === pod.metadata?.uid);
+        if (!live || live.metadata?.deletionTimestamp) continue;
+        live.metadata!.deletionTimestamp = new Date();
+        this.actions.push(`delete-pod ${pod.metadata?.name}`);
+      }
+    },
+  };
+
+  readonly events: EventSink = {
+    emit: async (_sj, type, reason, message) => {
+      this.actions.push(`event ${type} ${reason}`);
+      this.eventLog.push({ type, reason, message });
+    },
+  };
+
+  readonly eventLog: { type: string; reason: string; message: string }[] = [];
+
+  readonly leaseJudge: LeaseJudge = {
+    check: async (key) => this.leases.get(key) ?? { alive: true, holder: 'someone', why: `Lease ${key} is held`, recheckMs: 1000 },
+  };
+
+  sj(key = 'ns/sj'): SingletonJob {
+    return copy(this.sjs.get(key)!);
+  }
+}
