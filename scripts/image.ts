@@ -11,6 +11,7 @@
 //   // chart:         --set image.repository=<repository> --set image.tag=<tag> --set image.pullPolicy=Never
 //
 //   npm run image:build [-- --force] [--json]     # prints ref, archive, size, time
+//   imagePodman() + RUN_LIMITS                     # `podman run` the built image here
 //
 // What it does, each step skipped when its result is cached:
 //  1. A stand-in for the Dockerfile's base image (node:24-bookworm-slim, which
@@ -257,12 +258,22 @@ export function debianMirror(): string {
   return 'http://deb.debian.org/debian';
 }
 
-interface Podman {
+export interface Podman {
   cmd: string;
   args: string[];
 }
 
-/** podman with its own storage under the cache, runc and cgroupfs (crun refuses hybrid cgroup hierarchies). */
+/**
+ * podman with the image cache's own storage, runc and cgroupfs (crun refuses hybrid cgroup
+ * hierarchies), for running a built image: `[cmd, ...args, 'run', ...RUN_LIMITS, ref]`.
+ */
+export function imagePodman(cacheDir?: string): Podman {
+  return podmanCommand(cacheRoot(cacheDir));
+}
+
+/** `podman run` sets rlimits above this host's hard limits by default, which runc may not raise. */
+export const RUN_LIMITS = ['--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024'];
+
 function podmanCommand(dir: string): Podman {
   for (const tool of ['podman', 'debootstrap']) {
     if (!spawnText('bash', ['-c', `command -v ${tool}`])) throw new Error(`${tool} is not installed (apt-get install podman runc debootstrap)`);
