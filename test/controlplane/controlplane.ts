@@ -14,6 +14,7 @@ import { resolveBinaries, type Binaries } from './binaries.ts';
 import { createPki, issueClientCert, writeKubeconfig, type Pki } from './pki.ts';
 import { freePort, isAlive, probe, startProcess, stopProcess, waitFor, sleep, type ProcessSpec, type RunningProcess, type TlsClient } from './process.ts';
 import { writeKwokConfig } from './kwok-stages.ts';
+import { startRealNode, stopRealNode, waitRealNodeReady, type RealNodeState } from './realnode.ts';
 
 export type Component = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kwok';
 const startOrder: Component[] = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'];
@@ -27,6 +28,8 @@ export interface ControlPlaneState {
   pki: Pki;
   processes: Partial<Record<Component, RunningProcess>>;
   nodeName: string;
+  /** The opt-in real node (containerd + kubelet), when started with `realNode`. */
+  realNode?: RealNodeState;
 }
 
 export interface StartOptions {
@@ -36,6 +39,12 @@ export interface StartOptions {
   build?: boolean;
   /** Start only these (in start order; default all). Without kwok and kube-controller-manager there is no node. */
   components?: Component[];
+  /**
+   * Also start a real node (containerd + kubelet, see realnode.ts) next to the
+   * kwok node. Default: SINGLETON_REAL_NODE=1. Needs root and Debian's
+   * containerd, runc and containernetworking-plugins.
+   */
+  realNode?: boolean;
   log?: (message: string) => void;
 }
 
@@ -87,6 +96,9 @@ export class ControlPlane {
     const auditPolicy = path.join(dir, 'audit-policy.yaml');
     writeFileSync(auditPolicy, AUDIT_POLICY);
     const kwokConfig = writeKwokConfig(path.join(dir, 'kwok.yaml'), bins.kwokStages);
+    const realNode = options.realNode ?? process.env.SINGLETON_REAL_NODE === '1';
+    // The API server's client certificate for kubelets (logs, exec), when a real kubelet will serve.
+    const kubeletClient = realNode ? issueClientCert(pki, 'kube-apiserver-kubelet-client', ['system:masters']) : undefined;
 
     const cp = new ControlPlane({
       dir,
@@ -107,6 +119,7 @@ export class ControlPlane {
       cmKubeconfig: componentKubeconfig('system:kube-controller-manager'),
       schedulerKubeconfig: componentKubeconfig('system:kube-scheduler'),
       kwokKubeconfig: componentKubeconfig('kwok', ['system:masters']),
+      kubeletClient,
     });
     try {
       const components = startOrder.filter((name) => !options.components || options.components.includes(name));
@@ -117,6 +130,22 @@ export class ControlPlane {
         log(`Started ${name} (pid ${cp.state.processes[name]?.pid}) after ${Date.now() - started} ms`);
       }
       if (components.includes('kwok') && components.includes('kube-controller-manager')) await cp.createNode();
+      if (realNode) {
+        const node = await startRealNode({
+          clusterDir: dir,
+          server,
+          apiPort,
+          pki,
+          build: options.build ?? true,
+          log,
+          save: (n) => {
+            cp.state.realNode = n;
+            cp.save();
+          },
+        });
+        await waitRealNodeReady(node, cp.kubeConfig());
+        log(`Real node ${node.name} Ready (kubelet pid ${node.processes.kubelet?.pid}, node IP ${node.nodeIp}) after ${Date.now() - started} ms`);
+      }
       log(`Control plane ready at ${server} after ${Date.now() - started} ms`);
     } catch (err) {
       await cp.stop({ keepDir: true });
@@ -136,6 +165,7 @@ export class ControlPlane {
       cmKubeconfig: string;
       schedulerKubeconfig: string;
       kwokKubeconfig: string;
+      kubeletClient?: { cert: string; key: string };
     },
   ): Record<Component, ProcessSpec> {
     const { dir, pki, etcdUrl } = this.state;
@@ -182,6 +212,14 @@ export class ControlPlane {
           `--audit-log-path=${this.state.auditLog}`,
           '--audit-log-maxsize=2000',
           '--audit-log-maxbackup=1',
+          ...(o.kubeletClient
+            ? [
+                `--kubelet-client-certificate=${o.kubeletClient.cert}`,
+                `--kubelet-client-key=${o.kubeletClient.key}`,
+                `--kubelet-certificate-authority=${pki.caCert}`,
+                '--kubelet-preferred-address-types=InternalIP',
+              ]
+            : []),
         ],
         log: logFile('kube-apiserver'),
       },
@@ -219,7 +257,8 @@ export class ControlPlane {
         command: bins.kwok,
         args: [
           `--kubeconfig=${o.kwokKubeconfig}`,
-          '--manage-all-nodes=true',
+          // Only its own nodes: a real node's Pods are the kubelet's.
+          '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
           '--node-lease-duration-seconds=40',
           `--server-address=127.0.0.1:${o.kwokPort}`,
           `--config=${o.kwokConfig}`,
@@ -375,7 +414,18 @@ export class ControlPlane {
 
   /** Stops every component in reverse start order, by PID, then removes the folder. */
   async stop(options: { keepDir?: boolean } = {}): Promise<void> {
+    let nodeError: unknown;
+    if (this.state.realNode) {
+      // First, while the API server still answers: the kubelet tears its Pods down.
+      const api = this.state.processes['kube-apiserver'];
+      try {
+        await stopRealNode(this.state.realNode, { kubeConfig: api && isAlive(api.pid) ? this.kubeConfig() : undefined });
+      } catch (err) {
+        nodeError = err;
+      }
+    }
     for (const name of [...startOrder].reverse()) await this.stopComponent(name);
+    if (nodeError) throw nodeError;
     if (!options.keepDir && !process.env.SINGLETON_KEEP_CLUSTER_DIR) rmSync(this.state.dir, { recursive: true, force: true });
   }
 }

@@ -71,6 +71,21 @@ export function issueClientCert(pki: Pki, user: string, groups: string[] = []): 
   return { cert: path.join(pki.dir, `client-${safe}.crt`), key: path.join(pki.dir, `client-${safe}.key`) };
 }
 
+/** Issues a serving certificate (e.g. a kubelet's) for the given IP addresses and DNS names. */
+export function issueServingCert(pki: Pki, name: string, ips: string[], dnsNames: string[] = []): ClientCert {
+  const safe = name.replace(/[^a-zA-Z0-9.-]/g, '_');
+  const ext = path.join(pki.dir, `serving-${safe}.ext`);
+  const san = [...ips.map((ip) => `IP:${ip}`), ...dnsNames.map((d) => `DNS:${d}`)].join(',');
+  writeFileSync(ext, `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${san}\n`);
+  openssl(['genrsa', '-out', `serving-${safe}.key`, '2048'], pki.dir);
+  openssl(['req', '-new', '-key', `serving-${safe}.key`, '-subj', `/CN=${name}`, '-out', `serving-${safe}.csr`], pki.dir);
+  openssl(
+    ['x509', '-req', '-in', `serving-${safe}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '30', '-extfile', ext, '-out', `serving-${safe}.crt`],
+    pki.dir,
+  );
+  return { cert: path.join(pki.dir, `serving-${safe}.crt`), key: path.join(pki.dir, `serving-${safe}.key`) };
+}
+
 export interface KubeconfigUser {
   name: string;
   clientCert?: ClientCert;
