@@ -26,7 +26,7 @@ if (values.help) {
   console.log(`Usage: npm run chaos -- [--seed N] [--duration 10m] [--profile ci|medium|soak] [--faults a,b] [--cluster-dir DIR] [--out DIR]
   --seed         replay a run (the seed is printed at the start and end of every run)
   --duration     length of the fault phase (setup and a quiet tail come on top)
-  --profile      ci (2.5 min), medium (8 min, default), soak (30 min)
+  --profile      ci (every kind once, at least 2.5 min), medium (8 min, default), soak (30 min)
   --faults       subset of: ${ALL_FAULTS.join(', ')}
   --cluster-dir  attach to a control plane from \`npm run cluster:up\` (its folder, e.g. .cluster) instead of starting one
   --out          folder for history.json, report.txt and the replica logs (default: a temporary folder)`);
