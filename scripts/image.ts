@@ -21,8 +21,9 @@
 //     name the Dockerfile's FROM lines use. Keyed by node and npm version.
 //  2. `podman build` of the unchanged Dockerfile (runc, cgroupfs, host network,
 //     --pull=never) with its own container storage under the cache folder, so
-//     nothing here touches the host's images. podman keeps layers, so a change
-//     to src/ alone reuses the `npm ci` layer. NODE_EXTRA_CA_CERTS, when set, is
+//     nothing here touches the host's images. podman keeps layers (the build
+//     stage is tagged localhost/singleton-operator-build:latest, so pruning keeps them), so
+//     a change to src/ alone reuses the `npm ci` layer. NODE_EXTRA_CA_CERTS, when set, is
 //     handed to the build as the Dockerfile's optional `extra-ca` secret.
 //  3. `podman save` into <cache>/images/<key>/image.tar, key = sha256 of the
 //     Dockerfile, .dockerignore, every file the Dockerfile COPYs from the
@@ -127,7 +128,11 @@ export async function buildImage(opts: BuildImageOptions = {}): Promise<BuiltIma
     const buildStart = performance.now();
     const ca = opts.extraCaFile ?? process.env.NODE_EXTRA_CA_CERTS;
     const secret = ca && existsSync(ca) ? ['--secret', `id=extra-ca,src=${ca}`] : [];
-    await run(podman.cmd, [...podman.args, 'build', '--network', 'host', '--pull=never', '--layers', ...secret, '--tag', ref, '--file', path.join(root, 'Dockerfile'), root], { log });
+    const build = [...podman.args, 'build', '--network', 'host', '--pull=never', '--layers', ...secret, '--file', path.join(root, 'Dockerfile')];
+    await run(podman.cmd, [...build, '--tag', ref, root], { log });
+    // Tag the build stage too (all from the layer cache): its layers (`npm ci`) then have a
+    // tagged child and survive `podman image prune`, so a change to src/ alone reuses them.
+    await run(podman.cmd, [...build, '--target', 'build', '--tag', `${REPOSITORY}-build:latest`, root], { capture: true });
     const [id = '', size = '0'] = (await run(podman.cmd, [...podman.args, 'image', 'inspect', '--format', '{{.Id}} {{.Size}}', ref], { capture: true })).trim().split(' ');
 
     const tmp = `${entry}.tmp.${process.pid}`;
