@@ -23,7 +23,10 @@ import { makeClient } from '../kube/client.ts';
 import { Informer, MultiInformer, objectKey } from '../kube/informer.ts';
 import type { ListPage } from '../kube/informer.ts';
 import { EventRecorder } from './events.ts';
-import { controllerMetrics } from './metrics.ts';
+import { CONTROLLER_NAME, controllerMetrics } from './metrics.ts';
+import { objectMetrics } from './object-metrics.ts';
+import { restClientMetrics } from '../kube/client-metrics.ts';
+import type { RequestMetrics } from '../kube/client-metrics.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import { ServerClock } from './clock.ts';
 import { controllerUid, projectJob } from './jobs.ts';
@@ -63,6 +66,7 @@ export class SingletonJobController {
   private readonly jobs: MultiInformer<k8s.V1Job>;
   private readonly mutations: MutationCache<SingletonJob>;
   private readonly metrics: ControllerMetrics;
+  private readonly requestMetrics: RequestMetrics;
   /** The API server's clock (from response Date headers): schedules never follow this node's wall clock. */
   readonly clock: ServerClock;
   private readonly probe: () => Promise<unknown>;
@@ -72,13 +76,15 @@ export class SingletonJobController {
 
   constructor(options: ControllerOptions) {
     this.o = options;
-    this.metrics = controllerMetrics(options.registry ?? new Registry());
+    const registry = options.registry ?? new Registry();
+    this.metrics = controllerMetrics(registry);
+    this.requestMetrics = restClientMetrics(registry);
     const kc = options.kubeConfig;
     const timeoutMs = options.requestTimeoutMs ?? 10_000;
     this.clock = new ServerClock();
     const onResponse = (headers: Record<string, string>) => this.clock.observe(headers['date']);
-    const custom = makeClient(kc, k8s.CustomObjectsApi, { timeoutMs, onResponse });
-    const batch = makeClient(kc, k8s.BatchV1Api, { timeoutMs, onResponse });
+    const custom = makeClient(kc, k8s.CustomObjectsApi, { timeoutMs, onResponse, metrics: this.requestMetrics });
+    const batch = makeClient(kc, k8s.BatchV1Api, { timeoutMs, onResponse, metrics: this.requestMetrics });
     const ns0 = options.namespaces?.[0];
     this.probe = () =>
       ns0
@@ -115,6 +121,7 @@ export class SingletonJobController {
           }),
       ),
     );
+    objectMetrics(registry, { list: () => this.sjs.list(), exporting: () => this.leading });
     // Our own status writes, until the informer shows them (read-your-writes).
     this.mutations = new MutationCache(this.sjs);
     // Event handlers only enqueue.
@@ -153,6 +160,7 @@ export class SingletonJobController {
       beforeWrite: () => leadership.assertValid(),
       userAgent: 'singleton-operator/controller',
       onResponse: (headers: Record<string, string>) => this.clock.observe(headers['date']),
+      metrics: this.requestMetrics,
     };
     if (!this.o.now && !this.clock.hasSample(60_000)) {
       // No recent server time: sample it before the first schedule decision.
@@ -176,13 +184,13 @@ export class SingletonJobController {
       logger: log,
       metrics: this.metrics,
       now: this.o.now ?? (() => this.clock.now()),
-      ...(this.o.lease ? { lease: this.o.lease, leases: new LeaseLiveness(makeClient(kc, k8s.CoordinationV1Api, { timeoutMs: guarded.timeoutMs }), log) } : {}),
+      ...(this.o.lease ? { lease: this.o.lease, leases: new LeaseLiveness(makeClient(kc, k8s.CoordinationV1Api, { timeoutMs: guarded.timeoutMs, metrics: this.requestMetrics }), log) } : {}),
       ...(this.o.retryBackoffMs !== undefined ? { retryBackoffMs: this.o.retryBackoffMs } : {}),
       ...(this.o.hooks ? { hooks: this.o.hooks } : {}),
     });
     this.reconciler = reconciler;
     // Backoff capped well below a schedule period: a leader retries within seconds after an outage.
-    const queue = new WorkQueue({ maxDelayMs: 10_000 });
+    const queue = new WorkQueue({ maxDelayMs: 10_000, metrics: this.metrics.queue });
     this.queue = queue;
     const stop = () => queue.shutDown();
     leadership.signal.addEventListener('abort', stop, { once: true });
@@ -204,32 +212,37 @@ export class SingletonJobController {
     for (const key of firstPass) queue.add(key);
     if (total === 0) reportFirstPass();
 
+    const controller = CONTROLLER_NAME;
     const worker = async () => {
       for (;;) {
         await yieldToTimers();
         const key = await queue.get();
         if (key === undefined) return;
         const started = performance.now();
+        this.metrics.activeWorkers.inc({ controller });
         try {
           const result = await reconciler.reconcile(key);
           passed(key);
           queue.forget(key);
-          this.metrics.reconciles.inc({ result: 'ok' });
+          this.metrics.reconciles.inc({ controller, result: result.requeueAfterMs !== undefined ? 'requeue_after' : 'success' });
           if (result.requeueAfterMs !== undefined) queue.addAfter(key, result.requeueAfterMs);
         } catch (err) {
           if (leadership.signal.aborted) return;
-          this.metrics.reconciles.inc({ result: 'error' });
+          this.metrics.reconciles.inc({ controller, result: 'error' });
+          this.metrics.reconcileErrors.inc({ controller });
           log.warn({ object: key, err: err instanceof Error ? err.message : String(err) }, 'Reconcile failed; retrying with backoff');
           queue.addRateLimited(key);
         } finally {
           queue.done(key);
-          this.metrics.reconcileSeconds.observe((performance.now() - started) / 1000);
-          this.metrics.queueDepth.set(queue.length);
+          this.metrics.activeWorkers.dec({ controller });
+          this.metrics.reconcileSeconds.observe({ controller }, (performance.now() - started) / 1000);
         }
       }
     };
+    const workers = this.o.workers ?? 8;
+    this.metrics.maxConcurrentReconciles.set({ controller }, workers);
     try {
-      await Promise.all(Array.from({ length: this.o.workers ?? 8 }, worker));
+      await Promise.all(Array.from({ length: workers }, worker));
     } finally {
       leadership.signal.removeEventListener('abort', stop);
       if (this.queue === queue) this.queue = undefined;

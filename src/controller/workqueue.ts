@@ -3,6 +3,7 @@
 // re-queued when done), failures back off per key exponentially, and retries
 // share an overall token bucket so a burst of failures cannot flood the API.
 import { DelayedKeys } from './delays.ts';
+import type { QueueMetrics } from './metrics.ts';
 
 export interface WorkQueueOptions {
   baseDelayMs?: number;
@@ -11,6 +12,8 @@ export interface WorkQueueOptions {
   qps?: number;
   burst?: number;
   now?: () => number;
+  /** workqueue_* instrumentation (metrics.ts). */
+  metrics?: QueueMetrics;
 }
 
 export class WorkQueue {
@@ -20,13 +23,20 @@ export class WorkQueue {
   private readonly failures = new Map<string, number>();
   private readonly delayed: DelayedKeys;
   private readonly waiters: ((key: string | undefined) => void)[] = [];
+  /** When each waiting key was added, and when each key in process was handed out (for the metrics). */
+  private readonly addedAt = new Map<string, number>();
+  private readonly startedAt = new Map<string, number>();
+  private readonly metrics: QueueMetrics | undefined;
   private stopped = false;
   private tokens: number;
   private lastRefill: number;
-  private readonly o: Required<WorkQueueOptions>;
+  private readonly o: Required<Omit<WorkQueueOptions, 'metrics'>>;
 
   constructor(options: WorkQueueOptions = {}) {
-    this.o = { baseDelayMs: 100, maxDelayMs: 60_000, qps: 20, burst: 100, now: () => performance.now(), ...options };
+    const { metrics, ...rest } = options;
+    this.o = { baseDelayMs: 100, maxDelayMs: 60_000, qps: 20, burst: 100, now: () => performance.now(), ...rest };
+    this.metrics = metrics;
+    metrics?.inProcess(() => Array.from(this.startedAt.values(), (t) => (this.o.now() - t) / 1000));
     this.tokens = this.o.burst;
     this.lastRefill = this.o.now();
     this.delayed = new DelayedKeys(this.o.now, (key) => this.add(key));
@@ -35,13 +45,25 @@ export class WorkQueue {
   add(key: string): void {
     if (this.stopped || this.dirty.has(key)) return;
     this.dirty.add(key);
+    this.metrics?.added();
     if (this.processing.has(key)) return;
     const waiter = this.waiters.shift();
     if (waiter) {
       this.dirty.delete(key);
-      this.processing.add(key);
+      this.start(key, this.o.now());
       waiter(key);
-    } else this.queue.push(key);
+    } else {
+      this.queue.push(key);
+      this.addedAt.set(key, this.o.now());
+      this.metrics?.depth(this.queue.length);
+    }
+  }
+
+  private start(key: string, addedAt: number): void {
+    const now = this.o.now();
+    this.processing.add(key);
+    this.startedAt.set(key, now);
+    this.metrics?.queued((now - addedAt) / 1000);
   }
 
   /** Adds the key after `delayMs`; an earlier pending add wins over a later one. */
@@ -53,6 +75,7 @@ export class WorkQueue {
 
   /** Re-adds a failed key after its backoff (and the overall rate limit). */
   addRateLimited(key: string): void {
+    this.metrics?.retried();
     this.addAfter(key, this.backoffMs(key));
   }
 
@@ -82,7 +105,9 @@ export class WorkQueue {
     const key = this.queue.shift();
     if (key !== undefined) {
       this.dirty.delete(key);
-      this.processing.add(key);
+      this.start(key, this.addedAt.get(key) ?? this.o.now());
+      this.addedAt.delete(key);
+      this.metrics?.depth(this.queue.length);
       return Promise.resolve(key);
     }
     return new Promise((resolve) => this.waiters.push(resolve));
@@ -90,6 +115,11 @@ export class WorkQueue {
 
   done(key: string): void {
     this.processing.delete(key);
+    const started = this.startedAt.get(key);
+    if (started !== undefined) {
+      this.startedAt.delete(key);
+      this.metrics?.worked((this.o.now() - started) / 1000);
+    }
     if (this.dirty.has(key)) {
       this.dirty.delete(key);
       this.add(key);
@@ -104,6 +134,9 @@ export class WorkQueue {
     this.stopped = true;
     this.delayed.clear();
     this.queue.length = 0;
+    this.addedAt.clear();
+    this.startedAt.clear();
+    this.metrics?.depth(0);
     this.dirty.clear();
     for (const waiter of this.waiters.splice(0)) waiter(undefined);
   }

@@ -13,6 +13,7 @@ import { validateConfig, type LeaderElectionConfig, type ResolvedTimings } from 
 import { KubernetesLeaseLock, describeError, formatMicroTime, isCasFailure, type LeaseLock, type LeaseRecord, type LeaseSnapshot } from './lock.ts';
 import { LeaderTerm, releaseLease, type LeaderContext, type Leadership, type LossReason } from './leadership.ts';
 import { electionMetrics, type ElectionMetrics } from './metrics.ts';
+import { restClientMetrics } from '../kube/client-metrics.ts';
 import { LeaseObserver, sameRecord, type Observation } from './observer.ts';
 import { termFromResourceVersion } from './token.ts';
 
@@ -83,6 +84,7 @@ export class LeaderElector {
       name: this.config.name,
       requestTimeoutMs: this.timings.requestTimeoutMs,
       watchTimeoutSeconds: () => Math.round(300 + 300 * Math.random()),
+      ...(this.config.registry ? { metrics: restClientMetrics(this.config.registry) } : {}),
     });
   }
 

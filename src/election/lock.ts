@@ -5,6 +5,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { makeClient } from '../kube/client.ts';
 import { apiMessage, statusCode } from '../kube/errors.ts';
+import type { RequestMetrics } from '../kube/client-metrics.ts';
 
 /** What the elector reads and writes in Lease.spec (client-go's LeaderElectionRecord). */
 export interface LeaseRecord {
@@ -121,6 +122,8 @@ export interface KubernetesLeaseLockOptions {
   /** Per-request timeout for get/list/create/update. */
   requestTimeoutMs: number;
   userAgent?: string;
+  /** Counts the lock's requests (rest_client_* metrics). */
+  metrics?: RequestMetrics;
   /** Server-side timeout of one watch request; it is resumed from the last resourceVersion afterwards. */
   watchTimeoutSeconds?: () => number;
 }
@@ -145,6 +148,7 @@ export class KubernetesLeaseLock implements LeaseLock {
     this.api = makeClient(options.kubeConfig, k8s.CoordinationV1Api, {
       timeoutMs: options.requestTimeoutMs,
       userAgent: options.userAgent ?? 'singleton-operator/leader-election',
+      ...(options.metrics ? { metrics: options.metrics } : {}),
     });
     this.watcher = new k8s.Watch(options.kubeConfig);
     // client-node aborts a watch after 30 s without a byte (a private field). A Lease renewed less

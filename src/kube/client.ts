@@ -15,6 +15,7 @@
 import type * as https from 'node:https';
 import * as k8s from '@kubernetes/client-node';
 import { Agent } from 'undici';
+import type { RequestMetrics } from './client-metrics.ts';
 
 export interface ClientOptions {
   /** Per-request timeout in milliseconds. */
@@ -27,6 +28,8 @@ export interface ClientOptions {
   userAgent?: string;
   /** Called with the headers of every response (e.g. to follow the server's clock from `Date`). */
   onResponse?: (headers: Record<string, string>) => void;
+  /** Counts every request and its latency (rest_client_* metrics, client-metrics.ts). */
+  metrics?: RequestMetrics;
 }
 
 type ApiConstructor<T> = new (config: k8s.Configuration) => T;
@@ -88,6 +91,30 @@ export function makeClient<T>(kc: k8s.KubeConfig, api: ApiConstructor<T>, option
     baseServer: new k8s.ServerConfiguration(cluster.server, {}),
     authMethods: { default: auth },
     promiseMiddleware: [guard],
+    ...(options.metrics ? { httpApi: measured(options.metrics) } : {}),
   });
   return new api(config);
+}
+
+/**
+ * The HTTP exchange itself, timed and counted: the one place that sees both a
+ * request and its response (middlewares see them apart). After the
+ * middlewares, so a request refused by beforeWrite is never counted.
+ */
+function measured(metrics: RequestMetrics): k8s.HttpLibrary {
+  const http = new k8s.IsomorphicFetchHttpLibrary();
+  return k8s.wrapHttpLibrary({
+    async send(request) {
+      const started = performance.now();
+      const method = String(request.getHttpMethod());
+      let code: number | undefined;
+      try {
+        const response = await http.send(request).toPromise();
+        code = response.httpStatusCode;
+        return response;
+      } finally {
+        metrics.observe(method, request.getUrl(), code, (performance.now() - started) / 1000);
+      }
+    },
+  });
 }

@@ -1,7 +1,9 @@
 // One prom-client Registry per process, handed to the elector and the
-// controller so that /metrics serves all of them: election series
-// (leader_election_*), controller series (singletonjob_*), the Node.js process
-// metrics and a build-info series identifying the replica.
+// controller so that /metrics serves all of them: client-go's and
+// controller-runtime's series under their names (leader_election_*,
+// rest_client_*, controller_runtime_*, workqueue_*), ours as singleton_operator_*,
+// the Node.js process metrics and a build-info series identifying the replica.
+// Every series is in the README's metrics table.
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
 export interface RegistryInfo {

@@ -115,7 +115,7 @@ it('installs with Helm and runs three replicas as the chart’s ServiceAccount',
   expect(replicaOf(leader)).toBeDefined();
   const metrics = await (await fetch(`http://127.0.0.1:${replicaOf(leader)!.port}/metrics`)).text();
   expect(metrics).toMatch(new RegExp(`leader_election_master_status\\{name="${fullname}"\\} 1`));
-  for (const series of ['singletonjob_workqueue_depth', 'singletonjob_runs_started_total', 'leader_election_renew_duration_seconds', 'singleton_operator_self_fenced_writes_total', 'singleton_operator_build_info']) {
+  for (const series of ['workqueue_depth{name="singletonjob"}', 'controller_runtime_reconcile_total{controller="singletonjob"', 'rest_client_requests_total{code="200"', 'singleton_operator_runs_started_total', 'leader_election_renew_duration_seconds', 'singleton_operator_self_fenced_writes_total', 'singleton_operator_build_info']) {
     expect(metrics).toContain(series);
   }
 });
