@@ -6,10 +6,13 @@ import type { V1Job } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ActiveRun, SingletonJob } from '../api/v1alpha1/singletonjob.ts';
 import { belongsToRun, isOwnedBy, jobOutcome, jobToken, runningPods } from './jobs.ts';
+import { diagnose, started } from './stall.ts';
 import { manualRunName, scheduledRunName } from './naming.ts';
 import { POLL_MS } from './pass.ts';
 import type { Pass, Result } from './pass.ts';
-import { nextToken, recordFinished, toDate, TokenExhaustedError } from './status.ts';
+import { healthyReadiness, nextToken, recordFinished, setCondition, setReady, toDate, TokenExhaustedError } from './status.ts';
+
+const STALLED = 'Stalled';
 
 /** Largest retry delay (the Job controller's cap). */
 const MAX_RETRY_DELAY_MS = 360_000;
@@ -51,14 +54,14 @@ export async function trackActiveRun(p: Pass, key: string, sj: SingletonJob, run
     // its Pods on purpose) ends once its Pods have.
     const running = await runningPods(pods, sj, run);
     if (running.length) {
-      const lingering = run.replacing ? running.filter((pod) => !pod.metadata?.deletionTimestamp && belongsToRun(pod, run)) : [];
+      const lingering = run.replacing || run.stalled ? running.filter((pod) => !pod.metadata?.deletionTimestamp && belongsToRun(pod, run)) : [];
       if (lingering.length) {
         log.info({ run: run.name, pods: lingering.map((pod) => pod.metadata?.name) }, 'Deleting Pods left behind by the ended run');
         await pods.delete(lingering);
       }
       return { requeueAfterMs: POLL_MS };
     }
-    return p.finish(key, sj, run, run.replacing ? 'Replaced' : 'Deleted');
+    return p.finish(key, sj, run, run.replacing ? 'Replaced' : run.stalled ? 'Stalled' : 'Deleted');
   }
   if (!isOwnedBy(job, sj) || jobToken(job) !== run.token) {
     // The run's name is held by a Job that is not this run's and never was
@@ -89,11 +92,67 @@ export async function trackActiveRun(p: Pass, key: string, sj: SingletonJob, run
     if (outcome === 'Failed' && !run.replacing && (run.attempt ?? 1) <= (sj.spec.jobTemplate.spec?.backoffLimit ?? 0)) return retry(p, key, sj, run);
     return p.finish(key, sj, run, run.replacing ? 'Replaced' : outcome, toDate(job.status?.completionTime));
   }
-  if (run.replacing) {
+  if (run.replacing || run.stalled) {
     if (!job.metadata?.deletionTimestamp) await jobs.delete(job);
     return { requeueAfterMs: POLL_MS };
   }
-  return undefined;
+  return watchStart(p, key, sj, run, job, log);
+}
+
+/** Within this long of its release a run's Pod is simply on its way; after it, a run that is not running is looked at. */
+const START_GRACE_MS = 10_000;
+/** How often a run that has not started is looked at again. */
+const STALL_POLL_MS = 5_000;
+export const DEFAULT_POD_START_DEADLINE_SECONDS = 900;
+
+/**
+ * A released run whose Pod is not running: say why on the object (Stalled
+ * condition, Ready=False) while it waits, and end it at podStartDeadlineSeconds
+ * (its Job deleted, its Pods waited for until gone, outcome Stalled) so it
+ * never holds the schedule for good.
+ */
+async function watchStart(p: Pass, key: string, sj: SingletonJob, run: ActiveRun, job: V1Job, log: Logger): Promise<Result | undefined> {
+  const now = p.d.now();
+  const releasedAt = toDate(job.status?.startTime) ?? toDate(job.metadata?.creationTimestamp) ?? now;
+  const age = now.getTime() - releasedAt.getTime();
+  const isStalled = sj.status?.conditions?.some((c) => c.type === STALLED && c.status === 'True');
+  if (started(job, []) && !isStalled) return undefined;
+  if (age < START_GRACE_MS) return { requeueAfterMs: START_GRACE_MS - age + 5, soft: true };
+  const pods = await runningPods(p.d.pods, sj, run);
+  if (started(job, pods)) {
+    if (isStalled) {
+      await p.write(key, sj, (s) => {
+        s.conditions = s.conditions?.filter((c) => c.type !== STALLED);
+        setReady(s, healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, now);
+      });
+    }
+    return undefined;
+  }
+  const stall = diagnose(pods, pods.length ? [] : await p.d.jobs.events(job));
+  const deadline = releasedAt.getTime() + (sj.spec.podStartDeadlineSeconds ?? DEFAULT_POD_START_DEADLINE_SECONDS) * 1000;
+  const why = stall ? `${stall.reason}: ${stall.message}` : `its Pod is still ${pods.length ? 'pending' : 'not created'}`;
+  if (now.getTime() >= deadline) {
+    log.warn({ run: run.name, why }, 'Ending a run whose Pod never ran');
+    await p.write(key, sj, (s) => {
+      s.activeRun = { ...run, stalled: why.slice(0, 4096) };
+    });
+    await p.d.events.emit(sj, 'Warning', 'RunStalled', `Ending run ${run.name} (token ${run.token}): its Pod did not run within podStartDeadlineSeconds (${Math.round((deadline - releasedAt.getTime()) / 1000)} s): ${why}`);
+    return { requeueAfterMs: 0 };
+  }
+  if (stall) {
+    // Stable wording (no growing age): written once per reason, not every poll.
+    const message = `Run ${run.name} has not started — ${stall.message}. It is ended at ${new Date(deadline).toISOString()} (podStartDeadlineSeconds) unless its Pod runs by then.`;
+    const probe = structuredClone(sj.status ?? {});
+    if (setCondition(probe, { type: STALLED, status: 'True', reason: stall.reason, message }, sj.metadata?.generation, now)) {
+      await p.write(key, sj, (s) => {
+        setCondition(s, { type: STALLED, status: 'True', reason: stall.reason, message }, sj.metadata?.generation, now);
+        setReady(s, healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, now);
+      });
+      await p.announceOnce(sj, `stalled:${run.name}:${stall.reason}`, 'Warning', 'RunStalled', message);
+      return { requeueAfterMs: 0 };
+    }
+  }
+  return { requeueAfterMs: Math.max(5, Math.min(STALL_POLL_MS, deadline - now.getTime() + 5)), soft: true };
 }
 
 /**

@@ -3,7 +3,7 @@
 // tolerate "already gone"; the status write is a PUT whose body carries the
 // resourceVersion it was computed from.
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import type { BatchV1Api, CoreV1Api, CustomObjectsApi, V1Job, V1Pod } from '@kubernetes/client-node';
+import type { BatchV1Api, CoreV1Api, CoreV1Event, CustomObjectsApi, V1Job, V1Pod } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION } from '../api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../api/v1alpha1/singletonjob.ts';
 import { isConflict, isNotFound } from '../kube/errors.ts';
@@ -57,10 +57,12 @@ export class KubeStatusStore implements StatusStore {
 
 export class KubeJobControl implements JobControl {
   private readonly api: BatchV1Api;
+  private readonly core: CoreV1Api;
   private readonly cache: JobCache;
 
-  constructor(api: BatchV1Api, cache: JobCache) {
+  constructor(api: BatchV1Api, core: CoreV1Api, cache: JobCache) {
     this.api = api;
+    this.core = core;
     this.cache = cache;
   }
 
@@ -81,8 +83,13 @@ export class KubeJobControl implements JobControl {
     }
   }
 
-  create(job: V1Job): Promise<V1Job> {
-    return this.api.createNamespacedJob({ namespace: job.metadata!.namespace!, body: job });
+  create(job: V1Job, options: { dryRun?: boolean } = {}): Promise<V1Job> {
+    return this.api.createNamespacedJob({ namespace: job.metadata!.namespace!, body: job, ...(options.dryRun ? { dryRun: 'All' } : {}) });
+  }
+
+  async events(job: V1Job): Promise<CoreV1Event[]> {
+    const list = await this.core.listNamespacedEvent({ namespace: job.metadata!.namespace!, fieldSelector: `involvedObject.uid=${job.metadata!.uid}` });
+    return list.items;
   }
 
   async delete(job: V1Job): Promise<void> {

@@ -177,7 +177,7 @@ export class SingletonJobController {
     const core = makeClient(kc, k8s.CoreV1Api, guarded);
     const reconciler = new Reconciler({
       status: new KubeStatusStore(makeClient(kc, k8s.CustomObjectsApi, guarded), this.mutations),
-      jobs: new KubeJobControl(makeClient(kc, k8s.BatchV1Api, guarded), this.jobs),
+      jobs: new KubeJobControl(makeClient(kc, k8s.BatchV1Api, guarded), core, this.jobs),
       pods: new KubePodControl(core),
       events: new EventRecorder(core, log, leadership.identity),
       leadership,

@@ -185,8 +185,8 @@ export function projectJob(job: V1Job): V1Job {
   }
   const projected: V1Job = { metadata, spec: { suspend: job.spec?.suspend } as V1Job['spec'] };
   if (job.status) {
-    const { conditions, completionTime, startTime, active, succeeded, failed } = job.status;
-    projected.status = { conditions, completionTime, startTime, active, succeeded, failed };
+    const { conditions, completionTime, startTime, active, ready, succeeded, failed } = job.status;
+    projected.status = { conditions, completionTime, startTime, active, ready, succeeded, failed };
   }
   return projected;
 }

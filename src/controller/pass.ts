@@ -13,6 +13,8 @@ import type { Readiness } from './status.ts';
 export interface Result {
   /** Reconcile again after this many ms (0 = as soon as possible); absent = wait for a change. */
   requeueAfterMs?: number;
+  /** From following the active run: nothing was written, the pass goes on to decide, and comes back by `requeueAfterMs`. */
+  soft?: boolean;
 }
 
 export interface ReconcilerDeps {

@@ -5,7 +5,7 @@
 // same contracts in memory — with the API server's own rules (CAS on
 // resourceVersion, the CEL term/token rules, AlreadyExists, UID
 // preconditions) — for table-driven tests of every decision.
-import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import type { CoreV1Event, V1Job, V1Pod } from '@kubernetes/client-node';
 import type { SingletonJob } from '../api/v1alpha1/singletonjob.ts';
 import type { Liveness } from './contention.ts';
 
@@ -27,8 +27,10 @@ export interface JobControl {
   /** Cached Jobs whose controlling owner reference is the SingletonJob with this UID. */
   ownedBy(uid: string): V1Job[];
   read(namespace: string, name: string): Promise<V1Job | undefined>;
-  /** 409 AlreadyExists when the name is taken, 422 when the API server refuses the Job. */
-  create(job: V1Job): Promise<V1Job>;
+  /** 409 AlreadyExists when the name is taken, 422 when the API server refuses the Job. `dryRun`: validated and admitted, not stored. */
+  create(job: V1Job, options?: { dryRun?: boolean }): Promise<V1Job>;
+  /** Events the API server recorded about this Job (e.g. FailedCreate from the Job controller). */
+  events(job: V1Job): Promise<CoreV1Event[]>;
   /** Background propagation, precondition on the UID; "already gone" is fine. */
   delete(job: V1Job): Promise<void>;
   /** spec.suspend=false on exactly this Job (the patch tests the UID); "gone" is fine. */

@@ -426,6 +426,161 @@ const cases: Case[] = [
     actions: [`create-job ${scheduledRunName('sj', SLOT)} token=800 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`],
     check: (f) => expect(f.jobMap.size).toBe(1),
   },
+  {
+    name: 'status.nextScheduleTime: every write carries the next slot this operator acts on; lastRunTime is the run\'s start',
+    spec: scheduled,
+    status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy },
+    actions: ['update-status', `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`],
+    check: (f) => expect(f.sj().status).toMatchObject({ nextScheduleTime: '2026-06-01T12:01:00.000Z', lastRunTime: NOW.toISOString() }),
+  },
+  {
+    name: 'jitter: a slot is due only after the object\'s fixed offset',
+    spec: { ...scheduled, jitterSeconds: 3600 },
+    status: { lastScheduleTime: '2026-06-01T11:59:00Z', ...healthy },
+    actions: [],
+    check: (f, r) => {
+      // The offset comes from the UID (fixed per object): this one's is above 30 s, so 12:00:00 is not due at 12:00:30.
+      expect(f.sj().status!.activeRun).toBeUndefined();
+      expect(r.requeueAfterMs).toBeGreaterThan(0);
+    },
+  },
+  {
+    name: 'Queue: a slot due while a run is in flight is queued (lastScheduleTime advances, no hold)',
+    spec: { ...scheduled, concurrencyPolicy: 'Queue' },
+    status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z' },
+    setup: (f) => void inFlight(f, run({ slot: '2026-06-01T11:59:00Z', name: 'sj-prev' }), { podPhase: 'Running' }),
+    actions: ['update-status', 'event Normal RunQueued'],
+    check: (f) => expect(f.sj().status).toMatchObject({ queuedSlot: SLOT.toISOString(), lastScheduleTime: SLOT.toISOString(), nextScheduleTime: SLOT.toISOString() }),
+  },
+  {
+    name: 'Queue: a second slot while one is queued is skipped (at most one waits)',
+    spec: { ...scheduled, concurrencyPolicy: 'Queue' },
+    status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z', queuedSlot: '2026-06-01T11:59:00Z' },
+    setup: (f) => void inFlight(f, run({ slot: '2026-06-01T11:58:00Z', name: 'sj-prev' }), { podPhase: 'Running' }),
+    actions: ['update-status', 'event Warning SlotsSkipped'],
+    check: (f) => expect(f.sj().status).toMatchObject({ queuedSlot: '2026-06-01T11:59:00Z', skippedSlots: 1, lastScheduleTime: SLOT.toISOString() }),
+  },
+  {
+    name: 'Queue: once nothing is in flight, the queued slot runs',
+    spec: { ...scheduled, concurrencyPolicy: 'Queue' },
+    status: { ...atSlot, queuedSlot: SLOT.toISOString() },
+    actions: ['update-status', `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`],
+    check: (f) => {
+      expect(f.sj().status!.queuedSlot).toBeUndefined();
+      expect(f.sj().status!.activeRun!.slot).toBe(SLOT.toISOString());
+    },
+  },
+  {
+    name: 'stalled: the run\'s Pod cannot pull its image: Stalled condition and Ready=False before the deadline',
+    spec: scheduled,
+    status: atSlot,
+    setup: (f) => {
+      const job = inFlight(f, run());
+      f.jobMap.get(`ns/${job.metadata!.name}`)!.status = { startTime: new Date(NOW.getTime() - 60_000), active: 1 };
+      const pod = addPod(f, job, 'Pending');
+      f.pods[0]!.status = { ...pod.status, containerStatuses: [{ name: 'main', image: 'nope', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "nope"' } } }] };
+    },
+    actions: ['update-status', 'event Warning RunStalled'],
+    check: (f) => {
+      const s = f.sj().status!;
+      expect(s.conditions!.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'ImagePullBackOff' });
+      expect(s.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
+      expect(s.activeRun!.stalled).toBeUndefined();
+    },
+  },
+  {
+    name: 'stalled: Pods that cannot be created at all (FailedCreate) past podStartDeadlineSeconds: the run is ended',
+    spec: { ...scheduled, podStartDeadlineSeconds: 30 },
+    status: atSlot,
+    setup: (f) => {
+      const job = inFlight(f, run());
+      f.jobMap.get(`ns/${job.metadata!.name}`)!.status = { startTime: new Date(NOW.getTime() - 31_000) };
+      f.jobEvents.push({ metadata: {}, involvedObject: { uid: job.metadata!.uid! }, reason: 'FailedCreate', message: 'Error creating: pods "x" is forbidden: error looking up service account ns/missing: serviceaccount "missing" not found' });
+    },
+    actions: ['update-status', 'event Warning RunStalled'],
+    check: (f) => expect(f.sj().status!.activeRun!.stalled).toContain('FailedCreate'),
+  },
+  {
+    name: 'stalled: a run marked for ending has its Job deleted; once its Pods are gone it finishes as Stalled',
+    spec: scheduled,
+    status: atSlot,
+    setup: (f) => {
+      inFlight(f, run());
+      f.sjs.get(KEY)!.status!.activeRun!.stalled = 'FailedCreate: no service account';
+    },
+    actions: [`delete-job ${scheduledRunName('sj', SLOT)} uid=job-uid-2`],
+  },
+  {
+    name: 'stalled: … and with the Job gone and no Pod left, the run finishes Stalled and the schedule goes on',
+    spec: scheduled,
+    status: atSlot,
+    setup: (f) => {
+      inFlight(f, run());
+      f.jobMap.clear();
+      f.sjs.get(KEY)!.status!.activeRun!.stalled = 'FailedCreate: no service account';
+      f.sjs.get(KEY)!.status!.conditions!.push({ type: 'Stalled', status: 'True', reason: 'FailedCreate', message: 'x', lastTransitionTime: '2026-01-01T00:00:00Z' });
+    },
+    actions: ['update-status', 'event Warning RunFinished'],
+    check: (f) => {
+      const s = f.sj().status!;
+      expect(s.recentRuns![0]!.outcome).toBe('Stalled');
+      expect(s.conditions!.some((c) => c.type === 'Stalled')).toBe(false);
+      expect(s.conditions!.find((c) => c.type === 'Ready')!.status).toBe('True');
+      expect(s.consecutiveFailures).toBe(1);
+    },
+  },
+  {
+    name: 'a spec change: the Job it would create is checked by a server-side dry run; a refusal is Ready=False at once',
+    spec: scheduled,
+    status: { ...atSlot, observedGeneration: 1 },
+    setup: (f) => {
+      f.sjs.get(KEY)!.metadata!.generation = 2;
+      f.rejectJobs = 'Job.batch "sj-0" is invalid: spec.template.spec.containers[0].image: Required value';
+    },
+    actions: ['update-status', 'event Warning JobRejected'],
+    check: (f) => expect(f.sj().status!.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'JobRejected', observedGeneration: 2 }),
+  },
+  {
+    name: 'a spec change the API server accepts: dry run, then Ready for the new generation',
+    spec: scheduled,
+    status: { ...atSlot, observedGeneration: 1 },
+    setup: (f) => void (f.sjs.get(KEY)!.metadata!.generation = 2),
+    actions: ['dry-run-job sj-0', 'update-status'],
+  },
+  {
+    name: 'pause on failure: the Nth failed run in a row pauses scheduled runs (condition, Event, Ready=False)',
+    spec: { ...scheduled, suspendAfterFailures: 2 },
+    status: { ...atSlot, consecutiveFailures: 1 },
+    setup: (f) => void inFlight(f, run(), { outcome: 'Failed', podPhase: 'Failed' }),
+    actions: ['update-status', 'event Warning RunFinished', 'event Warning PausedAfterFailures'],
+    check: (f) => {
+      const s = f.sj().status!;
+      expect(s.consecutiveFailures).toBe(2);
+      expect(s.conditions!.find((c) => c.type === 'Paused')).toMatchObject({ status: 'True', reason: 'TooManyFailures' });
+      expect(s.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'PausedAfterFailures' });
+      expect(s.nextScheduleTime).toBeUndefined();
+    },
+  },
+  {
+    name: 'pause on failure: while paused a due slot does not run',
+    spec: { ...scheduled, suspendAfterFailures: 2 },
+    status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z', consecutiveFailures: 2 },
+    actions: ['update-status', 'event Warning PausedAfterFailures'],
+    check: (f) => expect(f.sj().status!.activeRun).toBeUndefined(),
+  },
+  {
+    name: 'pause on failure: a new singleton.dev/resume value resumes',
+    spec: { ...scheduled, suspendAfterFailures: 2 },
+    status: { ...atSlot, consecutiveFailures: 2, lastResumeId: 'old' },
+    setup: (f) => void (f.sjs.get(KEY)!.metadata!.annotations = { [Keys.resume]: 'now' }),
+    actions: ['update-status', 'event Normal Resumed'],
+    check: (f) => {
+      const s = f.sj().status!;
+      expect(s).toMatchObject({ consecutiveFailures: 0, lastResumeId: 'now' });
+      expect(s.conditions!.find((c) => c.type === 'Ready')!.status).toBe('True');
+      expect(s.nextScheduleTime).toBeDefined();
+    },
+  },
 ];
 
 function deps(f: FakeCluster, c: Case): ReconcilerDeps {

@@ -16,7 +16,7 @@ import type { V1Job } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Keys, singletonJobSchema } from '../api/v1alpha1/singletonjob.ts';
 import type { ActiveRun, FinishedRun, SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
-import { apiMessage, isConflict, isInvalid } from '../kube/errors.ts';
+import { apiMessage, isConflict, isInvalid, statusCode } from '../kube/errors.ts';
 import { trackActiveRun } from './active-run.ts';
 import { Claims } from './claims.ts';
 import { deleteStrays, prune } from './cleanup.ts';
@@ -24,9 +24,10 @@ import { buildJob, runningPods } from './jobs.ts';
 import { manualRunName, scheduledRunName } from './naming.ts';
 import { POLL_MS, StaleError } from './pass.ts';
 import type { Pass, ReconcilerDeps, Result } from './pass.ts';
-import { dueSlots, parseSchedule, ScheduleError } from './schedule.ts';
-import type { DueSlots } from './schedule.ts';
-import { healthyReadiness, nextToken, readyCondition, recordFinished, setReady, toDate, TokenExhaustedError } from './status.ts';
+import { parseSchedule, ScheduleError } from './schedule.ts';
+import { dueAt, jitterMs, nextScheduleTime, pausedAfterFailures } from './timing.ts';
+import type { Due } from './timing.ts';
+import { healthyReadiness, nextToken, readyCondition, recordFinished, setCondition, setReady, toDate, TokenExhaustedError } from './status.ts';
 import type { Readiness } from './status.ts';
 
 export type { ReconcilerDeps, Result } from './pass.ts';
@@ -76,10 +77,11 @@ export class Reconciler implements Pass {
   /** Caps a result's requeue at the object's next slot (and MAX_IDLE_MS), so no pass ends with "wait for a change" only. */
   private atLeastAtNextSlot(sj: SingletonJob, result: Result): Result {
     let bound = MAX_IDLE_MS;
-    if (sj.spec?.schedule && !sj.spec.suspend) {
+    if (sj.spec?.schedule && !sj.spec.suspend && !pausedAfterFailures(sj)) {
       try {
         const now = this.d.now();
-        bound = Math.min(bound, Math.max(0, parseSchedule(sj.spec.schedule, sj.spec.timeZone).next(now).getTime() - now.getTime()) + 5);
+        const offset = jitterMs(sj);
+        bound = Math.min(bound, Math.max(0, parseSchedule(sj.spec.schedule, sj.spec.timeZone).next(new Date(now.getTime() - offset)).getTime() + offset - now.getTime()) + 5);
       } catch {
         // An invalid schedule is reported by validate(); MAX_IDLE_MS applies.
       }
@@ -98,10 +100,7 @@ export class Reconciler implements Pass {
     if (await this.claims.clearStaleContender(this, key, sj)) return { requeueAfterMs: 0 };
 
     const problem = this.validate(sj);
-    const schedule = !problem && sj.spec.schedule ? parseSchedule(sj.spec.schedule, sj.spec.timeZone) : undefined;
-    const since = toDate(status.lastScheduleTime) ?? toDate(sj.metadata?.creationTimestamp) ?? now;
-    const due = schedule && !sj.spec.suspend ? dueSlots(schedule, since, now, sj.spec.startingDeadlineSeconds) : undefined;
-    const untilNext = due ? Math.max(0, due.next.getTime() - now.getTime()) + 5 : undefined;
+    const due = problem ? undefined : dueAt(sj, now);
     const requestId = sj.metadata?.annotations?.[Keys.runNow]?.trim().slice(0, 253);
     const manual = !problem && requestId && requestId !== status.lastManualRequestId ? requestId : undefined;
     if (status.activeRun) {
@@ -110,8 +109,19 @@ export class Reconciler implements Pass {
       // hold the slot until the watch recovers).
       const waiting = Boolean(due?.slot || manual);
       const tracked = await trackActiveRun(this, key, sj, status.activeRun, log, waiting);
-      if (tracked) return tracked;
+      if (tracked && !tracked.soft) return tracked;
+      // A run waiting for its Pod to start: decide as usual (Replace may
+      // cancel it), and look at it again when it asked to be.
+      if (tracked) return soonest(tracked, await this.decide(key, sj, log, due, manual, problem));
     }
+    return this.decide(key, sj, log, due, manual, problem);
+  }
+
+  /** The decision once the active run (if any) has been followed: policy, start, skip, readiness, cleanup. */
+  private async decide(key: string, sj: SingletonJob, log: Logger, due: Due | undefined, manual: string | undefined, problem: Readiness | undefined): Promise<Result> {
+    const now = this.d.now();
+    const status = sj.status ?? {};
+    const untilNext = due ? Math.max(0, due.nextAt.getTime() - now.getTime()) + 5 : undefined;
     // Strays are deleted on the way; they do not hold scheduling (a stray's
     // Pod that still runs holds the next run through startRun's Pod check).
     await deleteStrays(this.d, key, sj);
@@ -119,18 +129,25 @@ export class Reconciler implements Pass {
       await this.updateReady(sj, problem);
       return {};
     }
-
-    if (due && !due.slot && due.skipped > 0) return this.recordSkipped(sj, due, 'missed its starting deadline');
-    const wanted = due?.slot ? { kind: 'Scheduled' as const, slot: due.slot } : manual ? { kind: 'Manual' as const, requestId: manual } : undefined;
+    const resumed = await this.resumeIfAsked(key, sj);
+    if (resumed) return resumed;
 
     const active = status.activeRun;
+    const queued = toDate(status.queuedSlot);
+    if (due && !due.slot && due.skipped > 0) return this.recordSkipped(sj, due, 'missed its starting deadline');
+    // A queued slot runs as soon as nothing is in flight (Queue policy).
+    if (queued && !active) return this.startRun(key, sj, { kind: 'Scheduled', slot: queued }, undefined);
+    const wanted = due?.slot ? { kind: 'Scheduled' as const, slot: due.slot } : manual ? { kind: 'Manual' as const, requestId: manual } : undefined;
+
     if (wanted && active) {
       const what = wanted.kind === 'Scheduled' ? `slot ${wanted.slot.toISOString()}` : `manual request "${wanted.requestId}"`;
-      if ((sj.spec.concurrencyPolicy ?? 'Forbid') === 'Forbid') {
-        await this.announceOnce(sj, `held:${active.name}:${what}`, 'Normal', 'RunHeld', `Run for ${what} waits: run ${active.name} (token ${active.token}) is still in flight (concurrencyPolicy Forbid)`);
+      const policy = sj.spec.concurrencyPolicy ?? 'Forbid';
+      if (policy === 'Queue' && wanted.kind === 'Scheduled' && due) return this.queue(key, sj, active, due);
+      if (policy !== 'Replace') {
+        await this.announceOnce(sj, `held:${active.name}:${what}`, 'Normal', 'RunHeld', `Run for ${what} waits: run ${active.name} (token ${active.token}) is still in flight (concurrencyPolicy ${policy})`);
         // Poll: the active run is re-checked live on the next pass (its end may
         // never reach a stale cache), and the held slot is re-judged at its deadline.
-        const untilDeadline = due?.deadline ? due.deadline.getTime() - now.getTime() + 5 : undefined;
+        const untilDeadline = due?.deadlineAt ? due.deadlineAt.getTime() - now.getTime() + 5 : undefined;
         return { requeueAfterMs: Math.max(0, Math.min(HOLD_POLL_MS, untilDeadline ?? HOLD_POLL_MS)) };
       }
       await this.write(key, sj, (s) => {
@@ -140,9 +157,75 @@ export class Reconciler implements Pass {
       return { requeueAfterMs: 0 };
     }
     if (wanted) return this.startRun(key, sj, wanted, due);
+    if (!active && (await this.dryRunRejected(sj))) return { requeueAfterMs: 0 };
     if (await this.updateReady(sj, healthyReadiness(sj))) return { requeueAfterMs: 0 };
     await prune(this.d.jobs, sj, log);
     return untilNext !== undefined ? { requeueAfterMs: untilNext } : {};
+  }
+
+  /**
+   * Queue (Temporal's BufferOne): the slot due while a run is in flight is
+   * remembered and runs as soon as that run has ended; at most one waits, a
+   * later slot while one is queued is skipped.
+   */
+  private async queue(key: string, sj: SingletonJob, active: ActiveRun, due: Due): Promise<Result> {
+    const slot = due.slot!;
+    const already = toDate(sj.status?.queuedSlot);
+    await this.write(key, sj, (s) => {
+      s.lastScheduleTime = slot.toISOString();
+      if (already) {
+        s.skippedSlots = (s.skippedSlots ?? 0) + 1 + due.skipped;
+        s.lastSkippedSlot = slot.toISOString();
+      } else {
+        s.queuedSlot = slot.toISOString();
+        if (due.skipped > 0) s.skippedSlots = (s.skippedSlots ?? 0) + due.skipped;
+      }
+    });
+    if (already) {
+      this.d.metrics.slotsSkipped.inc(1 + due.skipped);
+      await this.d.events.emit(sj, 'Warning', 'SlotsSkipped', `Skipped slot ${slot.toISOString()}: slot ${already.toISOString()} is already queued behind run ${active.name} (concurrencyPolicy Queue keeps one)`);
+    } else {
+      await this.d.events.emit(sj, 'Normal', 'RunQueued', `Slot ${slot.toISOString()} is queued: it runs as soon as run ${active.name} (token ${active.token}) has ended (concurrencyPolicy Queue)`);
+    }
+    return { requeueAfterMs: HOLD_POLL_MS };
+  }
+
+  /**
+   * The Job template is checked when the spec changes, not at the first slot:
+   * a server-side dry-run create of the Job a run would get (schema,
+   * admission webhooks, quotas that check Jobs). Once per generation.
+   */
+  private async dryRunRejected(sj: SingletonJob): Promise<boolean> {
+    if (sj.status?.observedGeneration === sj.metadata?.generation) return false;
+    const probe: ActiveRun = { name: scheduledRunName(sj.metadata!.name!, new Date(0)), token: Math.max(1, sj.status?.currentToken ?? 1), term: Math.max(1, this.term()), kind: 'Scheduled', slot: new Date(0).toISOString(), reservedTime: this.d.now().toISOString() };
+    try {
+      await this.d.jobs.create(buildJob(sj, probe, { suspended: true }), { dryRun: true });
+      return false;
+    } catch (err) {
+      const code = statusCode(err);
+      // Refused by the API server (invalid, forbidden by admission or quota); anything else is retried.
+      if (code !== 422 && code !== 403 && code !== 400) throw err;
+      const message = `The API server refuses the Job this SingletonJob would create (dry run): ${apiMessage(err)}`;
+      await this.updateReady(sj, { ready: false, reason: 'JobRejected', message });
+      return true;
+    }
+  }
+
+  /** singleton.dev/resume with a new value ends a pause after failures. */
+  private async resumeIfAsked(key: string, sj: SingletonJob): Promise<Result | undefined> {
+    const id = sj.metadata?.annotations?.[Keys.resume]?.trim().slice(0, 253);
+    const status = sj.status ?? {};
+    if (!id || id === status.lastResumeId || !pausedAfterFailures(sj)) return undefined;
+    await this.write(key, sj, (s) => {
+      s.consecutiveFailures = 0;
+      s.lastResumeId = id;
+      // Slots missed while paused are not caught up (as after a suspend, only the latest within the deadline would run).
+      s.lastScheduleTime = this.d.now().toISOString();
+      setCondition(s, { type: 'Paused', status: 'False', reason: 'Resumed', message: `Resumed by ${Keys.resume}="${id}"` }, sj.metadata?.generation, this.d.now());
+      setReady(s, healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, this.d.now());
+    });
+    await this.d.events.emit(sj, 'Normal', 'Resumed', `Scheduled runs resumed (${Keys.resume}="${id}") after ${status.consecutiveFailures} failed runs in a row`);
+    return { requeueAfterMs: 0 };
   }
 
   /** Problems only the operator can see (the CRD schema catches the rest). */
@@ -168,7 +251,7 @@ export class Reconciler implements Pass {
     return undefined;
   }
 
-  private async startRun(key: string, sj: SingletonJob, wanted: { kind: 'Scheduled'; slot: Date } | { kind: 'Manual'; requestId: string }, due: DueSlots | undefined): Promise<Result> {
+  private async startRun(key: string, sj: SingletonJob, wanted: { kind: 'Scheduled'; slot: Date } | { kind: 'Manual'; requestId: string }, due: Due | undefined): Promise<Result> {
     const status = sj.status ?? {};
     let token: number;
     try {
@@ -191,7 +274,9 @@ export class Reconciler implements Pass {
     const reserved = await this.write(key, sj, (s) => {
       s.activeRun = run;
       s.currentToken = token;
-      if (run.slot) s.lastScheduleTime = run.slot;
+      s.lastRunTime = run.reservedTime;
+      if (run.slot && s.queuedSlot === run.slot) delete s.queuedSlot;
+      if (run.slot && !(toDate(s.lastScheduleTime)! > new Date(run.slot))) s.lastScheduleTime = run.slot;
       if (run.requestId) s.lastManualRequestId = run.requestId;
       if (skipped > 0) s.skippedSlots = (s.skippedSlots ?? 0) + skipped;
       if (skipped > 0 && due?.lastSkipped) s.lastSkippedSlot = due.lastSkipped.toISOString();
@@ -241,17 +326,34 @@ export class Reconciler implements Pass {
   }
 
   async finish(key: string, sj: SingletonJob, run: ActiveRun, outcome: FinishedRun['outcome'], completion?: Date, readiness?: Readiness): Promise<Result> {
-    await this.write(key, sj, (s) => {
-      recordFinished(s, run, outcome, this.d.now(), completion);
-      if (readiness) setReady(s, readiness, sj.metadata?.generation, this.d.now());
+    const now = this.d.now();
+    const failed = outcome === 'Failed' || outcome === 'Stalled';
+    const limit = sj.spec.suspendAfterFailures;
+    const failures = outcome === 'Succeeded' ? 0 : (sj.status?.consecutiveFailures ?? 0) + (failed ? 1 : 0);
+    const pausing = limit !== undefined && failed && failures === limit;
+    const written = await this.write(key, sj, (s) => {
+      recordFinished(s, run, outcome, now, completion);
+      s.consecutiveFailures = failures;
+      s.conditions = s.conditions?.filter((c) => c.type !== STALLED);
+      if (pausing) {
+        // Resuming takes a new value of the annotation: the current one must not count.
+        const current = sj.metadata?.annotations?.[Keys.resume]?.trim().slice(0, 253);
+        if (current) s.lastResumeId = current;
+        setCondition(s, { type: 'Paused', status: 'True', reason: 'TooManyFailures', message: pauseMessage(sj, failures) }, sj.metadata?.generation, now);
+      }
+      if (outcome === 'Succeeded' && s.conditions?.some((c) => c.type === 'Paused' && c.status === 'True')) {
+        setCondition(s, { type: 'Paused', status: 'False', reason: 'RunSucceeded', message: `Run ${run.name} succeeded` }, sj.metadata?.generation, now);
+      }
+      setReady(s, readiness ?? healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, now);
     });
     this.d.metrics.runsFinished.inc({ outcome });
-    const verb = { Succeeded: 'succeeded', Failed: 'failed', Replaced: 'was replaced', Deleted: 'ended because its Job was deleted' }[outcome];
+    const verb = { Succeeded: 'succeeded', Failed: 'failed', Replaced: 'was replaced', Deleted: 'ended because its Job was deleted', Stalled: `was ended: its Pod never ran (${run.stalled ?? 'stalled'})` }[outcome];
     await this.d.events.emit(sj, outcome === 'Succeeded' || outcome === 'Replaced' ? 'Normal' : 'Warning', 'RunFinished', `Run ${run.name} (token ${run.token}) ${verb}`);
+    if (pausing) await this.d.events.emit(written, 'Warning', 'PausedAfterFailures', pauseMessage(sj, failures));
     return { requeueAfterMs: 0 };
   }
 
-  private async recordSkipped(sj: SingletonJob, due: DueSlots, why: string): Promise<Result> {
+  private async recordSkipped(sj: SingletonJob, due: Due, why: string): Promise<Result> {
     const key = `${sj.metadata!.namespace}/${sj.metadata!.name}`;
     await this.write(key, sj, (s) => {
       s.lastScheduleTime = due.latest!.toISOString();
@@ -294,7 +396,22 @@ export class Reconciler implements Pass {
     const status: SingletonJobStatus = structuredClone(sj.status ?? {});
     mutate(status);
     this.claims.stamp(status);
+    const next = nextScheduleTime(sj, status, this.d.now());
+    if (next) status.nextScheduleTime = next;
+    else delete status.nextScheduleTime;
     if (sj.metadata?.generation !== undefined) status.observedGeneration = sj.metadata.generation;
     return this.d.status.replaceStatus({ ...sj, status });
   }
+}
+
+const STALLED = 'Stalled';
+
+function pauseMessage(sj: SingletonJob, failures: number): string {
+  return `Scheduled runs are paused: ${failures} runs failed in a row (suspendAfterFailures ${sj.spec.suspendAfterFailures}). Manual requests still run. Resume: kubectl annotate singletonjob ${sj.metadata?.name} -n ${sj.metadata?.namespace} ${Keys.resume}="$(date +%s)" --overwrite`;
+}
+
+/** The earlier of two requeues (a result without one waits for a change). */
+function soonest(a: Result, b: Result): Result {
+  const ms = Math.min(a.requeueAfterMs ?? Infinity, b.requeueAfterMs ?? Infinity);
+  return ms === Infinity ? {} : { requeueAfterMs: ms };
 }

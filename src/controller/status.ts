@@ -60,8 +60,16 @@ export function setCondition(status: SingletonJobStatus, c: Pick<Condition, 'typ
 
 export function healthyReadiness(sj: SingletonJob): Readiness {
   const { schedule, timeZone, suspend } = sj.spec;
+  // A run in flight that cannot start: not ready until it runs or is ended.
+  const stalled = sj.status?.conditions?.find((c) => c.type === 'Stalled' && c.status === 'True');
+  if (stalled) return { ready: false, reason: 'RunStalled', message: stalled.message };
   if (!schedule) return { ready: true, reason: 'OnDemand', message: `No schedule: runs start only on request (annotation ${Keys.runNow})` };
   if (suspend) return { ready: true, reason: 'Suspended', message: 'Scheduled runs are suspended; manual requests still run' };
+  const limit = sj.spec.suspendAfterFailures;
+  const failures = sj.status?.consecutiveFailures ?? 0;
+  if (limit !== undefined && failures >= limit) {
+    return { ready: false, reason: 'PausedAfterFailures', message: `Scheduled runs are paused after ${failures} failed runs in a row; resume with the annotation ${Keys.resume} (a new value)` };
+  }
   return { ready: true, reason: 'Scheduled', message: `Runs on schedule "${schedule}" in ${timeZone ?? 'UTC'}` };
 }
 

@@ -6,7 +6,7 @@
 // patch — and record every mutating call as a short action string, in order.
 // They are not a substitute for the integration tests against the real
 // control plane; they make every branch cheap to reach.
-import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import type { CoreV1Event, V1Job, V1Pod } from '@kubernetes/client-node';
 import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { Liveness } from '../../src/controller/contention.ts';
@@ -87,8 +87,12 @@ export class FakeCluster {
     cached: (namespace, name) => (this.jobMap.has(`${namespace}/${name}`) ? copy(this.jobMap.get(`${namespace}/${name}`)!) : undefined),
     ownedBy: (uid) => [...this.jobMap.values()].filter((j) => j.metadata?.ownerReferences?.some((r) => r.controller && r.uid === uid)).map(copy),
     read: async (namespace, name) => (this.jobMap.has(`${namespace}/${name}`) ? copy(this.jobMap.get(`${namespace}/${name}`)!) : undefined),
-    create: async (job) => {
+    create: async (job, options = {}) => {
       if (this.rejectJobs) throw apiError(422, this.rejectJobs);
+      if (options.dryRun) {
+        this.actions.push(`dry-run-job ${job.metadata?.name}`);
+        return copy(job);
+      }
       if (this.jobMap.has(keyOf(job))) throw apiError(409, `jobs.batch "${job.metadata?.name}" already exists`);
       const created = this.addJob(job);
       this.actions.push(`create-job ${job.metadata?.name} token=${job.metadata?.annotations?.[Keys.token]}${job.spec?.suspend ? ' suspended' : ''}`);
@@ -102,6 +106,7 @@ export class FakeCluster {
       for (const pod of this.pods) if (pod.metadata?.ownerReferences?.some((r) => r.uid === live.metadata?.uid)) pod.metadata!.deletionTimestamp = new Date();
       this.actions.push(`delete-job ${job.metadata?.name} uid=${job.metadata?.uid}`);
     },
+    events: async (job) => this.jobEvents.filter((e) => e.involvedObject.uid === job.metadata?.uid).map(copy),
     unsuspend: async (job) => {
       const live = this.jobMap.get(keyOf(job));
       if (!live) return;
@@ -131,6 +136,8 @@ export class FakeCluster {
   };
 
   readonly eventLog: { type: string; reason: string; message: string }[] = [];
+  /** Events other components recorded (e.g. the Job controller's FailedCreate). */
+  readonly jobEvents: CoreV1Event[] = [];
 
   readonly leaseJudge: LeaseJudge = {
     check: async (key) => this.leases.get(key) ?? { alive: true, holder: 'someone', why: `Lease ${key} is held`, recheckMs: 1000 },

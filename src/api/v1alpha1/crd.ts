@@ -30,12 +30,15 @@ export function singletonJobCrd(): V1CustomResourceDefinition {
           subresources: { status: {} },
           additionalPrinterColumns: [
             { name: 'Schedule', type: 'string', jsonPath: '.spec.schedule' },
+            { name: 'Time Zone', type: 'string', jsonPath: '.spec.timeZone' },
             { name: 'Suspend', type: 'boolean', jsonPath: '.spec.suspend' },
+            { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+            { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
             { name: 'Active', type: 'string', jsonPath: '.status.activeRun.name' },
             { name: 'Token', type: 'integer', jsonPath: '.status.currentToken' },
-            { name: 'Last Run', type: 'date', jsonPath: '.status.lastScheduleTime' },
+            { name: 'Last Run', type: 'date', jsonPath: '.status.lastRunTime' },
+            { name: 'Next Run', type: 'string', jsonPath: '.status.nextScheduleTime' },
             { name: 'Last Success', type: 'date', jsonPath: '.status.lastSuccessfulTime' },
-            { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status', priority: 1 },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],
           // client-node's types call the x-kubernetes-* keys by their TS names; the YAML uses the wire names.

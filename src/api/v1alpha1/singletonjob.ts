@@ -26,6 +26,8 @@ export const Keys = {
   slot: `${GROUP}/slot`,
   requestId: `${GROUP}/request-id`,
   singletonJob: `${GROUP}/singletonjob`,
+  /** Annotation a user sets to resume scheduling paused after failures; change its value to resume again. */
+  resume: `${GROUP}/resume`,
   /** Annotation on Jobs and Pods: the attempt of the run (1-based); every attempt has its own token. */
   attempt: `${GROUP}/attempt`,
 } as const;
@@ -94,10 +96,24 @@ const specField = obj('Desired behaviour of the SingletonJob.', {
   ),
   timeZone: optional(str('IANA time zone of the schedule (for example Europe/Berlin); default UTC.', { maxLength: 64, pattern: TIME_ZONE_PATTERN })),
   concurrencyPolicy: optional(
-    enumOf('Forbid: a due run waits until every Pod of the previous run is terminal. Replace: the running Job is deleted, and the new run starts once its Pods are gone.', ['Forbid', 'Replace'], 'Forbid'),
+    enumOf(
+      'Forbid: a due run waits until every Pod of the previous run is terminal (a slot whose starting deadline passes meanwhile is skipped). Queue: a slot due while a run is in flight runs as soon as that run has ended; at most one waits, later ones are skipped. Replace: the running Job is deleted (its Pods get their termination grace period) and the new run starts once they are gone.',
+      ['Forbid', 'Queue', 'Replace'],
+      'Forbid',
+    ),
   ),
   suspend: optional(bool('Stops scheduled runs (already running runs continue; manual requests still run).', false)),
   startingDeadlineSeconds: optional(int('A slot that could not start within this many seconds of its time is skipped.', { minimum: 1, maximum: 31_622_400 })),
+  podStartDeadlineSeconds: optional(
+    int(
+      'A run whose Pod is not running this many seconds after its Job was released (image pull failing, unschedulable, Pods that cannot be created) is ended as Stalled, so it does not hold the schedule. Default 900.',
+      { minimum: 10, maximum: 86_400 },
+    ),
+  ),
+  jitterSeconds: optional(int('Start each slot up to this many seconds late, by an offset fixed per object (derived from its UID), so many objects due at one instant do not start at once.', { minimum: 0, maximum: 3600 })),
+  suspendAfterFailures: optional(
+    int('Pause scheduled runs after this many consecutive failed runs (condition Paused; resume with the annotation singleton.dev/resume). Omit to never pause.', { minimum: 1, maximum: 1000 }),
+  ),
   successfulJobsHistoryLimit: optional(int('Finished successful Jobs to keep.', { minimum: 0, maximum: 100, default: 3 })),
   failedJobsHistoryLimit: optional(int('Finished failed Jobs to keep.', { minimum: 0, maximum: 100, default: 1 })),
   jobTemplate,
@@ -130,11 +146,12 @@ const activeRun = obj('The run reserved or in flight; cleared only once every Po
   jobUID: optional(str('UID of the created Job; absent while only reserved.')),
   replacing: optional(bool('Set while Replace deletes this run to make room for another.')),
   notBefore: optional(str('A retry attempt: its Job is created no earlier than this (backoff).', { format: 'date-time' })),
+  stalled: optional(str('Why the run is being ended as Stalled (its Pod never ran within podStartDeadlineSeconds).', { maxLength: 4096 })),
 });
 
 const finishedRun = obj('A finished run.', {
   ...runFields,
-  outcome: enumOf('How the run ended.', ['Succeeded', 'Failed', 'Replaced', 'Deleted']),
+  outcome: enumOf('How the run ended.', ['Succeeded', 'Failed', 'Replaced', 'Deleted', 'Stalled']),
   finishedTime: str('When the controller recorded the end.', { format: 'date-time' }),
 });
 
@@ -150,7 +167,12 @@ const statusField = obj(
     leaderLease: optional(str('Lease (namespace/name) of the installation whose leader last wrote this status; it acts on this object while that Lease is alive.', { maxLength: 317 })),
     contender: optional(str('Lease (namespace/name) of another installation that also claims this object and stands by (see the Contended condition).', { maxLength: 317 })),
     activeRun: optional(activeRun),
-    lastScheduleTime: optional(str('Latest slot that was started or skipped (UTC).', { format: 'date-time' })),
+    lastScheduleTime: optional(str('Latest slot that was started, queued or skipped (UTC).', { format: 'date-time' })),
+    lastRunTime: optional(str('When the latest run (scheduled or manual) was started; skipped slots are not runs.', { format: 'date-time' })),
+    nextScheduleTime: optional(str('The next slot the operator will act on (UTC, jitter included); absent without a schedule or while suspended or paused.', { format: 'date-time' })),
+    queuedSlot: optional(str('Queue policy: the slot waiting for the run in flight to end.', { format: 'date-time' })),
+    consecutiveFailures: optional(int('Runs that failed in a row (reset by a success).', { minimum: 0 })),
+    lastResumeId: optional(str('The last singleton.dev/resume annotation value taken into account.', { maxLength: 253 })),
     lastSuccessfulTime: optional(str('When the last successful run finished.', { format: 'date-time' })),
     lastManualRequestId: optional(str('Last manual request id taken into account.', { maxLength: 253 })),
     skippedSlots: optional(int('Slots skipped so far (missed deadline, Forbid, suspend catch-up).', { minimum: 0 })),

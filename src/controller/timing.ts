@@ -1,0 +1,64 @@
+// When an object's slots fall due for this operator: the schedule in its
+// time zone, shifted by the object's jitter, held while it is suspended or
+// paused after failures. One place, so the decision, the requeue and
+// status.nextScheduleTime never disagree.
+import { createHash } from 'node:crypto';
+import type { SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
+import { dueSlots, parseSchedule } from './schedule.ts';
+import type { DueSlots } from './schedule.ts';
+import { toDate } from './status.ts';
+
+/**
+ * The object's jitter: a fixed offset in [0, jitterSeconds] seconds (ms
+ * resolution) from a hash of its UID — the same on every replica and every
+ * leader, so a slot is never judged due by one and not yet by another.
+ */
+export function jitterMs(sj: SingletonJob): number {
+  const seconds = sj.spec.jitterSeconds ?? 0;
+  if (seconds <= 0) return 0;
+  const h = createHash('sha256').update(sj.metadata?.uid ?? sj.metadata?.name ?? '').digest();
+  return h.readUInt32BE(0) % (seconds * 1000 + 1);
+}
+
+/** Scheduled runs are held after `suspendAfterFailures` failed runs in a row, until resumed. */
+export function pausedAfterFailures(sj: SingletonJob, status: SingletonJobStatus = sj.status ?? {}): boolean {
+  const limit = sj.spec.suspendAfterFailures;
+  return limit !== undefined && (status.consecutiveFailures ?? 0) >= limit;
+}
+
+/** Whether scheduled slots are acted on at all now. */
+export function scheduling(sj: SingletonJob, status: SingletonJobStatus = sj.status ?? {}): boolean {
+  return Boolean(sj.spec.schedule) && !sj.spec.suspend && !pausedAfterFailures(sj, status);
+}
+
+export interface Due extends DueSlots {
+  /** When the next slot falls due for this object (jitter included). */
+  nextAt: Date;
+  /** When the due slot stops being startable (jitter included), if it has a deadline. */
+  deadlineAt?: Date;
+}
+
+/** The due and skipped slots as of `now`, with the jitter applied; undefined when the object does not schedule. Throws ScheduleError. */
+export function dueAt(sj: SingletonJob, now: Date, status: SingletonJobStatus = sj.status ?? {}): Due | undefined {
+  if (!scheduling(sj, status)) return undefined;
+  const offset = jitterMs(sj);
+  const since = toDate(status.lastScheduleTime) ?? toDate(sj.metadata?.creationTimestamp) ?? now;
+  const due = dueSlots(parseSchedule(sj.spec.schedule!, sj.spec.timeZone), since, new Date(now.getTime() - offset), sj.spec.startingDeadlineSeconds);
+  const result: Due = { ...due, nextAt: new Date(due.next.getTime() + offset) };
+  if (due.deadline) result.deadlineAt = new Date(due.deadline.getTime() + offset);
+  return result;
+}
+
+/** status.nextScheduleTime for a status about to be written: the next slot this operator will act on. */
+export function nextScheduleTime(sj: SingletonJob, status: SingletonJobStatus, now: Date): string | undefined {
+  try {
+    const due = dueAt(sj, now, status);
+    if (!due) return undefined;
+    // A queued or held slot is still to be acted on; otherwise the next one.
+    if (status.queuedSlot) return status.queuedSlot;
+    if (due.slot) return new Date(due.slot.getTime() + jitterMs(sj)).toISOString();
+    return due.nextAt.toISOString();
+  } catch {
+    return undefined; // an invalid schedule is reported through Ready
+  }
+}
