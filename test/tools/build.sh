@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the local control-plane binaries (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kwok, helm, actionlint) from the Go module proxy
+# kube-controller-manager, kube-scheduler, kwok, helm, actionlint, promtool) from the Go module proxy
 # and caches them outside the checkout, keyed by version. Rebuilds only what is
 # missing. Prints the cache folder holding the binaries as its last line.
 #
@@ -45,7 +45,7 @@ build() { # name, tools dir, output dir, ldflags, packages...
   echo "built $name in $((SECONDS - start)) s"
 }
 
-want="${*:-k8s etcd kwok helm actionlint}"
+want="${*:-k8s etcd kwok helm actionlint promtool}"
 for what in $want; do
   case "$what" in
     k8s)
@@ -107,7 +107,13 @@ for what in $want; do
       if [ ! -x "$out/actionlint" ]; then
         build actionlint actionlint "$out" "-s -w -X github.com/rhysd/actionlint.version=$v" github.com/rhysd/actionlint/cmd/actionlint
       fi ;;
-    *) echo "unknown component '$what' (expected k8s, etcd, kwok, helm, node or actionlint)" >&2; exit 2 ;;
+    promtool) # checks the chart's PrometheusRule in the unit tests (promtool test rules)
+      v="$(version_of github.com/prometheus/prometheus promtool)"
+      out="$bin/promtool-$v"
+      if [ ! -x "$out/promtool" ]; then
+        build promtool promtool "$out" "-s -w -X github.com/prometheus/common/version.Version=$v" github.com/prometheus/prometheus/cmd/promtool
+      fi ;;
+    *) echo "unknown component '$what' (expected k8s, etcd, kwok, helm, node, actionlint or promtool)" >&2; exit 2 ;;
   esac
 done
 echo "$bin"

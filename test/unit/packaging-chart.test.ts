@@ -1,11 +1,11 @@
 // Offline checks of the chart, the plain manifests and the examples. That
 // manifests/install.yaml is what the chart renders is proven with helm in
 // test/integration/helm.test.ts; here the rendered objects are inspected.
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
-import { copiedFiles } from '../../scripts/generate-manifests.ts';
+import { copiedFiles, CRD_TEMPLATES } from '../../scripts/generate-manifests.ts';
 import { singletonJobSchema } from '../../src/api/v1alpha1/singletonjob.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -35,8 +35,31 @@ const byKind = (kind: string) => install.filter((o) => o.kind === kind);
 describe('chart sources', () => {
   it('carries exact copies of the CRDs (and aggregated roles) from manifests/', () => {
     for (const [file, content] of copiedFiles()) expect({ file, content: read(file) }).toEqual({ file, content });
-    const chartCrds = readdirSync(path.join(root, 'charts/singleton-operator/crds')).sort();
+    const chartCrds = readdirSync(path.join(root, CRD_TEMPLATES)).sort();
     expect(chartCrds).toEqual(readdirSync(path.join(root, 'manifests/crds')).filter((n) => n.endsWith('.yaml')).sort());
+  });
+
+  it('renders the CRD as a template (upgraded by helm upgrade), not from crds/ (installed once, never upgraded)', () => {
+    expect(existsSync(path.join(root, 'charts/singleton-operator/crds'))).toBe(false);
+    for (const name of readdirSync(path.join(root, CRD_TEMPLATES))) {
+      const template = read(`${CRD_TEMPLATES}/${name}`);
+      expect(template).toMatch(/^\{\{- if \.Values\.crds\.enabled \}\}$/m);
+      expect(template).toContain('{{- if .Values.crds.keep }}\n  annotations:\n    helm.sh/resource-policy: keep\n');
+    }
+  });
+
+  it('generates the CRD without YAML anchors or aliases', () => {
+    for (const name of readdirSync(path.join(root, 'manifests/crds'))) {
+      const doc = parseAllDocuments(read(`manifests/crds/${name}`))[0]!;
+      expect(doc.toString()).not.toMatch(/(:|-) [&*]a\d+\b/);
+    }
+  });
+
+  it('accepts global (as a subchart) and the usual extension points in its schema', () => {
+    const schema = JSON.parse(read('charts/singleton-operator/values.schema.json')) as { properties: Record<string, unknown> };
+    for (const key of ['global', 'crds', 'extraArgs', 'extraEnv', 'extraVolumes', 'extraVolumeMounts', 'podAnnotations', 'priorityClassName', 'topologySpreadConstraints', 'prometheusRule', 'grafanaDashboard']) {
+      expect({ key, allowed: key in schema.properties }).toEqual({ key, allowed: true });
+    }
   });
 
   it('versions the app like package.json', () => {
@@ -59,6 +82,11 @@ describe('chart sources', () => {
 });
 
 describe('manifests/install.yaml', () => {
+  it('is applied with kubectl: no CRD (manifests/crds/ is applied first) and no Helm managed-by label', () => {
+    expect(byKind('CustomResourceDefinition')).toEqual([]);
+    expect(install.filter((o) => o.metadata.labels?.['app.kubernetes.io/managed-by']).map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([]);
+  });
+
   it('installs into a namespace that enforces the restricted Pod Security Standard', () => {
     const [ns] = byKind('Namespace');
     expect(ns?.metadata.labels?.['pod-security.kubernetes.io/enforce']).toBe('restricted');
