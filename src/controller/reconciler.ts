@@ -24,8 +24,8 @@ import { buildJob, runningPods } from './jobs.ts';
 import { manualRunName, scheduledRunName } from './naming.ts';
 import { POLL_MS, StaleError } from './pass.ts';
 import type { Pass, ReconcilerDeps, Result } from './pass.ts';
-import { parseSchedule, ScheduleError } from './schedule.ts';
-import { dueAt, jitterMs, nextScheduleTime, pausedAfterFailures } from './timing.ts';
+import { ScheduleError } from './schedule.ts';
+import { dueAt, expressions, jitterMs, nextScheduleTime, objectSchedule, pausedAfterFailures, scheduling } from './timing.ts';
 import type { Due } from './timing.ts';
 import { healthyReadiness, nextToken, readyCondition, recordFinished, setCondition, setReady, toDate, TokenExhaustedError } from './status.ts';
 import type { Readiness } from './status.ts';
@@ -77,11 +77,11 @@ export class Reconciler implements Pass {
   /** Caps a result's requeue at the object's next slot (and MAX_IDLE_MS), so no pass ends with "wait for a change" only. */
   private atLeastAtNextSlot(sj: SingletonJob, result: Result): Result {
     let bound = MAX_IDLE_MS;
-    if (sj.spec?.schedule && !sj.spec.suspend && !pausedAfterFailures(sj)) {
+    if (sj.spec && scheduling(sj)) {
       try {
         const now = this.d.now();
         const offset = jitterMs(sj);
-        bound = Math.min(bound, Math.max(0, parseSchedule(sj.spec.schedule, sj.spec.timeZone).next(new Date(now.getTime() - offset)).getTime() + offset - now.getTime()) + 5);
+        bound = Math.min(bound, Math.max(0, objectSchedule(sj)!.next(new Date(now.getTime() - offset)).getTime() + offset - now.getTime()) + 5);
       } catch {
         // An invalid schedule is reported by validate(); MAX_IDLE_MS applies.
       }
@@ -235,9 +235,9 @@ export class Reconciler implements Pass {
       const message = parsed.error.issues.map((i) => `${i.path.join('.') || 'object'}: ${i.message}`).join('; ');
       return { ready: false, reason: 'InvalidSpec', message };
     }
-    if (sj.spec.schedule) {
+    if (expressions(sj).length) {
       try {
-        parseSchedule(sj.spec.schedule, sj.spec.timeZone);
+        objectSchedule(sj);
       } catch (err) {
         if (err instanceof ScheduleError) return { ready: false, reason: err.reason, message: err.message };
         throw err;

@@ -59,7 +59,8 @@ export function setCondition(status: SingletonJobStatus, c: Pick<Condition, 'typ
 }
 
 export function healthyReadiness(sj: SingletonJob): Readiness {
-  const { schedule, timeZone, suspend } = sj.spec;
+  const { timeZone, suspend } = sj.spec;
+  const schedule = sj.spec.schedules?.length ? sj.spec.schedules.join('" and "') : sj.spec.schedule;
   // A run in flight that cannot start: not ready until it runs or is ended.
   const stalled = sj.status?.conditions?.find((c) => c.type === 'Stalled' && c.status === 'True');
   if (stalled) return { ready: false, reason: 'RunStalled', message: stalled.message };
@@ -70,7 +71,7 @@ export function healthyReadiness(sj: SingletonJob): Readiness {
   if (limit !== undefined && failures >= limit) {
     return { ready: false, reason: 'PausedAfterFailures', message: `Scheduled runs are paused after ${failures} failed runs in a row; resume with the annotation ${Keys.resume} (a new value)` };
   }
-  return { ready: true, reason: 'Scheduled', message: `Runs on schedule "${schedule}" in ${timeZone ?? 'UTC'}` };
+  return { ready: true, reason: 'Scheduled', message: `Runs on ${sj.spec.schedules?.length ? 'schedules' : 'schedule'} "${schedule}" in ${timeZone ?? 'UTC'}` };
 }
 
 export function recordFinished(status: SingletonJobStatus, run: ActiveRun, outcome: FinishedRun['outcome'], now: Date, completion?: Date): void {

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
 import { dueSlots, parseSchedule } from './schedule.ts';
-import type { DueSlots } from './schedule.ts';
+import type { DueSlots, Schedule } from './schedule.ts';
 import { toDate } from './status.ts';
 
 /**
@@ -26,9 +26,29 @@ export function pausedAfterFailures(sj: SingletonJob, status: SingletonJobStatus
   return limit !== undefined && (status.consecutiveFailures ?? 0) >= limit;
 }
 
+/** The object's cron expressions: `schedule`, or every entry of `schedules`. */
+export function expressions(sj: SingletonJob): string[] {
+  return sj.spec.schedules?.length ? sj.spec.schedules : sj.spec.schedule ? [sj.spec.schedule] : [];
+}
+
+/**
+ * The object's schedule: one cron expression, or several whose slots are
+ * merged (an instant two of them share is one slot). Undefined without any.
+ * Throws ScheduleError for an invalid expression or time zone.
+ */
+export function objectSchedule(sj: SingletonJob): Schedule | undefined {
+  const all = expressions(sj).map((e) => parseSchedule(e, sj.spec.timeZone));
+  if (all.length <= 1) return all[0];
+  return {
+    expression: all.map((s) => s.expression).join(' | '),
+    timeZone: all[0]!.timeZone,
+    next: (after) => new Date(Math.min(...all.map((s) => s.next(after).getTime()))),
+  };
+}
+
 /** Whether scheduled slots are acted on at all now. */
 export function scheduling(sj: SingletonJob, status: SingletonJobStatus = sj.status ?? {}): boolean {
-  return Boolean(sj.spec.schedule) && !sj.spec.suspend && !pausedAfterFailures(sj, status);
+  return expressions(sj).length > 0 && !sj.spec.suspend && !pausedAfterFailures(sj, status);
 }
 
 export interface Due extends DueSlots {
@@ -43,7 +63,7 @@ export function dueAt(sj: SingletonJob, now: Date, status: SingletonJobStatus = 
   if (!scheduling(sj, status)) return undefined;
   const offset = jitterMs(sj);
   const since = toDate(status.lastScheduleTime) ?? toDate(sj.metadata?.creationTimestamp) ?? now;
-  const due = dueSlots(parseSchedule(sj.spec.schedule!, sj.spec.timeZone), since, new Date(now.getTime() - offset), sj.spec.startingDeadlineSeconds);
+  const due = dueSlots(objectSchedule(sj)!, since, new Date(now.getTime() - offset), sj.spec.startingDeadlineSeconds);
   const result: Due = { ...due, nextAt: new Date(due.next.getTime() + offset) };
   if (due.deadline) result.deadlineAt = new Date(due.deadline.getTime() + offset);
   return result;

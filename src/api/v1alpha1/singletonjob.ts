@@ -87,11 +87,20 @@ const jobTemplate = typed<V1JobTemplateSpec>()(
   obj('The Job each run creates (batch/v1 JobTemplateSpec).', { metadata: optional(meta), spec: jobSpec }, { preserveUnknown: true }),
 );
 
+type SpecShape = { schedule?: string; schedules?: string[] };
+
 const specField = obj('Desired behaviour of the SingletonJob.', {
   schedule: optional(
     str(
       'Cron schedule: 5 fields (minute hour day-of-month month day-of-week), an optional leading seconds field (6 fields), or @hourly/@daily/@weekly/@monthly/@yearly. Omit for manual runs only (annotation singleton.dev/run-now).',
       { maxLength: 128, pattern: SCHEDULE_PATTERN },
+    ),
+  ),
+  schedules: optional(
+    arr(
+      'Several cron schedules (same syntax as schedule) in the one time zone: the object runs at every slot of any of them, once per instant, never two runs at once. Use instead of schedule.',
+      str('A cron schedule.', { maxLength: 128, pattern: SCHEDULE_PATTERN }),
+      { minItems: 1, maxItems: 10 },
     ),
   ),
   timeZone: optional(str('IANA time zone of the schedule (for example Europe/Berlin); default UTC.', { maxLength: 64, pattern: TIME_ZONE_PATTERN })),
@@ -117,6 +126,14 @@ const specField = obj('Desired behaviour of the SingletonJob.', {
   successfulJobsHistoryLimit: optional(int('Finished successful Jobs to keep.', { minimum: 0, maximum: 100, default: 3 })),
   failedJobsHistoryLimit: optional(int('Finished failed Jobs to keep.', { minimum: 0, maximum: 100, default: 1 })),
   jobTemplate,
+}, {
+  rules: [
+    {
+      rule: '!(has(self.schedule) && has(self.schedules))',
+      message: 'set schedule or schedules, not both',
+      check: (s: SpecShape) => !(s.schedule !== undefined && s.schedules !== undefined),
+    },
+  ],
 });
 
 const condition = obj('A condition (metav1.Condition).', {
