@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { ActiveRun, SingletonJob } from '../api/v1alpha1/singletonjob.ts';
 import { belongsToRun, isOwnedBy, jobOutcome, jobToken, runningPods } from './jobs.ts';
 import { diagnose, started } from './stall.ts';
-import { manualRunName, scheduledRunName } from './naming.ts';
+import { runName } from './naming.ts';
 import { POLL_MS } from './pass.ts';
 import type { Pass, Result } from './pass.ts';
 import { healthyReadiness, nextToken, recordFinished, setCondition, setReady, toDate, TokenExhaustedError } from './status.ts';
@@ -172,7 +172,7 @@ async function retry(p: Pass, key: string, sj: SingletonJob, run: ActiveRun): Pr
   }
   const now = p.d.now();
   const delay = Math.min((p.d.retryBackoffMs ?? 10_000) * 2 ** (attempt - 2), MAX_RETRY_DELAY_MS);
-  const name = run.kind === 'Scheduled' ? scheduledRunName(sj.metadata!.name!, new Date(run.slot!), attempt) : manualRunName(sj.metadata!.name!, run.requestId!, token);
+  const name = runName(sj.metadata!.name!, { kind: run.kind, slot: run.slot, requestId: run.requestId, token, attempt });
   const next: ActiveRun = { name, token, term: p.term(), kind: run.kind, attempt, reservedTime: now.toISOString(), notBefore: new Date(now.getTime() + delay).toISOString() };
   if (run.slot) next.slot = run.slot;
   if (run.requestId !== undefined) next.requestId = run.requestId;

@@ -35,3 +35,20 @@ export function scheduledRunName(singletonJob: string, slot: Date, attempt = 1):
 export function manualRunName(singletonJob: string, requestId: string, token: number): string {
   return withSuffix(singletonJob, `m-${hash(`${requestId}\n${token}`, 10)}`);
 }
+
+/**
+ * Job name of a backfill run (a past slot run on request): the slot and a
+ * hash of the token, so it never collides with the Job the slot had when it
+ * was scheduled (still in history) or with an earlier backfill of it.
+ */
+export function backfillRunName(singletonJob: string, slot: Date, token: number): string {
+  return withSuffix(singletonJob, `b${Math.floor(slot.getTime() / 1000)}-${hash(String(token), 5)}`);
+}
+
+/** The Job name of a reservation of any kind. */
+export function runName(singletonJob: string, run: { kind: 'Scheduled' | 'Manual' | 'Backfill'; slot?: string | Date; requestId?: string; token: number; attempt?: number }): string {
+  const slot = run.slot === undefined ? new Date(0) : new Date(run.slot);
+  if (run.kind === 'Scheduled') return scheduledRunName(singletonJob, slot, run.attempt ?? 1);
+  if (run.kind === 'Backfill') return backfillRunName(singletonJob, slot, run.token);
+  return manualRunName(singletonJob, run.requestId ?? '', run.token);
+}

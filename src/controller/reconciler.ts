@@ -21,7 +21,8 @@ import { trackActiveRun } from './active-run.ts';
 import { Claims } from './claims.ts';
 import { deleteStrays, prune } from './cleanup.ts';
 import { buildJob, runningPods } from './jobs.ts';
-import { manualRunName, scheduledRunName } from './naming.ts';
+import { runName, scheduledRunName } from './naming.ts';
+import { newBackfillRequest, nextBackfillSlot } from './backfill.ts';
 import { POLL_MS, StaleError } from './pass.ts';
 import type { Pass, ReconcilerDeps, Result } from './pass.ts';
 import { ScheduleError } from './schedule.ts';
@@ -131,16 +132,20 @@ export class Reconciler implements Pass {
     }
     const resumed = await this.resumeIfAsked(key, sj);
     if (resumed) return resumed;
+    const request = newBackfillRequest(sj, now);
+    if (request) return this.recordBackfill(key, sj, request);
 
     const active = status.activeRun;
     const queued = toDate(status.queuedSlot);
     if (due && !due.slot && due.skipped > 0) return this.recordSkipped(sj, due, 'missed its starting deadline');
     // A queued slot runs as soon as nothing is in flight (Queue policy).
     if (queued && !active) return this.startRun(key, sj, { kind: 'Scheduled', slot: queued }, undefined);
-    const wanted = due?.slot ? { kind: 'Scheduled' as const, slot: due.slot } : manual ? { kind: 'Manual' as const, requestId: manual } : undefined;
+    // Backfill slots only when nothing else is due and nothing is in flight: one after another.
+    const backfill = !due?.slot && !manual && !active ? nextBackfillSlot(sj) : undefined;
+    const wanted: Wanted | undefined = due?.slot ? { kind: 'Scheduled', slot: due.slot } : manual ? { kind: 'Manual', requestId: manual } : backfill ? { kind: 'Backfill', slot: backfill } : undefined;
 
     if (wanted && active) {
-      const what = wanted.kind === 'Scheduled' ? `slot ${wanted.slot.toISOString()}` : `manual request "${wanted.requestId}"`;
+      const what = wanted.kind === 'Manual' ? `manual request "${wanted.requestId}"` : `slot ${wanted.slot.toISOString()}`;
       const policy = sj.spec.concurrencyPolicy ?? 'Forbid';
       if (policy === 'Queue' && wanted.kind === 'Scheduled' && due) return this.queue(key, sj, active, due);
       if (policy !== 'Replace') {
@@ -157,6 +162,7 @@ export class Reconciler implements Pass {
       return { requeueAfterMs: 0 };
     }
     if (wanted) return this.startRun(key, sj, wanted, due);
+    if (!active && (await this.backfillCompleted(key, sj))) return { requeueAfterMs: 0 };
     if (!active && (await this.dryRunRejected(sj))) return { requeueAfterMs: 0 };
     if (await this.updateReady(sj, healthyReadiness(sj))) return { requeueAfterMs: 0 };
     await prune(this.d.jobs, sj, log);
@@ -211,6 +217,27 @@ export class Reconciler implements Pass {
     }
   }
 
+  /** Records a new backfill request (or why it is refused); its slots run on later passes. */
+  private async recordBackfill(key: string, sj: SingletonJob, request: NonNullable<SingletonJobStatus['backfill']>): Promise<Result> {
+    await this.write(key, sj, (s) => {
+      s.backfill = request;
+    });
+    if (request.error) await this.d.events.emit(sj, 'Warning', 'BackfillRefused', `Backfill "${request.request}" refused: ${request.error}`);
+    else await this.d.events.emit(sj, 'Normal', 'BackfillRequested', `Backfill of the slots in (${request.from}, ${request.to}]: they run one after another, oldest first, each with its own token`);
+    return { requeueAfterMs: 0 };
+  }
+
+  /** Marks a backfill request whose slots have all been started as completed (once). */
+  private async backfillCompleted(key: string, sj: SingletonJob): Promise<boolean> {
+    const b = sj.status?.backfill;
+    if (!b || b.error || b.completed || !b.from || nextBackfillSlot(sj)) return false;
+    await this.write(key, sj, (s) => {
+      s.backfill = { ...b, completed: true };
+    });
+    await this.d.events.emit(sj, 'Normal', 'BackfillCompleted', `Backfill "${b.request}": all ${b.runs ?? 0} slot(s) in (${b.from}, ${b.to}] have run`);
+    return true;
+  }
+
   /** singleton.dev/resume with a new value ends a pause after failures. */
   private async resumeIfAsked(key: string, sj: SingletonJob): Promise<Result | undefined> {
     const id = sj.metadata?.annotations?.[Keys.resume]?.trim().slice(0, 253);
@@ -251,7 +278,7 @@ export class Reconciler implements Pass {
     return undefined;
   }
 
-  private async startRun(key: string, sj: SingletonJob, wanted: { kind: 'Scheduled'; slot: Date } | { kind: 'Manual'; requestId: string }, due: Due | undefined): Promise<Result> {
+  private async startRun(key: string, sj: SingletonJob, wanted: Wanted, due: Due | undefined): Promise<Result> {
     const status = sj.status ?? {};
     let token: number;
     try {
@@ -265,18 +292,21 @@ export class Reconciler implements Pass {
     // or stray run of this namespace/name — also of a deleted predecessor
     // object with the same name — that can still run holds the new run.
     if ((await runningPods(this.d.pods, sj)).length) return { requeueAfterMs: POLL_MS };
-    const name = wanted.kind === 'Scheduled' ? scheduledRunName(sj.metadata!.name!, wanted.slot) : manualRunName(sj.metadata!.name!, wanted.requestId, token);
+    const slot = wanted.kind === 'Manual' ? undefined : wanted.slot.toISOString();
+    const requestId = wanted.kind === 'Manual' ? wanted.requestId : undefined;
+    const name = runName(sj.metadata!.name!, { kind: wanted.kind, slot, requestId, token });
     const run: ActiveRun = { name, token, term: this.term(), kind: wanted.kind, reservedTime: this.d.now().toISOString() };
-    if (wanted.kind === 'Scheduled') run.slot = wanted.slot.toISOString();
-    else run.requestId = wanted.requestId;
+    if (slot) run.slot = slot;
+    if (requestId !== undefined) run.requestId = requestId;
     const skipped = wanted.kind === 'Scheduled' && due ? due.skipped : 0;
     // Reserve first: once this CAS succeeds the run exists, whoever creates its Job.
     const reserved = await this.write(key, sj, (s) => {
       s.activeRun = run;
       s.currentToken = token;
       s.lastRunTime = run.reservedTime;
-      if (run.slot && s.queuedSlot === run.slot) delete s.queuedSlot;
-      if (run.slot && !(toDate(s.lastScheduleTime)! > new Date(run.slot))) s.lastScheduleTime = run.slot;
+      if (run.kind === 'Scheduled' && s.queuedSlot === run.slot) delete s.queuedSlot;
+      if (run.kind === 'Scheduled' && !(toDate(s.lastScheduleTime)! > new Date(run.slot!))) s.lastScheduleTime = run.slot;
+      if (run.kind === 'Backfill' && s.backfill) s.backfill = { ...s.backfill, cursor: run.slot, runs: (s.backfill.runs ?? 0) + 1 };
       if (run.requestId) s.lastManualRequestId = run.requestId;
       if (skipped > 0) s.skippedSlots = (s.skippedSlots ?? 0) + skipped;
       if (skipped > 0 && due?.lastSkipped) s.lastSkippedSlot = due.lastSkipped.toISOString();
@@ -405,6 +435,9 @@ export class Reconciler implements Pass {
 }
 
 const STALLED = 'Stalled';
+
+/** What a pass wants to start. */
+type Wanted = { kind: 'Scheduled' | 'Backfill'; slot: Date } | { kind: 'Manual'; requestId: string };
 
 function pauseMessage(sj: SingletonJob, failures: number): string {
   return `Scheduled runs are paused: ${failures} runs failed in a row (suspendAfterFailures ${sj.spec.suspendAfterFailures}). Manual requests still run. Resume: kubectl annotate singletonjob ${sj.metadata?.name} -n ${sj.metadata?.namespace} ${Keys.resume}="$(date +%s)" --overwrite`;

@@ -141,6 +141,55 @@ describe('pause on failure (issue 14 item 6)', () => {
   });
 });
 
+describe('backfill (issue 14 item 7)', () => {
+  it('runs the slots of a past range one after another, oldest first, each with its own token, also while suspended', async () => {
+    const { api, name: ns } = await namespace('backfill');
+    const overlap = await podOverlapMonitor(kc, ns);
+    await api.create(singletonJob('late', { schedule: '*/2 * * * * *', suspend: true }, { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '1s' } }));
+    const to = new Date(Math.floor(Date.now() / 2000) * 2000 - 2000);
+    const from = new Date(to.getTime() - 8000);
+    kubectl(cluster.kubeconfig, ['annotate', 'singletonjob', 'late', '-n', ns, `${Keys.backfill}=${from.toISOString()}/${to.toISOString()}`]);
+    const status = await eventually('the backfill to complete', async () => {
+      const s = (await api.get('late')).status;
+      return s?.backfill?.completed ? s : undefined;
+    }, 60_000);
+    const runs = [...status.recentRuns!].reverse().filter((r) => r.kind === 'Backfill');
+    expect(runs.map((r) => r.slot)).toEqual([2, 4, 6, 8].map((s) => new Date(from.getTime() + s * 1000).toISOString()));
+    expect(runs.every((r) => r.outcome === 'Succeeded')).toBe(true);
+    for (let i = 1; i < runs.length; i++) expect(runs[i]!.token).toBeGreaterThan(runs[i - 1]!.token);
+    expect(status.backfill!.runs).toBe(4);
+    expect(overlap.max('late')).toBe(1);
+    overlap.stop();
+    // A request that cannot be honoured is refused with the reason, and nothing runs.
+    kubectl(cluster.kubeconfig, ['annotate', 'singletonjob', 'late', '-n', ns, `${Keys.backfill}=${new Date().toISOString()}/${new Date(Date.now() + 3_600_000).toISOString()}`, '--overwrite']);
+    const refused = await eventually('the refusal', async () => (await api.events('late')).find((e) => e.reason === 'BackfillRefused'), 15_000);
+    expect(refused.message).toContain('future');
+  });
+
+  it('schedules: runs at the slots of every schedule of the object', async () => {
+    const { api } = await namespace('multi');
+    await api.create(singletonJob('two', { schedules: ['*/3 * * * * *', '*/5 * * * * *'] }));
+    const status = await eventually('runs at both schedules', async () => {
+      const s = (await api.get('two')).status;
+      const seconds = (s?.recentRuns ?? []).map((r) => new Date(r.slot!).getUTCSeconds());
+      return seconds.some((x) => x % 3 === 0 && x % 5 !== 0) && seconds.some((x) => x % 5 === 0 && x % 3 !== 0) ? s : undefined;
+    }, 30_000);
+    const slots = status.recentRuns!.map((r) => r.slot);
+    expect(new Set(slots).size).toBe(slots.length);
+    expect(kubectlFails(['-n', api.ns, 'patch', 'singletonjob', 'two', '--type=merge', '-p', '{"spec":{"schedule":"* * * * *"}}'])).toContain('set schedule or schedules, not both');
+    await api.patch('two', { spec: { suspend: true } });
+  });
+});
+
+function kubectlFails(args: string[]): string {
+  try {
+    kubectl(cluster.kubeconfig, args);
+    return '';
+  } catch (err) {
+    return String((err as { stderr?: string }).stderr ?? err);
+  }
+}
+
 describe('the next run, visible (issue 14 item 1)', () => {
   it('status.nextScheduleTime and the printer columns', async () => {
     const { api } = await namespace('next');

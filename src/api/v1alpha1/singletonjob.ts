@@ -26,6 +26,8 @@ export const Keys = {
   slot: `${GROUP}/slot`,
   requestId: `${GROUP}/request-id`,
   singletonJob: `${GROUP}/singletonjob`,
+  /** Annotation a user sets to run the slots of a past range, "<from>/<to>" (RFC 3339 instants); a new value is a new request. */
+  backfill: `${GROUP}/backfill`,
   /** Annotation a user sets to resume scheduling paused after failures; change its value to resume again. */
   resume: `${GROUP}/resume`,
   /** Annotation on Jobs and Pods: the attempt of the run (1-based); every attempt has its own token. */
@@ -151,7 +153,7 @@ const runFields = {
   name: str('Job name of the run (deterministic from the SingletonJob and the slot or request).', { minLength: 1, maxLength: 63 }),
   token: token('Fencing token of the run.'),
   term: token('Leader term that reserved the run.'),
-  kind: enumOf('Scheduled or Manual.', ['Scheduled', 'Manual']),
+  kind: enumOf('Scheduled, Manual, or Backfill (a past slot run on request).', ['Scheduled', 'Manual', 'Backfill']),
   slot: optional(str('Scheduled time (UTC) of the slot, for scheduled runs.', { format: 'date-time' })),
   requestId: optional(str('Manual request id, for manual runs.', { maxLength: 253 })),
   attempt: optional(int('Attempt of the run (1-based; absent = 1). Each attempt is its own Job with its own token.', { minimum: 1, maximum: 101 })),
@@ -190,6 +192,17 @@ const statusField = obj(
     queuedSlot: optional(str('Queue policy: the slot waiting for the run in flight to end.', { format: 'date-time' })),
     consecutiveFailures: optional(int('Runs that failed in a row (reset by a success).', { minimum: 0 })),
     lastResumeId: optional(str('The last singleton.dev/resume annotation value taken into account.', { maxLength: 253 })),
+    backfill: optional(
+      obj('The latest backfill request (annotation singleton.dev/backfill) and how far it got.', {
+        request: str('The annotation value this is about.', { maxLength: 253 }),
+        from: optional(str('Slots after this instant…', { format: 'date-time' })),
+        to: optional(str('…up to and including this one run, oldest first.', { format: 'date-time' })),
+        cursor: optional(str('The last slot of the range that was started.', { format: 'date-time' })),
+        runs: optional(int('Runs started for this request.', { minimum: 0 })),
+        completed: optional(bool('Every slot of the range has been started.')),
+        error: optional(str('Why the request was refused.', { maxLength: 1024 })),
+      }),
+    ),
     lastSuccessfulTime: optional(str('When the last successful run finished.', { format: 'date-time' })),
     lastManualRequestId: optional(str('Last manual request id taken into account.', { maxLength: 253 })),
     skippedSlots: optional(int('Slots skipped so far (missed deadline, Forbid, suspend catch-up).', { minimum: 0 })),
