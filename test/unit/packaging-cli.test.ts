@@ -81,6 +81,24 @@ describe('kubectl-singleton plugin', () => {
       expect(calls[0]).toMatch(/^annotate singletonjobs.singleton.dev nightly -n team-a singleton.dev\/run-now=kubectl-\S+ --overwrite$/);
       expect(calls[1]).toBe('patch singletonjobs.singleton.dev nightly -n team-b --type=merge -p {"spec":{"suspend":true}}');
       expect(calls[2]).toBe('patch singletonjobs.singleton.dev nightly -n team-a --type=merge -p {"spec":{"suspend":false}}');
+      expect(calls[3]).toMatch(/^annotate singletonjobs.singleton.dev nightly -n team-a singleton.dev\/resume=kubectl-\S+ --overwrite$/);
+    } finally {
+      fake.cleanup();
+    }
+  });
+
+  it('backfill: a past range as RFC 3339 instants in the annotation, refused when it cannot be read', () => {
+    const fake = withFakeKubectl({ 'config view --minify': 'team-a' });
+    try {
+      const ok = fake.run('backfill', 'nightly', '2026-11-01T00:00:00Z', '2026-11-03 00:00 UTC');
+      expect(ok.status).toBe(0);
+      expect(fake.calls().filter((c) => !c.startsWith('config'))).toEqual(['annotate singletonjobs.singleton.dev nightly -n team-a singleton.dev/backfill=2026-11-01T00:00:00Z/2026-11-03T00:00:00Z --overwrite']);
+      const bad = fake.run('backfill', 'nightly', 'yesterday-ish', 'now');
+      expect(bad.status).toBe(2);
+      expect(bad.stderr).toContain('cannot read FROM');
+      const backwards = fake.run('backfill', 'nightly', '2026-11-03T00:00:00Z', '2026-11-01T00:00:00Z');
+      expect(backwards.status).toBe(2);
+      expect(backwards.stderr).toContain('must be before');
     } finally {
       fake.cleanup();
     }
