@@ -1,0 +1,377 @@
+// End to end on a real node, the way users run it: the image built from the
+// repository's Dockerfile (scripts/image.ts), imported into the real node's
+// containerd, `helm install`ed into a namespace that enforces the restricted Pod
+// Security Standard, three operator Pods run by a real kubelet (in-cluster
+// config from the ServiceAccount mount, the downward API, UID 65532, read-only
+// root, probes, SIGTERM as PID 1). A SingletonJob's Pod runs for real and prints
+// its fencing token from the env and from the downward API; deleting the leader
+// Pod hands over at once; killing its container hard fails over after the lease
+// expires; `helm upgrade` to another image tag rolls the Deployment without two
+// leaders at any moment (Lease holder history + audit log); `helm uninstall`
+// keeps the CRD and the SingletonJobs.
+//
+// Its own control plane with a real node (test/controlplane/realnode.ts).
+// Skipped, with the reason, where a real node or the image build cannot run.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { resolveHelm } from '../controlplane/binaries.ts';
+import { ControlPlane } from '../controlplane/controlplane.ts';
+import { ctr, importImage, realNodePlacement, realNodeUnavailable } from '../controlplane/realnode.ts';
+import { buildImage, type BuiltImage } from '../../scripts/image.ts';
+import { chartDir } from '../../scripts/generate-manifests.ts';
+import { Keys, type SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
+import { eventually } from '../support/cluster.ts';
+import { helm, kubectl } from '../dev/replicas.ts';
+
+const missingImageTools = ['podman', 'debootstrap'].filter((t) => spawnSync('bash', ['-c', `command -v ${t}`]).status !== 0);
+const unavailable = realNodeUnavailable() ?? (missingImageTools.length ? `the image build needs ${missingImageTools.join(', ')} (apt-get install podman runc debootstrap)` : undefined);
+if (unavailable) console.warn(`skipping the end-to-end test on a real node: ${unavailable}`);
+const describeNode = unavailable ? describe.skip : describe;
+
+const LEASE_SECONDS = 8;
+const RENEW_SECONDS = 6;
+const RETRY_SECONDS = 1;
+
+interface LeaseSeen {
+  at: number;
+  type: string;
+  holder: string;
+  acquireTime?: string;
+  renewTime?: string;
+  resourceVersion: string;
+}
+
+interface AuditEvent {
+  stage: string;
+  verb: string;
+  user: { username: string; extra?: Record<string, string[]> };
+  objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string };
+  responseStatus?: { code?: number };
+  stageTimestamp: string;
+}
+
+describeNode('the operator on a real node, installed with Helm', () => {
+  const release = 'so-real';
+  const namespace = 'singleton-system';
+  const apps = 'so-real-apps';
+  const fullname = `${release}-singleton-operator`;
+  const workDir = mkdtempSync(path.join(tmpdir(), 'so-real-'));
+  let cp: ControlPlane;
+  let image: BuiltImage;
+  let kc: k8s.KubeConfig;
+  let core: k8s.CoreV1Api;
+  let appsApi: k8s.AppsV1Api;
+  let custom: k8s.CustomObjectsApi;
+  let coordination: k8s.CoordinationV1Api;
+  let helmBin: string;
+  const leaseHistory: LeaseSeen[] = [];
+  let stopWatch: (() => void) | undefined;
+  const timings: Record<string, number> = {};
+
+  const h = (args: string[]) => helm(helmBin, cp.state.kubeconfig, args);
+  const k = (args: string[]) => kubectl(cp.state.kubeconfig, args);
+
+  async function holder(): Promise<string | undefined> {
+    const lease = await coordination.readNamespacedLease({ name: fullname, namespace }).catch(() => undefined);
+    return lease?.spec?.holderIdentity || undefined;
+  }
+  const podOf = (identity: string) => identity.slice(0, identity.lastIndexOf('_'));
+
+  async function operatorPods(): Promise<k8s.V1Pod[]> {
+    return (await core.listNamespacedPod({ namespace, labelSelector: `app.kubernetes.io/instance=${release}` })).items;
+  }
+
+  async function readyPods(count: number, timeoutMs = 120_000): Promise<k8s.V1Pod[]> {
+    return eventually(`${count} Ready operator Pods`, async () => {
+      const pods = (await operatorPods()).filter((p) => !p.metadata?.deletionTimestamp);
+      const ready = pods.filter((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+      return pods.length === count && ready.length === count ? ready : undefined;
+    }, timeoutMs, 250);
+  }
+
+  async function newHolder(before: string, timeoutMs: number): Promise<string> {
+    return eventually('another holder of the Lease', async () => {
+      const now = await holder();
+      return now && now !== before ? now : undefined;
+    }, timeoutMs, 50);
+  }
+
+  beforeAll(async () => {
+    helmBin = resolveHelm();
+    let t = Date.now();
+    image = await buildImage({ log: () => {} });
+    timings.imageSeconds = image.seconds;
+    t = Date.now();
+    cp = await ControlPlane.start({ realNode: true });
+    timings.clusterMs = Date.now() - t;
+    t = Date.now();
+    importImage(cp.state.realNode!, image.archive);
+    timings.importMs = Date.now() - t;
+    kc = cp.kubeConfig();
+    core = kc.makeApiClient(k8s.CoreV1Api);
+    appsApi = kc.makeApiClient(k8s.AppsV1Api);
+    custom = kc.makeApiClient(k8s.CustomObjectsApi);
+    coordination = kc.makeApiClient(k8s.CoordinationV1Api);
+    const restricted = { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' };
+    await core.createNamespace({ body: { metadata: { name: namespace, labels: restricted } } });
+    await core.createNamespace({ body: { metadata: { name: apps, labels: restricted } } });
+
+    // Every change of the Lease, as the API server sends it.
+    const watch = new k8s.Watch(kc);
+    const req = await watch.watch(
+      `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`,
+      { fieldSelector: `metadata.name=${fullname}` },
+      (type: string, lease: k8s.V1Lease) =>
+        leaseHistory.push({
+          at: Date.now(),
+          type,
+          holder: lease.spec?.holderIdentity ?? '',
+          acquireTime: lease.spec?.acquireTime ? new Date(lease.spec.acquireTime).toISOString() : undefined,
+          renewTime: lease.spec?.renewTime ? new Date(lease.spec.renewTime).toISOString() : undefined,
+          resourceVersion: lease.metadata?.resourceVersion ?? '',
+        }),
+      () => {},
+    );
+    stopWatch = () => req.abort();
+  }, 900_000);
+
+  afterAll(async () => {
+    stopWatch?.();
+    console.log(`real-node e2e timings: ${JSON.stringify(timings)}`);
+    if (cp) await cp.stop().catch((err: unknown) => console.error(err));
+    rmSync(workDir, { recursive: true, force: true });
+  }, 180_000);
+
+  function values(tag: string): string {
+    const file = path.join(workDir, `values-${tag}.yaml`);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        image: { repository: image.repository, tag, pullPolicy: 'Never' },
+        ...realNodePlacement,
+        rbac: { aggregateToDefaultRoles: false },
+        leaderElection: { leaseDurationSeconds: LEASE_SECONDS, renewDeadlineSeconds: RENEW_SECONDS, retryPeriodSeconds: RETRY_SECONDS },
+      }),
+    );
+    return file;
+  }
+
+  it('helm install: three operator Pods Ready on the real node in a restricted namespace, one holds the Lease', async () => {
+    const t = Date.now();
+    h(['install', release, chartDir, '-n', namespace, '-f', values(image.tag)]);
+    const pods = await readyPods(3);
+    timings.installToReadyMs = Date.now() - t;
+    for (const pod of pods) {
+      expect(pod.spec?.nodeName).toBe(cp.state.realNode!.name);
+      expect(pod.spec?.containers[0]?.image).toBe(image.ref);
+      expect(pod.status?.containerStatuses?.[0]?.imageID).toContain(image.id.replace('sha256:', ''));
+    }
+    const leader = await eventually('a Lease holder', holder, 30_000, 100);
+    expect(pods.map((p) => p.metadata?.name)).toContain(podOf(leader));
+    // The leader's log (through the API server and the kubelet) says it leads, under its Pod's name.
+    const log = k(['logs', '-n', namespace, podOf(leader)]);
+    expect(log).toContain(podOf(leader));
+    const events = await core.listNamespacedEvent({ namespace });
+    expect(events.items.filter((e) => ['FailedCreate', 'FailedScheduling', 'Failed', 'BackOff'].includes(e.reason ?? '')).map((e) => `${e.reason}: ${e.message}`)).toEqual([]);
+  });
+
+  it('a SingletonJob runs for real and its Pod prints the fencing token from the env and from the downward API', async () => {
+    const token = `metadata.annotations['${Keys.token}']`;
+    const sj = {
+      apiVersion: 'singleton.dev/v1alpha1',
+      kind: 'SingletonJob',
+      metadata: { name: 'print-token', namespace: apps },
+      spec: {
+        concurrencyPolicy: 'Forbid',
+        jobTemplate: {
+          spec: {
+            template: {
+              spec: {
+                ...realNodePlacement,
+                restartPolicy: 'Never',
+                securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+                volumes: [{ name: 'run', downwardAPI: { items: [{ path: 'token', fieldRef: { fieldPath: token } }] } }],
+                containers: [
+                  {
+                    name: 'print',
+                    image: image.ref,
+                    imagePullPolicy: 'Never',
+                    command: ['sh', '-c', 'echo "env SINGLETON_FENCING_TOKEN=$SINGLETON_FENCING_TOKEN"; echo "downward API token=$(cat /run/singleton/token)"'],
+                    volumeMounts: [{ name: 'run', mountPath: '/run/singleton', readOnly: true }],
+                    securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+                  },
+                ],
+              },
+            },
+          },
+        },
+      },
+    };
+    await custom.createNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: apps, body: sj });
+    k(['annotate', 'sj', 'print-token', '-n', apps, `${Keys.runNow}=real-1`, '--overwrite']);
+    const run = await eventually('the run to succeed', async () => {
+      const obj = (await custom.getNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: apps, name: 'print-token' })) as SingletonJob;
+      const r = obj.status?.recentRuns?.find((x) => x.requestId === 'real-1');
+      if (r && r.outcome !== 'Succeeded') throw new Error(`run ended ${r.outcome}`);
+      return r;
+    }, 90_000, 250);
+    const pods = await core.listNamespacedPod({ namespace: apps, labelSelector: `batch.kubernetes.io/job-name=${run.name}` });
+    expect(pods.items).toHaveLength(1);
+    const pod = pods.items[0]!;
+    expect(pod.spec?.nodeName).toBe(cp.state.realNode!.name);
+    expect(pod.metadata?.annotations?.[Keys.token]).toBe(String(run.token));
+    const log = k(['logs', '-n', apps, pod.metadata!.name!]);
+    expect(log).toContain(`env SINGLETON_FENCING_TOKEN=${run.token}\n`);
+    expect(log).toContain(`downward API token=${run.token}\n`);
+  });
+
+  it('deleting the leader Pod hands the Lease over at once (released on SIGTERM, not expired)', async () => {
+    const before = await eventually('a Lease holder', holder, 30_000, 100);
+    const t = Date.now();
+    await core.deleteNamespacedPod({ name: podOf(before), namespace });
+    const after = await newHolder(before, 15_000);
+    const ms = Date.now() - t;
+    timings.deleteLeaderHandoverMs = ms;
+    expect(podOf(after)).not.toBe(podOf(before));
+    // Graceful: well before the lease could have expired (README: graceful takeover p99 < 1 s, plus the kubelet's SIGTERM).
+    expect(ms).toBeLessThan(3_000);
+    expect(leaseHistory.some((e) => e.holder === '' && e.at >= t)).toBe(true);
+    await readyPods(3);
+  });
+
+  it('killing the leader’s container hard (SIGKILL through containerd) fails over after the lease expires', async () => {
+    const before = await eventually('a Lease holder', holder, 30_000, 100);
+    const pod = await core.readNamespacedPod({ name: podOf(before), namespace });
+    const id = pod.status!.containerStatuses![0]!.containerID!.replace('containerd://', '');
+    const t = Date.now();
+    ctr(cp.state.realNode!, ['tasks', 'kill', '--signal', 'SIGKILL', id]);
+    const after = await newHolder(before, (LEASE_SECONDS + 10) * 1000);
+    const ms = Date.now() - t;
+    timings.killLeaderFailoverMs = ms;
+    expect(after).not.toBe(before);
+    // Nobody released it: the standbys waited for the lease to run out (its last renew was at most a retry period before the kill).
+    expect(ms).toBeGreaterThanOrEqual((LEASE_SECONDS - RETRY_SECONDS) * 1000 - 300);
+    expect(ms).toBeLessThan((LEASE_SECONDS + 5) * 1000);
+    expect(leaseHistory.some((e) => e.holder === '' && e.at >= t)).toBe(false);
+    // The kubelet restarts the killed container; it comes back as a standby.
+    await eventually('the killed container restarted and Ready', async () => {
+      const p = await core.readNamespacedPod({ name: podOf(before), namespace });
+      const s = p.status?.containerStatuses?.[0];
+      return (s?.restartCount ?? 0) >= 1 && s?.ready ? p : undefined;
+    }, 60_000, 250);
+  });
+
+  it('helm upgrade to another image tag rolls the Deployment with never two leaders (Lease history and audit log)', async () => {
+    // A scheduled SingletonJob on the kwok node keeps the leader writing during the roll.
+    await custom.createNamespacedCustomObject({
+      group: 'singleton.dev',
+      version: 'v1alpha1',
+      plural: 'singletonjobs',
+      namespace: apps,
+      body: {
+        apiVersion: 'singleton.dev/v1alpha1',
+        kind: 'SingletonJob',
+        metadata: { name: 'every-2s', namespace: apps },
+        spec: {
+          schedule: '*/2 * * * * *',
+          concurrencyPolicy: 'Forbid',
+          successfulJobsHistoryLimit: 2,
+          jobTemplate: {
+            spec: {
+              template: {
+                spec: {
+                  nodeSelector: { type: 'kwok' },
+                  restartPolicy: 'Never',
+                  securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+                  containers: [{ name: 'c', image: 'simulated', securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } } }],
+                },
+              },
+            },
+          },
+        },
+      },
+    });
+    const tag = `${image.tag}-upgrade`;
+    ctr(cp.state.realNode!, ['images', 'tag', '--force', image.ref, `${image.repository}:${tag}`]);
+    const oldPods = new Set((await operatorPods()).map((p) => p.metadata!.name!));
+    const from = Date.now();
+    const fromIso = new Date(from - 1000).toISOString();
+    h(['upgrade', release, chartDir, '-n', namespace, '-f', values(tag)]);
+    await eventually('the Deployment rolled to the new tag', async () => {
+      const d = await appsApi.readNamespacedDeployment({ name: fullname, namespace });
+      const pods = (await operatorPods()).filter((p) => !p.metadata?.deletionTimestamp);
+      const ok =
+        d.status?.observedGeneration === d.metadata?.generation &&
+        d.status?.updatedReplicas === 3 &&
+        d.status?.readyReplicas === 3 &&
+        d.status?.replicas === 3 &&
+        pods.length === 3 &&
+        pods.every((p) => !oldPods.has(p.metadata!.name!) && p.spec?.containers[0]?.image === `${image.repository}:${tag}`);
+      return ok ? d : undefined;
+    }, 180_000, 500);
+    timings.upgradeRollMs = Date.now() - from;
+    const leader = await eventually('a leader among the new Pods', async () => {
+      const now = await holder();
+      return now && !oldPods.has(podOf(now)) ? now : undefined;
+    }, 30_000, 100);
+    // Let the new leader work a little, then read the record.
+    const sj = await eventually('a scheduled run under the new leader', async () => {
+      const obj = (await custom.getNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: apps, name: 'every-2s' })) as SingletonJob;
+      return obj.status?.recentRuns?.some((r) => r.outcome === 'Succeeded' && Date.parse(r.finishedTime) > Date.now() - 5_000) ? obj : undefined;
+    }, 30_000, 500);
+    expect(sj.status?.currentToken).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 2_000));
+    const to = new Date().toISOString();
+
+    // 1. The Lease's holder history: every change of holder is a release (empty holder seen in between) or an expiry.
+    const seen = leaseHistory.filter((e) => e.at >= from);
+    const holders = seen.map((e) => e.holder).filter((x, i, a) => i === 0 || x !== a[i - 1]);
+    expect(holders.filter(Boolean).map(podOf).some((p) => !oldPods.has(p))).toBe(true);
+    for (let i = 1; i < seen.length; i++) {
+      const prev = seen[i - 1]!;
+      const cur = seen[i]!;
+      if (prev.holder && cur.holder && prev.holder !== cur.holder) {
+        const gap = Date.parse(cur.acquireTime ?? '') - Date.parse(prev.renewTime ?? '');
+        expect({ from: prev.holder, to: cur.holder, expired: gap >= LEASE_SECONDS * 1000 }).toEqual({ from: prev.holder, to: cur.holder, expired: true });
+      }
+    }
+
+    // 2. The audit log: who wrote what, by Pod (the ServiceAccount token each Pod got from the kubelet names its Pod).
+    const sa = `system:serviceaccount:${namespace}:${fullname}`;
+    const writes = readFileSync(cp.state.auditLog, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(sa))
+      .map((l) => JSON.parse(l) as AuditEvent)
+      .filter((e) => e.stage === 'ResponseComplete' && e.user.username === sa && ['create', 'update', 'patch', 'delete'].includes(e.verb))
+      .filter((e) => (e.responseStatus?.code ?? 500) < 300 && e.stageTimestamp >= fromIso && e.stageTimestamp <= to)
+      .filter((e) => e.objectRef?.resource !== 'events')
+      .sort((a, b) => a.stageTimestamp.localeCompare(b.stageTimestamp));
+    const podName = (e: AuditEvent) => e.user.extra?.['authentication.kubernetes.io/pod-name']?.[0] ?? '?';
+    expect(writes.every((e) => podName(e) !== '?')).toBe(true);
+    const leaseWrites = writes.filter((e) => e.objectRef?.resource === 'leases' && e.objectRef.name === fullname);
+    const work = writes.filter((e) => e.objectRef?.resource !== 'leases');
+    expect(leaseWrites.length).toBeGreaterThan(0);
+    expect(work.filter((e) => e.objectRef?.resource === 'singletonjobs').length).toBeGreaterThan(0);
+    // Leadership passes from Pod to Pod and never back to a Pod that lost it (each old Pod was deleted once).
+    const lessees = leaseWrites.map(podName).filter((x, i, a) => i === 0 || x !== a[i - 1]);
+    expect(new Set(lessees).size).toBe(lessees.length);
+    // Every write of the operator's work came from the Pod that wrote the Lease last: one leader at any moment.
+    const offenders = work.filter((e) => {
+      const last = leaseWrites.filter((l) => l.stageTimestamp <= e.stageTimestamp).at(-1);
+      return last !== undefined && podName(last) !== podName(e);
+    });
+    expect(offenders.map((e) => `${e.stageTimestamp} ${podName(e)} ${e.verb} ${e.objectRef?.resource}/${e.objectRef?.subresource ?? ''} ${e.objectRef?.name}`)).toEqual([]);
+    expect(podOf(leader)).toBe(lessees.at(-1));
+  });
+
+  it('helm uninstall leaves the CRD and the SingletonJobs', async () => {
+    h(['uninstall', release, '-n', namespace, '--wait']);
+    await eventually('the operator Pods to be gone', async () => ((await operatorPods()).length === 0 ? true : undefined), 60_000, 500);
+    expect(k(['get', 'crd', 'singletonjobs.singleton.dev', '-o', 'name']).trim()).toBe('customresourcedefinition.apiextensions.k8s.io/singletonjobs.singleton.dev');
+    const left = k(['get', 'sj', '-n', apps, '-o', 'name']).trim().split('\n').sort();
+    expect(left).toEqual(['singletonjob.singleton.dev/every-2s', 'singletonjob.singleton.dev/print-token']);
+  });
+});
