@@ -4,10 +4,11 @@
 // driven takeover, self-fencing, stalls, fencing terms, clock skew).
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { ManualClock, type Clock } from './clock.ts';
+import type { Clock } from './clock.ts';
+import { ManualClock } from '../../test/support/manual-clock.ts';
 import { LeaderElector } from './elector.ts';
 import { LeadershipLostError, type Leadership } from './leadership.ts';
-import { FakeLeaseStore, type FakeLeaseClient } from './fake-lock.ts';
+import { FakeLeaseStore, type FakeLeaseClient } from '../../test/support/fake-lease.ts';
 import type { LeaseRecord } from './lock.ts';
 import type { LeaderElectionConfig } from './config.ts';
 import { TermError } from './token.ts';

@@ -8,7 +8,7 @@ export type { Leadership, LossReason } from './leadership.ts';
 export { makeIdentity, ConfigError, resolveTimings } from './config.ts';
 export type { LeaderElectionConfig, ResolvedTimings } from './config.ts';
 export { termFromResourceVersion, compareResourceVersions, TermError } from './token.ts';
-export { realClock, skewedClock, ManualClock } from './clock.ts';
+export { realClock, skewedClock } from './clock.ts';
 export type { Clock, TimerHandle } from './clock.ts';
 export { KubernetesLeaseLock, formatMicroTime } from './lock.ts';
 export type { LeaseLock, LeaseRecord, LeaseSnapshot, LeaseEvent } from './lock.ts';

@@ -1,6 +1,6 @@
 import pino from 'pino';
-import { ManualClock } from './clock.ts';
-import { FakeLeaseStore } from './fake-lock.ts';
+import { ManualClock } from '../../test/support/manual-clock.ts';
+import { FakeLeaseStore } from '../../test/support/fake-lease.ts';
 import { LeaseObserver } from './observer.ts';
 
 const record = (holder: string, renew: string) => ({ holderIdentity: holder, leaseDurationSeconds: 15, renewTime: renew, leaseTransitions: 0 });

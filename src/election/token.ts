@@ -50,13 +50,5 @@ export function termFromResourceVersion(resourceVersion: string | undefined): nu
   return Number(value);
 }
 
-/**
- * Orders two resourceVersions of the same resource type (KEP-5504): negative,
- * zero or positive like a comparator. Undefined when either is not an integer.
- */
-export function compareResourceVersions(a: string, b: string): number | undefined {
-  if (!/^[0-9]+$/.test(a) || !/^[0-9]+$/.test(b)) return undefined;
-  const x = BigInt(a);
-  const y = BigInt(b);
-  return x < y ? -1 : x > y ? 1 : 0;
-}
+/** Orders two resourceVersions (KEP-5504); the one comparison lives in src/kube/resource-version.ts. */
+export { compareResourceVersions } from '../kube/resource-version.ts';

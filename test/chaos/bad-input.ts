@@ -8,7 +8,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { apiMessage, statusCode } from '../../src/kube/errors.ts';
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from '../../src/api/v1alpha1/singletonjob.ts';
-import { corpus } from '../../src/api/v1alpha1/corpus.fixture.ts';
+import { corpus } from '../support/api-corpus.ts';
 import { sleep } from '../controlplane/process.ts';
 import type { BadInputResult } from './history.ts';
 

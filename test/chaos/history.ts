@@ -10,6 +10,7 @@
 // - harness wall-clock milliseconds (`*At`): when the recorder saw a change,
 //   when a fault started and healed. Slots, fault windows and recovery times
 //   are judged on it; one process measures all of them.
+import { compareResourceVersions } from '../../src/kube/resource-version.ts';
 
 export interface SingletonJobInfo {
   namespace: string;
@@ -228,11 +229,11 @@ export interface History {
   badInput: BadInputResult[];
 }
 
-/** Compares two resourceVersions numerically (KEP-5504: comparable integers). */
+/** Compares two resourceVersions numerically (KEP-5504), with the operator's own comparison; recorded ones are always integers. */
 export function compareRv(a: string, b: string): number {
-  const x = BigInt(a);
-  const y = BigInt(b);
-  return x < y ? -1 : x > y ? 1 : 0;
+  const order = compareResourceVersions(a, b);
+  if (order === undefined) throw new Error(`not comparable resourceVersions: ${a}, ${b}`);
+  return order;
 }
 
 export function emptyHistory(seed: number, profile: string): History {

@@ -8,7 +8,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { testCluster, withNamespace } from '../support/cluster.ts';
 import { Api, installCrd, kubectl, kubectlResult, singletonJob } from '../support/singletonjobs.ts';
 import { eventually } from '../support/cluster.ts';
-import { corpus } from '../../src/api/v1alpha1/corpus.fixture.ts';
+import { corpus } from '../support/api-corpus.ts';
 import { singletonJobSchema } from '../../src/api/v1alpha1/singletonjob.ts';
 import { statusCode, apiMessage } from '../../src/kube/errors.ts';
 

@@ -1,6 +1,6 @@
 // Valid and invalid SingletonJobs, shared by the unit test (zod) and the
 // integration test (the API server, dry-run): both must give the same verdict.
-import { API_VERSION, KIND } from './singletonjob.ts';
+import { API_VERSION, KIND } from '../../src/api/v1alpha1/singletonjob.ts';
 
 const template = { spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox', command: ['true'] }] } } } };
 

@@ -4,7 +4,7 @@
 // API server, a crashed process). Each elector gets its own client. An etcd
 // restore without --bump-revision (backup/restore) is the one way to make the
 // revision go back, as in a real cluster.
-import type { LeaseEvent, LeaseLock, LeaseRecord, LeaseSnapshot, LeaseWatch } from './lock.ts';
+import type { LeaseEvent, LeaseLock, LeaseRecord, LeaseSnapshot, LeaseWatch } from '../../src/election/lock.ts';
 
 class HttpError extends Error {
   readonly code: number;

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { CRD_FILE } from './crd.ts';
 import { renderCrd } from './generate-crd.ts';
-import { corpus } from './corpus.fixture.ts';
+import { corpus } from '../../../test/support/api-corpus.ts';
 import { singletonJobSchema } from './singletonjob.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
