@@ -62,6 +62,8 @@ export interface RealNodeState {
   ipForwardBefore: string;
   /** Whether /run/containerd existed before (containerd 1.6 puts its shims' sockets in /run/containerd/s whatever its config says). */
   runContainerdBefore: boolean;
+  /** Whether /var/run/netns existed before (containerd creates it for the sandboxes' network namespaces). */
+  netnsDirBefore: boolean;
   /** Whether the kubelet's own iptables chains (KUBE-FIREWALL, KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT) existed before. */
   kubeletChainsBefore: boolean;
   processes: { containerd?: RunningProcess; kubelet?: RunningProcess };
@@ -287,6 +289,7 @@ export async function startRealNode(input: StartRealNodeInput): Promise<RealNode
     ipForwardBefore,
     kubeletChainsBefore,
     runContainerdBefore: existsSync('/run/containerd'),
+    netnsDirBefore: existsSync('/var/run/netns'),
     processes: {},
   };
   input.save(node);
@@ -661,6 +664,8 @@ export async function stopRealNode(node: RealNodeState, options: StopRealNodeOpt
     }
   }
 
+  // /var/run/netns, when containerd made it and it is empty again.
+  if (!node.netnsDirBefore && !otherNodes && existsSync('/var/run/netns')) tryRun('rmdir', ['/var/run/netns']);
   if (!node.runContainerdBefore && !otherNodes) {
     for (const d of ['/run/containerd/s', '/run/containerd']) if (existsSync(d)) tryRun('rmdir', [d]);
     if (existsSync('/run/containerd')) problems.push(`/run/containerd not empty: ${readdirSync('/run/containerd', { recursive: true }).join(', ')}`);

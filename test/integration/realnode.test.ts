@@ -135,5 +135,6 @@ describeNode('a real node next to kwok', () => {
     expect(added(after.cgroups, before.cgroups).filter((c) => /singleton-node|kubepods/.test(c))).toEqual([]);
     expect(readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim()).toBe(node.ipForwardBefore);
     if (!node.runContainerdBefore) expect(existsSync('/run/containerd')).toBe(false);
+    if (!node.netnsDirBefore) expect(existsSync('/var/run/netns')).toBe(false);
   }, 120_000);
 });
