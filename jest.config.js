@@ -14,7 +14,7 @@ const common = {
 };
 export default {
   projects: [
-    { ...common, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/test/unit/**/*.test.ts'] },
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/test/packaging/**/*.test.ts', '<rootDir>/test/chaos/unit/**/*.test.ts'] },
     {
       ...common,
       displayName: 'integration',

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigurationError, loadConfig, usage } from './config/config.ts';
 import { SingletonJobController } from './controller/index.ts';
-import type { ReconcileHooks } from './controller/ports.ts';
+import { chaosHooks } from './operator/chaos-hook.ts';
 import { ExitCode, runOperator } from './operator/run.ts';
 
 // ../package.json from both src/main.ts and dist/main.js (the image keeps package.json next to dist/).
@@ -45,25 +45,6 @@ async function main(): Promise<number> {
     signal: shutdown.signal,
     createController: ({ kubeConfig, namespaces, logger, registry, lease }) => new SingletonJobController({ kubeConfig, namespaces, logger, registry, lease, ...chaosHooks(logger) }),
   });
-}
-
-/**
- * The chaos suite's hook, inert unless SINGLETON_TEST_PAUSE_AFTER_RESERVE_MS
- * is set: logs, then waits between a run's reservation and its Job create, so
- * the suite can SIGSTOP a leader at exactly that point (fencing's adversarial
- * case). Injected into the controller; the reconciler knows no environment.
- */
-function chaosHooks(logger: { info(obj: object, msg: string): void }): { hooks?: ReconcileHooks } {
-  const ms = Number(process.env.SINGLETON_TEST_PAUSE_AFTER_RESERVE_MS ?? 0);
-  if (!(ms > 0)) return {};
-  return {
-    hooks: {
-      afterReserve: async (key, run) => {
-        logger.info({ object: key, run, pauseMs: ms }, 'Test hook: paused after reserving run');
-        await new Promise((resolve) => setTimeout(resolve, ms));
-      },
-    },
-  };
 }
 
 main().then(

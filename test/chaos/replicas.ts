@@ -18,11 +18,12 @@ import { TcpProxy } from './tcp-proxy.ts';
 import { HttpFaultProxy, issueServingCert } from './http-fault-proxy.ts';
 import type { ExitRecord } from './history.ts';
 import type { Rng } from './rng.ts';
+import { HOOK_ENV } from '../../src/operator/chaos-hook.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const MAIN = path.join(repoRoot, 'src', 'main.ts');
-/** The controller's test hook line (SINGLETON_TEST_PAUSE_AFTER_RESERVE_MS). */
-export const HOOK_MESSAGE = 'Test hook: paused after reserving run';
+/** The controller's test hook line (src/operator/chaos-hook.ts). */
+export { HOOK_MESSAGE } from '../../src/operator/chaos-hook.ts';
 const FAKETIME_LIBS = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1', '/usr/lib/faketime/libfaketimeMT.so.1'];
 
 export function faketimeLibrary(): string | undefined {
@@ -110,7 +111,7 @@ export class Replica {
     const { timings } = this.options;
     const env: NodeJS.ProcessEnv = {
       ...process.env,
-      SINGLETON_TEST_PAUSE_AFTER_RESERVE_MS: String(this.options.pauseAfterReserveMs),
+      [HOOK_ENV]: String(this.options.pauseAfterReserveMs),
       KUBECONFIG: this.kubeconfig,
     };
     delete env.NODE_OPTIONS; // jest's --experimental-vm-modules is not for the operator
