@@ -20,6 +20,7 @@
 //  6. check every object reports status.observedGeneration == generation;
 //  7. RSS of that leader at its last write, IDLE_SETTLE_MS later (idle again)
 //     and its peak (VmHWM).
+import { FIRST_PASS_MESSAGE } from '../src/controller/controller.ts';
 import { execFileSync } from 'node:child_process';
 import * as k8s from '@kubernetes/client-node';
 import type { ControlPlane } from '../test/controlplane/controlplane.ts';
@@ -47,7 +48,7 @@ const MiB = 1024 * 1024;
  * operator gives its heap back once it has seen a whole quiet 10-s interval (src/runtime/heap-compactor.ts).
  */
 const IDLE_SETTLE_MS = 30_000;
-const FIRST_PASS = 'Reconciled every SingletonJob once since taking over';
+const FIRST_PASS = FIRST_PASS_MESSAGE;
 
 /** The benchmark's own client: pooled connections like the operator's, a generous timeout, no rate limit. */
 function adminClient(kc: k8s.KubeConfig): k8s.CustomObjectsApi {
