@@ -1,8 +1,8 @@
 // Each check of the chaos checker must be able to fail: a clean synthetic
 // history passes, and one history per invariant breaks exactly that one.
-import { checkHistory, checkOneInFlight, checkSlots, checkTokens, checkDeposedWrites, checkRecovery, checkCrashLoops, checkHistoryComplete, checkBadInput, describeViolations } from '../chaos/checker.ts';
-import { checkExpectations, checkInstallations, checkPodTokens, checkRequests, checkRetries, checkStrayJobs, checkWedged } from '../chaos/checker-actions.ts';
-import { emptyHistory, type History, type JobRecord, type PodRecord, type AuditWrite } from '../chaos/history.ts';
+import { checkHistory, checkOneInFlight, checkSlots, checkTokens, checkDeposedWrites, checkRecovery, checkCrashLoops, checkHistoryComplete, checkBadInput, describeViolations } from '../checker.ts';
+import { checkExpectations, checkInstallations, checkPodTokens, checkRequests, checkRetries, checkStrayJobs, checkWedged } from '../checker-actions.ts';
+import { emptyHistory, type History, type JobRecord, type PodRecord, type AuditWrite } from '../history.ts';
 
 const T0 = Date.parse('2030-01-01T00:00:00Z');
 const MIN = 60_000;

@@ -6,10 +6,10 @@ import net from 'node:net';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { TcpProxy } from '../chaos/tcp-proxy.ts';
-import { HttpFaultProxy, issueServingCert } from '../chaos/http-fault-proxy.ts';
-import { createPki, issueClientCert } from '../controlplane/pki.ts';
-import { Rng } from '../chaos/rng.ts';
+import { TcpProxy } from '../tcp-proxy.ts';
+import { HttpFaultProxy, issueServingCert } from '../http-fault-proxy.ts';
+import { createPki, issueClientCert } from '../../controlplane/pki.ts';
+import { Rng } from '../rng.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
