@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { API_VERSION, KIND } from '../api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../api/v1alpha1/singletonjob.ts';
+import { objectKey } from '../kube/object-key.ts';
 
 export const COMPONENT = 'singleton-operator';
 
@@ -23,7 +24,7 @@ export class EventRecorder {
   async emit(sj: SingletonJob, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
     const meta = sj.metadata!;
     const now = new Date();
-    this.logger.info({ object: `${meta.namespace}/${meta.name}`, reason, type }, message);
+    this.logger.info({ object: objectKey(sj), reason, type }, message);
     try {
       await this.core.createNamespacedEvent({
         namespace: meta.namespace!,
@@ -42,7 +43,7 @@ export class EventRecorder {
         },
       });
     } catch (err) {
-      this.logger.warn({ object: `${meta.namespace}/${meta.name}`, reason, err: String(err) }, 'Event was not recorded');
+      this.logger.warn({ object: objectKey(sj), reason, err: String(err) }, 'Event was not recorded');
     }
   }
 }

@@ -4,6 +4,7 @@
 import type { V1Container, V1EnvVar, V1Job, V1Pod } from '@kubernetes/client-node';
 import { API_VERSION, KIND, Keys } from '../api/v1alpha1/singletonjob.ts';
 import type { ActiveRun, SingletonJob } from '../api/v1alpha1/singletonjob.ts';
+import { objectKey } from '../kube/object-key.ts';
 
 export const MANAGED_BY = 'singleton-operator';
 
@@ -65,7 +66,7 @@ export function buildJob(sj: SingletonJob, run: ActiveRun, options: { suspended?
     { name: Env.term, value: String(run.term) },
     { name: Env.singletonJob, value: sj.metadata!.name! },
     { name: Env.namespace, value: sj.metadata!.namespace! },
-    { name: Env.key, value: `${sj.metadata!.namespace}/${sj.metadata!.name}` },
+    { name: Env.key, value: objectKey(sj) },
     { name: Env.run, value: run.name },
     { name: Env.attempt, value: String(run.attempt ?? 1) },
     { name: Env.slot, value: run.slot ?? '' },

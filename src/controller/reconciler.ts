@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { Keys, singletonJobSchema } from '../api/v1alpha1/singletonjob.ts';
 import type { ActiveRun, FinishedRun, SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
 import { apiMessage, isConflict, isInvalid, statusCode } from '../kube/errors.ts';
+import { objectKey } from '../kube/object-key.ts';
 import { trackActiveRun } from './active-run.ts';
 import { Claims } from './claims.ts';
 import { deleteStrays, prune } from './cleanup.ts';
@@ -384,7 +385,7 @@ export class Reconciler implements Pass {
   }
 
   private async recordSkipped(sj: SingletonJob, due: Due, why: string): Promise<Result> {
-    const key = `${sj.metadata!.namespace}/${sj.metadata!.name}`;
+    const key = objectKey(sj);
     await this.write(key, sj, (s) => {
       s.lastScheduleTime = due.latest!.toISOString();
       s.lastSkippedSlot = (due.lastSkipped ?? due.latest!).toISOString();
@@ -400,14 +401,14 @@ export class Reconciler implements Pass {
     const probe: SingletonJobStatus = structuredClone(sj.status ?? {});
     const generationSeen = sj.status?.observedGeneration === sj.metadata?.generation;
     if (!setReady(probe, r, sj.metadata?.generation, this.d.now()) && generationSeen) return false;
-    const key = `${sj.metadata!.namespace}/${sj.metadata!.name}`;
+    const key = objectKey(sj);
     await this.write(key, sj, (s) => void setReady(s, r, sj.metadata?.generation, this.d.now()));
     if (!r.ready) await this.d.events.emit(sj, 'Warning', r.reason, r.message);
     return true;
   }
 
   async announceOnce(sj: SingletonJob, id: string, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
-    const key = `${sj.metadata!.namespace}/${sj.metadata!.name}`;
+    const key = objectKey(sj);
     if (this.announced.get(key) === id) return;
     this.announced.set(key, id);
     await this.d.events.emit(sj, type, reason, message);

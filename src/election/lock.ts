@@ -6,6 +6,8 @@ import * as k8s from '@kubernetes/client-node';
 import { makeClient } from '../kube/client.ts';
 import { apiMessage, statusCode } from '../kube/errors.ts';
 import type { RequestMetrics } from '../kube/client-metrics.ts';
+import { objectKey } from '../kube/object-key.ts';
+import { watchOnce } from '../kube/watch.ts';
 
 /** What the elector reads and writes in Lease.spec (client-go's LeaderElectionRecord). */
 export interface LeaseRecord {
@@ -95,7 +97,7 @@ export function recordFromLease(lease: k8s.V1Lease): LeaseRecord {
 
 function snapshot(lease: k8s.V1Lease): LeaseSnapshot {
   const resourceVersion = lease.metadata?.resourceVersion;
-  if (!resourceVersion) throw new Error(`Lease ${lease.metadata?.namespace}/${lease.metadata?.name} has no resourceVersion`);
+  if (!resourceVersion) throw new Error(`Lease ${objectKey(lease)} has no resourceVersion`);
   return { record: recordFromLease(lease), resourceVersion, object: lease };
 }
 
@@ -128,20 +130,15 @@ export interface KubernetesLeaseLockOptions {
   watchTimeoutSeconds?: () => number;
 }
 
-// client-node reports a failed watch request with `statusCode`; the rest of the code reads `code`.
-function withCode(err: unknown): unknown {
-  if (err === null || err === undefined) return undefined;
-  const status = (err as { statusCode?: unknown }).statusCode;
-  if (typeof status === 'number' && (err as { code?: unknown }).code === undefined) return Object.assign(err as object, { code: status });
-  return err;
-}
-
+// client-node's default inactivity timeout is 30 s. A Lease renewed less often than that — long
+// retry periods — would make standbys re-list every 30 s, i.e. poll. The API server sends bookmarks
+// about once a minute, so 90 s of silence still means a dead connection; a standby never depends on
+// the watch for safety (expiry is a local timer).
 const WATCH_INACTIVITY_TIMEOUT_MS = 90_000;
 
 export class KubernetesLeaseLock implements LeaseLock {
   private readonly api: k8s.CoordinationV1Api;
   private readonly options: KubernetesLeaseLockOptions;
-  private readonly watcher: k8s.Watch;
 
   constructor(options: KubernetesLeaseLockOptions) {
     this.options = options;
@@ -150,12 +147,6 @@ export class KubernetesLeaseLock implements LeaseLock {
       userAgent: options.userAgent ?? 'singleton-operator/leader-election',
       ...(options.metrics ? { metrics: options.metrics } : {}),
     });
-    this.watcher = new k8s.Watch(options.kubeConfig);
-    // client-node aborts a watch after 30 s without a byte (a private field). A Lease renewed less
-    // often than that — long retry periods — would make standbys re-list every 30 s, i.e. poll.
-    // The API server sends bookmarks about once a minute, so 90 s of silence still means a dead
-    // connection; a standby never depends on the watch for safety (expiry is a local timer).
-    (this.watcher as unknown as { requestTimeoutMs: number }).requestTimeoutMs = WATCH_INACTIVITY_TIMEOUT_MS;
   }
 
   describe(): string {
@@ -205,24 +196,8 @@ export class KubernetesLeaseLock implements LeaseLock {
   }
 
   watch(resourceVersion: string, onEvent: (event: LeaseEvent) => void, onClose: (err?: unknown) => void): LeaseWatch {
-    let closed = false;
-    let controller: AbortController | undefined;
-    const close = (err?: unknown) => {
-      if (closed) return;
-      closed = true;
-      controller?.abort();
-      onClose(err);
-    };
-    const path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(this.options.namespace)}/leases`;
-    const query = {
-      fieldSelector: `metadata.name=${this.options.name}`,
-      resourceVersion,
-      allowWatchBookmarks: true,
-      timeoutSeconds: this.options.watchTimeoutSeconds?.() ?? 300,
-    };
-    const handle = (type: string, object: unknown) => {
-      if (closed) return;
-      const obj = object as k8s.V1Lease & { code?: number; message?: string };
+    const onWatchEvent = (type: string, object: unknown) => {
+      const obj = object as k8s.V1Lease;
       switch (type) {
         case 'ADDED':
         case 'MODIFIED':
@@ -234,20 +209,16 @@ export class KubernetesLeaseLock implements LeaseLock {
         case 'BOOKMARK':
           if (obj.metadata?.resourceVersion) onEvent({ type: 'bookmark', resourceVersion: obj.metadata.resourceVersion });
           return;
-        case 'ERROR':
-          close(Object.assign(new Error(`watch error: ${obj.message ?? 'unknown'}`), { code: obj.code }));
-          return;
       }
     };
-    this.watcher
-      .watch(path, query, handle, (err: unknown) => close(withCode(err)))
-      .then(
-        (c) => {
-          controller = c;
-          if (closed) c.abort();
-        },
-        (err: unknown) => close(err),
-      );
-    return { stop: () => close() };
+    const request = {
+      kubeConfig: this.options.kubeConfig,
+      path: `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(this.options.namespace)}/leases`,
+      fieldSelector: `metadata.name=${this.options.name}`,
+      resourceVersion,
+      timeoutSeconds: this.options.watchTimeoutSeconds?.() ?? 300,
+      inactivityTimeoutMs: WATCH_INACTIVITY_TIMEOUT_MS,
+    };
+    return watchOnce(request, onWatchEvent, onClose);
   }
 }

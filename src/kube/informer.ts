@@ -9,13 +9,14 @@
 // last-applied-configuration, shared short strings. Updates sent from a
 // cached copy leave the server's managedFields as they are (an update
 // without the field keeps them).
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { statusCode } from './errors.ts';
+import { objectKey } from './object-key.ts';
+import type { KubeObject } from './object-key.ts';
 import { slimInPlace } from './slim.ts';
-
-export interface KubeObject {
-  metadata?: k8s.V1ObjectMeta;
-}
+import { watchOnce } from './watch.ts';
+import type { WatchRequest } from './watch.ts';
 
 export type EventType = 'add' | 'update' | 'delete';
 export type Handler<T> = (type: EventType, obj: T) => void;
@@ -44,11 +45,6 @@ export interface InformerOptions<T> {
 }
 
 const PAGE = 500;
-
-export function objectKey(obj: KubeObject): string {
-  const m = obj.metadata ?? {};
-  return m.namespace ? `${m.namespace}/${m.name}` : String(m.name);
-}
 
 export class Informer<T extends KubeObject> {
   private readonly store = new Map<string, T>();
@@ -150,8 +146,7 @@ export class Informer<T extends KubeObject> {
   }
 
   /** One watch from the current resourceVersion; resolves true when a relist is needed (410 Gone). */
-  private async watchOnce(signal: AbortSignal): Promise<boolean> {
-    const watch = new k8s.Watch(this.o.kubeConfig);
+  private watchOnce(signal: AbortSignal): Promise<boolean> {
     // The server ends the watch after timeoutSeconds (and sends bookmarks,
     // about once a minute), so silence for longer than that plus a margin
     // means a dead or half-open connection (an API server that was killed, a
@@ -160,55 +155,38 @@ export class Informer<T extends KubeObject> {
     // heals within ~80 s even when nothing reports the connection dead; the
     // controller never waits on the cache alone (it requeues at every slot).
     const serverTimeout = 50 + Math.floor(Math.random() * 15);
-    // client-node keeps this inactivity timeout private (30 s by default, shorter than a quiet watch);
-    // it also bounds the wait for the response headers.
-    (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = (serverTimeout + 15) * 1000;
-    let gone = false;
-    let failed = false;
+    const request: WatchRequest = {
+      kubeConfig: this.o.kubeConfig,
+      path: this.o.path,
+      resourceVersion: this.resourceVersion,
+      timeoutSeconds: serverTimeout,
+      inactivityTimeoutMs: (serverTimeout + 15) * 1000,
+    };
+    if (this.o.labelSelector) request.labelSelector = this.o.labelSelector;
     return new Promise<boolean>((resolve, reject) => {
-      let controller: AbortController | undefined;
-      const onAbort = () => controller?.abort();
-      signal.addEventListener('abort', onAbort, { once: true });
-      const params: Record<string, string | number | boolean> = {
-        resourceVersion: this.resourceVersion,
-        allowWatchBookmarks: true,
-        timeoutSeconds: serverTimeout,
+      const onEvent = (phase: string, object: unknown) => {
+        const obj = object as T;
+        const rv = obj.metadata?.resourceVersion;
+        if (rv) this.resourceVersion = rv;
+        if (phase === 'BOOKMARK') return;
+        const key = objectKey(obj);
+        if (phase === 'DELETED') {
+          this.emit('delete', this.slim(obj), key);
+        } else {
+          const existed = this.store.has(key);
+          this.emit(existed ? 'update' : 'add', this.slim(obj), key);
+        }
       };
-      if (this.o.labelSelector) params.labelSelector = this.o.labelSelector;
-      watch
-        .watch(
-          this.o.path,
-          params,
-          (phase, obj: T & { code?: number; metadata?: k8s.V1ObjectMeta }) => {
-            if (phase === 'ERROR') {
-              gone = (obj as { code?: number }).code === 410;
-              failed = !gone;
-              controller?.abort();
-              return;
-            }
-            const rv = obj.metadata?.resourceVersion;
-            if (rv) this.resourceVersion = rv;
-            if (phase === 'BOOKMARK') return;
-            const key = objectKey(obj);
-            if (phase === 'DELETED') {
-              this.emit('delete', this.slim(obj), key);
-            } else {
-              const existed = this.store.has(key);
-              this.emit(existed ? 'update' : 'add', this.slim(obj), key);
-            }
-          },
-          (err: unknown) => {
-            signal.removeEventListener('abort', onAbort);
-            if (gone) resolve(true);
-            else if (failed) reject(new Error(`watch ${this.o.path} returned an error event`));
-            else if (err && !signal.aborted) reject(err);
-            else resolve(false);
-          },
-        )
-        .then((c) => {
-          controller = c;
-          if (signal.aborted) c.abort();
-        }, reject);
+      const onClose = (err?: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        if (statusCode(err) === 410) resolve(true);
+        else if (err && !signal.aborted) reject(err);
+        else resolve(false);
+      };
+      const watch = watchOnce(request, onEvent, onClose);
+      const onAbort = () => watch.stop();
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (signal.aborted) watch.stop();
     });
   }
 

@@ -6,8 +6,9 @@
 // the one to trust again, and 10,000 duplicated objects would be memory for
 // nothing. The cache listens to the informer itself: nobody else has to
 // forward events to it.
-import type { EventType, KubeObject } from './informer.ts';
-import { objectKey } from './informer.ts';
+import type { EventType } from './informer.ts';
+import { objectKey } from './object-key.ts';
+import type { KubeObject } from './object-key.ts';
 import { newerThan } from './resource-version.ts';
 
 /** What the mutation cache needs of an informer. */

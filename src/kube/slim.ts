@@ -21,7 +21,7 @@
 //    without a table of our own that would have to be pruned.
 // Probe (10,000 SingletonJobs with history, as listed): heap 26.1 MiB with
 // copies, 23.0 MiB trimmed in place; ~25 % less CPU per object.
-import type { KubeObject } from './informer.ts';
+import type { KubeObject } from './object-key.ts';
 
 export const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 /** Longer strings are rarely repeated (messages, last-applied copies); not worth a table lookup. */
