@@ -1,6 +1,7 @@
 // Turns a benchmark run into bench/results/latest.{json,md,png}: a markdown
-// table with medians, p90, worst and ours/peer ratios against the targets in
-// docs/product.md, the raw figures as JSON, and one chart (SVG → PNG with
+// table with medians, p90, worst and ours/peer ratios against the targets
+// (each written next to the row it judges, below; the README's Benchmarks
+// table lists them), the raw figures as JSON, and one chart (SVG → PNG with
 // rsvg-convert) of failover latency distributions, idle API cost, the
 // stampede and cost against object count.
 import { execFileSync } from 'node:child_process';

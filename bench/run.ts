@@ -4,8 +4,8 @@
 //   (c) scale and memory of our operator at 100 / 1,000 / 10,000 SingletonJobs,
 // and writes bench/results/latest.{md,json,svg,png}.
 //
-//   npm run bench            # full profile (38 min here, 2026-11-26: failover 12, stampede 16, scale 10)
-//   npm run bench:quick      # quick profile (about 20 minutes)
+//   npm run bench            # full profile
+//   npm run bench:quick      # quick profile (durations: bench/README.md)
 //   node bench/run.ts --profile=quick --only=failover --out=bench/results/tmp/try
 // Other flags: --rounds=GRACEFUL,CRASH --stampede-count=N --scale-counts=100,1000
 // --keep-cluster (keep etcd data, component logs and the audit log).

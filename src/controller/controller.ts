@@ -261,8 +261,8 @@ export class SingletonJobController {
  * Passes that need no request (most of them) resolve entirely in microtasks:
  * without a yield, 8 workers would run through the whole queue in one
  * macrotask and starve every timer — at 10,000 objects the elector's renew
- * timer fired 15 s late and the leader (rightly) fenced itself for a stalled
- * event loop. Every worker yields to the event loop once a slice of
+ * timer fired so late that the leader (rightly) fenced itself for a stalled
+ * event loop (bench/results/probes.md). Every worker yields to the event loop once a slice of
  * uninterrupted work has run this long.
  */
 const SLICE_MS = 20;

@@ -1,8 +1,9 @@
 // Delayed adds for the work queue: every key is re-checked at its next slot
 // (at most a minute away), so with 10,000 SingletonJobs there are 10,000
-// pending delays at all times. One Node timer each cost ~250 bytes (Timeout,
-// closure, the timer lists Node keeps per distinct duration); here each is a
-// map entry and a heap entry, and one timer is armed for the earliest.
+// pending delays at all times. One Node timer each would cost a Timeout, a
+// closure and a place in the timer lists Node keeps per distinct duration
+// (bench/results/probes.md); here each is a map entry and a heap entry, and
+// one timer is armed for the earliest.
 export class DelayedKeys {
   /** key → when it is due (the earliest pending add wins). */
   private readonly due = new Map<string, number>();

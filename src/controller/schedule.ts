@@ -40,9 +40,9 @@ export function validateTimeZone(timeZone: string): void {
 /**
  * Parsed schedules (and refusals), by time zone and expression. Every pass of
  * every object asks for its schedule and its next slot; parsing the cron
- * expression and walking luxon's time-zone arithmetic was ~1.4 ms per pass —
- * 14 s of blocked event loop for 10,000 objects. Bounded: least recently used
- * entries go first.
+ * expression and walking luxon's time-zone arithmetic on every pass blocked
+ * the event loop for seconds at 10,000 objects (bench/results/probes.md).
+ * Bounded: least recently used entries go first.
  */
 const parsed = new Map<string, Schedule | ScheduleError>();
 const MAX_PARSED = 4096;

@@ -6,10 +6,9 @@
 //
 // Connection reuse: client-node 2.0's kubeconfig authentication builds a new
 // undici Agent for every request, so every request opened a new TLS
-// connection (handshake and client-certificate verification on both sides).
-// Measured on the local control plane, 8 parallel status writes: 5.1 ms of
-// our CPU and 6.4 ms of the API server's per write, ~145 writes/s, most of it
-// in the handshakes. Here the headers still come from the kubeconfig on every
+// connection (handshake and client-certificate verification on both sides),
+// which was most of the cost of a status write on both ends (figures:
+// bench/results/probes.md). Here the headers still come from the kubeconfig on every
 // request (tokens rotate), but the TLS connection comes from one keep-alive
 // pool per kubeconfig and TLS identity, replaced when the identity changes.
 import type * as https from 'node:https';

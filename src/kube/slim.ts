@@ -9,18 +9,17 @@
 //  - in place, not copied, and without `delete`: JSON.parse builds each object
 //    with exactly as many in-object property slots as it has properties. A
 //    copy built property by property spills past the fourth into a separate
-//    backing store (~4 MiB at 10,000 SingletonJobs), and deleting a property
-//    turns a V8 object into a hash table (~450 bytes more per metadata). So
+//    backing store, and deleting a property turns a V8 object into a hash
+//    table, larger per object. So
 //    managedFields is set to undefined (the slot stays, its array goes) and
 //    only an annotations map that holds last-applied is rebuilt.
 //  - short strings are shared: JSON.parse gives each object its own copy of
-//    the same apiVersion, kind, schedule, time zone, image, slot timestamps…
-//    (~7 MiB at 10,000 objects). V8 keeps one copy of each property name in
+//    the same apiVersion, kind, schedule, time zone, image, slot timestamps….
+//    V8 keeps one copy of each property name in
 //    its string table and drops entries nothing uses any more, so using a
 //    value once as a key and reading the key back yields the shared copy —
 //    without a table of our own that would have to be pruned.
-// Probe (10,000 SingletonJobs with history, as listed): heap 26.1 MiB with
-// copies, 23.0 MiB trimmed in place; ~25 % less CPU per object.
+// What each of these saved at 10,000 objects: bench/results/probes.md.
 import type { KubeObject } from './object-key.ts';
 
 export const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';

@@ -2,15 +2,15 @@
 //
 // V8 sizes the old generation by what it has seen: after a burst — a takeover
 // that writes 10,000 statuses, a midnight stampede — it keeps the pages it
-// grew into although what is live shrank back (a leader with 10,000
-// SingletonJobs held ~66 MiB of heap for ~40 MiB live). Only a "last resort"
+// grew into although what is live shrank back (well over what is live at
+// 10,000 SingletonJobs: bench/results/probes.md). Only a "last resort"
 // collection (what V8 does on a low-memory notification: compacting every
 // fragmented page, several passes, compiled-code caches flushed) returns them.
-// It blocks the event loop for ~100–300 ms at 10,000 objects, so it runs only
-// when the process has been quiet for a whole interval, only when the heap has
-// grown well past what was live after the last one, and at most once a minute
-// (backing off while it returns little). Lease renewal tolerates the pause:
-// the renew deadline is seconds.
+// It blocks the event loop while it runs (probes.md: the pause at 10,000
+// objects), so it runs only when the process has been quiet for a whole
+// interval, only when the heap has grown well past what was live after the
+// last one, and at most once a minute (backing off while it returns little).
+// Lease renewal tolerates the pause: the renew deadline is seconds.
 //
 // It needs node's --expose-gc (the image's ENTRYPOINT passes it); without it
 // the compactor stays off and says so once.
