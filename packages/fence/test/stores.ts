@@ -1,7 +1,8 @@
 // Real PostgreSQL and Redis servers for the tests: Debian's binaries, each on a
-// free loopback port with a throwaway data folder, stopped by PID.
+// free loopback port (and, when asked, one more local address, e.g. a real
+// node's bridge gateway for Pods) with a throwaway data folder, stopped by PID.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, chownSync, closeSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, chownSync, closeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -83,6 +84,14 @@ async function stopProcess(child: ChildProcess, ...signals: NodeJS.Signals[]): P
   timers.forEach(clearTimeout);
 }
 
+/**
+ * Where a server listens besides loopback: one more local address (e.g. a real
+ * node's bridge gateway, for Pods) and the clients' network allowed through it.
+ */
+export interface ListenOptions {
+  also?: { address: string; clients: string };
+}
+
 export interface PostgresServer {
   url: string;
   port: number;
@@ -91,7 +100,7 @@ export interface PostgresServer {
 }
 
 /** Starts a throwaway PostgreSQL cluster (as the `postgres` user when we are root: the server refuses root). */
-export async function startPostgres(bin: Binaries): Promise<PostgresServer> {
+export async function startPostgres(bin: Binaries, listen: ListenOptions = {}): Promise<PostgresServer> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fence-pg-'));
   let ids: { uid: number; gid: number } | undefined;
   if (process.getuid?.() === 0) {
@@ -101,12 +110,13 @@ export async function startPostgres(bin: Binaries): Promise<PostgresServer> {
   const data = path.join(dir, 'data');
   const log = path.join(dir, 'postgres.log');
   execFileSync(path.join(bin.pgBin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--locale=C', '--no-sync'], { ...ids, stdio: 'pipe', cwd: dir });
+  if (listen.also) appendFileSync(path.join(data, 'pg_hba.conf'), `host all all ${listen.also.clients} trust\n`);
   const port = await freePort();
   const out = openSync(log, 'a');
   if (ids) chownSync(log, ids.uid, ids.gid);
   const child = spawn(
     path.join(bin.pgBin, 'postgres'),
-    ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200'],
+    ['-D', data, '-p', String(port), '-k', dir, '-c', `listen_addresses=${['127.0.0.1', ...(listen.also ? [listen.also.address] : [])].join(',')}`, '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200'],
     { ...ids, cwd: dir, stdio: ['ignore', out, out] },
   );
   closeSync(out);
@@ -142,12 +152,12 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-export async function startRedis(bin: Binaries): Promise<RedisServer> {
+export async function startRedis(bin: Binaries, listen: ListenOptions = {}): Promise<RedisServer> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fence-redis-'));
   const log = path.join(dir, 'redis.log');
   const port = await freePort();
   const out = openSync(log, 'a');
-  const child = spawn(bin.redisServer, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { cwd: dir, stdio: ['ignore', out, out] });
+  const child = spawn(bin.redisServer, ['--port', String(port), '--bind', '127.0.0.1', ...(listen.also ? [listen.also.address, '--protected-mode', 'no'] : []), '--save', '', '--appendonly', 'no', '--dir', dir], { cwd: dir, stdio: ['ignore', out, out] });
   closeSync(out);
   const url = `redis://127.0.0.1:${port}`;
   try {
