@@ -4,8 +4,8 @@
 //   (c) scale and memory of our operator at 100 / 1,000 / 10,000 SingletonJobs,
 // and writes bench/results/latest.{md,json,svg,png}.
 //
-//   npm run bench            # full profile
-//   npm run bench:quick      # quick profile (durations: bench/README.md)
+//   npm run bench            # full profile (durations: bench/README.md)
+//   npm run bench:quick      # quick profile
 //   node bench/run.ts --profile=quick --only=failover --out=bench/results/tmp/try
 // Other flags: --rounds=GRACEFUL,CRASH --stampede-count=N --scale-counts=100,1000
 // --keep-cluster (keep etcd data, component logs and the audit log).
