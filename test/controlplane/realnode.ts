@@ -25,7 +25,7 @@
 // hierarchy, the folder (pod logs included) removed.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, statSync, copyFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync, statSync, copyFileSync, chmodSync } from 'node:fs';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { buildBinaries, cacheDir, pinnedVersion } from './binaries.ts';
@@ -184,8 +184,17 @@ const cgroupMounts = (): string[] =>
     .map((f) => f[4]!)
     .filter((p) => p.startsWith('/sys/fs/cgroup'));
 
-/** Mount points at or below `dir` (deepest first). */
+/** Mount points at or below `dir` (deepest first). mountinfo names real paths (/var/run is /run). */
 function mountsUnder(dir: string): string[] {
+  try {
+    dir = realpathSync(dir);
+  } catch {
+    try {
+      dir = path.join(realpathSync(path.dirname(dir)), path.basename(dir));
+    } catch {
+      // keep as given
+    }
+  }
   const decode = (s: string) => s.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
   return readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
@@ -476,9 +485,24 @@ function containerIds(node: RealNodeState): string[] {
   return res.ok ? res.out.split('\n').map((s) => s.trim()).filter(Boolean) : [];
 }
 
-/** The network namespaces (bind mounts, e.g. /var/run/netns/cni-…) of the node's sandboxes. */
+/**
+ * The network namespaces (bind mounts, e.g. /var/run/netns/cni-…) of the node's
+ * sandboxes: from containerd when it answers, and from the OCI bundles of its
+ * tasks in its state folder (also after containerd died).
+ */
 function sandboxNetns(node: RealNodeState): string[] {
   const paths = new Set<string>();
+  const base = path.join(node.dir, 'containerd', 'state', 'io.containerd.runtime.v2.task');
+  for (const ns of existsSync(base) ? readdirSync(base) : []) {
+    for (const id of readdirSync(path.join(base, ns))) {
+      try {
+        const spec = JSON.parse(readFileSync(path.join(base, ns, id, 'config.json'), 'utf8')) as { linux?: { namespaces?: Array<{ type: string; path?: string }> } };
+        for (const n of spec.linux?.namespaces ?? []) if (n.type === 'network' && n.path?.startsWith('/var/run/netns/')) paths.add(n.path);
+      } catch {
+        // no bundle (yet): skip
+      }
+    }
+  }
   for (const id of containerIds(node)) {
     const info = tryRun('ctr', ['--address', node.socket, '--namespace', 'k8s.io', 'containers', 'info', id]);
     if (!info.ok) continue;
@@ -512,9 +536,9 @@ function removeCgroupTree(d: string): boolean {
 }
 
 /**
- * The shims this node's containerd started (each runs with `-address <this
- * node's socket>`, a path no other process uses) and the containers' init
- * processes (init.pid files in its state folder).
+ * The shims this node's containerd started: each runs with `-address <this
+ * node's socket>`, a path no other process uses. (The containers' processes are
+ * found through the node's cgroups.)
  */
 export function shimPids(node: Pick<RealNodeState, 'dir' | 'socket'>): number[] {
   const pids: number[] = [];
@@ -526,17 +550,6 @@ export function shimPids(node: Pick<RealNodeState, 'dir' | 'socket'>): number[] 
       if (i >= 0 && args[i + 1] === node.socket) pids.push(Number(entry));
     } catch {
       // gone meanwhile
-    }
-  }
-  const base = path.join(node.dir, 'containerd', 'state', 'io.containerd.runtime.v2.task');
-  if (!existsSync(base)) return pids;
-  for (const ns of readdirSync(base)) {
-    for (const id of readdirSync(path.join(base, ns))) {
-      const file = path.join(base, ns, id, 'init.pid');
-      if (existsSync(file)) {
-        const pid = Number(readFileSync(file, 'utf8').trim());
-        if (pid > 1) pids.push(pid);
-      }
     }
   }
   return pids;
@@ -624,7 +637,7 @@ export async function stopRealNode(node: RealNodeState, options: StopRealNodeOpt
   if (kubelet) await stopProcess(kubelet.pid, 10_000);
 
   // 3. Whatever still runs: kill its tasks, remember the sandboxes' network namespaces, delete the containers.
-  let netns: string[] = [];
+  const netns = new Set(sandboxNetns(node));
   if (containerdUp) {
     for (const id of taskIds(node)) {
       tryRun('ctr', ['--address', node.socket, '--namespace', 'k8s.io', 'tasks', 'kill', '--all', '--signal', 'SIGKILL', id]);
@@ -633,18 +646,34 @@ export async function stopRealNode(node: RealNodeState, options: StopRealNodeOpt
     for (const id of taskIds(node)) {
       while (Date.now() < deadline && !tryRun('ctr', ['--address', node.socket, '--namespace', 'k8s.io', 'tasks', 'delete', '--force', id]).ok) await sleep(200);
     }
-    netns = sandboxNetns(node);
+    for (const p of sandboxNetns(node)) netns.add(p);
     for (const id of containerIds(node)) tryRun('ctr', ['--address', node.socket, '--namespace', 'k8s.io', 'containers', 'delete', id]);
   }
 
-  // 4. containerd, then any shim or container process it left (PID files in its state folder, PIDs in the node's cgroups).
+  // 4. containerd, then the shims it left (found by its socket) and the containers' processes (the node's cgroups).
   if (containerd) await stopProcess(containerd.pid, 10_000);
-  for (const pid of [...shimPids(node), ...cgroupPids(node)]) if (isAlive(pid)) await stopProcess(pid, 2_000);
+  for (const pid of shimPids(node)) await stopProcess(pid, 2_000);
+  for (let round = 0; round < 10 && cgroupPids(node).some(isAlive); round++) {
+    for (const pid of cgroupPids(node)) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    await sleep(100);
+  }
 
   // 5. Mounts: the sandboxes' network namespaces and everything under the node folder.
-  const stale = unmountAll([...netns.filter((p) => existsSync(p)), ...mountsUnder(node.dir)]);
+  // Again until none is left (a mount can be stacked, or made by a shim that was just dying).
+  const mounted = () => [...[...netns].filter((p) => mountsUnder(p).length > 0), ...mountsUnder(node.dir)];
+  let stale: string[] = [];
+  for (let round = 0; round < 20 && mounted().length > 0; round++) {
+    if (round > 0) await sleep(250);
+    stale = unmountAll(mounted());
+  }
   problems.push(...stale.map((p) => `still mounted: ${p}`));
-  for (const p of netns) rmSync(p, { force: true });
+  for (const p of netns) {
+    try {
+      rmSync(p, { force: true });
+    } catch (err) {
+      problems.push(`removing ${p}: ${String(err)}`);
+    }
+  }
 
   // 6. Network: veths left on the bridge, the bridge, the iptables rules, ip_forward.
   if (linkExists(node.bridge)) {
@@ -685,6 +714,11 @@ export async function stopRealNode(node: RealNodeState, options: StopRealNodeOpt
       problems.push(`removing ${node.dir}: ${String(err)}`);
     }
   }
+  // Verify: nothing of the node is mounted any more, and its bridge is gone.
+  await sleep(200);
+  const left = [...[...netns].filter((p) => mountsUnder(p).length > 0), ...mountsUnder(node.dir)];
+  problems.push(...left.map((p) => `mounted after cleanup: ${p}`));
+  if (linkExists(node.bridge)) problems.push(`interface after cleanup: ${node.bridge}`);
   if (problems.length > 0) throw new Error(`real node ${node.name} not fully cleaned up:\n${problems.join('\n')}`);
   log(`real node ${node.name} stopped and cleaned up`);
 }
@@ -704,4 +738,22 @@ export function hostSnapshot(): { links: string[]; mounts: string[]; iptables: s
   const cgroups = cgroupMounts().flatMap((m) => (existsSync(m) ? readdirSync(m).filter((e) => statSync(path.join(m, e)).isDirectory()).map((e) => path.join(m, e)) : []));
   const netns = existsSync('/var/run/netns') ? readdirSync('/var/run/netns') : [];
   return { links, mounts, iptables, cgroups, netns };
+}
+
+/**
+ * What a real node left on the host, comparing snapshots taken before it
+ * started and after it stopped. Other work on this machine may mount or make
+ * cgroups and interfaces meanwhile, so for those only what a node makes counts.
+ */
+export function hostLeftovers(before: ReturnType<typeof hostSnapshot>, after: ReturnType<typeof hostSnapshot>, clusterDir: string): string[] {
+  const added = (a: string[], b: string[]) => a.filter((x) => !b.includes(x));
+  return [
+    ...added(after.iptables, before.iptables).map((r) => `iptables rule or chain added: ${r}`),
+    ...added(before.iptables, after.iptables).map((r) => `iptables rule or chain removed: ${r}`),
+    ...added(after.netns, before.netns).map((n) => `network namespace: /var/run/netns/${n}`),
+    ...added(after.mounts, before.mounts).filter((m) => m.startsWith(clusterDir) || m.includes('netns') || m.includes('k8s.io')).map((m) => `mount: ${m}`),
+    ...added(after.links, before.links).filter((l) => /^(so-node|veth)/.test(l)).map((l) => `interface: ${l}`),
+    ...added(after.cgroups, before.cgroups).filter((c) => /singleton-node|kubepods/.test(c)).map((c) => `cgroup: ${c}`),
+    ...(existsSync(clusterDir) ? [`folder: ${clusterDir}`] : []),
+  ];
 }

@@ -19,7 +19,8 @@ import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { resolveHelm } from '../controlplane/binaries.ts';
 import { ControlPlane } from '../controlplane/controlplane.ts';
-import { ctr, importImage, realNodePlacement, realNodeUnavailable } from '../controlplane/realnode.ts';
+import { isAlive } from '../controlplane/process.ts';
+import { ctr, hostLeftovers, hostSnapshot, importImage, realNodePlacement, realNodeUnavailable } from '../controlplane/realnode.ts';
 import { buildImage, type BuiltImage } from '../../scripts/image.ts';
 import { chartDir } from '../../scripts/generate-manifests.ts';
 import { Keys, type SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
@@ -70,6 +71,7 @@ describeNode('the operator on a real node, installed with Helm', () => {
   const leaseHistory: LeaseSeen[] = [];
   let stopWatch: (() => void) | undefined;
   const timings: Record<string, number> = {};
+  let before: ReturnType<typeof hostSnapshot>;
 
   const h = (args: string[]) => helm(helmBin, cp.state.kubeconfig, args);
   const k = (args: string[]) => kubectl(cp.state.kubeconfig, args);
@@ -105,6 +107,7 @@ describeNode('the operator on a real node, installed with Helm', () => {
     image = await buildImage({ log: () => {} });
     timings.imageSeconds = image.seconds;
     t = Date.now();
+    before = hostSnapshot();
     cp = await ControlPlane.start({ realNode: true });
     timings.clusterMs = Date.now() - t;
     t = Date.now();
@@ -141,7 +144,8 @@ describeNode('the operator on a real node, installed with Helm', () => {
   afterAll(async () => {
     stopWatch?.();
     console.log(`real-node e2e timings: ${JSON.stringify(timings)}`);
-    if (cp) await cp.stop().catch((err: unknown) => console.error(err));
+    // Normally stopped by the last test; this is for a failure before it.
+    if (cp && cp.state.realNode && isAlive(cp.state.processes['kube-apiserver']?.pid ?? 0)) await cp.stop().catch((err: unknown) => console.error(err));
     rmSync(workDir, { recursive: true, force: true });
   }, 180_000);
 
@@ -374,4 +378,11 @@ describeNode('the operator on a real node, installed with Helm', () => {
     const left = k(['get', 'sj', '-n', apps, '-o', 'name']).trim().split('\n').sort();
     expect(left).toEqual(['singletonjob.singleton.dev/every-2s', 'singletonjob.singleton.dev/print-token']);
   });
+
+  it('stops (drained through the API: the kubelet tears its Pods down) and leaves the host as it found it', async () => {
+    const t = Date.now();
+    await cp.stop();
+    timings.stopMs = Date.now() - t;
+    expect(hostLeftovers(before, hostSnapshot(), cp.state.dir)).toEqual([]);
+  }, 120_000);
 });
