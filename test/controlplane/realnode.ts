@@ -529,6 +529,23 @@ function cgroupPids(node: RealNodeState): number[] {
   return [...pids];
 }
 
+/** Thaws every frozen cgroup of the node (freezer hierarchy). */
+function thawCgroups(node: RealNodeState): void {
+  const walk = (d: string) => {
+    if (!existsSync(d)) return;
+    const state = path.join(d, 'freezer.state');
+    if (existsSync(state) && readFileSync(state, 'utf8').trim() !== 'THAWED') {
+      try {
+        writeFileSync(state, 'THAWED');
+      } catch {
+        // a parent's state wins; it is thawed too
+      }
+    }
+    for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(path.join(d, e.name));
+  };
+  for (const mount of cgroupMounts()) walk(path.join(mount, node.cgroupRoot));
+}
+
 function removeCgroupTree(d: string): boolean {
   if (!existsSync(d)) return true;
   for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) removeCgroupTree(path.join(d, e.name));
@@ -653,6 +670,7 @@ export async function stopRealNode(node: RealNodeState, options: StopRealNodeOpt
   // 4. containerd, then the shims it left (found by its socket) and the containers' processes (the node's cgroups).
   if (containerd) await stopProcess(containerd.pid, 10_000);
   for (const pid of shimPids(node)) await stopProcess(pid, 2_000);
+  thawCgroups(node); // a frozen process (a test's cgroup freezer) cannot die
   for (let round = 0; round < 10 && cgroupPids(node).some(isAlive); round++) {
     for (const pid of cgroupPids(node)) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
     await sleep(100);

@@ -8,7 +8,7 @@
 // Its own control plane (not the shared one of the other integration tests). Skipped
 // with the reason when the machine cannot run a node (not root, packages missing).
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import { ControlPlane } from '../controlplane/controlplane.ts';
 import { isAlive } from '../controlplane/process.ts';
@@ -26,6 +26,7 @@ describeNode('a real node next to kwok', () => {
   let before: ReturnType<typeof hostSnapshot>;
   let core: k8s.CoreV1Api;
   const namespace = 'real-node-test';
+  let sleeper: k8s.V1Pod;
 
   beforeAll(async () => {
     before = hostSnapshot();
@@ -100,7 +101,7 @@ describeNode('a real node next to kwok', () => {
     // …written into the pod logs folder under the cluster's folder.
     expect(existsSync(`${node.dir}/pod-logs/${namespace}_probe_${probe.metadata?.uid}`)).toBe(true);
 
-    const sleeper = await eventually('the sleeper Pod to run', async () => {
+    sleeper = await eventually('the sleeper Pod to run', async () => {
       const p = await core.readNamespacedPod({ name: 'sleeper', namespace });
       return p.status?.containerStatuses?.[0]?.ready ? p : undefined;
     }, 60_000, 250);
@@ -118,7 +119,11 @@ describeNode('a real node next to kwok', () => {
     const shims = shimPids(node);
     expect(shims.length).toBeGreaterThan(0);
     // The hard way: kubelet and containerd die with Pods running (their shims, containers,
-    // network namespaces, mounts and cgroups stay behind), as when a test run is killed.
+    // network namespaces, mounts and cgroups stay behind), as when a test run is killed;
+    // one Pod is frozen (cgroup freezer), as a test that pauses a workload leaves it.
+    const podCgroup = execFileSync('find', [`/sys/fs/cgroup/freezer${node.cgroupRoot}`, '-type', 'd', '-name', `pod${sleeper.metadata!.uid}`], { encoding: 'utf8' }).trim();
+    expect(podCgroup).not.toBe('');
+    writeFileSync(`${podCgroup}/freezer.state`, 'FROZEN');
     process.kill(node.processes.kubelet!.pid, 'SIGKILL');
     process.kill(node.processes.containerd!.pid, 'SIGKILL');
     await eventually('kubelet and containerd gone', async () => ![node.processes.kubelet!.pid, node.processes.containerd!.pid].some(isAlive), 10_000, 50);
