@@ -3,7 +3,6 @@
 // CronJob controller again with its client rate limit raised so that neither
 // side is throttled on the client — each in its own namespace and minute,
 // with the previous side's Jobs and Pods finished in between.
-import * as k8s from '@kubernetes/client-node';
 import type { ControlPlane } from '../test/controlplane/controlplane.ts';
 import { sleep } from './lib/proc.ts';
 import { cronJobSide, runStampedeSide, singletonJobSide, waitPodsSettled, type SideSetup, type StampedeResult, type StampedeSide } from './stampede.ts';

@@ -298,7 +298,7 @@ describe('leading', () => {
   it('hands over to a standby after the renew deadline, within the expiry bound', async () => {
     const a = add('a');
     await clock.advance(0);
-    const b = add('b');
+    add('b');
     await clock.advance(5_000);
     a.client.setDown(true);
     const lastRenew = store.writesBy('a').at(-1)!;
@@ -374,7 +374,7 @@ describe('leading', () => {
   it('re-creates a Lease deleted under it, keeps its term, and standbys do not jump in', async () => {
     const a = add('a');
     await clock.advance(0);
-    const b = add('b');
+    add('b');
     await clock.advance(5_000);
     store.delete();
     await clock.advance(0);

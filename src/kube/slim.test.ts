@@ -22,6 +22,7 @@ describe('slimInPlace', () => {
     expect(slim).toBe(input);
     expect(slim.metadata.managedFields).toBeUndefined();
     expect(slim.metadata.annotations).toEqual({ 'singleton.dev/run-now': 'req-1' });
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the test walks arbitrary JSON
     const expected = sj() as Record<string, any>;
     delete expected.metadata.managedFields;
     delete expected.metadata.annotations[LAST_APPLIED];

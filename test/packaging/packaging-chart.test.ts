@@ -118,7 +118,9 @@ describe('manifests/install.yaml', () => {
   });
 
   it('runs 3 spread replicas under a restricted security context with probes', () => {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- rendered manifests are arbitrary YAML
     const [deployment] = byKind('Deployment') as unknown as Array<{ spec: Record<string, any> }>;
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- rendered manifests are arbitrary YAML
     const spec = deployment?.spec as Record<string, any>;
     expect(spec.replicas).toBe(3);
     const pod = spec.template.spec;

@@ -43,7 +43,6 @@ function parseDockerfile(text: string): Stage[] {
 const stages = parseDockerfile(read('Dockerfile'));
 const runtime = stages.at(-1) as Stage;
 const ops = (stage: Stage, op: string) => stage.instructions.filter((i) => i.op === op).map((i) => i.args);
-const stageNamed = (name: string) => stages.find((s) => s.name === name);
 const pkg = JSON.parse(read('package.json')) as { type: string; scripts: Record<string, string>; dependencies: Record<string, string>; devDependencies: Record<string, string> };
 
 describe('Dockerfile', () => {

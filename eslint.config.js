@@ -1,0 +1,34 @@
+// typescript-eslint's recommended rules (syntactic: fast, no type program),
+// plus an import-cycle rule: src/ keeps its one-way layering (kube ← election,
+// controller ← operator ← main) and test code never becomes a dependency of it.
+// `npm run lint` runs this and prettier --check; `npm test` runs lint first.
+import tseslint from 'typescript-eslint';
+import importX, { createNodeResolver } from 'eslint-plugin-import-x';
+
+export default tseslint.config(
+  { ignores: ['node_modules/', 'dist/', 'packages/*/dist/', 'bench/results/', '.cluster/', 'bench/clientgo-elector/'] },
+  ...tseslint.configs.recommended,
+  {
+    plugins: { 'import-x': importX },
+    settings: {
+      'import-x/resolver-next': [createNodeResolver({ extensions: ['.ts', '.js'] })],
+      // Parse .ts dependencies too, or no-cycle sees no edges between TypeScript files.
+      'import-x/extensions': ['.ts', '.js'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+    },
+    rules: {
+      'import-x/no-cycle': ['error', { ignoreExternal: true }],
+      // The code uses non-null assertions where the API guarantees a field (metadata.name of a stored object).
+      '@typescript-eslint/no-non-null-assertion': 'off',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      // Test files use require-free ESM; a few dynamic shapes are typed as `any` on purpose at boundaries.
+      '@typescript-eslint/no-explicit-any': 'error',
+    },
+  },
+  {
+    // src/ never imports test code.
+    files: ['src/**/*.ts'],
+    ignores: ['src/**/*.test.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/test/**', '../../test/*'], message: 'src/ must not depend on test code' }] }] },
+  },
+);
