@@ -164,10 +164,7 @@ export async function runFailover(cp: ControlPlane, kinds: ElectorKind[], o: Fai
     }
 
     // Failover rounds, alternating kinds and which kind goes first.
-    const schedule: Array<'graceful' | 'crash'> = [
-      ...Array<'graceful'>(o.gracefulRounds).fill('graceful'),
-      ...Array<'crash'>(o.crashRounds).fill('crash'),
-    ];
+    const schedule: Array<'graceful' | 'crash'> = [...Array<'graceful'>(o.gracefulRounds).fill('graceful'), ...Array<'crash'>(o.crashRounds).fill('crash')];
     for (let i = 0; i < schedule.length; i++) {
       const mode = schedule[i]!;
       const order = i % 2 === 0 ? groups : [...groups].reverse();
@@ -211,8 +208,7 @@ export async function runFailover(cp: ControlPlane, kinds: ElectorKind[], o: Fai
       pump();
       takeover = leaseEvents.find((e) => e.name === g.lease && e.received >= t0 - 1 && e.user !== from && isWrite(e) && succeeded(e));
     }
-    const release =
-      mode === 'graceful' ? leaseEvents.find((e) => e.name === g.lease && e.received >= t0 - 1 && e.user === from && isWrite(e) && succeeded(e)) : undefined;
+    const release = mode === 'graceful' ? leaseEvents.find((e) => e.name === g.lease && e.received >= t0 - 1 && e.user === from && isWrite(e) && succeeded(e)) : undefined;
     const successor = g.children.get(takeover.user);
     let selfReportedMs: number | undefined;
     if (successor) {

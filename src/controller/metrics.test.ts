@@ -50,7 +50,7 @@ describe('controller metrics', () => {
     expect(names.filter((n) => !/^(controller_runtime_|workqueue_|rest_client_|leader_election_)/.test(n)).every((n) => n.startsWith('singleton_operator_'))).toBe(true);
   });
 
-  it('export each SingletonJob\'s status from the cache, only while leading', async () => {
+  it("export each SingletonJob's status from the cache, only while leading", async () => {
     const registry = new Registry();
     let leading = false;
     const sj = {

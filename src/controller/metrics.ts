@@ -57,7 +57,12 @@ export function controllerMetrics(registry: Registry): ControllerMetrics {
   const reconcileErrors = new Counter({ name: 'controller_runtime_reconcile_errors_total', help: 'Total number of reconciliation errors per controller', labelNames: ['controller'], registers });
   for (const result of ['success', 'requeue_after', 'error']) reconciles.inc({ controller, result }, 0);
   reconcileErrors.inc({ controller }, 0);
-  const maxConcurrentReconciles = new Gauge({ name: 'controller_runtime_max_concurrent_reconciles', help: 'Maximum number of concurrent reconciles per controller', labelNames: ['controller'], registers });
+  const maxConcurrentReconciles = new Gauge({
+    name: 'controller_runtime_max_concurrent_reconciles',
+    help: 'Maximum number of concurrent reconciles per controller',
+    labelNames: ['controller'],
+    registers,
+  });
   const activeWorkers = new Gauge({ name: 'controller_runtime_active_workers', help: 'Number of currently used workers per controller', labelNames: ['controller'], registers });
   activeWorkers.set({ controller }, 0);
   const metrics: ControllerMetrics = {
@@ -71,7 +76,9 @@ export function controllerMetrics(registry: Registry): ControllerMetrics {
       help: 'Length of time per reconciliation per controller',
       labelNames: ['controller'],
       // controller-runtime's buckets.
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25, 1.5, 1.75, 2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 7, 8, 9, 10, 15, 20, 25, 30, 40, 50, 60],
+      buckets: [
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25, 1.5, 1.75, 2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 7, 8, 9, 10, 15, 20, 25, 30, 40, 50, 60,
+      ],
       registers,
     }),
     activeWorkers,
@@ -106,11 +113,14 @@ function workQueueMetrics(registry: Registry, name: string): { queueDepth: Gauge
   let inProcess: () => number[] = () => [];
   new Gauge({
     name: 'workqueue_unfinished_work_seconds',
-    help: 'How many seconds of work has been done that is in progress and hasn\'t been observed by work_duration. Large values indicate stuck threads. One can deduce the number of stuck threads by observing the rate at which this increases.',
+    help: "How many seconds of work has been done that is in progress and hasn't been observed by work_duration. Large values indicate stuck threads. One can deduce the number of stuck threads by observing the rate at which this increases.",
     labelNames,
     registers,
     collect() {
-      this.set({ name }, inProcess().reduce((sum, s) => sum + s, 0));
+      this.set(
+        { name },
+        inProcess().reduce((sum, s) => sum + s, 0),
+      );
     },
   });
   new Gauge({

@@ -43,7 +43,9 @@ export function objectMetrics(registry: Registry, source: ObjectMetricsSource): 
     });
   timestamp('last_successful_run_timestamp_seconds', 'When the last successful run finished (status.lastSuccessfulTime), Unix seconds.', (sj) => sj.status?.lastSuccessfulTime);
   timestamp('last_schedule_timestamp_seconds', 'Latest slot that was started, queued or skipped (status.lastScheduleTime), Unix seconds.', (sj) => sj.status?.lastScheduleTime);
-  timestamp('next_schedule_timestamp_seconds', 'The next slot the operator will act on (status.nextScheduleTime), Unix seconds; absent without a schedule or while suspended.', (sj) => statusField(sj, 'nextScheduleTime'));
+  timestamp('next_schedule_timestamp_seconds', 'The next slot the operator will act on (status.nextScheduleTime), Unix seconds; absent without a schedule or while suspended.', (sj) =>
+    statusField(sj, 'nextScheduleTime'),
+  );
   new Gauge({
     name: PREFIX + 'current_token',
     help: 'Highest fencing token issued for the SingletonJob (status.currentToken).',

@@ -95,7 +95,10 @@ function inFlight(f: FakeCluster, r: ActiveRun, opts: { outcome?: 'Complete' | '
   return job;
 }
 
-const healthy = { conditions: [{ type: 'Ready', status: 'True' as const, reason: 'Scheduled', message: 'Runs on schedule "* * * * *" in UTC', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 1 }], observedGeneration: 1 };
+const healthy = {
+  conditions: [{ type: 'Ready', status: 'True' as const, reason: 'Scheduled', message: 'Runs on schedule "* * * * *" in UTC', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 1 }],
+  observedGeneration: 1,
+};
 const scheduled = { schedule: '* * * * *' };
 const atSlot = { lastScheduleTime: SLOT.toISOString(), currentToken: 600, leaderTerm: TERM, ...healthy };
 
@@ -128,14 +131,36 @@ const cases: Case[] = [
     runNow: 'a',
     setup: (f) => {
       // The Job of an earlier request "a" is still in history: no collision.
-      f.addJob({ metadata: { name: manualRunName('sj', 'a', 700), annotations: { [Keys.token]: '700' }, ownerReferences: [{ apiVersion: 'singleton.dev/v1alpha1', kind: 'SingletonJob', name: 'sj', uid: f.sjs.get(KEY)!.metadata!.uid!, controller: true }] }, status: { conditions: [{ type: 'Complete', status: 'True' }] } });
+      f.addJob({
+        metadata: {
+          name: manualRunName('sj', 'a', 700),
+          annotations: { [Keys.token]: '700' },
+          ownerReferences: [{ apiVersion: 'singleton.dev/v1alpha1', kind: 'SingletonJob', name: 'sj', uid: f.sjs.get(KEY)!.metadata!.uid!, controller: true }],
+        },
+        status: { conditions: [{ type: 'Complete', status: 'True' }] },
+      });
     },
     actions: ['update-status', `create-job ${manualRunName('sj', 'a', 1501)} token=1501 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${manualRunName('sj', 'a', 1501)}`],
     check: (f) => expect(f.sj().status!.lastManualRequestId).toBe('a'),
   },
   {
     name: 'the latest request id applied again is not a new request',
-    status: { lastManualRequestId: 'a', currentToken: 1500, leaderTerm: TERM, conditions: [{ type: 'Ready', status: 'True', reason: 'OnDemand', message: 'No schedule: runs start only on request (annotation singleton.dev/run-now)', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 1 }], observedGeneration: 1 },
+    status: {
+      lastManualRequestId: 'a',
+      currentToken: 1500,
+      leaderTerm: TERM,
+      conditions: [
+        {
+          type: 'Ready',
+          status: 'True',
+          reason: 'OnDemand',
+          message: 'No schedule: runs start only on request (annotation singleton.dev/run-now)',
+          lastTransitionTime: '2026-01-01T00:00:00Z',
+          observedGeneration: 1,
+        },
+      ],
+      observedGeneration: 1,
+    },
     runNow: 'a',
     actions: [],
   },
@@ -256,7 +281,7 @@ const cases: Case[] = [
     check: (f) => expect(f.sj().status!.recentRuns![0]!.outcome).toBe('Deleted'),
   },
   {
-    name: 'hole 2: a Job that is not this run\'s holds its name: the run ends Failed (JobNameTaken), nothing wedges',
+    name: "hole 2: a Job that is not this run's holds its name: the run ends Failed (JobNameTaken), nothing wedges",
     status: { lastManualRequestId: 'a', currentToken: 600, leaderTerm: TERM, activeRun: run({ kind: 'Manual', requestId: 'a', slot: undefined, name: 'sj-m-taken' }) },
     setup: (f) => void f.addJob({ metadata: { name: 'sj-m-taken' } }),
     actions: ['event Warning JobNameTaken', 'update-status', 'event Warning RunFinished'],
@@ -267,7 +292,7 @@ const cases: Case[] = [
     },
   },
   {
-    name: 'hole 4: a Pod of a deleted predecessor with the same name still runs: the new object\'s first run waits',
+    name: "hole 4: a Pod of a deleted predecessor with the same name still runs: the new object's first run waits",
     spec: scheduled,
     status: { lastScheduleTime: '2026-06-01T11:59:00Z', ...healthy },
     setup: (f) => {
@@ -304,7 +329,7 @@ const cases: Case[] = [
     check: (_f, r) => expect(r.requeueAfterMs).toBe(4005),
   },
   {
-    name: 'hole 5: a retry whose backoff has passed: its own Job with the attempt\'s token',
+    name: "hole 5: a retry whose backoff has passed: its own Job with the attempt's token",
     spec: { ...scheduled, jobTemplate: { spec: { ...template().spec, backoffLimit: 2 } } },
     status: { ...atSlot, currentToken: 700, activeRun: run({ name: scheduledRunName('sj', SLOT, 2), token: 700, attempt: 2, notBefore: new Date(NOW.getTime() - 1).toISOString() }) },
     actions: [`create-job ${scheduledRunName('sj', SLOT, 2)} token=700 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${scheduledRunName('sj', SLOT, 2)}`],
@@ -323,7 +348,7 @@ const cases: Case[] = [
     check: (f) => expect(f.sj().status!.recentRuns![0]).toMatchObject({ outcome: 'Failed', attempt: 2 }),
   },
   {
-    name: 'hole 3: another installation\'s live Lease wrote it: stand by, say so once, term and Lease unchanged',
+    name: "hole 3: another installation's live Lease wrote it: stand by, say so once, term and Lease unchanged",
     lease: true,
     spec: scheduled,
     status: { ...atSlot, leaderTerm: 900, leaderLease: 'other/op', lastScheduleTime: '2026-06-01T11:59:00Z' },
@@ -336,13 +361,20 @@ const cases: Case[] = [
     },
   },
   {
-    name: 'hole 3: the other installation\'s Lease has gone: take over with the term raised above theirs',
+    name: "hole 3: the other installation's Lease has gone: take over with the term raised above theirs",
     lease: true,
     latestRevision: 950,
     spec: scheduled,
     status: { ...atSlot, leaderTerm: 900, leaderLease: 'other/op', currentToken: 600, lastScheduleTime: '2026-06-01T11:59:00Z' },
     setup: (f) => f.leases.set('other/op', { alive: false, why: 'Lease other/op does not exist', recheckMs: 0 }),
-    actions: ['event Normal TakenOver', 'update-status', `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`],
+    actions: [
+      'event Normal TakenOver',
+      'update-status',
+      `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`,
+      'event Normal RunStarted',
+      'update-status',
+      `unsuspend ${scheduledRunName('sj', SLOT)}`,
+    ],
     check: (f) => expect(f.sj().status).toMatchObject({ leaderTerm: 950, leaderLease: MINE }),
   },
   {
@@ -427,14 +459,14 @@ const cases: Case[] = [
     check: (f) => expect(f.jobMap.size).toBe(1),
   },
   {
-    name: 'status.nextScheduleTime: every write carries the next slot this operator acts on; lastRunTime is the run\'s start',
+    name: "status.nextScheduleTime: every write carries the next slot this operator acts on; lastRunTime is the run's start",
     spec: scheduled,
     status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy },
     actions: ['update-status', `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`],
     check: (f) => expect(f.sj().status).toMatchObject({ nextScheduleTime: '2026-06-01T12:01:00.000Z', lastRunTime: NOW.toISOString() }),
   },
   {
-    name: 'jitter: a slot is due only after the object\'s fixed offset',
+    name: "jitter: a slot is due only after the object's fixed offset",
     spec: { ...scheduled, jitterSeconds: 3600 },
     status: { lastScheduleTime: '2026-06-01T11:59:00Z', ...healthy },
     actions: [],
@@ -471,14 +503,17 @@ const cases: Case[] = [
     },
   },
   {
-    name: 'stalled: the run\'s Pod cannot pull its image: Stalled condition and Ready=False before the deadline',
+    name: "stalled: the run's Pod cannot pull its image: Stalled condition and Ready=False before the deadline",
     spec: scheduled,
     status: atSlot,
     setup: (f) => {
       const job = inFlight(f, run());
       f.jobMap.get(`ns/${job.metadata!.name}`)!.status = { startTime: new Date(NOW.getTime() - 60_000), active: 1 };
       const pod = addPod(f, job, 'Pending');
-      f.pods[0]!.status = { ...pod.status, containerStatuses: [{ name: 'main', image: 'nope', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "nope"' } } }] };
+      f.pods[0]!.status = {
+        ...pod.status,
+        containerStatuses: [{ name: 'main', image: 'nope', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "nope"' } } }],
+      };
     },
     actions: ['update-status', 'event Warning RunStalled'],
     check: (f) => {
@@ -495,7 +530,12 @@ const cases: Case[] = [
     setup: (f) => {
       const job = inFlight(f, run());
       f.jobMap.get(`ns/${job.metadata!.name}`)!.status = { startTime: new Date(NOW.getTime() - 31_000) };
-      f.jobEvents.push({ metadata: {}, involvedObject: { uid: job.metadata!.uid! }, reason: 'FailedCreate', message: 'Error creating: pods "x" is forbidden: error looking up service account ns/missing: serviceaccount "missing" not found' });
+      f.jobEvents.push({
+        metadata: {},
+        involvedObject: { uid: job.metadata!.uid! },
+        reason: 'FailedCreate',
+        message: 'Error creating: pods "x" is forbidden: error looking up service account ns/missing: serviceaccount "missing" not found',
+      });
     },
     actions: ['update-status', 'event Warning RunStalled'],
     check: (f) => expect(f.sj().status!.activeRun!.stalled).toContain('FailedCreate'),
@@ -663,7 +703,11 @@ describe('reconcile: one pass, expected actions', () => {
     f.actions.length = 0;
     const result = await new Reconciler(deps(f, c)).reconcile(KEY);
     // Backfill Job names end in a token hash: compared as HASH.
-    expect(f.actions.map((a) => a.replace(/sj-b(\d+)-[0-9a-f]{5}/, (m) => (c.actions.some((e) => e.includes('HASH')) ? m.slice(0, m.lastIndexOf('-') + 1) + 'HASH' : m)).replace(/^unsuspend sj-b\d+-HASH$/, 'unsuspend HASH'))).toEqual(c.actions);
+    expect(
+      f.actions.map((a) =>
+        a.replace(/sj-b(\d+)-[0-9a-f]{5}/, (m) => (c.actions.some((e) => e.includes('HASH')) ? m.slice(0, m.lastIndexOf('-') + 1) + 'HASH' : m)).replace(/^unsuspend sj-b\d+-HASH$/, 'unsuspend HASH'),
+      ),
+    ).toEqual(c.actions);
     c.check?.(f, result);
   });
 });

@@ -83,7 +83,17 @@ export class Reconciler implements Pass {
       try {
         const now = this.d.now();
         const offset = jitterMs(sj);
-        bound = Math.min(bound, Math.max(0, objectSchedule(sj)!.next(new Date(now.getTime() - offset)).getTime() + offset - now.getTime()) + 5);
+        bound = Math.min(
+          bound,
+          Math.max(
+            0,
+            objectSchedule(sj)!
+              .next(new Date(now.getTime() - offset))
+              .getTime() +
+              offset -
+              now.getTime(),
+          ) + 5,
+        );
       } catch {
         // An invalid schedule is reported by validate(); MAX_IDLE_MS applies.
       }
@@ -150,7 +160,13 @@ export class Reconciler implements Pass {
       const policy = sj.spec.concurrencyPolicy ?? 'Forbid';
       if (policy === 'Queue' && wanted.kind === 'Scheduled' && due) return this.queue(key, sj, active, due);
       if (policy !== 'Replace') {
-        await this.announceOnce(sj, `held:${active.name}:${what}`, 'Normal', 'RunHeld', `Run for ${what} waits: run ${active.name} (token ${active.token}) is still in flight (concurrencyPolicy ${policy})`);
+        await this.announceOnce(
+          sj,
+          `held:${active.name}:${what}`,
+          'Normal',
+          'RunHeld',
+          `Run for ${what} waits: run ${active.name} (token ${active.token}) is still in flight (concurrencyPolicy ${policy})`,
+        );
         // Poll: the active run is re-checked live on the next pass (its end may
         // never reach a stale cache), and the held slot is re-judged at its deadline.
         const untilDeadline = due?.deadlineAt ? due.deadlineAt.getTime() - now.getTime() + 5 : undefined;
@@ -159,7 +175,12 @@ export class Reconciler implements Pass {
       await this.write(key, sj, (s) => {
         s.activeRun = { ...active, replacing: true };
       });
-      await this.d.events.emit(sj, 'Normal', 'RunReplacing', `Replacing run ${active.name} (token ${active.token}) for ${what}: deleting its Job and waiting until its Pods are gone (concurrencyPolicy Replace)`);
+      await this.d.events.emit(
+        sj,
+        'Normal',
+        'RunReplacing',
+        `Replacing run ${active.name} (token ${active.token}) for ${what}: deleting its Job and waiting until its Pods are gone (concurrencyPolicy Replace)`,
+      );
       return { requeueAfterMs: 0 };
     }
     if (wanted) return this.startRun(key, sj, wanted, due);
@@ -190,7 +211,12 @@ export class Reconciler implements Pass {
     });
     if (already) {
       this.d.metrics.slotsSkipped.inc(1 + due.skipped);
-      await this.d.events.emit(sj, 'Warning', 'SlotsSkipped', `Skipped slot ${slot.toISOString()}: slot ${already.toISOString()} is already queued behind run ${active.name} (concurrencyPolicy Queue keeps one)`);
+      await this.d.events.emit(
+        sj,
+        'Warning',
+        'SlotsSkipped',
+        `Skipped slot ${slot.toISOString()}: slot ${already.toISOString()} is already queued behind run ${active.name} (concurrencyPolicy Queue keeps one)`,
+      );
     } else {
       await this.d.events.emit(sj, 'Normal', 'RunQueued', `Slot ${slot.toISOString()} is queued: it runs as soon as run ${active.name} (token ${active.token}) has ended (concurrencyPolicy Queue)`);
     }
@@ -204,7 +230,14 @@ export class Reconciler implements Pass {
    */
   private async dryRunRejected(sj: SingletonJob): Promise<boolean> {
     if (sj.status?.observedGeneration === sj.metadata?.generation) return false;
-    const probe: ActiveRun = { name: scheduledRunName(sj.metadata!.name!, new Date(0)), token: Math.max(1, sj.status?.currentToken ?? 1), term: Math.max(1, this.term()), kind: 'Scheduled', slot: new Date(0).toISOString(), reservedTime: this.d.now().toISOString() };
+    const probe: ActiveRun = {
+      name: scheduledRunName(sj.metadata!.name!, new Date(0)),
+      token: Math.max(1, sj.status?.currentToken ?? 1),
+      term: Math.max(1, this.term()),
+      kind: 'Scheduled',
+      slot: new Date(0).toISOString(),
+      reservedTime: this.d.now().toISOString(),
+    };
     try {
       await this.d.jobs.create(buildJob(sj, probe, { suspended: true }), { dryRun: true });
       return false;
@@ -335,7 +368,12 @@ export class Reconciler implements Pass {
     try {
       job = await this.d.jobs.create(buildJob(sj, run, { suspended: true }));
       this.d.metrics.runsStarted.inc();
-      await this.d.events.emit(sj, 'Normal', 'RunStarted', `Started run ${run.name} with fencing token ${run.token} (${run.slot ? `slot ${run.slot}` : `manual request "${run.requestId}"`}, leader term ${run.term})`);
+      await this.d.events.emit(
+        sj,
+        'Normal',
+        'RunStarted',
+        `Started run ${run.name} with fencing token ${run.token} (${run.slot ? `slot ${run.slot}` : `manual request "${run.requestId}"`}, leader term ${run.term})`,
+      );
     } catch (err) {
       if (isInvalid(err)) {
         const message = `The API server refused Job ${run.name}: ${apiMessage(err)}`;
@@ -378,7 +416,13 @@ export class Reconciler implements Pass {
       setReady(s, readiness ?? healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, now);
     });
     this.d.metrics.runsFinished.inc({ outcome });
-    const verb = { Succeeded: 'succeeded', Failed: 'failed', Replaced: 'was replaced', Deleted: 'ended because its Job was deleted', Stalled: `was ended: its Pod never ran (${run.stalled ?? 'stalled'})` }[outcome];
+    const verb = {
+      Succeeded: 'succeeded',
+      Failed: 'failed',
+      Replaced: 'was replaced',
+      Deleted: 'ended because its Job was deleted',
+      Stalled: `was ended: its Pod never ran (${run.stalled ?? 'stalled'})`,
+    }[outcome];
     await this.d.events.emit(sj, outcome === 'Succeeded' || outcome === 'Replaced' ? 'Normal' : 'Warning', 'RunFinished', `Run ${run.name} (token ${run.token}) ${verb}`);
     if (pausing) await this.d.events.emit(written, 'Warning', 'PausedAfterFailures', pauseMessage(sj, failures));
     return { requeueAfterMs: 0 };
@@ -392,7 +436,12 @@ export class Reconciler implements Pass {
       s.skippedSlots = (s.skippedSlots ?? 0) + due.skipped;
     });
     this.d.metrics.slotsSkipped.inc(due.skipped);
-    await this.d.events.emit(sj, 'Warning', 'SlotsSkipped', `Skipped ${due.skipped}${due.skippedAtLeast ? '+' : ''} slot(s), the latest ${due.latest!.toISOString()}: it ${why} (startingDeadlineSeconds ${sj.spec.startingDeadlineSeconds})`);
+    await this.d.events.emit(
+      sj,
+      'Warning',
+      'SlotsSkipped',
+      `Skipped ${due.skipped}${due.skippedAtLeast ? '+' : ''} slot(s), the latest ${due.latest!.toISOString()}: it ${why} (startingDeadlineSeconds ${sj.spec.startingDeadlineSeconds})`,
+    );
     return { requeueAfterMs: 0 };
   }
 

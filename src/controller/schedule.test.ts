@@ -138,7 +138,7 @@ describe('cached schedules', () => {
       ['17 3 1 1 *', 'Europe/Berlin'],
     ];
     let seed = 7;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const start = Date.UTC(2026, 0, 1);
     for (const [expr, tz] of cases) {
       const cached = parseSchedule(expr, tz);

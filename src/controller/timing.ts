@@ -16,7 +16,9 @@ import { toDate } from './status.ts';
 export function jitterMs(sj: SingletonJob): number {
   const seconds = sj.spec.jitterSeconds ?? 0;
   if (seconds <= 0) return 0;
-  const h = createHash('sha256').update(sj.metadata?.uid ?? sj.metadata?.name ?? '').digest();
+  const h = createHash('sha256')
+    .update(sj.metadata?.uid ?? sj.metadata?.name ?? '')
+    .digest();
   return h.readUInt32BE(0) % (seconds * 1000 + 1);
 }
 

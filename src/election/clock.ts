@@ -29,4 +29,3 @@ export const realClock: Clock = {
 export function skewedClock(offsetMs: number, base: Clock = realClock): Clock {
   return { ...base, wallNow: () => base.wallNow() + offsetMs };
 }
-

@@ -30,9 +30,7 @@ describe('timings', () => {
 
   it('names every problem of a config at once', () => {
     const bad = { ...base, identity: '', name: 'Not_A_Name', leaseDurationMs: 1000 };
-    expect(() => validateConfig(bad)).toThrow(
-      /Lease ns\/Not_A_Name: name "Not_A_Name" is not a valid Lease name.*identity is required.*leaseDurationMs \(1000\) must be greater than renewDeadlineMs/,
-    );
+    expect(() => validateConfig(bad)).toThrow(/Lease ns\/Not_A_Name: name "Not_A_Name" is not a valid Lease name.*identity is required.*leaseDurationMs \(1000\) must be greater than renewDeadlineMs/);
   });
 
   it('makes unique identities from a pod name', () => {

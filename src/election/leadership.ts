@@ -315,7 +315,12 @@ export class LeaderTerm {
         const code = statusCode(err);
         const authzNotReady = code === 401 || code === 403;
         logger.warn(
-          { term: this.term, err: describeError(err), transient: isTransient(err) || authzNotReady, ...(authzNotReady ? { hint: 'authorization not ready (API server restarting?); retrying until the renew deadline' } : {}) },
+          {
+            term: this.term,
+            err: describeError(err),
+            transient: isTransient(err) || authzNotReady,
+            ...(authzNotReady ? { hint: 'authorization not ready (API server restarting?); retrying until the renew deadline' } : {}),
+          },
           'Failed to renew the Lease',
         );
       }
@@ -339,10 +344,7 @@ export async function releaseLease(ctx: LeaderContext, base: LeaseSnapshot): Pro
     if (current.record.holderIdentity !== identity || current.record.acquireTime !== base.record.acquireTime) return;
     const now = formatMicroTime(clock.wallNow());
     try {
-      const released = await lock.update(
-        { holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions: current.record.leaseTransitions },
-        current,
-      );
+      const released = await lock.update({ holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions: current.record.leaseTransitions }, current);
       observer.record(released);
       logger.info('Released the Lease');
       return;

@@ -27,10 +27,7 @@ export interface LeaseSnapshot {
   object?: k8s.V1Lease;
 }
 
-export type LeaseEvent =
-  | { type: 'upsert'; lease: LeaseSnapshot }
-  | { type: 'deleted'; resourceVersion: string }
-  | { type: 'bookmark'; resourceVersion: string };
+export type LeaseEvent = { type: 'upsert'; lease: LeaseSnapshot } | { type: 'deleted'; resourceVersion: string } | { type: 'bookmark'; resourceVersion: string };
 
 export interface LeaseWatch {
   stop(): void;

@@ -238,10 +238,7 @@ export class LeaseObserver {
     this.failures++;
     const base = Math.min(this.options.maxBackoffMs, 100 * 2 ** Math.min(this.failures, 10));
     const delay = base * (1 + 0.2 * Math.random());
-    this.options.logger.warn(
-      { lease: this.options.lock.describe(), err: err instanceof Error ? err.message : String(err), retryInMs: Math.round(delay) },
-      `Lease ${what} failed; retrying`,
-    );
+    this.options.logger.warn({ lease: this.options.lock.describe(), err: err instanceof Error ? err.message : String(err), retryInMs: Math.round(delay) }, `Lease ${what} failed; retrying`);
     this.retryTimer = this.options.clock.setTimeout(() => {
       this.retryTimer = undefined;
       void this.listAndWatch();

@@ -43,7 +43,8 @@ describe('slimInPlace', () => {
   });
 
   it('keeps a "__proto__" key that JSON.parse made an own property as data', () => {
-    const text = '{"metadata":{"name":"x","annotations":{"__proto__":"a","kubectl.kubernetes.io/last-applied-configuration":"{}"}},"spec":{"__proto__":"str","nested":{"__proto__":{"polluted":true}}}}';
+    const text =
+      '{"metadata":{"name":"x","annotations":{"__proto__":"a","kubectl.kubernetes.io/last-applied-configuration":"{}"}},"spec":{"__proto__":"str","nested":{"__proto__":{"polluted":true}}}}';
     const slim = slimInPlace(JSON.parse(text) as { metadata: { annotations: Record<string, string> }; spec: Record<string, unknown> });
     expect(Object.keys(slim.spec)).toEqual(['__proto__', 'nested']);
     expect(Object.getPrototypeOf(slim.spec)).toBe(Object.prototype);

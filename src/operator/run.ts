@@ -166,7 +166,14 @@ export async function runOperator(options: RunOptions): Promise<number> {
   options.onListening?.(server.port);
 
   logger.info(
-    { version: options.version, lease: leaseRef, namespaces: namespaces ?? 'all', leaseDurationMs: config.leaseDurationMs, renewDeadlineMs: config.renewDeadlineMs, retryPeriodMs: config.retryPeriodMs },
+    {
+      version: options.version,
+      lease: leaseRef,
+      namespaces: namespaces ?? 'all',
+      leaseDurationMs: config.leaseDurationMs,
+      renewDeadlineMs: config.renewDeadlineMs,
+      retryPeriodMs: config.retryPeriodMs,
+    },
     'Started singleton-operator',
   );
 

@@ -117,7 +117,12 @@ export class HeapCompactor {
       const registers = [o.registry];
       this.count = new Counter({ name: 'singleton_operator_heap_compactions_total', help: 'Last-resort garbage collections run after a burst, when the process was quiet', registers });
       this.returned = new Counter({ name: 'singleton_operator_heap_compaction_returned_bytes_total', help: 'Committed heap bytes those compactions gave back', registers });
-      this.seconds = new Histogram({ name: 'singleton_operator_heap_compaction_duration_seconds', help: 'How long each compaction blocked the event loop', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers });
+      this.seconds = new Histogram({
+        name: 'singleton_operator_heap_compaction_duration_seconds',
+        help: 'How long each compaction blocked the event loop',
+        buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+        registers,
+      });
     }
   }
 

@@ -41,7 +41,14 @@ async function waitFor(deadline: number, probe: () => Promise<number | undefined
 
 /** Waits until a read says the object is gone (404). */
 async function gone(read: () => Promise<unknown>, ms: number): Promise<boolean> {
-  return (await waitFor(Date.now() + ms, async () => read().then(() => undefined, (err) => (statusCode(err) === 404 ? Date.now() : undefined)))) !== undefined;
+  return (
+    (await waitFor(Date.now() + ms, async () =>
+      read().then(
+        () => undefined,
+        (err) => (statusCode(err) === 404 ? Date.now() : undefined),
+      ),
+    )) !== undefined
+  );
 }
 
 /** A copy of an object fit to be created again: no identity, version, status or server-set fields. */
@@ -158,7 +165,15 @@ const recreateSingletonJob: Action = async (ctx) => {
   const sj = await getSj(ctx, name);
   if (!sj) return skip(name, `${name} is not there`);
   const startedAt = Date.now();
-  await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ctx.namespace, plural: PLURAL, name, propagationPolicy: orphan ? 'Orphan' : 'Background', body: { propagationPolicy: orphan ? 'Orphan' : 'Background' } });
+  await custom.deleteNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace: ctx.namespace,
+    plural: PLURAL,
+    name,
+    propagationPolicy: orphan ? 'Orphan' : 'Background',
+    body: { propagationPolicy: orphan ? 'Orphan' : 'Background' },
+  });
   const read = () => custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ctx.namespace, plural: PLURAL, name });
   if (!(await gone(read, 20_000))) return { target: `${ctx.namespace}/${name}`, detail: 'deleted, but still there after 20 s', startedAt, healedAt: Date.now(), skipped: 'not gone' };
   await sleep(ctx.rng.int(0, 3000));
@@ -168,7 +183,13 @@ const recreateSingletonJob: Action = async (ctx) => {
   // Its first run waits until the predecessor's Pods are terminal (an orphaned one runs to its end).
   const first: Expectation = { what: `the re-created ${ctx.namespace}/${name} runs`, deadline: healedAt + ctx.timings.leaseDurationMs + 2 * (ctx.schedules[name] ?? 30_000) + 45_000 };
   first.metAt = await waitFor(first.deadline, () => startedJobOf(ctx, (j) => j.ownerUid === uid));
-  return { target: `${ctx.namespace}/${name}`, detail: `deleted (${orphan ? 'Orphan: Job and Pods left running' : 'Background'}) and re-created`, startedAt, healedAt: Date.now(), expectations: [first] };
+  return {
+    target: `${ctx.namespace}/${name}`,
+    detail: `deleted (${orphan ? 'Orphan: Job and Pods left running' : 'Background'}) and re-created`,
+    startedAt,
+    healedAt: Date.now(),
+    expectations: [first],
+  };
 };
 
 /**
@@ -198,7 +219,11 @@ const secondInstallation: Action = async (ctx) => {
     const contended: Expectation = { what: `a SingletonJob shows Contended/ClaimedByAnotherInstallation while both installations run`, deadline: Date.now() + 20_000 };
     contended.metAt = await waitFor(contended.deadline, async () => {
       const list = (await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ctx.namespace, plural: PLURAL })) as { items: Obj[] };
-      const hit = list.items.some((o) => ((o.status?.conditions ?? []) as Array<{ type: string; status: string; reason?: string }>).some((c) => c.type === 'Contended' && c.status === 'True' && c.reason === 'ClaimedByAnotherInstallation'));
+      const hit = list.items.some((o) =>
+        ((o.status?.conditions ?? []) as Array<{ type: string; status: string; reason?: string }>).some(
+          (c) => c.type === 'Contended' && c.status === 'True' && c.reason === 'ClaimedByAnotherInstallation',
+        ),
+      );
       return hit ? Date.now() : undefined;
     });
     expectations.push(contended);
@@ -271,7 +296,12 @@ const duplicateIdentity: Action = async (ctx) => {
   } finally {
     await dup.shutdown();
   }
-  return { target: leader.name, detail: `a second process ${name} with identity ${leader.name} for ${(ms / 1000).toFixed(1)} s, then ${crash ? 'SIGKILL' : 'SIGTERM'}`, startedAt, healedAt: Date.now() };
+  return {
+    target: leader.name,
+    detail: `a second process ${name} with identity ${leader.name} for ${(ms / 1000).toFixed(1)} s, then ${crash ? 'SIGKILL' : 'SIGTERM'}`,
+    startedAt,
+    healedAt: Date.now(),
+  };
 };
 
 export const actions: Record<Extract<FaultKind, 'recreate-job' | 'repeat-request' | 'recreate-singletonjob' | 'second-installation' | 'delayed-requests' | 'duplicate-identity'>, Action> = {

@@ -39,7 +39,10 @@ export function badInputCorpus(): BadEntry[] {
     {
       name: 'bad-oversized',
       description: '1.5 MiB container command (over the request size limits)',
-      object: sj('bad-oversized', { schedule: '* * * * *', jobTemplate: { spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox', command: ['x'.repeat(3_300_000)] }] } } } } }),
+      object: sj('bad-oversized', {
+        schedule: '* * * * *',
+        jobTemplate: { spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox', command: ['x'.repeat(3_300_000)] }] } } } },
+      }),
     },
     {
       name: 'bad-huge-annotation',

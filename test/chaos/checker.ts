@@ -229,7 +229,6 @@ export function checkTokens(h: History): Violation[] {
   return violations;
 }
 
-
 /**
  * The state guarantee 4 is about: what fencing protects. SingletonJob status
  * (CAS + CEL on the term and token), Jobs (deterministic names, reserved
@@ -280,20 +279,12 @@ export function checkDeposedWrites(h: History): Violation[] {
 function deposedWritesOf(h: History, inst: Installation, main: boolean): Violation[] {
   const violations: Violation[] = [];
   const replicas = new Set(inst.replicas);
-  const all = h.writes
-    .filter((w) => replicas.has(w.user) && WRITE_VERBS.has(w.verb) && ok(w))
-    .sort((a, b) => a.receivedUs - b.receivedUs || a.completedUs - b.completedUs);
+  const all = h.writes.filter((w) => replicas.has(w.user) && WRITE_VERBS.has(w.verb) && ok(w)).sort((a, b) => a.receivedUs - b.receivedUs || a.completedUs - b.completedUs);
   const writes = all.filter((w) => FENCED_RESOURCES.has(w.resource));
   const reserved = (user: string, job: JobRecord, acquiredUs: number): boolean =>
     all.some(
       (r) =>
-        r.user === user &&
-        r.resource === 'singletonjobs' &&
-        r.subresource === 'status' &&
-        r.verb === 'update' &&
-        r.namespace === job.namespace &&
-        r.name === job.owner &&
-        r.completedUs <= acquiredUs,
+        r.user === user && r.resource === 'singletonjobs' && r.subresource === 'status' && r.verb === 'update' && r.namespace === job.namespace && r.name === job.owner && r.completedUs <= acquiredUs,
     );
   /** Why a late write is harmless, or undefined when it is not. */
   const excuse = (w: AuditWrite, acquiredUs: number): string | undefined => {
@@ -382,9 +373,7 @@ export function checkCrashLoops(h: History): Violation[] {
     .map((e) => ({
       check: 'crash-loop' as const,
       at: e.at,
-      message:
-        `Replica ${e.replica} exited on its own at ${rel(h, e.at)} (code ${e.code ?? '-'}, signal ${e.signal ?? '-'}).` +
-        (e.logTail ? `\nLast lines of its log:\n${e.logTail}` : ''),
+      message: `Replica ${e.replica} exited on its own at ${rel(h, e.at)} (code ${e.code ?? '-'}, signal ${e.signal ?? '-'}).` + (e.logTail ? `\nLast lines of its log:\n${e.logTail}` : ''),
     }));
 }
 

@@ -104,30 +104,27 @@ export class HttpFaultProxy {
     }
     const isWatch = /[?&]watch=(true|1)/.test(req.url ?? '');
     const headers = { ...req.headers, host: this.upstream.host };
-    const upstreamReq = https.request(
-      { host: this.upstream.hostname, port: this.upstream.port, method: req.method, path: req.url, headers, agent: this.agent },
-      (upstreamRes) => {
-        if (mode === 'lost-response' && !isWatch) {
-          this.injected['lost-response']++;
-          upstreamRes.resume();
-          upstreamRes.on('end', () => {
-            const code = this.rng.next() < 0.5 ? 504 : 500;
-            res.writeHead(code, { 'Content-Type': 'application/json' });
-            res.end(status(code, 'Timeout', 'chaos: the request was applied but its response was lost'));
-          });
-          return;
-        }
-        res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
-        // A response cut off upstream (the API server was killed mid-watch)
-        // must cut the client's response too, as the real connection would
-        // have: pipe() alone leaves the client's watch open and silent forever.
-        upstreamRes.on('error', () => res.destroy());
-        upstreamRes.on('close', () => {
-          if (!upstreamRes.complete) res.destroy();
+    const upstreamReq = https.request({ host: this.upstream.hostname, port: this.upstream.port, method: req.method, path: req.url, headers, agent: this.agent }, (upstreamRes) => {
+      if (mode === 'lost-response' && !isWatch) {
+        this.injected['lost-response']++;
+        upstreamRes.resume();
+        upstreamRes.on('end', () => {
+          const code = this.rng.next() < 0.5 ? 504 : 500;
+          res.writeHead(code, { 'Content-Type': 'application/json' });
+          res.end(status(code, 'Timeout', 'chaos: the request was applied but its response was lost'));
         });
-        upstreamRes.pipe(res);
-      },
-    );
+        return;
+      }
+      res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+      // A response cut off upstream (the API server was killed mid-watch)
+      // must cut the client's response too, as the real connection would
+      // have: pipe() alone leaves the client's watch open and silent forever.
+      upstreamRes.on('error', () => res.destroy());
+      upstreamRes.on('close', () => {
+        if (!upstreamRes.complete) res.destroy();
+      });
+      upstreamRes.pipe(res);
+    });
     upstreamReq.on('error', (err) => {
       if (!res.headersSent) {
         res.writeHead(502, { 'Content-Type': 'application/json' });

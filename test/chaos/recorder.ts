@@ -29,7 +29,6 @@ type Obj = {
   status?: Record<string, unknown>;
 };
 
-
 interface WatchTarget {
   resource: string;
   path: string;
@@ -200,7 +199,7 @@ export class Recorder {
       this.onJob?.(job, 'created');
     }
     if (!job.started) job.started = (obj.spec as { suspend?: boolean } | undefined)?.suspend !== true;
-    const conditions = ((obj.status as { conditions?: Array<{ type: string; status: string }> } | undefined)?.conditions ?? []);
+    const conditions = (obj.status as { conditions?: Array<{ type: string; status: string }> } | undefined)?.conditions ?? [];
     const end = conditions.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
     if (!job.terminalRv && end) {
       job.outcome = end.type as 'Complete' | 'Failed';

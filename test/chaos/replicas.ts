@@ -175,7 +175,10 @@ export class Replica {
 
   logTail(lines: number): string {
     try {
-      return readFileSync(this.logFile, 'utf8').split('\n').slice(-lines - 1).join('\n');
+      return readFileSync(this.logFile, 'utf8')
+        .split('\n')
+        .slice(-lines - 1)
+        .join('\n');
     } catch {
       return '';
     }

@@ -155,10 +155,15 @@ async function applyRbac(
   const leaseReader = docs.find((d) => d?.kind === 'ClusterRole' && d.metadata?.name?.endsWith('-lease-reader'));
   if (leaseReader?.rules) {
     await rbac.createClusterRole({ body: { metadata: { name: `${id}-lease-reader` }, rules: leaseReader.rules } });
-    await rbac.createClusterRoleBinding({ body: { metadata: { name: `${id}-lease-reader` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${id}-lease-reader` }, subjects } });
+    await rbac.createClusterRoleBinding({
+      body: { metadata: { name: `${id}-lease-reader` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${id}-lease-reader` }, subjects },
+    });
   }
   await rbac.createClusterRole({ body: { metadata: { name: `${id}-controller` }, rules: controller.rules } });
-  await rbac.createNamespacedRoleBinding({ namespace, body: { metadata: { name: `${id}-controller` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${id}-controller` }, subjects } });
+  await rbac.createNamespacedRoleBinding({
+    namespace,
+    body: { metadata: { name: `${id}-controller` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${id}-controller` }, subjects },
+  });
   // Each installation may use only the Lease of its own namespace, as with two releases of the chart.
   for (const { leaseNamespace, users } of installs) {
     await rbac.createNamespacedRole({ namespace: leaseNamespace, body: { metadata: { name: `${id}-leader-election` }, rules: election.rules } });
@@ -292,7 +297,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           const problem = [
             holder ? '' : `no running holder (Lease holder ${lease?.holder ?? 'none'})`,
             ...health.map((x, i) => (x.live && x.ready ? '' : `${replicas[i]?.name.slice(id.length + 1)} ${x.live ? '' : 'not live '}${x.ready ? '' : 'not ready'}`.trim())),
-          ].filter(Boolean).join(', ');
+          ]
+            .filter(Boolean)
+            .join(', ');
           if (problem && problem !== lastProblem) log(`  waiting for recovery: ${problem}`);
           lastProblem = problem;
           await sleep(250);

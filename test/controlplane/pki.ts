@@ -64,10 +64,7 @@ export function issueClientCert(pki: Pki, user: string, groups: string[] = []): 
   writeFileSync(ext, 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n');
   openssl(['genrsa', '-out', `client-${safe}.key`, '2048'], pki.dir);
   openssl(['req', '-new', '-key', `client-${safe}.key`, '-subj', subject, '-out', `client-${safe}.csr`], pki.dir);
-  openssl(
-    ['x509', '-req', '-in', `client-${safe}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '30', '-extfile', ext, '-out', `client-${safe}.crt`],
-    pki.dir,
-  );
+  openssl(['x509', '-req', '-in', `client-${safe}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '30', '-extfile', ext, '-out', `client-${safe}.crt`], pki.dir);
   return { cert: path.join(pki.dir, `client-${safe}.crt`), key: path.join(pki.dir, `client-${safe}.key`) };
 }
 
@@ -79,10 +76,7 @@ export function issueServingCert(pki: Pki, name: string, ips: string[], dnsNames
   writeFileSync(ext, `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${san}\n`);
   openssl(['genrsa', '-out', `serving-${safe}.key`, '2048'], pki.dir);
   openssl(['req', '-new', '-key', `serving-${safe}.key`, '-subj', `/CN=${name}`, '-out', `serving-${safe}.csr`], pki.dir);
-  openssl(
-    ['x509', '-req', '-in', `serving-${safe}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '30', '-extfile', ext, '-out', `serving-${safe}.crt`],
-    pki.dir,
-  );
+  openssl(['x509', '-req', '-in', `serving-${safe}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '30', '-extfile', ext, '-out', `serving-${safe}.crt`], pki.dir);
   return { cert: path.join(pki.dir, `serving-${safe}.crt`), key: path.join(pki.dir, `serving-${safe}.key`) };
 }
 
@@ -95,9 +89,7 @@ export interface KubeconfigUser {
 /** Writes a kubeconfig with embedded credentials, so it can be copied anywhere. */
 export function writeKubeconfig(file: string, server: string, caCert: string, user: KubeconfigUser): void {
   const b64 = (f: string) => readFileSync(f).toString('base64');
-  const userFields = user.clientCert
-    ? [`    client-certificate-data: ${b64(user.clientCert.cert)}`, `    client-key-data: ${b64(user.clientCert.key)}`]
-    : [`    token: ${user.token ?? ''}`];
+  const userFields = user.clientCert ? [`    client-certificate-data: ${b64(user.clientCert.cert)}`, `    client-key-data: ${b64(user.clientCert.key)}`] : [`    token: ${user.token ?? ''}`];
   writeFileSync(
     file,
     [

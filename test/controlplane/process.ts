@@ -111,12 +111,7 @@ export function probe(url: string, tls?: TlsClient, timeoutMs = 2000): Promise<{
  * error carries the tail of the component's log, which is what a person
  * needs to see when a startup fails.
  */
-export async function waitFor(
-  what: string,
-  check: () => Promise<boolean>,
-  proc: RunningProcess | undefined,
-  timeoutMs: number,
-): Promise<void> {
+export async function waitFor(what: string, check: () => Promise<boolean>, proc: RunningProcess | undefined, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check().catch(() => false)) return;

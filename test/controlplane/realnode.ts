@@ -108,7 +108,7 @@ export function resolveNodeBinaries(build = true): NodeBinaries {
   const toolsDir = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', 'tools');
   const want = (): NodeBinaries => {
     // The same key as build.sh: the hash of the nodeimage module's sources.
-    const h = execFileSync('bash', ['-c', "cd \"$0\" && cat go.mod $(find . -name '*.go' | LC_ALL=C sort) | sha256sum | cut -c1-16", path.join(toolsDir, 'nodeimage')], {
+    const h = execFileSync('bash', ['-c', 'cd "$0" && cat go.mod $(find . -name \'*.go\' | LC_ALL=C sort) | sha256sum | cut -c1-16', path.join(toolsDir, 'nodeimage')], {
       encoding: 'utf8',
     }).trim();
     const img = path.join(cacheDir(), 'bin', `nodeimage-${h}`);
@@ -217,10 +217,12 @@ const linkExists = (name: string) => tryRun('ip', ['link', 'show', 'dev', name])
 
 /** Whether another real node (a so-node<i> bridge other than `except`) lives on this machine. */
 const otherRealNodes = (except: string) =>
-  tryRun('ip', ['-o', 'link', 'show', 'type', 'bridge']).out.split('\n').some((l) => {
-    const name = /^\d+: (so-node\d+)[:@]/.exec(l)?.[1];
-    return name !== undefined && name !== except;
-  });
+  tryRun('ip', ['-o', 'link', 'show', 'type', 'bridge'])
+    .out.split('\n')
+    .some((l) => {
+      const name = /^\d+: (so-node\d+)[:@]/.exec(l)?.[1];
+      return name !== undefined && name !== except;
+    });
 
 /**
  * The kubelet's own chains (every kubelet makes them, for IPv4 and IPv6): the
@@ -477,12 +479,22 @@ export async function waitRealNodeReady(node: RealNodeState, kc: k8s.KubeConfig,
 
 function taskIds(node: RealNodeState): string[] {
   const res = tryRun('ctr', ['--address', node.socket, '--namespace', 'k8s.io', 'tasks', 'ls', '-q']);
-  return res.ok ? res.out.split('\n').map((s) => s.trim()).filter(Boolean) : [];
+  return res.ok
+    ? res.out
+        .split('\n')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : [];
 }
 
 function containerIds(node: RealNodeState): string[] {
   const res = tryRun('ctr', ['--address', node.socket, '--namespace', 'k8s.io', 'containers', 'ls', '-q']);
-  return res.ok ? res.out.split('\n').map((s) => s.trim()).filter(Boolean) : [];
+  return res.ok
+    ? res.out
+        .split('\n')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : [];
 }
 
 /**
@@ -595,7 +607,10 @@ function removeIptables(node: RealNodeState): string[] {
       const mentions = line.includes(` ${node.bridge} `) || line.includes(subnet) || line.includes(`singleton-node${node.index}`) || line.includes(`singleton real node ${node.index}"`);
       if (ours.has(chain)) continue; // flushed with its chain below
       if ((target && ours.has(target)) || mentions) {
-        const args = line.slice(3).match(/"[^"]*"|\S+/g)!.map((a) => a.replace(/^"|"$/g, ''));
+        const args = line
+          .slice(3)
+          .match(/"[^"]*"|\S+/g)!
+          .map((a) => a.replace(/^"|"$/g, ''));
         const res = tryRun('iptables', ['-w', '-t', table, '-D', ...args]);
         if (!res.ok) problems.push(`iptables -t ${table} -D ${line.slice(3)}: ${res.out.trim()}`);
       }
@@ -632,16 +647,9 @@ export async function stopRealNode(node: RealNodeState, options: StopRealNodeOpt
   if (options.kubeConfig && kubelet && isAlive(kubelet.pid) && containerdUp) {
     const core = options.kubeConfig.makeApiClient(k8s.CoreV1Api);
     try {
-      await core.patchNode(
-        { name: node.name, body: { spec: { unschedulable: true } } },
-        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
-      );
+      await core.patchNode({ name: node.name, body: { spec: { unschedulable: true } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
       const pods = await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node.name}` });
-      await Promise.all(
-        pods.items.map((p) =>
-          core.deleteNamespacedPod({ name: p.metadata!.name!, namespace: p.metadata!.namespace!, gracePeriodSeconds: 0 }).catch(() => undefined),
-        ),
-      );
+      await Promise.all(pods.items.map((p) => core.deleteNamespacedPod({ name: p.metadata!.name!, namespace: p.metadata!.namespace!, gracePeriodSeconds: 0 }).catch(() => undefined)));
       const deadline = Date.now() + 30_000;
       while (Date.now() < deadline && taskIds(node).length > 0) await sleep(250);
       if (options.deleteNode) await core.deleteNode({ name: node.name }).catch(() => undefined);
@@ -751,9 +759,21 @@ export function hostSnapshot(): { links: string[]; mounts: string[]; iptables: s
         .map((l) => `${bin} ${t} ${l.replace(/\[\d+:\d+\]/, '')}`),
     ),
   );
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).map((l) => l.split(' ')[4]!);
-  const links = tryRun('ip', ['-o', 'link', 'show']).out.split('\n').filter(Boolean).map((l) => l.split(':')[1]!.trim().split('@')[0]!);
-  const cgroups = cgroupMounts().flatMap((m) => (existsSync(m) ? readdirSync(m).filter((e) => statSync(path.join(m, e)).isDirectory()).map((e) => path.join(m, e)) : []));
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(' ')[4]!);
+  const links = tryRun('ip', ['-o', 'link', 'show'])
+    .out.split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(':')[1]!.trim().split('@')[0]!);
+  const cgroups = cgroupMounts().flatMap((m) =>
+    existsSync(m)
+      ? readdirSync(m)
+          .filter((e) => statSync(path.join(m, e)).isDirectory())
+          .map((e) => path.join(m, e))
+      : [],
+  );
   const netns = existsSync('/var/run/netns') ? readdirSync('/var/run/netns') : [];
   return { links, mounts, iptables, cgroups, netns };
 }
@@ -769,9 +789,15 @@ export function hostLeftovers(before: ReturnType<typeof hostSnapshot>, after: Re
     ...added(after.iptables, before.iptables).map((r) => `iptables rule or chain added: ${r}`),
     ...added(before.iptables, after.iptables).map((r) => `iptables rule or chain removed: ${r}`),
     ...added(after.netns, before.netns).map((n) => `network namespace: /var/run/netns/${n}`),
-    ...added(after.mounts, before.mounts).filter((m) => m.startsWith(clusterDir) || m.includes('netns') || m.includes('k8s.io')).map((m) => `mount: ${m}`),
-    ...added(after.links, before.links).filter((l) => /^(so-node|veth)/.test(l)).map((l) => `interface: ${l}`),
-    ...added(after.cgroups, before.cgroups).filter((c) => /singleton-node|kubepods/.test(c)).map((c) => `cgroup: ${c}`),
+    ...added(after.mounts, before.mounts)
+      .filter((m) => m.startsWith(clusterDir) || m.includes('netns') || m.includes('k8s.io'))
+      .map((m) => `mount: ${m}`),
+    ...added(after.links, before.links)
+      .filter((l) => /^(so-node|veth)/.test(l))
+      .map((l) => `interface: ${l}`),
+    ...added(after.cgroups, before.cgroups)
+      .filter((c) => /singleton-node|kubepods/.test(c))
+      .map((c) => `cgroup: ${c}`),
     ...(existsSync(clusterDir) ? [`folder: ${clusterDir}`] : []),
   ];
 }

@@ -154,7 +154,9 @@ async function main(): Promise<void> {
   const operatorKubeconfig = writeTokenKubeconfig(path.join(c.workDir, 'operator.kubeconfig'), admin, `system:serviceaccount:${OPERATOR_NAMESPACE}:${SERVICE_ACCOUNT}`, token);
   const logDir = path.join(c.workDir, 'logs');
   mkdirSync(logDir, { recursive: true });
-  say(`Starting ${REPLICAS} operator replicas as system:serviceaccount:${OPERATOR_NAMESPACE}:${SERVICE_ACCOUNT} (logs in ${logDir.startsWith(`${process.cwd()}/`) ? path.relative(process.cwd(), logDir) : logDir}/)…`);
+  say(
+    `Starting ${REPLICAS} operator replicas as system:serviceaccount:${OPERATOR_NAMESPACE}:${SERVICE_ACCOUNT} (logs in ${logDir.startsWith(`${process.cwd()}/`) ? path.relative(process.cwd(), logDir) : logDir}/)…`,
+  );
 
   const tails: LogTail[] = [];
   const exitedAt = new Map<number, number>();
@@ -207,7 +209,12 @@ async function main(): Promise<void> {
         const msg = String(line.msg ?? '');
         if (!INTERESTING.has(msg) && !/^(Started run|Run .* (succeeded|failed))/.test(msg)) continue;
         // Run messages already name their token and term; leadership messages get theirs added.
-        const extra = INTERESTING.has(msg) ? ['term', 'leader', 'reason'].filter((k) => line[k] !== undefined).map((k) => `${k}=${String(line[k])}`).join(' ') : '';
+        const extra = INTERESTING.has(msg)
+          ? ['term', 'leader', 'reason']
+              .filter((k) => line[k] !== undefined)
+              .map((k) => `${k}=${String(line[k])}`)
+              .join(' ')
+          : '';
         history.push(`${String(line.time ?? '').slice(11, 23)}  operator-${i}: ${msg}${extra ? ` (${extra})` : ''}`);
       }
     }
@@ -243,7 +250,14 @@ async function main(): Promise<void> {
         .map((j) => {
           const cond = j.status?.conditions?.find((x) => (x.type === 'Complete' || x.type === 'Failed') && x.status === 'True');
           const running = pods.items.filter((p) => p.metadata?.labels?.[Keys.run] === j.metadata?.name && !['Succeeded', 'Failed'].includes(p.status?.phase ?? '')).length;
-          return [j.metadata?.name ?? '', j.metadata?.annotations?.[Keys.token] ?? '', j.metadata?.annotations?.[Keys.term] ?? '', j.metadata?.annotations?.[Keys.slot] ?? '', cond?.type ?? (running ? `Running (${running} pod)` : 'Pending'), ago(j.metadata?.creationTimestamp)];
+          return [
+            j.metadata?.name ?? '',
+            j.metadata?.annotations?.[Keys.token] ?? '',
+            j.metadata?.annotations?.[Keys.term] ?? '',
+            j.metadata?.annotations?.[Keys.slot] ?? '',
+            cond?.type ?? (running ? `Running (${running} pod)` : 'Pending'),
+            ago(j.metadata?.creationTimestamp),
+          ];
         });
       frame.push(...table([['JOB (RUN)', 'TOKEN', 'TERM', 'SLOT', 'STATUS', 'CREATED'], ...runs]));
     } catch (err) {

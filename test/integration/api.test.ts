@@ -84,7 +84,10 @@ describe('fencing transition rules', () => {
       { status: {}, message: 'may not decrease or be removed' },
     ];
     for (const attempt of attempts) {
-      const err = await api.replaceStatus({ ...written, status: attempt.status } as typeof written).then(() => undefined, (e: unknown) => e);
+      const err = await api.replaceStatus({ ...written, status: attempt.status } as typeof written).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect({ status: attempt.status, code: statusCode(err) }).toEqual({ status: attempt.status, code: 422 });
       expect(apiMessage(err)).toContain(attempt.message);
     }
@@ -96,14 +99,20 @@ describe('fencing transition rules', () => {
     await api.create(singletonJob('cas', {}));
     const base = await api.get('cas');
     await api.replaceStatus({ ...base, status: { currentToken: 5, leaderTerm: 5 } });
-    const err = await api.replaceStatus({ ...base, status: { currentToken: 6, leaderTerm: 5 } }).then(() => undefined, (e: unknown) => e);
+    const err = await api.replaceStatus({ ...base, status: { currentToken: 6, leaderTerm: 5 } }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(statusCode(err)).toBe(409);
   });
 
   it('refuses a token that JSON cannot carry exactly', async () => {
     await api.create(singletonJob('big', {}));
     const base = await api.get('big');
-    const err = await api.replaceStatus({ ...base, status: { currentToken: 2 ** 53 } }).then(() => undefined, (e: unknown) => e);
+    const err = await api.replaceStatus({ ...base, status: { currentToken: 2 ** 53 } }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(statusCode(err)).toBe(422);
   });
 });
@@ -127,7 +136,10 @@ describe('aggregated ClusterRoles', () => {
   });
 
   async function checkAggregation(): Promise<void> {
-    for (const [user, role] of [['sj-editor', 'edit'], ['sj-viewer', 'view']] as const) {
+    for (const [user, role] of [
+      ['sj-editor', 'edit'],
+      ['sj-viewer', 'view'],
+    ] as const) {
       kubectl(cluster.kubeconfig, ['create', 'rolebinding', user, `--clusterrole=${role}`, `--user=${user}`, '-n', ns.name]);
     }
     const can = (user: string, verb: string, ...extra: string[]) =>

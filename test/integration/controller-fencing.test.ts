@@ -76,7 +76,10 @@ describe('tokens', () => {
     // A write the old leader had in flight (computed from the current object, so the CAS alone would pass) is refused by CEL.
     const current = await api.get('handover');
     const zombie = { ...current, status: { ...current.status, leaderTerm: 2000 } } as SingletonJob;
-    const err = await api.replaceStatus(zombie).then(() => undefined, (e: unknown) => e);
+    const err = await api.replaceStatus(zombie).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(statusCode(err)).toBe(422);
     expect(apiMessage(err)).toContain('status.leaderTerm may not decrease');
     successor.lose();
@@ -98,7 +101,10 @@ describe('tokens', () => {
     expect(job.metadata!.annotations![Keys.term]).toBe('4000');
 
     // The old leader wakes up and sends its create: the name is taken.
-    const zombieCreate = await api.batch.createNamespacedJob({ namespace: api.ns, body: buildJob(reserved, reservation, { suspended: true }) }).then(() => undefined, (e: unknown) => e);
+    const zombieCreate = await api.batch.createNamespacedJob({ namespace: api.ns, body: buildJob(reserved, reservation, { suspended: true }) }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(statusCode(zombieCreate)).toBe(409);
     const finished = await finishedRun(api, 'paused', runName);
     expect(finished).toMatchObject({ token: 4000, term: 4000, outcome: 'Succeeded' });

@@ -120,7 +120,7 @@ describe('manual request ids (item 2)', () => {
     expect((await api.jobs(sj)).length).toBe(3);
   });
 
-  it('a Job squatting on a slot\'s name ends that run (JobNameTaken) and the next slot still runs', async () => {
+  it("a Job squatting on a slot's name ends that run (JobNameTaken) and the next slot still runs", async () => {
     const { api, name: ns } = await namespace('squat');
     // Every 10 s; the squatter takes the name of the first slot at least 4 s ahead.
     const now = Date.now();
@@ -161,7 +161,7 @@ describe('a SingletonJob deleted and re-created under the same name (item 4)', (
     await eventually('the first object to be gone', async () => !(await api.get('phoenix').catch(() => undefined)));
     const second = await api.create(singletonJob('phoenix', {}, {}, { annotations: { [Keys.runNow]: 'r1' } }));
     expect(second.metadata!.uid).not.toBe(first.metadata!.uid);
-    const newJob = await eventually('the re-created object\'s run', async () => (await api.jobs(second))[0], 45_000);
+    const newJob = await eventually("the re-created object's run", async () => (await api.jobs(second))[0], 45_000);
     // Tokens per namespace/name: above every token of the predecessor.
     expect(token(newJob)).toBeGreaterThan(token(oldJob));
     await eventually('the new run to finish', async () => (await api.get('phoenix')).status?.recentRuns?.[0]?.outcome === 'Succeeded', 30_000);
@@ -181,10 +181,14 @@ describe('retries (item 5)', () => {
     );
     void (await controller(ns, { retryBackoffMs: 500 })).lead(fakeLeadership(1000));
     await requestRun(api, 'retry', 'r1');
-    const status = await eventually('three failed attempts', async () => {
-      const s = (await api.get('retry')).status;
-      return !s?.activeRun && (s?.recentRuns?.length ?? 0) >= 3 && s;
-    }, 60_000);
+    const status = await eventually(
+      'three failed attempts',
+      async () => {
+        const s = (await api.get('retry')).status;
+        return !s?.activeRun && (s?.recentRuns?.length ?? 0) >= 3 && s;
+      },
+      60_000,
+    );
     expect(status.recentRuns!.map((r) => [r.requestId, r.outcome, r.attempt ?? 1])).toEqual([
       ['r1', 'Failed', 3],
       ['r1', 'Failed', 2],
@@ -215,13 +219,17 @@ describe('two installations claiming the same objects (item 3)', () => {
     // Installation B's Lease first, so A's acquisition is later: A has the higher term.
     const lb = await coord.createNamespacedLease({ namespace: ns, body: leaseBody('inst-b', 'b-0') });
     const la = await coord.createNamespacedLease({ namespace: ns, body: leaseBody('inst-a', 'a-0') });
-    const latest = new Map<string, string>([['inst-a', la.metadata!.resourceVersion!], ['inst-b', lb.metadata!.resourceVersion!]]);
+    const latest = new Map<string, string>([
+      ['inst-a', la.metadata!.resourceVersion!],
+      ['inst-b', lb.metadata!.resourceVersion!],
+    ]);
     const renewing = new Set(['inst-a', 'inst-b']);
     const renewer = setInterval(() => {
       for (const name of renewing) {
-        void coord
-          .patchNamespacedLease({ namespace: ns, name, body: { spec: { renewTime: new k8s.V1MicroTime() } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch))
-          .then((l) => latest.set(name, l.metadata!.resourceVersion!), () => undefined);
+        void coord.patchNamespacedLease({ namespace: ns, name, body: { spec: { renewTime: new k8s.V1MicroTime() } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)).then(
+          (l) => latest.set(name, l.metadata!.resourceVersion!),
+          () => undefined,
+        );
       }
     }, 1000);
     cleanups.push(async () => clearInterval(renewer));
@@ -253,10 +261,14 @@ describe('two installations claiming the same objects (item 3)', () => {
     leaderA.lose();
     renewing.delete('inst-a');
     const goneAt = Date.now();
-    const takenOver = await eventually('B to take over', async () => {
-      const s = (await api.get('shared')).status;
-      return s?.leaderLease === `${ns}/inst-b` && s;
-    }, 30_000);
+    const takenOver = await eventually(
+      'B to take over',
+      async () => {
+        const s = (await api.get('shared')).status;
+        return s?.leaderLease === `${ns}/inst-b` && s;
+      },
+      30_000,
+    );
     const tookMs = Date.now() - goneAt;
     // Lease duration 3 s + 2 s margin, from B's first look at A's last renew.
     expect(tookMs).toBeLessThan(3000 + 2000 + 4000);
@@ -269,4 +281,3 @@ describe('two installations claiming the same objects (item 3)', () => {
     await api.patch('shared', { spec: { suspend: true } });
   });
 });
-

@@ -39,10 +39,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('scheduled runs', () => {
   it('start one run per slot, stamp the token everywhere, and the Jobs complete', async () => {
     const sj = await api.create(singletonJob('every2s', { schedule: '*/2 * * * * *', successfulJobsHistoryLimit: 10 }));
-    const jobs = await eventually('three completed runs', async () => {
-      const js = await api.jobs(sj);
-      return js.filter(isComplete).length >= 3 ? js : undefined;
-    }, 40_000);
+    const jobs = await eventually(
+      'three completed runs',
+      async () => {
+        const js = await api.jobs(sj);
+        return js.filter(isComplete).length >= 3 ? js : undefined;
+      },
+      40_000,
+    );
     const slots = jobs.map((j) => j.metadata!.annotations![Keys.slot]);
     expect(new Set(slots).size).toBe(slots.length);
     const tokens = jobs.map(token);
@@ -77,10 +81,14 @@ describe('scheduled runs', () => {
     const first = await eventually('the first run', async () => (await api.jobs(sj))[0]);
     await sleep(4500);
     expect((await api.jobs(sj)).map((j) => j.metadata!.name)).toEqual([first.metadata!.name]);
-    const second = await eventually('a second run after the first finished', async () => {
-      const js = await api.jobs(sj);
-      return js.length >= 2 ? js[1] : undefined;
-    }, 30_000);
+    const second = await eventually(
+      'a second run after the first finished',
+      async () => {
+        const js = await api.jobs(sj);
+        return js.length >= 2 ? js[1] : undefined;
+      },
+      30_000,
+    );
     const status = (await api.get('forbid')).status!;
     const finished = status.recentRuns?.find((r) => r.name === first.metadata!.name);
     expect(finished?.outcome).toBe('Succeeded');
@@ -95,10 +103,14 @@ describe('scheduled runs', () => {
 
   it('Replace deletes the running Job and starts the next run only once its Pods are gone', async () => {
     const sj = await api.create(singletonJob('replace', { schedule: '*/3 * * * * *', concurrencyPolicy: 'Replace' }, inFlight('60s')));
-    await eventually('three runs', async () => {
-      const s = (await api.get('replace')).status;
-      return (s?.recentRuns?.filter((r) => r.outcome === 'Replaced').length ?? 0) >= 2;
-    }, 40_000);
+    await eventually(
+      'three runs',
+      async () => {
+        const s = (await api.get('replace')).status;
+        return (s?.recentRuns?.filter((r) => r.outcome === 'Replaced').length ?? 0) >= 2;
+      },
+      40_000,
+    );
     await eventually('the third run to have its Pod', async () => overlap.pods('replace') >= 3);
     await api.patch('replace', { spec: { suspend: true } });
     expect(overlap.max('replace')).toBe(1);
@@ -144,19 +156,27 @@ describe('manual runs, suspend, history', () => {
     const failing = await api.create(
       singletonJob('failing', { schedule: '*/2 * * * * *', successfulJobsHistoryLimit: 1, failedJobsHistoryLimit: 1 }, { labels: { 'pod-container-running-failed.stage.kwok.x-k8s.io': 'true' } }),
     );
-    await eventually('four finished runs of each', async () => {
-      const [a, b] = await Promise.all([api.get('pruned'), api.get('failing')]);
-      return (a.status?.recentRuns?.length ?? 0) >= 4 && (b.status?.recentRuns?.length ?? 0) >= 4;
-    }, 45_000);
+    await eventually(
+      'four finished runs of each',
+      async () => {
+        const [a, b] = await Promise.all([api.get('pruned'), api.get('failing')]);
+        return (a.status?.recentRuns?.length ?? 0) >= 4 && (b.status?.recentRuns?.length ?? 0) >= 4;
+      },
+      45_000,
+    );
     await api.patch('pruned', { spec: { suspend: true } });
     await api.patch('failing', { spec: { suspend: true } });
     const failed = (await api.get('failing')).status!.recentRuns!;
     expect(failed.every((r) => r.outcome === 'Failed')).toBe(true);
-    await eventually('pruning down to the limits', async () => {
-      const [ok, bad] = await Promise.all([api.jobs(sj), api.jobs(failing)]);
-      const live = (js: typeof ok) => js.filter((j) => !j.metadata?.deletionTimestamp);
-      return live(ok).length <= 2 && live(bad).length <= 2 && live(ok).filter(isComplete).length <= 1;
-    }, 20_000);
+    await eventually(
+      'pruning down to the limits',
+      async () => {
+        const [ok, bad] = await Promise.all([api.jobs(sj), api.jobs(failing)]);
+        const live = (js: typeof ok) => js.filter((j) => !j.metadata?.deletionTimestamp);
+        return live(ok).length <= 2 && live(bad).length <= 2 && live(ok).filter(isComplete).length <= 1;
+      },
+      20_000,
+    );
   });
 });
 

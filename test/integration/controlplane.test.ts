@@ -79,9 +79,10 @@ describe('the API server', () => {
       metadata: { resourceVersion: string };
     };
     const lower = { ...body, metadata: { name: 'c1', resourceVersion: current.metadata.resourceVersion }, spec: { count: 3 } };
-    const err = await custom
-      .replaceNamespacedCustomObject({ group, version: 'v1', namespace: ns.name, plural, name: 'c1', body: lower })
-      .then(() => undefined, (e: unknown) => e);
+    const err = await custom.replaceNamespacedCustomObject({ group, version: 'v1', namespace: ns.name, plural, name: 'c1', body: lower }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(statusCode(err)).toBe(422);
     expect(apiMessage(err)).toContain('count may not decrease');
     const higher = { ...lower, spec: { count: 9 } };
@@ -106,10 +107,14 @@ describe('workloads', () => {
         },
       },
     });
-    const job = await eventually('Job hello to complete', async () => {
-      const j = await batch.readNamespacedJob({ name: 'hello', namespace: ns.name });
-      return j.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True') ? j : undefined;
-    }, 60_000);
+    const job = await eventually(
+      'Job hello to complete',
+      async () => {
+        const j = await batch.readNamespacedJob({ name: 'hello', namespace: ns.name });
+        return j.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True') ? j : undefined;
+      },
+      60_000,
+    );
     expect(job.status?.succeeded).toBe(1);
     const pods = await core.listNamespacedPod({ namespace: ns.name, labelSelector: 'job-name=hello' });
     expect(pods.items).toHaveLength(1);
@@ -184,11 +189,15 @@ describe('identities', () => {
     const saCore = saConfig.makeApiClient(k8s.CoreV1Api);
     const list = await eventually('the Role to take effect', () => saCore.listNamespacedConfigMap({ namespace: ns.name }));
     expect(Array.isArray(list.items)).toBe(true);
-    const denied = await saCore
-      .createNamespacedConfigMap({ namespace: ns.name, body: { metadata: { name: 'not-allowed' } } })
-      .then(() => undefined, (e: unknown) => e);
+    const denied = await saCore.createNamespacedConfigMap({ namespace: ns.name, body: { metadata: { name: 'not-allowed' } } }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(statusCode(denied)).toBe(403);
-    const secrets = await saCore.listNamespacedSecret({ namespace: ns.name }).then(() => undefined, (e: unknown) => e);
+    const secrets = await saCore.listNamespacedSecret({ namespace: ns.name }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(statusCode(secrets)).toBe(403);
   });
 });

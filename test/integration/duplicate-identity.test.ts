@@ -122,78 +122,84 @@ afterAll(async () => {
 });
 
 describe('two replicas configured with the same --identity', () => {
-  itLocal('at no instant do both run guarded work: the second refuses to lead while the first renews, logs one error naming the identity, reports not ready and counts it; it takes over once the first is gone', async () => {
-    const timeline = new Timeline();
-    const a = replica('a', 'dup-standby', timeline);
-    await eventually('replica a to lead', async () => timeline.active.has('a'), 15_000, 50);
-    const b = replica('b', 'dup-standby', timeline);
-    await b.port;
-    await sleep(3 * LEASE_MS);
+  itLocal(
+    'at no instant do both run guarded work: the second refuses to lead while the first renews, logs one error naming the identity, reports not ready and counts it; it takes over once the first is gone',
+    async () => {
+      const timeline = new Timeline();
+      const a = replica('a', 'dup-standby', timeline);
+      await eventually('replica a to lead', async () => timeline.active.has('a'), 15_000, 50);
+      const b = replica('b', 'dup-standby', timeline);
+      await b.port;
+      await sleep(3 * LEASE_MS);
 
-    expect(timeline.maxConcurrent).toBe(1);
-    expect(timeline.entries.map((e) => e.who)).toEqual(['a']);
-    expect(conflictErrors(b)).toHaveLength(1);
-    expect(conflictErrors(a)).toHaveLength(0);
-    const readyB = await b.get('/readyz');
-    expect(readyB.status).toBe(503);
-    expect(readyB.body).toContain('[-]leader-election failed');
-    expect(readyB.body).toContain(IDENTITY);
-    expect((await a.get('/readyz')).status).toBe(200);
-    const conflicts = Number(/leader_election_identity_conflicts_total\{name="dup-standby"\} (\d+)/.exec((await b.get('/metrics')).body)?.[1]);
-    // a renews every second: each renew b saw is counted.
-    expect(conflicts).toBeGreaterThanOrEqual(2 * (LEASE_MS / RETRY_MS));
+      expect(timeline.maxConcurrent).toBe(1);
+      expect(timeline.entries.map((e) => e.who)).toEqual(['a']);
+      expect(conflictErrors(b)).toHaveLength(1);
+      expect(conflictErrors(a)).toHaveLength(0);
+      const readyB = await b.get('/readyz');
+      expect(readyB.status).toBe(503);
+      expect(readyB.body).toContain('[-]leader-election failed');
+      expect(readyB.body).toContain(IDENTITY);
+      expect((await a.get('/readyz')).status).toBe(200);
+      const conflicts = Number(/leader_election_identity_conflicts_total\{name="dup-standby"\} (\d+)/.exec((await b.get('/metrics')).body)?.[1]);
+      // a renews every second: each renew b saw is counted.
+      expect(conflicts).toBeGreaterThanOrEqual(2 * (LEASE_MS / RETRY_MS));
 
-    // The first replica shuts down (it releases the Lease): the second leads at once and is ready.
-    const stoppedAt = Date.now();
-    expect(await a.stop()).toBe(0);
-    await eventually('replica b to lead', async () => timeline.active.has('b'), 5000, 20);
-    expect(Date.now() - stoppedAt).toBeLessThan(LEASE_MS);
-    expect((await b.get('/readyz')).status).toBe(200);
-    expect(timeline.maxConcurrent).toBe(1);
-    expect((await readLease('dup-standby'))?.spec?.holderIdentity).toBe(IDENTITY);
-  });
+      // The first replica shuts down (it releases the Lease): the second leads at once and is ready.
+      const stoppedAt = Date.now();
+      expect(await a.stop()).toBe(0);
+      await eventually('replica b to lead', async () => timeline.active.has('b'), 5000, 20);
+      expect(Date.now() - stoppedAt).toBeLessThan(LEASE_MS);
+      expect((await b.get('/readyz')).status).toBe(200);
+      expect(timeline.maxConcurrent).toBe(1);
+      expect((await readLease('dup-standby'))?.spec?.holderIdentity).toBe(IDENTITY);
+    },
+  );
 
-  itLocal('a leader that sees the Lease renewed under its identity by a writer it is not (an older replica that takes over at once) stops its guarded work at once, is not ready, and leads again only after that writer’s lease ran out', async () => {
-    const timeline = new Timeline();
-    const a = replica('a', 'dup-leader', timeline);
-    await eventually('replica a to lead', async () => timeline.active.has('a'), 15_000, 50);
-    await sleep(1500);
+  itLocal(
+    'a leader that sees the Lease renewed under its identity by a writer it is not (an older replica that takes over at once) stops its guarded work at once, is not ready, and leads again only after that writer’s lease ran out',
+    async () => {
+      const timeline = new Timeline();
+      const a = replica('a', 'dup-leader', timeline);
+      await eventually('replica a to lead', async () => timeline.active.has('a'), 15_000, 50);
+      await sleep(1500);
 
-    // Another process configured with identity replica-0 that takes a Lease "of its own" at once (as this operator did before).
-    const foreignAcquire = formatMicroTime(Date.now() - 12_345);
-    const write = async () => {
-      for (let attempt = 0; attempt < 10; attempt++) {
-        const lease = (await readLease('dup-leader'))!;
-        lease.spec = { ...lease.spec, holderIdentity: IDENTITY, acquireTime: foreignAcquire as never, renewTime: formatMicroTime(Date.now()) as never, leaseDurationSeconds: LEASE_MS / 1000 };
-        try {
-          return await coordination.replaceNamespacedLease({ name: 'dup-leader', namespace: ns.name, body: lease });
-        } catch {
-          await sleep(50);
+      // Another process configured with identity replica-0 that takes a Lease "of its own" at once (as this operator did before).
+      const foreignAcquire = formatMicroTime(Date.now() - 12_345);
+      const write = async () => {
+        for (let attempt = 0; attempt < 10; attempt++) {
+          const lease = (await readLease('dup-leader'))!;
+          lease.spec = { ...lease.spec, holderIdentity: IDENTITY, acquireTime: foreignAcquire as never, renewTime: formatMicroTime(Date.now()) as never, leaseDurationSeconds: LEASE_MS / 1000 };
+          try {
+            return await coordination.replaceNamespacedLease({ name: 'dup-leader', namespace: ns.name, body: lease });
+          } catch {
+            await sleep(50);
+          }
         }
-      }
-      throw new Error('could not write the Lease');
-    };
-    const firstWriteAt = Date.now();
-    await write();
-    await eventually('replica a to stop its guarded work', async () => !timeline.active.has('a'), 3000, 20);
-    expect(Date.now() - firstWriteAt).toBeLessThan(1000);
-    expect((await a.get('/readyz')).status).toBe(503);
-    expect(conflictErrors(a)).toHaveLength(1);
-
-    // The other writer keeps renewing for three lease durations: a never leads meanwhile.
-    const until = Date.now() + 3 * LEASE_MS;
-    while (Date.now() < until) {
-      await sleep(RETRY_MS);
+        throw new Error('could not write the Lease');
+      };
+      const firstWriteAt = Date.now();
       await write();
-    }
-    expect(timeline.entries.filter((e) => e.at > firstWriteAt)).toEqual([]);
-    expect(conflictErrors(a)).toHaveLength(1);
-    const lastWriteAt = Date.now();
+      await eventually('replica a to stop its guarded work', async () => !timeline.active.has('a'), 3000, 20);
+      expect(Date.now() - firstWriteAt).toBeLessThan(1000);
+      expect((await a.get('/readyz')).status).toBe(503);
+      expect(conflictErrors(a)).toHaveLength(1);
 
-    // It stops: a takes over once that writer's lease has run out on a's clock, and is ready again.
-    await eventually('replica a to lead again', async () => timeline.active.has('a'), 3 * LEASE_MS, 20);
-    expect(Date.now() - lastWriteAt).toBeGreaterThanOrEqual(LEASE_MS - 200);
-    expect((await a.get('/readyz')).status).toBe(200);
-    expect((await readLease('dup-leader'))?.spec?.acquireTime).not.toBe(foreignAcquire);
-  });
+      // The other writer keeps renewing for three lease durations: a never leads meanwhile.
+      const until = Date.now() + 3 * LEASE_MS;
+      while (Date.now() < until) {
+        await sleep(RETRY_MS);
+        await write();
+      }
+      expect(timeline.entries.filter((e) => e.at > firstWriteAt)).toEqual([]);
+      expect(conflictErrors(a)).toHaveLength(1);
+      const lastWriteAt = Date.now();
+
+      // It stops: a takes over once that writer's lease has run out on a's clock, and is ready again.
+      await eventually('replica a to lead again', async () => timeline.active.has('a'), 3 * LEASE_MS, 20);
+      expect(Date.now() - lastWriteAt).toBeGreaterThanOrEqual(LEASE_MS - 200);
+      expect((await a.get('/readyz')).status).toBe(200);
+      expect((await readLease('dup-leader'))?.spec?.acquireTime).not.toBe(foreignAcquire);
+    },
+  );
 });

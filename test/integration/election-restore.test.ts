@@ -116,50 +116,54 @@ afterAll(async () => {
 }, 60_000);
 
 describe('after an etcd restore without --bump-revision', () => {
-  itLocal('a standby takes over from a leader lost in the disaster (it does not wait forever), and a former leader leads again with a lower term instead of exiting', async () => {
-    const a = new Elector('a');
-    await a.waitFor('a to lead', started, 30_000);
-    const b = new Elector('b');
-    await b.waitFor('b to watch', (e) => e.event === 'new-leader', 15_000);
-    await sleep(500);
+  itLocal(
+    'a standby takes over from a leader lost in the disaster (it does not wait forever), and a former leader leads again with a lower term instead of exiting',
+    async () => {
+      const a = new Elector('a');
+      await a.waitFor('a to lead', started, 30_000);
+      const b = new Elector('b');
+      await b.waitFor('b to watch', (e) => e.event === 'new-leader', 15_000);
+      await sleep(500);
 
-    const backup = await cp!.backupEtcd();
-    const backupVersion = await leaseVersion();
-    // etcd was down for the copy: the lease may have changed hands meanwhile. Let it settle.
-    await sleep(LEASE_MS);
-    await churn(50);
-    const lease = await coordination.readNamespacedLease({ name: LEASE, namespace: NAMESPACE });
-    const newest = BigInt(lease.metadata!.resourceVersion!);
-    expect(newest).toBeGreaterThan(backupVersion);
-    const leader = [a, b].find((e) => e.events[0]?.identity === lease.spec?.holderIdentity)!;
-    const standby = leader === a ? b : a;
-    expect(leader.all('started-leading').length).toBeGreaterThan(leader.all('lost').length);
+      const backup = await cp!.backupEtcd();
+      const backupVersion = await leaseVersion();
+      // etcd was down for the copy: the lease may have changed hands meanwhile. Let it settle.
+      await sleep(LEASE_MS);
+      await churn(50);
+      const lease = await coordination.readNamespacedLease({ name: LEASE, namespace: NAMESPACE });
+      const newest = BigInt(lease.metadata!.resourceVersion!);
+      expect(newest).toBeGreaterThan(backupVersion);
+      const leader = [a, b].find((e) => e.events[0]?.identity === lease.spec?.holderIdentity)!;
+      const standby = leader === a ? b : a;
+      expect(leader.all('started-leading').length).toBeGreaterThan(leader.all('lost').length);
 
-    // 1. The disaster takes the leader's node; etcd is restored from the backup.
-    leader.child.kill('SIGKILL');
-    const from1 = standby.events.length;
-    await cp!.restoreEtcd(backup);
-    expect(await leaseVersion()).toBeLessThan(newest);
-    // Revisions move on after the restore, so the new term is well above the restored one...
-    await churn(150);
-    const takeover = await standby.waitFor('the standby to lead after the restore', started, LEASE_MS + 20_000, from1);
-    // ...and it acted only a whole lease after it saw the reset.
-    const reset = standby.logs.map((l) => JSON.parse(l) as { time: number; msg: string }).find((l) => l.msg.includes('resourceVersion went back'));
-    expect(reset).toBeDefined();
-    expect(takeover.at - reset!.time).toBeGreaterThanOrEqual(LEASE_MS - 50);
-    expect(takeover.term!).toBeGreaterThan(Number(backupVersion));
-    expect((await coordination.readNamespacedLease({ name: LEASE, namespace: NAMESPACE })).spec?.holderIdentity).toBe(takeover.identity);
+      // 1. The disaster takes the leader's node; etcd is restored from the backup.
+      leader.child.kill('SIGKILL');
+      const from1 = standby.events.length;
+      await cp!.restoreEtcd(backup);
+      expect(await leaseVersion()).toBeLessThan(newest);
+      // Revisions move on after the restore, so the new term is well above the restored one...
+      await churn(150);
+      const takeover = await standby.waitFor('the standby to lead after the restore', started, LEASE_MS + 20_000, from1);
+      // ...and it acted only a whole lease after it saw the reset.
+      const reset = standby.logs.map((l) => JSON.parse(l) as { time: number; msg: string }).find((l) => l.msg.includes('resourceVersion went back'));
+      expect(reset).toBeDefined();
+      expect(takeover.at - reset!.time).toBeGreaterThanOrEqual(LEASE_MS - 50);
+      expect(takeover.term!).toBeGreaterThan(Number(backupVersion));
+      expect((await coordination.readNamespacedLease({ name: LEASE, namespace: NAMESPACE })).spec?.holderIdentity).toBe(takeover.identity);
 
-    // 2. Restored again, to the same backup, under the new leader: its next term is lower than its last one.
-    const from2 = standby.events.length;
-    await cp!.restoreEtcd(backup);
-    expect(await leaseVersion()).toBeLessThan(BigInt(takeover.term!));
-    const again = await standby.waitFor('the former leader to lead again', started, LEASE_MS + 20_000, from2);
-    expect(again.term!).toBeLessThan(takeover.term!);
-    expect(standby.all('lost').at(-1)?.reason).toMatch(/^(reset|renew-deadline)$/);
-    expect(standby.logs.some((l) => l.includes('lower fencing term'))).toBe(true);
-    await sleep(2 * RETRY_MS);
-    expect(standby.alive()).toBe(true);
-    expect(standby.all('exit')).toEqual([]);
-  }, 240_000);
+      // 2. Restored again, to the same backup, under the new leader: its next term is lower than its last one.
+      const from2 = standby.events.length;
+      await cp!.restoreEtcd(backup);
+      expect(await leaseVersion()).toBeLessThan(BigInt(takeover.term!));
+      const again = await standby.waitFor('the former leader to lead again', started, LEASE_MS + 20_000, from2);
+      expect(again.term!).toBeLessThan(takeover.term!);
+      expect(standby.all('lost').at(-1)?.reason).toMatch(/^(reset|renew-deadline)$/);
+      expect(standby.logs.some((l) => l.includes('lower fencing term'))).toBe(true);
+      await sleep(2 * RETRY_MS);
+      expect(standby.alive()).toBe(true);
+      expect(standby.all('exit')).toEqual([]);
+    },
+    240_000,
+  );
 });

@@ -242,11 +242,23 @@ describe('leader election across processes', () => {
     // The release (a's last Lease write) happened before the successor's acquisition,
     // and a made no write of any kind after it.
     const entries = audit();
-    const release = entries.filter(byUser(a.user)).filter(isWrite).filter((e) => e.objectRef?.resource === 'leases').at(-1)!;
+    const release = entries
+      .filter(byUser(a.user))
+      .filter(isWrite)
+      .filter((e) => e.objectRef?.resource === 'leases')
+      .at(-1)!;
     expect(release.responseStatus?.code).toBe(200);
-    const acquired = entries.filter(byUser(successor.user)).filter(isWrite).sort((x, y) => x.requestReceivedTimestamp.localeCompare(y.requestReceivedTimestamp))[0]!;
+    const acquired = entries
+      .filter(byUser(successor.user))
+      .filter(isWrite)
+      .sort((x, y) => x.requestReceivedTimestamp.localeCompare(y.requestReceivedTimestamp))[0]!;
     expect(release.requestReceivedTimestamp < acquired.requestReceivedTimestamp).toBe(true);
-    expect(entries.filter(byUser(a.user)).filter(isWrite).filter((e) => e.requestReceivedTimestamp > release.requestReceivedTimestamp)).toEqual([]);
+    expect(
+      entries
+        .filter(byUser(a.user))
+        .filter(isWrite)
+        .filter((e) => e.requestReceivedTimestamp > release.requestReceivedTimestamp),
+    ).toEqual([]);
   });
 
   itLocal('SIGKILL of the leader: a standby leads once the lease has expired on its own clock, not before, and within the bound plus 1 s', async () => {

@@ -155,7 +155,9 @@ describeNode('a zombie run refused by the store, with real Pods on a real node',
 
   /** The process's cgroup in the v1 freezer hierarchy. */
   function freezerOf(pid: number): string {
-    const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.split(':')[1] === 'freezer');
+    const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+      .split('\n')
+      .find((l) => l.split(':')[1] === 'freezer');
     if (!line) throw new Error(`process ${pid} has no freezer cgroup`);
     return path.join('/sys/fs/cgroup/freezer', line.split(':').slice(2).join(':'));
   }
@@ -182,7 +184,11 @@ describeNode('a zombie run refused by the store, with real Pods on a real node',
 
   /** The containerd shim that runs the container: the parent of its init process (its subreaper). */
   function shimOf(pid: number): number {
-    const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1]);
+    const ppid = Number(
+      readFileSync(`/proc/${pid}/stat`, 'utf8')
+        .replace(/^.*\) /s, '')
+        .split(' ')[1],
+    );
     const args = readFileSync(`/proc/${ppid}/cmdline`, 'utf8').split('\0');
     if (!args[0]?.includes('containerd-shim') || args[args.indexOf('-address') + 1] !== node.socket) {
       throw new Error(`the parent of ${pid} (${ppid}: ${args.join(' ')}) is not a shim of the real node's containerd`);
@@ -256,10 +262,15 @@ describeNode('a zombie run refused by the store, with real Pods on a real node',
 
   /** The run started for a manual request, once its Job exists. */
   async function runFor(name: string, requestId: string): Promise<{ name: string; token: number }> {
-    return eventually(`the run for request ${requestId}`, async () => {
-      const run = (await readSj(name)).status?.activeRun;
-      return run?.requestId === requestId && run.jobUID ? { name: run.name, token: run.token } : undefined;
-    }, 60_000, 200);
+    return eventually(
+      `the run for request ${requestId}`,
+      async () => {
+        const run = (await readSj(name)).status?.activeRun;
+        return run?.requestId === requestId && run.jobUID ? { name: run.name, token: run.token } : undefined;
+      },
+      60_000,
+      200,
+    );
   }
 
   async function podOf(runName: string): Promise<k8s.V1Pod | undefined> {
@@ -278,12 +289,17 @@ describeNode('a zombie run refused by the store, with real Pods on a real node',
   const saidErr = (runName: string) => (existsSync(path.join(signals, `${runName}.err`)) ? readFileSync(path.join(signals, `${runName}.err`), 'utf8').slice(-1500) : '');
 
   async function saying(runName: string, key: string, value?: unknown, timeoutMs = 60_000): Promise<Said> {
-    return eventually(`run ${runName} to say ${key}${value === undefined ? '' : `=${String(value)}`}`, async () => {
-      const lines = said(runName);
-      const line = lines.find((l) => key in l && (value === undefined || l[key] === value));
-      if (!line && lines.some((l) => 'exit' in l)) throw new Error(`run ${runName} exited without saying ${key}: ${JSON.stringify(lines)} ${saidErr(runName)}`);
-      return line;
-    }, timeoutMs, 100);
+    return eventually(
+      `run ${runName} to say ${key}${value === undefined ? '' : `=${String(value)}`}`,
+      async () => {
+        const lines = said(runName);
+        const line = lines.find((l) => key in l && (value === undefined || l[key] === value));
+        if (!line && lines.some((l) => 'exit' in l)) throw new Error(`run ${runName} exited without saying ${key}: ${JSON.stringify(lines)} ${saidErr(runName)}`);
+        return line;
+      },
+      timeoutMs,
+      100,
+    );
   }
 
   async function storeState(store: Store, jobKey: string) {
@@ -300,7 +316,11 @@ describeNode('a zombie run refused by the store, with real Pods on a real node',
     };
   }
 
-  const taskIds = () => ctr(node, ['tasks', 'ls', '-q']).split('\n').map((s) => s.trim()).filter(Boolean);
+  const taskIds = () =>
+    ctr(node, ['tasks', 'ls', '-q'])
+      .split('\n')
+      .map((s) => s.trim())
+      .filter(Boolean);
 
   async function zombieOnTheNode(store: Store) {
     const started = Date.now();
@@ -311,10 +331,15 @@ describeNode('a zombie run refused by the store, with real Pods on a real node',
     // 1. Run N starts on the real node, connects to the store and waits for its go file.
     requestRun(name, 'run-n');
     const runN = await runFor(name, 'run-n');
-    const podN = await eventually('run N’s Pod running on the real node', async () => {
-      const pod = await podOf(runN.name);
-      return pod?.status?.phase === 'Running' && pod.status.containerStatuses?.[0]?.containerID ? pod : undefined;
-    }, 90_000, 200);
+    const podN = await eventually(
+      'run N’s Pod running on the real node',
+      async () => {
+        const pod = await podOf(runN.name);
+        return pod?.status?.phase === 'Running' && pod.status.containerStatuses?.[0]?.containerID ? pod : undefined;
+      },
+      90_000,
+      200,
+    );
     expect(podN.spec?.nodeName).toBe(node.name);
     expect(podN.metadata?.annotations?.[Keys.token]).toBe(String(runN.token));
     await saying(runN.name, 'state', 'ready');
@@ -346,10 +371,15 @@ describeNode('a zombie run refused by the store, with real Pods on a real node',
     writeFileSync(path.join(signals, `${runN1.name}.go`), '');
     expect(await saying(runN1.name, 'outcome')).toEqual({ outcome: 'written', output: `${runN1.name}#1@${runN1.token}` });
     expect(await saying(runN1.name, 'exit')).toEqual({ exit: 0 });
-    const finished = await eventually('run N+1 recorded as Succeeded', async () => {
-      const runs = (await readSj(name)).status?.recentRuns ?? [];
-      return runs.some((r) => r.name === runN1.name && r.outcome === 'Succeeded') ? runs : undefined;
-    }, 60_000, 200);
+    const finished = await eventually(
+      'run N+1 recorded as Succeeded',
+      async () => {
+        const runs = (await readSj(name)).status?.recentRuns ?? [];
+        return runs.some((r) => r.name === runN1.name && r.outcome === 'Succeeded') ? runs : undefined;
+      },
+      60_000,
+      200,
+    );
     expect(finished.find((r) => r.name === runN.name)).toMatchObject({ token: runN.token, outcome: 'Replaced' });
     const podN1 = (await core.listNamespacedPod({ namespace: apps, labelSelector: `batch.kubernetes.io/job-name=${runN1.name}` })).items[0];
     expect(podN1?.spec?.nodeName).toBe(node.name);

@@ -108,7 +108,10 @@ describe('chart, CRD upgrade from the crds/ layout', () => {
     helm(helmBin, cluster.kubeconfig, ['uninstall', release, '-n', ns, '--ignore-not-found']);
     disown();
     rmSync(oldChart, { recursive: true, force: true });
-    await kc.makeApiClient(k8s.CoreV1Api).deleteNamespace({ name: ns }).catch(() => undefined);
+    await kc
+      .makeApiClient(k8s.CoreV1Api)
+      .deleteNamespace({ name: ns })
+      .catch(() => undefined);
   });
 
   it('takes the CRD over on upgrade after the documented label and annotations, and keeps it on uninstall', () => {
@@ -158,10 +161,14 @@ describe('chart, installed', () => {
     expect(out).toContain(`kubectl get lease ${release}-singleton-operator -n ${namespace}`);
     expect(out).toContain('kubectl get sj -A');
     const name = `${release}-singleton-operator`;
-    const deployment = await eventually('3 ready replicas', async () => {
-      const d = await apps.readNamespacedDeployment({ name, namespace });
-      return d.status?.readyReplicas === 3 ? d : undefined;
-    }, 60_000);
+    const deployment = await eventually(
+      '3 ready replicas',
+      async () => {
+        const d = await apps.readNamespacedDeployment({ name, namespace });
+        return d.status?.readyReplicas === 3 ? d : undefined;
+      },
+      60_000,
+    );
     expect(deployment.spec?.template.spec?.securityContext?.runAsNonRoot).toBe(true);
     const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
     for (const name of [`${release}-singleton-operator:aggregate-to-edit`, `${release}-singleton-operator:aggregate-to-view`]) {
@@ -199,20 +206,24 @@ describe('chart, installed', () => {
   it('uninstalls, leaving only the CRD', async () => {
     helm(helmBin, cluster.kubeconfig, ['uninstall', release, '-n', namespace, '--wait']);
     const selector = `app.kubernetes.io/instance=${release}`;
-    await eventually('no objects of the release', async () => {
-      const left = kubectl(cluster.kubeconfig, [
-        'get',
-        'deployments,replicasets,pods,services,serviceaccounts,roles,rolebindings,poddisruptionbudgets,configmaps,secrets',
-        '-n',
-        namespace,
-        '-l',
-        selector,
-        '-o',
-        'name',
-      ]).trim();
-      const clusterLeft = kubectl(cluster.kubeconfig, ['get', 'clusterroles,clusterrolebindings', '-l', selector, '-o', 'name']).trim();
-      return left === '' && clusterLeft === '' ? true : undefined;
-    }, 60_000);
+    await eventually(
+      'no objects of the release',
+      async () => {
+        const left = kubectl(cluster.kubeconfig, [
+          'get',
+          'deployments,replicasets,pods,services,serviceaccounts,roles,rolebindings,poddisruptionbudgets,configmaps,secrets',
+          '-n',
+          namespace,
+          '-l',
+          selector,
+          '-o',
+          'name',
+        ]).trim();
+        const clusterLeft = kubectl(cluster.kubeconfig, ['get', 'clusterroles,clusterrolebindings', '-l', selector, '-o', 'name']).trim();
+        return left === '' && clusterLeft === '' ? true : undefined;
+      },
+      60_000,
+    );
     expect(kubectl(cluster.kubeconfig, ['get', 'clusterroles', '-o', 'name'])).not.toContain(`${release}-singleton-operator:aggregate-to`);
     expect(kubectl(cluster.kubeconfig, ['get', 'crd', 'singletonjobs.singleton.dev', '-o', 'name']).trim()).toBe('customresourcedefinition.apiextensions.k8s.io/singletonjobs.singleton.dev');
   });

@@ -10,7 +10,8 @@ import { imageEnv, imageNodeFlags } from '../../scripts/bundle.ts';
 const missing = ['podman', 'runc', 'debootstrap'].filter((tool) => spawnSync('bash', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`]).status !== 0);
 const canBuild = missing.length === 0 && process.getuid?.() === 0;
 const describeWithPodman = canBuild ? describe : describe.skip;
-if (!canBuild) console.warn(`image tests skipped: ${missing.length ? `${missing.join(', ')} not found; install them with: apt-get install -y podman runc debootstrap` : 'building the image needs root'}`);
+if (!canBuild)
+  console.warn(`image tests skipped: ${missing.length ? `${missing.join(', ')} not found; install them with: apt-get install -y podman runc debootstrap` : 'building the image needs root'}`);
 
 describeWithPodman('the operator image', () => {
   let image: BuiltImage;

@@ -91,13 +91,23 @@ it('installs with Helm and runs three replicas as the chart’s ServiceAccount',
   // Short lease timings keep the crash failover below in seconds; the
   // cluster-wide aggregated ClusterRoles belong to helm.test.ts's release.
   helm(helmBin, cluster.kubeconfig, [
-    'install', release, chartDir, '-n', namespace,
-    '--set', 'rbac.aggregateToDefaultRoles=false',
-    '--set', 'crds.enabled=false', // the test harness's CRD (other tests use it meanwhile)
-    '--set', 'leaderElection.leaseDurationSeconds=4',
-    '--set', 'leaderElection.renewDeadlineSeconds=3',
-    '--set', 'leaderElection.retryPeriodSeconds=1',
-    '--set', 'logLevel=debug',
+    'install',
+    release,
+    chartDir,
+    '-n',
+    namespace,
+    '--set',
+    'rbac.aggregateToDefaultRoles=false',
+    '--set',
+    'crds.enabled=false', // the test harness's CRD (other tests use it meanwhile)
+    '--set',
+    'leaderElection.leaseDurationSeconds=4',
+    '--set',
+    'leaderElection.renewDeadlineSeconds=3',
+    '--set',
+    'leaderElection.retryPeriodSeconds=1',
+    '--set',
+    'logLevel=debug',
   ]);
   const env = await chartEnv();
   expect(env).toMatchObject({ LEASE_NAME: fullname, LEASE_DURATION: '4s', RENEW_DEADLINE: '3s', RETRY_PERIOD: '1s' });
@@ -109,14 +119,24 @@ it('installs with Helm and runs three replicas as the chart’s ServiceAccount',
   expect(image.nodeArgs).toEqual([...imageNodeFlags(), path.join(workDir, 'image', 'dist', 'main.js')]);
   expect(image.env).toMatchObject({ NODE_ENV: 'production', MALLOC_ARENA_MAX: '2' });
   for (let i = 0; i < 3; i++) {
-    replicas.push(await startReplica({ name: `${fullname}-${i}`, kubeconfig, namespace, leaseName: env.LEASE_NAME!, logDir: path.join(workDir, 'logs'), env: { ...image.env, ...env }, nodeArgs: image.nodeArgs }));
+    replicas.push(
+      await startReplica({ name: `${fullname}-${i}`, kubeconfig, namespace, leaseName: env.LEASE_NAME!, logDir: path.join(workDir, 'logs'), env: { ...image.env, ...env }, nodeArgs: image.nodeArgs }),
+    );
   }
   await Promise.all(replicas.map((r) => waitReady(r)));
   const leader = await eventually('a leader', holder);
   expect(replicaOf(leader)).toBeDefined();
   const metrics = await (await fetch(`http://127.0.0.1:${replicaOf(leader)!.port}/metrics`)).text();
   expect(metrics).toMatch(new RegExp(`leader_election_master_status\\{name="${fullname}"\\} 1`));
-  for (const series of ['workqueue_depth{name="singletonjob"}', 'controller_runtime_reconcile_total{controller="singletonjob"', 'rest_client_requests_total{code="200"', 'singleton_operator_runs_started_total', 'leader_election_renew_duration_seconds', 'singleton_operator_self_fenced_writes_total', 'singleton_operator_build_info']) {
+  for (const series of [
+    'workqueue_depth{name="singletonjob"}',
+    'controller_runtime_reconcile_total{controller="singletonjob"',
+    'rest_client_requests_total{code="200"',
+    'singleton_operator_runs_started_total',
+    'leader_election_renew_duration_seconds',
+    'singleton_operator_self_fenced_writes_total',
+    'singleton_operator_build_info',
+  ]) {
     expect(metrics).toContain(series);
   }
 });
@@ -156,10 +176,15 @@ it('fences the next run with a higher token after the leader is killed', async (
   const before = await eventually('a leader', holder);
   const victim = replicaOf(before)!;
   process.kill(victim.process.pid, 'SIGKILL');
-  const after = await eventually('another replica to take over', async () => {
-    const h = await holder();
-    return h && h !== before ? h : undefined;
-  }, 20_000, 100);
+  const after = await eventually(
+    'another replica to take over',
+    async () => {
+      const h = await holder();
+      return h && h !== before ? h : undefined;
+    },
+    20_000,
+    100,
+  );
   expect(replicaOf(after)).not.toBe(victim);
 
   const second = await runNow('orders-backfill', 'backfill-2');
@@ -181,16 +206,24 @@ it('hands over at once on SIGTERM: the leader releases the Lease after its work 
   // Well within the chart's 30 s termination grace period.
   expect(Date.now() - sent).toBeLessThan(5_000);
   const log = readFileSync(leader.log, 'utf8');
-  const lines = log.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; code?: number });
+  const lines = log
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { msg: string; code?: number });
   const order = ['Guarded work stopped', 'Released the Lease', 'Stopped singleton-operator'].map((m) => lines.findIndex((l) => l.msg === m));
   expect(order.every((i) => i >= 0)).toBe(true);
   expect([...order].sort((a, b) => a - b)).toEqual(order);
   expect(lines.find((l) => l.msg === 'Stopped singleton-operator')?.code).toBe(0);
   // Standbys watch the Lease: the released Lease is taken well before it could expire.
-  const next = await eventually('a new leader', async () => {
-    const h = await holder();
-    return h && h !== before ? h : undefined;
-  }, 3_000, 50);
+  const next = await eventually(
+    'a new leader',
+    async () => {
+      const h = await holder();
+      return h && h !== before ? h : undefined;
+    },
+    3_000,
+    50,
+  );
   expect(replicaOf(next)).toBeDefined();
 });
 
@@ -198,10 +231,23 @@ it('helm uninstall leaves only what the chart documents: the CRD (and the operat
   await Promise.all(replicas.map((r) => stopReplica(r)));
   helm(helmBin, cluster.kubeconfig, ['uninstall', release, '-n', namespace, '--wait']);
   const selector = `app.kubernetes.io/instance=${release}`;
-  await eventually('the release objects to be gone', async () => {
-    const left = kubectl(cluster.kubeconfig, ['get', 'deployments,replicasets,pods,services,serviceaccounts,roles,rolebindings,poddisruptionbudgets', '-n', namespace, '-l', selector, '-o', 'name']).trim();
-    return left === '' ? true : undefined;
-  }, 60_000);
+  await eventually(
+    'the release objects to be gone',
+    async () => {
+      const left = kubectl(cluster.kubeconfig, [
+        'get',
+        'deployments,replicasets,pods,services,serviceaccounts,roles,rolebindings,poddisruptionbudgets',
+        '-n',
+        namespace,
+        '-l',
+        selector,
+        '-o',
+        'name',
+      ]).trim();
+      return left === '' ? true : undefined;
+    },
+    60_000,
+  );
   expect(kubectl(cluster.kubeconfig, ['get', 'clusterroles,clusterrolebindings', '-o', 'name'])).not.toContain(fullname);
   const remaining = kubectl(cluster.kubeconfig, ['get', 'all,leases,roles,rolebindings,serviceaccounts', '-n', namespace, '-o', 'name'])
     .trim()

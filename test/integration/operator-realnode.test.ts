@@ -87,18 +87,28 @@ describeNode('the operator on a real node, installed with Helm', () => {
   }
 
   async function readyPods(count: number, timeoutMs = 120_000): Promise<k8s.V1Pod[]> {
-    return eventually(`${count} Ready operator Pods`, async () => {
-      const pods = (await operatorPods()).filter((p) => !p.metadata?.deletionTimestamp);
-      const ready = pods.filter((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
-      return pods.length === count && ready.length === count ? ready : undefined;
-    }, timeoutMs, 250);
+    return eventually(
+      `${count} Ready operator Pods`,
+      async () => {
+        const pods = (await operatorPods()).filter((p) => !p.metadata?.deletionTimestamp);
+        const ready = pods.filter((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+        return pods.length === count && ready.length === count ? ready : undefined;
+      },
+      timeoutMs,
+      250,
+    );
   }
 
   async function newHolder(before: string, timeoutMs: number): Promise<string> {
-    return eventually('another holder of the Lease', async () => {
-      const now = await holder();
-      return now && now !== before ? now : undefined;
-    }, timeoutMs, 50);
+    return eventually(
+      'another holder of the Lease',
+      async () => {
+        const now = await holder();
+        return now && now !== before ? now : undefined;
+      },
+      timeoutMs,
+      50,
+    );
   }
 
   beforeAll(async () => {
@@ -216,12 +226,17 @@ describeNode('the operator on a real node, installed with Helm', () => {
     };
     await custom.createNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: apps, body: sj });
     k(['annotate', 'sj', 'print-token', '-n', apps, `${Keys.runNow}=real-1`, '--overwrite']);
-    const run = await eventually('the run to succeed', async () => {
-      const obj = (await custom.getNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: apps, name: 'print-token' })) as SingletonJob;
-      const r = obj.status?.recentRuns?.find((x) => x.requestId === 'real-1');
-      if (r && r.outcome !== 'Succeeded') throw new Error(`run ended ${r.outcome}`);
-      return r;
-    }, 90_000, 250);
+    const run = await eventually(
+      'the run to succeed',
+      async () => {
+        const obj = (await custom.getNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: apps, name: 'print-token' })) as SingletonJob;
+        const r = obj.status?.recentRuns?.find((x) => x.requestId === 'real-1');
+        if (r && r.outcome !== 'Succeeded') throw new Error(`run ended ${r.outcome}`);
+        return r;
+      },
+      90_000,
+      250,
+    );
     const pods = await core.listNamespacedPod({ namespace: apps, labelSelector: `batch.kubernetes.io/job-name=${run.name}` });
     expect(pods.items).toHaveLength(1);
     const pod = pods.items[0]!;
@@ -261,11 +276,16 @@ describeNode('the operator on a real node, installed with Helm', () => {
     expect(ms).toBeLessThan((LEASE_SECONDS + 5) * 1000);
     expect(leaseHistory.some((e) => e.holder === '' && e.at >= t)).toBe(false);
     // The kubelet restarts the killed container; it comes back as a standby.
-    await eventually('the killed container restarted and Ready', async () => {
-      const p = await core.readNamespacedPod({ name: podOf(before), namespace });
-      const s = p.status?.containerStatuses?.[0];
-      return (s?.restartCount ?? 0) >= 1 && s?.ready ? p : undefined;
-    }, 60_000, 250);
+    await eventually(
+      'the killed container restarted and Ready',
+      async () => {
+        const p = await core.readNamespacedPod({ name: podOf(before), namespace });
+        const s = p.status?.containerStatuses?.[0];
+        return (s?.restartCount ?? 0) >= 1 && s?.ready ? p : undefined;
+      },
+      60_000,
+      250,
+    );
   });
 
   it('helm upgrade to another image tag rolls the Deployment with never two leaders (Lease history and audit log)', async () => {
@@ -304,28 +324,43 @@ describeNode('the operator on a real node, installed with Helm', () => {
     const from = Date.now();
     const fromIso = new Date(from - 1000).toISOString();
     h(['upgrade', release, chartDir, '-n', namespace, '-f', values(tag)]);
-    await eventually('the Deployment rolled to the new tag', async () => {
-      const d = await appsApi.readNamespacedDeployment({ name: fullname, namespace });
-      const pods = (await operatorPods()).filter((p) => !p.metadata?.deletionTimestamp);
-      const ok =
-        d.status?.observedGeneration === d.metadata?.generation &&
-        d.status?.updatedReplicas === 3 &&
-        d.status?.readyReplicas === 3 &&
-        d.status?.replicas === 3 &&
-        pods.length === 3 &&
-        pods.every((p) => !oldPods.has(p.metadata!.name!) && p.spec?.containers[0]?.image === `${image.repository}:${tag}`);
-      return ok ? d : undefined;
-    }, 180_000, 500);
+    await eventually(
+      'the Deployment rolled to the new tag',
+      async () => {
+        const d = await appsApi.readNamespacedDeployment({ name: fullname, namespace });
+        const pods = (await operatorPods()).filter((p) => !p.metadata?.deletionTimestamp);
+        const ok =
+          d.status?.observedGeneration === d.metadata?.generation &&
+          d.status?.updatedReplicas === 3 &&
+          d.status?.readyReplicas === 3 &&
+          d.status?.replicas === 3 &&
+          pods.length === 3 &&
+          pods.every((p) => !oldPods.has(p.metadata!.name!) && p.spec?.containers[0]?.image === `${image.repository}:${tag}`);
+        return ok ? d : undefined;
+      },
+      180_000,
+      500,
+    );
     timings.upgradeRollMs = Date.now() - from;
-    const leader = await eventually('a leader among the new Pods', async () => {
-      const now = await holder();
-      return now && !oldPods.has(podOf(now)) ? now : undefined;
-    }, 30_000, 100);
+    const leader = await eventually(
+      'a leader among the new Pods',
+      async () => {
+        const now = await holder();
+        return now && !oldPods.has(podOf(now)) ? now : undefined;
+      },
+      30_000,
+      100,
+    );
     // Let the new leader work a little, then read the record.
-    const sj = await eventually('a scheduled run under the new leader', async () => {
-      const obj = (await custom.getNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: apps, name: 'every-2s' })) as SingletonJob;
-      return obj.status?.recentRuns?.some((r) => r.outcome === 'Succeeded' && Date.parse(r.finishedTime) > Date.now() - 5_000) ? obj : undefined;
-    }, 30_000, 500);
+    const sj = await eventually(
+      'a scheduled run under the new leader',
+      async () => {
+        const obj = (await custom.getNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: apps, name: 'every-2s' })) as SingletonJob;
+        return obj.status?.recentRuns?.some((r) => r.outcome === 'Succeeded' && Date.parse(r.finishedTime) > Date.now() - 5_000) ? obj : undefined;
+      },
+      30_000,
+      500,
+    );
     expect(sj.status?.currentToken).toBeGreaterThan(0);
     await new Promise((r) => setTimeout(r, 2_000));
     const to = new Date().toISOString();
@@ -333,7 +368,12 @@ describeNode('the operator on a real node, installed with Helm', () => {
     // 1. The Lease's holder history: every change of holder is a release (empty holder seen in between) or an expiry.
     const seen = leaseHistory.filter((e) => e.at >= from);
     const holders = seen.map((e) => e.holder).filter((x, i, a) => i === 0 || x !== a[i - 1]);
-    expect(holders.filter(Boolean).map(podOf).some((p) => !oldPods.has(p))).toBe(true);
+    expect(
+      holders
+        .filter(Boolean)
+        .map(podOf)
+        .some((p) => !oldPods.has(p)),
+    ).toBe(true);
     for (let i = 1; i < seen.length; i++) {
       const prev = seen[i - 1]!;
       const cur = seen[i]!;

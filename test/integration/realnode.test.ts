@@ -87,11 +87,16 @@ describeNode('a real node next to kwok', () => {
     await core.createNamespacedPod({ namespace, body: pod('probe', ['/incluster', `/api/v1/namespaces/${namespace}/pods/probe`], 'Never') });
     await core.createNamespacedPod({ namespace, body: pod('sleeper', ['/pause'], 'Always') });
 
-    const probe = await eventually('the probe Pod to succeed', async () => {
-      const p = await core.readNamespacedPod({ name: 'probe', namespace });
-      if (p.status?.phase === 'Failed') throw new Error(`probe failed: ${kubectl(cp.state.kubeconfig, ['logs', '-n', namespace, 'probe'])}`);
-      return p.status?.phase === 'Succeeded' ? p : undefined;
-    }, 60_000, 250);
+    const probe = await eventually(
+      'the probe Pod to succeed',
+      async () => {
+        const p = await core.readNamespacedPod({ name: 'probe', namespace });
+        if (p.status?.phase === 'Failed') throw new Error(`probe failed: ${kubectl(cp.state.kubeconfig, ['logs', '-n', namespace, 'probe'])}`);
+        return p.status?.phase === 'Succeeded' ? p : undefined;
+      },
+      60_000,
+      250,
+    );
     expect(probe.spec?.nodeName).toBe(node.name);
     expect(probe.status?.podIP?.startsWith(node.podCidr.replace(/0\/24$/, ''))).toBe(true);
     // The API server fetched the log from the kubelet (its serving cert from the harness CA).
@@ -101,15 +106,26 @@ describeNode('a real node next to kwok', () => {
     // …written into the pod logs folder under the cluster's folder.
     expect(existsSync(`${node.dir}/pod-logs/${namespace}_probe_${probe.metadata?.uid}`)).toBe(true);
 
-    sleeper = await eventually('the sleeper Pod to run', async () => {
-      const p = await core.readNamespacedPod({ name: 'sleeper', namespace });
-      return p.status?.containerStatuses?.[0]?.ready ? p : undefined;
-    }, 60_000, 250);
+    sleeper = await eventually(
+      'the sleeper Pod to run',
+      async () => {
+        const p = await core.readNamespacedPod({ name: 'sleeper', namespace });
+        return p.status?.containerStatuses?.[0]?.ready ? p : undefined;
+      },
+      60_000,
+      250,
+    );
     const id = sleeper.status!.containerStatuses![0]!.containerID!.replace('containerd://', '');
     const spec = JSON.parse(ctr(node, ['containers', 'info', id])).Spec as { root: { readonly?: boolean }; process: { user: { uid: number; gid: number } } };
     expect(spec.root.readonly).toBe(true);
     expect(spec.process.user).toMatchObject({ uid: 65532, gid: 65532 });
-    const pid = Number(/^\S+\s+(\d+)\s+RUNNING/m.exec(ctr(node, ['tasks', 'ls']).split('\n').find((l) => l.startsWith(id)) ?? '')?.[1]);
+    const pid = Number(
+      /^\S+\s+(\d+)\s+RUNNING/m.exec(
+        ctr(node, ['tasks', 'ls'])
+          .split('\n')
+          .find((l) => l.startsWith(id)) ?? '',
+      )?.[1],
+    );
     expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^Uid:\s+65532\s+65532\s+65532\s+65532$/m);
   });
 

@@ -40,24 +40,36 @@ describe('a run that cannot start (issue 14 item 2)', () => {
   it('Pods that cannot be created (missing ServiceAccount): Stalled + Ready=False before the deadline, then ended, and the next slot runs', async () => {
     const { api } = await namespace('stall-sa');
     await api.create(withSpec('no-sa', { schedule: '*/5 * * * * *', podStartDeadlineSeconds: 20 }, { serviceAccountName: 'does-not-exist' }));
-    const stalled = await eventually('the Stalled condition', async () => {
-      const sj = await api.get('no-sa');
-      return condition(sj, 'Stalled')?.status === 'True' && sj;
-    }, 40_000);
+    const stalled = await eventually(
+      'the Stalled condition',
+      async () => {
+        const sj = await api.get('no-sa');
+        return condition(sj, 'Stalled')?.status === 'True' && sj;
+      },
+      40_000,
+    );
     expect(condition(stalled, 'Stalled')!.reason).toBe('FailedCreate');
     expect(condition(stalled, 'Stalled')!.message).toContain('does-not-exist');
     expect(condition(stalled, 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
     expect(stalled.status!.activeRun).toBeDefined();
-    const ended = await eventually('the run ended as Stalled', async () => {
-      const sj = await api.get('no-sa');
-      return sj.status?.recentRuns?.find((r) => r.outcome === 'Stalled') && sj;
-    }, 40_000);
+    const ended = await eventually(
+      'the run ended as Stalled',
+      async () => {
+        const sj = await api.get('no-sa');
+        return sj.status?.recentRuns?.find((r) => r.outcome === 'Stalled') && sj;
+      },
+      40_000,
+    );
     expect(ended.status!.recentRuns![0]!.name).toBe(stalled.status!.activeRun!.name);
     // The schedule goes on: a later slot is reserved (it stalls too — the template is still broken).
-    await eventually('a later run', async () => {
-      const sj = await api.get('no-sa');
-      return Boolean(sj.status?.activeRun && sj.status.activeRun.name !== stalled.status!.activeRun!.name);
-    }, 20_000);
+    await eventually(
+      'a later run',
+      async () => {
+        const sj = await api.get('no-sa');
+        return Boolean(sj.status?.activeRun && sj.status.activeRun.name !== stalled.status!.activeRun!.name);
+      },
+      20_000,
+    );
     expect((await api.events('no-sa')).some((e) => e.reason === 'RunStalled')).toBe(true);
     await api.patch('no-sa', { spec: { suspend: true } });
   });
@@ -66,10 +78,14 @@ describe('a run that cannot start (issue 14 item 2)', () => {
     const { api } = await namespace('stall-sched');
     await api.create(withSpec('nowhere', { podStartDeadlineSeconds: 60 }, { nodeSelector: { 'no-such-label': 'x' } }));
     await api.patch('nowhere', { metadata: { annotations: { [Keys.runNow]: 'r1' } } });
-    const sj = await eventually('the Stalled condition', async () => {
-      const live = await api.get('nowhere');
-      return condition(live, 'Stalled')?.status === 'True' && live;
-    }, 40_000);
+    const sj = await eventually(
+      'the Stalled condition',
+      async () => {
+        const live = await api.get('nowhere');
+        return condition(live, 'Stalled')?.status === 'True' && live;
+      },
+      40_000,
+    );
     expect(condition(sj, 'Stalled')!.reason).toBe('Unschedulable');
     expect(condition(sj, 'Ready')!.reason).toBe('RunStalled');
   });
@@ -80,10 +96,14 @@ describe('the template checked on apply (issue 14 item 3)', () => {
     const { api } = await namespace('dryrun');
     const started = Date.now();
     await api.create(withSpec('bad', { schedule: '@yearly' }, { containers: [{ name: 'main' }] }));
-    const sj = await eventually('Ready=False JobRejected', async () => {
-      const live = await api.get('bad');
-      return condition(live, 'Ready')?.reason === 'JobRejected' && live;
-    }, 15_000);
+    const sj = await eventually(
+      'Ready=False JobRejected',
+      async () => {
+        const live = await api.get('bad');
+        return condition(live, 'Ready')?.reason === 'JobRejected' && live;
+      },
+      15_000,
+    );
     expect(Date.now() - started).toBeLessThan(15_000);
     expect(condition(sj, 'Ready')!.message).toMatch(/image/i);
     expect(sj.status!.activeRun).toBeUndefined();
@@ -98,15 +118,23 @@ describe('concurrencyPolicy Queue (issue 14 item 4)', () => {
     const { api, name: ns } = await namespace('queue');
     const overlap = await podOverlapMonitor(kc, ns);
     await api.create(singletonJob('queued', { schedule: '*/2 * * * * *', concurrencyPolicy: 'Queue' }, { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '5s' } }));
-    const queued = await eventually('a queued slot', async () => {
-      const sj = await api.get('queued');
-      return sj.status?.queuedSlot ? sj : undefined;
-    }, 20_000);
+    const queued = await eventually(
+      'a queued slot',
+      async () => {
+        const sj = await api.get('queued');
+        return sj.status?.queuedSlot ? sj : undefined;
+      },
+      20_000,
+    );
     expect(queued.status!.nextScheduleTime).toBe(queued.status!.queuedSlot);
-    const status = await eventually('three runs and skipped slots', async () => {
-      const s = (await api.get('queued')).status;
-      return (s?.recentRuns?.length ?? 0) >= 3 && (s?.skippedSlots ?? 0) > 0 && s;
-    }, 40_000);
+    const status = await eventually(
+      'three runs and skipped slots',
+      async () => {
+        const s = (await api.get('queued')).status;
+        return (s?.recentRuns?.length ?? 0) >= 3 && (s?.skippedSlots ?? 0) > 0 && s;
+      },
+      40_000,
+    );
     // The queued slots ran back to back: each run's slot is one the previous run had queued.
     expect(status.recentRuns!.every((r) => r.outcome === 'Succeeded')).toBe(true);
     await api.patch('queued', { spec: { suspend: true } });
@@ -119,10 +147,14 @@ describe('pause on failure (issue 14 item 6)', () => {
   it('pauses scheduled runs after N failures in a row, and one annotation resumes them', async () => {
     const { api } = await namespace('pause');
     await api.create(singletonJob('flaky', { schedule: '*/2 * * * * *', suspendAfterFailures: 2 }, { labels: { 'pod-container-running-failed.stage.kwok.x-k8s.io': 'true' } }));
-    const paused = await eventually('Paused=True', async () => {
-      const sj = await api.get('flaky');
-      return condition(sj, 'Paused')?.status === 'True' && !sj.status?.activeRun && sj;
-    }, 40_000);
+    const paused = await eventually(
+      'Paused=True',
+      async () => {
+        const sj = await api.get('flaky');
+        return condition(sj, 'Paused')?.status === 'True' && !sj.status?.activeRun && sj;
+      },
+      40_000,
+    );
     expect(paused.status!.consecutiveFailures).toBe(2);
     expect(condition(paused, 'Ready')).toMatchObject({ status: 'False', reason: 'PausedAfterFailures' });
     expect(paused.status!.nextScheduleTime).toBeUndefined();
@@ -134,10 +166,14 @@ describe('pause on failure (issue 14 item 6)', () => {
     kubectl(cluster.kubeconfig, ['annotate', 'singletonjob', 'flaky', '-n', api.ns, `${Keys.resume}=first`, '--overwrite']);
     await eventually('runs again after the resume', async () => ((await api.get('flaky')).status?.recentRuns?.length ?? 0) > runs, 20_000);
     // It keeps failing: paused again after two more.
-    await eventually('paused again', async () => {
-      const sj = await api.get('flaky');
-      return condition(sj, 'Paused')?.status === 'True' && sj.status?.lastResumeId === 'first' && (sj.status?.recentRuns?.length ?? 0) >= runs + 2;
-    }, 30_000);
+    await eventually(
+      'paused again',
+      async () => {
+        const sj = await api.get('flaky');
+        return condition(sj, 'Paused')?.status === 'True' && sj.status?.lastResumeId === 'first' && (sj.status?.recentRuns?.length ?? 0) >= runs + 2;
+      },
+      30_000,
+    );
   });
 });
 
@@ -149,10 +185,14 @@ describe('backfill (issue 14 item 7)', () => {
     const to = new Date(Math.floor(Date.now() / 2000) * 2000 - 2000);
     const from = new Date(to.getTime() - 8000);
     kubectl(cluster.kubeconfig, ['annotate', 'singletonjob', 'late', '-n', ns, `${Keys.backfill}=${from.toISOString()}/${to.toISOString()}`]);
-    const status = await eventually('the backfill to complete', async () => {
-      const s = (await api.get('late')).status;
-      return s?.backfill?.completed ? s : undefined;
-    }, 60_000);
+    const status = await eventually(
+      'the backfill to complete',
+      async () => {
+        const s = (await api.get('late')).status;
+        return s?.backfill?.completed ? s : undefined;
+      },
+      60_000,
+    );
     const runs = [...status.recentRuns!].reverse().filter((r) => r.kind === 'Backfill');
     expect(runs.map((r) => r.slot)).toEqual([2, 4, 6, 8].map((s) => new Date(from.getTime() + s * 1000).toISOString()));
     expect(runs.every((r) => r.outcome === 'Succeeded')).toBe(true);
@@ -169,11 +209,15 @@ describe('backfill (issue 14 item 7)', () => {
   it('schedules: runs at the slots of every schedule of the object', async () => {
     const { api } = await namespace('multi');
     await api.create(singletonJob('two', { schedules: ['*/3 * * * * *', '*/5 * * * * *'] }));
-    const status = await eventually('runs at both schedules', async () => {
-      const s = (await api.get('two')).status;
-      const seconds = (s?.recentRuns ?? []).map((r) => new Date(r.slot!).getUTCSeconds());
-      return seconds.some((x) => x % 3 === 0 && x % 5 !== 0) && seconds.some((x) => x % 5 === 0 && x % 3 !== 0) ? s : undefined;
-    }, 30_000);
+    const status = await eventually(
+      'runs at both schedules',
+      async () => {
+        const s = (await api.get('two')).status;
+        const seconds = (s?.recentRuns ?? []).map((r) => new Date(r.slot!).getUTCSeconds());
+        return seconds.some((x) => x % 3 === 0 && x % 5 !== 0) && seconds.some((x) => x % 5 === 0 && x % 3 !== 0) ? s : undefined;
+      },
+      30_000,
+    );
     const slots = status.recentRuns!.map((r) => r.slot);
     expect(new Set(slots).size).toBe(slots.length);
     expect(kubectlFails(['-n', api.ns, 'patch', 'singletonjob', 'two', '--type=merge', '-p', '{"spec":{"schedule":"* * * * *"}}'])).toContain('set schedule or schedules, not both');
@@ -194,10 +238,14 @@ describe('the next run, visible (issue 14 item 1)', () => {
   it('status.nextScheduleTime and the printer columns', async () => {
     const { api } = await namespace('next');
     await api.create(singletonJob('hourly', { schedule: '0 * * * *', timeZone: 'Europe/Berlin' }));
-    const sj = await eventually('nextScheduleTime', async () => {
-      const live = await api.get('hourly');
-      return live.status?.nextScheduleTime ? live : undefined;
-    }, 15_000);
+    const sj = await eventually(
+      'nextScheduleTime',
+      async () => {
+        const live = await api.get('hourly');
+        return live.status?.nextScheduleTime ? live : undefined;
+      },
+      15_000,
+    );
     const next = new Date(sj.status!.nextScheduleTime!);
     expect(next.getTime()).toBeGreaterThan(Date.now());
     expect(next.getTime() - Date.now()).toBeLessThanOrEqual(3_600_000);
@@ -209,5 +257,3 @@ describe('the next run, visible (issue 14 item 1)', () => {
     expect(table).toContain('True');
   });
 });
-
-

@@ -38,7 +38,9 @@ function renderRules(): RuleGroup[] {
     ['template', 'singleton-operator', chartDir, '-n', 'singleton-system', '--kube-version', '1.36.3', '--set', 'prometheusRule.enabled=true', '--show-only', 'templates/prometheusrule.yaml'],
     { encoding: 'utf8' },
   );
-  const rule = parseAllDocuments(out).map((d) => d.toJS() as { kind?: string; spec: { groups: RuleGroup[] } }).find((d) => d?.kind === 'PrometheusRule');
+  const rule = parseAllDocuments(out)
+    .map((d) => d.toJS() as { kind?: string; spec: { groups: RuleGroup[] } })
+    .find((d) => d?.kind === 'PrometheusRule');
   return rule!.spec.groups;
 }
 
@@ -55,9 +57,7 @@ function exportedNames(): Set<string> {
 
 /** Our metric names an expression uses (histogram series mapped to their metric). */
 function namesIn(expr: string): string[] {
-  return [...expr.matchAll(/\b(singleton_operator_\w+|controller_runtime_\w+|workqueue_\w+|rest_client_\w+|leader_election_\w+)/g)].map((m) =>
-    m[1]!.replace(/_(bucket|sum|count)$/, ''),
-  );
+  return [...expr.matchAll(/\b(singleton_operator_\w+|controller_runtime_\w+|workqueue_\w+|rest_client_\w+|leader_election_\w+)/g)].map((m) => m[1]!.replace(/_(bucket|sum|count)$/, ''));
 }
 
 const alertNames = [
@@ -113,7 +113,9 @@ describe('Grafana dashboard', () => {
   });
 
   itWithHelm('ships in a ConfigMap with the sidecar label when enabled', () => {
-    const out = execFileSync(helm, ['template', 'x', chartDir, '--kube-version', '1.36.3', '--set', 'grafanaDashboard.enabled=true', '--show-only', 'templates/grafana-dashboard.yaml'], { encoding: 'utf8' });
+    const out = execFileSync(helm, ['template', 'x', chartDir, '--kube-version', '1.36.3', '--set', 'grafanaDashboard.enabled=true', '--show-only', 'templates/grafana-dashboard.yaml'], {
+      encoding: 'utf8',
+    });
     const cm = parseAllDocuments(out).map((d) => d.toJS() as { metadata: { labels: Record<string, string> }; data: Record<string, string> })[0]!;
     expect(cm.metadata.labels['grafana_dashboard']).toBe('1');
     expect((JSON.parse(cm.data['singleton-operator.json']!) as { uid: string }).uid).toBe(dashboard.uid);

@@ -25,7 +25,10 @@ function importGraph(files: string[]): Map<string, string[]> {
     const { importedFiles } = ts.preProcessFile(readFileSync(file, 'utf8'), true, true);
     graph.set(
       file,
-      importedFiles.map((i) => i.fileName).filter((name) => name.startsWith('.')).map((name) => path.resolve(path.dirname(file), name)),
+      importedFiles
+        .map((i) => i.fileName)
+        .filter((name) => name.startsWith('.'))
+        .map((name) => path.resolve(path.dirname(file), name)),
     );
   }
   return graph;
@@ -54,7 +57,9 @@ describe('the import graph of src/', () => {
   const graph = importGraph(sourceFiles(src));
 
   it('resolves every relative import to a file of src/ (so the walk below sees the whole graph)', () => {
-    const unresolved = [...graph].flatMap(([file, deps]) => deps.filter((dep) => !graph.has(dep) && dep.startsWith(src + path.sep)).map((dep) => `${path.relative(src, file)} → ${path.relative(src, dep)}`));
+    const unresolved = [...graph].flatMap(([file, deps]) =>
+      deps.filter((dep) => !graph.has(dep) && dep.startsWith(src + path.sep)).map((dep) => `${path.relative(src, file)} → ${path.relative(src, dep)}`),
+    );
     expect(unresolved).toEqual([]);
     expect(graph.size).toBeGreaterThan(50);
   });

@@ -36,7 +36,11 @@ describe('chart sources', () => {
   it('carries exact copies of the CRDs (and aggregated roles) from manifests/', () => {
     for (const [file, content] of copiedFiles()) expect({ file, content: read(file) }).toEqual({ file, content });
     const chartCrds = readdirSync(path.join(root, CRD_TEMPLATES)).sort();
-    expect(chartCrds).toEqual(readdirSync(path.join(root, 'manifests/crds')).filter((n) => n.endsWith('.yaml')).sort());
+    expect(chartCrds).toEqual(
+      readdirSync(path.join(root, 'manifests/crds'))
+        .filter((n) => n.endsWith('.yaml'))
+        .sort(),
+    );
   });
 
   it('renders the CRD as a template (upgraded by helm upgrade), not from crds/ (installed once, never upgraded)', () => {
@@ -57,7 +61,19 @@ describe('chart sources', () => {
 
   it('accepts global (as a subchart) and the usual extension points in its schema', () => {
     const schema = JSON.parse(read('charts/singleton-operator/values.schema.json')) as { properties: Record<string, unknown> };
-    for (const key of ['global', 'crds', 'extraArgs', 'extraEnv', 'extraVolumes', 'extraVolumeMounts', 'podAnnotations', 'priorityClassName', 'topologySpreadConstraints', 'prometheusRule', 'grafanaDashboard']) {
+    for (const key of [
+      'global',
+      'crds',
+      'extraArgs',
+      'extraEnv',
+      'extraVolumes',
+      'extraVolumeMounts',
+      'podAnnotations',
+      'priorityClassName',
+      'topologySpreadConstraints',
+      'prometheusRule',
+      'grafanaDashboard',
+    ]) {
       expect({ key, allowed: key in schema.properties }).toEqual({ key, allowed: true });
     }
   });
@@ -107,7 +123,12 @@ describe('manifests/install.yaml', () => {
 
   it('grants no Secrets, no Pod create/update and no wildcards', () => {
     const rules = [...byKind('Role'), ...byKind('ClusterRole')]
-      .filter((r) => !r.metadata.labels?.['rbac.authorization.k8s.io/aggregate-to-view'] && !r.metadata.labels?.['rbac.authorization.k8s.io/aggregate-to-edit'] && !r.metadata.labels?.['rbac.authorization.k8s.io/aggregate-to-admin'])
+      .filter(
+        (r) =>
+          !r.metadata.labels?.['rbac.authorization.k8s.io/aggregate-to-view'] &&
+          !r.metadata.labels?.['rbac.authorization.k8s.io/aggregate-to-edit'] &&
+          !r.metadata.labels?.['rbac.authorization.k8s.io/aggregate-to-admin'],
+      )
       .flatMap((r) => (r.rules ?? []) as Rule[]);
     expect(rules.length).toBeGreaterThan(0);
     for (const rule of rules) {

@@ -22,7 +22,18 @@ describe('singleton-operator command line', () => {
   it('prints every flag with its environment variable on --help and exits 0', () => {
     const { code, stdout } = operator(['--help']);
     expect(code).toBe(0);
-    for (const flag of ['--lease-namespace', '--lease-name', '--lease-duration', '--renew-deadline', '--retry-period', '--watch-namespaces', '--log-level', '--http-port', '--pod-name', '--shutdown-timeout']) {
+    for (const flag of [
+      '--lease-namespace',
+      '--lease-name',
+      '--lease-duration',
+      '--renew-deadline',
+      '--retry-period',
+      '--watch-namespaces',
+      '--log-level',
+      '--http-port',
+      '--pod-name',
+      '--shutdown-timeout',
+    ]) {
       expect(stdout).toContain(flag);
     }
   });
@@ -69,7 +80,7 @@ describe('kubectl-singleton plugin', () => {
     return { run, calls, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
   }
 
-  it('acts in the context\'s namespace like kubectl: run now, suspend, resume', () => {
+  it("acts in the context's namespace like kubectl: run now, suspend, resume", () => {
     const fake = withFakeKubectl({ 'config view --minify': 'team-a' });
     try {
       const run = fake.run('run', 'nightly');
@@ -92,7 +103,9 @@ describe('kubectl-singleton plugin', () => {
     try {
       const ok = fake.run('backfill', 'nightly', '2026-11-01T00:00:00Z', '2026-11-03 00:00 UTC');
       expect(ok.status).toBe(0);
-      expect(fake.calls().filter((c) => !c.startsWith('config'))).toEqual(['annotate singletonjobs.singleton.dev nightly -n team-a singleton.dev/backfill=2026-11-01T00:00:00Z/2026-11-03T00:00:00Z --overwrite']);
+      expect(fake.calls().filter((c) => !c.startsWith('config'))).toEqual([
+        'annotate singletonjobs.singleton.dev nightly -n team-a singleton.dev/backfill=2026-11-01T00:00:00Z/2026-11-03T00:00:00Z --overwrite',
+      ]);
       const bad = fake.run('backfill', 'nightly', 'yesterday-ish', 'now');
       expect(bad.status).toBe(2);
       expect(bad.stderr).toContain('cannot read FROM');
@@ -109,7 +122,7 @@ describe('kubectl-singleton plugin', () => {
       'config view --minify': 'team-a',
       'activeRun.name': 'nightly-7|7|3|Manual|2026-01-02T00:00:00Z',
       'recentRuns[*]': 'nightly-6|6|3|Scheduled|Failed|2026-01-01T00:00:00Z|2026-01-01T00:01:30Z\nnightly-5|5|2|Scheduled|Succeeded|2025-12-31T00:00:00Z|2025-12-31T02:00:05Z\n',
-      'nextScheduleTime': '0 0 * * *|Europe/Berlin||2026-01-03T00:00:00Z\n',
+      nextScheduleTime: '0 0 * * *|Europe/Berlin||2026-01-03T00:00:00Z\n',
     });
     try {
       const history = fake.run('history', 'nightly');
@@ -126,7 +139,7 @@ describe('kubectl-singleton plugin', () => {
     }
   });
 
-  it('finds the operator\'s Lease from its labelled Pods, without hard-coded names', () => {
+  it("finds the operator's Lease from its labelled Pods, without hard-coded names", () => {
     const fake = withFakeKubectl({
       'config view --minify': '',
       'get pods -A -l app.kubernetes.io/name=singleton-operator': 'ops|my-release-singleton-operator\n',

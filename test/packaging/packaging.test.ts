@@ -51,7 +51,7 @@ describe('Dockerfile', () => {
     for (const stage of stages) expect(stage.base).toMatch(/^node:24(\.\d+)*-[a-z]+-slim$/);
   });
 
-  it('runs the build stage on the builder\'s platform and the runtime stage on the target\'s (multi-arch without emulation)', () => {
+  it("runs the build stage on the builder's platform and the runtime stage on the target's (multi-arch without emulation)", () => {
     expect(stages.slice(0, -1).map((s) => s.platform)).toEqual(stages.slice(0, -1).map(() => '$BUILDPLATFORM'));
     expect(runtime.platform).toBeUndefined();
   });

@@ -40,7 +40,14 @@ export class FakeCluster {
 
   addSingletonJob(sj: SingletonJob): SingletonJob {
     const stored = copy(sj);
-    stored.metadata = { namespace: 'ns', uid: `sj-uid-${++this.uids}`, generation: 1, creationTimestamp: '2026-01-01T00:00:00Z' as unknown as Date, ...stored.metadata, resourceVersion: this.nextRv() };
+    stored.metadata = {
+      namespace: 'ns',
+      uid: `sj-uid-${++this.uids}`,
+      generation: 1,
+      creationTimestamp: '2026-01-01T00:00:00Z' as unknown as Date,
+      ...stored.metadata,
+      resourceVersion: this.nextRv(),
+    };
     this.sjs.set(keyOf(stored), stored);
     return copy(stored);
   }

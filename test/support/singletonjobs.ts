@@ -93,7 +93,12 @@ export async function startController(kc: k8s.KubeConfig, namespaces: string[], 
   };
 }
 
-export function singletonJob(name: string, spec: Record<string, unknown>, podTemplate: { labels?: Record<string, string>; annotations?: Record<string, string> } = {}, metadata: Record<string, unknown> = {}): SingletonJob {
+export function singletonJob(
+  name: string,
+  spec: Record<string, unknown>,
+  podTemplate: { labels?: Record<string, string>; annotations?: Record<string, string> } = {},
+  metadata: Record<string, unknown> = {},
+): SingletonJob {
   return {
     apiVersion: API_VERSION,
     kind: KIND,

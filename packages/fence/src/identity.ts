@@ -176,7 +176,8 @@ function unquoteGo(body: string): string | undefined {
       const hex = body.slice(i + 1, i + 1 + n);
       if (!new RegExp(`^[0-9a-fA-F]{${n}}$`).test(hex)) return undefined;
       const value = parseInt(hex, 16);
-      if (e === 'x') bytes.push(value); // \xNN is one byte of a possibly multi-byte UTF-8 sequence
+      if (e === 'x')
+        bytes.push(value); // \xNN is one byte of a possibly multi-byte UTF-8 sequence
       else if (value > 0x10ffff) return undefined;
       else pushText(String.fromCodePoint(value));
       i += n;

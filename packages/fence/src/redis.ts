@@ -33,12 +33,7 @@ export function redisFenceKey(jobKey: string): string {
  * atomically, if no higher token has written; otherwise writes nothing and
  * throws FencedOutError. `options.fenceKey` defaults to redisFenceKey(jobKey).
  */
-export async function redisFencedWrite(
-  client: RedisScriptRunner,
-  claim: Pick<RunIdentity, 'jobKey' | 'token'>,
-  writes: readonly RedisWrite[],
-  options: { fenceKey?: string } = {},
-): Promise<void> {
+export async function redisFencedWrite(client: RedisScriptRunner, claim: Pick<RunIdentity, 'jobKey' | 'token'>, writes: readonly RedisWrite[], options: { fenceKey?: string } = {}): Promise<void> {
   checkClaim(claim);
   const fenceKey = options.fenceKey ?? redisFenceKey(claim.jobKey);
   const keys = [fenceKey];

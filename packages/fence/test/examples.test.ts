@@ -33,7 +33,15 @@ interface Example {
 }
 
 function loadExample(file: string, namespace: string): Example {
-  const docs = parseAllDocuments(readFileSync(path.join(examples, file), 'utf8')).map((d) => d.toJS() as { kind: string; metadata: { name: string }; data?: Record<string, string>; spec?: { jobTemplate: { spec: { template: { spec: { containers: Container[]; volumes: Example['volumes'] } } } } } });
+  const docs = parseAllDocuments(readFileSync(path.join(examples, file), 'utf8')).map(
+    (d) =>
+      d.toJS() as {
+        kind: string;
+        metadata: { name: string };
+        data?: Record<string, string>;
+        spec?: { jobTemplate: { spec: { template: { spec: { containers: Container[]; volumes: Example['volumes'] } } } } };
+      },
+  );
   const sj = docs.find((d) => d.kind === 'SingletonJob')!;
   const pod = sj.spec!.jobTemplate.spec.template.spec;
   return {
@@ -118,7 +126,10 @@ describeWithStore('manifests/examples/fenced-ledger-export.yaml on a real Postgr
     expect(runContainer(example, dir, env, { token: 500 }).status).toBe(0);
     // Another SingletonJob (here: the same name in another namespace) has its own fence; its tokens are not compared.
     expect(runContainer(loadExample('fenced-ledger-export.yaml', 'finance-eu'), dir, env, { token: 3 }).status).toBe(0);
-    expect(await fences()).toEqual([{ job_key: 'finance-eu/ledger-export', token: '3' }, { job_key: 'finance/ledger-export', token: '500' }]);
+    expect(await fences()).toEqual([
+      { job_key: 'finance-eu/ledger-export', token: '3' },
+      { job_key: 'finance/ledger-export', token: '500' },
+    ]);
   });
 });
 

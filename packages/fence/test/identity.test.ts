@@ -52,21 +52,16 @@ describe('readRunIdentity from the environment the operator sets', () => {
     expect(readRunIdentity({ env: { ...operatorEnv(), SINGLETON_FENCING_TOKEN: '9007199254740991' } }).token).toBe(Number.MAX_SAFE_INTEGER);
   });
 
-  it.each([
-    'SINGLETON_FENCING_TOKEN',
-    'SINGLETON_LEADER_TERM',
-    'SINGLETON_JOB_NAME',
-    'SINGLETON_JOB_NAMESPACE',
-    'SINGLETON_JOB_KEY',
-    'SINGLETON_RUN_NAME',
-    'SINGLETON_ATTEMPT',
-  ])('refuses a missing or empty %s and names it', (variable) => {
-    for (const value of [undefined, '']) {
-      const error = identityError({ ...operatorEnv(), [variable]: value });
-      expect(error).toMatchObject({ variable, reason: 'missing' });
-      expect(error.message).toContain(variable);
-    }
-  });
+  it.each(['SINGLETON_FENCING_TOKEN', 'SINGLETON_LEADER_TERM', 'SINGLETON_JOB_NAME', 'SINGLETON_JOB_NAMESPACE', 'SINGLETON_JOB_KEY', 'SINGLETON_RUN_NAME', 'SINGLETON_ATTEMPT'])(
+    'refuses a missing or empty %s and names it',
+    (variable) => {
+      for (const value of [undefined, '']) {
+        const error = identityError({ ...operatorEnv(), [variable]: value });
+        expect(error).toMatchObject({ variable, reason: 'missing' });
+        expect(error.message).toContain(variable);
+      }
+    },
+  );
 
   it.each([
     ['SINGLETON_FENCING_TOKEN', '0'],
@@ -104,7 +99,13 @@ describe('the downward-API annotations file', () => {
     writeFileSync(file, lines.join('\n'));
     return file;
   };
-  const good = ['kubectl.kubernetes.io/default-container="work"', 'singleton.dev/fencing-token="4711"', 'singleton.dev/leader-term="4700"', 'singleton.dev/singletonjob="nightly-payroll"', 'singleton.dev/attempt="2"'];
+  const good = [
+    'kubectl.kubernetes.io/default-container="work"',
+    'singleton.dev/fencing-token="4711"',
+    'singleton.dev/leader-term="4700"',
+    'singleton.dev/singletonjob="nightly-payroll"',
+    'singleton.dev/attempt="2"',
+  ];
 
   it('parses the kubelet format: sorted key="value" lines with Go escapes', () => {
     const parsed = parseDownwardApiFile(['a="plain"', 'b="say \\"hi\\"\\n\\ttab \\\\ done"', 'c="caf\\u00e9 \\xc3\\xa9 \\303\\251 ü"', 'd=""'].join('\n'));

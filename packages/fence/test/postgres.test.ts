@@ -124,7 +124,10 @@ describeWithStore('PostgreSQL fence', () => {
 
   it('takes an isolation level: under SERIALIZABLE the fence still refuses a lower token, and an unknown level is refused', async () => {
     const key = 'iso/serializable';
-    const serializable = (token: number) => withPostgresFence(pool, { jobKey: key, token }, async (tx) => tx.query('INSERT INTO outputs (job_key, output, token) VALUES ($1, $2, $3)', [key, `t${token}`, token]), { isolationLevel: 'SERIALIZABLE' });
+    const serializable = (token: number) =>
+      withPostgresFence(pool, { jobKey: key, token }, async (tx) => tx.query('INSERT INTO outputs (job_key, output, token) VALUES ($1, $2, $3)', [key, `t${token}`, token]), {
+        isolationLevel: 'SERIALIZABLE',
+      });
     await serializable(9);
     await expect(serializable(8)).rejects.toMatchObject({ highestToken: 9 });
     await expect(withPostgresFence(pool, { jobKey: key, token: 10 }, async () => {}, { isolationLevel: 'READ UNCOMMITTED; DROP TABLE outputs' as never })).rejects.toThrow(/unknown isolation level/);

@@ -48,7 +48,16 @@ describeWithStore('Redis fence', () => {
 
   it('applies several commands with their arguments (HSET, EXPIRE) and takes a fence key of the caller’s choosing', async () => {
     const claim = { jobKey: 'shop/orders-backfill', token: 42 };
-    await redisFencedWrite(client, claim, [['HSET', 'report', 'rows', '5000', 'by', 'run-7'], ['EXPIRE', 'report', '3600'], ['DEL', 'scratch']], { fenceKey: 'fence:orders' });
+    await redisFencedWrite(
+      client,
+      claim,
+      [
+        ['HSET', 'report', 'rows', '5000', 'by', 'run-7'],
+        ['EXPIRE', 'report', '3600'],
+        ['DEL', 'scratch'],
+      ],
+      { fenceKey: 'fence:orders' },
+    );
     expect(await client.hGetAll('report')).toEqual({ rows: '5000', by: 'run-7' });
     expect(await client.ttl('report')).toBeGreaterThan(3000);
     expect(await client.get('fence:orders')).toBe('42');
@@ -77,7 +86,9 @@ describeWithStore('Redis fence', () => {
   it('is plain EVAL for other languages: redis-cli EVAL gets APPLIED or FENCED', () => {
     if (typeof bin === 'string') return;
     const cli = (token: string) =>
-      execFileSync(bin.redisCli, ['-u', server.url, 'EVAL', fenceLua, '2', 'singleton-fence:{cli/job}', 'out:{cli/job}', token, '1', 'SET', '2', '1', `by-${token}`], { encoding: 'utf8' }).trim().split('\n');
+      execFileSync(bin.redisCli, ['-u', server.url, 'EVAL', fenceLua, '2', 'singleton-fence:{cli/job}', 'out:{cli/job}', token, '1', 'SET', '2', '1', `by-${token}`], { encoding: 'utf8' })
+        .trim()
+        .split('\n');
     expect(cli('7')).toEqual(['APPLIED', '7']);
     expect(cli('6')).toEqual(['FENCED', '7']);
   });

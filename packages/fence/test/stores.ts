@@ -32,7 +32,9 @@ function findPgBin(): string | undefined {
   if (initdb) candidates.push(path.dirname(initdb));
   const debian = '/usr/lib/postgresql';
   if (existsSync(debian)) {
-    const versions = readdirSync(debian).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
+    const versions = readdirSync(debian)
+      .filter((v) => /^\d+$/.test(v))
+      .sort((a, b) => Number(b) - Number(a));
     candidates.push(...versions.map((v) => path.join(debian, v, 'bin')));
   }
   return candidates.find((dir) => ['initdb', 'postgres', 'psql'].every((b) => existsSync(path.join(dir, b))));
@@ -116,18 +118,39 @@ export async function startPostgres(bin: Binaries, listen: ListenOptions = {}): 
   if (ids) chownSync(log, ids.uid, ids.gid);
   const child = spawn(
     path.join(bin.pgBin, 'postgres'),
-    ['-D', data, '-p', String(port), '-k', dir, '-c', `listen_addresses=${['127.0.0.1', ...(listen.also ? [listen.also.address] : [])].join(',')}`, '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200'],
+    [
+      '-D',
+      data,
+      '-p',
+      String(port),
+      '-k',
+      dir,
+      '-c',
+      `listen_addresses=${['127.0.0.1', ...(listen.also ? [listen.also.address] : [])].join(',')}`,
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
+      '-c',
+      'max_connections=200',
+    ],
     { ...ids, cwd: dir, stdio: ['ignore', out, out] },
   );
   closeSync(out);
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   try {
-    await eventually('PostgreSQL', async () => {
-      if (child.exitCode !== null) throw new Error(`postgres exited with ${child.exitCode}`);
-      const client = new pg.Client({ connectionString: url });
-      await client.connect();
-      await client.end();
-    }, log);
+    await eventually(
+      'PostgreSQL',
+      async () => {
+        if (child.exitCode !== null) throw new Error(`postgres exited with ${child.exitCode}`);
+        const client = new pg.Client({ connectionString: url });
+        await client.connect();
+        await client.end();
+      },
+      log,
+    );
   } catch (error) {
     await stopProcess(child);
     rmSync(dir, { recursive: true, force: true });
@@ -157,21 +180,29 @@ export async function startRedis(bin: Binaries, listen: ListenOptions = {}): Pro
   const log = path.join(dir, 'redis.log');
   const port = await freePort();
   const out = openSync(log, 'a');
-  const child = spawn(bin.redisServer, ['--port', String(port), '--bind', '127.0.0.1', ...(listen.also ? [listen.also.address, '--protected-mode', 'no'] : []), '--save', '', '--appendonly', 'no', '--dir', dir], { cwd: dir, stdio: ['ignore', out, out] });
+  const child = spawn(
+    bin.redisServer,
+    ['--port', String(port), '--bind', '127.0.0.1', ...(listen.also ? [listen.also.address, '--protected-mode', 'no'] : []), '--save', '', '--appendonly', 'no', '--dir', dir],
+    { cwd: dir, stdio: ['ignore', out, out] },
+  );
   closeSync(out);
   const url = `redis://127.0.0.1:${port}`;
   try {
-    await eventually('Redis', async () => {
-      if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`);
-      const client = createClient({ url, socket: { reconnectStrategy: false } });
-      client.on('error', () => {});
-      await client.connect();
-      try {
-        if ((await client.ping()) !== 'PONG') throw new Error('no PONG');
-      } finally {
-        client.destroy();
-      }
-    }, log);
+    await eventually(
+      'Redis',
+      async () => {
+        if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`);
+        const client = createClient({ url, socket: { reconnectStrategy: false } });
+        client.on('error', () => {});
+        await client.connect();
+        try {
+          if ((await client.ping()) !== 'PONG') throw new Error('no PONG');
+        } finally {
+          client.destroy();
+        }
+      },
+      log,
+    );
   } catch (error) {
     await stopProcess(child);
     rmSync(dir, { recursive: true, force: true });

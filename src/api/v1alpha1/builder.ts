@@ -84,11 +84,7 @@ export function stringMap(description: string): Field<z.ZodRecord<z.ZodString, z
   return { schema: { type: 'object', description, additionalProperties: { type: 'string' } }, zod: z.record(z.string(), z.string()) };
 }
 
-export function arr<I extends Field>(
-  description: string,
-  item: I,
-  o: { minItems?: number; maxItems?: number; mapKeys?: string[] } = {},
-): Field<z.ZodArray<I['zod']>> {
+export function arr<I extends Field>(description: string, item: I, o: { minItems?: number; maxItems?: number; mapKeys?: string[] } = {}): Field<z.ZodArray<I['zod']>> {
   let zod = z.array(item.zod);
   if (o.minItems !== undefined) zod = zod.min(o.minItems);
   if (o.maxItems !== undefined) zod = zod.max(o.maxItems);

@@ -68,7 +68,12 @@ const jobSpec = obj(
   {
     parallelism: optional(int('Must be 1 if set.', { minimum: 0 })),
     completions: optional(int('Must be 1 if set.', { minimum: 0 })),
-    backoffLimit: optional(int('Retry budget of a run (default 0): a failed attempt is retried by the operator as a new Job with a new, higher fencing token (the Job itself always gets backoffLimit 0).', { minimum: 0, maximum: 100 })),
+    backoffLimit: optional(
+      int('Retry budget of a run (default 0): a failed attempt is retried by the operator as a new Job with a new, higher fencing token (the Job itself always gets backoffLimit 0).', {
+        minimum: 0,
+        maximum: 100,
+      }),
+    ),
     suspend: optional(bool('Must not be true: suspend the SingletonJob instead.')),
     completionMode: optional(enumOf('NonIndexed (Indexed makes no sense with one completion).', ['NonIndexed'])),
     manualSelector: optional(bool('Must not be true: the controller owns the selector.')),
@@ -77,66 +82,88 @@ const jobSpec = obj(
   {
     preserveUnknown: true,
     rules: [
-      { rule: '!has(self.parallelism) || self.parallelism == 1', message: 'parallelism must be 1: a SingletonJob runs one Pod at a time', fieldPath: '.parallelism', check: (s: JobSpecShape) => s.parallelism === undefined || s.parallelism === 1 },
-      { rule: '!has(self.completions) || self.completions == 1', message: 'completions must be 1: a run is one completion', fieldPath: '.completions', check: (s: JobSpecShape) => s.completions === undefined || s.completions === 1 },
+      {
+        rule: '!has(self.parallelism) || self.parallelism == 1',
+        message: 'parallelism must be 1: a SingletonJob runs one Pod at a time',
+        fieldPath: '.parallelism',
+        check: (s: JobSpecShape) => s.parallelism === undefined || s.parallelism === 1,
+      },
+      {
+        rule: '!has(self.completions) || self.completions == 1',
+        message: 'completions must be 1: a run is one completion',
+        fieldPath: '.completions',
+        check: (s: JobSpecShape) => s.completions === undefined || s.completions === 1,
+      },
       { rule: '!has(self.suspend) || !self.suspend', message: 'suspend the SingletonJob (spec.suspend), not its Job template', fieldPath: '.suspend', check: (s: JobSpecShape) => s.suspend !== true },
-      { rule: '!has(self.manualSelector) || !self.manualSelector', message: 'manualSelector is not supported: the controller owns the selector', fieldPath: '.manualSelector', check: (s: JobSpecShape) => s.manualSelector !== true },
+      {
+        rule: '!has(self.manualSelector) || !self.manualSelector',
+        message: 'manualSelector is not supported: the controller owns the selector',
+        fieldPath: '.manualSelector',
+        check: (s: JobSpecShape) => s.manualSelector !== true,
+      },
     ],
   },
 );
 
-const jobTemplate = typed<V1JobTemplateSpec>()(
-  obj('The Job each run creates (batch/v1 JobTemplateSpec).', { metadata: optional(meta), spec: jobSpec }, { preserveUnknown: true }),
-);
+const jobTemplate = typed<V1JobTemplateSpec>()(obj('The Job each run creates (batch/v1 JobTemplateSpec).', { metadata: optional(meta), spec: jobSpec }, { preserveUnknown: true }));
 
 type SpecShape = { schedule?: string; schedules?: string[] };
 
-const specField = obj('Desired behaviour of the SingletonJob.', {
-  schedule: optional(
-    str(
-      'Cron schedule: 5 fields (minute hour day-of-month month day-of-week), an optional leading seconds field (6 fields), or @hourly/@daily/@weekly/@monthly/@yearly. Omit for manual runs only (annotation singleton.dev/run-now).',
-      { maxLength: 128, pattern: SCHEDULE_PATTERN },
+const specField = obj(
+  'Desired behaviour of the SingletonJob.',
+  {
+    schedule: optional(
+      str(
+        'Cron schedule: 5 fields (minute hour day-of-month month day-of-week), an optional leading seconds field (6 fields), or @hourly/@daily/@weekly/@monthly/@yearly. Omit for manual runs only (annotation singleton.dev/run-now).',
+        { maxLength: 128, pattern: SCHEDULE_PATTERN },
+      ),
     ),
-  ),
-  schedules: optional(
-    arr(
-      'Several cron schedules (same syntax as schedule) in the one time zone: the object runs at every slot of any of them, once per instant, never two runs at once. Use instead of schedule.',
-      str('A cron schedule.', { maxLength: 128, pattern: SCHEDULE_PATTERN }),
-      { minItems: 1, maxItems: 10 },
+    schedules: optional(
+      arr(
+        'Several cron schedules (same syntax as schedule) in the one time zone: the object runs at every slot of any of them, once per instant, never two runs at once. Use instead of schedule.',
+        str('A cron schedule.', { maxLength: 128, pattern: SCHEDULE_PATTERN }),
+        { minItems: 1, maxItems: 10 },
+      ),
     ),
-  ),
-  timeZone: optional(str('IANA time zone of the schedule (for example Europe/Berlin); default UTC.', { maxLength: 64, pattern: TIME_ZONE_PATTERN })),
-  concurrencyPolicy: optional(
-    enumOf(
-      'Forbid: a due run waits until every Pod of the previous run is terminal (a slot whose starting deadline passes meanwhile is skipped). Queue: a slot due while a run is in flight runs as soon as that run has ended; at most one waits, later ones are skipped. Replace: the running Job is deleted (its Pods get their termination grace period) and the new run starts once they are gone.',
-      ['Forbid', 'Queue', 'Replace'],
-      'Forbid',
+    timeZone: optional(str('IANA time zone of the schedule (for example Europe/Berlin); default UTC.', { maxLength: 64, pattern: TIME_ZONE_PATTERN })),
+    concurrencyPolicy: optional(
+      enumOf(
+        'Forbid: a due run waits until every Pod of the previous run is terminal (a slot whose starting deadline passes meanwhile is skipped). Queue: a slot due while a run is in flight runs as soon as that run has ended; at most one waits, later ones are skipped. Replace: the running Job is deleted (its Pods get their termination grace period) and the new run starts once they are gone.',
+        ['Forbid', 'Queue', 'Replace'],
+        'Forbid',
+      ),
     ),
-  ),
-  suspend: optional(bool('Stops scheduled runs (already running runs continue; manual requests still run).', false)),
-  startingDeadlineSeconds: optional(int('A slot that could not start within this many seconds of its time is skipped.', { minimum: 1, maximum: 31_622_400 })),
-  podStartDeadlineSeconds: optional(
-    int(
-      'A run whose Pod is not running this many seconds after its Job was released (image pull failing, unschedulable, Pods that cannot be created) is ended as Stalled, so it does not hold the schedule. Default 900.',
-      { minimum: 10, maximum: 86_400 },
+    suspend: optional(bool('Stops scheduled runs (already running runs continue; manual requests still run).', false)),
+    startingDeadlineSeconds: optional(int('A slot that could not start within this many seconds of its time is skipped.', { minimum: 1, maximum: 31_622_400 })),
+    podStartDeadlineSeconds: optional(
+      int(
+        'A run whose Pod is not running this many seconds after its Job was released (image pull failing, unschedulable, Pods that cannot be created) is ended as Stalled, so it does not hold the schedule. Default 900.',
+        { minimum: 10, maximum: 86_400 },
+      ),
     ),
-  ),
-  jitterSeconds: optional(int('Start each slot up to this many seconds late, by an offset fixed per object (derived from its UID), so many objects due at one instant do not start at once.', { minimum: 0, maximum: 3600 })),
-  suspendAfterFailures: optional(
-    int('Pause scheduled runs after this many consecutive failed runs (condition Paused; resume with the annotation singleton.dev/resume). Omit to never pause.', { minimum: 1, maximum: 1000 }),
-  ),
-  successfulJobsHistoryLimit: optional(int('Finished successful Jobs to keep.', { minimum: 0, maximum: 100, default: 3 })),
-  failedJobsHistoryLimit: optional(int('Finished failed Jobs to keep.', { minimum: 0, maximum: 100, default: 1 })),
-  jobTemplate,
-}, {
-  rules: [
-    {
-      rule: '!(has(self.schedule) && has(self.schedules))',
-      message: 'set schedule or schedules, not both',
-      check: (s: SpecShape) => !(s.schedule !== undefined && s.schedules !== undefined),
-    },
-  ],
-});
+    jitterSeconds: optional(
+      int('Start each slot up to this many seconds late, by an offset fixed per object (derived from its UID), so many objects due at one instant do not start at once.', {
+        minimum: 0,
+        maximum: 3600,
+      }),
+    ),
+    suspendAfterFailures: optional(
+      int('Pause scheduled runs after this many consecutive failed runs (condition Paused; resume with the annotation singleton.dev/resume). Omit to never pause.', { minimum: 1, maximum: 1000 }),
+    ),
+    successfulJobsHistoryLimit: optional(int('Finished successful Jobs to keep.', { minimum: 0, maximum: 100, default: 3 })),
+    failedJobsHistoryLimit: optional(int('Finished failed Jobs to keep.', { minimum: 0, maximum: 100, default: 1 })),
+    jobTemplate,
+  },
+  {
+    rules: [
+      {
+        rule: '!(has(self.schedule) && has(self.schedules))',
+        message: 'set schedule or schedules, not both',
+        check: (s: SpecShape) => !(s.schedule !== undefined && s.schedules !== undefined),
+      },
+    ],
+  },
+);
 
 const condition = obj('A condition (metav1.Condition).', {
   type: str('Condition type.', { minLength: 1, maxLength: 316 }),

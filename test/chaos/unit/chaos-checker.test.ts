@@ -196,7 +196,7 @@ test('a write by a replica that never held the Lease is caught', () => {
   expect(checkDeposedWrites(h)[0]?.message).toContain('no replica had acquired the Lease');
 });
 
-test('a deposed leader\'s late Event create is not judged (Events cannot be fenced and decide nothing); fenced writes still are', () => {
+test("a deposed leader's late Event create is not judged (Events cannot be fenced and decide nothing); fenced writes still are", () => {
   const h = takeover();
   h.writes.push(write('replica-a', T0 + 2 * MIN + 12_000, { verb: 'create', resource: 'events', namespace: 'ns', name: 'nightly.abc', code: 201 }));
   expect(checkDeposedWrites(h)).toEqual([]);
@@ -206,7 +206,7 @@ test('a deposed leader\'s late Event create is not judged (Events cannot be fenc
   expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([expect.stringContaining('update leases other/x'), expect.stringContaining('delete pods ns/nightly-3-abcde')]);
 });
 
-test('a deposed leader\'s late create of the Job it reserved before the takeover is harmless; a Job it never reserved is caught', () => {
+test("a deposed leader's late create of the Job it reserved before the takeover is harmless; a Job it never reserved is caught", () => {
   const h = takeover();
   const acquired = T0 + 2 * MIN + 10_000;
   // replica-a reserved run 3 (status write) before replica-b acquired; its delayed create lands after.
@@ -261,7 +261,19 @@ test('the account names the first violation in full and the fault around it', ()
 test('a Job that was never let run (created suspended, deleted as a stray) is not a second run of its slot; once started it is', () => {
   const h = clean();
   // A deposed leader's late create re-made run 2's Job after it was deleted: suspended, never a Pod.
-  h.jobs.push(job(2, { uid: 'job-2-late', token: '102', createdRv: '1025', createdAt: T0 + 2 * MIN + 900, started: false, terminalRv: undefined, terminalAt: undefined, deletedRv: '1026', deletedAt: T0 + 2 * MIN + 950 }));
+  h.jobs.push(
+    job(2, {
+      uid: 'job-2-late',
+      token: '102',
+      createdRv: '1025',
+      createdAt: T0 + 2 * MIN + 900,
+      started: false,
+      terminalRv: undefined,
+      terminalAt: undefined,
+      deletedRv: '1026',
+      deletedAt: T0 + 2 * MIN + 950,
+    }),
+  );
   expect(checkSlots(h, settle)).toEqual([]);
   expect(checkTokens(h)).toEqual([]);
   h.jobs[h.jobs.length - 1]!.started = true;
@@ -272,7 +284,7 @@ test('a Job that was never let run (created suspended, deleted as a stray) is no
   expect(checkSlots(h, settle).map((v) => v.check)).toEqual(['slot-at-most-once']);
 });
 
-test('a deposed leader\'s late create that re-makes a deleted run\'s Job is harmless only if that Job never ran', () => {
+test("a deposed leader's late create that re-makes a deleted run's Job is harmless only if that Job never ran", () => {
   const h = takeover();
   const acquired = T0 + 2 * MIN + 10_000;
   h.writes.push(write('replica-a', acquired - 500, { verb: 'update', resource: 'singletonjobs', subresource: 'status', namespace: 'ns', name: 'nightly', code: 200 }));
@@ -301,7 +313,7 @@ test('guarantees hold per namespace/name across delete and re-create: a clean re
   expect(checkHistory(recreated(), settle)).toEqual([]);
 });
 
-test('a Pod of the deleted object still running when the re-created object\'s first Pod starts is caught', () => {
+test("a Pod of the deleted object still running when the re-created object's first Pod starts is caught", () => {
   const h = recreated();
   // Orphaned by --cascade=orphan: run 2's Pod only ends at rv 1045, after run 3's Pod (rv 1031).
   h.pods[2] = pod(2, { terminalRv: '1035', terminalAt: T0 + 3 * MIN + 5_000 });
@@ -310,7 +322,7 @@ test('a Pod of the deleted object still running when the re-created object\'s fi
   expect(v[0]?.message).toMatch(/SingletonJob ns\/nightly had two non-terminal Pods at once: Pod nightly-2-abcde .* Pod nightly-3-abcde/);
 });
 
-test('a re-created object whose tokens start at or below its predecessor\'s is caught', () => {
+test("a re-created object whose tokens start at or below its predecessor's is caught", () => {
   const h = recreated();
   h.jobs[3] = { ...h.jobs[3]!, token: '102', templateTokens: ['102'] };
   h.pods[3] = pod(3, { token: '102' });
@@ -345,15 +357,55 @@ function retried(): History {
   const h = clean();
   h.singletonJobs[0]!.backoffLimit = 2;
   h.jobs[2] = job(2, { outcome: 'Failed' });
-  h.jobs.splice(3, 0, job(2, { name: 'nightly-2-a2', uid: 'job-2a2', attempt: 2, token: '1021', templateTokens: ['1021'], createdRv: '1026', createdAt: T0 + 2 * MIN + 3_000, outcome: 'Failed', terminalRv: '1027', terminalAt: T0 + 2 * MIN + 4_000 }));
-  h.jobs.splice(4, 0, job(2, { name: 'nightly-2-a3', uid: 'job-2a3', attempt: 3, token: '1022', templateTokens: ['1022'], createdRv: '1028', createdAt: T0 + 2 * MIN + 6_000, outcome: 'Complete', terminalRv: '1029', terminalAt: T0 + 2 * MIN + 8_000 }));
+  h.jobs.splice(
+    3,
+    0,
+    job(2, {
+      name: 'nightly-2-a2',
+      uid: 'job-2a2',
+      attempt: 2,
+      token: '1021',
+      templateTokens: ['1021'],
+      createdRv: '1026',
+      createdAt: T0 + 2 * MIN + 3_000,
+      outcome: 'Failed',
+      terminalRv: '1027',
+      terminalAt: T0 + 2 * MIN + 4_000,
+    }),
+  );
+  h.jobs.splice(
+    4,
+    0,
+    job(2, {
+      name: 'nightly-2-a3',
+      uid: 'job-2a3',
+      attempt: 3,
+      token: '1022',
+      templateTokens: ['1022'],
+      createdRv: '1028',
+      createdAt: T0 + 2 * MIN + 6_000,
+      outcome: 'Complete',
+      terminalRv: '1029',
+      terminalAt: T0 + 2 * MIN + 8_000,
+    }),
+  );
   // Tokens rise with every attempt; later runs above them.
   h.jobs = h.jobs.map((j) => (j.name === 'nightly-3' || j.name === 'nightly-4' ? { ...j, token: String(2000 + Number(j.token)), templateTokens: [String(2000 + Number(j.token))] } : j));
   h.pods = [
     pod(0, { token: '100' }),
     pod(1, { token: '101' }),
     pod(2, { token: '102', terminalRv: '1005', phase: 'Failed' }),
-    pod(2, { name: 'nightly-2a2-x', uid: 'pod-2a2', jobName: 'nightly-2-a2', jobUid: 'job-2a2', token: '1021', createdRv: '1026', createdAt: T0 + 2 * MIN + 3_100, terminalRv: '1027', phase: 'Failed' }),
+    pod(2, {
+      name: 'nightly-2a2-x',
+      uid: 'pod-2a2',
+      jobName: 'nightly-2-a2',
+      jobUid: 'job-2a2',
+      token: '1021',
+      createdRv: '1026',
+      createdAt: T0 + 2 * MIN + 3_100,
+      terminalRv: '1027',
+      phase: 'Failed',
+    }),
     pod(2, { name: 'nightly-2a3-x', uid: 'pod-2a3', jobName: 'nightly-2-a3', jobUid: 'job-2a3', token: '1022', createdRv: '1028', createdAt: T0 + 2 * MIN + 6_100, terminalRv: '1030' }),
     pod(3, { token: '2103' }),
     pod(4, { token: '2104' }),
@@ -367,7 +419,19 @@ test('retries: attempts of one run, each with its own higher token, are one run 
 
 test('two Pods sharing a token (a retry inside one Job), or a Pod token going down, are caught', () => {
   const h = retried();
-  h.pods.push(pod(2, { name: 'nightly-2a3-y', uid: 'pod-2a3b', jobName: 'nightly-2-a3', jobUid: 'job-2a3', token: '1022', createdRv: '1030', createdAt: T0 + 2 * MIN + 7_000, terminalRv: '1030', phase: 'Failed' }));
+  h.pods.push(
+    pod(2, {
+      name: 'nightly-2a3-y',
+      uid: 'pod-2a3b',
+      jobName: 'nightly-2-a3',
+      jobUid: 'job-2a3',
+      token: '1022',
+      createdRv: '1030',
+      createdAt: T0 + 2 * MIN + 7_000,
+      terminalRv: '1030',
+      phase: 'Failed',
+    }),
+  );
   expect(checkPodTokens(h).map((v) => v.message)).toEqual([expect.stringMatching(/Pods of SingletonJob ns\/nightly share token 1022: Pod nightly-2a3-x .* Pod nightly-2a3-y/)]);
   h.pods.pop();
   h.pods[4] = { ...h.pods[4]!, token: '1000' };
@@ -389,7 +453,18 @@ test('retries beyond the budget, and a retry of an attempt that did not fail, ar
 /** A manual-only object asked a, b, a: three runs. */
 function requested(): History {
   const h = clean();
-  h.singletonJobs.push({ namespace: 'ns', name: 'adhoc', uid: 'uid-adhoc', schedule: '', createdAt: T0, requests: [{ id: 'a', at: T0 + 1000 }, { id: 'b', at: T0 + 20_000 }, { id: 'a', at: T0 + 40_000 }] });
+  h.singletonJobs.push({
+    namespace: 'ns',
+    name: 'adhoc',
+    uid: 'uid-adhoc',
+    schedule: '',
+    createdAt: T0,
+    requests: [
+      { id: 'a', at: T0 + 1000 },
+      { id: 'b', at: T0 + 20_000 },
+      { id: 'a', at: T0 + 40_000 },
+    ],
+  });
   const manual = (i: number, id: string): JobRecord => ({
     ...job(i),
     name: `adhoc-m-${i}`,
@@ -437,12 +512,14 @@ function twoInstallations(): History {
   return h;
 }
 
-test('a second installation acting on an object while the first one\'s Lease is alive is caught', () => {
+test("a second installation acting on an object while the first one's Lease is alive is caught", () => {
   const h = twoInstallations();
   expect(checkInstallations(h)).toEqual([]);
   h.writes.push(write('replica-x', T0 + 2 * MIN + 30_000, { verb: 'delete', resource: 'jobs', namespace: 'ns', name: 'nightly-2' }));
   const v = checkInstallations(h);
-  expect(v.map((x) => x.message)).toEqual([expect.stringMatching(/Installation second \(replica replica-x\) acted on SingletonJob ns\/nightly \(delete jobs nightly-2\) .* main's Lease op\/singleton-operator stayed alive in between/)]);
+  expect(v.map((x) => x.message)).toEqual([
+    expect.stringMatching(/Installation second \(replica replica-x\) acted on SingletonJob ns\/nightly \(delete jobs nightly-2\) .* main's Lease op\/singleton-operator stayed alive in between/),
+  ]);
   // …and the main one acting again on what the second took over, while the second is alive.
   for (const t of [29_000, 31_000]) h.writes.push(write('replica-x', T0 + 2 * MIN + t, { namespace: 'op2' }));
   h.writes.push(write('replica-a', T0 + 2 * MIN + 32_000, { verb: 'create', resource: 'jobs', namespace: 'ns', name: 'nightly-3', code: 201 }));
@@ -471,7 +548,7 @@ test('taking an object over from an installation whose Lease expired, or was del
   expect(checkInstallations(g).map((v) => v.message)).toEqual([expect.stringContaining('Installation main (replica replica-b) acted on SingletonJob ns/nightly (delete pods nightly-2-abcde)')]);
 });
 
-test('each installation\'s writes are judged against its own Lease', () => {
+test("each installation's writes are judged against its own Lease", () => {
   const h = twoInstallations();
   // replica-x holds op2's Lease: its status write is not a deposed write of the main installation.
   h.writes.push(write('replica-x', T0 + 31_000, { verb: 'update', resource: 'singletonjobs', subresource: 'status', namespace: 'ns', name: 'nightly' }));
@@ -481,15 +558,21 @@ test('each installation\'s writes are judged against its own Lease', () => {
   h.writes.push(write('replica-y', T0 + 32_000, { verb: 'update', resource: 'singletonjobs', subresource: 'status', namespace: 'ns', name: 'nightly' }));
   h.writes.push(write('replica-y', T0 + 20_000, { verb: 'update', resource: 'singletonjobs', subresource: 'status', namespace: 'ns', name: 'nightly' }));
   expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([
-    expect.stringContaining('Replica replica-y of installation second wrote update singletonjobs/status ns/nightly (HTTP 200) at +25.0s although no replica had acquired the Lease op2/singleton-operator yet'),
-    expect.stringContaining('Replica replica-y of installation second wrote update singletonjobs/status ns/nightly (HTTP 200) at +37.0s, after replica replica-x had taken the Lease op2/singleton-operator'),
+    expect.stringContaining(
+      'Replica replica-y of installation second wrote update singletonjobs/status ns/nightly (HTTP 200) at +25.0s although no replica had acquired the Lease op2/singleton-operator yet',
+    ),
+    expect.stringContaining(
+      'Replica replica-y of installation second wrote update singletonjobs/status ns/nightly (HTTP 200) at +37.0s, after replica replica-x had taken the Lease op2/singleton-operator',
+    ),
   ]);
 });
 
-test('a deposed leader\'s late create of a Job it never reserved is harmless only if the Job never ran and was deleted as a stray', () => {
+test("a deposed leader's late create of a Job it never reserved is harmless only if the Job never ran and was deleted as a stray", () => {
   const h = takeover();
   const acquired = T0 + 2 * MIN + 10_000;
-  h.jobs.push(job(1, { name: 'nightly-x', uid: 'job-late', createdAt: acquired + 8_000, started: false, terminalRv: undefined, terminalAt: undefined, deletedRv: '1040', deletedAt: acquired + 9_000 }));
+  h.jobs.push(
+    job(1, { name: 'nightly-x', uid: 'job-late', createdAt: acquired + 8_000, started: false, terminalRv: undefined, terminalAt: undefined, deletedRv: '1040', deletedAt: acquired + 9_000 }),
+  );
   h.writes.push(write('replica-a', acquired + 8_000, { verb: 'create', resource: 'jobs', namespace: 'ns', name: 'nightly-x', code: 201 }));
   expect(checkDeposedWrites(h)).toEqual([]);
   const last = h.jobs[h.jobs.length - 1]!;
@@ -497,7 +580,7 @@ test('a deposed leader\'s late create of a Job it never reserved is harmless onl
   expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([expect.stringContaining('create jobs ns/nightly-x (HTTP 201)')]);
 });
 
-test('a deposed leader\'s late unsuspend is harmless for the run it reserved before the takeover, caught otherwise', () => {
+test("a deposed leader's late unsuspend is harmless for the run it reserved before the takeover, caught otherwise", () => {
   const h = takeover();
   const acquired = T0 + 2 * MIN + 10_000;
   h.writes.push(write('replica-a', acquired + 4_000, { verb: 'patch', resource: 'jobs', namespace: 'ns', name: 'nightly-2', code: 200 }));
@@ -508,9 +591,26 @@ test('a deposed leader\'s late unsuspend is harmless for the run it reserved bef
 
 test('a re-created Job (same name, owner, token) that is let run, or never deleted, is caught', () => {
   const h = clean();
-  const stray = job(2, { uid: 'job-2-copy', createdRv: '1023', createdAt: T0 + 2 * MIN + 1_500, started: false, terminalRv: undefined, terminalAt: undefined, deletedRv: '1024', deletedAt: T0 + 2 * MIN + 1_700 });
+  const stray = job(2, {
+    uid: 'job-2-copy',
+    createdRv: '1023',
+    createdAt: T0 + 2 * MIN + 1_500,
+    started: false,
+    terminalRv: undefined,
+    terminalAt: undefined,
+    deletedRv: '1024',
+    deletedAt: T0 + 2 * MIN + 1_700,
+  });
   h.jobs.push(stray);
-  h.faults.push({ kind: 'recreate-job', target: 'ns/nightly-2', detail: 're-created', startedAt: T0 + 2 * MIN + 1_000, healedAt: T0 + 2 * MIN + 2_000, recoveredAt: T0 + 2 * MIN + 2_500, strayJobs: [{ namespace: 'ns', name: 'nightly-2', uid: 'job-2-copy' }] });
+  h.faults.push({
+    kind: 'recreate-job',
+    target: 'ns/nightly-2',
+    detail: 're-created',
+    startedAt: T0 + 2 * MIN + 1_000,
+    healedAt: T0 + 2 * MIN + 2_000,
+    recoveredAt: T0 + 2 * MIN + 2_500,
+    strayJobs: [{ namespace: 'ns', name: 'nightly-2', uid: 'job-2-copy' }],
+  });
   expect(checkStrayJobs(h)).toEqual([]);
   h.pods.push(pod(2, { name: 'nightly-2-copy', uid: 'pod-copy', jobUid: 'job-2-copy', createdRv: '1025' }));
   expect(checkStrayJobs(h).map((v) => v.message)).toEqual([expect.stringContaining('was let run (Pod nightly-2-copy)')]);
@@ -519,7 +619,7 @@ test('a re-created Job (same name, owner, token) that is let run, or never delet
   expect(checkStrayJobs(h).map((v) => v.message)).toEqual([expect.stringContaining('was never deleted as a stray')]);
 });
 
-test('an action\'s expectation that was not met, or met late, is caught', () => {
+test("an action's expectation that was not met, or met late, is caught", () => {
   const h = clean();
   h.faults.push({
     kind: 'second-installation',
@@ -540,7 +640,7 @@ test('an action\'s expectation that was not met, or met late, is caught', () => 
   ]);
 });
 
-test('a deposed leader\'s late delete may remove what existed before the takeover, never an object created since', () => {
+test("a deposed leader's late delete may remove what existed before the takeover, never an object created since", () => {
   const h = takeover();
   const acquired = T0 + 2 * MIN + 10_000;
   h.writes.push(write('replica-a', acquired + 2_000, { verb: 'delete', resource: 'jobs', namespace: 'ns', name: 'nightly-2', code: 200 }));
