@@ -22,6 +22,7 @@ import type { Leadership } from '../election/index.ts';
 import { makeClient } from '../kube/client.ts';
 import { Informer, MultiInformer } from '../kube/informer.ts';
 import { objectKey } from '../kube/object-key.ts';
+import { describeError } from '../kube/errors.ts';
 import type { ListPage } from '../kube/informer.ts';
 import { EventRecorder } from './events.ts';
 import { CONTROLLER_NAME, controllerMetrics } from './metrics.ts';
@@ -171,7 +172,7 @@ export class SingletonJobController {
       try {
         await this.probe();
       } catch (err) {
-        log.warn({ err: err instanceof Error ? err.message : String(err) }, 'Could not read the API server clock yet; using the local clock until a response arrives');
+        log.warn({ err: describeError(err) }, 'Could not read the API server clock yet; using the local clock until a response arrives');
       }
       if (leadership.signal.aborted) {
         this.leading = false;
@@ -234,7 +235,7 @@ export class SingletonJobController {
           if (leadership.signal.aborted) return;
           this.metrics.reconciles.inc({ controller, result: 'error' });
           this.metrics.reconcileErrors.inc({ controller });
-          log.warn({ object: key, err: err instanceof Error ? err.message : String(err) }, 'Reconcile failed; retrying with backoff');
+          log.warn({ object: key, err: describeError(err) }, 'Reconcile failed; retrying with backoff');
           queue.addRateLimited(key);
         } finally {
           queue.done(key);

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { API_VERSION, KIND } from '../api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../api/v1alpha1/singletonjob.ts';
 import { objectKey } from '../kube/object-key.ts';
+import { describeError } from '../kube/errors.ts';
 
 export const COMPONENT = 'singleton-operator';
 
@@ -43,7 +44,7 @@ export class EventRecorder {
         },
       });
     } catch (err) {
-      this.logger.warn({ object: objectKey(sj), reason, err: String(err) }, 'Event was not recorded');
+      this.logger.warn({ object: objectKey(sj), reason, err: describeError(err) }, 'Event was not recorded');
     }
   }
 }

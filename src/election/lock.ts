@@ -4,7 +4,7 @@
 // API server. The interface is small so unit tests can use an in-memory lock.
 import * as k8s from '@kubernetes/client-node';
 import { makeClient } from '../kube/client.ts';
-import { apiMessage, statusCode } from '../kube/errors.ts';
+import { statusCode } from '../kube/errors.ts';
 import type { RequestMetrics } from '../kube/client-metrics.ts';
 import { objectKey } from '../kube/object-key.ts';
 import { watchOnce } from '../kube/watch.ts';
@@ -55,12 +55,8 @@ export interface LeaseLock {
 /** A failed compare-and-swap: the Lease changed (409) or is gone (404/409). */
 export const isCasFailure = (err: unknown) => statusCode(err) === 409 || statusCode(err) === 404;
 
-/** An API error for the log: its message, with the HTTP status when the message lacks it. */
-export function describeError(err: unknown): string {
-  const code = statusCode(err);
-  const message = apiMessage(err);
-  return code !== undefined && !message.includes(String(code)) ? `${message} (HTTP ${code})` : message;
-}
+/** An error for the log (HTTP status, the API server's reason and message): kube/errors.ts. */
+export { describeError } from '../kube/errors.ts';
 
 /** Formats epoch milliseconds as a Kubernetes MicroTime (RFC 3339, six fractional digits, UTC). */
 export function formatMicroTime(epochMs: number): string {

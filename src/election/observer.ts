@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from './clock.ts';
 import type { LeaseLock, LeaseRecord, LeaseSnapshot, LeaseWatch } from './lock.ts';
 import { compareResourceVersions } from './token.ts';
-import { statusCode } from '../kube/errors.ts';
+import { describeError, statusCode } from '../kube/errors.ts';
 
 export interface Observation {
   /** The Lease as last seen; undefined when it does not exist. */
@@ -238,7 +238,7 @@ export class LeaseObserver {
     this.failures++;
     const base = Math.min(this.options.maxBackoffMs, 100 * 2 ** Math.min(this.failures, 10));
     const delay = base * (1 + 0.2 * Math.random());
-    this.options.logger.warn({ lease: this.options.lock.describe(), err: err instanceof Error ? err.message : String(err), retryInMs: Math.round(delay) }, `Lease ${what} failed; retrying`);
+    this.options.logger.warn({ lease: this.options.lock.describe(), err: describeError(err), retryInMs: Math.round(delay) }, `Lease ${what} failed; retrying`);
     this.retryTimer = this.options.clock.setTimeout(() => {
       this.retryTimer = undefined;
       void this.listAndWatch();

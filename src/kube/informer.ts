@@ -11,7 +11,7 @@
 // without the field keeps them).
 import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { statusCode } from './errors.ts';
+import { describeError, statusCode } from './errors.ts';
 import { objectKey } from './object-key.ts';
 import type { KubeObject } from './object-key.ts';
 import { slimInPlace } from './slim.ts';
@@ -111,7 +111,7 @@ export class Informer<T extends KubeObject> {
             failures++;
             relist = true;
             const delay = Math.min(30_000, 200 * 2 ** Math.min(failures, 8)) * (0.5 + Math.random() / 2);
-            this.o.logger.warn({ path: this.o.path, err: String(err), retryInMs: Math.round(delay) }, 'Watch failed');
+            this.o.logger.warn({ path: this.o.path, err: describeError(err), retryInMs: Math.round(delay) }, 'Watch failed');
             await sleep(delay, signal);
           }
         }
