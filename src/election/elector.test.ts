@@ -9,7 +9,7 @@ import { ManualClock } from '../../test/support/manual-clock.ts';
 import { LeaderElector } from './elector.ts';
 import { LeadershipLostError, type Leadership } from './leadership.ts';
 import { FakeLeaseStore, type FakeLeaseClient } from '../../test/support/fake-lease.ts';
-import type { LeaseRecord } from './lock.ts';
+import type { LeaseLock, LeaseRecord } from './lock.ts';
 import type { LeaderElectionConfig } from './config.ts';
 import { TermError } from './token.ts';
 
@@ -641,5 +641,44 @@ describe('after an etcd restore without --bump-revision (resourceVersions go bac
     expect(a.leaderships[1]!.term).toBeLessThanOrEqual(before);
     expect(a.elector.isLeader()).toBe(true);
     expect(a.logs.some((l) => l.level === 40 && /lower fencing term/.test(l.msg))).toBe(true);
+  });
+});
+
+describe('the LeaderElection Event (client-go: "<identity> became leader" on the Lease)', () => {
+  it('is recorded once per acquisition, with the acquiring write, next to a log line with the term', async () => {
+    const a = add('a');
+    const recorded: { resourceVersion: string; message: string }[] = [];
+    (a.client as LeaseLock).recordEvent = (lease, identity, what) => {
+      recorded.push({ resourceVersion: lease.resourceVersion, message: `${identity} ${what}` });
+      return Promise.resolve();
+    };
+    await clock.advance(0);
+    await clock.advance(5 * RETRY); // renews record nothing
+    const term = a.leaderships[0]!.term;
+    expect(recorded).toEqual([{ resourceVersion: String(term), message: 'a became leader' }]);
+    expect(a.logs.find((l) => l.msg === 'Started leading')).toMatchObject({ term, identity: 'a', lease: 'test/lease' });
+  });
+
+  it('never blocks or fails leadership: a hanging or failing Event is logged once and leading goes on', async () => {
+    const a = add('a');
+    let calls = 0;
+    (a.client as LeaseLock).recordEvent = () => {
+      calls++;
+      return calls === 1 ? Promise.reject(new Error('events is forbidden')) : new Promise<void>(() => {});
+    };
+    await clock.advance(0);
+    expect(a.elector.isLeader()).toBe(true);
+    expect(a.events).toEqual(['leader a', `started ${a.leaderships[0]!.term}`]);
+    // Lose and regain leadership: the second Event hangs forever, leadership does not care.
+    a.client.setDown(true);
+    await clock.advance(RENEW + RETRY);
+    a.client.setDown(false);
+    await clock.advance(LEASE + 2 * RETRY);
+    expect(a.leaderships).toHaveLength(2);
+    expect(a.elector.isLeader()).toBe(true);
+    expect(calls).toBe(2);
+    const warnings = a.logs.filter((l) => /LeaderElection Event/.test(l.msg));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ level: 40, err: 'events is forbidden' });
   });
 });

@@ -54,6 +54,8 @@ export class LeaderElector {
   private conflictUntil = -Infinity;
   /** When we last saw the Lease's resourceVersion go back: nobody may be trusted to have stopped before a lease duration. */
   private resetAt: number | undefined;
+  /** Whether a failure to record the LeaderElection Event was logged already (it is logged once). */
+  private eventFailureLogged = false;
 
   constructor(config: LeaderElectionConfig, callbacks: LeaderCallbacks) {
     this.timings = validateConfig(config);
@@ -342,6 +344,7 @@ export class LeaderElector {
     const term = new LeaderTerm(this.leaderContext, termNumber, snapshot, sentAt);
     this.leading = term;
     term.start();
+    this.recordBecameLeader(snapshot, termNumber);
     if (runSignal.aborted) term.stepDown('shutdown');
 
     let work: Promise<void>;
@@ -368,6 +371,32 @@ export class LeaderElector {
     if (release) await term.releaseIfStillOurs();
     this.leading = undefined;
     return term.reason ?? 'shutdown';
+  }
+
+  /**
+   * The Event client-go records on the Lease ("<identity> became leader",
+   * reason LeaderElection), fire and forget: never awaited, so it can neither
+   * delay nor fail leadership. The first failure is logged as a warning (a
+   * missing RBAC rule, typically), later ones at debug level.
+   */
+  private recordBecameLeader(snapshot: LeaseSnapshot, term: number): void {
+    const recordEvent = this.lock.recordEvent?.bind(this.lock);
+    if (!recordEvent) return;
+    let pending: Promise<void>;
+    try {
+      pending = recordEvent(snapshot, this.identity, 'became leader');
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    pending.then(
+      () => this.logger.debug({ term }, 'Recorded the LeaderElection Event on the Lease'),
+      (err: unknown) => {
+        const first = !this.eventFailureLogged;
+        this.eventFailureLogged = true;
+        const log = first ? this.logger.warn.bind(this.logger) : this.logger.debug.bind(this.logger);
+        log({ term, err: describeError(err) }, 'Could not record the LeaderElection Event on the Lease (needs create on events in its namespace); leadership is not affected');
+      },
+    );
   }
 
   // ---- plumbing ---------------------------------------------------------------

@@ -3,6 +3,7 @@
 // nothing about leadership; the elector decides, the lock only talks to the
 // API server. The interface is small so unit tests can use an in-memory lock.
 import * as k8s from '@kubernetes/client-node';
+import { randomBytes } from 'node:crypto';
 import { makeClient } from '../kube/client.ts';
 import { statusCode } from '../kube/errors.ts';
 import type { RequestMetrics } from '../kube/client-metrics.ts';
@@ -50,6 +51,13 @@ export interface LeaseLock {
    * otherwise (an error with code 410 means: list again).
    */
   watch(resourceVersion: string, onEvent: (event: LeaseEvent) => void, onClose: (err?: unknown) => void): LeaseWatch;
+  /**
+   * Records a core/v1 Event (type Normal, reason `LeaderElection`) on the
+   * Lease, as client-go's resourcelock.RecordEvent: message
+   * "<identity> <what>", e.g. "replica-a became leader". Optional; the caller
+   * does not wait for it and only logs a failure.
+   */
+  recordEvent?(lease: LeaseSnapshot, identity: string, what: string): Promise<void>;
 }
 
 /** A failed compare-and-swap: the Lease changed (409) or is gone (404/409). */
@@ -129,16 +137,54 @@ export interface KubernetesLeaseLockOptions {
 // the watch for safety (expiry is a local timer).
 const WATCH_INACTIVITY_TIMEOUT_MS = 90_000;
 
+/** The Events' reason, as client-go's leader election. */
+export const LEADER_ELECTION_REASON = 'LeaderElection';
+/** source.component and reportingComponent of the Events on the Lease. */
+const EVENT_COMPONENT = 'singleton-operator';
+
 export class KubernetesLeaseLock implements LeaseLock {
   private readonly api: k8s.CoordinationV1Api;
+  private readonly core: k8s.CoreV1Api;
   private readonly options: KubernetesLeaseLockOptions;
 
   constructor(options: KubernetesLeaseLockOptions) {
     this.options = options;
-    this.api = makeClient(options.kubeConfig, k8s.CoordinationV1Api, {
+    const clientOptions = {
       timeoutMs: options.requestTimeoutMs,
       userAgent: options.userAgent ?? 'singleton-operator/leader-election',
       ...(options.metrics ? { metrics: options.metrics } : {}),
+    };
+    this.api = makeClient(options.kubeConfig, k8s.CoordinationV1Api, clientOptions);
+    this.core = makeClient(options.kubeConfig, k8s.CoreV1Api, clientOptions);
+  }
+
+  async recordEvent(lease: LeaseSnapshot, identity: string, what: string): Promise<void> {
+    const { namespace, name } = this.options;
+    const now = new Date();
+    const meta = lease.object?.metadata;
+    await this.core.createNamespacedEvent({
+      namespace,
+      body: {
+        // client-go's recorder names Events <object>.<unique suffix> too.
+        metadata: { name: `${name.slice(0, 200)}.${now.getTime().toString(16)}${randomBytes(4).toString('hex')}`, namespace },
+        involvedObject: {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          name,
+          namespace,
+          resourceVersion: lease.resourceVersion,
+          ...(meta?.uid ? { uid: meta.uid } : {}),
+        },
+        reason: LEADER_ELECTION_REASON,
+        message: `${identity} ${what}`.slice(0, 1024),
+        type: 'Normal',
+        source: { component: EVENT_COMPONENT },
+        reportingComponent: EVENT_COMPONENT,
+        reportingInstance: identity.slice(0, 128),
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      },
     });
   }
 

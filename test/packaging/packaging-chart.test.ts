@@ -109,12 +109,13 @@ describe('manifests/install.yaml', () => {
     for (const o of install.filter((x) => !x.kind.startsWith('Cluster') && x.kind !== 'Namespace')) expect(o.metadata.namespace).toBe(ns?.metadata.name);
   });
 
-  it('limits the leader-election Role to its Lease by name, with create in its own rule', () => {
+  it('limits the leader-election Role to its Lease by name, with create in its own rule, and lets it record the LeaderElection Event', () => {
     const role = byKind('Role').find((r) => r.metadata.name.endsWith('-leader-election'));
     const rules = (role?.rules ?? []) as Rule[];
     expect(rules).toEqual([
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['singleton-operator'], verbs: ['get', 'list', 'watch', 'update'] },
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['create'] },
     ]);
     const deployment = byKind('Deployment')[0] as unknown as { spec: { template: { spec: { containers: Array<{ env: Array<{ name: string; value?: string }> }> } } } };
     const env = deployment.spec.template.spec.containers[0]?.env ?? [];
