@@ -1,7 +1,7 @@
 // The bad-input corpus: malformed SingletonJobs created while the operator
 // runs. Each must be refused by the API server with a readable message (the
 // CRD schema and CEL rules), or — where only the operator can tell (a cron
-// expression that fits the pattern but does not parse, an unknown time zone) —
+// expression that passes the CRD's rule but does not parse, an unknown time zone) —
 // be marked Ready=False. They stay in place for the whole run, so every
 // leader after a failover meets them again; the checker meanwhile judges the
 // well-formed objects next to them and the crash-loop check the replicas.
@@ -33,8 +33,8 @@ export function badInputCorpus(): BadEntry[] {
     { name: 'bad-type-suspend', description: 'suspend is a string', object: sj('bad-type-suspend', { schedule: '* * * * *', suspend: 'yes', jobTemplate }) },
     { name: 'bad-type-template', description: 'jobTemplate is a string', object: sj('bad-type-template', { schedule: '* * * * *', jobTemplate: 'busybox' }) },
     { name: 'bad-no-spec', description: 'no spec at all', object: { apiVersion: API_VERSION, kind: KIND, metadata: { name: 'bad-no-spec' } } },
-    { name: 'bad-cron-range', description: 'minute 61 (fits the pattern, does not parse)', object: sj('bad-cron-range', { schedule: '61 * * * *', jobTemplate }) },
-    { name: 'bad-cron-words', description: 'five words that are not cron fields', object: sj('bad-cron-words', { schedule: 'every day at noon please', jobTemplate }) },
+    { name: 'bad-cron-range', description: 'minute 61 (passes the CRD rule, does not parse)', object: sj('bad-cron-range', { schedule: '61 * * * *', jobTemplate }) },
+    { name: 'bad-cron-words', description: 'five words that are not cron fields (refused by the CRD rule)', object: sj('bad-cron-words', { schedule: 'every day at noon please', jobTemplate }) },
     { name: 'bad-zone-unknown', description: 'unknown IANA zone Mars/Olympus_Mons', object: sj('bad-zone-unknown', { schedule: '* * * * *', timeZone: 'Mars/Olympus_Mons', jobTemplate }) },
     {
       name: 'bad-oversized',

@@ -14,6 +14,8 @@ export interface CorpusEntry {
   valid: boolean;
   /** A fragment the API server's message must contain, for invalid entries. */
   message?: string;
+  /** Invalid entries: the API server's whole message, as kubectl prints it after `Error from server (Invalid): error when creating "STDIN": `. */
+  expected?: string;
 }
 
 export const corpus: CorpusEntry[] = [
@@ -48,5 +50,8 @@ export const corpus: CorpusEntry[] = [
     valid: false,
     message: 'restartPolicy',
   },
+  { name: '@every (not supported)', object: sj('bad-every', { schedule: '@every 5m' }), valid: false, message: 'spec.schedule' },
+  { name: 'a bad item of schedules', object: sj('bad-schedules-item', { schedules: ['0 * * * *', '@every 1h'] }), valid: false, message: 'spec.schedules[1]' },
+  { name: 'schedule and schedules', object: sj('bad-both-schedules', { schedule: '0 * * * *', schedules: ['30 * * * *'] }), valid: false, message: 'spec.schedules' },
   { name: 'zone with spaces', object: sj('bad-zone', { schedule: '0 0 * * *', timeZone: 'Europe Berlin' }), valid: false, message: 'timeZone' },
 ];

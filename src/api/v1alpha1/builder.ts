@@ -48,13 +48,24 @@ export interface Rule<T> extends CelRule {
 /** Largest integer that survives JSON in JavaScript (and fits CEL's int64). */
 export const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 
-export function str(description: string, o: { pattern?: string; minLength?: number; maxLength?: number; format?: 'date-time' } = {}): Field<z.ZodString> {
+/**
+ * A string. Prefer `rules` (CEL, with a message in words) to `pattern`: the API
+ * server answers a pattern mismatch with the raw regular expression.
+ */
+export function str(description: string, o: { pattern?: string; minLength?: number; maxLength?: number; format?: 'date-time'; rules?: Rule<string>[] } = {}): Field<z.ZodString> {
+  const { rules = [], ...props } = o;
   let zod = z.string();
   if (o.minLength !== undefined) zod = zod.min(o.minLength);
   if (o.maxLength !== undefined) zod = zod.max(o.maxLength);
   if (o.pattern !== undefined) zod = zod.regex(new RegExp(o.pattern));
   if (o.format === 'date-time') zod = zod.refine((v) => !Number.isNaN(Date.parse(v)), 'must be an RFC 3339 date-time') as unknown as z.ZodString;
-  return { schema: { type: 'string', description, ...o }, zod };
+  for (const r of rules) {
+    const check = r.check;
+    if (check !== 'transition') zod = zod.refine((v) => check(v), r.message) as unknown as z.ZodString;
+  }
+  const schema: OpenAPISchema = { type: 'string', description, ...props };
+  if (rules.length) schema['x-kubernetes-validations'] = rules.map(({ check: _check, ...cel }) => cel);
+  return { schema, zod };
 }
 
 export function enumOf<const V extends readonly [string, ...string[]]>(description: string, values: V, dflt?: V[number]): Field<z.ZodEnum<{ [K in V[number]]: K }>> {

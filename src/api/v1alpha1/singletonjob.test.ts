@@ -5,7 +5,7 @@ import { parse } from 'yaml';
 import { CRD_FILE } from './crd.ts';
 import { renderCrd } from './generate-crd.ts';
 import { corpus } from '../../../test/support/api-corpus.ts';
-import { singletonJobSchema } from './singletonjob.ts';
+import { SCHEDULE_MESSAGE, TIME_ZONE_MESSAGE, singletonJobSchema } from './singletonjob.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -38,5 +38,39 @@ describe('zod agrees with the corpus', () => {
   it('refuses tokens that JSON cannot carry exactly', () => {
     const base = corpus[0]!.object;
     expect(singletonJobSchema.safeParse({ ...base, status: { currentToken: 2 ** 53 } }).success).toBe(false);
+  });
+});
+
+describe('messages in words', () => {
+  const base = corpus[0]!.object as { spec: Record<string, unknown> };
+  const issues = (spec: Record<string, unknown>) => {
+    const result = singletonJobSchema.safeParse({ ...base, spec: { ...base.spec, ...spec } });
+    return result.success ? [] : result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+  };
+
+  it('answers a schedule or time zone it cannot take with what is allowed, as the CRD rule does', () => {
+    expect(issues({ schedule: '@every 5m' })).toEqual([{ path: 'spec.schedule', message: SCHEDULE_MESSAGE }]);
+    expect(issues({ schedules: ['0 * * * *', '* * * *'] })).toEqual([{ path: 'spec.schedules.1', message: SCHEDULE_MESSAGE }]);
+    expect(issues({ schedule: '0 0 * * *', timeZone: 'Europe Berlin' })).toEqual([{ path: 'spec.timeZone', message: TIME_ZONE_MESSAGE }]);
+    for (const ok of ['0 0 * * *', '*/5 * * * * *', '@midnight', '0 9 * * MON-FRI', '0 0 L * *', '0 0 ? JAN,JUL SUN#2', '0\t0 * * *'])
+      expect({ ok, issues: issues({ schedule: ok }) }).toEqual({ ok, issues: [] });
+  });
+
+  it('gives every CEL rule of the CRD a field path or a place that names its field', () => {
+    const crd = parse(renderCrd());
+    const unnamed: string[] = [];
+    const walk = (schema: Record<string, unknown>, at: string) => {
+      for (const r of (schema['x-kubernetes-validations'] ?? []) as { rule: string; fieldPath?: string }[]) if (at === '' && !r.fieldPath) unnamed.push(r.rule);
+      for (const [k, v] of Object.entries((schema.properties ?? {}) as Record<string, Record<string, unknown>>)) walk(v, `${at}.${k}`);
+      if (schema.items) walk(schema.items as Record<string, unknown>, `${at}[]`);
+    };
+    walk(crd.spec.versions[0].schema.openAPIV3Schema, '');
+    expect(unnamed).toEqual([]);
+    const root = crd.spec.versions[0].schema.openAPIV3Schema['x-kubernetes-validations'] as { fieldPath?: string }[];
+    expect(root.map((r) => r.fieldPath)).toEqual(['.status.currentToken', '.status.leaderTerm']);
+  });
+
+  it('has no OpenAPI pattern left (the API server would answer with the raw expression)', () => {
+    expect(renderCrd()).not.toMatch(/^\s*pattern:/m);
   });
 });

@@ -34,8 +34,24 @@ export const Keys = {
   attempt: `${GROUP}/attempt`,
 } as const;
 
-const SCHEDULE_PATTERN = String.raw`^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[^\s@=]+(\s+[^\s@=]+){4,5})$`;
-const TIME_ZONE_PATTERN = String.raw`^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$`;
+// The schedule and time zone are checked by CEL rules (one regular expression,
+// evaluated by the API server and by zod alike) rather than an OpenAPI
+// `pattern`: a pattern mismatch is answered with the raw expression, a rule
+// with its message. What only a cron parser or the zone database can judge
+// (minute 61, Mars/Olympus_Mons) is the operator's: Ready=False with the reason.
+// A cron field: digits, * ? , / # - and L W H, or three-letter month/day names.
+const CRON_FIELD = '([0-9*?,/#LWH-]|[A-Za-z]{3})+';
+const SCHEDULE_REGEX = `^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|${CRON_FIELD}([ \\t]+${CRON_FIELD}){4,5})$`;
+const TIME_ZONE_REGEX = '^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$';
+export const SCHEDULE_MESSAGE =
+  'must be 5 cron fields (minute hour day-of-month month day-of-week), 6 with leading seconds, or one of @yearly @annually @monthly @weekly @daily @midnight @hourly; @every is not supported';
+export const TIME_ZONE_MESSAGE = 'must be an IANA time zone name such as Europe/Berlin, America/New_York or UTC';
+
+const matches = (regex: string, message: string) => {
+  const re = new RegExp(regex);
+  return { rule: `self.matches(r'${regex}')`, message, check: (v: string) => re.test(v) };
+};
+const cron = (description: string) => str(description, { maxLength: 128, rules: [matches(SCHEDULE_REGEX, SCHEDULE_MESSAGE)] });
 
 const meta = obj('Labels and annotations to copy.', {
   labels: optional(stringMap('Labels.')),
@@ -113,19 +129,18 @@ const specField = obj(
   'Desired behaviour of the SingletonJob.',
   {
     schedule: optional(
-      str(
+      cron(
         'Cron schedule: 5 fields (minute hour day-of-month month day-of-week), an optional leading seconds field (6 fields), or @hourly/@daily/@weekly/@monthly/@yearly. Omit for manual runs only (annotation singleton.dev/run-now).',
-        { maxLength: 128, pattern: SCHEDULE_PATTERN },
       ),
     ),
     schedules: optional(
       arr(
         'Several cron schedules (same syntax as schedule) in the one time zone: the object runs at every slot of any of them, once per instant, never two runs at once. Use instead of schedule.',
-        str('A cron schedule.', { maxLength: 128, pattern: SCHEDULE_PATTERN }),
+        cron('A cron schedule.'),
         { minItems: 1, maxItems: 10 },
       ),
     ),
-    timeZone: optional(str('IANA time zone of the schedule (for example Europe/Berlin); default UTC.', { maxLength: 64, pattern: TIME_ZONE_PATTERN })),
+    timeZone: optional(str('IANA time zone of the schedule (for example Europe/Berlin); default UTC.', { maxLength: 64, rules: [matches(TIME_ZONE_REGEX, TIME_ZONE_MESSAGE)] })),
     concurrencyPolicy: optional(
       enumOf(
         'Forbid: a due run waits until every Pod of the previous run is terminal (a slot whose starting deadline passes meanwhile is skipped). Queue: a slot due while a run is in flight runs as soon as that run has ended; at most one waits, later ones are skipped. Replace: the running Job is deleted (its Pods get their termination grace period) and the new run starts once they are gone.',
@@ -159,6 +174,7 @@ const specField = obj(
       {
         rule: '!(has(self.schedule) && has(self.schedules))',
         message: 'set schedule or schedules, not both',
+        fieldPath: '.schedules',
         check: (s: SpecShape) => !(s.schedule !== undefined && s.schedules !== undefined),
       },
     ],
@@ -241,6 +257,7 @@ const statusField = obj(
       {
         rule: '!has(self.activeRun) || (has(self.currentToken) && self.activeRun.token == self.currentToken)',
         message: 'activeRun.token must equal currentToken',
+        fieldPath: '.activeRun',
         check: (s: StatusShape) => !s.activeRun || s.activeRun.token === s.currentToken,
       },
     ],
@@ -253,6 +270,8 @@ const statusField = obj(
 const monotonic = (field: 'currentToken' | 'leaderTerm') => ({
   rule: `!has(oldSelf.status) || !has(oldSelf.status.${field}) || (has(self.status) && has(self.status.${field}) && self.status.${field} >= oldSelf.status.${field})`,
   message: `status.${field} may not decrease or be removed (fencing: a newer leader has written)`,
+  // Names the field in the API server's answer (without it: "<nil>: Invalid value").
+  fieldPath: `.status.${field}`,
   check: 'transition' as const,
 });
 
