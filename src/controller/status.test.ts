@@ -46,7 +46,7 @@ describe('status helpers', () => {
     recordFinished(s, s.activeRun!, 'Succeeded', new Date('2025-01-01T00:00:00Z'));
     expect(s.activeRun).toBeUndefined();
     expect(s.recentRuns).toHaveLength(10);
-    expect(s.recentRuns![0]).toMatchObject({ name: 'x-3', outcome: 'Succeeded', requestId: 'r' });
+    expect(s.recentRuns![0]).toMatchObject({ name: 'x-3', outcome: 'Succeeded', requestId: 'r', reservedTime: 'z' }); // its start, for durations (kubectl singleton history)
     expect(s.lastSuccessfulTime).toBe('2025-01-01T00:00:00.000Z');
   });
 });

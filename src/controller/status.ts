@@ -76,6 +76,7 @@ export function healthyReadiness(sj: SingletonJob): Readiness {
 
 export function recordFinished(status: SingletonJobStatus, run: ActiveRun, outcome: FinishedRun['outcome'], now: Date, completion?: Date): void {
   const finished: FinishedRun = { name: run.name, token: run.token, term: run.term, kind: run.kind, outcome, finishedTime: now.toISOString() };
+  if (run.reservedTime) finished.reservedTime = run.reservedTime;
   if (run.slot) finished.slot = run.slot;
   if (run.requestId) finished.requestId = run.requestId;
   if (run.attempt && run.attempt > 1) finished.attempt = run.attempt;

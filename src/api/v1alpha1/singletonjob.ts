@@ -214,6 +214,7 @@ const activeRun = obj('The run reserved or in flight; cleared only once every Po
 const finishedRun = obj('A finished run.', {
   ...runFields,
   outcome: enumOf('How the run ended.', ['Succeeded', 'Failed', 'Replaced', 'Deleted', 'Stalled']),
+  reservedTime: optional(str('When the run was reserved (its start; with finishedTime, its duration).', { format: 'date-time' })),
   finishedTime: str('When the controller recorded the end.', { format: 'date-time' }),
 });
 
