@@ -54,7 +54,7 @@ spec:
 `;
     const badEnum = kubectlResult(cluster.kubeconfig, ['apply', '-n', ns.name, '-f', '-'], yaml('Sometimes', 1));
     expect(badEnum.ok).toBe(false);
-    expect(badEnum.out).toContain('spec.concurrencyPolicy: Unsupported value: "Sometimes": supported values: "Forbid", "Replace"');
+    expect(badEnum.out).toContain('spec.concurrencyPolicy: Unsupported value: "Sometimes": supported values: "Forbid", "Queue", "Replace"');
     // CEL rules run once the schema errors are fixed.
     const badRule = kubectlResult(cluster.kubeconfig, ['apply', '-n', ns.name, '-f', '-'], yaml('Forbid', 3));
     expect(badRule.ok).toBe(false);
@@ -65,7 +65,7 @@ spec:
   it('is listed by kubectl with its short name and printer columns', () => {
     kubectl(cluster.kubeconfig, ['apply', '-n', ns.name, '-f', '-'], stringify(singletonJob('columns', { schedule: '*/5 * * * *' })));
     const out = kubectl(cluster.kubeconfig, ['get', 'sj', '-n', ns.name]);
-    expect(out.split('\n')[0]).toMatch(/NAME\s+SCHEDULE\s+SUSPEND\s+ACTIVE\s+TOKEN\s+LAST RUN\s+LAST SUCCESS\s+AGE/);
+    expect(out.split('\n')[0]).toMatch(/NAME\s+SCHEDULE\s+TIME ZONE\s+SUSPEND\s+READY\s+ACTIVE\s+TOKEN\s+LAST RUN\s+NEXT RUN\s+LAST SUCCESS\s+AGE/);
     expect(out).toContain('*/5 * * * *');
   });
 });
