@@ -150,7 +150,8 @@ export async function runStampedeSide(cp: ControlPlane, setup: SideSetup, o: Sta
     await sleep(500);
     for (const e of uniqueRequests(audit.readNew())) {
       if (e.received >= slot.at.getTime()) all.push(e);
-      if (e.namespace === setup.namespace && e.resource === 'jobs' && e.verb === 'create' && !e.subresource && succeeded(e)) creates.push(e);
+      // A dry-run create (the operator checks a template on every spec change) stores nothing: not a Job.
+      if (e.namespace === setup.namespace && e.resource === 'jobs' && e.verb === 'create' && !e.subresource && !/[?&]dryRun=/.test(e.requestURI) && succeeded(e)) creates.push(e);
     }
     if (Date.now() - lastReport > 10_000) {
       lastReport = Date.now();
