@@ -8,7 +8,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { testCluster, withNamespace } from '../support/cluster.ts';
 import { Api, installCrd, kubectl, kubectlResult, singletonJob } from '../support/singletonjobs.ts';
 import { eventually } from '../support/cluster.ts';
-import { corpus } from '../support/api-corpus.ts';
+import { corpus, NOT_CHECKED } from '../support/api-corpus.ts';
 import { singletonJobSchema } from '../../src/api/v1alpha1/singletonjob.ts';
 import { statusCode, apiMessage } from '../../src/kube/errors.ts';
 
@@ -33,6 +33,16 @@ describe('the SingletonJob CRD', () => {
       expect({ name: entry.name, server: result.ok }).toEqual({ name: entry.name, server: entry.valid });
       expect({ name: entry.name, zod: singletonJobSchema.safeParse(entry.object).success }).toEqual({ name: entry.name, zod: entry.valid });
       if (!entry.valid) expect(result.out).toContain(entry.message);
+    }
+  });
+
+  it('answers each invalid corpus entry with exactly the message in the corpus: the field named, what is allowed said in words', () => {
+    for (const entry of corpus.filter((e) => !e.valid)) {
+      const result = kubectlResult(cluster.kubeconfig, ['create', '-n', ns.name, '--dry-run=server', '-f', '-'], stringify(entry.object));
+      expect({ name: entry.name, out: result.out.trim() }).toEqual({ name: entry.name, out: entry.expected });
+      // No raw regular expressions; no rule of ours without a field ("<nil>"), only the server's own closing note.
+      expect(entry.expected).not.toMatch(/should match/);
+      expect(entry.expected!.replace(NOT_CHECKED, '')).not.toContain('<nil>');
     }
   });
 
@@ -77,11 +87,14 @@ describe('fencing transition rules', () => {
     const written = await api.replaceStatus({ ...current, status: { currentToken: 100, leaderTerm: 90 } });
     expect(written.status?.currentToken).toBe(100);
 
+    // Each refusal names its field (the rules carry a fieldPath), not "<nil>".
+    const token = 'status.currentToken: Invalid value: status.currentToken may not decrease or be removed (fencing: a newer leader has written)';
+    const term = 'status.leaderTerm: Invalid value: status.leaderTerm may not decrease or be removed (fencing: a newer leader has written)';
     const attempts = [
-      { status: { currentToken: 99, leaderTerm: 90 }, message: 'status.currentToken may not decrease' },
-      { status: { currentToken: 101, leaderTerm: 89 }, message: 'status.leaderTerm may not decrease' },
-      { status: { leaderTerm: 95 }, message: 'status.currentToken may not decrease or be removed' },
-      { status: {}, message: 'may not decrease or be removed' },
+      { status: { currentToken: 99, leaderTerm: 90 }, message: token },
+      { status: { currentToken: 101, leaderTerm: 89 }, message: term },
+      { status: { leaderTerm: 95 }, message: token },
+      { status: {}, message: `[${token}, ${term}]` },
     ];
     for (const attempt of attempts) {
       const err = await api.replaceStatus({ ...written, status: attempt.status } as typeof written).then(
@@ -89,7 +102,7 @@ describe('fencing transition rules', () => {
         (e: unknown) => e,
       );
       expect({ status: attempt.status, code: statusCode(err) }).toEqual({ status: attempt.status, code: 422 });
-      expect(apiMessage(err)).toContain(attempt.message);
+      expect({ status: attempt.status, message: apiMessage(err) }).toEqual({ status: attempt.status, message: `SingletonJob.singleton.dev "fenced" is invalid: ${attempt.message}` });
     }
     const higher = await api.replaceStatus({ ...written, status: { currentToken: 101, leaderTerm: 90 } });
     expect(higher.status?.currentToken).toBe(101);
