@@ -9,9 +9,7 @@ import { leaseKey } from './contention.ts';
 import type { Liveness } from './contention.ts';
 import { POLL_MS } from './pass.ts';
 import type { Pass, ReconcilerDeps, Result } from './pass.ts';
-import { setCondition } from './status.ts';
-
-export const CONTENDED = 'Contended';
+import { Conditions, setCondition } from './status.ts';
 
 export class Claims {
   private readonly d: ReconcilerDeps;
@@ -101,14 +99,14 @@ export class Claims {
     this.setStandingBy(key, true);
     const status = sj.status ?? {};
     const message = `Also claimed by the installation of Lease ${mine} (leader ${this.d.leadership.identity}), which leaves it to the installation of Lease ${theirs} that acts on it (${other.why}). Run one installation per namespace: give installations disjoint --watch-namespaces.`;
-    const noted = status.conditions?.find((c) => c.type === CONTENDED);
+    const noted = status.conditions?.find((c) => c.type === Conditions.contended);
     if (status.contender !== mine || noted?.status !== 'True' || noted.message !== message) {
       // A bystander's note: leaderTerm and leaderLease stay as they are (the
       // CEL rule allows an equal term), run state is not touched, and the CAS
       // makes it harmless to the actor (it re-reads on 409).
       const next: SingletonJobStatus = structuredClone(status);
       next.contender = mine;
-      setCondition(next, { type: CONTENDED, status: 'True', reason: 'ClaimedByAnotherInstallation', message }, sj.metadata?.generation, this.d.now());
+      setCondition(next, { type: Conditions.contended, status: 'True', reason: 'ClaimedByAnotherInstallation', message }, sj.metadata?.generation, this.d.now());
       try {
         await this.d.status.replaceStatus({ ...sj, status: next });
       } catch (err) {
@@ -157,5 +155,5 @@ export class Claims {
 
 function clearContention(status: SingletonJobStatus): void {
   delete status.contender;
-  status.conditions = status.conditions?.filter((c) => c.type !== CONTENDED);
+  status.conditions = status.conditions?.filter((c) => c.type !== Conditions.contended);
 }

@@ -27,9 +27,9 @@ import { newBackfillRequest, nextBackfillSlot } from './backfill.ts';
 import { POLL_MS, StaleError } from './pass.ts';
 import type { Pass, ReconcilerDeps, Result } from './pass.ts';
 import { ScheduleError } from './schedule.ts';
-import { dueAt, expressions, jitterMs, nextScheduleTime, objectSchedule, pausedAfterFailures, scheduling } from './timing.ts';
+import { dueAt, expressions, nextScheduleTime, nextSlotAt, objectSchedule } from './timing.ts';
 import type { Due } from './timing.ts';
-import { healthyReadiness, nextToken, readyCondition, recordFinished, setCondition, setReady, toDate, TokenExhaustedError } from './status.ts';
+import { Conditions, healthyReadiness, nextToken, pausedAfterFailures, readyCondition, recordFinished, setCondition, setReady, toDate, TokenExhaustedError } from './status.ts';
 import type { Readiness } from './status.ts';
 
 export type { ReconcilerDeps, Result } from './pass.ts';
@@ -79,24 +79,12 @@ export class Reconciler implements Pass {
   /** Caps a result's requeue at the object's next slot (and MAX_IDLE_MS), so no pass ends with "wait for a change" only. */
   private atLeastAtNextSlot(sj: SingletonJob, result: Result): Result {
     let bound = MAX_IDLE_MS;
-    if (sj.spec && scheduling(sj)) {
-      try {
-        const now = this.d.now();
-        const offset = jitterMs(sj);
-        bound = Math.min(
-          bound,
-          Math.max(
-            0,
-            objectSchedule(sj)!
-              .next(new Date(now.getTime() - offset))
-              .getTime() +
-              offset -
-              now.getTime(),
-          ) + 5,
-        );
-      } catch {
-        // An invalid schedule is reported by validate(); MAX_IDLE_MS applies.
-      }
+    try {
+      const now = this.d.now();
+      const next = sj.spec ? nextSlotAt(sj, now) : undefined;
+      if (next) bound = Math.min(bound, Math.max(0, next.getTime() - now.getTime()) + 5);
+    } catch {
+      // An invalid schedule is reported by validate(); MAX_IDLE_MS applies.
     }
     return { requeueAfterMs: Math.min(bound, result.requeueAfterMs ?? Infinity) };
   }
@@ -282,7 +270,7 @@ export class Reconciler implements Pass {
       s.lastResumeId = id;
       // Slots missed while paused are not caught up (as after a suspend, only the latest within the deadline would run).
       s.lastScheduleTime = this.d.now().toISOString();
-      setCondition(s, { type: 'Paused', status: 'False', reason: 'Resumed', message: `Resumed by ${Keys.resume}="${id}"` }, sj.metadata?.generation, this.d.now());
+      setCondition(s, { type: Conditions.paused, status: 'False', reason: 'Resumed', message: `Resumed by ${Keys.resume}="${id}"` }, sj.metadata?.generation, this.d.now());
       setReady(s, healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, this.d.now());
     });
     await this.d.events.emit(sj, 'Normal', 'Resumed', `Scheduled runs resumed (${Keys.resume}="${id}") after ${status.consecutiveFailures} failed runs in a row`);
@@ -339,7 +327,9 @@ export class Reconciler implements Pass {
       s.currentToken = token;
       s.lastRunTime = run.reservedTime;
       if (run.kind === 'Scheduled' && s.queuedSlot === run.slot) delete s.queuedSlot;
-      if (run.kind === 'Scheduled' && !(toDate(s.lastScheduleTime)! > new Date(run.slot!))) s.lastScheduleTime = run.slot;
+      // A queued slot may be older than the latest one already taken into account: never go back.
+      const last = toDate(s.lastScheduleTime);
+      if (run.kind === 'Scheduled' && (!last || last <= new Date(run.slot!))) s.lastScheduleTime = run.slot;
       if (run.kind === 'Backfill' && s.backfill) s.backfill = { ...s.backfill, cursor: run.slot, runs: (s.backfill.runs ?? 0) + 1 };
       if (run.requestId) s.lastManualRequestId = run.requestId;
       if (skipped > 0) s.skippedSlots = (s.skippedSlots ?? 0) + skipped;
@@ -403,15 +393,15 @@ export class Reconciler implements Pass {
     const written = await this.write(key, sj, (s) => {
       recordFinished(s, run, outcome, now, completion);
       s.consecutiveFailures = failures;
-      s.conditions = s.conditions?.filter((c) => c.type !== STALLED);
+      s.conditions = s.conditions?.filter((c) => c.type !== Conditions.stalled);
       if (pausing) {
         // Resuming takes a new value of the annotation: the current one must not count.
         const current = sj.metadata?.annotations?.[Keys.resume]?.trim().slice(0, 253);
         if (current) s.lastResumeId = current;
-        setCondition(s, { type: 'Paused', status: 'True', reason: 'TooManyFailures', message: pauseMessage(sj, failures) }, sj.metadata?.generation, now);
+        setCondition(s, { type: Conditions.paused, status: 'True', reason: 'TooManyFailures', message: pauseMessage(sj, failures) }, sj.metadata?.generation, now);
       }
-      if (outcome === 'Succeeded' && s.conditions?.some((c) => c.type === 'Paused' && c.status === 'True')) {
-        setCondition(s, { type: 'Paused', status: 'False', reason: 'RunSucceeded', message: `Run ${run.name} succeeded` }, sj.metadata?.generation, now);
+      if (outcome === 'Succeeded' && s.conditions?.some((c) => c.type === Conditions.paused && c.status === 'True')) {
+        setCondition(s, { type: Conditions.paused, status: 'False', reason: 'RunSucceeded', message: `Run ${run.name} succeeded` }, sj.metadata?.generation, now);
       }
       setReady(s, readiness ?? healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, now);
     });
@@ -483,8 +473,6 @@ export class Reconciler implements Pass {
     return this.d.status.replaceStatus({ ...sj, status });
   }
 }
-
-const STALLED = 'Stalled';
 
 /** What a pass wants to start. */
 type Wanted = { kind: 'Scheduled' | 'Backfill'; slot: Date } | { kind: 'Manual'; requestId: string };

@@ -58,18 +58,29 @@ export function setCondition(status: SingletonJobStatus, c: Pick<Condition, 'typ
   return true;
 }
 
+/** The condition types this controller writes besides Ready. */
+export const Conditions = { stalled: 'Stalled', paused: 'Paused', contended: 'Contended' } as const;
+
+/** Scheduled runs are held after `suspendAfterFailures` failed runs in a row, until resumed. */
+export function pausedAfterFailures(sj: SingletonJob, status: SingletonJobStatus = sj.status ?? {}): boolean {
+  const limit = sj.spec.suspendAfterFailures;
+  return limit !== undefined && (status.consecutiveFailures ?? 0) >= limit;
+}
+
 export function healthyReadiness(sj: SingletonJob): Readiness {
   const { timeZone, suspend } = sj.spec;
   const schedule = sj.spec.schedules?.length ? sj.spec.schedules.join('" and "') : sj.spec.schedule;
   // A run in flight that cannot start: not ready until it runs or is ended.
-  const stalled = sj.status?.conditions?.find((c) => c.type === 'Stalled' && c.status === 'True');
+  const stalled = sj.status?.conditions?.find((c) => c.type === Conditions.stalled && c.status === 'True');
   if (stalled) return { ready: false, reason: 'RunStalled', message: stalled.message };
   if (!schedule) return { ready: true, reason: 'OnDemand', message: `No schedule: runs start only on request (annotation ${Keys.runNow})` };
   if (suspend) return { ready: true, reason: 'Suspended', message: 'Scheduled runs are suspended; manual requests still run' };
-  const limit = sj.spec.suspendAfterFailures;
-  const failures = sj.status?.consecutiveFailures ?? 0;
-  if (limit !== undefined && failures >= limit) {
-    return { ready: false, reason: 'PausedAfterFailures', message: `Scheduled runs are paused after ${failures} failed runs in a row; resume with the annotation ${Keys.resume} (a new value)` };
+  if (pausedAfterFailures(sj)) {
+    return {
+      ready: false,
+      reason: 'PausedAfterFailures',
+      message: `Scheduled runs are paused after ${sj.status?.consecutiveFailures} failed runs in a row; resume with the annotation ${Keys.resume} (a new value)`,
+    };
   }
   return { ready: true, reason: 'Scheduled', message: `Runs on ${sj.spec.schedules?.length ? 'schedules' : 'schedule'} "${schedule}" in ${timeZone ?? 'UTC'}` };
 }

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
 import { dueSlots, parseSchedule } from './schedule.ts';
 import type { DueSlots, Schedule } from './schedule.ts';
-import { toDate } from './status.ts';
+import { pausedAfterFailures, toDate } from './status.ts';
 
 /**
  * The object's jitter: a fixed offset in [0, jitterSeconds] seconds (ms
@@ -20,12 +20,6 @@ export function jitterMs(sj: SingletonJob): number {
     .update(sj.metadata?.uid ?? sj.metadata?.name ?? '')
     .digest();
   return h.readUInt32BE(0) % (seconds * 1000 + 1);
-}
-
-/** Scheduled runs are held after `suspendAfterFailures` failed runs in a row, until resumed. */
-export function pausedAfterFailures(sj: SingletonJob, status: SingletonJobStatus = sj.status ?? {}): boolean {
-  const limit = sj.spec.suspendAfterFailures;
-  return limit !== undefined && (status.consecutiveFailures ?? 0) >= limit;
 }
 
 /** The object's cron expressions: `schedule`, or every entry of `schedules`. */
@@ -69,6 +63,17 @@ export function dueAt(sj: SingletonJob, now: Date, status: SingletonJobStatus = 
   const result: Due = { ...due, nextAt: new Date(due.next.getTime() + offset) };
   if (due.deadline) result.deadlineAt = new Date(due.deadline.getTime() + offset);
   return result;
+}
+
+/** When the object's next slot strictly after `now` falls due (jitter included); undefined when it does not schedule. Throws ScheduleError. */
+export function nextSlotAt(sj: SingletonJob, now: Date): Date | undefined {
+  if (!scheduling(sj)) return undefined;
+  const offset = jitterMs(sj);
+  return new Date(
+    objectSchedule(sj)!
+      .next(new Date(now.getTime() - offset))
+      .getTime() + offset,
+  );
 }
 
 /** status.nextScheduleTime for a status about to be written: the next slot this operator will act on. */

@@ -1,39 +1,15 @@
 // Fencing across leaders, against the real control plane. The elector is
 // bypassed: each controller is handed a Leadership directly, which also lets
 // two controllers act at once — the case the API server itself must settle.
-import { testCluster, withNamespace, eventually } from '../support/cluster.ts';
-import { Api, fakeLeadership, installCrd, podOverlapMonitor, singletonJob, startController, token } from '../support/singletonjobs.ts';
-import type { RunningController } from '../support/singletonjobs.ts';
+import { eventually } from '../support/cluster.ts';
+import { Api, controllerTestEnv, fakeLeadership, podOverlapMonitor, requestRun, singletonJob, token } from '../support/singletonjobs.ts';
 import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 import { manualRunName } from '../../src/controller/naming.ts';
 import { buildJob } from '../../src/controller/jobs.ts';
 import { statusCode, apiMessage } from '../../src/kube/errors.ts';
 
-const cluster = testCluster();
-const kc = cluster.kubeConfig();
-const cleanups: (() => Promise<void>)[] = [];
-
-beforeAll(async () => {
-  await installCrd(cluster.kubeconfig);
-});
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
-
-async function namespace(prefix: string): Promise<{ name: string; api: Api }> {
-  const ns = await withNamespace(kc, prefix);
-  cleanups.push(ns.cleanup);
-  return { name: ns.name, api: new Api(kc, ns.name) };
-}
-
-async function controller(ns: string): Promise<RunningController> {
-  const c = await startController(kc, [ns]);
-  cleanups.push(c.stop);
-  return c;
-}
-
-const requestRun = (api: Api, name: string, id: string) => api.patch(name, { metadata: { annotations: { [Keys.runNow]: id } } });
+const { kc, namespace, controller } = controllerTestEnv();
 
 async function finishedRun(api: Api, name: string, runName: string) {
   return eventually(`run ${runName} recorded as finished`, async () => (await api.get(name)).status?.recentRuns?.find((r) => r.name === runName));

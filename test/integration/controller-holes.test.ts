@@ -2,39 +2,15 @@
 // each reproduced with the user's or attacker's own actions against the real
 // control plane. Every test here failed on the controller before the fix.
 import * as k8s from '@kubernetes/client-node';
-import { testCluster, withNamespace, eventually } from '../support/cluster.ts';
-import { Api, fakeLeadership, installCrd, podOverlapMonitor, singletonJob, startController, token } from '../support/singletonjobs.ts';
-import type { RunningController } from '../support/singletonjobs.ts';
+import { eventually } from '../support/cluster.ts';
+import { Api, controllerTestEnv, fakeLeadership, podOverlapMonitor, requestRun, singletonJob, token } from '../support/singletonjobs.ts';
 import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { ActiveRun } from '../../src/api/v1alpha1/singletonjob.ts';
 import { buildJob, Env } from '../../src/controller/jobs.ts';
-import type { ControllerOptions } from '../../src/controller/controller.ts';
 
-const cluster = testCluster();
-const kc = cluster.kubeConfig();
-const cleanups: (() => Promise<void>)[] = [];
+const { kc, namespace, controller, onCleanup } = controllerTestEnv();
 const HOLD = 'singleton.dev/test-hold';
 
-beforeAll(async () => {
-  await installCrd(cluster.kubeconfig);
-});
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
-
-async function namespace(prefix: string): Promise<{ name: string; api: Api }> {
-  const ns = await withNamespace(kc, prefix);
-  cleanups.push(ns.cleanup);
-  return { name: ns.name, api: new Api(kc, ns.name) };
-}
-
-async function controller(ns: string, options: Partial<Pick<ControllerOptions, 'lease' | 'retryBackoffMs'>> = {}): Promise<RunningController> {
-  const c = await startController(kc, [ns], options);
-  cleanups.push(c.stop);
-  return c;
-}
-
-const requestRun = (api: Api, name: string, id: string) => api.patch(name, { metadata: { annotations: { [Keys.runNow]: id } } });
 const longRun = (delay: string) => ({ annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': delay } });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -232,7 +208,7 @@ describe('two installations claiming the same objects (item 3)', () => {
         );
       }
     }, 1000);
-    cleanups.push(async () => clearInterval(renewer));
+    onCleanup(async () => clearInterval(renewer));
     const termA = Number(la.metadata!.resourceVersion);
     const termB = Number(lb.metadata!.resourceVersion);
     expect(termA).toBeGreaterThan(termB);

@@ -3,30 +3,20 @@
 // on apply, Queue never overlaps, pause after failures and resume, and the
 // next run visible in status and in `kubectl get`.
 
-import { testCluster, withNamespace, eventually } from '../support/cluster.ts';
-import { Api, fakeLeadership, installCrd, kubectl, podOverlapMonitor, singletonJob, startController } from '../support/singletonjobs.ts';
+import { eventually } from '../support/cluster.ts';
+import { Api, controllerTestEnv, fakeLeadership, kubectl, podOverlapMonitor, singletonJob } from '../support/singletonjobs.ts';
 import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 
-const cluster = testCluster();
-const kc = cluster.kubeConfig();
-const cleanups: (() => Promise<void>)[] = [];
+const env = controllerTestEnv();
+const { cluster, kc } = env;
 
-beforeAll(async () => {
-  await installCrd(cluster.kubeconfig);
-});
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
-
+/** A namespace with its own controller leading in it (retries after 0.5 s). */
 async function namespace(prefix: string): Promise<{ name: string; api: Api }> {
-  const ns = await withNamespace(kc, prefix);
-  cleanups.push(ns.cleanup);
-  const api = new Api(kc, ns.name);
-  const c = await startController(kc, [ns.name], { retryBackoffMs: 500 });
-  cleanups.push(c.stop);
+  const ns = await env.namespace(prefix);
+  const c = await env.controller(ns.name, { retryBackoffMs: 500 });
   void c.lead(fakeLeadership(1000));
-  return { name: ns.name, api };
+  return ns;
 }
 
 const condition = (sj: SingletonJob, type: string) => sj.status?.conditions?.find((c) => c.type === type);

@@ -13,7 +13,7 @@ import { CRD_FILE, CRD_NAME } from '../../src/api/v1alpha1/crd.ts';
 import { SingletonJobController } from '../../src/controller/index.ts';
 import type { ControllerOptions } from '../../src/controller/controller.ts';
 import type { Leadership } from '../../src/election/index.ts';
-import { eventually } from './cluster.ts';
+import { eventually, testCluster, withNamespace } from './cluster.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -199,3 +199,39 @@ export async function podOverlapMonitor(kc: k8s.KubeConfig, ns: string): Promise
   );
   return { max: (owner) => max.get(owner) ?? 0, pods: (owner) => seen.get(owner)?.size ?? 0, stop: () => ac.abort() };
 }
+
+/**
+ * What every controller test file sets up: the shared control plane with the
+ * CRD installed (beforeAll), throwaway namespaces and controllers, all
+ * removed in reverse order after the file (afterAll).
+ */
+export function controllerTestEnv() {
+  const cluster = testCluster();
+  const kc = cluster.kubeConfig();
+  const cleanups: (() => Promise<void>)[] = [];
+  beforeAll(async () => {
+    await installCrd(cluster.kubeconfig);
+  });
+  afterAll(async () => {
+    for (const c of cleanups.reverse()) await c();
+  });
+  return {
+    cluster,
+    kc,
+    /** Runs `fn` after the file's tests. */
+    onCleanup: (fn: () => Promise<void>) => void cleanups.push(fn),
+    async namespace(prefix: string): Promise<{ name: string; api: Api }> {
+      const ns = await withNamespace(kc, prefix);
+      cleanups.push(ns.cleanup);
+      return { name: ns.name, api: new Api(kc, ns.name) };
+    },
+    async controller(ns: string, options: Partial<Pick<ControllerOptions, 'lease' | 'retryBackoffMs'>> = {}): Promise<RunningController> {
+      const c = await startController(kc, [ns], options);
+      cleanups.push(c.stop);
+      return c;
+    },
+  };
+}
+
+/** A manual request: the run-now annotation set to `id`. */
+export const requestRun = (api: Api, name: string, id: string) => api.patch(name, { metadata: { annotations: { [Keys.runNow]: id } } });
