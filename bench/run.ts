@@ -9,6 +9,9 @@
 //   node bench/run.ts --profile=quick --only=failover --out=bench/results/tmp/try
 // Other flags: --rounds=GRACEFUL,CRASH --stampede-count=N --scale-counts=100,1000
 // --keep-cluster (keep etcd data, component logs and the audit log).
+// Needs rsvg-convert for the PNG chart: installed here when missing (as root, with apt-get), else the run
+// stops before it starts.
+import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -41,6 +44,23 @@ function stamp(): string {
   return new Date().toISOString().slice(11, 19);
 }
 
+/** Preflight: rsvg-convert renders the PNG chart. Installs Debian's librsvg2-bin when missing, if it can. */
+function ensureRsvgConvert(log: (m: string) => void): boolean {
+  if (rsvgAvailable()) return true;
+  const root = process.getuid?.() === 0;
+  if (root) {
+    log('rsvg-convert is missing: apt-get install librsvg2-bin');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    const aptGet = (...args: string[]) => spawnSync('apt-get', args, { stdio: 'inherit', env }).status === 0;
+    if (aptGet('update', '-qq') && aptGet('install', '-y', '-qq', 'librsvg2-bin') && rsvgAvailable()) return true;
+  }
+  console.error(
+    `bench: the PNG chart needs rsvg-convert, from the Debian/Ubuntu package librsvg2-bin, and ${root ? 'apt-get could not install it' : 'installing it needs root'}. ` +
+      'Install librsvg2-bin (.ci/run does) and run the bench again.',
+  );
+  return false;
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
@@ -63,12 +83,12 @@ async function main(): Promise<number> {
     profile.crashRounds = c ?? profile.crashRounds;
   }
   const only = new Set<PartName>((values.only ? values.only.split(',') : [...parts]) as PartName[]);
+  const log = (m: string) => console.log(`${stamp()} ${m}`);
+  if (!ensureRsvgConvert(log)) return 1;
   const runId = new Date().toISOString().replace(/[:.]/g, '-');
   const workDir = path.join(benchDir, 'results', 'tmp', runId);
   mkdirSync(workDir, { recursive: true });
   mkdirSync(path.dirname(values.out!), { recursive: true });
-  const log = (m: string) => console.log(`${stamp()} ${m}`);
-  if (!rsvgAvailable()) log('warning: rsvg-convert is missing, the chart will be SVG only (apt-get install librsvg2-bin)');
 
   const startedAt = new Date().toISOString();
   const cpu = os.cpus();
