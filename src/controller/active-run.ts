@@ -5,7 +5,7 @@
 import type { V1Job } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ActiveRun, SingletonJob } from '../api/v1alpha1/singletonjob.ts';
-import { belongsToRun, isOwnedBy, jobOutcome, jobToken, runningPods } from './jobs.ts';
+import { belongsToRun, isOwnedBy, isPendingAttempt, jobOutcome, jobToken, runningPods } from './jobs.ts';
 import { diagnose, started } from './stall.ts';
 import { runName } from './naming.ts';
 import { POLL_MS } from './pass.ts';
@@ -61,10 +61,27 @@ export async function trackActiveRun(p: Pass, key: string, sj: SingletonJob, run
       if (lingering.length) {
         log.info({ run: run.name, pods: lingering.map((pod) => pod.metadata?.name) }, 'Deleting Pods left behind by the ended run');
         await pods.delete(lingering);
+      } else {
+        // Say once why the schedule waits: a Job deleted with
+        // --cascade=orphan leaves Pods that hold it until they end.
+        const names = running.map((pod) => pod.metadata?.name).join(', ');
+        await p.announceOnce(
+          sj,
+          `job-gone:${run.name}:${run.jobUID}`,
+          'Warning',
+          'RunJobDeleted',
+          `Job ${run.name} of run ${run.name} (token ${run.token}) was deleted while its Pods still run (${names}): the run ends, and the next one starts, once they have ended; delete them to go on sooner`,
+        );
       }
       return { requeueAfterMs: POLL_MS };
     }
     return p.finish(key, sj, run, run.replacing ? 'Replaced' : run.stalled ? 'Stalled' : 'Deleted');
+  }
+  if (!run.jobUID && jobToken(job) !== run.token && isPendingAttempt(job, sj)) {
+    // Another attempt at this name that was never recorded (its record lost
+    // to this reservation) and never released: it goes; this run's Job follows.
+    await jobs.delete(job);
+    return { requeueAfterMs: POLL_MS };
   }
   if (!isOwnedBy(job, sj) || jobToken(job) !== run.token) {
     // The run's name is held by a Job that is not this run's and never was
@@ -96,7 +113,10 @@ export async function trackActiveRun(p: Pass, key: string, sj: SingletonJob, run
   }
   const outcome = jobOutcome(job);
   if (outcome) {
-    if ((await runningPods(pods, sj, run)).length) return { requeueAfterMs: POLL_MS };
+    // Since Kubernetes 1.31 the terminal condition itself says every Pod of
+    // the Job is terminal; before, only a live list does.
+    const proven = p.d.jobsFinishAfterPods && !(job.status?.active ?? 0);
+    if (!proven && (await runningPods(pods, sj, run)).length) return { requeueAfterMs: POLL_MS };
     if (outcome === 'Failed' && !run.replacing && (run.attempt ?? 1) <= (sj.spec.jobTemplate.spec?.backoffLimit ?? 0)) return retry(p, key, sj, run);
     return p.finish(key, sj, run, run.replacing ? 'Replaced' : outcome, toDate(job.status?.completionTime));
   }

@@ -118,7 +118,7 @@ export class Claims {
   }
 
   /** Acts on an object another (gone) installation or an unknown writer last wrote, raising our term above theirs. */
-  private async takeOver(pass: Pass, key: string, sj: SingletonJob, theirTerm: number, why: string, log: Logger): Promise<Result | undefined> {
+  private async takeOver(pass: Pass, key: string, sj: SingletonJob, theirTerm: number, why: string, log: Logger): Promise<Result> {
     if (theirTerm >= this.current) {
       const latest = this.d.leadership.latestRevision?.();
       if (latest !== undefined && latest > this.current) this.current = latest;
@@ -141,7 +141,11 @@ export class Claims {
       await pass.announceOnce(sj, id, 'Normal', 'TakenOver', `The installation of Lease ${leaseKey(this.d.lease!)} (term ${this.current}) takes this object over: ${why}`);
     }
     this.unclaimedSince.delete(key);
-    return undefined;
+    // Record the claim at once (our term and Lease): the gone installation's
+    // writes are refused from here on, and a pass that writes nothing else (a
+    // run held by Forbid) does not take the object over again on every pass.
+    await pass.write(key, sj, () => {});
+    return { requeueAfterMs: 0 };
   }
 
   private setStandingBy(key: string, on: boolean): void {

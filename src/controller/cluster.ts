@@ -9,6 +9,7 @@ import type { SingletonJob } from '../api/v1alpha1/singletonjob.ts';
 import { isConflict, isNotFound } from '../kube/errors.ts';
 import type { MutationCache } from '../kube/mutation-cache.ts';
 import { slimInPlace } from '../kube/slim.ts';
+import { controllerUid, mayStillRunPods } from './jobs.ts';
 import type { JobControl, PodControl, StatusStore } from './ports.ts';
 
 /** What the Job informer offers: keyed reads and the index by controlling owner UID. */
@@ -60,10 +61,22 @@ export class KubeJobControl implements JobControl {
   private readonly core: CoreV1Api;
   private readonly cache: JobCache;
 
-  constructor(api: BatchV1Api, core: CoreV1Api, cache: JobCache) {
+  private readonly lostJobs: Set<string>;
+
+  /** `lostJobs`: owner UIDs of Jobs deleted while their Pods might run (also fed by the Job informer's deletes). */
+  constructor(api: BatchV1Api, core: CoreV1Api, cache: JobCache, lostJobs: Set<string> = new Set()) {
     this.api = api;
     this.core = core;
     this.cache = cache;
+    this.lostJobs = lostJobs;
+  }
+
+  deletedWhileRunning(ownerUid: string): boolean {
+    return this.lostJobs.has(ownerUid);
+  }
+
+  podsChecked(ownerUid: string): void {
+    this.lostJobs.delete(ownerUid);
   }
 
   cached(namespace: string, name: string): V1Job | undefined {
@@ -93,6 +106,8 @@ export class KubeJobControl implements JobControl {
   }
 
   async delete(job: V1Job): Promise<void> {
+    const owner = controllerUid(job);
+    if (owner && mayStillRunPods(job)) this.lostJobs.add(owner);
     try {
       await this.api.deleteNamespacedJob({
         namespace: job.metadata!.namespace!,

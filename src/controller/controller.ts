@@ -24,14 +24,16 @@ import { Informer, MultiInformer } from '../kube/informer.ts';
 import { objectKey } from '../kube/object-key.ts';
 import { describeError } from '../kube/errors.ts';
 import type { ListPage } from '../kube/informer.ts';
-import { EventRecorder } from './events.ts';
+import { EventRecorder, eventMetrics } from './events.ts';
+import type { EventMetrics } from './events.ts';
+import { jobsFinishAfterPods, readServerVersion } from '../kube/server-version.ts';
 import { CONTROLLER_NAME, controllerMetrics } from './metrics.ts';
 import { objectMetrics } from './object-metrics.ts';
 import { restClientMetrics } from '../kube/client-metrics.ts';
 import type { RequestMetrics } from '../kube/client-metrics.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import { ServerClock } from './clock.ts';
-import { controllerUid, projectJob } from './jobs.ts';
+import { controllerUid, mayStillRunPods, projectJob } from './jobs.ts';
 import { Reconciler } from './reconciler.ts';
 import { KubeJobControl, KubePodControl, KubeStatusStore } from './cluster.ts';
 import { MutationCache } from '../kube/mutation-cache.ts';
@@ -78,12 +80,18 @@ export class SingletonJobController {
   private queue: WorkQueue | undefined;
   private reconciler: Reconciler | undefined;
   private leading = false;
+  /** From the API server's version, read at the first leadership (see kube/server-version.ts). */
+  private finishAfterPods: boolean | undefined;
+  private readonly eventMetrics: EventMetrics;
+  /** Owner UIDs of Jobs deleted while their Pods might run, until a live Pod list (start-run.ts). */
+  private readonly lostJobs = new Set<string>();
 
   constructor(options: ControllerOptions) {
     this.o = options;
     const registry = options.registry ?? new Registry();
     this.metrics = controllerMetrics(registry);
     this.requestMetrics = restClientMetrics(registry);
+    this.eventMetrics = eventMetrics(registry);
     const kc = options.kubeConfig;
     const timeoutMs = options.requestTimeoutMs ?? 10_000;
     this.clock = new ServerClock();
@@ -131,8 +139,10 @@ export class SingletonJobController {
     this.mutations = new MutationCache(this.sjs);
     // Event handlers only enqueue.
     this.sjs.on((_type, obj) => this.queue?.add(objectKey(obj)));
-    this.jobs.on((_type, job) => {
+    this.jobs.on((type, job) => {
       const owner = job.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'SingletonJob');
+      // Its Pods may outlive it: the next start of its SingletonJob lists Pods live.
+      if (type === 'delete' && owner && mayStillRunPods(job)) this.lostJobs.add(owner.uid);
       if (owner) this.queue?.add(`${job.metadata!.namespace}/${owner.name}`);
     });
   }
@@ -179,12 +189,26 @@ export class SingletonJobController {
         return;
       }
     }
+    if (this.finishAfterPods === undefined) {
+      try {
+        const version = await readServerVersion(kc);
+        this.finishAfterPods = jobsFinishAfterPods(version);
+        log.info({ server: version?.gitVersion, jobsFinishAfterPods: this.finishAfterPods }, 'Read the API server version');
+      } catch (err) {
+        log.warn({ err: describeError(err) }, 'Could not read the API server version: every run end and start lists Pods live');
+      }
+    }
     const core = makeClient(kc, k8s.CoreV1Api, guarded);
+    // Backoff capped well below a schedule period: a leader retries within seconds after an outage.
+    const work = new WorkQueue({ maxDelayMs: 10_000, metrics: this.metrics.queue });
+    let inFlight = 0;
+    // Events wait while reconcile work does (see events.ts).
+    const events = new EventRecorder(core, log, leadership.identity, { busy: () => work.length > 0 || inFlight > 0, metrics: this.eventMetrics });
     const reconciler = new Reconciler({
       status: new KubeStatusStore(makeClient(kc, k8s.CustomObjectsApi, guarded), this.mutations),
-      jobs: new KubeJobControl(makeClient(kc, k8s.BatchV1Api, guarded), core, this.jobs),
+      jobs: new KubeJobControl(makeClient(kc, k8s.BatchV1Api, guarded), core, this.jobs, this.lostJobs),
       pods: new KubePodControl(core),
-      events: new EventRecorder(core, log, leadership.identity),
+      events,
       leadership,
       logger: log,
       metrics: this.metrics,
@@ -192,12 +216,11 @@ export class SingletonJobController {
       ...(this.o.lease ? { lease: this.o.lease, leases: new LeaseLiveness(makeClient(kc, k8s.CoordinationV1Api, { timeoutMs: guarded.timeoutMs, metrics: this.requestMetrics }), log) } : {}),
       ...(this.o.retryBackoffMs !== undefined ? { retryBackoffMs: this.o.retryBackoffMs } : {}),
       ...(this.o.hooks ? { hooks: this.o.hooks } : {}),
+      jobsFinishAfterPods: this.finishAfterPods ?? false,
     });
     this.reconciler = reconciler;
-    // Backoff capped well below a schedule period: a leader retries within seconds after an outage.
-    const queue = new WorkQueue({ maxDelayMs: 10_000, metrics: this.metrics.queue });
-    this.queue = queue;
-    const stop = () => queue.shutDown();
+    this.queue = work;
+    const stop = () => work.shutDown();
     leadership.signal.addEventListener('abort', stop, { once: true });
     log.info({ objects: this.sjs.list().length, serverClockOffsetMs: Math.round(this.clock.offsetFromWallMs()) }, 'Started reconciling');
     // "Resumed": every object known at the takeover has completed one pass
@@ -214,32 +237,34 @@ export class SingletonJobController {
     const passed = (key: string) => {
       if (firstPass.delete(key) && firstPass.size === 0) reportFirstPass();
     };
-    for (const key of firstPass) queue.add(key);
+    for (const key of firstPass) work.add(key);
     if (total === 0) reportFirstPass();
 
     const controller = CONTROLLER_NAME;
     const worker = async () => {
       for (;;) {
         await yieldToTimers();
-        const key = await queue.get();
+        const key = await work.get();
         if (key === undefined) return;
         const started = performance.now();
         this.metrics.activeWorkers.inc({ controller });
+        inFlight++;
         try {
           const result = await reconciler.reconcile(key);
           passed(key);
-          queue.forget(key);
+          work.forget(key);
           this.metrics.reconciles.inc({ controller, result: result.requeueAfterMs !== undefined ? 'requeue_after' : 'success' });
-          if (result.requeueAfterMs !== undefined) queue.addAfter(key, result.requeueAfterMs);
+          if (result.requeueAfterMs !== undefined) work.addAfter(key, result.requeueAfterMs);
         } catch (err) {
           if (leadership.signal.aborted) return;
           this.metrics.reconciles.inc({ controller, result: 'error' });
           this.metrics.reconcileErrors.inc({ controller });
           log.warn({ object: key, err: describeError(err) }, 'Reconcile failed; retrying with backoff');
-          queue.addRateLimited(key);
+          work.addRateLimited(key);
         } finally {
-          queue.done(key);
+          work.done(key);
           this.metrics.activeWorkers.dec({ controller });
+          inFlight--;
           this.metrics.reconcileSeconds.observe({ controller }, (performance.now() - started) / 1000);
         }
       }
@@ -250,7 +275,8 @@ export class SingletonJobController {
       await Promise.all(Array.from({ length: workers }, worker));
     } finally {
       leadership.signal.removeEventListener('abort', stop);
-      if (this.queue === queue) this.queue = undefined;
+      if (this.queue === work) this.queue = undefined;
+      events.stop();
       if (this.reconciler === reconciler) this.reconciler = undefined;
       this.leading = false;
       log.info('Stopped reconciling');

@@ -151,6 +151,22 @@ export function belongsToRun(pod: V1Pod, run: ActiveRun): boolean {
   return (pod.metadata?.ownerReferences ?? []).some((r) => (run.jobUID && r.uid === run.jobUID) || (r.kind === 'Job' && r.name === run.name));
 }
 
+/** A Job of ours that was never released: suspended, never started, no Pod ever counted (start-run.ts). */
+export function isPendingAttempt(job: V1Job, sj: SingletonJob): boolean {
+  const st = job.status ?? {};
+  return isOwnedBy(job, sj) && !job.metadata?.deletionTimestamp && job.spec?.suspend === true && !st.startTime && !st.active && !st.succeeded && !st.failed;
+}
+
+/**
+ * Whether a Pod of this Job may still run as far as the Job itself tells:
+ * unfinished and released, or finished while still counting active Pods.
+ * A Job deleted in that state leaves the question to a live Pod list.
+ */
+export function mayStillRunPods(job: V1Job): boolean {
+  if (jobOutcome(job)) return (job.status?.active ?? 0) > 0;
+  return !(job.spec?.suspend === true && !job.status?.startTime && !job.status?.active);
+}
+
 export function isOwnedBy(job: V1Job, sj: SingletonJob): boolean {
   return controllerUid(job) === sj.metadata?.uid;
 }

@@ -40,6 +40,12 @@ export interface ReconcilerDeps {
   /** Monotonic clock (ms), for waiting on a term nobody follows up. */
   monotonicNow?: () => number;
   hooks?: ReconcileHooks;
+  /**
+   * The Job controller sets Complete/Failed only once every Pod of the Job is
+   * terminal (Kubernetes 1.31 and later), so a finished Job proves its Pods
+   * ended without a Pod list. False (the default) = always list Pods live.
+   */
+  jobsFinishAfterPods?: boolean;
 }
 
 /** What the decision modules use of the reconciler's pass. */
@@ -52,7 +58,7 @@ export interface Pass {
   /** Records the run as finished (activeRun → recentRuns) and says so. */
   finish(key: string, sj: SingletonJob, run: ActiveRun, outcome: FinishedRun['outcome'], completion?: Date, readiness?: Readiness): Promise<Result>;
   /** Creates the Job of a reserved run (ours just now, or a predecessor's). */
-  createReservedJob(key: string, sj: SingletonJob, run: ActiveRun, log: Logger, justReserved?: boolean): Promise<Result>;
+  createReservedJob(key: string, sj: SingletonJob, run: ActiveRun, log: Logger): Promise<Result>;
   /** Emits an Event once per distinct `id` and key, not on every pass. */
   announceOnce(sj: SingletonJob, id: string, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
   /** The last id announced for the key. */

@@ -35,6 +35,10 @@ export interface JobControl {
   delete(job: V1Job): Promise<void>;
   /** spec.suspend=false on exactly this Job (the patch tests the UID); "gone" is fine. */
   unsuspend(job: V1Job): Promise<void>;
+  /** A Job owned by this SingletonJob UID was deleted while its Pods might still run, since podsChecked(uid). */
+  deletedWhileRunning(ownerUid: string): boolean;
+  /** A live Pod list found no Pod of the SingletonJob running. */
+  podsChecked(ownerUid: string): void;
 }
 
 /** Pods: live lists only (a cache may not show a new Pod yet), UID-guarded deletes. */
@@ -54,6 +58,6 @@ export interface LeaseJudge {
 
 /** Points in a pass where tests (the chaos suite) may hold a leader. No-ops in production. */
 export interface ReconcileHooks {
-  /** Between the reservation write and the Job create: fencing's adversarial moment. */
+  /** Between the run's suspended Job create (its reservation) and the status write recording it: fencing's adversarial moment. */
   afterReserve?(key: string, run: string): Promise<void>;
 }

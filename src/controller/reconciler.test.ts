@@ -35,6 +35,8 @@ interface Case {
   term?: number;
   latestRevision?: number;
   lease?: boolean;
+  /** The API server is 1.31 or later: a finished Job proves its Pods ended. */
+  finishAfterPods?: boolean;
   /** Expected mutating calls, in order. */
   actions: string[];
   check?: (f: FakeCluster, r: Result) => void;
@@ -104,12 +106,80 @@ const healthy = {
 const scheduled = { schedule: '* * * * *' };
 const atSlot = { lastScheduleTime: SLOT.toISOString(), currentToken: 600, leaderTerm: TERM, ...healthy };
 
+const finishedBefore = {
+  recentRuns: [{ name: 'sj-old', token: 9, term: 400, kind: 'Scheduled' as const, slot: '2026-06-01T11:58:00Z', outcome: 'Succeeded' as const, finishedTime: '2026-06-01T11:58:05Z' }],
+};
+
 const cases: Case[] = [
+  {
+    name: 'the Job of an earlier attempt at this run, never recorded nor released, token above the recorded one: adopted with its token',
+    spec: scheduled,
+    status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy },
+    setup: (f) => void addRunJob(f, run({ token: 900, term: 400, slot: SLOT.toISOString() }), { suspend: true }),
+    actions: ['update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
+    check: (f) => {
+      const job = f.jobMap.get(`ns/${scheduledRunName('sj', SLOT)}`)!;
+      expect(f.sj().status!.activeRun).toMatchObject({ token: 900, term: 400, jobUID: job.metadata!.uid });
+      expect(f.sj().status!.currentToken).toBe(900);
+    },
+  },
+  {
+    name: 'the Job of an earlier attempt whose token was spent meanwhile: deleted as a stray (it never ran), and the run gets its own Job',
+    spec: scheduled,
+    status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 950, leaderTerm: 400, ...healthy },
+    setup: (f) => void addRunJob(f, run({ token: 900, term: 400, slot: SLOT.toISOString() }), { suspend: true }),
+    actions: [
+      `delete-job ${scheduledRunName('sj', SLOT)} uid=job-uid-2`,
+      'event Warning StrayJobDeleted',
+      `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`,
+      'update-status',
+      `unsuspend ${scheduledRunName('sj', SLOT)}`,
+      'event Normal RunStarted',
+    ],
+  },
+  {
+    name: 'Kubernetes ≥ 1.31, a run finished before and every Job of it finished: the start needs no Pod list',
+    finishAfterPods: true,
+    spec: scheduled,
+    status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy, ...finishedBefore },
+    setup: (f) => void addRunJob(f, run({ name: 'sj-old', token: 9, slot: '2026-06-01T11:58:00Z' }), { outcome: 'Complete' }),
+    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
+    check: (f) => expect(f.podLists).toBe(0),
+  },
+  {
+    name: 'Kubernetes ≥ 1.31 but the first run of this object: Pods are listed live (a deleted predecessor of the same name may have left one)',
+    finishAfterPods: true,
+    spec: scheduled,
+    status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy },
+    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
+    check: (f) => expect(f.podLists).toBe(1),
+  },
+  {
+    name: 'Kubernetes ≥ 1.31 but a released, unfinished stray Job: deleted, and as its Pods outlive it in the cache, Pods are listed live and its terminating Pod holds the run',
+    finishAfterPods: true,
+    spec: scheduled,
+    status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy, ...finishedBefore },
+    setup: (f) => void addPod(f, addRunJob(f, run({ name: 'sj-person', token: 5, slot: '2026-06-01T11:58:00Z' })), 'Running'),
+    actions: ['delete-job sj-person uid=job-uid-2', 'event Warning StrayJobDeleted'],
+    check: (f, r) => {
+      expect(f.podLists).toBe(1);
+      expect(r.requeueAfterMs).toBeGreaterThan(0);
+    },
+  },
+  {
+    name: 'Kubernetes ≥ 1.31: a Complete Job ends its run without a Pod list',
+    finishAfterPods: true,
+    spec: scheduled,
+    status: { ...atSlot },
+    setup: (f) => void inFlight(f, run(), { outcome: 'Complete' }),
+    actions: ['update-status', 'event Normal RunFinished'],
+    check: (f) => expect(f.podLists).toBe(0),
+  },
   {
     name: 'a due slot with nothing in flight: reserve, create suspended, record the UID, release',
     spec: scheduled,
     status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy },
-    actions: ['update-status', `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`],
+    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
     check: (f) => {
       const s = f.sj().status!;
       expect(s.activeRun).toMatchObject({ name: scheduledRunName('sj', SLOT), token: 1001, term: TERM, kind: 'Scheduled', slot: SLOT.toISOString() });
@@ -125,7 +195,7 @@ const cases: Case[] = [
       f.revision = 90_000;
       f.sjs.get(KEY)!.metadata!.resourceVersion = f.nextRv();
     },
-    actions: ['update-status', `create-job ${scheduledRunName('sj', SLOT)} token=90001 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`],
+    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=90001 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
   },
   {
     name: 'a new manual request: the Job name hashes the id and the token',
@@ -142,7 +212,7 @@ const cases: Case[] = [
         status: { conditions: [{ type: 'Complete', status: 'True' }] },
       });
     },
-    actions: ['update-status', `create-job ${manualRunName('sj', 'a', 1501)} token=1501 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${manualRunName('sj', 'a', 1501)}`],
+    actions: [`create-job ${manualRunName('sj', 'a', 1501)} token=1501 suspended`, 'update-status', `unsuspend ${manualRunName('sj', 'a', 1501)}`, 'event Normal RunStarted'],
     check: (f) => expect(f.sj().status!.lastManualRequestId).toBe('a'),
   },
   {
@@ -233,7 +303,7 @@ const cases: Case[] = [
     name: 'a reservation without a Job (the leader paused): confirmed live, its Job created with the reserved token',
     spec: scheduled,
     status: { ...atSlot, activeRun: run() },
-    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=600 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`],
+    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=600 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
   },
   {
     name: 'a predecessor created the Job but did not record it: adopted (it never ran)',
@@ -264,7 +334,7 @@ const cases: Case[] = [
       f.jobMap.clear();
       addRunJob(f, run(), { suspend: true, uid: 'duplicate-uid' });
     },
-    actions: [`delete-job ${scheduledRunName('sj', SLOT)} uid=duplicate-uid`, 'event Warning DuplicateJobDeleted'],
+    actions: [`delete-job ${scheduledRunName('sj', SLOT)} uid=duplicate-uid`, 'event Warning DuplicateJobDeleted', 'event Warning RunJobDeleted'],
     check: (f) => {
       expect(f.sj().status!.activeRun!.jobUID).toBe('job-uid-2');
       expect(f.actions.some((a) => a.startsWith('unsuspend'))).toBe(false);
@@ -334,7 +404,7 @@ const cases: Case[] = [
     name: "hole 5: a retry whose backoff has passed: its own Job with the attempt's token",
     spec: { ...scheduled, jobTemplate: { spec: { ...template().spec, backoffLimit: 2 } } },
     status: { ...atSlot, currentToken: 700, activeRun: run({ name: scheduledRunName('sj', SLOT, 2), token: 700, attempt: 2, notBefore: new Date(NOW.getTime() - 1).toISOString() }) },
-    actions: [`create-job ${scheduledRunName('sj', SLOT, 2)} token=700 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${scheduledRunName('sj', SLOT, 2)}`],
+    actions: [`create-job ${scheduledRunName('sj', SLOT, 2)} token=700 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT, 2)}`, 'event Normal RunStarted'],
     check: (f) => {
       const job = f.jobMap.get(`ns/${scheduledRunName('sj', SLOT, 2)}`)!;
       expect(job.spec!.backoffLimit).toBe(0);
@@ -369,15 +439,13 @@ const cases: Case[] = [
     spec: scheduled,
     status: { ...atSlot, leaderTerm: 900, leaderLease: 'other/op', currentToken: 600, lastScheduleTime: '2026-06-01T11:59:00Z' },
     setup: (f) => f.leases.set('other/op', { alive: false, why: 'Lease other/op does not exist', recheckMs: 0 }),
-    actions: [
-      'event Normal TakenOver',
-      'update-status',
-      `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`,
-      'event Normal RunStarted',
-      'update-status',
-      `unsuspend ${scheduledRunName('sj', SLOT)}`,
-    ],
-    check: (f) => expect(f.sj().status).toMatchObject({ leaderTerm: 950, leaderLease: MINE }),
+    // The claim is written at once (a pass that writes nothing else must not
+    // take the object over again on every pass); the run starts on the next pass.
+    actions: ['event Normal TakenOver', 'update-status'],
+    check: (f, result) => {
+      expect(f.sj().status).toMatchObject({ leaderTerm: 950, leaderLease: MINE, currentToken: 600 });
+      expect(result.requeueAfterMs).toBe(0);
+    },
   },
   {
     name: 'hole 3: a recorded term above every revision (written by hand): reported, not written',
@@ -432,7 +500,7 @@ const cases: Case[] = [
     spec: scheduled,
     status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z' },
     setup: (f) => (f.rejectJobs = 'spec.template.spec.containers[0].image: Required value'),
-    actions: ['update-status', 'event Warning JobRejected', 'update-status', 'event Warning RunFinished'],
+    actions: ['event Warning JobRejected', 'update-status', 'update-status', 'event Warning RunFinished'],
     check: (f) => expect(f.sj().status!.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'JobRejected' }),
   },
   {
@@ -456,15 +524,19 @@ const cases: Case[] = [
         sj.metadata!.resourceVersion = f.nextRv();
       };
     },
-    // The refused reservation (409) is no action; the fresh read finds the other reservation and completes it.
-    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=800 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`],
-    check: (f) => expect(f.jobMap.size).toBe(1),
+    // Our attempt's Job is created; its record is refused (409, no action); the fresh read finds the
+    // other reservation, and our never-released attempt goes so the reserved run gets its Job next.
+    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, `delete-job ${scheduledRunName('sj', SLOT)} uid=job-uid-2`],
+    check: (f) => {
+      expect(f.jobMap.size).toBe(0);
+      expect(f.sj().status?.activeRun).toMatchObject({ token: 800 });
+    },
   },
   {
     name: "status.nextScheduleTime: every write carries the next slot this operator acts on; lastRunTime is the run's start",
     spec: scheduled,
     status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy },
-    actions: ['update-status', `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`],
+    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
     check: (f) => expect(f.sj().status).toMatchObject({ nextScheduleTime: '2026-06-01T12:01:00.000Z', lastRunTime: NOW.toISOString() }),
   },
   {
@@ -498,7 +570,7 @@ const cases: Case[] = [
     name: 'Queue: once nothing is in flight, the queued slot runs',
     spec: { ...scheduled, concurrencyPolicy: 'Queue' },
     status: { ...atSlot, queuedSlot: SLOT.toISOString() },
-    actions: ['update-status', `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`],
+    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
     check: (f) => {
       expect(f.sj().status!.queuedSlot).toBeUndefined();
       expect(f.sj().status!.activeRun!.slot).toBe(SLOT.toISOString());
@@ -651,7 +723,7 @@ const cases: Case[] = [
     name: 'backfill: with nothing due or in flight, the oldest slot of the range runs as its own run (own name, own token)',
     spec: scheduled,
     status: { ...atSlot, backfill: { request: 'r', from: '2026-06-01T10:00:00.000Z', to: '2026-06-01T10:03:00.000Z', runs: 0 } },
-    actions: ['update-status', `create-job ${BACKFILL_RUN} token=1001 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${BACKFILL_RUN}`],
+    actions: [`create-job ${BACKFILL_RUN} token=1001 suspended`, 'update-status', `unsuspend ${BACKFILL_RUN}`, 'event Normal RunStarted'],
     check: (f) => {
       const s = f.sj().status!;
       expect(s.activeRun).toMatchObject({ kind: 'Backfill', slot: '2026-06-01T10:01:00.000Z' });
@@ -663,7 +735,7 @@ const cases: Case[] = [
     name: 'backfill: a due scheduled slot goes first',
     spec: scheduled,
     status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z', backfill: { request: 'r', from: '2026-06-01T10:00:00.000Z', to: '2026-06-01T10:03:00.000Z', runs: 0 } },
-    actions: ['update-status', `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'event Normal RunStarted', 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`],
+    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
   },
   {
     name: 'backfill: once every slot has run, the request is completed',
@@ -692,6 +764,7 @@ function deps(f: FakeCluster, c: Case): ReconcilerDeps {
     metrics: controllerMetrics(new Registry()),
     now: () => NOW,
     retryBackoffMs: 10_000,
+    jobsFinishAfterPods: c.finishAfterPods ?? false,
     ...(c.lease ? { lease: { namespace: 'ops', name: 'singleton-operator', durationMs: 15_000 }, leases: f.leaseJudge } : {}),
   };
 }
@@ -706,5 +779,29 @@ describe('reconcile: one pass, expected actions', () => {
     const result = await new Reconciler(deps(f, c)).reconcile(KEY);
     expect(f.actions).toEqual(c.actions);
     c.check?.(f, result);
+  });
+});
+
+describe('reconcile: a takeover is recorded once', () => {
+  it('a run held by Forbid after a takeover: TakenOver once, and later passes act as the owner', async () => {
+    const c: Case = {
+      name: 'takeover held',
+      lease: true,
+      latestRevision: 950,
+      spec: scheduled,
+      status: { ...atSlot, leaderTerm: 900, leaderLease: 'other/op', lastScheduleTime: '2026-06-01T11:59:00Z' },
+      actions: [],
+    };
+    const f = new FakeCluster();
+    f.addSingletonJob(makeSJ(c));
+    f.sjs.get(KEY)!.status = structuredClone(c.status);
+    inFlight(f, run({ slot: '2026-06-01T11:59:00Z', name: 'sj-prev' }), { podPhase: 'Running' });
+    f.leases.set('other/op', { alive: false, why: 'Lease other/op does not exist', recheckMs: 0 });
+    f.actions.length = 0;
+    const reconciler = new Reconciler(deps(f, c));
+    for (let pass = 0; pass < 3; pass++) await reconciler.reconcile(KEY);
+    expect(f.actions.filter((a) => a === 'event Normal TakenOver')).toHaveLength(1);
+    expect(f.actions.filter((a) => a === 'event Normal RunHeld')).toHaveLength(1);
+    expect(f.sj().status).toMatchObject({ leaderTerm: 950, leaderLease: MINE });
   });
 });

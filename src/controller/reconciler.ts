@@ -5,31 +5,34 @@
 // leader. Safety never rests on the cache:
 // - every status write carries the resourceVersion it was computed from (CAS)
 //   and the leader's term, which CEL refuses to lower;
-// - a run is reserved in status before its Job exists, and its Job has one
-//   possible name, so a second create is AlreadyExists;
-// - a run is finished (and the next one may start) only after a live list
-//   shows every Pod of its namespace/name terminal.
+// - a run's Job has one possible name, so a second create is AlreadyExists;
+//   it is created suspended and released only once a CAS'd status write has
+//   recorded its UID (start-run.ts);
+// - a run is finished (and the next one may start) only once every Pod of
+//   its namespace/name is terminal: from a live Pod list, or from the Job
+//   controller's own terminal condition where that proves it.
 // The cluster is reached through the ports (ports.ts) only; the decisions
 // about a run in flight live in active-run.ts, those about which installation
 // acts in claims.ts.
-import type { V1Job } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Keys, singletonJobSchema } from '../api/v1alpha1/singletonjob.ts';
 import type { ActiveRun, FinishedRun, SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
-import { apiMessage, isConflict, isInvalid, statusCode } from '../kube/errors.ts';
+import { apiMessage, isConflict, statusCode } from '../kube/errors.ts';
 import { objectKey } from '../kube/object-key.ts';
 import { trackActiveRun } from './active-run.ts';
+import { createReservedJob, startRun } from './start-run.ts';
+import type { Starter, Wanted } from './start-run.ts';
 import { Claims } from './claims.ts';
 import { deleteStrays, prune } from './cleanup.ts';
-import { buildJob, runningPods } from './jobs.ts';
-import { runName, scheduledRunName } from './naming.ts';
+import { buildJob } from './jobs.ts';
+import { scheduledRunName } from './naming.ts';
 import { newBackfillRequest, nextBackfillSlot } from './backfill.ts';
-import { POLL_MS, StaleError } from './pass.ts';
-import type { Pass, ReconcilerDeps, Result } from './pass.ts';
+import { StaleError } from './pass.ts';
+import type { ReconcilerDeps, Result } from './pass.ts';
 import { ScheduleError } from './schedule.ts';
 import { dueAt, expressions, nextScheduleTime, nextSlotAt, objectSchedule } from './timing.ts';
 import type { Due } from './timing.ts';
-import { Conditions, healthyReadiness, nextToken, pausedAfterFailures, readyCondition, recordFinished, setCondition, setReady, toDate, TokenExhaustedError } from './status.ts';
+import { Conditions, healthyReadiness, pausedAfterFailures, readyCondition, recordFinished, setCondition, setReady, toDate } from './status.ts';
 import type { Readiness } from './status.ts';
 
 export type { ReconcilerDeps, Result } from './pass.ts';
@@ -44,7 +47,7 @@ const HOLD_POLL_MS = 2000;
 const MAX_IDLE_MS = 60_000;
 const MAX_ATTEMPTS = 3;
 
-export class Reconciler implements Pass {
+export class Reconciler implements Starter {
   readonly d: ReconcilerDeps;
   private readonly claims: Claims;
   /** Decisions already announced by an Event, so a waiting run does not repeat them every pass. */
@@ -300,88 +303,12 @@ export class Reconciler implements Pass {
     return undefined;
   }
 
-  private async startRun(key: string, sj: SingletonJob, wanted: Wanted, due: Due | undefined): Promise<Result> {
-    const status = sj.status ?? {};
-    let token: number;
-    try {
-      token = nextToken(status, this.term(), sj.metadata?.resourceVersion);
-    } catch (err) {
-      if (!(err instanceof TokenExhaustedError)) throw err;
-      await this.updateReady(sj, { ready: false, reason: 'TokenExhausted', message: err.message });
-      return {};
-    }
-    // Forbid across all runs, not just the last one: a Pod left by any earlier
-    // or stray run of this namespace/name — also of a deleted predecessor
-    // object with the same name — that can still run holds the new run.
-    if ((await runningPods(this.d.pods, sj)).length) return { requeueAfterMs: POLL_MS };
-    const slot = wanted.kind === 'Manual' ? undefined : wanted.slot.toISOString();
-    const requestId = wanted.kind === 'Manual' ? wanted.requestId : undefined;
-    const name = runName(sj.metadata!.name!, { kind: wanted.kind, slot, requestId, token });
-    const run: ActiveRun = { name, token, term: this.term(), kind: wanted.kind, reservedTime: this.d.now().toISOString() };
-    if (slot) run.slot = slot;
-    if (requestId !== undefined) run.requestId = requestId;
-    const skipped = wanted.kind === 'Scheduled' && due ? due.skipped : 0;
-    // Reserve first: once this CAS succeeds the run exists, whoever creates its Job.
-    const reserved = await this.write(key, sj, (s) => {
-      s.activeRun = run;
-      s.currentToken = token;
-      s.lastRunTime = run.reservedTime;
-      if (run.kind === 'Scheduled' && s.queuedSlot === run.slot) delete s.queuedSlot;
-      // A queued slot may be older than the latest one already taken into account: never go back.
-      const last = toDate(s.lastScheduleTime);
-      if (run.kind === 'Scheduled' && (!last || last <= new Date(run.slot!))) s.lastScheduleTime = run.slot;
-      if (run.kind === 'Backfill' && s.backfill) s.backfill = { ...s.backfill, cursor: run.slot, runs: (s.backfill.runs ?? 0) + 1 };
-      if (run.requestId) s.lastManualRequestId = run.requestId;
-      if (skipped > 0) s.skippedSlots = (s.skippedSlots ?? 0) + skipped;
-      if (skipped > 0 && due?.lastSkipped) s.lastSkippedSlot = due.lastSkipped.toISOString();
-      setReady(s, healthyReadiness(sj), sj.metadata?.generation, this.d.now());
-    });
-    this.d.logger.info({ object: key, run: name, token, term: this.term() }, 'Reserved run');
-    if (skipped > 0) {
-      this.d.metrics.slotsSkipped.inc(skipped);
-      await this.d.events.emit(sj, 'Warning', 'SlotsSkipped', `Skipped ${skipped}${due?.skippedAtLeast ? '+' : ''} missed slot(s) before ${run.slot}: only the latest due slot runs`);
-    }
-    await this.d.hooks?.afterReserve?.(key, name);
-    return this.createReservedJob(key, reserved, run, this.d.logger.child({ object: key }), true);
+  private startRun(key: string, sj: SingletonJob, wanted: Wanted, due: Due | undefined): Promise<Result> {
+    return startRun(this, key, sj, wanted, due);
   }
 
-  /** Creates the Job of a reserved run: ours just now, or one a predecessor reserved and did not create. */
-  async createReservedJob(key: string, sj: SingletonJob, run: ActiveRun, log: Logger, justReserved = false): Promise<Result> {
-    if (!justReserved) {
-      // Someone else's reservation, seen through a cache: make sure it is
-      // still the current state before acting on it (the run may have ended
-      // and its Job been pruned since).
-      const live = await this.d.status.read(key);
-      if (!live || live.metadata?.resourceVersion !== sj.metadata?.resourceVersion) throw new StaleError();
-    }
-    let job: V1Job;
-    try {
-      job = await this.d.jobs.create(buildJob(sj, run, { suspended: true }));
-      this.d.metrics.runsStarted.inc();
-      await this.d.events.emit(
-        sj,
-        'Normal',
-        'RunStarted',
-        `Started run ${run.name} with fencing token ${run.token} (${run.slot ? `slot ${run.slot}` : `manual request "${run.requestId}"`}, leader term ${run.term})`,
-      );
-    } catch (err) {
-      if (isInvalid(err)) {
-        const message = `The API server refused Job ${run.name}: ${apiMessage(err)}`;
-        await this.d.events.emit(sj, 'Warning', 'JobRejected', message);
-        return this.finish(key, sj, run, 'Failed', undefined, { ready: false, reason: 'JobRejected', message });
-      }
-      if (!isConflict(err)) throw err;
-      // AlreadyExists: the next pass adopts it if it is this run's Job.
-      log.info({ run: run.name }, 'Job of the reserved run already exists');
-      return { requeueAfterMs: 0 };
-    }
-    // Record the Job as this run's (CAS, fenced by the term), and only then
-    // let it start: a Job nobody recorded never gets a Pod.
-    await this.write(key, sj, (s) => {
-      s.activeRun = { ...run, jobUID: job.metadata!.uid! };
-    });
-    await this.d.jobs.unsuspend(job);
-    return {};
+  createReservedJob(key: string, sj: SingletonJob, run: ActiveRun, log: Logger): Promise<Result> {
+    return createReservedJob(this, key, sj, run, log);
   }
 
   async finish(key: string, sj: SingletonJob, run: ActiveRun, outcome: FinishedRun['outcome'], completion?: Date, readiness?: Readiness): Promise<Result> {
@@ -436,7 +363,7 @@ export class Reconciler implements Pass {
   }
 
   /** Writes Ready when it changed; returns whether it wrote. */
-  private async updateReady(sj: SingletonJob, r: Readiness): Promise<boolean> {
+  async updateReady(sj: SingletonJob, r: Readiness): Promise<boolean> {
     const probe: SingletonJobStatus = structuredClone(sj.status ?? {});
     const generationSeen = sj.status?.observedGeneration === sj.metadata?.generation;
     if (!setReady(probe, r, sj.metadata?.generation, this.d.now()) && generationSeen) return false;
@@ -473,9 +400,6 @@ export class Reconciler implements Pass {
     return this.d.status.replaceStatus({ ...sj, status });
   }
 }
-
-/** What a pass wants to start. */
-type Wanted = { kind: 'Scheduled' | 'Backfill'; slot: Date } | { kind: 'Manual'; requestId: string };
 
 function pauseMessage(sj: SingletonJob, failures: number): string {
   return `Scheduled runs are paused: ${failures} runs failed in a row (suspendAfterFailures ${sj.spec.suspendAfterFailures}). Manual requests still run. Resume: kubectl annotate singletonjob ${sj.metadata?.name} -n ${sj.metadata?.namespace} ${Keys.resume}="$(date +%s)" --overwrite`;

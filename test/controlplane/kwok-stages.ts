@@ -32,6 +32,22 @@ function stageDelayMs(): number {
   return value;
 }
 
+const JOB_OWNER_SELECTOR = /\n(\s*)- key: '\.metadata\.ownerReferences\.\[\]\.kind'\n\s*operator: 'In'\n\s*values:\n\s*- 'Job'/;
+
+/**
+ * Upstream completes only Pods a Job owns. A Pod orphaned from its Job
+ * (`kubectl delete job --cascade=orphan`) would then run for ever, where a real
+ * kubelet ends it when its command exits: complete every Pod that is meant to
+ * end (restartPolicy Never or OnFailure) instead.
+ */
+function completeOrphans(text: string): string {
+  if (!JOB_OWNER_SELECTOR.test(text)) throw new Error('kwok pod-complete stage: the ownerReferences selector changed upstream; update completeOrphans()');
+  return text.replace(
+    JOB_OWNER_SELECTOR,
+    (_m, indent: string) => `\n${indent}- key: '.spec.restartPolicy'\n${indent}  operator: 'In'\n${indent}  values:\n${indent}  - 'Never'\n${indent}  - 'OnFailure'`,
+  );
+}
+
 export function writeKwokConfig(file: string, stagesDir: string): string {
   const delay = stageDelayMs();
   const docs = STAGES.map((rel) => {
@@ -46,6 +62,7 @@ export function writeKwokConfig(file: string, stagesDir: string): string {
         // also cancel the per-Pod delay annotations.
         .replace(/\n\s*jitterDurationMilliseconds: 5000/g, '');
     }
+    if (rel === 'pod/general/pod-complete.yaml') text = completeOrphans(text);
     return text;
   });
   writeFileSync(file, docs.join('\n---\n') + '\n');

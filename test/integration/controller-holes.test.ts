@@ -117,7 +117,8 @@ describe('manual request ids (item 2)', () => {
       45_000,
     );
     expect(status.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
-    expect((await api.events('squat')).some((e) => e.reason === 'JobNameTaken')).toBe(true);
+    // Events are written off the critical path (src/controller/events.ts): wait for it.
+    await eventually('the JobNameTaken Event', async () => (await api.events('squat')).some((e) => e.reason === 'JobNameTaken'), 15_000);
   });
 });
 
@@ -253,7 +254,7 @@ describe('two installations claiming the same objects (item 3)', () => {
     expect(takenOver.conditions?.some((c) => c.type === 'Contended')).toBe(false);
     const byB = await eventually('a run of B', async () => (await api.jobs(sj)).find((j) => Number(j.metadata!.annotations![Keys.term]) > termA));
     expect(token(byB)).toBeGreaterThan(Math.max(...jobsWhileBoth.map(token)));
-    expect((await api.events('shared')).some((e) => e.reason === 'TakenOver')).toBe(true);
+    await eventually('the TakenOver Event', async () => (await api.events('shared')).some((e) => e.reason === 'TakenOver'), 15_000);
     await api.patch('shared', { spec: { suspend: true } });
   });
 });

@@ -69,9 +69,15 @@ describe('scheduled runs', () => {
     expect(status.currentToken).toBeGreaterThanOrEqual(tokens[tokens.length - 1]!);
     expect(status.leaderTerm).toBe(TERM);
     expect(status.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'Scheduled' });
-    const events = await api.events('every2s');
-    expect(events.some((e) => e.reason === 'RunStarted' && e.message?.includes(`fencing token ${tokens[0]}`))).toBe(true);
-    expect(events.some((e) => e.reason === 'RunFinished' && e.message?.includes('succeeded'))).toBe(true);
+    // Events are written off the critical path (src/controller/events.ts): wait for them.
+    await eventually(
+      'the RunStarted and RunFinished Events',
+      async () => {
+        const events = await api.events('every2s');
+        return events.some((e) => e.reason === 'RunStarted' && e.message?.includes(`fencing token ${tokens[0]}`)) && events.some((e) => e.reason === 'RunFinished' && e.message?.includes('succeeded'));
+      },
+      15_000,
+    );
     await api.patch('every2s', { spec: { suspend: true } });
     expect(overlap.max('every2s')).toBe(1);
   });
@@ -94,9 +100,14 @@ describe('scheduled runs', () => {
     expect(finished?.outcome).toBe('Succeeded');
     expect(token(second)).toBeGreaterThan(token(first));
     expect(status.skippedSlots).toBeGreaterThan(0);
-    const reasons = (await api.events('forbid')).map((e) => e.reason);
-    expect(reasons).toContain('RunHeld');
-    expect(reasons).toContain('SlotsSkipped');
+    await eventually(
+      'the RunHeld and SlotsSkipped Events',
+      async () => {
+        const reasons = (await api.events('forbid')).map((e) => e.reason);
+        return reasons.includes('RunHeld') && reasons.includes('SlotsSkipped');
+      },
+      15_000,
+    );
     await api.patch('forbid', { spec: { suspend: true } });
     expect(overlap.max('forbid')).toBe(1);
   });
@@ -114,8 +125,7 @@ describe('scheduled runs', () => {
     await eventually('the third run to have its Pod', async () => overlap.pods('replace') >= 3);
     await api.patch('replace', { spec: { suspend: true } });
     expect(overlap.max('replace')).toBe(1);
-    const reasons = (await api.events('replace')).map((e) => e.reason);
-    expect(reasons).toContain('RunReplacing');
+    await eventually('the RunReplacing Event', async () => (await api.events('replace')).some((e) => e.reason === 'RunReplacing'), 15_000);
     const jobs = await api.jobs(sj);
     expect(jobs.filter((j) => !j.metadata?.deletionTimestamp).length).toBeLessThanOrEqual(1);
   });
@@ -195,7 +205,7 @@ describe('bad objects', () => {
     expect(ready[0]!.message).toContain('"61 * * * *" is not a valid cron expression');
     expect(ready[1]).toMatchObject({ reason: 'InvalidTimeZone' });
     expect(ready[1]!.message).toContain('Mars/Olympus');
-    expect((await api.events('bad-zone')).some((e) => e.reason === 'InvalidTimeZone' && e.type === 'Warning')).toBe(true);
+    await eventually('the InvalidTimeZone Event', async () => (await api.events('bad-zone')).some((e) => e.reason === 'InvalidTimeZone' && e.type === 'Warning'), 15_000);
     await api.patch('still-good', { metadata: { annotations: { [Keys.runNow]: 'go' } } });
     await eventually('the good one to run', async () => (await api.jobs(good)).some(isComplete));
     await api.patch('bad-zone', { spec: { timeZone: 'Europe/Berlin' } });

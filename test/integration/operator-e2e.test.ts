@@ -20,6 +20,7 @@ import { chartDir } from '../../scripts/generate-manifests.ts';
 import { imageNodeFlags, shippedImage } from '../../scripts/bundle.ts';
 import { Keys, type SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 import { eventually, testCluster } from '../support/cluster.ts';
+import { installCrd } from '../support/singletonjobs.ts';
 import { helm, kubectl, root, serviceAccountToken, startReplica, stopReplica, waitReady, writeTokenKubeconfig, type Replica } from '../dev/replicas.ts';
 
 const helmBin = resolveHelm();
@@ -71,6 +72,9 @@ async function chartEnv(): Promise<Record<string, string>> {
 }
 
 beforeAll(async () => {
+  // The chart runs with crds.enabled=false (the harness's CRD is shared with other test files):
+  // install it here too, so this file does not depend on another having run first.
+  await installCrd(cluster.kubeconfig);
   await core.createNamespace({ body: { metadata: { name: namespace, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } } });
   await core.createNamespace({ body: { metadata: { name: apps } } });
 });

@@ -60,7 +60,7 @@ describe('a run that cannot start (issue 14 item 2)', () => {
       },
       20_000,
     );
-    expect((await api.events('no-sa')).some((e) => e.reason === 'RunStalled')).toBe(true);
+    await eventually('the RunStalled Event', async () => (await api.events('no-sa')).some((e) => e.reason === 'RunStalled'), 15_000);
     await api.patch('no-sa', { spec: { suspend: true } });
   });
 
@@ -151,7 +151,7 @@ describe('pause on failure (issue 14 item 6)', () => {
     const runs = paused.status!.recentRuns!.length;
     await new Promise((r) => setTimeout(r, 5000));
     expect((await api.get('flaky')).status!.recentRuns!.length).toBe(runs);
-    expect((await api.events('flaky')).some((e) => e.reason === 'PausedAfterFailures')).toBe(true);
+    await eventually('the PausedAfterFailures Event', async () => (await api.events('flaky')).some((e) => e.reason === 'PausedAfterFailures'), 15_000);
 
     kubectl(cluster.kubeconfig, ['annotate', 'singletonjob', 'flaky', '-n', api.ns, `${Keys.resume}=first`, '--overwrite']);
     await eventually('runs again after the resume', async () => ((await api.get('flaky')).status?.recentRuns?.length ?? 0) > runs, 20_000);

@@ -11,6 +11,7 @@ import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { Liveness } from '../../src/controller/contention.ts';
 import type { EventSink, JobControl, LeaseJudge, PodControl, StatusStore } from '../../src/controller/ports.ts';
+import { mayStillRunPods } from '../../src/controller/jobs.ts';
 
 export function apiError(code: number, message: string): Error {
   return Object.assign(new Error(message), { code, body: { message } });
@@ -51,6 +52,11 @@ export class FakeCluster {
     this.sjs.set(keyOf(stored), stored);
     return copy(stored);
   }
+
+  /** Live Pod lists sent (a read, so not an action; the request count the start and end of a run cost). */
+  podLists = 0;
+  /** Owner UIDs of Jobs deleted while their Pods might run (KubeJobControl keeps the same). */
+  readonly lostJobs = new Set<string>();
 
   addJob(job: V1Job): V1Job {
     const stored = copy(job);
@@ -105,7 +111,11 @@ export class FakeCluster {
       this.actions.push(`create-job ${job.metadata?.name} token=${job.metadata?.annotations?.[Keys.token]}${job.spec?.suspend ? ' suspended' : ''}`);
       return created;
     },
+    deletedWhileRunning: (uid) => this.lostJobs.has(uid),
+    podsChecked: (uid) => void this.lostJobs.delete(uid),
     delete: async (job) => {
+      const owner = job.metadata?.ownerReferences?.find((r) => r.controller)?.uid;
+      if (owner && mayStillRunPods(job)) this.lostJobs.add(owner);
       const live = this.jobMap.get(keyOf(job));
       if (!live || live.metadata?.uid !== job.metadata?.uid) return; // gone or another object: tolerated, as by the real control
       this.jobMap.delete(keyOf(job));
@@ -124,7 +134,10 @@ export class FakeCluster {
   };
 
   readonly podControl: PodControl = {
-    list: async (namespace) => this.pods.filter((p) => p.metadata?.namespace === namespace).map(copy),
+    list: async (namespace) => {
+      this.podLists++;
+      return this.pods.filter((p) => p.metadata?.namespace === namespace).map(copy);
+    },
     delete: async (pods) => {
       for (const pod of pods) {
         const live = this.pods.find((p) => p.metadata?.uid === pod.metadata?.uid);

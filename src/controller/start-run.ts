@@ -1,0 +1,206 @@
+// The start of a run, in three requests, each a fence:
+//
+// 1. Create the run's Job, suspended. Its name is the only one the run can
+//    have (slot, or request id + token), so the API server's name uniqueness
+//    is the slot's mutex: a second create is AlreadyExists. Suspended, it gets
+//    no Pod: nothing has happened yet that a successor must honour.
+// 2. Record it: one CAS status write (the resourceVersion the decision was
+//    made from, and this leader's term, which CEL refuses to lower) that
+//    takes the token, the slot and the Job's UID together. A deposed or
+//    stale leader's write fails here, and its Job stays suspended for good.
+// 3. Release it (unsuspend, with the UID as a precondition). Only a Job whose
+//    UID a run recorded is ever released: one re-created under the run's name
+//    later (a deposed leader's delayed create, `kubectl replace --force`) is
+//    never adopted.
+//
+// A suspended, never-released Job of ours left by an attempt whose record
+// failed (a conflict, a lost Lease, a crash) is adopted by the next attempt at
+// the same name when its token is still above the recorded one, and deleted
+// otherwise (cleanup.ts deletes the ones no attempt comes back for).
+//
+// The live Pod list before a start is skipped only when the Job controller
+// itself proves no earlier Pod can run (see mayHaveLivePods).
+import type { V1Job } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { Keys } from '../api/v1alpha1/singletonjob.ts';
+import type { ActiveRun, SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
+import { apiMessage, isConflict, isInvalid } from '../kube/errors.ts';
+import { buildJob, isPendingAttempt, jobToken, mayStillRunPods, runningPods } from './jobs.ts';
+import { runName } from './naming.ts';
+import { POLL_MS, StaleError } from './pass.ts';
+import type { Pass, Result } from './pass.ts';
+import type { Due } from './timing.ts';
+import { healthyReadiness, nextToken, setReady, toDate, TokenExhaustedError } from './status.ts';
+import type { Readiness } from './status.ts';
+
+/** What a pass wants to start. */
+export type Wanted = { kind: 'Scheduled' | 'Backfill'; slot: Date } | { kind: 'Manual'; requestId: string };
+
+/** What the start needs of the reconciler beyond a pass. */
+export interface Starter extends Pass {
+  updateReady(sj: SingletonJob, r: Readiness): Promise<boolean>;
+}
+
+export async function startRun(p: Starter, key: string, sj: SingletonJob, wanted: Wanted, due: Due | undefined): Promise<Result> {
+  const status = sj.status ?? {};
+  let token: number;
+  try {
+    token = nextToken(status, p.term(), sj.metadata?.resourceVersion);
+  } catch (err) {
+    if (!(err instanceof TokenExhaustedError)) throw err;
+    await p.updateReady(sj, { ready: false, reason: 'TokenExhausted', message: err.message });
+    return {};
+  }
+  // Forbid across all runs, not just the last one: a Pod left by any earlier
+  // or stray run of this namespace/name — also of a deleted predecessor
+  // object with the same name — that can still run holds the new run.
+  if (mayHaveLivePods(p, sj)) {
+    if ((await runningPods(p.d.pods, sj)).length) return { requeueAfterMs: POLL_MS };
+    p.d.jobs.podsChecked(sj.metadata!.uid!);
+  }
+  const slot = wanted.kind === 'Manual' ? undefined : wanted.slot.toISOString();
+  const requestId = wanted.kind === 'Manual' ? wanted.requestId : undefined;
+  const name = runName(sj.metadata!.name!, { kind: wanted.kind, slot, requestId, token });
+  let run: ActiveRun = { name, token, term: p.term(), kind: wanted.kind, reservedTime: p.d.now().toISOString() };
+  if (slot) run.slot = slot;
+  if (requestId !== undefined) run.requestId = requestId;
+  const log = p.d.logger.child({ object: key });
+
+  // 1. The Job, suspended.
+  let job: V1Job;
+  try {
+    job = await p.d.jobs.create(buildJob(sj, run, { suspended: true }));
+  } catch (err) {
+    if (isInvalid(err)) {
+      // Nothing was created: the run is recorded as failed without a Job, and the schedule goes on.
+      const message = `The API server refused Job ${run.name}: ${apiMessage(err)}`;
+      await p.d.events.emit(sj, 'Warning', 'JobRejected', message);
+      const reserved = await p.write(key, sj, (s) => recordStart(s, sj, run, due, p.d.now()));
+      return p.finish(key, reserved, run, 'Failed', undefined, { ready: false, reason: 'JobRejected', message });
+    }
+    if (!isConflict(err)) throw err;
+    const taken = await p.d.jobs.read(sj.metadata!.namespace!, name);
+    if (!taken) return { requeueAfterMs: 0 };
+    // On its way out (an attempt deleted as spent): the name is free soon.
+    if (taken.metadata?.deletionTimestamp) return { requeueAfterMs: POLL_MS };
+    const pending = isPendingAttempt(taken, sj);
+    const theirToken = jobToken(taken);
+    if (pending && theirToken !== undefined && theirToken > (status.currentToken ?? 0)) {
+      // An earlier attempt at this very run (ours or a predecessor's) that was
+      // never recorded, so never released: it becomes the run, with its token.
+      log.info({ run: name, token: theirToken }, 'Adopting the unrecorded Job of an earlier attempt at this run');
+      job = taken;
+      run = { ...run, token: theirToken, term: Number(taken.metadata?.annotations?.[Keys.term] ?? run.term) };
+    } else if (pending) {
+      // Its token was spent meanwhile: it can never be recorded. It never ran; it goes.
+      await p.d.jobs.delete(taken);
+      return { requeueAfterMs: 0 };
+    } else {
+      // The name is held by a Job that is not an attempt at this run (a
+      // person's, or one a deleted predecessor object orphaned). Recorded
+      // without its UID, the run then ends as JobNameTaken (active-run.ts):
+      // a name can never wedge the object.
+      await p.write(key, sj, (s) => recordStart(s, sj, run, due, p.d.now()));
+      return { requeueAfterMs: 0 };
+    }
+  }
+  await p.d.hooks?.afterReserve?.(key, run.name);
+
+  // 2. Recorded: token, slot and the Job's UID in one CAS.
+  const uid = job.metadata!.uid!;
+  await p.write(key, sj, (s) => recordStart(s, sj, { ...run, jobUID: uid }, due, p.d.now()));
+  p.d.metrics.runsStarted.inc();
+  log.info({ run: run.name, token: run.token, term: run.term, job: uid }, 'Recorded run');
+  const skipped = wanted.kind === 'Scheduled' && due ? due.skipped : 0;
+
+  // 3. Released.
+  await p.d.jobs.unsuspend(job);
+  await p.d.events.emit(
+    sj,
+    'Normal',
+    'RunStarted',
+    `Started run ${run.name} with fencing token ${run.token} (${run.slot ? `slot ${run.slot}` : `manual request "${run.requestId}"`}, leader term ${run.term})`,
+  );
+  if (skipped > 0) {
+    p.d.metrics.slotsSkipped.inc(skipped);
+    await p.d.events.emit(sj, 'Warning', 'SlotsSkipped', `Skipped ${skipped}${due?.skippedAtLeast ? '+' : ''} missed slot(s) before ${run.slot}: only the latest due slot runs`);
+  }
+  return {};
+}
+
+/**
+ * Creates the Job of a run already recorded without one (reserved by an
+ * earlier version of the operator, a run that ended as JobNameTaken, or a
+ * retry attempt): create suspended, record the UID, release.
+ */
+export async function createReservedJob(p: Pass, key: string, sj: SingletonJob, run: ActiveRun, log: Logger): Promise<Result> {
+  // A reservation seen through a cache: make sure it is still the current
+  // state before acting on it (the run may have ended and its Job been pruned since).
+  const live = await p.d.status.read(key);
+  if (!live || live.metadata?.resourceVersion !== sj.metadata?.resourceVersion) throw new StaleError();
+  let job: V1Job;
+  try {
+    job = await p.d.jobs.create(buildJob(sj, run, { suspended: true }));
+  } catch (err) {
+    if (isInvalid(err)) {
+      const message = `The API server refused Job ${run.name}: ${apiMessage(err)}`;
+      await p.d.events.emit(sj, 'Warning', 'JobRejected', message);
+      return p.finish(key, sj, run, 'Failed', undefined, { ready: false, reason: 'JobRejected', message });
+    }
+    if (!isConflict(err)) throw err;
+    // AlreadyExists: the next pass adopts it if it is this run's Job.
+    log.info({ run: run.name }, 'Job of the reserved run already exists');
+    return { requeueAfterMs: 0 };
+  }
+  p.d.metrics.runsStarted.inc();
+  await p.write(key, sj, (s) => {
+    s.activeRun = { ...run, jobUID: job.metadata!.uid! };
+  });
+  await p.d.jobs.unsuspend(job);
+  await p.d.events.emit(
+    sj,
+    'Normal',
+    'RunStarted',
+    `Started run ${run.name} with fencing token ${run.token} (${run.slot ? `slot ${run.slot}` : `manual request "${run.requestId}"`}, leader term ${run.term})`,
+  );
+  return {};
+}
+
+/** The status of a started run: it is the active run, its token the current one, its slot or request taken into account. */
+function recordStart(s: SingletonJobStatus, sj: SingletonJob, run: ActiveRun, due: Due | undefined, now: Date): void {
+  const skipped = run.kind === 'Scheduled' && due ? due.skipped : 0;
+  s.activeRun = run;
+  s.currentToken = run.token;
+  s.lastRunTime = run.reservedTime;
+  if (run.kind === 'Scheduled' && s.queuedSlot === run.slot) delete s.queuedSlot;
+  // A queued slot may be older than the latest one already taken into account: never go back.
+  const last = toDate(s.lastScheduleTime);
+  if (run.kind === 'Scheduled' && (!last || last <= new Date(run.slot!))) s.lastScheduleTime = run.slot;
+  if (run.kind === 'Backfill' && s.backfill) s.backfill = { ...s.backfill, cursor: run.slot, runs: (s.backfill.runs ?? 0) + 1 };
+  if (run.requestId) s.lastManualRequestId = run.requestId;
+  if (skipped > 0) s.skippedSlots = (s.skippedSlots ?? 0) + skipped;
+  if (skipped > 0 && due?.lastSkipped) s.lastSkippedSlot = due.lastSkipped.toISOString();
+  setReady(s, healthyReadiness(sj), sj.metadata?.generation, now);
+}
+
+/**
+ * Whether a Pod of an earlier run of this namespace/name could still run,
+ * which only a live Pod list can then rule out. It cannot when all of these hold:
+ * - the Job controller sets Complete/Failed only once every Pod of the Job is
+ *   terminal (Kubernetes 1.31 and later: `jobsFinishAfterPods`);
+ * - this object has finished a run before (that first start listed Pods
+ *   live, which rules out Pods of a deleted predecessor with the same name);
+ * - every Job it owns is finished or was never released (a suspended Job
+ *   that never started has no Pod). Its runs' Jobs are released only once
+ *   recorded, and a recorded run is followed to its end before another starts;
+ * - no Job of it was deleted while its Pods might still run (by us as a
+ *   stray, or by anyone: the Job informer's delete events) since Pods were
+ *   last listed — such a Job's Pods outlive it in the cache.
+ */
+export function mayHaveLivePods(p: Pass, sj: SingletonJob): boolean {
+  if (!p.d.jobsFinishAfterPods) return true;
+  if (!sj.status?.recentRuns?.length) return true;
+  const uid = sj.metadata!.uid!;
+  if (p.d.jobs.deletedWhileRunning(uid)) return true;
+  return p.d.jobs.ownedBy(uid).some((job) => job.metadata?.namespace === sj.metadata?.namespace && mayStillRunPods(job));
+}
