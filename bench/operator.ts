@@ -10,6 +10,7 @@ import * as k8s from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import type { ControlPlane } from '../test/controlplane/controlplane.ts';
 import { shippedImage } from '../scripts/bundle.ts';
+import { DEFAULT_CONCURRENT_RECONCILES } from '../src/config/config.ts';
 import { repoRoot } from './electors.ts';
 import { Child, sleep } from './lib/proc.ts';
 
@@ -62,8 +63,7 @@ export interface Operator {
 
 /** The controller's default number of reconcile workers, read from its source (for the report). */
 export function controllerWorkers(): string {
-  const src = readFileSync(path.join(repoRoot, 'src', 'controller', 'controller.ts'), 'utf8');
-  return /workers \?\? (\d+)/.exec(src)?.[1] ?? 'unknown';
+  return process.env.MAX_CONCURRENT_RECONCILES ?? String(DEFAULT_CONCURRENT_RECONCILES);
 }
 
 export async function startOperator(cp: ControlPlane, o: { replicas: number; workDir: string; tag: string; env?: Record<string, string> }): Promise<Operator> {
@@ -93,7 +93,7 @@ export async function startOperator(cp: ControlPlane, o: { replicas: number; wor
         '--http-port=0',
         '--log-level=info',
       ],
-      env: { ...image.env, POD_NAMESPACE: OPERATOR_NAMESPACE, ...o.env },
+      env: { ...image.env, POD_NAMESPACE: OPERATOR_NAMESPACE, ...(process.env.MAX_CONCURRENT_RECONCILES ? { MAX_CONCURRENT_RECONCILES: process.env.MAX_CONCURRENT_RECONCILES } : {}), ...o.env },
       log: path.join(o.workDir, `${identity}.log`),
       cwd: repoRoot,
     });

@@ -20,7 +20,7 @@ import * as k8s from '@kubernetes/client-node';
 import { ControlPlane } from '../test/controlplane/controlplane.ts';
 import { benchDir, clientGoElector, oursElector, type ElectorKind } from './electors.ts';
 import { runFailover } from './failover.ts';
-import { runStampede } from './stampede-run.ts';
+import { runStampede, STAMPEDE_SIDES, type StampedeSideName } from './stampede-run.ts';
 import { runScale } from './scale-run.ts';
 import { rsvgAvailable, writeResults, type BenchResults, type Machine, type Part } from './report.ts';
 
@@ -66,6 +66,7 @@ async function main(): Promise<number> {
     options: {
       profile: { type: 'string', default: 'quick' },
       only: { type: 'string' },
+      'stampede-sides': { type: 'string' },
       out: { type: 'string', default: path.join(benchDir, 'results', 'latest') },
       'scale-counts': { type: 'string' },
       'stampede-count': { type: 'string' },
@@ -82,6 +83,8 @@ async function main(): Promise<number> {
     profile.gracefulRounds = g ?? profile.gracefulRounds;
     profile.crashRounds = c ?? profile.crashRounds;
   }
+  const badSide = values['stampede-sides']?.split(',').find((x) => !(STAMPEDE_SIDES as readonly string[]).includes(x));
+  if (badSide) throw new Error(`--stampede-sides: unknown side "${badSide}" (one or more of ${STAMPEDE_SIDES.join(', ')})`);
   const only = new Set<PartName>((values.only ? values.only.split(',') : [...parts]) as PartName[]);
   const log = (m: string) => console.log(`${stamp()} ${m}`);
   if (!ensureRsvgConvert(log)) return 1;
@@ -152,7 +155,9 @@ async function main(): Promise<number> {
       return runFailover(cp, kinds, { gracefulRounds: profile.gracefulRounds, crashRounds: profile.crashRounds, idleWindowMs: profile.idleWindowMs, logDir: workDir, log });
     });
     writeResults({ ...results, finishedAt: new Date().toISOString() }, values.out!);
-    results.stampede = await attempt('stampede', () => runStampede(cp, { count: profile.stampedeCount, workDir, log }));
+    results.stampede = await attempt('stampede', () =>
+      runStampede(cp, { count: profile.stampedeCount, workDir, log, ...(values['stampede-sides'] ? { sides: values['stampede-sides'].split(',') as StampedeSideName[] } : {}) }),
+    );
     writeResults({ ...results, finishedAt: new Date().toISOString() }, values.out!);
     results.scale = await attempt('scale', () => runScale(cp, { counts: profile.scaleCounts, workDir, log }));
   } finally {

@@ -331,8 +331,27 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
       o.log(
         `scale ${n}: busy takeover → all written ${resumeMs} ms (${throughputPerSec.toFixed(0)}/s); ${behind} behind; RSS ${rssAtLastWriteMiB.toFixed(1)} → ${rssAfterMiB.toFixed(1)} MiB (peak ${rssPeakMiB.toFixed(1)})`,
       );
+      // How often the heap compactor's forced GC ran over this point, on every replica, and its pauses.
+      const lifeMin = (Date.now() - started) / 60_000;
+      const perReplica = await Promise.all(
+        op.identities.map(async (id) => {
+          const child = op.byIdentity.get(id)!;
+          return {
+            count: await scrapeGauge(child, 'singleton_operator_heap_compactions_total'),
+            seconds: await scrapeGauge(child, 'singleton_operator_heap_compaction_duration_seconds_sum'),
+          };
+        }),
+      );
+      const counted = perReplica.filter((r) => Number.isFinite(r.count));
+      const gcs = counted.reduce((a, r) => a + r.count, 0);
+      const pauseSum = counted.reduce((a, r) => a + (Number.isFinite(r.seconds) ? r.seconds : 0), 0);
+      const compactions = { total: gcs, meanPauseMs: gcs ? (pauseSum * 1000) / gcs : 0, replicaMinutes: lifeMin * counted.length };
+      notes.push(
+        `heap compactor: ${gcs} forced GC(s) over ${compactions.replicaMinutes.toFixed(0)} replica-minutes (${counted.length} replicas, cold start, two takeovers and the idle waits), mean pause ${compactions.meanPauseMs.toFixed(0)} ms`,
+      );
       points.push({
         objects: n,
+        compactions,
         rssMiB: rss,
         heapUsedMiB,
         rssLeaderMiB,

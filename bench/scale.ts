@@ -29,6 +29,8 @@ export interface ScalePoint {
   resumeMs: number;
   /** Status writes per second by the new leader after the busy takeover. */
   throughputPerSec: number;
+  /** The heap compactor's forced GCs over the point, summed over the replicas (their metrics), and their mean pause. */
+  compactions?: { total: number; meanPauseMs: number; replicaMinutes: number };
   notes: string[];
 }
 

@@ -30,6 +30,14 @@ export interface StampedeSide {
   rateLimit: string;
   /** Requests the creating identity sent between the slot and its last Job create, by verb and resource. */
   requestsByKind?: Record<string, number>;
+  /**
+   * When each run could start, slot → ms: a CronJob's Job runs once created;
+   * ours is created suspended and runs once the operator released it (the
+   * unsuspend patch, after the status write that records it).
+   */
+  releasedMs?: number[];
+  /** Requests per run by the creating identity until its last release. */
+  requestsPerRunToRelease?: number;
   error?: string;
 }
 
@@ -142,16 +150,20 @@ export async function runStampedeSide(cp: ControlPlane, setup: SideSetup, o: Sta
   const audit = new AuditReader(cp.state.auditLog);
   audit.skipToEnd();
   const creates: AuditEvent[] = [];
+  const releases: AuditEvent[] = [];
   const all: AuditEvent[] = [];
   const deadline = slot.at.getTime() + o.timeoutMs;
   await sleep(slot.at.getTime() - Date.now());
   let lastReport = Date.now();
-  while (creates.length < o.count && Date.now() < deadline) {
+  const releasing = setup.side === 'singletonjob';
+  while ((creates.length < o.count || (releasing && releases.length < o.count)) && Date.now() < deadline) {
     await sleep(500);
     for (const e of uniqueRequests(audit.readNew())) {
       if (e.received >= slot.at.getTime()) all.push(e);
       // A dry-run create (the operator checks a template on every spec change) stores nothing: not a Job.
       if (e.namespace === setup.namespace && e.resource === 'jobs' && e.verb === 'create' && !e.subresource && !/[?&]dryRun=/.test(e.requestURI) && succeeded(e)) creates.push(e);
+      // Our only Job patch on the start path is the release (unsuspend).
+      if (releasing && e.namespace === setup.namespace && e.resource === 'jobs' && e.verb === 'patch' && !e.subresource && succeeded(e) && e.received >= slot.at.getTime()) releases.push(e);
     }
     if (Date.now() - lastReport > 10_000) {
       lastReport = Date.now();
@@ -171,7 +183,12 @@ export async function runStampedeSide(cp: ControlPlane, setup: SideSetup, o: Sta
     requestsByKind[k] = (requestsByKind[k] ?? 0) + 1;
   }
   const last = offsets[offsets.length - 1] ?? Number.NaN;
+  const released = releasing ? releases.map((e) => e.stageAt - slot.at.getTime()).sort((a, b) => a - b) : offsets;
+  const lastReleaseAt = slot.at.getTime() + (released[released.length - 1] ?? 0);
+  const untilRelease = all.filter((e) => e.user === mainCreator && e.received <= lastReleaseAt).length;
   const result: StampedeSide = {
+    releasedMs: released,
+    requestsPerRunToRelease: untilRelease / Math.max(1, creates.length),
     side: setup.side,
     label: setup.label,
     namespace: setup.namespace,

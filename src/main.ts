@@ -43,7 +43,7 @@ async function main(): Promise<number> {
     config,
     version,
     signal: shutdown.signal,
-    createController: ({ kubeConfig, namespaces, logger, registry, lease }) => new SingletonJobController({ kubeConfig, namespaces, logger, registry, lease, ...chaosHooks(logger) }),
+    createController: ({ kubeConfig, namespaces, logger, registry, lease, workers }) => new SingletonJobController({ kubeConfig, namespaces, logger, registry, lease, workers, ...chaosHooks(logger) }),
   });
 }
 

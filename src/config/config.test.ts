@@ -34,7 +34,14 @@ describe('loadConfig', () => {
       identity: undefined,
       kubeconfig: undefined,
       shutdownTimeoutMs: 20_000,
+      maxConcurrentReconciles: 16,
     });
+  });
+
+  it('reads --max-concurrent-reconciles and refuses what is not 1 to 256', () => {
+    expect(load(['--max-concurrent-reconciles=32']).maxConcurrentReconciles).toBe(32);
+    expect(() => load(['--max-concurrent-reconciles=0'])).toThrow(/max-concurrent-reconciles.*at least 1/);
+    expect(() => load(['--max-concurrent-reconciles=lots'])).toThrow(/max-concurrent-reconciles.*whole number/);
   });
 
   it('reads the environment, and flags win over it', () => {

@@ -40,6 +40,21 @@ describe('ServerClock', () => {
     expect(Math.abs(w.clock.offsetFromWallMs() + 279_000)).toBeLessThan(50);
   });
 
+  it('keeps its best estimate through a burst of responses within one second (a stampede, a takeover)', () => {
+    const w = world(0);
+    for (let i = 0; i < 40; i++) {
+      w.respond(2);
+      w.advance(137);
+    }
+    const settled = w.server() - w.clock.nowMs();
+    expect(settled).toBeLessThan(50);
+    // 500 responses in 500 ms, all late in one second: the latest 64 alone would say ~0.5 s less.
+    w.advance(1000 - (w.server() % 1000) + 400);
+    for (let i = 0; i < 500; i++) w.respond(1);
+    expect(w.clock.nowMs()).toBeLessThanOrEqual(w.server());
+    expect(w.server() - w.clock.nowMs()).toBeLessThan(50);
+  });
+
   it('is unaffected by a wall-clock jump after the first sample (it runs on the monotonic clock)', () => {
     let wall = 0;
     let mono = 0;

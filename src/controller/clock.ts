@@ -32,6 +32,7 @@ export class ServerClock {
   private readonly windowMs: number;
   /** [monotonic time received, lower bound of server − monotonic offset]. */
   private samples: Array<[number, number]> = [];
+  private lastAt: number | undefined;
 
   constructor(options: ServerClockOptions = {}) {
     this.mono = options.monotonic ?? (() => performance.now());
@@ -45,16 +46,22 @@ export class ServerClock {
     const server = Date.parse(dateHeader);
     if (!Number.isFinite(server)) return;
     const at = this.mono();
+    this.lastAt = at;
     this.samples.push([at, server - at]);
     const oldest = at - this.windowMs;
     if (this.samples.length > MAX_SAMPLES || (this.samples[0] && this.samples[0][0] < oldest)) {
-      this.samples = this.samples.filter(([t]) => t >= oldest).slice(-MAX_SAMPLES);
+      // Keep the tightest bounds, not the latest ones: a burst of responses
+      // within one second (a takeover, a stampede) would otherwise push out
+      // the samples taken at other sub-second phases and leave the estimate
+      // up to a second behind the server — every slot started that much late.
+      const kept = this.samples.filter(([t]) => t >= oldest);
+      if (kept.length > MAX_SAMPLES) kept.sort((a, b) => b[1] - a[1]).splice(MAX_SAMPLES);
+      this.samples = kept.sort((a, b) => a[0] - b[0]);
     }
   }
 
   hasSample(maxAgeMs = this.windowMs): boolean {
-    const last = this.samples.at(-1);
-    return last !== undefined && this.mono() - last[0] <= maxAgeMs;
+    return this.lastAt !== undefined && this.mono() - this.lastAt <= maxAgeMs;
   }
 
   /** Estimated server time minus local wall time (ms); 0 before the first sample. */

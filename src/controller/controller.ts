@@ -25,6 +25,7 @@ import { objectKey } from '../kube/object-key.ts';
 import { describeError } from '../kube/errors.ts';
 import type { ListPage } from '../kube/informer.ts';
 import { EventRecorder, eventMetrics } from './events.ts';
+import { DEFAULT_CONCURRENT_RECONCILES } from '../config/config.ts';
 import type { EventMetrics } from './events.ts';
 import { jobsFinishAfterPods, readServerVersion } from '../kube/server-version.ts';
 import { CONTROLLER_NAME, controllerMetrics } from './metrics.ts';
@@ -269,7 +270,7 @@ export class SingletonJobController {
         }
       }
     };
-    const workers = this.o.workers ?? 8;
+    const workers = this.o.workers ?? DEFAULT_CONCURRENT_RECONCILES;
     this.metrics.maxConcurrentReconciles.set({ controller }, workers);
     try {
       await Promise.all(Array.from({ length: workers }, worker));

@@ -167,6 +167,36 @@ const cases: Case[] = [
     },
   },
   {
+    name: 'Kubernetes ≥ 1.31, a new object seen idle: one live Pod list finds no Pod of a predecessor of that name, recorded once (no start lists Pods for it)',
+    finishAfterPods: true,
+    spec: { schedule: '0 0 1 1 *' },
+    actions: ['dry-run-job sj-0', 'update-status'],
+    check: (f) => {
+      expect(f.podLists).toBe(1);
+      expect(f.sj().status?.predecessorPodsChecked).toBe(true);
+    },
+  },
+  {
+    name: "Kubernetes ≥ 1.31, a new object whose deleted predecessor's orphaned Pod still runs: not recorded as checked (its first start lists Pods again)",
+    finishAfterPods: true,
+    spec: { schedule: '0 0 1 1 *' },
+    setup: (f) =>
+      void f.addPod({
+        metadata: { name: 'orphan', namespace: 'ns', annotations: { [Keys.singletonJob]: 'sj' }, labels: { [Keys.ownerUid]: 'uid-of-a-deleted-predecessor' } },
+        status: { phase: 'Running' },
+      }),
+    actions: ['dry-run-job sj-0', 'update-status'],
+    check: (f) => expect(f.sj().status?.predecessorPodsChecked).toBeUndefined(),
+  },
+  {
+    name: 'Kubernetes ≥ 1.31, predecessor Pods checked before: the first start needs no Pod list',
+    finishAfterPods: true,
+    spec: scheduled,
+    status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy, predecessorPodsChecked: true },
+    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
+    check: (f) => expect(f.podLists).toBe(0),
+  },
+  {
     name: 'Kubernetes ≥ 1.31: a Complete Job ends its run without a Pod list',
     finishAfterPods: true,
     spec: scheduled,

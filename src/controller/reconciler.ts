@@ -20,7 +20,7 @@ import type { ActiveRun, FinishedRun, SingletonJob, SingletonJobStatus } from '.
 import { apiMessage, isConflict, statusCode } from '../kube/errors.ts';
 import { objectKey } from '../kube/object-key.ts';
 import { trackActiveRun } from './active-run.ts';
-import { createReservedJob, startRun } from './start-run.ts';
+import { checkPredecessorPods, createReservedJob, startRun } from './start-run.ts';
 import type { Starter, Wanted } from './start-run.ts';
 import { Claims } from './claims.ts';
 import { deleteStrays, prune } from './cleanup.ts';
@@ -177,6 +177,7 @@ export class Reconciler implements Starter {
     if (wanted) return this.startRun(key, sj, wanted, due);
     if (!active && (await this.backfillCompleted(key, sj))) return { requeueAfterMs: 0 };
     if (!active && (await this.dryRunRejected(sj))) return { requeueAfterMs: 0 };
+    if (await checkPredecessorPods(this, key, sj)) return { requeueAfterMs: 0 };
     if (await this.updateReady(sj, healthyReadiness(sj))) return { requeueAfterMs: 0 };
     await prune(this.d.jobs, sj, log);
     return untilNext !== undefined ? { requeueAfterMs: untilNext } : {};

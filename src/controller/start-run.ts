@@ -188,8 +188,9 @@ function recordStart(s: SingletonJobStatus, sj: SingletonJob, run: ActiveRun, du
  * which only a live Pod list can then rule out. It cannot when all of these hold:
  * - the Job controller sets Complete/Failed only once every Pod of the Job is
  *   terminal (Kubernetes 1.31 and later: `jobsFinishAfterPods`);
- * - this object has finished a run before (that first start listed Pods
- *   live, which rules out Pods of a deleted predecessor with the same name);
+ * - a live list has ruled out Pods of a deleted predecessor with the same
+ *   name: once, when the operator first saw the object idle
+ *   (`status.predecessorPodsChecked`, checkPredecessorPods), or at its first run;
  * - every Job it owns is finished or was never released (a suspended Job
  *   that never started has no Pod). Its runs' Jobs are released only once
  *   recorded, and a recorded run is followed to its end before another starts;
@@ -199,8 +200,27 @@ function recordStart(s: SingletonJobStatus, sj: SingletonJob, run: ActiveRun, du
  */
 export function mayHaveLivePods(p: Pass, sj: SingletonJob): boolean {
   if (!p.d.jobsFinishAfterPods) return true;
-  if (!sj.status?.recentRuns?.length) return true;
+  if (!sj.status?.recentRuns?.length && !sj.status?.predecessorPodsChecked) return true;
   const uid = sj.metadata!.uid!;
   if (p.d.jobs.deletedWhileRunning(uid)) return true;
   return p.d.jobs.ownedBy(uid).some((job) => job.metadata?.namespace === sj.metadata?.namespace && mayStillRunPods(job));
+}
+
+/**
+ * Once per object, while it is idle and before its first run: a live Pod list
+ * rules out Pods of a deleted predecessor with the same namespace/name (they
+ * hold the first run otherwise), recorded as status.predecessorPodsChecked so
+ * that no start has to list Pods for it again (see mayHaveLivePods). Returns
+ * whether it wrote.
+ */
+export async function checkPredecessorPods(p: Starter, key: string, sj: SingletonJob): Promise<boolean> {
+  const s = sj.status ?? {};
+  if (!p.d.jobsFinishAfterPods || s.predecessorPodsChecked || s.recentRuns?.length || s.activeRun) return false;
+  if ((await runningPods(p.d.pods, sj)).length) return false;
+  p.d.jobs.podsChecked(sj.metadata!.uid!);
+  await p.write(key, sj, (st) => {
+    st.predecessorPodsChecked = true;
+    setReady(st, healthyReadiness(sj), sj.metadata?.generation, p.d.now());
+  });
+  return true;
 }

@@ -34,6 +34,8 @@ export interface ControllerContext {
   registry: Registry;
   /** This installation's Lease (recorded in status so installations can tell whose object it is). */
   lease: { namespace: string; name: string; durationMs: number };
+  /** --max-concurrent-reconciles. */
+  workers: number;
 }
 
 export type ControllerFactory = (context: ControllerContext) => GuardedController;
@@ -103,7 +105,14 @@ export async function runOperator(options: RunOptions): Promise<number> {
     return ExitCode.invalidConfiguration;
   }
   const namespaces = config.watchNamespaces.length > 0 ? config.watchNamespaces : undefined;
-  const controller = options.createController({ kubeConfig, namespaces, logger, registry, lease: { namespace: config.leaseNamespace, name: config.leaseName, durationMs: config.leaseDurationMs } });
+  const controller = options.createController({
+    kubeConfig,
+    namespaces,
+    logger,
+    registry,
+    lease: { namespace: config.leaseNamespace, name: config.leaseName, durationMs: config.leaseDurationMs },
+    workers: config.maxConcurrentReconciles,
+  });
   let shuttingDown = options.signal.aborted;
 
   const elector = new LeaderElector(

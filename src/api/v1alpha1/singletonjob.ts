@@ -252,6 +252,9 @@ const statusField = obj(
     skippedSlots: optional(int('Slots skipped so far (missed deadline, Forbid, suspend catch-up).', { minimum: 0 })),
     lastSkippedSlot: optional(str('Most recent skipped slot (UTC).', { format: 'date-time' })),
     recentRuns: optional(arr('The most recent finished runs, newest first.', finishedRun, { maxItems: 10 })),
+    predecessorPodsChecked: optional(
+      bool("A live Pod list found no Pod of an earlier object with this namespace/name still running (done once, before the first run): later starts may rely on the Jobs' own status."),
+    ),
   },
   {
     rules: [
