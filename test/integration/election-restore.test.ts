@@ -159,6 +159,8 @@ describe('after an etcd restore without --bump-revision', () => {
       const again = await standby.waitFor('the former leader to lead again', started, LEASE_MS + 20_000, from2);
       expect(again.term!).toBeLessThan(takeover.term!);
       expect(standby.all('lost').at(-1)?.reason).toMatch(/^(reset|renew-deadline)$/);
+      // The warning is logged as it starts leading; its stdout line may land just after the event.
+      for (const until = Date.now() + 5000; !standby.logs.some((l) => l.includes('lower fencing term')) && Date.now() < until;) await sleep(50);
       expect(standby.logs.some((l) => l.includes('lower fencing term'))).toBe(true);
       await sleep(2 * RETRY_MS);
       expect(standby.alive()).toBe(true);
