@@ -177,6 +177,18 @@ const cases: Case[] = [
     },
   },
   {
+    name: 'Kubernetes ≥ 1.31, an object created this very second: no list yet (one sent a second later serves every object created before it), looked at again then',
+    finishAfterPods: true,
+    spec: { schedule: '0 0 1 1 *' },
+    setup: (f) => void (f.sjs.get(KEY)!.metadata!.creationTimestamp = NOW),
+    actions: ['dry-run-job sj-0', 'update-status'],
+    check: (f, r) => {
+      expect(f.podLists).toBe(0);
+      expect(f.sj().status?.predecessorPodsChecked).toBeUndefined();
+      expect(r.requeueAfterMs).toBeLessThanOrEqual(1100);
+    },
+  },
+  {
     name: "Kubernetes ≥ 1.31, a new object whose deleted predecessor's orphaned Pod still runs: not recorded as checked (its first start lists Pods again)",
     finishAfterPods: true,
     spec: { schedule: '0 0 1 1 *' },

@@ -20,7 +20,7 @@ import type { ActiveRun, FinishedRun, SingletonJob, SingletonJobStatus } from '.
 import { apiMessage, isConflict, statusCode } from '../kube/errors.ts';
 import { objectKey } from '../kube/object-key.ts';
 import { trackActiveRun } from './active-run.ts';
-import { checkPredecessorPods, createReservedJob, startRun } from './start-run.ts';
+import { checkPredecessorPods, createReservedJob, PodSnapshots, startRun } from './start-run.ts';
 import type { Starter, Wanted } from './start-run.ts';
 import { Claims } from './claims.ts';
 import { deleteStrays, prune } from './cleanup.ts';
@@ -52,10 +52,12 @@ export class Reconciler implements Starter {
   private readonly claims: Claims;
   /** Decisions already announced by an Event, so a waiting run does not repeat them every pass. */
   private readonly announced = new Map<string, string>();
+  readonly podSnapshots: PodSnapshots;
 
   constructor(deps: ReconcilerDeps) {
     this.d = deps;
     this.claims = new Claims(deps);
+    this.podSnapshots = new PodSnapshots(deps.pods, deps.now);
   }
 
   term(): number {
@@ -177,10 +179,11 @@ export class Reconciler implements Starter {
     if (wanted) return this.startRun(key, sj, wanted, due);
     if (!active && (await this.backfillCompleted(key, sj))) return { requeueAfterMs: 0 };
     if (!active && (await this.dryRunRejected(sj))) return { requeueAfterMs: 0 };
-    if (await checkPredecessorPods(this, key, sj)) return { requeueAfterMs: 0 };
+    const predecessors = await checkPredecessorPods(this, key, sj);
+    if (predecessors.wrote) return { requeueAfterMs: 0 };
     if (await this.updateReady(sj, healthyReadiness(sj))) return { requeueAfterMs: 0 };
     await prune(this.d.jobs, sj, log);
-    return untilNext !== undefined ? { requeueAfterMs: untilNext } : {};
+    return soonest(untilNext !== undefined ? { requeueAfterMs: untilNext } : {}, predecessors.retryInMs !== undefined ? { requeueAfterMs: predecessors.retryInMs } : {});
   }
 
   /**

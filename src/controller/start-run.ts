@@ -20,15 +20,16 @@
 //
 // The live Pod list before a start is skipped only when the Job controller
 // itself proves no earlier Pod can run (see mayHaveLivePods).
-import type { V1Job } from '@kubernetes/client-node';
+import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Keys } from '../api/v1alpha1/singletonjob.ts';
 import type { ActiveRun, SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
 import { apiMessage, isConflict, isInvalid } from '../kube/errors.ts';
-import { buildJob, isPendingAttempt, jobToken, mayStillRunPods, runningPods } from './jobs.ts';
+import { belongsTo, buildJob, isPendingAttempt, isPodTerminal, jobToken, mayStillRunPods, runningPods } from './jobs.ts';
 import { runName } from './naming.ts';
 import { POLL_MS, StaleError } from './pass.ts';
 import type { Pass, Result } from './pass.ts';
+import type { PodControl } from './ports.ts';
 import type { Due } from './timing.ts';
 import { healthyReadiness, nextToken, setReady, toDate, TokenExhaustedError } from './status.ts';
 import type { Readiness } from './status.ts';
@@ -39,6 +40,7 @@ export type Wanted = { kind: 'Scheduled' | 'Backfill'; slot: Date } | { kind: 'M
 /** What the start needs of the reconciler beyond a pass. */
 export interface Starter extends Pass {
   updateReady(sj: SingletonJob, r: Readiness): Promise<boolean>;
+  readonly podSnapshots: PodSnapshots;
 }
 
 export async function startRun(p: Starter, key: string, sj: SingletonJob, wanted: Wanted, due: Due | undefined): Promise<Result> {
@@ -210,17 +212,49 @@ export function mayHaveLivePods(p: Pass, sj: SingletonJob): boolean {
  * Once per object, while it is idle and before its first run: a live Pod list
  * rules out Pods of a deleted predecessor with the same namespace/name (they
  * hold the first run otherwise), recorded as status.predecessorPodsChecked so
- * that no start has to list Pods for it again (see mayHaveLivePods). Returns
- * whether it wrote.
+ * that no start has to list Pods for it again (see mayHaveLivePods). One list
+ * of the namespace serves every object created at least a second before it
+ * was sent (PodSnapshots): 10,000 new objects cost a few lists, not 10,000.
+ * `retryInMs`: the object is too new for the latest list; look again then.
  */
-export async function checkPredecessorPods(p: Starter, key: string, sj: SingletonJob): Promise<boolean> {
+export async function checkPredecessorPods(p: Starter, key: string, sj: SingletonJob): Promise<{ wrote: boolean; retryInMs?: number }> {
   const s = sj.status ?? {};
-  if (!p.d.jobsFinishAfterPods || s.predecessorPodsChecked || s.recentRuns?.length || s.activeRun) return false;
-  if ((await runningPods(p.d.pods, sj)).length) return false;
+  if (!p.d.jobsFinishAfterPods || s.predecessorPodsChecked || s.recentRuns?.length || s.activeRun) return { wrote: false };
+  // creationTimestamp has whole seconds: a list sent a second later surely came after the object.
+  const created = sj.metadata?.creationTimestamp ? new Date(sj.metadata.creationTimestamp).getTime() : 0;
+  const notBefore = (Number.isFinite(created) ? created : 0) + 1000;
+  const running = await p.podSnapshots.runningSince(sj.metadata!.namespace!, notBefore);
+  if (running === undefined) return { wrote: false, retryInMs: Math.max(50, notBefore - p.d.now().getTime() + 50) };
+  if (running.some((pod) => belongsTo(pod, sj))) return { wrote: false };
   p.d.jobs.podsChecked(sj.metadata!.uid!);
   await p.write(key, sj, (st) => {
     st.predecessorPodsChecked = true;
     setReady(st, healthyReadiness(sj), sj.metadata?.generation, p.d.now());
   });
-  return true;
+  return { wrote: true };
+}
+
+/** Live Pod lists of a namespace, shared by the objects a list can answer for (checkPredecessorPods only). */
+export class PodSnapshots {
+  private readonly lists = new Map<string, { sentAt: number; running: V1Pod[] }>();
+  private readonly pods: PodControl;
+  private readonly now: () => Date;
+  private readonly maxAgeMs: number;
+
+  constructor(pods: PodControl, now: () => Date, maxAgeMs = 10_000) {
+    this.pods = pods;
+    this.now = now;
+    this.maxAgeMs = maxAgeMs;
+  }
+
+  /** The namespace's Pods that may still run, from a list sent at or after `notBefore` (server ms); undefined before then. */
+  async runningSince(namespace: string, notBefore: number): Promise<V1Pod[] | undefined> {
+    const now = this.now().getTime();
+    const last = this.lists.get(namespace);
+    if (last && last.sentAt >= notBefore && now - last.sentAt <= this.maxAgeMs) return last.running;
+    if (now < notBefore) return undefined;
+    const running = (await this.pods.list(namespace)).filter((pod) => !isPodTerminal(pod));
+    this.lists.set(namespace, { sentAt: now, running });
+    return running;
+  }
 }
