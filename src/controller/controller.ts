@@ -192,7 +192,7 @@ export class SingletonJobController {
     }
     if (this.finishAfterPods === undefined) {
       try {
-        const version = await readServerVersion(kc);
+        const version = await readServerVersion(makeClient(kc, k8s.VersionApi, { timeoutMs: guarded.timeoutMs, metrics: this.requestMetrics }));
         this.finishAfterPods = jobsFinishAfterPods(version);
         log.info({ server: version?.gitVersion, jobsFinishAfterPods: this.finishAfterPods }, 'Read the API server version');
       } catch (err) {

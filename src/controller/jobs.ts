@@ -153,8 +153,7 @@ export function belongsToRun(pod: V1Pod, run: ActiveRun): boolean {
 
 /** A Job of ours that was never released: suspended, never started, no Pod ever counted (start-run.ts). */
 export function isPendingAttempt(job: V1Job, sj: SingletonJob): boolean {
-  const st = job.status ?? {};
-  return isOwnedBy(job, sj) && !job.metadata?.deletionTimestamp && job.spec?.suspend === true && !st.startTime && !st.active && !st.succeeded && !st.failed;
+  return isOwnedBy(job, sj) && !job.metadata?.deletionTimestamp && neverReleased(job) && !job.status?.succeeded && !job.status?.failed;
 }
 
 /**
@@ -164,7 +163,12 @@ export function isPendingAttempt(job: V1Job, sj: SingletonJob): boolean {
  */
 export function mayStillRunPods(job: V1Job): boolean {
   if (jobOutcome(job)) return (job.status?.active ?? 0) > 0;
-  return !(job.spec?.suspend === true && !job.status?.startTime && !job.status?.active);
+  return !neverReleased(job);
+}
+
+/** Suspended and never started: the Job controller has never given it a Pod. */
+function neverReleased(job: V1Job): boolean {
+  return job.spec?.suspend === true && !job.status?.startTime && !job.status?.active;
 }
 
 export function isOwnedBy(job: V1Job, sj: SingletonJob): boolean {

@@ -143,7 +143,7 @@ export class Reconciler implements Starter {
     const queued = toDate(status.queuedSlot);
     if (due && !due.slot && due.skipped > 0) return this.recordSkipped(sj, due, 'missed its starting deadline');
     // A queued slot runs as soon as nothing is in flight (Queue policy).
-    if (queued && !active) return this.startRun(key, sj, { kind: 'Scheduled', slot: queued }, undefined);
+    if (queued && !active) return startRun(this, key, sj, { kind: 'Scheduled', slot: queued }, undefined);
     // Backfill slots only when nothing else is due and nothing is in flight: one after another.
     const backfill = !due?.slot && !manual && !active ? nextBackfillSlot(sj) : undefined;
     const wanted: Wanted | undefined = due?.slot ? { kind: 'Scheduled', slot: due.slot } : manual ? { kind: 'Manual', requestId: manual } : backfill ? { kind: 'Backfill', slot: backfill } : undefined;
@@ -176,7 +176,7 @@ export class Reconciler implements Starter {
       );
       return { requeueAfterMs: 0 };
     }
-    if (wanted) return this.startRun(key, sj, wanted, due);
+    if (wanted) return startRun(this, key, sj, wanted, due);
     if (!active && (await this.backfillCompleted(key, sj))) return { requeueAfterMs: 0 };
     if (!active && (await this.dryRunRejected(sj))) return { requeueAfterMs: 0 };
     const predecessors = await checkPredecessorPods(this, key, sj);
@@ -305,10 +305,6 @@ export class Reconciler implements Starter {
       return { ready: false, reason: ready.reason, message: ready.message };
     }
     return undefined;
-  }
-
-  private startRun(key: string, sj: SingletonJob, wanted: Wanted, due: Due | undefined): Promise<Result> {
-    return startRun(this, key, sj, wanted, due);
   }
 
   createReservedJob(key: string, sj: SingletonJob, run: ActiveRun, log: Logger): Promise<Result> {

@@ -75,10 +75,9 @@ export async function startRun(p: Starter, key: string, sj: SingletonJob, wanted
   } catch (err) {
     if (isInvalid(err)) {
       // Nothing was created: the run is recorded as failed without a Job, and the schedule goes on.
-      const message = `The API server refused Job ${run.name}: ${apiMessage(err)}`;
-      await p.d.events.emit(sj, 'Warning', 'JobRejected', message);
+      const readiness = await jobRejected(p, sj, run, err);
       const reserved = await p.write(key, sj, (s) => recordStart(s, sj, run, due, p.d.now()));
-      return p.finish(key, reserved, run, 'Failed', undefined, { ready: false, reason: 'JobRejected', message });
+      return p.finish(key, reserved, run, 'Failed', undefined, readiness);
     }
     if (!isConflict(err)) throw err;
     const taken = await p.d.jobs.read(sj.metadata!.namespace!, name);
@@ -117,12 +116,7 @@ export async function startRun(p: Starter, key: string, sj: SingletonJob, wanted
 
   // 3. Released.
   await p.d.jobs.unsuspend(job);
-  await p.d.events.emit(
-    sj,
-    'Normal',
-    'RunStarted',
-    `Started run ${run.name} with fencing token ${run.token} (${run.slot ? `slot ${run.slot}` : `manual request "${run.requestId}"`}, leader term ${run.term})`,
-  );
+  await announceStarted(p, sj, run);
   if (skipped > 0) {
     p.d.metrics.slotsSkipped.inc(skipped);
     await p.d.events.emit(sj, 'Warning', 'SlotsSkipped', `Skipped ${skipped}${due?.skippedAtLeast ? '+' : ''} missed slot(s) before ${run.slot}: only the latest due slot runs`);
@@ -144,11 +138,7 @@ export async function createReservedJob(p: Pass, key: string, sj: SingletonJob, 
   try {
     job = await p.d.jobs.create(buildJob(sj, run, { suspended: true }));
   } catch (err) {
-    if (isInvalid(err)) {
-      const message = `The API server refused Job ${run.name}: ${apiMessage(err)}`;
-      await p.d.events.emit(sj, 'Warning', 'JobRejected', message);
-      return p.finish(key, sj, run, 'Failed', undefined, { ready: false, reason: 'JobRejected', message });
-    }
+    if (isInvalid(err)) return p.finish(key, sj, run, 'Failed', undefined, await jobRejected(p, sj, run, err));
     if (!isConflict(err)) throw err;
     // AlreadyExists: the next pass adopts it if it is this run's Job.
     log.info({ run: run.name }, 'Job of the reserved run already exists');
@@ -159,13 +149,20 @@ export async function createReservedJob(p: Pass, key: string, sj: SingletonJob, 
     s.activeRun = { ...run, jobUID: job.metadata!.uid! };
   });
   await p.d.jobs.unsuspend(job);
-  await p.d.events.emit(
-    sj,
-    'Normal',
-    'RunStarted',
-    `Started run ${run.name} with fencing token ${run.token} (${run.slot ? `slot ${run.slot}` : `manual request "${run.requestId}"`}, leader term ${run.term})`,
-  );
+  await announceStarted(p, sj, run);
   return {};
+}
+
+/** The API server refused a run's Job (422): says so, and what Ready becomes. */
+async function jobRejected(p: Pass, sj: SingletonJob, run: ActiveRun, err: unknown): Promise<Readiness> {
+  const message = `The API server refused Job ${run.name}: ${apiMessage(err)}`;
+  await p.d.events.emit(sj, 'Warning', 'JobRejected', message);
+  return { ready: false, reason: 'JobRejected', message };
+}
+
+async function announceStarted(p: Pass, sj: SingletonJob, run: ActiveRun): Promise<void> {
+  const what = run.slot ? `slot ${run.slot}` : `manual request "${run.requestId}"`;
+  await p.d.events.emit(sj, 'Normal', 'RunStarted', `Started run ${run.name} with fencing token ${run.token} (${what}, leader term ${run.term})`);
 }
 
 /** The status of a started run: it is the active run, its token the current one, its slot or request taken into account. */

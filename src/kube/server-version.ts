@@ -1,7 +1,7 @@
 // What the API server's version tells about the behaviour the operator may
 // rely on. Read once per leadership (GET /version); unknown = assume the
 // oldest behaviour.
-import * as k8s from '@kubernetes/client-node';
+import type { VersionApi } from '@kubernetes/client-node';
 
 export interface ServerVersion {
   major: number;
@@ -26,6 +26,6 @@ export function jobsFinishAfterPods(v: ServerVersion | undefined): boolean {
   return v !== undefined && (v.major > 1 || (v.major === 1 && v.minor >= 31));
 }
 
-export async function readServerVersion(kc: k8s.KubeConfig): Promise<ServerVersion | undefined> {
-  return parseServerVersion(await kc.makeApiClient(k8s.VersionApi).getCode());
+export async function readServerVersion(api: VersionApi): Promise<ServerVersion | undefined> {
+  return parseServerVersion(await api.getCode());
 }
