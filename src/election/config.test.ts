@@ -1,6 +1,6 @@
 import { ConfigError, makeIdentity, resolveTimings, validateConfig, type LeaderElectionConfig } from './config.ts';
-import { compareResourceVersions, termFromResourceVersion, TermError } from './token.ts';
-import { formatMicroTime, recordFromLease } from './lock.ts';
+import { compareResourceVersions, termFromResourceVersion, termProblem, TermError } from './token.ts';
+import { acquisitionTime, formatMicroTime, recordFromLease } from './lock.ts';
 
 const base: LeaderElectionConfig = { kubeConfig: {} as never, namespace: 'ns', name: 'singleton-operator', identity: 'pod-0_abc' };
 
@@ -49,6 +49,13 @@ describe('fencing terms', () => {
 
   it.each([['9007199254740992'], ['18446744073709551615'], [''], [undefined], ['0'], ['012'], ['abc'], ['1e5'], ['-3']])('refuse %p', (rv) => {
     expect(() => termFromResourceVersion(rv)).toThrow(TermError);
+    expect(termProblem(rv)).toEqual(expect.stringContaining('cannot be a fencing term'));
+  });
+
+  it('say why, naming the value', () => {
+    expect(termProblem('9007199254740991')).toBeUndefined();
+    expect(termProblem('9007199254740992')).toBe('the Lease resourceVersion 9007199254740992 is not below 2^53, so it cannot be a fencing term (a term must survive JSON and CEL without rounding)');
+    expect(termProblem('AAAxyz=')).toMatch(/^the Lease resourceVersion "AAAxyz=" is not a positive decimal integer, so it cannot be a fencing term \(needs Kubernetes ≥ 1\.35 on etcd/);
   });
 
   it('compare resourceVersions as integers, not as strings or floats', () => {
@@ -63,6 +70,16 @@ describe('MicroTime', () => {
   it('is written as Kubernetes writes it: UTC with six fractional digits', () => {
     expect(formatMicroTime(Date.UTC(2030, 0, 2, 3, 4, 5, 678))).toBe('2030-01-02T03:04:05.678000Z');
     expect(formatMicroTime(Date.UTC(2030, 0, 2, 3, 4, 5, 678) + 0.25)).toBe('2030-01-02T03:04:05.678250Z');
+  });
+
+  it('of an acquisition keeps the millisecond and carries a random nonce 001–999 in the microseconds (never the 000 of a whole-millisecond writer)', () => {
+    const ms = Date.UTC(2030, 0, 2, 3, 4, 5, 678);
+    expect(acquisitionTime(ms + 0.9, () => 0)).toBe('2030-01-02T03:04:05.678001Z');
+    expect(acquisitionTime(ms, () => 0.5)).toBe('2030-01-02T03:04:05.678500Z');
+    expect(acquisitionTime(ms, () => 0.999_999_999)).toBe('2030-01-02T03:04:05.678999Z');
+    const seen = new Set(Array.from({ length: 200 }, () => acquisitionTime(ms)));
+    for (const t of seen) expect(t).toMatch(/^2030-01-02T03:04:05\.678(?!000)\d{3}Z$/);
+    expect(seen.size).toBeGreaterThan(150);
   });
 
   it('is read back whether client-node hands over a string or a Date', () => {

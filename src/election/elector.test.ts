@@ -2,6 +2,7 @@
 // cases client-go's tests cover (acquire an expired lease, never steal a live
 // one, renew, count transitions, step down, release) plus what we add (watch-
 // driven takeover, self-fencing, stalls, fencing terms, clock skew).
+import { jest } from '@jest/globals';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import type { Clock } from './clock.ts';
@@ -9,9 +10,8 @@ import { ManualClock } from '../../test/support/manual-clock.ts';
 import { LeaderElector } from './elector.ts';
 import { LeadershipLostError, type Leadership } from './leadership.ts';
 import { FakeLeaseStore, type FakeLeaseClient } from '../../test/support/fake-lease.ts';
-import type { LeaseLock, LeaseRecord } from './lock.ts';
+import type { LeaseEvent, LeaseLock, LeaseRecord, LeaseSnapshot } from './lock.ts';
 import type { LeaderElectionConfig } from './config.ts';
-import { TermError } from './token.ts';
 
 const LEASE = 15_000;
 const RENEW = 10_000;
@@ -115,6 +115,27 @@ function externalHolder(store: FakeLeaseStore, clock: ManualClock, identity: str
   };
   clock.setTimeout(tick, every);
   return { stop: () => void (stopped = true) };
+}
+
+/** A Lease lock whose resourceVersions are opaque strings ("rv-<n>"), as a storage other than etcd may hand out. */
+function opaqueVersions(client: FakeLeaseClient): LeaseLock {
+  const out = (lease: LeaseSnapshot): LeaseSnapshot => ({ ...lease, resourceVersion: `rv-${lease.resourceVersion}` });
+  const back = (rv: string) => rv.replace(/^rv-/, '');
+  const outEvent = (e: LeaseEvent): LeaseEvent => (e.type === 'upsert' ? { type: 'upsert', lease: out(e.lease) } : { ...e, resourceVersion: e.resourceVersion && `rv-${e.resourceVersion}` });
+  return {
+    describe: () => client.describe(),
+    list: async () => {
+      const { lease, resourceVersion } = await client.list();
+      return { lease: lease && out(lease), resourceVersion: `rv-${resourceVersion}` };
+    },
+    get: async () => {
+      const lease = await client.get();
+      return lease && out(lease);
+    },
+    create: async (record) => out(await client.create(record)),
+    update: async (record, base) => out(await client.update(record, { ...base, resourceVersion: back(base.resourceVersion) })),
+    watch: (rv, onEvent, onClose) => client.watch(back(rv), (e) => onEvent(outEvent(e)), onClose),
+  };
 }
 
 let clock: ManualClock;
@@ -454,14 +475,93 @@ describe('shutting down', () => {
 });
 
 describe('terms', () => {
-  it('refuses to lead when the resourceVersion is not below 2^53, and releases the Lease', async () => {
+  // Issue 21 item 4: run() used to reject with a TermError here, so the operator exited — on every
+  // replica, again after each restart (a crash loop on a storage that is not etcd).
+  it('does not lead when its acquiring write’s resourceVersion is not below 2^53: gives the Lease back, says so in one error naming the value, stays up, not ready, and writes nothing more', async () => {
     store = new FakeLeaseStore(2n ** 53n - 1n);
     const a = add('a');
     await clock.advance(0);
     expect(a.leaderships).toHaveLength(0);
-    expect(await a.done).toBeInstanceOf(TermError);
     expect(store.current()!.record.holderIdentity).toBe('');
+    const writes = store.writesBy('a').length;
+    expect(store.writesBy('a').map((w) => w.resourceVersion)).toEqual(['9007199254740992', '9007199254740993']);
+    await clock.advance(10 * LEASE);
+    expect(store.writesBy('a')).toHaveLength(writes);
+    expect(a.leaderships).toHaveLength(0);
+    expect(a.events.filter((e) => e.startsWith('run'))).toEqual([]);
+    expect(a.elector.isLeader()).toBe(false);
+    expect(a.elector.healthy().ok).toBe(true);
+    // The reason names the newest resourceVersion seen (the giving back's); the error log the first.
+    expect(a.elector.ready()).toEqual({ ok: false, reason: expect.stringContaining('resourceVersion 9007199254740993 is not below 2^53') });
+    const errors = a.logs.filter((l) => l.level === 50);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ resourceVersion: '9007199254740992', msg: expect.stringContaining('cannot be a fencing term') });
+    await Promise.all([a.stop(), clock.advance(0)]);
+    expect(a.events.at(-1)).toBe('run resolved');
     candidates = [];
+  });
+
+  it('a storage that hands out opaque resourceVersions: no replica writes or leads, each says so once and is not ready, none exits', async () => {
+    const all = ['a', 'b'].map((n) => {
+      const c = candidate(store, clock, n, { config: { lock: opaqueVersions(store.client(n)) } });
+      candidates.push(c);
+      return c;
+    });
+    await clock.advance(0);
+    await clock.advance(10 * LEASE);
+    // The list's resourceVersion already tells: no write of ours could yield a term.
+    expect(store.writes).toHaveLength(0);
+    for (const c of all) {
+      expect(c.leaderships).toHaveLength(0);
+      expect(c.events.filter((e) => e.startsWith('run'))).toEqual([]);
+      expect(c.elector.ready()).toEqual({ ok: false, reason: expect.stringMatching(/resourceVersion "rv-\d+" is not a positive decimal integer/) });
+      expect(c.logs.filter((l) => l.level === 50)).toHaveLength(1);
+    }
+  });
+
+  it('a standby that sees the holder’s Lease pass 2^53 says so once, is not ready and never takes it; once the revisions are usable again (etcd restore) it leads with a term below 2^53', async () => {
+    store = new FakeLeaseStore(2n ** 53n - 5n);
+    const backup = store.backup(); // no Lease yet
+    const holder = externalHolder(store, clock, 'other');
+    const b = add('b');
+    await clock.advance(0);
+    expect(b.elector.ready().ok).toBe(true);
+    await clock.advance(5 * RETRY);
+    expect(b.elector.ready()).toEqual({ ok: false, reason: expect.stringContaining('not below 2^53') });
+    holder.stop();
+    await clock.advance(10 * LEASE);
+    expect(store.writesBy('b')).toHaveLength(0);
+    expect(b.logs.filter((l) => l.level === 50)).toHaveLength(1);
+    store.restore(backup);
+    await clock.advance(LEASE + 3 * RETRY);
+    expect(b.leaderships).toHaveLength(1);
+    expect(b.leaderships[0]!.term).toBeLessThan(2 ** 53);
+    expect(b.leaderships[0]!.term).toBe(Number(store.writesBy('b')[0]!.resourceVersion));
+    expect(b.elector.ready().ok).toBe(true);
+    expect(b.logs.filter((l) => l.level === 50)).toHaveLength(1);
+  });
+
+  it('a leader whose renews pass 2^53 keeps its term and leads on, says so once and is not ready; once it lost the Lease it does not take it again', async () => {
+    store = new FakeLeaseStore(2n ** 53n - 4n);
+    const a = add('a');
+    await clock.advance(0);
+    const term = a.leaderships[0]!.term;
+    expect(term).toBe(2 ** 53 - 3);
+    await clock.advance(5 * RETRY);
+    expect(BigInt(store.current()!.resourceVersion)).toBeGreaterThanOrEqual(2n ** 53n);
+    expect(a.elector.isLeader()).toBe(true);
+    expect(a.leaderships).toHaveLength(1);
+    expect(a.leaderships[0]!.latestRevision!()).toBe(term);
+    expect(a.elector.ready().ok).toBe(false);
+    a.client.setDown(true);
+    await clock.advance(RENEW + RETRY);
+    expect(a.elector.isLeader()).toBe(false);
+    a.client.setDown(false);
+    const writes = store.writesBy('a').length;
+    await clock.advance(10 * LEASE);
+    expect(store.writesBy('a')).toHaveLength(writes);
+    expect(a.leaderships).toHaveLength(1);
+    expect(a.logs.filter((l) => l.level === 50)).toHaveLength(1);
   });
 
   it('strictly increase across many failovers between replicas', async () => {
@@ -576,6 +676,88 @@ describe('two processes with one identity', () => {
     expect(a.elector.ready().ok).toBe(true);
     expect(store.current()!.record.holderIdentity).toBe('x');
     expect(store.writes.at(-1)!.client).toBe('a');
+  });
+
+  // Issue 21 item 8: both send an acquisition with the same acquireTime (same millisecond); the loser
+  // used to remember it as its own before its compare-and-swap failed, so it took the winner's live
+  // record for its own: it took it over at once, and with an unchanged wall clock wrote that acquireTime
+  // again, so neither ever saw a conflict and both led.
+  it('two racing for a released Lease in the same millisecond: one leads; the loser never takes the winner’s record for its own', async () => {
+    const registry = new Registry();
+    const released = '2030-01-01T00:00:00.000000Z';
+    store.put({ holderIdentity: '', leaseDurationSeconds: 1, acquireTime: released, renewTime: released, leaseTransitions: 3 });
+    const a = add('a', { config: { identity: 'x', registry } });
+    const b = add('b', { config: { identity: 'x', registry: new Registry() } });
+    await clock.advance(0);
+    // Both sent their acquisition from the same base at the same instant; one compare-and-swap won.
+    expect(store.requests.filter((r) => r.endsWith(' update')).slice(0, 2)).toEqual(['a update', 'b update']);
+    expect(store.writesBy('a')[0]!.record!.acquireTime).toMatch(/\.000(?!000)\d{3}Z$/); // a random nonce in the microseconds
+    await clock.advance(60_000);
+    expect(a.leaderships).toHaveLength(1);
+    expect(a.leaderships[0]!.signal.aborted).toBe(false);
+    expect(b.leaderships).toHaveLength(0);
+    expect(store.writesBy('b')).toHaveLength(0);
+    expect(store.current()!.record.acquireTime).toBe(store.writesBy('a')[0]!.record!.acquireTime);
+    expect(conflictLines(b)).toHaveLength(1);
+    expect(b.elector.ready()).toEqual({ ok: false, reason: expect.stringContaining('duplicate --identity') });
+    expect(a.elector.ready().ok).toBe(true);
+    expect(conflictLines(a)).toHaveLength(0);
+    expectNoOverlap([a, b]);
+  });
+
+  it('the same, with both nonces equal (1 in 999): the loser still judges the winner’s record, seen before its own answer, as another process’s', async () => {
+    const random = jest.spyOn(Math, 'random').mockReturnValue(0.5);
+    try {
+      const released = '2030-01-01T00:00:00.000000Z';
+      store.put({ holderIdentity: '', leaseDurationSeconds: 1, acquireTime: released, renewTime: released, leaseTransitions: 3 });
+      const a = add('a', { config: { identity: 'x' } });
+      const b = add('b', { config: { identity: 'x' } });
+      await clock.advance(0);
+      const [first, second] = store.requests.filter((r) => r.endsWith(' update'));
+      expect([first, second]).toEqual(['a update', 'b update']);
+      expect(store.writesBy('a')[0]!.record!.acquireTime).toBe('2030-01-01T00:00:00.000500Z');
+      // Judged as soon as its own compare-and-swap failed, not only at the winner's next renew.
+      expect(conflictLines(b)).toHaveLength(1);
+      expect(b.elector.ready().ok).toBe(false);
+      await clock.advance(60_000);
+      expect(a.leaderships).toHaveLength(1);
+      expect(a.leaderships[0]!.signal.aborted).toBe(false);
+      expect(b.leaderships).toHaveLength(0);
+      expect(store.writesBy('b')).toHaveLength(0);
+      expect(conflictLines(b)).toHaveLength(1);
+      expect(conflictLines(a)).toHaveLength(0);
+      expect(b.elector.ready().ok).toBe(false);
+      expectNoOverlap([a, b]);
+    } finally {
+      random.mockRestore();
+    }
+  });
+
+  it('an acquisition whose answer was lost (a timeout) but which landed is its own: no conflict, and it leads after its backoff', async () => {
+    const a = add('a', {
+      config: {
+        identity: 'x',
+        lock: ((client: FakeLeaseClient): LeaseLock => {
+          let lost = 1;
+          return Object.assign(Object.create(client) as FakeLeaseClient, {
+            update: async (record: LeaseRecord, base: LeaseSnapshot) => {
+              const written = await client.update(record, base);
+              if (lost-- > 0) throw new Error('request timed out after 5000 ms');
+              return written;
+            },
+          });
+        })(store.client('a')),
+      },
+    });
+    const released = '2030-01-01T00:00:00.000000Z';
+    store.put({ holderIdentity: '', leaseDurationSeconds: 1, acquireTime: released, renewTime: released, leaseTransitions: 0 });
+    await clock.advance(0);
+    expect(a.leaderships).toHaveLength(0);
+    expect(store.current()!.record.holderIdentity).toBe('x');
+    await clock.advance(2 * RETRY);
+    expect(a.leaderships).toHaveLength(1);
+    expect(conflictLines(a)).toHaveLength(0);
+    expect(a.elector.ready().ok).toBe(true);
   });
 });
 

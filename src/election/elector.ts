@@ -10,12 +10,13 @@ import pino, { type Logger } from 'pino';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { realClock, type Clock, type TimerHandle } from './clock.ts';
 import { validateConfig, type LeaderElectionConfig, type ResolvedTimings } from './config.ts';
-import { KubernetesLeaseLock, describeError, formatMicroTime, isCasFailure, type LeaseLock, type LeaseRecord, type LeaseSnapshot } from './lock.ts';
+import { KubernetesLeaseLock, acquisitionTime, describeError, isCasFailure, type LeaseLock, type LeaseRecord, type LeaseSnapshot } from './lock.ts';
 import { LeaderTerm, releaseLease, type LeaderContext, type Leadership, type LossReason } from './leadership.ts';
 import { electionMetrics, type ElectionMetrics } from './metrics.ts';
 import { restClientMetrics } from '../kube/client-metrics.ts';
 import { LeaseObserver, sameRecord, type Observation } from './observer.ts';
-import { termFromResourceVersion } from './token.ts';
+import { termProblem } from './token.ts';
+import { statusCode } from '../kube/errors.ts';
 
 /** How many of our own acquisitions (their acquireTime) we remember to tell our records from another process's. */
 const OWN_ACQUISITIONS_KEPT = 16;
@@ -48,8 +49,18 @@ export class LeaderElector {
   private backoffUntil = 0;
   private reportedLeader: string | undefined;
   private wakers = new Set<() => void>();
-  /** acquireTime of our recent acquisitions: a record with our identity and another acquireTime is not ours. */
+  /**
+   * acquireTime of our recent acquisitions — each one carries a random nonce
+   * (lock.ts acquisitionTime) and is added only once its write landed: a record
+   * with our identity and another acquireTime is not ours.
+   */
   private readonly ownAcquisitions: string[] = [];
+  /** The acquireTime of our acquisition in flight: a record carrying it is judged when the write is answered. */
+  private pendingAcquisition: string | undefined;
+  /** A write under our identity with the pending acquireTime, seen before that answer: ours if the write landed, else a conflict. */
+  private deferredConflict: Observation | undefined;
+  /** Set while the Lease's resourceVersions cannot be fencing terms: we neither lead nor report ready (token.ts). */
+  private termless: { resourceVersion: string; problem: string } | undefined;
   /** Until when (monotonic) another process wrote the Lease under our identity: we neither lead nor report ready. */
   private conflictUntil = -Infinity;
   /** When we last saw the Lease's resourceVersion go back: nobody may be trusted to have stopped before a lease duration. */
@@ -121,19 +132,23 @@ export class LeaderElector {
    * Readiness. Not ready while another process writes the Lease under this
    * replica's identity (two replicas configured with the same --identity):
    * this one refuses to lead meanwhile, and a red /readyz makes it visible.
+   * Not ready either while the Lease's resourceVersion cannot be a fencing
+   * term (≥ 2^53, or not a decimal integer): nobody can lead then.
    */
   ready(): { ok: boolean; reason?: string } {
     if (this.clock.now() < this.conflictUntil) {
       return { ok: false, reason: `another process holds the Lease under this replica's identity ${JSON.stringify(this.identity)} (duplicate --identity); refusing to lead` };
     }
+    if (this.termless) return { ok: false, reason: `${this.termless.problem}; refusing to lead` };
     return { ok: true };
   }
 
   /**
    * Campaigns until `signal` aborts. On abort: aborts the leadership, waits for
    * onStartedLeading's promise to settle, releases the Lease (when
-   * releaseOnCancel), then resolves. Rejects only on errors that make leading
-   * impossible (a resourceVersion that cannot be a fencing term).
+   * releaseOnCancel), then resolves. It does not reject: a Lease whose
+   * resourceVersion cannot be a fencing term makes this replica stand by, not
+   * ready, until one can (see ready()), rather than exit on every replica.
    */
   async run(signal: AbortSignal): Promise<void> {
     if (this.running) throw new Error('LeaderElector.run() is already running');
@@ -162,11 +177,19 @@ export class LeaderElector {
         }
         const won = await this.campaign(signal);
         if (!won) break;
+        const problem = termProblem(won.snapshot.resourceVersion);
+        if (problem) {
+          // Acquired, but the write's resourceVersion cannot be a term: never
+          // lead with a wrong one. Give the Lease back and stand by, not ready.
+          this.cannotLead(won.snapshot.resourceVersion, problem);
+          await releaseLease(this.leaderContext, won.snapshot);
+          continue;
+        }
         if (signal.aborted) {
           await releaseLease(this.leaderContext, won.snapshot);
           break;
         }
-        const reason = await this.lead(won.snapshot, won.sentAt, signal);
+        const reason = await this.lead(won.snapshot, Number(won.snapshot.resourceVersion), won.sentAt, signal);
         needFreshView = reason !== 'shutdown';
       }
     } finally {
@@ -185,7 +208,8 @@ export class LeaderElector {
     while (!signal.aborted) {
       const observation = this.observer.observation();
       const now = this.clock.now();
-      if (!observation) {
+      if (!observation || this.termless) {
+        // No view yet, or no write of ours could yield a fencing term: wait for the Lease to change.
         await this.waitForChange(undefined, signal);
         continue;
       }
@@ -229,12 +253,20 @@ export class LeaderElector {
     return record.holderIdentity === this.identity && record.acquireTime !== undefined && this.ownAcquisitions.includes(record.acquireTime);
   }
 
-  private async tryAcquire(observation: Observation): Promise<{ snapshot: LeaseSnapshot; sentAt: number } | 'retry-now' | 'backoff'> {
-    const now = this.formatNow();
-    const base = observation.lease;
-    // Remembered before sending: the watch may show our write before its response does.
-    this.ownAcquisitions.push(now);
+  private rememberAcquisition(acquireTime: string): void {
+    this.ownAcquisitions.push(acquireTime);
     if (this.ownAcquisitions.length > OWN_ACQUISITIONS_KEPT) this.ownAcquisitions.shift();
+  }
+
+  private async tryAcquire(observation: Observation): Promise<{ snapshot: LeaseSnapshot; sentAt: number } | 'retry-now' | 'backoff'> {
+    // A fresh nonce per acquisition, ours only once the write landed: another
+    // process with our identity may send the same millisecond, and only one
+    // compare-and-swap wins. Until the answer, a record carrying it that the
+    // watch shows first is neither ours nor a conflict (deferredConflict).
+    const now = acquisitionTime(this.clock.wallNow());
+    const base = observation.lease;
+    this.pendingAcquisition = now;
+    this.deferredConflict = undefined;
     const record: LeaseRecord = {
       holderIdentity: this.identity,
       leaseDurationSeconds: this.timings.leaseDurationMs / 1000,
@@ -245,11 +277,16 @@ export class LeaderElector {
     const sentAt = this.clock.now();
     try {
       const snapshot = base ? await this.lock.update(record, base) : await this.lock.create(record);
+      this.settleAcquisition(now, true);
       this.observer.record(snapshot);
       // Our compare-and-swap won: nobody else holds the Lease under our identity now.
       this.conflictUntil = -Infinity;
       return { snapshot, sentAt };
     } catch (err) {
+      // A refusal (4xx: 409 lost the race, 422, 403 …) wrote nothing; a timeout,
+      // a dropped connection or a 5xx may have written our record after all.
+      const code = statusCode(err);
+      this.settleAcquisition(now, code === undefined || code < 400 || code >= 500);
       if (!isCasFailure(err)) {
         this.logger.warn({ err: describeError(err), transient: true }, 'Failed to acquire the Lease; retrying');
         return 'backoff';
@@ -264,6 +301,19 @@ export class LeaderElector {
         return 'backoff';
       }
     }
+  }
+
+  /**
+   * The answer to our acquisition came: remember its acquireTime as ours when
+   * the write landed (or may have), and judge a record carrying it that the
+   * watch showed first — another process's when ours did not land.
+   */
+  private settleAcquisition(acquireTime: string, landed: boolean): void {
+    const deferred = this.deferredConflict;
+    this.pendingAcquisition = undefined;
+    this.deferredConflict = undefined;
+    if (landed) this.rememberAcquisition(acquireTime);
+    else if (deferred) this.identityConflict(deferred);
   }
 
   private async refreshQuietly(signal: AbortSignal): Promise<boolean> {
@@ -285,8 +335,11 @@ export class LeaderElector {
       this.metrics.reset();
       this.leading?.stepDown('reset', `the Lease resourceVersion went back from ${observation.reset.from} to ${observation.reset.to} (etcd restored from a backup without --bump-revision?)`);
     } else if (previous && this.writtenUnderOurIdentity(previous.lease?.record, observation)) {
-      this.identityConflict(observation);
+      // Carrying our acquisition in flight: ours if that write lands (settleAcquisition).
+      if (this.pendingAcquisition !== undefined && observation.lease!.record.acquireTime === this.pendingAcquisition) this.deferredConflict ??= observation;
+      else this.identityConflict(observation);
     }
+    this.checkTerm(observation);
     const holder = observation.lease?.record.holderIdentity;
     if (holder && holder !== this.reportedLeader) {
       this.reportedLeader = holder;
@@ -317,17 +370,42 @@ export class LeaderElector {
     this.leading?.stepDown('duplicate-identity', `another process wrote the Lease under our identity ${this.identity}`);
   }
 
+  /**
+   * Whether the Lease, as now seen, could still yield a fencing term: a
+   * resourceVersion ≥ 2^53 or not decimal makes every later write's one
+   * unusable too (revisions only grow), so nobody campaigns until one that is
+   * usable shows up again (an etcd restore, another storage).
+   */
+  private checkTerm(observation: Observation): void {
+    const resourceVersion = observation.lease?.resourceVersion ?? observation.resourceVersion;
+    if (resourceVersion === undefined) return;
+    const problem = termProblem(resourceVersion);
+    if (problem) {
+      this.cannotLead(resourceVersion, problem);
+    } else if (this.termless) {
+      this.logger.info({ resourceVersion, previousResourceVersion: this.termless.resourceVersion }, 'The Lease resourceVersion can be a fencing term again; campaigning');
+      this.termless = undefined;
+    }
+  }
+
+  /**
+   * No write of ours can yield a fencing term now: one error log per episode,
+   * not ready, no campaign. A leader keeps its term (it is a right one) until it
+   * loses the Lease; it cannot acquire again.
+   */
+  private cannotLead(resourceVersion: string, problem: string): void {
+    if (!this.termless) {
+      this.logger.error(
+        { resourceVersion, ...(this.leading ? { term: this.leading.term } : {}) },
+        `Cannot lead: ${problem}. This replica stays up, does not take the Lease and reports not ready until the Lease shows a resourceVersion that can be a term (an etcd restore, another storage); it never leads with another term`,
+      );
+    }
+    this.termless = { resourceVersion, problem };
+  }
+
   // ---- leader -----------------------------------------------------------------
 
-  private async lead(snapshot: LeaseSnapshot, sentAt: number, runSignal: AbortSignal): Promise<LossReason> {
-    let termNumber: number;
-    try {
-      termNumber = termFromResourceVersion(snapshot.resourceVersion);
-    } catch (err) {
-      this.logger.error({ err: describeError(err) }, 'Refused to lead');
-      await releaseLease(this.leaderContext, snapshot);
-      throw err;
-    }
+  private async lead(snapshot: LeaseSnapshot, termNumber: number, sentAt: number, runSignal: AbortSignal): Promise<LossReason> {
     if (this.lastTerm !== undefined && termNumber <= this.lastTerm) {
       // Only possible when resourceVersions went back (etcd restored without
       // --bump-revision). Refusing would gain nothing — a restarted process
@@ -400,10 +478,6 @@ export class LeaderElector {
   }
 
   // ---- plumbing ---------------------------------------------------------------
-
-  private formatNow(): string {
-    return formatMicroTime(this.clock.wallNow());
-  }
 
   private wake(): void {
     const wakers = [...this.wakers];

@@ -74,6 +74,23 @@ export function formatMicroTime(epochMs: number): string {
   return `${iso.slice(0, -1)}${String(micros).padStart(3, '0')}Z`;
 }
 
+/**
+ * The acquireTime of a new acquisition: the wall clock's millisecond, with random microsecond
+ * digits 001–999 as a nonce (never 000, which every whole-millisecond writer — this operator before
+ * the nonce, a hand-written record — produces). It tells apart two acquisitions under one identity
+ * made in the same millisecond by two processes. acquireTime and not an annotation: acquireTime is
+ * the one field every elector rewrites when it acquires (client-go: now, with its real microseconds;
+ * this elector: this) and keeps while it renews that acquisition, whereas an annotation survives
+ * every foreign write (client-go's LeaseLock.Update replaces only the spec of the object it read,
+ * and so does this lock), so another process's acquisition would carry our nonce on. See the
+ * README's "Two processes with one identity" for what neither can tell.
+ */
+export function acquisitionTime(epochMs: number, random: () => number = Math.random): string {
+  const micros = 1 + Math.min(998, Math.floor(random() * 999));
+  const iso = new Date(Math.floor(epochMs)).toISOString(); // 2030-01-01T00:00:00.123Z
+  return `${iso.slice(0, -1)}${String(micros).padStart(3, '0')}Z`;
+}
+
 // client-node passes MicroTime through as the string the server sent (its
 // type says Date); accept either.
 function microTimeString(value: unknown): string | undefined {

@@ -22,6 +22,8 @@ export interface Observation {
   lease: LeaseSnapshot | undefined;
   /** Monotonic time at which this process saw the record change (or appear, or disappear). */
   observedAt: number;
+  /** When the Lease does not exist: the resourceVersion at which that was seen (the list's or the deletion's), when known. */
+  resourceVersion?: string;
   /**
    * Set when the Lease was deleted while someone held it: that holder may still
    * believe it leads until its lease would have expired, judged from when we
@@ -158,6 +160,7 @@ export class LeaseObserver {
     } else {
       if (previous && !previous.lease && !reset) return;
       next = { lease: undefined, observedAt: now };
+      if (version) next.resourceVersion = version;
       if (reset) next.reset = reset;
       const held = previous?.lease?.record;
       if (previous && held && held.holderIdentity !== '') {

@@ -28,7 +28,11 @@
  * term survives JSON and CEL without rounding; with etcd revisions that bound
  * is far away (2^53 writes), but it is checked, never assumed. A
  * resourceVersion that is not a plain decimal integer (an API server older than
- * 1.35 may hand out opaque strings) is refused as well.
+ * 1.35, or a storage other than etcd, may hand out opaque strings) is refused as
+ * well. Refused means: the elector does not lead and says why (`termProblem`),
+ * once, in an error log and in its readiness; it stays up and leads as soon as
+ * the Lease shows a resourceVersion that can be a term again (elector.ts). It
+ * never leads with a rounded or made-up term.
  *
  * Downstream, the controller derives a per-run token as
  * max(previousToken + 1, term), so run tokens also strictly increase.
@@ -39,15 +43,24 @@ export class TermError extends Error {
 
 const MAX_TERM = BigInt(Number.MAX_SAFE_INTEGER) + 1n; // 2^53
 
-export function termFromResourceVersion(resourceVersion: string | undefined): number {
+/**
+ * Why `resourceVersion` cannot be a fencing term (a sentence naming the value),
+ * or undefined when it can.
+ */
+export function termProblem(resourceVersion: string | undefined): string | undefined {
   if (!resourceVersion || !/^[1-9][0-9]*$/.test(resourceVersion)) {
-    throw new TermError(`cannot derive a fencing term: resourceVersion ${JSON.stringify(resourceVersion)} is not a positive decimal integer (Kubernetes ≥ 1.35 is required)`);
+    return `the Lease resourceVersion ${JSON.stringify(resourceVersion)} is not a positive decimal integer, so it cannot be a fencing term (needs Kubernetes ≥ 1.35 on etcd, whose resourceVersions are revisions)`;
   }
-  const value = BigInt(resourceVersion);
-  if (value >= MAX_TERM) {
-    throw new TermError(`cannot derive a fencing term: resourceVersion ${resourceVersion} is not below 2^53`);
+  if (BigInt(resourceVersion) >= MAX_TERM) {
+    return `the Lease resourceVersion ${resourceVersion} is not below 2^53, so it cannot be a fencing term (a term must survive JSON and CEL without rounding)`;
   }
-  return Number(value);
+  return undefined;
+}
+
+export function termFromResourceVersion(resourceVersion: string | undefined): number {
+  const problem = termProblem(resourceVersion);
+  if (problem) throw new TermError(`cannot derive a fencing term: ${problem}`);
+  return Number(resourceVersion);
 }
 
 /** Orders two resourceVersions (KEP-5504); the one comparison lives in src/kube/resource-version.ts. */
