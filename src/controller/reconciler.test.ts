@@ -9,11 +9,12 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { Keys } from '../api/v1alpha1/singletonjob.ts';
 import type { ActiveRun, SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
-import { FakeCluster } from '../../test/support/fake-cluster.ts';
+import { apiError, FakeCluster } from '../../test/support/fake-cluster.ts';
 import { buildJob } from './jobs.ts';
 import { controllerMetrics } from './metrics.ts';
 import { backfillRunName, manualRunName, scheduledRunName } from './naming.ts';
 import { Reconciler } from './reconciler.ts';
+import { isNamespaceTerminating } from '../kube/errors.ts';
 import type { ReconcilerDeps, Result } from './reconciler.ts';
 
 const NOW = new Date('2026-06-01T12:00:30Z');
@@ -40,6 +41,8 @@ interface Case {
   /** Expected mutating calls, in order. */
   actions: string[];
   check?: (f: FakeCluster, r: Result) => void;
+  /** The pass is expected to fail with this error (checked by the function). */
+  rejects?: (err: unknown) => void;
 }
 
 function template(labels: Record<string, string> = {}) {
@@ -72,7 +75,14 @@ function addRunJob(f: FakeCluster, r: ActiveRun, opts: { uid?: string; suspend?:
   const job = buildJob(sj, r, { suspended: opts.suspend ?? false });
   if (opts.owner === false) job.metadata!.ownerReferences = [];
   if (opts.uid) job.metadata!.uid = opts.uid;
-  if (opts.outcome) job.status = { conditions: [{ type: opts.outcome, status: 'True' }] };
+  // As the Job controller of Kubernetes ≥ 1.31 finishes a Job: the interim condition (SuccessCriteriaMet/FailureTarget) first, then the terminal one.
+  if (opts.outcome)
+    job.status = {
+      conditions: [
+        { type: opts.outcome === 'Complete' ? 'SuccessCriteriaMet' : 'FailureTarget', status: 'True' },
+        { type: opts.outcome, status: 'True' },
+      ],
+    };
   return f.addJob(job);
 }
 
@@ -99,8 +109,40 @@ function inFlight(f: FakeCluster, r: ActiveRun, opts: { outcome?: 'Complete' | '
   return job;
 }
 
+/** The Job of generation 1 was accepted (a dry run or a run's create): no dry run is due. */
+const templateAccepted = {
+  type: 'TemplateAccepted',
+  status: 'True' as const,
+  reason: 'DryRunAccepted',
+  message: 'The API server accepts the Job this template makes (server-side dry run of generation 1)',
+  lastTransitionTime: '2026-01-01T00:00:00Z',
+  observedGeneration: 1,
+};
+/** Refusals and failures of a Job create, as the API server words them. */
+const quota403 = (job: V1Job) =>
+  apiError(403, `jobs.batch "${job.metadata?.name}" is forbidden: exceeded quota: jobs, requested: count/jobs.batch=1, used: count/jobs.batch=2, limited: count/jobs.batch=2`, { reason: 'Forbidden' });
+const webhook500 = () =>
+  apiError(
+    500,
+    'Internal error occurred: failed calling webhook "jobs.policy.example": failed to call webhook: Post "https://policy.example.svc:443/validate?timeout=10s": dial tcp 10.0.0.1:443: connect: connection refused',
+    { reason: 'InternalError' },
+  );
+const terminating403 = (job: V1Job) =>
+  apiError(403, `jobs.batch "${job.metadata?.name}" is forbidden: unable to create new content in namespace ns because it is being terminated`, {
+    reason: 'Forbidden',
+    details: { name: job.metadata?.name, group: 'batch', kind: 'jobs', causes: [{ reason: 'NamespaceTerminating', message: 'namespace ns is being terminated', field: 'metadata.namespace' }] },
+  });
+/** Answers a run's Job create (not the template's dry run) with `err`. */
+const refuseRuns = (f: FakeCluster, err: (job: V1Job) => Error) => void (f.refuseJobCreate = (job, o) => (o.dryRun ? undefined : err(job)));
+/** Answers the template's dry run with `err`. */
+const refuseDryRuns = (f: FakeCluster, err: (job: V1Job) => Error) => void (f.refuseJobCreate = (job, o) => (o.dryRun ? err(job) : undefined));
+const conditionOf = (f: FakeCluster, type: string) => f.sj().status?.conditions?.find((c) => c.type === type);
+
 const healthy = {
-  conditions: [{ type: 'Ready', status: 'True' as const, reason: 'Scheduled', message: 'Runs on schedule "* * * * *" in UTC', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 1 }],
+  conditions: [
+    { type: 'Ready', status: 'True' as const, reason: 'Scheduled', message: 'Runs on schedule "* * * * *" in UTC', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 1 },
+    templateAccepted,
+  ],
   observedGeneration: 1,
 };
 const scheduled = { schedule: '* * * * *' };
@@ -272,6 +314,7 @@ const cases: Case[] = [
           lastTransitionTime: '2026-01-01T00:00:00Z',
           observedGeneration: 1,
         },
+        templateAccepted,
       ],
       observedGeneration: 1,
     },
@@ -786,6 +829,335 @@ const cases: Case[] = [
     actions: ['update-status', 'event Normal BackfillCompleted'],
     check: (f) => expect(f.sj().status!.backfill!.completed).toBe(true),
   },
+  // Issue 21 item 5: refusals that held a schedule silently.
+  {
+    name: "a run's Job create refused with 403 (a quota on count/jobs.batch): the run ends Failed with the API server's message, an Event, Ready=False and TemplateAccepted=False",
+    spec: scheduled,
+    status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z' },
+    setup: (f) => refuseRuns(f, quota403),
+    actions: [`refused-job ${scheduledRunName('sj', SLOT)} (403)`, 'event Warning JobRejected', 'update-status', 'update-status', 'event Warning RunFinished'],
+    check: (f) => {
+      const s = f.sj().status!;
+      expect(s.activeRun).toBeUndefined();
+      expect(s.recentRuns![0]).toMatchObject({ name: scheduledRunName('sj', SLOT), outcome: 'Failed' });
+      expect(s.lastScheduleTime).toBe(SLOT.toISOString());
+      expect(s.consecutiveFailures).toBe(1);
+      expect(conditionOf(f, 'Ready')).toMatchObject({ status: 'False', reason: 'JobRejected' });
+      expect(conditionOf(f, 'Ready')!.message).toContain('exceeded quota');
+      expect(conditionOf(f, 'TemplateAccepted')).toMatchObject({ status: 'False', reason: 'JobRejected', observedGeneration: 1 });
+      expect(f.eventLog.find((e) => e.reason === 'JobRejected')!.message).toContain('exceeded quota');
+    },
+  },
+  {
+    name: "a retry attempt's Job create refused with 400: the run ends Failed instead of being retried forever with every later slot held",
+    spec: { ...scheduled, jobTemplate: { spec: { ...template().spec, backoffLimit: 2 } } },
+    status: { ...atSlot, currentToken: 700, activeRun: run({ name: scheduledRunName('sj', SLOT, 2), token: 700, attempt: 2, notBefore: new Date(NOW.getTime() - 1).toISOString() }) },
+    setup: (f) => refuseRuns(f, () => apiError(400, 'admission webhook "jobs.policy.example" denied the request: no jobs after hours', { reason: 'BadRequest' })),
+    actions: [`refused-job ${scheduledRunName('sj', SLOT, 2)} (400)`, 'event Warning JobRejected', 'update-status', 'update-status', 'event Warning RunFinished'],
+    check: (f) => {
+      const s = f.sj().status!;
+      expect(s.activeRun).toBeUndefined();
+      expect(s.recentRuns![0]).toMatchObject({ name: scheduledRunName('sj', SLOT, 2), outcome: 'Failed', attempt: 2 });
+      expect(conditionOf(f, 'Ready')).toMatchObject({ status: 'False', reason: 'JobRejected' });
+      expect(conditionOf(f, 'Ready')!.message).toContain('no jobs after hours');
+    },
+  },
+  {
+    name: "a run's Job create failing with 5xx (a webhook the API server cannot call): reserved without its Job, Stalled says why, retried",
+    spec: scheduled,
+    status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z' },
+    setup: (f) => refuseRuns(f, webhook500),
+    actions: [`refused-job ${scheduledRunName('sj', SLOT)} (500)`, 'update-status', 'event Warning RunStalled'],
+    check: (f, r) => {
+      const s = f.sj().status!;
+      expect(s.activeRun).toMatchObject({ name: scheduledRunName('sj', SLOT), token: 1001, slot: SLOT.toISOString() });
+      expect(s.activeRun!.jobUID).toBeUndefined();
+      expect(s.currentToken).toBe(1001);
+      expect(conditionOf(f, 'Stalled')).toMatchObject({ status: 'True', reason: 'JobCreateFailed' });
+      expect(conditionOf(f, 'Stalled')!.message).toContain('failed calling webhook');
+      expect(conditionOf(f, 'Stalled')!.message).toContain('2026-06-01T12:15:30.000Z');
+      expect(conditionOf(f, 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
+      expect(r.requeueAfterMs).toBeGreaterThan(0);
+      expect(r.requeueAfterMs).toBeLessThanOrEqual(30_000);
+    },
+  },
+  {
+    name: 'a reservation whose Job create keeps failing with 5xx, within its deadline: retried, the Stalled condition already says why (no write)',
+    spec: { ...scheduled, podStartDeadlineSeconds: 60 },
+    status: {
+      ...atSlot,
+      activeRun: run({ reservedTime: new Date(NOW.getTime() - 20_000).toISOString() }),
+      conditions: [
+        ...healthy.conditions,
+        {
+          type: 'Stalled',
+          status: 'True',
+          reason: 'JobCreateFailed',
+          message: `Run ${scheduledRunName('sj', SLOT)} has not started — its Job could not be created: ${webhook500().message}. The create is retried; the run is ended at 2026-06-01T12:01:10.000Z (podStartDeadlineSeconds) unless its Job is created by then.`,
+          lastTransitionTime: '2026-06-01T12:00:10Z',
+          observedGeneration: 1,
+        },
+      ],
+    },
+    setup: (f) => refuseRuns(f, webhook500),
+    actions: [`refused-job ${scheduledRunName('sj', SLOT)} (500)`],
+    check: (f, r) => {
+      expect(f.sj().status!.activeRun).toBeDefined();
+      expect(r.requeueAfterMs).toBe(10_000);
+    },
+  },
+  {
+    name: 'a reservation whose Job create still fails with 5xx at its deadline (podStartDeadlineSeconds from the reservation): the run ends as Stalled and later slots go on',
+    spec: { ...scheduled, podStartDeadlineSeconds: 30 },
+    status: { ...atSlot, activeRun: run({ reservedTime: new Date(NOW.getTime() - 31_000).toISOString() }) },
+    setup: (f) => refuseRuns(f, webhook500),
+    actions: [`refused-job ${scheduledRunName('sj', SLOT)} (500)`, 'event Warning RunStalled', 'update-status', 'event Warning RunFinished'],
+    check: (f) => {
+      const s = f.sj().status!;
+      expect(s.activeRun).toBeUndefined();
+      expect(s.recentRuns![0]).toMatchObject({ name: scheduledRunName('sj', SLOT), outcome: 'Stalled' });
+      expect(s.consecutiveFailures).toBe(1);
+      expect(s.conditions!.some((c) => c.type === 'Stalled')).toBe(false);
+      expect(f.eventLog.find((e) => e.reason === 'RunStalled')!.message).toContain('failed calling webhook');
+    },
+  },
+  {
+    name: "a run's Job create throttled (429, API Priority and Fairness): thrown for the workqueue's backoff, nothing recorded, no alarm",
+    spec: scheduled,
+    status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z' },
+    setup: (f) => refuseRuns(f, () => apiError(429, 'Too many requests, please try again later.', { reason: 'TooManyRequests' })),
+    actions: [`refused-job ${scheduledRunName('sj', SLOT)} (429)`],
+    rejects: (err) => expect((err as { code?: number }).code).toBe(429),
+    check: (f) => expect(f.sj().status!.activeRun).toBeUndefined(),
+  },
+  {
+    name: "a reservation's Job create throttled (429) past its deadline: ended as Stalled all the same (bounded whatever the answer)",
+    spec: { ...scheduled, podStartDeadlineSeconds: 30 },
+    status: { ...atSlot, activeRun: run({ reservedTime: new Date(NOW.getTime() - 31_000).toISOString() }) },
+    setup: (f) => refuseRuns(f, () => apiError(429, 'Too many requests, please try again later.', { reason: 'TooManyRequests' })),
+    actions: [`refused-job ${scheduledRunName('sj', SLOT)} (429)`, 'event Warning RunStalled', 'update-status', 'event Warning RunFinished'],
+    check: (f) => expect(f.sj().status!.recentRuns![0]).toMatchObject({ outcome: 'Stalled' }),
+  },
+  {
+    name: "a run's Job create in a terminating namespace: not the run's fault — the pass fails with a recognisable error, nothing recorded",
+    spec: scheduled,
+    status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z' },
+    setup: (f) => refuseRuns(f, terminating403),
+    actions: [`refused-job ${scheduledRunName('sj', SLOT)} (403)`],
+    rejects: (err) => expect(isNamespaceTerminating(err)).toBe(true),
+    check: (f) => {
+      expect(f.sj().status!.activeRun).toBeUndefined();
+      expect(f.sj().status!.recentRuns).toBeUndefined();
+    },
+  },
+  {
+    name: "a reservation's Job create in a terminating namespace: the reservation is left as it is",
+    spec: scheduled,
+    status: { ...atSlot, activeRun: run() },
+    setup: (f) => refuseRuns(f, terminating403),
+    actions: [`refused-job ${scheduledRunName('sj', SLOT)} (403)`],
+    rejects: (err) => expect(isNamespaceTerminating(err)).toBe(true),
+    check: (f) => expect(f.sj().status!.activeRun).toEqual(run()),
+  },
+  {
+    name: 'the template dry run in a terminating namespace: not JobRejected — the pass fails with a recognisable error',
+    spec: scheduled,
+    status: { ...atSlot },
+    setup: (f) => {
+      f.sjs.get(KEY)!.metadata!.generation = 2;
+      refuseDryRuns(f, terminating403);
+    },
+    actions: ['refused-dry-run-job sj-0 (403)'],
+    rejects: (err) => expect(isNamespaceTerminating(err)).toBe(true),
+    check: (f) => expect(conditionOf(f, 'Ready')!.reason).not.toBe('JobRejected'),
+  },
+  {
+    name: 'the template dry run refused with 403 (a quota): JobRejected with the message — and history Jobs beyond the limits are pruned first (a quota full of them must not deadlock)',
+    spec: { ...scheduled, successfulJobsHistoryLimit: 1 },
+    status: { ...atSlot, currentToken: 700 },
+    setup: (f) => {
+      f.sjs.get(KEY)!.metadata!.generation = 2;
+      addRunJob(f, run({ name: 'sj-a', token: 610 }), { outcome: 'Complete' });
+      addRunJob(f, run({ name: 'sj-b', token: 620 }), { outcome: 'Complete' });
+      refuseDryRuns(f, quota403);
+    },
+    actions: ['delete-job sj-a uid=job-uid-2', 'refused-dry-run-job sj-0 (403)', 'update-status', 'event Warning JobRejected'],
+    check: (f) => {
+      expect(conditionOf(f, 'Ready')).toMatchObject({ status: 'False', reason: 'JobRejected', observedGeneration: 2 });
+      expect(conditionOf(f, 'Ready')!.message).toContain('exceeded quota');
+      expect(conditionOf(f, 'TemplateAccepted')).toMatchObject({ status: 'False', reason: 'JobRejected', observedGeneration: 2 });
+    },
+  },
+  {
+    name: 'a template refused earlier, waiting for its re-probe: history Jobs beyond the limits are still pruned',
+    spec: { ...scheduled, successfulJobsHistoryLimit: 1 },
+    status: {
+      ...atSlot,
+      currentToken: 700,
+      conditions: [
+        { type: 'Ready', status: 'False', reason: 'JobRejected', message: 'refused: exceeded quota', lastTransitionTime: '2026-06-01T12:00:25Z', observedGeneration: 1 },
+        { type: 'TemplateAccepted', status: 'False', reason: 'JobRejected', message: 'refused: exceeded quota', lastTransitionTime: '2026-06-01T12:00:25Z', observedGeneration: 1 },
+      ],
+    },
+    setup: (f) => {
+      addRunJob(f, run({ name: 'sj-a', token: 610 }), { outcome: 'Complete' });
+      addRunJob(f, run({ name: 'sj-b', token: 620 }), { outcome: 'Complete' });
+      refuseDryRuns(f, quota403);
+    },
+    actions: ['delete-job sj-a uid=job-uid-2'],
+    check: (f, r) => {
+      expect(f.sj().status!.activeRun).toBeUndefined();
+      // Re-probed 10 s after the refusal (then with backoff), not only on the next spec change.
+      expect(r.requeueAfterMs).toBe(5_005);
+    },
+  },
+  {
+    name: 'a 422 with hundreds of field errors: the condition messages are cut to fit the CRD (maxLength 32768), so the status write itself succeeds',
+    spec: scheduled,
+    status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z' },
+    setup: (f) =>
+      refuseRuns(f, (job) =>
+        apiError(
+          422,
+          `Job.batch "${job.metadata?.name}" is invalid: [${Array.from({ length: 600 }, (_, i) => `spec.template.spec.containers[${i}].image: Required value: a container image is required for every container of the template`).join(', ')}]`,
+          { reason: 'Invalid' },
+        ),
+      ),
+    actions: [`refused-job ${scheduledRunName('sj', SLOT)} (422)`, 'event Warning JobRejected', 'update-status', 'update-status', 'event Warning RunFinished'],
+    check: (f) => {
+      const ready = conditionOf(f, 'Ready')!;
+      expect(ready).toMatchObject({ status: 'False', reason: 'JobRejected' });
+      expect(ready.message.length).toBeLessThanOrEqual(32768);
+      expect(ready.message).toContain('containers[0].image: Required value');
+      expect(ready.message).toMatch(/cut/);
+      expect(f.sj().status!.recentRuns![0]!.outcome).toBe('Failed');
+    },
+  },
+  {
+    name: 'the template dry run failing with 5xx: nothing is held and nothing is rejected (it is only a check; tried again later)',
+    spec: scheduled,
+    status: { ...atSlot },
+    setup: (f) => {
+      f.sjs.get(KEY)!.metadata!.generation = 2;
+      refuseDryRuns(f, webhook500);
+    },
+    actions: ['refused-dry-run-job sj-0 (500)', 'update-status'],
+    check: (f) => {
+      expect(conditionOf(f, 'Ready')).toMatchObject({ status: 'True', observedGeneration: 2 });
+      // Not recorded as checked: asked again later (backoff), not JobRejected.
+      expect(conditionOf(f, 'TemplateAccepted')).toMatchObject({ status: 'True', observedGeneration: 1 });
+    },
+  },
+  {
+    name: 'a dry run refused because a webhook with side effects does not support dry runs: says nothing about the Job, not JobRejected',
+    spec: scheduled,
+    status: { ...atSlot },
+    setup: (f) => {
+      f.sjs.get(KEY)!.metadata!.generation = 2;
+      refuseDryRuns(f, () => apiError(400, 'admission webhook "audit.example" does not support dry run', { reason: 'BadRequest' }));
+    },
+    actions: ['refused-dry-run-job sj-0 (400)', 'update-status'],
+    check: (f) => {
+      expect(conditionOf(f, 'Ready')).toMatchObject({ status: 'True', observedGeneration: 2 });
+      expect(conditionOf(f, 'TemplateAccepted')).toMatchObject({ status: 'True', reason: 'DryRunUnsupported', observedGeneration: 2 });
+    },
+  },
+  // Issue 21 item 6: Queue, and the dry run on every spec change.
+  {
+    name: 'Queue: a queued slot once the object was suspended meanwhile: skipped and counted, not started',
+    spec: { ...scheduled, concurrencyPolicy: 'Queue', suspend: true },
+    status: { ...atSlot, queuedSlot: SLOT.toISOString() },
+    actions: ['update-status', 'event Warning SlotsSkipped'],
+    check: (f) => {
+      const s = f.sj().status!;
+      expect(s.activeRun).toBeUndefined();
+      expect(s.queuedSlot).toBeUndefined();
+      expect(s).toMatchObject({ skippedSlots: 1, lastSkippedSlot: SLOT.toISOString() });
+      expect(f.eventLog.find((e) => e.reason === 'SlotsSkipped')!.message).toContain('suspended');
+    },
+  },
+  {
+    name: 'Queue: a queued slot once scheduled runs were paused after failures meanwhile: skipped and counted, not started',
+    spec: { ...scheduled, concurrencyPolicy: 'Queue', suspendAfterFailures: 2 },
+    status: { ...atSlot, queuedSlot: SLOT.toISOString(), consecutiveFailures: 2, skippedSlots: 4 },
+    actions: ['update-status', 'event Warning SlotsSkipped'],
+    check: (f) => {
+      const s = f.sj().status!;
+      expect(s.activeRun).toBeUndefined();
+      expect(s.queuedSlot).toBeUndefined();
+      expect(s.skippedSlots).toBe(5);
+      expect(f.eventLog.find((e) => e.reason === 'SlotsSkipped')!.message).toContain('paused');
+    },
+  },
+  {
+    name: 'Queue: a queued slot past startingDeadlineSeconds: skipped and counted, not started',
+    spec: { ...scheduled, concurrencyPolicy: 'Queue', startingDeadlineSeconds: 60 },
+    status: { ...atSlot, queuedSlot: '2026-06-01T11:59:00Z' },
+    actions: ['update-status', 'event Warning SlotsSkipped'],
+    check: (f) => {
+      const s = f.sj().status!;
+      expect(s.activeRun).toBeUndefined();
+      expect(s.queuedSlot).toBeUndefined();
+      expect(s).toMatchObject({ skippedSlots: 1, lastSkippedSlot: '2026-06-01T11:59:00.000Z', lastScheduleTime: SLOT.toISOString() });
+      expect(f.eventLog.find((e) => e.reason === 'SlotsSkipped')!.message).toContain('startingDeadlineSeconds');
+    },
+  },
+  {
+    name: 'Queue: a queued slot still within startingDeadlineSeconds runs',
+    spec: { ...scheduled, concurrencyPolicy: 'Queue', startingDeadlineSeconds: 120 },
+    status: { ...atSlot, queuedSlot: '2026-06-01T11:59:00Z' },
+    actions: [
+      `create-job ${scheduledRunName('sj', new Date('2026-06-01T11:59:00Z'))} token=1001 suspended`,
+      'update-status',
+      `unsuspend ${scheduledRunName('sj', new Date('2026-06-01T11:59:00Z'))}`,
+      'event Normal RunStarted',
+    ],
+  },
+  {
+    name: 'a spec change made while a run was in flight (observedGeneration stamped by its writes): the dry run still happens, and is recorded',
+    spec: scheduled,
+    status: { ...atSlot, observedGeneration: 2 },
+    setup: (f) => {
+      f.sjs.get(KEY)!.metadata!.generation = 2;
+      inFlight(f, run(), { podPhase: 'Running' });
+    },
+    actions: ['dry-run-job sj-0', 'update-status'],
+    check: (f) => {
+      expect(conditionOf(f, 'TemplateAccepted')).toMatchObject({ status: 'True', observedGeneration: 2 });
+      expect(f.sj().status!.activeRun).toBeDefined();
+    },
+  },
+  {
+    name: 'a spec change made while a run is in flight that the API server refuses: Ready=False JobRejected at once, the run goes on',
+    spec: scheduled,
+    status: { ...atSlot, observedGeneration: 2 },
+    setup: (f) => {
+      f.sjs.get(KEY)!.metadata!.generation = 2;
+      inFlight(f, run(), { podPhase: 'Running' });
+      refuseDryRuns(f, (job) => apiError(422, `Job.batch "${job.metadata?.name}" is invalid: spec.template.spec.containers[0].image: Required value`));
+    },
+    actions: ['refused-dry-run-job sj-0 (422)', 'update-status', 'event Warning JobRejected'],
+    check: (f) => {
+      expect(conditionOf(f, 'Ready')).toMatchObject({ status: 'False', reason: 'JobRejected', observedGeneration: 2 });
+      expect(f.sj().status!.activeRun!.jobUID).toBeDefined();
+    },
+  },
+  {
+    name: 'a spec change made during a run that has ended since: the dry run happens once nothing is in flight',
+    spec: scheduled,
+    status: { ...atSlot, observedGeneration: 2, ...finishedBefore },
+    setup: (f) => void (f.sjs.get(KEY)!.metadata!.generation = 2),
+    actions: ['dry-run-job sj-0', 'update-status'],
+    check: (f) => expect(conditionOf(f, 'TemplateAccepted')).toMatchObject({ status: 'True', observedGeneration: 2 }),
+  },
+  {
+    name: "a run's own Job created for a new generation: the template counts as accepted for it (no dry run needed after)",
+    spec: scheduled,
+    status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy },
+    setup: (f) => void (f.sjs.get(KEY)!.metadata!.generation = 2),
+    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
+    check: (f) => expect(conditionOf(f, 'TemplateAccepted')).toMatchObject({ status: 'True', reason: 'JobCreated', observedGeneration: 2 }),
+  },
 ];
 
 function deps(f: FakeCluster, c: Case): ReconcilerDeps {
@@ -818,9 +1190,81 @@ describe('reconcile: one pass, expected actions', () => {
     if (c.status) f.sjs.get(KEY)!.status = structuredClone(c.status);
     c.setup?.(f);
     f.actions.length = 0;
-    const result = await new Reconciler(deps(f, c)).reconcile(KEY);
+    const pass = new Reconciler(deps(f, c)).reconcile(KEY);
+    const result = c.rejects
+      ? await pass.then(
+          () => expect('the pass').toBe('rejected'),
+          (err: unknown) => (c.rejects!(err), {}),
+        )
+      : await pass;
     expect(f.actions).toEqual(c.actions);
-    c.check?.(f, result);
+    c.check?.(f, result as Result);
+  });
+});
+
+describe('reconcile: a refused template is asked again with backoff (issue 21 item 5)', () => {
+  it('a dry run refused by a quota is re-probed after 10 s, then 20 s, …; once accepted (no spec change) Ready=True and the due slot runs', async () => {
+    const c: Case = { name: 're-probe', spec: scheduled, status: { ...atSlot }, actions: [] };
+    const f = new FakeCluster();
+    f.addSingletonJob(makeSJ(c));
+    f.sjs.get(KEY)!.status = structuredClone(c.status);
+    f.sjs.get(KEY)!.metadata!.generation = 2;
+    refuseDryRuns(f, quota403);
+    let now = NOW;
+    const reconciler = new Reconciler({ ...deps(f, c), now: () => now });
+    const pass = async (advanceMs: number) => {
+      now = new Date(now.getTime() + advanceMs);
+      f.actions.length = 0;
+      return reconciler.reconcile(KEY);
+    };
+
+    expect(await pass(0)).toEqual({ requeueAfterMs: 10_005 });
+    expect(f.actions).toEqual(['refused-dry-run-job sj-0 (403)', 'update-status', 'event Warning JobRejected']);
+    expect(conditionOf(f, 'Ready')).toMatchObject({ status: 'False', reason: 'JobRejected' });
+
+    expect(await pass(5_000)).toEqual({ requeueAfterMs: 5_005 });
+    expect(f.actions).toEqual([]);
+
+    // Still refused: asked again, nothing rewritten, the next probe twice as far.
+    expect(await pass(5_000)).toEqual({ requeueAfterMs: 20_005 });
+    expect(f.actions).toEqual(['refused-dry-run-job sj-0 (403)']);
+
+    // The quota freed up: accepted without a spec change, and the slot due meanwhile (12:01) runs.
+    f.refuseJobCreate = undefined;
+    expect(await pass(20_000)).toEqual({ requeueAfterMs: 0 });
+    expect(f.actions).toEqual(['dry-run-job sj-0', 'update-status', 'event Normal JobAccepted']);
+    expect(conditionOf(f, 'Ready')).toMatchObject({ status: 'True', observedGeneration: 2 });
+    expect(conditionOf(f, 'TemplateAccepted')).toMatchObject({ status: 'True', observedGeneration: 2 });
+    await pass(0);
+    const slot = scheduledRunName('sj', new Date('2026-06-01T12:01:00Z'));
+    expect(f.actions).toEqual([`create-job ${slot} token=1003 suspended`, 'update-status', `unsuspend ${slot}`, 'event Normal RunStarted']);
+  });
+
+  it("a run's Job create refused (403): the next slot is not held for good — re-probed, and it runs once the API server accepts the Job", async () => {
+    const c: Case = { name: 'refused run', spec: scheduled, status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z' }, actions: [] };
+    const f = new FakeCluster();
+    f.addSingletonJob(makeSJ(c));
+    f.sjs.get(KEY)!.status = structuredClone(c.status);
+    refuseRuns(f, quota403);
+    let now = NOW;
+    const reconciler = new Reconciler({ ...deps(f, c), now: () => now });
+    await reconciler.reconcile(KEY);
+    expect(f.sj().status!.recentRuns![0]).toMatchObject({ outcome: 'Failed' });
+    f.refuseJobCreate = undefined;
+    now = new Date('2026-06-01T12:01:00.500Z');
+    f.actions.length = 0;
+    await reconciler.reconcile(KEY); // the re-probe (due 10 s after the refusal)
+    await reconciler.reconcile(KEY);
+    const slot = scheduledRunName('sj', new Date('2026-06-01T12:01:00Z'));
+    expect(f.actions).toEqual([
+      'dry-run-job sj-0',
+      'update-status',
+      'event Normal JobAccepted',
+      `create-job ${slot} token=1004 suspended`,
+      'update-status',
+      `unsuspend ${slot}`,
+      'event Normal RunStarted',
+    ]);
   });
 });
 

@@ -17,7 +17,7 @@
 import type { Logger } from 'pino';
 import { Keys, singletonJobSchema } from '../api/v1alpha1/singletonjob.ts';
 import type { ActiveRun, FinishedRun, SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
-import { apiMessage, isConflict, statusCode } from '../kube/errors.ts';
+import { apiMessage, describeError, isConflict, isNamespaceTerminating, isRefusal, statusCode } from '../kube/errors.ts';
 import { objectKey } from '../kube/object-key.ts';
 import { trackActiveRun } from './active-run.ts';
 import { checkPredecessorPods, createReservedJob, PodSnapshots, startRun } from './start-run.ts';
@@ -30,9 +30,9 @@ import { newBackfillRequest, nextBackfillSlot } from './backfill.ts';
 import { StaleError } from './pass.ts';
 import type { ReconcilerDeps, Result } from './pass.ts';
 import { ScheduleError } from './schedule.ts';
-import { dueAt, expressions, nextScheduleTime, nextSlotAt, objectSchedule } from './timing.ts';
+import { dueAt, expressions, jitterMs, nextScheduleTime, nextSlotAt, objectSchedule } from './timing.ts';
 import type { Due } from './timing.ts';
-import { Conditions, healthyReadiness, pausedAfterFailures, readyCondition, recordFinished, setCondition, setReady, toDate } from './status.ts';
+import { acceptTemplate, Conditions, fitMessage, healthyReadiness, pausedAfterFailures, recordFinished, rejectTemplate, setCondition, setReady, templateCondition, toDate } from './status.ts';
 import type { Readiness } from './status.ts';
 
 export type { ReconcilerDeps, Result } from './pass.ts';
@@ -46,12 +46,19 @@ const HOLD_POLL_MS = 2000;
  */
 const MAX_IDLE_MS = 60_000;
 const MAX_ATTEMPTS = 3;
+/** A template the API server refused is asked about again after this long, doubling per refusal up to TEMPLATE_PROBE_MAX_MS. */
+const TEMPLATE_PROBE_MS = 10_000;
+const TEMPLATE_PROBE_MAX_MS = 300_000;
 
 export class Reconciler implements Starter {
   readonly d: ReconcilerDeps;
   private readonly claims: Claims;
   /** Decisions already announced by an Event, so a waiting run does not repeat them every pass. */
   private readonly announced = new Map<string, string>();
+  /** Generations whose template a dry run accepted, recorded (TemplateAccepted) by the next status write. */
+  private readonly templateAccepted = new Map<string, number | undefined>();
+  /** When a template's dry run is due again after a refusal or a failure to answer (per key and generation). */
+  private readonly templateProbes = new Map<string, { generation: number | undefined; failures: number; nextAt: number }>();
   readonly podSnapshots: PodSnapshots;
 
   constructor(deps: ReconcilerDeps) {
@@ -77,6 +84,8 @@ export class Reconciler implements Starter {
     }
     this.d.status.forget(key);
     this.announced.delete(key);
+    this.templateAccepted.delete(key);
+    this.templateProbes.delete(key);
     this.claims.forget(key);
     return {};
   }
@@ -105,6 +114,10 @@ export class Reconciler implements Starter {
     if (await this.claims.clearStaleContender(this, key, sj)) return { requeueAfterMs: 0 };
 
     const problem = this.validate(sj);
+    // History first, whatever the pass decides next: finished Jobs filling a
+    // Job quota must not refuse the very create (or dry run) that would let
+    // them be pruned. (Not for a spec zod refuses: its limits mean nothing.)
+    if (problem?.reason !== 'InvalidSpec') await prune(this.d.jobs, sj, log);
     const due = problem ? undefined : dueAt(sj, now);
     const requestId = sj.metadata?.annotations?.[Keys.runNow]?.trim().slice(0, 253);
     const manual = !problem && requestId && requestId !== status.lastManualRequestId ? requestId : undefined;
@@ -141,12 +154,21 @@ export class Reconciler implements Starter {
 
     const active = status.activeRun;
     const queued = toDate(status.queuedSlot);
-    if (due && !due.slot && due.skipped > 0) return this.recordSkipped(sj, due, 'missed its starting deadline');
-    // A queued slot runs as soon as nothing is in flight (Queue policy).
-    if (queued && !active) return startRun(this, key, sj, { kind: 'Scheduled', slot: queued }, undefined);
     // Backfill slots only when nothing else is due and nothing is in flight: one after another.
     const backfill = !due?.slot && !manual && !active ? nextBackfillSlot(sj) : undefined;
     const wanted: Wanted | undefined = due?.slot ? { kind: 'Scheduled', slot: due.slot } : manual ? { kind: 'Manual', requestId: manual } : backfill ? { kind: 'Backfill', slot: backfill } : undefined;
+    const template = await this.checkTemplate(key, sj, log, !active && Boolean(queued || wanted));
+    if (template) return template;
+
+    if (due && !due.slot && due.skipped > 0) return this.recordSkipped(sj, due, 'missed its starting deadline');
+    // A queued slot runs as soon as nothing is in flight (Queue policy) — if
+    // it still may: not once the object was suspended or paused meanwhile,
+    // nor past its starting deadline.
+    if (queued && !active) {
+      const why = this.queuedSlotVoid(sj, queued, now);
+      if (why) return this.skipQueued(key, sj, queued, why);
+      return startRun(this, key, sj, { kind: 'Scheduled', slot: queued }, undefined);
+    }
 
     if (wanted && active) {
       const what = wanted.kind === 'Manual' ? `manual request "${wanted.requestId}"` : `slot ${wanted.slot.toISOString()}`;
@@ -178,12 +200,38 @@ export class Reconciler implements Starter {
     }
     if (wanted) return startRun(this, key, sj, wanted, due);
     if (!active && (await this.backfillCompleted(key, sj))) return { requeueAfterMs: 0 };
-    if (!active && (await this.dryRunRejected(sj))) return { requeueAfterMs: 0 };
     const predecessors = await checkPredecessorPods(this, key, sj);
     if (predecessors.wrote) return { requeueAfterMs: 0 };
     if (await this.updateReady(sj, healthyReadiness(sj))) return { requeueAfterMs: 0 };
-    await prune(this.d.jobs, sj, log);
-    return soonest(untilNext !== undefined ? { requeueAfterMs: untilNext } : {}, predecessors.retryInMs !== undefined ? { requeueAfterMs: predecessors.retryInMs } : {});
+    const probe = this.templateProbes.get(key);
+    return soonest(
+      soonest(untilNext !== undefined ? { requeueAfterMs: untilNext } : {}, predecessors.retryInMs !== undefined ? { requeueAfterMs: predecessors.retryInMs } : {}),
+      probe ? { requeueAfterMs: Math.max(0, probe.nextAt - now.getTime()) + 5 } : {},
+    );
+  }
+
+  /** Why a queued slot may no longer start (undefined: it may). */
+  private queuedSlotVoid(sj: SingletonJob, slot: Date, now: Date): string | undefined {
+    if (!expressions(sj).length) return 'the SingletonJob has no schedule any more';
+    if (sj.spec.suspend) return 'the SingletonJob was suspended meanwhile';
+    if (pausedAfterFailures(sj)) return `scheduled runs were paused meanwhile after ${sj.status?.consecutiveFailures} failed runs in a row`;
+    const deadline = sj.spec.startingDeadlineSeconds;
+    // As dueSlots judges a slot: on the object's jittered clock, late once past slot + deadline.
+    if (deadline !== undefined && now.getTime() - jitterMs(sj) > slot.getTime() + deadline * 1000) return `it missed its starting deadline while queued (startingDeadlineSeconds ${deadline})`;
+    return undefined;
+  }
+
+  /** A queued slot that may not start: dropped, counted and said like any skipped slot. */
+  private async skipQueued(key: string, sj: SingletonJob, slot: Date, why: string): Promise<Result> {
+    await this.write(key, sj, (s) => {
+      delete s.queuedSlot;
+      s.skippedSlots = (s.skippedSlots ?? 0) + 1;
+      const last = toDate(s.lastSkippedSlot);
+      if (!last || last < slot) s.lastSkippedSlot = slot.toISOString();
+    });
+    this.d.metrics.slotsSkipped.inc(1);
+    await this.d.events.emit(sj, 'Warning', 'SlotsSkipped', `Skipped queued slot ${slot.toISOString()}: ${why}`);
+    return { requeueAfterMs: 0 };
   }
 
   /**
@@ -221,11 +269,36 @@ export class Reconciler implements Starter {
   /**
    * The Job template is checked when the spec changes, not at the first slot:
    * a server-side dry-run create of the Job a run would get (schema,
-   * admission webhooks, quotas that check Jobs). Once per generation.
+   * admission webhooks, policies, quotas that check Jobs), once per generation
+   * — also for a change made while a run is in flight. Which generation was
+   * checked, and the answer, is the TemplateAccepted condition (a run's own
+   * create counts too, so a start does not dry-run first). A refusal holds new
+   * runs (Ready=False JobRejected) and is asked again with backoff — a quota
+   * frees up, a policy is fixed — not only on the next spec change. A dry run
+   * the API server fails to answer (5xx, a timeout) holds nothing: it is only
+   * a check, tried again later; a run's own create is the real one.
+   * Returns a result when the pass ends here.
    */
-  private async dryRunRejected(sj: SingletonJob): Promise<boolean> {
-    if (sj.status?.observedGeneration === sj.metadata?.generation) return false;
-    const probe: ActiveRun = {
+  private async checkTemplate(key: string, sj: SingletonJob, log: Logger, starting: boolean): Promise<Result | undefined> {
+    const generation = sj.metadata?.generation;
+    const recorded = templateCondition(sj);
+    if (recorded?.status === 'True') {
+      this.templateAccepted.delete(key);
+      this.templateProbes.delete(key);
+      return undefined;
+    }
+    if (this.templateAccepted.get(key) === generation) return undefined; // accepted; the next write records it
+    const rejected = recorded?.status === 'False';
+    // Not checked yet, and a run is about to start: its own create asks the same question.
+    if (!rejected && starting) return undefined;
+    const now = this.d.now().getTime();
+    let probe = this.templateProbes.get(key);
+    if (probe && probe.generation !== generation) probe = undefined;
+    // After a refusal recorded by another pass (a run's create, another leader): from when it was recorded.
+    const dueAt = probe?.nextAt ?? (rejected ? (toDate(recorded.lastTransitionTime)?.getTime() ?? now) + TEMPLATE_PROBE_MS : now);
+    if (now < dueAt) return rejected ? this.holdRejected(sj, dueAt - now) : undefined;
+
+    const dryRun: ActiveRun = {
       name: scheduledRunName(sj.metadata!.name!, new Date(0)),
       token: Math.max(1, sj.status?.currentToken ?? 1),
       term: Math.max(1, this.term()),
@@ -233,17 +306,61 @@ export class Reconciler implements Starter {
       slot: new Date(0).toISOString(),
       reservedTime: this.d.now().toISOString(),
     };
+    const backoff = () => {
+      const failures = (probe?.failures ?? 0) + 1;
+      const delay = Math.min(TEMPLATE_PROBE_MS * 2 ** (failures - 1), TEMPLATE_PROBE_MAX_MS);
+      this.templateProbes.set(key, { generation, failures, nextAt: now + delay });
+      return delay;
+    };
     try {
-      await this.d.jobs.create(buildJob(sj, probe, { suspended: true }), { dryRun: true });
-      return false;
+      await this.d.jobs.create(buildJob(sj, dryRun, { suspended: true }), { dryRun: true });
     } catch (err) {
-      const code = statusCode(err);
-      // Refused by the API server (invalid, forbidden by admission or quota); anything else is retried.
-      if (code !== 422 && code !== 403 && code !== 400) throw err;
-      const message = `The API server refuses the Job this SingletonJob would create (dry run): ${apiMessage(err)}`;
-      await this.updateReady(sj, { ready: false, reason: 'JobRejected', message });
-      return true;
+      if (isNamespaceTerminating(err)) throw err;
+      if (isRefusal(err) && !dryRunUnsupported(err)) {
+        const delay = backoff();
+        const message = fitMessage(`The API server refuses the Job this SingletonJob would create (dry run): ${apiMessage(err)}`);
+        const record = (s: SingletonJobStatus) => rejectTemplate(s, sj, message, this.d.now()) || setReady(s, healthyReadiness({ ...sj, status: s }), generation, this.d.now());
+        if (record(structuredClone(sj.status ?? {}))) {
+          await this.write(key, sj, (s) => {
+            rejectTemplate(s, sj, message, this.d.now());
+            setReady(s, healthyReadiness({ ...sj, status: s }), generation, this.d.now());
+          });
+          await this.d.events.emit(sj, 'Warning', 'JobRejected', message);
+        }
+        return { requeueAfterMs: delay + 5 };
+      }
+      if (!isRefusal(err)) {
+        // Not answered: nothing is known about this generation; runs are not held for it.
+        const delay = backoff();
+        log.warn({ err: describeError(err), retryInMs: delay }, 'The template dry run failed; trying again later');
+        return rejected ? this.holdRejected(sj, delay) : undefined;
+      }
+      // A webhook with side effects refuses dry runs: this template cannot be checked so.
+      this.templateProbes.delete(key);
+      await this.write(key, sj, (s) => {
+        acceptTemplate(s, sj, 'DryRunUnsupported', this.d.now(), apiMessage(err));
+        setReady(s, healthyReadiness({ ...sj, status: s }), generation, this.d.now());
+      });
+      return { requeueAfterMs: 0 };
     }
+    this.templateProbes.delete(key);
+    if (!rejected) {
+      this.templateAccepted.set(key, generation);
+      return undefined;
+    }
+    // Accepted again without a spec change: runs go on.
+    await this.write(key, sj, (s) => {
+      acceptTemplate(s, sj, 'DryRunAccepted', this.d.now());
+      setReady(s, healthyReadiness({ ...sj, status: s }), generation, this.d.now());
+    });
+    await this.d.events.emit(sj, 'Normal', 'JobAccepted', `The API server accepts the Job this SingletonJob creates again (dry run): runs go on`);
+    return { requeueAfterMs: 0 };
+  }
+
+  /** A refused template waiting for its re-probe: Ready says so (written when it changed); nothing starts. */
+  private async holdRejected(sj: SingletonJob, untilProbeMs: number): Promise<Result> {
+    if (await this.updateReady(sj, healthyReadiness(sj))) return { requeueAfterMs: 0 };
+    return { requeueAfterMs: untilProbeMs + 5 };
   }
 
   /** Records a new backfill request (or why it is refused); its slots run on later passes. */
@@ -298,11 +415,6 @@ export class Reconciler implements Starter {
         if (err instanceof ScheduleError) return { ready: false, reason: err.reason, message: err.message };
         throw err;
       }
-    }
-    // A template the API server refused stays refused until the spec changes.
-    const ready = sj.status ? readyCondition(sj.status) : undefined;
-    if (ready?.status === 'False' && ready.reason === 'JobRejected' && ready.observedGeneration === sj.metadata?.generation) {
-      return { ready: false, reason: ready.reason, message: ready.message };
     }
     return undefined;
   }
@@ -366,7 +478,8 @@ export class Reconciler implements Starter {
   async updateReady(sj: SingletonJob, r: Readiness): Promise<boolean> {
     const probe: SingletonJobStatus = structuredClone(sj.status ?? {});
     const generationSeen = sj.status?.observedGeneration === sj.metadata?.generation;
-    if (!setReady(probe, r, sj.metadata?.generation, this.d.now()) && generationSeen) return false;
+    const unrecorded = this.templateAccepted.get(objectKey(sj)) === sj.metadata?.generation && templateCondition(sj)?.status !== 'True';
+    if (!setReady(probe, r, sj.metadata?.generation, this.d.now()) && generationSeen && !unrecorded) return false;
     const key = objectKey(sj);
     await this.write(key, sj, (s) => void setReady(s, r, sj.metadata?.generation, this.d.now()));
     if (!r.ready) await this.d.events.emit(sj, 'Warning', r.reason, r.message);
@@ -392,6 +505,8 @@ export class Reconciler implements Starter {
   async write(key: string, sj: SingletonJob, mutate: (status: SingletonJobStatus) => void): Promise<SingletonJob> {
     const status: SingletonJobStatus = structuredClone(sj.status ?? {});
     mutate(status);
+    // A dry run of this generation accepted earlier in the pass (or a pass that wrote nothing since).
+    if (this.templateAccepted.get(key) === sj.metadata?.generation && !templateCondition(sj, status)) acceptTemplate(status, sj, 'DryRunAccepted', this.d.now());
     this.claims.stamp(status);
     const next = nextScheduleTime(sj, status, this.d.now());
     if (next) status.nextScheduleTime = next;
@@ -403,6 +518,15 @@ export class Reconciler implements Starter {
 
 function pauseMessage(sj: SingletonJob, failures: number): string {
   return `Scheduled runs are paused: ${failures} runs failed in a row (suspendAfterFailures ${sj.spec.suspendAfterFailures}). Manual requests still run. Resume: kubectl annotate singletonjob ${sj.metadata?.name} -n ${sj.metadata?.namespace} ${Keys.resume}="$(date +%s)" --overwrite`;
+}
+
+/**
+ * A dry run refused because an admission webhook with side effects is not
+ * called for dry runs (400 "admission webhook … does not support dry run"):
+ * says nothing about the Job itself.
+ */
+function dryRunUnsupported(err: unknown): boolean {
+  return statusCode(err) === 400 && /does not support dry run/.test(apiMessage(err));
 }
 
 /** The earlier of two requeues (a result without one waits for a change). */

@@ -20,18 +20,28 @@
 //
 // The live Pod list before a start is skipped only when the Job controller
 // itself proves no earlier Pod can run (see mayHaveLivePods).
+//
+// A create the API server refuses (400, 403: RBAC, a quota, a webhook or
+// policy; 422) ends the run as Failed with its message, and TemplateAccepted
+// =False holds new runs until a re-probe is accepted (reconciler.ts). A create
+// it fails to answer (5xx: a webhook it cannot call; a timeout) leaves the run
+// reserved without its Job, retried until the reservation's deadline
+// (podStartDeadlineSeconds after it could first be created), when it ends as
+// Stalled. A terminating namespace's 403 is nobody's fault: it is thrown
+// (isNamespaceTerminating) and the run left as it is.
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Keys } from '../api/v1alpha1/singletonjob.ts';
 import type { ActiveRun, SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
-import { apiMessage, isConflict, isInvalid } from '../kube/errors.ts';
+import { apiMessage, describeError, isConflict, isNamespaceTerminating, isRefusal, statusCode } from '../kube/errors.ts';
+import { DEFAULT_POD_START_DEADLINE_SECONDS } from './active-run.ts';
 import { belongsTo, buildJob, isPendingAttempt, isPodTerminal, jobToken, mayStillRunPods, runningPods } from './jobs.ts';
 import { runName } from './naming.ts';
 import { POLL_MS, StaleError } from './pass.ts';
 import type { Pass, Result } from './pass.ts';
 import type { PodControl } from './ports.ts';
 import type { Due } from './timing.ts';
-import { healthyReadiness, nextToken, setReady, toDate, TokenExhaustedError } from './status.ts';
+import { acceptTemplate, Conditions, fitMessage, healthyReadiness, nextToken, rejectTemplate, setCondition, setReady, toDate, TokenExhaustedError } from './status.ts';
 import type { Readiness } from './status.ts';
 
 /** What a pass wants to start. */
@@ -70,16 +80,35 @@ export async function startRun(p: Starter, key: string, sj: SingletonJob, wanted
 
   // 1. The Job, suspended.
   let job: V1Job;
+  let adopted = false;
   try {
     job = await p.d.jobs.create(buildJob(sj, run, { suspended: true }));
   } catch (err) {
-    if (isInvalid(err)) {
+    if (isNamespaceTerminating(err)) throw err;
+    if (isRefusal(err)) {
       // Nothing was created: the run is recorded as failed without a Job, and the schedule goes on.
-      const readiness = await jobRejected(p, sj, run, err);
-      const reserved = await p.write(key, sj, (s) => recordStart(s, sj, run, due, p.d.now()));
-      return p.finish(key, reserved, run, 'Failed', undefined, readiness);
+      const message = await jobRejected(p, sj, run, err);
+      const reserved = await p.write(key, sj, (s) => {
+        recordStart(s, sj, run, due, p.d.now());
+        rejectTemplate(s, sj, message, p.d.now());
+      });
+      return p.finish(key, reserved, run, 'Failed');
     }
-    if (!isConflict(err)) throw err;
+    if (!isConflict(err)) {
+      if (!unanswered(err)) throw err; // 408/429 (come back later), 401, …: the workqueue's backoff; nothing is held meanwhile
+      // Not answered (a 5xx, a timeout; maybe even created): reserved without
+      // its Job, which createReservedJob retries — or adopts, had this create
+      // landed — until the reservation's deadline.
+      log.warn({ run: run.name, err: describeError(err) }, "A run's Job could not be created; retrying");
+      const reserved = await p.write(key, sj, (s) => {
+        recordStart(s, sj, run, due, p.d.now());
+        createFailedCondition(s, sj, run, err, p.d.now());
+      });
+      const stalled = reserved.status?.conditions?.find((c) => c.type === Conditions.stalled);
+      if (stalled) await p.announceOnce(reserved, `create-failed:${run.name}:${stalled.message}`, 'Warning', 'RunStalled', stalled.message);
+      await announceSkipped(p, sj, run, due);
+      return createRetry(sj, run, p.d.now());
+    }
     const taken = await p.d.jobs.read(sj.metadata!.namespace!, name);
     if (!taken) return { requeueAfterMs: 0 };
     // On its way out (an attempt deleted as spent): the name is free soon.
@@ -91,6 +120,7 @@ export async function startRun(p: Starter, key: string, sj: SingletonJob, wanted
       // never recorded, so never released: it becomes the run, with its token.
       log.info({ run: name, token: theirToken }, 'Adopting the unrecorded Job of an earlier attempt at this run');
       job = taken;
+      adopted = true;
       run = { ...run, token: theirToken, term: Number(taken.metadata?.annotations?.[Keys.term] ?? run.term) };
     } else if (pending) {
       // Its token was spent meanwhile: it can never be recorded. It never ran; it goes.
@@ -109,19 +139,27 @@ export async function startRun(p: Starter, key: string, sj: SingletonJob, wanted
 
   // 2. Recorded: token, slot and the Job's UID in one CAS.
   const uid = job.metadata!.uid!;
-  await p.write(key, sj, (s) => recordStart(s, sj, { ...run, jobUID: uid }, due, p.d.now()));
+  await p.write(key, sj, (s) => {
+    recordStart(s, sj, { ...run, jobUID: uid }, due, p.d.now());
+    // This generation's Job was just accepted (an adopted Job may be of an older one).
+    if (!adopted) acceptTemplate(s, sj, 'JobCreated', p.d.now());
+  });
   p.d.metrics.runsStarted.inc();
   log.info({ run: run.name, token: run.token, term: run.term, job: uid }, 'Recorded run');
-  const skipped = wanted.kind === 'Scheduled' && due ? due.skipped : 0;
 
   // 3. Released.
   await p.d.jobs.unsuspend(job);
   await announceStarted(p, sj, run);
-  if (skipped > 0) {
-    p.d.metrics.slotsSkipped.inc(skipped);
-    await p.d.events.emit(sj, 'Warning', 'SlotsSkipped', `Skipped ${skipped}${due?.skippedAtLeast ? '+' : ''} missed slot(s) before ${run.slot}: only the latest due slot runs`);
-  }
+  await announceSkipped(p, sj, run, due);
   return {};
+}
+
+/** The slots a scheduled start skipped (older due ones): counted and said. */
+async function announceSkipped(p: Pass, sj: SingletonJob, run: ActiveRun, due: Due | undefined): Promise<void> {
+  const skipped = run.kind === 'Scheduled' && due ? due.skipped : 0;
+  if (skipped <= 0) return;
+  p.d.metrics.slotsSkipped.inc(skipped);
+  await p.d.events.emit(sj, 'Warning', 'SlotsSkipped', `Skipped ${skipped}${due?.skippedAtLeast ? '+' : ''} missed slot(s) before ${run.slot}: only the latest due slot runs`);
 }
 
 /**
@@ -138,8 +176,13 @@ export async function createReservedJob(p: Pass, key: string, sj: SingletonJob, 
   try {
     job = await p.d.jobs.create(buildJob(sj, run, { suspended: true }));
   } catch (err) {
-    if (isInvalid(err)) return p.finish(key, sj, run, 'Failed', undefined, await jobRejected(p, sj, run, err));
-    if (!isConflict(err)) throw err;
+    if (isNamespaceTerminating(err)) throw err;
+    if (isRefusal(err)) {
+      const message = await jobRejected(p, sj, run, err);
+      const written = await p.write(key, sj, (s) => void rejectTemplate(s, sj, message, p.d.now()));
+      return p.finish(key, written, run, 'Failed');
+    }
+    if (!isConflict(err)) return createFailed(p, key, sj, run, err, log);
     // AlreadyExists: the next pass adopts it if it is this run's Job.
     log.info({ run: run.name }, 'Job of the reserved run already exists');
     return { requeueAfterMs: 0 };
@@ -147,17 +190,87 @@ export async function createReservedJob(p: Pass, key: string, sj: SingletonJob, 
   p.d.metrics.runsStarted.inc();
   await p.write(key, sj, (s) => {
     s.activeRun = { ...run, jobUID: job.metadata!.uid! };
+    s.conditions = s.conditions?.filter((c) => !(c.type === Conditions.stalled && c.reason === CREATE_FAILED));
+    acceptTemplate(s, sj, 'JobCreated', p.d.now());
+    setReady(s, healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, p.d.now());
   });
   await p.d.jobs.unsuspend(job);
   await announceStarted(p, sj, run);
   return {};
 }
 
-/** The API server refused a run's Job (422): says so, and what Ready becomes. */
-async function jobRejected(p: Pass, sj: SingletonJob, run: ActiveRun, err: unknown): Promise<Readiness> {
-  const message = `The API server refused Job ${run.name}: ${apiMessage(err)}`;
+/** The API server refused a run's Job (400, 403, 422): says so; returns the message (TemplateAccepted=False, and so Ready=False, carry it). */
+async function jobRejected(p: Pass, sj: SingletonJob, run: ActiveRun, err: unknown): Promise<string> {
+  const message = fitMessage(`The API server refused Job ${run.name}: ${apiMessage(err)}`);
   await p.d.events.emit(sj, 'Warning', 'JobRejected', message);
-  return { ready: false, reason: 'JobRejected', message };
+  return message;
+}
+
+/** The Stalled reason of a run whose Job the API server failed to create (5xx, a timeout). */
+const CREATE_FAILED = 'JobCreateFailed';
+/** Longest wait between two creates of a reserved run's Job that failed. */
+const CREATE_RETRY_MAX_MS = 30_000;
+
+/** When a reserved run whose Job cannot be created is ended: podStartDeadlineSeconds after its Job could first be created. */
+function reservationDeadline(sj: SingletonJob, run: ActiveRun, now: Date): Date {
+  const since = toDate(run.notBefore) ?? toDate(run.reservedTime) ?? now;
+  return new Date(since.getTime() + (sj.spec.podStartDeadlineSeconds ?? DEFAULT_POD_START_DEADLINE_SECONDS) * 1000);
+}
+
+/** Stalled=True saying why the run's Job is not there (stable wording: written once per error, not every retry). */
+function createFailedCondition(s: SingletonJobStatus, sj: SingletonJob, run: ActiveRun, err: unknown, now: Date): boolean {
+  const deadline = reservationDeadline(sj, run, now);
+  const message = `Run ${run.name} has not started — its Job could not be created: ${describeError(err)}. The create is retried; the run is ended at ${deadline.toISOString()} (podStartDeadlineSeconds) unless its Job is created by then.`;
+  const changed = setCondition(s, { type: Conditions.stalled, status: 'True', reason: CREATE_FAILED, message }, sj.metadata?.generation, now);
+  setReady(s, healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, now);
+  return changed;
+}
+
+/**
+ * A reserved run's Job create the API server failed to answer (5xx: a
+ * webhook it cannot call; a timeout): retried with a growing delay while the
+ * Stalled condition says why, and at the reservation's deadline the run ends
+ * as Stalled — it never holds later slots for good. (Had a failed create
+ * landed after all, its suspended Job is adopted on the next pass, or deleted
+ * as a stray once the run has ended: never released.)
+ */
+async function createFailed(p: Pass, key: string, sj: SingletonJob, run: ActiveRun, err: unknown, log: Logger): Promise<Result> {
+  const now = p.d.now();
+  const deadline = reservationDeadline(sj, run, now);
+  const why = `its Job could not be created: ${describeError(err)}`;
+  if (now < deadline && !unanswered(err)) throw err; // 408/429 (come back later), 401, …: the workqueue's backoff, no alarm
+  if (now >= deadline) {
+    log.warn({ run: run.name, err: describeError(err) }, 'Ending a run whose Job could not be created');
+    const seconds = sj.spec.podStartDeadlineSeconds ?? DEFAULT_POD_START_DEADLINE_SECONDS;
+    await p.d.events.emit(sj, 'Warning', 'RunStalled', fitMessage(`Ending run ${run.name} (token ${run.token}): ${why}, retried for podStartDeadlineSeconds (${seconds} s)`, 1024));
+    return p.finish(key, sj, { ...run, stalled: fitMessage(why, 4096) }, 'Stalled');
+  }
+  log.warn({ run: run.name, err: describeError(err) }, "A run's Job could not be created; retrying");
+  const probe = structuredClone(sj.status ?? {});
+  if (createFailedCondition(probe, sj, run, err, now)) {
+    const condition = probe.conditions!.find((c) => c.type === Conditions.stalled)!;
+    const written = await p.write(key, sj, (s) => void createFailedCondition(s, sj, run, err, now));
+    await p.announceOnce(written, `create-failed:${run.name}:${condition.message}`, 'Warning', 'RunStalled', condition.message);
+  }
+  return createRetry(sj, run, now);
+}
+
+/**
+ * The API server failed to answer a create (5xx: a webhook it cannot call,
+ * etcd trouble; no status at all: a timeout, a reset connection) — as opposed
+ * to a refusal, or an answer to come back later (408, 429 from API Priority
+ * and Fairness), which are retried with the workqueue's backoff without alarm.
+ */
+function unanswered(err: unknown): boolean {
+  const code = statusCode(err);
+  return code === undefined || code >= 500;
+}
+
+/** When to create a reserved run's Job again: after half the time it has waited (1 s to 30 s), never past its deadline. */
+function createRetry(sj: SingletonJob, run: ActiveRun, now: Date): Result {
+  const since = toDate(run.notBefore) ?? toDate(run.reservedTime) ?? now;
+  const untilDeadline = reservationDeadline(sj, run, now).getTime() - now.getTime() + 5;
+  return { requeueAfterMs: Math.round(Math.min(Math.max(1000, (now.getTime() - since.getTime()) / 2), CREATE_RETRY_MAX_MS, untilDeadline)) };
 }
 
 async function announceStarted(p: Pass, sj: SingletonJob, run: ActiveRun): Promise<void> {

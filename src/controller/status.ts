@@ -2,7 +2,7 @@
 // token of the next run, and the record of a finished run.
 import { MAX_SAFE } from '../api/v1alpha1/builder.ts';
 import type { ActiveRun, Condition, FinishedRun, SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
-import { Keys } from '../api/v1alpha1/singletonjob.ts';
+import { Keys, singletonJobField } from '../api/v1alpha1/singletonjob.ts';
 
 export const RECENT_RUNS = 10;
 
@@ -48,8 +48,31 @@ export function setReady(status: SingletonJobStatus, r: Readiness, generation: n
   return setCondition(status, { type: 'Ready', status: r.ready ? 'True' : 'False', reason: r.reason, message: r.message }, generation, now);
 }
 
-/** Sets one condition (by type); returns true when anything a reader would notice changed. */
-export function setCondition(status: SingletonJobStatus, c: Pick<Condition, 'type' | 'status' | 'reason' | 'message'>, generation: number | undefined, now: Date): boolean {
+/** The CRD's maxLength of a condition's message, read from the schema the CRD is generated from. */
+export const CONDITION_MESSAGE_MAX = singletonJobField.schema.properties!.status!.properties!.conditions!.items!.properties!.message!.maxLength!;
+
+/**
+ * A message cut to fit a status field of `max` characters (a condition's
+ * message by default), saying where and how much was cut. Messages that embed
+ * an API error can be of any length — a 422 lists every field error, a
+ * webhook answers what it likes — and a status write whose field is too long
+ * is itself refused, so the reason would never be told. Lengths count UTF-16
+ * code units, as zod and JavaScript do (never fewer than the characters the
+ * API server counts), and a cut never splits a surrogate pair.
+ */
+export function fitMessage(message: string, max: number = CONDITION_MESSAGE_MAX): string {
+  if (message.length <= max) return message;
+  const note = (n: number) => ` … [cut: ${n} more characters]`;
+  let end = Math.max(0, max - note(message.length).length);
+  end = Math.max(0, max - note(message.length - end).length); // the count cut may have fewer digits than the length
+  const code = message.charCodeAt(end - 1);
+  if (code >= 0xd800 && code <= 0xdbff) end -= 1;
+  return (message.slice(0, end) + note(message.length - end)).slice(0, max);
+}
+
+/** Sets one condition (by type), its message cut to fit (fitMessage); returns true when anything a reader would notice changed. */
+export function setCondition(status: SingletonJobStatus, given: Pick<Condition, 'type' | 'status' | 'reason' | 'message'>, generation: number | undefined, now: Date): boolean {
+  const c = { ...given, message: fitMessage(given.message) };
   const old = status.conditions?.find((x) => x.type === c.type);
   if (old && old.status === c.status && old.reason === c.reason && old.message === c.message && old.observedGeneration === generation) return false;
   const next: Condition = { ...c, lastTransitionTime: old && old.status === c.status ? old.lastTransitionTime : now.toISOString() };
@@ -59,7 +82,38 @@ export function setCondition(status: SingletonJobStatus, c: Pick<Condition, 'typ
 }
 
 /** The condition types this controller writes besides Ready. */
-export const Conditions = { stalled: 'Stalled', paused: 'Paused', contended: 'Contended' } as const;
+export const Conditions = { stalled: 'Stalled', paused: 'Paused', contended: 'Contended', templateAccepted: 'TemplateAccepted' } as const;
+
+/**
+ * TemplateAccepted records which generation's Job the API server was asked
+ * about, in its observedGeneration — a server-side dry run, or a run's own
+ * create — and its answer. status.observedGeneration cannot tell: every
+ * status write stamps it, also the writes of a run in flight while the spec
+ * changed. False for the current generation holds new runs (Ready=False
+ * JobRejected) until a re-probe is accepted.
+ */
+export function templateCondition(sj: SingletonJob, status: SingletonJobStatus = sj.status ?? {}): Condition | undefined {
+  const c = status.conditions?.find((x) => x.type === Conditions.templateAccepted);
+  return c && c.observedGeneration === sj.metadata?.generation ? c : undefined;
+}
+
+/** Records that the API server accepts the Job of `sj`'s generation (`how`: DryRunAccepted, JobCreated). */
+export function acceptTemplate(status: SingletonJobStatus, sj: SingletonJob, how: 'DryRunAccepted' | 'JobCreated' | 'DryRunUnsupported', now: Date, message?: string): boolean {
+  const generation = sj.metadata?.generation;
+  const current = templateCondition(sj, status);
+  if (current?.status === 'True' && how === 'JobCreated') return false; // already known: no churn per run
+  const words = {
+    DryRunAccepted: `The API server accepts the Job this template makes (server-side dry run of generation ${generation})`,
+    JobCreated: `The API server accepted the Job of a run of generation ${generation}`,
+    DryRunUnsupported: `The Job of generation ${generation} cannot be checked by a server-side dry run: ${message ?? ''}`,
+  }[how];
+  return setCondition(status, { type: Conditions.templateAccepted, status: 'True', reason: how, message: words }, generation, now);
+}
+
+/** Records that the API server refuses the Job of `sj`'s generation, with its message. */
+export function rejectTemplate(status: SingletonJobStatus, sj: SingletonJob, message: string, now: Date): boolean {
+  return setCondition(status, { type: Conditions.templateAccepted, status: 'False', reason: 'JobRejected', message }, sj.metadata?.generation, now);
+}
 
 /** Scheduled runs are held after `suspendAfterFailures` failed runs in a row, until resumed. */
 export function pausedAfterFailures(sj: SingletonJob, status: SingletonJobStatus = sj.status ?? {}): boolean {
@@ -73,6 +127,8 @@ export function healthyReadiness(sj: SingletonJob): Readiness {
   // A run in flight that cannot start: not ready until it runs or is ended.
   const stalled = sj.status?.conditions?.find((c) => c.type === Conditions.stalled && c.status === 'True');
   if (stalled) return { ready: false, reason: 'RunStalled', message: stalled.message };
+  const template = templateCondition(sj);
+  if (template?.status === 'False') return { ready: false, reason: 'JobRejected', message: template.message };
   if (!schedule) return { ready: true, reason: 'OnDemand', message: `No schedule: runs start only on request (annotation ${Keys.runNow})` };
   if (suspend) return { ready: true, reason: 'Suspended', message: 'Scheduled runs are suspended; manual requests still run' };
   if (pausedAfterFailures(sj)) {

@@ -14,6 +14,35 @@ export const isAlreadyExists = (err: unknown): boolean => statusCode(err) === 40
 export const isInvalid = (err: unknown): boolean => statusCode(err) === 422;
 export const isForbidden = (err: unknown): boolean => statusCode(err) === 403;
 
+/**
+ * The API server refused the request itself — malformed (400), forbidden by
+ * RBAC, an admission webhook or policy, or a quota (403), invalid (422) — as
+ * opposed to failing to answer it (5xx, a timeout). Sent again unchanged it
+ * gets the same answer until something else changes (a quota frees up, a
+ * policy is edited). A terminating namespace's 403 is one too: callers that
+ * treat it apart test isNamespaceTerminating first.
+ */
+export function isRefusal(err: unknown): boolean {
+  const code = statusCode(err);
+  return code === 400 || code === 403 || code === 422;
+}
+
+/**
+ * A create refused because its namespace is being deleted: the
+ * NamespaceLifecycle admission plugin's 403 with the cause type
+ * `NamespaceTerminating` ("unable to create new content in namespace X
+ * because it is being terminated"). Nothing about the object is wrong and
+ * nothing it could do helps; the namespace's work is simply over.
+ */
+export function isNamespaceTerminating(err: unknown): boolean {
+  if (statusCode(err) !== 403) return false;
+  const status = statusOf((err as { body?: unknown } | undefined)?.body);
+  if (status?.causes?.some((c) => c.reason === 'NamespaceTerminating')) return true;
+  // A body without details (a proxy, a client that dropped them): the plugin's own words.
+  const message = status?.message ?? (err instanceof Error ? err.message : '');
+  return /unable to create new content in namespace \S+ because it is being terminated/.test(message);
+}
+
 /** Errors worth retrying later: timeouts, throttling, server-side trouble, connection failures. */
 export function isTransient(err: unknown): boolean {
   const code = statusCode(err);
@@ -39,9 +68,21 @@ export function apiMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+interface StatusBody {
+  reason?: string;
+  message?: string;
+  /** metav1.StatusCause: its Go field `Type` is `reason` on the wire. */
+  causes?: { reason?: string; message?: string; field?: string }[];
+}
+
 /** The API server's Status (kind Status) carried by an ApiException, whether client-node parsed the body or not. */
-function apiStatus(err: ApiException<unknown>): { reason?: string; message?: string } | undefined {
-  let body = err.body as unknown;
+function apiStatus(err: ApiException<unknown>): StatusBody | undefined {
+  return statusOf(err.body as unknown);
+}
+
+/** A Status from a response body: JSON text, a parsed object, or plain text (its message). */
+function statusOf(raw: unknown): StatusBody | undefined {
+  let body = raw;
   if (typeof body === 'string') {
     const text = body.trim();
     try {
@@ -51,10 +92,12 @@ function apiStatus(err: ApiException<unknown>): { reason?: string; message?: str
     }
   }
   if (!body || typeof body !== 'object') return undefined;
-  const { reason, message } = body as { reason?: unknown; message?: unknown };
+  const { reason, message, details } = body as { reason?: unknown; message?: unknown; details?: { causes?: unknown } };
+  const causes = Array.isArray(details?.causes) ? (details.causes as unknown[]).filter((c): c is NonNullable<StatusBody['causes']>[number] => !!c && typeof c === 'object') : undefined;
   return {
     ...(typeof reason === 'string' && reason ? { reason } : {}),
     ...(typeof message === 'string' && message ? { message } : {}),
+    ...(causes?.length ? { causes } : {}),
   };
 }
 

@@ -7,14 +7,15 @@
 // They are not a substitute for the integration tests against the real
 // control plane; they make every branch cheap to reach.
 import type { CoreV1Event, V1Job, V1Pod } from '@kubernetes/client-node';
-import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
+import { Keys, singletonJobSchema } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { Liveness } from '../../src/controller/contention.ts';
 import type { EventSink, JobControl, LeaseJudge, PodControl, StatusStore } from '../../src/controller/ports.ts';
 import { mayStillRunPods } from '../../src/controller/jobs.ts';
 
-export function apiError(code: number, message: string): Error {
-  return Object.assign(new Error(message), { code, body: { message } });
+/** An API error as the ports throw it: the status code and the Status body (`extra`: reason, details.causes). */
+export function apiError(code: number, message: string, extra: Record<string, unknown> = {}): Error {
+  return Object.assign(new Error(message), { code, body: { kind: 'Status', code, message, ...extra } });
 }
 
 const copy = <T>(o: T): T => structuredClone(o);
@@ -30,6 +31,12 @@ export class FakeCluster {
   readonly actions: string[] = [];
   /** Set to make the next Job create fail with 422 and this message. */
   rejectJobs: string | undefined;
+  /**
+   * Asked before each Job create (dry run or not): an error to answer with
+   * instead — a quota's or a policy's 403, a 5xx from a webhook the API
+   * server cannot call, a terminating namespace's 403. Nothing is stored then.
+   */
+  refuseJobCreate: ((job: V1Job, options: { dryRun?: boolean }) => Error | undefined) | undefined;
   /** Called before each status write: lets a test change the object under the writer (a concurrent writer). */
   beforeStatusWrite: (() => void) | undefined;
   private uids = 0;
@@ -88,6 +95,9 @@ export class FakeCluster {
         if (before !== undefined && (next[field] === undefined || next[field]! < before)) throw apiError(422, `status.${field} may not decrease or be removed (fencing: a newer leader has written)`);
       }
       if (next.activeRun && next.activeRun.token !== next.currentToken) throw apiError(422, 'activeRun.token must equal currentToken');
+      // The CRD's structural schema (maxLength, maxItems, enums, …): the API server refuses a status that breaks it.
+      const valid = singletonJobSchema.shape.status.safeParse(next);
+      if (!valid.success) throw apiError(422, valid.error.issues.map((i) => `status.${i.path.join('.')}: ${i.message}`).join('; '));
       const stored: SingletonJob = { ...copy(old), status: copy(next) };
       stored.metadata = { ...stored.metadata, resourceVersion: this.nextRv() };
       this.sjs.set(key, stored);
@@ -102,6 +112,11 @@ export class FakeCluster {
     read: async (namespace, name) => (this.jobMap.has(`${namespace}/${name}`) ? copy(this.jobMap.get(`${namespace}/${name}`)!) : undefined),
     create: async (job, options = {}) => {
       if (this.rejectJobs) throw apiError(422, this.rejectJobs);
+      const refused = this.refuseJobCreate?.(job, options);
+      if (refused) {
+        this.actions.push(`refused-${options.dryRun ? 'dry-run-' : ''}job ${job.metadata?.name} (${(refused as { code?: number }).code})`);
+        throw refused;
+      }
       if (options.dryRun) {
         this.actions.push(`dry-run-job ${job.metadata?.name}`);
         return copy(job);
