@@ -3,6 +3,7 @@
 // every container; plus the predicates that decide when a run is over.
 import type { V1Container, V1EnvVar, V1Job, V1Pod } from '@kubernetes/client-node';
 import { API_VERSION, KIND, Keys } from '../api/v1alpha1/singletonjob.ts';
+import { withoutRefusedFields } from '../api/v1alpha1/job-fields.ts';
 import type { ActiveRun, SingletonJob } from '../api/v1alpha1/singletonjob.ts';
 import { objectKey } from '../kube/object-key.ts';
 
@@ -84,7 +85,9 @@ export function buildJob(sj: SingletonJob, run: ActiveRun, options: { suspended?
       ownerReferences: [{ apiVersion: API_VERSION, kind: KIND, name: sj.metadata!.name!, uid: sj.metadata!.uid!, controller: true, blockOwnerDeletion: true }],
     },
     spec: {
-      ...spec,
+      // Less the refused fields that would break a guarantee, should a template
+      // stored before the CRD refused them still carry them (job-fields.ts).
+      ...withoutRefusedFields(spec),
       // One Pod at a time: no parallel Pods, and a failed Pod is replaced only
       // once it is terminal (not while it is still terminating).
       parallelism: 1,

@@ -41,6 +41,34 @@ export const corpus: CorpusEntry[] = [
     valid: true,
   },
   {
+    name: 'podFailurePolicy with FailJob and Count rules (each fails the Job: the operator retries with a new token)',
+    object: sj('ok-pod-failure-policy', {
+      jobTemplate: {
+        spec: {
+          ...template.spec,
+          backoffLimit: 2,
+          podFailurePolicy: {
+            rules: [
+              { action: 'FailJob', onExitCodes: { containerName: 'main', operator: 'In', values: [42] } },
+              { action: 'Count', onPodConditions: [{ type: 'DisruptionTarget' }] },
+            ],
+          },
+        },
+      },
+    }),
+    valid: true,
+  },
+  {
+    name: 'managedBy the built-in Job controller, podReplacementPolicy Failed, activeDeadlineSeconds',
+    object: sj('ok-job-controller', { jobTemplate: { spec: { ...template.spec, managedBy: 'kubernetes.io/job-controller', podReplacementPolicy: 'Failed', activeDeadlineSeconds: 600 } } }),
+    valid: true,
+  },
+  {
+    name: 'restartPolicy OnFailure (containers restart in place in the one Pod, with its token)',
+    object: sj('ok-on-failure', { jobTemplate: { spec: { template: { spec: { restartPolicy: 'OnFailure', containers: [{ name: 'main', image: 'busybox' }] } } } } }),
+    valid: true,
+  },
+  {
     name: 'bad policy',
     object: sj('bad-policy', { concurrencyPolicy: 'Allow' }),
     valid: false,
@@ -149,5 +177,88 @@ export const corpus: CorpusEntry[] = [
     valid: false,
     message: 'timeZone',
     expected: 'The SingletonJob "bad-zone" is invalid: spec.timeZone: Invalid value: "Europe Berlin": must be an IANA time zone name such as Europe/Berlin, America/New_York or UTC',
+  },
+  {
+    name: 'managedBy another Job manager',
+    object: sj('bad-managed-by', { jobTemplate: { spec: { ...template.spec, managedBy: 'kueue.x-k8s.io/multikueue' } } }),
+    valid: false,
+    message: 'spec.jobTemplate.spec.managedBy',
+    expected:
+      'The SingletonJob "bad-managed-by" is invalid: spec.jobTemplate.spec.managedBy: Invalid value: "kueue.x-k8s.io/multikueue": managedBy must be absent or kubernetes.io/job-controller: under another Job manager the built-in Job controller does not create the run\'s Pods, and the operator can only fence Pods it can see',
+  },
+  {
+    name: 'podFailurePolicy rule with action Ignore (the Kubernetes docs snippet: Ignore on DisruptionTarget)',
+    object: sj('bad-pfp-ignore', {
+      jobTemplate: {
+        spec: {
+          ...template.spec,
+          podFailurePolicy: {
+            rules: [
+              { action: 'FailJob', onExitCodes: { containerName: 'main', operator: 'In', values: [42] } },
+              { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget' }] },
+            ],
+          },
+        },
+      },
+    }),
+    valid: false,
+    message: 'spec.jobTemplate.spec.podFailurePolicy.rules[1].action',
+    expected:
+      'The SingletonJob "bad-pfp-ignore" is invalid: spec.jobTemplate.spec.podFailurePolicy.rules[1].action: Invalid value: "Ignore": action Ignore is not supported: the Job controller would replace the failed Pod inside the same Job, with the same fencing token; retry with backoffLimit instead (the operator\'s retries: each attempt is a new Job with a new token), or use Count or FailJob',
+  },
+  {
+    name: 'podFailurePolicy rule with action FailIndex',
+    object: sj('bad-pfp-fail-index', { jobTemplate: { spec: { ...template.spec, podFailurePolicy: { rules: [{ action: 'FailIndex', onExitCodes: { operator: 'In', values: [1] } }] } } } }),
+    valid: false,
+    message: 'spec.jobTemplate.spec.podFailurePolicy.rules[0].action',
+    expected:
+      'The SingletonJob "bad-pfp-fail-index" is invalid: spec.jobTemplate.spec.podFailurePolicy.rules[0].action: Invalid value: "FailIndex": action FailIndex is for Indexed Jobs (it needs backoffLimitPerIndex); a run is one NonIndexed completion: use FailJob or Count',
+  },
+  {
+    name: 'ttlSecondsAfterFinished',
+    object: sj('bad-ttl', { jobTemplate: { spec: { ...template.spec, ttlSecondsAfterFinished: 0 } } }),
+    valid: false,
+    message: 'spec.jobTemplate.spec.ttlSecondsAfterFinished',
+    expected:
+      'The SingletonJob "bad-ttl" is invalid: spec.jobTemplate.spec.ttlSecondsAfterFinished: Forbidden: ttlSecondsAfterFinished is not supported: the operator must read a run\'s outcome before its Job goes (a Job deleted early ends the run with no retry and no failure counted); successfulJobsHistoryLimit and failedJobsHistoryLimit say how many finished Jobs are kept',
+  },
+  {
+    name: 'backoffLimitPerIndex',
+    object: sj('bad-backoff-per-index', { jobTemplate: { spec: { ...template.spec, backoffLimitPerIndex: 1 } } }),
+    valid: false,
+    message: 'spec.jobTemplate.spec.backoffLimitPerIndex',
+    expected:
+      'The SingletonJob "bad-backoff-per-index" is invalid: spec.jobTemplate.spec.backoffLimitPerIndex: Forbidden: backoffLimitPerIndex is not supported: it retries a Pod inside the same Job, with the same fencing token (and needs Indexed completion); use backoffLimit (the operator\'s retries: each attempt is a new Job with a new token)',
+  },
+  {
+    name: 'maxFailedIndexes',
+    object: sj('bad-max-failed-indexes', { jobTemplate: { spec: { ...template.spec, maxFailedIndexes: 1 } } }),
+    valid: false,
+    message: 'spec.jobTemplate.spec.maxFailedIndexes',
+    expected:
+      'The SingletonJob "bad-max-failed-indexes" is invalid: spec.jobTemplate.spec.maxFailedIndexes: Forbidden: maxFailedIndexes is not supported: it goes with backoffLimitPerIndex on Indexed Jobs; a run is one NonIndexed completion',
+  },
+  {
+    name: 'successPolicy',
+    object: sj('bad-success-policy', { jobTemplate: { spec: { ...template.spec, successPolicy: { rules: [{ succeededCount: 1 }] } } } }),
+    valid: false,
+    message: 'spec.jobTemplate.spec.successPolicy',
+    expected:
+      'The SingletonJob "bad-success-policy" is invalid: spec.jobTemplate.spec.successPolicy: Forbidden: successPolicy is not supported: it is for Indexed Jobs; a run is one NonIndexed completion, done when its Pod succeeds',
+  },
+  {
+    name: 'podReplacementPolicy TerminatingOrFailed',
+    object: sj('bad-pod-replacement', { jobTemplate: { spec: { ...template.spec, podReplacementPolicy: 'TerminatingOrFailed' } } }),
+    valid: false,
+    message: 'spec.jobTemplate.spec.podReplacementPolicy',
+    expected:
+      'The SingletonJob "bad-pod-replacement" is invalid: spec.jobTemplate.spec.podReplacementPolicy: Invalid value: "TerminatingOrFailed": podReplacementPolicy must be Failed (the operator sets it on every Job): a Pod still terminating is neither counted as failed nor replaced',
+  },
+  {
+    name: 'a selector of its own',
+    object: sj('bad-selector', { jobTemplate: { spec: { ...template.spec, selector: { matchLabels: { app: 'x' } } } } }),
+    valid: false,
+    message: 'spec.jobTemplate.spec.selector',
+    expected: 'The SingletonJob "bad-selector" is invalid: spec.jobTemplate.spec.selector: Forbidden: selector is not supported: the API server generates the Job\'s selector from its UID',
   },
 ];

@@ -6,6 +6,7 @@ import { CRD_FILE } from './crd.ts';
 import { renderCrd } from './generate-crd.ts';
 import { corpus } from '../../../test/support/api-corpus.ts';
 import { SCHEDULE_MESSAGE, TIME_ZONE_MESSAGE, singletonJobSchema } from './singletonjob.ts';
+import { JobFieldMessages } from './job-fields.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -54,6 +55,42 @@ describe('messages in words', () => {
     expect(issues({ schedule: '0 0 * * *', timeZone: 'Europe Berlin' })).toEqual([{ path: 'spec.timeZone', message: TIME_ZONE_MESSAGE }]);
     for (const ok of ['0 0 * * *', '*/5 * * * * *', '@midnight', '0 9 * * MON-FRI', '0 0 L * *', '0 0 ? JAN,JUL SUN#2', '0\t0 * * *'])
       expect({ ok, issues: issues({ schedule: ok }) }).toEqual({ ok, issues: [] });
+  });
+
+  it('refuses a Job field that hands the run to someone else, at its path, in the words of the CRD rule (docs/job-fields.md)', () => {
+    const template = base.spec.jobTemplate as { spec: Record<string, unknown> };
+    const job = (fields: Record<string, unknown>) => issues({ jobTemplate: { spec: { ...template.spec, ...fields } } });
+    const at = (field: string, message: string) => [{ path: `spec.jobTemplate.spec.${field}`, message }];
+    expect(job({ managedBy: 'kueue.x-k8s.io/multikueue' })).toEqual(at('managedBy', JobFieldMessages.managedBy));
+    const rules = [
+      { action: 'FailJob', onExitCodes: { operator: 'In', values: [42] } },
+      { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget' }] },
+    ];
+    expect(job({ podFailurePolicy: { rules } })).toEqual(at('podFailurePolicy.rules.1.action', JobFieldMessages.ignore));
+    expect(job({ podFailurePolicy: { rules: [{ action: 'FailIndex', onExitCodes: { operator: 'In', values: [1] } }] } })).toEqual(at('podFailurePolicy.rules.0.action', JobFieldMessages.failIndex));
+    expect(job({ podReplacementPolicy: 'TerminatingOrFailed' })).toEqual(at('podReplacementPolicy', JobFieldMessages.podReplacementPolicy));
+    for (const [field, value] of [
+      ['ttlSecondsAfterFinished', 0],
+      ['backoffLimitPerIndex', 1],
+      ['maxFailedIndexes', 1],
+      ['successPolicy', { rules: [{ succeededCount: 1 }] }],
+      ['selector', { matchLabels: { app: 'x' } }],
+    ] as const)
+      expect({ field, issues: job({ [field]: value }) }).toEqual({ field, issues: at(field, JobFieldMessages[field]) });
+    // What a SingletonJob honours.
+    for (const ok of [
+      { managedBy: 'kubernetes.io/job-controller' },
+      {
+        podFailurePolicy: {
+          rules: [
+            { action: 'FailJob', onExitCodes: { operator: 'In', values: [42] } },
+            { action: 'Count', onPodConditions: [{ type: 'DisruptionTarget' }] },
+          ],
+        },
+      },
+      { podReplacementPolicy: 'Failed', activeDeadlineSeconds: 600, backoffLimit: 3 },
+    ])
+      expect({ ok, issues: job(ok) }).toEqual({ ok, issues: [] });
   });
 
   it('gives every CEL rule of the CRD a field path or a place that names its field', () => {

@@ -3,6 +3,7 @@
 import type { z } from 'zod';
 import type { V1JobTemplateSpec, V1ObjectMeta } from '@kubernetes/client-node';
 import { arr, bool, enumOf, int, MAX_SAFE, obj, optional, str, stringMap, typed } from './builder.ts';
+import { JOB_CONTROLLER, JobFieldMessages } from './job-fields.ts';
 
 export const GROUP = 'singleton.dev';
 export const VERSION = 'v1alpha1';
@@ -77,10 +78,44 @@ const podTemplate = obj(
   { preserveUnknown: true },
 );
 
-type JobSpecShape = { parallelism?: number; completions?: number; suspend?: boolean; completionMode?: string; manualSelector?: boolean };
+type JobSpecShape = {
+  parallelism?: number;
+  completions?: number;
+  suspend?: boolean;
+  completionMode?: string;
+  manualSelector?: boolean;
+  ttlSecondsAfterFinished?: number;
+  backoffLimitPerIndex?: number;
+  maxFailedIndexes?: number;
+  successPolicy?: unknown;
+  selector?: unknown;
+};
+
+/** A JobSpec field a SingletonJob refuses outright (the reason: JobFieldMessages, docs/job-fields.md). */
+const absent = (field: 'ttlSecondsAfterFinished' | 'backoffLimitPerIndex' | 'maxFailedIndexes' | 'successPolicy' | 'selector') => ({
+  rule: `!has(self.${field})`,
+  message: JobFieldMessages[field],
+  reason: 'FieldValueForbidden' as const,
+  fieldPath: `.${field}`,
+  check: (s: JobSpecShape) => s[field] === undefined,
+});
+
+const podFailureRule = obj(
+  'A pod failure policy rule (batch/v1 PodFailurePolicyRule).',
+  {
+    action: str('Count or FailJob: either fails the Job (backoffLimit 0), and the operator retries within backoffLimit with a new Job and a new token. Ignore and FailIndex are refused.', {
+      maxLength: 32,
+      rules: [
+        { rule: "self != 'Ignore'", message: JobFieldMessages.ignore, check: (v: string) => v !== 'Ignore' },
+        { rule: "self != 'FailIndex'", message: JobFieldMessages.failIndex, check: (v: string) => v !== 'FailIndex' },
+      ],
+    }),
+  },
+  { preserveUnknown: true },
+);
 
 const jobSpec = obj(
-  'Job spec (batch/v1 JobSpec). The controller forces parallelism 1, completions 1 and podReplacementPolicy Failed.',
+  "Job spec (batch/v1 JobSpec). The controller forces parallelism 1, completions 1, backoffLimit 0 and podReplacementPolicy Failed; fields that would hand the run's Pods to another manager, replace a Pod inside its Job or delete the Job before its outcome is read are refused (docs/job-fields.md).",
   {
     parallelism: optional(int('Must be 1 if set.', { minimum: 0 })),
     completions: optional(int('Must be 1 if set.', { minimum: 0 })),
@@ -93,6 +128,31 @@ const jobSpec = obj(
     suspend: optional(bool('Must not be true: suspend the SingletonJob instead.')),
     completionMode: optional(enumOf('NonIndexed (Indexed makes no sense with one completion).', ['NonIndexed'])),
     manualSelector: optional(bool('Must not be true: the controller owns the selector.')),
+    managedBy: optional(
+      str(`Absent or ${JOB_CONTROLLER}: the built-in Job controller must create the run's Pods.`, {
+        maxLength: 63,
+        rules: [{ rule: `self == '${JOB_CONTROLLER}'`, message: JobFieldMessages.managedBy, check: (v: string) => v === JOB_CONTROLLER }],
+      }),
+    ),
+    podFailurePolicy: optional(
+      obj(
+        'Pod failure policy (batch/v1 PodFailurePolicy): rules with action Count or FailJob.',
+        { rules: optional(arr('Rules, in order.', podFailureRule, { maxItems: 20 })) },
+        { preserveUnknown: true },
+      ),
+    ),
+    podReplacementPolicy: optional(
+      str('Failed if set (the controller sets it).', {
+        maxLength: 32,
+        rules: [{ rule: "self == 'Failed'", message: JobFieldMessages.podReplacementPolicy, check: (v: string) => v === 'Failed' }],
+      }),
+    ),
+    // Declared only so that the rules below can name them (refused when set).
+    ttlSecondsAfterFinished: optional(int(JobFieldMessages.ttlSecondsAfterFinished)),
+    backoffLimitPerIndex: optional(int(JobFieldMessages.backoffLimitPerIndex)),
+    maxFailedIndexes: optional(int(JobFieldMessages.maxFailedIndexes)),
+    successPolicy: optional(obj(JobFieldMessages.successPolicy, {}, { preserveUnknown: true })),
+    selector: optional(obj(JobFieldMessages.selector, {}, { preserveUnknown: true })),
     template: podTemplate,
   },
   {
@@ -117,6 +177,11 @@ const jobSpec = obj(
         fieldPath: '.manualSelector',
         check: (s: JobSpecShape) => s.manualSelector !== true,
       },
+      absent('ttlSecondsAfterFinished'),
+      absent('backoffLimitPerIndex'),
+      absent('maxFailedIndexes'),
+      absent('successPolicy'),
+      absent('selector'),
     ],
   },
 );
