@@ -2,11 +2,12 @@
 // release it, notice it finished (or was deleted, or replaced), retry a
 // failed attempt with a new token — deciding from live reads, never from a
 // cache that may be stale.
-import type { V1Job } from '@kubernetes/client-node';
+import type { CoreV1Event, V1Job } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ActiveRun, SingletonJob } from '../api/v1alpha1/singletonjob.ts';
-import { belongsToRun, isOwnedBy, isPendingAttempt, jobOutcome, jobToken, runningPods } from './jobs.ts';
-import { diagnose, started } from './stall.ts';
+import { belongsToRun, finishedAfterItsPods, isOwnedBy, isPendingAttempt, jobOutcome, jobToken, runningPods, wasReleased } from './jobs.ts';
+import { diagnose, started, type Stall } from './stall.ts';
+import { apiMessage, statusCode } from '../kube/errors.ts';
 import { runName } from './naming.ts';
 import { POLL_MS } from './pass.ts';
 import type { Pass, Result } from './pass.ts';
@@ -106,6 +107,7 @@ export async function trackActiveRun(p: Pass, key: string, sj: SingletonJob, run
     return { requeueAfterMs: 0 };
   }
   if (job.spec?.suspend && !run.replacing && !jobOutcome(job)) {
+    if (wasReleased(job)) return suspendedByOther(p, key, sj, run, job);
     // Recorded as this run's Job (by us or a predecessor that stopped before
     // unsuspending it): let it start.
     await jobs.unsuspend(job);
@@ -113,9 +115,9 @@ export async function trackActiveRun(p: Pass, key: string, sj: SingletonJob, run
   }
   const outcome = jobOutcome(job);
   if (outcome) {
-    // Since Kubernetes 1.31 the terminal condition itself says every Pod of
-    // the Job is terminal; before, only a live list does.
-    const proven = p.d.jobsFinishAfterPods && !(job.status?.active ?? 0);
+    // A Job finished by a Job controller that waits for its Pods says so
+    // itself (finishedAfterItsPods); otherwise only a live list does.
+    const proven = p.d.jobsFinishAfterPods && finishedAfterItsPods(job);
     if (!proven && (await runningPods(pods, sj, run)).length) return { requeueAfterMs: POLL_MS };
     if (outcome === 'Failed' && !run.replacing && (run.attempt ?? 1) <= (sj.spec.jobTemplate.spec?.backoffLimit ?? 0)) return retry(p, key, sj, run);
     return p.finish(key, sj, run, run.replacing ? 'Replaced' : outcome, toDate(job.status?.completionTime));
@@ -125,6 +127,24 @@ export async function trackActiveRun(p: Pass, key: string, sj: SingletonJob, run
     return { requeueAfterMs: POLL_MS };
   }
   return watchStart(p, key, sj, run, job, log);
+}
+
+/**
+ * A run's Job released once and suspended again by someone else (`kubectl
+ * patch … suspend: true`, Kueue preemption): the Job controller has deleted
+ * its Pods, and releasing it again would give new Pods the token of the ones
+ * it killed — one token, two lives. A Job is released once, ever. The attempt
+ * ends once its Pods are gone, as a failed one: the next attempt (within
+ * backoffLimit) is a new Job with a new token; the suspended Job goes.
+ */
+async function suspendedByOther(p: Pass, key: string, sj: SingletonJob, run: ActiveRun, job: V1Job): Promise<Result> {
+  const message = `Job ${run.name} of run ${run.name} (token ${run.token}) was suspended by someone else after the operator released it: a run's Job is never released twice (new Pods would carry the token of the Pods suspension killed). The attempt ends once its Pods are gone; to stop scheduled runs, suspend the SingletonJob instead`;
+  await p.announceOnce(sj, `resuspended:${run.name}:${run.jobUID}`, 'Warning', 'RunJobSuspended', message);
+  if ((await runningPods(p.d.pods, sj, run)).length) return { requeueAfterMs: POLL_MS };
+  const result = (run.attempt ?? 1) <= (sj.spec.jobTemplate.spec?.backoffLimit ?? 0) ? await retry(p, key, sj, run) : await p.finish(key, sj, run, 'Failed');
+  // Recorded as ended first; a Job this delete misses is deleted as a stray (cleanup.ts).
+  await p.d.jobs.delete(job);
+  return result;
 }
 
 /** Within this long of its release a run's Pod is simply on its way; after it, a run that is not running is looked at. */
@@ -156,7 +176,7 @@ async function watchStart(p: Pass, key: string, sj: SingletonJob, run: ActiveRun
     }
     return undefined;
   }
-  const stall = diagnose(pods, pods.length ? [] : await p.d.jobs.events(job));
+  const stall = diagnose(pods, pods.length ? [] : await jobEventsOrNone(p, job, log)) ?? unexplained(pods, job);
   const deadline = releasedAt.getTime() + (sj.spec.podStartDeadlineSeconds ?? DEFAULT_POD_START_DEADLINE_SECONDS) * 1000;
   const why = stall ? `${stall.reason}: ${stall.message}` : `its Pod is still ${pods.length ? 'pending' : 'not created'}`;
   if (now.getTime() >= deadline) {
@@ -186,6 +206,34 @@ async function watchStart(p: Pass, key: string, sj: SingletonJob, run: ActiveRun
     }
   }
   return { requeueAfterMs: Math.max(5, Math.min(STALL_POLL_MS, deadline - now.getTime() + 5)), soft: true };
+}
+
+/**
+ * The Job's Events, read only to explain a stall: optional. A refused or
+ * failed read (403 under an RBAC without `list` on events, a timeout, a 5xx)
+ * never aborts the pass — the deadline, the Stalled condition and the next
+ * slot must still happen; the condition then says it could not read why.
+ */
+const unreadableEvents = new WeakMap<V1Job, string>();
+async function jobEventsOrNone(p: Pass, job: V1Job, log: Logger): Promise<CoreV1Event[]> {
+  try {
+    return await p.d.jobs.events(job);
+  } catch (err) {
+    // Debug only: the Stalled condition carries it, and this runs every poll.
+    log.debug({ job: job.metadata?.name, err: apiMessage(err) }, 'Could not read the Job’s Events to explain a stall');
+    unreadableEvents.set(job, `${statusCode(err) ?? 'no response'}: ${apiMessage(err)}`);
+    return [];
+  }
+}
+
+/** A Job with no Pod whose Events could not be read: a stall all the same, saying what would tell why. */
+function unexplained(pods: unknown[], job: V1Job): Stall | undefined {
+  const failure = unreadableEvents.get(job);
+  if (pods.length || !failure) return undefined;
+  return {
+    reason: 'PodNotCreated',
+    message: `The Job controller has not created the run's Pod, and why could not be read: listing the Job's Events failed (${failure}); \`list\` on events in namespace ${job.metadata?.namespace} lets the operator tell`,
+  };
 }
 
 /**

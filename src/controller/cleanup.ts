@@ -3,7 +3,7 @@
 import type { V1Job } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { SingletonJob } from '../api/v1alpha1/singletonjob.ts';
-import { isOwnedBy, jobOutcome, jobToken } from './jobs.ts';
+import { jobOutcome, jobToken, ownJobs } from './jobs.ts';
 import type { EventSink, JobControl, StatusStore } from './ports.ts';
 
 /**
@@ -14,9 +14,7 @@ import type { EventSink, JobControl, StatusStore } from './ports.ts';
  */
 export async function deleteStrays(d: { status: StatusStore; jobs: JobControl; events: EventSink }, key: string, sj: SingletonJob): Promise<boolean> {
   const active = sj.status?.activeRun?.name;
-  const candidates = d.jobs
-    .ownedBy(sj.metadata!.uid!)
-    .filter((j) => j.metadata?.namespace === sj.metadata?.namespace && j.metadata?.name !== active && isOwnedBy(j, sj) && !j.metadata?.deletionTimestamp && !jobOutcome(j));
+  const candidates = ownJobs(d.jobs, sj).filter((j) => j.metadata?.name !== active && !j.metadata?.deletionTimestamp && !jobOutcome(j));
   if (!candidates.length) return false;
   const live = await d.status.read(key);
   if (!live || live.metadata?.uid !== sj.metadata?.uid) return false;
@@ -46,9 +44,8 @@ export async function prune(jobs: JobControl, sj: SingletonJob, log: Logger): Pr
   const limitOk = sj.spec.successfulJobsHistoryLimit ?? 3;
   const limitFailed = sj.spec.failedJobsHistoryLimit ?? 1;
   const ceiling = status.activeRun ? status.activeRun.token - 1 : (status.currentToken ?? 0);
-  const finished = jobs
-    .ownedBy(sj.metadata!.uid!)
-    .filter((j) => j.metadata?.namespace === sj.metadata?.namespace && isOwnedBy(j, sj) && !j.metadata?.deletionTimestamp)
+  const finished = ownJobs(jobs, sj)
+    .filter((j) => !j.metadata?.deletionTimestamp)
     .map((job) => ({ job, token: jobToken(job), outcome: jobOutcome(job) }))
     .filter((r): r is { job: V1Job; token: number; outcome: 'Succeeded' | 'Failed' } => r.token !== undefined && r.token <= ceiling && r.outcome !== undefined)
     .sort((a, b) => b.token - a.token);

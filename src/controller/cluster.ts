@@ -4,12 +4,12 @@
 // resourceVersion it was computed from.
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { BatchV1Api, CoreV1Api, CoreV1Event, CustomObjectsApi, V1Job, V1Pod } from '@kubernetes/client-node';
-import { GROUP, PLURAL, VERSION } from '../api/v1alpha1/singletonjob.ts';
+import { GROUP, Keys, PLURAL, VERSION } from '../api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../api/v1alpha1/singletonjob.ts';
 import { isConflict, isNotFound } from '../kube/errors.ts';
 import type { MutationCache } from '../kube/mutation-cache.ts';
 import { slimInPlace } from '../kube/slim.ts';
-import { controllerUid, mayStillRunPods } from './jobs.ts';
+import { noteDeleted } from './jobs.ts';
 import type { JobControl, PodControl, StatusStore } from './ports.ts';
 
 /** What the Job informer offers: keyed reads and the index by controlling owner UID. */
@@ -63,7 +63,7 @@ export class KubeJobControl implements JobControl {
 
   private readonly lostJobs: Set<string>;
 
-  /** `lostJobs`: owner UIDs of Jobs deleted while their Pods might run (also fed by the Job informer's deletes). */
+  /** `lostJobs`: SingletonJob namespace/names of Jobs deleted while their Pods might run (also fed by the Job informer's deletes). */
   constructor(api: BatchV1Api, core: CoreV1Api, cache: JobCache, lostJobs: Set<string> = new Set()) {
     this.api = api;
     this.core = core;
@@ -71,20 +71,20 @@ export class KubeJobControl implements JobControl {
     this.lostJobs = lostJobs;
   }
 
-  deletedWhileRunning(ownerUid: string): boolean {
-    return this.lostJobs.has(ownerUid);
+  deletedWhileRunning(key: string): boolean {
+    return this.lostJobs.has(key);
   }
 
-  podsChecked(ownerUid: string): void {
-    this.lostJobs.delete(ownerUid);
+  podsChecked(key: string): void {
+    this.lostJobs.delete(key);
   }
 
   cached(namespace: string, name: string): V1Job | undefined {
     return this.cache.get(`${namespace}/${name}`);
   }
 
-  ownedBy(uid: string): V1Job[] {
-    return this.cache.byIndex(uid);
+  ofName(key: string): V1Job[] {
+    return this.cache.byIndex(key);
   }
 
   async read(namespace: string, name: string): Promise<V1Job | undefined> {
@@ -106,8 +106,7 @@ export class KubeJobControl implements JobControl {
   }
 
   async delete(job: V1Job): Promise<void> {
-    const owner = controllerUid(job);
-    if (owner && mayStillRunPods(job)) this.lostJobs.add(owner);
+    noteDeleted(this.lostJobs, job);
     try {
       await this.api.deleteNamespacedJob({
         namespace: job.metadata!.namespace!,
@@ -130,6 +129,8 @@ export class KubeJobControl implements JobControl {
           body: [
             { op: 'test', path: '/metadata/uid', value: job.metadata!.uid! },
             { op: 'replace', path: '/spec/suspend', value: false },
+            // In the same request: a released Job, suspended again later by someone else, is told apart from one never released.
+            { op: 'add', path: `/metadata/annotations/${Keys.released.replace('/', '~1')}`, value: new Date().toISOString() },
           ],
         },
         setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),

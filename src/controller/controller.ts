@@ -22,7 +22,7 @@ import type { Leadership } from '../election/index.ts';
 import { makeClient } from '../kube/client.ts';
 import { Informer, MultiInformer } from '../kube/informer.ts';
 import { objectKey } from '../kube/object-key.ts';
-import { describeError } from '../kube/errors.ts';
+import { describeError, isNamespaceTerminating } from '../kube/errors.ts';
 import type { ListPage } from '../kube/informer.ts';
 import { EventRecorder, eventMetrics } from './events.ts';
 import { DEFAULT_CONCURRENT_RECONCILES } from '../config/config.ts';
@@ -34,7 +34,7 @@ import { restClientMetrics } from '../kube/client-metrics.ts';
 import type { RequestMetrics } from '../kube/client-metrics.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import { ServerClock } from './clock.ts';
-import { controllerUid, mayStillRunPods, projectJob } from './jobs.ts';
+import { noteDeleted, projectJob, sjKeyOfJob } from './jobs.ts';
 import { Reconciler } from './reconciler.ts';
 import { KubeJobControl, KubePodControl, KubeStatusStore } from './cluster.ts';
 import { MutationCache } from '../kube/mutation-cache.ts';
@@ -129,7 +129,8 @@ export class SingletonJobController {
             logger,
             labelSelector: Keys.ownerUid,
             transform: projectJob,
-            indexBy: controllerUid,
+            // By the SingletonJob's namespace/name, not its UID: a deleted predecessor's (orphaned) Jobs are found too.
+            indexBy: sjKeyOfJob,
             path: ns ? `/apis/batch/v1/namespaces/${ns}/jobs` : '/apis/batch/v1/jobs',
             list: async (page) => (ns ? await batch.listNamespacedJob({ namespace: ns, ...page }) : await batch.listJobForAllNamespaces(page)),
           }),
@@ -138,13 +139,13 @@ export class SingletonJobController {
     objectMetrics(registry, { list: () => this.sjs.list(), exporting: () => this.leading });
     // Our own status writes, until the informer shows them (read-your-writes).
     this.mutations = new MutationCache(this.sjs);
-    // Event handlers only enqueue.
+    // Event handlers enqueue; a Job's delete is also remembered (noteDeleted) for the next start's Pod check.
     this.sjs.on((_type, obj) => this.queue?.add(objectKey(obj)));
     this.jobs.on((type, job) => {
-      const owner = job.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'SingletonJob');
-      // Its Pods may outlive it: the next start of its SingletonJob lists Pods live.
-      if (type === 'delete' && owner && mayStillRunPods(job)) this.lostJobs.add(owner.uid);
-      if (owner) this.queue?.add(`${job.metadata!.namespace}/${owner.name}`);
+      // Its Pods may outlive it: the next start of its namespace/name lists Pods live.
+      if (type === 'delete') noteDeleted(this.lostJobs, job);
+      const key = sjKeyOfJob(job);
+      if (key) this.queue?.add(key);
     });
   }
 
@@ -242,6 +243,8 @@ export class SingletonJobController {
     if (total === 0) reportFirstPass();
 
     const controller = CONTROLLER_NAME;
+    /** When a namespace's deletion was last logged (monotonic ms): once per namespace, again only after a while. */
+    const terminating = new Map<string, number>();
     const worker = async () => {
       for (;;) {
         await yieldToTimers();
@@ -258,6 +261,20 @@ export class SingletonJobController {
           if (result.requeueAfterMs !== undefined) work.addAfter(key, result.requeueAfterMs);
         } catch (err) {
           if (leadership.signal.aborted) return;
+          if (isNamespaceTerminating(err)) {
+            // The namespace is being deleted: its objects go with it, and
+            // nothing a retry does can help. Dropped from the queue (the
+            // periodic resync looks again once a minute while the object
+            // lingers); said once per namespace, not once per object and try.
+            work.forget(key);
+            const ns = key.slice(0, key.indexOf('/'));
+            const last = terminating.get(ns);
+            if (last === undefined || performance.now() - last > TERMINATING_LOG_EVERY_MS) {
+              terminating.set(ns, performance.now());
+              log.info({ namespace: ns, object: key }, 'Namespace is being deleted: its SingletonJobs are left alone until it is gone');
+            }
+            continue;
+          }
           this.metrics.reconciles.inc({ controller, result: 'error' });
           this.metrics.reconcileErrors.inc({ controller });
           log.warn({ object: key, err: describeError(err) }, 'Reconcile failed; retrying with backoff');
@@ -294,6 +311,8 @@ export class SingletonJobController {
  * uninterrupted work has run this long.
  */
 const SLICE_MS = 20;
+/** A namespace being deleted is logged once, and again after this long if it still is. */
+const TERMINATING_LOG_EVERY_MS = 10 * 60_000;
 let sliceStart = performance.now();
 
 async function yieldToTimers(): Promise<void> {

@@ -1,6 +1,6 @@
 import type { ActiveRun, SingletonJob } from '../api/v1alpha1/singletonjob.ts';
 import { Keys } from '../api/v1alpha1/singletonjob.ts';
-import { buildJob, Env, isOwnedBy, isPodTerminal, jobOutcome, jobToken, projectJob } from './jobs.ts';
+import { buildJob, Env, finishedAfterItsPods, isOwnedBy, isPodTerminal, jobOutcome, jobToken, mayStillRunPods, projectJob, wasReleased } from './jobs.ts';
 
 const sj = {
   apiVersion: 'singleton.dev/v1alpha1',
@@ -91,5 +91,32 @@ describe('projectJob (what the Job cache keeps)', () => {
     expect(kept.spec).toEqual({ suspend: true });
     expect(kept.metadata!.managedFields).toBeUndefined();
     expect(JSON.stringify(kept).length).toBeLessThan(JSON.stringify(created).length / 2);
+  });
+});
+
+describe('what a Job itself proves about its Pods', () => {
+  const cond = (type: string, reason?: string) => ({ type, status: 'True', ...(reason ? { reason } : {}) });
+  const job = (conditions: object[], extra: Record<string, unknown> = {}) => ({ metadata: { name: 'j' }, spec: {}, status: { conditions, ...extra } }) as never;
+
+  it('a terminal condition proves every Pod terminal only after the interim condition a delaying Job controller adds first', () => {
+    expect(finishedAfterItsPods(job([cond('SuccessCriteriaMet'), cond('Complete')]))).toBe(true);
+    expect(finishedAfterItsPods(job([cond('FailureTarget', 'BackoffLimitExceeded'), cond('Failed', 'BackoffLimitExceeded')]))).toBe(true);
+    // A kube-controller-manager that does not delay (older, or gates off): Complete alone.
+    expect(finishedAfterItsPods(job([cond('Complete')]))).toBe(false);
+    expect(finishedAfterItsPods(job([cond('Failed', 'BackoffLimitExceeded')]))).toBe(false);
+    // FailureTarget from a podFailurePolicy match is added by older controllers too.
+    expect(finishedAfterItsPods(job([cond('FailureTarget', 'PodFailurePolicy'), cond('Failed', 'PodFailurePolicy')]))).toBe(false);
+    expect(finishedAfterItsPods(job([cond('SuccessCriteriaMet'), cond('Complete')], { active: 1 }))).toBe(false);
+    expect(mayStillRunPods(job([cond('Complete')]))).toBe(true);
+    expect(mayStillRunPods(job([cond('SuccessCriteriaMet'), cond('Complete')]))).toBe(false);
+  });
+
+  it('a Job released once stays released, even when suspended again', () => {
+    const released = { metadata: { name: 'j', annotations: { [Keys.released]: '2026-12-07T00:00:00Z' } }, spec: { suspend: true }, status: {} } as never;
+    expect(wasReleased(released)).toBe(true);
+    expect(mayStillRunPods(released)).toBe(true);
+    const never = { metadata: { name: 'j', annotations: {} }, spec: { suspend: true }, status: {} } as never;
+    expect(wasReleased(never)).toBe(false);
+    expect(mayStillRunPods(never)).toBe(false);
   });
 });

@@ -165,13 +165,76 @@ export function isPendingAttempt(job: V1Job, sj: SingletonJob): boolean {
  * A Job deleted in that state leaves the question to a live Pod list.
  */
 export function mayStillRunPods(job: V1Job): boolean {
-  if (jobOutcome(job)) return (job.status?.active ?? 0) > 0;
+  if (jobOutcome(job)) return !finishedAfterItsPods(job);
   return !neverReleased(job);
+}
+
+/**
+ * Whether a finished Job itself shows that every Pod it had was terminal when
+ * it finished. The delay of Complete/Failed until all Pods are terminal is
+ * kube-controller-manager's (JobManagedBy or JobPodReplacementPolicy on; the
+ * skew policy allows a controller-manager a minor older than the API server,
+ * and on 1.31–1.33 the gates can be off), so the API server's /version cannot
+ * tell. A delaying Job controller first adds an interim condition —
+ * `SuccessCriteriaMet` before Complete, `FailureTarget` before Failed — and
+ * only then the terminal one; an older controller adds FailureTarget only for
+ * a podFailurePolicy match (reason PodFailurePolicy), which proves nothing.
+ */
+export function finishedAfterItsPods(job: V1Job): boolean {
+  const outcome = jobOutcome(job);
+  if (!outcome || (job.status?.active ?? 0) > 0) return false;
+  const interim = job.status?.conditions?.find((c) => c.status === 'True' && c.type === (outcome === 'Succeeded' ? 'SuccessCriteriaMet' : 'FailureTarget'));
+  return !!interim && (outcome === 'Succeeded' || interim.reason !== 'PodFailurePolicy');
+}
+
+/**
+ * Whether the operator ever released this Job: the release patch stamps
+ * `singleton.dev/released` (a startTime covers Jobs released by an older
+ * version, which did not stamp). A suspended Job that was released has been
+ * suspended again by someone else, and is never released twice.
+ */
+export function wasReleased(job: V1Job): boolean {
+  return job.metadata?.annotations?.[Keys.released] !== undefined || !!job.status?.startTime;
 }
 
 /** Suspended and never started: the Job controller has never given it a Pod. */
 function neverReleased(job: V1Job): boolean {
-  return job.spec?.suspend === true && !job.status?.startTime && !job.status?.active;
+  return job.spec?.suspend === true && !wasReleased(job) && !job.status?.active;
+}
+
+/**
+ * The SingletonJob a run's Job belongs to, as namespace/name — per name, not
+ * per UID, like belongsTo for Pods: a Job of a deleted predecessor with the
+ * same name counts, whether the garbage collector orphaned it (its owner
+ * reference gone: `kubectl delete sj --cascade=orphan`) or not yet removed
+ * it. What the Job cache is indexed by, and what "a Job deleted while its
+ * Pods might run" is remembered under.
+ */
+export function sjKeyOfJob(job: V1Job): string | undefined {
+  const name = job.metadata?.annotations?.[Keys.singletonJob] ?? job.metadata?.ownerReferences?.find((r) => r.controller && r.kind === KIND)?.name;
+  return name && job.metadata?.namespace ? `${job.metadata.namespace}/${name}` : undefined;
+}
+
+/** Remembers a Job deleted while its Pods might still run, under its SingletonJob's namespace/name: the next start of that name lists Pods live. The one rule for the informer's deletes, our own, and the fake's. */
+export function noteDeleted(lost: Set<string>, job: V1Job): void {
+  const key = sjKeyOfJob(job);
+  if (key && mayStillRunPods(job)) lost.add(key);
+}
+
+/** The cached Jobs of this very object (its UID), out of all Jobs of its namespace/name. */
+export function ownJobs(jobs: { ofName(key: string): V1Job[] }, sj: SingletonJob): V1Job[] {
+  return jobs.ofName(objectKey(sj)).filter((j) => isOwnedBy(j, sj));
+}
+
+/**
+ * Jobs of this namespace/name that are not this object's and may still get
+ * or run a Pod: a deleted predecessor's released Job (orphaned, or not yet
+ * collected) — also one with no Pod yet (FailedCreate: the Job controller
+ * keeps trying and may succeed hours later). They hold the object's starts
+ * until they are gone; the operator deletes them (UID precondition).
+ */
+export function predecessorJobs(jobs: { ofName(key: string): V1Job[] }, sj: SingletonJob): V1Job[] {
+  return jobs.ofName(objectKey(sj)).filter((j) => !isOwnedBy(j, sj) && mayStillRunPods(j));
 }
 
 export function isOwnedBy(job: V1Job, sj: SingletonJob): boolean {

@@ -24,8 +24,8 @@ export interface StatusStore {
 /** The Jobs of runs: cached and live reads, create, UID-guarded delete and unsuspend. */
 export interface JobControl {
   cached(namespace: string, name: string): V1Job | undefined;
-  /** Cached Jobs whose controlling owner reference is the SingletonJob with this UID. */
-  ownedBy(uid: string): V1Job[];
+  /** Cached Jobs of runs of this SingletonJob namespace/name (sjKeyOfJob), whatever their owner: a deleted predecessor's too. */
+  ofName(key: string): V1Job[];
   read(namespace: string, name: string): Promise<V1Job | undefined>;
   /** 409 AlreadyExists when the name is taken, 422 when the API server refuses the Job. `dryRun`: validated and admitted, not stored. */
   create(job: V1Job, options?: { dryRun?: boolean }): Promise<V1Job>;
@@ -35,10 +35,10 @@ export interface JobControl {
   delete(job: V1Job): Promise<void>;
   /** spec.suspend=false on exactly this Job (the patch tests the UID); "gone" is fine. */
   unsuspend(job: V1Job): Promise<void>;
-  /** A Job owned by this SingletonJob UID was deleted while its Pods might still run, since podsChecked(uid). */
-  deletedWhileRunning(ownerUid: string): boolean;
+  /** A Job of this SingletonJob namespace/name was deleted while its Pods might still run, since podsChecked(key). */
+  deletedWhileRunning(key: string): boolean;
   /** A live Pod list found no Pod of the SingletonJob running. */
-  podsChecked(ownerUid: string): void;
+  podsChecked(key: string): void;
 }
 
 /** Pods: live lists only (a cache may not show a new Pod yet), UID-guarded deletes. */

@@ -1158,6 +1158,102 @@ const cases: Case[] = [
     actions: [`create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
     check: (f) => expect(conditionOf(f, 'TemplateAccepted')).toMatchObject({ status: 'True', reason: 'JobCreated', observedGeneration: 2 }),
   },
+  // Issue 21 item 1b: a Job released once is never released again.
+  {
+    name: "a run's Job suspended again by someone else after its release, its Pod still terminating: not released again, the attempt waits for the Pod",
+    spec: scheduled,
+    status: { ...atSlot },
+    setup: (f) => {
+      const job = inFlight(f, run(), { podPhase: 'Running' });
+      const live = f.jobMap.get(`ns/${job.metadata!.name}`)!;
+      live.spec!.suspend = true;
+      live.metadata!.annotations![Keys.released] = SLOT.toISOString();
+      f.pods[0]!.metadata!.deletionTimestamp = new Date();
+    },
+    actions: ['event Warning RunJobSuspended'],
+    check: (f, r) => {
+      expect(f.sj().status?.activeRun?.name).toBe(run().name);
+      expect(r.requeueAfterMs).toBeGreaterThan(0);
+    },
+  },
+  {
+    name: "a run's Job suspended again after its release, its Pods gone, retry budget left: the attempt ends Failed, the next attempt gets a new token, the suspended Job goes",
+    spec: { ...scheduled, jobTemplate: { spec: { ...template().spec, backoffLimit: 1 } } },
+    status: { ...atSlot },
+    setup: (f) => {
+      const job = inFlight(f, run());
+      const live = f.jobMap.get(`ns/${job.metadata!.name}`)!;
+      live.spec!.suspend = true;
+      live.metadata!.annotations![Keys.released] = SLOT.toISOString();
+    },
+    actions: ['event Warning RunJobSuspended', 'update-status', 'event Warning RunRetrying', `delete-job ${scheduledRunName('sj', SLOT)} uid=job-uid-2`],
+    check: (f) => {
+      const s = f.sj().status!;
+      expect(s.recentRuns?.[0]).toMatchObject({ name: run().name, outcome: 'Failed' });
+      expect(s.activeRun?.attempt).toBe(2);
+      expect(s.activeRun!.token).toBeGreaterThan(run().token);
+      expect(f.jobMap.has(`ns/${run().name}`)).toBe(false);
+    },
+  },
+  // Issue 21 item 3: a terminal condition proves the Pods terminal only from a delaying Job controller.
+  {
+    name: 'Kubernetes ≥ 1.31 API server, but a Job finished without the interim condition (an older kube-controller-manager): a live Pod list decides',
+    finishAfterPods: true,
+    spec: scheduled,
+    status: { ...atSlot },
+    setup: (f) => {
+      const job = inFlight(f, run());
+      f.jobMap.get(`ns/${job.metadata!.name}`)!.status = { conditions: [{ type: 'Complete', status: 'True' }] };
+    },
+    actions: ['update-status', 'event Normal RunFinished'],
+    check: (f) => expect(f.podLists).toBe(1),
+  },
+  // Issue 21 item 2: a deleted predecessor's released Job of this namespace/name, orphaned, with no Pod yet.
+  {
+    name: "a deleted predecessor's orphaned, released Job with no Pod yet (FailedCreate): deleted, and the due slot waits until it is gone",
+    finishAfterPods: true,
+    spec: scheduled,
+    status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy, predecessorPodsChecked: true },
+    setup: (f) => {
+      const orphan = buildJob(f.sj(), run({ name: 'sj-1780000000', token: 5 }), { suspended: false });
+      orphan.metadata!.ownerReferences = [];
+      orphan.metadata!.uid = 'orphan-uid';
+      orphan.metadata!.labels![Keys.ownerUid] = 'uid-of-a-deleted-predecessor';
+      orphan.status = { startTime: new Date('2026-06-01T10:00:00Z') };
+      f.addJob(orphan);
+    },
+    actions: ['delete-job sj-1780000000 uid=orphan-uid', 'event Warning PredecessorJobDeleted'],
+    check: (f, r) => {
+      expect(f.sj().status?.activeRun).toBeUndefined();
+      expect(r.requeueAfterMs).toBeGreaterThan(0);
+    },
+  },
+  {
+    name: "once the predecessor's Job is gone, the start lists Pods live (its Pods may outlive it) before reserving",
+    finishAfterPods: true,
+    spec: scheduled,
+    status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy, predecessorPodsChecked: true },
+    setup: (f) => void f.lostJobs.add(KEY),
+    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
+    check: (f) => expect(f.podLists).toBe(1),
+  },
+  {
+    name: "issue 21 item 7: another installation's live Lease and a slot due: stand by, saying it is taken over if that one leaves due work unwritten (claims.test.ts)",
+    lease: true,
+    spec: scheduled,
+    status: { ...atSlot, leaderTerm: 900, leaderLease: 'other/op', lastScheduleTime: '2026-06-01T11:59:00Z' },
+    actions: ['update-status', 'event Warning ClaimedByAnotherInstallation'],
+    check: (f) => expect(conditionOf(f, 'Contended')?.message).toContain('unless that one leaves work due on it unwritten for 90 s'),
+  },
+  {
+    name: "issue 21 item 7: another installation's live Lease, its run's Job finished: stand by until the bound (no takeover on the first look)",
+    lease: true,
+    spec: scheduled,
+    status: { ...atSlot, leaderTerm: 900, leaderLease: 'other/op' },
+    setup: (f) => void inFlight(f, run({ term: 900 }), { outcome: 'Complete', podPhase: 'Succeeded' }),
+    actions: ['update-status', 'event Warning ClaimedByAnotherInstallation'],
+    check: (f) => expect(f.sj().status).toMatchObject({ leaderLease: 'other/op', leaderTerm: 900, contender: MINE }),
+  },
 ];
 
 function deps(f: FakeCluster, c: Case): ReconcilerDeps {

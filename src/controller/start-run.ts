@@ -35,7 +35,8 @@ import { Keys } from '../api/v1alpha1/singletonjob.ts';
 import type { ActiveRun, SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
 import { apiMessage, describeError, isConflict, isNamespaceTerminating, isRefusal, statusCode } from '../kube/errors.ts';
 import { DEFAULT_POD_START_DEADLINE_SECONDS } from './active-run.ts';
-import { belongsTo, buildJob, isPendingAttempt, isPodTerminal, jobToken, mayStillRunPods, runningPods } from './jobs.ts';
+import { belongsTo, buildJob, isPendingAttempt, isPodTerminal, jobToken, mayStillRunPods, predecessorJobs, runningPods } from './jobs.ts';
+import { objectKey } from '../kube/object-key.ts';
 import { runName } from './naming.ts';
 import { POLL_MS, StaleError } from './pass.ts';
 import type { Pass, Result } from './pass.ts';
@@ -63,12 +64,16 @@ export async function startRun(p: Starter, key: string, sj: SingletonJob, wanted
     await p.updateReady(sj, { ready: false, reason: 'TokenExhausted', message: err.message });
     return {};
   }
+  // A deleted predecessor's Job that may still get a Pod holds the start
+  // until it is gone — even one with no Pod yet (see predecessorJobs).
+  const predecessors = predecessorJobs(p.d.jobs, sj);
+  if (predecessors.length) return deletePredecessorJobs(p, sj, predecessors);
   // Forbid across all runs, not just the last one: a Pod left by any earlier
   // or stray run of this namespace/name — also of a deleted predecessor
   // object with the same name — that can still run holds the new run.
   if (mayHaveLivePods(p, sj)) {
     if ((await runningPods(p.d.pods, sj)).length) return { requeueAfterMs: POLL_MS };
-    p.d.jobs.podsChecked(sj.metadata!.uid!);
+    p.d.jobs.podsChecked(key);
   }
   const slot = wanted.kind === 'Manual' ? undefined : wanted.slot.toISOString();
   const requestId = wanted.kind === 'Manual' ? wanted.requestId : undefined;
@@ -313,9 +318,34 @@ function recordStart(s: SingletonJobStatus, sj: SingletonJob, run: ActiveRun, du
 export function mayHaveLivePods(p: Pass, sj: SingletonJob): boolean {
   if (!p.d.jobsFinishAfterPods) return true;
   if (!sj.status?.recentRuns?.length && !sj.status?.predecessorPodsChecked) return true;
-  const uid = sj.metadata!.uid!;
-  if (p.d.jobs.deletedWhileRunning(uid)) return true;
-  return p.d.jobs.ownedBy(uid).some((job) => job.metadata?.namespace === sj.metadata?.namespace && mayStillRunPods(job));
+  const key = objectKey(sj);
+  if (p.d.jobs.deletedWhileRunning(key)) return true;
+  return p.d.jobs.ofName(key).some((job) => mayStillRunPods(job));
+}
+
+/**
+ * Jobs of a deleted predecessor with this namespace/name that may still get
+ * a Pod — left by `kubectl delete sj --cascade=orphan`, or not collected yet,
+ * maybe with no Pod so far because the Job controller cannot create it (a
+ * missing ServiceAccount, a quota) and keeps trying: each is deleted (UID
+ * precondition: only the Job seen) and the start waits until it is gone and
+ * its Pods have ended (our delete marks the name for a live Pod list).
+ */
+async function deletePredecessorJobs(p: Starter, sj: SingletonJob, jobs: V1Job[]): Promise<Result> {
+  for (const cached of jobs) {
+    if (cached.metadata?.deletionTimestamp) continue;
+    const job = await p.d.jobs.read(cached.metadata!.namespace!, cached.metadata!.name!);
+    if (!job || job.metadata?.uid !== cached.metadata?.uid || job.metadata?.deletionTimestamp || !mayStillRunPods(job)) continue;
+    await p.d.jobs.delete(job);
+    await p.announceOnce(
+      sj,
+      `predecessor-job:${job.metadata?.uid}`,
+      'Warning',
+      'PredecessorJobDeleted',
+      `Deleted Job ${job.metadata?.name} (uid ${job.metadata?.uid}, token ${jobToken(job) ?? 'none'}) of an earlier SingletonJob named ${sj.metadata?.name}, deleted without its Jobs: it could still start a Pod beside this object's runs. The next run starts once its Pods have ended`,
+    );
+  }
+  return { requeueAfterMs: POLL_MS };
 }
 
 /**
@@ -336,7 +366,7 @@ export async function checkPredecessorPods(p: Starter, key: string, sj: Singleto
   const running = await p.podSnapshots.runningSince(sj.metadata!.namespace!, notBefore);
   if (running === undefined) return { wrote: false, retryInMs: Math.max(50, notBefore - p.d.now().getTime() + 50) };
   if (running.some((pod) => belongsTo(pod, sj))) return { wrote: false };
-  p.d.jobs.podsChecked(sj.metadata!.uid!);
+  p.d.jobs.podsChecked(key);
   await p.write(key, sj, (st) => {
     st.predecessorPodsChecked = true;
     setReady(st, healthyReadiness(sj), sj.metadata?.generation, p.d.now());

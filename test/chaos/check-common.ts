@@ -22,7 +22,8 @@ export type CheckName =
   | 'recovery'
   | 'crash-loop'
   | 'history-complete'
-  | 'bad-input';
+  | 'bad-input'
+  | 'forbidden';
 
 export interface Violation {
   check: CheckName;

@@ -399,6 +399,27 @@ export function checkBadInput(h: History): Violation[] {
     }));
 }
 
+/**
+ * "As installed": the replicas run with the chart's RBAC, and nothing they ask
+ * for is refused. Except right after an API server restart: until its RBAC
+ * caches have synced it answers 403 to requests it will allow a moment later
+ * (the replicas retry, as against any transient error).
+ */
+export function checkForbidden(h: History): Violation[] {
+  const warmingUp = h.faults.filter((f) => f.kind === 'apiserver-restart' && !f.skipped).map((f) => [f.startedAt, (f.recoveredAt ?? f.healedAt) + APISERVER_WARMUP_MS] as const);
+  const during = (at: number) => warmingUp.some(([from, to]) => at >= from && at <= to);
+  return (h.forbidden ?? [])
+    .filter((r) => !during(r.receivedUs / 1000))
+    .map((r) => ({
+      check: 'forbidden' as const,
+      at: r.receivedUs / 1000,
+      message: `The API server refused ${r.user}'s ${r.verb} of ${r.resource}${r.subresource ? `/${r.subresource}` : ''}${r.namespace ? ` in ${r.namespace}` : ''}${r.name ? ` (${r.name})` : ''} with 403 at ${rel(h, r.receivedUs / 1000)}: the chart's RBAC lacks a permission the operator uses.`,
+    }));
+}
+
+/** How long after an API server restart recovered its 403s are still its warm-up. */
+const APISERVER_WARMUP_MS = 5000;
+
 export function checkHistory(h: History, options: CheckOptions): Violation[] {
   return [
     ...checkOneInFlight(h),
@@ -416,6 +437,7 @@ export function checkHistory(h: History, options: CheckOptions): Violation[] {
     ...checkCrashLoops(h),
     ...checkHistoryComplete(h),
     ...checkBadInput(h),
+    ...checkForbidden(h),
   ].sort((a, b) => a.at - b.at);
 }
 

@@ -227,6 +227,8 @@ export interface History {
   exits: ExitRecord[];
   gaps: WatchGap[];
   badInput: BadInputResult[];
+  /** Requests of the replicas refused with 403 (the chart's RBAC lacks a permission the operator uses). Absent in older histories. */
+  forbidden?: AuditWrite[];
 }
 
 /** Compares two resourceVersions numerically (KEP-5504), with the operator's own comparison; recorded ones are always integers. */

@@ -347,6 +347,51 @@ export function readAuditWrites(file: string, users: Set<string>, sinceMs: numbe
   return out;
 }
 
+/**
+ * Every request of one of `users` the API server refused with 403, reads
+ * included: the replicas run with the chart's RBAC, so a permission the chart
+ * lacks shows up here even where the operator only degrades. A terminating
+ * namespace refuses creates with 403 too; that is not RBAC and is left out.
+ */
+export function readAuditForbidden(file: string, users: Set<string>, sinceMs: number): AuditWrite[] {
+  if (!existsSync(file)) return [];
+  const out: AuditWrite[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.includes('"code":403')) continue;
+    let e: {
+      verb?: string;
+      user?: { username?: string };
+      objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string };
+      responseStatus?: { code?: number; message?: string };
+      requestReceivedTimestamp?: string;
+      stageTimestamp?: string;
+      stage?: string;
+    };
+    try {
+      e = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const user = e.user?.username;
+    if (!user || !users.has(user) || e.responseStatus?.code !== 403 || (e.stage && e.stage !== 'ResponseComplete')) continue;
+    if (e.responseStatus.message?.includes('because it is being terminated')) continue;
+    const receivedUs = microseconds(e.requestReceivedTimestamp);
+    if (receivedUs / 1000 < sinceMs) continue;
+    out.push({
+      user,
+      verb: e.verb ?? '',
+      resource: e.objectRef?.resource ?? '',
+      ...(e.objectRef?.subresource ? { subresource: e.objectRef.subresource } : {}),
+      ...(e.objectRef?.namespace ? { namespace: e.objectRef.namespace } : {}),
+      ...(e.objectRef?.name ? { name: e.objectRef.name } : {}),
+      code: 403,
+      receivedUs,
+      completedUs: microseconds(e.stageTimestamp),
+    });
+  }
+  return out;
+}
+
 /** RFC 3339 with up to nanoseconds → epoch microseconds (Date.parse keeps only ms). */
 export function microseconds(ts: string | undefined): number {
   if (!ts) return 0;

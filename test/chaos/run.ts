@@ -15,7 +15,7 @@ import { makeClient } from '../../src/kube/client.ts';
 import { GROUP, VERSION, PLURAL, KIND, API_VERSION, Keys } from '../../src/api/v1alpha1/singletonjob.ts';
 import { checkHistory, describeViolations, type Violation } from './checker.ts';
 import { emptyHistory, type ExitRecord, type FaultKind, type FaultRecord, type History } from './history.ts';
-import { Recorder, readAuditWrites } from './recorder.ts';
+import { Recorder, readAuditForbidden, readAuditWrites } from './recorder.ts';
 import { HOOK_MESSAGE, Replica, readLease, type ReplicaTimings } from './replicas.ts';
 import { ALL_FAULTS, injectors, type FaultContext } from './faults.ts';
 import { Rng } from './rng.ts';
@@ -391,6 +391,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     }
 
     history.writes = readAuditWrites(cp.state.auditLog, new Set([...replicaNames, dupName, ...secondNames]), history.startedAt - 60_000);
+    history.forbidden = readAuditForbidden(cp.state.auditLog, new Set([...replicaNames, dupName, ...secondNames]), history.startedAt - 60_000);
     recorder.forget(badInputNames(history.badInput));
     const violations = checkHistory(history, { settleMs: SETTLE_MS, reserveLeadMs: PAUSE_AFTER_RESERVE_MS + 1000 });
     const account = describeViolations(history, violations);

@@ -215,11 +215,12 @@ describe('two installations claiming the same objects (item 3)', () => {
     expect(termA).toBeGreaterThan(termB);
 
     const sj = await api.create(singletonJob('shared', { schedule: '*/2 * * * * *' }));
-    const a = await controller(ns, { lease: { namespace: ns, name: 'inst-a', durationMs: 3000 } });
+    // Cluster-wide RBAC: reading another installation's Lease is the chart's lease-reader ClusterRole, rendered only without watchNamespaces.
+    const a = await controller(ns, { lease: { namespace: ns, name: 'inst-a', durationMs: 3000 }, rbac: 'cluster' });
     const leaderA = fakeLeadership(termA, 'a-0', () => Number(latest.get('inst-a')));
     void a.lead(leaderA);
     await eventually('A to act', async () => (await api.get('shared')).status?.leaderLease === `${ns}/inst-a`);
-    const b = await controller(ns, { lease: { namespace: ns, name: 'inst-b', durationMs: 3000 } });
+    const b = await controller(ns, { lease: { namespace: ns, name: 'inst-b', durationMs: 3000 }, rbac: 'cluster' });
     void b.lead(fakeLeadership(termB, 'b-0', () => Number(latest.get('inst-b'))));
 
     // B stands by and says so on the object; every run is A's.

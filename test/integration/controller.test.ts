@@ -23,7 +23,7 @@ beforeAll(async () => {
   ns = await withNamespace(kc, 'ctl');
   api = new Api(kc, ns.name);
   overlap = await podOverlapMonitor(kc, ns.name);
-  running = await startController(kc, [ns.name]);
+  running = await startController(kc, [ns.name], { rbac: 'cluster' });
   leadership = fakeLeadership(TERM);
   void running.lead(leadership);
 });

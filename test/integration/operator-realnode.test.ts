@@ -247,6 +247,68 @@ describeNode('the operator on a real node, installed with Helm', () => {
     expect(log).toContain(`downward API token=${run.token}\n`);
   });
 
+  it('a run whose image the kubelet cannot pull (ErrImageNeverPull) is Stalled with that reason, ended at its deadline, and the next run starts — under the chart’s RBAC, end to end', async () => {
+    const get = async () => (await custom.getNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: apps, name: 'no-image' })) as SingletonJob;
+    await custom.createNamespacedCustomObject({
+      group: 'singleton.dev',
+      version: 'v1alpha1',
+      plural: 'singletonjobs',
+      namespace: apps,
+      body: {
+        apiVersion: 'singleton.dev/v1alpha1',
+        kind: 'SingletonJob',
+        metadata: { name: 'no-image', namespace: apps },
+        spec: {
+          schedule: '*/20 * * * * *',
+          podStartDeadlineSeconds: 20,
+          jobTemplate: {
+            spec: {
+              template: {
+                spec: {
+                  ...realNodePlacement,
+                  restartPolicy: 'Never',
+                  securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+                  containers: [
+                    {
+                      name: 'c',
+                      image: 'registry.invalid/not-in-the-node-store:1',
+                      imagePullPolicy: 'Never',
+                      securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+                    },
+                  ],
+                },
+              },
+            },
+          },
+        },
+      },
+    });
+    const stalled = await eventually(
+      'the Stalled condition',
+      async () => {
+        const sj = await get();
+        const c = sj.status?.conditions?.find((x) => x.type === 'Stalled' && x.status === 'True');
+        return c ? { sj, c } : undefined;
+      },
+      90_000,
+      500,
+    );
+    expect(stalled.c.reason).toBe('ErrImageNeverPull');
+    expect(stalled.sj.status?.conditions?.find((x) => x.type === 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
+    const first = stalled.sj.status!.activeRun!.name;
+    const after = await eventually(
+      'the stalled run ended and the next one started',
+      async () => {
+        const sj = await get();
+        return sj.status?.recentRuns?.some((r) => r.name === first && r.outcome === 'Stalled') && sj.status.activeRun && sj.status.activeRun.name !== first ? sj : undefined;
+      },
+      90_000,
+      500,
+    );
+    expect(after.status!.activeRun!.token).toBeGreaterThan(stalled.sj.status!.activeRun!.token);
+    await custom.deleteNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: apps, name: 'no-image' });
+  });
+
   it('deleting the leader Pod hands the Lease over at once (released on SIGTERM, not expired)', async () => {
     const before = await eventually('a Lease holder', holder, 30_000, 100);
     const t = Date.now();

@@ -4,6 +4,7 @@
 // next run visible in status and in `kubectl get`.
 
 import { eventually } from '../support/cluster.ts';
+import { installedKubeConfig } from '../support/installed.ts';
 import { Api, controllerTestEnv, fakeLeadership, kubectl, podOverlapMonitor, singletonJob } from '../support/singletonjobs.ts';
 import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
@@ -61,6 +62,39 @@ describe('a run that cannot start (issue 14 item 2)', () => {
       20_000,
     );
     await eventually('the RunStalled Event', async () => (await api.events('no-sa')).some((e) => e.reason === 'RunStalled'), 15_000);
+    await api.patch('no-sa', { spec: { suspend: true } });
+  });
+
+  it('without `list` on events (the chart up to 0.1.0 granted only create): still Stalled, with reason PodNotCreated naming the permission, ended at the deadline, and the next slot runs', async () => {
+    const ns = await env.namespace('stall-rbac');
+    // The chart's own RBAC for this namespace, minus `list` on events, under a ServiceAccount of its own.
+    const restricted = await installedKubeConfig(kc, cluster.kubeconfig, 'namespaced', [ns.name], {
+      release: 'singleton-operator-no-event-list',
+      edit: (rules) => rules.map((r) => (r.resources?.includes('events') ? { ...r, verbs: r.verbs.filter((v) => v !== 'list') } : r)),
+    });
+    void (await env.controller(ns.name, { kubeConfig: restricted, retryBackoffMs: 500 })).lead(fakeLeadership(1000));
+    const { api } = ns;
+    await api.create(withSpec('no-sa', { schedule: '*/5 * * * * *', podStartDeadlineSeconds: 15 }, { serviceAccountName: 'does-not-exist' }));
+    const stalled = await eventually(
+      'the Stalled condition',
+      async () => {
+        const sj = await api.get('no-sa');
+        return condition(sj, 'Stalled')?.status === 'True' && sj;
+      },
+      40_000,
+    );
+    expect(condition(stalled, 'Stalled')).toMatchObject({ reason: 'PodNotCreated' });
+    expect(condition(stalled, 'Stalled')!.message).toContain('`list` on events');
+    expect(condition(stalled, 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
+    const first = stalled.status!.activeRun!.name;
+    await eventually(
+      'the run ended as Stalled and a later one reserved',
+      async () => {
+        const sj = await api.get('no-sa');
+        return sj.status?.recentRuns?.some((r) => r.name === first && r.outcome === 'Stalled') && sj.status.activeRun && sj.status.activeRun.name !== first;
+      },
+      60_000,
+    );
     await api.patch('no-sa', { spec: { suspend: true } });
   });
 

@@ -11,7 +11,7 @@ import { Keys, singletonJobSchema } from '../../src/api/v1alpha1/singletonjob.ts
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { Liveness } from '../../src/controller/contention.ts';
 import type { EventSink, JobControl, LeaseJudge, PodControl, StatusStore } from '../../src/controller/ports.ts';
-import { mayStillRunPods } from '../../src/controller/jobs.ts';
+import { noteDeleted, sjKeyOfJob } from '../../src/controller/jobs.ts';
 
 /** An API error as the ports throw it: the status code and the Status body (`extra`: reason, details.causes). */
 export function apiError(code: number, message: string, extra: Record<string, unknown> = {}): Error {
@@ -108,7 +108,7 @@ export class FakeCluster {
 
   readonly jobs: JobControl = {
     cached: (namespace, name) => (this.jobMap.has(`${namespace}/${name}`) ? copy(this.jobMap.get(`${namespace}/${name}`)!) : undefined),
-    ownedBy: (uid) => [...this.jobMap.values()].filter((j) => j.metadata?.ownerReferences?.some((r) => r.controller && r.uid === uid)).map(copy),
+    ofName: (key) => [...this.jobMap.values()].filter((j) => sjKeyOfJob(j) === key).map(copy),
     read: async (namespace, name) => (this.jobMap.has(`${namespace}/${name}`) ? copy(this.jobMap.get(`${namespace}/${name}`)!) : undefined),
     create: async (job, options = {}) => {
       if (this.rejectJobs) throw apiError(422, this.rejectJobs);
@@ -126,11 +126,10 @@ export class FakeCluster {
       this.actions.push(`create-job ${job.metadata?.name} token=${job.metadata?.annotations?.[Keys.token]}${job.spec?.suspend ? ' suspended' : ''}`);
       return created;
     },
-    deletedWhileRunning: (uid) => this.lostJobs.has(uid),
-    podsChecked: (uid) => void this.lostJobs.delete(uid),
+    deletedWhileRunning: (key) => this.lostJobs.has(key),
+    podsChecked: (key) => void this.lostJobs.delete(key),
     delete: async (job) => {
-      const owner = job.metadata?.ownerReferences?.find((r) => r.controller)?.uid;
-      if (owner && mayStillRunPods(job)) this.lostJobs.add(owner);
+      noteDeleted(this.lostJobs, job);
       const live = this.jobMap.get(keyOf(job));
       if (!live || live.metadata?.uid !== job.metadata?.uid) return; // gone or another object: tolerated, as by the real control
       this.jobMap.delete(keyOf(job));
@@ -144,6 +143,7 @@ export class FakeCluster {
       if (!live) return;
       if (live.metadata?.uid !== job.metadata?.uid) throw apiError(422, 'the test operation failed: /metadata/uid');
       live.spec = { ...live.spec!, suspend: false };
+      live.metadata = { ...live.metadata, annotations: { ...live.metadata?.annotations, [Keys.released]: 'now' } };
       this.actions.push(`unsuspend ${job.metadata?.name}`);
     },
   };

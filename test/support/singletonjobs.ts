@@ -6,7 +6,6 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
-import pino from 'pino';
 import { API_VERSION, GROUP, KIND, Keys, PLURAL, VERSION } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 import { CRD_FILE, CRD_NAME } from '../../src/api/v1alpha1/crd.ts';
@@ -14,6 +13,11 @@ import { SingletonJobController } from '../../src/controller/index.ts';
 import type { ControllerOptions } from '../../src/controller/controller.ts';
 import type { Leadership } from '../../src/election/index.ts';
 import { eventually, testCluster, withNamespace } from './cluster.ts';
+import { expectNoForbidden, forbiddenWatch, installedKubeConfig, type RbacScope } from './installed.ts';
+
+// Every test that runs a controller through these helpers fails when that
+// controller logged a 403 (see installed.ts): the chart's RBAC is what users run.
+afterEach(() => expectNoForbidden());
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -60,8 +64,6 @@ export function fakeLeadership(term: number, identity = `test-${term}`, latestRe
   };
 }
 
-export const logger = pino({ level: process.env.SINGLETON_VERBOSE ? 'debug' : 'silent' });
-
 export interface RunningController {
   controller: SingletonJobController;
   /** Runs lead() with this leadership; resolves when it returned. stop() ends it. */
@@ -69,8 +71,27 @@ export interface RunningController {
   stop(): Promise<void>;
 }
 
-export async function startController(kc: k8s.KubeConfig, namespaces: string[], options: Partial<Pick<ControllerOptions, 'lease' | 'retryBackoffMs'>> = {}): Promise<RunningController> {
-  const controller = new SingletonJobController({ kubeConfig: kc, namespaces, logger, ...options });
+export interface StartOptions extends Partial<Pick<ControllerOptions, 'lease' | 'retryBackoffMs'>> {
+  /**
+   * Whose credentials the controller runs with: the chart's ServiceAccount and
+   * RBAC with watchNamespaces set to `namespaces` (`namespaced`, the default)
+   * or unset (`cluster`); `admin` only for tests that are about something else
+   * than the operator's permissions and say why.
+   */
+  rbac?: RbacScope | 'admin';
+  /** A kubeconfig to run with instead: a test's own restricted identity, whose 403s are expected (a test about RBAC). */
+  kubeConfig?: k8s.KubeConfig;
+}
+
+/**
+ * Starts a controller in this process the way it runs installed: as the
+ * chart's ServiceAccount (test/support/installed.ts), logging through the 403
+ * watcher. `kc` is the admin config the test set up the cluster with.
+ */
+export async function startController(kc: k8s.KubeConfig, namespaces: string[], options: StartOptions = {}): Promise<RunningController> {
+  const { rbac = 'namespaced', kubeConfig, ...controllerOptions } = options;
+  const runAs = kubeConfig ?? (rbac === 'admin' ? kc : await installedKubeConfig(kc, testCluster().kubeconfig, rbac, namespaces));
+  const controller = new SingletonJobController({ kubeConfig: runAs, namespaces, logger: forbiddenWatch({ rbac: kubeConfig ? 'custom' : rbac }, kubeConfig !== undefined), ...controllerOptions });
   const stopCaches = new AbortController();
   const caches = controller.startCaches(stopCaches.signal);
   await eventually('the controller caches to sync', async () => controller.hasSynced());
@@ -225,7 +246,7 @@ export function controllerTestEnv() {
       cleanups.push(ns.cleanup);
       return { name: ns.name, api: new Api(kc, ns.name) };
     },
-    async controller(ns: string, options: Partial<Pick<ControllerOptions, 'lease' | 'retryBackoffMs'>> = {}): Promise<RunningController> {
+    async controller(ns: string, options: StartOptions = {}): Promise<RunningController> {
       const c = await startController(kc, [ns], options);
       cleanups.push(c.stop);
       return c;

@@ -33,6 +33,8 @@ export const Keys = {
   resume: `${GROUP}/resume`,
   /** Annotation on Jobs and Pods: the attempt of the run (1-based); every attempt has its own token. */
   attempt: `${GROUP}/attempt`,
+  /** Annotation on Jobs: when the operator released (unsuspended) it — set by the release patch itself, so a Job suspended again by someone else is told apart from one never released. */
+  released: `${GROUP}/released`,
 } as const;
 
 // The schedule and time zone are checked by CEL rules (one regular expression,

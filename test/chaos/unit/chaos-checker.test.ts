@@ -1,6 +1,18 @@
 // Each check of the chaos checker must be able to fail: a clean synthetic
 // history passes, and one history per invariant breaks exactly that one.
-import { checkHistory, checkOneInFlight, checkSlots, checkTokens, checkDeposedWrites, checkRecovery, checkCrashLoops, checkHistoryComplete, checkBadInput, describeViolations } from '../checker.ts';
+import {
+  checkHistory,
+  checkOneInFlight,
+  checkSlots,
+  checkTokens,
+  checkDeposedWrites,
+  checkRecovery,
+  checkCrashLoops,
+  checkHistoryComplete,
+  checkBadInput,
+  checkForbidden,
+  describeViolations,
+} from '../checker.ts';
 import { checkExpectations, checkInstallations, checkPodTokens, checkRequests, checkRetries, checkStrayJobs, checkWedged } from '../checker-actions.ts';
 import { emptyHistory, type History, type JobRecord, type PodRecord, type AuditWrite } from '../history.ts';
 
@@ -648,4 +660,14 @@ test("a deposed leader's late delete may remove what existed before the takeover
   // nightly-3 was created by the successor after it acquired: a late delete of it is caught.
   h.writes.push(write('replica-a', T0 + 3 * MIN + 1_000, { verb: 'delete', resource: 'jobs', namespace: 'ns', name: 'nightly-3', code: 200 }));
   expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([expect.stringContaining('delete jobs ns/nightly-3 (HTTP 200)')]);
+});
+
+test('a request of a replica refused with 403 is a forbidden violation (the chart lacks a permission)', () => {
+  const h = clean();
+  expect(checkForbidden(h)).toEqual([]);
+  h.forbidden = [{ user: 'replica-a', verb: 'list', resource: 'events', namespace: 'apps', code: 403, receivedUs: (T0 + 1500) * 1000, completedUs: (T0 + 1501) * 1000 }];
+  expect(checkForbidden(h).map((v) => [v.check, v.message])).toEqual([['forbidden', expect.stringContaining("replica-a's list of events in apps with 403")]]);
+  // An API server that just restarted answers 403 until its RBAC caches sync: not the chart's fault.
+  h.faults.push({ kind: 'apiserver-restart', target: 'kube-apiserver', detail: 'SIGKILL', startedAt: T0 + 1000, healedAt: T0 + 1200, recoveredAt: T0 + 1400 });
+  expect(checkForbidden(h)).toEqual([]);
 });
