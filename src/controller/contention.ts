@@ -11,7 +11,10 @@
 // leaseDurationSeconds (plus a margin) as seen on OUR monotonic clock — never
 // by comparing its renewTime with our wall clock. A survivor then raises its
 // term to the revision of its own newest Lease write (later than anything the
-// gone installation wrote), so tokens and terms only ever go up.
+// gone installation wrote), so tokens and terms only ever go up. A live Lease
+// says the installation runs, not that it still watches the object's
+// namespace: claims.ts also takes an object over from a live one that has
+// left work due on it unwritten for a few lease durations (owedWork).
 import type { CoordinationV1Api } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { isNotFound, statusCode } from '../kube/errors.ts';
@@ -31,6 +34,8 @@ export interface Liveness {
   why: string;
   /** When to look again (ms) while alive. */
   recheckMs: number;
+  /** The Lease's own leaseDurationSeconds, in ms, when it could be read. */
+  durationMs?: number;
 }
 
 interface Seen {
@@ -82,7 +87,13 @@ export class LeaseLiveness {
         why: `Lease ${key} (holder ${s.holder}) has not been renewed for ${Math.round(quiet / 1000)} s (lease duration ${s.durationMs / 1000} s)`,
         recheckMs: 0,
       };
-    return { alive: true, holder: s.holder, why: `Lease ${key} is held by ${s.holder}`, recheckMs: Math.max(FETCH_EVERY_MS, Math.min(bound - quiet + 10, s.durationMs)) };
+    return {
+      alive: true,
+      holder: s.holder,
+      why: `Lease ${key} is held by ${s.holder}`,
+      recheckMs: Math.max(FETCH_EVERY_MS, Math.min(bound - quiet + 10, s.durationMs)),
+      durationMs: s.durationMs,
+    };
   }
 
   private async refresh(key: string, namespace: string, name: string): Promise<void> {
