@@ -6,7 +6,7 @@
 import * as k8s from '@kubernetes/client-node';
 import pino from 'pino';
 import { loadConfig, type OperatorConfig } from '../../src/config/config.ts';
-import { formatMicroTime } from '../../src/election/index.ts';
+import { KubernetesLeaseLock, LeaderElector, formatMicroTime, realClock, type Clock, type LeaseLock } from '../../src/election/index.ts';
 import { runOperator, type GuardedController } from '../../src/operator/run.ts';
 import { eventually, itLocal, testCluster, withNamespace } from '../support/cluster.ts';
 
@@ -202,4 +202,96 @@ describe('two replicas configured with the same --identity', () => {
       expect((await readLease('dup-leader'))?.spec?.acquireTime).not.toBe(foreignAcquire);
     },
   );
+});
+
+// Issue 21 item 8, against the real API server and its compare-and-swap: two electors with one
+// identity send their acquisitions of a released Lease from the same resourceVersion (a barrier in
+// front of the real lock holds the first PUT of each until both are ready to send), with wall clocks
+// stopped at one millisecond while they race, so both acquireTimes fall in it. Before the fix the
+// loser had remembered that millisecond as its own acquisition before sending: it took the winner's
+// record for its own, took the Lease over at once and wrote the same acquireTime again, so neither
+// saw a conflict and both ran guarded work for good.
+describe('two electors with one --identity racing for a released Lease in the same millisecond', () => {
+  itLocal('one leads; the loser does not take the winner’s record for its own: it never leads while the winner renews, logs one error naming the identity, and is not ready', async () => {
+    const lease = 'dup-race';
+    await coordination.createNamespacedLease({ namespace: ns.name, body: { metadata: { name: lease }, spec: { holderIdentity: '', leaseDurationSeconds: 1, leaseTransitions: 0 } } });
+    // Wall clock stopped at one millisecond until shortly after the first leader started (renews after that are real).
+    let frozen: number | undefined = Date.now();
+    const clock: Clock = { ...realClock, wallNow: () => frozen ?? Date.now() };
+    let arrived = 0;
+    let release!: () => void;
+    const bothReady = new Promise<void>((resolve) => (release = resolve));
+    const timeline = new Timeline();
+    const electors = ['a', 'b'].map((name) => {
+      const logs: Array<{ level: number; msg: string }> = [];
+      const real = new KubernetesLeaseLock({ kubeConfig: kc, namespace: ns.name, name: lease, requestTimeoutMs: 2000 });
+      let first = true;
+      const lock: LeaseLock = {
+        describe: () => real.describe(),
+        list: () => real.list(),
+        get: () => real.get(),
+        create: (record) => real.create(record),
+        watch: (rv, onEvent, onClose) => real.watch(rv, onEvent, onClose),
+        update: async (record, base) => {
+          if (first) {
+            first = false;
+            if (++arrived === 2) release();
+            await bothReady;
+          }
+          return real.update(record, base);
+        },
+      };
+      const elector = new LeaderElector(
+        {
+          kubeConfig: kc,
+          namespace: ns.name,
+          name: lease,
+          identity: IDENTITY,
+          leaseDurationMs: LEASE_MS,
+          renewDeadlineMs: 3000,
+          retryPeriodMs: RETRY_MS,
+          clock,
+          lock,
+          logger: pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as (typeof logs)[number]) }),
+        },
+        {
+          onStartedLeading: async (leadership) => {
+            timeline.enter(name);
+            setTimeout(() => (frozen = undefined), 500);
+            try {
+              await new Promise<void>((resolve) => leadership.signal.addEventListener('abort', () => resolve(), { once: true }));
+            } finally {
+              timeline.exit(name);
+            }
+          },
+        },
+      );
+      const shutdown = new AbortController();
+      return { name, elector, logs, shutdown, done: elector.run(shutdown.signal) };
+    });
+    try {
+      await eventually('a leader', async () => timeline.active.size > 0, 15_000, 20);
+      expect(arrived).toBe(2);
+      await sleep(3 * LEASE_MS);
+
+      expect(timeline.maxConcurrent).toBe(1);
+      expect(timeline.entries).toHaveLength(1);
+      const winner = electors.find((e) => e.name === timeline.entries[0]!.who)!;
+      const loser = electors.find((e) => e !== winner)!;
+      // The race was real: both sent from the same resourceVersion, the API server refused one.
+      expect(loser.logs.some((l) => l.msg === 'Lost the race for the Lease')).toBe(true);
+      const conflicts = (e: (typeof electors)[number]) => e.logs.filter((l) => l.level === 50 && l.msg.includes(`"${IDENTITY}"`) && l.msg.includes('same --identity'));
+      expect(conflicts(loser)).toHaveLength(1);
+      expect(conflicts(winner)).toHaveLength(0);
+      expect(loser.elector.ready()).toEqual({ ok: false, reason: expect.stringContaining(IDENTITY) });
+      expect(winner.elector.ready().ok).toBe(true);
+      expect(winner.elector.isLeader()).toBe(true);
+      // The Lease carries the winner's acquisition, with its nonce in the microseconds.
+      const acquireTime = String((await readLease(lease))?.spec?.acquireTime as unknown);
+      expect(acquireTime).toMatch(/\.\d{3}(?!000)\d{3}Z$/);
+    } finally {
+      for (const e of electors) e.shutdown.abort();
+      await Promise.all(electors.map((e) => e.done));
+    }
+  });
 });
