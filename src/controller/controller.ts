@@ -23,6 +23,7 @@ import { makeClient } from '../kube/client.ts';
 import { Informer, MultiInformer } from '../kube/informer.ts';
 import { objectKey } from '../kube/object-key.ts';
 import { describeError, isNamespaceTerminating } from '../kube/errors.ts';
+import { judgeTokenDomain, type TokenDomain } from './token-domain.ts';
 import type { ListPage } from '../kube/informer.ts';
 import { EventRecorder, eventMetrics } from './events.ts';
 import { DEFAULT_CONCURRENT_RECONCILES } from '../config/config.ts';
@@ -78,6 +79,7 @@ export class SingletonJobController {
   /** The API server's clock (from response Date headers): schedules never follow this node's wall clock. */
   readonly clock: ServerClock;
   private readonly probe: () => Promise<unknown>;
+  private tokenDomain: TokenDomain = { ok: true };
   private queue: WorkQueue | undefined;
   private reconciler: Reconciler | undefined;
   private leading = false;
@@ -158,6 +160,28 @@ export class SingletonJobController {
 
   hasSynced(): boolean {
     return this.sjs.hasSynced() && this.jobs.hasSynced();
+  }
+
+  /**
+   * Before a term's first write: do the term and the SingletonJobs'
+   * resourceVersions share one counter (token-domain.ts)? A list that fails
+   * proves nothing either way and does not hold the leader up.
+   */
+  async checkTokenDomain(term: number): Promise<TokenDomain> {
+    let listed: { metadata?: { resourceVersion?: string } };
+    try {
+      listed = (await this.probe()) as typeof listed;
+    } catch (err) {
+      this.o.logger.warn({ term, err: describeError(err) }, 'Could not list SingletonJobs to compare their revision with the term');
+      return { ok: true };
+    }
+    this.tokenDomain = judgeTokenDomain(term, listed.metadata?.resourceVersion);
+    return this.tokenDomain;
+  }
+
+  /** Readiness: red while the last term was refused for a token domain it cannot fence (checkTokenDomain). */
+  tokenDomainReady(): { ok: true } | { ok: false; reason: string } {
+    return this.tokenDomain;
   }
 
   /**

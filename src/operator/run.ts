@@ -24,6 +24,10 @@ export interface GuardedController {
   hasSynced(): boolean;
   /** Reconciles until leadership.signal aborts; must return promptly after that. */
   lead(leadership: Leadership): Promise<void>;
+  /** Before a term's first write: whether its term and the objects' resourceVersions share one counter (src/controller/token-domain.ts). */
+  checkTokenDomain?(term: number): Promise<{ ok: true } | { ok: false; reason: string }>;
+  /** Readiness: red while a term was refused by checkTokenDomain. */
+  tokenDomainReady?(): { ok: true } | { ok: false; reason: string };
 }
 
 export interface ControllerContext {
@@ -136,6 +140,13 @@ export async function runOperator(options: RunOptions): Promise<number> {
           await waitUntil(() => controller.hasSynced(), leadership.signal);
         }
         if (leadership.signal.aborted) return;
+        const domain = (await controller.checkTokenDomain?.(leadership.term)) ?? { ok: true };
+        if (!domain.ok) {
+          // Holding the Lease and doing nothing: another replica of this cluster would find the same.
+          logger.error({ term: leadership.term }, `Not reconciling: ${domain.reason}`);
+          await waitUntil(() => false, leadership.signal);
+          return;
+        }
         logger.info({ leader: identity, term: leadership.term }, 'Started reconciling');
         await controller.lead({
           ...leadership,
@@ -166,6 +177,7 @@ export async function runOperator(options: RunOptions): Promise<number> {
         { name: 'shutdown', check: () => (shuttingDown ? { ok: false, reason: 'shutting down' } : { ok: true }) },
         // Red while another replica writes the Lease under our --identity (this one refuses to lead meanwhile).
         { name: 'leader-election', check: () => elector.ready() },
+        { name: 'token-domain', check: () => controller.tokenDomainReady?.() ?? { ok: true } },
       ],
     });
   } catch (err) {
