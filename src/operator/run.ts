@@ -47,7 +47,7 @@ export type ControllerFactory = (context: ControllerContext) => GuardedControlle
 export const ExitCode = {
   /** Stopped by a signal, after a graceful shutdown. */
   ok: 0,
-  /** A fatal error (for example a Lease resourceVersion that cannot be a fencing term). */
+  /** A fatal error (for example the health server cannot listen). */
   failed: 1,
   /** Invalid flags, environment or kubeconfig. */
   invalidConfiguration: 2,
