@@ -131,6 +131,36 @@ const recreateJob: Action = async (ctx) => {
   };
 };
 
+/**
+ * Issue 21 item 1b: a person (`kubectl patch job … suspend: true`) or another
+ * controller (Kueue preemption) suspends a run's released Job. The Job
+ * controller deletes its Pods; releasing it again would give a new Pod the
+ * killed one's token (the checker's pod-tokens), so the operator ends the
+ * attempt instead and the schedule goes on.
+ */
+const resuspendJob: Action = async (ctx) => {
+  const { batch } = apis(ctx);
+  let found: { sj: string; job: k8s.V1Job } | undefined;
+  await waitFor(Date.now() + 30_000, async () => {
+    for (const sj of ctx.rng.shuffle(['slow', 'replace', 'tick', 'retry'])) {
+      const run = (await getSj(ctx, sj))?.status?.activeRun as { name?: string; jobUID?: string } | undefined;
+      if (!run?.name || !run.jobUID) continue;
+      const job = await batch.readNamespacedJob({ namespace: ctx.namespace, name: run.name }).catch(() => undefined);
+      if (job?.metadata?.uid === run.jobUID && job.spec?.suspend !== true && (job.status?.active ?? 0) > 0) {
+        found = { sj, job };
+        return Date.now();
+      }
+    }
+    return undefined;
+  });
+  if (!found) return skip('-', 'no run with an active Pod within 30 s');
+  const name = found.job.metadata!.name!;
+  const startedAt = Date.now();
+  await batch.patchNamespacedJob({ namespace: ctx.namespace, name, body: [{ op: 'test', path: '/metadata/uid', value: found.job.metadata!.uid }, { op: 'replace', path: '/spec/suspend', value: true }] }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch));
+  const expectations = await runsAgain(ctx, [found.sj], startedAt, `after its running Job ${name} was suspended by hand`);
+  return { target: `${ctx.namespace}/${name}`, detail: `suspended the released Job of run ${name} (token ${found.job.metadata?.annotations?.[Keys.token]})`, startedAt, healedAt: Date.now(), expectations };
+};
+
 let requestSeq = 0;
 
 /** Item 2: run-now ids a, b, a (and a repeated a, which must start nothing) on a scheduled SingletonJob. */
@@ -304,8 +334,9 @@ const duplicateIdentity: Action = async (ctx) => {
   };
 };
 
-export const actions: Record<Extract<FaultKind, 'recreate-job' | 'repeat-request' | 'recreate-singletonjob' | 'second-installation' | 'delayed-requests' | 'duplicate-identity'>, Action> = {
+export const actions: Record<Extract<FaultKind, 'recreate-job' | 'resuspend-job' | 'repeat-request' | 'recreate-singletonjob' | 'second-installation' | 'delayed-requests' | 'duplicate-identity'>, Action> = {
   'recreate-job': recreateJob,
+  'resuspend-job': resuspendJob,
   'repeat-request': repeatRequest,
   'recreate-singletonjob': recreateSingletonJob,
   'second-installation': secondInstallation,

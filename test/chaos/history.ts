@@ -125,6 +125,7 @@ export type FaultKind =
   | 'api-errors'
   // User actions (issue 12): what people and tools do to the objects, not failures.
   | 'recreate-job'
+  | 'resuspend-job'
   | 'repeat-request'
   | 'recreate-singletonjob'
   | 'second-installation'
