@@ -132,7 +132,9 @@ export function obj<P extends Record<string, Field>>(
     .map(([k]) => k);
   const schema: OpenAPISchema = { type: 'object', description };
   if (o.preserveUnknown) schema['x-kubernetes-preserve-unknown-fields'] = true;
-  schema.properties = Object.fromEntries(Object.entries(props).map(([k, f]) => [k, f.schema]));
+  // No empty `properties: {}`: the API server drops it when it stores the CRD, so the stored CRD would
+  // differ from the applied one and a second field manager (Helm after kubectl) gets a server-side apply conflict.
+  if (Object.keys(props).length) schema.properties = Object.fromEntries(Object.entries(props).map(([k, f]) => [k, f.schema]));
   if (required.length) schema.required = required;
   const rules = o.rules ?? [];
   if (rules.length) schema['x-kubernetes-validations'] = rules.map(({ check: _check, ...cel }) => cel);
