@@ -7,6 +7,7 @@
 // value is a new request; only the latest is remembered (status.backfill).
 import type { SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
 import { Keys } from '../api/v1alpha1/singletonjob.ts';
+import type { Schedule, SlotCount } from './schedule.ts';
 import { toDate } from './status.ts';
 import { objectSchedule } from './timing.ts';
 
@@ -28,12 +29,34 @@ export function newBackfillRequest(sj: SingletonJob, now: Date): Backfill | unde
   if (to > now) return refuse(`the range ends in the future (${to.toISOString()}): backfill only runs past slots; the schedule runs the rest`);
   const schedule = objectSchedule(sj);
   if (!schedule) return refuse('the object has no schedule: there are no slots to backfill (use singleton.dev/run-now)');
-  let count = 0;
-  for (let t = schedule.next(from); t <= to; t = schedule.next(t)) {
-    if (++count > MAX_BACKFILL_SLOTS) return refuse(`the range holds more than ${MAX_BACKFILL_SLOTS} slots; split it`);
-  }
+  const { count } = countRange(schedule, from, to);
+  if (count > MAX_BACKFILL_SLOTS) return refuse(`the range holds more than ${MAX_BACKFILL_SLOTS} slots; split it`);
   if (count === 0) return refuse(`the schedule has no slot in (${from.toISOString()}, ${to.toISOString()}]`);
   return { request: value, from: from.toISOString(), to: to.toISOString(), runs: 0 };
+}
+
+const counted = new Map<string, SlotCount>();
+const MAX_COUNTED = 256;
+
+/**
+ * The slots of a range, up to MAX_BACKFILL_SLOTS + 1: by arithmetic where the
+ * schedule allows it (a per-second schedule over years costs nothing), else
+ * enumerated — at most MAX_BACKFILL_SLOTS + 1 cron-parser steps (~0.1 ms
+ * each), and only once per request and schedule: a request is judged on every
+ * pass until it is recorded (and by a standing-by installation, which never
+ * records it), so the answer is remembered.
+ */
+function countRange(schedule: Schedule, from: Date, to: Date): SlotCount {
+  const key = `${schedule.timeZone}\n${schedule.expression}\n${from.getTime()}\n${to.getTime()}`;
+  let hit = counted.get(key);
+  if (hit) {
+    counted.delete(key); // re-insert: most recently used last
+  } else {
+    hit = schedule.count(from, to, MAX_BACKFILL_SLOTS);
+    if (counted.size >= MAX_COUNTED) counted.delete(counted.keys().next().value!);
+  }
+  counted.set(key, hit);
+  return hit;
 }
 
 /** The next slot the recorded request still has to run, if any. */

@@ -1,4 +1,7 @@
-import { compileSchedule, dueSlots, isRepeatedWallTime, parseSchedule, ScheduleError } from './schedule.ts';
+import { jest } from '@jest/globals';
+import { CronExpression } from 'cron-parser';
+import { COUNT_STEPS, compileSchedule, dueSlots, enumerateCount, isRepeatedWallTime, parseSchedule, ScheduleError, searchLatest } from './schedule.ts';
+import type { DueSlots, Schedule } from './schedule.ts';
 
 const t = (iso: string) => new Date(iso);
 
@@ -119,13 +122,161 @@ describe('dueSlots', () => {
     expect(due.slot?.toISOString()).toBe('2025-01-01T00:01:00.000Z');
     expect(due.deadline?.toISOString()).toBe('2025-01-01T00:01:30.000Z');
   });
+});
 
-  it('bounds the work after a long outage with a per-second schedule', () => {
-    const started = performance.now();
-    const due = dueSlots(parseSchedule('* * * * * *'), t('2025-01-01T00:00:00Z'), t('2025-01-03T00:00:00.500Z'), 10);
+/** cron-parser iterations (next() and prev() steps, each a walk over its fields) made by `fn`. */
+function counted<T>(fn: () => T): { result: T; iterations: number } {
+  const next = jest.spyOn(CronExpression.prototype, 'next');
+  const prev = jest.spyOn(CronExpression.prototype, 'prev');
+  try {
+    const result = fn();
+    return { result, iterations: next.mock.calls.length + prev.mock.calls.length };
+  } finally {
+    next.mockRestore();
+    prev.mockRestore();
+  }
+}
+
+/** dueSlots as it was computed before its work was bounded: every slot in (since, now], one next() each. */
+function enumeratedDue(schedule: Schedule, since: Date, now: Date, deadlineSeconds?: number): DueSlots {
+  const slots: Date[] = [];
+  let at = schedule.next(since);
+  for (; at <= now; at = schedule.next(at)) slots.push(at);
+  const result: DueSlots = { skipped: 0, skippedAtLeast: false, next: at };
+  const latest = slots.at(-1);
+  if (!latest) return result;
+  result.latest = latest;
+  const deadline = deadlineSeconds === undefined ? undefined : new Date(latest.getTime() + deadlineSeconds * 1000);
+  if (deadline && now > deadline) return { ...result, skipped: slots.length, lastSkipped: latest };
+  result.slot = latest;
+  result.skipped = slots.length - 1;
+  if (slots.length > 1) result.lastSkipped = slots.at(-2)!;
+  if (deadline) result.deadline = deadline;
+  return result;
+}
+
+describe('dueSlots does bounded work whatever the range (no seconds-long pass for the leader)', () => {
+  // Before: one cron-parser parse and next() per slot in the range — 90,000
+  // here (~11 s on one core), past the leader's stall threshold on every pass.
+  it('a per-second schedule held a day under Forbid with a one-day deadline: the latest slot and an exact count', () => {
+    const s = compileSchedule('* * * * * *', 'Europe/Berlin');
+    const since = t('2025-01-01T23:00:00Z'); // the slot the held run started for
+    const now = t('2025-01-03T00:00:00.500Z');
+    const { result: due, iterations } = counted(() => dueSlots(s, since, now, 86_400));
     expect(due.slot?.toISOString()).toBe('2025-01-03T00:00:00.000Z');
+    expect(due.skipped).toBe(25 * 3600 - 1);
+    expect(due.skippedAtLeast).toBe(false);
+    expect(due.lastSkipped?.toISOString()).toBe('2025-01-02T23:59:59.000Z');
+    expect(due.next.toISOString()).toBe('2025-01-03T00:00:01.000Z');
+    expect(due.deadline?.toISOString()).toBe('2025-01-04T00:00:00.000Z');
+    expect(iterations).toBeLessThan(30);
+    // The next pass, 2 s later: as cheap.
+    const again = counted(() => dueSlots(s, since, new Date(now.getTime() + 2000), 86_400));
+    expect(again.result.skipped).toBe(25 * 3600 + 1);
+    expect(again.iterations).toBeLessThan(30);
+  });
+
+  it('a two-day outage of a per-second schedule without a deadline', () => {
+    const { result: due, iterations } = counted(() => dueSlots(parseSchedule('* * * * * *'), t('2025-01-01T00:00:00Z'), t('2025-01-03T00:00:00.500Z')));
+    expect(due.slot?.toISOString()).toBe('2025-01-03T00:00:00.000Z');
+    expect(due.skipped).toBe(2 * 86_400 - 1);
+    expect(due.skippedAtLeast).toBe(false);
+    expect(iterations).toBeLessThan(30);
+  });
+
+  it('past the deadline, every slot of a long range is skipped and counted', () => {
+    const { result: due, iterations } = counted(() => dueSlots(parseSchedule('*/10 * * * * *', 'America/New_York'), t('2025-01-01T00:00:00Z'), t('2025-01-08T00:00:05Z'), 3));
+    expect(due.slot).toBeUndefined();
+    expect(due.skipped).toBe(7 * 8640);
+    expect(due.latest?.toISOString()).toBe('2025-01-08T00:00:00.000Z');
+    expect(due.lastSkipped?.toISOString()).toBe('2025-01-08T00:00:00.000Z');
+    expect(iterations).toBeLessThan(30);
+  });
+
+  it('a year of an hourly schedule across both DST changes is counted exactly', () => {
+    const { result: due, iterations } = counted(() => dueSlots(parseSchedule('17 * * * *', 'Europe/Berlin'), t('2025-01-01T00:00:00Z'), t('2026-01-01T00:00:00Z')));
+    expect(due.slot?.toISOString()).toBe('2025-12-31T23:17:00.000Z');
+    expect(due.skipped).toBe(365 * 24 - 1);
+    expect(due.skippedAtLeast).toBe(false);
+    expect(iterations).toBeLessThan(30);
+  });
+
+  it('a schedule no arithmetic counts (days of the week restricted): the latest slot, and a lower bound past COUNT_STEPS', () => {
+    // Per second on weekdays, held from Friday noon to Monday noon.
+    const { result: due, iterations } = counted(() => dueSlots(parseSchedule('* * * * * 1-5'), t('2025-01-03T12:00:00Z'), t('2025-01-06T12:00:00.200Z'), 86_400 * 3));
+    expect(due.slot?.toISOString()).toBe('2025-01-06T12:00:00.000Z');
+    expect(due.lastSkipped?.toISOString()).toBe('2025-01-06T11:59:59.000Z');
     expect(due.skippedAtLeast).toBe(true);
-    expect(performance.now() - started).toBeLessThan(2000);
+    expect(due.skipped).toBeGreaterThanOrEqual(COUNT_STEPS);
+    expect(due.skipped).toBeLessThan(86_400);
+    expect(iterations).toBeLessThan(COUNT_STEPS + 40);
+  });
+
+  it('a fixed-hour schedule across a DST change (arithmetic only counts it while the offset holds)', () => {
+    // Every 10 s from 01:00 to 03:59 New York time, across the fall-back (01:xx twice: the second time skipped).
+    const s = compileSchedule('*/10 * 1-3 * * *', 'America/New_York');
+    const { result: due, iterations } = counted(() => dueSlots(s, t('2025-11-01T12:00:00Z'), t('2025-11-02T12:00:00Z')));
+    expect(due.slot?.toISOString()).toBe('2025-11-02T08:59:50.000Z'); // 03:59:50 EST
+    expect(due.skippedAtLeast).toBe(true);
+    expect(iterations).toBeLessThan(COUNT_STEPS + 40);
+    // Within the summer (one offset) it is exact: 3 hours × 360 a day.
+    const summer = counted(() => dueSlots(s, t('2025-06-01T12:00:00Z'), t('2025-06-11T12:00:00Z')));
+    expect(summer.result.skipped).toBe(10 * 3 * 360 - 1);
+    expect(summer.result.skippedAtLeast).toBe(false);
+    expect(summer.iterations).toBeLessThan(30);
+  });
+
+  it('the latest slot of a sparse schedule after years is found from prev(), not by walking forward', () => {
+    const s = parseSchedule('0 9 29 2 *', 'Europe/Berlin'); // 29 February only
+    const { result: due, iterations } = counted(() => dueSlots(s, t('2001-01-01T00:00:00Z'), t('2025-01-01T00:00:00Z')));
+    expect(due.slot?.toISOString()).toBe('2024-02-29T08:00:00.000Z');
+    expect(due.lastSkipped?.toISOString()).toBe('2020-02-29T08:00:00.000Z');
+    expect(due.skipped).toBe(5); // 2004, 2008, 2012, 2016, 2020
+    expect(due.skippedAtLeast).toBe(false);
+    expect(iterations).toBeLessThan(30);
+  });
+});
+
+describe('bounded dueSlots decides as enumerating every slot did', () => {
+  // [expression, zone, an instant near a DST change]: ranges around it, random
+  // lengths, with and without a deadline. Small enough to enumerate.
+  const cases: Array<[string, string, string]> = [
+    ['30 1 * * *', 'America/New_York', '2025-11-02T06:00:00Z'], // fall-back: 01:30 once
+    ['30 2 * * *', 'Europe/Berlin', '2025-03-30T01:00:00Z'], // spring-forward: the shifted instant
+    ['*/20 1-3 * * *', 'America/New_York', '2025-11-02T06:00:00Z'],
+    ['*/20 1-3 * * *', 'America/New_York', '2025-03-09T07:00:00Z'],
+    ['*/7 * * * *', 'America/New_York', '2025-11-02T06:00:00Z'], // wildcard hour: the repeated hour runs
+    ['15,45 * * * *', 'Europe/Berlin', '2025-03-30T01:00:00Z'],
+    ['5 * * * *', 'Australia/Lord_Howe', '2025-10-04T15:30:00Z'], // a 30-minute change: arithmetic must not apply
+    ['*/13 * * * * *', 'Australia/Lord_Howe', '2025-10-04T15:30:00Z'],
+    ['*/13 * * * * *', 'America/New_York', '2025-03-09T07:00:00Z'],
+    ['0 */2 * * *', 'Asia/Kathmandu', '2025-06-01T00:00:00Z'],
+    ['0 9-17 * * 1-5', 'Europe/Berlin', '2025-10-26T01:00:00Z'],
+  ];
+  let seed = 11;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+
+  it.each(cases)('"%s" in %s around %s', (expr, zone, around) => {
+    const s = compileSchedule(expr, zone);
+    const perSecond = expr.split(' ').length === 6;
+    const spanMs = (perSecond ? 40 * 60 : 30 * 3600) * 1000;
+    for (let i = 0; i < 8; i++) {
+      const since = new Date(Date.parse(around) - random() * spanMs + Math.floor(random() * 1000));
+      const now = new Date(since.getTime() + random() * spanMs * 1.5);
+      const deadline = i % 2 ? undefined : Math.floor(random() * 3600);
+      expect(dueSlots(s, since, now, deadline)).toEqual(enumeratedDue(s, since, now, deadline));
+      // Count and latest agree with enumeration whenever the count says it is exact.
+      const counted = s.count(since, now, 0);
+      if (counted.exact) expect(counted.count).toBe(enumerateCount((at) => s.next(at), since, now, Infinity).count);
+    }
+  });
+
+  it('searchLatest (when prev() gives no usable hint) finds the last slot next() reaches', () => {
+    const s = compileSchedule('30 1 * * *', 'America/New_York');
+    const first = s.next(t('2025-10-30T00:00:00Z'));
+    expect(searchLatest((at) => s.next(at), first, t('2025-11-02T07:00:00Z')).toISOString()).toBe('2025-11-02T05:30:00.000Z'); // 01:30 EDT, not EST
+    expect(searchLatest((at) => s.next(at), first, t('2025-11-03T06:30:00Z')).toISOString()).toBe('2025-11-03T06:30:00.000Z');
+    expect(searchLatest((at) => s.next(at), first, first).toISOString()).toBe(first.toISOString());
   });
 });
 

@@ -40,3 +40,22 @@ describe('jitter', () => {
     expect(jitterMs(sj({ schedule: '0 * * * *' }))).toBe(0);
   });
 });
+
+describe('several schedules over a long range', () => {
+  it("the latest slot is the components' latest; a count too large to enumerate is at least the largest component's", () => {
+    const o = sj({ schedules: ['*/10 * * * * *', '0 0 9 * * 1-5'] });
+    // Held a day: 8,640 ten-second slots, and 09:00:00 is one of them too.
+    const due = dueAt(o, new Date('2026-06-02T00:00:00.500Z'), { lastScheduleTime: '2026-06-01T00:00:00Z' })!;
+    expect(due.slot!.toISOString()).toBe('2026-06-02T00:00:00.000Z');
+    expect(due.lastSkipped!.toISOString()).toBe('2026-06-01T23:59:50.000Z');
+    expect(due.skippedAtLeast).toBe(true);
+    expect(due.skipped).toBe(8640 - 1);
+  });
+
+  it('a union small enough to enumerate is counted exactly, a shared instant once', () => {
+    const s = objectSchedule(sj({ schedules: ['*/10 * * * *', '5 * * * *', '0 * * * *'] }))!;
+    expect(s.count(new Date('2026-06-01T12:00:00Z'), new Date('2026-06-01T13:00:00Z'))).toEqual({ count: 7, exact: true });
+    expect(s.latest(new Date('2026-06-01T12:00:00Z'), new Date('2026-06-01T12:09:00Z'))!.toISOString()).toBe('2026-06-01T12:05:00.000Z');
+    expect(s.latest(new Date('2026-06-01T12:00:00Z'), new Date('2026-06-01T12:04:00Z'))).toBeUndefined();
+  });
+});

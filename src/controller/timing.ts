@@ -4,7 +4,7 @@
 // status.nextScheduleTime never disagree.
 import { createHash } from 'node:crypto';
 import type { SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
-import { dueSlots, parseSchedule } from './schedule.ts';
+import { dueSlots, enumerateCount, parseSchedule } from './schedule.ts';
 import type { DueSlots, Schedule } from './schedule.ts';
 import { pausedAfterFailures, toDate } from './status.ts';
 
@@ -35,10 +35,25 @@ export function expressions(sj: SingletonJob): string[] {
 export function objectSchedule(sj: SingletonJob): Schedule | undefined {
   const all = expressions(sj).map((e) => parseSchedule(e, sj.spec.timeZone));
   if (all.length <= 1) return all[0];
+  const next = (after: Date) => new Date(Math.min(...all.map((s) => s.next(after).getTime())));
   return {
     expression: all.map((s) => s.expression).join(' | '),
     timeZone: all[0]!.timeZone,
-    next: (after) => new Date(Math.min(...all.map((s) => s.next(after).getTime()))),
+    next,
+    // The union's latest slot is its components' latest.
+    latest: (after, until) => {
+      const found = all.map((s) => s.latest(after, until)?.getTime() ?? -Infinity);
+      const at = Math.max(...found);
+      return at === -Infinity ? undefined : new Date(at);
+    },
+    // Enumerated (instants two schedules share are one slot); past the limit
+    // the union holds at least as many as its largest component (counted by
+    // arithmetic where it can be, else not enumerated again: limit 0).
+    count: (after, until, limit) => {
+      const counted = enumerateCount(next, after, until, limit);
+      if (counted.exact) return counted;
+      return { count: Math.max(counted.count, ...all.map((s) => s.count(after, until, 0).count)), exact: false };
+    },
   };
 }
 
