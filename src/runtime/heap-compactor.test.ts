@@ -34,36 +34,59 @@ describe('CompactionSchedule', () => {
     s.compacted({ committed: 80 * MiB, used: 30 * MiB }, { committed: 35 * MiB, used: 29 * MiB }, 600_000);
     expect(s.currentGapMs).toBe(60_000);
   });
+
+  it('predicts the pause from the heap in use: the default rate first, then the slowest of the last measured ones', () => {
+    const s = new CompactionSchedule(policy);
+    // 60 MiB in use at the default 10 ms/MiB: 600 ms — over a leader's budget with a 1 s stall threshold (500 ms).
+    expect(s.predictedPauseMs({ committed: 100 * MiB, used: 60 * MiB })).toBe(600);
+    // The young generation (fresh garbage, mostly) does not count.
+    expect(s.predictedPauseMs({ committed: 100 * MiB, used: 60 * MiB, young: 20 * MiB })).toBe(400);
+    // Measured: 100 ms for 20 MiB live (5 ms/MiB), then 60 ms for 20 MiB (3 ms/MiB): the slower one counts.
+    s.compacted({ committed: 100 * MiB, used: 60 * MiB }, { committed: 30 * MiB, used: 20 * MiB }, 0, 100);
+    s.compacted({ committed: 100 * MiB, used: 60 * MiB }, { committed: 30 * MiB, used: 20 * MiB }, 60_000, 60);
+    expect(s.predictedPauseMs({ committed: 100 * MiB, used: 60 * MiB })).toBe(300);
+    // Only the last four are remembered.
+    for (let i = 0; i < 4; i++) s.compacted({ committed: 100 * MiB, used: 60 * MiB }, { committed: 30 * MiB, used: 20 * MiB }, 120_000 + i, 40);
+    expect(s.predictedPauseMs({ committed: 100 * MiB, used: 60 * MiB })).toBe(120);
+    // A compaction recorded without a measurement changes nothing.
+    s.compacted({ committed: 100 * MiB, used: 60 * MiB }, { committed: 30 * MiB, used: 20 * MiB }, 200_000);
+    expect(s.predictedPauseMs({ committed: 100 * MiB, used: 60 * MiB })).toBe(120);
+  });
 });
 
 // The real thing, in a node of its own (the test runner's heap is not ours to
 // compact): a fragmented heap that regular collections leave committed, a busy
 // second during which nothing may happen, then a quiet one.
 const compactorModule = path.join(path.dirname(fileURLToPath(import.meta.url)), 'heap-compactor.ts');
-const child = `
+const child = (budget: string) => `
 import { HeapCompactor, heapSample } from ${JSON.stringify(compactorModule)};
 const events = [];
-const logger = { info: (m) => events.push({ at: Date.now(), info: m }), debug: (o) => events.push({ at: Date.now(), compacted: o }) };
-const c = new HeapCompactor({ logger, policy: { intervalMs: 100, minGapMs: 0 } });
+const logger = { info: (m) => events.push({ at: Date.now(), info: m }), debug: (o, m) => events.push({ at: Date.now(), ...(o.pauseMs === undefined ? { held: o } : { compacted: o }) }) };
+let gcs = 0;
+const gc = globalThis.gc && ((o) => { gcs++; globalThis.gc(o); });
+const budget = ${budget};
+const c = new HeapCompactor({ logger, policy: { intervalMs: 100, minGapMs: 0 }, ...(gc ? { gc } : {}), ...(budget ? { pauseBudgetMs: budget } : {}) });
 let all = []; for (let i = 0; i < 800000; i++) all.push({ i, s: 'x' + i, a: [i] });
 const kept = all.filter((_, i) => i % 20 === 0); all = null;
 if (c.enabled) { globalThis.gc({ type: 'major' }); globalThis.gc({ type: 'major' }); }
+gcs = 0;
 const fragmented = heapSample();
 c.start();
 const busyUntil = Date.now() + 1000;
 const spin = () => { const t = Date.now() + 50; while (Date.now() < t); if (Date.now() < busyUntil) setImmediate(spin); else setTimeout(done, 1500); };
-const done = () => { c.stop(); console.log(JSON.stringify({ enabled: c.enabled, fragmented, after: heapSample(), busyUntil, events, kept: kept.length })); };
+const done = () => { c.stop(); console.log(JSON.stringify({ enabled: c.enabled, fragmented, after: heapSample(), busyUntil, events, gcs, kept: kept.length })); };
 spin();
 `;
 
-function runChild(flags: string[]) {
-  const out = execFileSync(process.execPath, [...flags, '--input-type=module', '-e', child], { encoding: 'utf8', timeout: 60_000 });
+function runChild(flags: string[], budget = 'undefined') {
+  const out = execFileSync(process.execPath, [...flags, '--input-type=module', '-e', child(budget)], { encoding: 'utf8', timeout: 60_000 });
   return JSON.parse(out) as {
     enabled: boolean;
     fragmented: { committed: number; used: number };
     after: { committed: number; used: number };
     busyUntil: number;
-    events: { at: number; info?: string; compacted?: { committedAfterMiB: number } }[];
+    events: { at: number; info?: string; compacted?: { committedAfterMiB: number }; held?: { predictedPauseMs: number; budgetMs: number } }[];
+    gcs: number;
   };
 }
 
@@ -77,6 +100,27 @@ describe('HeapCompactor', () => {
     expect(compactions[0]!.at).toBeGreaterThanOrEqual(r.busyUntil);
     expect(r.fragmented.committed).toBeGreaterThan(40 * MiB);
     expect(r.after.committed).toBeLessThan(r.fragmented.committed / 2);
+  });
+
+  it('holds it while the pause would not fit the budget (a leader), and runs it once it does (a standby again)', () => {
+    // Leading for the first two due ticks (a 1 ms budget: no compaction fits), then not.
+    const r = runChild(['--expose-gc'], '(() => { let asked = 0; return () => (++asked <= 2 ? 1 : Infinity); })()');
+    const held = r.events.filter((e) => e.held);
+    const compactions = r.events.filter((e) => e.compacted);
+    expect(held).toHaveLength(1); // logged once per episode
+    expect(held[0]!.held!.budgetMs).toBe(1);
+    expect(held[0]!.held!.predictedPauseMs).toBeGreaterThan(1);
+    expect(compactions.length).toBeGreaterThanOrEqual(1);
+    expect(r.gcs).toBe(compactions.length); // no collection ran while it was held
+    expect(compactions[0]!.at).toBeGreaterThan(held[0]!.at);
+    expect(r.after.committed).toBeLessThan(r.fragmented.committed / 2);
+  });
+
+  it('never runs it while the budget stays too small', () => {
+    const r = runChild(['--expose-gc'], '() => 0');
+    expect(r.events.filter((e) => e.compacted)).toEqual([]);
+    expect(r.events.filter((e) => e.held)).toHaveLength(1);
+    expect(r.gcs).toBe(0);
   });
 
   it('stays off, and says so, when node runs without --expose-gc', () => {
