@@ -208,7 +208,8 @@ export async function runOperator(options: RunOptions): Promise<number> {
   const caches = controller.startCaches(stopCaches.signal).catch((err: unknown) => {
     logger.error({ err }, 'Caches stopped with an error');
   });
-  const compactor = new HeapCompactor({ logger, registry });
+  // A leader never pauses itself for a forced GC longer than half its stall threshold (it would fence itself); a standby may.
+  const compactor = new HeapCompactor({ logger, registry, pauseBudgetMs: () => (elector.isLeader() ? elector.settings.stallThresholdMs / 2 : Infinity) });
   compactor.start();
   let code: number = ExitCode.ok;
   try {
