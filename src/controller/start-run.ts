@@ -393,8 +393,28 @@ export class PodSnapshots {
     const last = this.lists.get(namespace);
     if (last && last.sentAt >= notBefore && now - last.sentAt <= this.maxAgeMs) return last.running;
     if (now < notBefore) return undefined;
-    const running = (await this.pods.list(namespace)).filter((pod) => !isPodTerminal(pod));
+    const running = (await this.pods.list(namespace)).filter((pod) => !isPodTerminal(pod)).map(podIdentity);
+    // Kept only while it can serve (maxAgeMs): a namespace listed once is not pinned for good.
+    for (const [ns, l] of this.lists) if (now - l.sentAt > this.maxAgeMs) this.lists.delete(ns);
     this.lists.set(namespace, { sentAt: now, running });
     return running;
   }
+}
+
+/** What a snapshot keeps of a Pod: what belongsTo and isPodTerminal read — not its spec and status (kilobytes each, thousands in a busy namespace). */
+function podIdentity(pod: V1Pod): V1Pod {
+  const m = pod.metadata ?? {};
+  const annotation = m.annotations?.[Keys.singletonJob];
+  return {
+    metadata: {
+      name: m.name,
+      namespace: m.namespace,
+      uid: m.uid,
+      ...(m.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}),
+      labels: Object.fromEntries(Object.entries(m.labels ?? {}).filter(([k]) => k === Keys.ownerUid || k === Keys.run)),
+      ...(annotation !== undefined ? { annotations: { [Keys.singletonJob]: annotation } } : {}),
+      ...(m.ownerReferences ? { ownerReferences: m.ownerReferences } : {}),
+    },
+    status: { phase: pod.status?.phase },
+  };
 }
