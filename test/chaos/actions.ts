@@ -156,9 +156,25 @@ const resuspendJob: Action = async (ctx) => {
   if (!found) return skip('-', 'no run with an active Pod within 30 s');
   const name = found.job.metadata!.name!;
   const startedAt = Date.now();
-  await batch.patchNamespacedJob({ namespace: ctx.namespace, name, body: [{ op: 'test', path: '/metadata/uid', value: found.job.metadata!.uid }, { op: 'replace', path: '/spec/suspend', value: true }] }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch));
+  await batch.patchNamespacedJob(
+    {
+      namespace: ctx.namespace,
+      name,
+      body: [
+        { op: 'test', path: '/metadata/uid', value: found.job.metadata!.uid },
+        { op: 'replace', path: '/spec/suspend', value: true },
+      ],
+    },
+    k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch),
+  );
   const expectations = await runsAgain(ctx, [found.sj], startedAt, `after its running Job ${name} was suspended by hand`);
-  return { target: `${ctx.namespace}/${name}`, detail: `suspended the released Job of run ${name} (token ${found.job.metadata?.annotations?.[Keys.token]})`, startedAt, healedAt: Date.now(), expectations };
+  return {
+    target: `${ctx.namespace}/${name}`,
+    detail: `suspended the released Job of run ${name} (token ${found.job.metadata?.annotations?.[Keys.token]})`,
+    startedAt,
+    healedAt: Date.now(),
+    expectations,
+  };
 };
 
 let requestSeq = 0;
@@ -334,7 +350,10 @@ const duplicateIdentity: Action = async (ctx) => {
   };
 };
 
-export const actions: Record<Extract<FaultKind, 'recreate-job' | 'resuspend-job' | 'repeat-request' | 'recreate-singletonjob' | 'second-installation' | 'delayed-requests' | 'duplicate-identity'>, Action> = {
+export const actions: Record<
+  Extract<FaultKind, 'recreate-job' | 'resuspend-job' | 'repeat-request' | 'recreate-singletonjob' | 'second-installation' | 'delayed-requests' | 'duplicate-identity'>,
+  Action
+> = {
   'recreate-job': recreateJob,
   'resuspend-job': resuspendJob,
   'repeat-request': repeatRequest,
