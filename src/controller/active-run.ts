@@ -5,7 +5,7 @@
 import type { CoreV1Event, V1Job } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ActiveRun, SingletonJob } from '../api/v1alpha1/singletonjob.ts';
-import { belongsToRun, finishedAfterItsPods, isOwnedBy, isPendingAttempt, jobOutcome, jobToken, runningPods, wasReleased } from './jobs.ts';
+import { belongsToRun, isOwnedBy, isPendingAttempt, jobOutcome, jobToken, runningPods, wasReleased } from './jobs.ts';
 import { diagnose, started, type Stall } from './stall.ts';
 import { apiMessage, statusCode } from '../kube/errors.ts';
 import { runName } from './naming.ts';
@@ -115,10 +115,14 @@ export async function trackActiveRun(p: Pass, key: string, sj: SingletonJob, run
   }
   const outcome = jobOutcome(job);
   if (outcome) {
-    // A Job finished by a Job controller that waits for its Pods says so
-    // itself (finishedAfterItsPods); otherwise only a live list does.
-    const proven = p.d.jobsFinishAfterPods && finishedAfterItsPods(job);
-    if (!proven && (await runningPods(pods, sj, run)).length) return { requeueAfterMs: POLL_MS };
+    // A run ends only once a live list shows no Pod of this namespace/name
+    // running — even when the Job proves its own Pods terminal
+    // (finishedAfterItsPods): a Pod relabelled out of its Job (its
+    // controller-uid label edited, to quarantine it for debugging) is no
+    // longer the Job's, the Job controller replaced it, and it may run on. The
+    // run's annotation still names it. Ended this way, every later start may
+    // rely on the run being over (mayHaveLivePods).
+    if ((await runningPods(pods, sj, run)).length) return { requeueAfterMs: POLL_MS };
     if (outcome === 'Failed' && !run.replacing && (run.attempt ?? 1) <= (sj.spec.jobTemplate.spec?.backoffLimit ?? 0)) return retry(p, key, sj, run);
     return p.finish(key, sj, run, run.replacing ? 'Replaced' : outcome, toDate(job.status?.completionTime));
   }

@@ -251,13 +251,32 @@ const cases: Case[] = [
     check: (f) => expect(f.podLists).toBe(0),
   },
   {
-    name: 'Kubernetes ≥ 1.31: a Complete Job ends its run without a Pod list',
+    name: 'Kubernetes ≥ 1.31: a Complete Job that proves its own Pods terminal still ends its run only after a live Pod list',
     finishAfterPods: true,
     spec: scheduled,
     status: { ...atSlot },
     setup: (f) => void inFlight(f, run(), { outcome: 'Complete' }),
     actions: ['update-status', 'event Normal RunFinished'],
-    check: (f) => expect(f.podLists).toBe(0),
+    check: (f) => expect(f.podLists).toBe(1),
+  },
+  {
+    name: "issue 21 item 1c: a run's Pod relabelled out of its Job (controller-uid edited) still runs after the Job completed with its replacement: the run does not end",
+    finishAfterPods: true,
+    spec: scheduled,
+    status: { ...atSlot },
+    setup: (f) => {
+      const job = inFlight(f, run(), { outcome: 'Complete' });
+      const pod = addPod(f, job, 'Running', { name: 'quarantined' });
+      // Released by the Job controller: no owner reference, controller-uid label changed; our annotation stays.
+      const live = f.pods.find((x) => x.metadata?.uid === pod.metadata?.uid)!;
+      live.metadata!.ownerReferences = [];
+      live.metadata!.labels = { ...live.metadata!.labels, 'batch.kubernetes.io/controller-uid': 'quarantine' };
+    },
+    actions: [],
+    check: (f, r) => {
+      expect(f.sj().status?.activeRun?.name).toBe(run().name);
+      expect(r.requeueAfterMs).toBeGreaterThan(0);
+    },
   },
   {
     name: 'a due slot with nothing in flight: reserve, create suspended, record the UID, release',
