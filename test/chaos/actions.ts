@@ -82,8 +82,8 @@ async function runsAgain(ctx: FaultContext, names: string[], after: number, why:
   return expectations.map((x) => x.e);
 }
 
-/** Item 1: while a run is in flight, its Job is deleted and a Job with the same name, owner and token appears (suspended). */
-const recreateJob: Action = async (ctx) => {
+/** Within 30 s, a SingletonJob of the workload whose recorded run's Job (`wanted` of it) exists: the run and its Job. */
+async function startedRun(ctx: FaultContext, wanted: (job: k8s.V1Job) => boolean): Promise<{ sj: string; job: k8s.V1Job } | undefined> {
   const { batch } = apis(ctx);
   let found: { sj: string; job: k8s.V1Job } | undefined;
   await waitFor(Date.now() + 30_000, async () => {
@@ -92,13 +92,20 @@ const recreateJob: Action = async (ctx) => {
       const run = (await getSj(ctx, sj))?.status?.activeRun as { name?: string; jobUID?: string } | undefined;
       if (!run?.name || !run.jobUID) continue;
       const job = await batch.readNamespacedJob({ namespace: ctx.namespace, name: run.name }).catch(() => undefined);
-      if (job?.metadata?.uid === run.jobUID && job.spec?.suspend !== true) {
+      if (job?.metadata?.uid === run.jobUID && wanted(job)) {
         found = { sj, job };
         return Date.now();
       }
     }
     return undefined;
   });
+  return found;
+}
+
+/** Item 1: while a run is in flight, its Job is deleted and a Job with the same name, owner and token appears (suspended). */
+const recreateJob: Action = async (ctx) => {
+  const { batch } = apis(ctx);
+  const found = await startedRun(ctx, (job) => job.spec?.suspend !== true);
   if (!found) return skip('-', 'no run with a started Job within 30 s');
   const { job } = found;
   const name = job.metadata?.name as string;
@@ -140,19 +147,7 @@ const recreateJob: Action = async (ctx) => {
  */
 const resuspendJob: Action = async (ctx) => {
   const { batch } = apis(ctx);
-  let found: { sj: string; job: k8s.V1Job } | undefined;
-  await waitFor(Date.now() + 30_000, async () => {
-    for (const sj of ctx.rng.shuffle(['slow', 'replace', 'tick', 'retry'])) {
-      const run = (await getSj(ctx, sj))?.status?.activeRun as { name?: string; jobUID?: string } | undefined;
-      if (!run?.name || !run.jobUID) continue;
-      const job = await batch.readNamespacedJob({ namespace: ctx.namespace, name: run.name }).catch(() => undefined);
-      if (job?.metadata?.uid === run.jobUID && job.spec?.suspend !== true && (job.status?.active ?? 0) > 0) {
-        found = { sj, job };
-        return Date.now();
-      }
-    }
-    return undefined;
-  });
+  const found = await startedRun(ctx, (job) => job.spec?.suspend !== true && (job.status?.active ?? 0) > 0);
   if (!found) return skip('-', 'no run with an active Pod within 30 s');
   const name = found.job.metadata!.name!;
   const startedAt = Date.now();

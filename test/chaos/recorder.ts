@@ -309,29 +309,30 @@ export class Recorder {
   }
 }
 
-/** Every mutating request in the audit log made by one of `users`. */
-export function readAuditWrites(file: string, users: Set<string>, sinceMs: number): AuditWrite[] {
+interface AuditEvent {
+  verb?: string;
+  user?: { username?: string };
+  objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string };
+  responseStatus?: { code?: number; message?: string };
+  requestReceivedTimestamp?: string;
+  stageTimestamp?: string;
+  stage?: string;
+}
+
+/** The completed requests of one of `users` received since `sinceMs`, as AuditWrite records, that `keep` selects. */
+function readAudit(file: string, users: Set<string>, sinceMs: number, keep: (e: AuditEvent) => boolean): AuditWrite[] {
   if (!existsSync(file)) return [];
   const out: AuditWrite[] = [];
   for (const line of readFileSync(file, 'utf8').split('\n')) {
     if (!line.includes('"verb"')) continue;
-    let e: {
-      verb?: string;
-      user?: { username?: string };
-      objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string };
-      responseStatus?: { code?: number };
-      requestReceivedTimestamp?: string;
-      stageTimestamp?: string;
-      stage?: string;
-    };
+    let e: AuditEvent;
     try {
-      e = JSON.parse(line);
+      e = JSON.parse(line) as AuditEvent;
     } catch {
       continue; // a line cut by a SIGKILLed API server
     }
     const user = e.user?.username;
-    if (!user || !users.has(user) || !e.verb || e.verb === 'get' || e.verb === 'list' || e.verb === 'watch') continue;
-    if (e.stage && e.stage !== 'ResponseComplete') continue;
+    if (!user || !users.has(user) || !e.verb || (e.stage && e.stage !== 'ResponseComplete') || !keep(e)) continue;
     const receivedUs = microseconds(e.requestReceivedTimestamp);
     if (receivedUs / 1000 < sinceMs) continue;
     out.push({
@@ -349,6 +350,11 @@ export function readAuditWrites(file: string, users: Set<string>, sinceMs: numbe
   return out;
 }
 
+/** Every mutating request in the audit log made by one of `users`. */
+export function readAuditWrites(file: string, users: Set<string>, sinceMs: number): AuditWrite[] {
+  return readAudit(file, users, sinceMs, (e) => e.verb !== 'get' && e.verb !== 'list' && e.verb !== 'watch');
+}
+
 /**
  * Every request of one of `users` the API server refused with 403, reads
  * included: the replicas run with the chart's RBAC, so a permission the chart
@@ -356,42 +362,7 @@ export function readAuditWrites(file: string, users: Set<string>, sinceMs: numbe
  * namespace refuses creates with 403 too; that is not RBAC and is left out.
  */
 export function readAuditForbidden(file: string, users: Set<string>, sinceMs: number): AuditWrite[] {
-  if (!existsSync(file)) return [];
-  const out: AuditWrite[] = [];
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line.includes('"code":403')) continue;
-    let e: {
-      verb?: string;
-      user?: { username?: string };
-      objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string };
-      responseStatus?: { code?: number; message?: string };
-      requestReceivedTimestamp?: string;
-      stageTimestamp?: string;
-      stage?: string;
-    };
-    try {
-      e = JSON.parse(line);
-    } catch {
-      continue;
-    }
-    const user = e.user?.username;
-    if (!user || !users.has(user) || e.responseStatus?.code !== 403 || (e.stage && e.stage !== 'ResponseComplete')) continue;
-    if (e.responseStatus.message?.includes('because it is being terminated')) continue;
-    const receivedUs = microseconds(e.requestReceivedTimestamp);
-    if (receivedUs / 1000 < sinceMs) continue;
-    out.push({
-      user,
-      verb: e.verb ?? '',
-      resource: e.objectRef?.resource ?? '',
-      ...(e.objectRef?.subresource ? { subresource: e.objectRef.subresource } : {}),
-      ...(e.objectRef?.namespace ? { namespace: e.objectRef.namespace } : {}),
-      ...(e.objectRef?.name ? { name: e.objectRef.name } : {}),
-      code: 403,
-      receivedUs,
-      completedUs: microseconds(e.stageTimestamp),
-    });
-  }
-  return out;
+  return readAudit(file, users, sinceMs, (e) => e.responseStatus?.code === 403 && !e.responseStatus.message?.includes('because it is being terminated'));
 }
 
 /** RFC 3339 with up to nanoseconds → epoch microseconds (Date.parse keeps only ms). */
