@@ -49,10 +49,12 @@ interface Manifest {
   spec: Record<string, unknown>;
 }
 
-const render = (...set: string[]): Manifest[] =>
+const renderRaw = (...set: string[]): Manifest[] =>
   YAML.parseAllDocuments(helm(resolveHelm(), cluster.kubeconfig, ['template', release, chartDir, '--namespace', OPERATOR_NAMESPACE, '--kube-version', '1.36.3', ...set.flatMap((s) => ['--set', s])]))
     .map((d) => d.toJSON() as Manifest | null)
     .filter((m): m is Manifest => !!m);
+/** With the policies switched on (opt-in: off by default, see the chart README); a later `--set` wins. */
+const render = (...set: string[]): Manifest[] => renderRaw('admissionPolicy.enabled=true', ...set);
 
 /** A person: a client certificate on the local control plane, else impersonation with the admin's credentials. */
 function userKubeConfig(user: string): k8s.KubeConfig {
@@ -217,8 +219,9 @@ describeVap('the chart’s admission policy', () => {
     }
   });
 
-  it('renders three policies and bindings per release (on by default, off with admissionPolicy.enabled=false) whose expressions type-check cleanly against the Job and Pod schemas', async () => {
-    // Defaults: every namespace, the release's own ServiceAccount (the Deployment's), Deny.
+  it('renders three policies and bindings per release (off by default, on with admissionPolicy.enabled=true) whose expressions type-check cleanly against the Job and Pod schemas', async () => {
+    expect(renderRaw().filter((m) => POLICY_KINDS.has(m.kind))).toEqual([]);
+    // Switched on, otherwise defaults: every namespace, the release's own ServiceAccount (the Deployment's), Deny.
     const defaults = render();
     const sa = (defaults.find((m) => m.kind === 'Deployment')!.spec as { template: { spec: { serviceAccountName: string } } }).template.spec.serviceAccountName;
     const policies = defaults.filter((m) => m.kind === 'ValidatingAdmissionPolicy');
