@@ -154,10 +154,17 @@ export function checkSlots(h: History, options: CheckOptions): Violation[] {
     const spans: Array<[number, number]> = jobs.map((j) => [j.createdAt - lead, j.terminalAt ?? j.deletedAt ?? Infinity]);
     // …and until every Pod of it is terminal, also one whose Job was deleted or orphaned.
     for (const pod of pods.get(key) ?? []) spans.push([pod.createdAt, pod.terminalAt ?? pod.deletedAt ?? Infinity]);
+    const budget = new Map(h.singletonJobs.map((s) => [s.uid, s.backoffLimit ?? 0]));
     for (const run of runs) {
       const first = run.attempts[0] as JobRecord;
       const last = run.attempts[run.attempts.length - 1] as JobRecord;
-      spans.push([first.createdAt - lead, last.terminalAt ?? last.deletedAt ?? Infinity]);
+      let end = last.terminalAt ?? last.deletedAt ?? Infinity;
+      // A failed attempt with retry budget left is followed by the next one after a backoff: the run
+      // holds its object until then — until the next Job of the object, or the end of the history.
+      if (last.outcome === 'Failed' && attemptOf(last) <= (budget.get(last.ownerUid) ?? 0)) {
+        end = Math.min(...jobs.filter((j) => j.createdAt > last.createdAt && !run.attempts.includes(j)).map((j) => j.createdAt), Infinity);
+      }
+      spans.push([first.createdAt - lead, end]);
     }
     for (const sj of sjs) {
       if (sj.suspend || !sj.schedule) continue;

@@ -136,6 +136,19 @@ test('a slot skipped because the previous run was still in flight is allowed (Fo
   expect(checkSlots(h, settle)).toEqual([]);
 });
 
+test('a slot due while a failed attempt waits out its backoff before the next is held, also when the history ends first; without retry budget it is missed', () => {
+  const h = clean();
+  h.singletonJobs[0]!.backoffLimit = 2;
+  // The run of slot 2 failed its first attempt just before slot 3; its next attempt is not in the history yet.
+  h.jobs = h.jobs.filter((j) => j.name !== 'nightly-3' && j.name !== 'nightly-4');
+  h.pods = h.pods.filter((p) => p.jobName !== 'nightly-3' && p.jobName !== 'nightly-4');
+  h.endedAt = T0 + 3 * MIN + 20_000;
+  h.jobs[2] = job(2, { outcome: 'Failed', terminalAt: T0 + 2 * MIN + 50_000 });
+  expect(checkSlots(h, settle)).toEqual([]);
+  h.singletonJobs[0]!.backoffLimit = 0;
+  expect(checkSlots(h, settle).map((v) => v.check)).toEqual(['slot-exactly-once']);
+});
+
 test('a run for a time that is not a slot of the schedule is caught', () => {
   const h = clean();
   h.jobs[4] = job(4, { slot: new Date(T0 + 4 * MIN + 30_000).toISOString() });
