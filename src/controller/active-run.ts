@@ -123,7 +123,7 @@ export async function trackActiveRun(p: Pass, key: string, sj: SingletonJob, run
     // run's annotation still names it. Ended this way, every later start may
     // rely on the run being over (mayHaveLivePods).
     if ((await runningPods(pods, sj, run)).length) return { requeueAfterMs: POLL_MS };
-    if (outcome === 'Failed' && !run.replacing && (run.attempt ?? 1) <= (sj.spec.jobTemplate.spec?.backoffLimit ?? 0)) return retry(p, key, sj, run);
+    if (outcome === 'Failed' && !run.replacing && hasRetryBudget(sj, run)) return retry(p, key, sj, run);
     return p.finish(key, sj, run, run.replacing ? 'Replaced' : outcome, toDate(job.status?.completionTime));
   }
   if (run.replacing || run.stalled) {
@@ -145,7 +145,7 @@ async function suspendedByOther(p: Pass, key: string, sj: SingletonJob, run: Act
   const message = `Job ${run.name} of run ${run.name} (token ${run.token}) was suspended by someone else after the operator released it: a run's Job is never released twice (new Pods would carry the token of the Pods suspension killed). The attempt ends once its Pods are gone; to stop scheduled runs, suspend the SingletonJob instead`;
   await p.announceOnce(sj, `resuspended:${run.name}:${run.jobUID}`, 'Warning', 'RunJobSuspended', message);
   if ((await runningPods(p.d.pods, sj, run)).length) return { requeueAfterMs: POLL_MS };
-  const result = (run.attempt ?? 1) <= (sj.spec.jobTemplate.spec?.backoffLimit ?? 0) ? await retry(p, key, sj, run) : await p.finish(key, sj, run, 'Failed');
+  const result = hasRetryBudget(sj, run) ? await retry(p, key, sj, run) : await p.finish(key, sj, run, 'Failed');
   // Recorded as ended first; a Job this delete misses is deleted as a stray (cleanup.ts).
   await p.d.jobs.delete(job);
   return result;
@@ -180,7 +180,8 @@ async function watchStart(p: Pass, key: string, sj: SingletonJob, run: ActiveRun
     }
     return undefined;
   }
-  const stall = diagnose(pods, pods.length ? [] : await jobEventsOrNone(p, job, log)) ?? unexplained(pods, job);
+  const events = pods.length ? { events: [] } : await jobEventsOrNone(p, job, log);
+  const stall = diagnose(pods, events.events) ?? unexplained(pods, job, events.failure);
   const deadline = releasedAt.getTime() + (sj.spec.podStartDeadlineSeconds ?? DEFAULT_POD_START_DEADLINE_SECONDS) * 1000;
   const why = stall ? `${stall.reason}: ${stall.message}` : `its Pod is still ${pods.length ? 'pending' : 'not created'}`;
   if (now.getTime() >= deadline) {
@@ -218,26 +219,28 @@ async function watchStart(p: Pass, key: string, sj: SingletonJob, run: ActiveRun
  * never aborts the pass — the deadline, the Stalled condition and the next
  * slot must still happen; the condition then says it could not read why.
  */
-const unreadableEvents = new WeakMap<V1Job, string>();
-async function jobEventsOrNone(p: Pass, job: V1Job, log: Logger): Promise<CoreV1Event[]> {
+async function jobEventsOrNone(p: Pass, job: V1Job, log: Logger): Promise<{ events: CoreV1Event[]; failure?: string }> {
   try {
-    return await p.d.jobs.events(job);
+    return { events: await p.d.jobs.events(job) };
   } catch (err) {
     // Debug only: the Stalled condition carries it, and this runs every poll.
     log.debug({ job: job.metadata?.name, err: apiMessage(err) }, 'Could not read the Job’s Events to explain a stall');
-    unreadableEvents.set(job, `${statusCode(err) ?? 'no response'}: ${apiMessage(err)}`);
-    return [];
+    return { events: [], failure: `${statusCode(err) ?? 'no response'}: ${apiMessage(err)}` };
   }
 }
 
-/** A Job with no Pod whose Events could not be read: a stall all the same, saying what would tell why. */
-function unexplained(pods: unknown[], job: V1Job): Stall | undefined {
-  const failure = unreadableEvents.get(job);
+/** A Job with no Pod whose Events could not be read (`failure`): a stall all the same, saying what would tell why. */
+function unexplained(pods: unknown[], job: V1Job, failure: string | undefined): Stall | undefined {
   if (pods.length || !failure) return undefined;
   return {
     reason: 'PodNotCreated',
     message: `The Job controller has not created the run's Pod, and why could not be read: listing the Job's Events failed (${failure}); \`list\` on events in namespace ${job.metadata?.namespace} lets the operator tell`,
   };
+}
+
+/** Whether a failed attempt of `run` is followed by another: the template's backoffLimit counts the operator's retries (Jobs themselves get 0). */
+function hasRetryBudget(sj: SingletonJob, run: ActiveRun): boolean {
+  return (run.attempt ?? 1) <= (sj.spec.jobTemplate.spec?.backoffLimit ?? 0);
 }
 
 /**

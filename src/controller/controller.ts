@@ -180,7 +180,7 @@ export class SingletonJobController {
   }
 
   /** Readiness: red while the last term was refused for a token domain it cannot fence (checkTokenDomain). */
-  tokenDomainReady(): { ok: true } | { ok: false; reason: string } {
+  tokenDomainReady(): TokenDomain {
     return this.tokenDomain;
   }
 

@@ -14,6 +14,7 @@ import type { OperatorConfig } from '../config/config.ts';
 import { createLogger } from '../log/logger.ts';
 import { createRegistry, selfFencedWrites } from '../metrics/registry.ts';
 import { HeapCompactor } from '../runtime/heap-compactor.ts';
+import type { TokenDomain } from '../controller/token-domain.ts';
 import { startServer, type HealthServer } from '../server/server.ts';
 
 /** What the operator needs from the SingletonJob controller. */
@@ -25,9 +26,9 @@ export interface GuardedController {
   /** Reconciles until leadership.signal aborts; must return promptly after that. */
   lead(leadership: Leadership): Promise<void>;
   /** Before a term's first write: whether its term and the objects' resourceVersions share one counter (src/controller/token-domain.ts). */
-  checkTokenDomain?(term: number): Promise<{ ok: true } | { ok: false; reason: string }>;
+  checkTokenDomain?(term: number): Promise<TokenDomain>;
   /** Readiness: red while a term was refused by checkTokenDomain. */
-  tokenDomainReady?(): { ok: true } | { ok: false; reason: string };
+  tokenDomainReady?(): TokenDomain;
 }
 
 export interface ControllerContext {

@@ -8,7 +8,7 @@
 
 import * as k8s from '@kubernetes/client-node';
 import { eventually } from '../support/cluster.ts';
-import { controllerTestEnv, fakeLeadership, requestRun, singletonJob } from '../support/singletonjobs.ts';
+import { controllerTestEnv, fakeLeadership, requestRun, singletonJob, conditionOf as condition, whenConditionTrue } from '../support/singletonjobs.ts';
 import type { Api } from '../support/singletonjobs.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 
@@ -25,8 +25,6 @@ async function namespace(prefix: string): Promise<{ name: string; api: Api }> {
   void c.lead(fakeLeadership(1000));
   return ns;
 }
-
-const condition = (sj: SingletonJob, type: string) => sj.status?.conditions?.find((c) => c.type === type);
 
 /** Ready=True for the object's current generation: its template was checked on apply. */
 async function checkedOnApply(api: Api, name: string): Promise<SingletonJob> {
@@ -136,14 +134,7 @@ describe('a Job create the API server refuses or cannot answer (issue 21 item 5)
 
     const requested = Date.now();
     await requestRun(api, 'gated', 'r1');
-    const stalled = await eventually(
-      'the Stalled condition saying why',
-      async () => {
-        const sj = await api.get('gated');
-        return condition(sj, 'Stalled')?.status === 'True' && sj;
-      },
-      20_000,
-    );
+    const stalled = await whenConditionTrue(api, 'gated', 'Stalled', 20_000, 'the Stalled condition saying why');
     expect(condition(stalled, 'Stalled')!.reason).toBe('JobCreateFailed');
     expect(condition(stalled, 'Stalled')!.message).toContain('failed calling webhook');
     expect(condition(stalled, 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });

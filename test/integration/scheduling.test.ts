@@ -5,7 +5,7 @@
 
 import { eventually } from '../support/cluster.ts';
 import { installedKubeConfig } from '../support/installed.ts';
-import { Api, controllerTestEnv, fakeLeadership, kubectl, podOverlapMonitor, singletonJob } from '../support/singletonjobs.ts';
+import { Api, controllerTestEnv, fakeLeadership, kubectl, podOverlapMonitor, singletonJob, conditionOf as condition, whenConditionTrue } from '../support/singletonjobs.ts';
 import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 
@@ -20,7 +20,6 @@ async function namespace(prefix: string): Promise<{ name: string; api: Api }> {
   return ns;
 }
 
-const condition = (sj: SingletonJob, type: string) => sj.status?.conditions?.find((c) => c.type === type);
 const withSpec = (name: string, spec: Record<string, unknown>, podSpec: Record<string, unknown> = {}, podMeta: Record<string, unknown> = {}): SingletonJob => {
   const sj = singletonJob(name, spec, podMeta as { labels?: Record<string, string> });
   Object.assign(sj.spec.jobTemplate.spec!.template.spec!, podSpec);
@@ -31,14 +30,7 @@ describe('a run that cannot start (issue 14 item 2)', () => {
   it('Pods that cannot be created (missing ServiceAccount): Stalled + Ready=False before the deadline, then ended, and the next slot runs', async () => {
     const { api } = await namespace('stall-sa');
     await api.create(withSpec('no-sa', { schedule: '*/5 * * * * *', podStartDeadlineSeconds: 20 }, { serviceAccountName: 'does-not-exist' }));
-    const stalled = await eventually(
-      'the Stalled condition',
-      async () => {
-        const sj = await api.get('no-sa');
-        return condition(sj, 'Stalled')?.status === 'True' && sj;
-      },
-      40_000,
-    );
+    const stalled = await whenConditionTrue(api, 'no-sa', 'Stalled', 40_000);
     expect(condition(stalled, 'Stalled')!.reason).toBe('FailedCreate');
     expect(condition(stalled, 'Stalled')!.message).toContain('does-not-exist');
     expect(condition(stalled, 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
@@ -75,14 +67,7 @@ describe('a run that cannot start (issue 14 item 2)', () => {
     void (await env.controller(ns.name, { kubeConfig: restricted, retryBackoffMs: 500 })).lead(fakeLeadership(1000));
     const { api } = ns;
     await api.create(withSpec('no-sa', { schedule: '*/5 * * * * *', podStartDeadlineSeconds: 15 }, { serviceAccountName: 'does-not-exist' }));
-    const stalled = await eventually(
-      'the Stalled condition',
-      async () => {
-        const sj = await api.get('no-sa');
-        return condition(sj, 'Stalled')?.status === 'True' && sj;
-      },
-      40_000,
-    );
+    const stalled = await whenConditionTrue(api, 'no-sa', 'Stalled', 40_000);
     expect(condition(stalled, 'Stalled')).toMatchObject({ reason: 'PodNotCreated' });
     expect(condition(stalled, 'Stalled')!.message).toContain('`list` on events');
     expect(condition(stalled, 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
@@ -102,14 +87,7 @@ describe('a run that cannot start (issue 14 item 2)', () => {
     const { api } = await namespace('stall-sched');
     await api.create(withSpec('nowhere', { podStartDeadlineSeconds: 60 }, { nodeSelector: { 'no-such-label': 'x' } }));
     await api.patch('nowhere', { metadata: { annotations: { [Keys.runNow]: 'r1' } } });
-    const sj = await eventually(
-      'the Stalled condition',
-      async () => {
-        const live = await api.get('nowhere');
-        return condition(live, 'Stalled')?.status === 'True' && live;
-      },
-      40_000,
-    );
+    const sj = await whenConditionTrue(api, 'nowhere', 'Stalled', 40_000);
     expect(condition(sj, 'Stalled')!.reason).toBe('Unschedulable');
     expect(condition(sj, 'Ready')!.reason).toBe('RunStalled');
   });

@@ -254,5 +254,19 @@ export function controllerTestEnv() {
   };
 }
 
+/** The condition `type` of the object's status. */
+export const conditionOf = (sj: SingletonJob, type: string) => sj.status?.conditions?.find((c) => c.type === type);
+
+/** The object, read live, once its condition `type` is True. */
+export const whenConditionTrue = (api: Api, name: string, type: string, timeoutMs: number, what = `the ${type} condition`): Promise<SingletonJob> =>
+  eventually(
+    what,
+    async () => {
+      const sj = await api.get(name);
+      return conditionOf(sj, type)?.status === 'True' && sj;
+    },
+    timeoutMs,
+  );
+
 /** A manual request: the run-now annotation set to `id`. */
 export const requestRun = (api: Api, name: string, id: string) => api.patch(name, { metadata: { annotations: { [Keys.runNow]: id } } });
