@@ -243,11 +243,12 @@ export function isOwnedBy(job: V1Job, sj: SingletonJob): boolean {
 
 /**
  * The UID of the Job's controlling owner (the owner reference Kubernetes'
- * garbage collector follows) — what the Job cache is indexed by. Not the
- * owner-uid label: that only selects which Jobs are watched, and a label
- * edited by hand must not hide a Job from stray cleanup and pruning.
+ * garbage collector follows) — what "this object's Job" means (the cache is
+ * indexed by namespace/name, sjKeyOfJob). Not the owner-uid label: that only
+ * selects which Jobs are watched, and a label edited by hand must not hide a
+ * Job from stray cleanup and pruning.
  */
-export function controllerUid(job: V1Job): string | undefined {
+function controllerUid(job: V1Job): string | undefined {
   return job.metadata?.ownerReferences?.find((r) => r.controller)?.uid;
 }
 
