@@ -4,10 +4,10 @@
 // apart), electing on one Lease. The operator runs as the container image
 // runs it: the bundle (scripts/bundle.ts) with the node flags of the
 // Dockerfile's ENTRYPOINT (read from it, so the two cannot drift apart).
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import { applyCrdWithKubectl } from '../test/support/crd.ts';
 import * as k8s from '@kubernetes/client-node';
-import { parse } from 'yaml';
 import type { ControlPlane } from '../test/controlplane/controlplane.ts';
 import { shippedImage } from '../scripts/bundle.ts';
 import { DEFAULT_CONCURRENT_RECONCILES } from '../src/config/config.ts';
@@ -29,26 +29,9 @@ export function operatorPrerequisites(): void {
   if (missing.length > 0) throw new Error(`needs ${missing.join(' and ')}, which has not landed yet`);
 }
 
+/** The CRD as a user installs it, CEL rules included (test/support/crd.ts says why not client-node's typed create). */
 export async function installCrds(cp: ControlPlane): Promise<void> {
-  const ext = cp.kubeConfig().makeApiClient(k8s.ApiextensionsV1Api);
-  const dir = path.join(repoRoot, 'manifests', 'crds');
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml'))) {
-    const crd = parse(readFileSync(path.join(dir, file), 'utf8')) as k8s.V1CustomResourceDefinition;
-    const name = crd.metadata!.name!;
-    try {
-      await ext.createCustomResourceDefinition({ body: crd });
-    } catch (err) {
-      if ((err as { code?: number }).code !== 409) throw err;
-    }
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const got = await ext.readCustomResourceDefinition({ name });
-      if (got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) break;
-      if (Date.now() > deadline) throw new Error(`CRD ${name} not Established after 60 s`);
-      await sleep(200);
-    }
-  }
-  await sleep(1000); // discovery
+  applyCrdWithKubectl(cp.state.kubeconfig);
 }
 
 export interface Operator {

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigurationError, loadConfig, usage } from './config/config.ts';
 import { SingletonJobController } from './controller/index.ts';
-import { chaosHooks } from './operator/chaos-hook.ts';
+import { chaosHooks, fencesOnlyMode } from './operator/chaos-hook.ts';
 import { ExitCode, runOperator } from './operator/run.ts';
 
 // ../package.json from both src/main.ts and dist/main.js (the image keeps package.json next to dist/).
@@ -39,8 +39,16 @@ async function main(): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  let fencesOnly;
+  try {
+    fencesOnly = fencesOnlyMode();
+  } catch (err) {
+    process.stderr.write(`singleton-operator: ${(err as Error).message}\n`);
+    return ExitCode.invalidConfiguration;
+  }
   return runOperator({
     config,
+    ...(fencesOnly ? { fencesOnly } : {}),
     version,
     signal: shutdown.signal,
     createController: ({ kubeConfig, namespaces, logger, registry, lease, workers }) => new SingletonJobController({ kubeConfig, namespaces, logger, registry, lease, workers, ...chaosHooks(logger) }),

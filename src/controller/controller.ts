@@ -239,7 +239,9 @@ export class SingletonJobController {
       logger: log,
       metrics: this.metrics,
       now: this.o.now ?? (() => this.clock.now()),
-      ...(this.o.lease ? { lease: this.o.lease, leases: new LeaseLiveness(makeClient(kc, k8s.CoordinationV1Api, { timeoutMs: guarded.timeoutMs, metrics: this.requestMetrics }), log) } : {}),
+      ...(this.o.lease && !this.o.hooks?.fencesOnly
+        ? { lease: this.o.lease, leases: new LeaseLiveness(makeClient(kc, k8s.CoordinationV1Api, { timeoutMs: guarded.timeoutMs, metrics: this.requestMetrics }), log) }
+        : {}),
       ...(this.o.retryBackoffMs !== undefined ? { retryBackoffMs: this.o.retryBackoffMs } : {}),
       ...(this.o.hooks ? { hooks: this.o.hooks } : {}),
       jobsFinishAfterPods: this.finishAfterPods ?? false,

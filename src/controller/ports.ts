@@ -60,4 +60,11 @@ export interface LeaseJudge {
 export interface ReconcileHooks {
   /** Between the run's suspended Job create (its reservation) and the status write recording it: fencing's adversarial moment. */
   afterReserve?(key: string, run: string): Promise<void>;
+  /**
+   * The chaos suite's no-election profile (src/operator/chaos-hook.ts): act on
+   * every object whoever wrote it last — no stand-by for another
+   * installation, no "a newer leader has written this object" — so that only
+   * the fences (CAS, CEL, names, UID preconditions) keep the guarantees.
+   */
+  fencesOnly?: boolean;
 }

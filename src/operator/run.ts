@@ -16,6 +16,7 @@ import { createRegistry, selfFencedWrites } from '../metrics/registry.ts';
 import { HeapCompactor } from '../runtime/heap-compactor.ts';
 import type { TokenDomain } from '../controller/token-domain.ts';
 import { startServer, type HealthServer } from '../server/server.ts';
+import { FENCES_ONLY_MESSAGE, type FencesOnly } from './chaos-hook.ts';
 
 /** What the operator needs from the SingletonJob controller. */
 export interface GuardedController {
@@ -66,6 +67,8 @@ export interface RunOptions {
   onListening?: (port: number) => void;
   /** Replaces stdout logging (tests). */
   logger?: Logger;
+  /** Test-only: the chaos suite's no-election mode (chaos-hook.ts); never set in production. */
+  fencesOnly?: FencesOnly;
 }
 
 export function loadKubeConfig(file: string | undefined): k8s.KubeConfig {
@@ -119,6 +122,8 @@ export async function runOperator(options: RunOptions): Promise<number> {
     workers: config.maxConcurrentReconciles,
   });
   let shuttingDown = options.signal.aborted;
+  /** No-election mode: the signal of the current rotation (see runElector). */
+  let rotation: { signal: AbortSignal } | undefined;
 
   const elector = new LeaderElector(
     {
@@ -149,17 +154,22 @@ export async function runOperator(options: RunOptions): Promise<number> {
           return;
         }
         logger.info({ leader: identity, term: leadership.term }, 'Started reconciling');
-        await controller.lead({
-          ...leadership,
-          assertValid: () => {
-            try {
-              leadership.assertValid();
-            } catch (err) {
-              selfFenced.inc();
-              throw err;
-            }
-          },
-        });
+        await controller.lead(
+          rotation
+            ? // No self-fencing: the work runs on with its term until the rotation ends it, Lease lost or not.
+              { ...leadership, signal: rotation.signal, assertValid: () => undefined }
+            : {
+                ...leadership,
+                assertValid: () => {
+                  try {
+                    leadership.assertValid();
+                  } catch (err) {
+                    selfFenced.inc();
+                    throw err;
+                  }
+                },
+              },
+        );
         logger.info({ leader: identity, term: leadership.term }, 'Stopped reconciling');
       },
     },
@@ -214,7 +224,19 @@ export async function runOperator(options: RunOptions): Promise<number> {
   compactor.start();
   let code: number = ExitCode.ok;
   try {
-    await elector.run(options.signal);
+    if (options.fencesOnly) {
+      // Test-only (chaos-hook.ts): lead for a random while, give the Lease up,
+      // take it again with a new term; the work stops only with its rotation.
+      const [min, max] = options.fencesOnly.rotateMs;
+      logger.warn({ rotateMs: options.fencesOnly.rotateMs }, FENCES_ONLY_MESSAGE);
+      while (!options.signal.aborted) {
+        const signal = AbortSignal.any([options.signal, AbortSignal.timeout(Math.round(min + Math.random() * (max - min)))]);
+        rotation = { signal };
+        await elector.run(signal);
+      }
+    } else {
+      await elector.run(options.signal);
+    }
   } catch (err) {
     logger.fatal({ err }, 'Leader election failed');
     code = ExitCode.failed;

@@ -11,6 +11,7 @@ export type CheckName =
   | 'slot-off-schedule'
   | 'slot-early'
   | 'tokens-increase'
+  | 'status-fences'
   | 'pod-tokens'
   | 'retries'
   | 'request-at-most-once'

@@ -395,6 +395,38 @@ export function checkHistoryComplete(h: History): Violation[] {
     }));
 }
 
+/**
+ * The status fences themselves: in every version of one SingletonJob (by
+ * UID) the recorder saw, status.leaderTerm and status.currentToken never go
+ * down and are never removed once set (the CRD's CEL transition rules). Checked
+ * from the objects, not from the operator's word: a CRD installed without its
+ * rules, or a writer that found a way around them, shows up here even when no
+ * run overlapped because of it.
+ */
+export function checkStatusFences(h: History): Violation[] {
+  const violations: Violation[] = [];
+  for (const sj of h.singletonJobs) {
+    const seen: { leaderTerm?: number; currentToken?: number; rv?: string } = {};
+    for (const v of sj.fences ?? []) {
+      for (const field of ['leaderTerm', 'currentToken'] as const) {
+        const before = seen[field];
+        const now = v[field];
+        if (before !== undefined && (now === undefined || now < before)) {
+          violations.push({
+            check: 'status-fences',
+            at: v.at,
+            message: `SingletonJob ${sj.namespace}/${sj.name} (uid ${sj.uid}): status.${field} went from ${before} (rv ${seen.rv}) to ${now ?? 'absent'} (rv ${v.rv}) — the API server accepted a lower ${field === 'leaderTerm' ? 'term' : 'token'}.`,
+          });
+        }
+      }
+      if (v.leaderTerm !== undefined) seen.leaderTerm = Math.max(seen.leaderTerm ?? 0, v.leaderTerm);
+      if (v.currentToken !== undefined) seen.currentToken = Math.max(seen.currentToken ?? 0, v.currentToken);
+      seen.rv = v.rv;
+    }
+  }
+  return violations;
+}
+
 /** Guarantee 6: every malformed SingletonJob was refused or surfaced as Ready=False. */
 export function checkBadInput(h: History): Violation[] {
   return h.badInput
@@ -432,12 +464,14 @@ export function checkHistory(h: History, options: CheckOptions): Violation[] {
     ...checkOneInFlight(h),
     ...checkSlots(h, options),
     ...checkTokens(h),
+    ...checkStatusFences(h),
     ...checkPodTokens(h),
     ...checkRetries(h),
     ...checkRequests(h),
     ...checkWedged(h),
     ...checkDeposedWrites(h),
-    ...checkInstallations(h),
+    // Without an election nothing promises one actor per object; the guarantees are judged all the same.
+    ...(h.fencesOnly ? [] : checkInstallations(h)),
     ...checkStrayJobs(h),
     ...checkExpectations(h),
     ...checkRecovery(h),

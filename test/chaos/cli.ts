@@ -23,10 +23,12 @@ const { values } = parseArgs({
 });
 
 if (values.help) {
-  console.log(`Usage: npm run chaos -- [--seed N] [--duration 10m] [--profile ci|medium|soak] [--faults a,b] [--cluster-dir DIR] [--out DIR]
+  console.log(`Usage: npm run chaos -- [--seed N] [--duration 10m] [--profile ci|medium|soak|no-election|no-election-soak|ci-no-election] [--faults a,b] [--cluster-dir DIR] [--out DIR]
   --seed         replay a run (the seed is printed at the start and end of every run)
   --duration     length of the fault phase (setup and a quiet tail come on top)
-  --profile      ci (every kind once, at least 2.5 min), medium (8 min, default), soak (30 min)
+  --profile      ci (every kind once, at least 2.5 min), medium (8 min, default), soak (30 min);
+                 no-election, no-election-soak, ci-no-election: the same lengths (ci: 2 min) with no
+                 single leader: every replica acts on every object at once, terms interleaving
   --faults       subset of: ${ALL_FAULTS.join(', ')}
   --cluster-dir  attach to a control plane from \`npm run cluster:up\` (its folder, e.g. .cluster) instead of starting one
   --out          folder for history.json, report.txt and the replica logs (default: a temporary folder)`);
@@ -34,7 +36,7 @@ if (values.help) {
 }
 
 const profile = PROFILES[values.profile];
-if (!profile) throw new Error(`unknown profile "${values.profile}" (ci, medium or soak)`);
+if (!profile) throw new Error(`unknown profile "${values.profile}" (${Object.keys(PROFILES).join(', ')})`);
 const seed = values.seed !== undefined ? Number(values.seed) : randomSeed();
 if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be a non-negative integer, got "${values.seed}"`);
 let durationMs = profile.durationMs;

@@ -27,6 +27,8 @@ export interface SingletonJobInfo {
   deletedAt?: number;
   /** jobTemplate.spec.backoffLimit: the run's retry budget (absent = 0). */
   backoffLimit?: number;
+  /** Every version the watch delivered whose fencing fields changed: resourceVersion, status.leaderTerm, status.currentToken. */
+  fences?: Array<{ rv: string; at: number; leaderTerm?: number; currentToken?: number }>;
   /** Each change of the run-now annotation to a new value (the value it was created with counts). */
   requests?: Array<{ id: string; at: number }>;
   /** Each change of a status condition's (status, reason), per type. */
@@ -111,6 +113,8 @@ export interface AuditWrite {
   /** requestReceivedTimestamp and stageTimestamp, in epoch microseconds. */
   receivedUs: number;
   completedUs: number;
+  /** A SingletonJob status write: what its body carried (the audit policy logs those bodies), and the object's UID. */
+  status?: { uid?: string; resourceVersion?: string; leaderTerm?: number; currentToken?: number; activeRun?: string };
 }
 
 export type FaultKind =
@@ -162,6 +166,17 @@ export interface Expectation {
 }
 
 /** One installation of the operator: its Lease and the replica identities (audit users) it ran with. */
+export interface RequestCost {
+  /** Every request but watches. */
+  total: number;
+  /** Creates, updates, patches, deletes. */
+  writes: number;
+  /** Answered 409 Conflict (a CAS lost, or AlreadyExists). */
+  conflicts: number;
+  /** Answered 422 (a CEL transition rule refused a lower term or token, or a JSON-patch test failed). */
+  refused: number;
+}
+
 export interface Installation {
   name: string;
   lease: { namespace: string; name: string };
@@ -216,6 +231,12 @@ export interface History {
    * installations per object. Absent in older histories: only the main one.
    */
   installations?: Installation[];
+  /**
+   * No election (profile no-election): every replica acted on every object at
+   * once, each with its own Lease; the checker then judges the guarantees
+   * alone, not that one installation acted at a time.
+   */
+  fencesOnly?: boolean;
   /** Lease duration the replicas were started with (ms). */
   leaseDurationMs: number;
   /** Bound on recovery after a fault is healed (ms). */
@@ -228,6 +249,12 @@ export interface History {
   exits: ExitRecord[];
   gaps: WatchGap[];
   badInput: BadInputResult[];
+  /**
+   * What the replicas asked of the API server over the whole run (audit log;
+   * watches not counted): the price of several writers acting at once. Absent
+   * in older histories.
+   */
+  requests?: RequestCost;
   /** Requests of the replicas refused with 403 (the chart's RBAC lacks a permission the operator uses). Absent in older histories. */
   forbidden?: AuditWrite[];
 }

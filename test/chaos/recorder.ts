@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import { Keys, GROUP, VERSION, PLURAL } from '../../src/api/v1alpha1/singletonjob.ts';
 import { Env } from '../../src/controller/jobs.ts';
-import type { AuditWrite, History, JobRecord, PodRecord, SingletonJobInfo } from './history.ts';
+import type { AuditWrite, History, JobRecord, PodRecord, RequestCost, SingletonJobInfo } from './history.ts';
 
 /** Keys.attempt, spelled out so the recorder also reads histories of operators that predate it. */
 const ATTEMPT = 'singleton.dev/attempt';
@@ -289,6 +289,12 @@ export class Recorder {
     for (const t of new Set(conditions.map((c) => c.type))) {
       if (!now.some((c) => c.type === t) && lastOf(t)?.status !== 'Absent') conditions.push({ type: t, status: 'Absent', at });
     }
+    const st = (obj.status ?? {}) as { leaderTerm?: number; currentToken?: number };
+    const fences = (info.fences ??= []);
+    const lastFence = fences[fences.length - 1];
+    if (m.resourceVersion && type !== 'DELETED' && (lastFence?.leaderTerm !== st.leaderTerm || lastFence?.currentToken !== st.currentToken)) {
+      fences.push({ rv: m.resourceVersion, at, ...(st.leaderTerm !== undefined ? { leaderTerm: st.leaderTerm } : {}), ...(st.currentToken !== undefined ? { currentToken: st.currentToken } : {}) });
+    }
     if (type === 'DELETED' && info.deletedAt === undefined) info.deletedAt = at;
   }
 
@@ -317,6 +323,8 @@ interface AuditEvent {
   requestReceivedTimestamp?: string;
   stageTimestamp?: string;
   stage?: string;
+  /** Logged for SingletonJob status writes only (test/controlplane's audit policy). */
+  requestObject?: { metadata?: { uid?: string; resourceVersion?: string }; status?: { leaderTerm?: number; currentToken?: number; activeRun?: { name?: string } } };
 }
 
 /** The completed requests of one of `users` received since `sinceMs`, as AuditWrite records, that `keep` selects. */
@@ -345,9 +353,28 @@ function readAudit(file: string, users: Set<string>, sinceMs: number, keep: (e: 
       code: e.responseStatus?.code ?? 0,
       receivedUs,
       completedUs: microseconds(e.stageTimestamp),
+      ...(e.objectRef?.subresource === 'status' && e.requestObject ? { status: statusOf(e.requestObject) } : {}),
     });
   }
   return out;
+}
+
+function statusOf(o: NonNullable<AuditEvent['requestObject']>): NonNullable<AuditWrite['status']> {
+  const s = o.status ?? {};
+  return {
+    ...(o.metadata?.uid ? { uid: o.metadata.uid } : {}),
+    ...(o.metadata?.resourceVersion ? { resourceVersion: o.metadata.resourceVersion } : {}),
+    ...(s.leaderTerm !== undefined ? { leaderTerm: s.leaderTerm } : {}),
+    ...(s.currentToken !== undefined ? { currentToken: s.currentToken } : {}),
+    ...(s.activeRun?.name ? { activeRun: s.activeRun.name } : {}),
+  };
+}
+
+/** What `users` asked of the API server (watches not counted): totals for the report. */
+export function readAuditCost(file: string, users: Set<string>, sinceMs: number): RequestCost {
+  const all = readAudit(file, users, sinceMs, (e) => e.verb !== 'watch');
+  const writes = all.filter((w) => w.verb !== 'get' && w.verb !== 'list');
+  return { total: all.length, writes: writes.length, conflicts: all.filter((w) => w.code === 409).length, refused: all.filter((w) => w.code === 422).length };
 }
 
 /** Every mutating request in the audit log made by one of `users`. */

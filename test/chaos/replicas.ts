@@ -18,7 +18,7 @@ import { TcpProxy } from './tcp-proxy.ts';
 import { HttpFaultProxy, issueServingCert } from './http-fault-proxy.ts';
 import type { ExitRecord } from './history.ts';
 import type { Rng } from './rng.ts';
-import { HOOK_ENV } from '../../src/operator/chaos-hook.ts';
+import { FENCES_ONLY_ENV, HOOK_ENV } from '../../src/operator/chaos-hook.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const MAIN = path.join(repoRoot, 'src', 'main.ts');
@@ -49,6 +49,8 @@ export interface ReplicaOptions {
   rng: Rng;
   log: (line: string) => void;
   onExit: (exit: ExitRecord) => void;
+  /** The no-election mode (src/operator/chaos-hook.ts): each leadership lasts a random time in this range (ms). */
+  fencesOnly?: [number, number];
   /** Called with each log line of a replica (the hook watcher reacts synchronously). */
   onLine?: (replica: Replica, line: string) => void;
 }
@@ -114,6 +116,7 @@ export class Replica {
       [HOOK_ENV]: String(this.options.pauseAfterReserveMs),
       KUBECONFIG: this.kubeconfig,
     };
+    if (this.options.fencesOnly) env[FENCES_ONLY_ENV] = this.options.fencesOnly.join('-');
     delete env.NODE_OPTIONS; // jest's --experimental-vm-modules is not for the operator
     if (skewSeconds !== 0) {
       const lib = faketimeLibrary();

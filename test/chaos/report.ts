@@ -83,6 +83,8 @@ export function formatReport(h: History, rows: ReportRow[], violations: Violatio
     '',
     formatTable(rows),
     '',
+    costLine(h),
+    '',
     `Bad input: ${h.badInput.length} malformed SingletonJobs — ${h.badInput.filter((b) => b.outcome === 'rejected').length} rejected by the API server, ` +
       `${h.badInput.filter((b) => b.outcome === 'ready-false').length} surfaced as Ready=False, ${h.badInput.filter((b) => b.outcome === 'accepted').length} accepted silently.`,
     ...h.badInput.map((b) => `  - ${b.name}: ${b.outcome} — ${b.message.length > 160 ? `${b.message.slice(0, 157)}…` : b.message}`),
@@ -97,4 +99,17 @@ export function formatReport(h: History, rows: ReportRow[], violations: Violatio
     violations.length === 0 ? `PASS: 0 violations. Seed ${h.seed}.` : `FAIL: ${account}`,
   ];
   return lines.join('\n');
+}
+
+/** Runs = Jobs that got a Pod (a run's attempts count one each). */
+export function costLine(h: History): string {
+  const runs = new Set(h.pods.map((p) => `${p.namespace}/${p.jobUid}`)).size;
+  const c = h.requests;
+  if (!c) return `Requests: not recorded (older history); ${runs} runs.`;
+  const per = (n: number) => (runs > 0 ? (n / runs).toFixed(1) : '-');
+  const writers = h.fencesOnly ? `${h.replicas.length} replicas acting at once` : 'one leader acting';
+  return (
+    `Requests (${writers}): ${c.total} in all for ${runs} runs — ${per(c.total)} per run, of them ${per(c.writes)} writes, ` +
+    `${per(c.conflicts)} answered 409 (a lost CAS or AlreadyExists), ${per(c.refused)} answered 422 (a rule refused a lower term or token).`
+  );
 }

@@ -10,12 +10,13 @@ import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import YAML from 'yaml';
 import { ControlPlane } from '../controlplane/controlplane.ts';
+import { applyCrdWithKubectl } from '../support/crd.ts';
 import { sleep } from '../controlplane/process.ts';
 import { makeClient } from '../../src/kube/client.ts';
 import { GROUP, VERSION, PLURAL, KIND, API_VERSION, Keys } from '../../src/api/v1alpha1/singletonjob.ts';
 import { checkHistory, describeViolations, type Violation } from './checker.ts';
 import { emptyHistory, type ExitRecord, type FaultKind, type FaultRecord, type History } from './history.ts';
-import { Recorder, readAuditForbidden, readAuditWrites } from './recorder.ts';
+import { Recorder, readAuditCost, readAuditForbidden, readAuditWrites } from './recorder.ts';
 import { HOOK_MESSAGE, Replica, readLease, type ReplicaTimings } from './replicas.ts';
 import { ALL_FAULTS, injectors, type FaultContext } from './faults.ts';
 import { Rng } from './rng.ts';
@@ -34,13 +35,29 @@ export interface Profile {
   skewedLeader: boolean;
   /** Keep going past the duration until every fault kind was tried once (CI: each action at least once). */
   fullPass?: boolean;
+  /**
+   * No election (issue 23): every replica has its own Lease, acts on every
+   * object at once, never fences itself, and gives its Lease up every
+   * FENCES_ONLY_ROTATE_MS to take it again with a higher term — only the
+   * fences keep the guarantees. Faults that test the election itself
+   * (second installation, duplicate identity) are left out.
+   */
+  fencesOnly?: boolean;
 }
 
 export const PROFILES: Record<string, Profile> = {
   ci: { name: 'ci', durationMs: 150_000, gapMs: [1000, 3000], skewedLeader: false, fullPass: true },
   medium: { name: 'medium', durationMs: 8 * 60_000, gapMs: [2000, 6000], skewedLeader: true },
   soak: { name: 'soak', durationMs: 30 * 60_000, gapMs: [1000, 4000], skewedLeader: true },
+  'no-election': { name: 'no-election', durationMs: 8 * 60_000, gapMs: [2000, 6000], skewedLeader: true, fencesOnly: true },
+  'no-election-soak': { name: 'no-election-soak', durationMs: 30 * 60_000, gapMs: [1000, 4000], skewedLeader: true, fencesOnly: true },
+  'ci-no-election': { name: 'ci-no-election', durationMs: 120_000, gapMs: [1000, 3000], skewedLeader: true, fencesOnly: true },
 };
+
+/** Faults that test the election itself: meaningless without one. */
+const ELECTION_FAULTS: FaultKind[] = ['second-installation', 'duplicate-identity'];
+/** How long each no-election leadership lasts before its replica gives the Lease up and takes it again (ms). */
+export const FENCES_ONLY_ROTATE_MS: [number, number] = [2000, 8000];
 
 export interface ChaosOptions {
   seed: number;
@@ -106,25 +123,6 @@ function workload(): Array<Record<string, unknown>> {
 /** The period of each scheduled SingletonJob of the workload (ms): how long "its next run" may take. */
 const SCHEDULES: Record<string, number> = { tick: 10_000, slow: 20_000, replace: 15_000, flaky: 30_000, [`long-${'n'.repeat(243)}-z`]: 30_000, retry: 30_000, requests: 20_000 };
 
-async function applyCrd(kc: k8s.KubeConfig): Promise<void> {
-  const ext = makeClient(kc, k8s.ApiextensionsV1Api, { timeoutMs: 10_000 });
-  const crd = YAML.parse(readFileSync(path.join(repoRoot, 'manifests', 'crds', `${PLURAL}.${GROUP}.yaml`), 'utf8')) as k8s.V1CustomResourceDefinition;
-  const name = crd.metadata?.name as string;
-  try {
-    const existing = await ext.readCustomResourceDefinition({ name });
-    await ext.replaceCustomResourceDefinition({ name, body: { ...crd, metadata: { ...crd.metadata, resourceVersion: existing.metadata?.resourceVersion } } });
-  } catch (err) {
-    if ((err as { code?: number }).code !== 404) throw err;
-    await ext.createCustomResourceDefinition({ body: crd });
-  }
-  for (let i = 0; i < 100; i++) {
-    const c = await ext.readCustomResourceDefinition({ name });
-    if (c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True')) return;
-    await sleep(200);
-  }
-  throw new Error(`CRD ${name} never became Established`);
-}
-
 /**
  * Binds the replica users to the chart's own rules (from the rendered
  * manifests/install.yaml), so a missing permission shows up here as it would
@@ -187,7 +185,8 @@ async function applyRbac(
 export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const log = options.log ?? ((line: string) => console.log(line));
   const rng = new Rng(options.seed);
-  const faults = options.faults ?? ALL_FAULTS;
+  const fencesOnly = options.profile.fencesOnly === true;
+  const faults = (options.faults ?? ALL_FAULTS).filter((f) => !(fencesOnly && ELECTION_FAULTS.includes(f)));
   const id = `chaos-${options.seed.toString(16)}-${randomBytes(2).toString('hex')}`;
   const outDir = options.outDir ?? path.join(tmpdir(), id);
   mkdirSync(outDir, { recursive: true });
@@ -204,6 +203,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const secondLeaseNamespace = `${id}-op2`;
   const history = emptyHistory(options.seed, options.profile.name);
   const replicaNames = Array.from({ length: REPLICAS }, (_, i) => `${id}-replica-${i}`);
+  /** Without an election, each replica is an installation of its own, with its own Lease. */
+  const ownLeaseNamespaces = fencesOnly ? replicaNames.map((_, i) => `${id}-op-${i}`) : [];
+  const leaseNamespaceOf = (i: number) => ownLeaseNamespaces[i] ?? leaseNamespace;
   /** Identities only the actions start: a process with a leader's identity, and the second installation's replicas. */
   const dupName = `${id}-replica-dup`;
   const secondNames = [`${id}-second-0`, `${id}-second-1`];
@@ -219,26 +221,26 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
 
   try {
     try {
-      await applyCrd(kc);
-      for (const name of [namespace, leaseNamespace, secondLeaseNamespace]) await core.createNamespace({ body: { metadata: { name } } });
-      const rbac = await applyRbac(
-        kc,
-        id,
-        namespace,
-        [
-          { leaseNamespace, users: [...replicaNames, dupName] },
-          { leaseNamespace: secondLeaseNamespace, users: secondNames },
-        ],
-        log,
-      );
+      applyCrdWithKubectl(cp.state.kubeconfig);
+      for (const name of [namespace, leaseNamespace, secondLeaseNamespace, ...ownLeaseNamespaces]) await core.createNamespace({ body: { metadata: { name } } });
+      const installs = fencesOnly
+        ? replicaNames.map((name, i) => ({ leaseNamespace: leaseNamespaceOf(i), users: [name] }))
+        : [
+            { leaseNamespace, users: [...replicaNames, dupName] },
+            { leaseNamespace: secondLeaseNamespace, users: secondNames },
+          ];
+      const rbac = await applyRbac(kc, id, namespace, installs, log);
       rbacCleanup = rbac.cleanup;
       Object.assign(history, {
         replicas: replicaNames,
-        lease: { namespace: leaseNamespace, name: rbac.leaseName },
-        installations: [
-          { name: 'main', lease: { namespace: leaseNamespace, name: rbac.leaseName }, replicas: [...replicaNames, dupName] },
-          { name: 'second', lease: { namespace: secondLeaseNamespace, name: rbac.leaseName }, replicas: secondNames },
-        ],
+        lease: { namespace: leaseNamespaceOf(0), name: rbac.leaseName },
+        installations: fencesOnly
+          ? replicaNames.map((name, i) => ({ name: `own-lease-${i}`, lease: { namespace: leaseNamespaceOf(i), name: rbac.leaseName }, replicas: [name] }))
+          : [
+              { name: 'main', lease: { namespace: leaseNamespace, name: rbac.leaseName }, replicas: [...replicaNames, dupName] },
+              { name: 'second', lease: { namespace: secondLeaseNamespace, name: rbac.leaseName }, replicas: secondNames },
+            ],
+        ...(fencesOnly ? { fencesOnly: true } : {}),
         leaseDurationMs: TIMINGS.leaseDurationMs,
         recoveryBoundMs: 2 * TIMINGS.leaseDurationMs + 10_000,
       });
@@ -256,9 +258,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         onExit: (e: ExitRecord) => history.exits.push(e),
       };
       replicas = await Promise.all(
-        replicaNames.map((name) =>
+        replicaNames.map((name, i) =>
           Replica.create(name, {
             ...replicaOptions,
+            leaseNamespace: leaseNamespaceOf(i),
+            ...(fencesOnly ? { fencesOnly: FENCES_ONLY_ROTATE_MS } : {}),
             onLine: (replica, line) => {
               if (hookWaiter && line.includes(HOOK_MESSAGE)) {
                 // Synchronously: the reservation is written, the Job is not.
@@ -273,8 +277,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         ),
       );
       const leaderOf = async (): Promise<Replica | undefined> => {
-        const lease = await readLease(kc, leaseNamespace, rbac.leaseName);
-        return replicas.find((r) => r.name === lease?.holder && r.running);
+        if (!fencesOnly) {
+          const lease = await readLease(kc, leaseNamespace, rbac.leaseName);
+          return replicas.find((r) => r.name === lease?.holder && r.running);
+        }
+        // Without an election: the running holder of the most recently written Lease (the newest term, or the one renewing).
+        const leases = await Promise.all(replicas.map((_, i) => readLease(kc, leaseNamespaceOf(i), rbac.leaseName)));
+        return replicas
+          .map((r, i) => ({ r, lease: leases[i] }))
+          .filter(({ r, lease }) => lease?.holder === r.name && lease.resourceVersion && r.running && !r.stopped)
+          .sort((a, b) => Number(b.lease!.resourceVersion) - Number(a.lease!.resourceVersion))[0]?.r;
       };
 
       recorder = new Recorder(kc, namespace, history);
@@ -288,7 +300,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         let lastProblem = '';
         const deadline = Date.now() + deadlineMs;
         while (Date.now() < deadline) {
-          const lease = await readLease(kc, leaseNamespace, rbac.leaseName);
+          const lease = fencesOnly
+            ? await leaderOf().then((r) => (r ? readLease(kc, leaseNamespaceOf(replicas.indexOf(r)), rbac.leaseName) : undefined))
+            : await readLease(kc, leaseNamespace, rbac.leaseName);
           if (lease?.resourceVersion && baseRv === undefined) baseRv = lease.resourceVersion;
           const health = await Promise.all(replicas.map((r) => r.health()));
           const holder = replicas.find((r) => r.name === lease?.holder && r.running && !r.stopped);
@@ -391,6 +405,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     }
 
     history.writes = readAuditWrites(cp.state.auditLog, new Set([...replicaNames, dupName, ...secondNames]), history.startedAt - 60_000);
+    history.requests = readAuditCost(cp.state.auditLog, new Set([...replicaNames, dupName, ...secondNames]), history.startedAt - 60_000);
     history.forbidden = readAuditForbidden(cp.state.auditLog, new Set([...replicaNames, dupName, ...secondNames]), history.startedAt - 60_000);
     recorder.forget(badInputNames(history.badInput));
     const violations = checkHistory(history, { settleMs: SETTLE_MS, reserveLeadMs: PAUSE_AFTER_RESERVE_MS + 1000 });
@@ -405,12 +420,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     return { history, violations, rows, report, account, outDir };
   } finally {
     // Kept after a violation (or with CHAOS_KEEP=1) so the objects can be inspected.
-    if (keep()) log(`Kept namespaces ${namespace}, ${leaseNamespace} and ${secondLeaseNamespace} for inspection`);
-    else {
-      await core.deleteNamespace({ name: namespace }).catch(() => undefined);
-      await core.deleteNamespace({ name: leaseNamespace }).catch(() => undefined);
-      await core.deleteNamespace({ name: secondLeaseNamespace }).catch(() => undefined);
-    }
+    const namespaces = [namespace, leaseNamespace, secondLeaseNamespace, ...ownLeaseNamespaces];
+    if (keep()) log(`Kept namespaces ${namespaces.join(', ')} for inspection`);
+    else for (const name of namespaces) await core.deleteNamespace({ name }).catch(() => undefined);
     await rbacCleanup?.();
     if (ownCp) await cp.stop();
   }

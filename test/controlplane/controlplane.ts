@@ -55,6 +55,13 @@ rules:
 # The API server's own loopback client is noise for every question we ask.
 - level: None
   users: ["system:apiserver"]
+# SingletonJob status writes with their bodies: the chaos checker reads the
+# terms and tokens each accepted write carried (few, small requests).
+- level: Request
+  verbs: ["update", "patch"]
+  resources:
+  - group: singleton.dev
+    resources: ["singletonjobs/status"]
 - level: Metadata
 `;
 

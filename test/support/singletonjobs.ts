@@ -3,23 +3,19 @@
 // Leadership objects (the elector is tested on its own), run controllers, and
 // watch Pods to measure how many runs of one SingletonJob were alive at once.
 import { execFileSync } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { API_VERSION, GROUP, KIND, Keys, PLURAL, VERSION } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
-import { CRD_FILE, CRD_NAME } from '../../src/api/v1alpha1/crd.ts';
 import { SingletonJobController } from '../../src/controller/index.ts';
 import type { ControllerOptions } from '../../src/controller/controller.ts';
 import type { Leadership } from '../../src/election/index.ts';
 import { eventually, testCluster, withNamespace } from './cluster.ts';
+import { applyCrdWithKubectl } from './crd.ts';
 import { expectNoForbidden, forbiddenWatch, installedKubeConfig, type RbacScope } from './installed.ts';
 
 // Every test that runs a controller through these helpers fails when that
 // controller logged a 403 (see installed.ts): the chart's RBAC is what users run.
 afterEach(() => expectNoForbidden());
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 export function kubectl(kubeconfig: string, args: string[], input?: string): string {
   return execFileSync('kubectl', ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -36,8 +32,7 @@ export function kubectlResult(kubeconfig: string, args: string[], input?: string
 }
 
 export async function installCrd(kubeconfig: string): Promise<void> {
-  kubectl(kubeconfig, ['apply', '--server-side', '--force-conflicts', '-f', path.join(root, CRD_FILE)]);
-  kubectl(kubeconfig, ['wait', '--for=condition=Established', `crd/${CRD_NAME}`, '--timeout=60s']);
+  applyCrdWithKubectl(kubeconfig);
   // Established can precede discovery; wait until a list is served.
   await eventually('the SingletonJob API to be served', async () => {
     kubectl(kubeconfig, ['get', PLURAL, '-A']);

@@ -5,6 +5,7 @@ import {
   checkOneInFlight,
   checkSlots,
   checkTokens,
+  checkStatusFences,
   checkDeposedWrites,
   checkRecovery,
   checkCrashLoops,
@@ -69,7 +70,20 @@ function clean(): History {
   h.lease = { namespace: 'op', name: 'singleton-operator' };
   h.leaseDurationMs = 6_000;
   h.recoveryBoundMs = 20_000;
-  h.singletonJobs = [{ namespace: 'ns', name: 'nightly', uid: SJ_UID, schedule: '* * * * *', createdAt: T0 - 4_000 }];
+  h.singletonJobs = [
+    {
+      namespace: 'ns',
+      name: 'nightly',
+      uid: SJ_UID,
+      schedule: '* * * * *',
+      createdAt: T0 - 4_000,
+      fences: [
+        { rv: '990', at: T0 - 3_000, leaderTerm: 900 },
+        { rv: '1001', at: T0 + 450, leaderTerm: 900, currentToken: 100 },
+        { rv: '1011', at: T0 + MIN + 450, leaderTerm: 1005, currentToken: 101 },
+      ],
+    },
+  ];
   h.jobs = [0, 1, 2, 3, 4].map((i) => job(i));
   h.pods = [0, 1, 2, 3, 4].map((i) => pod(i));
   h.writes = [
@@ -683,4 +697,20 @@ test('a request of a replica refused with 403 is a forbidden violation (the char
   // An API server that just restarted answers 403 until its RBAC caches sync: not the chart's fault.
   h.faults.push({ kind: 'apiserver-restart', target: 'kube-apiserver', detail: 'SIGKILL', startedAt: T0 + 1000, healedAt: T0 + 1200, recoveredAt: T0 + 1400 });
   expect(checkForbidden(h)).toEqual([]);
+});
+
+test('a lower term or token accepted by the API server (a CRD without its CEL rules) is caught', () => {
+  const h = clean();
+  expect(checkStatusFences(h)).toEqual([]);
+  const fences = h.singletonJobs[0]!.fences!;
+  fences.push({ rv: '1021', at: T0 + 2 * MIN + 450, leaderTerm: 1001, currentToken: 102 });
+  const [v, ...more] = checkStatusFences(h);
+  expect(more).toEqual([]);
+  expect(v?.check).toBe('status-fences');
+  expect(v?.at).toBe(T0 + 2 * MIN + 450);
+  expect(v?.message).toContain('status.leaderTerm went from 1005 (rv 1011) to 1001 (rv 1021)');
+  fences.pop();
+  fences.push({ rv: '1021', at: T0 + 2 * MIN + 450, leaderTerm: 1005 });
+  expect(checkStatusFences(h).map((x) => x.message)).toEqual([expect.stringContaining('status.currentToken went from 101 (rv 1011) to absent (rv 1021)')]);
+  expect(checkHistory(h, settle).map((x) => x.check)).toContain('status-fences');
 });
