@@ -110,8 +110,7 @@ export async function trackActiveRun(p: Pass, key: string, sj: SingletonJob, run
     if (wasReleased(job)) return suspendedByOther(p, key, sj, run, job);
     // Recorded as this run's Job (by us or a predecessor that stopped before
     // unsuspending it): let it start.
-    await jobs.unsuspend(job);
-    return { requeueAfterMs: POLL_MS };
+    return { requeueAfterMs: (await jobs.unsuspend(job)) ? POLL_MS : 0 };
   }
   const outcome = jobOutcome(job);
   if (outcome) {

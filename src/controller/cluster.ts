@@ -6,10 +6,10 @@ import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { BatchV1Api, CoreV1Api, CoreV1Event, CustomObjectsApi, V1Job, V1Pod } from '@kubernetes/client-node';
 import { GROUP, Keys, PLURAL, VERSION } from '../api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../api/v1alpha1/singletonjob.ts';
-import { isConflict, isNotFound } from '../kube/errors.ts';
+import { isConflict, isNotFound, statusCode } from '../kube/errors.ts';
 import type { MutationCache } from '../kube/mutation-cache.ts';
 import { slimInPlace } from '../kube/slim.ts';
-import { noteDeleted } from './jobs.ts';
+import { NOT_RELEASED, noteDeleted, wasReleased } from './jobs.ts';
 import type { JobControl, PodControl, StatusStore } from './ports.ts';
 
 /** What the Job informer offers: keyed reads and the index by controlling owner UID. */
@@ -120,7 +120,10 @@ export class KubeJobControl implements JobControl {
     }
   }
 
-  async unsuspend(job: V1Job): Promise<void> {
+  async unsuspend(job: V1Job): Promise<boolean> {
+    if (wasReleased(job)) return false;
+    const marker = `/metadata/annotations/${Keys.released.replace('/', '~1')}`;
+    const unreleased = job.metadata?.annotations?.[Keys.released] === NOT_RELEASED;
     try {
       await this.api.patchNamespacedJob(
         {
@@ -128,16 +131,22 @@ export class KubeJobControl implements JobControl {
           name: job.metadata!.name!,
           body: [
             { op: 'test', path: '/metadata/uid', value: job.metadata!.uid! },
+            // Released once: the marker still says "not yet" (jobs.ts NOT_RELEASED). A Job
+            // created by a version before the marker has none: then a CAS on the version read.
+            unreleased ? { op: 'test', path: marker, value: NOT_RELEASED } : { op: 'test', path: '/metadata/resourceVersion', value: job.metadata!.resourceVersion! },
             { op: 'replace', path: '/spec/suspend', value: false },
             // In the same request: a released Job, suspended again later by someone else, is told apart from one never released.
-            { op: 'add', path: `/metadata/annotations/${Keys.released.replace('/', '~1')}`, value: new Date().toISOString() },
+            { op: 'add', path: marker, value: new Date().toISOString() },
           ],
         },
         setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
       );
+      return true;
     } catch (err) {
-      // Gone: the next pass sees the run's Job missing and decides from there.
-      if (!isNotFound(err)) throw err;
+      // Gone, or changed since it was read (a failed test is 422; a lost
+      // optimistic-concurrency race 409): the next pass reads it and decides.
+      if (isNotFound(err) || isConflict(err) || statusCode(err) === 422) return false;
+      throw err;
     }
   }
 }

@@ -61,7 +61,10 @@ export function buildJob(sj: SingletonJob, run: ActiveRun, options: { suspended?
   const spec = template.spec!;
   const pod = spec.template;
   const labels = runLabels(sj, run);
-  const annotations = runAnnotations(sj, run);
+  const annotations: Record<string, string> = { ...template.metadata?.annotations, ...runAnnotations(sj, run) };
+  // The release marker is ours alone: "not yet" on a Job created suspended (the release patch tests it), never from a template.
+  delete annotations[Keys.released];
+  if (options.suspended) annotations[Keys.released] = NOT_RELEASED;
   const env: V1EnvVar[] = [
     { name: Env.token, value: String(run.token) },
     { name: Env.term, value: String(run.term) },
@@ -81,7 +84,7 @@ export function buildJob(sj: SingletonJob, run: ActiveRun, options: { suspended?
       name: run.name,
       namespace: sj.metadata!.namespace!,
       labels: { ...template.metadata?.labels, ...labels },
-      annotations: { ...template.metadata?.annotations, ...annotations },
+      annotations,
       ownerReferences: [{ apiVersion: API_VERSION, kind: KIND, name: sj.metadata!.name!, uid: sj.metadata!.uid!, controller: true, blockOwnerDeletion: true }],
     },
     spec: {
@@ -188,13 +191,23 @@ export function finishedAfterItsPods(job: V1Job): boolean {
 }
 
 /**
+ * `singleton.dev/released` on a Job created suspended, until its release: the
+ * release patch tests for exactly this value and replaces it with the time in
+ * the same request, so two releases of one Job — two writers that both saw it
+ * recorded and suspended, or one delivered late after someone suspended the
+ * released Job again — cannot both succeed (the second one's test fails).
+ */
+export const NOT_RELEASED = '';
+
+/**
  * Whether the operator ever released this Job: the release patch stamps
- * `singleton.dev/released` (a startTime covers Jobs released by an older
- * version, which did not stamp). A suspended Job that was released has been
- * suspended again by someone else, and is never released twice.
+ * `singleton.dev/released` with its time (a startTime covers Jobs released by
+ * an older version, which did not stamp). A suspended Job that was released
+ * has been suspended again by someone else, and is never released twice.
  */
 export function wasReleased(job: V1Job): boolean {
-  return job.metadata?.annotations?.[Keys.released] !== undefined || !!job.status?.startTime;
+  const marker = job.metadata?.annotations?.[Keys.released];
+  return (marker !== undefined && marker !== NOT_RELEASED) || !!job.status?.startTime;
 }
 
 /** Suspended and never started: the Job controller has never given it a Pod. */

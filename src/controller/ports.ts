@@ -33,8 +33,15 @@ export interface JobControl {
   events(job: V1Job): Promise<CoreV1Event[]>;
   /** Background propagation, precondition on the UID; "already gone" is fine. */
   delete(job: V1Job): Promise<void>;
-  /** spec.suspend=false on exactly this Job (the patch tests the UID); "gone" is fine. */
-  unsuspend(job: V1Job): Promise<void>;
+  /**
+   * spec.suspend=false on exactly this Job, once: the patch tests its UID and
+   * that its release marker still says "not yet" (jobs.ts NOT_RELEASED), so a
+   * release decided from an older read — another writer's, or ours delivered
+   * late — never unsuspends a Job released and suspended again since. False
+   * when nothing was released (released already, or gone): read it again and
+   * decide.
+   */
+  unsuspend(job: V1Job): Promise<boolean>;
   /** A Job of this SingletonJob namespace/name was deleted while its Pods might still run, since podsChecked(key). */
   deletedWhileRunning(key: string): boolean;
   /** A live Pod list found no Pod of the SingletonJob running. */

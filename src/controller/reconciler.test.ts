@@ -428,6 +428,28 @@ const cases: Case[] = [
     actions: [`unsuspend ${scheduledRunName('sj', SLOT)}`],
   },
   {
+    // Issue 23 (no election): two writers saw the run recorded and its Job
+    // suspended; the other released it, someone suspended it again, and only
+    // then does this writer's release arrive. It tests the resourceVersion it
+    // read: refused, nothing unsuspended; the next pass reads the Job again.
+    name: 'a release decided from an older read of the Job (another writer released it and it was suspended again since): refused, the Job stays suspended',
+    spec: scheduled,
+    status: atSlot,
+    setup: (f) => {
+      const job = inFlight(f, run());
+      f.jobMap.get(`ns/${job.metadata!.name}`)!.spec!.suspend = true;
+      f.beforeUnsuspend = (live) => {
+        live.metadata = { ...live.metadata, annotations: { ...live.metadata?.annotations, [Keys.released]: SLOT.toISOString() }, resourceVersion: f.nextRv() };
+        live.spec = { ...live.spec!, suspend: true };
+      };
+    },
+    actions: [`unsuspend ${scheduledRunName('sj', SLOT)} refused`],
+    check: (f, r) => {
+      expect(f.jobMap.get(`ns/${scheduledRunName('sj', SLOT)}`)?.spec?.suspend).toBe(true);
+      expect(r.requeueAfterMs).toBe(0);
+    },
+  },
+  {
     name: 'hole 1: the recorded Job was deleted and a same-name, same-token Job re-created: deleted, never released; the terminating Pod holds the run',
     spec: scheduled,
     status: atSlot,

@@ -152,11 +152,11 @@ export async function startRun(p: Starter, key: string, sj: SingletonJob, wanted
   p.d.metrics.runsStarted.inc();
   log.info({ run: run.name, token: run.token, term: run.term, job: uid }, 'Recorded run');
 
-  // 3. Released.
-  await p.d.jobs.unsuspend(job);
+  // 3. Released (unless the Job changed since its create: the next pass reads it live and releases it then).
+  const released = await p.d.jobs.unsuspend(job);
   await announceStarted(p, sj, run);
   await announceSkipped(p, sj, run, due);
-  return {};
+  return released ? {} : { requeueAfterMs: 0 };
 }
 
 /** The slots a scheduled start skipped (older due ones): counted and said. */
@@ -199,9 +199,9 @@ export async function createReservedJob(p: Pass, key: string, sj: SingletonJob, 
     acceptTemplate(s, sj, 'JobCreated', p.d.now());
     setReady(s, healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, p.d.now());
   });
-  await p.d.jobs.unsuspend(job);
+  const released = await p.d.jobs.unsuspend(job);
   await announceStarted(p, sj, run);
-  return {};
+  return released ? {} : { requeueAfterMs: 0 };
 }
 
 /** The API server refused a run's Job (400, 403, 422): says so; returns the message (TemplateAccepted=False, and so Ready=False, carry it). */

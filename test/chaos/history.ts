@@ -167,13 +167,16 @@ export interface Expectation {
 
 /** One installation of the operator: its Lease and the replica identities (audit users) it ran with. */
 export interface RequestCost {
-  /** Every request but watches. */
+  /** Every request but watches, Lease and Event requests (the election's and the story's cost, not the runs'). */
   total: number;
-  /** Creates, updates, patches, deletes. */
+  /** Creates, updates, patches, deletes among them. */
   writes: number;
+  /** Lease requests (no-election replicas re-acquire every few seconds) and Event creates, apart. */
+  leases: number;
+  events: number;
   /** Answered 409 Conflict (a CAS lost, or AlreadyExists). */
   conflicts: number;
-  /** Answered 422 (a CEL transition rule refused a lower term or token, or a JSON-patch test failed). */
+  /** Answered 422: a CEL rule (a lower term or token), a failed JSON-patch test, a Job the API server refused. */
   refused: number;
 }
 

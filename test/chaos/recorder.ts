@@ -372,9 +372,17 @@ function statusOf(o: NonNullable<AuditEvent['requestObject']>): NonNullable<Audi
 
 /** What `users` asked of the API server (watches not counted): totals for the report. */
 export function readAuditCost(file: string, users: Set<string>, sinceMs: number): RequestCost {
-  const all = readAudit(file, users, sinceMs, (e) => e.verb !== 'watch');
+  const every = readAudit(file, users, sinceMs, (e) => e.verb !== 'watch');
+  const all = every.filter((w) => w.resource !== 'leases' && w.resource !== 'events');
   const writes = all.filter((w) => w.verb !== 'get' && w.verb !== 'list');
-  return { total: all.length, writes: writes.length, conflicts: all.filter((w) => w.code === 409).length, refused: all.filter((w) => w.code === 422).length };
+  return {
+    total: all.length,
+    writes: writes.length,
+    conflicts: all.filter((w) => w.code === 409).length,
+    refused: all.filter((w) => w.code === 422).length,
+    leases: every.filter((w) => w.resource === 'leases').length,
+    events: every.filter((w) => w.resource === 'events').length,
+  };
 }
 
 /** Every mutating request in the audit log made by one of `users`. */

@@ -109,7 +109,8 @@ export function costLine(h: History): string {
   const per = (n: number) => (runs > 0 ? (n / runs).toFixed(1) : '-');
   const writers = h.fencesOnly ? `${h.replicas.length} replicas acting at once` : 'one leader acting';
   return (
-    `Requests (${writers}): ${c.total} in all for ${runs} runs — ${per(c.total)} per run, of them ${per(c.writes)} writes, ` +
-    `${per(c.conflicts)} answered 409 (a lost CAS or AlreadyExists), ${per(c.refused)} answered 422 (a rule refused a lower term or token).`
+    `Requests (${writers}; Lease and Event requests apart): ${c.total} for ${runs} runs — ${per(c.total)} per run, of them ${per(c.writes)} writes, ` +
+    `${per(c.conflicts)} answered 409 (a lost CAS or AlreadyExists), ${per(c.refused)} answered 422 (refused by a rule: CEL, a patch test, Job validation); ` +
+    `Lease ${per(c.leases ?? 0)} and Event ${per(c.events ?? 0)} per run.`
   );
 }

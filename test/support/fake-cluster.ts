@@ -11,7 +11,7 @@ import { Keys, singletonJobSchema } from '../../src/api/v1alpha1/singletonjob.ts
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { Liveness } from '../../src/controller/contention.ts';
 import type { EventSink, JobControl, LeaseJudge, PodControl, StatusStore } from '../../src/controller/ports.ts';
-import { noteDeleted, sjKeyOfJob } from '../../src/controller/jobs.ts';
+import { NOT_RELEASED, noteDeleted, sjKeyOfJob } from '../../src/controller/jobs.ts';
 
 /** An API error as the ports throw it: the status code and the Status body (`extra`: reason, details.causes). */
 export function apiError(code: number, message: string, extra: Record<string, unknown> = {}): Error {
@@ -37,6 +37,8 @@ export class FakeCluster {
    * server cannot call, a terminating namespace's 403. Nothing is stored then.
    */
   refuseJobCreate: ((job: V1Job, options: { dryRun?: boolean }) => Error | undefined) | undefined;
+  /** Runs right before an unsuspend patch is applied: another writer acting between a pass's read of the Job and its release. */
+  beforeUnsuspend: ((live: V1Job) => void) | undefined;
   /** Called before each status write: lets a test change the object under the writer (a concurrent writer). */
   beforeStatusWrite: (() => void) | undefined;
   private uids = 0;
@@ -140,11 +142,18 @@ export class FakeCluster {
     events: async (job) => this.jobEvents.filter((e) => e.involvedObject.uid === job.metadata?.uid).map(copy),
     unsuspend: async (job) => {
       const live = this.jobMap.get(keyOf(job));
-      if (!live) return;
-      if (live.metadata?.uid !== job.metadata?.uid) throw apiError(422, 'the test operation failed: /metadata/uid');
+      if (live) this.beforeUnsuspend?.(live);
+      // As KubeJobControl's JSON patch: a failed test (UID or resourceVersion) is 422, told apart as "not released".
+      const marker = live?.metadata?.annotations?.[Keys.released];
+      const legacy = marker === undefined && live?.metadata?.resourceVersion !== job.metadata?.resourceVersion;
+      if (!live || live.metadata?.uid !== job.metadata?.uid || (marker !== undefined && marker !== NOT_RELEASED) || legacy) {
+        this.actions.push(`unsuspend ${job.metadata?.name} refused`);
+        return false;
+      }
       live.spec = { ...live.spec!, suspend: false };
-      live.metadata = { ...live.metadata, annotations: { ...live.metadata?.annotations, [Keys.released]: 'now' } };
+      live.metadata = { ...live.metadata, annotations: { ...live.metadata?.annotations, [Keys.released]: 'now' }, resourceVersion: this.nextRv() };
       this.actions.push(`unsuspend ${job.metadata?.name}`);
+      return true;
     },
   };
 

@@ -66,7 +66,7 @@ export interface RunningController {
   stop(): Promise<void>;
 }
 
-export interface StartOptions extends Partial<Pick<ControllerOptions, 'lease' | 'retryBackoffMs'>> {
+export interface StartOptions extends Partial<Pick<ControllerOptions, 'lease' | 'retryBackoffMs' | 'hooks'>> {
   /**
    * Whose credentials the controller runs with: the chart's ServiceAccount and
    * RBAC with watchNamespaces set to `namespaces` (`namespaced`, the default)
