@@ -287,7 +287,7 @@ describeNode('the operator on a real node, installed with Helm', () => {
       'the Stalled condition',
       async () => {
         const sj = await get();
-        const c = sj.status?.conditions?.find((x) => x.type === 'Stalled' && x.status === 'True');
+        const c = sj.status?.conditions?.find((x) => x.type === 'RunStalled' && x.status === 'True');
         return c ? { sj, c } : undefined;
       },
       90_000,

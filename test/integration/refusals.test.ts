@@ -134,7 +134,7 @@ describe('a Job create the API server refuses or cannot answer (issue 21 item 5)
 
     const requested = Date.now();
     await requestRun(api, 'gated', 'r1');
-    const stalled = await whenConditionTrue(api, 'gated', 'Stalled', 20_000, 'the Stalled condition saying why');
+    const stalled = await whenConditionTrue(api, 'gated', 'RunStalled', 20_000, 'the RunStalled condition saying why');
     expect(condition(stalled, 'Stalled')!.reason).toBe('JobCreateFailed');
     expect(condition(stalled, 'Stalled')!.message).toContain('failed calling webhook');
     expect(condition(stalled, 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });

@@ -30,7 +30,7 @@ describe('a run that cannot start (issue 14 item 2)', () => {
   it('Pods that cannot be created (missing ServiceAccount): Stalled + Ready=False before the deadline, then ended, and the next slot runs', async () => {
     const { api } = await namespace('stall-sa');
     await api.create(withSpec('no-sa', { schedule: '*/5 * * * * *', podStartDeadlineSeconds: 20 }, { serviceAccountName: 'does-not-exist' }));
-    const stalled = await whenConditionTrue(api, 'no-sa', 'Stalled', 40_000);
+    const stalled = await whenConditionTrue(api, 'no-sa', 'RunStalled', 40_000);
     expect(condition(stalled, 'Stalled')!.reason).toBe('FailedCreate');
     expect(condition(stalled, 'Stalled')!.message).toContain('does-not-exist');
     expect(condition(stalled, 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
@@ -67,7 +67,7 @@ describe('a run that cannot start (issue 14 item 2)', () => {
     void (await env.controller(ns.name, { kubeConfig: restricted, retryBackoffMs: 500 })).lead(fakeLeadership(1000));
     const { api } = ns;
     await api.create(withSpec('no-sa', { schedule: '*/5 * * * * *', podStartDeadlineSeconds: 15 }, { serviceAccountName: 'does-not-exist' }));
-    const stalled = await whenConditionTrue(api, 'no-sa', 'Stalled', 40_000);
+    const stalled = await whenConditionTrue(api, 'no-sa', 'RunStalled', 40_000);
     expect(condition(stalled, 'Stalled')).toMatchObject({ reason: 'PodNotCreated' });
     expect(condition(stalled, 'Stalled')!.message).toContain('`list` on events');
     expect(condition(stalled, 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
@@ -87,7 +87,7 @@ describe('a run that cannot start (issue 14 item 2)', () => {
     const { api } = await namespace('stall-sched');
     await api.create(withSpec('nowhere', { podStartDeadlineSeconds: 60 }, { nodeSelector: { 'no-such-label': 'x' } }));
     await api.patch('nowhere', { metadata: { annotations: { [Keys.runNow]: 'r1' } } });
-    const sj = await whenConditionTrue(api, 'nowhere', 'Stalled', 40_000);
+    const sj = await whenConditionTrue(api, 'nowhere', 'RunStalled', 40_000);
     expect(condition(sj, 'Stalled')!.reason).toBe('Unschedulable');
     expect(condition(sj, 'Ready')!.reason).toBe('RunStalled');
   });
