@@ -167,7 +167,7 @@ export async function startRun(p: Starter, key: string, sj: SingletonJob, wanted
 
   // 3. Released (unless the Job changed since its create: the next pass reads it live and releases it then).
   const released = await p.d.jobs.unsuspend(job);
-  await announceStarted(p, sj, run);
+  await announceStarted(p, sj, run, job);
   await announceSkipped(p, sj, run, due);
   return released ? {} : { requeueAfterMs: 0 };
 }
@@ -213,7 +213,7 @@ export async function createReservedJob(p: Pass, key: string, sj: SingletonJob, 
     setReady(s, healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, p.d.now());
   });
   const released = await p.d.jobs.unsuspend(job);
-  await announceStarted(p, sj, run);
+  await announceStarted(p, sj, run, job);
   return released ? {} : { requeueAfterMs: 0 };
 }
 
@@ -291,9 +291,12 @@ function createRetry(sj: SingletonJob, run: ActiveRun, now: Date): Result {
   return { requeueAfterMs: Math.round(Math.min(Math.max(1000, (now.getTime() - since.getTime()) / 2), CREATE_RETRY_MAX_MS, untilDeadline)) };
 }
 
-async function announceStarted(p: Pass, sj: SingletonJob, run: ActiveRun): Promise<void> {
+async function announceStarted(p: Pass, sj: SingletonJob, run: ActiveRun, job: V1Job): Promise<void> {
   const what = run.slot ? `slot ${run.slot}` : `manual request "${run.requestId}"`;
-  await p.d.events.emit(sj, 'Normal', 'RunStarted', `Started run ${run.name} with fencing token ${run.token} (${what}, leader term ${run.term})`);
+  await p.d.events.emit(sj, 'Normal', 'RunStarted', `Started run ${run.name} with fencing token ${run.token} (${what}, leader term ${run.term})`, {
+    name: job.metadata!.name!,
+    uid: job.metadata!.uid!,
+  });
 }
 
 /** The status of a started run: it is the active run, its token the current one, its slot or request taken into account. */

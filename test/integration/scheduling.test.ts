@@ -31,8 +31,8 @@ describe('a run that cannot start (issue 14 item 2)', () => {
     const { api } = await namespace('stall-sa');
     await api.create(withSpec('no-sa', { schedule: '*/5 * * * * *', podStartDeadlineSeconds: 20 }, { serviceAccountName: 'does-not-exist' }));
     const stalled = await whenConditionTrue(api, 'no-sa', 'RunStalled', 40_000);
-    expect(condition(stalled, 'Stalled')!.reason).toBe('FailedCreate');
-    expect(condition(stalled, 'Stalled')!.message).toContain('does-not-exist');
+    expect(condition(stalled, 'RunStalled')!.reason).toBe('FailedCreate');
+    expect(condition(stalled, 'RunStalled')!.message).toContain('does-not-exist');
     expect(condition(stalled, 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
     expect(stalled.status!.activeRun).toBeDefined();
     const ended = await eventually(
@@ -68,8 +68,8 @@ describe('a run that cannot start (issue 14 item 2)', () => {
     const { api } = ns;
     await api.create(withSpec('no-sa', { schedule: '*/5 * * * * *', podStartDeadlineSeconds: 15 }, { serviceAccountName: 'does-not-exist' }));
     const stalled = await whenConditionTrue(api, 'no-sa', 'RunStalled', 40_000);
-    expect(condition(stalled, 'Stalled')).toMatchObject({ reason: 'PodNotCreated' });
-    expect(condition(stalled, 'Stalled')!.message).toContain('`list` on events');
+    expect(condition(stalled, 'RunStalled')).toMatchObject({ reason: 'PodNotCreated' });
+    expect(condition(stalled, 'RunStalled')!.message).toContain('`list` on events');
     expect(condition(stalled, 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
     const first = stalled.status!.activeRun!.name;
     await eventually(
@@ -88,7 +88,7 @@ describe('a run that cannot start (issue 14 item 2)', () => {
     await api.create(withSpec('nowhere', { podStartDeadlineSeconds: 60 }, { nodeSelector: { 'no-such-label': 'x' } }));
     await api.patch('nowhere', { metadata: { annotations: { [Keys.runNow]: 'r1' } } });
     const sj = await whenConditionTrue(api, 'nowhere', 'RunStalled', 40_000);
-    expect(condition(sj, 'Stalled')!.reason).toBe('Unschedulable');
+    expect(condition(sj, 'RunStalled')!.reason).toBe('Unschedulable');
     expect(condition(sj, 'Ready')!.reason).toBe('RunStalled');
   });
 });
