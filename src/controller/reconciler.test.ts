@@ -732,7 +732,7 @@ const cases: Case[] = [
     },
   },
   {
-    name: "stalled: the run's Pod cannot pull its image: RunStalled condition and Ready=False before the deadline (no kstatus Stalled: the object is handled)",
+    name: "stalled: the run's Pod cannot pull its image: RunStalled condition and Ready=True RunStalled before the deadline (no kstatus Stalled: the object is handled)",
     spec: scheduled,
     status: atSlot,
     setup: (f) => {
@@ -749,7 +749,7 @@ const cases: Case[] = [
       const s = f.sj().status!;
       expect(s.conditions!.find((c) => c.type === 'RunStalled')).toMatchObject({ status: 'True', reason: 'ImagePullBackOff' });
       expect(s.conditions!.some((c) => c.type === 'Stalled')).toBe(false);
-      expect(s.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
+      expect(s.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'RunStalled' });
       expect(s.activeRun!.stalled).toBeUndefined();
     },
   },
@@ -818,7 +818,7 @@ const cases: Case[] = [
     actions: ['dry-run-job sj-0', 'update-status'],
   },
   {
-    name: 'pause on failure: the Nth failed run in a row pauses scheduled runs (condition, Event, Ready=False)',
+    name: 'pause on failure: the Nth failed run in a row pauses scheduled runs (condition, Event, Ready=True PausedAfterFailures: kstatus Current)',
     spec: { ...scheduled, suspendAfterFailures: 2 },
     status: { ...atSlot, consecutiveFailures: 1 },
     setup: (f) => void inFlight(f, run(), { outcome: 'Failed', podPhase: 'Failed' }),
@@ -827,7 +827,7 @@ const cases: Case[] = [
       const s = f.sj().status!;
       expect(s.consecutiveFailures).toBe(2);
       expect(s.conditions!.find((c) => c.type === 'Paused')).toMatchObject({ status: 'True', reason: 'TooManyFailures' });
-      expect(s.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'PausedAfterFailures' });
+      expect(s.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'PausedAfterFailures' });
       expect(s.nextScheduleTime).toBeUndefined();
     },
   },
@@ -948,7 +948,7 @@ const cases: Case[] = [
       expect(conditionOf(f, 'RunStalled')!.message).toContain('failed calling webhook');
       expect(conditionOf(f, 'RunStalled')!.message).toContain('2026-06-01T12:15:30.000Z');
       expect(conditionOf(f, 'Stalled')).toBeUndefined();
-      expect(conditionOf(f, 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
+      expect(conditionOf(f, 'Ready')).toMatchObject({ status: 'True', reason: 'RunStalled' });
       expect(r.requeueAfterMs).toBeGreaterThan(0);
       expect(r.requeueAfterMs).toBeLessThanOrEqual(30_000);
     },

@@ -497,7 +497,7 @@ export class Reconciler implements Starter {
     if (!setReady(probe, r, sj.metadata?.generation, this.d.now()) && generationSeen && !unrecorded) return false;
     const key = objectKey(sj);
     await this.write(key, sj, (s) => void setReady(s, r, sj.metadata?.generation, this.d.now()));
-    if (!r.ready) await this.d.events.emit(sj, 'Warning', r.reason, r.message);
+    if (!r.ready || r.warning) await this.d.events.emit(sj, 'Warning', r.reason, r.message);
     return true;
   }
 

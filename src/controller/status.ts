@@ -10,6 +10,8 @@ export interface Readiness {
   ready: boolean;
   reason: string;
   message: string;
+  /** Ready, but a state to tell with a Warning Event when it is written (a pause after failures). */
+  warning?: boolean;
 }
 
 export class TokenExhaustedError extends Error {}
@@ -170,19 +172,28 @@ export function pausedAfterFailures(sj: SingletonJob, status: SingletonJobStatus
   return limit !== undefined && (status.consecutiveFailures ?? 0) >= limit;
 }
 
+/**
+ * Ready says whether the object is valid and runnable: False only when it
+ * cannot run (OBJECT_FAILURES; kstatus reads Ready=False as InProgress, and
+ * the Stalled condition written with it makes it Failed). A stalled run and a
+ * pause after failures are the operator handling a run's trouble: Ready=True
+ * with that reason and message (kstatus Current), their own conditions
+ * (RunStalled, Paused) and Events.
+ */
 export function healthyReadiness(sj: SingletonJob): Readiness {
   const { timeZone, suspend } = sj.spec;
   const schedule = sj.spec.schedules?.length ? sj.spec.schedules.join('" and "') : sj.spec.schedule;
-  // A run in flight that cannot start: not ready until it runs or is ended.
-  const stalled = runStalledCondition(sj.status);
-  if (stalled) return { ready: false, reason: 'RunStalled', message: stalled.message };
   const template = templateCondition(sj);
   if (template?.status === 'False') return { ready: false, reason: 'JobRejected', message: template.message };
+  // A run in flight that cannot start, until it runs or is ended at its deadline.
+  const stalled = runStalledCondition(sj.status);
+  if (stalled) return { ready: true, reason: 'RunStalled', message: stalled.message };
   if (!schedule) return { ready: true, reason: 'OnDemand', message: `No schedule: runs start only on request (annotation ${Keys.runNow})` };
   if (suspend) return { ready: true, reason: 'Suspended', message: 'Scheduled runs are suspended; manual requests still run' };
   if (pausedAfterFailures(sj)) {
     return {
-      ready: false,
+      ready: true,
+      warning: true,
       reason: 'PausedAfterFailures',
       message: `Scheduled runs are paused after ${sj.status?.consecutiveFailures} failed runs in a row; resume with the annotation ${Keys.resume} (a new value)`,
     };

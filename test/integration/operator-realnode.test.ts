@@ -294,7 +294,7 @@ describeNode('the operator on a real node, installed with Helm', () => {
       500,
     );
     expect(stalled.c.reason).toBe('ErrImageNeverPull');
-    expect(stalled.sj.status?.conditions?.find((x) => x.type === 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
+    expect(stalled.sj.status?.conditions?.find((x) => x.type === 'Ready')).toMatchObject({ status: 'True', reason: 'RunStalled' });
     const first = stalled.sj.status!.activeRun!.name;
     const after = await eventually(
       'the stalled run ended and the next one started',

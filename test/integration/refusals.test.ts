@@ -137,7 +137,7 @@ describe('a Job create the API server refuses or cannot answer (issue 21 item 5)
     const stalled = await whenConditionTrue(api, 'gated', 'RunStalled', 20_000, 'the RunStalled condition saying why');
     expect(condition(stalled, 'RunStalled')!.reason).toBe('JobCreateFailed');
     expect(condition(stalled, 'RunStalled')!.message).toContain('failed calling webhook');
-    expect(condition(stalled, 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
+    expect(condition(stalled, 'Ready')).toMatchObject({ status: 'True', reason: 'RunStalled' });
     expect(stalled.status!.activeRun).toMatchObject({ requestId: 'r1' });
     expect(stalled.status!.activeRun!.jobUID).toBeUndefined();
 

@@ -27,13 +27,13 @@ const withSpec = (name: string, spec: Record<string, unknown>, podSpec: Record<s
 };
 
 describe('a run that cannot start (issue 14 item 2)', () => {
-  it('Pods that cannot be created (missing ServiceAccount): Stalled + Ready=False before the deadline, then ended, and the next slot runs', async () => {
+  it('Pods that cannot be created (missing ServiceAccount): RunStalled (Ready=True RunStalled: the object itself is fine) before the deadline, then ended, and the next slot runs', async () => {
     const { api } = await namespace('stall-sa');
     await api.create(withSpec('no-sa', { schedule: '*/5 * * * * *', podStartDeadlineSeconds: 20 }, { serviceAccountName: 'does-not-exist' }));
     const stalled = await whenConditionTrue(api, 'no-sa', 'RunStalled', 40_000);
     expect(condition(stalled, 'RunStalled')!.reason).toBe('FailedCreate');
     expect(condition(stalled, 'RunStalled')!.message).toContain('does-not-exist');
-    expect(condition(stalled, 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
+    expect(condition(stalled, 'Ready')).toMatchObject({ status: 'True', reason: 'RunStalled' });
     expect(stalled.status!.activeRun).toBeDefined();
     const ended = await eventually(
       'the run ended as Stalled',
@@ -70,7 +70,7 @@ describe('a run that cannot start (issue 14 item 2)', () => {
     const stalled = await whenConditionTrue(api, 'no-sa', 'RunStalled', 40_000);
     expect(condition(stalled, 'RunStalled')).toMatchObject({ reason: 'PodNotCreated' });
     expect(condition(stalled, 'RunStalled')!.message).toContain('`list` on events');
-    expect(condition(stalled, 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
+    expect(condition(stalled, 'Ready')).toMatchObject({ status: 'True', reason: 'RunStalled' });
     const first = stalled.status!.activeRun!.name;
     await eventually(
       'the run ended as Stalled and a later one reserved',
@@ -158,7 +158,7 @@ describe('pause on failure (issue 14 item 6)', () => {
       40_000,
     );
     expect(paused.status!.consecutiveFailures).toBe(2);
-    expect(condition(paused, 'Ready')).toMatchObject({ status: 'False', reason: 'PausedAfterFailures' });
+    expect(condition(paused, 'Ready')).toMatchObject({ status: 'True', reason: 'PausedAfterFailures' });
     expect(paused.status!.nextScheduleTime).toBeUndefined();
     const runs = paused.status!.recentRuns!.length;
     await new Promise((r) => setTimeout(r, 5000));
