@@ -11,7 +11,7 @@ import { apiMessage, statusCode } from '../kube/errors.ts';
 import { runName } from './naming.ts';
 import { POLL_MS } from './pass.ts';
 import type { Pass, Result } from './pass.ts';
-import { Conditions, healthyReadiness, nextToken, recordFinished, setCondition, setReady, toDate, TokenExhaustedError } from './status.ts';
+import { clearRunStalled, Conditions, healthyReadiness, nextToken, recordFinished, runStalledCondition, setCondition, setReady, toDate, TokenExhaustedError } from './status.ts';
 
 /** Largest retry delay (the Job controller's cap). */
 const MAX_RETRY_DELAY_MS = 360_000;
@@ -157,7 +157,7 @@ const STALL_POLL_MS = 5_000;
 export const DEFAULT_POD_START_DEADLINE_SECONDS = 900;
 
 /**
- * A released run whose Pod is not running: say why on the object (Stalled
+ * A released run whose Pod is not running: say why on the object (RunStalled
  * condition, Ready=False) while it waits, and end it at podStartDeadlineSeconds
  * (its Job deleted, its Pods waited for until gone, outcome Stalled) so it
  * never holds the schedule for good.
@@ -166,14 +166,14 @@ async function watchStart(p: Pass, key: string, sj: SingletonJob, run: ActiveRun
   const now = p.d.now();
   const releasedAt = toDate(job.status?.startTime) ?? toDate(job.metadata?.creationTimestamp) ?? now;
   const age = now.getTime() - releasedAt.getTime();
-  const isStalled = sj.status?.conditions?.some((c) => c.type === Conditions.stalled && c.status === 'True');
+  const isStalled = Boolean(runStalledCondition(sj.status));
   if (started(job, []) && !isStalled) return undefined;
   if (age < START_GRACE_MS) return { requeueAfterMs: START_GRACE_MS - age + 5, soft: true };
   const pods = await runningPods(p.d.pods, sj, run);
   if (started(job, pods)) {
     if (isStalled) {
       await p.write(key, sj, (s) => {
-        s.conditions = s.conditions?.filter((c) => c.type !== Conditions.stalled);
+        clearRunStalled(s);
         setReady(s, healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, now);
       });
     }
@@ -200,9 +200,9 @@ async function watchStart(p: Pass, key: string, sj: SingletonJob, run: ActiveRun
     // Stable wording (no growing age): written once per reason, not every poll.
     const message = `Run ${run.name} has not started — ${stall.message}. It is ended at ${new Date(deadline).toISOString()} (podStartDeadlineSeconds) unless its Pod runs by then.`;
     const probe = structuredClone(sj.status ?? {});
-    if (setCondition(probe, { type: Conditions.stalled, status: 'True', reason: stall.reason, message }, sj.metadata?.generation, now)) {
+    if (setCondition(probe, { type: Conditions.runStalled, status: 'True', reason: stall.reason, message }, sj.metadata?.generation, now)) {
       await p.write(key, sj, (s) => {
-        setCondition(s, { type: Conditions.stalled, status: 'True', reason: stall.reason, message }, sj.metadata?.generation, now);
+        setCondition(s, { type: Conditions.runStalled, status: 'True', reason: stall.reason, message }, sj.metadata?.generation, now);
         setReady(s, healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, now);
       });
       await p.announceOnce(sj, `stalled:${run.name}:${stall.reason}`, 'Warning', 'RunStalled', message);

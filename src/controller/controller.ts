@@ -229,7 +229,7 @@ export class SingletonJobController {
     const work = new WorkQueue({ maxDelayMs: 10_000, metrics: this.metrics.queue });
     let inFlight = 0;
     // Events wait while reconcile work does (see events.ts).
-    const events = new EventRecorder(core, log, leadership.identity, { busy: () => work.length > 0 || inFlight > 0, metrics: this.eventMetrics });
+    const events = new EventRecorder(makeClient(kc, k8s.EventsV1Api, guarded), log, leadership.identity, { busy: () => work.length > 0 || inFlight > 0, metrics: this.eventMetrics });
     const reconciler = new Reconciler({
       status: new KubeStatusStore(makeClient(kc, k8s.CustomObjectsApi, guarded), this.mutations),
       jobs: new KubeJobControl(makeClient(kc, k8s.BatchV1Api, guarded), core, this.jobs, this.lostJobs),

@@ -1,8 +1,9 @@
 // The Event queue: written while no reconcile work waits, at most maxDelayMs
-// late, repeated Events aggregated, the queue bounded. The API server side is
-// a recording stand-in for CoreV1Api.createNamespacedEvent (the Events the real
-// API server receives are covered by the integration tests).
-import type { CoreV1Api, CoreV1Event } from '@kubernetes/client-node';
+// late, repeated Events aggregated (a series), the queue bounded. The API
+// server side is a recording stand-in for EventsV1Api's create and patch (the
+// Events the real API server stores are checked by
+// test/integration/events.test.ts).
+import type { EventsV1Api, EventsV1Event } from '@kubernetes/client-node';
 import { describe, expect, it } from '@jest/globals';
 import pino from 'pino';
 import { Registry } from 'prom-client';
@@ -19,9 +20,13 @@ function sj(name: string): SingletonJob {
 }
 
 function sink() {
-  const written: CoreV1Event[] = [];
-  const core = { createNamespacedEvent: async ({ body }: { body: CoreV1Event }) => void written.push(body) } as unknown as CoreV1Api;
-  return { core, written };
+  const written: EventsV1Event[] = [];
+  const patches: { name: string; body: { series: { count: number; lastObservedTime: string } } }[] = [];
+  const core = {
+    createNamespacedEvent: async ({ body }: { body: EventsV1Event }) => (written.push(body), body),
+    patchNamespacedEvent: async (p: { name: string; body: { series: { count: number; lastObservedTime: string } } }) => void patches.push(p),
+  } as unknown as EventsV1Api;
+  return { core, written, patches };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -33,7 +38,9 @@ describe('EventRecorder', () => {
     const rec = new EventRecorder(core, silent, 'me');
     await rec.emit(sj('a'), 'Normal', 'RunStarted', 'started');
     await rec.flush();
-    expect(written.map((e) => [e.involvedObject.name, e.reason, e.count])).toEqual([['a', 'RunStarted', 1]]);
+    expect(written.map((e) => [e.regarding?.name, e.reason, e.action, e.series])).toEqual([['a', 'RunStarted', 'StartRun', undefined]]);
+    expect(written[0]).toMatchObject({ reportingController: 'singleton.dev/singleton-operator', reportingInstance: 'me', regarding: { kind: 'SingletonJob', uid: 'uid-a' } });
+    expect(written[0]!.related).toBeUndefined();
   });
 
   it('holds Events while reconcile work waits, then writes them in order', async () => {
@@ -46,7 +53,7 @@ describe('EventRecorder', () => {
     expect(written).toHaveLength(0);
     busy = false;
     await sleep(300);
-    expect(written.map((e) => e.involvedObject.name)).toEqual(['a', 'b']);
+    expect(written.map((e) => e.regarding?.name)).toEqual(['a', 'b']);
   });
 
   it('writes an Event that waited maxDelayMs even while busy', async () => {
@@ -60,7 +67,39 @@ describe('EventRecorder', () => {
     rec.stop();
   });
 
-  it('aggregates the same Event for an object while it waits (count, first and last timestamps)', async () => {
+  it("relates an Event to the active run's Job, or to the Job given, or to none", async () => {
+    const { core, written } = sink();
+    const rec = new EventRecorder(core, silent, 'me');
+    const running = { ...sj('a'), status: { activeRun: { name: 'a-1', token: 7, term: 1, kind: 'Scheduled', jobUID: 'job-uid' } } } as unknown as SingletonJob;
+    await rec.emit(running, 'Normal', 'RunFinished', 'done');
+    await rec.emit(sj('a'), 'Normal', 'RunStarted', 'started', { name: 'a-2' });
+    await rec.emit(running, 'Warning', 'JobRejected', 'refused', null);
+    await rec.flush();
+    expect(written.map((e) => [e.action, e.related])).toEqual([
+      ['FinishRun', { apiVersion: 'batch/v1', kind: 'Job', name: 'a-1', namespace: 'ns', uid: 'job-uid' }],
+      ['StartRun', { apiVersion: 'batch/v1', kind: 'Job', name: 'a-2', namespace: 'ns' }],
+      ['CreateJob', undefined],
+    ]);
+  });
+
+  it('a repeat of a sent Event patches its series (count, lastObservedTime) instead of creating another', async () => {
+    const { core, written, patches } = sink();
+    const rec = new EventRecorder(core, silent, 'me');
+    await rec.emit(sj('a'), 'Normal', 'RunHeld', 'held');
+    await rec.flush();
+    await rec.emit(sj('a'), 'Normal', 'RunHeld', 'held');
+    await rec.flush();
+    await rec.emit(sj('a'), 'Normal', 'RunHeld', 'held');
+    await rec.flush();
+    expect(written).toHaveLength(1);
+    expect(patches.map((p) => [p.name, p.body.series.count])).toEqual([
+      [written[0]!.metadata!.name, 2],
+      [written[0]!.metadata!.name, 3],
+    ]);
+    expect(patches[1]!.body.series.lastObservedTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+  });
+
+  it('aggregates the same Event for an object while it waits (a series from the first write)', async () => {
     const { core, written } = sink();
     let busy = true;
     const rec = new EventRecorder(core, silent, 'me', { busy: () => busy });
@@ -70,12 +109,12 @@ describe('EventRecorder', () => {
     await rec.emit(sj('b'), 'Normal', 'RunHeld', 'held');
     busy = false;
     await rec.flush();
-    expect(written.map((e) => [e.involvedObject.name, e.count])).toEqual([
+    expect(written.map((e) => [e.regarding?.name, e.series?.count])).toEqual([
       ['a', 2],
-      ['b', 1],
+      ['b', undefined],
     ]);
     const a = written[0]!;
-    expect(new Date(a.lastTimestamp!).getTime()).toBeGreaterThan(new Date(a.firstTimestamp!).getTime());
+    expect(new Date(a.series!.lastObservedTime).getTime()).toBeGreaterThan(new Date(a.eventTime).getTime());
   });
 
   it('keeps at most maxPending Events: the oldest is dropped and counted', async () => {
@@ -87,7 +126,7 @@ describe('EventRecorder', () => {
     for (const name of ['a', 'b', 'c']) await rec.emit(sj(name), 'Normal', 'RunStarted', name);
     busy = false;
     await rec.flush();
-    expect(written.map((e) => e.involvedObject.name)).toEqual(['b', 'c']);
+    expect(written.map((e) => e.regarding?.name)).toEqual(['b', 'c']);
     expect((await metrics.dropped.get()).values[0]?.value).toBe(1);
   });
 

@@ -8,6 +8,7 @@
 import type { CoreV1Event, V1Job, V1Pod } from '@kubernetes/client-node';
 import type { SingletonJob } from '../api/v1alpha1/singletonjob.ts';
 import type { Liveness } from './contention.ts';
+import type { RelatedJob } from './events.ts';
 
 /** SingletonJobs: cached reads (read-your-writes), live reads and the CAS'd status write. */
 export interface StatusStore {
@@ -54,8 +55,9 @@ export interface PodControl {
   delete(pods: V1Pod[]): Promise<void>;
 }
 
+/** events.k8s.io/v1 Events regarding a SingletonJob (events.ts): `related` is the run's Job (by default the active run's; `null`: none). */
 export interface EventSink {
-  emit(sj: SingletonJob, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
+  emit(sj: SingletonJob, type: 'Normal' | 'Warning', reason: string, message: string, related?: RelatedJob | null): Promise<void>;
 }
 
 /** Liveness of another installation's Lease (contention.ts). */

@@ -608,11 +608,14 @@ const cases: Case[] = [
     actions: ['delete-job sj-a uid=job-uid-2', 'delete-job sj-c uid=job-uid-4'],
   },
   {
-    name: 'an invalid time zone: Ready=False with the reason, no run',
+    name: 'an invalid time zone: Ready=False with the reason and kstatus Stalled=True (the object cannot run), no run',
     spec: { schedule: '* * * * *', timeZone: 'Mars/Olympus' },
     status: { lastScheduleTime: '2026-06-01T11:59:00Z' },
     actions: ['update-status', 'event Warning InvalidTimeZone'],
-    check: (f) => expect(f.sj().status!.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'InvalidTimeZone' }),
+    check: (f) => {
+      expect(conditionOf(f, 'Ready')).toMatchObject({ status: 'False', reason: 'InvalidTimeZone' });
+      expect(conditionOf(f, 'Stalled')).toMatchObject({ status: 'True', reason: 'InvalidTimeZone', message: conditionOf(f, 'Ready')!.message, observedGeneration: 1 });
+    },
   },
   {
     name: 'slots missed beyond the starting deadline: skipped and counted, no run',
@@ -622,12 +625,38 @@ const cases: Case[] = [
     check: (f) => expect(f.sj().status).toMatchObject({ lastScheduleTime: SLOT.toISOString(), skippedSlots: 5 }),
   },
   {
-    name: 'the API server refuses the Job: the run ends Failed and Ready says why',
+    name: 'the API server refuses the Job: the run ends Failed, Ready says why, and kstatus Stalled=True (the template cannot run)',
     spec: scheduled,
     status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z' },
     setup: (f) => (f.rejectJobs = 'spec.template.spec.containers[0].image: Required value'),
     actions: ['event Warning JobRejected', 'update-status', 'update-status', 'event Warning RunFinished'],
-    check: (f) => expect(f.sj().status!.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'JobRejected' }),
+    check: (f) => {
+      expect(conditionOf(f, 'Ready')).toMatchObject({ status: 'False', reason: 'JobRejected' });
+      expect(conditionOf(f, 'Stalled')).toMatchObject({ status: 'True', reason: 'JobRejected' });
+    },
+  },
+  {
+    name: "migration: a previous version's Stalled condition of a stalled run is rewritten as RunStalled by the next status write",
+    spec: scheduled,
+    status: atSlot,
+    setup: (f) => {
+      const job = inFlight(f, run());
+      f.jobMap.get(`ns/${job.metadata!.name}`)!.status = { startTime: new Date(NOW.getTime() - 60_000), active: 1 };
+      const pod = addPod(f, job, 'Pending');
+      f.pods[0]!.status = {
+        ...pod.status,
+        containerStatuses: [{ name: 'main', image: 'nope', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "nope"' } } }],
+      };
+      f.sjs
+        .get(KEY)!
+        .status!.conditions!.push({ type: 'Stalled', status: 'True', reason: 'ImagePullBackOff', message: 'old words', lastTransitionTime: '2026-06-01T12:00:20Z', observedGeneration: 1 });
+    },
+    actions: ['update-status', 'event Warning RunStalled'],
+    check: (f) => {
+      expect(conditionOf(f, 'Stalled')).toBeUndefined();
+      expect(conditionOf(f, 'RunStalled')).toMatchObject({ status: 'True', reason: 'ImagePullBackOff', lastTransitionTime: '2026-06-01T12:00:20Z' });
+      expect(conditionOf(f, 'RunStalled')!.message).toContain('has not started');
+    },
   },
   {
     name: 'the next token would reach 2^53: Ready=False TokenExhausted, no reservation',
@@ -703,7 +732,7 @@ const cases: Case[] = [
     },
   },
   {
-    name: "stalled: the run's Pod cannot pull its image: Stalled condition and Ready=False before the deadline",
+    name: "stalled: the run's Pod cannot pull its image: RunStalled condition and Ready=True RunStalled before the deadline (no kstatus Stalled: the object is handled)",
     spec: scheduled,
     status: atSlot,
     setup: (f) => {
@@ -718,8 +747,9 @@ const cases: Case[] = [
     actions: ['update-status', 'event Warning RunStalled'],
     check: (f) => {
       const s = f.sj().status!;
-      expect(s.conditions!.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'ImagePullBackOff' });
-      expect(s.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
+      expect(s.conditions!.find((c) => c.type === 'RunStalled')).toMatchObject({ status: 'True', reason: 'ImagePullBackOff' });
+      expect(s.conditions!.some((c) => c.type === 'Stalled')).toBe(false);
+      expect(s.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'RunStalled' });
       expect(s.activeRun!.stalled).toBeUndefined();
     },
   },
@@ -751,7 +781,7 @@ const cases: Case[] = [
     actions: [`delete-job ${scheduledRunName('sj', SLOT)} uid=job-uid-2`],
   },
   {
-    name: 'stalled: … and with the Job gone and no Pod left, the run finishes Stalled and the schedule goes on',
+    name: "stalled: … and with the Job gone and no Pod left, the run finishes Stalled and the schedule goes on (a previous version's Stalled condition is read as RunStalled and removed)",
     spec: scheduled,
     status: atSlot,
     setup: (f) => {
@@ -764,7 +794,7 @@ const cases: Case[] = [
     check: (f) => {
       const s = f.sj().status!;
       expect(s.recentRuns![0]!.outcome).toBe('Stalled');
-      expect(s.conditions!.some((c) => c.type === 'Stalled')).toBe(false);
+      expect(s.conditions!.some((c) => c.type === 'Stalled' || c.type === 'RunStalled')).toBe(false);
       expect(s.conditions!.find((c) => c.type === 'Ready')!.status).toBe('True');
       expect(s.consecutiveFailures).toBe(1);
     },
@@ -788,7 +818,7 @@ const cases: Case[] = [
     actions: ['dry-run-job sj-0', 'update-status'],
   },
   {
-    name: 'pause on failure: the Nth failed run in a row pauses scheduled runs (condition, Event, Ready=False)',
+    name: 'pause on failure: the Nth failed run in a row pauses scheduled runs (condition, Event, Ready=True PausedAfterFailures: kstatus Current)',
     spec: { ...scheduled, suspendAfterFailures: 2 },
     status: { ...atSlot, consecutiveFailures: 1 },
     setup: (f) => void inFlight(f, run(), { outcome: 'Failed', podPhase: 'Failed' }),
@@ -797,7 +827,7 @@ const cases: Case[] = [
       const s = f.sj().status!;
       expect(s.consecutiveFailures).toBe(2);
       expect(s.conditions!.find((c) => c.type === 'Paused')).toMatchObject({ status: 'True', reason: 'TooManyFailures' });
-      expect(s.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'PausedAfterFailures' });
+      expect(s.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'PausedAfterFailures' });
       expect(s.nextScheduleTime).toBeUndefined();
     },
   },
@@ -904,7 +934,7 @@ const cases: Case[] = [
     },
   },
   {
-    name: "a run's Job create failing with 5xx (a webhook the API server cannot call): reserved without its Job, Stalled says why, retried",
+    name: "a run's Job create failing with 5xx (a webhook the API server cannot call): reserved without its Job, RunStalled says why, retried",
     spec: scheduled,
     status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z' },
     setup: (f) => refuseRuns(f, webhook500),
@@ -914,16 +944,17 @@ const cases: Case[] = [
       expect(s.activeRun).toMatchObject({ name: scheduledRunName('sj', SLOT), token: 1001, slot: SLOT.toISOString() });
       expect(s.activeRun!.jobUID).toBeUndefined();
       expect(s.currentToken).toBe(1001);
-      expect(conditionOf(f, 'Stalled')).toMatchObject({ status: 'True', reason: 'JobCreateFailed' });
-      expect(conditionOf(f, 'Stalled')!.message).toContain('failed calling webhook');
-      expect(conditionOf(f, 'Stalled')!.message).toContain('2026-06-01T12:15:30.000Z');
-      expect(conditionOf(f, 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
+      expect(conditionOf(f, 'RunStalled')).toMatchObject({ status: 'True', reason: 'JobCreateFailed' });
+      expect(conditionOf(f, 'RunStalled')!.message).toContain('failed calling webhook');
+      expect(conditionOf(f, 'RunStalled')!.message).toContain('2026-06-01T12:15:30.000Z');
+      expect(conditionOf(f, 'Stalled')).toBeUndefined();
+      expect(conditionOf(f, 'Ready')).toMatchObject({ status: 'True', reason: 'RunStalled' });
       expect(r.requeueAfterMs).toBeGreaterThan(0);
       expect(r.requeueAfterMs).toBeLessThanOrEqual(30_000);
     },
   },
   {
-    name: 'a reservation whose Job create keeps failing with 5xx, within its deadline: retried, the Stalled condition already says why (no write)',
+    name: 'a reservation whose Job create keeps failing with 5xx, within its deadline: retried, the RunStalled condition already says why (no write)',
     spec: { ...scheduled, podStartDeadlineSeconds: 60 },
     status: {
       ...atSlot,
@@ -931,7 +962,7 @@ const cases: Case[] = [
       conditions: [
         ...healthy.conditions,
         {
-          type: 'Stalled',
+          type: 'RunStalled',
           status: 'True',
           reason: 'JobCreateFailed',
           message: `Run ${scheduledRunName('sj', SLOT)} has not started — its Job could not be created: ${webhook500().message}. The create is retried; the run is ended at 2026-06-01T12:01:10.000Z (podStartDeadlineSeconds) unless its Job is created by then.`,

@@ -32,7 +32,22 @@ import type { ReconcilerDeps, Result } from './pass.ts';
 import { ScheduleError } from './schedule.ts';
 import { dueAt, expressions, jitterMs, nextScheduleTime, nextSlotAt, objectSchedule } from './timing.ts';
 import type { Due } from './timing.ts';
-import { acceptTemplate, Conditions, fitMessage, healthyReadiness, pausedAfterFailures, recordFinished, rejectTemplate, setCondition, setReady, templateCondition, toDate } from './status.ts';
+import {
+  acceptTemplate,
+  clearRunStalled,
+  Conditions,
+  fitMessage,
+  migrateConditions,
+  setObjectStalled,
+  healthyReadiness,
+  pausedAfterFailures,
+  recordFinished,
+  rejectTemplate,
+  setCondition,
+  setReady,
+  templateCondition,
+  toDate,
+} from './status.ts';
 import type { Readiness } from './status.ts';
 
 export type { ReconcilerDeps, Result } from './pass.ts';
@@ -76,7 +91,7 @@ export class Reconciler implements Starter {
     for (let attempt = 1; sj; attempt++) {
       if (sj.metadata?.deletionTimestamp) return {};
       try {
-        return this.atLeastAtNextSlot(sj, await this.converge(key, sj));
+        return this.atLeastAtNextSlot(sj, await this.converge(key, migrateConditions(sj)));
       } catch (err) {
         if (!(err instanceof StaleError || isConflict(err)) || attempt >= MAX_ATTEMPTS) throw err;
         sj = await this.d.status.read(key);
@@ -432,7 +447,7 @@ export class Reconciler implements Starter {
     const written = await this.write(key, sj, (s) => {
       recordFinished(s, run, outcome, now, completion);
       s.consecutiveFailures = failures;
-      s.conditions = s.conditions?.filter((c) => c.type !== Conditions.stalled);
+      clearRunStalled(s);
       if (pausing) {
         // Resuming takes a new value of the annotation: the current one must not count.
         const current = sj.metadata?.annotations?.[Keys.resume]?.trim().slice(0, 253);
@@ -482,7 +497,7 @@ export class Reconciler implements Starter {
     if (!setReady(probe, r, sj.metadata?.generation, this.d.now()) && generationSeen && !unrecorded) return false;
     const key = objectKey(sj);
     await this.write(key, sj, (s) => void setReady(s, r, sj.metadata?.generation, this.d.now()));
-    if (!r.ready) await this.d.events.emit(sj, 'Warning', r.reason, r.message);
+    if (!r.ready || r.warning) await this.d.events.emit(sj, 'Warning', r.reason, r.message);
     return true;
   }
 
@@ -505,6 +520,7 @@ export class Reconciler implements Starter {
   async write(key: string, sj: SingletonJob, mutate: (status: SingletonJobStatus) => void): Promise<SingletonJob> {
     const status: SingletonJobStatus = structuredClone(sj.status ?? {});
     mutate(status);
+    setObjectStalled(status, sj.metadata?.generation, this.d.now());
     // A dry run of this generation accepted earlier in the pass (or a pass that wrote nothing since).
     if (this.templateAccepted.get(key) === sj.metadata?.generation && !templateCondition(sj, status)) acceptTemplate(status, sj, 'DryRunAccepted', this.d.now());
     this.claims.stamp(status);

@@ -42,7 +42,20 @@ import { POLL_MS, StaleError } from './pass.ts';
 import type { Pass, Result } from './pass.ts';
 import type { PodControl } from './ports.ts';
 import type { Due } from './timing.ts';
-import { acceptTemplate, Conditions, fitMessage, healthyReadiness, nextToken, rejectTemplate, setCondition, setReady, toDate, TokenExhaustedError } from './status.ts';
+import {
+  acceptTemplate,
+  clearRunStalled,
+  Conditions,
+  fitMessage,
+  healthyReadiness,
+  nextToken,
+  rejectTemplate,
+  runStalledCondition,
+  setCondition,
+  setReady,
+  toDate,
+  TokenExhaustedError,
+} from './status.ts';
 import type { Readiness } from './status.ts';
 
 /** What a pass wants to start. */
@@ -109,7 +122,7 @@ export async function startRun(p: Starter, key: string, sj: SingletonJob, wanted
         recordStart(s, sj, run, due, p.d.now());
         createFailedCondition(s, sj, run, err, p.d.now());
       });
-      const stalled = reserved.status?.conditions?.find((c) => c.type === Conditions.stalled);
+      const stalled = runStalledCondition(reserved.status);
       if (stalled) await p.announceOnce(reserved, `create-failed:${run.name}:${stalled.message}`, 'Warning', 'RunStalled', stalled.message);
       await announceSkipped(p, sj, run, due);
       return createRetry(sj, run, p.d.now());
@@ -154,7 +167,7 @@ export async function startRun(p: Starter, key: string, sj: SingletonJob, wanted
 
   // 3. Released (unless the Job changed since its create: the next pass reads it live and releases it then).
   const released = await p.d.jobs.unsuspend(job);
-  await announceStarted(p, sj, run);
+  await announceStarted(p, sj, run, job);
   await announceSkipped(p, sj, run, due);
   return released ? {} : { requeueAfterMs: 0 };
 }
@@ -195,12 +208,12 @@ export async function createReservedJob(p: Pass, key: string, sj: SingletonJob, 
   p.d.metrics.runsStarted.inc();
   await p.write(key, sj, (s) => {
     s.activeRun = { ...run, jobUID: job.metadata!.uid! };
-    s.conditions = s.conditions?.filter((c) => !(c.type === Conditions.stalled && c.reason === CREATE_FAILED));
+    clearRunStalled(s, CREATE_FAILED);
     acceptTemplate(s, sj, 'JobCreated', p.d.now());
     setReady(s, healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, p.d.now());
   });
   const released = await p.d.jobs.unsuspend(job);
-  await announceStarted(p, sj, run);
+  await announceStarted(p, sj, run, job);
   return released ? {} : { requeueAfterMs: 0 };
 }
 
@@ -211,7 +224,7 @@ async function jobRejected(p: Pass, sj: SingletonJob, run: ActiveRun, err: unkno
   return message;
 }
 
-/** The Stalled reason of a run whose Job the API server failed to create (5xx, a timeout). */
+/** The RunStalled reason of a run whose Job the API server failed to create (5xx, a timeout). */
 const CREATE_FAILED = 'JobCreateFailed';
 /** Longest wait between two creates of a reserved run's Job that failed. */
 const CREATE_RETRY_MAX_MS = 30_000;
@@ -222,11 +235,11 @@ function reservationDeadline(sj: SingletonJob, run: ActiveRun, now: Date): Date 
   return new Date(since.getTime() + (sj.spec.podStartDeadlineSeconds ?? DEFAULT_POD_START_DEADLINE_SECONDS) * 1000);
 }
 
-/** Stalled=True saying why the run's Job is not there (stable wording: written once per error, not every retry). */
+/** RunStalled=True saying why the run's Job is not there (stable wording: written once per error, not every retry). */
 function createFailedCondition(s: SingletonJobStatus, sj: SingletonJob, run: ActiveRun, err: unknown, now: Date): boolean {
   const deadline = reservationDeadline(sj, run, now);
   const message = `Run ${run.name} has not started — its Job could not be created: ${describeError(err)}. The create is retried; the run is ended at ${deadline.toISOString()} (podStartDeadlineSeconds) unless its Job is created by then.`;
-  const changed = setCondition(s, { type: Conditions.stalled, status: 'True', reason: CREATE_FAILED, message }, sj.metadata?.generation, now);
+  const changed = setCondition(s, { type: Conditions.runStalled, status: 'True', reason: CREATE_FAILED, message }, sj.metadata?.generation, now);
   setReady(s, healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, now);
   return changed;
 }
@@ -234,7 +247,7 @@ function createFailedCondition(s: SingletonJobStatus, sj: SingletonJob, run: Act
 /**
  * A reserved run's Job create the API server failed to answer (5xx: a
  * webhook it cannot call; a timeout): retried with a growing delay while the
- * Stalled condition says why, and at the reservation's deadline the run ends
+ * RunStalled condition says why, and at the reservation's deadline the run ends
  * as Stalled — it never holds later slots for good. (Had a failed create
  * landed after all, its suspended Job is adopted on the next pass, or deleted
  * as a stray once the run has ended: never released.)
@@ -253,7 +266,7 @@ async function createFailed(p: Pass, key: string, sj: SingletonJob, run: ActiveR
   log.warn({ run: run.name, err: describeError(err) }, "A run's Job could not be created; retrying");
   const probe = structuredClone(sj.status ?? {});
   if (createFailedCondition(probe, sj, run, err, now)) {
-    const condition = probe.conditions!.find((c) => c.type === Conditions.stalled)!;
+    const condition = runStalledCondition(probe)!;
     const written = await p.write(key, sj, (s) => void createFailedCondition(s, sj, run, err, now));
     await p.announceOnce(written, `create-failed:${run.name}:${condition.message}`, 'Warning', 'RunStalled', condition.message);
   }
@@ -278,9 +291,12 @@ function createRetry(sj: SingletonJob, run: ActiveRun, now: Date): Result {
   return { requeueAfterMs: Math.round(Math.min(Math.max(1000, (now.getTime() - since.getTime()) / 2), CREATE_RETRY_MAX_MS, untilDeadline)) };
 }
 
-async function announceStarted(p: Pass, sj: SingletonJob, run: ActiveRun): Promise<void> {
+async function announceStarted(p: Pass, sj: SingletonJob, run: ActiveRun, job: V1Job): Promise<void> {
   const what = run.slot ? `slot ${run.slot}` : `manual request "${run.requestId}"`;
-  await p.d.events.emit(sj, 'Normal', 'RunStarted', `Started run ${run.name} with fencing token ${run.token} (${what}, leader term ${run.term})`);
+  await p.d.events.emit(sj, 'Normal', 'RunStarted', `Started run ${run.name} with fencing token ${run.token} (${what}, leader term ${run.term})`, {
+    name: job.metadata!.name!,
+    uid: job.metadata!.uid!,
+  });
 }
 
 /** The status of a started run: it is the active run, its token the current one, its slot or request taken into account. */

@@ -10,6 +10,8 @@ export interface Readiness {
   ready: boolean;
   reason: string;
   message: string;
+  /** Ready, but a state to tell with a Warning Event when it is written (a pause after failures). */
+  warning?: boolean;
 }
 
 export class TokenExhaustedError extends Error {}
@@ -81,8 +83,57 @@ export function setCondition(status: SingletonJobStatus, given: Pick<Condition, 
   return true;
 }
 
-/** The condition types this controller writes besides Ready. */
-export const Conditions = { stalled: 'Stalled', paused: 'Paused', contended: 'Contended', templateAccepted: 'TemplateAccepted' } as const;
+/**
+ * The condition types this controller writes besides Ready. `RunStalled`: the
+ * active run cannot start (its Pod is not running, its Job cannot be created)
+ * — a run's trouble the operator handles (it ends the run at its deadline).
+ * `Stalled` is kstatus' abnormal-true condition (Flux, cli-utils and kpt read
+ * Stalled=True as "this object's reconciliation failed"), so it is written
+ * only when the object itself cannot run (objectStalled).
+ */
+export const Conditions = { runStalled: 'RunStalled', stalled: 'Stalled', paused: 'Paused', contended: 'Contended', templateAccepted: 'TemplateAccepted' } as const;
+
+/** Ready=False reasons that mean the object itself cannot run until its spec (or a policy) changes: kstatus `Failed`. */
+export const OBJECT_FAILURES: readonly string[] = ['InvalidSpec', 'InvalidSchedule', 'InvalidTimeZone', 'JobRejected', 'TokenExhausted'];
+
+/** The active run's RunStalled condition, when True. */
+export function runStalledCondition(status: SingletonJobStatus | undefined): Condition | undefined {
+  return status?.conditions?.find((c) => c.type === Conditions.runStalled && c.status === 'True');
+}
+
+/** Drops RunStalled (all of it, or only the one with `reason`). */
+export function clearRunStalled(status: SingletonJobStatus, reason?: string): void {
+  status.conditions = status.conditions?.filter((c) => !(c.type === Conditions.runStalled && (reason === undefined || c.reason === reason)));
+}
+
+/**
+ * Migration from the versions that wrote a stalled *run* as `Stalled` (kept
+ * for one version): such a condition — any reason but OBJECT_FAILURES', which
+ * those versions never wrote — is read as RunStalled, so the next status
+ * write replaces it. Returns `sj` itself when there is nothing to migrate.
+ */
+export function migrateConditions(sj: SingletonJob): SingletonJob {
+  const legacy = sj.status?.conditions?.find((c) => c.type === Conditions.stalled && !OBJECT_FAILURES.includes(c.reason));
+  if (!legacy) return sj;
+  const others = sj.status!.conditions!.filter((c) => c !== legacy);
+  const conditions = others.some((c) => c.type === Conditions.runStalled) ? others : [...others, { ...legacy, type: Conditions.runStalled }];
+  return { ...sj, status: { ...sj.status, conditions } };
+}
+
+/**
+ * `Stalled` for kstatus, from Ready: True (with Ready's reason and message)
+ * when the object itself cannot run (OBJECT_FAILURES), absent otherwise — a
+ * stalled run, a pause after failures or a contended object are handled by an
+ * operator and are kstatus `Current`.
+ */
+export function setObjectStalled(status: SingletonJobStatus, generation: number | undefined, now: Date): void {
+  const ready = readyCondition(status);
+  if (ready?.status === 'False' && OBJECT_FAILURES.includes(ready.reason)) {
+    setCondition(status, { type: Conditions.stalled, status: 'True', reason: ready.reason, message: ready.message }, generation, now);
+  } else {
+    status.conditions = status.conditions?.filter((c) => c.type !== Conditions.stalled);
+  }
+}
 
 /**
  * TemplateAccepted records which generation's Job the API server was asked
@@ -121,19 +172,28 @@ export function pausedAfterFailures(sj: SingletonJob, status: SingletonJobStatus
   return limit !== undefined && (status.consecutiveFailures ?? 0) >= limit;
 }
 
+/**
+ * Ready says whether the object is valid and runnable: False only when it
+ * cannot run (OBJECT_FAILURES; kstatus reads Ready=False as InProgress, and
+ * the Stalled condition written with it makes it Failed). A stalled run and a
+ * pause after failures are the operator handling a run's trouble: Ready=True
+ * with that reason and message (kstatus Current), their own conditions
+ * (RunStalled, Paused) and Events.
+ */
 export function healthyReadiness(sj: SingletonJob): Readiness {
   const { timeZone, suspend } = sj.spec;
   const schedule = sj.spec.schedules?.length ? sj.spec.schedules.join('" and "') : sj.spec.schedule;
-  // A run in flight that cannot start: not ready until it runs or is ended.
-  const stalled = sj.status?.conditions?.find((c) => c.type === Conditions.stalled && c.status === 'True');
-  if (stalled) return { ready: false, reason: 'RunStalled', message: stalled.message };
   const template = templateCondition(sj);
   if (template?.status === 'False') return { ready: false, reason: 'JobRejected', message: template.message };
+  // A run in flight that cannot start, until it runs or is ended at its deadline.
+  const stalled = runStalledCondition(sj.status);
+  if (stalled) return { ready: true, reason: 'RunStalled', message: stalled.message };
   if (!schedule) return { ready: true, reason: 'OnDemand', message: `No schedule: runs start only on request (annotation ${Keys.runNow})` };
   if (suspend) return { ready: true, reason: 'Suspended', message: 'Scheduled runs are suspended; manual requests still run' };
   if (pausedAfterFailures(sj)) {
     return {
-      ready: false,
+      ready: true,
+      warning: true,
       reason: 'PausedAfterFailures',
       message: `Scheduled runs are paused after ${sj.status?.consecutiveFailures} failed runs in a row; resume with the annotation ${Keys.resume} (a new value)`,
     };

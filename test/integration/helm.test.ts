@@ -200,7 +200,9 @@ describe('chart, installed', () => {
     expect(can('create', 'pods/exec', 'default')).toBe(false);
     expect(can('get', 'secrets', namespace)).toBe(false);
     expect(can('list', 'secrets', 'default')).toBe(false);
-    expect(can('create', 'events', 'default')).toBe(true);
+    expect(can('create', 'events.events.k8s.io', 'default')).toBe(true);
+    expect(can('patch', 'events.events.k8s.io', 'default')).toBe(true);
+    expect(can('list', 'events', 'default')).toBe(true);
   });
 
   it('uninstalls, leaving only the CRD', async () => {

@@ -287,14 +287,14 @@ describeNode('the operator on a real node, installed with Helm', () => {
       'the Stalled condition',
       async () => {
         const sj = await get();
-        const c = sj.status?.conditions?.find((x) => x.type === 'Stalled' && x.status === 'True');
+        const c = sj.status?.conditions?.find((x) => x.type === 'RunStalled' && x.status === 'True');
         return c ? { sj, c } : undefined;
       },
       90_000,
       500,
     );
     expect(stalled.c.reason).toBe('ErrImageNeverPull');
-    expect(stalled.sj.status?.conditions?.find((x) => x.type === 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
+    expect(stalled.sj.status?.conditions?.find((x) => x.type === 'Ready')).toMatchObject({ status: 'True', reason: 'RunStalled' });
     const first = stalled.sj.status!.activeRun!.name;
     const after = await eventually(
       'the stalled run ended and the next one started',

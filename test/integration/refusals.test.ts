@@ -134,10 +134,10 @@ describe('a Job create the API server refuses or cannot answer (issue 21 item 5)
 
     const requested = Date.now();
     await requestRun(api, 'gated', 'r1');
-    const stalled = await whenConditionTrue(api, 'gated', 'Stalled', 20_000, 'the Stalled condition saying why');
-    expect(condition(stalled, 'Stalled')!.reason).toBe('JobCreateFailed');
-    expect(condition(stalled, 'Stalled')!.message).toContain('failed calling webhook');
-    expect(condition(stalled, 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
+    const stalled = await whenConditionTrue(api, 'gated', 'RunStalled', 20_000, 'the RunStalled condition saying why');
+    expect(condition(stalled, 'RunStalled')!.reason).toBe('JobCreateFailed');
+    expect(condition(stalled, 'RunStalled')!.message).toContain('failed calling webhook');
+    expect(condition(stalled, 'Ready')).toMatchObject({ status: 'True', reason: 'RunStalled' });
     expect(stalled.status!.activeRun).toMatchObject({ requestId: 'r1' });
     expect(stalled.status!.activeRun!.jobUID).toBeUndefined();
 
@@ -150,7 +150,7 @@ describe('a Job create the API server refuses or cannot answer (issue 21 item 5)
       40_000,
     );
     expect(Date.now() - requested).toBeGreaterThanOrEqual(14_000);
-    expect(condition(ended, 'Stalled')).toBeUndefined();
+    expect(condition(ended, 'RunStalled')).toBeUndefined();
     await eventually('the RunStalled Event', async () => (await api.events('gated')).some((e) => e.reason === 'RunStalled' && e.message?.includes('failed calling webhook')), 15_000);
 
     // The webhook is back (here: gone): the next run runs.

@@ -27,13 +27,13 @@ const withSpec = (name: string, spec: Record<string, unknown>, podSpec: Record<s
 };
 
 describe('a run that cannot start (issue 14 item 2)', () => {
-  it('Pods that cannot be created (missing ServiceAccount): Stalled + Ready=False before the deadline, then ended, and the next slot runs', async () => {
+  it('Pods that cannot be created (missing ServiceAccount): RunStalled (Ready=True RunStalled: the object itself is fine) before the deadline, then ended, and the next slot runs', async () => {
     const { api } = await namespace('stall-sa');
     await api.create(withSpec('no-sa', { schedule: '*/5 * * * * *', podStartDeadlineSeconds: 20 }, { serviceAccountName: 'does-not-exist' }));
-    const stalled = await whenConditionTrue(api, 'no-sa', 'Stalled', 40_000);
-    expect(condition(stalled, 'Stalled')!.reason).toBe('FailedCreate');
-    expect(condition(stalled, 'Stalled')!.message).toContain('does-not-exist');
-    expect(condition(stalled, 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
+    const stalled = await whenConditionTrue(api, 'no-sa', 'RunStalled', 40_000);
+    expect(condition(stalled, 'RunStalled')!.reason).toBe('FailedCreate');
+    expect(condition(stalled, 'RunStalled')!.message).toContain('does-not-exist');
+    expect(condition(stalled, 'Ready')).toMatchObject({ status: 'True', reason: 'RunStalled' });
     expect(stalled.status!.activeRun).toBeDefined();
     const ended = await eventually(
       'the run ended as Stalled',
@@ -57,20 +57,20 @@ describe('a run that cannot start (issue 14 item 2)', () => {
     await api.patch('no-sa', { spec: { suspend: true } });
   });
 
-  it('without `list` on events (the chart up to 0.1.0 granted only create): still Stalled, with reason PodNotCreated naming the permission, ended at the deadline, and the next slot runs', async () => {
+  it('without `list` on events (the chart up to 0.1.0 granted only create): still RunStalled, with reason PodNotCreated naming the permission, ended at the deadline, and the next slot runs', async () => {
     const ns = await env.namespace('stall-rbac');
     // The chart's own RBAC for this namespace, minus `list` on events, under a ServiceAccount of its own.
     const restricted = await installedKubeConfig(kc, cluster.kubeconfig, 'namespaced', [ns.name], {
       release: 'singleton-operator-no-event-list',
-      edit: (rules) => rules.map((r) => (r.resources?.includes('events') ? { ...r, verbs: r.verbs.filter((v) => v !== 'list') } : r)),
+      edit: (rules) => rules.map((r) => (r.resources?.includes('events') ? { ...r, verbs: r.verbs.filter((v) => v !== 'list') } : r)).filter((r) => r.verbs.length > 0),
     });
     void (await env.controller(ns.name, { kubeConfig: restricted, retryBackoffMs: 500 })).lead(fakeLeadership(1000));
     const { api } = ns;
     await api.create(withSpec('no-sa', { schedule: '*/5 * * * * *', podStartDeadlineSeconds: 15 }, { serviceAccountName: 'does-not-exist' }));
-    const stalled = await whenConditionTrue(api, 'no-sa', 'Stalled', 40_000);
-    expect(condition(stalled, 'Stalled')).toMatchObject({ reason: 'PodNotCreated' });
-    expect(condition(stalled, 'Stalled')!.message).toContain('`list` on events');
-    expect(condition(stalled, 'Ready')).toMatchObject({ status: 'False', reason: 'RunStalled' });
+    const stalled = await whenConditionTrue(api, 'no-sa', 'RunStalled', 40_000);
+    expect(condition(stalled, 'RunStalled')).toMatchObject({ reason: 'PodNotCreated' });
+    expect(condition(stalled, 'RunStalled')!.message).toContain('`list` on events');
+    expect(condition(stalled, 'Ready')).toMatchObject({ status: 'True', reason: 'RunStalled' });
     const first = stalled.status!.activeRun!.name;
     await eventually(
       'the run ended as Stalled and a later one reserved',
@@ -87,8 +87,8 @@ describe('a run that cannot start (issue 14 item 2)', () => {
     const { api } = await namespace('stall-sched');
     await api.create(withSpec('nowhere', { podStartDeadlineSeconds: 60 }, { nodeSelector: { 'no-such-label': 'x' } }));
     await api.patch('nowhere', { metadata: { annotations: { [Keys.runNow]: 'r1' } } });
-    const sj = await whenConditionTrue(api, 'nowhere', 'Stalled', 40_000);
-    expect(condition(sj, 'Stalled')!.reason).toBe('Unschedulable');
+    const sj = await whenConditionTrue(api, 'nowhere', 'RunStalled', 40_000);
+    expect(condition(sj, 'RunStalled')!.reason).toBe('Unschedulable');
     expect(condition(sj, 'Ready')!.reason).toBe('RunStalled');
   });
 });
@@ -158,7 +158,7 @@ describe('pause on failure (issue 14 item 6)', () => {
       40_000,
     );
     expect(paused.status!.consecutiveFailures).toBe(2);
-    expect(condition(paused, 'Ready')).toMatchObject({ status: 'False', reason: 'PausedAfterFailures' });
+    expect(condition(paused, 'Ready')).toMatchObject({ status: 'True', reason: 'PausedAfterFailures' });
     expect(paused.status!.nextScheduleTime).toBeUndefined();
     const runs = paused.status!.recentRuns!.length;
     await new Promise((r) => setTimeout(r, 5000));

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the local control-plane binaries (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kwok, helm, actionlint, promtool) from the Go module proxy
+# kube-controller-manager, kube-scheduler, kwok, helm, actionlint, promtool, kstatus) from the Go module proxy
 # and caches them outside the checkout, keyed by version. Rebuilds only what is
 # missing. Prints the cache folder holding the binaries as its last line.
 #
@@ -45,7 +45,7 @@ build() { # name, tools dir, output dir, ldflags, packages...
   echo "built $name in $((SECONDS - start)) s"
 }
 
-want="${*:-k8s etcd kwok helm actionlint promtool}"
+want="${*:-k8s etcd kwok helm actionlint promtool kstatus}"
 for what in $want; do
   case "$what" in
     k8s)
@@ -113,7 +113,15 @@ for what in $want; do
       if [ ! -x "$out/promtool" ]; then
         build promtool promtool "$out" "-s -w -X github.com/prometheus/common/version.Version=$v" github.com/prometheus/prometheus/cmd/promtool
       fi ;;
-    *) echo "unknown component '$what' (expected k8s, etcd, kwok, helm, node, actionlint or promtool)" >&2; exit 2 ;;
+    kstatus) # the kstatus library's verdict on recorded SingletonJobs (test/integration/gitops-health.test.ts)
+      # Our own small program over sigs.k8s.io/cli-utils: keyed by the library's version and the sources' hash.
+      v="$(version_of sigs.k8s.io/cli-utils kstatus)"
+      h="$(cd "$here/kstatus" && cat go.mod go.sum main.go | sha256sum | cut -c1-12)"
+      out="$bin/kstatus-$v-$h"
+      if [ ! -x "$out/kstatus" ]; then
+        build kstatus kstatus "$out" "-s -w" .
+      fi ;;
+    *) echo "unknown component '$what' (expected k8s, etcd, kwok, helm, node, actionlint, promtool or kstatus)" >&2; exit 2 ;;
   esac
 done
 echo "$bin"
