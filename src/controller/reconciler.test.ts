@@ -110,6 +110,17 @@ function inFlight(f: FakeCluster, r: ActiveRun, opts: { outcome?: 'Complete' | '
 }
 
 /** The Job of generation 1 was accepted (a dry run or a run's create): no dry run is due. */
+/** The active run, released a minute ago, whose one Pod waits in ImagePullBackOff. */
+function imagePullBackOff(f: FakeCluster): void {
+  const job = inFlight(f, run());
+  f.jobMap.get(`ns/${job.metadata!.name}`)!.status = { startTime: new Date(NOW.getTime() - 60_000), active: 1 };
+  const pod = addPod(f, job, 'Pending');
+  f.pods[0]!.status = {
+    ...pod.status,
+    containerStatuses: [{ name: 'main', image: 'nope', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "nope"' } } }],
+  };
+}
+
 const templateAccepted = {
   type: 'TemplateAccepted',
   status: 'True' as const,
@@ -640,13 +651,7 @@ const cases: Case[] = [
     spec: scheduled,
     status: atSlot,
     setup: (f) => {
-      const job = inFlight(f, run());
-      f.jobMap.get(`ns/${job.metadata!.name}`)!.status = { startTime: new Date(NOW.getTime() - 60_000), active: 1 };
-      const pod = addPod(f, job, 'Pending');
-      f.pods[0]!.status = {
-        ...pod.status,
-        containerStatuses: [{ name: 'main', image: 'nope', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "nope"' } } }],
-      };
+      imagePullBackOff(f);
       f.sjs
         .get(KEY)!
         .status!.conditions!.push({ type: 'Stalled', status: 'True', reason: 'ImagePullBackOff', message: 'old words', lastTransitionTime: '2026-06-01T12:00:20Z', observedGeneration: 1 });
@@ -736,13 +741,7 @@ const cases: Case[] = [
     spec: scheduled,
     status: atSlot,
     setup: (f) => {
-      const job = inFlight(f, run());
-      f.jobMap.get(`ns/${job.metadata!.name}`)!.status = { startTime: new Date(NOW.getTime() - 60_000), active: 1 };
-      const pod = addPod(f, job, 'Pending');
-      f.pods[0]!.status = {
-        ...pod.status,
-        containerStatuses: [{ name: 'main', image: 'nope', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "nope"' } } }],
-      };
+      imagePullBackOff(f);
     },
     actions: ['update-status', 'event Warning RunStalled'],
     check: (f) => {
