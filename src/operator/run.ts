@@ -122,7 +122,7 @@ export async function runOperator(options: RunOptions): Promise<number> {
     workers: config.maxConcurrentReconciles,
   });
   let shuttingDown = options.signal.aborted;
-  /** No-election mode: the signal of the current rotation (see runElector). */
+  /** No-election mode: the signal of the current rotation (the loop around elector.run below). */
   let rotation: { signal: AbortSignal } | undefined;
 
   const elector = new LeaderElector(
