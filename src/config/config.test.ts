@@ -35,7 +35,18 @@ describe('loadConfig', () => {
       kubeconfig: undefined,
       shutdownTimeoutMs: 20_000,
       maxConcurrentReconciles: 16,
+      replicaPodSelector: undefined,
+      replicaContainer: 'operator',
     });
+  });
+
+  it('reads --replica-pod-selector (equality-based only) and --replica-container, naming the flag when either is malformed', () => {
+    const c = load(['--replica-pod-selector=app.kubernetes.io/name=singleton-operator,app.kubernetes.io/instance=so', '--replica-container=op']);
+    expect(c.replicaPodSelector).toBe('app.kubernetes.io/name=singleton-operator,app.kubernetes.io/instance=so');
+    expect(c.replicaContainer).toBe('op');
+    expect(() => load(['--replica-pod-selector=app in (a,b)'])).toThrow(/--replica-pod-selector="app in \(a,b\)".*equality-based label selector/);
+    expect(() => load(['--replica-pod-selector=,'])).toThrow(/--replica-pod-selector/);
+    expect(() => load(['--replica-container=Op_1'])).toThrow(/--replica-container="Op_1".*container name/);
   });
 
   it('reads --max-concurrent-reconciles and refuses what is not 1 to 256', () => {

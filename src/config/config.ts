@@ -27,6 +27,10 @@ export interface OperatorConfig {
   shutdownTimeoutMs: number;
   /** Reconcile passes run at once by the leader (controller-runtime's MaxConcurrentReconciles). */
   maxConcurrentReconciles: number;
+  /** Label selector of the installation's replica Pods (in the Lease namespace): their status is evidence of a dead holder. */
+  replicaPodSelector: string | undefined;
+  /** The container of a replica Pod that the operator runs in. */
+  replicaContainer: string;
 }
 
 /** Default of --max-concurrent-reconciles (bench/results: the stampede with 8, 16 and 32). */
@@ -172,6 +176,26 @@ const settings = {
     default: String(DEFAULT_CONCURRENT_RECONCILES),
     help: 'SingletonJobs the leader reconciles at once (one object is never reconciled twice at once); more starts a stampede of due runs faster at the cost of API server load',
     schema: z.string().regex(/^\d+$/, 'must be a whole number from 1 to 256').transform(Number).pipe(z.number().int().min(1, 'must be at least 1').max(256, 'must be at most 256')),
+  },
+  replicaPodSelector: {
+    flag: 'replica-pod-selector',
+    env: 'REPLICA_POD_SELECTOR',
+    help: "Label selector of this installation's replica Pods in the Lease namespace (the chart sets it): a standby takes the Lease over as soon as the kubelet reports the holder's container dead or its Pod removed, instead of when its lease expires; needs get/list/watch on those Pods. Unset: expiry only",
+    schema: z
+      .string()
+      .max(1024)
+      .regex(
+        /^[A-Za-z0-9][A-Za-z0-9./_-]*(==?|!=)[A-Za-z0-9._-]*(,[A-Za-z0-9][A-Za-z0-9./_-]*(==?|!=)[A-Za-z0-9._-]*)*$/,
+        'must be an equality-based label selector such as app.kubernetes.io/name=singleton-operator,app.kubernetes.io/instance=so',
+      )
+      .optional(),
+  },
+  replicaContainer: {
+    flag: 'replica-container',
+    env: 'REPLICA_CONTAINER',
+    default: 'operator',
+    help: 'The container of a replica Pod the operator runs in (whose termination is evidence of a dead Lease holder)',
+    schema: z.string().max(63).regex(dnsLabel, 'must be a container name (lower-case letters, digits and "-", at most 63 characters)'),
   },
 } satisfies Record<keyof OperatorConfig, Setting>;
 

@@ -7,6 +7,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Clock } from './clock.ts';
+import type { HolderEvidence } from './evidence.ts';
 import type { LeaseLock } from './lock.ts';
 
 export interface LeaderElectionConfig {
@@ -41,6 +42,12 @@ export interface LeaderElectionConfig {
   registry?: Registry;
   /** Replaces the Kubernetes Lease lock (unit tests). */
   lock?: LeaseLock;
+  /**
+   * Evidence from outside the Lease that its holder's process is dead (the
+   * kubelet's Pod status: pod-evidence.ts). With it a standby takes over at
+   * once instead of at the lease's expiry; without it, expiry is the rule.
+   */
+  evidence?: HolderEvidence;
 }
 
 export interface ResolvedTimings {

@@ -16,6 +16,7 @@ import { electionMetrics, type ElectionMetrics } from './metrics.ts';
 import { restClientMetrics } from '../kube/client-metrics.ts';
 import { LeaseObserver, sameRecord, type Observation } from './observer.ts';
 import { termProblem } from './token.ts';
+import type { HolderEvidence } from './evidence.ts';
 import { statusCode } from '../kube/errors.ts';
 
 /** How many of our own acquisitions (their acquireTime) we remember to tell our records from another process's. */
@@ -30,6 +31,13 @@ export interface LeaderCallbacks {
   onNewLeader?: (identity: string) => void;
 }
 
+/** A won acquisition: the Lease as written, when the write was sent, and why the previous holder was judged dead (a takeover on evidence). */
+interface Acquired {
+  snapshot: LeaseSnapshot;
+  sentAt: number;
+  holderDead?: string;
+}
+
 export class LeaderElector {
   readonly identity: string;
   private readonly config: LeaderElectionConfig;
@@ -42,6 +50,7 @@ export class LeaderElector {
   private readonly leaderContext: LeaderContext;
   private readonly metrics: ElectionMetrics;
   private readonly releaseOnCancel: boolean;
+  private readonly evidence: HolderEvidence | undefined;
   private running = false;
   private leading: LeaderTerm | undefined;
   private lastTerm: number | undefined;
@@ -76,6 +85,7 @@ export class LeaderElector {
     this.clock = config.clock ?? realClock;
     this.logger = (config.logger ?? pino({ level: 'silent' })).child({ lease: `${config.namespace}/${config.name}`, identity: config.identity });
     this.releaseOnCancel = config.releaseOnCancel ?? true;
+    this.evidence = config.evidence;
     this.lock = config.lock ?? this.kubernetesLock(config.kubeConfig);
     this.observer = new LeaseObserver({ lock: this.lock, clock: this.clock, logger: this.logger, maxBackoffMs: this.timings.retryPeriodMs });
     this.metrics = electionMetrics(config.registry, config.name);
@@ -154,6 +164,8 @@ export class LeaderElector {
     if (this.running) throw new Error('LeaderElector.run() is already running');
     this.running = true;
     const unsubscribe = this.observer.subscribe((observation) => this.observed(observation));
+    // New evidence about the holder (a Pod's status changed) may make the Lease acquirable now.
+    const unsubscribeEvidence = this.evidence?.subscribe(() => this.wake());
     const onAbort = () => {
       this.leading?.stepDown('shutdown');
       this.wake();
@@ -189,12 +201,13 @@ export class LeaderElector {
           await releaseLease(this.leaderContext, won.snapshot);
           break;
         }
-        const reason = await this.lead(won.snapshot, Number(won.snapshot.resourceVersion), won.sentAt, signal);
+        const reason = await this.lead(won.snapshot, Number(won.snapshot.resourceVersion), won.sentAt, signal, won.holderDead);
         needFreshView = reason !== 'shutdown';
       }
     } finally {
       signal.removeEventListener('abort', onAbort);
       unsubscribe();
+      unsubscribeEvidence?.();
       this.observer.stop();
       this.running = false;
       this.logger.info('Stopped campaigning');
@@ -203,7 +216,7 @@ export class LeaderElector {
 
   // ---- standby ----------------------------------------------------------------
 
-  private async campaign(signal: AbortSignal): Promise<{ snapshot: LeaseSnapshot; sentAt: number } | undefined> {
+  private async campaign(signal: AbortSignal): Promise<Acquired | undefined> {
     let backoffUntil = 0;
     while (!signal.aborted) {
       const observation = this.observer.observation();
@@ -218,35 +231,70 @@ export class LeaderElector {
         await this.waitForChange(readyAt - now, signal);
         continue;
       }
+      // Acquirable before the holder's lease ran out only on evidence of its death: say so.
+      const holderDead = this.expiresAt(observation) > now ? this.holderDeath(observation) : undefined;
+      if (holderDead)
+        this.logger.info(
+          { holder: observation.lease?.record.holderIdentity ?? observation.deletedHolder?.identity, evidence: holderDead },
+          'The Lease holder is dead: taking the Lease over now, before its lease expires',
+        );
       const result = await this.tryAcquire(observation);
       if (result === 'retry-now') continue;
       if (result === 'backoff') {
         backoffUntil = this.clock.now() + this.timings.retryPeriodMs * (1 + 0.2 * Math.random());
         continue;
       }
-      return result;
+      return holderDead ? { ...result, holderDead } : result;
     }
     return undefined;
   }
 
-  /** Monotonic time from which this process may try to take the Lease, on its own observation only. */
+  /**
+   * Monotonic time from which this process may try to take the Lease, on its
+   * own observation only: when the holder's lease runs out, or at once when
+   * there is evidence that the holder's process is dead (evidence.ts).
+   */
   private acquirableAt(observation: Observation): number {
     // After a reset the Lease's content is from the past: whoever led before
     // it may still act until its lease runs out, whatever the record now says.
     const afterReset = this.resetAt === undefined ? 0 : this.resetAt + this.timings.leaseDurationMs;
+    const expires = this.expiresAt(observation);
+    if (expires <= afterReset || expires <= this.clock.now()) return Math.max(afterReset, expires);
+    return this.holderDeath(observation) ? afterReset : expires;
+  }
+
+  /** When the holder's lease runs out as this process saw it (0: nobody holds it, or we do). */
+  private expiresAt(observation: Observation): number {
     const lease = observation.lease;
     if (!lease) {
       // Deleted under a live holder: that holder may still be acting (and will
       // re-create the Lease at its next renew); wait out its lease as we saw it.
       const gone = observation.deletedHolder;
-      return Math.max(afterReset, gone && gone.identity !== this.identity ? gone.liveUntil : 0);
+      return gone && gone.identity !== this.identity ? gone.liveUntil : 0;
     }
     const { holderIdentity, leaseDurationSeconds } = lease.record;
     // A record under our identity that we did not write (a previous incarnation
     // of this replica, or another process configured with the same identity)
     // is treated like anyone else's: it may be live.
-    if (holderIdentity === '' || this.isOwn(lease.record)) return afterReset;
-    return Math.max(afterReset, observation.observedAt + leaseDurationSeconds * 1000);
+    if (holderIdentity === '' || this.isOwn(lease.record)) return 0;
+    return observation.observedAt + leaseDurationSeconds * 1000;
+  }
+
+  /**
+   * Why the holder of the observed record (or of the record deleted under it)
+   * is dead, on evidence from outside the Lease; undefined without such evidence.
+   * The acquisition that follows is a CAS on exactly the record judged.
+   */
+  private holderDeath(observation: Observation): string | undefined {
+    if (!this.evidence) return undefined;
+    const record = observation.lease?.record ?? (observation.deletedHolder ? { holderIdentity: observation.deletedHolder.identity } : undefined);
+    if (!record || record.holderIdentity === '' || record.holderIdentity === this.identity) return undefined;
+    try {
+      return this.evidence.deathOf(record);
+    } catch (err) {
+      this.logger.warn({ err: describeError(err) }, 'Could not judge the Lease holder from its Pod; waiting for its lease to expire');
+      return undefined;
+    }
   }
 
   private isOwn(record: LeaseRecord): boolean {
@@ -258,7 +306,7 @@ export class LeaderElector {
     if (this.ownAcquisitions.length > OWN_ACQUISITIONS_KEPT) this.ownAcquisitions.shift();
   }
 
-  private async tryAcquire(observation: Observation): Promise<{ snapshot: LeaseSnapshot; sentAt: number } | 'retry-now' | 'backoff'> {
+  private async tryAcquire(observation: Observation): Promise<Acquired | 'retry-now' | 'backoff'> {
     // A fresh nonce per acquisition, ours only once the write landed: another
     // process with our identity may send the same millisecond, and only one
     // compare-and-swap wins. Until the answer, a record carrying it that the
@@ -405,7 +453,7 @@ export class LeaderElector {
 
   // ---- leader -----------------------------------------------------------------
 
-  private async lead(snapshot: LeaseSnapshot, termNumber: number, sentAt: number, runSignal: AbortSignal): Promise<LossReason> {
+  private async lead(snapshot: LeaseSnapshot, termNumber: number, sentAt: number, runSignal: AbortSignal, holderDead?: string): Promise<LossReason> {
     if (this.lastTerm !== undefined && termNumber <= this.lastTerm) {
       // Only possible when resourceVersions went back (etcd restored without
       // --bump-revision). Refusing would gain nothing — a restarted process
@@ -421,7 +469,7 @@ export class LeaderElector {
     this.lastTerm = termNumber;
     const term = new LeaderTerm(this.leaderContext, termNumber, snapshot, sentAt);
     this.leading = term;
-    term.start();
+    term.start(holderDead);
     this.recordBecameLeader(snapshot, termNumber);
     if (runSignal.aborted) term.stepDown('shutdown');
 

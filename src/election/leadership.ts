@@ -119,12 +119,15 @@ export class LeaderTerm {
     return this.controller.signal.aborted;
   }
 
-  /** Starts the renew loop and the self-fence timers. */
-  start(): void {
+  /** Starts the renew loop and the self-fence timers. `holderDead`: why the previous holder was judged dead (a takeover on evidence, evidence.ts). */
+  start(holderDead?: string): void {
     const { metrics, logger, timings } = this.ctx;
     metrics.setLeader(true);
-    metrics.acquired();
-    logger.info({ term: this.term, leaseTransitions: this.cache.record.leaseTransitions, resourceVersion: this.cache.resourceVersion }, 'Started leading');
+    metrics.acquired(holderDead ? 'holder-dead' : '');
+    logger.info(
+      { term: this.term, leaseTransitions: this.cache.record.leaseTransitions, resourceVersion: this.cache.resourceVersion, ...(holderDead ? { takeover: 'holder-dead', evidence: holderDead } : {}) },
+      'Started leading',
+    );
     this.scheduleRenew(timings.retryPeriodMs);
     this.scheduleDeadline();
     this.scheduleTick();

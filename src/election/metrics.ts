@@ -5,8 +5,8 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export interface ElectionMetrics {
   setLeader(leading: boolean): void;
-  /** This replica became the leader. */
-  acquired(): void;
+  /** This replica became the leader; reason "holder-dead" when it took over on evidence before the lease expired. */
+  acquired(reason?: string): void;
   /** This replica stopped leading, and why. */
   lost(reason: string): void;
   /** A renew needed a GET after a failed compare-and-swap. */
@@ -38,7 +38,7 @@ export function electionMetrics(registry: Registry | undefined, leaseName: strin
     () =>
       new Counter({
         name: 'leader_election_transitions_total',
-        help: 'Leadership changes of this replica: direction="acquired" or "lost" (with the reason)',
+        help: 'Leadership changes of this replica: direction="acquired" (reason "holder-dead" when taken over on the kubelet\'s evidence before the lease expired) or "lost" (with the reason)',
         labelNames: ['name', 'direction', 'reason'],
         registers,
       }),
@@ -87,7 +87,7 @@ export function electionMetrics(registry: Registry | undefined, leaseName: strin
   resets.inc({ name: leaseName }, 0);
   return {
     setLeader: (leading) => status.set({ name: leaseName }, leading ? 1 : 0),
-    acquired: () => transitions.inc({ name: leaseName, direction: 'acquired', reason: '' }),
+    acquired: (reason = '') => transitions.inc({ name: leaseName, direction: 'acquired', reason }),
     lost: (reason) => transitions.inc({ name: leaseName, direction: 'lost', reason }),
     slowPath: () => slow.inc({ name: leaseName }),
     renewDuration: (seconds, outcome) => renew.observe({ name: leaseName, outcome }, seconds),

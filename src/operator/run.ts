@@ -10,6 +10,8 @@ import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { LeaderElector, makeIdentity, type Leadership } from '../election/index.ts';
+import { PodEvidence } from '../election/pod-evidence.ts';
+import { restClientMetrics } from '../kube/client-metrics.ts';
 import type { OperatorConfig } from '../config/config.ts';
 import { createLogger } from '../log/logger.ts';
 import { createRegistry, selfFencedWrites } from '../metrics/registry.ts';
@@ -122,6 +124,19 @@ export async function runOperator(options: RunOptions): Promise<number> {
     workers: config.maxConcurrentReconciles,
   });
   let shuttingDown = options.signal.aborted;
+  // The kubelet's word on the Lease holder (its replica Pods' status): crash
+  // failover in about a second instead of a lease (election/evidence.ts).
+  const evidence = config.replicaPodSelector
+    ? new PodEvidence({
+        kubeConfig,
+        namespace: config.leaseNamespace,
+        labelSelector: config.replicaPodSelector,
+        container: config.replicaContainer,
+        logger,
+        requestTimeoutMs: Math.max(1000, config.renewDeadlineMs / 2),
+        metrics: restClientMetrics(registry),
+      })
+    : undefined;
   /** No-election mode: the signal of the current rotation (the loop around elector.run below). */
   let rotation: { signal: AbortSignal } | undefined;
 
@@ -137,6 +152,7 @@ export async function runOperator(options: RunOptions): Promise<number> {
       releaseOnCancel: true,
       logger: rootLogger,
       registry,
+      ...(evidence ? { evidence } : {}),
     },
     {
       onStartedLeading: async (leadership) => {
@@ -205,6 +221,7 @@ export async function runOperator(options: RunOptions): Promise<number> {
       leaseDurationMs: config.leaseDurationMs,
       renewDeadlineMs: config.renewDeadlineMs,
       retryPeriodMs: config.retryPeriodMs,
+      failoverEvidence: config.replicaPodSelector ? { pods: config.replicaPodSelector, container: config.replicaContainer } : 'none (a standby waits for the lease to expire)',
     },
     'Started singleton-operator',
   );
@@ -216,6 +233,7 @@ export async function runOperator(options: RunOptions): Promise<number> {
   };
   options.signal.addEventListener('abort', onShutdown, { once: true });
 
+  evidence?.start(stopCaches.signal);
   const caches = controller.startCaches(stopCaches.signal).catch((err: unknown) => {
     logger.error({ err }, 'Caches stopped with an error');
   });

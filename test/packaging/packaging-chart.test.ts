@@ -109,17 +109,25 @@ describe('manifests/install.yaml', () => {
     for (const o of install.filter((x) => !x.kind.startsWith('Cluster') && x.kind !== 'Namespace')) expect(o.metadata.namespace).toBe(ns?.metadata.name);
   });
 
-  it('limits the leader-election Role to its Lease by name, with create in its own rule, and lets it record the LeaderElection Event', () => {
+  it('limits the leader-election Role to its Lease by name, with create in its own rule, lets it record the LeaderElection Event and read the replica Pods (failover evidence)', () => {
     const role = byKind('Role').find((r) => r.metadata.name.endsWith('-leader-election'));
     const rules = (role?.rules ?? []) as Rule[];
     expect(rules).toEqual([
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['singleton-operator'], verbs: ['get', 'list', 'watch', 'update'] },
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
     ]);
-    const deployment = byKind('Deployment')[0] as unknown as { spec: { template: { spec: { containers: Array<{ env: Array<{ name: string; value?: string }> }> } } } };
-    const env = deployment.spec.template.spec.containers[0]?.env ?? [];
+    const deployment = byKind('Deployment')[0] as unknown as {
+      spec: { selector: { matchLabels: Record<string, string> }; template: { spec: { containers: Array<{ name: string; env: Array<{ name: string; value?: string }> }> } } };
+    };
+    const container = deployment.spec.template.spec.containers[0]!;
+    const env = container.env ?? [];
     expect(env.find((e) => e.name === 'LEASE_NAME')?.value).toBe('singleton-operator');
+    // The evidence selector is exactly the Deployment's own selector, and the container is the one the operator runs in.
+    const selector = Object.fromEntries((env.find((e) => e.name === 'REPLICA_POD_SELECTOR')?.value ?? '').split(',').map((kv) => kv.split('=')));
+    expect(selector).toEqual(deployment.spec.selector.matchLabels);
+    expect(env.find((e) => e.name === 'REPLICA_CONTAINER')?.value).toBe(container.name);
   });
 
   it('grants no Secrets, no Pod create/update and no wildcards', () => {
@@ -135,7 +143,8 @@ describe('manifests/install.yaml', () => {
     for (const rule of rules) {
       expect(rule.resources).not.toContain('secrets');
       expect([...rule.verbs, ...rule.resources, ...rule.apiGroups]).not.toContain('*');
-      if (rule.resources.includes('pods')) expect([...rule.verbs].sort()).toEqual(['delete', 'get', 'list', 'watch']);
+      // Read Pods (the replicas' own, and runs'); delete only a run's leftovers: never create, update or patch one.
+      if (rule.resources.includes('pods')) expect(['delete', 'get', 'list', 'watch']).toEqual(expect.arrayContaining(rule.verbs));
     }
   });
 
