@@ -5,8 +5,8 @@
 // config from the ServiceAccount mount, the downward API, UID 65532, read-only
 // root, probes, SIGTERM as PID 1). A SingletonJob's Pod runs for real and prints
 // its fencing token from the env and from the downward API; deleting the leader
-// Pod hands over at once; killing its container hard fails over after the lease
-// expires; `helm upgrade` to another image tag rolls the Deployment without two
+// Pod hands over at once; killing its container hard fails over on the kubelet's
+// evidence (the container terminated) long before the lease expires; `helm upgrade` to another image tag rolls the Deployment without two
 // leaders at any moment (Lease holder history + audit log); `helm uninstall`
 // keeps the CRD and the SingletonJobs.
 //
@@ -32,9 +32,10 @@ const unavailable = realNodeUnavailable() ?? (missingImageTools.length ? `the im
 if (unavailable) console.warn(`skipping the end-to-end test on a real node: ${unavailable}`);
 const describeNode = unavailable ? describe.skip : describe;
 
-const LEASE_SECONDS = 8;
-const RENEW_SECONDS = 6;
-const RETRY_SECONDS = 1;
+// The chart's defaults: the crash failover below is measured against the lease users run with.
+const LEASE_SECONDS = 15;
+const RENEW_SECONDS = 10;
+const RETRY_SECONDS = 2;
 
 interface LeaseSeen {
   at: number;
@@ -158,6 +159,44 @@ describeNode('the operator on a real node, installed with Helm', () => {
     if (cp && cp.state.realNode && isAlive(cp.state.processes['kube-apiserver']?.pid ?? 0)) await cp.stop().catch((err: unknown) => console.error(err));
     rmSync(workDir, { recursive: true, force: true });
   }, 180_000);
+
+  /** The operator's writes (not Events) in the audit log from `fromIso` (to `toIso`), oldest first, accepted or not. */
+  function auditedWrites(fromIso: string, toIso = '9999'): AuditEvent[] {
+    const sa = `system:serviceaccount:${namespace}:${fullname}`;
+    return readFileSync(cp.state.auditLog, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(sa))
+      .map((l) => JSON.parse(l) as AuditEvent)
+      .filter((e) => e.stage === 'ResponseComplete' && e.user.username === sa && ['create', 'update', 'patch', 'delete'].includes(e.verb))
+      .filter((e) => e.stageTimestamp >= fromIso && e.stageTimestamp <= toIso)
+      .filter((e) => e.objectRef?.resource !== 'events')
+      .sort((a, b) => a.stageTimestamp.localeCompare(b.stageTimestamp));
+  }
+  const podName = (e: AuditEvent) => e.user.extra?.['authentication.kubernetes.io/pod-name']?.[0] ?? '?';
+
+  /** A SingletonJob whose runs' Pods go to the kwok node (they "run" and succeed in about a second). */
+  const kwokSingletonJob = (name: string, schedule: string) => ({
+    apiVersion: 'singleton.dev/v1alpha1',
+    kind: 'SingletonJob',
+    metadata: { name, namespace: apps },
+    spec: {
+      schedule,
+      concurrencyPolicy: 'Forbid',
+      successfulJobsHistoryLimit: 2,
+      jobTemplate: {
+        spec: {
+          template: {
+            spec: {
+              nodeSelector: { type: 'kwok' },
+              restartPolicy: 'Never',
+              securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+              containers: [{ name: 'c', image: 'simulated', securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } } }],
+            },
+          },
+        },
+      },
+    },
+  });
 
   function values(tag: string): string {
     const file = path.join(workDir, `values-${tag}.yaml`);
@@ -323,20 +362,61 @@ describeNode('the operator on a real node, installed with Helm', () => {
     await readyPods(3);
   });
 
-  it('killing the leader’s container hard (SIGKILL through containerd) fails over after the lease expires', async () => {
+  it('killing the leader’s container hard (SIGKILL through containerd): a standby takes over on the kubelet’s evidence long before the 15 s lease, a run due right after the kill starts on time, and the dead holder wrote nothing after its successor’s first Lease write', async () => {
+    const sj = 'after-kill';
+    await custom.createNamespacedCustomObject({
+      group: 'singleton.dev',
+      version: 'v1alpha1',
+      plural: 'singletonjobs',
+      namespace: apps,
+      body: kwokSingletonJob(sj, '*/10 * * * * *'),
+    });
+    const getSj = async () => (await custom.getNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: apps, name: sj })) as SingletonJob;
+    await eventually('a first run of after-kill finished', async () => ((await getSj()).status?.recentRuns?.some((r) => r.outcome === 'Succeeded') ? true : undefined), 60_000, 250);
     const before = await eventually('a Lease holder', holder, 30_000, 100);
     const pod = await core.readNamespacedPod({ name: podOf(before), namespace });
     const id = pod.status!.containerStatuses![0]!.containerID!.replace('containerd://', '');
-    const t = Date.now();
+    // Kill one second before a slot (at least three seconds ahead, so the previous run has long started).
+    const slot = Math.ceil((Date.now() + 3_000) / 10_000) * 10_000;
+    await new Promise((r) => setTimeout(r, slot - 1_000 - Date.now()));
+    const killedAt = Date.now();
     ctr(cp.state.realNode!, ['tasks', 'kill', '--signal', 'SIGKILL', id]);
-    const after = await newHolder(before, (LEASE_SECONDS + 10) * 1000);
-    const ms = Date.now() - t;
-    timings.killLeaderFailoverMs = ms;
-    expect(after).not.toBe(before);
-    // Nobody released it: the standbys waited for the lease to run out (its last renew was about a retry period, with jitter, before the kill).
-    expect(ms).toBeGreaterThanOrEqual((LEASE_SECONDS - 2 * RETRY_SECONDS) * 1000);
-    expect(ms).toBeLessThan((LEASE_SECONDS + 5) * 1000);
-    expect(leaseHistory.some((e) => e.holder === '' && e.at >= t)).toBe(false);
+    const after = await newHolder(before, (15 + 10) * 1000);
+    expect(podOf(after)).not.toBe(podOf(before));
+    // Nobody released it (a SIGKILL runs no shutdown): the successor acted on evidence, not on a release.
+    expect(leaseHistory.some((e) => e.holder === '' && e.at >= killedAt)).toBe(false);
+
+    const runOfSlot = (o: SingletonJob) => [...(o.status?.recentRuns ?? []), ...(o.status?.activeRun ? [o.status.activeRun] : [])].filter((r) => r.slot && Date.parse(r.slot) === slot);
+    const run = await eventually('the run of the slot right after the kill', async () => runOfSlot(await getSj())[0], 30_000, 250);
+    const writes = auditedWrites(new Date(killedAt - 1000).toISOString());
+    const killedPod = podOf(before);
+    const firstLeaseWrite = writes.find(
+      (e) => e.objectRef?.resource === 'leases' && e.objectRef.name === fullname && podName(e) !== killedPod && (e.responseStatus?.code ?? 500) < 300 && Date.parse(e.stageTimestamp) >= killedAt,
+    );
+    expect(firstLeaseWrite).toBeDefined();
+    const takeoverMs = Date.parse(firstLeaseWrite!.stageTimestamp) - killedAt;
+    // The release of the slot's run: the successful unsuspend patch of its Job, by the successor.
+    const release = writes.find((e) => e.verb === 'patch' && e.objectRef?.resource === 'jobs' && e.objectRef.name === run.name && (e.responseStatus?.code ?? 500) < 300);
+    expect(release).toBeDefined();
+    expect(podName(release!)).toBe(podOf(after));
+    const releasedAfterSlotMs = Date.parse(release!.stageTimestamp) - slot;
+    timings.killLeaderTakeoverMs = takeoverMs;
+    timings.killLeaderRunReleasedAfterSlotMs = releasedAfterSlotMs;
+    console.log(`crash failover on evidence (15 s lease): Lease taken ${takeoverMs} ms after the SIGKILL; the slot's run released ${releasedAfterSlotMs} ms after its slot`);
+    // By expiry it could not be before ~13 s (15 s lease, last renew ≤ 2 s before the kill). The 2 s target is the benchmark's to show (npm run bench: crash takeover p50/worst).
+    expect(takeoverMs).toBeLessThan(7_500);
+    expect(releasedAfterSlotMs).toBeLessThan(7_500);
+    expect(releasedAfterSlotMs).toBeGreaterThanOrEqual(0);
+    // The dead holder's Pod sent no write after the successor's first Lease write (its restarted container is a standby).
+    const late = writes.filter((e) => podName(e) === killedPod && e.stageTimestamp >= firstLeaseWrite!.stageTimestamp);
+    expect(late.map((e) => `${e.stageTimestamp} ${e.verb} ${e.objectRef?.resource}/${e.objectRef?.name} ${e.responseStatus?.code}`)).toEqual([]);
+    // One run for that slot, with a token above every earlier one.
+    const sjNow = await getSj();
+    expect(runOfSlot(sjNow)).toHaveLength(1);
+    const earlier = (sjNow.status?.recentRuns ?? []).filter((r) => r.slot && Date.parse(r.slot) < slot).map((r) => r.token);
+    expect(earlier.length).toBeGreaterThan(0);
+    expect(run.token).toBeGreaterThan(Math.max(...earlier));
+    await custom.deleteNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: apps, name: sj });
     // The kubelet restarts the killed container; it comes back as a standby.
     await eventually(
       'the killed container restarted and Ready',
@@ -357,28 +437,7 @@ describeNode('the operator on a real node, installed with Helm', () => {
       version: 'v1alpha1',
       plural: 'singletonjobs',
       namespace: apps,
-      body: {
-        apiVersion: 'singleton.dev/v1alpha1',
-        kind: 'SingletonJob',
-        metadata: { name: 'every-2s', namespace: apps },
-        spec: {
-          schedule: '*/2 * * * * *',
-          concurrencyPolicy: 'Forbid',
-          successfulJobsHistoryLimit: 2,
-          jobTemplate: {
-            spec: {
-              template: {
-                spec: {
-                  nodeSelector: { type: 'kwok' },
-                  restartPolicy: 'Never',
-                  securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
-                  containers: [{ name: 'c', image: 'simulated', securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } } }],
-                },
-              },
-            },
-          },
-        },
-      },
+      body: kwokSingletonJob('every-2s', '*/2 * * * * *'),
     });
     const tag = `${image.tag}-upgrade`;
     ctr(cp.state.realNode!, ['images', 'tag', '--force', image.ref, `${image.repository}:${tag}`]);
@@ -446,16 +505,7 @@ describeNode('the operator on a real node, installed with Helm', () => {
     }
 
     // 2. The audit log: who wrote what, by Pod (the ServiceAccount token each Pod got from the kubelet names its Pod).
-    const sa = `system:serviceaccount:${namespace}:${fullname}`;
-    const writes = readFileSync(cp.state.auditLog, 'utf8')
-      .split('\n')
-      .filter((l) => l.includes(sa))
-      .map((l) => JSON.parse(l) as AuditEvent)
-      .filter((e) => e.stage === 'ResponseComplete' && e.user.username === sa && ['create', 'update', 'patch', 'delete'].includes(e.verb))
-      .filter((e) => (e.responseStatus?.code ?? 500) < 300 && e.stageTimestamp >= fromIso && e.stageTimestamp <= to)
-      .filter((e) => e.objectRef?.resource !== 'events')
-      .sort((a, b) => a.stageTimestamp.localeCompare(b.stageTimestamp));
-    const podName = (e: AuditEvent) => e.user.extra?.['authentication.kubernetes.io/pod-name']?.[0] ?? '?';
+    const writes = auditedWrites(fromIso, to).filter((e) => (e.responseStatus?.code ?? 500) < 300);
     expect(writes.every((e) => podName(e) !== '?')).toBe(true);
     const leaseWrites = writes.filter((e) => e.objectRef?.resource === 'leases' && e.objectRef.name === fullname);
     const work = writes.filter((e) => e.objectRef?.resource !== 'leases');
