@@ -7,6 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import type { FailoverResult } from './failover.ts';
+import type { CrashResult } from './crash-realnode.ts';
 import type { StampedeResult, StampedeSide } from './stampede.ts';
 import type { ScaleResult } from './scale.ts';
 import { fmtMs, fmtNum, fmtRatio, ratio } from './lib/stats.ts';
@@ -33,6 +34,7 @@ export interface BenchResults {
   machine: Machine;
   settings: Record<string, unknown>;
   failover: Part<FailoverResult>;
+  crash: Part<CrashResult>;
   stampede: Part<StampedeResult>;
   scale: Part<ScaleResult>;
 }
@@ -111,6 +113,43 @@ export function renderMarkdown(r: BenchResults): string {
         `- ${k.label}: median SIGTERM → release write ${rel(k.kind)}; successor's self-reported "started leading" median graceful ${selfRep(k.kind, 'graceful')}, crash ${selfRep(k.kind, 'crash')}.`,
       );
     for (const n of f.notes) out.push(`- Note: ${n}`);
+    out.push('');
+  }
+
+  out.push("## Crash failover on a real node: the kubelet's evidence vs the lease's expiry vs client-go", '');
+  if (!r.crash.ok) out.push(`Not measured: ${r.crash.error}`, '');
+  else {
+    const c = r.crash.result;
+    const ev = c.kinds.find((k) => k.kind === 'ours-evidence');
+    const ex = c.kinds.find((k) => k.kind === 'ours-expiry');
+    const cg = c.kinds.find((k) => k.kind === 'clientgo');
+    out.push(
+      `Its own control plane with a real node (containerd, runc, kubelet). Three replicas per kind, ${fmtMs(c.leaseDurationMs)} lease / 10 s renew deadline / 2 s retry. A round SIGKILLs the holder (the operator container's task through containerd; the client-go process) at a random point of its renew cycle; takeover = kill → the successor's first committed Lease write (audit log). ${c.samples.length / Math.max(1, c.kinds.length)} rounds per kind, kinds alternating.`,
+      '',
+    );
+    out.push(
+      '| crash takeover | ours, evidence (as shipped) | ours, expiry only | client-go | evidence / client-go | evidence / expiry | target | verdict |',
+      '|---|---:|---:|---:|---:|---:|---|---|',
+    );
+    const row = (name: string, pick: (k: CrashResult['kinds'][number]) => number, target: string, ok?: boolean) => {
+      const a = ev ? pick(ev) : NaN;
+      const b = ex ? pick(ex) : NaN;
+      const g = cg ? pick(cg) : NaN;
+      out.push(`| ${name} | ${fmtMs(a)} | ${fmtMs(b)} | ${fmtMs(g)} | ${fmtRatio(ratio(a, g))} | ${fmtRatio(ratio(a, b))} | ${target} | ${check(ok)} |`);
+    };
+    row('median', (k) => k.crash.median, 'p50 ≤ 2 s and ≤ 0.15× client-go', ev && cg ? ev.crash.median <= 2000 && ev.crash.median <= 0.15 * cg.crash.median : undefined);
+    row('p90', (k) => k.crash.p90, '', undefined);
+    row('worst', (k) => k.crash.worst, '', undefined);
+    row('best', (k) => k.crash.best, '', undefined);
+    out.push('');
+    for (const k of c.kinds)
+      out.push(
+        `- ${k.label}: ${k.describe}; samples ${c.samples
+          .filter((x) => x.kind === k.kind)
+          .map((x) => fmtMs(x.takeoverMs))
+          .join(', ')}.`,
+      );
+    for (const n of c.notes) out.push(`- Note: ${n}`);
     out.push('');
   }
 

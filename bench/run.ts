@@ -2,6 +2,8 @@
 //   (a) failover + idle API cost, ours vs client-go leaderelection,
 //   (b) the midnight stampede, SingletonJobs vs kube-controller-manager CronJobs,
 //   (c) scale and memory of our operator at 100 / 1,000 / 10,000 SingletonJobs,
+//   (d) crash failover on a real node (its own control plane): ours on the kubelet's
+//       evidence vs ours by expiry vs client-go (bench/crash-realnode.ts),
 // and writes bench/results/latest.{md,json,svg,png}.
 //
 //   npm run bench            # full profile (durations: bench/README.md)
@@ -22,22 +24,25 @@ import { benchDir, clientGoElector, oursElector, type ElectorKind } from './elec
 import { runFailover } from './failover.ts';
 import { runStampede, STAMPEDE_SIDES, type StampedeSideName } from './stampede-run.ts';
 import { runScale } from './scale-run.ts';
+import { runCrashOnRealNode } from './crash-realnode.ts';
 import { rsvgAvailable, writeResults, type BenchResults, type Machine, type Part } from './report.ts';
 
 interface Profile {
   gracefulRounds: number;
   crashRounds: number;
+  /** Rounds per kind of the real-node crash failover (d). */
+  nodeCrashRounds: number;
   idleWindowMs: number;
   stampedeCount: number;
   scaleCounts: number[];
 }
 
 const profiles: Record<string, Profile> = {
-  quick: { gracefulRounds: 8, crashRounds: 3, idleWindowMs: 60_000, stampedeCount: 1000, scaleCounts: [100, 1000] },
-  full: { gracefulRounds: 25, crashRounds: 8, idleWindowMs: 180_000, stampedeCount: 1000, scaleCounts: [100, 1000, 10_000] },
+  quick: { gracefulRounds: 8, crashRounds: 3, nodeCrashRounds: 5, idleWindowMs: 60_000, stampedeCount: 1000, scaleCounts: [100, 1000] },
+  full: { gracefulRounds: 25, crashRounds: 8, nodeCrashRounds: 10, idleWindowMs: 180_000, stampedeCount: 1000, scaleCounts: [100, 1000, 10_000] },
 };
 
-const parts = ['failover', 'stampede', 'scale'] as const;
+const parts = ['failover', 'crash', 'stampede', 'scale'] as const;
 type PartName = (typeof parts)[number];
 
 function stamp(): string {
@@ -115,6 +120,7 @@ async function main(): Promise<number> {
     machine,
     settings: { ...profile },
     failover: skipped('failover'),
+    crash: skipped('crash'),
     stampede: skipped('stampede'),
     scale: skipped('scale'),
   };
@@ -154,6 +160,8 @@ async function main(): Promise<number> {
       results.settings.electors = kinds.map((k) => k.describe);
       return runFailover(cp, kinds, { gracefulRounds: profile.gracefulRounds, crashRounds: profile.crashRounds, idleWindowMs: profile.idleWindowMs, logDir: workDir, log });
     });
+    writeResults({ ...results, finishedAt: new Date().toISOString() }, values.out!);
+    results.crash = await attempt('crash', () => runCrashOnRealNode(clientGoElector(), { rounds: profile.nodeCrashRounds, workDir: path.join(workDir, 'crash'), log }));
     writeResults({ ...results, finishedAt: new Date().toISOString() }, values.out!);
     results.stampede = await attempt('stampede', () =>
       runStampede(cp, { count: profile.stampedeCount, workDir, log, ...(values['stampede-sides'] ? { sides: values['stampede-sides'].split(',') as StampedeSideName[] } : {}) }),

@@ -12,6 +12,8 @@ export interface AuditEvent {
   stage: string;
   verb: string;
   user: string;
+  /** The Pod a ServiceAccount token was bound to (authentication.kubernetes.io/pod-name), for requests from Pods. */
+  pod?: string;
   userAgent?: string;
   resource?: string;
   subresource?: string;
@@ -32,7 +34,7 @@ interface RawEvent {
   verb: string;
   requestURI: string;
   userAgent?: string;
-  user?: { username?: string };
+  user?: { username?: string; extra?: Record<string, string[]> };
   objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string; apiGroup?: string };
   responseStatus?: { code?: number };
   requestReceivedTimestamp: string;
@@ -119,6 +121,7 @@ function parseLine(line: string): AuditEvent | undefined {
     stage: raw.stage,
     verb: raw.verb,
     user: raw.user?.username ?? '',
+    pod: raw.user?.extra?.['authentication.kubernetes.io/pod-name']?.[0],
     userAgent: raw.userAgent,
     resource: raw.objectRef?.resource,
     subresource: raw.objectRef?.subresource,
