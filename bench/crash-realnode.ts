@@ -174,13 +174,17 @@ export async function runCrashOnRealNode(clientGo: ElectorKind, o: CrashOptions)
           return h && children.get(h)?.alive ? h : undefined;
         },
         kill: async (holder) => {
-          const child = children.get(holder)!;
-          child.signal('SIGKILL');
-          await child.stop(5_000);
-          child.close();
-          start(holder);
+          children.get(holder)!.signal('SIGKILL');
         },
+        // The killed process comes back under its identity only after the takeover (as the kubelet restarts a container):
+        // a client-go elector restarted at once would find its own identity in the Lease and simply renew it.
         settle: async () => {
+          for (const [identity, child] of children) {
+            if (child.alive) continue;
+            await child.stop(5_000);
+            child.close();
+            start(identity);
+          }
           await sleep(1_000);
         },
         replicaOf: (e) => e.user,
