@@ -226,13 +226,14 @@ export class LeaderElector {
         await this.waitForChange(undefined, signal);
         continue;
       }
-      const readyAt = Math.max(this.acquirableAt(observation), backoffUntil);
+      const acquirable = this.acquirableAt(observation);
+      const readyAt = Math.max(acquirable.at, backoffUntil);
       if (readyAt > now) {
         await this.waitForChange(readyAt - now, signal);
         continue;
       }
       // Acquirable before the holder's lease ran out only on evidence of its death: say so.
-      const holderDead = this.expiresAt(observation) > now ? this.holderDeath(observation) : undefined;
+      const holderDead = acquirable.holderDead;
       if (holderDead)
         this.logger.info(
           { holder: observation.lease?.record.holderIdentity ?? observation.deletedHolder?.identity, evidence: holderDead },
@@ -252,15 +253,17 @@ export class LeaderElector {
   /**
    * Monotonic time from which this process may try to take the Lease, on its
    * own observation only: when the holder's lease runs out, or at once when
-   * there is evidence that the holder's process is dead (evidence.ts).
+   * there is evidence that the holder's process is dead (evidence.ts) — then
+   * with that evidence, judged once per look.
    */
-  private acquirableAt(observation: Observation): number {
+  private acquirableAt(observation: Observation): { at: number; holderDead?: string } {
     // After a reset the Lease's content is from the past: whoever led before
     // it may still act until its lease runs out, whatever the record now says.
     const afterReset = this.resetAt === undefined ? 0 : this.resetAt + this.timings.leaseDurationMs;
     const expires = this.expiresAt(observation);
-    if (expires <= afterReset || expires <= this.clock.now()) return Math.max(afterReset, expires);
-    return this.holderDeath(observation) ? afterReset : expires;
+    if (expires <= afterReset || expires <= this.clock.now()) return { at: Math.max(afterReset, expires) };
+    const holderDead = this.holderDeath(observation);
+    return holderDead ? { at: afterReset, holderDead } : { at: expires };
   }
 
   /** When the holder's lease runs out as this process saw it (0: nobody holds it, or we do). */

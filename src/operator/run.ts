@@ -9,7 +9,7 @@
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { LeaderElector, makeIdentity, type Leadership } from '../election/index.ts';
+import { LeaderElector, makeIdentity, resolveTimings, type Leadership } from '../election/index.ts';
 import { PodEvidence } from '../election/pod-evidence.ts';
 import { restClientMetrics } from '../kube/client-metrics.ts';
 import type { OperatorConfig } from '../config/config.ts';
@@ -133,7 +133,7 @@ export async function runOperator(options: RunOptions): Promise<number> {
         labelSelector: config.replicaPodSelector,
         container: config.replicaContainer,
         logger,
-        requestTimeoutMs: Math.max(1000, config.renewDeadlineMs / 2),
+        requestTimeoutMs: resolveTimings(config).requestTimeoutMs,
         metrics: restClientMetrics(registry),
       })
     : undefined;
