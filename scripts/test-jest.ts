@@ -1,21 +1,25 @@
 // `npm test`'s jest step, in two runs, one JSON report (JEST_JSON_REPORT, read by .ci/run):
 // 1. every test but the timing-heavy ones, two workers (most integration
 //    tests wait on the API server and on schedule slots, not on a core);
-// 2. alone, one worker: the chaos profiles (they judge slots to the second),
-//    the real-node tests (they own the machine's one real node), the image
-//    build (a core for minutes), and the tests that install the chart or
-//    change what every test shares — the Helm release's cluster-wide RBAC and
-//    CRD (helm, operator-e2e), the elector's processes and Leases (election*,
-//    duplicate-identity). Run beside the others they made them fail (a 403 when
-//    a release's ClusterRole went away; a CRD swapped mid-test).
-// Each run starts its own control plane (jest's globalSetup). Extra arguments
-// go to both runs (e.g. --testPathPatterns scheduling).
+// 2. alone, one worker: the chaos profiles (they judge slots to the second,
+//    and their faults stop components of the shared control plane), the
+//    real-node tests (they own the machine's one real node, its containerd,
+//    CNI bridge and cgroups) and the image build (a core for minutes; the
+//    real-node tests import the image it builds).
+// Each run starts its own control plane (jest's globalSetup). Tests that would
+// change what every test shares do that on a control plane of their own
+// instead, and so run in run 1: election.test.ts restarts the API server (a
+// restarted API server answers 403 until its RBAC caches have synced, which
+// failed scheduling.test.ts's controllers), operator-e2e.test.ts installs the
+// chart cluster-wide (its operator acted on controller-fencing.test.ts's
+// objects), election-restore.test.ts rolls etcd back.
+// Extra arguments go to both runs (e.g. --testPathPatterns scheduling).
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 /** Tests that run alone (run 2). */
-export const SERIAL = 'test/integration/(chaos|operator-realnode|fence-realnode|realnode|image|helm|operator-e2e|election|election-restore|election-events|duplicate-identity)\\.test\\.ts';
+export const SERIAL = 'test/integration/(chaos|operator-realnode|fence-realnode|realnode|image)\\.test\\.ts';
 const jest = path.join('node_modules', 'jest', 'bin', 'jest.js');
 const report = process.env.JEST_JSON_REPORT ?? '.jest-report.json';
 const extra = process.argv.slice(2);

@@ -3,21 +3,29 @@
 // so the API server's audit log says who wrote what and when. Assertions are
 // on observable state only: the Lease, the audit log, exit codes and the
 // events each process prints.
+//
+// On a control plane of its own (etcd + kube-apiserver: Leases, ConfigMaps,
+// RBAC and the audit log are all these tests use): one test stops and restarts
+// the API server, and a restarted API server answers 403 to requests it
+// receives before its RBAC caches have synced ("RBAC: role … not found") —
+// which failed other test files' controllers on the shared control plane
+// (scheduling.test.ts) when this file ran beside them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
-import { testCluster, withNamespace, eventually, itLocal } from '../support/cluster.ts';
+import { ControlPlane } from '../controlplane/controlplane.ts';
+import { withNamespace, eventually, itLocal } from '../support/cluster.ts';
 
 const LEASE_MS = 4000;
 const RENEW_MS = 3000;
 const RETRY_MS = 1000;
 const fixture = fileURLToPath(new URL('../fixtures/elector-process.ts', import.meta.url));
 
-const cluster = testCluster();
-const kc = cluster.kubeConfig();
-const coordination = kc.makeApiClient(k8s.CoordinationV1Api);
+/** This file's own control plane (started in beforeAll when the tests run locally; every test here is itLocal). */
+let cp: ControlPlane | undefined;
+let coordination: k8s.CoordinationV1Api;
 let ns: { name: string; cleanup: () => Promise<void> };
 const processes: Elector[] = [];
 
@@ -53,7 +61,7 @@ class Elector {
   constructor(name: string, lease: string, env: Record<string, string> = {}) {
     this.name = name;
     this.user = `elector-${lease}-${name}`;
-    const kubeconfig = cluster.local!.kubeconfigFor(this.user, ['singleton-electors']);
+    const kubeconfig = cp!.kubeconfigFor(this.user, ['singleton-electors']);
     this.child = spawn(process.execPath, [fixture], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
@@ -144,7 +152,7 @@ async function readLease(name: string): Promise<k8s.V1Lease | undefined> {
 
 function audit(): AuditEvent[] {
   const byId = new Map<string, AuditEvent>();
-  for (const line of readFileSync(cluster.local!.state.auditLog, 'utf8').split('\n')) {
+  for (const line of readFileSync(cp!.state.auditLog, 'utf8').split('\n')) {
     if (!line) continue;
     const e = JSON.parse(line) as AuditEvent;
     if (e.objectRef?.namespace !== ns.name) continue;
@@ -160,6 +168,10 @@ const isWrite = (e: AuditEvent) => WRITE_VERBS.has(e.verb);
 const iso = (ms: number) => new Date(ms).toISOString().replace('Z', '000Z');
 
 beforeAll(async () => {
+  if (!process.env.SINGLETON_TEST_CLUSTER_DIR) return;
+  cp = await ControlPlane.start({ components: ['etcd', 'kube-apiserver'] });
+  const kc = cp.kubeConfig();
+  coordination = kc.makeApiClient(k8s.CoordinationV1Api);
   ns = await withNamespace(kc, 'election');
   const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
   await rbac.createNamespacedRole({
@@ -180,7 +192,7 @@ beforeAll(async () => {
       subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'singleton-electors' }],
     },
   });
-});
+}, 180_000);
 
 afterEach(async () => {
   for (const p of processes.splice(0)) {
@@ -193,8 +205,8 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await ns?.cleanup();
-});
+  await cp?.stop();
+}, 60_000);
 
 describe('leader election across processes', () => {
   itLocal('three candidates elect exactly one, and standbys send no requests while the leader is healthy', async () => {
@@ -311,7 +323,7 @@ describe('leader election across processes', () => {
   });
 
   itLocal('kube-apiserver down for longer than the renew deadline: the leader steps down in time, nobody crashes, and election resumes when it is back', async () => {
-    const local = cluster.local!;
+    const local = cp!;
     const a = new Elector('a', 'outage');
     const { event: first } = await firstLeader([a]);
     const b = new Elector('b', 'outage');

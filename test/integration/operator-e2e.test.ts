@@ -9,12 +9,20 @@
 // its ENTRYPOINT runs it (the bundle from scripts/bundle.ts, the Dockerfile's
 // node flags, no node_modules beside it) — with the same token the kubelet
 // would mount (TokenRequest) and the same environment.
+//
+// On a control plane of its own when the tests run locally: installed with the
+// chart's defaults (no watchNamespaces), the operator acts on every
+// SingletonJob in the cluster — on the shared control plane also on the other
+// test files' objects (a run of controller-fencing.test.ts's object, made
+// under this leader's term, 4314 instead of the 3000 that file set). With
+// USE_EXISTING_CLUSTER=true it installs into $KUBECONFIG's cluster.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { resolveHelm } from '../controlplane/binaries.ts';
+import { ControlPlane } from '../controlplane/controlplane.ts';
 import { isAlive } from '../controlplane/process.ts';
 import { chartDir } from '../../scripts/generate-manifests.ts';
 import { imageNodeFlags, shippedImage } from '../../scripts/bundle.ts';
@@ -24,8 +32,10 @@ import { installCrd } from '../support/singletonjobs.ts';
 import { helm, kubectl, root, serviceAccountToken, startReplica, stopReplica, waitReady, writeTokenKubeconfig, type Replica } from '../dev/replicas.ts';
 
 const helmBin = resolveHelm();
-const cluster = testCluster();
-const kc = cluster.kubeConfig();
+/** This file's own control plane (local runs), else the existing cluster. */
+let cp: ControlPlane | undefined;
+let cluster: { kubeconfig: string };
+let kc: k8s.KubeConfig;
 const suffix = Date.now().toString(36);
 const release = 'so-e2e';
 const namespace = `so-e2e-${suffix}`;
@@ -33,11 +43,11 @@ const apps = `so-e2e-apps-${suffix}`;
 const fullname = `${release}-singleton-operator`;
 const workDir = mkdtempSync(path.join(tmpdir(), 'so-e2e-'));
 
-const core = kc.makeApiClient(k8s.CoreV1Api);
-const appsApi = kc.makeApiClient(k8s.AppsV1Api);
-const batch = kc.makeApiClient(k8s.BatchV1Api);
-const custom = kc.makeApiClient(k8s.CustomObjectsApi);
-const coordination = kc.makeApiClient(k8s.CoordinationV1Api);
+let core: k8s.CoreV1Api;
+let appsApi: k8s.AppsV1Api;
+let batch: k8s.BatchV1Api;
+let custom: k8s.CustomObjectsApi;
+let coordination: k8s.CoordinationV1Api;
 
 const replicas: Replica[] = [];
 
@@ -72,24 +82,43 @@ async function chartEnv(): Promise<Record<string, string>> {
 }
 
 beforeAll(async () => {
-  // The chart runs with crds.enabled=false (the harness's CRD is shared with other test files):
-  // install it here too, so this file does not depend on another having run first.
+  if (process.env.SINGLETON_TEST_CLUSTER_DIR) {
+    cp = await ControlPlane.start();
+    cluster = { kubeconfig: cp.state.kubeconfig };
+    kc = cp.kubeConfig();
+  } else {
+    const existing = testCluster();
+    cluster = existing;
+    kc = existing.kubeConfig();
+  }
+  core = kc.makeApiClient(k8s.CoreV1Api);
+  appsApi = kc.makeApiClient(k8s.AppsV1Api);
+  batch = kc.makeApiClient(k8s.BatchV1Api);
+  custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  coordination = kc.makeApiClient(k8s.CoordinationV1Api);
+  // The chart runs with crds.enabled=false (on an existing cluster the CRD is the test harness's):
+  // the harness's CRD, installed the way the other test files install it.
   await installCrd(cluster.kubeconfig);
   await core.createNamespace({ body: { metadata: { name: namespace, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } } });
   await core.createNamespace({ body: { metadata: { name: apps } } });
-});
+}, 180_000);
 
 afterAll(async () => {
   await Promise.all(replicas.map((r) => stopReplica(r, 5000)));
-  try {
-    helm(helmBin, cluster.kubeconfig, ['uninstall', release, '-n', namespace, '--ignore-not-found']);
-  } catch {
-    // already uninstalled by the last test
+  if (cp) {
+    // The whole control plane goes: nothing to uninstall.
+    await cp.stop();
+  } else if (cluster) {
+    try {
+      helm(helmBin, cluster.kubeconfig, ['uninstall', release, '-n', namespace, '--ignore-not-found']);
+    } catch {
+      // already uninstalled by the last test
+    }
+    await core.deleteNamespace({ name: namespace }).catch(() => undefined);
+    await core.deleteNamespace({ name: apps }).catch(() => undefined);
   }
-  await core.deleteNamespace({ name: namespace }).catch(() => undefined);
-  await core.deleteNamespace({ name: apps }).catch(() => undefined);
   if (!process.env.SINGLETON_KEEP_CLUSTER_DIR) rmSync(workDir, { recursive: true, force: true });
-});
+}, 60_000);
 
 it('installs with Helm and runs three replicas as the chart’s ServiceAccount', async () => {
   // Short lease timings keep the crash failover below in seconds; the
@@ -103,7 +132,7 @@ it('installs with Helm and runs three replicas as the chart’s ServiceAccount',
     '--set',
     'rbac.aggregateToDefaultRoles=false',
     '--set',
-    'crds.enabled=false', // the test harness's CRD (other tests use it meanwhile)
+    'crds.enabled=false', // the test harness's CRD (on an existing cluster, other tests use it meanwhile)
     '--set',
     'leaderElection.leaseDurationSeconds=4',
     '--set',

@@ -104,6 +104,9 @@ function startWorkload(store: 'postgres' | 'redis', env: Record<string, string>)
     }
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // 'close' comes after the process exited AND its stdout and stderr ended: only then is every line it printed read.
+  // ('exit' can come first: under load a workload's last line, e.g. outcome=fenced, was still unread then.)
+  const closed = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   return {
     child,
     exited,
@@ -114,7 +117,7 @@ function startWorkload(store: 'postgres' | 'redis', env: Record<string, string>)
           if (line) return resolve(line);
           waiters.push(check);
         };
-        void exited.then((code) => setImmediate(() => reject(new Error(`workload exited (${code}) before saying ${key}=${value}: ${JSON.stringify(lines)} ${stderr.slice(-1500)}`))));
+        void closed.then((code) => setImmediate(() => reject(new Error(`workload exited (${code}) before saying ${key}=${value}: ${JSON.stringify(lines)} ${stderr.slice(-1500)}`))));
         check();
       }),
   };
