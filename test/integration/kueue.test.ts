@@ -254,6 +254,49 @@ function scenario(mode: 'queue-name' | 'manageJobsWithoutQueueName') {
     pods.stop();
   }, 150_000);
 
+  it('(c) a running run that Kueue evicts (its Workload deactivated) is never admitted again: its attempt ends once its Pod is gone, the next attempt is a new Job with a higher token', async () => {
+    const { ns, api } = await queueFor(labelled ? 'kq-evict' : 'km-evict', { queue: queueName, cpu: '2' });
+    const pods = await podRecordWatch(api);
+    const overlap = await podOverlapMonitor(kc, ns);
+    const sj = queued('evicted', templateQueue, 60);
+    sj.spec.jobTemplate.spec!.backoffLimit = 1;
+    await api.create(sj);
+    void (await env.controller(ns, { ...asInstalled, retryBackoffMs: 500 })).lead(fakeLeadership(1000));
+    await requestRun(api, 'evicted', 'r1');
+    await eventually('the run’s Pod running', async () => {
+      const list = await api.core.listNamespacedPod({ namespace: ns });
+      return list.items.some((p) => p.status?.phase === 'Running');
+    });
+    const run = (await api.get('evicted')).status!.activeRun!;
+    const job = await api.batch.readNamespacedJob({ namespace: ns, name: run.name });
+    const wl = (await workloadOf(ns, job))!;
+    // What `kubectl kueue stop workload` does: Kueue evicts it, suspends the Job (its Pod goes) and resets its checks.
+    await custom.patchNamespacedCustomObject(
+      { group: KUEUE_GROUP, version: KUEUE_VERSION, plural: 'workloads', namespace: ns, name: wl.metadata.name, body: { spec: { active: false } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    const next = await eventually(
+      'the next attempt',
+      async () => {
+        const s = await api.get('evicted');
+        return s.status?.activeRun && s.status.activeRun.name !== run.name ? s.status.activeRun : undefined;
+      },
+      40_000,
+    );
+    expect(next.token).toBeGreaterThan(run.token);
+    const said = await eventually('the RunJobSuspended Event', async () => (await api.events('evicted')).find((e) => e.reason === 'RunJobSuspended'));
+    expect(said.message).toContain(`Kueue evicted its Workload ${wl.metadata.name}`);
+    expect((await api.get('evicted')).status?.recentRuns?.[0]).toMatchObject({ name: run.name, token: run.token, outcome: 'Failed' });
+    await eventually('the next attempt’s Pod', async () => pods.tokens('evicted').includes(next.token), 40_000);
+    // The evicted Job was deleted, never re-admitted: one Pod per attempt, each with its own token, never two at once.
+    expect(await api.batch.readNamespacedJob({ namespace: ns, name: run.name }).catch(() => undefined)).toBeUndefined();
+    expect(pods.tokens('evicted')).toEqual([run.token, next.token]);
+    expect(pods.unrecorded).toEqual([]);
+    expect(overlap.max('evicted')).toBe(1);
+    overlap.stop();
+    pods.stop();
+  }, 150_000);
+
   it('a ClusterQueue without the operator’s AdmissionCheck is refused, saying what to configure, and no Job is left for Kueue to start; with the check added, runs go on', async () => {
     const { ns, api, clusterQueue, check } = await queueFor(labelled ? 'kq-unfenced' : 'km-unfenced', { queue: queueName, cpu: '4', fenced: false });
     const pods = await podRecordWatch(api);
