@@ -12,7 +12,7 @@ import { apiMessage, statusCode } from '../kube/errors.ts';
 import { runName } from './naming.ts';
 import { POLL_MS } from './pass.ts';
 import type { Pass, Result } from './pass.ts';
-import { admissionWait, everEvicted, queueOf } from './kueue.ts';
+import { admissionWait, everEvicted, KueueNotServed, queueOf } from './kueue.ts';
 import { releaseRun } from './release.ts';
 import {
   awaitingAdmissionCondition,
@@ -198,7 +198,14 @@ async function followAdmission(p: Pass, key: string, sj: SingletonJob, run: Acti
     });
     return { requeueAfterMs: 0 };
   }
-  const wl = await kueue.workloadOf(job);
+  let wl;
+  try {
+    wl = await kueue.workloadOf(job);
+  } catch (err) {
+    // Kueue is not installed: a run like any other (releaseRun unsuspends it).
+    if (err instanceof KueueNotServed) return undefined;
+    throw err;
+  }
   if (!wasReleased(job)) {
     // Recorded, not handed out yet (Kueue may not have made its Workload yet).
     if (wl && (await kueue.release(job, wl))) return { requeueAfterMs: 0 };

@@ -71,7 +71,7 @@ export function queueOf(job: V1Job): string | undefined {
 export interface KueuePort {
   /** Why Kueue would admit Jobs of this LocalQueue without the operator's fence; undefined when its ClusterQueue has the check (or Kueue would admit nothing there). */
   unfencedReason(namespace: string, queue: string): Promise<string | undefined>;
-  /** The Workload Kueue made for this Job (live), if any yet. */
+  /** The Workload Kueue made for this Job (live), if any yet; throws KueueNotServed without Kueue. */
   workloadOf(job: V1Job): Promise<Workload | undefined>;
   /** Hands a recorded, never released Job to Kueue: stamps the release marker and the Workload's UID (tests: UID, marker), then marks the check Ready. False: nothing handed out (read again and decide). */
   release(job: V1Job, wl: Workload): Promise<boolean>;
@@ -80,6 +80,9 @@ export interface KueuePort {
   /** The operator's checks on this Workload (names of AdmissionChecks with our controllerName). */
   ourChecks(wl: Workload): Promise<AdmissionCheckState[]>;
 }
+
+/** The Workload API is not served (Kueue is not installed): a queue-name label then means nothing. */
+export class KueueNotServed extends Error {}
 
 /** A refusal the API server would give, for the paths that treat refusals (start-run.ts, the template probe). */
 export function kueueRefusal(message: string): ApiException<unknown> {
@@ -193,13 +196,19 @@ export class KubeKueue implements KueuePort {
 
   async workloadOf(job: V1Job): Promise<Workload | undefined> {
     const uid = job.metadata!.uid!;
-    const list = (await this.custom.listNamespacedCustomObject({
-      group: KUEUE_GROUP,
-      version: KUEUE_VERSION,
-      plural: 'workloads',
-      namespace: job.metadata!.namespace!,
-      labelSelector: `${JOB_UID_LABEL}=${uid}`,
-    })) as { items: Workload[] };
+    const list = (await this.custom
+      .listNamespacedCustomObject({
+        group: KUEUE_GROUP,
+        version: KUEUE_VERSION,
+        plural: 'workloads',
+        namespace: job.metadata!.namespace!,
+        labelSelector: `${JOB_UID_LABEL}=${uid}`,
+      })
+      .catch((err: unknown) => {
+        // No Workload API: Kueue is not installed, and nobody but the operator releases the Job.
+        if (isNotFound(err)) throw new KueueNotServed();
+        throw err;
+      })) as { items: Workload[] };
     return list.items.find((wl) => !wl.metadata.deletionTimestamp && (wl.metadata.ownerReferences ?? []).some((o) => o.uid === uid));
   }
 

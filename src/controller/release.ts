@@ -2,7 +2,7 @@
 // operator unsuspends it; or Kueue manages it and the operator hands it to
 // Kueue as its AdmissionCheck controller, kueue.ts).
 import type { V1Job } from '@kubernetes/client-node';
-import { queueOf } from './kueue.ts';
+import { KueueNotServed, queueOf } from './kueue.ts';
 import type { Pass } from './pass.ts';
 
 /**
@@ -14,6 +14,12 @@ import type { Pass } from './pass.ts';
 export async function releaseRun(p: Pass, job: V1Job): Promise<boolean> {
   const kueue = p.d.kueue;
   if (!kueue || !queueOf(job)) return p.d.jobs.unsuspend(job);
-  const wl = await kueue.workloadOf(job);
+  let wl;
+  try {
+    wl = await kueue.workloadOf(job);
+  } catch (err) {
+    if (err instanceof KueueNotServed) return p.d.jobs.unsuspend(job);
+    throw err;
+  }
   return wl ? kueue.release(job, wl) : false;
 }
