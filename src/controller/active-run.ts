@@ -4,6 +4,7 @@
 // cache that may be stale.
 import type { CoreV1Event, V1Job } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { Keys } from '../api/v1alpha1/singletonjob.ts';
 import type { ActiveRun, SingletonJob } from '../api/v1alpha1/singletonjob.ts';
 import { belongsToRun, isOwnedBy, isPendingAttempt, jobOutcome, jobToken, runningPods, wasReleased } from './jobs.ts';
 import { diagnose, started, type Stall } from './stall.ts';
@@ -11,7 +12,22 @@ import { apiMessage, statusCode } from '../kube/errors.ts';
 import { runName } from './naming.ts';
 import { POLL_MS } from './pass.ts';
 import type { Pass, Result } from './pass.ts';
-import { clearRunStalled, Conditions, healthyReadiness, nextToken, recordFinished, runStalledCondition, setCondition, setReady, toDate, TokenExhaustedError } from './status.ts';
+import { admissionWait, everEvicted, KueueNotServed, queueOf } from './kueue.ts';
+import { releaseRun } from './release.ts';
+import {
+  awaitingAdmissionCondition,
+  clearAwaitingAdmission,
+  clearRunStalled,
+  Conditions,
+  healthyReadiness,
+  nextToken,
+  recordFinished,
+  runStalledCondition,
+  setCondition,
+  setReady,
+  toDate,
+  TokenExhaustedError,
+} from './status.ts';
 
 /** Largest retry delay (the Job controller's cap). */
 const MAX_RETRY_DELAY_MS = 360_000;
@@ -106,11 +122,15 @@ export async function trackActiveRun(p: Pass, key: string, sj: SingletonJob, run
     });
     return { requeueAfterMs: 0 };
   }
+  if (p.d.kueue && queueOf(job) && !run.replacing && !run.stalled && !jobOutcome(job)) {
+    const admission = await followAdmission(p, key, sj, run, job);
+    if (admission) return admission;
+  }
   if (job.spec?.suspend && !run.replacing && !jobOutcome(job)) {
     if (wasReleased(job)) return suspendedByOther(p, key, sj, run, job);
     // Recorded as this run's Job (by us or a predecessor that stopped before
     // unsuspending it): let it start.
-    return { requeueAfterMs: (await jobs.unsuspend(job)) ? POLL_MS : 0 };
+    return { requeueAfterMs: (await releaseRun(p, job)) ? POLL_MS : 0 };
   }
   const outcome = jobOutcome(job);
   if (outcome) {
@@ -140,14 +160,83 @@ export async function trackActiveRun(p: Pass, key: string, sj: SingletonJob, run
  * ends once its Pods are gone, as a failed one: the next attempt (within
  * backoffLimit) is a new Job with a new token; the suspended Job goes.
  */
-async function suspendedByOther(p: Pass, key: string, sj: SingletonJob, run: ActiveRun, job: V1Job): Promise<Result> {
-  const message = `Job ${run.name} of run ${run.name} (token ${run.token}) was suspended by someone else after the operator released it: a run's Job is never released twice (new Pods would carry the token of the Pods suspension killed). The attempt ends once its Pods are gone; to stop scheduled runs, suspend the SingletonJob instead`;
+async function suspendedByOther(p: Pass, key: string, sj: SingletonJob, run: ActiveRun, job: V1Job, why?: string): Promise<Result> {
+  const message =
+    why ??
+    `Job ${run.name} of run ${run.name} (token ${run.token}) was suspended by someone else after the operator released it: a run's Job is never released twice (new Pods would carry the token of the Pods suspension killed). The attempt ends once its Pods are gone; to stop scheduled runs, suspend the SingletonJob instead`;
   await p.announceOnce(sj, `resuspended:${run.name}:${run.jobUID}`, 'Warning', 'RunJobSuspended', message);
   if ((await runningPods(p.d.pods, sj, run)).length) return { requeueAfterMs: POLL_MS };
   const result = hasRetryBudget(sj, run) ? await retry(p, key, sj, run) : await p.finish(key, sj, run, 'Failed');
   // Recorded as ended first; a Job this delete misses is deleted as a stray (cleanup.ts).
   await p.d.jobs.delete(job);
   return result;
+}
+
+/** How often a run waiting for Kueue's admission is looked at (live: its Workload). */
+const ADMISSION_POLL_MS = 5_000;
+
+/**
+ * A run whose Job Kueue manages (kueue.ts): handed to Kueue once — the release
+ * marker and the Workload's UID on the Job, the operator's admission check
+ * Ready on that Workload — and then Kueue's to admit. While it waits the
+ * object says so (AwaitingAdmission). A Workload evicted after the hand-out
+ * (preempted: its checks were reset to Pending), or replaced by another, is
+ * never made Ready again: the attempt ends as a Job suspended by someone else
+ * does (its Pods gone first; next attempt a new Job with a new token).
+ * Undefined once Kueue has unsuspended the Job: it is followed like any run.
+ */
+async function followAdmission(p: Pass, key: string, sj: SingletonJob, run: ActiveRun, job: V1Job): Promise<Result | undefined> {
+  const kueue = p.d.kueue!;
+  const now = p.d.now();
+  const generation = sj.metadata?.generation;
+  if (!job.spec?.suspend) {
+    // Admitted and running: no longer waiting.
+    if (!awaitingAdmissionCondition(sj.status)) return undefined;
+    await p.write(key, sj, (s) => {
+      clearAwaitingAdmission(s);
+      setReady(s, healthyReadiness({ ...sj, status: s }), generation, now);
+    });
+    return { requeueAfterMs: 0 };
+  }
+  let wl;
+  try {
+    wl = await kueue.workloadOf(job);
+  } catch (err) {
+    // Kueue is not installed: a run like any other (releaseRun unsuspends it).
+    if (err instanceof KueueNotServed) return undefined;
+    throw err;
+  }
+  if (!wasReleased(job)) {
+    // Recorded, not handed out yet (Kueue may not have made its Workload yet).
+    if (wl && (await kueue.release(job, wl))) return { requeueAfterMs: 0 };
+    return { requeueAfterMs: POLL_MS };
+  }
+  // Kueue makes a Workload for a Job that has none (then judged below).
+  if (!wl) return { requeueAfterMs: POLL_MS };
+  const handed = job.metadata?.annotations?.[Keys.kueueWorkload];
+  if (handed !== wl.metadata.uid || everEvicted(wl)) {
+    const what = handed === wl.metadata.uid ? `Kueue evicted its Workload ${wl.metadata.name} (preempted, or its checks reset)` : `its Workload was replaced (${wl.metadata.name})`;
+    return suspendedByOther(
+      p,
+      key,
+      sj,
+      run,
+      job,
+      `Job ${run.name} of run ${run.name} (token ${run.token}) was handed to Kueue once, and ${what}: the operator never admits a run's Job twice (new Pods would carry the token of the Pods eviction killed). The attempt ends once its Pods are gone; the next one is a new Job with a new token`,
+    );
+  }
+  const ours = await kueue.ourChecks(wl);
+  if (ours.some((c) => c.state !== 'Ready') && !(await kueue.markReady(wl, `Run ${run.name} (token ${run.token}) is recorded`))) return { requeueAfterMs: POLL_MS };
+  const message = `Run ${run.name} (token ${run.token}) waits for Kueue to admit its Workload ${wl.metadata.name} (LocalQueue ${queueOf(job)}): ${admissionWait(wl)}`;
+  const probe = structuredClone(sj.status ?? {});
+  if (setCondition(probe, { type: Conditions.awaitingAdmission, status: 'True', reason: 'QueuedByKueue', message }, generation, now)) {
+    await p.write(key, sj, (s) => {
+      setCondition(s, { type: Conditions.awaitingAdmission, status: 'True', reason: 'QueuedByKueue', message }, generation, now);
+      setReady(s, healthyReadiness({ ...sj, status: s }), generation, now);
+    });
+    return { requeueAfterMs: 0 };
+  }
+  return { requeueAfterMs: ADMISSION_POLL_MS, soft: true };
 }
 
 /** Within this long of its release a run's Pod is simply on its way; after it, a run that is not running is looked at. */

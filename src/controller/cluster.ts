@@ -10,6 +10,8 @@ import { isConflict, isNotFound, statusCode } from '../kube/errors.ts';
 import type { MutationCache } from '../kube/mutation-cache.ts';
 import { slimInPlace } from '../kube/slim.ts';
 import { NOT_RELEASED, noteDeleted, wasReleased } from './jobs.ts';
+import { kueueRefusal, queueOf } from './kueue.ts';
+import type { KueuePort } from './kueue.ts';
 import type { JobControl, PodControl, StatusStore } from './ports.ts';
 
 /** What the Job informer offers: keyed reads and the index by controlling owner UID. */
@@ -17,6 +19,9 @@ export interface JobCache {
   get(key: string): V1Job | undefined;
   byIndex(value: string): V1Job[];
 }
+
+/** How long the answer to "does Kueue file unlabelled Jobs of this namespace under a queue?" is kept. */
+const DEFAULTED_TTL_MS = 60_000;
 
 export class KubeStatusStore implements StatusStore {
   private readonly api: CustomObjectsApi;
@@ -62,13 +67,18 @@ export class KubeJobControl implements JobControl {
   private readonly cache: JobCache;
 
   private readonly lostJobs: Set<string>;
+  private readonly kueue: KueuePort | undefined;
 
-  /** `lostJobs`: SingletonJob namespace/names of Jobs deleted while their Pods might run (also fed by the Job informer's deletes). */
-  constructor(api: BatchV1Api, core: CoreV1Api, cache: JobCache, lostJobs: Set<string> = new Set()) {
+  /**
+   * `lostJobs`: SingletonJob namespace/names of Jobs deleted while their Pods might run (also fed by the Job informer's deletes).
+   * `kueue`: creates of Jobs Kueue would manage are refused unless its ClusterQueue admits them only through the operator's check (kueue.ts).
+   */
+  constructor(api: BatchV1Api, core: CoreV1Api, cache: JobCache, lostJobs: Set<string> = new Set(), kueue?: KueuePort) {
     this.api = api;
     this.core = core;
     this.cache = cache;
     this.lostJobs = lostJobs;
+    this.kueue = kueue;
   }
 
   deletedWhileRunning(key: string): boolean {
@@ -96,8 +106,45 @@ export class KubeJobControl implements JobControl {
     }
   }
 
-  create(job: V1Job, options: { dryRun?: boolean } = {}): Promise<V1Job> {
-    return this.api.createNamespacedJob({ namespace: job.metadata!.namespace!, body: job, ...(options.dryRun ? { dryRun: 'All' } : {}) });
+  async create(job: V1Job, options: { dryRun?: boolean } = {}): Promise<V1Job> {
+    const namespace = job.metadata!.namespace!;
+    // A Job Kueue would manage, in a ClusterQueue that would admit it without the operator's check: refused before it exists.
+    // Unlabelled, it may be filed under a queue by Kueue's webhook (LocalQueue defaulting): asked by a dry run, once a minute per namespace.
+    const queue = queueOf(job) ?? (this.kueue && !options.dryRun ? await this.defaultedQueue(job) : undefined);
+    if (this.kueue && queue) {
+      const why = await this.kueue.unfencedReason(namespace, queue);
+      if (why) throw kueueRefusal(why);
+    }
+    const created = await this.api.createNamespacedJob({ namespace, body: job, ...(options.dryRun ? { dryRun: 'All' } : {}) });
+    // Kueue's webhook filed it under a queue itself (LocalQueue defaulting): the same question, and the Job goes at once.
+    const filed = queueOf(created);
+    if (this.kueue && filed && filed !== queue) {
+      const why = await this.kueue.unfencedReason(namespace, filed);
+      if (why) {
+        if (!options.dryRun) await this.delete(created);
+        throw kueueRefusal(why);
+      }
+    }
+    return created;
+  }
+
+  /** Namespace → the queue label Kueue's webhook adds to an unlabelled Job there ('' for none), and when that was asked. */
+  private readonly defaulted = new Map<string, { queue: string; at: number }>();
+
+  /** The queue Kueue would file this unlabelled Job under, from a dry run of it (cached DEFAULTED_TTL_MS per namespace); undefined when none or unknown. */
+  private async defaultedQueue(job: V1Job): Promise<string | undefined> {
+    const namespace = job.metadata!.namespace!;
+    const known = this.defaulted.get(namespace);
+    if (known && performance.now() - known.at < DEFAULTED_TTL_MS) return known.queue || undefined;
+    let queue = '';
+    try {
+      queue = queueOf(await this.api.createNamespacedJob({ namespace, body: job, dryRun: 'All' })) ?? '';
+    } catch {
+      // Unknown (a refusal, no answer): the create itself answers, and its queue is checked then.
+      return undefined;
+    }
+    this.defaulted.set(namespace, { queue, at: performance.now() });
+    return queue || undefined;
   }
 
   async events(job: V1Job): Promise<CoreV1Event[]> {

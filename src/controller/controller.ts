@@ -38,6 +38,7 @@ import { ServerClock } from './clock.ts';
 import { noteDeleted, projectJob, sjKeyOfJob } from './jobs.ts';
 import { Reconciler } from './reconciler.ts';
 import { KubeJobControl, KubePodControl, KubeStatusStore } from './cluster.ts';
+import { KubeKueue } from './kueue.ts';
 import { MutationCache } from '../kube/mutation-cache.ts';
 import type { ReconcileHooks } from './ports.ts';
 import { LeaseLiveness } from './contention.ts';
@@ -230,9 +231,12 @@ export class SingletonJobController {
     let inFlight = 0;
     // Events wait while reconcile work does (see events.ts).
     const events = new EventRecorder(makeClient(kc, k8s.EventsV1Api, guarded), log, leadership.identity, { busy: () => work.length > 0 || inFlight > 0, metrics: this.eventMetrics });
+    // Runs whose Job Kueue manages (the queue-name label): the operator is their AdmissionCheck controller (kueue.ts).
+    const kueue = new KubeKueue(makeClient(kc, k8s.CustomObjectsApi, guarded), makeClient(kc, k8s.BatchV1Api, guarded), log);
     const reconciler = new Reconciler({
       status: new KubeStatusStore(makeClient(kc, k8s.CustomObjectsApi, guarded), this.mutations),
-      jobs: new KubeJobControl(makeClient(kc, k8s.BatchV1Api, guarded), core, this.jobs, this.lostJobs),
+      jobs: new KubeJobControl(makeClient(kc, k8s.BatchV1Api, guarded), core, this.jobs, this.lostJobs, kueue),
+      kueue,
       pods: new KubePodControl(core),
       events,
       leadership,

@@ -64,6 +64,7 @@ export function buildJob(sj: SingletonJob, run: ActiveRun, options: { suspended?
   const annotations: Record<string, string> = { ...template.metadata?.annotations, ...runAnnotations(sj, run) };
   // The release marker is ours alone: "not yet" on a Job created suspended (the release patch tests it), never from a template.
   delete annotations[Keys.released];
+  delete annotations[Keys.kueueWorkload];
   if (options.suspended) annotations[Keys.released] = NOT_RELEASED;
   const env: V1EnvVar[] = [
     { name: Env.token, value: String(run.token) },

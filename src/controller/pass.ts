@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { ActiveRun, FinishedRun, SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
 import type { Leadership } from '../election/index.ts';
 import type { LeaseRef } from './contention.ts';
+import type { KueuePort } from './kueue.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import type { EventSink, JobControl, LeaseJudge, PodControl, ReconcileHooks, StatusStore } from './ports.ts';
 import type { Readiness } from './status.ts';
@@ -40,6 +41,8 @@ export interface ReconcilerDeps {
   /** Monotonic clock (ms), for waiting on a term nobody follows up. */
   monotonicNow?: () => number;
   hooks?: ReconcileHooks;
+  /** Kueue, for runs whose Job it manages (kueue.ts); absent in tests without Kueue. */
+  kueue?: KueuePort;
   /**
    * The Job controller sets Complete/Failed only once every Pod of the Job is
    * terminal (Kubernetes 1.31 and later), so a finished Job proves its Pods

@@ -37,6 +37,7 @@ import { apiMessage, describeError, isConflict, isNamespaceTerminating, isRefusa
 import { DEFAULT_POD_START_DEADLINE_SECONDS } from './active-run.ts';
 import { belongsTo, buildJob, isPendingAttempt, isPodTerminal, jobToken, mayStillRunPods, predecessorJobs, runningPods } from './jobs.ts';
 import { objectKey } from '../kube/object-key.ts';
+import { releaseRun } from './release.ts';
 import { runName } from './naming.ts';
 import { POLL_MS, StaleError } from './pass.ts';
 import type { Pass, Result } from './pass.ts';
@@ -166,7 +167,7 @@ export async function startRun(p: Starter, key: string, sj: SingletonJob, wanted
   log.info({ run: run.name, token: run.token, term: run.term, job: uid }, 'Recorded run');
 
   // 3. Released (unless the Job changed since its create: the next pass reads it live and releases it then).
-  const released = await p.d.jobs.unsuspend(job);
+  const released = await releaseRun(p, job);
   await announceStarted(p, sj, run, job);
   await announceSkipped(p, sj, run, due);
   return released ? {} : { requeueAfterMs: 0 };
@@ -212,7 +213,7 @@ export async function createReservedJob(p: Pass, key: string, sj: SingletonJob, 
     acceptTemplate(s, sj, 'JobCreated', p.d.now());
     setReady(s, healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, p.d.now());
   });
-  const released = await p.d.jobs.unsuspend(job);
+  const released = await releaseRun(p, job);
   await announceStarted(p, sj, run, job);
   return released ? {} : { requeueAfterMs: 0 };
 }

@@ -91,7 +91,15 @@ export function setCondition(status: SingletonJobStatus, given: Pick<Condition, 
  * Stalled=True as "this object's reconciliation failed"), so it is written
  * only when the object itself cannot run (objectStalled).
  */
-export const Conditions = { runStalled: 'RunStalled', stalled: 'Stalled', paused: 'Paused', contended: 'Contended', templateAccepted: 'TemplateAccepted' } as const;
+export const Conditions = {
+  runStalled: 'RunStalled',
+  stalled: 'Stalled',
+  paused: 'Paused',
+  contended: 'Contended',
+  templateAccepted: 'TemplateAccepted',
+  /** The active run's Job is handed to Kueue and waits for admission (quota): kstatus does not read it. */
+  awaitingAdmission: 'AwaitingAdmission',
+} as const;
 
 /** Ready=False reasons that mean the object itself cannot run until its spec (or a policy) changes: kstatus `Failed`. */
 export const OBJECT_FAILURES: readonly string[] = ['InvalidSpec', 'InvalidSchedule', 'InvalidTimeZone', 'JobRejected', 'TokenExhausted'];
@@ -99,6 +107,16 @@ export const OBJECT_FAILURES: readonly string[] = ['InvalidSpec', 'InvalidSchedu
 /** The active run's RunStalled condition, when True. */
 export function runStalledCondition(status: SingletonJobStatus | undefined): Condition | undefined {
   return status?.conditions?.find((c) => c.type === Conditions.runStalled && c.status === 'True');
+}
+
+/** The active run's AwaitingAdmission condition, when True. */
+export function awaitingAdmissionCondition(status: SingletonJobStatus | undefined): Condition | undefined {
+  return status?.conditions?.find((c) => c.type === Conditions.awaitingAdmission && c.status === 'True');
+}
+
+/** Drops AwaitingAdmission (the run was admitted, or ended). */
+export function clearAwaitingAdmission(status: SingletonJobStatus): void {
+  status.conditions = status.conditions?.filter((c) => c.type !== Conditions.awaitingAdmission);
 }
 
 /** Drops RunStalled (all of it, or only the one with `reason`). */
@@ -188,6 +206,9 @@ export function healthyReadiness(sj: SingletonJob): Readiness {
   // A run in flight that cannot start, until it runs or is ended at its deadline.
   const stalled = runStalledCondition(sj.status);
   if (stalled) return { ready: true, reason: 'RunStalled', message: stalled.message };
+  // Handed to Kueue, waiting for quota: the object is fine, its run queues.
+  const queued = awaitingAdmissionCondition(sj.status);
+  if (queued) return { ready: true, reason: 'AwaitingAdmission', message: queued.message };
   if (!schedule) return { ready: true, reason: 'OnDemand', message: `No schedule: runs start only on request (annotation ${Keys.runNow})` };
   if (suspend) return { ready: true, reason: 'Suspended', message: 'Scheduled runs are suspended; manual requests still run' };
   if (pausedAfterFailures(sj)) {
@@ -208,6 +229,7 @@ export function recordFinished(status: SingletonJobStatus, run: ActiveRun, outco
   if (run.requestId) finished.requestId = run.requestId;
   if (run.attempt && run.attempt > 1) finished.attempt = run.attempt;
   delete status.activeRun;
+  clearAwaitingAdmission(status);
   status.recentRuns = [finished, ...(status.recentRuns ?? [])].slice(0, RECENT_RUNS);
   if (outcome === 'Succeeded') status.lastSuccessfulTime = (completion ?? now).toISOString();
 }

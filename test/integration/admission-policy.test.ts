@@ -26,6 +26,8 @@ const fullname = `${release}-singleton-operator`;
 /** The ServiceAccount the test harness runs the operator as (test/support/installed.ts); the chart renders the policy for it. */
 const operatorSa = releaseFor('namespaced');
 const operatorUser = `system:serviceaccount:${OPERATOR_NAMESPACE}:${operatorSa}`;
+/** Kueue's controller manager (kueue.enabled): it may unsuspend only a run's Job the operator handed to Kueue. */
+const kueueUser = 'system:serviceaccount:kueue-system:kueue-controller-manager';
 const POLICY_KINDS = new Set(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
 
 function servesAdmissionPolicies(): string | undefined {
@@ -144,7 +146,9 @@ describeVap('the chart’s admission policy', () => {
     await installCrd(cluster.kubeconfig);
     ns = await withNamespace(kc, 'vap');
     opNs = await withNamespace(kc, 'vap-op');
-    const policy = render(`serviceAccount.name=${operatorSa}`, `watchNamespaces={${ns.name},${opNs.name}}`).filter((m) => POLICY_KINDS.has(m.kind));
+    const policy = render(`serviceAccount.name=${operatorSa}`, `watchNamespaces={${ns.name},${opNs.name}}`, 'kueue.enabled=true', `kueue.serviceAccount=${kueueUser}`).filter((m) =>
+      POLICY_KINDS.has(m.kind),
+    );
     expect(policy.map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual(
       ['run-jobs', 'run-pods', 'status'].flatMap((p) => [`ValidatingAdmissionPolicy/${fullname}-${p}`, `ValidatingAdmissionPolicyBinding/${fullname}-${p}`]).sort(),
     );
@@ -321,6 +325,39 @@ describeVap('the chart’s admission policy', () => {
       jsonPatch,
     );
     await eventually('the held run’s Pod running', async () => (await podsOf('nightly-held')).find((p) => p.status?.phase === 'Running'), 30_000);
+  });
+
+  it('with kueue.enabled, lets Kueue’s ServiceAccount unsuspend (admit) only a run’s Job the operator handed to Kueue (release marker and Workload UID), never an unrecorded one', async () => {
+    const kueue = new As(userKubeConfig(kueueUser), ns.name);
+    await kc.makeApiClient(k8s.RbacAuthorizationV1Api).createNamespacedRoleBinding({
+      namespace: ns.name,
+      body: {
+        metadata: { name: 'kueue-edit' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
+        subjects: [{ kind: 'User', name: kueueUser, apiGroup: 'rbac.authorization.k8s.io' }],
+      },
+    });
+    const job = await operatorCreatesRun('nightly-kueue', 30);
+    // Unrecorded (a deposed leader's late create, Kueue admitting it without the operator's check): refused.
+    const unrecorded = await refusal(kueue.patchJob('nightly-kueue', { spec: { suspend: false } }));
+    expect(unrecorded.code).toBe(403);
+    expect(unrecorded.message).toContain('only the singleton-operator releases (unsuspends) it');
+    // Nor may Kueue stamp the hand-out itself.
+    expect((await refusal(kueue.patchJob('nightly-kueue', { metadata: { annotations: { [Keys.released]: 'now', [Keys.kueueWorkload]: 'x' } } }))).code).toBe(403);
+    // The operator's release of a Job Kueue manages: marker and Workload UID, no unsuspend.
+    await operator.patchJob(
+      'nightly-kueue',
+      [
+        { op: 'test', path: '/metadata/uid', value: job.metadata!.uid },
+        { op: 'add', path: `/metadata/annotations/${ptr(Keys.released)}`, value: new Date().toISOString() },
+        { op: 'add', path: `/metadata/annotations/${ptr(Keys.kueueWorkload)}`, value: 'workload-uid' },
+      ],
+      jsonPatch,
+    );
+    // A person still may not; Kueue, admitting it, may.
+    expect((await refusal(jane.patchJob('nightly-kueue', { spec: { suspend: false } }))).code).toBe(403);
+    await kueue.patchJob('nightly-kueue', { spec: { suspend: false } });
+    await eventually('the handed-out run’s Pod running', async () => (await podsOf('nightly-kueue')).find((p) => p.status?.phase === 'Running'), 30_000);
   });
 
   it('refuses relabelling a run’s Pod out of its Job, for everyone (issue 21 item 1c); other labels and annotations stay open and no second Pod starts', async () => {

@@ -47,8 +47,8 @@ interface Manifest {
 export const releaseFor = (scope: RbacScope) => (scope === 'cluster' ? 'singleton-operator' : 'singleton-operator-namespaced');
 
 /** What `helm template` renders for the operator's own identity: its ServiceAccount and RBAC (not the aggregated user roles). */
-export function renderedRbac(scope: RbacScope, watchNamespaces: string[] = [], release = releaseFor(scope)): Manifest[] {
-  const set = scope === 'namespaced' ? ['--set', `watchNamespaces={${watchNamespaces.join(',')}}`] : [];
+export function renderedRbac(scope: RbacScope, watchNamespaces: string[] = [], release = releaseFor(scope), values: string[] = []): Manifest[] {
+  const set = [...(scope === 'namespaced' ? ['--set', `watchNamespaces={${watchNamespaces.join(',')}}`] : []), ...values.flatMap((v) => ['--set', v])];
   const out = execFileSync(resolveHelm(), ['template', release, CHART, '--namespace', OPERATOR_NAMESPACE, '--kube-version', '1.36.3', ...set], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -80,12 +80,14 @@ export async function installedKubeConfig(
   namespaces: string[],
   /** For tests about RBAC: another release name (its own ServiceAccount) and a change to the rendered rules. */
   variant?: { release: string; edit: (rules: k8s.V1PolicyRule[], kind: string) => k8s.V1PolicyRule[] },
+  /** Chart values (`--set`) that change the RBAC, e.g. `kueue.enabled=true`. */
+  values: string[] = [],
 ): Promise<k8s.KubeConfig> {
   const core = admin.makeApiClient(k8s.CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: OPERATOR_NAMESPACE } } }).catch((err: { code?: number }) => {
     if (err.code !== 409) throw err;
   });
-  const manifests = renderedRbac(scope, namespaces, variant?.release);
+  const manifests = renderedRbac(scope, namespaces, variant?.release, values);
   if (variant) for (const m of manifests) if (Array.isArray(m.rules)) m.rules = variant.edit(m.rules as k8s.V1PolicyRule[], m.kind);
   apply(adminKubeconfig, manifests);
   const sa = variant?.release ?? releaseFor(scope);

@@ -76,6 +76,8 @@ export interface StartOptions extends Partial<Pick<ControllerOptions, 'lease' | 
   rbac?: RbacScope | 'admin';
   /** A kubeconfig to run with instead: a test's own restricted identity, whose 403s are expected (a test about RBAC). */
   kubeConfig?: k8s.KubeConfig;
+  /** Chart values the RBAC is rendered with (`--set`), e.g. `kueue.enabled=true`. */
+  chartValues?: string[];
 }
 
 /**
@@ -84,8 +86,8 @@ export interface StartOptions extends Partial<Pick<ControllerOptions, 'lease' | 
  * watcher. `kc` is the admin config the test set up the cluster with.
  */
 export async function startController(kc: k8s.KubeConfig, namespaces: string[], options: StartOptions = {}): Promise<RunningController> {
-  const { rbac = 'namespaced', kubeConfig, ...controllerOptions } = options;
-  const runAs = kubeConfig ?? (rbac === 'admin' ? kc : await installedKubeConfig(kc, testCluster().kubeconfig, rbac, namespaces));
+  const { rbac = 'namespaced', kubeConfig, chartValues, ...controllerOptions } = options;
+  const runAs = kubeConfig ?? (rbac === 'admin' ? kc : await installedKubeConfig(kc, testCluster().kubeconfig, rbac, namespaces, undefined, chartValues));
   const controller = new SingletonJobController({ kubeConfig: runAs, namespaces, logger: forbiddenWatch({ rbac: kubeConfig ? 'custom' : rbac }, kubeConfig !== undefined), ...controllerOptions });
   const stopCaches = new AbortController();
   const caches = controller.startCaches(stopCaches.signal);

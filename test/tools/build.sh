@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds the local control-plane binaries (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kwok, helm, actionlint, promtool, kstatus) from the Go module proxy
+# kube-controller-manager, kube-scheduler, kwok, helm, actionlint, promtool, kstatus, kueue) from the Go module proxy
 # and caches them outside the checkout, keyed by version. Rebuilds only what is
 # missing. Prints the cache folder holding the binaries as its last line.
 #
 #   bash test/tools/build.sh            # everything but the real node
 #   bash test/tools/build.sh k8s etcd   # a subset
+#   bash test/tools/build.sh kueue      # Kueue's controller manager and its config/
+#                                       # (CRDs, webhooks) for test/integration/kueue*
 #   bash test/tools/build.sh node       # the opt-in real node: kubelet (same k8s
 #                                       # tools module) and the sandbox image's
 #                                       # static binaries (test/tools/nodeimage)
@@ -45,7 +47,7 @@ build() { # name, tools dir, output dir, ldflags, packages...
   echo "built $name in $((SECONDS - start)) s"
 }
 
-want="${*:-k8s etcd kwok helm actionlint promtool kstatus}"
+want="${*:-k8s etcd kwok helm actionlint promtool kstatus kueue}"
 for what in $want; do
   case "$what" in
     k8s)
@@ -121,7 +123,18 @@ for what in $want; do
       if [ ! -x "$out/kstatus" ]; then
         build kstatus kstatus "$out" "-s -w" .
       fi ;;
-    *) echo "unknown component '$what' (expected k8s, etcd, kwok, helm, node, actionlint, promtool or kstatus)" >&2; exit 2 ;;
+    kueue) # sigs.k8s.io/kueue's controller manager (test/integration/kueue*.test.ts), its own tools module
+      v="$(version_of sigs.k8s.io/kueue kueue)"
+      out="$bin/kueue-$v"
+      if [ ! -x "$out/kueue" ]; then
+        build kueue kueue "$out" "-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=$v -X sigs.k8s.io/kueue/pkg/version.BuildDate=2026-01-01" \
+          sigs.k8s.io/kueue/cmd/kueue
+      fi
+      # Its CRDs and webhook configurations ship in the module (config/components).
+      config="$(cd "$here/kueue" && go mod download -json sigs.k8s.io/kueue | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')/config"
+      [ -d "$config/components/crd" ] || { echo "kueue config not found at $config" >&2; exit 1; }
+      rm -f "$out/config" && ln -s "$config" "$out/config" ;;
+    *) echo "unknown component '$what' (expected k8s, etcd, kwok, helm, node, actionlint, promtool, kstatus or kueue)" >&2; exit 2 ;;
   esac
 done
 echo "$bin"

@@ -35,6 +35,8 @@ export const Keys = {
   attempt: `${GROUP}/attempt`,
   /** Annotation on Jobs: when the operator released (unsuspended) it — set by the release patch itself, so a Job suspended again by someone else is told apart from one never released. */
   released: `${GROUP}/released`,
+  /** Annotation on Jobs Kueue manages: the UID of the Workload whose admission check the operator marked Ready (once, in the release patch). */
+  kueueWorkload: `${GROUP}/kueue-workload`,
 } as const;
 
 // The schedule and time zone are checked by CEL rules (one regular expression,
