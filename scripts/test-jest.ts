@@ -19,7 +19,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 /** Tests that run alone (run 2). */
-export const SERIAL = 'test/integration/(chaos|operator-realnode|fence-realnode|realnode|image|kueue)\.test\.ts';
+export const SERIAL = 'test/integration/(chaos|operator-realnode|fence-realnode|realnode|image|kueue)\\.test\\.ts';
 const jest = path.join('node_modules', 'jest', 'bin', 'jest.js');
 const report = process.env.JEST_JSON_REPORT ?? '.jest-report.json';
 const extra = process.argv.slice(2);
