@@ -55,7 +55,7 @@ const renderRaw = (...set: string[]): Manifest[] =>
   YAML.parseAllDocuments(helm(resolveHelm(), cluster.kubeconfig, ['template', release, chartDir, '--namespace', OPERATOR_NAMESPACE, '--kube-version', '1.36.3', ...set.flatMap((s) => ['--set', s])]))
     .map((d) => d.toJSON() as Manifest | null)
     .filter((m): m is Manifest => !!m);
-/** With the policies switched on (opt-in: off by default, see the chart README); a later `--set` wins. */
+/** With the policies switched on (the default; said again so that a changed default fails here); a later `--set` wins. */
 const render = (...set: string[]): Manifest[] => renderRaw('admissionPolicy.enabled=true', ...set);
 
 /** A person: a client certificate on the local control plane, else impersonation with the admin's credentials. */
@@ -73,6 +73,20 @@ function userKubeConfig(user: string): k8s.KubeConfig {
     currentContext: user,
   });
   return kcUser;
+}
+
+/** A ServiceAccount's identity, by a token from the TokenRequest API (as the kubelet gets it for a Pod). */
+async function serviceAccountKubeConfig(namespace: string, name: string): Promise<k8s.KubeConfig> {
+  const request = await kc.makeApiClient(k8s.CoreV1Api).createNamespacedServiceAccountToken({ namespace, name, body: { spec: { audiences: [], expirationSeconds: 600 } } });
+  const admin = cluster.kubeConfig();
+  const sa = new k8s.KubeConfig();
+  sa.loadFromOptions({
+    clusters: admin.clusters,
+    users: [{ name, token: request.status!.token }],
+    contexts: [{ name, cluster: admin.getCurrentCluster()!.name, user: name }],
+    currentContext: name,
+  });
+  return sa;
 }
 
 /** The API server's answer to a write expected to fail: its HTTP code and message. */
@@ -223,19 +237,25 @@ describeVap('the chart’s admission policy', () => {
     }
   });
 
-  it('renders three policies and bindings per release (off by default, on with admissionPolicy.enabled=true) whose expressions type-check cleanly against the Job and Pod schemas', async () => {
-    expect(renderRaw().filter((m) => POLICY_KINDS.has(m.kind))).toEqual([]);
-    // Switched on, otherwise defaults: every namespace, the release's own ServiceAccount (the Deployment's), Deny.
-    const defaults = render();
+  it('renders three policies and bindings per release (on by default, off with admissionPolicy.enabled=false) whose expressions type-check cleanly against the Job and Pod schemas', async () => {
+    // Defaults: every namespace, the release's own ServiceAccount (the Deployment's), Deny.
+    const defaults = renderRaw();
     const sa = (defaults.find((m) => m.kind === 'Deployment')!.spec as { template: { spec: { serviceAccountName: string } } }).template.spec.serviceAccountName;
     const policies = defaults.filter((m) => m.kind === 'ValidatingAdmissionPolicy');
     expect(policies).toHaveLength(3);
     for (const p of policies) expect(p.spec.failurePolicy).toBe('Fail');
-    expect(JSON.stringify(policies)).toContain(`request.userInfo.username != \\"system:serviceaccount:${OPERATOR_NAMESPACE}:${sa}\\"`);
+    const self = `system:serviceaccount:${OPERATOR_NAMESPACE}:${sa}`;
+    expect(JSON.stringify(policies)).toContain(`!(request.userInfo.username in ['${self}'])`);
     for (const b of defaults.filter((m) => m.kind === 'ValidatingAdmissionPolicyBinding')) {
       expect(b.spec).toEqual({ policyName: b.metadata.name, validationActions: ['Deny'], matchResources: { namespaceSelector: {} } });
+      expect((b.metadata as { annotations?: Record<string, string> }).annotations).toEqual({ 'singleton.dev/operator': self, 'singleton.dev/admits': self });
     }
-    expect(render('admissionPolicy.enabled=false').filter((m) => POLICY_KINDS.has(m.kind))).toEqual([]);
+    expect(renderRaw('admissionPolicy.enabled=false').filter((m) => POLICY_KINDS.has(m.kind))).toEqual([]);
+    // Another installation's ServiceAccount, admitted like this release's; anything else named there is refused.
+    const other = 'system:serviceaccount:team-b:singleton-operator';
+    const trusting = render(`admissionPolicy.trustedOperators={${other}}`).filter((m) => m.kind === 'ValidatingAdmissionPolicy');
+    expect(JSON.stringify(trusting)).toContain(`!(request.userInfo.username in ['${self}','${other}'])`);
+    expect(() => render('admissionPolicy.trustedOperators={team-b/singleton-operator}')).toThrow(/trustedOperators/);
     // A trial before enforcing: warnings and audit annotations only. Deny and Warn exclude each other.
     for (const b of render('admissionPolicy.validationActions={Warn,Audit}').filter((m) => m.kind === 'ValidatingAdmissionPolicyBinding')) expect(b.spec.validationActions).toEqual(['Warn', 'Audit']);
     expect(() => render('admissionPolicy.validationActions={Deny,Warn}')).toThrow(/admissionPolicy.validationActions: Deny and Warn exclude each other/);
@@ -459,4 +479,76 @@ describeVap('the chart’s admission policy', () => {
     expect(status.currentToken).toBeGreaterThanOrEqual(5000);
     // expectNoForbidden (after each test, test/support/singletonjobs.ts) fails on any 403 the operator logged.
   });
+});
+
+// Two installations whose watchNamespaces overlap (the guarantee table's
+// "several installations"): each one's policies would refuse the other's
+// writes in the shared namespace, so the operator acting there could not write
+// its objects and the other could never take them over. `helm install` and
+// `helm upgrade` look up the enforcing bindings of other releases and refuse
+// the overlap until each admits the other (admissionPolicy.trustedOperators).
+describeVap('the chart’s admission policy, two installations over one namespace', () => {
+  const id = Date.now().toString(36);
+  const releases = { a: `so-ov-a-${id}`, b: `so-ov-b-${id}` };
+  const spaces: Record<string, { name: string; cleanup: () => Promise<void> }> = {};
+  const user = (r: 'a' | 'b') => `system:serviceaccount:${spaces[r]!.name}:${releases[r]}-singleton-operator`;
+  const install = (r: 'a' | 'b', verb: 'install' | 'upgrade', ...set: string[]) =>
+    helm(resolveHelm(), cluster.kubeconfig, [
+      verb,
+      releases[r],
+      chartDir,
+      '-n',
+      spaces[r]!.name,
+      ...['crds.enabled=false', 'rbac.aggregateToDefaultRoles=false', 'replicaCount=1', ...set].flatMap((v) => (v.startsWith('--') ? [v] : ['--set', v])),
+    ]);
+
+  beforeAll(async () => {
+    await installCrd(cluster.kubeconfig);
+    for (const key of ['a', 'b', 'shared', 'onlyB']) spaces[key] = await withNamespace(kc, `vap-ov-${key.toLowerCase()}`);
+  });
+  afterAll(async () => {
+    for (const r of ['a', 'b'] as const) if (spaces[r]) helm(resolveHelm(), cluster.kubeconfig, ['uninstall', releases[r], '-n', spaces[r].name, '--ignore-not-found', '--wait']);
+    for (const s of Object.values(spaces)) await s.cleanup();
+  });
+
+  it('refuses to install or upgrade into an overlap the two releases do not admit each other in, naming the fix; once each admits the other, both operators may write there and nobody else may', async () => {
+    const shared = spaces.shared!.name;
+    const onlyB = spaces.onlyB!.name;
+    install('a', 'install', `watchNamespaces={${shared}}`);
+    // Disjoint: no check stands in the way.
+    install('b', 'install', `watchNamespaces={${onlyB}}`);
+    const overlap =
+      (...set: string[]) =>
+      () =>
+        install('b', 'upgrade', `watchNamespaces={${onlyB},${shared}}`, ...set);
+    const refused = new RegExp(
+      `the installation ${spaces.a!.name}/${releases.a} enforces its admission policies in ${shared}, which this release watches too.*list ${user('a')} in this release's admissionPolicy.trustedOperators and ${user('b')} in that release's`,
+    );
+    expect(overlap()).toThrow(refused);
+    // Half the trust is not enough: A's policies would still refuse B.
+    expect(overlap(`admissionPolicy.trustedOperators={${user('a')}}`)).toThrow(refused);
+    // The fix the message gives, in its order: A first, then B.
+    install('a', 'upgrade', '--reuse-values', `admissionPolicy.trustedOperators={${user('b')}}`);
+    overlap(`admissionPolicy.trustedOperators={${user('a')}}`)();
+
+    const sj = (await new Api(kc, shared).create(singletonJob('shared', { suspend: true }))) as SingletonJob;
+    const patch = (who: k8s.KubeConfig) => new As(who, shared).patchStatus(sj.metadata!.name!, { status: { observedGeneration: 1 } }, 'All');
+    // Each operator's ServiceAccount (its RBAC from its own release) passes both releases' policies.
+    for (const r of ['a', 'b'] as const) {
+      await eventually(`${r}'s operator admitted by both policies`, async () => {
+        try {
+          await patch(await serviceAccountKubeConfig(spaces[r]!.name, `${releases[r]}-singleton-operator`));
+          return true;
+        } catch (err) {
+          const e = await refusal(Promise.reject(err));
+          if (e.code === 403 && e.message.includes('ValidatingAdmissionPolicy')) return false;
+          throw new Error(`unexpected refusal: ${e.code} ${e.message}`);
+        }
+      });
+    }
+    // Anybody else, cluster-admin included, is still refused, and told whom the record belongs to.
+    const r = await refusal(patch(kc));
+    expect(r.code).toBe(403);
+    expect(r.message).toMatch(/is written only by system:serviceaccount:\S+, system:serviceaccount:\S+\./);
+  }, 120_000);
 });

@@ -115,7 +115,9 @@ describe('chart, CRD upgrade from the crds/ layout', () => {
   });
 
   it('takes the CRD over on upgrade after the documented label and annotations, and keeps it on uninstall', () => {
-    const small = ['--set', 'replicaCount=1', '--set', 'rbac.aggregateToDefaultRoles=false'];
+    // Cluster-wide on the shared control plane: the admission policies (on by default) would refuse the
+    // other test files' admin status writes meanwhile; they are installed by Helm in admission-policy.test.ts.
+    const small = ['--set', 'replicaCount=1', '--set', 'rbac.aggregateToDefaultRoles=false', '--set', 'admissionPolicy.enabled=false'];
     helm(helmBin, cluster.kubeconfig, ['install', release, oldChart, '-n', ns, ...small]);
     // Without the hand-over Helm refuses to take an object it did not create.
     expect(() => helm(helmBin, cluster.kubeconfig, ['upgrade', release, chartDir, '-n', ns, ...small])).toThrow(/invalid ownership metadata|cannot be imported/);
@@ -157,7 +159,9 @@ describe('chart, installed', () => {
   // admin/edit/view (cluster-wide names: the e2e test installs without them).
   it('installs, and the restricted namespace admits all 3 replicas', async () => {
     // The CRD belongs to the test harness here (other tests use it meanwhile); the section above installs it with the chart.
-    const out = helm(helmBin, cluster.kubeconfig, ['install', release, chartDir, '-n', namespace, '--set', 'crds.enabled=false']);
+    // Without the admission policies (on by default): bound to every namespace of the shared control plane,
+    // they would refuse the other test files' admin status writes; admission-policy.test.ts installs them by Helm.
+    const out = helm(helmBin, cluster.kubeconfig, ['install', release, chartDir, '-n', namespace, '--set', 'crds.enabled=false', '--set', 'admissionPolicy.enabled=false']);
     expect(out).toContain(`kubectl get lease ${release}-singleton-operator -n ${namespace}`);
     expect(out).toContain('kubectl get sj -A');
     const name = `${release}-singleton-operator`;

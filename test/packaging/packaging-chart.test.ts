@@ -106,7 +106,10 @@ describe('manifests/install.yaml', () => {
   it('installs into a namespace that enforces the restricted Pod Security Standard', () => {
     const [ns] = byKind('Namespace');
     expect(ns?.metadata.labels?.['pod-security.kubernetes.io/enforce']).toBe('restricted');
-    for (const o of install.filter((x) => !x.kind.startsWith('Cluster') && x.kind !== 'Namespace')) expect(o.metadata.namespace).toBe(ns?.metadata.name);
+    const clusterScoped = (kind: string) => kind.startsWith('Cluster') || ['Namespace', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'].includes(kind);
+    for (const o of install.filter((x) => !clusterScoped(x.kind))) expect(o.metadata.namespace).toBe(ns?.metadata.name);
+    // The admission policies are on by default (the chart README: Admission policy).
+    expect(byKind('ValidatingAdmissionPolicy').map((p) => p.metadata.name.replace(/^.*-singleton-operator-|^singleton-operator-/, ''))).toEqual(['run-jobs', 'run-pods', 'status']);
   });
 
   it('limits the leader-election Role to its Lease by name, with create in its own rule, lets it record the LeaderElection Event and read the replica Pods (failover evidence)', () => {
