@@ -136,6 +136,8 @@ export class KubeJobControl implements JobControl {
     const namespace = job.metadata!.namespace!;
     const known = this.defaulted.get(namespace);
     if (known && performance.now() - known.at < DEFAULTED_TTL_MS) return known.queue || undefined;
+    // No Kueue API on this cluster: no webhook of Kueue's to ask (one discovery read a minute instead of a dry run per namespace).
+    if (!(await this.kueue!.served())) return undefined;
     let queue = '';
     try {
       queue = queueOf(await this.api.createNamespacedJob({ namespace, body: job, dryRun: 'All' })) ?? '';

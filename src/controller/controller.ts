@@ -232,7 +232,7 @@ export class SingletonJobController {
     // Events wait while reconcile work does (see events.ts).
     const events = new EventRecorder(makeClient(kc, k8s.EventsV1Api, guarded), log, leadership.identity, { busy: () => work.length > 0 || inFlight > 0, metrics: this.eventMetrics });
     // Runs whose Job Kueue manages (the queue-name label): the operator is their AdmissionCheck controller (kueue.ts).
-    const kueue = new KubeKueue(makeClient(kc, k8s.CustomObjectsApi, guarded), makeClient(kc, k8s.BatchV1Api, guarded), log);
+    const kueue = new KubeKueue(makeClient(kc, k8s.CustomObjectsApi, guarded), makeClient(kc, k8s.BatchV1Api, guarded), log, makeClient(kc, k8s.ApisApi, guarded));
     const reconciler = new Reconciler({
       status: new KubeStatusStore(makeClient(kc, k8s.CustomObjectsApi, guarded), this.mutations),
       jobs: new KubeJobControl(makeClient(kc, k8s.BatchV1Api, guarded), core, this.jobs, this.lostJobs, kueue),

@@ -28,7 +28,7 @@
 // refusals are — the run ends Failed, TemplateAccepted=False says what to
 // configure, and runs are held until it is configured.
 import { ApiException, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import type { BatchV1Api, CustomObjectsApi, V1Job } from '@kubernetes/client-node';
+import type { ApisApi, BatchV1Api, CustomObjectsApi, V1Job } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Keys } from '../api/v1alpha1/singletonjob.ts';
 import { isConflict, isForbidden, isNotFound, statusCode } from '../kube/errors.ts';
@@ -79,7 +79,12 @@ export interface KueuePort {
   markReady(wl: Workload, message: string): Promise<boolean>;
   /** The operator's checks on this Workload (names of AdmissionChecks with our controllerName). */
   ourChecks(wl: Workload): Promise<AdmissionCheckState[]>;
+  /** Whether the API server serves Kueue's API group (discovery, cached SERVED_TTL_MS); true when unknown. */
+  served(): Promise<boolean>;
 }
+
+/** How long the answer of served() is kept: Kueue installed meanwhile is still caught after the create (cluster.ts). */
+const SERVED_TTL_MS = 60_000;
 
 /** The Workload API is not served (Kueue is not installed): a queue-name label then means nothing. */
 export class KueueNotServed extends Error {}
@@ -112,10 +117,27 @@ export class KubeKueue implements KueuePort {
   /** Our AdmissionChecks already seen (or made) Active. */
   private readonly active = new Set<string>();
 
-  constructor(custom: CustomObjectsApi, batch: BatchV1Api, log: Logger) {
+  private readonly apis: ApisApi | undefined;
+  private servedAnswer: { served: boolean; at: number } | undefined;
+
+  /** `apis`: discovery, so that a cluster without Kueue is not asked about it per namespace (no `apis`: always asked). */
+  constructor(custom: CustomObjectsApi, batch: BatchV1Api, log: Logger, apis?: ApisApi) {
     this.custom = custom;
     this.batch = batch;
     this.log = log;
+    this.apis = apis;
+  }
+
+  async served(): Promise<boolean> {
+    if (!this.apis) return true;
+    if (this.servedAnswer && performance.now() - this.servedAnswer.at < SERVED_TTL_MS) return this.servedAnswer.served;
+    try {
+      const groups = await this.apis.getAPIVersions();
+      this.servedAnswer = { served: groups.groups.some((g) => g.name === KUEUE_GROUP), at: performance.now() };
+      return this.servedAnswer.served;
+    } catch {
+      return true;
+    }
   }
 
   private async get<T>(plural: string, name: string, namespace?: string): Promise<T | undefined> {

@@ -9,12 +9,24 @@
 //   Kueue's queues, so it cannot tell whether Kueue would start an unrecorded
 //   Job, and refuses the template, saying which value to set; no Job is left.
 import { QUEUE_LABEL } from '../../src/controller/kueue.ts';
+import { scheduledRunName } from '../../src/controller/naming.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
-import { eventually } from '../support/cluster.ts';
+import { readFileSync } from 'node:fs';
+import { eventually, testCluster } from '../support/cluster.ts';
 import { conditionOf, controllerTestEnv, fakeLeadership, requestRun, singletonJob } from '../support/singletonjobs.ts';
 
 const env = controllerTestEnv();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The Job creates the API server logged in this namespace: the Job's name and the request URI (a dry run says dryRun=All there). */
+function jobCreates(ns: string): string[] {
+  return readFileSync(testCluster().local!.state.auditLog, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { verb: string; requestURI: string; stage: string; objectRef?: { namespace?: string; name?: string; resource?: string; subresource?: string } })
+    .filter((e) => e.stage === 'ResponseComplete' && e.verb === 'create' && e.objectRef?.resource === 'jobs' && !e.objectRef.subresource && e.objectRef.namespace === ns)
+    .map((e) => `${e.objectRef!.name} ${e.requestURI}`);
+}
 
 function labelled(name: string): SingletonJob {
   const sj = singletonJob(name, {}, { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '1s' } });
@@ -34,6 +46,21 @@ describe('a queue-name template where Kueue cannot gate the run', () => {
     expect(job?.metadata?.labels?.[QUEUE_LABEL]).toBe('team-queue');
     expect(job?.spec?.suspend).toBe(false);
     expect(conditionOf(await api.get('labelled'), 'AwaitingAdmission')).toBeUndefined();
+    // An unlabelled template too: with no Kueue API served there is no Kueue webhook to ask, so no dry run
+    // precedes its create (discovery says so, once a minute) — one create per run, the run's.
+    const plain = singletonJob('plain', {}, { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '1s' } });
+    await api.create(plain);
+    await requestRun(api, 'plain', 'r1');
+    await eventually('the unlabelled run to succeed', async () => (await api.get('plain')).status?.recentRuns?.find((r) => r.outcome === 'Succeeded'), 60_000);
+    const creates = await eventually('both creates in the audit log', async () => {
+      const c = jobCreates(ns);
+      return c.filter((x) => !x.includes('dryRun')).length >= 2 && c;
+    });
+    // The template check's dry runs (once per generation, under the epoch's run name) are not the question here.
+    const probes = new Set(['labelled', 'plain'].map((n) => scheduledRunName(n, new Date(0))));
+    const runs = creates.filter((c) => !probes.has(c.split(' ')[0]!));
+    expect(runs.filter((c) => c.includes('dryRun'))).toEqual([]);
+    expect(runs).toHaveLength(2);
   }, 90_000);
 
   it('the chart’s default (kueue.enabled=false): refused, naming the value to set, and no Job is left', async () => {
