@@ -27,6 +27,13 @@ import { issueServingCert } from './pki.ts';
 import { freePort, logTail, probe, startProcess, stopProcess, waitFor, type RunningProcess } from './process.ts';
 
 export const KUEUE_NAMESPACE_LABEL = 'singleton.dev/kueue-test';
+/**
+ * The identity Kueue runs as: the user name of its controller manager's
+ * ServiceAccount in Kueue's default install (the chart's kueue.serviceAccount),
+ * by a client certificate, bound to cluster-admin — so that admission policies
+ * see Kueue's writes as a cluster's would.
+ */
+export const KUEUE_USER = 'system:serviceaccount:kueue-system:kueue-controller-manager';
 /** Where Kueue's own objects would live (its Configuration's namespace). */
 export const KUEUE_NAMESPACE = 'kueue-system';
 
@@ -120,6 +127,13 @@ export async function startKueue(cp: ControlPlane, bins: KueueBinaries, options:
   mkdirSync(path.join(etc, 'work'), { recursive: true });
   copyFileSync(serving.cert, path.join(etc, 'upper', 'kueue', 'metrics', 'certs', 'tls.crt'));
   copyFileSync(serving.key, path.join(etc, 'upper', 'kueue', 'metrics', 'certs', 'tls.key'));
+  // Kueue's own identity (KUEUE_USER), with every permission its ClusterRole would give and more.
+  kubectl(
+    cp,
+    ['apply', '-f', '-'],
+    kubectl(cp, ['create', 'clusterrolebinding', 'singleton-test-kueue-admin', '--clusterrole=cluster-admin', `--user=${KUEUE_USER}`, '--dry-run=client', '-o', 'yaml']),
+  );
+  const kueueKubeconfig = cp.kubeconfigFor(KUEUE_USER);
   const log = path.join(dir, 'kueue.log');
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const proc = startProcess({
@@ -135,7 +149,7 @@ export async function startKueue(cp: ControlPlane, bins: KueueBinaries, options:
         `exec ${q(bins.kueue)} --config=${q(configFile)} --feature-gates=VisibilityOnDemand=false --zap-log-level=2`,
     ],
     log,
-    env: { KUBECONFIG: cp.state.kubeconfig },
+    env: { KUBECONFIG: kueueKubeconfig },
   });
   let webhooksApplied = false;
   const stop = async () => {

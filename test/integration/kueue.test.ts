@@ -15,13 +15,22 @@
 // (AwaitingAdmission, not RunStalled or Stalled), and start once admitted;
 // (c) at most one Pod of a SingletonJob at a time and tokens in run order.
 // And a ClusterQueue without the check is refused with a message naming it.
+// As installed: the chart's admission policies (on by default) are applied,
+// bound to the namespaces Kueue manages here, and Kueue runs as its own
+// ServiceAccount (KUEUE_USER, the chart's kueue.serviceAccount), so every write
+// Kueue makes to a run's Job passes the same policies as on a cluster.
 import * as k8s from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
 import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 import { buildJob } from '../../src/controller/jobs.ts';
 import { ADMISSION_CHECK_CONTROLLER, KUEUE_GROUP, KUEUE_VERSION, QUEUE_LABEL, type Workload } from '../../src/controller/kueue.ts';
-import { KUEUE_NAMESPACE_LABEL, resolveKueue, startKueue, type RunningKueue } from '../controlplane/kueue.ts';
+import { execFileSync } from 'node:child_process';
+import YAML from 'yaml';
+import { resolveHelm } from '../controlplane/binaries.ts';
+import { KUEUE_NAMESPACE_LABEL, KUEUE_USER, resolveKueue, startKueue, type RunningKueue } from '../controlplane/kueue.ts';
+import { chartDir } from '../../scripts/generate-manifests.ts';
+import { OPERATOR_NAMESPACE, installedKubeConfig, releaseFor } from '../support/installed.ts';
 import { eventually, testCluster } from '../support/cluster.ts';
 import { Api, conditionOf, controllerTestEnv, fakeLeadership, podOverlapMonitor, requestRun, singletonJob, type StartOptions } from '../support/singletonjobs.ts';
 
@@ -33,6 +42,56 @@ const describeKueue = 'missing' in bins ? describe.skip : describe;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const custom = kc.makeApiClient(k8s.CustomObjectsApi);
 const asInstalled: StartOptions = { chartValues: ['kueue.enabled=true'] };
+/** The release whose admission policies this file applies (cluster-scoped names). */
+const policyRelease = `so-kueue-vap-${Date.now().toString(36)}`;
+
+/**
+ * The chart's admission policies for the operator's ServiceAccount as the
+ * harness runs it, with kueue.enabled, bound (instead of to watchNamespaces)
+ * to the namespaces Kueue manages in this file, where every test's operator
+ * runs; applied, and in effect once a person's unsuspend is refused.
+ */
+async function applyAdmissionPolicies(): Promise<void> {
+  const rendered = execFileSync(
+    resolveHelm(),
+    [
+      'template',
+      policyRelease,
+      chartDir,
+      '--namespace',
+      OPERATOR_NAMESPACE,
+      '--kube-version',
+      '1.36.3',
+      ...['kueue.enabled=true', `kueue.serviceAccount=${KUEUE_USER}`, `serviceAccount.name=${releaseFor('namespaced')}`].flatMap((v) => ['--set', v]),
+    ],
+    { encoding: 'utf8' },
+  );
+  const policies = YAML.parseAllDocuments(rendered)
+    .map((d) => d.toJSON() as { kind: string; spec: { matchResources?: { namespaceSelector?: unknown } } } | null)
+    .filter((m): m is NonNullable<typeof m> => !!m && m.kind.startsWith('ValidatingAdmissionPolicy'));
+  expect(policies).toHaveLength(6);
+  for (const b of policies) if (b.kind === 'ValidatingAdmissionPolicyBinding') b.spec.matchResources = { namespaceSelector: { matchLabels: { [KUEUE_NAMESPACE_LABEL]: 'true' } } };
+  execFileSync('kubectl', ['--kubeconfig', testCluster().kubeconfig, 'apply', '-f', '-'], { input: policies.map((m) => YAML.stringify(m)).join('---\n'), encoding: 'utf8' });
+  // In effect: a probe namespace of Kueue's where cluster-admin's dry-run create of a run-labelled Job is refused.
+  const { name: ns, api } = await env.namespace('kueue-vap-probe');
+  await api.core.patchNamespace({ name: ns, body: { metadata: { labels: { [KUEUE_NAMESPACE_LABEL]: 'true' } } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+  const owner = (await api.create(singletonJob('probe', { suspend: true }))) as SingletonJob;
+  const probe = buildJob(owner, { name: 'probe', token: 1, term: 1, kind: 'Manual', reservedTime: new Date().toISOString() });
+  await eventually('the admission policies in effect', async () =>
+    api.batch.createNamespacedJob({ namespace: ns, body: probe, dryRun: 'All' }).then(
+      () => false,
+      (err: { code?: number }) => err.code === 403,
+    ),
+  );
+}
+
+function deleteAdmissionPolicies(): void {
+  execFileSync(
+    'kubectl',
+    ['--kubeconfig', testCluster().kubeconfig, 'delete', 'validatingadmissionpolicybindings,validatingadmissionpolicies', '-l', `app.kubernetes.io/instance=${policyRelease}`, '--ignore-not-found'],
+    { encoding: 'utf8' },
+  );
+}
 
 const kueueObject = (plural: string, body: object, namespace?: string) =>
   namespace
@@ -172,8 +231,10 @@ function scenario(mode: 'queue-name' | 'manageJobsWithoutQueueName') {
   let kueue: RunningKueue | undefined;
   beforeAll(async () => {
     kueue = await startKueue(testCluster().local!, bins as Exclude<typeof bins, { missing: string }>, { manageJobsWithoutQueueName: !labelled });
+    await applyAdmissionPolicies();
   }, 180_000);
   afterAll(async () => {
+    deleteAdmissionPolicies();
     await kueue?.stop();
   });
 
@@ -216,7 +277,9 @@ function scenario(mode: 'queue-name' | 'manageJobsWithoutQueueName') {
     await api.batch.deleteNamespacedJob({ namespace: ns, name: done.name, body: { propagationPolicy: 'Background' } });
     await eventually('the run’s Job gone', async () => !(await api.batch.readNamespacedJob({ namespace: ns, name: done.name }).catch(() => undefined)));
     const workloads = await workloadWatch(ns);
-    const late = await api.batch.createNamespacedJob({ namespace: ns, body: lateCreate(sj, done.name, done.token) });
+    // By the operator's own ServiceAccount, as a deposed replica's request would be (the admission policy refuses anyone else's).
+    const operator = (await installedKubeConfig(kc, testCluster().kubeconfig, 'namespaced', [ns], undefined, ['kueue.enabled=true'])).makeApiClient(k8s.BatchV1Api);
+    const late = await operator.createNamespacedJob({ namespace: ns, body: lateCreate(sj, done.name, done.token) });
     expect(late.metadata?.labels?.[QUEUE_LABEL]).toBe(queueName);
     // Kueue files it (a Workload, quota reserved) — unless the operator deletes it as a stray (its token is spent) first.
     const lateGone = async () => (await api.batch.readNamespacedJob({ namespace: ns, name: done.name }).catch(() => undefined))?.metadata?.uid !== late.metadata?.uid;
