@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import * as k8s from '@kubernetes/client-node';
 import YAML from 'yaml';
 import { resolveHelm } from '../controlplane/binaries.ts';
+import { ControlPlane } from '../controlplane/controlplane.ts';
 import { chartDir } from '../../scripts/generate-manifests.ts';
 import { eventually, testCluster, withNamespace } from '../support/cluster.ts';
 import { helm, kubectl } from '../dev/replicas.ts';
@@ -76,9 +77,8 @@ function userKubeConfig(user: string): k8s.KubeConfig {
 }
 
 /** A ServiceAccount's identity, by a token from the TokenRequest API (as the kubelet gets it for a Pod). */
-async function serviceAccountKubeConfig(namespace: string, name: string): Promise<k8s.KubeConfig> {
-  const request = await kc.makeApiClient(k8s.CoreV1Api).createNamespacedServiceAccountToken({ namespace, name, body: { spec: { audiences: [], expirationSeconds: 600 } } });
-  const admin = cluster.kubeConfig();
+async function serviceAccountKubeConfig(admin: k8s.KubeConfig, namespace: string, name: string): Promise<k8s.KubeConfig> {
+  const request = await admin.makeApiClient(k8s.CoreV1Api).createNamespacedServiceAccountToken({ namespace, name, body: { spec: { audiences: [], expirationSeconds: 600 } } });
   const sa = new k8s.KubeConfig();
   sa.loadFromOptions({
     clusters: admin.clusters,
@@ -166,6 +166,10 @@ describeVap('the chart’s admission policy', () => {
     expect(policy.map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual(
       ['run-jobs', 'run-pods', 'status'].flatMap((p) => [`ValidatingAdmissionPolicy/${fullname}-${p}`, `ValidatingAdmissionPolicyBinding/${fullname}-${p}`]).sort(),
     );
+    // Applied by hand, not by Helm: without the label by which a chart install finds another release's
+    // bindings, so that helm.test.ts's cluster-wide installs on this control plane do not meet them as an
+    // installation whose policies would refuse theirs (the two-installation check, tested below).
+    for (const m of policy) delete m.metadata.labels?.['singleton.dev/admission-policy'];
     kubectl(cluster.kubeconfig, ['apply', '-f', '-'], policy.map((m) => YAML.stringify(m)).join('---\n'));
 
     admin = new As(kc, ns.name);
@@ -488,12 +492,17 @@ describeVap('the chart’s admission policy', () => {
 // `helm upgrade` look up the enforcing bindings of other releases and refuse
 // the overlap until each admits the other (admissionPolicy.trustedOperators).
 describeVap('the chart’s admission policy, two installations over one namespace', () => {
+  // On a control plane of its own: the installs' Deployments and bindings are what the check looks up, and
+  // they would meet other test files' cluster-wide installs (helm.test.ts) on the shared one.
+  let cp: ControlPlane | undefined;
+  let admin: k8s.KubeConfig;
+  let adminKubeconfig: string;
   const id = Date.now().toString(36);
   const releases = { a: `so-ov-a-${id}`, b: `so-ov-b-${id}` };
   const spaces: Record<string, { name: string; cleanup: () => Promise<void> }> = {};
   const user = (r: 'a' | 'b') => `system:serviceaccount:${spaces[r]!.name}:${releases[r]}-singleton-operator`;
   const install = (r: 'a' | 'b', verb: 'install' | 'upgrade', ...set: string[]) =>
-    helm(resolveHelm(), cluster.kubeconfig, [
+    helm(resolveHelm(), adminKubeconfig, [
       verb,
       releases[r],
       chartDir,
@@ -503,11 +512,20 @@ describeVap('the chart’s admission policy, two installations over one namespac
     ]);
 
   beforeAll(async () => {
-    await installCrd(cluster.kubeconfig);
-    for (const key of ['a', 'b', 'shared', 'onlyB']) spaces[key] = await withNamespace(kc, `vap-ov-${key.toLowerCase()}`);
-  });
+    if (cluster.local) {
+      cp = await ControlPlane.start();
+      admin = cp.kubeConfig();
+      adminKubeconfig = cp.state.kubeconfig;
+    } else {
+      admin = kc;
+      adminKubeconfig = cluster.kubeconfig;
+    }
+    await installCrd(adminKubeconfig);
+    for (const key of ['a', 'b', 'shared', 'onlyB']) spaces[key] = await withNamespace(admin, `vap-ov-${key.toLowerCase()}`);
+  }, 120_000);
   afterAll(async () => {
-    for (const r of ['a', 'b'] as const) if (spaces[r]) helm(resolveHelm(), cluster.kubeconfig, ['uninstall', releases[r], '-n', spaces[r].name, '--ignore-not-found', '--wait']);
+    if (cp) return cp.stop();
+    for (const r of ['a', 'b'] as const) if (spaces[r]) helm(resolveHelm(), adminKubeconfig, ['uninstall', releases[r], '-n', spaces[r].name, '--ignore-not-found', '--wait']);
     for (const s of Object.values(spaces)) await s.cleanup();
   });
 
@@ -521,23 +539,30 @@ describeVap('the chart’s admission policy, two installations over one namespac
       (...set: string[]) =>
       () =>
         install('b', 'upgrade', `watchNamespaces={${onlyB},${shared}}`, ...set);
-    const refused = new RegExp(
-      `the installation ${spaces.a!.name}/${releases.a} enforces its admission policies in ${shared}, which this release watches too.*list ${user('a')} in this release's admissionPolicy.trustedOperators and ${user('b')} in that release's`,
+    // B's policies would refuse A's writes (found by A's Deployment, whether or not A enforces policies).
+    expect(overlap()).toThrow(
+      new RegExp(
+        `this release's admission policies would refuse the writes of the installation in Deployment ${spaces.a!.name}/${releases.a}-singleton-operator \\(ServiceAccount ${user('a')}\\) in ${shared}, which both watch.*list ${user('a')} in this release's admissionPolicy.trustedOperators`,
+      ),
     );
-    expect(overlap()).toThrow(refused);
-    // Half the trust is not enough: A's policies would still refuse B.
-    expect(overlap(`admissionPolicy.trustedOperators={${user('a')}}`)).toThrow(refused);
+    // A's policies would refuse B's (found by A's bindings); the message gives the upgrade of A that fixes it.
+    const theyRefuse = new RegExp(
+      `the installation ${spaces.a!.name}/${releases.a} enforces its admission policies in ${shared}, which this release watches too, and they do not admit this release's ServiceAccount ${user('b')}.*helm upgrade ${releases.a} <chart> -n ${spaces.a!.name} --reuse-values --set 'admissionPolicy.trustedOperators=\\{${user('b')}\\}'`,
+    );
+    expect(overlap(`admissionPolicy.trustedOperators={${user('a')}}`)).toThrow(theyRefuse);
+    // The same for an installation that enforces no policies of its own: A's would still refuse it.
+    expect(overlap('admissionPolicy.enabled=false')).toThrow(theyRefuse);
     // The fix the message gives, in its order: A first, then B.
     install('a', 'upgrade', '--reuse-values', `admissionPolicy.trustedOperators={${user('b')}}`);
     overlap(`admissionPolicy.trustedOperators={${user('a')}}`)();
 
-    const sj = (await new Api(kc, shared).create(singletonJob('shared', { suspend: true }))) as SingletonJob;
+    const sj = (await new Api(admin, shared).create(singletonJob('shared', { suspend: true }))) as SingletonJob;
     const patch = (who: k8s.KubeConfig) => new As(who, shared).patchStatus(sj.metadata!.name!, { status: { observedGeneration: 1 } }, 'All');
     // Each operator's ServiceAccount (its RBAC from its own release) passes both releases' policies.
     for (const r of ['a', 'b'] as const) {
       await eventually(`${r}'s operator admitted by both policies`, async () => {
         try {
-          await patch(await serviceAccountKubeConfig(spaces[r]!.name, `${releases[r]}-singleton-operator`));
+          await patch(await serviceAccountKubeConfig(admin, spaces[r]!.name, `${releases[r]}-singleton-operator`));
           return true;
         } catch (err) {
           const e = await refusal(Promise.reject(err));
@@ -547,7 +572,7 @@ describeVap('the chart’s admission policy, two installations over one namespac
       });
     }
     // Anybody else, cluster-admin included, is still refused, and told whom the record belongs to.
-    const r = await refusal(patch(kc));
+    const r = await refusal(patch(admin));
     expect(r.code).toBe(403);
     expect(r.message).toMatch(/is written only by system:serviceaccount:\S+, system:serviceaccount:\S+\./);
   }, 120_000);
