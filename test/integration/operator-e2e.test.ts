@@ -262,6 +262,13 @@ it('hands over at once on SIGTERM: the leader releases the Lease after its work 
 
 it('helm uninstall leaves only what the chart documents: the CRD (and the operator-created Lease)', async () => {
   await Promise.all(replicas.map((r) => stopReplica(r)));
+  // Installed with the chart's defaults, the admission policies were there all along (the operator ran under them).
+  const policies = () => kubectl(cluster.kubeconfig, ['get', 'validatingadmissionpolicies,validatingadmissionpolicybindings', '-o', 'name']);
+  expect(
+    policies()
+      .split('\n')
+      .filter((n) => n.includes(fullname)),
+  ).toHaveLength(6);
   helm(helmBin, cluster.kubeconfig, ['uninstall', release, '-n', namespace, '--wait']);
   const selector = `app.kubernetes.io/instance=${release}`;
   await eventually(
@@ -282,6 +289,7 @@ it('helm uninstall leaves only what the chart documents: the CRD (and the operat
     60_000,
   );
   expect(kubectl(cluster.kubeconfig, ['get', 'clusterroles,clusterrolebindings', '-o', 'name'])).not.toContain(fullname);
+  expect(policies()).not.toContain(fullname);
   const remaining = kubectl(cluster.kubeconfig, ['get', 'all,leases,roles,rolebindings,serviceaccounts', '-n', namespace, '-o', 'name'])
     .trim()
     .split('\n')
