@@ -169,3 +169,26 @@ describe('docs/troubleshooting.md', () => {
     expect(missing).toEqual([]);
   });
 });
+
+describe('one narration per mechanism', () => {
+  const everyMarkdown = [...new Set([...checkedFiles, ...markdownFiles('charts'), ...markdownFiles('packages/fence')])];
+
+  it('tells the token rule and the store contract in docs/concepts.md alone', () => {
+    const tellers = (phrase: RegExp) => everyMarkdown.filter((file) => phrase.test(read(file)));
+    expect(tellers(/max\(status\.currentToken \+ 1/)).toEqual(['docs/concepts.md']);
+    expect(tellers(/Accept a write only if its token is ≥/)).toEqual(['docs/concepts.md']);
+    for (const a of ['the-start-protocol', 'the-token-rule', 'the-store-contract']) expect(anchors(read('docs/concepts.md')).has(a)).toBe(true);
+  });
+
+  it.each([
+    ['README.md', ['docs/concepts.md#the-store-contract']],
+    ['charts/singleton-operator/README.md', ['../../docs/concepts.md#the-start-protocol']],
+    ['src/controller/README.md', ['../../docs/concepts.md#the-start-protocol', '../../docs/concepts.md#the-token-rule', '../../docs/concepts.md#the-store-contract']],
+    ['src/election/README.md', ['../../docs/concepts.md#the-token-rule']],
+    ['packages/fence/README.md', ['../../docs/concepts.md#the-store-contract']],
+    ['docs/kueue.md', ['concepts.md#the-start-protocol']],
+  ])('%s links to the narration instead of telling it again', (file, targets) => {
+    const linked = links(read(file)).map((l) => l.target);
+    for (const target of targets) expect({ file, target, linked: linked.includes(target) }).toEqual({ file, target, linked: true });
+  });
+});
