@@ -110,7 +110,8 @@ export function renderApiReference(): string {
 
 /** docs/reference/operator.md, from the settings in src/config/config.ts. */
 export function renderConfigReference(): string {
-  const lines = describeSettings().map((s) => `| ${code(s.flag)} | ${code(s.env)} | ${s.default ? code(s.default) : ''} | ${cell(s.help)} |`);
+  const env = (e: string) => e.replace(/^(\w+) \(or (\w+)\)$/, '`$1` (or `$2`)').replace(/^(\w+)$/, '`$1`');
+  const lines = describeSettings().map((s) => `| ${code(s.flag)} | ${env(s.env)} | ${s.default ? code(s.default) : ''} | ${cell(s.help)} |`);
   return (
     header('src/config/config.ts') +
     '# Operator flags and environment variables\n\n' +
@@ -144,8 +145,7 @@ export function renderMetricsReference(): string {
       const anyM = m as unknown as { name: string; help: string; type: string; labelNames?: string[] };
       return { name: anyM.name, help: anyM.help, type: String(anyM.type), labels: (anyM.labelNames ?? []).filter((l) => l !== 'le') };
     });
-  const ours = metrics.filter((m) => !/^(process_|nodejs_)/.test(m.name)).sort((a, b) => a.name.localeCompare(b.name));
-  const runtime = metrics.filter((m) => /^(process_|nodejs_)/.test(m.name)).map((m) => code(m.name));
+  const ours = metrics.filter((m) => !/^(process_|nodejs_)/.test(m.name)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const lines = ours.map((m) => `| ${code(m.name)} | ${m.type} | ${m.labels.map(code).join(', ')} | ${cell(m.help)} |`);
   return (
     header('the prom-client registry the operator serves (src/metrics/, src/election/, src/kube/, src/controller/, src/runtime/)') +
@@ -154,7 +154,8 @@ export function renderMetricsReference(): string {
     'controller-runtime keep their names and labels; ours start with `singleton_operator_`. Which replica exports what, ' +
     'cardinality and the alerts built on them: [operations](../operations.md#metrics).\n\n' +
     `| series | type | labels | help |\n| --- | --- | --- | --- |\n${lines.join('\n')}\n\n` +
-    `The Node.js process metrics from prom-client: ${runtime.join(', ')}.\n`
+    // Which process_* series exist depends on the platform (file descriptors on Linux only): named by prefix, so the file is the same everywhere.
+    "Besides: the Node.js process metrics of prom-client's default collectors, `process_*` and `nodejs_*` (CPU, memory, file descriptors, event loop lag, heap spaces, GC).\n"
   );
 }
 
