@@ -9,7 +9,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { generatedDocs } from '../../scripts/generate-docs.ts';
-import { anchors, githubSlug, links, markdownFiles, read, root, runnableBlocks } from '../support/markdown.ts';
+import { parseAllDocuments } from 'yaml';
+import { singletonJobSchema } from '../../src/api/v1alpha1/singletonjob.ts';
+import { anchors, codeBlocks, githubSlug, links, markdownFiles, read, root, runnableBlocks } from '../support/markdown.ts';
 
 const checkedFiles = [
   'README.md',
@@ -91,6 +93,27 @@ describe('links and anchors', () => {
 
   it('finds the links of a page, not those in code', () => {
     expect(links('[a](x.md) `[b](y.md)`\n```\n[c](z.md)\n```\n![d](img.png "t")').map((l) => l.target)).toEqual(['x.md', 'img.png']);
+  });
+});
+
+describe('SingletonJobs in the docs', () => {
+  const pages = ['README.md', ...markdownFiles('docs')];
+  const examples = pages.flatMap((file) =>
+    codeBlocks(read(file))
+      .filter((b) => b.lang === 'yaml' && /^kind: SingletonJob$/m.test(b.body))
+      .map((b) => ({ where: `${file}:${b.line}`, body: b.body })),
+  );
+
+  it('are there (README, getting started, how-to)', () => {
+    expect(examples.map((e) => e.where.split(':')[0])).toEqual(expect.arrayContaining(['README.md', 'docs/getting-started.md', 'docs/how-to.md']));
+  });
+
+  it.each(examples.map((e) => [e.where, e.body]))('%s is a valid SingletonJob', (where, body) => {
+    for (const doc of parseAllDocuments(body)) {
+      expect({ where, errors: doc.errors.map((e) => e.message) }).toEqual({ where, errors: [] });
+      const parsed = singletonJobSchema.safeParse(doc.toJS());
+      expect({ where, valid: parsed.success ? true : parsed.error.message }).toEqual({ where, valid: true });
+    }
   });
 });
 

@@ -95,6 +95,21 @@ export interface Block {
   line: number;
 }
 
+/** Every fenced code block, in document order. */
+export function codeBlocks(text: string): Block[] {
+  const lines = text.split('\n');
+  const out: Block[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^(`{3,})(\S*)\s*$/.exec(lines[i]!);
+    if (!open) continue;
+    const end = lines.findIndex((l, j) => j > i && l.trim() === open[1]);
+    if (end < 0) throw new Error(`line ${i + 1}: the code block is not closed`);
+    out.push({ lang: open[2]!, body: lines.slice(i + 1, end).join('\n') + '\n', line: i + 1 });
+    i = end;
+  }
+  return out;
+}
+
 /** The code blocks right after a `<!-- runnable -->` line, in document order. */
 export function runnableBlocks(text: string): Block[] {
   const lines = text.split('\n');
