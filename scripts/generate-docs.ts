@@ -83,6 +83,18 @@ function fieldTable(schema: OpenAPISchema, at: string): string {
   return lines.join('\n');
 }
 
+/** Every CEL rule below the root, by field path. */
+function celRows(schema: OpenAPISchema): string[] {
+  const out: string[] = [];
+  const visit = (s: OpenAPISchema, at: string) => {
+    if (at) for (const r of s['x-kubernetes-validations'] ?? []) out.push(`| ${code(r.fieldPath ? `${at}${r.fieldPath}` : at)} | ${code(cell(r.rule))} | ${cell(r.message)} |`);
+    for (const [name, child] of Object.entries(s.properties ?? {})) visit(child, at ? `${at}.${name}` : name);
+    if (s.items) visit(s.items, `${at}[]`);
+  };
+  visit(schema, '');
+  return out;
+}
+
 /** docs/reference/singletonjob.md, from the CRD's schema (which is built from singletonjob.ts). */
 export function renderApiReference(): string {
   const crd = singletonJobCrd();
@@ -104,6 +116,9 @@ export function renderApiReference(): string {
     `Which Job fields of \`spec.jobTemplate.spec\` are forced, refused or passed through, and why: [job-fields.md](../job-fields.md).\n\n` +
     `## status\n\nWritten by the operator only (the status subresource). ${cell(status.description ?? '')}\n\n${fieldTable(status, 'status')}\n\n` +
     `## Rules on the whole object\n\n${rootRules.length ? rootRules.join('\n') : 'None.'}\n\n` +
+    `## CEL rules by field\n\nThe rules the API server evaluates (\`x-kubernetes-validations\`), with the message it answers; ` +
+    'zod evaluates the same rules in the operator (transition rules, on update, only the API server).\n\n' +
+    `| field | rule | message |\n| --- | --- | --- |\n${celRows(schema).join('\n')}\n\n` +
     `## Printer columns (\`kubectl get sj\`)\n\n| column | from | type | shown |\n| --- | --- | --- | --- |\n${columns.join('\n')}\n`
   );
 }
