@@ -210,7 +210,7 @@ interface Setting {
 
 export type ConfigKey = keyof typeof settings;
 
-/** The flags and variables, for --help and the README. */
+/** The flags and variables, for --help and the generated docs/reference/operator.md. */
 export function describeSettings(): Array<{ flag: string; env: string; default: string; help: string }> {
   return Object.values(settings).map((s: Setting) => ({
     flag: `--${s.flag}`,

@@ -2,7 +2,7 @@
 // with controller-runtime carries its names and labels (controller_runtime_*,
 // workqueue_*{name}), so the dashboards and alerts platform teams already run
 // for their controllers apply; what is ours alone is singleton_operator_*.
-// The table of every series is in the README ("Metrics").
+// The table of every series is generated into docs/reference/metrics.md.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** The controller (and work queue) name in controller-runtime's labels. */

@@ -3,7 +3,7 @@
 // kube-state-metrics style, with no bookkeeping in the reconciler. Only the
 // leader exports them, so a scrape of all replicas yields each object once.
 // Cardinality: per object 5 series, plus one per condition and one per
-// outcome among its recent runs (README, "Metrics").
+// outcome among its recent runs (docs/operations.md, "Metrics").
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { SingletonJob } from '../api/v1alpha1/singletonjob.ts';
 

@@ -462,7 +462,7 @@ export class LeaderElector {
       // --bump-revision). Refusing would gain nothing — a restarted process
       // remembers no previous term — so lead, loudly: the new term is above
       // every term recorded in the restored data, not above ones issued since
-      // the backup (README: "After an etcd restore").
+      // the backup (docs/concepts.md: "After an etcd restore").
       if (this.resetAt === undefined) this.metrics.reset();
       this.logger.warn(
         { term: termNumber, previousTerm: this.lastTerm },

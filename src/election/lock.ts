@@ -83,7 +83,7 @@ export function formatMicroTime(epochMs: number): string {
  * this elector: this) and keeps while it renews that acquisition, whereas an annotation survives
  * every foreign write (client-go's LeaseLock.Update replaces only the spec of the object it read,
  * and so does this lock), so another process's acquisition would carry our nonce on. See the
- * README's "Two processes with one identity" for what neither can tell.
+ * election README's "Two processes with one identity" for what neither can tell.
  */
 export function acquisitionTime(epochMs: number, random: () => number = Math.random): string {
   const micros = 1 + Math.min(998, Math.floor(random() * 999));

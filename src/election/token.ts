@@ -14,7 +14,7 @@
  *   compatibility but is NOT the term). The one exception: etcd restored from a
  *   backup without --bump-revision. The observer then reports a reset, and the
  *   next term is lower than terms issued after the backup (still above every
- *   term recorded in the restored data); the README's "After an etcd restore"
+ *   term recorded in the restored data); docs/concepts.md's "After an etcd restore"
  *   says what that costs.
  * - Two acquisitions can never share it: each is a successful compare-and-swap
  *   write on the same object, and a later acquisition's write happens after the

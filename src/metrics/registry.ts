@@ -3,7 +3,7 @@
 // controller-runtime's series under their names (leader_election_*,
 // rest_client_*, controller_runtime_*, workqueue_*), ours as singleton_operator_*,
 // the Node.js process metrics and a build-info series identifying the replica.
-// Every series is in the README's metrics table.
+// Every series is in the generated docs/reference/metrics.md.
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
 export interface RegistryInfo {
