@@ -31,4 +31,27 @@ export default tseslint.config(
     ignores: ['src/**/*.test.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/test/**', '../../test/*'], message: 'src/ must not depend on test code' }] }] },
   },
+  {
+    // The controller's rules are pure: values in, values out. No API client,
+    // no I/O module, nothing of the pass or the adapters (types of
+    // client-node's objects are fine; node:crypto only hashes).
+    files: ['src/controller/rules/**/*.ts'],
+    ignores: ['src/controller/rules/**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': 'off',
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: '@kubernetes/client-node', message: 'rules/ is pure: types of client-node only', allowTypeImports: true }],
+          patterns: [
+            { group: ['node:*', '!node:crypto'], message: 'rules/ does no I/O' },
+            { group: ['pino', 'prom-client', 'express', 'undici'], message: 'rules/ does no I/O' },
+            { group: ['**/pass/*', '**/cluster/*', '../*.ts', '**/election/*', '**/operator/*', '**/server/*'], message: 'rules/ depends on nothing of the pass, the ports or the adapters' },
+            { group: ['**/kube/*', '!**/kube/object-key.ts', '!**/kube/resource-version.ts'], message: 'rules/ may use only the pure helpers of src/kube' },
+            { group: ['**/test/**', '../../test/*'], message: 'src/ must not depend on test code' },
+          ],
+        },
+      ],
+    },
+  },
 );

@@ -23,27 +23,27 @@ import { makeClient } from '../kube/client.ts';
 import { Informer, MultiInformer } from '../kube/informer.ts';
 import { objectKey } from '../kube/object-key.ts';
 import { describeError, isNamespaceTerminating } from '../kube/errors.ts';
-import { judgeTokenDomain, type TokenDomain } from './token-domain.ts';
+import { judgeTokenDomain, type TokenDomain } from './rules/token-domain.ts';
 import type { ListPage } from '../kube/informer.ts';
-import { EventRecorder, eventMetrics } from './events.ts';
+import { EventRecorder, eventMetrics } from './cluster/events.ts';
 import { DEFAULT_CONCURRENT_RECONCILES } from '../config/config.ts';
-import type { EventMetrics } from './events.ts';
+import type { EventMetrics } from './cluster/events.ts';
 import { jobsFinishAfterPods, readServerVersion } from '../kube/server-version.ts';
 import { CONTROLLER_NAME, controllerMetrics } from './metrics.ts';
 import { objectMetrics } from './object-metrics.ts';
 import { restClientMetrics } from '../kube/client-metrics.ts';
 import type { RequestMetrics } from '../kube/client-metrics.ts';
 import type { ControllerMetrics } from './metrics.ts';
-import { ServerClock } from './clock.ts';
-import { noteDeleted, projectJob, sjKeyOfJob } from './jobs.ts';
-import { Reconciler } from './reconciler.ts';
-import { KubeJobControl, KubePodControl, KubeStatusStore } from './cluster.ts';
-import { KubeKueue } from './kueue.ts';
+import { ServerClock } from '../kube/server-clock.ts';
+import { noteDeleted, projectJob, sjKeyOfJob } from './rules/jobs.ts';
+import { Reconciler } from './pass/reconciler.ts';
+import { KubeJobControl, KubePodControl, KubeStatusStore } from './cluster/kube.ts';
+import { KubeKueue } from './cluster/kueue.ts';
 import { MutationCache } from '../kube/mutation-cache.ts';
-import type { ReconcileHooks } from './ports.ts';
-import { LeaseLiveness } from './contention.ts';
-import type { LeaseRef } from './contention.ts';
-import { WorkQueue } from './workqueue.ts';
+import type { ReconcileHooks } from './cluster/ports.ts';
+import { LeaseLiveness } from './cluster/lease-liveness.ts';
+import type { LeaseRef } from './cluster/lease-liveness.ts';
+import { WorkQueue } from '../kube/workqueue.ts';
 
 /** Logged once per leadership when every object known at the takeover has had one pass (the benchmark waits for it). */
 export const FIRST_PASS_MESSAGE = 'Reconciled every SingletonJob once since taking over';
@@ -61,7 +61,7 @@ export interface ControllerOptions {
   now?: () => Date;
   /**
    * This installation's Lease: recorded in every status write, so two
-   * installations claiming one object can tell whose it is (contention.ts).
+   * installations claiming one object can tell whose it is (cluster/lease-liveness.ts).
    */
   lease?: LeaseRef & { durationMs: number };
   /** First retry delay of a failed attempt; default 10 s. */

@@ -7,7 +7,7 @@ import { makeClient } from '../kube/client.ts';
 import { restClientMetrics } from '../kube/client-metrics.ts';
 import { controllerMetrics } from './metrics.ts';
 import { objectMetrics } from './object-metrics.ts';
-import { WorkQueue } from './workqueue.ts';
+import { WorkQueue } from '../kube/workqueue.ts';
 
 /** The value of one series in the exposition text, or undefined. */
 function value(text: string, series: string): number | undefined {

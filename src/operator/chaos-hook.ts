@@ -15,7 +15,7 @@
 // The hooks are injected (ReconcileHooks, RunOptions.fencesOnly); neither the
 // reconciler nor run.ts reads the environment. The suite imports the names
 // from here, never a copied string.
-import type { ReconcileHooks } from '../controller/ports.ts';
+import type { ReconcileHooks } from '../controller/cluster/ports.ts';
 
 export const HOOK_MESSAGE = 'Test hook: paused after reserving run';
 export const HOOK_ENV = 'SINGLETON_TEST_PAUSE_AFTER_RESERVE_MS';

@@ -16,7 +16,7 @@ import type { OperatorConfig } from '../config/config.ts';
 import { createLogger } from '../log/logger.ts';
 import { createRegistry, selfFencedWrites } from '../metrics/registry.ts';
 import { HeapCompactor } from '../runtime/heap-compactor.ts';
-import type { TokenDomain } from '../controller/token-domain.ts';
+import type { TokenDomain } from '../controller/rules/token-domain.ts';
 import { startServer, type HealthServer } from '../server/server.ts';
 import { FENCES_ONLY_MESSAGE, type FencesOnly } from './chaos-hook.ts';
 
@@ -28,7 +28,7 @@ export interface GuardedController {
   hasSynced(): boolean;
   /** Reconciles until leadership.signal aborts; must return promptly after that. */
   lead(leadership: Leadership): Promise<void>;
-  /** Before a term's first write: whether its term and the objects' resourceVersions share one counter (src/controller/token-domain.ts). */
+  /** Before a term's first write: whether its term and the objects' resourceVersions share one counter (src/controller/rules/token-domain.ts). */
   checkTokenDomain?(term: number): Promise<TokenDomain>;
   /** Readiness: red while a term was refused by checkTokenDomain. */
   tokenDomainReady?(): TokenDomain;

@@ -8,7 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import { Keys, GROUP, VERSION, PLURAL } from '../../src/api/v1alpha1/singletonjob.ts';
-import { Env } from '../../src/controller/jobs.ts';
+import { Env } from '../../src/controller/rules/jobs.ts';
 import type { AuditWrite, History, JobRecord, PodRecord, RequestCost, SingletonJobInfo } from './history.ts';
 
 /** Keys.attempt, spelled out so the recorder also reads histories of operators that predate it. */

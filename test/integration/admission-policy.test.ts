@@ -16,7 +16,7 @@ import { helm, kubectl } from '../dev/replicas.ts';
 import { OPERATOR_NAMESPACE, installedKubeConfig, releaseFor } from '../support/installed.ts';
 import { Api, fakeLeadership, installCrd, isComplete, requestRun, singletonJob, startController, type RunningController } from '../support/singletonjobs.ts';
 import { GROUP, Keys, PLURAL, VERSION, type ActiveRun, type SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
-import { buildJob } from '../../src/controller/jobs.ts';
+import { buildJob } from '../../src/controller/rules/jobs.ts';
 
 const cluster = testCluster();
 const kc = cluster.kubeConfig();

@@ -5,8 +5,8 @@ import { eventually } from '../support/cluster.ts';
 import { Api, controllerTestEnv, fakeLeadership, podOverlapMonitor, requestRun, singletonJob, token } from '../support/singletonjobs.ts';
 import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
-import { manualRunName } from '../../src/controller/naming.ts';
-import { buildJob } from '../../src/controller/jobs.ts';
+import { manualRunName } from '../../src/controller/rules/naming.ts';
+import { buildJob } from '../../src/controller/rules/jobs.ts';
 import { statusCode, apiMessage } from '../../src/kube/errors.ts';
 
 const { kc, namespace, controller } = controllerTestEnv();

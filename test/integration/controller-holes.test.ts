@@ -6,7 +6,7 @@ import { eventually } from '../support/cluster.ts';
 import { Api, controllerTestEnv, fakeLeadership, podOverlapMonitor, requestRun, singletonJob, token } from '../support/singletonjobs.ts';
 import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { ActiveRun } from '../../src/api/v1alpha1/singletonjob.ts';
-import { buildJob, Env } from '../../src/controller/jobs.ts';
+import { buildJob, Env } from '../../src/controller/rules/jobs.ts';
 
 const { kc, namespace, controller, onCleanup } = controllerTestEnv();
 const HOLD = 'singleton.dev/test-hold';
@@ -117,7 +117,7 @@ describe('manual request ids (item 2)', () => {
       45_000,
     );
     expect(status.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
-    // Events are written off the critical path (src/controller/events.ts): wait for it.
+    // Events are written off the critical path (src/controller/cluster/events.ts): wait for it.
     await eventually('the JobNameTaken Event', async () => (await api.events('squat')).some((e) => e.reason === 'JobNameTaken'), 15_000);
   });
 });

@@ -69,7 +69,7 @@ describe('scheduled runs', () => {
     expect(status.currentToken).toBeGreaterThanOrEqual(tokens[tokens.length - 1]!);
     expect(status.leaderTerm).toBe(TERM);
     expect(status.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'Scheduled' });
-    // Events are written off the critical path (src/controller/events.ts): wait for them.
+    // Events are written off the critical path (src/controller/cluster/events.ts): wait for them.
     await eventually(
       'the RunStarted and RunFinished Events',
       async () => {

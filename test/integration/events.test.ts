@@ -9,7 +9,7 @@ import pino from 'pino';
 import { eventually } from '../support/cluster.ts';
 import { installedKubeConfig } from '../support/installed.ts';
 import { controllerTestEnv, fakeLeadership, kubectl, requestRun, singletonJob } from '../support/singletonjobs.ts';
-import { EventRecorder, REPORTING_CONTROLLER } from '../../src/controller/events.ts';
+import { EventRecorder, REPORTING_CONTROLLER } from '../../src/controller/cluster/events.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 
 const env = controllerTestEnv();

@@ -12,8 +12,8 @@ import { eventually } from '../support/cluster.ts';
 import { installedKubeConfig } from '../support/installed.ts';
 import { controllerTestEnv, fakeLeadership, podOverlapMonitor, singletonJob, token } from '../support/singletonjobs.ts';
 import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
-import { KubeJobControl } from '../../src/controller/cluster.ts';
-import { NOT_RELEASED, wasReleased } from '../../src/controller/jobs.ts';
+import { KubeJobControl } from '../../src/controller/cluster/kube.ts';
+import { NOT_RELEASED, wasReleased } from '../../src/controller/rules/jobs.ts';
 
 const { cluster, kc, namespace, controller } = controllerTestEnv();
 const noCache = { get: () => undefined, byIndex: () => [] };

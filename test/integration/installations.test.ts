@@ -12,7 +12,7 @@ import { eventually } from '../support/cluster.ts';
 import { controllerTestEnv, fakeLeadership, singletonJob, token } from '../support/singletonjobs.ts';
 import type { FakeLeadership } from '../support/singletonjobs.ts';
 import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
-import { CLAIM_LEASE_DURATIONS } from '../../src/controller/claims.ts';
+import { CLAIM_LEASE_DURATIONS } from '../../src/controller/pass/claims.ts';
 
 const { kc, namespace, controller, onCleanup } = controllerTestEnv();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,4 +1,4 @@
-// In-memory fakes of the reconciler's ports (src/controller/ports.ts), for
+// In-memory fakes of the reconciler's ports (src/controller/cluster/ports.ts), for
 // table-driven tests of its decisions. They keep the API server's rules that
 // the decisions rely on — resourceVersion CAS on status writes, the CRD's CEL
 // rules (token and term never decrease; activeRun.token == currentToken),
@@ -9,9 +9,9 @@
 import type { CoreV1Event, V1Job, V1Pod } from '@kubernetes/client-node';
 import { Keys, singletonJobSchema } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
-import type { Liveness } from '../../src/controller/contention.ts';
-import type { EventSink, JobControl, LeaseJudge, PodControl, StatusStore } from '../../src/controller/ports.ts';
-import { NOT_RELEASED, noteDeleted, sjKeyOfJob } from '../../src/controller/jobs.ts';
+import type { Liveness } from '../../src/controller/cluster/lease-liveness.ts';
+import type { EventSink, JobControl, LeaseJudge, PodControl, StatusStore } from '../../src/controller/cluster/ports.ts';
+import { NOT_RELEASED, noteDeleted, sjKeyOfJob } from '../../src/controller/rules/jobs.ts';
 
 /** An API error as the ports throw it: the status code and the Status body (`extra`: reason, details.causes). */
 export function apiError(code: number, message: string, extra: Record<string, unknown> = {}): Error {

@@ -61,7 +61,7 @@ interface Run {
   attempt: number;
 }
 
-/** The environment the operator gives every container of a run (see src/controller/jobs.ts). */
+/** The environment the operator gives every container of a run (see src/controller/rules/jobs.ts). */
 function operatorEnv(run: Run, slot = ''): Record<string, string> {
   return {
     SINGLETON_FENCING_TOKEN: String(run.token),

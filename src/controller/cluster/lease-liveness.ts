@@ -17,7 +17,7 @@
 // left work due on it unwritten for a few lease durations (owedWork).
 import type { CoordinationV1Api } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { isNotFound, statusCode } from '../kube/errors.ts';
+import { isNotFound, statusCode } from '../../kube/errors.ts';
 
 export interface LeaseRef {
   namespace: string;

@@ -1,13 +1,13 @@
 // What the reconciler does to the cluster, as narrow interfaces: the seam
 // between the decisions (reconciler.ts, active-run.ts, claims.ts) and the API
-// server (cluster.ts). The real implementations talk to Kubernetes through
+// server (kube.ts). The real implementations talk to Kubernetes through
 // client-node and the informers; test/support/fake-cluster.ts implements the
 // same contracts in memory — with the API server's own rules (CAS on
 // resourceVersion, the CEL term/token rules, AlreadyExists, UID
 // preconditions) — for table-driven tests of every decision.
 import type { CoreV1Event, V1Job, V1Pod } from '@kubernetes/client-node';
-import type { SingletonJob } from '../api/v1alpha1/singletonjob.ts';
-import type { Liveness } from './contention.ts';
+import type { SingletonJob } from '../../api/v1alpha1/singletonjob.ts';
+import type { Liveness } from './lease-liveness.ts';
 import type { RelatedJob } from './events.ts';
 
 /** SingletonJobs: cached reads (read-your-writes), live reads and the CAS'd status write. */
@@ -60,7 +60,7 @@ export interface EventSink {
   emit(sj: SingletonJob, type: 'Normal' | 'Warning', reason: string, message: string, related?: RelatedJob | null): Promise<void>;
 }
 
-/** Liveness of another installation's Lease (contention.ts). */
+/** Liveness of another installation's Lease (lease-liveness.ts). */
 export interface LeaseJudge {
   check(key: string): Promise<Liveness>;
 }

@@ -4,15 +4,15 @@
 // cache that may be stale.
 import type { CoreV1Event, V1Job } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { Keys } from '../api/v1alpha1/singletonjob.ts';
-import type { ActiveRun, SingletonJob } from '../api/v1alpha1/singletonjob.ts';
-import { belongsToRun, isOwnedBy, isPendingAttempt, jobOutcome, jobToken, runningPods, wasReleased } from './jobs.ts';
-import { diagnose, started, type Stall } from './stall.ts';
-import { apiMessage, statusCode } from '../kube/errors.ts';
-import { runName } from './naming.ts';
+import { Keys } from '../../api/v1alpha1/singletonjob.ts';
+import type { ActiveRun, SingletonJob } from '../../api/v1alpha1/singletonjob.ts';
+import { belongsToRun, isOwnedBy, isPendingAttempt, jobOutcome, jobToken, runningPods, wasReleased } from '../rules/jobs.ts';
+import { diagnose, started, type Stall } from '../rules/stall.ts';
+import { apiMessage, statusCode } from '../../kube/errors.ts';
+import { runName } from '../rules/naming.ts';
 import { POLL_MS } from './pass.ts';
 import type { Pass, Result } from './pass.ts';
-import { admissionWait, everEvicted, KueueNotServed, queueOf } from './kueue.ts';
+import { admissionWait, everEvicted, KueueNotServed, queueOf } from '../cluster/kueue.ts';
 import { releaseRun } from './release.ts';
 import {
   awaitingAdmissionCondition,
@@ -27,7 +27,7 @@ import {
   setReady,
   toDate,
   TokenExhaustedError,
-} from './status.ts';
+} from '../rules/status.ts';
 
 /** Largest retry delay (the Job controller's cap). */
 const MAX_RETRY_DELAY_MS = 360_000;

@@ -1,8 +1,8 @@
 // Pure helpers over SingletonJob status: the Ready condition, the fencing
 // token of the next run, and the record of a finished run.
-import { MAX_SAFE } from '../api/v1alpha1/builder.ts';
-import type { ActiveRun, Condition, FinishedRun, SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
-import { Keys, singletonJobField } from '../api/v1alpha1/singletonjob.ts';
+import { MAX_SAFE } from '../../api/v1alpha1/builder.ts';
+import type { ActiveRun, Condition, FinishedRun, SingletonJob, SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
+import { Keys, singletonJobField } from '../../api/v1alpha1/singletonjob.ts';
 
 export const RECENT_RUNS = 10;
 
@@ -241,4 +241,4 @@ export function toDate(value: Date | string | undefined): Date | undefined {
   return Number.isNaN(d.getTime()) ? undefined : d;
 }
 
-export { newerThan } from '../kube/resource-version.ts';
+export { newerThan } from '../../kube/resource-version.ts';

@@ -8,14 +8,14 @@
 import type { V1Job } from '@kubernetes/client-node';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { Keys } from '../api/v1alpha1/singletonjob.ts';
-import type { ActiveRun, SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
-import { FakeCluster } from '../../test/support/fake-cluster.ts';
+import { Keys } from '../../api/v1alpha1/singletonjob.ts';
+import type { ActiveRun, SingletonJob, SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
+import { FakeCluster } from '../../../test/support/fake-cluster.ts';
 import { CLAIM_LEASE_DURATIONS, claimBoundMs, owedWork } from './claims.ts';
 import type { Owed } from './claims.ts';
-import { buildJob } from './jobs.ts';
-import { controllerMetrics } from './metrics.ts';
-import { scheduledRunName } from './naming.ts';
+import { buildJob } from '../rules/jobs.ts';
+import { controllerMetrics } from '../metrics.ts';
+import { scheduledRunName } from '../rules/naming.ts';
 import { Reconciler } from './reconciler.ts';
 import type { Result } from './reconciler.ts';
 

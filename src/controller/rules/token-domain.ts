@@ -13,7 +13,7 @@
 // answered after the Lease write that made the term, carries a revision of
 // the same counter that is at least the term. Below it, the counters differ,
 // and the leader refuses to reconcile (readiness red, one error).
-import { compareResourceVersions } from '../kube/resource-version.ts';
+import { compareResourceVersions } from '../../kube/resource-version.ts';
 
 export type TokenDomain = { ok: true } | { ok: false; reason: string };
 

@@ -3,13 +3,13 @@
 // (which installation acts on an object) and cleanup.ts. Kept apart so those
 // modules depend on this file, not on each other.
 import type { Logger } from 'pino';
-import type { ActiveRun, FinishedRun, SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
-import type { Leadership } from '../election/index.ts';
-import type { LeaseRef } from './contention.ts';
-import type { KueuePort } from './kueue.ts';
-import type { ControllerMetrics } from './metrics.ts';
-import type { EventSink, JobControl, LeaseJudge, PodControl, ReconcileHooks, StatusStore } from './ports.ts';
-import type { Readiness } from './status.ts';
+import type { ActiveRun, FinishedRun, SingletonJob, SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
+import type { Leadership } from '../../election/index.ts';
+import type { LeaseRef } from '../cluster/lease-liveness.ts';
+import type { KueuePort } from '../cluster/kueue.ts';
+import type { ControllerMetrics } from '../metrics.ts';
+import type { EventSink, JobControl, LeaseJudge, PodControl, ReconcileHooks, StatusStore } from '../cluster/ports.ts';
+import type { Readiness } from '../rules/status.ts';
 
 export interface Result {
   /** Reconcile again after this many ms (0 = as soon as possible); absent = wait for a change. */

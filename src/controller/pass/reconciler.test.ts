@@ -7,14 +7,14 @@
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { Keys } from '../api/v1alpha1/singletonjob.ts';
-import type { ActiveRun, SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
-import { apiError, FakeCluster } from '../../test/support/fake-cluster.ts';
-import { buildJob } from './jobs.ts';
-import { controllerMetrics } from './metrics.ts';
-import { backfillRunName, manualRunName, scheduledRunName } from './naming.ts';
+import { Keys } from '../../api/v1alpha1/singletonjob.ts';
+import type { ActiveRun, SingletonJob, SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
+import { apiError, FakeCluster } from '../../../test/support/fake-cluster.ts';
+import { buildJob } from '../rules/jobs.ts';
+import { controllerMetrics } from '../metrics.ts';
+import { backfillRunName, manualRunName, scheduledRunName } from '../rules/naming.ts';
 import { Reconciler } from './reconciler.ts';
-import { isNamespaceTerminating } from '../kube/errors.ts';
+import { isNamespaceTerminating } from '../../kube/errors.ts';
 import type { ReconcilerDeps, Result } from './reconciler.ts';
 
 const NOW = new Date('2026-06-01T12:00:30Z');

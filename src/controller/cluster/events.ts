@@ -21,10 +21,10 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Counter, Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
-import { API_VERSION, KIND } from '../api/v1alpha1/singletonjob.ts';
-import type { SingletonJob } from '../api/v1alpha1/singletonjob.ts';
-import { objectKey } from '../kube/object-key.ts';
-import { describeError, isNotFound } from '../kube/errors.ts';
+import { API_VERSION, KIND } from '../../api/v1alpha1/singletonjob.ts';
+import type { SingletonJob } from '../../api/v1alpha1/singletonjob.ts';
+import { objectKey } from '../../kube/object-key.ts';
+import { describeError, isNotFound } from '../../kube/errors.ts';
 
 export const COMPONENT = 'singleton-operator';
 /** events.k8s.io/v1 `reportingController`: a qualified name, as the API server requires. */

@@ -2,9 +2,9 @@
 // belongs to no active run) and finished Jobs beyond the history limits.
 import type { V1Job } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { SingletonJob } from '../api/v1alpha1/singletonjob.ts';
-import { jobOutcome, jobToken, ownJobs } from './jobs.ts';
-import type { EventSink, JobControl, StatusStore } from './ports.ts';
+import type { SingletonJob } from '../../api/v1alpha1/singletonjob.ts';
+import { jobOutcome, jobToken, ownJobs } from '../rules/jobs.ts';
+import type { EventSink, JobControl, StatusStore } from '../cluster/ports.ts';
 
 /**
  * Deletes unfinished Jobs of this SingletonJob that belong to no active run:

@@ -3,7 +3,7 @@
 // re-queued when done), failures back off per key exponentially, and retries
 // share an overall token bucket so a burst of failures cannot flood the API.
 import { DelayedKeys } from './delays.ts';
-import type { QueueMetrics } from './metrics.ts';
+import type { QueueMetrics } from './queue-metrics.ts';
 
 export interface WorkQueueOptions {
   baseDelayMs?: number;

@@ -7,7 +7,7 @@ import type { EventsV1Api, EventsV1Event } from '@kubernetes/client-node';
 import { describe, expect, it } from '@jest/globals';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import type { SingletonJob } from '../api/v1alpha1/singletonjob.ts';
+import type { SingletonJob } from '../../api/v1alpha1/singletonjob.ts';
 import { EventRecorder, eventMetrics } from './events.ts';
 
 function sj(name: string): SingletonJob {

@@ -1,4 +1,4 @@
-import type { SingletonJob } from '../api/v1alpha1/singletonjob.ts';
+import type { SingletonJob } from '../../api/v1alpha1/singletonjob.ts';
 import { dueAt, jitterMs, nextScheduleTime, objectSchedule } from './timing.ts';
 
 const sj = (spec: Record<string, unknown>, uid = 'uid-1'): SingletonJob =>

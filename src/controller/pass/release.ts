@@ -2,7 +2,7 @@
 // operator unsuspends it; or Kueue manages it and the operator hands it to
 // Kueue as its AdmissionCheck controller, kueue.ts).
 import type { V1Job } from '@kubernetes/client-node';
-import { KueueNotServed, queueOf } from './kueue.ts';
+import { KueueNotServed, queueOf } from '../cluster/kueue.ts';
 import type { Pass } from './pass.ts';
 
 /**

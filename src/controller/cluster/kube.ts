@@ -4,12 +4,12 @@
 // resourceVersion it was computed from.
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { BatchV1Api, CoreV1Api, CoreV1Event, CustomObjectsApi, V1Job, V1Pod } from '@kubernetes/client-node';
-import { GROUP, Keys, PLURAL, VERSION } from '../api/v1alpha1/singletonjob.ts';
-import type { SingletonJob } from '../api/v1alpha1/singletonjob.ts';
-import { isConflict, isNotFound, statusCode } from '../kube/errors.ts';
-import type { MutationCache } from '../kube/mutation-cache.ts';
-import { slimInPlace } from '../kube/slim.ts';
-import { NOT_RELEASED, noteDeleted, wasReleased } from './jobs.ts';
+import { GROUP, Keys, PLURAL, VERSION } from '../../api/v1alpha1/singletonjob.ts';
+import type { SingletonJob } from '../../api/v1alpha1/singletonjob.ts';
+import { isConflict, isNotFound, statusCode } from '../../kube/errors.ts';
+import type { MutationCache } from '../../kube/mutation-cache.ts';
+import { slimInPlace } from '../../kube/slim.ts';
+import { NOT_RELEASED, noteDeleted, wasReleased } from '../rules/jobs.ts';
 import { kueueRefusal, queueOf } from './kueue.ts';
 import type { KueuePort } from './kueue.ts';
 import type { JobControl, PodControl, StatusStore } from './ports.ts';

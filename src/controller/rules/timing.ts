@@ -3,7 +3,7 @@
 // paused after failures. One place, so the decision, the requeue and
 // status.nextScheduleTime never disagree.
 import { createHash } from 'node:crypto';
-import type { SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
+import type { SingletonJob, SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
 import { dueSlots, enumerateCount, parseSchedule } from './schedule.ts';
 import type { DueSlots, Schedule } from './schedule.ts';
 import { pausedAfterFailures, toDate } from './status.ts';

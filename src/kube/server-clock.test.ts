@@ -1,5 +1,5 @@
-import { ServerClock } from './clock.ts';
-import { dueSlots, parseSchedule } from './schedule.ts';
+import { ServerClock } from './server-clock.ts';
+import { dueSlots, parseSchedule } from '../controller/rules/schedule.ts';
 
 /** A fake world: server time, a local wall clock skewed by `skewMs`, and a monotonic clock. */
 function world(skewMs: number) {

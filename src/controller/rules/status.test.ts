@@ -1,7 +1,7 @@
 import { CONDITION_MESSAGE_MAX, fitMessage, healthyReadiness, nextToken, newerThan, recordFinished, rejectTemplate, setCondition, setReady, TokenExhaustedError } from './status.ts';
-import { singletonJobSchema } from '../api/v1alpha1/singletonjob.ts';
-import type { SingletonJob } from '../api/v1alpha1/singletonjob.ts';
-import type { SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
+import { singletonJobSchema } from '../../api/v1alpha1/singletonjob.ts';
+import type { SingletonJob } from '../../api/v1alpha1/singletonjob.ts';
+import type { SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
 
 describe('nextToken', () => {
   it('is above every earlier token and at least the term', () => {

@@ -5,8 +5,8 @@
 // and its slot, under the normal policy: only when nothing is in flight, and
 // after the object's due scheduled slot and manual request. A new annotation
 // value is a new request; only the latest is remembered (status.backfill).
-import type { SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
-import { Keys } from '../api/v1alpha1/singletonjob.ts';
+import type { SingletonJob, SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
+import { Keys } from '../../api/v1alpha1/singletonjob.ts';
 import type { Schedule, SlotCount } from './schedule.ts';
 import { toDate } from './status.ts';
 import { objectSchedule } from './timing.ts';

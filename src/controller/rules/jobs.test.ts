@@ -1,5 +1,5 @@
-import type { ActiveRun, SingletonJob } from '../api/v1alpha1/singletonjob.ts';
-import { Keys } from '../api/v1alpha1/singletonjob.ts';
+import type { ActiveRun, SingletonJob } from '../../api/v1alpha1/singletonjob.ts';
+import { Keys } from '../../api/v1alpha1/singletonjob.ts';
 import { buildJob, Env, finishedAfterItsPods, isOwnedBy, isPodTerminal, jobOutcome, jobToken, mayStillRunPods, projectJob, wasReleased } from './jobs.ts';
 
 const sj = {

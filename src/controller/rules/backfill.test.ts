@@ -1,7 +1,7 @@
 import { jest } from '@jest/globals';
 import { CronExpression } from 'cron-parser';
-import type { SingletonJob } from '../api/v1alpha1/singletonjob.ts';
-import { Keys } from '../api/v1alpha1/singletonjob.ts';
+import type { SingletonJob } from '../../api/v1alpha1/singletonjob.ts';
+import { Keys } from '../../api/v1alpha1/singletonjob.ts';
 import { MAX_BACKFILL_SLOTS, newBackfillRequest, nextBackfillSlot } from './backfill.ts';
 
 const sj = (schedule: string, range: string, timeZone = 'UTC'): SingletonJob =>

@@ -1,8 +1,8 @@
 // The Job of a run never carries a refused Job field that breaks a guarantee,
 // even from a template stored before the CRD refused it (a CRD update does
 // not re-validate stored objects; a retry of a run in flight still builds Jobs).
-import type { ActiveRun, SingletonJob } from '../api/v1alpha1/singletonjob.ts';
-import { singletonJobSchema } from '../api/v1alpha1/singletonjob.ts';
+import type { ActiveRun, SingletonJob } from '../../api/v1alpha1/singletonjob.ts';
+import { singletonJobSchema } from '../../api/v1alpha1/singletonjob.ts';
 import { buildJob } from './jobs.ts';
 
 const run: ActiveRun = { name: 'payroll-1735689600', token: 42, term: 40, kind: 'Scheduled', reservedTime: '2025-01-01T00:00:00.100Z' };

@@ -31,18 +31,18 @@
 // (isNamespaceTerminating) and the run left as it is.
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { Keys } from '../api/v1alpha1/singletonjob.ts';
-import type { ActiveRun, SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
-import { apiMessage, describeError, isConflict, isNamespaceTerminating, isRefusal, statusCode } from '../kube/errors.ts';
+import { Keys } from '../../api/v1alpha1/singletonjob.ts';
+import type { ActiveRun, SingletonJob, SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
+import { apiMessage, describeError, isConflict, isNamespaceTerminating, isRefusal, statusCode } from '../../kube/errors.ts';
 import { DEFAULT_POD_START_DEADLINE_SECONDS } from './active-run.ts';
-import { belongsTo, buildJob, isPendingAttempt, isPodTerminal, jobToken, mayStillRunPods, predecessorJobs, runningPods } from './jobs.ts';
-import { objectKey } from '../kube/object-key.ts';
+import { belongsTo, buildJob, isPendingAttempt, isPodTerminal, jobToken, mayStillRunPods, predecessorJobs, runningPods } from '../rules/jobs.ts';
+import { objectKey } from '../../kube/object-key.ts';
 import { releaseRun } from './release.ts';
-import { runName } from './naming.ts';
+import { runName } from '../rules/naming.ts';
 import { POLL_MS, StaleError } from './pass.ts';
 import type { Pass, Result } from './pass.ts';
-import type { PodControl } from './ports.ts';
-import type { Due } from './timing.ts';
+import type { PodControl } from '../cluster/ports.ts';
+import type { Due } from '../rules/timing.ts';
 import {
   acceptTemplate,
   clearRunStalled,
@@ -56,8 +56,8 @@ import {
   setReady,
   toDate,
   TokenExhaustedError,
-} from './status.ts';
-import type { Readiness } from './status.ts';
+} from '../rules/status.ts';
+import type { Readiness } from '../rules/status.ts';
 
 /** What a pass wants to start. */
 export type Wanted = { kind: 'Scheduled' | 'Backfill'; slot: Date } | { kind: 'Manual'; requestId: string };

@@ -30,9 +30,9 @@
 import { ApiException, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { BatchV1Api, CustomObjectsApi, V1Job } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { Keys } from '../api/v1alpha1/singletonjob.ts';
-import { isConflict, isForbidden, isNotFound, statusCode } from '../kube/errors.ts';
-import { NOT_RELEASED, wasReleased } from './jobs.ts';
+import { Keys } from '../../api/v1alpha1/singletonjob.ts';
+import { isConflict, isForbidden, isNotFound, statusCode } from '../../kube/errors.ts';
+import { NOT_RELEASED, wasReleased } from '../rules/jobs.ts';
 
 export const KUEUE_GROUP = 'kueue.x-k8s.io';
 export const KUEUE_VERSION = 'v1beta2';
@@ -67,7 +67,7 @@ export function queueOf(job: V1Job): string | undefined {
   return q ? q : undefined;
 }
 
-/** What a run needs of Kueue (cluster.ts wires it into Job creates; active-run.ts follows a queued run). */
+/** What a run needs of Kueue (kube.ts wires it into Job creates; active-run.ts follows a queued run). */
 export interface KueuePort {
   /** Why Kueue would admit Jobs of this LocalQueue without the operator's fence; undefined when its ClusterQueue has the check (or Kueue would admit nothing there). */
   unfencedReason(namespace: string, queue: string): Promise<string | undefined>;

@@ -15,23 +15,23 @@
 // about a run in flight live in active-run.ts, those about which installation
 // acts in claims.ts.
 import type { Logger } from 'pino';
-import { Keys, singletonJobSchema } from '../api/v1alpha1/singletonjob.ts';
-import type { ActiveRun, FinishedRun, SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
-import { apiMessage, describeError, isConflict, isNamespaceTerminating, isRefusal, statusCode } from '../kube/errors.ts';
-import { objectKey } from '../kube/object-key.ts';
+import { Keys, singletonJobSchema } from '../../api/v1alpha1/singletonjob.ts';
+import type { ActiveRun, FinishedRun, SingletonJob, SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
+import { apiMessage, describeError, isConflict, isNamespaceTerminating, isRefusal, statusCode } from '../../kube/errors.ts';
+import { objectKey } from '../../kube/object-key.ts';
 import { trackActiveRun } from './active-run.ts';
 import { checkPredecessorPods, createReservedJob, PodSnapshots, startRun } from './start-run.ts';
 import type { Starter, Wanted } from './start-run.ts';
 import { Claims } from './claims.ts';
 import { deleteStrays, prune } from './cleanup.ts';
-import { buildJob } from './jobs.ts';
-import { scheduledRunName } from './naming.ts';
-import { newBackfillRequest, nextBackfillSlot } from './backfill.ts';
+import { buildJob } from '../rules/jobs.ts';
+import { scheduledRunName } from '../rules/naming.ts';
+import { newBackfillRequest, nextBackfillSlot } from '../rules/backfill.ts';
 import { StaleError } from './pass.ts';
 import type { ReconcilerDeps, Result } from './pass.ts';
-import { ScheduleError } from './schedule.ts';
-import { dueAt, expressions, jitterMs, nextScheduleTime, nextSlotAt, objectSchedule } from './timing.ts';
-import type { Due } from './timing.ts';
+import { ScheduleError } from '../rules/schedule.ts';
+import { dueAt, expressions, jitterMs, nextScheduleTime, nextSlotAt, objectSchedule } from '../rules/timing.ts';
+import type { Due } from '../rules/timing.ts';
 import {
   acceptTemplate,
   clearRunStalled,
@@ -47,8 +47,8 @@ import {
   setReady,
   templateCondition,
   toDate,
-} from './status.ts';
-import type { Readiness } from './status.ts';
+} from '../rules/status.ts';
+import type { Readiness } from '../rules/status.ts';
 
 export type { ReconcilerDeps, Result } from './pass.ts';
 

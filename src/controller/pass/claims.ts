@@ -1,24 +1,24 @@
-// Whose object is this? The decisions of contention.ts's rule, per object and
+// Whose object is this? The decisions of lease-liveness.ts's rule, per object and
 // pass: act, stand by for another installation (saying so once on the
 // object), or take over from one that has gone — or that, its Lease alive,
 // no longer acts on this object (it stopped watching the namespace) —
 // raising this leader's term above the one recorded. Owns the term for the
 // leadership's whole life.
 import type { Logger } from 'pino';
-import { Keys, singletonJobSchema } from '../api/v1alpha1/singletonjob.ts';
-import type { SingletonJob, SingletonJobStatus } from '../api/v1alpha1/singletonjob.ts';
-import { isConflict, isInvalid } from '../kube/errors.ts';
+import { Keys, singletonJobSchema } from '../../api/v1alpha1/singletonjob.ts';
+import type { SingletonJob, SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
+import { isConflict, isInvalid } from '../../kube/errors.ts';
 import { DEFAULT_POD_START_DEADLINE_SECONDS } from './active-run.ts';
-import { newBackfillRequest, nextBackfillSlot } from './backfill.ts';
-import { leaseKey } from './contention.ts';
-import type { Liveness } from './contention.ts';
-import { jobOutcome, wasReleased } from './jobs.ts';
+import { newBackfillRequest, nextBackfillSlot } from '../rules/backfill.ts';
+import { leaseKey } from '../cluster/lease-liveness.ts';
+import type { Liveness } from '../cluster/lease-liveness.ts';
+import { jobOutcome, wasReleased } from '../rules/jobs.ts';
 import { POLL_MS } from './pass.ts';
 import type { Pass, ReconcilerDeps, Result } from './pass.ts';
-import type { JobControl } from './ports.ts';
-import { started } from './stall.ts';
-import { Conditions, setCondition, templateCondition, toDate } from './status.ts';
-import { dueAt } from './timing.ts';
+import type { JobControl } from '../cluster/ports.ts';
+import { started } from '../rules/stall.ts';
+import { Conditions, setCondition, templateCondition, toDate } from '../rules/status.ts';
+import { dueAt } from '../rules/timing.ts';
 
 /**
  * An installation whose Lease is alive but that has left work due on an

@@ -2,10 +2,10 @@
 // forced on it and the fencing token stamped on the Job, its Pod template and
 // every container; plus the predicates that decide when a run is over.
 import type { V1Container, V1EnvVar, V1Job, V1Pod } from '@kubernetes/client-node';
-import { API_VERSION, KIND, Keys } from '../api/v1alpha1/singletonjob.ts';
-import { withoutRefusedFields } from '../api/v1alpha1/job-fields.ts';
-import type { ActiveRun, SingletonJob } from '../api/v1alpha1/singletonjob.ts';
-import { objectKey } from '../kube/object-key.ts';
+import { API_VERSION, KIND, Keys } from '../../api/v1alpha1/singletonjob.ts';
+import { withoutRefusedFields } from '../../api/v1alpha1/job-fields.ts';
+import type { ActiveRun, SingletonJob } from '../../api/v1alpha1/singletonjob.ts';
+import { objectKey } from '../../kube/object-key.ts';
 
 export const MANAGED_BY = 'singleton-operator';
 
