@@ -41,7 +41,7 @@ import { KubeJobControl, KubePodControl, KubeStatusStore } from './cluster/kube.
 import { KubeKueue } from './cluster/kueue.ts';
 import { MutationCache } from '../kube/mutation-cache.ts';
 import type { ReconcileHooks } from './cluster/ports.ts';
-import { LeaseLiveness } from './cluster/lease-liveness.ts';
+import { KubeLeaseLiveness } from './cluster/lease-liveness.ts';
 import type { LeaseRef } from './cluster/lease-liveness.ts';
 import { WorkQueue } from '../kube/workqueue.ts';
 
@@ -244,7 +244,7 @@ export class SingletonJobController {
       metrics: this.metrics,
       now: this.o.now ?? (() => this.clock.now()),
       ...(this.o.lease && !this.o.hooks?.fencesOnly
-        ? { lease: this.o.lease, leases: new LeaseLiveness(makeClient(kc, k8s.CoordinationV1Api, { timeoutMs: guarded.timeoutMs, metrics: this.requestMetrics }), log) }
+        ? { lease: this.o.lease, leases: new KubeLeaseLiveness(makeClient(kc, k8s.CoordinationV1Api, { timeoutMs: guarded.timeoutMs, metrics: this.requestMetrics }), log) }
         : {}),
       ...(this.o.retryBackoffMs !== undefined ? { retryBackoffMs: this.o.retryBackoffMs } : {}),
       ...(this.o.hooks ? { hooks: this.o.hooks } : {}),

@@ -10,7 +10,7 @@ import type { CoreV1Event, V1Job, V1Pod } from '@kubernetes/client-node';
 import { Keys, singletonJobSchema } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { Liveness } from '../../src/controller/cluster/lease-liveness.ts';
-import type { EventSink, JobControl, LeaseJudge, PodControl, StatusStore } from '../../src/controller/cluster/ports.ts';
+import type { EventSink, JobControl, LeaseLiveness, PodControl, StatusStore } from '../../src/controller/cluster/ports.ts';
 import { NOT_RELEASED, noteDeleted, sjKeyOfJob } from '../../src/controller/rules/jobs.ts';
 
 /** An API error as the ports throw it: the status code and the Status body (`extra`: reason, details.causes). */
@@ -183,7 +183,7 @@ export class FakeCluster {
   /** Events other components recorded (e.g. the Job controller's FailedCreate). */
   readonly jobEvents: CoreV1Event[] = [];
 
-  readonly leaseJudge: LeaseJudge = {
+  readonly leaseLiveness: LeaseLiveness = {
     check: async (key) => this.leases.get(key) ?? { alive: true, holder: 'someone', why: `Lease ${key} is held`, recheckMs: 1000 },
   };
 

@@ -54,7 +54,7 @@ const MARGIN_MS = 2000;
 /** One GET per Lease per this many ms, however many objects ask. */
 const FETCH_EVERY_MS = 1000;
 
-export class LeaseLiveness {
+export class KubeLeaseLiveness {
   private readonly seen = new Map<string, Seen>();
   private readonly inFlight = new Map<string, Promise<void>>();
   private forbiddenLogged = false;

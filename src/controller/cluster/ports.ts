@@ -61,7 +61,7 @@ export interface EventSink {
 }
 
 /** Liveness of another installation's Lease (lease-liveness.ts). */
-export interface LeaseJudge {
+export interface LeaseLiveness {
   check(key: string): Promise<Liveness>;
 }
 

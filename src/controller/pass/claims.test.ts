@@ -84,7 +84,7 @@ function world(sj: SingletonJob = makeSJ()) {
     now: () => now,
     monotonicNow: () => mono,
     lease: { namespace: 'ops', name: 'singleton-operator', durationMs: LEASE_MS },
-    leases: f.leaseJudge,
+    leases: f.leaseLiveness,
   });
   return {
     f,

@@ -8,7 +8,7 @@ import type { Leadership } from '../../election/index.ts';
 import type { LeaseRef } from '../cluster/lease-liveness.ts';
 import type { KueuePort } from '../cluster/kueue.ts';
 import type { ControllerMetrics } from '../metrics.ts';
-import type { EventSink, JobControl, LeaseJudge, PodControl, ReconcileHooks, StatusStore } from '../cluster/ports.ts';
+import type { EventSink, JobControl, LeaseLiveness, PodControl, ReconcileHooks, StatusStore } from '../cluster/ports.ts';
 import type { Readiness } from '../rules/status.ts';
 
 export interface Result {
@@ -35,7 +35,7 @@ export interface ReconcilerDeps {
    */
   lease?: LeaseRef & { durationMs: number };
   /** Judges other installations' Leases; required with `lease`. */
-  leases?: LeaseJudge;
+  leases?: LeaseLiveness;
   /** First retry delay of a failed attempt (doubles per attempt, at most 6 min); default 10 s like the Job controller. */
   retryBackoffMs?: number;
   /** Monotonic clock (ms), for waiting on a term nobody follows up. */

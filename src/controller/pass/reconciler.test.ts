@@ -1346,7 +1346,7 @@ function deps(f: FakeCluster, c: Case): ReconcilerDeps {
     now: () => NOW,
     retryBackoffMs: 10_000,
     jobsFinishAfterPods: c.finishAfterPods ?? false,
-    ...(c.lease ? { lease: { namespace: 'ops', name: 'singleton-operator', durationMs: 15_000 }, leases: f.leaseJudge } : {}),
+    ...(c.lease ? { lease: { namespace: 'ops', name: 'singleton-operator', durationMs: 15_000 }, leases: f.leaseLiveness } : {}),
   };
 }
 
