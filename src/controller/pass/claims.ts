@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { Keys, singletonJobSchema } from '../../api/v1alpha1/singletonjob.ts';
 import type { SingletonJob, SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
 import { isConflict, isInvalid } from '../../kube/errors.ts';
-import { DEFAULT_POD_START_DEADLINE_SECONDS } from './active-run.ts';
+import { DEFAULT_POD_START_DEADLINE_SECONDS } from '../rules/run-state.ts';
 import { newBackfillRequest, nextBackfillSlot } from '../rules/backfill.ts';
 import { leaseKey } from '../cluster/lease-liveness.ts';
 import type { Liveness } from '../cluster/lease-liveness.ts';

@@ -14,9 +14,15 @@ import type { Readiness } from '../rules/status.ts';
 export interface Result {
   /** Reconcile again after this many ms (0 = as soon as possible); absent = wait for a change. */
   requeueAfterMs?: number;
-  /** From following the active run: nothing was written, the pass goes on to decide, and comes back by `requeueAfterMs`. */
-  soft?: boolean;
 }
+
+/**
+ * What following the active run (active-run.ts) leaves to the pass: it ends
+ * here with `result`, or it goes on to decide as usual — the run simply runs,
+ * or waits for its Pod to start (Replace may cancel it) — and comes back by
+ * `recheckInMs` at the latest (absent: on a change).
+ */
+export type Followed = { kind: 'ends'; result: Result } | { kind: 'goesOn'; recheckInMs?: number };
 
 export interface ReconcilerDeps {
   status: StatusStore;

@@ -141,11 +141,11 @@ export class Reconciler implements Starter {
       // never from the cache alone (a watch may be stale; waiting on it would
       // hold the slot until the watch recovers).
       const waiting = Boolean(due?.slot || manual);
-      const tracked = await trackActiveRun(this, key, sj, status.activeRun, log, waiting);
-      if (tracked && !tracked.soft) return tracked;
-      // A run waiting for its Pod to start: decide as usual (Replace may
-      // cancel it), and look at it again when it asked to be.
-      if (tracked) return soonest(tracked, await this.decide(key, sj, log, due, manual, problem));
+      const followed = await trackActiveRun(this, key, sj, status.activeRun, log, waiting);
+      if (followed.kind === 'ends') return followed.result;
+      // The run simply runs, or waits for its Pod to start: decide as usual
+      // (Replace may cancel it), and look at it again when it asked to be.
+      if (followed.recheckInMs !== undefined) return soonest({ requeueAfterMs: followed.recheckInMs }, await this.decide(key, sj, log, due, manual, problem));
     }
     return this.decide(key, sj, log, due, manual, problem);
   }

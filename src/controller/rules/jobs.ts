@@ -292,8 +292,3 @@ export function projectJob(job: V1Job): V1Job {
   }
   return projected;
 }
-
-/** The Pods of this SingletonJob (namespace/name; see belongsTo) that may still run, from a live list. */
-export async function runningPods(pods: { list(namespace: string): Promise<V1Pod[]> }, sj: SingletonJob, run?: ActiveRun): Promise<V1Pod[]> {
-  return (await pods.list(sj.metadata!.namespace!)).filter((p) => !isPodTerminal(p) && belongsTo(p, sj, run));
-}

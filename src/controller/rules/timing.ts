@@ -9,6 +9,13 @@ import type { DueSlots, Schedule } from './schedule.ts';
 import { pausedAfterFailures, toDate } from './status.ts';
 
 /**
+ * Added to every "come back at instant T" requeue: a timer may fire a
+ * millisecond early, and a pass that wakes just before T finds nothing due
+ * and sleeps until its next bound.
+ */
+export const REQUEUE_MARGIN_MS = 5;
+
+/**
  * The object's jitter: a fixed offset in [0, jitterSeconds] seconds (ms
  * resolution) from a hash of its UID — the same on every replica and every
  * leader, so a slot is never judged due by one and not yet by another.
