@@ -5,7 +5,7 @@
 // raising this leader's term above the one recorded. Owns the term for the
 // leadership's whole life.
 import type { Logger } from 'pino';
-import { Keys, singletonJobSchema } from '../../api/v1alpha1/singletonjob.ts';
+import { singletonJobSchema } from '../../api/v1alpha1/singletonjob.ts';
 import type { SingletonJob, SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
 import { isConflict, isInvalid } from '../../kube/errors.ts';
 import { DEFAULT_POD_START_DEADLINE_SECONDS } from '../rules/run-state.ts';
@@ -19,6 +19,7 @@ import type { JobControl } from '../cluster/ports.ts';
 import { started } from '../rules/stall.ts';
 import { Conditions, setCondition, templateCondition, toDate } from '../rules/status.ts';
 import { dueAt } from '../rules/timing.ts';
+import { manualRequest } from '../rules/action.ts';
 
 /**
  * An installation whose Lease is alive but that has left work due on an
@@ -263,8 +264,7 @@ export function owedWork(sj: SingletonJob, now: Date, jobs: Pick<JobControl, 'ca
   } catch {
     valid = false;
   }
-  const requestId = sj.metadata?.annotations?.[Keys.runNow]?.trim().slice(0, 253);
-  const manual = valid && requestId && requestId !== status.lastManualRequestId ? requestId : undefined;
+  const manual = manualRequest(sj, !valid);
   if (run) {
     if (!run.jobUID) {
       const notBefore = toDate(run.notBefore);

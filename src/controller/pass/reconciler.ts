@@ -15,22 +15,21 @@
 // about a run in flight live in active-run.ts, those about which installation
 // acts in claims.ts.
 import type { Logger } from 'pino';
-import { Keys, singletonJobSchema } from '../../api/v1alpha1/singletonjob.ts';
+import { Keys } from '../../api/v1alpha1/singletonjob.ts';
 import type { ActiveRun, FinishedRun, SingletonJob, SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
 import { apiMessage, describeError, isConflict, isNamespaceTerminating, isRefusal, statusCode } from '../../kube/errors.ts';
 import { objectKey } from '../../kube/object-key.ts';
 import { trackActiveRun } from './active-run.ts';
 import { checkPredecessorPods, createReservedJob, PodSnapshots, startRun } from './start-run.ts';
-import type { Starter, Wanted } from './start-run.ts';
+import type { Starter } from './start-run.ts';
 import { Claims } from './claims.ts';
 import { deleteStrays, prune } from './cleanup.ts';
 import { buildJob } from '../rules/jobs.ts';
 import { scheduledRunName } from '../rules/naming.ts';
-import { newBackfillRequest, nextBackfillSlot } from '../rules/backfill.ts';
+import { chooseAction, HOLD_POLL_MS, manualRequest, specProblem } from '../rules/action.ts';
 import { StaleError } from './pass.ts';
 import type { ReconcilerDeps, Result } from './pass.ts';
-import { ScheduleError } from '../rules/schedule.ts';
-import { dueAt, expressions, jitterMs, nextScheduleTime, nextSlotAt, objectSchedule } from '../rules/timing.ts';
+import { dueAt, nextScheduleTime, nextSlotAt, REQUEUE_MARGIN_MS } from '../rules/timing.ts';
 import type { Due } from '../rules/timing.ts';
 import {
   acceptTemplate,
@@ -40,20 +39,18 @@ import {
   migrateConditions,
   setObjectStalled,
   healthyReadiness,
-  pausedAfterFailures,
   recordFinished,
   rejectTemplate,
   setCondition,
   setReady,
   templateCondition,
   toDate,
+  annotationId,
 } from '../rules/status.ts';
 import type { Readiness } from '../rules/status.ts';
 
 export type { ReconcilerDeps, Result } from './pass.ts';
 
-/** While a due run is held (Forbid), the active run is re-checked live this often. */
-const HOLD_POLL_MS = 2000;
 /**
  * Every object is reconciled at least this often, and at least at its next due
  * slot: the leader never waits on a watch event alone (a stale cache after an
@@ -111,9 +108,9 @@ export class Reconciler implements Starter {
     try {
       const now = this.d.now();
       const next = sj.spec ? nextSlotAt(sj, now) : undefined;
-      if (next) bound = Math.min(bound, Math.max(0, next.getTime() - now.getTime()) + 5);
+      if (next) bound = Math.min(bound, Math.max(0, next.getTime() - now.getTime()) + REQUEUE_MARGIN_MS);
     } catch {
-      // An invalid schedule is reported by validate(); MAX_IDLE_MS applies.
+      // An invalid schedule is reported by specProblem(); MAX_IDLE_MS applies.
     }
     return { requeueAfterMs: Math.min(bound, result.requeueAfterMs ?? Infinity) };
   }
@@ -128,14 +125,13 @@ export class Reconciler implements Starter {
     leadership.signal.throwIfAborted();
     if (await this.claims.clearStaleContender(this, key, sj)) return { requeueAfterMs: 0 };
 
-    const problem = this.validate(sj);
+    const problem = specProblem(sj);
     // History first, whatever the pass decides next: finished Jobs filling a
     // Job quota must not refuse the very create (or dry run) that would let
     // them be pruned. (Not for a spec zod refuses: its limits mean nothing.)
     if (problem?.reason !== 'InvalidSpec') await prune(this.d.jobs, sj, log);
     const due = problem ? undefined : dueAt(sj, now);
-    const requestId = sj.metadata?.annotations?.[Keys.runNow]?.trim().slice(0, 253);
-    const manual = !problem && requestId && requestId !== status.lastManualRequestId ? requestId : undefined;
+    const manual = manualRequest(sj, problem);
     if (status.activeRun) {
       // A run is waiting on the active one: decide from a live read of its Job,
       // never from the cache alone (a watch may be stale; waiting on it would
@@ -150,90 +146,75 @@ export class Reconciler implements Starter {
     return this.decide(key, sj, log, due, manual, problem);
   }
 
-  /** The decision once the active run (if any) has been followed: policy, start, skip, readiness, cleanup. */
+  /** The pass once the active run (if any) has been followed: acts on its action (rules/action.ts). */
   private async decide(key: string, sj: SingletonJob, log: Logger, due: Due | undefined, manual: string | undefined, problem: Readiness | undefined): Promise<Result> {
     const now = this.d.now();
-    const status = sj.status ?? {};
-    const untilNext = due ? Math.max(0, due.nextAt.getTime() - now.getTime()) + 5 : undefined;
     // Strays are deleted on the way; they do not hold scheduling (a stray's
     // Pod that still runs holds the next run through startRun's Pod check).
     await deleteStrays(this.d, key, sj);
-    if (problem) {
-      await this.updateReady(sj, problem);
-      return {};
+    const action = chooseAction({ sj, now, due, manual, problem });
+    switch (action.kind) {
+      case 'reportProblem':
+        await this.updateReady(sj, action.problem);
+        return {};
+      case 'resume':
+        return this.resume(key, sj, action.id);
+      case 'recordBackfill':
+        return this.recordBackfill(key, sj, action.request);
+      case 'afterTemplateCheck':
+        break;
     }
-    const resumed = await this.resumeIfAsked(key, sj);
-    if (resumed) return resumed;
-    const request = newBackfillRequest(sj, now);
-    if (request) return this.recordBackfill(key, sj, request);
-
-    const active = status.activeRun;
-    const queued = toDate(status.queuedSlot);
-    // Backfill slots only when nothing else is due and nothing is in flight: one after another.
-    const backfill = !due?.slot && !manual && !active ? nextBackfillSlot(sj) : undefined;
-    const wanted: Wanted | undefined = due?.slot ? { kind: 'Scheduled', slot: due.slot } : manual ? { kind: 'Manual', requestId: manual } : backfill ? { kind: 'Backfill', slot: backfill } : undefined;
-    const template = await this.checkTemplate(key, sj, log, !active && Boolean(queued || wanted));
+    const template = await this.checkTemplate(key, sj, log, action.starting);
     if (template) return template;
-
-    if (due && !due.slot && due.skipped > 0) return this.recordSkipped(sj, due, 'missed its starting deadline');
-    // A queued slot runs as soon as nothing is in flight (Queue policy) — if
-    // it still may: not once the object was suspended or paused meanwhile,
-    // nor past its starting deadline.
-    if (queued && !active) {
-      const why = this.queuedSlotVoid(sj, queued, now);
-      if (why) return this.skipQueued(key, sj, queued, why);
-      return startRun(this, key, sj, { kind: 'Scheduled', slot: queued }, undefined);
-    }
-
-    if (wanted && active) {
-      const what = wanted.kind === 'Manual' ? `manual request "${wanted.requestId}"` : `slot ${wanted.slot.toISOString()}`;
-      const policy = sj.spec.concurrencyPolicy ?? 'Forbid';
-      if (policy === 'Queue' && wanted.kind === 'Scheduled' && due) return this.queue(key, sj, active, due);
-      if (policy !== 'Replace') {
+    const next = action.then;
+    switch (next.kind) {
+      case 'recordSkipped':
+        return this.recordSkipped(sj, next.due, 'missed its starting deadline');
+      case 'skipQueued':
+        return this.skipQueued(key, sj, next.slot, next.why);
+      case 'startQueued':
+        return startRun(this, key, sj, { kind: 'Scheduled', slot: next.slot }, undefined);
+      case 'queue':
+        return this.queue(key, sj, next.active, next.due);
+      case 'hold':
         await this.announceOnce(
           sj,
-          `held:${active.name}:${what}`,
+          `held:${next.active.name}:${next.what}`,
           'Normal',
           'RunHeld',
-          `Run for ${what} waits: run ${active.name} (token ${active.token}) is still in flight (concurrencyPolicy ${policy})`,
+          `Run for ${next.what} waits: run ${next.active.name} (token ${next.active.token}) is still in flight (concurrencyPolicy ${next.policy})`,
         );
-        // Poll: the active run is re-checked live on the next pass (its end may
-        // never reach a stale cache), and the held slot is re-judged at its deadline.
-        const untilDeadline = due?.deadlineAt ? due.deadlineAt.getTime() - now.getTime() + 5 : undefined;
-        return { requeueAfterMs: Math.max(0, Math.min(HOLD_POLL_MS, untilDeadline ?? HOLD_POLL_MS)) };
+        return { requeueAfterMs: next.requeueAfterMs };
+      case 'replace': {
+        const { active, what } = next;
+        await this.write(key, sj, (s) => {
+          s.activeRun = { ...active, replacing: true };
+        });
+        await this.d.events.emit(
+          sj,
+          'Normal',
+          'RunReplacing',
+          `Replacing run ${active.name} (token ${active.token}) for ${what}: deleting its Job and waiting until its Pods are gone (concurrencyPolicy Replace)`,
+        );
+        return { requeueAfterMs: 0 };
       }
-      await this.write(key, sj, (s) => {
-        s.activeRun = { ...active, replacing: true };
-      });
-      await this.d.events.emit(
-        sj,
-        'Normal',
-        'RunReplacing',
-        `Replacing run ${active.name} (token ${active.token}) for ${what}: deleting its Job and waiting until its Pods are gone (concurrencyPolicy Replace)`,
-      );
-      return { requeueAfterMs: 0 };
+      case 'start':
+        return startRun(this, key, sj, next.wanted, next.due);
+      case 'completeBackfill':
+        await this.completeBackfill(key, sj);
+        return { requeueAfterMs: 0 };
+      case 'idle':
+        break;
     }
-    if (wanted) return startRun(this, key, sj, wanted, due);
-    if (!active && (await this.backfillCompleted(key, sj))) return { requeueAfterMs: 0 };
     const predecessors = await checkPredecessorPods(this, key, sj);
     if (predecessors.wrote) return { requeueAfterMs: 0 };
     if (await this.updateReady(sj, healthyReadiness(sj))) return { requeueAfterMs: 0 };
     const probe = this.templateProbes.get(key);
+    const untilNext = due ? Math.max(0, due.nextAt.getTime() - now.getTime()) + REQUEUE_MARGIN_MS : undefined;
     return soonest(
       soonest(untilNext !== undefined ? { requeueAfterMs: untilNext } : {}, predecessors.retryInMs !== undefined ? { requeueAfterMs: predecessors.retryInMs } : {}),
-      probe ? { requeueAfterMs: Math.max(0, probe.nextAt - now.getTime()) + 5 } : {},
+      probe ? { requeueAfterMs: Math.max(0, probe.nextAt - now.getTime()) + REQUEUE_MARGIN_MS } : {},
     );
-  }
-
-  /** Why a queued slot may no longer start (undefined: it may). */
-  private queuedSlotVoid(sj: SingletonJob, slot: Date, now: Date): string | undefined {
-    if (!expressions(sj).length) return 'the SingletonJob has no schedule any more';
-    if (sj.spec.suspend) return 'the SingletonJob was suspended meanwhile';
-    if (pausedAfterFailures(sj)) return `scheduled runs were paused meanwhile after ${sj.status?.consecutiveFailures} failed runs in a row`;
-    const deadline = sj.spec.startingDeadlineSeconds;
-    // As dueSlots judges a slot: on the object's jittered clock, late once past slot + deadline.
-    if (deadline !== undefined && now.getTime() - jitterMs(sj) > slot.getTime() + deadline * 1000) return `it missed its starting deadline while queued (startingDeadlineSeconds ${deadline})`;
-    return undefined;
   }
 
   /** A queued slot that may not start: dropped, counted and said like any skipped slot. */
@@ -342,7 +323,7 @@ export class Reconciler implements Starter {
           });
           await this.d.events.emit(sj, 'Warning', 'JobRejected', message);
         }
-        return { requeueAfterMs: delay + 5 };
+        return { requeueAfterMs: delay + REQUEUE_MARGIN_MS };
       }
       if (!isRefusal(err)) {
         // Not answered: nothing is known about this generation; runs are not held for it.
@@ -375,7 +356,7 @@ export class Reconciler implements Starter {
   /** A refused template waiting for its re-probe: Ready says so (written when it changed); nothing starts. */
   private async holdRejected(sj: SingletonJob, untilProbeMs: number): Promise<Result> {
     if (await this.updateReady(sj, healthyReadiness(sj))) return { requeueAfterMs: 0 };
-    return { requeueAfterMs: untilProbeMs + 5 };
+    return { requeueAfterMs: untilProbeMs + REQUEUE_MARGIN_MS };
   }
 
   /** Records a new backfill request (or why it is refused); its slots run on later passes. */
@@ -388,22 +369,18 @@ export class Reconciler implements Starter {
     return { requeueAfterMs: 0 };
   }
 
-  /** Marks a backfill request whose slots have all been started as completed (once). */
-  private async backfillCompleted(key: string, sj: SingletonJob): Promise<boolean> {
-    const b = sj.status?.backfill;
-    if (!b || b.error || b.completed || !b.from || nextBackfillSlot(sj)) return false;
+  /** Marks a backfill request whose slots have all been started as completed. */
+  private async completeBackfill(key: string, sj: SingletonJob): Promise<void> {
+    const b = sj.status!.backfill!;
     await this.write(key, sj, (s) => {
       s.backfill = { ...b, completed: true };
     });
     await this.d.events.emit(sj, 'Normal', 'BackfillCompleted', `Backfill "${b.request}": all ${b.runs ?? 0} slot(s) in (${b.from}, ${b.to}] have run`);
-    return true;
   }
 
   /** singleton.dev/resume with a new value ends a pause after failures. */
-  private async resumeIfAsked(key: string, sj: SingletonJob): Promise<Result | undefined> {
-    const id = sj.metadata?.annotations?.[Keys.resume]?.trim().slice(0, 253);
+  private async resume(key: string, sj: SingletonJob, id: string): Promise<Result> {
     const status = sj.status ?? {};
-    if (!id || id === status.lastResumeId || !pausedAfterFailures(sj)) return undefined;
     await this.write(key, sj, (s) => {
       s.consecutiveFailures = 0;
       s.lastResumeId = id;
@@ -414,24 +391,6 @@ export class Reconciler implements Starter {
     });
     await this.d.events.emit(sj, 'Normal', 'Resumed', `Scheduled runs resumed (${Keys.resume}="${id}") after ${status.consecutiveFailures} failed runs in a row`);
     return { requeueAfterMs: 0 };
-  }
-
-  /** Problems only the operator can see (the CRD schema catches the rest). */
-  private validate(sj: SingletonJob): Readiness | undefined {
-    const parsed = singletonJobSchema.safeParse(sj);
-    if (!parsed.success) {
-      const message = parsed.error.issues.map((i) => `${i.path.join('.') || 'object'}: ${i.message}`).join('; ');
-      return { ready: false, reason: 'InvalidSpec', message };
-    }
-    if (expressions(sj).length) {
-      try {
-        objectSchedule(sj);
-      } catch (err) {
-        if (err instanceof ScheduleError) return { ready: false, reason: err.reason, message: err.message };
-        throw err;
-      }
-    }
-    return undefined;
   }
 
   createReservedJob(key: string, sj: SingletonJob, run: ActiveRun, log: Logger): Promise<Result> {
@@ -450,7 +409,7 @@ export class Reconciler implements Starter {
       clearRunStalled(s);
       if (pausing) {
         // Resuming takes a new value of the annotation: the current one must not count.
-        const current = sj.metadata?.annotations?.[Keys.resume]?.trim().slice(0, 253);
+        const current = annotationId(sj, Keys.resume);
         if (current) s.lastResumeId = current;
         setCondition(s, { type: Conditions.paused, status: 'True', reason: 'TooManyFailures', message: pauseMessage(sj, failures) }, sj.metadata?.generation, now);
       }

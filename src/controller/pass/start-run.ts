@@ -44,6 +44,7 @@ import { POLL_MS, StaleError } from './pass.ts';
 import type { Pass, Result } from './pass.ts';
 import type { PodControl } from '../cluster/ports.ts';
 import type { Due } from '../rules/timing.ts';
+import type { Wanted } from '../rules/action.ts';
 import {
   acceptTemplate,
   clearRunStalled,
@@ -59,9 +60,6 @@ import {
   TokenExhaustedError,
 } from '../rules/status.ts';
 import type { Readiness } from '../rules/status.ts';
-
-/** What a pass wants to start. */
-export type Wanted = { kind: 'Scheduled' | 'Backfill'; slot: Date } | { kind: 'Manual'; requestId: string };
 
 /** What the start needs of the reconciler beyond a pass. */
 export interface Starter extends Pass {

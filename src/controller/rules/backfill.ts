@@ -8,7 +8,7 @@
 import type { SingletonJob, SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
 import { Keys } from '../../api/v1alpha1/singletonjob.ts';
 import type { Schedule, SlotCount } from './schedule.ts';
-import { toDate } from './status.ts';
+import { annotationId, toDate } from './status.ts';
 import { objectSchedule } from './timing.ts';
 
 /** At most this many slots per request: a typo in a range must not start a year of per-minute runs. */
@@ -18,7 +18,7 @@ type Backfill = NonNullable<SingletonJobStatus['backfill']>;
 
 /** A new request in the annotation, judged: the range to record, or why it is refused. Undefined when there is nothing new. */
 export function newBackfillRequest(sj: SingletonJob, now: Date): Backfill | undefined {
-  const value = sj.metadata?.annotations?.[Keys.backfill]?.trim().slice(0, 253);
+  const value = annotationId(sj, Keys.backfill);
   if (!value || value === sj.status?.backfill?.request) return undefined;
   const refuse = (error: string): Backfill => ({ request: value, error });
   const parts = value.split('/');

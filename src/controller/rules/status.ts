@@ -235,6 +235,11 @@ export function recordFinished(status: SingletonJobStatus, run: ActiveRun, outco
 }
 
 /** Timestamps arrive as strings (raw JSON) or Dates (client-node models). */
+/** The id an annotation asks for (singleton.dev/run-now, resume, backfill), trimmed and cut to what status records; undefined when unset or empty. */
+export function annotationId(sj: SingletonJob, key: string): string | undefined {
+  return sj.metadata?.annotations?.[key]?.trim().slice(0, 253) || undefined;
+}
+
 export function toDate(value: Date | string | undefined): Date | undefined {
   if (value === undefined) return undefined;
   const d = value instanceof Date ? value : new Date(value);
