@@ -35,7 +35,8 @@ import { restClientMetrics } from '../kube/client-metrics.ts';
 import type { RequestMetrics } from '../kube/client-metrics.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import { ServerClock } from '../kube/server-clock.ts';
-import { noteDeleted, projectJob, sjKeyOfJob } from './rules/jobs.ts';
+import { projectJob, sjKeyOfJob } from './rules/jobs.ts';
+import { LostJobs } from './cluster/lost-jobs.ts';
 import { Reconciler } from './pass/reconciler.ts';
 import { KubeJobControl, KubePodControl, KubeStatusStore } from './cluster/kube.ts';
 import { KubeKueue } from './cluster/kueue.ts';
@@ -87,8 +88,8 @@ export class SingletonJobController {
   /** From the API server's version, read at the first leadership (see kube/server-version.ts). */
   private finishAfterPods: boolean | undefined;
   private readonly eventMetrics: EventMetrics;
-  /** Owner UIDs of Jobs deleted while their Pods might run, until a live Pod list (start-run.ts). */
-  private readonly lostJobs = new Set<string>();
+  /** Jobs deleted while their Pods might run, per SingletonJob namespace/name, until a live Pod list (lost-jobs.ts). */
+  private readonly lostJobs = new LostJobs();
 
   constructor(options: ControllerOptions) {
     this.o = options;
@@ -142,11 +143,11 @@ export class SingletonJobController {
     objectMetrics(registry, { list: () => this.sjs.list(), exporting: () => this.leading });
     // Our own status writes, until the informer shows them (read-your-writes).
     this.mutations = new MutationCache(this.sjs);
-    // Event handlers enqueue; a Job's delete is also remembered (noteDeleted) for the next start's Pod check.
+    // A Job's delete is remembered for the next start's Pod check (its Pods may outlive it), before its object is enqueued.
+    this.lostJobs.follow(this.jobs);
+    // Event handlers only enqueue.
     this.sjs.on((_type, obj) => this.queue?.add(objectKey(obj)));
-    this.jobs.on((type, job) => {
-      // Its Pods may outlive it: the next start of its namespace/name lists Pods live.
-      if (type === 'delete') noteDeleted(this.lostJobs, job);
+    this.jobs.on((_type, job) => {
       const key = sjKeyOfJob(job);
       if (key) this.queue?.add(key);
     });

@@ -11,7 +11,8 @@ import { Keys, singletonJobSchema } from '../../src/api/v1alpha1/singletonjob.ts
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { Liveness } from '../../src/controller/cluster/lease-liveness.ts';
 import type { EventSink, JobControl, LeaseLiveness, PodControl, StatusStore } from '../../src/controller/cluster/ports.ts';
-import { NOT_RELEASED, noteDeleted, sjKeyOfJob } from '../../src/controller/rules/jobs.ts';
+import { NOT_RELEASED, sjKeyOfJob } from '../../src/controller/rules/jobs.ts';
+import { LostJobs } from '../../src/controller/cluster/lost-jobs.ts';
 
 /** An API error as the ports throw it: the status code and the Status body (`extra`: reason, details.causes). */
 export function apiError(code: number, message: string, extra: Record<string, unknown> = {}): Error {
@@ -64,8 +65,8 @@ export class FakeCluster {
 
   /** Live Pod lists sent (a read, so not an action; the request count the start and end of a run cost). */
   podLists = 0;
-  /** Owner UIDs of Jobs deleted while their Pods might run (KubeJobControl keeps the same). */
-  readonly lostJobs = new Set<string>();
+  /** Jobs deleted while their Pods might run (the same record as KubeJobControl's: lost-jobs.ts). */
+  readonly lostJobs = new LostJobs();
 
   addJob(job: V1Job): V1Job {
     const stored = copy(job);
@@ -129,9 +130,9 @@ export class FakeCluster {
       return created;
     },
     deletedWhileRunning: (key) => this.lostJobs.has(key),
-    podsChecked: (key) => void this.lostJobs.delete(key),
+    podsChecked: (key) => this.lostJobs.cleared(key),
     delete: async (job) => {
-      noteDeleted(this.lostJobs, job);
+      this.lostJobs.deleted(job);
       const live = this.jobMap.get(keyOf(job));
       if (!live || live.metadata?.uid !== job.metadata?.uid) return; // gone or another object: tolerated, as by the real control
       this.jobMap.delete(keyOf(job));

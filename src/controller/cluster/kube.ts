@@ -9,7 +9,8 @@ import type { SingletonJob } from '../../api/v1alpha1/singletonjob.ts';
 import { isConflict, isNotFound, statusCode } from '../../kube/errors.ts';
 import type { MutationCache } from '../../kube/mutation-cache.ts';
 import { slimInPlace } from '../../kube/slim.ts';
-import { NOT_RELEASED, noteDeleted, wasReleased } from '../rules/jobs.ts';
+import { NOT_RELEASED, wasReleased } from '../rules/jobs.ts';
+import { LostJobs } from './lost-jobs.ts';
 import { kueueRefusal, queueOf } from './kueue.ts';
 import type { KueuePort } from './kueue.ts';
 import type { JobControl, PodControl, StatusStore } from './ports.ts';
@@ -66,14 +67,14 @@ export class KubeJobControl implements JobControl {
   private readonly core: CoreV1Api;
   private readonly cache: JobCache;
 
-  private readonly lostJobs: Set<string>;
+  private readonly lostJobs: LostJobs;
   private readonly kueue: KueuePort | undefined;
 
   /**
-   * `lostJobs`: SingletonJob namespace/names of Jobs deleted while their Pods might run (also fed by the Job informer's deletes).
+   * `lostJobs`: Jobs deleted while their Pods might run (also fed by the Job informer's deletes: LostJobs.follow).
    * `kueue`: creates of Jobs Kueue would manage are refused unless its ClusterQueue admits them only through the operator's check (kueue.ts).
    */
-  constructor(api: BatchV1Api, core: CoreV1Api, cache: JobCache, lostJobs: Set<string> = new Set(), kueue?: KueuePort) {
+  constructor(api: BatchV1Api, core: CoreV1Api, cache: JobCache, lostJobs: LostJobs = new LostJobs(), kueue?: KueuePort) {
     this.api = api;
     this.core = core;
     this.cache = cache;
@@ -86,7 +87,7 @@ export class KubeJobControl implements JobControl {
   }
 
   podsChecked(key: string): void {
-    this.lostJobs.delete(key);
+    this.lostJobs.cleared(key);
   }
 
   cached(namespace: string, name: string): V1Job | undefined {
@@ -153,7 +154,7 @@ export class KubeJobControl implements JobControl {
   }
 
   async delete(job: V1Job): Promise<void> {
-    noteDeleted(this.lostJobs, job);
+    this.lostJobs.deleted(job);
     try {
       await this.api.deleteNamespacedJob({
         namespace: job.metadata!.namespace!,

@@ -1304,7 +1304,8 @@ const cases: Case[] = [
     finishAfterPods: true,
     spec: scheduled,
     status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy, predecessorPodsChecked: true },
-    setup: (f) => void f.lostJobs.add(KEY),
+    // A Job of its name deleted while it might still run Pods.
+    setup: (f) => f.lostJobs.deleted(buildJob(f.sj(), run({ name: 'sj-earlier' }))),
     actions: [`create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
     check: (f) => expect(f.podLists).toBe(1),
   },

@@ -225,14 +225,8 @@ function neverReleased(job: V1Job): boolean {
  * Pods might run" is remembered under.
  */
 export function sjKeyOfJob(job: V1Job): string | undefined {
-  const name = job.metadata?.annotations?.[Keys.singletonJob] ?? job.metadata?.ownerReferences?.find((r) => r.controller && r.kind === KIND)?.name;
+  const name = job.metadata?.annotations?.[Keys.singletonJob] ?? controllerRef(job)?.name;
   return name && job.metadata?.namespace ? `${job.metadata.namespace}/${name}` : undefined;
-}
-
-/** Remembers a Job deleted while its Pods might still run, under its SingletonJob's namespace/name: the next start of that name lists Pods live. The one rule for the informer's deletes, our own, and the fake's. */
-export function noteDeleted(lost: Set<string>, job: V1Job): void {
-  const key = sjKeyOfJob(job);
-  if (key && mayStillRunPods(job)) lost.add(key);
 }
 
 /** The cached Jobs of this very object (its UID), out of all Jobs of its namespace/name. */
@@ -251,19 +245,22 @@ export function predecessorJobs(jobs: { ofName(key: string): V1Job[] }, sj: Sing
   return jobs.ofName(objectKey(sj)).filter((j) => !isOwnedBy(j, sj) && mayStillRunPods(j));
 }
 
+/** Whether the Job is this very object's (its UID): its controlling SingletonJob (controllerRef) is `sj`. */
 export function isOwnedBy(job: V1Job, sj: SingletonJob): boolean {
-  return controllerUid(job) === sj.metadata?.uid;
+  return controllerRef(job)?.uid === sj.metadata?.uid;
 }
 
 /**
- * The UID of the Job's controlling owner (the owner reference Kubernetes'
- * garbage collector follows) — what "this object's Job" means (the cache is
- * indexed by namespace/name, sjKeyOfJob). Not the owner-uid label: that only
- * selects which Jobs are watched, and a label edited by hand must not hide a
- * Job from stray cleanup and pruning.
+ * The one rule for a Job's owner: its controlling owner reference to a
+ * SingletonJob (the one Kubernetes' garbage collector follows). Its UID says
+ * "this object's Job" (isOwnedBy); its name, when the Job lacks the
+ * singleton.dev/singletonjob annotation, says which namespace/name
+ * (sjKeyOfJob). Not the owner-uid label: that only selects which Jobs are
+ * watched, and a label edited by hand must not hide a Job from stray cleanup
+ * and pruning.
  */
-function controllerUid(job: V1Job): string | undefined {
-  return job.metadata?.ownerReferences?.find((r) => r.controller)?.uid;
+function controllerRef(job: V1Job): { name: string; uid: string } | undefined {
+  return job.metadata?.ownerReferences?.find((r) => r.controller && r.kind === KIND);
 }
 
 export function jobToken(job: V1Job): number | undefined {
