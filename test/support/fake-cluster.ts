@@ -7,7 +7,7 @@
 // They are not a substitute for the integration tests against the real
 // control plane; they make every branch cheap to reach.
 import type { CoreV1Event, V1Job, V1Pod } from '@kubernetes/client-node';
-import { Keys, singletonJobSchema } from '../../src/api/v1alpha1/singletonjob.ts';
+import { Keys, singletonJobSchema, transitionRules } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { Liveness } from '../../src/controller/cluster/lease-liveness.ts';
 import type { EventSink, JobControl, LeaseLiveness, PodControl, StatusStore } from '../../src/controller/cluster/ports.ts';
@@ -93,12 +93,9 @@ export class FakeCluster {
       if (!old) throw apiError(404, `singletonjobs "${sj.metadata?.name}" not found`);
       if (sj.metadata?.resourceVersion !== old.metadata?.resourceVersion) throw apiError(409, 'the object has been modified; please apply your changes to the latest version and try again');
       const next = sj.status ?? {};
-      for (const field of ['currentToken', 'leaderTerm'] as const) {
-        const before = old.status?.[field];
-        if (before !== undefined && (next[field] === undefined || next[field]! < before)) throw apiError(422, `status.${field} may not decrease or be removed (fencing: a newer leader has written)`);
-      }
-      if (next.activeRun && next.activeRun.token !== next.currentToken) throw apiError(422, 'activeRun.token must equal currentToken');
-      // The CRD's structural schema (maxLength, maxItems, enums, …): the API server refuses a status that breaks it.
+      // The CRD's transition rules (CEL on oldSelf: token and term never go down), as declared.
+      for (const r of transitionRules) if (!r.check.transition(old, { ...old, status: next })) throw apiError(422, r.message);
+      // The CRD's structural schema and its CEL rules on one value (maxLength, maxItems, enums, activeRun.token == currentToken, …): the API server refuses a status that breaks it.
       const valid = singletonJobSchema.shape.status.safeParse(next);
       if (!valid.success) throw apiError(422, valid.error.issues.map((i) => `status.${i.path.join('.')}: ${i.message}`).join('; '));
       const stored: SingletonJob = { ...copy(old), status: copy(next) };

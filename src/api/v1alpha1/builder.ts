@@ -40,9 +40,13 @@ export interface Field<Z extends z.ZodType = z.ZodType> {
   zod: Z;
 }
 
-/** A CEL rule plus its JS twin; `check: 'transition'` marks an oldSelf rule zod cannot evaluate. */
+/**
+ * A CEL rule plus its JS twin. A transition rule (oldSelf) has a twin of two
+ * values, which zod cannot evaluate (it sees one object): in-memory fakes of
+ * the API server use it (test/support/fake-cluster.ts).
+ */
 export interface Rule<T> extends CelRule {
-  check: ((value: T) => boolean) | 'transition';
+  check: ((value: T) => boolean) | { transition: (oldSelf: T, self: T) => boolean };
 }
 
 /** Largest integer that survives JSON in JavaScript (and fits CEL's int64). */
@@ -61,7 +65,7 @@ export function str(description: string, o: { pattern?: string; minLength?: numb
   if (o.format === 'date-time') zod = zod.refine((v) => !Number.isNaN(Date.parse(v)), 'must be an RFC 3339 date-time') as unknown as z.ZodString;
   for (const r of rules) {
     const check = r.check;
-    if (check !== 'transition') zod = zod.refine((v) => check(v), r.message) as unknown as z.ZodString;
+    if (typeof check === 'function') zod = zod.refine((v) => check(v), r.message) as unknown as z.ZodString;
   }
   const schema: OpenAPISchema = { type: 'string', description, ...props };
   if (rules.length) schema['x-kubernetes-validations'] = rules.map(({ check: _check, ...cel }) => cel);
@@ -141,7 +145,7 @@ export function obj<P extends Record<string, Field>>(
   let zod = (o.preserveUnknown ? z.looseObject(shape) : z.object(shape)) as unknown as z.ZodObject<Shape<P>>;
   for (const r of rules) {
     const check = r.check;
-    if (check !== 'transition') zod = zod.refine((v) => check(v), { message: r.message, path: r.fieldPath ? r.fieldPath.replace(/^\./, '').split('.') : [] });
+    if (typeof check === 'function') zod = zod.refine((v) => check(v), { message: r.message, path: r.fieldPath ? r.fieldPath.replace(/^\./, '').split('.') : [] });
   }
   return { schema, zod };
 }

@@ -5,7 +5,7 @@ import { parse } from 'yaml';
 import { CRD_FILE } from './crd.ts';
 import { renderCrd } from './generate-crd.ts';
 import { corpus } from '../../../test/support/api-corpus.ts';
-import { SCHEDULE_MESSAGE, TIME_ZONE_MESSAGE, singletonJobSchema } from './singletonjob.ts';
+import { SCHEDULE_MESSAGE, TIME_ZONE_MESSAGE, singletonJobSchema, transitionRules } from './singletonjob.ts';
 import { JobFieldMessages } from './job-fields.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -109,5 +109,23 @@ describe('messages in words', () => {
 
   it('has no OpenAPI pattern left (the API server would answer with the raw expression)', () => {
     expect(renderCrd()).not.toMatch(/^\s*pattern:/m);
+  });
+});
+
+describe('the transition rules’ JS twins (what the in-memory fake of the API server enforces)', () => {
+  const holds = (before: { currentToken?: number; leaderTerm?: number } | undefined, after: { currentToken?: number; leaderTerm?: number } | undefined) =>
+    transitionRules.filter((r) => !r.check.transition(before ? { status: before } : {}, after ? { status: after } : {})).map((r) => r.fieldPath);
+
+  it('refuse a lower or removed token or term, as the CEL rules do', () => {
+    expect(holds({ currentToken: 5, leaderTerm: 3 }, { currentToken: 5, leaderTerm: 3 })).toEqual([]);
+    expect(holds({ currentToken: 5, leaderTerm: 3 }, { currentToken: 6, leaderTerm: 4 })).toEqual([]);
+    expect(holds({ currentToken: 5, leaderTerm: 3 }, { currentToken: 4, leaderTerm: 3 })).toEqual(['.status.currentToken']);
+    expect(holds({ currentToken: 5, leaderTerm: 3 }, { currentToken: 5 })).toEqual(['.status.leaderTerm']);
+    expect(holds({ currentToken: 5, leaderTerm: 3 }, undefined)).toEqual(['.status.currentToken', '.status.leaderTerm']);
+  });
+
+  it('let a first write set them (nothing recorded before)', () => {
+    expect(holds(undefined, { currentToken: 1 })).toEqual([]);
+    expect(holds({}, {})).toEqual([]);
   });
 });

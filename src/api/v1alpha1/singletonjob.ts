@@ -340,13 +340,24 @@ const statusField = obj(
 // Transition rules live at the root so that dropping status (or a field of it)
 // cannot skip them: a status write that lowers or removes the token or the
 // term is refused by the API server itself (guarantee 4).
+interface Monotonic {
+  status?: { currentToken?: number; leaderTerm?: number };
+}
 const monotonic = (field: 'currentToken' | 'leaderTerm') => ({
   rule: `!has(oldSelf.status) || !has(oldSelf.status.${field}) || (has(self.status) && has(self.status.${field}) && self.status.${field} >= oldSelf.status.${field})`,
   message: `status.${field} may not decrease or be removed (fencing: a newer leader has written)`,
   // Names the field in the API server's answer (without it: "<nil>: Invalid value").
   fieldPath: `.status.${field}`,
-  check: 'transition' as const,
+  check: {
+    transition: (oldSelf: Monotonic, self: Monotonic) => {
+      const before = oldSelf.status?.[field];
+      const after = self.status?.[field];
+      return before === undefined || (after !== undefined && after >= before);
+    },
+  },
 });
+/** The object's transition rules (CEL on oldSelf), with their JS twins. */
+export const transitionRules = [monotonic('currentToken'), monotonic('leaderTerm')];
 
 export const singletonJobField = obj(
   'SingletonJob runs a Job exactly once per schedule slot, never two at once, stamping each run with a fencing token.',
@@ -357,7 +368,7 @@ export const singletonJobField = obj(
     spec: specField,
     status: optional(statusField),
   },
-  { rules: [monotonic('currentToken'), monotonic('leaderTerm')] },
+  { rules: transitionRules },
 );
 
 export const singletonJobSchema = singletonJobField.zod;

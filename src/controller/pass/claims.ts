@@ -18,7 +18,7 @@ import type { Pass, ReconcilerDeps, Result } from './pass.ts';
 import type { JobControl } from '../cluster/ports.ts';
 import { started } from '../rules/stall.ts';
 import { Conditions, setCondition, templateCondition, toDate } from '../rules/status.ts';
-import { dueAt } from '../rules/timing.ts';
+import { dueAt, REQUEUE_MARGIN_MS } from '../rules/timing.ts';
 import { manualRequest } from '../rules/action.ts';
 
 /**
@@ -107,7 +107,7 @@ export class Claims {
     const since = this.unclaimedSince.get(key) ?? now;
     this.unclaimedSince.set(key, since);
     const left = this.d.lease!.durationMs - (now - since);
-    if (left > 0) return { requeueAfterMs: left + 5 };
+    if (left > 0) return { requeueAfterMs: left + REQUEUE_MARGIN_MS };
     return this.takeOver(pass, key, sj, theirTerm, `status.leaderTerm ${theirTerm} names no Lease, and no newer leader of this installation has appeared for a lease duration`, log);
   }
 
@@ -165,7 +165,7 @@ export class Claims {
     }
     const bound = claimBoundMs(this.d.lease!.durationMs, other.durationMs);
     const quiet = now - seen.since;
-    if (quiet < bound) return { waitMs: bound - quiet + 5 };
+    if (quiet < bound) return { waitMs: bound - quiet + REQUEUE_MARGIN_MS };
     // Kept until the takeover is written (a term still to pass keeps it overdue).
     return {
       overdue: `the installation of Lease ${theirs} (${other.why}) has not written it for ${Math.round(quiet / 1000)} s while ${owed.what}: it no longer acts on this object (are its watchNamespaces without namespace ${sj.metadata?.namespace}?)`,

@@ -33,7 +33,7 @@ import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Keys } from '../../api/v1alpha1/singletonjob.ts';
 import type { ActiveRun, SingletonJob, SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
-import { apiMessage, describeError, isConflict, isNamespaceTerminating, isRefusal, statusCode } from '../../kube/errors.ts';
+import { apiMessage, describeError, isAlreadyExists, isNamespaceTerminating, isRefusal, statusCode } from '../../kube/errors.ts';
 import { DEFAULT_POD_START_DEADLINE_SECONDS } from '../rules/run-state.ts';
 import { belongsTo, buildJob, isPendingAttempt, isPodTerminal, jobToken, mayStillRunPods, predecessorJobs } from '../rules/jobs.ts';
 import { runningPods } from './pods.ts';
@@ -43,6 +43,7 @@ import { runName } from '../rules/naming.ts';
 import { POLL_MS, StaleError } from './pass.ts';
 import type { Pass, Result } from './pass.ts';
 import type { PodControl } from '../cluster/ports.ts';
+import { REQUEUE_MARGIN_MS } from '../rules/timing.ts';
 import type { Due } from '../rules/timing.ts';
 import type { Wanted } from '../rules/action.ts';
 import {
@@ -112,7 +113,7 @@ export async function startRun(p: Starter, key: string, sj: SingletonJob, wanted
       });
       return p.finish(key, reserved, run, 'Failed');
     }
-    if (!isConflict(err)) {
+    if (!isAlreadyExists(err)) {
       if (!unanswered(err)) throw err; // 408/429 (come back later), 401, …: the workqueue's backoff; nothing is held meanwhile
       // Not answered (a 5xx, a timeout; maybe even created): reserved without
       // its Job, which createReservedJob retries — or adopts, had this create
@@ -200,7 +201,7 @@ export async function createReservedJob(p: Pass, key: string, sj: SingletonJob, 
       const written = await p.write(key, sj, (s) => void rejectTemplate(s, sj, message, p.d.now()));
       return p.finish(key, written, run, 'Failed');
     }
-    if (!isConflict(err)) return createFailed(p, key, sj, run, err, log);
+    if (!isAlreadyExists(err)) return createFailed(p, key, sj, run, err, log);
     // AlreadyExists: the next pass adopts it if it is this run's Job.
     log.info({ run: run.name }, 'Job of the reserved run already exists');
     return { requeueAfterMs: 0 };
@@ -287,7 +288,7 @@ function unanswered(err: unknown): boolean {
 /** When to create a reserved run's Job again: after half the time it has waited (1 s to 30 s), never past its deadline. */
 function createRetry(sj: SingletonJob, run: ActiveRun, now: Date): Result {
   const since = toDate(run.notBefore) ?? toDate(run.reservedTime) ?? now;
-  const untilDeadline = reservationDeadline(sj, run, now).getTime() - now.getTime() + 5;
+  const untilDeadline = reservationDeadline(sj, run, now).getTime() - now.getTime() + REQUEUE_MARGIN_MS;
   return { requeueAfterMs: Math.round(Math.min(Math.max(1000, (now.getTime() - since.getTime()) / 2), CREATE_RETRY_MAX_MS, untilDeadline)) };
 }
 
