@@ -1,6 +1,6 @@
 // The chaos suite's hooks into a real operator process, inert unless their
-// environment variables are set (the chart sets neither, and no flag reaches
-// them):
+// environment variables are set (the chart never sets them, only its
+// `extraEnv` could; no flag reaches them):
 // - SINGLETON_TEST_PAUSE_AFTER_RESERVE_MS: log HOOK_MESSAGE, then wait between
 //   a run's reservation and the status write recording it, so the suite can
 //   SIGSTOP a leader at exactly that point (fencing's adversarial case).

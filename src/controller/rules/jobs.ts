@@ -102,7 +102,7 @@ export function buildJob(sj: SingletonJob, run: ActiveRun, options: { suspended?
       // never replaces a failed Pod itself (the replacement would share the
       // token with a Pod that may only look failed, e.g. on a partitioned
       // node). The template's backoffLimit is the operator's retry budget:
-      // each retry is a new Job with a new, higher token (reconciler.ts).
+      // each retry is a new Job with a new, higher token (pass/active-run.ts).
       backoffLimit: 0,
       suspend: options.suspended ?? false,
       template: {
