@@ -1,4 +1,4 @@
-// typescript-eslint's recommended rules (syntactic: fast, no type program),
+// typescript-eslint's recommended rules, three type-aware ones (below),
 // plus an import-cycle rule: src/ keeps its one-way layering (kube ← election,
 // controller ← operator ← main) and test code never becomes a dependency of it.
 // `npm run lint` runs this and prettier --check; `npm test` runs lint first.
@@ -23,6 +23,19 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
       // Test files use require-free ESM; a few dynamic shapes are typed as `any` on purpose at boundaries.
       '@typescript-eslint/no-explicit-any': 'error',
+    },
+  },
+  {
+    // Type-aware rules (they need the type program: tsconfig.json's files), for
+    // what an async codebase gets wrong silently: a promise nobody awaits or
+    // catches, a promise where a callback's result is ignored, a switch over a
+    // union that forgets a member.
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/switch-exhaustiveness-check': ['error', { considerDefaultExhaustiveForUnions: true }],
     },
   },
   {
