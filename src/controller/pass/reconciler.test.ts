@@ -461,7 +461,7 @@ const cases: Case[] = [
     },
   },
   {
-    name: 'hole 1: the recorded Job was deleted and a same-name, same-token Job re-created: deleted, never released; the terminating Pod holds the run',
+    name: 'the recorded Job was deleted and a same-name, same-token Job re-created: deleted, never released; the terminating Pod holds the run',
     spec: scheduled,
     status: atSlot,
     setup: (f) => {
@@ -478,7 +478,7 @@ const cases: Case[] = [
     },
   },
   {
-    name: 'hole 1: … and once no Pod of it can run, the run ends as Deleted',
+    name: 'a re-created Job under the recorded run’s name, once no Pod of the run can run: the run ends as Deleted',
     spec: scheduled,
     status: atSlot,
     setup: (f) => {
@@ -490,7 +490,7 @@ const cases: Case[] = [
     check: (f) => expect(f.sj().status!.recentRuns![0]!.outcome).toBe('Deleted'),
   },
   {
-    name: "hole 2: a Job that is not this run's holds its name: the run ends Failed (JobNameTaken), nothing wedges",
+    name: "a Job that is not this run's holds its name: the run ends Failed (JobNameTaken), nothing wedges",
     status: { lastManualRequestId: 'a', currentToken: 600, leaderTerm: TERM, activeRun: run({ kind: 'Manual', requestId: 'a', slot: undefined, name: 'sj-m-taken' }) },
     setup: (f) => void f.addJob({ metadata: { name: 'sj-m-taken' } }),
     actions: ['event Warning JobNameTaken', 'update-status', 'event Warning RunFinished'],
@@ -501,7 +501,7 @@ const cases: Case[] = [
     },
   },
   {
-    name: "hole 4: a Pod of a deleted predecessor with the same name still runs: the new object's first run waits",
+    name: "a Pod of a deleted predecessor with the same name still runs: the new object's first run waits",
     spec: scheduled,
     status: { lastScheduleTime: '2026-06-01T11:59:00Z', ...healthy },
     setup: (f) => {
@@ -514,7 +514,7 @@ const cases: Case[] = [
     },
   },
   {
-    name: 'hole 5: a failed attempt with budget left: a new reservation with a new, higher token and a backoff',
+    name: 'a failed attempt with budget left: a new reservation with a new, higher token and a backoff',
     spec: { ...scheduled, jobTemplate: { spec: { ...template().spec, backoffLimit: 2 } } },
     status: atSlot,
     setup: (f) => void inFlight(f, run(), { outcome: 'Failed', podPhase: 'Failed' }),
@@ -531,14 +531,14 @@ const cases: Case[] = [
     },
   },
   {
-    name: 'hole 5: a retry before its backoff has passed: nothing yet',
+    name: 'a retry before its backoff has passed: nothing yet',
     spec: { ...scheduled, jobTemplate: { spec: { ...template().spec, backoffLimit: 2 } } },
     status: { ...atSlot, currentToken: 700, activeRun: run({ name: scheduledRunName('sj', SLOT, 2), token: 700, attempt: 2, notBefore: new Date(NOW.getTime() + 4000).toISOString() }) },
     actions: [],
     check: (_f, r) => expect(r.requeueAfterMs).toBe(4005),
   },
   {
-    name: "hole 5: a retry whose backoff has passed: its own Job with the attempt's token",
+    name: "a retry whose backoff has passed: its own Job with the attempt's token",
     spec: { ...scheduled, jobTemplate: { spec: { ...template().spec, backoffLimit: 2 } } },
     status: { ...atSlot, currentToken: 700, activeRun: run({ name: scheduledRunName('sj', SLOT, 2), token: 700, attempt: 2, notBefore: new Date(NOW.getTime() - 1).toISOString() }) },
     actions: [`create-job ${scheduledRunName('sj', SLOT, 2)} token=700 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT, 2)}`, 'event Normal RunStarted'],
@@ -549,7 +549,7 @@ const cases: Case[] = [
     },
   },
   {
-    name: 'hole 5: the last attempt failed: the run finishes Failed',
+    name: 'the last attempt failed: the run finishes Failed',
     spec: { ...scheduled, jobTemplate: { spec: { ...template().spec, backoffLimit: 1 } } },
     status: atSlot,
     setup: (f) => void inFlight(f, run({ attempt: 2, name: scheduledRunName('sj', SLOT, 2) }), { outcome: 'Failed', podPhase: 'Failed' }),
@@ -557,7 +557,7 @@ const cases: Case[] = [
     check: (f) => expect(f.sj().status!.recentRuns![0]).toMatchObject({ outcome: 'Failed', attempt: 2 }),
   },
   {
-    name: "hole 3: another installation's live Lease wrote it: stand by, say so once, term and Lease unchanged",
+    name: "another installation's live Lease wrote it: stand by, say so once, term and Lease unchanged",
     lease: true,
     spec: scheduled,
     status: { ...atSlot, leaderTerm: 900, leaderLease: 'other/op', lastScheduleTime: '2026-06-01T11:59:00Z' },
@@ -570,7 +570,7 @@ const cases: Case[] = [
     },
   },
   {
-    name: "hole 3: the other installation's Lease has gone: take over with the term raised above theirs",
+    name: "the other installation's Lease has gone: take over with the term raised above theirs",
     lease: true,
     latestRevision: 950,
     spec: scheduled,
@@ -585,7 +585,7 @@ const cases: Case[] = [
     },
   },
   {
-    name: 'hole 3: a recorded term above every revision (written by hand): reported, not written',
+    name: 'a recorded term above every revision (written by hand): reported, not written',
     lease: true,
     latestRevision: 950,
     spec: scheduled,
