@@ -17,6 +17,7 @@ import { POLL_MS } from './pass.ts';
 import type { Followed, Pass, Result } from './pass.ts';
 import { admissionWait, everEvicted, KueueNotServed, queueOf } from '../cluster/kueue.ts';
 import { releaseRun } from './release.ts';
+import { createReservedJob } from './start-run.ts';
 import {
   awaitingAdmissionCondition,
   clearAwaitingAdmission,
@@ -84,7 +85,7 @@ export async function trackActiveRun(p: Pass, key: string, sj: SingletonJob, run
       case 'backingOff':
         return ends({ requeueAfterMs: state.recheckInMs });
       case 'jobToCreate':
-        return ends(await p.createReservedJob(key, sj, run, log));
+        return ends(await createReservedJob(p, key, sj, run, log));
       case 'podsLeftBehind':
         // Replace cancels the run, so Pods of the run that the Job left behind
         // (orphaned) are deleted too; it never assumes the garbage collector

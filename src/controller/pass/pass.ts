@@ -1,7 +1,8 @@
 // Types shared by the modules of one reconcile pass: reconciler.ts (the pass
-// and its writes), active-run.ts (following a run to its end), claims.ts
-// (which installation acts on an object) and cleanup.ts. Kept apart so those
-// modules depend on this file, not on each other.
+// and its writes), active-run.ts (following a run to its end), start-run.ts
+// (the start protocol, and the Job of a reserved run), claims.ts (which
+// installation acts on an object) and cleanup.ts. Kept apart so that none of
+// them depends on reconciler.ts.
 import type { Logger } from 'pino';
 import type { ActiveRun, FinishedRun, SingletonJob, SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
 import type { Leadership } from '../../election/index.ts';
@@ -66,8 +67,6 @@ export interface Pass {
   write(key: string, sj: SingletonJob, mutate: (status: SingletonJobStatus) => void): Promise<SingletonJob>;
   /** Records the run as finished (activeRun → recentRuns) and says so. */
   finish(key: string, sj: SingletonJob, run: ActiveRun, outcome: FinishedRun['outcome'], completion?: Date, readiness?: Readiness): Promise<Result>;
-  /** Creates the Job of a reserved run (ours just now, or a predecessor's). */
-  createReservedJob(key: string, sj: SingletonJob, run: ActiveRun, log: Logger): Promise<Result>;
   /** Emits an Event once per distinct `id` and key, not on every pass. */
   announceOnce(sj: SingletonJob, id: string, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
   /** The last id announced for the key. */

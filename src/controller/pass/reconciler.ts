@@ -20,7 +20,7 @@ import type { ActiveRun, FinishedRun, SingletonJob, SingletonJobStatus } from '.
 import { apiMessage, describeError, isConflict, isNamespaceTerminating, isRefusal, statusCode } from '../../kube/errors.ts';
 import { objectKey } from '../../kube/object-key.ts';
 import { trackActiveRun } from './active-run.ts';
-import { checkPredecessorPods, createReservedJob, PodSnapshots, startRun } from './start-run.ts';
+import { checkPredecessorPods, PodSnapshots, startRun } from './start-run.ts';
 import type { Starter } from './start-run.ts';
 import { Claims } from './claims.ts';
 import { deleteStrays, prune } from './cleanup.ts';
@@ -391,10 +391,6 @@ export class Reconciler implements Starter {
     });
     await this.d.events.emit(sj, 'Normal', 'Resumed', `Scheduled runs resumed (${Keys.resume}="${id}") after ${status.consecutiveFailures} failed runs in a row`);
     return { requeueAfterMs: 0 };
-  }
-
-  createReservedJob(key: string, sj: SingletonJob, run: ActiveRun, log: Logger): Promise<Result> {
-    return createReservedJob(this, key, sj, run, log);
   }
 
   async finish(key: string, sj: SingletonJob, run: ActiveRun, outcome: FinishedRun['outcome'], completion?: Date, readiness?: Readiness): Promise<Result> {
