@@ -4,21 +4,34 @@
 // closure and a place in the timer lists Node keeps per distinct duration
 // (bench/results/probes.md); here each is a map entry and a heap entry, and
 // one timer is armed for the earliest.
+/** The timers DelayedKeys arms (src/election/clock.ts's Clock is one; tests pass a clock that moves only when told to). */
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const realTimers: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
 export class DelayedKeys {
   /** key → when it is due (the earliest pending add wins). */
   private readonly due = new Map<string, number>();
   /** Min-heap on `at`; entries superseded by an earlier add stay until popped (lazy deletion). */
   private readonly heap: { at: number; key: string }[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private timer: unknown;
   private armedAt = Infinity;
 
   private readonly now: () => number;
   private readonly fire: (key: string) => void;
+  private readonly timers: Timers;
 
-  /** `fire(key)` is called once the key is due on the `now` clock (milliseconds). */
-  constructor(now: () => number, fire: (key: string) => void) {
+  /** `fire(key)` is called once the key is due on the `now` clock (milliseconds), by a timer of `timers`. */
+  constructor(now: () => number, fire: (key: string) => void, timers: Timers = realTimers) {
     this.now = now;
     this.fire = fire;
+    this.timers = timers;
   }
 
   /** Adds key at `at`, unless it is already due earlier. */
@@ -35,7 +48,7 @@ export class DelayedKeys {
   }
 
   clear(): void {
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
     this.timer = undefined;
     this.armedAt = Infinity;
     this.due.clear();
@@ -43,13 +56,13 @@ export class DelayedKeys {
   }
 
   private arm(): void {
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
     this.timer = undefined;
     this.armedAt = Infinity;
     const first = this.heap[0];
     if (!first) return;
     this.armedAt = first.at;
-    this.timer = setTimeout(() => this.release(), Math.max(0, first.at - this.now()));
+    this.timer = this.timers.setTimeout(() => this.release(), Math.max(0, first.at - this.now()));
   }
 
   private release(): void {

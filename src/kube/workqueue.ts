@@ -3,6 +3,7 @@
 // re-queued when done), failures back off per key exponentially, and retries
 // share an overall token bucket so a burst of failures cannot flood the API.
 import { DelayedKeys } from './delays.ts';
+import type { Timers } from './delays.ts';
 import type { QueueMetrics } from './queue-metrics.ts';
 
 export interface WorkQueueOptions {
@@ -11,7 +12,9 @@ export interface WorkQueueOptions {
   /** Overall rate limit for retries: tokens per second and bucket size. */
   qps?: number;
   burst?: number;
+  /** Monotonic ms, and the timers of delayed adds, for tests that move time themselves; default the real ones. */
   now?: () => number;
+  timers?: Timers;
   /** workqueue_* instrumentation (metrics.ts). */
   metrics?: QueueMetrics;
 }
@@ -30,16 +33,16 @@ export class WorkQueue {
   private stopped = false;
   private tokens: number;
   private lastRefill: number;
-  private readonly o: Required<Omit<WorkQueueOptions, 'metrics'>>;
+  private readonly o: Required<Omit<WorkQueueOptions, 'metrics' | 'timers'>>;
 
   constructor(options: WorkQueueOptions = {}) {
-    const { metrics, ...rest } = options;
+    const { metrics, timers, ...rest } = options;
     this.o = { baseDelayMs: 100, maxDelayMs: 60_000, qps: 20, burst: 100, now: () => performance.now(), ...rest };
     this.metrics = metrics;
     metrics?.inProcess(() => Array.from(this.startedAt.values(), (t) => (this.o.now() - t) / 1000));
     this.tokens = this.o.burst;
     this.lastRefill = this.o.now();
-    this.delayed = new DelayedKeys(this.o.now, (key) => this.add(key));
+    this.delayed = new DelayedKeys(this.o.now, (key) => this.add(key), timers);
   }
 
   add(key: string): void {
