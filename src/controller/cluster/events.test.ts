@@ -8,6 +8,7 @@ import { describe, expect, it } from '@jest/globals';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import type { SingletonJob } from '../../api/v1alpha1/singletonjob.ts';
+import { ManualClock } from '../../../test/support/manual-clock.ts';
 import { EventRecorder, eventMetrics } from './events.ts';
 
 function sj(name: string): SingletonJob {
@@ -29,7 +30,6 @@ function sink() {
   return { core, written, patches };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const silent = pino({ level: 'silent' });
 
 describe('EventRecorder', () => {
@@ -46,23 +46,25 @@ describe('EventRecorder', () => {
   it('holds Events while reconcile work waits, then writes them in order', async () => {
     const { core, written } = sink();
     let busy = true;
-    const rec = new EventRecorder(core, silent, 'me', { busy: () => busy });
+    const clock = new ManualClock();
+    const rec = new EventRecorder(core, silent, 'me', { busy: () => busy, clock });
     await rec.emit(sj('a'), 'Normal', 'RunStarted', 'a');
     await rec.emit(sj('b'), 'Normal', 'RunStarted', 'b');
-    await sleep(300);
+    await clock.advance(300);
     expect(written).toHaveLength(0);
     busy = false;
-    await sleep(300);
+    await clock.advance(100);
     expect(written.map((e) => e.regarding?.name)).toEqual(['a', 'b']);
   });
 
   it('writes an Event that waited maxDelayMs even while busy', async () => {
     const { core, written } = sink();
-    const rec = new EventRecorder(core, silent, 'me', { busy: () => true, maxDelayMs: 200 });
+    const clock = new ManualClock();
+    const rec = new EventRecorder(core, silent, 'me', { busy: () => true, maxDelayMs: 200, clock });
     await rec.emit(sj('a'), 'Warning', 'RunStalled', 'stalled');
-    await sleep(50);
+    await clock.advance(199);
     expect(written).toHaveLength(0);
-    await sleep(400);
+    await clock.advance(101);
     expect(written.map((e) => e.reason)).toEqual(['RunStalled']);
     rec.stop();
   });
@@ -102,9 +104,10 @@ describe('EventRecorder', () => {
   it('aggregates the same Event for an object while it waits (a series from the first write)', async () => {
     const { core, written } = sink();
     let busy = true;
-    const rec = new EventRecorder(core, silent, 'me', { busy: () => busy });
+    const clock = new ManualClock();
+    const rec = new EventRecorder(core, silent, 'me', { busy: () => busy, clock });
     await rec.emit(sj('a'), 'Normal', 'RunHeld', 'held');
-    await sleep(20);
+    await clock.advance(20);
     await rec.emit(sj('a'), 'Normal', 'RunHeld', 'held');
     await rec.emit(sj('b'), 'Normal', 'RunHeld', 'held');
     busy = false;
@@ -132,11 +135,13 @@ describe('EventRecorder', () => {
 
   it('drops pending Events once stopped (leadership lost) and writes nothing after', async () => {
     const { core, written } = sink();
-    const rec = new EventRecorder(core, silent, 'me', { busy: () => true });
+    const clock = new ManualClock();
+    const rec = new EventRecorder(core, silent, 'me', { busy: () => true, clock });
     await rec.emit(sj('a'), 'Normal', 'RunStarted', 'a');
     rec.stop();
     await rec.emit(sj('b'), 'Normal', 'RunStarted', 'b');
-    await sleep(200);
+    await clock.advance(200);
+    expect(clock.pendingTimers()).toBe(0);
     expect(written).toHaveLength(0);
   });
 });

@@ -86,7 +86,29 @@ export interface EventRecorderOptions {
   /** Writes in flight at once; default 2. */
   concurrency?: number;
   metrics?: EventMetrics;
+  /** Monotonic and wall-clock time and the timer of the busy wait; default the real ones (tests pass a clock they move). */
+  clock?: EventClock;
 }
+
+/** What the EventRecorder reads of time (src/election/clock.ts's Clock is one). */
+export interface EventClock {
+  now(): number;
+  wallNow(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const realClock: EventClock = {
+  now: () => performance.now(),
+  wallNow: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const timer = setTimeout(fn, ms);
+    // Never the reason the process stays up.
+    timer.unref?.();
+    return timer;
+  },
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
 
 interface Pending {
   sj: SingletonJob;
@@ -126,19 +148,21 @@ export class EventRecorder {
   private readonly logger: Logger;
   private readonly instance: string;
   private readonly o: Required<Omit<EventRecorderOptions, 'metrics'>> & { metrics?: EventMetrics };
+  private readonly clock: EventClock;
   /** Insertion order = send order; keyed for aggregation. */
   private readonly pending = new Map<string, Pending>();
   /** Written Events by the same key, oldest first (insertion order), for series. */
   private readonly sent = new Map<string, Sent>();
   private writers = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: unknown;
   private stopped = false;
 
   constructor(api: EventsV1Api, logger: Logger, instance: string, options: EventRecorderOptions = {}) {
     this.api = api;
     this.logger = logger;
     this.instance = instance;
-    this.o = { busy: () => false, maxDelayMs: 30_000, maxPending: 10_000, concurrency: 2, ...options };
+    this.o = { busy: () => false, maxDelayMs: 30_000, maxPending: 10_000, concurrency: 2, clock: realClock, ...options };
+    this.clock = this.o.clock;
   }
 
   /**
@@ -151,7 +175,7 @@ export class EventRecorder {
     if (this.stopped) return;
     const run = sj.status?.activeRun;
     const job = related === null ? undefined : (related ?? (run ? { name: run.name, ...(run.jobUID ? { uid: run.jobUID } : {}) } : undefined));
-    const now = new Date();
+    const now = new Date(this.clock.wallNow());
     const key = [sj.metadata?.uid, type, reason, message, job?.name ?? ''].join('\u0000');
     const same = this.pending.get(key);
     if (same) {
@@ -166,7 +190,7 @@ export class EventRecorder {
       this.pending.delete(oldest);
       this.o.metrics?.dropped.inc();
     }
-    this.pending.set(key, { sj, related: job, type, reason, message, first: now, last: now, count: 1, queuedAt: performance.now() });
+    this.pending.set(key, { sj, related: job, type, reason, message, first: now, last: now, count: 1, queuedAt: this.clock.now() });
     this.o.metrics?.pending.set(this.pending.size);
     this.pump();
   }
@@ -174,14 +198,14 @@ export class EventRecorder {
   /** Pending Events are dropped (the fenced client would refuse them once leadership is lost). */
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     if (this.pending.size) this.logger.info({ events: this.pending.size }, 'Dropped pending Events: no longer leading');
     this.pending.clear();
     this.sent.clear();
     this.o.metrics?.pending.set(0);
   }
 
-  /** Resolves once nothing is pending or in flight (tests, shutdown). */
+  /** Resolves once nothing is pending or in flight (tests, shutdown); waits on real time, as the writes do. */
   async flush(timeoutMs = 10_000): Promise<void> {
     const until = performance.now() + timeoutMs;
     while ((this.pending.size || this.writers) && performance.now() < until) {
@@ -191,17 +215,16 @@ export class EventRecorder {
   }
 
   private pump(): void {
-    if (this.stopped || this.timer) return;
+    if (this.stopped || this.timer !== undefined) return;
     const oldest = this.pending.values().next().value as Pending | undefined;
     if (!oldest) return;
-    const overdue = performance.now() - oldest.queuedAt >= this.o.maxDelayMs;
+    const overdue = this.clock.now() - oldest.queuedAt >= this.o.maxDelayMs;
     if (!overdue && this.o.busy()) {
       // Reconcile work first; look again shortly.
-      this.timer = setTimeout(() => {
+      this.timer = this.clock.setTimeout(() => {
         this.timer = undefined;
         this.pump();
       }, 100);
-      this.timer.unref?.();
       return;
     }
     this.send();
@@ -228,7 +251,7 @@ export class EventRecorder {
     const meta = ev.sj.metadata!;
     try {
       const earlier = this.sent.get(key);
-      if (earlier && performance.now() - earlier.at < SERIES_WINDOW_MS && (await this.extend(key, earlier, ev))) return;
+      if (earlier && this.clock.now() - earlier.at < SERIES_WINDOW_MS && (await this.extend(key, earlier, ev))) return;
       const body: EventsV1Event = {
         metadata: { name: `${meta.name!.slice(0, 200)}.${randomBytes(8).toString('hex')}`, namespace: meta.namespace! },
         eventTime: new V1MicroTime(ev.first),
@@ -243,7 +266,7 @@ export class EventRecorder {
       if (ev.related) body.related = jobReference(meta.namespace!, ev.related);
       if (ev.count > 1) body.series = { count: ev.count, lastObservedTime: new V1MicroTime(ev.last) };
       const created = await this.api.createNamespacedEvent({ namespace: meta.namespace!, body });
-      this.remember(key, { name: created.metadata?.name ?? body.metadata!.name!, namespace: meta.namespace!, count: ev.count, at: performance.now() });
+      this.remember(key, { name: created.metadata?.name ?? body.metadata!.name!, namespace: meta.namespace!, count: ev.count, at: this.clock.now() });
     } catch (err) {
       if (!this.stopped) this.logger.warn({ object: objectKey(ev.sj), reason: ev.reason, err: describeError(err) }, 'Event was not recorded');
     }
@@ -262,7 +285,7 @@ export class EventRecorder {
       this.sent.delete(key);
       return false;
     }
-    this.remember(key, { ...earlier, count, at: performance.now() });
+    this.remember(key, { ...earlier, count, at: this.clock.now() });
     return true;
   }
 
