@@ -27,6 +27,7 @@ import { deleteStrays, prune } from './cleanup.ts';
 import { buildJob } from '../rules/jobs.ts';
 import { scheduledRunName } from '../rules/naming.ts';
 import { chooseAction, HOLD_POLL_MS, manualRequest, specProblem } from '../rules/action.ts';
+import * as changes from '../rules/changes.ts';
 import { StaleError } from './pass.ts';
 import type { ReconcilerDeps, Result } from './pass.ts';
 import { dueAt, nextScheduleTime, nextSlotAt, REQUEUE_MARGIN_MS } from '../rules/timing.ts';
@@ -158,9 +159,9 @@ export class Reconciler implements Starter {
         await this.updateReady(sj, action.problem);
         return {};
       case 'resume':
-        return this.resume(key, sj, action.id);
+        return this.apply(key, sj, changes.resume(sj, action.id, now), { requeueAfterMs: 0 });
       case 'recordBackfill':
-        return this.recordBackfill(key, sj, action.request);
+        return this.apply(key, sj, changes.recordBackfill(action.request), { requeueAfterMs: 0 });
       case 'afterTemplateCheck':
         break;
     }
@@ -169,13 +170,13 @@ export class Reconciler implements Starter {
     const next = action.then;
     switch (next.kind) {
       case 'recordSkipped':
-        return this.recordSkipped(sj, next.due, 'missed its starting deadline');
+        return this.apply(key, sj, changes.recordSkipped(sj, next.due, 'missed its starting deadline'), { requeueAfterMs: 0 });
       case 'skipQueued':
-        return this.skipQueued(key, sj, next.slot, next.why);
+        return this.apply(key, sj, changes.skipQueued(next.slot, next.why), { requeueAfterMs: 0 });
       case 'startQueued':
         return startRun(this, key, sj, { kind: 'Scheduled', slot: next.slot }, undefined);
       case 'queue':
-        return this.queue(key, sj, next.active, next.due);
+        return this.apply(key, sj, changes.queueSlot(sj, next.active, next.due), { requeueAfterMs: HOLD_POLL_MS });
       case 'hold':
         await this.announceOnce(
           sj,
@@ -185,24 +186,12 @@ export class Reconciler implements Starter {
           `Run for ${next.what} waits: run ${next.active.name} (token ${next.active.token}) is still in flight (concurrencyPolicy ${next.policy})`,
         );
         return { requeueAfterMs: next.requeueAfterMs };
-      case 'replace': {
-        const { active, what } = next;
-        await this.write(key, sj, (s) => {
-          s.activeRun = { ...active, replacing: true };
-        });
-        await this.d.events.emit(
-          sj,
-          'Normal',
-          'RunReplacing',
-          `Replacing run ${active.name} (token ${active.token}) for ${what}: deleting its Job and waiting until its Pods are gone (concurrencyPolicy Replace)`,
-        );
-        return { requeueAfterMs: 0 };
-      }
+      case 'replace':
+        return this.apply(key, sj, changes.replaceRun(next.active, next.what), { requeueAfterMs: 0 });
       case 'start':
         return startRun(this, key, sj, next.wanted, next.due);
       case 'completeBackfill':
-        await this.completeBackfill(key, sj);
-        return { requeueAfterMs: 0 };
+        return this.apply(key, sj, changes.completeBackfill(sj), { requeueAfterMs: 0 });
       case 'idle':
         break;
     }
@@ -215,51 +204,6 @@ export class Reconciler implements Starter {
       soonest(untilNext !== undefined ? { requeueAfterMs: untilNext } : {}, predecessors.retryInMs !== undefined ? { requeueAfterMs: predecessors.retryInMs } : {}),
       probe ? { requeueAfterMs: Math.max(0, probe.nextAt - now.getTime()) + REQUEUE_MARGIN_MS } : {},
     );
-  }
-
-  /** A queued slot that may not start: dropped, counted and said like any skipped slot. */
-  private async skipQueued(key: string, sj: SingletonJob, slot: Date, why: string): Promise<Result> {
-    await this.write(key, sj, (s) => {
-      delete s.queuedSlot;
-      s.skippedSlots = (s.skippedSlots ?? 0) + 1;
-      const last = toDate(s.lastSkippedSlot);
-      if (!last || last < slot) s.lastSkippedSlot = slot.toISOString();
-    });
-    this.d.metrics.slotsSkipped.inc(1);
-    await this.d.events.emit(sj, 'Warning', 'SlotsSkipped', `Skipped queued slot ${slot.toISOString()}: ${why}`);
-    return { requeueAfterMs: 0 };
-  }
-
-  /**
-   * Queue (Temporal's BufferOne): the slot due while a run is in flight is
-   * remembered and runs as soon as that run has ended; at most one waits, a
-   * later slot while one is queued is skipped.
-   */
-  private async queue(key: string, sj: SingletonJob, active: ActiveRun, due: Due): Promise<Result> {
-    const slot = due.slot!;
-    const already = toDate(sj.status?.queuedSlot);
-    await this.write(key, sj, (s) => {
-      s.lastScheduleTime = slot.toISOString();
-      if (already) {
-        s.skippedSlots = (s.skippedSlots ?? 0) + 1 + due.skipped;
-        s.lastSkippedSlot = slot.toISOString();
-      } else {
-        s.queuedSlot = slot.toISOString();
-        if (due.skipped > 0) s.skippedSlots = (s.skippedSlots ?? 0) + due.skipped;
-      }
-    });
-    if (already) {
-      this.d.metrics.slotsSkipped.inc(1 + due.skipped);
-      await this.d.events.emit(
-        sj,
-        'Warning',
-        'SlotsSkipped',
-        `Skipped slot ${slot.toISOString()}: slot ${already.toISOString()} is already queued behind run ${active.name} (concurrencyPolicy Queue keeps one)`,
-      );
-    } else {
-      await this.d.events.emit(sj, 'Normal', 'RunQueued', `Slot ${slot.toISOString()} is queued: it runs as soon as run ${active.name} (token ${active.token}) has ended (concurrencyPolicy Queue)`);
-    }
-    return { requeueAfterMs: HOLD_POLL_MS };
   }
 
   /**
@@ -359,40 +303,6 @@ export class Reconciler implements Starter {
     return { requeueAfterMs: untilProbeMs + REQUEUE_MARGIN_MS };
   }
 
-  /** Records a new backfill request (or why it is refused); its slots run on later passes. */
-  private async recordBackfill(key: string, sj: SingletonJob, request: NonNullable<SingletonJobStatus['backfill']>): Promise<Result> {
-    await this.write(key, sj, (s) => {
-      s.backfill = request;
-    });
-    if (request.error) await this.d.events.emit(sj, 'Warning', 'BackfillRefused', `Backfill "${request.request}" refused: ${request.error}`);
-    else await this.d.events.emit(sj, 'Normal', 'BackfillRequested', `Backfill of the slots in (${request.from}, ${request.to}]: they run one after another, oldest first, each with its own token`);
-    return { requeueAfterMs: 0 };
-  }
-
-  /** Marks a backfill request whose slots have all been started as completed. */
-  private async completeBackfill(key: string, sj: SingletonJob): Promise<void> {
-    const b = sj.status!.backfill!;
-    await this.write(key, sj, (s) => {
-      s.backfill = { ...b, completed: true };
-    });
-    await this.d.events.emit(sj, 'Normal', 'BackfillCompleted', `Backfill "${b.request}": all ${b.runs ?? 0} slot(s) in (${b.from}, ${b.to}] have run`);
-  }
-
-  /** singleton.dev/resume with a new value ends a pause after failures. */
-  private async resume(key: string, sj: SingletonJob, id: string): Promise<Result> {
-    const status = sj.status ?? {};
-    await this.write(key, sj, (s) => {
-      s.consecutiveFailures = 0;
-      s.lastResumeId = id;
-      // Slots missed while paused are not caught up (as after a suspend, only the latest within the deadline would run).
-      s.lastScheduleTime = this.d.now().toISOString();
-      setCondition(s, { type: Conditions.paused, status: 'False', reason: 'Resumed', message: `Resumed by ${Keys.resume}="${id}"` }, sj.metadata?.generation, this.d.now());
-      setReady(s, healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, this.d.now());
-    });
-    await this.d.events.emit(sj, 'Normal', 'Resumed', `Scheduled runs resumed (${Keys.resume}="${id}") after ${status.consecutiveFailures} failed runs in a row`);
-    return { requeueAfterMs: 0 };
-  }
-
   async finish(key: string, sj: SingletonJob, run: ActiveRun, outcome: FinishedRun['outcome'], completion?: Date, readiness?: Readiness): Promise<Result> {
     const now = this.d.now();
     const failed = outcome === 'Failed' || outcome === 'Stalled';
@@ -427,21 +337,12 @@ export class Reconciler implements Starter {
     return { requeueAfterMs: 0 };
   }
 
-  private async recordSkipped(sj: SingletonJob, due: Due, why: string): Promise<Result> {
-    const key = objectKey(sj);
-    await this.write(key, sj, (s) => {
-      s.lastScheduleTime = due.latest!.toISOString();
-      s.lastSkippedSlot = (due.lastSkipped ?? due.latest!).toISOString();
-      s.skippedSlots = (s.skippedSlots ?? 0) + due.skipped;
-    });
-    this.d.metrics.slotsSkipped.inc(due.skipped);
-    await this.d.events.emit(
-      sj,
-      'Warning',
-      'SlotsSkipped',
-      `Skipped ${due.skipped}${due.skippedAtLeast ? '+' : ''} slot(s), the latest ${due.latest!.toISOString()}: it ${why} (startingDeadlineSeconds ${sj.spec.startingDeadlineSeconds})`,
-    );
-    return { requeueAfterMs: 0 };
+  /** Writes a status change (rules/changes.ts) — the pass's one write — then counts and says it. */
+  private async apply(key: string, sj: SingletonJob, change: changes.StatusChange, result: Result): Promise<Result> {
+    await this.write(key, sj, change.status);
+    if (change.skippedSlots) this.d.metrics.slotsSkipped.inc(change.skippedSlots);
+    for (const e of change.events) await this.d.events.emit(sj, e.type, e.reason, e.message);
+    return result;
   }
 
   /** Writes Ready when it changed; returns whether it wrote. */
