@@ -13,23 +13,13 @@ import { runName } from '../rules/naming.ts';
 import { hasRetryBudget, runState } from '../rules/run-state.ts';
 import type { RunView } from '../rules/run-state.ts';
 import { REQUEUE_MARGIN_MS } from '../rules/timing.ts';
+import * as changes from '../rules/changes.ts';
 import { POLL_MS } from './pass.ts';
 import type { Followed, Pass, Result } from './pass.ts';
 import { admissionWait, everEvicted, KueueNotServed, queueOf } from '../cluster/kueue.ts';
 import { releaseRun } from './release.ts';
 import { createReservedJob } from './start-run.ts';
-import {
-  awaitingAdmissionCondition,
-  clearAwaitingAdmission,
-  clearRunStalled,
-  Conditions,
-  healthyReadiness,
-  nextToken,
-  recordFinished,
-  setCondition,
-  setReady,
-  TokenExhaustedError,
-} from '../rules/status.ts';
+import { awaitingAdmissionCondition, clearAwaitingAdmission, Conditions, healthyReadiness, nextToken, recordFinished, setCondition, setReady, TokenExhaustedError } from '../rules/status.ts';
 
 /** Largest retry delay (the Job controller's cap). */
 const MAX_RETRY_DELAY_MS = 360_000;
@@ -123,15 +113,8 @@ export async function trackActiveRun(p: Pass, key: string, sj: SingletonJob, run
           `Job ${run.name} already exists and does not belong to run ${run.name} (token ${run.token}): the run ended without running; delete or rename that Job`,
         );
         return ends(await p.finish(key, sj, run, 'Failed'));
-      case 'unrecordedJob': {
-        // A predecessor created this run's Job but did not get to record it.
-        // (It never ran: a Job runs only once its UID is recorded.)
-        const uid = state.uid;
-        await p.write(key, sj, (s) => {
-          s.activeRun = { ...run, jobUID: uid };
-        });
-        return ends({ requeueAfterMs: 0 });
-      }
+      case 'unrecordedJob':
+        return { ...ends({ requeueAfterMs: 0 }), change: changes.recordJobUID(run, state.uid) };
       case 'resuspended':
         return ends(await suspendedByOther(p, key, sj, run, state.job));
       case 'toRelease':
@@ -149,33 +132,13 @@ export async function trackActiveRun(p: Pass, key: string, sj: SingletonJob, run
       case 'starting':
         return { kind: 'goesOn', recheckInMs: state.recheckInMs };
       case 'stallOver':
-        await p.write(key, sj, (s) => {
-          clearRunStalled(s);
-          setReady(s, healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, view.now);
-        });
-        return { kind: 'goesOn' };
+        return { kind: 'goesOn', change: changes.stallOver(sj, view.now) };
       case 'startDeadline':
         log.warn({ run: run.name, why: state.why }, 'Ending a run whose Pod never ran');
-        await p.write(key, sj, (s) => {
-          s.activeRun = { ...run, stalled: state.why.slice(0, 4096) };
-        });
-        await p.d.events.emit(
-          sj,
-          'Warning',
-          'RunStalled',
-          `Ending run ${run.name} (token ${run.token}): its Pod did not run within podStartDeadlineSeconds (${state.deadlineSeconds} s): ${state.why}`,
-        );
-        return ends({ requeueAfterMs: 0 });
-      case 'stalled': {
+        return { ...ends({ requeueAfterMs: 0 }), change: changes.markStalled(run, state.why, state.deadlineSeconds) };
+      case 'stalled':
         if (!state.changed) return { kind: 'goesOn', recheckInMs: state.recheckInMs };
-        const { stall, message } = state;
-        await p.write(key, sj, (s) => {
-          setCondition(s, { type: Conditions.runStalled, status: 'True', reason: stall.reason, message }, sj.metadata?.generation, view.now);
-          setReady(s, healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, view.now);
-        });
-        await p.announceOnce(sj, `stalled:${run.name}:${stall.reason}`, 'Warning', 'RunStalled', message);
-        return ends({ requeueAfterMs: 0 });
-      }
+        return { ...ends({ requeueAfterMs: 0 }), change: changes.noteStall(sj, run, state.stall, state.message, view.now) };
     }
   }
 }

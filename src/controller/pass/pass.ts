@@ -11,6 +11,7 @@ import type { KueuePort } from '../cluster/kueue.ts';
 import type { ControllerMetrics } from '../metrics.ts';
 import type { EventSink, JobControl, LeaseLiveness, PodControl, ReconcileHooks, StatusStore } from '../cluster/ports.ts';
 import type { Readiness } from '../rules/status.ts';
+import type { StatusChange } from '../rules/changes.ts';
 
 export interface Result {
   /** Reconcile again after this many ms (0 = as soon as possible); absent = wait for a change. */
@@ -23,7 +24,10 @@ export interface Result {
  * or waits for its Pod to start (Replace may cancel it) — and comes back by
  * `recheckInMs` at the latest (absent: on a change).
  */
-export type Followed = { kind: 'ends'; result: Result } | { kind: 'goesOn'; recheckInMs?: number };
+export type Followed = ({ kind: 'ends'; result: Result } | { kind: 'goesOn'; recheckInMs?: number }) & {
+  /** The status change the pass writes first (rules/changes.ts). */
+  change?: StatusChange;
+};
 
 export interface ReconcilerDeps {
   status: StatusStore;

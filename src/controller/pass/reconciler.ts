@@ -139,6 +139,7 @@ export class Reconciler implements Starter {
       // hold the slot until the watch recovers).
       const waiting = Boolean(due?.slot || manual);
       const followed = await trackActiveRun(this, key, sj, status.activeRun, log, waiting);
+      if (followed.change) await this.apply(key, sj, followed.change, {});
       if (followed.kind === 'ends') return followed.result;
       // The run simply runs, or waits for its Pod to start: decide as usual
       // (Replace may cancel it), and look at it again when it asked to be.
@@ -341,7 +342,10 @@ export class Reconciler implements Starter {
   private async apply(key: string, sj: SingletonJob, change: changes.StatusChange, result: Result): Promise<Result> {
     await this.write(key, sj, change.status);
     if (change.skippedSlots) this.d.metrics.slotsSkipped.inc(change.skippedSlots);
-    for (const e of change.events) await this.d.events.emit(sj, e.type, e.reason, e.message);
+    for (const e of change.events) {
+      if (e.once) await this.announceOnce(sj, e.once, e.type, e.reason, e.message);
+      else await this.d.events.emit(sj, e.type, e.reason, e.message);
+    }
     return result;
   }
 

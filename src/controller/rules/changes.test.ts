@@ -1,7 +1,7 @@
 // The status changes of the pass's simple actions, as values: what one write
 // sets, what it says, what it counts as skipped.
 import type { ActiveRun, SingletonJob, SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
-import { completeBackfill, queueSlot, recordBackfill, recordSkipped, replaceRun, resume, skipQueued } from './changes.ts';
+import { completeBackfill, markStalled, noteStall, queueSlot, recordBackfill, recordJobUID, recordSkipped, replaceRun, resume, skipQueued, stallOver } from './changes.ts';
 import type { StatusChange } from './changes.ts';
 import type { Due } from './timing.ts';
 
@@ -59,5 +59,15 @@ describe('status changes', () => {
     expect(r.status).toMatchObject({ consecutiveFailures: 0, lastResumeId: 'r1', lastScheduleTime: NOW.toISOString() });
     expect(r.status.conditions?.find((c) => c.type === 'Paused')).toMatchObject({ status: 'False', reason: 'Resumed' });
     expect(r.said).toEqual(['Normal Resumed']);
+  });
+
+  it('the active run: a predecessor’s unrecorded Job recorded, a stall noted once per reason, cleared, or ended at its deadline', () => {
+    expect(applied(recordJobUID(active, 'uid-1'))).toEqual({ status: { activeRun: { ...active, jobUID: 'uid-1' } }, said: [], skipped: 0 });
+    const noted = noteStall(sj(), active, { reason: 'ImagePullBackOff', message: 'x' }, 'Run sj-1 has not started', NOW);
+    expect(noted.events).toEqual([{ type: 'Warning', reason: 'RunStalled', message: 'Run sj-1 has not started', once: 'stalled:sj-1:ImagePullBackOff' }]);
+    const stalled = applied(noted).status;
+    expect(stalled.conditions?.find((c) => c.type === 'RunStalled')).toMatchObject({ status: 'True', reason: 'ImagePullBackOff' });
+    expect(applied(stallOver(sj(stalled), NOW), stalled).status.conditions?.find((c) => c.type === 'RunStalled')).toBeUndefined();
+    expect(applied(markStalled(active, 'y'.repeat(5000), 900))).toMatchObject({ status: { activeRun: { stalled: 'y'.repeat(4096) } }, said: ['Warning RunStalled'] });
   });
 });

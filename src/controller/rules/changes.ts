@@ -6,14 +6,15 @@
 // protocol's record, the dry run).
 import type { ActiveRun, SingletonJob, SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
 import { Keys } from '../../api/v1alpha1/singletonjob.ts';
-import { Conditions, healthyReadiness, setCondition, setReady, toDate } from './status.ts';
+import { clearRunStalled, Conditions, healthyReadiness, setCondition, setReady, toDate } from './status.ts';
+import type { Stall } from './stall.ts';
 import type { Due } from './timing.ts';
 
 export interface StatusChange {
   /** The pass's one status write. */
   status: (s: SingletonJobStatus) => void;
-  /** Said once it is written, in order. */
-  events: { type: 'Normal' | 'Warning'; reason: string; message: string }[];
+  /** Said once it is written, in order; `once`: said once per id and object, not on every pass. */
+  events: { type: 'Normal' | 'Warning'; reason: string; message: string; once?: string }[];
   /** Slots it counts as skipped (singleton_operator_slots_skipped_total). */
   skippedSlots?: number;
 }
@@ -152,5 +153,54 @@ export function resume(sj: SingletonJob, id: string, now: Date): StatusChange {
       setReady(s, healthyReadiness({ ...sj, status: s }), generation, now);
     },
     events: [{ type: 'Normal', reason: 'Resumed', message: `Scheduled runs resumed (${Keys.resume}="${id}") after ${sj.status?.consecutiveFailures} failed runs in a row` }],
+  };
+}
+
+/** This run's Job, created by a predecessor that did not get to record it: its UID is recorded (it never ran: a Job runs only once recorded). */
+export function recordJobUID(run: ActiveRun, uid: string): StatusChange {
+  return {
+    status: (s) => {
+      s.activeRun = { ...run, jobUID: uid };
+    },
+    events: [],
+  };
+}
+
+/** The run's Pod runs after all: RunStalled goes. */
+export function stallOver(sj: SingletonJob, now: Date): StatusChange {
+  return {
+    status: (s) => {
+      clearRunStalled(s);
+      setReady(s, healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, now);
+    },
+    events: [],
+  };
+}
+
+/** The run's Pod has not run within podStartDeadlineSeconds: the run is marked stalled (its Job then goes, and it ends once its Pods are gone). */
+export function markStalled(run: ActiveRun, why: string, deadlineSeconds: number): StatusChange {
+  return {
+    status: (s) => {
+      s.activeRun = { ...run, stalled: why.slice(0, 4096) };
+    },
+    events: [
+      {
+        type: 'Warning',
+        reason: 'RunStalled',
+        message: `Ending run ${run.name} (token ${run.token}): its Pod did not run within podStartDeadlineSeconds (${deadlineSeconds} s): ${why}`,
+      },
+    ],
+  };
+}
+
+/** Why the released run's Pod does not run, on the object (RunStalled; Ready stays True) and said once per reason. */
+export function noteStall(sj: SingletonJob, run: ActiveRun, stall: Stall, message: string, now: Date): StatusChange {
+  const generation = sj.metadata?.generation;
+  return {
+    status: (s) => {
+      setCondition(s, { type: Conditions.runStalled, status: 'True', reason: stall.reason, message }, generation, now);
+      setReady(s, healthyReadiness({ ...sj, status: s }), generation, now);
+    },
+    events: [{ type: 'Warning', reason: 'RunStalled', message, once: `stalled:${run.name}:${stall.reason}` }],
   };
 }
