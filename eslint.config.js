@@ -20,7 +20,10 @@ export default tseslint.config(
       'import-x/no-cycle': ['error', { ignoreExternal: true }],
       // The code uses non-null assertions where the API guarantees a field (metadata.name of a stored object).
       '@typescript-eslint/no-non-null-assertion': 'off',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
       // Test files use require-free ESM; a few dynamic shapes are typed as `any` on purpose at boundaries.
       '@typescript-eslint/no-explicit-any': 'error',
     },
@@ -42,7 +45,12 @@ export default tseslint.config(
     // src/ never imports test code.
     files: ['src/**/*.ts'],
     ignores: ['src/**/*.test.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/test/**', '../../test/*'], message: 'src/ must not depend on test code' }] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/test/**', '../../test/*'], message: 'src/ must not depend on test code' }] },
+      ],
+    },
   },
   {
     // The controller's rules are pure: values in, values out. No API client,
@@ -55,12 +63,24 @@ export default tseslint.config(
       '@typescript-eslint/no-restricted-imports': [
         'error',
         {
-          paths: [{ name: '@kubernetes/client-node', message: 'rules/ is pure: types of client-node only', allowTypeImports: true }],
+          paths: [
+            {
+              name: '@kubernetes/client-node',
+              message: 'rules/ is pure: types of client-node only',
+              allowTypeImports: true,
+            },
+          ],
           patterns: [
             { group: ['node:*', '!node:crypto'], message: 'rules/ does no I/O' },
             { group: ['pino', 'prom-client', 'express', 'undici'], message: 'rules/ does no I/O' },
-            { group: ['**/pass/*', '**/cluster/*', '../*.ts', '**/election/*', '**/operator/*', '**/server/*'], message: 'rules/ depends on nothing of the pass, the ports or the adapters' },
-            { group: ['**/kube/*', '!**/kube/object-key.ts', '!**/kube/resource-version.ts'], message: 'rules/ may use only the pure helpers of src/kube' },
+            {
+              group: ['**/pass/*', '**/cluster/*', '../*.ts', '**/election/*', '**/operator/*', '**/server/*'],
+              message: 'rules/ depends on nothing of the pass, the ports or the adapters',
+            },
+            {
+              group: ['**/kube/*', '!**/kube/object-key.ts', '!**/kube/resource-version.ts'],
+              message: 'rules/ may use only the pure helpers of src/kube',
+            },
             { group: ['**/test/**', '../../test/*'], message: 'src/ must not depend on test code' },
           ],
         },

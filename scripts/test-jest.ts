@@ -40,7 +40,11 @@ function run(name: string, args: string[]): Report | undefined {
   const out = `${report}.${name}`;
   rmSync(out, { force: true });
   console.log(`== jest (${name}): ${args.join(' ')}`);
-  const r = spawnSync(process.execPath, ['--experimental-vm-modules', jest, '--json', `--outputFile=${out}`, ...args, ...extra], { stdio: 'inherit' });
+  const r = spawnSync(
+    process.execPath,
+    ['--experimental-vm-modules', jest, '--json', `--outputFile=${out}`, ...args, ...extra],
+    { stdio: 'inherit' },
+  );
   try {
     return JSON.parse(readFileSync(out, 'utf8')) as Report;
   } catch {
@@ -51,7 +55,14 @@ function run(name: string, args: string[]): Report | undefined {
 
 const parts = [
   run('parallel', ['--maxWorkers=2', '--testPathIgnorePatterns', SERIAL, '--passWithNoTests']),
-  run('serial', ['--maxWorkers=1', '--selectProjects', 'integration', '--testPathPatterns', SERIAL, '--passWithNoTests']),
+  run('serial', [
+    '--maxWorkers=1',
+    '--selectProjects',
+    'integration',
+    '--testPathPatterns',
+    SERIAL,
+    '--passWithNoTests',
+  ]),
 ];
 const done = parts.filter((p): p is Report => p !== undefined);
 const sum = (k: keyof Report) => done.reduce((n, p) => n + (p[k] as number), 0);
@@ -67,5 +78,7 @@ const merged = {
   testResults: done.flatMap((p) => p.testResults),
 };
 writeFileSync(report, JSON.stringify(merged));
-console.log(`== jest: ${merged.numPassedTests} passed, ${merged.numFailedTests} failed, ${merged.numPendingTests} skipped (both runs)`);
+console.log(
+  `== jest: ${merged.numPassedTests} passed, ${merged.numFailedTests} failed, ${merged.numPendingTests} skipped (both runs)`,
+);
 process.exit(merged.success ? 0 : 1);

@@ -106,7 +106,13 @@ export class SingletonJobController {
     const ns0 = options.namespaces?.[0];
     this.probe = () =>
       ns0
-        ? custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns0, limit: 1 })
+        ? custom.listNamespacedCustomObject({
+            group: GROUP,
+            version: VERSION,
+            plural: PLURAL,
+            namespace: ns0,
+            limit: 1,
+          })
         : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, limit: 1 });
     const logger = options.logger;
     const scopes: (string | undefined)[] = options.namespaces?.length ? options.namespaces : [undefined];
@@ -119,8 +125,19 @@ export class SingletonJobController {
             path: ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`,
             list: async (page) =>
               (ns
-                ? await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns, ...page })
-                : await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, ...page })) as ListPage<SingletonJob>,
+                ? await custom.listNamespacedCustomObject({
+                    group: GROUP,
+                    version: VERSION,
+                    plural: PLURAL,
+                    namespace: ns,
+                    ...page,
+                  })
+                : await custom.listClusterCustomObject({
+                    group: GROUP,
+                    version: VERSION,
+                    plural: PLURAL,
+                    ...page,
+                  })) as ListPage<SingletonJob>,
           }),
       ),
     );
@@ -136,7 +153,10 @@ export class SingletonJobController {
             // By the SingletonJob's namespace/name, not its UID: a deleted predecessor's (orphaned) Jobs are found too.
             indexBy: sjKeyOfJob,
             path: ns ? `/apis/batch/v1/namespaces/${ns}/jobs` : '/apis/batch/v1/jobs',
-            list: async (page) => (ns ? await batch.listNamespacedJob({ namespace: ns, ...page }) : await batch.listJobForAllNamespaces(page)),
+            list: async (page) =>
+              ns
+                ? await batch.listNamespacedJob({ namespace: ns, ...page })
+                : await batch.listJobForAllNamespaces(page),
           }),
       ),
     );
@@ -157,7 +177,8 @@ export class SingletonJobController {
   async startCaches(signal: AbortSignal): Promise<void> {
     const synced = Promise.all([this.sjs.start(signal), this.jobs.start(signal)]);
     synced.catch(() => undefined);
-    if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    if (!signal.aborted)
+      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
   }
 
   hasSynced(): boolean {
@@ -174,7 +195,10 @@ export class SingletonJobController {
     try {
       listed = (await this.probe()) as typeof listed;
     } catch (err) {
-      this.o.logger.warn({ term, err: describeError(err) }, 'Could not list SingletonJobs to compare their revision with the term');
+      this.o.logger.warn(
+        { term, err: describeError(err) },
+        'Could not list SingletonJobs to compare their revision with the term',
+      );
       return { ok: true };
     }
     this.tokenDomain = judgeTokenDomain(term, listed.metadata?.resourceVersion);
@@ -210,7 +234,10 @@ export class SingletonJobController {
       try {
         await this.probe();
       } catch (err) {
-        log.warn({ err: describeError(err) }, 'Could not read the API server clock yet; using the local clock until a response arrives');
+        log.warn(
+          { err: describeError(err) },
+          'Could not read the API server clock yet; using the local clock until a response arrives',
+        );
       }
       if (leadership.signal.aborted) {
         this.leading = false;
@@ -219,11 +246,19 @@ export class SingletonJobController {
     }
     if (this.finishAfterPods === undefined) {
       try {
-        const version = await readServerVersion(makeClient(kc, k8s.VersionApi, { timeoutMs: guarded.timeoutMs, metrics: this.requestMetrics }));
+        const version = await readServerVersion(
+          makeClient(kc, k8s.VersionApi, { timeoutMs: guarded.timeoutMs, metrics: this.requestMetrics }),
+        );
         this.finishAfterPods = jobsFinishAfterPods(version);
-        log.info({ server: version?.gitVersion, jobsFinishAfterPods: this.finishAfterPods }, 'Read the API server version');
+        log.info(
+          { server: version?.gitVersion, jobsFinishAfterPods: this.finishAfterPods },
+          'Read the API server version',
+        );
       } catch (err) {
-        log.warn({ err: describeError(err) }, 'Could not read the API server version: every run end and start lists Pods live');
+        log.warn(
+          { err: describeError(err) },
+          'Could not read the API server version: every run end and start lists Pods live',
+        );
       }
     }
     const core = makeClient(kc, k8s.CoreV1Api, guarded);
@@ -231,9 +266,16 @@ export class SingletonJobController {
     const work = new WorkQueue({ maxDelayMs: 10_000, metrics: this.metrics.queue });
     let inFlight = 0;
     // Events wait while reconcile work does (see events.ts).
-    const events = new EventRecorder(makeClient(kc, k8s.EventsV1Api, guarded), log, leadership.identity, { busy: () => work.length > 0 || inFlight > 0, metrics: this.eventMetrics });
+    const events = new EventRecorder(makeClient(kc, k8s.EventsV1Api, guarded), log, leadership.identity, {
+      busy: () => work.length > 0 || inFlight > 0,
+      metrics: this.eventMetrics,
+    });
     // Runs whose Job Kueue manages (the queue-name label): the operator is their AdmissionCheck controller (kueue.ts).
-    const kueue = new KubeKueue(makeClient(kc, k8s.CustomObjectsApi, guarded), makeClient(kc, k8s.BatchV1Api, guarded), log);
+    const kueue = new KubeKueue(
+      makeClient(kc, k8s.CustomObjectsApi, guarded),
+      makeClient(kc, k8s.BatchV1Api, guarded),
+      log,
+    );
     const reconciler = new Reconciler({
       status: new KubeStatusStore(makeClient(kc, k8s.CustomObjectsApi, guarded), this.mutations),
       jobs: new KubeJobControl(makeClient(kc, k8s.BatchV1Api, guarded), core, this.jobs, this.lostJobs, kueue),
@@ -245,7 +287,13 @@ export class SingletonJobController {
       metrics: this.metrics,
       now: this.o.now ?? (() => this.clock.now()),
       ...(this.o.lease && !this.o.hooks?.fencesOnly
-        ? { lease: this.o.lease, leases: new KubeLeaseLiveness(makeClient(kc, k8s.CoordinationV1Api, { timeoutMs: guarded.timeoutMs, metrics: this.requestMetrics }), log) }
+        ? {
+            lease: this.o.lease,
+            leases: new KubeLeaseLiveness(
+              makeClient(kc, k8s.CoordinationV1Api, { timeoutMs: guarded.timeoutMs, metrics: this.requestMetrics }),
+              log,
+            ),
+          }
         : {}),
       ...(this.o.retryBackoffMs !== undefined ? { retryBackoffMs: this.o.retryBackoffMs } : {}),
       ...(this.o.hooks ? { hooks: this.o.hooks } : {}),
@@ -255,7 +303,10 @@ export class SingletonJobController {
     this.queue = work;
     const stop = () => work.shutDown();
     leadership.signal.addEventListener('abort', stop, { once: true });
-    log.info({ objects: this.sjs.list().length, serverClockOffsetMs: Math.round(this.clock.offsetFromWallMs()) }, 'Started reconciling');
+    log.info(
+      { objects: this.sjs.list().length, serverClockOffsetMs: Math.round(this.clock.offsetFromWallMs()) },
+      'Started reconciling',
+    );
     // "Resumed": every object known at the takeover has completed one pass
     // (made its decision, written what it had to). Reported once per term.
     const firstPass = new Set(this.sjs.list().map((sj) => objectKey(sj)));
@@ -288,7 +339,10 @@ export class SingletonJobController {
           const result = await reconciler.reconcile(key);
           passed(key);
           work.forget(key);
-          this.metrics.reconciles.inc({ controller, result: result.requeueAfterMs !== undefined ? 'requeue_after' : 'success' });
+          this.metrics.reconciles.inc({
+            controller,
+            result: result.requeueAfterMs !== undefined ? 'requeue_after' : 'success',
+          });
           if (result.requeueAfterMs !== undefined) work.addAfter(key, result.requeueAfterMs);
         } catch (err) {
           if (leadership.signal.aborted) return;
@@ -302,7 +356,10 @@ export class SingletonJobController {
             const last = terminating.get(ns);
             if (last === undefined || performance.now() - last > TERMINATING_LOG_EVERY_MS) {
               terminating.set(ns, performance.now());
-              log.info({ namespace: ns, object: key }, 'Namespace is being deleted: its SingletonJobs are left alone until it is gone');
+              log.info(
+                { namespace: ns, object: key },
+                'Namespace is being deleted: its SingletonJobs are left alone until it is gone',
+              );
             }
             continue;
           }

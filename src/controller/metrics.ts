@@ -41,7 +41,12 @@ export function controllerMetrics(registry: Registry): ControllerMetrics {
     labelNames: ['controller', 'result'],
     registers,
   });
-  const reconcileErrors = new Counter({ name: 'controller_runtime_reconcile_errors_total', help: 'Total number of reconciliation errors per controller', labelNames: ['controller'], registers });
+  const reconcileErrors = new Counter({
+    name: 'controller_runtime_reconcile_errors_total',
+    help: 'Total number of reconciliation errors per controller',
+    labelNames: ['controller'],
+    registers,
+  });
   for (const result of ['success', 'requeue_after', 'error']) reconciles.inc({ controller, result }, 0);
   reconcileErrors.inc({ controller }, 0);
   const maxConcurrentReconciles = new Gauge({
@@ -50,12 +55,30 @@ export function controllerMetrics(registry: Registry): ControllerMetrics {
     labelNames: ['controller'],
     registers,
   });
-  const activeWorkers = new Gauge({ name: 'controller_runtime_active_workers', help: 'Number of currently used workers per controller', labelNames: ['controller'], registers });
+  const activeWorkers = new Gauge({
+    name: 'controller_runtime_active_workers',
+    help: 'Number of currently used workers per controller',
+    labelNames: ['controller'],
+    registers,
+  });
   activeWorkers.set({ controller }, 0);
   const metrics: ControllerMetrics = {
-    runsStarted: new Counter({ name: 'singleton_operator_runs_started_total', help: 'Jobs created for reserved runs.', registers }),
-    runsFinished: new Counter({ name: 'singleton_operator_runs_finished_total', help: 'Runs recorded as finished, by outcome.', labelNames: ['outcome'], registers }),
-    slotsSkipped: new Counter({ name: 'singleton_operator_slots_skipped_total', help: 'Schedule slots that will never run (missed deadline, catch-up).', registers }),
+    runsStarted: new Counter({
+      name: 'singleton_operator_runs_started_total',
+      help: 'Jobs created for reserved runs.',
+      registers,
+    }),
+    runsFinished: new Counter({
+      name: 'singleton_operator_runs_finished_total',
+      help: 'Runs recorded as finished, by outcome.',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    slotsSkipped: new Counter({
+      name: 'singleton_operator_slots_skipped_total',
+      help: 'Schedule slots that will never run (missed deadline, catch-up).',
+      registers,
+    }),
     reconciles,
     reconcileErrors,
     reconcileSeconds: new Histogram({
@@ -64,7 +87,8 @@ export function controllerMetrics(registry: Registry): ControllerMetrics {
       labelNames: ['controller'],
       // controller-runtime's buckets.
       buckets: [
-        0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25, 1.5, 1.75, 2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 7, 8, 9, 10, 15, 20, 25, 30, 40, 50, 60,
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25, 1.5,
+        1.75, 2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 7, 8, 9, 10, 15, 20, 25, 30, 40, 50, 60,
       ],
       registers,
     }),

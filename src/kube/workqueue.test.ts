@@ -24,7 +24,9 @@ describe('WorkQueue', () => {
   it('backs off exponentially per key and forgets on success', () => {
     let now = 0;
     const q = new WorkQueue({ baseDelayMs: 100, maxDelayMs: 1000, now: () => now });
-    expect([q.backoffMs('k'), q.backoffMs('k'), q.backoffMs('k'), q.backoffMs('k'), q.backoffMs('k')]).toEqual([100, 200, 400, 800, 1000]);
+    expect([q.backoffMs('k'), q.backoffMs('k'), q.backoffMs('k'), q.backoffMs('k'), q.backoffMs('k')]).toEqual([
+      100, 200, 400, 800, 1000,
+    ]);
     expect(q.backoffMs('other')).toBe(100);
     q.forget('k');
     expect(q.backoffMs('k')).toBe(100);

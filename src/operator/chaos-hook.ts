@@ -34,11 +34,15 @@ export function fencesOnlyMode(env: NodeJS.ProcessEnv = process.env): FencesOnly
   const m = /^(\d+)-(\d+)$/.exec(value.trim());
   const min = Number(m?.[1]);
   const max = Number(m?.[2]);
-  if (!m || !(min > 0) || max < min) throw new Error(`${FENCES_ONLY_ENV}=${JSON.stringify(value)}: expected <min ms>-<max ms> with 0 < min <= max`);
+  if (!m || !(min > 0) || max < min)
+    throw new Error(`${FENCES_ONLY_ENV}=${JSON.stringify(value)}: expected <min ms>-<max ms> with 0 < min <= max`);
   return { rotateMs: [min, max] };
 }
 
-export function chaosHooks(logger: { info(obj: object, msg: string): void }, env: NodeJS.ProcessEnv = process.env): { hooks?: ReconcileHooks } {
+export function chaosHooks(
+  logger: { info(obj: object, msg: string): void },
+  env: NodeJS.ProcessEnv = process.env,
+): { hooks?: ReconcileHooks } {
   const ms = Number(env[HOOK_ENV] ?? 0);
   const hooks: ReconcileHooks = {};
   if (ms > 0) {

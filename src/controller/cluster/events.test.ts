@@ -25,7 +25,8 @@ function sink() {
   const patches: { name: string; body: { series: { count: number; lastObservedTime: string } } }[] = [];
   const core = {
     createNamespacedEvent: async ({ body }: { body: EventsV1Event }) => (written.push(body), body),
-    patchNamespacedEvent: async (p: { name: string; body: { series: { count: number; lastObservedTime: string } } }) => void patches.push(p),
+    patchNamespacedEvent: async (p: { name: string; body: { series: { count: number; lastObservedTime: string } } }) =>
+      void patches.push(p),
   } as unknown as EventsV1Api;
   return { core, written, patches };
 }
@@ -38,8 +39,14 @@ describe('EventRecorder', () => {
     const rec = new EventRecorder(core, silent, 'me');
     await rec.emit(sj('a'), 'Normal', 'RunStarted', 'started');
     await rec.flush();
-    expect(written.map((e) => [e.regarding?.name, e.reason, e.action, e.series])).toEqual([['a', 'RunStarted', 'StartRun', undefined]]);
-    expect(written[0]).toMatchObject({ reportingController: 'singleton.dev/singleton-operator', reportingInstance: 'me', regarding: { kind: 'SingletonJob', uid: 'uid-a' } });
+    expect(written.map((e) => [e.regarding?.name, e.reason, e.action, e.series])).toEqual([
+      ['a', 'RunStarted', 'StartRun', undefined],
+    ]);
+    expect(written[0]).toMatchObject({
+      reportingController: 'singleton.dev/singleton-operator',
+      reportingInstance: 'me',
+      regarding: { kind: 'SingletonJob', uid: 'uid-a' },
+    });
     expect(written[0]!.related).toBeUndefined();
   });
 
@@ -72,7 +79,10 @@ describe('EventRecorder', () => {
   it("relates an Event to the active run's Job, or to the Job given, or to none", async () => {
     const { core, written } = sink();
     const rec = new EventRecorder(core, silent, 'me');
-    const running = { ...sj('a'), status: { activeRun: { name: 'a-1', token: 7, term: 1, kind: 'Scheduled', jobUID: 'job-uid' } } } as unknown as SingletonJob;
+    const running = {
+      ...sj('a'),
+      status: { activeRun: { name: 'a-1', token: 7, term: 1, kind: 'Scheduled', jobUID: 'job-uid' } },
+    } as unknown as SingletonJob;
     await rec.emit(running, 'Normal', 'RunFinished', 'done');
     await rec.emit(sj('a'), 'Normal', 'RunStarted', 'started', { name: 'a-2' });
     await rec.emit(running, 'Warning', 'JobRejected', 'refused', null);

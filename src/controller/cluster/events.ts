@@ -138,8 +138,16 @@ export interface EventMetrics {
 export function eventMetrics(registry: Registry): EventMetrics {
   const registers = [registry];
   return {
-    pending: new Gauge({ name: 'singleton_operator_events_pending', help: 'Events queued for writing (written while no reconcile work waits)', registers }),
-    dropped: new Counter({ name: 'singleton_operator_events_dropped_total', help: 'Events dropped because the queue of pending Events was full', registers }),
+    pending: new Gauge({
+      name: 'singleton_operator_events_pending',
+      help: 'Events queued for writing (written while no reconcile work waits)',
+      registers,
+    }),
+    dropped: new Counter({
+      name: 'singleton_operator_events_dropped_total',
+      help: 'Events dropped because the queue of pending Events was full',
+      registers,
+    }),
   };
 }
 
@@ -161,7 +169,14 @@ export class EventRecorder {
     this.api = api;
     this.logger = logger;
     this.instance = instance;
-    this.o = { busy: () => false, maxDelayMs: 30_000, maxPending: 10_000, concurrency: 2, clock: realClock, ...options };
+    this.o = {
+      busy: () => false,
+      maxDelayMs: 30_000,
+      maxPending: 10_000,
+      concurrency: 2,
+      clock: realClock,
+      ...options,
+    };
     this.clock = this.o.clock;
   }
 
@@ -170,11 +185,20 @@ export class EventRecorder {
    * waits for the write. `related`: the Job it is also about; by default the
    * active run's Job of `sj` (none without an active run), `null` for none.
    */
-  async emit(sj: SingletonJob, type: 'Normal' | 'Warning', reason: string, message: string, related?: RelatedJob | null): Promise<void> {
+  async emit(
+    sj: SingletonJob,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+    related?: RelatedJob | null,
+  ): Promise<void> {
     this.logger.info({ object: objectKey(sj), reason, type }, message);
     if (this.stopped) return;
     const run = sj.status?.activeRun;
-    const job = related === null ? undefined : (related ?? (run ? { name: run.name, ...(run.jobUID ? { uid: run.jobUID } : {}) } : undefined));
+    const job =
+      related === null
+        ? undefined
+        : (related ?? (run ? { name: run.name, ...(run.jobUID ? { uid: run.jobUID } : {}) } : undefined));
     const now = new Date(this.clock.wallNow());
     const key = [sj.metadata?.uid, type, reason, message, job?.name ?? ''].join('\u0000');
     const same = this.pending.get(key);
@@ -190,7 +214,17 @@ export class EventRecorder {
       this.pending.delete(oldest);
       this.o.metrics?.dropped.inc();
     }
-    this.pending.set(key, { sj, related: job, type, reason, message, first: now, last: now, count: 1, queuedAt: this.clock.now() });
+    this.pending.set(key, {
+      sj,
+      related: job,
+      type,
+      reason,
+      message,
+      first: now,
+      last: now,
+      count: 1,
+      queuedAt: this.clock.now(),
+    });
     this.o.metrics?.pending.set(this.pending.size);
     this.pump();
   }
@@ -259,16 +293,32 @@ export class EventRecorder {
         reason: ev.reason,
         note: ev.message.slice(0, 1024),
         type: ev.type,
-        regarding: { apiVersion: API_VERSION, kind: KIND, name: meta.name!, namespace: meta.namespace!, uid: meta.uid!, resourceVersion: meta.resourceVersion! },
+        regarding: {
+          apiVersion: API_VERSION,
+          kind: KIND,
+          name: meta.name!,
+          namespace: meta.namespace!,
+          uid: meta.uid!,
+          resourceVersion: meta.resourceVersion!,
+        },
         reportingController: REPORTING_CONTROLLER,
         reportingInstance: this.instance.slice(0, 128),
       };
       if (ev.related) body.related = jobReference(meta.namespace!, ev.related);
       if (ev.count > 1) body.series = { count: ev.count, lastObservedTime: new V1MicroTime(ev.last) };
       const created = await this.api.createNamespacedEvent({ namespace: meta.namespace!, body });
-      this.remember(key, { name: created.metadata?.name ?? body.metadata!.name!, namespace: meta.namespace!, count: ev.count, at: this.clock.now() });
+      this.remember(key, {
+        name: created.metadata?.name ?? body.metadata!.name!,
+        namespace: meta.namespace!,
+        count: ev.count,
+        at: this.clock.now(),
+      });
     } catch (err) {
-      if (!this.stopped) this.logger.warn({ object: objectKey(ev.sj), reason: ev.reason, err: describeError(err) }, 'Event was not recorded');
+      if (!this.stopped)
+        this.logger.warn(
+          { object: objectKey(ev.sj), reason: ev.reason, err: describeError(err) },
+          'Event was not recorded',
+        );
     }
   }
 
@@ -277,7 +327,11 @@ export class EventRecorder {
     const count = earlier.count + ev.count;
     try {
       await this.api.patchNamespacedEvent(
-        { name: earlier.name, namespace: earlier.namespace, body: { series: { count, lastObservedTime: new V1MicroTime(ev.last).toISOString() } } },
+        {
+          name: earlier.name,
+          namespace: earlier.namespace,
+          body: { series: { count, lastObservedTime: new V1MicroTime(ev.last).toISOString() } },
+        },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       );
     } catch (err) {

@@ -41,7 +41,13 @@ export class KubeStatusStore implements StatusStore {
   async read(key: string): Promise<SingletonJob | undefined> {
     const [namespace, name] = key.split('/') as [string, string];
     try {
-      return (await this.api.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name })) as SingletonJob;
+      return (await this.api.getNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL,
+        namespace,
+        name,
+      })) as SingletonJob;
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -52,7 +58,16 @@ export class KubeStatusStore implements StatusStore {
     const namespace = sj.metadata!.namespace!;
     const name = sj.metadata!.name!;
     // Trimmed as the informer keeps it (no managedFields), so our copy costs what the cache's would.
-    const updated = slimInPlace((await this.api.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name, body: sj })) as SingletonJob);
+    const updated = slimInPlace(
+      (await this.api.replaceNamespacedCustomObjectStatus({
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL,
+        namespace,
+        name,
+        body: sj,
+      })) as SingletonJob,
+    );
     this.mutations.mutated(updated);
     return updated;
   }
@@ -74,7 +89,13 @@ export class KubeJobControl implements JobControl {
    * `lostJobs`: Jobs deleted while their Pods might run (also fed by the Job informer's deletes: LostJobs.follow).
    * `kueue`: creates of Jobs Kueue would manage are refused unless its ClusterQueue admits them only through the operator's check (kueue.ts).
    */
-  constructor(api: BatchV1Api, core: CoreV1Api, cache: JobCache, lostJobs: LostJobs = new LostJobs(), kueue?: KueuePort) {
+  constructor(
+    api: BatchV1Api,
+    core: CoreV1Api,
+    cache: JobCache,
+    lostJobs: LostJobs = new LostJobs(),
+    kueue?: KueuePort,
+  ) {
     this.api = api;
     this.core = core;
     this.cache = cache;
@@ -116,7 +137,11 @@ export class KubeJobControl implements JobControl {
       const why = await this.kueue.unfencedReason(namespace, queue);
       if (why) throw kueueRefusal(why);
     }
-    const created = await this.api.createNamespacedJob({ namespace, body: job, ...(options.dryRun ? { dryRun: 'All' } : {}) });
+    const created = await this.api.createNamespacedJob({
+      namespace,
+      body: job,
+      ...(options.dryRun ? { dryRun: 'All' } : {}),
+    });
     // Kueue's webhook filed it under a queue itself (LocalQueue defaulting): the same question, and the Job goes at once.
     const filed = queueOf(created);
     if (this.kueue && filed && filed !== queue) {
@@ -149,7 +174,10 @@ export class KubeJobControl implements JobControl {
   }
 
   async events(job: V1Job): Promise<CoreV1Event[]> {
-    const list = await this.core.listNamespacedEvent({ namespace: job.metadata!.namespace!, fieldSelector: `involvedObject.uid=${job.metadata!.uid}` });
+    const list = await this.core.listNamespacedEvent({
+      namespace: job.metadata!.namespace!,
+      fieldSelector: `involvedObject.uid=${job.metadata!.uid}`,
+    });
     return list.items;
   }
 
@@ -181,7 +209,9 @@ export class KubeJobControl implements JobControl {
             { op: 'test', path: '/metadata/uid', value: job.metadata!.uid! },
             // Released once: the marker still says "not yet" (jobs.ts NOT_RELEASED). A Job
             // created by a version before the marker has none: then a CAS on the version read.
-            unreleased ? { op: 'test', path: marker, value: NOT_RELEASED } : { op: 'test', path: '/metadata/resourceVersion', value: job.metadata!.resourceVersion! },
+            unreleased
+              ? { op: 'test', path: marker, value: NOT_RELEASED }
+              : { op: 'test', path: '/metadata/resourceVersion', value: job.metadata!.resourceVersion! },
             { op: 'replace', path: '/spec/suspend', value: false },
             // In the same request: a released Job, suspended again later by someone else, is told apart from one never released.
             { op: 'add', path: marker, value: new Date().toISOString() },
@@ -213,7 +243,11 @@ export class KubePodControl implements PodControl {
   async delete(pods: V1Pod[]): Promise<void> {
     for (const pod of pods) {
       try {
-        await this.api.deleteNamespacedPod({ namespace: pod.metadata!.namespace!, name: pod.metadata!.name!, body: { preconditions: { uid: pod.metadata!.uid! } } });
+        await this.api.deleteNamespacedPod({
+          namespace: pod.metadata!.namespace!,
+          name: pod.metadata!.name!,
+          body: { preconditions: { uid: pod.metadata!.uid! } },
+        });
       } catch (err) {
         if (!isNotFound(err) && !isConflict(err)) throw err;
       }

@@ -56,7 +56,14 @@ export interface AdmissionCheckState {
 }
 
 export interface Workload {
-  metadata: { name: string; namespace: string; uid: string; resourceVersion: string; ownerReferences?: { uid: string }[]; deletionTimestamp?: string };
+  metadata: {
+    name: string;
+    namespace: string;
+    uid: string;
+    resourceVersion: string;
+    ownerReferences?: { uid: string }[];
+    deletionTimestamp?: string;
+  };
   spec?: { queueName?: string };
   status?: { admissionChecks?: AdmissionCheckState[]; conditions?: KueueCondition[] };
 }
@@ -86,7 +93,12 @@ export class KueueNotServed extends Error {}
 
 /** A refusal the API server would give, for the paths that treat refusals (start-run.ts, the template probe). */
 export function kueueRefusal(message: string): ApiException<unknown> {
-  return new ApiException(422, message, { kind: 'Status', status: 'Failure', reason: 'Invalid', code: 422, message }, {});
+  return new ApiException(
+    422,
+    message,
+    { kind: 'Status', status: 'Failure', reason: 'Invalid', code: 422, message },
+    {},
+  );
 }
 
 /** Ever evicted (preempted, a check set to Retry, PodsReady timeout, deactivated): its admission checks were reset, and it may have run. */
@@ -98,9 +110,12 @@ export function everEvicted(wl: Workload): boolean {
 export function admissionWait(wl: Workload): string {
   const c = wl.status?.conditions ?? [];
   const quota = c.find((x) => x.type === 'QuotaReserved');
-  if (quota?.status !== 'True') return quota?.message ? `no quota reserved yet: ${quota.message}` : 'no quota reserved yet';
+  if (quota?.status !== 'True')
+    return quota?.message ? `no quota reserved yet: ${quota.message}` : 'no quota reserved yet';
   const admitted = c.find((x) => x.type === 'Admitted');
-  return admitted?.message ? `quota reserved, not admitted yet: ${admitted.message}` : 'quota reserved, waiting for the other admission checks';
+  return admitted?.message
+    ? `quota reserved, not admitted yet: ${admitted.message}`
+    : 'quota reserved, waiting for the other admission checks';
 }
 
 export class KubeKueue implements KueuePort {
@@ -146,10 +161,20 @@ export class KubeKueue implements KueuePort {
     // No LocalQueue or ClusterQueue: Kueue admits nothing here (its Workload stays pending, said in AwaitingAdmission).
     const cqName = lq?.spec?.clusterQueue;
     if (!cqName) return undefined;
-    const cq = await this.get<{ spec?: { admissionChecks?: string[]; admissionChecksStrategy?: { admissionChecks?: { name: string; onFlavors?: string[] }[] } } }>('clusterqueues', cqName);
+    const cq = await this.get<{
+      spec?: {
+        admissionChecks?: string[];
+        admissionChecksStrategy?: { admissionChecks?: { name: string; onFlavors?: string[] }[] };
+      };
+    }>('clusterqueues', cqName);
     if (!cq) return undefined;
     // Checks that apply to every flavor (a check limited by onFlavors leaves the others unfenced).
-    const names = [...(cq.spec?.admissionChecks ?? []), ...(cq.spec?.admissionChecksStrategy?.admissionChecks ?? []).filter((c) => !c.onFlavors?.length).map((c) => c.name)];
+    const names = [
+      ...(cq.spec?.admissionChecks ?? []),
+      ...(cq.spec?.admissionChecksStrategy?.admissionChecks ?? [])
+        .filter((c) => !c.onFlavors?.length)
+        .map((c) => c.name),
+    ];
     for (const name of names) {
       if ((await this.controllerOf(name)) === ADMISSION_CHECK_CONTROLLER) {
         await this.activate(name);
@@ -166,10 +191,17 @@ export class KubeKueue implements KueuePort {
   private async controllerOf(name: string): Promise<string | undefined> {
     const known = this.controllers.get(name);
     if (known) return known;
-    const ac = await this.get<{ spec?: { controllerName?: string }; status?: { conditions?: KueueCondition[] } }>('admissionchecks', name);
+    const ac = await this.get<{ spec?: { controllerName?: string }; status?: { conditions?: KueueCondition[] } }>(
+      'admissionchecks',
+      name,
+    );
     const controller = ac?.spec?.controllerName;
     if (controller) this.controllers.set(name, controller);
-    if (controller === ADMISSION_CHECK_CONTROLLER && ac?.status?.conditions?.some((c) => c.type === 'Active' && c.status === 'True')) this.active.add(name);
+    if (
+      controller === ADMISSION_CHECK_CONTROLLER &&
+      ac?.status?.conditions?.some((c) => c.type === 'Active' && c.status === 'True')
+    )
+      this.active.add(name);
     return controller;
   }
 
@@ -189,7 +221,10 @@ export class KubeKueue implements KueuePort {
         ],
       },
     };
-    await this.custom.patchClusterCustomObjectStatus({ group: KUEUE_GROUP, version: KUEUE_VERSION, plural: 'admissionchecks', name, body }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await this.custom.patchClusterCustomObjectStatus(
+      { group: KUEUE_GROUP, version: KUEUE_VERSION, plural: 'admissionchecks', name, body },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
     this.active.add(name);
     this.log.info({ admissionCheck: name }, 'Marked the AdmissionCheck Active');
   }
@@ -209,12 +244,15 @@ export class KubeKueue implements KueuePort {
         if (isNotFound(err)) throw new KueueNotServed();
         throw err;
       })) as { items: Workload[] };
-    return list.items.find((wl) => !wl.metadata.deletionTimestamp && (wl.metadata.ownerReferences ?? []).some((o) => o.uid === uid));
+    return list.items.find(
+      (wl) => !wl.metadata.deletionTimestamp && (wl.metadata.ownerReferences ?? []).some((o) => o.uid === uid),
+    );
   }
 
   async ourChecks(wl: Workload): Promise<AdmissionCheckState[]> {
     const ours: AdmissionCheckState[] = [];
-    for (const check of wl.status?.admissionChecks ?? []) if ((await this.controllerOf(check.name)) === ADMISSION_CHECK_CONTROLLER) ours.push(check);
+    for (const check of wl.status?.admissionChecks ?? [])
+      if ((await this.controllerOf(check.name)) === ADMISSION_CHECK_CONTROLLER) ours.push(check);
     return ours;
   }
 
@@ -229,7 +267,9 @@ export class KubeKueue implements KueuePort {
           name: job.metadata!.name!,
           body: [
             { op: 'test', path: '/metadata/uid', value: job.metadata!.uid! },
-            unreleased ? { op: 'test', path: escape(Keys.released), value: NOT_RELEASED } : { op: 'test', path: '/metadata/resourceVersion', value: job.metadata!.resourceVersion! },
+            unreleased
+              ? { op: 'test', path: escape(Keys.released), value: NOT_RELEASED }
+              : { op: 'test', path: '/metadata/resourceVersion', value: job.metadata!.resourceVersion! },
             // Not spec.suspend: Kueue unsuspends it on admission, which the check below allows.
             { op: 'add', path: escape(Keys.released), value: new Date().toISOString() },
             { op: 'add', path: escape(Keys.kueueWorkload), value: wl.metadata.uid },
@@ -241,7 +281,10 @@ export class KubeKueue implements KueuePort {
       if (isNotFound(err) || isConflict(err) || statusCode(err) === 422) return false;
       throw err;
     }
-    return this.markReady(wl, `Run ${job.metadata!.name} (token ${job.metadata?.annotations?.[Keys.token]}) is recorded`);
+    return this.markReady(
+      wl,
+      `Run ${job.metadata!.name} (token ${job.metadata?.annotations?.[Keys.token]}) is recorded`,
+    );
   }
 
   async markReady(wl: Workload, message: string): Promise<boolean> {
@@ -251,12 +294,23 @@ export class KubeKueue implements KueuePort {
     checks.forEach((c, i) => {
       if (!ours.has(c.name) || c.state === 'Ready') return;
       ops.push({ op: 'test', path: `/status/admissionChecks/${i}/name`, value: c.name });
-      ops.push({ op: 'replace', path: `/status/admissionChecks/${i}`, value: { name: c.name, state: 'Ready', message, lastTransitionTime: new Date().toISOString() } });
+      ops.push({
+        op: 'replace',
+        path: `/status/admissionChecks/${i}`,
+        value: { name: c.name, state: 'Ready', message, lastTransitionTime: new Date().toISOString() },
+      });
     });
     if (ops.length === 1) return true;
     try {
       await this.custom.patchNamespacedCustomObjectStatus(
-        { group: KUEUE_GROUP, version: KUEUE_VERSION, plural: 'workloads', namespace: wl.metadata.namespace, name: wl.metadata.name, body: ops },
+        {
+          group: KUEUE_GROUP,
+          version: KUEUE_VERSION,
+          plural: 'workloads',
+          namespace: wl.metadata.namespace,
+          name: wl.metadata.name,
+          body: ops,
+        },
         setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
       );
       return true;

@@ -19,7 +19,10 @@ function api() {
   return {
     fake,
     set: (rv: string | Error | undefined, holder = 'them', seconds = 15) => {
-      lease = typeof rv === 'string' ? { metadata: { resourceVersion: rv }, spec: { holderIdentity: holder, leaseDurationSeconds: seconds } } : rv;
+      lease =
+        typeof rv === 'string'
+          ? { metadata: { resourceVersion: rv }, spec: { holderIdentity: holder, leaseDurationSeconds: seconds } }
+          : rv;
     },
     reads: () => reads,
   };
@@ -61,7 +64,10 @@ describe('KubeLeaseLiveness', () => {
     expect(await liveness.check('ops/other')).toMatchObject({ alive: false, why: 'Lease ops/other does not exist' });
     now = 5000;
     a.set('3', '');
-    expect(await liveness.check('ops/other')).toMatchObject({ alive: false, why: 'Lease ops/other has been released (no holder)' });
+    expect(await liveness.check('ops/other')).toMatchObject({
+      alive: false,
+      why: 'Lease ops/other has been released (no holder)',
+    });
     expect((await liveness.check('nonsense')).alive).toBe(false);
   });
 

@@ -57,7 +57,13 @@ export interface PodControl {
 
 /** events.k8s.io/v1 Events regarding a SingletonJob (events.ts): `related` is the run's Job (by default the active run's; `null`: none). */
 export interface EventSink {
-  emit(sj: SingletonJob, type: 'Normal' | 'Warning', reason: string, message: string, related?: RelatedJob | null): Promise<void>;
+  emit(
+    sj: SingletonJob,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+    related?: RelatedJob | null,
+  ): Promise<void>;
 }
 
 /** Liveness of another installation's Lease (lease-liveness.ts). */

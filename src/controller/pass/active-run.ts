@@ -19,7 +19,17 @@ import type { Followed, Pass, Result } from './pass.ts';
 import { admissionWait, everEvicted, KueueNotServed, queueOf } from '../cluster/kueue.ts';
 import { releaseRun } from './release.ts';
 import { createReservedJob } from './start-run.ts';
-import { awaitingAdmissionCondition, clearAwaitingAdmission, Conditions, healthyReadiness, nextToken, recordFinished, setCondition, setReady, TokenExhaustedError } from '../rules/status.ts';
+import {
+  awaitingAdmissionCondition,
+  clearAwaitingAdmission,
+  Conditions,
+  healthyReadiness,
+  nextToken,
+  recordFinished,
+  setCondition,
+  setReady,
+  TokenExhaustedError,
+} from '../rules/status.ts';
 
 /** Largest retry delay (the Job controller's cap). */
 const MAX_RETRY_DELAY_MS = 360_000;
@@ -28,7 +38,14 @@ const MAX_RETRY_DELAY_MS = 360_000;
  * Follows the active run one step (its state: rules/run-state.ts). `live`:
  * never trust the Job cache (a run is waiting on this one).
  */
-export async function trackActiveRun(p: Pass, key: string, sj: SingletonJob, run: ActiveRun, log: Logger, live = false): Promise<Followed> {
+export async function trackActiveRun(
+  p: Pass,
+  key: string,
+  sj: SingletonJob,
+  run: ActiveRun,
+  log: Logger,
+  live = false,
+): Promise<Followed> {
   const { jobs, pods, events } = p.d;
   const namespace = sj.metadata!.namespace!;
   const cached = live || run.replacing ? undefined : jobs.cached(namespace, run.name);
@@ -81,7 +98,10 @@ export async function trackActiveRun(p: Pass, key: string, sj: SingletonJob, run
         // (orphaned) are deleted too; it never assumes the garbage collector
         // removes them (it may have missed the Job's deletion, e.g. across an
         // etcd restart).
-        log.info({ run: run.name, pods: state.pods.map((pod) => pod.metadata?.name) }, 'Deleting Pods left behind by the ended run');
+        log.info(
+          { run: run.name, pods: state.pods.map((pod) => pod.metadata?.name) },
+          'Deleting Pods left behind by the ended run',
+        );
         await pods.delete(state.pods);
         return ends({ requeueAfterMs: POLL_MS });
       case 'podsOutliveJob': {
@@ -138,7 +158,10 @@ export async function trackActiveRun(p: Pass, key: string, sj: SingletonJob, run
         return { ...ends({ requeueAfterMs: 0 }), change: changes.markStalled(run, state.why, state.deadlineSeconds) };
       case 'stalled':
         if (!state.changed) return { kind: 'goesOn', recheckInMs: state.recheckInMs };
-        return { ...ends({ requeueAfterMs: 0 }), change: changes.noteStall(sj, run, state.stall, state.message, view.now) };
+        return {
+          ...ends({ requeueAfterMs: 0 }),
+          change: changes.noteStall(sj, run, state.stall, state.message, view.now),
+        };
     }
   }
 }
@@ -155,7 +178,14 @@ function ends(result: Result): Followed {
  * ends once its Pods are gone, as a failed one: the next attempt (within
  * backoffLimit) is a new Job with a new token; the suspended Job goes.
  */
-async function suspendedByOther(p: Pass, key: string, sj: SingletonJob, run: ActiveRun, job: V1Job, why?: string): Promise<Result> {
+async function suspendedByOther(
+  p: Pass,
+  key: string,
+  sj: SingletonJob,
+  run: ActiveRun,
+  job: V1Job,
+  why?: string,
+): Promise<Result> {
   const message =
     why ??
     `Job ${run.name} of run ${run.name} (token ${run.token}) was suspended by someone else after the operator released it: a run's Job is never released twice (new Pods would carry the token of the Pods suspension killed). The attempt ends once its Pods are gone; to stop scheduled runs, suspend the SingletonJob instead`;
@@ -180,7 +210,13 @@ const ADMISSION_POLL_MS = 5_000;
  * does (its Pods gone first; next attempt a new Job with a new token).
  * Undefined once Kueue has unsuspended the Job: it is followed like any run.
  */
-async function followAdmission(p: Pass, key: string, sj: SingletonJob, run: ActiveRun, job: V1Job): Promise<Followed | undefined> {
+async function followAdmission(
+  p: Pass,
+  key: string,
+  sj: SingletonJob,
+  run: ActiveRun,
+  job: V1Job,
+): Promise<Followed | undefined> {
   const kueue = p.d.kueue!;
   const now = p.d.now();
   const generation = sj.metadata?.generation;
@@ -210,7 +246,10 @@ async function followAdmission(p: Pass, key: string, sj: SingletonJob, run: Acti
   if (!wl) return ends({ requeueAfterMs: POLL_MS });
   const handed = job.metadata?.annotations?.[Keys.kueueWorkload];
   if (handed !== wl.metadata.uid || everEvicted(wl)) {
-    const what = handed === wl.metadata.uid ? `Kueue evicted its Workload ${wl.metadata.name} (preempted, or its checks reset)` : `its Workload was replaced (${wl.metadata.name})`;
+    const what =
+      handed === wl.metadata.uid
+        ? `Kueue evicted its Workload ${wl.metadata.name} (preempted, or its checks reset)`
+        : `its Workload was replaced (${wl.metadata.name})`;
     return ends(
       await suspendedByOther(
         p,
@@ -223,12 +262,28 @@ async function followAdmission(p: Pass, key: string, sj: SingletonJob, run: Acti
     );
   }
   const ours = await kueue.ourChecks(wl);
-  if (ours.some((c) => c.state !== 'Ready') && !(await kueue.markReady(wl, `Run ${run.name} (token ${run.token}) is recorded`))) return ends({ requeueAfterMs: POLL_MS });
+  if (
+    ours.some((c) => c.state !== 'Ready') &&
+    !(await kueue.markReady(wl, `Run ${run.name} (token ${run.token}) is recorded`))
+  )
+    return ends({ requeueAfterMs: POLL_MS });
   const message = `Run ${run.name} (token ${run.token}) waits for Kueue to admit its Workload ${wl.metadata.name} (LocalQueue ${queueOf(job)}): ${admissionWait(wl)}`;
   const probe = structuredClone(sj.status ?? {});
-  if (setCondition(probe, { type: Conditions.awaitingAdmission, status: 'True', reason: 'QueuedByKueue', message }, generation, now)) {
+  if (
+    setCondition(
+      probe,
+      { type: Conditions.awaitingAdmission, status: 'True', reason: 'QueuedByKueue', message },
+      generation,
+      now,
+    )
+  ) {
     await p.write(key, sj, (s) => {
-      setCondition(s, { type: Conditions.awaitingAdmission, status: 'True', reason: 'QueuedByKueue', message }, generation, now);
+      setCondition(
+        s,
+        { type: Conditions.awaitingAdmission, status: 'True', reason: 'QueuedByKueue', message },
+        generation,
+        now,
+      );
       setReady(s, healthyReadiness({ ...sj, status: s }), generation, now);
     });
     return ends({ requeueAfterMs: 0 });
@@ -265,12 +320,30 @@ async function retry(p: Pass, key: string, sj: SingletonJob, run: ActiveRun): Pr
     token = nextToken(sj.status ?? {}, p.term(), sj.metadata?.resourceVersion);
   } catch (err) {
     if (!(err instanceof TokenExhaustedError)) throw err;
-    return p.finish(key, sj, run, 'Failed', undefined, { ready: false, reason: 'TokenExhausted', message: err.message });
+    return p.finish(key, sj, run, 'Failed', undefined, {
+      ready: false,
+      reason: 'TokenExhausted',
+      message: err.message,
+    });
   }
   const now = p.d.now();
   const delay = Math.min((p.d.retryBackoffMs ?? 10_000) * 2 ** (attempt - 2), MAX_RETRY_DELAY_MS);
-  const name = runName(sj.metadata!.name!, { kind: run.kind, slot: run.slot, requestId: run.requestId, token, attempt });
-  const next: ActiveRun = { name, token, term: p.term(), kind: run.kind, attempt, reservedTime: now.toISOString(), notBefore: new Date(now.getTime() + delay).toISOString() };
+  const name = runName(sj.metadata!.name!, {
+    kind: run.kind,
+    slot: run.slot,
+    requestId: run.requestId,
+    token,
+    attempt,
+  });
+  const next: ActiveRun = {
+    name,
+    token,
+    term: p.term(),
+    kind: run.kind,
+    attempt,
+    reservedTime: now.toISOString(),
+    notBefore: new Date(now.getTime() + delay).toISOString(),
+  };
   if (run.slot) next.slot = run.slot;
   if (run.requestId !== undefined) next.requestId = run.requestId;
   await p.write(key, sj, (s) => {

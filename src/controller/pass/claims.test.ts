@@ -35,7 +35,14 @@ const templateAccepted = {
   lastTransitionTime: '2026-01-01T00:00:00Z',
   observedGeneration: 1,
 };
-const ready = { type: 'Ready', status: 'True' as const, reason: 'Scheduled', message: 'Runs on schedule "* * * * *" in UTC', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 1 };
+const ready = {
+  type: 'Ready',
+  status: 'True' as const,
+  reason: 'Scheduled',
+  message: 'Runs on schedule "* * * * *" in UTC',
+  lastTransitionTime: '2026-01-01T00:00:00Z',
+  observedGeneration: 1,
+};
 /** Written by the other installation (term 900, its Lease), last slot 11:59: slot 12:00 is due. */
 const theirs: SingletonJobStatus = {
   lastScheduleTime: '2026-06-01T11:59:00Z',
@@ -46,12 +53,21 @@ const theirs: SingletonJobStatus = {
   observedGeneration: 1,
 };
 
-function makeSJ(spec: Partial<SingletonJob['spec']> = { schedule: '* * * * *' }, status: SingletonJobStatus = theirs, annotations?: Record<string, string>): SingletonJob {
+function makeSJ(
+  spec: Partial<SingletonJob['spec']> = { schedule: '* * * * *' },
+  status: SingletonJobStatus = theirs,
+  annotations?: Record<string, string>,
+): SingletonJob {
   return {
     apiVersion: 'singleton.dev/v1alpha1',
     kind: 'SingletonJob',
     metadata: { name: 'sj', namespace: 'ns', generation: 1, ...(annotations ? { annotations } : {}) },
-    spec: { jobTemplate: { spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox' }] } } } }, ...spec },
+    spec: {
+      jobTemplate: {
+        spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox' }] } } },
+      },
+      ...spec,
+    },
     status: structuredClone(status),
   } as SingletonJob;
 }
@@ -78,7 +94,13 @@ function world(sj: SingletonJob = makeSJ()) {
     jobs: f.jobs,
     pods: f.podControl,
     events: f.events,
-    leadership: { identity: 'me', term: 500, signal: ac.signal, assertValid: () => undefined, latestRevision: () => 950 },
+    leadership: {
+      identity: 'me',
+      term: 500,
+      signal: ac.signal,
+      assertValid: () => undefined,
+      latestRevision: () => 950,
+    },
     logger: pino({ level: 'silent' }),
     metrics: controllerMetrics(new Registry()),
     now: () => now,
@@ -106,18 +128,27 @@ function world(sj: SingletonJob = makeSJ()) {
 }
 
 /** The recorded, released Job of `r` (its Pod running unless `outcome`). */
-function recordedJob(f: FakeCluster, r: ActiveRun, opts: { suspend?: boolean; outcome?: 'Complete'; startTime?: Date } = {}): V1Job {
+function recordedJob(
+  f: FakeCluster,
+  r: ActiveRun,
+  opts: { suspend?: boolean; outcome?: 'Complete'; startTime?: Date } = {},
+): V1Job {
   const sj = f.sj();
   const job = buildJob(sj, r, { suspended: opts.suspend ?? false });
   job.metadata!.annotations = { ...job.metadata!.annotations, ...(opts.suspend ? {} : { [Keys.released]: 'now' }) };
-  job.status = opts.suspend ? {} : { startTime: opts.startTime ?? SLOT, active: opts.outcome ? 0 : 1, ready: opts.outcome ? 0 : 1 };
+  job.status = opts.suspend
+    ? {}
+    : { startTime: opts.startTime ?? SLOT, active: opts.outcome ? 0 : 1, ready: opts.outcome ? 0 : 1 };
   if (opts.outcome) job.status.conditions = [{ type: 'Complete', status: 'True' }];
   const stored = f.addJob(job);
   f.sjs.get(KEY)!.status!.activeRun = { ...r, jobUID: stored.metadata!.uid! };
   return stored;
 }
 
-const standsBy = (actions: string[]) => expect(actions.filter((a) => !a.startsWith('event Warning ClaimedByAnotherInstallation') && a !== 'update-status')).toEqual([]);
+const standsBy = (actions: string[]) =>
+  expect(
+    actions.filter((a) => !a.startsWith('event Warning ClaimedByAnotherInstallation') && a !== 'update-status'),
+  ).toEqual([]);
 const takenOver = ['event Normal TakenOver', 'update-status'];
 
 describe('claims: an installation whose Lease is alive but that no longer writes the object (issue 21 item 7)', () => {
@@ -126,7 +157,9 @@ describe('claims: an installation whose Lease is alive but that no longer writes
     const first = await w.pass();
     expect(first.actions).toEqual(['update-status', 'event Warning ClaimedByAnotherInstallation']);
     expect(w.f.sj().status).toMatchObject({ leaderLease: THEIRS, leaderTerm: 900, contender: MINE });
-    expect(w.f.sj().status!.conditions!.find((c) => c.type === 'Contended')!.message).toContain(`unless that one leaves work due on it unwritten for ${BOUND_MS / 1000} s`);
+    expect(w.f.sj().status!.conditions!.find((c) => c.type === 'Contended')!.message).toContain(
+      `unless that one leaves work due on it unwritten for ${BOUND_MS / 1000} s`,
+    );
     expect(first.result.requeueAfterMs).toBeLessThanOrEqual(BOUND_MS + 5);
     // Our own note is no write of theirs: the count goes on.
     expect((await w.pass(BOUND_MS - 1)).actions).toEqual([]);
@@ -135,7 +168,9 @@ describe('claims: an installation whose Lease is alive but that no longer writes
     expect(w.f.sj().status).toMatchObject({ leaderLease: MINE, leaderTerm: 950 });
     expect(w.f.sj().status!.contender).toBeUndefined();
     expect(w.f.eventLog.find((e) => e.reason === 'TakenOver')!.message).toMatch(
-      new RegExp(`Lease ${THEIRS} \\(Lease ${THEIRS} is held\\) has not written it for ${BOUND_MS / 1000} s while slot .* is due: it no longer acts on this object`),
+      new RegExp(
+        `Lease ${THEIRS} \\(Lease ${THEIRS} is held\\) has not written it for ${BOUND_MS / 1000} s while slot .* is due: it no longer acts on this object`,
+      ),
     );
     // Then we act: the due slot runs under our term.
     const next = await w.pass();
@@ -150,7 +185,16 @@ describe('claims: an installation whose Lease is alive but that no longer writes
     // It ran the slot late (a backed-up queue): a write; the next slot is due at once again.
     w.theyWrite((s) => {
       s.lastScheduleTime = '2026-06-01T12:00:00Z';
-      s.recentRuns = [{ name: 'sj-x', token: 601, term: 900, kind: 'Scheduled', outcome: 'Succeeded', finishedTime: '2026-06-01T12:01:00Z' }];
+      s.recentRuns = [
+        {
+          name: 'sj-x',
+          token: 601,
+          term: 900,
+          kind: 'Scheduled',
+          outcome: 'Succeeded',
+          finishedTime: '2026-06-01T12:01:00Z',
+        },
+      ];
       s.currentToken = 601;
     });
     standsBy((await w.pass(2000)).actions);
@@ -165,7 +209,12 @@ describe('claims: an installation whose Lease is alive but that no longer writes
     for (let i = 0; i < 10; i++) standsBy((await w.pass(BOUND_MS)).actions);
     expect(w.f.sj().status!.leaderLease).toBe(THEIRS);
     // The run's Job finished and nobody records it.
-    w.f.jobMap.get(`ns/${job.metadata!.name}`)!.status = { startTime: SLOT, active: 0, succeeded: 1, conditions: [{ type: 'Complete', status: 'True' }] };
+    w.f.jobMap.get(`ns/${job.metadata!.name}`)!.status = {
+      startTime: SLOT,
+      active: 0,
+      succeeded: 1,
+      conditions: [{ type: 'Complete', status: 'True' }],
+    };
     standsBy((await w.pass(1000)).actions);
     standsBy((await w.pass(BOUND_MS - 1)).actions);
     expect((await w.pass(1)).actions).toEqual(takenOver);
@@ -211,7 +260,13 @@ describe('claims: an installation whose Lease is alive but that no longer writes
 
   it('the longer lease duration sets the bound: theirs when it is longer than ours', async () => {
     const w = world();
-    w.f.leases.set(THEIRS, { alive: true, holder: 'them-0', why: `Lease ${THEIRS} is held by them-0`, recheckMs: 30_000, durationMs: 30_000 });
+    w.f.leases.set(THEIRS, {
+      alive: true,
+      holder: 'them-0',
+      why: `Lease ${THEIRS} is held by them-0`,
+      recheckMs: 30_000,
+      durationMs: 30_000,
+    });
     await w.pass();
     standsBy((await w.pass(BOUND_MS)).actions);
     standsBy((await w.pass(claimBoundMs(LEASE_MS, 30_000) - BOUND_MS - 1)).actions);
@@ -219,8 +274,18 @@ describe('claims: an installation whose Lease is alive but that no longer writes
   });
 
   it('a template the API server refused holds runs without a write: not counted', async () => {
-    const rejected = { ...templateAccepted, status: 'False' as const, reason: 'JobRejected', message: 'exceeded quota' };
-    const w = world(makeSJ({ schedule: '* * * * *' }, { ...theirs, conditions: [{ ...ready, status: 'False', reason: 'JobRejected' }, rejected] }));
+    const rejected = {
+      ...templateAccepted,
+      status: 'False' as const,
+      reason: 'JobRejected',
+      message: 'exceeded quota',
+    };
+    const w = world(
+      makeSJ(
+        { schedule: '* * * * *' },
+        { ...theirs, conditions: [{ ...ready, status: 'False', reason: 'JobRejected' }, rejected] },
+      ),
+    );
     for (let i = 0; i < 3; i++) standsBy((await w.pass(BOUND_MS)).actions);
     expect(w.f.sj().status!.leaderLease).toBe(THEIRS);
   });
@@ -234,7 +299,11 @@ describe('claims: an installation whose Lease is alive but that no longer writes
 
 describe('owedWork: what the acting installation writes about at once', () => {
   const jobs = (job?: V1Job) => ({ cached: () => job });
-  const released = (r: ActiveRun, status: V1Job['status'], over: { deleting?: boolean; suspend?: boolean } = {}): V1Job => {
+  const released = (
+    r: ActiveRun,
+    status: V1Job['status'],
+    over: { deleting?: boolean; suspend?: boolean } = {},
+  ): V1Job => {
     const job = buildJob(makeSJ(), r, { suspended: over.suspend ?? false });
     job.metadata!.uid = 'u1';
     job.metadata!.annotations = { ...job.metadata!.annotations, [Keys.released]: 'now' };
@@ -242,7 +311,8 @@ describe('owedWork: what the acting installation writes about at once', () => {
     job.status = status;
     return job;
   };
-  const withRun = (r: Partial<ActiveRun>, spec: Partial<SingletonJob['spec']> = { schedule: '* * * * *' }) => makeSJ(spec, { ...theirs, activeRun: { ...run(r), jobUID: r.jobUID } as ActiveRun });
+  const withRun = (r: Partial<ActiveRun>, spec: Partial<SingletonJob['spec']> = { schedule: '* * * * *' }) =>
+    makeSJ(spec, { ...theirs, activeRun: { ...run(r), jobUID: r.jobUID } as ActiveRun });
   const running = { startTime: SLOT, active: 1, ready: 1 };
   const cases: [string, SingletonJob, V1Job | undefined, Owed['kind'] | undefined][] = [
     ['a due slot, nothing in flight', makeSJ(), undefined, 'start'],
@@ -252,17 +322,52 @@ describe('owedWork: what the acting installation writes about at once', () => {
     ['a queued slot, nothing in flight', makeSJ({}, { ...theirs, queuedSlot: SLOT.toISOString() }), undefined, 'start'],
     ['a spec change not observed yet', makeSJ({}, { ...theirs, observedGeneration: 0 }), undefined, 'observe'],
     ['a run that runs, a slot held by Forbid', withRun({ jobUID: 'u1' }), released(run(), running), undefined],
-    ['a run that runs, a slot due under Queue', withRun({ jobUID: 'u1' }, { schedule: '* * * * *', concurrencyPolicy: 'Queue' }), released(run(), running), 'queue'],
-    ['a run that runs, a slot due under Replace', withRun({ jobUID: 'u1' }, { schedule: '* * * * *', concurrencyPolicy: 'Replace' }), released(run(), running), 'replace'],
-    ['a run being replaced whose Job is not deleted', withRun({ jobUID: 'u1', replacing: true }), released(run(), running), 'end'],
-    ['a run being replaced whose Job is being deleted', withRun({ jobUID: 'u1', replacing: true }), released(run(), running, { deleting: true }), undefined],
-    ['a run whose Job has finished', withRun({ jobUID: 'u1' }), released(run(), { active: 0, conditions: [{ type: 'Complete', status: 'True' }] }), 'finish'],
-    ['a run whose finished Job still has a Pod terminating', withRun({ jobUID: 'u1' }), released(run(), { active: 0, terminating: 1, conditions: [{ type: 'Complete', status: 'True' }] }), undefined],
+    [
+      'a run that runs, a slot due under Queue',
+      withRun({ jobUID: 'u1' }, { schedule: '* * * * *', concurrencyPolicy: 'Queue' }),
+      released(run(), running),
+      'queue',
+    ],
+    [
+      'a run that runs, a slot due under Replace',
+      withRun({ jobUID: 'u1' }, { schedule: '* * * * *', concurrencyPolicy: 'Replace' }),
+      released(run(), running),
+      'replace',
+    ],
+    [
+      'a run being replaced whose Job is not deleted',
+      withRun({ jobUID: 'u1', replacing: true }),
+      released(run(), running),
+      'end',
+    ],
+    [
+      'a run being replaced whose Job is being deleted',
+      withRun({ jobUID: 'u1', replacing: true }),
+      released(run(), running, { deleting: true }),
+      undefined,
+    ],
+    [
+      'a run whose Job has finished',
+      withRun({ jobUID: 'u1' }),
+      released(run(), { active: 0, conditions: [{ type: 'Complete', status: 'True' }] }),
+      'finish',
+    ],
+    [
+      'a run whose finished Job still has a Pod terminating',
+      withRun({ jobUID: 'u1' }),
+      released(run(), { active: 0, terminating: 1, conditions: [{ type: 'Complete', status: 'True' }] }),
+      undefined,
+    ],
     ['a run whose Job is gone', withRun({ jobUID: 'u1' }), undefined, 'finish'],
     ['a run whose Job name is held by another UID', withRun({ jobUID: 'u0' }), released(run(), running), 'finish'],
     ['a reservation without its Job', withRun({}), undefined, 'record'],
     ['a retry attempt in its backoff', withRun({ notBefore: '2026-06-01T12:05:00Z' }), undefined, undefined],
-    ['a released run whose Pod never started, within podStartDeadlineSeconds', withRun({ jobUID: 'u1' }), released(run(), { startTime: SLOT, active: 1 }), undefined],
+    [
+      'a released run whose Pod never started, within podStartDeadlineSeconds',
+      withRun({ jobUID: 'u1' }),
+      released(run(), { startTime: SLOT, active: 1 }),
+      undefined,
+    ],
     [
       'a released run whose Pod never started, past podStartDeadlineSeconds',
       withRun({ jobUID: 'u1' }, { schedule: '* * * * *', podStartDeadlineSeconds: 10 }),

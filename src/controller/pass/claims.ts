@@ -85,7 +85,14 @@ export class Claims {
       }
       this.setStandingBy(key, false);
       this.unanswered.delete(key);
-      return this.takeOver(pass, key, sj, theirTerm, `the installation of Lease ${theirs} that last wrote it has gone: ${other.why}`, log);
+      return this.takeOver(
+        pass,
+        key,
+        sj,
+        theirTerm,
+        `the installation of Lease ${theirs} that last wrote it has gone: ${other.why}`,
+        log,
+      );
     }
     this.setStandingBy(key, false);
     this.unanswered.delete(key);
@@ -108,7 +115,14 @@ export class Claims {
     this.unclaimedSince.set(key, since);
     const left = this.d.lease!.durationMs - (now - since);
     if (left > 0) return { requeueAfterMs: left + REQUEUE_MARGIN_MS };
-    return this.takeOver(pass, key, sj, theirTerm, `status.leaderTerm ${theirTerm} names no Lease, and no newer leader of this installation has appeared for a lease duration`, log);
+    return this.takeOver(
+      pass,
+      key,
+      sj,
+      theirTerm,
+      `status.leaderTerm ${theirTerm} names no Lease, and no newer leader of this installation has appeared for a lease duration`,
+      log,
+    );
   }
 
   /** We act on the object; a contender named in it that has gone leaves a stale Contended condition: remove it. */
@@ -150,7 +164,12 @@ export class Claims {
    * term is raised, CAS and CEL refuse its late writes, and it then stands
    * by for us).
    */
-  private silence(key: string, sj: SingletonJob, theirs: string, other: Liveness): { overdue?: string; waitMs?: number } {
+  private silence(
+    key: string,
+    sj: SingletonJob,
+    theirs: string,
+    other: Liveness,
+  ): { overdue?: string; waitMs?: number } {
     const owed = owedWork(sj, this.d.now(), this.d.jobs);
     if (!owed) {
       this.unanswered.delete(key);
@@ -173,9 +192,21 @@ export class Claims {
   }
 
   /** Another installation acts on it: leave it, and say so on the object once. */
-  private async standBy(pass: Pass, key: string, sj: SingletonJob, theirs: string, other: Liveness, log: Logger, untilOverdueMs?: number): Promise<Result> {
+  private async standBy(
+    pass: Pass,
+    key: string,
+    sj: SingletonJob,
+    theirs: string,
+    other: Liveness,
+    log: Logger,
+    untilOverdueMs?: number,
+  ): Promise<Result> {
     const mine = leaseKey(this.d.lease!);
-    if (!this.standingBy.has(key)) log.warn({ otherLease: theirs, otherHolder: other.holder }, 'Another installation claims this object; leaving it to that installation while its Lease is alive');
+    if (!this.standingBy.has(key))
+      log.warn(
+        { otherLease: theirs, otherHolder: other.holder },
+        'Another installation claims this object; leaving it to that installation while its Lease is alive',
+      );
     this.setStandingBy(key, true);
     const status = sj.status ?? {};
     const bound = Math.round(claimBoundMs(this.d.lease!.durationMs, other.durationMs) / 1000);
@@ -187,7 +218,12 @@ export class Claims {
       // makes it harmless to the actor (it re-reads on 409).
       const next: SingletonJobStatus = structuredClone(status);
       next.contender = mine;
-      setCondition(next, { type: Conditions.contended, status: 'True', reason: 'ClaimedByAnotherInstallation', message }, sj.metadata?.generation, this.d.now());
+      setCondition(
+        next,
+        { type: Conditions.contended, status: 'True', reason: 'ClaimedByAnotherInstallation', message },
+        sj.metadata?.generation,
+        this.d.now(),
+      );
       try {
         await this.d.status.replaceStatus({ ...sj, status: next });
       } catch (err) {
@@ -199,7 +235,14 @@ export class Claims {
   }
 
   /** Acts on an object another (gone) installation or an unknown writer last wrote, raising our term above theirs. */
-  private async takeOver(pass: Pass, key: string, sj: SingletonJob, theirTerm: number, why: string, log: Logger): Promise<Result> {
+  private async takeOver(
+    pass: Pass,
+    key: string,
+    sj: SingletonJob,
+    theirTerm: number,
+    why: string,
+    log: Logger,
+  ): Promise<Result> {
     if (theirTerm >= this.current) {
       const latest = this.d.leadership.latestRevision?.();
       if (latest !== undefined && latest > this.current) this.current = latest;
@@ -219,7 +262,13 @@ export class Claims {
     const id = `takeover:${sj.status?.leaderLease}`;
     if (pass.announcedFor(key) !== id) {
       log.info({ leaderTerm: theirTerm, term: this.current, why }, 'Taking this object over');
-      await pass.announceOnce(sj, id, 'Normal', 'TakenOver', `The installation of Lease ${leaseKey(this.d.lease!)} (term ${this.current}) takes this object over: ${why}`);
+      await pass.announceOnce(
+        sj,
+        id,
+        'Normal',
+        'TakenOver',
+        `The installation of Lease ${leaseKey(this.d.lease!)} (term ${this.current}) takes this object over: ${why}`,
+      );
     }
     this.unclaimedSince.delete(key);
     this.unanswered.delete(key);
@@ -279,13 +328,18 @@ export function owedWork(sj: SingletonJob, now: Date, jobs: Pick<JobControl, 'ca
       if ((job.status?.active ?? 0) > 0 || (job.status?.terminating ?? 0) > 0) return undefined;
       return { kind: 'finish', what: `the Job of run ${run.name} has finished` };
     }
-    if ((run.replacing || run.stalled) && !job.metadata?.deletionTimestamp) return { kind: 'end', what: `run ${run.name} is being ended and its Job is not deleted` };
+    if ((run.replacing || run.stalled) && !job.metadata?.deletionTimestamp)
+      return { kind: 'end', what: `run ${run.name} is being ended and its Job is not deleted` };
     if (job.spec?.suspend && !run.replacing) {
-      return wasReleased(job) ? { kind: 'finish', what: `the Job of run ${run.name} was suspended again` } : { kind: 'release', what: `the Job of run ${run.name} is recorded and not released` };
+      return wasReleased(job)
+        ? { kind: 'finish', what: `the Job of run ${run.name} was suspended again` }
+        : { kind: 'release', what: `the Job of run ${run.name} is recorded and not released` };
     }
     const policy = sj.spec.concurrencyPolicy ?? 'Forbid';
-    if (policy === 'Replace' && !run.replacing && (due?.slot || manual)) return { kind: 'replace', what: `run ${run.name} is to be replaced (concurrencyPolicy Replace)` };
-    if (policy === 'Queue' && due?.slot) return { kind: 'queue', what: `slot ${due.slot.toISOString()} is to be queued behind run ${run.name}` };
+    if (policy === 'Replace' && !run.replacing && (due?.slot || manual))
+      return { kind: 'replace', what: `run ${run.name} is to be replaced (concurrencyPolicy Replace)` };
+    if (policy === 'Queue' && due?.slot)
+      return { kind: 'queue', what: `slot ${due.slot.toISOString()} is to be queued behind run ${run.name}` };
     const releasedAt = toDate(job.status?.startTime);
     const deadlineMs = (sj.spec.podStartDeadlineSeconds ?? DEFAULT_POD_START_DEADLINE_SECONDS) * 1000;
     if (!run.stalled && releasedAt && !started(job, []) && now.getTime() >= releasedAt.getTime() + deadlineMs) {

@@ -9,7 +9,14 @@ import type { Leadership } from '../../election/index.ts';
 import type { LeaseRef } from '../cluster/lease-liveness.ts';
 import type { KueuePort } from '../cluster/kueue.ts';
 import type { ControllerMetrics } from '../metrics.ts';
-import type { EventSink, JobControl, LeaseLiveness, PodControl, ReconcileHooks, StatusStore } from '../cluster/ports.ts';
+import type {
+  EventSink,
+  JobControl,
+  LeaseLiveness,
+  PodControl,
+  ReconcileHooks,
+  StatusStore,
+} from '../cluster/ports.ts';
 import type { Readiness } from '../rules/status.ts';
 import type { StatusChange } from '../rules/changes.ts';
 
@@ -70,9 +77,22 @@ export interface Pass {
   /** One CAS status write computed from `sj`; returns the object as written. */
   write(key: string, sj: SingletonJob, mutate: (status: SingletonJobStatus) => void): Promise<SingletonJob>;
   /** Records the run as finished (activeRun → recentRuns) and says so. */
-  finish(key: string, sj: SingletonJob, run: ActiveRun, outcome: FinishedRun['outcome'], completion?: Date, readiness?: Readiness): Promise<Result>;
+  finish(
+    key: string,
+    sj: SingletonJob,
+    run: ActiveRun,
+    outcome: FinishedRun['outcome'],
+    completion?: Date,
+    readiness?: Readiness,
+  ): Promise<Result>;
   /** Emits an Event once per distinct `id` and key, not on every pass. */
-  announceOnce(sj: SingletonJob, id: string, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
+  announceOnce(
+    sj: SingletonJob,
+    id: string,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+  ): Promise<void>;
   /** The last id announced for the key. */
   announcedFor(key: string): string | undefined;
 }

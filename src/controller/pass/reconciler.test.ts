@@ -49,7 +49,14 @@ interface Case {
 }
 
 function template(labels: Record<string, string> = {}) {
-  return { spec: { template: { metadata: { labels }, spec: { restartPolicy: 'Never' as const, containers: [{ name: 'main', image: 'busybox' }] } } } };
+  return {
+    spec: {
+      template: {
+        metadata: { labels },
+        spec: { restartPolicy: 'Never' as const, containers: [{ name: 'main', image: 'busybox' }] },
+      },
+    },
+  };
 }
 
 function makeSJ(c: Case): SingletonJob {
@@ -73,7 +80,11 @@ const run = (over: Partial<ActiveRun> = {}): ActiveRun => ({
 });
 
 /** The Job of `r`, as the controller would have created it; `outcome` sets its terminal condition. */
-function addRunJob(f: FakeCluster, r: ActiveRun, opts: { uid?: string; suspend?: boolean; outcome?: 'Complete' | 'Failed'; owner?: boolean } = {}): V1Job {
+function addRunJob(
+  f: FakeCluster,
+  r: ActiveRun,
+  opts: { uid?: string; suspend?: boolean; outcome?: 'Complete' | 'Failed'; owner?: boolean } = {},
+): V1Job {
   const sj = f.sj();
   const job = buildJob(sj, r, { suspended: opts.suspend ?? false });
   if (opts.owner === false) job.metadata!.ownerReferences = [];
@@ -96,7 +107,9 @@ function addPod(f: FakeCluster, job: V1Job, phase: string, opts: { deleting?: bo
       namespace: 'ns',
       labels: { ...job.spec!.template.metadata!.labels },
       annotations: { ...job.spec!.template.metadata!.annotations },
-      ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: job.metadata!.name!, uid: job.metadata!.uid!, controller: true }],
+      ownerReferences: [
+        { apiVersion: 'batch/v1', kind: 'Job', name: job.metadata!.name!, uid: job.metadata!.uid!, controller: true },
+      ],
       ...(opts.deleting ? { deletionTimestamp: new Date() } : {}),
     },
     status: { phase },
@@ -104,7 +117,11 @@ function addPod(f: FakeCluster, job: V1Job, phase: string, opts: { deleting?: bo
 }
 
 /** The active run with its Job recorded (the usual in-flight state). */
-function inFlight(f: FakeCluster, r: ActiveRun, opts: { outcome?: 'Complete' | 'Failed'; podPhase?: string } = {}): V1Job {
+function inFlight(
+  f: FakeCluster,
+  r: ActiveRun,
+  opts: { outcome?: 'Complete' | 'Failed'; podPhase?: string } = {},
+): V1Job {
   const job = addRunJob(f, r, { outcome: opts.outcome });
   const sj = f.sjs.get(KEY)!;
   sj.status!.activeRun = { ...r, jobUID: job.metadata!.uid! };
@@ -120,7 +137,16 @@ function imagePullBackOff(f: FakeCluster): void {
   const pod = addPod(f, job, 'Pending');
   f.pods[0]!.status = {
     ...pod.status,
-    containerStatuses: [{ name: 'main', image: 'nope', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "nope"' } } }],
+    containerStatuses: [
+      {
+        name: 'main',
+        image: 'nope',
+        imageID: '',
+        ready: false,
+        restartCount: 0,
+        state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "nope"' } },
+      },
+    ],
   };
 }
 
@@ -134,7 +160,11 @@ const templateAccepted = {
 };
 /** Refusals and failures of a Job create, as the API server words them. */
 const quota403 = (job: V1Job) =>
-  apiError(403, `jobs.batch "${job.metadata?.name}" is forbidden: exceeded quota: jobs, requested: count/jobs.batch=1, used: count/jobs.batch=2, limited: count/jobs.batch=2`, { reason: 'Forbidden' });
+  apiError(
+    403,
+    `jobs.batch "${job.metadata?.name}" is forbidden: exceeded quota: jobs, requested: count/jobs.batch=1, used: count/jobs.batch=2, limited: count/jobs.batch=2`,
+    { reason: 'Forbidden' },
+  );
 const webhook500 = () =>
   apiError(
     500,
@@ -142,19 +172,39 @@ const webhook500 = () =>
     { reason: 'InternalError' },
   );
 const terminating403 = (job: V1Job) =>
-  apiError(403, `jobs.batch "${job.metadata?.name}" is forbidden: unable to create new content in namespace ns because it is being terminated`, {
-    reason: 'Forbidden',
-    details: { name: job.metadata?.name, group: 'batch', kind: 'jobs', causes: [{ reason: 'NamespaceTerminating', message: 'namespace ns is being terminated', field: 'metadata.namespace' }] },
-  });
+  apiError(
+    403,
+    `jobs.batch "${job.metadata?.name}" is forbidden: unable to create new content in namespace ns because it is being terminated`,
+    {
+      reason: 'Forbidden',
+      details: {
+        name: job.metadata?.name,
+        group: 'batch',
+        kind: 'jobs',
+        causes: [
+          { reason: 'NamespaceTerminating', message: 'namespace ns is being terminated', field: 'metadata.namespace' },
+        ],
+      },
+    },
+  );
 /** Answers a run's Job create (not the template's dry run) with `err`. */
-const refuseRuns = (f: FakeCluster, err: (job: V1Job) => Error) => void (f.refuseJobCreate = (job, o) => (o.dryRun ? undefined : err(job)));
+const refuseRuns = (f: FakeCluster, err: (job: V1Job) => Error) =>
+  void (f.refuseJobCreate = (job, o) => (o.dryRun ? undefined : err(job)));
 /** Answers the template's dry run with `err`. */
-const refuseDryRuns = (f: FakeCluster, err: (job: V1Job) => Error) => void (f.refuseJobCreate = (job, o) => (o.dryRun ? err(job) : undefined));
+const refuseDryRuns = (f: FakeCluster, err: (job: V1Job) => Error) =>
+  void (f.refuseJobCreate = (job, o) => (o.dryRun ? err(job) : undefined));
 const conditionOf = (f: FakeCluster, type: string) => f.sj().status?.conditions?.find((c) => c.type === type);
 
 const healthy = {
   conditions: [
-    { type: 'Ready', status: 'True' as const, reason: 'Scheduled', message: 'Runs on schedule "* * * * *" in UTC', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 1 },
+    {
+      type: 'Ready',
+      status: 'True' as const,
+      reason: 'Scheduled',
+      message: 'Runs on schedule "* * * * *" in UTC',
+      lastTransitionTime: '2026-01-01T00:00:00Z',
+      observedGeneration: 1,
+    },
     templateAccepted,
   ],
   observedGeneration: 1,
@@ -163,7 +213,17 @@ const scheduled = { schedule: '* * * * *' };
 const atSlot = { lastScheduleTime: SLOT.toISOString(), currentToken: 600, leaderTerm: TERM, ...healthy };
 
 const finishedBefore = {
-  recentRuns: [{ name: 'sj-old', token: 9, term: 400, kind: 'Scheduled' as const, slot: '2026-06-01T11:58:00Z', outcome: 'Succeeded' as const, finishedTime: '2026-06-01T11:58:05Z' }],
+  recentRuns: [
+    {
+      name: 'sj-old',
+      token: 9,
+      term: 400,
+      kind: 'Scheduled' as const,
+      slot: '2026-06-01T11:58:00Z',
+      outcome: 'Succeeded' as const,
+      finishedTime: '2026-06-01T11:58:05Z',
+    },
+  ],
 };
 
 const cases: Case[] = [
@@ -200,9 +260,21 @@ const cases: Case[] = [
     requeueAfterMs: 30005,
     finishAfterPods: true,
     spec: scheduled,
-    status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy, ...finishedBefore },
-    setup: (f) => void addRunJob(f, run({ name: 'sj-old', token: 9, slot: '2026-06-01T11:58:00Z' }), { outcome: 'Complete' }),
-    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
+    status: {
+      lastScheduleTime: '2026-06-01T11:59:00Z',
+      currentToken: 10,
+      leaderTerm: 400,
+      ...healthy,
+      ...finishedBefore,
+    },
+    setup: (f) =>
+      void addRunJob(f, run({ name: 'sj-old', token: 9, slot: '2026-06-01T11:58:00Z' }), { outcome: 'Complete' }),
+    actions: [
+      `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`,
+      'update-status',
+      `unsuspend ${scheduledRunName('sj', SLOT)}`,
+      'event Normal RunStarted',
+    ],
     check: (f) => expect(f.podLists).toBe(0),
   },
   {
@@ -211,7 +283,12 @@ const cases: Case[] = [
     finishAfterPods: true,
     spec: scheduled,
     status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy },
-    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
+    actions: [
+      `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`,
+      'update-status',
+      `unsuspend ${scheduledRunName('sj', SLOT)}`,
+      'event Normal RunStarted',
+    ],
     check: (f) => expect(f.podLists).toBe(1),
   },
   {
@@ -219,8 +296,15 @@ const cases: Case[] = [
     requeueAfterMs: 1000,
     finishAfterPods: true,
     spec: scheduled,
-    status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy, ...finishedBefore },
-    setup: (f) => void addPod(f, addRunJob(f, run({ name: 'sj-person', token: 5, slot: '2026-06-01T11:58:00Z' })), 'Running'),
+    status: {
+      lastScheduleTime: '2026-06-01T11:59:00Z',
+      currentToken: 10,
+      leaderTerm: 400,
+      ...healthy,
+      ...finishedBefore,
+    },
+    setup: (f) =>
+      void addPod(f, addRunJob(f, run({ name: 'sj-person', token: 5, slot: '2026-06-01T11:58:00Z' })), 'Running'),
     actions: ['delete-job sj-person uid=job-uid-2', 'event Warning StrayJobDeleted'],
     check: (f, r) => {
       expect(f.podLists).toBe(1);
@@ -258,7 +342,12 @@ const cases: Case[] = [
     spec: { schedule: '0 0 1 1 *' },
     setup: (f) =>
       void f.addPod({
-        metadata: { name: 'orphan', namespace: 'ns', annotations: { [Keys.singletonJob]: 'sj' }, labels: { [Keys.ownerUid]: 'uid-of-a-deleted-predecessor' } },
+        metadata: {
+          name: 'orphan',
+          namespace: 'ns',
+          annotations: { [Keys.singletonJob]: 'sj' },
+          labels: { [Keys.ownerUid]: 'uid-of-a-deleted-predecessor' },
+        },
         status: { phase: 'Running' },
       }),
     actions: ['dry-run-job sj-0', 'update-status'],
@@ -269,8 +358,19 @@ const cases: Case[] = [
     requeueAfterMs: 30005,
     finishAfterPods: true,
     spec: scheduled,
-    status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy, predecessorPodsChecked: true },
-    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
+    status: {
+      lastScheduleTime: '2026-06-01T11:59:00Z',
+      currentToken: 10,
+      leaderTerm: 400,
+      ...healthy,
+      predecessorPodsChecked: true,
+    },
+    actions: [
+      `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`,
+      'update-status',
+      `unsuspend ${scheduledRunName('sj', SLOT)}`,
+      'event Normal RunStarted',
+    ],
     check: (f) => expect(f.podLists).toBe(0),
   },
   {
@@ -308,10 +408,21 @@ const cases: Case[] = [
     requeueAfterMs: 30005,
     spec: scheduled,
     status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy },
-    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
+    actions: [
+      `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`,
+      'update-status',
+      `unsuspend ${scheduledRunName('sj', SLOT)}`,
+      'event Normal RunStarted',
+    ],
     check: (f) => {
       const s = f.sj().status!;
-      expect(s.activeRun).toMatchObject({ name: scheduledRunName('sj', SLOT), token: 1001, term: TERM, kind: 'Scheduled', slot: SLOT.toISOString() });
+      expect(s.activeRun).toMatchObject({
+        name: scheduledRunName('sj', SLOT),
+        token: 1001,
+        term: TERM,
+        kind: 'Scheduled',
+        slot: SLOT.toISOString(),
+      });
       expect(s.activeRun!.jobUID).toBe(f.jobMap.get(`ns/${scheduledRunName('sj', SLOT)}`)!.metadata!.uid);
       expect(s.leaderTerm).toBe(TERM);
     },
@@ -325,7 +436,12 @@ const cases: Case[] = [
       f.revision = 90_000;
       f.sjs.get(KEY)!.metadata!.resourceVersion = f.nextRv();
     },
-    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=90001 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
+    actions: [
+      `create-job ${scheduledRunName('sj', SLOT)} token=90001 suspended`,
+      'update-status',
+      `unsuspend ${scheduledRunName('sj', SLOT)}`,
+      'event Normal RunStarted',
+    ],
   },
   {
     name: 'a new manual request: the Job name hashes the id and the token',
@@ -338,12 +454,25 @@ const cases: Case[] = [
         metadata: {
           name: manualRunName('sj', 'a', 700),
           annotations: { [Keys.token]: '700' },
-          ownerReferences: [{ apiVersion: 'singleton.dev/v1alpha1', kind: 'SingletonJob', name: 'sj', uid: f.sjs.get(KEY)!.metadata!.uid!, controller: true }],
+          ownerReferences: [
+            {
+              apiVersion: 'singleton.dev/v1alpha1',
+              kind: 'SingletonJob',
+              name: 'sj',
+              uid: f.sjs.get(KEY)!.metadata!.uid!,
+              controller: true,
+            },
+          ],
         },
         status: { conditions: [{ type: 'Complete', status: 'True' }] },
       });
     },
-    actions: [`create-job ${manualRunName('sj', 'a', 1501)} token=1501 suspended`, 'update-status', `unsuspend ${manualRunName('sj', 'a', 1501)}`, 'event Normal RunStarted'],
+    actions: [
+      `create-job ${manualRunName('sj', 'a', 1501)} token=1501 suspended`,
+      'update-status',
+      `unsuspend ${manualRunName('sj', 'a', 1501)}`,
+      'event Normal RunStarted',
+    ],
     check: (f) => expect(f.sj().status!.lastManualRequestId).toBe('a'),
   },
   {
@@ -443,7 +572,12 @@ const cases: Case[] = [
     requeueAfterMs: 30005,
     spec: scheduled,
     status: { ...atSlot, activeRun: run() },
-    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=600 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
+    actions: [
+      `create-job ${scheduledRunName('sj', SLOT)} token=600 suspended`,
+      'update-status',
+      `unsuspend ${scheduledRunName('sj', SLOT)}`,
+      'event Normal RunStarted',
+    ],
   },
   {
     name: 'a predecessor created the Job but did not record it: adopted (it never ran)',
@@ -478,7 +612,11 @@ const cases: Case[] = [
       const job = inFlight(f, run());
       f.jobMap.get(`ns/${job.metadata!.name}`)!.spec!.suspend = true;
       f.beforeUnsuspend = (live) => {
-        live.metadata = { ...live.metadata, annotations: { ...live.metadata?.annotations, [Keys.released]: SLOT.toISOString() }, resourceVersion: f.nextRv() };
+        live.metadata = {
+          ...live.metadata,
+          annotations: { ...live.metadata?.annotations, [Keys.released]: SLOT.toISOString() },
+          resourceVersion: f.nextRv(),
+        };
         live.spec = { ...live.spec!, suspend: true };
       };
     },
@@ -500,7 +638,11 @@ const cases: Case[] = [
       f.jobMap.clear();
       addRunJob(f, run(), { suspend: true, uid: 'duplicate-uid' });
     },
-    actions: [`delete-job ${scheduledRunName('sj', SLOT)} uid=duplicate-uid`, 'event Warning DuplicateJobDeleted', 'event Warning RunJobDeleted'],
+    actions: [
+      `delete-job ${scheduledRunName('sj', SLOT)} uid=duplicate-uid`,
+      'event Warning DuplicateJobDeleted',
+      'event Warning RunJobDeleted',
+    ],
     check: (f) => {
       expect(f.sj().status!.activeRun!.jobUID).toBe('job-uid-2');
       expect(f.actions.some((a) => a.startsWith('unsuspend'))).toBe(false);
@@ -516,13 +658,23 @@ const cases: Case[] = [
       f.jobMap.clear();
       addRunJob(f, run(), { suspend: true, uid: 'duplicate-uid' });
     },
-    actions: [`delete-job ${scheduledRunName('sj', SLOT)} uid=duplicate-uid`, 'event Warning DuplicateJobDeleted', 'update-status', 'event Warning RunFinished'],
+    actions: [
+      `delete-job ${scheduledRunName('sj', SLOT)} uid=duplicate-uid`,
+      'event Warning DuplicateJobDeleted',
+      'update-status',
+      'event Warning RunFinished',
+    ],
     check: (f) => expect(f.sj().status!.recentRuns![0]!.outcome).toBe('Deleted'),
   },
   {
     name: "a Job that is not this run's holds its name: the run ends Failed (JobNameTaken), nothing wedges",
     requeueAfterMs: 0,
-    status: { lastManualRequestId: 'a', currentToken: 600, leaderTerm: TERM, activeRun: run({ kind: 'Manual', requestId: 'a', slot: undefined, name: 'sj-m-taken' }) },
+    status: {
+      lastManualRequestId: 'a',
+      currentToken: 600,
+      leaderTerm: TERM,
+      activeRun: run({ kind: 'Manual', requestId: 'a', slot: undefined, name: 'sj-m-taken' }),
+    },
     setup: (f) => void f.addJob({ metadata: { name: 'sj-m-taken' } }),
     actions: ['event Warning JobNameTaken', 'update-status', 'event Warning RunFinished'],
     check: (f) => {
@@ -537,7 +689,15 @@ const cases: Case[] = [
     spec: scheduled,
     status: { lastScheduleTime: '2026-06-01T11:59:00Z', ...healthy },
     setup: (f) => {
-      f.addPod({ metadata: { name: 'old-pod', namespace: 'ns', labels: { [Keys.ownerUid]: 'predecessor-uid' }, annotations: { [Keys.singletonJob]: 'sj' } }, status: { phase: 'Running' } });
+      f.addPod({
+        metadata: {
+          name: 'old-pod',
+          namespace: 'ns',
+          labels: { [Keys.ownerUid]: 'predecessor-uid' },
+          annotations: { [Keys.singletonJob]: 'sj' },
+        },
+        status: { phase: 'Running' },
+      });
     },
     actions: [],
     check: (f, r) => {
@@ -554,7 +714,11 @@ const cases: Case[] = [
     actions: ['update-status', 'event Warning RunRetrying'],
     check: (f, r) => {
       const s = f.sj().status!;
-      expect(s.activeRun).toMatchObject({ name: scheduledRunName('sj', SLOT, 2), attempt: 2, slot: SLOT.toISOString() });
+      expect(s.activeRun).toMatchObject({
+        name: scheduledRunName('sj', SLOT, 2),
+        attempt: 2,
+        slot: SLOT.toISOString(),
+      });
       expect(s.activeRun!.token).toBeGreaterThan(600);
       expect(s.currentToken).toBe(s.activeRun!.token);
       expect(s.activeRun!.jobUID).toBeUndefined();
@@ -567,7 +731,16 @@ const cases: Case[] = [
     name: 'a retry before its backoff has passed: nothing yet',
     requeueAfterMs: 4005,
     spec: { ...scheduled, jobTemplate: { spec: { ...template().spec, backoffLimit: 2 } } },
-    status: { ...atSlot, currentToken: 700, activeRun: run({ name: scheduledRunName('sj', SLOT, 2), token: 700, attempt: 2, notBefore: new Date(NOW.getTime() + 4000).toISOString() }) },
+    status: {
+      ...atSlot,
+      currentToken: 700,
+      activeRun: run({
+        name: scheduledRunName('sj', SLOT, 2),
+        token: 700,
+        attempt: 2,
+        notBefore: new Date(NOW.getTime() + 4000).toISOString(),
+      }),
+    },
     actions: [],
     check: (_f, r) => expect(r.requeueAfterMs).toBe(4005),
   },
@@ -575,8 +748,22 @@ const cases: Case[] = [
     name: "a retry whose backoff has passed: its own Job with the attempt's token",
     requeueAfterMs: 30005,
     spec: { ...scheduled, jobTemplate: { spec: { ...template().spec, backoffLimit: 2 } } },
-    status: { ...atSlot, currentToken: 700, activeRun: run({ name: scheduledRunName('sj', SLOT, 2), token: 700, attempt: 2, notBefore: new Date(NOW.getTime() - 1).toISOString() }) },
-    actions: [`create-job ${scheduledRunName('sj', SLOT, 2)} token=700 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT, 2)}`, 'event Normal RunStarted'],
+    status: {
+      ...atSlot,
+      currentToken: 700,
+      activeRun: run({
+        name: scheduledRunName('sj', SLOT, 2),
+        token: 700,
+        attempt: 2,
+        notBefore: new Date(NOW.getTime() - 1).toISOString(),
+      }),
+    },
+    actions: [
+      `create-job ${scheduledRunName('sj', SLOT, 2)} token=700 suspended`,
+      'update-status',
+      `unsuspend ${scheduledRunName('sj', SLOT, 2)}`,
+      'event Normal RunStarted',
+    ],
     check: (f) => {
       const job = f.jobMap.get(`ns/${scheduledRunName('sj', SLOT, 2)}`)!;
       expect(job.spec!.backoffLimit).toBe(0);
@@ -588,7 +775,11 @@ const cases: Case[] = [
     requeueAfterMs: 0,
     spec: { ...scheduled, jobTemplate: { spec: { ...template().spec, backoffLimit: 1 } } },
     status: atSlot,
-    setup: (f) => void inFlight(f, run({ attempt: 2, name: scheduledRunName('sj', SLOT, 2) }), { outcome: 'Failed', podPhase: 'Failed' }),
+    setup: (f) =>
+      void inFlight(f, run({ attempt: 2, name: scheduledRunName('sj', SLOT, 2) }), {
+        outcome: 'Failed',
+        podPhase: 'Failed',
+      }),
     actions: ['update-status', 'event Warning RunFinished'],
     check: (f) => expect(f.sj().status!.recentRuns![0]).toMatchObject({ outcome: 'Failed', attempt: 2 }),
   },
@@ -602,7 +793,10 @@ const cases: Case[] = [
     check: (f) => {
       const s = f.sj().status!;
       expect(s).toMatchObject({ leaderTerm: 900, leaderLease: 'other/op', contender: MINE });
-      expect(s.conditions!.find((c) => c.type === 'Contended')).toMatchObject({ status: 'True', reason: 'ClaimedByAnotherInstallation' });
+      expect(s.conditions!.find((c) => c.type === 'Contended')).toMatchObject({
+        status: 'True',
+        reason: 'ClaimedByAnotherInstallation',
+      });
       expect(s.activeRun).toBeUndefined();
     },
   },
@@ -612,7 +806,13 @@ const cases: Case[] = [
     lease: true,
     latestRevision: 950,
     spec: scheduled,
-    status: { ...atSlot, leaderTerm: 900, leaderLease: 'other/op', currentToken: 600, lastScheduleTime: '2026-06-01T11:59:00Z' },
+    status: {
+      ...atSlot,
+      leaderTerm: 900,
+      leaderLease: 'other/op',
+      currentToken: 600,
+      lastScheduleTime: '2026-06-01T11:59:00Z',
+    },
     setup: (f) => f.leases.set('other/op', { alive: false, why: 'Lease other/op does not exist', recheckMs: 0 }),
     // The claim is written at once (a pass that writes nothing else must not
     // take the object over again on every pass); the run starts on the next pass.
@@ -629,7 +829,8 @@ const cases: Case[] = [
     latestRevision: 950,
     spec: scheduled,
     status: { ...atSlot, leaderTerm: 9_000_000, leaderLease: 'nowhere/none', lastScheduleTime: '2026-06-01T11:59:00Z' },
-    setup: (f) => f.leases.set('nowhere/none', { alive: false, why: 'Lease nowhere/none does not exist', recheckMs: 0 }),
+    setup: (f) =>
+      f.leases.set('nowhere/none', { alive: false, why: 'Lease nowhere/none does not exist', recheckMs: 0 }),
     actions: ['event Warning TermAboveLeader'],
   },
   {
@@ -668,7 +869,12 @@ const cases: Case[] = [
     actions: ['update-status', 'event Warning InvalidTimeZone'],
     check: (f) => {
       expect(conditionOf(f, 'Ready')).toMatchObject({ status: 'False', reason: 'InvalidTimeZone' });
-      expect(conditionOf(f, 'Stalled')).toMatchObject({ status: 'True', reason: 'InvalidTimeZone', message: conditionOf(f, 'Ready')!.message, observedGeneration: 1 });
+      expect(conditionOf(f, 'Stalled')).toMatchObject({
+        status: 'True',
+        reason: 'InvalidTimeZone',
+        message: conditionOf(f, 'Ready')!.message,
+        observedGeneration: 1,
+      });
     },
   },
   {
@@ -698,14 +904,23 @@ const cases: Case[] = [
     status: atSlot,
     setup: (f) => {
       imagePullBackOff(f);
-      f.sjs
-        .get(KEY)!
-        .status!.conditions!.push({ type: 'Stalled', status: 'True', reason: 'ImagePullBackOff', message: 'old words', lastTransitionTime: '2026-06-01T12:00:20Z', observedGeneration: 1 });
+      f.sjs.get(KEY)!.status!.conditions!.push({
+        type: 'Stalled',
+        status: 'True',
+        reason: 'ImagePullBackOff',
+        message: 'old words',
+        lastTransitionTime: '2026-06-01T12:00:20Z',
+        observedGeneration: 1,
+      });
     },
     actions: ['update-status', 'event Warning RunStalled'],
     check: (f) => {
       expect(conditionOf(f, 'Stalled')).toBeUndefined();
-      expect(conditionOf(f, 'RunStalled')).toMatchObject({ status: 'True', reason: 'ImagePullBackOff', lastTransitionTime: '2026-06-01T12:00:20Z' });
+      expect(conditionOf(f, 'RunStalled')).toMatchObject({
+        status: 'True',
+        reason: 'ImagePullBackOff',
+        lastTransitionTime: '2026-06-01T12:00:20Z',
+      });
       expect(conditionOf(f, 'RunStalled')!.message).toContain('has not started');
     },
   },
@@ -728,13 +943,21 @@ const cases: Case[] = [
         once = false;
         // Someone else reserved this slot meanwhile (a same-term twin).
         const sj = f.sjs.get(KEY)!;
-        sj.status = { ...sj.status, lastScheduleTime: SLOT.toISOString(), currentToken: 800, activeRun: run({ token: 800 }) };
+        sj.status = {
+          ...sj.status,
+          lastScheduleTime: SLOT.toISOString(),
+          currentToken: 800,
+          activeRun: run({ token: 800 }),
+        };
         sj.metadata!.resourceVersion = f.nextRv();
       };
     },
     // Our attempt's Job is created; its record is refused (409, no action); the fresh read finds the
     // other reservation, and our never-released attempt goes so the reserved run gets its Job next.
-    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, `delete-job ${scheduledRunName('sj', SLOT)} uid=job-uid-2`],
+    actions: [
+      `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`,
+      `delete-job ${scheduledRunName('sj', SLOT)} uid=job-uid-2`,
+    ],
     check: (f) => {
       expect(f.jobMap.size).toBe(0);
       expect(f.sj().status?.activeRun).toMatchObject({ token: 800 });
@@ -745,8 +968,17 @@ const cases: Case[] = [
     requeueAfterMs: 30005,
     spec: scheduled,
     status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy },
-    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
-    check: (f) => expect(f.sj().status).toMatchObject({ nextScheduleTime: '2026-06-01T12:01:00.000Z', lastRunTime: NOW.toISOString() }),
+    actions: [
+      `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`,
+      'update-status',
+      `unsuspend ${scheduledRunName('sj', SLOT)}`,
+      'event Normal RunStarted',
+    ],
+    check: (f) =>
+      expect(f.sj().status).toMatchObject({
+        nextScheduleTime: '2026-06-01T12:01:00.000Z',
+        lastRunTime: NOW.toISOString(),
+      }),
   },
   {
     name: "jitter: a slot is due only after the object's fixed offset",
@@ -767,7 +999,12 @@ const cases: Case[] = [
     status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z' },
     setup: (f) => void inFlight(f, run({ slot: '2026-06-01T11:59:00Z', name: 'sj-prev' }), { podPhase: 'Running' }),
     actions: ['update-status', 'event Normal RunQueued'],
-    check: (f) => expect(f.sj().status).toMatchObject({ queuedSlot: SLOT.toISOString(), lastScheduleTime: SLOT.toISOString(), nextScheduleTime: SLOT.toISOString() }),
+    check: (f) =>
+      expect(f.sj().status).toMatchObject({
+        queuedSlot: SLOT.toISOString(),
+        lastScheduleTime: SLOT.toISOString(),
+        nextScheduleTime: SLOT.toISOString(),
+      }),
   },
   {
     name: 'Queue: a second slot while one is queued is skipped (at most one waits)',
@@ -776,14 +1013,24 @@ const cases: Case[] = [
     status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z', queuedSlot: '2026-06-01T11:59:00Z' },
     setup: (f) => void inFlight(f, run({ slot: '2026-06-01T11:58:00Z', name: 'sj-prev' }), { podPhase: 'Running' }),
     actions: ['update-status', 'event Warning SlotsSkipped'],
-    check: (f) => expect(f.sj().status).toMatchObject({ queuedSlot: '2026-06-01T11:59:00Z', skippedSlots: 1, lastScheduleTime: SLOT.toISOString() }),
+    check: (f) =>
+      expect(f.sj().status).toMatchObject({
+        queuedSlot: '2026-06-01T11:59:00Z',
+        skippedSlots: 1,
+        lastScheduleTime: SLOT.toISOString(),
+      }),
   },
   {
     name: 'Queue: once nothing is in flight, the queued slot runs',
     requeueAfterMs: 30005,
     spec: { ...scheduled, concurrencyPolicy: 'Queue' },
     status: { ...atSlot, queuedSlot: SLOT.toISOString() },
-    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
+    actions: [
+      `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`,
+      'update-status',
+      `unsuspend ${scheduledRunName('sj', SLOT)}`,
+      'event Normal RunStarted',
+    ],
     check: (f) => {
       expect(f.sj().status!.queuedSlot).toBeUndefined();
       expect(f.sj().status!.activeRun!.slot).toBe(SLOT.toISOString());
@@ -800,7 +1047,10 @@ const cases: Case[] = [
     actions: ['update-status', 'event Warning RunStalled'],
     check: (f) => {
       const s = f.sj().status!;
-      expect(s.conditions!.find((c) => c.type === 'RunStalled')).toMatchObject({ status: 'True', reason: 'ImagePullBackOff' });
+      expect(s.conditions!.find((c) => c.type === 'RunStalled')).toMatchObject({
+        status: 'True',
+        reason: 'ImagePullBackOff',
+      });
       expect(s.conditions!.some((c) => c.type === 'Stalled')).toBe(false);
       expect(s.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'RunStalled' });
       expect(s.activeRun!.stalled).toBeUndefined();
@@ -818,7 +1068,8 @@ const cases: Case[] = [
         metadata: {},
         involvedObject: { uid: job.metadata!.uid! },
         reason: 'FailedCreate',
-        message: 'Error creating: pods "x" is forbidden: error looking up service account ns/missing: serviceaccount "missing" not found',
+        message:
+          'Error creating: pods "x" is forbidden: error looking up service account ns/missing: serviceaccount "missing" not found',
       });
     },
     actions: ['update-status', 'event Warning RunStalled'],
@@ -844,7 +1095,13 @@ const cases: Case[] = [
       inFlight(f, run());
       f.jobMap.clear();
       f.sjs.get(KEY)!.status!.activeRun!.stalled = 'FailedCreate: no service account';
-      f.sjs.get(KEY)!.status!.conditions!.push({ type: 'Stalled', status: 'True', reason: 'FailedCreate', message: 'x', lastTransitionTime: '2026-01-01T00:00:00Z' });
+      f.sjs.get(KEY)!.status!.conditions!.push({
+        type: 'Stalled',
+        status: 'True',
+        reason: 'FailedCreate',
+        message: 'x',
+        lastTransitionTime: '2026-01-01T00:00:00Z',
+      });
     },
     actions: ['update-status', 'event Warning RunFinished'],
     check: (f) => {
@@ -865,7 +1122,12 @@ const cases: Case[] = [
       f.rejectJobs = 'Job.batch "sj-0" is invalid: spec.template.spec.containers[0].image: Required value';
     },
     actions: ['update-status', 'event Warning JobRejected'],
-    check: (f) => expect(f.sj().status!.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'JobRejected', observedGeneration: 2 }),
+    check: (f) =>
+      expect(f.sj().status!.conditions!.find((c) => c.type === 'Ready')).toMatchObject({
+        status: 'False',
+        reason: 'JobRejected',
+        observedGeneration: 2,
+      }),
   },
   {
     name: 'a spec change the API server accepts: dry run, then Ready for the new generation',
@@ -885,8 +1147,14 @@ const cases: Case[] = [
     check: (f) => {
       const s = f.sj().status!;
       expect(s.consecutiveFailures).toBe(2);
-      expect(s.conditions!.find((c) => c.type === 'Paused')).toMatchObject({ status: 'True', reason: 'TooManyFailures' });
-      expect(s.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'PausedAfterFailures' });
+      expect(s.conditions!.find((c) => c.type === 'Paused')).toMatchObject({
+        status: 'True',
+        reason: 'TooManyFailures',
+      });
+      expect(s.conditions!.find((c) => c.type === 'Ready')).toMatchObject({
+        status: 'True',
+        reason: 'PausedAfterFailures',
+      });
       expect(s.nextScheduleTime).toBeUndefined();
     },
   },
@@ -917,16 +1185,24 @@ const cases: Case[] = [
     requeueAfterMs: 0,
     spec: scheduled,
     status: atSlot,
-    setup: (f) => void (f.sjs.get(KEY)!.metadata!.annotations = { [Keys.backfill]: '2026-06-01T10:00:00Z/2026-06-01T10:03:00Z' }),
+    setup: (f) =>
+      void (f.sjs.get(KEY)!.metadata!.annotations = { [Keys.backfill]: '2026-06-01T10:00:00Z/2026-06-01T10:03:00Z' }),
     actions: ['update-status', 'event Normal BackfillRequested'],
-    check: (f) => expect(f.sj().status!.backfill).toEqual({ request: '2026-06-01T10:00:00Z/2026-06-01T10:03:00Z', from: '2026-06-01T10:00:00.000Z', to: '2026-06-01T10:03:00.000Z', runs: 0 }),
+    check: (f) =>
+      expect(f.sj().status!.backfill).toEqual({
+        request: '2026-06-01T10:00:00Z/2026-06-01T10:03:00Z',
+        from: '2026-06-01T10:00:00.000Z',
+        to: '2026-06-01T10:03:00.000Z',
+        runs: 0,
+      }),
   },
   {
     name: 'backfill: a range that ends in the future is refused with the reason',
     requeueAfterMs: 0,
     spec: scheduled,
     status: atSlot,
-    setup: (f) => void (f.sjs.get(KEY)!.metadata!.annotations = { [Keys.backfill]: '2026-06-01T10:00:00Z/2026-06-02T10:00:00Z' }),
+    setup: (f) =>
+      void (f.sjs.get(KEY)!.metadata!.annotations = { [Keys.backfill]: '2026-06-01T10:00:00Z/2026-06-02T10:00:00Z' }),
     actions: ['update-status', 'event Warning BackfillRefused'],
     check: (f) => expect(f.sj().status!.backfill!.error).toContain('future'),
   },
@@ -935,7 +1211,8 @@ const cases: Case[] = [
     requeueAfterMs: 0,
     spec: { schedule: '* * * * * *' },
     status: atSlot,
-    setup: (f) => void (f.sjs.get(KEY)!.metadata!.annotations = { [Keys.backfill]: '2026-06-01T10:00:00Z/2026-06-01T11:00:00Z' }),
+    setup: (f) =>
+      void (f.sjs.get(KEY)!.metadata!.annotations = { [Keys.backfill]: '2026-06-01T10:00:00Z/2026-06-01T11:00:00Z' }),
     actions: ['update-status', 'event Warning BackfillRefused'],
     check: (f) => expect(f.sj().status!.backfill!.error).toContain('1000'),
   },
@@ -943,8 +1220,16 @@ const cases: Case[] = [
     name: 'backfill: with nothing due or in flight, the oldest slot of the range runs as its own run (own name, own token)',
     requeueAfterMs: 30005,
     spec: scheduled,
-    status: { ...atSlot, backfill: { request: 'r', from: '2026-06-01T10:00:00.000Z', to: '2026-06-01T10:03:00.000Z', runs: 0 } },
-    actions: [`create-job ${BACKFILL_RUN} token=1001 suspended`, 'update-status', `unsuspend ${BACKFILL_RUN}`, 'event Normal RunStarted'],
+    status: {
+      ...atSlot,
+      backfill: { request: 'r', from: '2026-06-01T10:00:00.000Z', to: '2026-06-01T10:03:00.000Z', runs: 0 },
+    },
+    actions: [
+      `create-job ${BACKFILL_RUN} token=1001 suspended`,
+      'update-status',
+      `unsuspend ${BACKFILL_RUN}`,
+      'event Normal RunStarted',
+    ],
     check: (f) => {
       const s = f.sj().status!;
       expect(s.activeRun).toMatchObject({ kind: 'Backfill', slot: '2026-06-01T10:01:00.000Z' });
@@ -956,14 +1241,32 @@ const cases: Case[] = [
     name: 'backfill: a due scheduled slot goes first',
     requeueAfterMs: 30005,
     spec: scheduled,
-    status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z', backfill: { request: 'r', from: '2026-06-01T10:00:00.000Z', to: '2026-06-01T10:03:00.000Z', runs: 0 } },
-    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
+    status: {
+      ...atSlot,
+      lastScheduleTime: '2026-06-01T11:59:00Z',
+      backfill: { request: 'r', from: '2026-06-01T10:00:00.000Z', to: '2026-06-01T10:03:00.000Z', runs: 0 },
+    },
+    actions: [
+      `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`,
+      'update-status',
+      `unsuspend ${scheduledRunName('sj', SLOT)}`,
+      'event Normal RunStarted',
+    ],
   },
   {
     name: 'backfill: once every slot has run, the request is completed',
     requeueAfterMs: 0,
     spec: scheduled,
-    status: { ...atSlot, backfill: { request: 'r', from: '2026-06-01T10:00:00.000Z', to: '2026-06-01T10:03:00.000Z', cursor: '2026-06-01T10:03:00.000Z', runs: 3 } },
+    status: {
+      ...atSlot,
+      backfill: {
+        request: 'r',
+        from: '2026-06-01T10:00:00.000Z',
+        to: '2026-06-01T10:03:00.000Z',
+        cursor: '2026-06-01T10:03:00.000Z',
+        runs: 3,
+      },
+    },
     actions: ['update-status', 'event Normal BackfillCompleted'],
     check: (f) => expect(f.sj().status!.backfill!.completed).toBe(true),
   },
@@ -974,7 +1277,13 @@ const cases: Case[] = [
     spec: scheduled,
     status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z' },
     setup: (f) => refuseRuns(f, quota403),
-    actions: [`refused-job ${scheduledRunName('sj', SLOT)} (403)`, 'event Warning JobRejected', 'update-status', 'update-status', 'event Warning RunFinished'],
+    actions: [
+      `refused-job ${scheduledRunName('sj', SLOT)} (403)`,
+      'event Warning JobRejected',
+      'update-status',
+      'update-status',
+      'event Warning RunFinished',
+    ],
     check: (f) => {
       const s = f.sj().status!;
       expect(s.activeRun).toBeUndefined();
@@ -983,7 +1292,11 @@ const cases: Case[] = [
       expect(s.consecutiveFailures).toBe(1);
       expect(conditionOf(f, 'Ready')).toMatchObject({ status: 'False', reason: 'JobRejected' });
       expect(conditionOf(f, 'Ready')!.message).toContain('exceeded quota');
-      expect(conditionOf(f, 'TemplateAccepted')).toMatchObject({ status: 'False', reason: 'JobRejected', observedGeneration: 1 });
+      expect(conditionOf(f, 'TemplateAccepted')).toMatchObject({
+        status: 'False',
+        reason: 'JobRejected',
+        observedGeneration: 1,
+      });
       expect(f.eventLog.find((e) => e.reason === 'JobRejected')!.message).toContain('exceeded quota');
     },
   },
@@ -991,9 +1304,29 @@ const cases: Case[] = [
     name: "a retry attempt's Job create refused with 400: the run ends Failed instead of being retried forever with every later slot held",
     requeueAfterMs: 0,
     spec: { ...scheduled, jobTemplate: { spec: { ...template().spec, backoffLimit: 2 } } },
-    status: { ...atSlot, currentToken: 700, activeRun: run({ name: scheduledRunName('sj', SLOT, 2), token: 700, attempt: 2, notBefore: new Date(NOW.getTime() - 1).toISOString() }) },
-    setup: (f) => refuseRuns(f, () => apiError(400, 'admission webhook "jobs.policy.example" denied the request: no jobs after hours', { reason: 'BadRequest' })),
-    actions: [`refused-job ${scheduledRunName('sj', SLOT, 2)} (400)`, 'event Warning JobRejected', 'update-status', 'update-status', 'event Warning RunFinished'],
+    status: {
+      ...atSlot,
+      currentToken: 700,
+      activeRun: run({
+        name: scheduledRunName('sj', SLOT, 2),
+        token: 700,
+        attempt: 2,
+        notBefore: new Date(NOW.getTime() - 1).toISOString(),
+      }),
+    },
+    setup: (f) =>
+      refuseRuns(f, () =>
+        apiError(400, 'admission webhook "jobs.policy.example" denied the request: no jobs after hours', {
+          reason: 'BadRequest',
+        }),
+      ),
+    actions: [
+      `refused-job ${scheduledRunName('sj', SLOT, 2)} (400)`,
+      'event Warning JobRejected',
+      'update-status',
+      'update-status',
+      'event Warning RunFinished',
+    ],
     check: (f) => {
       const s = f.sj().status!;
       expect(s.activeRun).toBeUndefined();
@@ -1055,7 +1388,12 @@ const cases: Case[] = [
     spec: { ...scheduled, podStartDeadlineSeconds: 30 },
     status: { ...atSlot, activeRun: run({ reservedTime: new Date(NOW.getTime() - 31_000).toISOString() }) },
     setup: (f) => refuseRuns(f, webhook500),
-    actions: [`refused-job ${scheduledRunName('sj', SLOT)} (500)`, 'event Warning RunStalled', 'update-status', 'event Warning RunFinished'],
+    actions: [
+      `refused-job ${scheduledRunName('sj', SLOT)} (500)`,
+      'event Warning RunStalled',
+      'update-status',
+      'event Warning RunFinished',
+    ],
     check: (f) => {
       const s = f.sj().status!;
       expect(s.activeRun).toBeUndefined();
@@ -1070,7 +1408,8 @@ const cases: Case[] = [
     requeueAfterMs: null,
     spec: scheduled,
     status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z' },
-    setup: (f) => refuseRuns(f, () => apiError(429, 'Too many requests, please try again later.', { reason: 'TooManyRequests' })),
+    setup: (f) =>
+      refuseRuns(f, () => apiError(429, 'Too many requests, please try again later.', { reason: 'TooManyRequests' })),
     actions: [`refused-job ${scheduledRunName('sj', SLOT)} (429)`],
     rejects: (err) => expect((err as { code?: number }).code).toBe(429),
     check: (f) => expect(f.sj().status!.activeRun).toBeUndefined(),
@@ -1080,8 +1419,14 @@ const cases: Case[] = [
     requeueAfterMs: 0,
     spec: { ...scheduled, podStartDeadlineSeconds: 30 },
     status: { ...atSlot, activeRun: run({ reservedTime: new Date(NOW.getTime() - 31_000).toISOString() }) },
-    setup: (f) => refuseRuns(f, () => apiError(429, 'Too many requests, please try again later.', { reason: 'TooManyRequests' })),
-    actions: [`refused-job ${scheduledRunName('sj', SLOT)} (429)`, 'event Warning RunStalled', 'update-status', 'event Warning RunFinished'],
+    setup: (f) =>
+      refuseRuns(f, () => apiError(429, 'Too many requests, please try again later.', { reason: 'TooManyRequests' })),
+    actions: [
+      `refused-job ${scheduledRunName('sj', SLOT)} (429)`,
+      'event Warning RunStalled',
+      'update-status',
+      'event Warning RunFinished',
+    ],
     check: (f) => expect(f.sj().status!.recentRuns![0]).toMatchObject({ outcome: 'Stalled' }),
   },
   {
@@ -1131,11 +1476,20 @@ const cases: Case[] = [
       addRunJob(f, run({ name: 'sj-b', token: 620 }), { outcome: 'Complete' });
       refuseDryRuns(f, quota403);
     },
-    actions: ['delete-job sj-a uid=job-uid-2', 'refused-dry-run-job sj-0 (403)', 'update-status', 'event Warning JobRejected'],
+    actions: [
+      'delete-job sj-a uid=job-uid-2',
+      'refused-dry-run-job sj-0 (403)',
+      'update-status',
+      'event Warning JobRejected',
+    ],
     check: (f) => {
       expect(conditionOf(f, 'Ready')).toMatchObject({ status: 'False', reason: 'JobRejected', observedGeneration: 2 });
       expect(conditionOf(f, 'Ready')!.message).toContain('exceeded quota');
-      expect(conditionOf(f, 'TemplateAccepted')).toMatchObject({ status: 'False', reason: 'JobRejected', observedGeneration: 2 });
+      expect(conditionOf(f, 'TemplateAccepted')).toMatchObject({
+        status: 'False',
+        reason: 'JobRejected',
+        observedGeneration: 2,
+      });
     },
   },
   {
@@ -1146,8 +1500,22 @@ const cases: Case[] = [
       ...atSlot,
       currentToken: 700,
       conditions: [
-        { type: 'Ready', status: 'False', reason: 'JobRejected', message: 'refused: exceeded quota', lastTransitionTime: '2026-06-01T12:00:25Z', observedGeneration: 1 },
-        { type: 'TemplateAccepted', status: 'False', reason: 'JobRejected', message: 'refused: exceeded quota', lastTransitionTime: '2026-06-01T12:00:25Z', observedGeneration: 1 },
+        {
+          type: 'Ready',
+          status: 'False',
+          reason: 'JobRejected',
+          message: 'refused: exceeded quota',
+          lastTransitionTime: '2026-06-01T12:00:25Z',
+          observedGeneration: 1,
+        },
+        {
+          type: 'TemplateAccepted',
+          status: 'False',
+          reason: 'JobRejected',
+          message: 'refused: exceeded quota',
+          lastTransitionTime: '2026-06-01T12:00:25Z',
+          observedGeneration: 1,
+        },
       ],
     },
     setup: (f) => {
@@ -1175,7 +1543,13 @@ const cases: Case[] = [
           { reason: 'Invalid' },
         ),
       ),
-    actions: [`refused-job ${scheduledRunName('sj', SLOT)} (422)`, 'event Warning JobRejected', 'update-status', 'update-status', 'event Warning RunFinished'],
+    actions: [
+      `refused-job ${scheduledRunName('sj', SLOT)} (422)`,
+      'event Warning JobRejected',
+      'update-status',
+      'update-status',
+      'event Warning RunFinished',
+    ],
     check: (f) => {
       const ready = conditionOf(f, 'Ready')!;
       expect(ready).toMatchObject({ status: 'False', reason: 'JobRejected' });
@@ -1208,12 +1582,18 @@ const cases: Case[] = [
     status: { ...atSlot },
     setup: (f) => {
       f.sjs.get(KEY)!.metadata!.generation = 2;
-      refuseDryRuns(f, () => apiError(400, 'admission webhook "audit.example" does not support dry run', { reason: 'BadRequest' }));
+      refuseDryRuns(f, () =>
+        apiError(400, 'admission webhook "audit.example" does not support dry run', { reason: 'BadRequest' }),
+      );
     },
     actions: ['refused-dry-run-job sj-0 (400)', 'update-status'],
     check: (f) => {
       expect(conditionOf(f, 'Ready')).toMatchObject({ status: 'True', observedGeneration: 2 });
-      expect(conditionOf(f, 'TemplateAccepted')).toMatchObject({ status: 'True', reason: 'DryRunUnsupported', observedGeneration: 2 });
+      expect(conditionOf(f, 'TemplateAccepted')).toMatchObject({
+        status: 'True',
+        reason: 'DryRunUnsupported',
+        observedGeneration: 2,
+      });
     },
   },
   // Issue 21 item 6: Queue, and the dry run on every spec change.
@@ -1255,7 +1635,11 @@ const cases: Case[] = [
       const s = f.sj().status!;
       expect(s.activeRun).toBeUndefined();
       expect(s.queuedSlot).toBeUndefined();
-      expect(s).toMatchObject({ skippedSlots: 1, lastSkippedSlot: '2026-06-01T11:59:00.000Z', lastScheduleTime: SLOT.toISOString() });
+      expect(s).toMatchObject({
+        skippedSlots: 1,
+        lastSkippedSlot: '2026-06-01T11:59:00.000Z',
+        lastScheduleTime: SLOT.toISOString(),
+      });
       expect(f.eventLog.find((e) => e.reason === 'SlotsSkipped')!.message).toContain('startingDeadlineSeconds');
     },
   },
@@ -1294,7 +1678,12 @@ const cases: Case[] = [
     setup: (f) => {
       f.sjs.get(KEY)!.metadata!.generation = 2;
       inFlight(f, run(), { podPhase: 'Running' });
-      refuseDryRuns(f, (job) => apiError(422, `Job.batch "${job.metadata?.name}" is invalid: spec.template.spec.containers[0].image: Required value`));
+      refuseDryRuns(f, (job) =>
+        apiError(
+          422,
+          `Job.batch "${job.metadata?.name}" is invalid: spec.template.spec.containers[0].image: Required value`,
+        ),
+      );
     },
     actions: ['refused-dry-run-job sj-0 (422)', 'update-status', 'event Warning JobRejected'],
     check: (f) => {
@@ -1317,8 +1706,18 @@ const cases: Case[] = [
     spec: scheduled,
     status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy },
     setup: (f) => void (f.sjs.get(KEY)!.metadata!.generation = 2),
-    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
-    check: (f) => expect(conditionOf(f, 'TemplateAccepted')).toMatchObject({ status: 'True', reason: 'JobCreated', observedGeneration: 2 }),
+    actions: [
+      `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`,
+      'update-status',
+      `unsuspend ${scheduledRunName('sj', SLOT)}`,
+      'event Normal RunStarted',
+    ],
+    check: (f) =>
+      expect(conditionOf(f, 'TemplateAccepted')).toMatchObject({
+        status: 'True',
+        reason: 'JobCreated',
+        observedGeneration: 2,
+      }),
   },
   // Issue 21 item 1b: a Job released once is never released again.
   {
@@ -1350,7 +1749,12 @@ const cases: Case[] = [
       live.spec!.suspend = true;
       live.metadata!.annotations![Keys.released] = SLOT.toISOString();
     },
-    actions: ['event Warning RunJobSuspended', 'update-status', 'event Warning RunRetrying', `delete-job ${scheduledRunName('sj', SLOT)} uid=job-uid-2`],
+    actions: [
+      'event Warning RunJobSuspended',
+      'update-status',
+      'event Warning RunRetrying',
+      `delete-job ${scheduledRunName('sj', SLOT)} uid=job-uid-2`,
+    ],
     check: (f) => {
       const s = f.sj().status!;
       expect(s.recentRuns?.[0]).toMatchObject({ name: run().name, outcome: 'Failed' });
@@ -1379,7 +1783,13 @@ const cases: Case[] = [
     requeueAfterMs: 1000,
     finishAfterPods: true,
     spec: scheduled,
-    status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy, predecessorPodsChecked: true },
+    status: {
+      lastScheduleTime: '2026-06-01T11:59:00Z',
+      currentToken: 10,
+      leaderTerm: 400,
+      ...healthy,
+      predecessorPodsChecked: true,
+    },
     setup: (f) => {
       const orphan = buildJob(f.sj(), run({ name: 'sj-1780000000', token: 5 }), { suspended: false });
       orphan.metadata!.ownerReferences = [];
@@ -1399,10 +1809,21 @@ const cases: Case[] = [
     requeueAfterMs: 30005,
     finishAfterPods: true,
     spec: scheduled,
-    status: { lastScheduleTime: '2026-06-01T11:59:00Z', currentToken: 10, leaderTerm: 400, ...healthy, predecessorPodsChecked: true },
+    status: {
+      lastScheduleTime: '2026-06-01T11:59:00Z',
+      currentToken: 10,
+      leaderTerm: 400,
+      ...healthy,
+      predecessorPodsChecked: true,
+    },
     // A Job of its name deleted while it might still run Pods.
     setup: (f) => f.lostJobs.deleted(buildJob(f.sj(), run({ name: 'sj-earlier' }))),
-    actions: [`create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`, 'update-status', `unsuspend ${scheduledRunName('sj', SLOT)}`, 'event Normal RunStarted'],
+    actions: [
+      `create-job ${scheduledRunName('sj', SLOT)} token=1001 suspended`,
+      'update-status',
+      `unsuspend ${scheduledRunName('sj', SLOT)}`,
+      'event Normal RunStarted',
+    ],
     check: (f) => expect(f.podLists).toBe(1),
   },
   {
@@ -1412,7 +1833,10 @@ const cases: Case[] = [
     spec: scheduled,
     status: { ...atSlot, leaderTerm: 900, leaderLease: 'other/op', lastScheduleTime: '2026-06-01T11:59:00Z' },
     actions: ['update-status', 'event Warning ClaimedByAnotherInstallation'],
-    check: (f) => expect(conditionOf(f, 'Contended')?.message).toContain('unless that one leaves work due on it unwritten for 90 s'),
+    check: (f) =>
+      expect(conditionOf(f, 'Contended')?.message).toContain(
+        'unless that one leaves work due on it unwritten for 90 s',
+      ),
   },
   {
     name: "issue 21 item 7: another installation's live Lease, its run's Job finished: stand by until the bound (no takeover on the first look)",
@@ -1445,7 +1869,9 @@ function deps(f: FakeCluster, c: Case): ReconcilerDeps {
     now: () => NOW,
     retryBackoffMs: 10_000,
     jobsFinishAfterPods: c.finishAfterPods ?? false,
-    ...(c.lease ? { lease: { namespace: 'ops', name: 'singleton-operator', durationMs: 15_000 }, leases: f.leaseLiveness } : {}),
+    ...(c.lease
+      ? { lease: { namespace: 'ops', name: 'singleton-operator', durationMs: 15_000 }, leases: f.leaseLiveness }
+      : {}),
   };
 }
 
@@ -1508,11 +1934,21 @@ describe('reconcile: a refused template is asked again with backoff (issue 21 it
     expect(conditionOf(f, 'TemplateAccepted')).toMatchObject({ status: 'True', observedGeneration: 2 });
     await pass(0);
     const slot = scheduledRunName('sj', new Date('2026-06-01T12:01:00Z'));
-    expect(f.actions).toEqual([`create-job ${slot} token=1003 suspended`, 'update-status', `unsuspend ${slot}`, 'event Normal RunStarted']);
+    expect(f.actions).toEqual([
+      `create-job ${slot} token=1003 suspended`,
+      'update-status',
+      `unsuspend ${slot}`,
+      'event Normal RunStarted',
+    ]);
   });
 
   it("a run's Job create refused (403): the next slot is not held for good — re-probed, and it runs once the API server accepts the Job", async () => {
-    const c: Case = { name: 'refused run', spec: scheduled, status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z' }, actions: [] };
+    const c: Case = {
+      name: 'refused run',
+      spec: scheduled,
+      status: { ...atSlot, lastScheduleTime: '2026-06-01T11:59:00Z' },
+      actions: [],
+    };
     const f = new FakeCluster();
     f.addSingletonJob(makeSJ(c));
     f.sjs.get(KEY)!.status = structuredClone(c.status);

@@ -17,7 +17,14 @@
 import type { Logger } from 'pino';
 import { Keys } from '../../api/v1alpha1/singletonjob.ts';
 import type { ActiveRun, FinishedRun, SingletonJob, SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
-import { apiMessage, describeError, isConflict, isNamespaceTerminating, isRefusal, statusCode } from '../../kube/errors.ts';
+import {
+  apiMessage,
+  describeError,
+  isConflict,
+  isNamespaceTerminating,
+  isRefusal,
+  statusCode,
+} from '../../kube/errors.ts';
 import { objectKey } from '../../kube/object-key.ts';
 import { trackActiveRun } from './active-run.ts';
 import { checkPredecessorPods, PodSnapshots, startRun } from './start-run.ts';
@@ -71,7 +78,10 @@ export class Reconciler implements Starter {
   /** Generations whose template a dry run accepted, recorded (TemplateAccepted) by the next status write. */
   private readonly templateAccepted = new Map<string, number | undefined>();
   /** When a template's dry run is due again after a refusal or a failure to answer (per key and generation). */
-  private readonly templateProbes = new Map<string, { generation: number | undefined; failures: number; nextAt: number }>();
+  private readonly templateProbes = new Map<
+    string,
+    { generation: number | undefined; failures: number; nextAt: number }
+  >();
   readonly podSnapshots: PodSnapshots;
 
   constructor(deps: ReconcilerDeps) {
@@ -143,13 +153,21 @@ export class Reconciler implements Starter {
       if (followed.kind === 'ends') return followed.result;
       // The run simply runs, or waits for its Pod to start: decide as usual
       // (Replace may cancel it), and look at it again when it asked to be.
-      if (followed.recheckInMs !== undefined) return soonest({ requeueAfterMs: followed.recheckInMs }, await this.decide(key, sj, log, due, manual, problem));
+      if (followed.recheckInMs !== undefined)
+        return soonest({ requeueAfterMs: followed.recheckInMs }, await this.decide(key, sj, log, due, manual, problem));
     }
     return this.decide(key, sj, log, due, manual, problem);
   }
 
   /** The pass once the active run (if any) has been followed: acts on its action (rules/action.ts). */
-  private async decide(key: string, sj: SingletonJob, log: Logger, due: Due | undefined, manual: string | undefined, problem: Readiness | undefined): Promise<Result> {
+  private async decide(
+    key: string,
+    sj: SingletonJob,
+    log: Logger,
+    due: Due | undefined,
+    manual: string | undefined,
+    problem: Readiness | undefined,
+  ): Promise<Result> {
     const now = this.d.now();
     // Strays are deleted on the way; they do not hold scheduling (a stray's
     // Pod that still runs holds the next run through startRun's Pod check).
@@ -171,7 +189,9 @@ export class Reconciler implements Starter {
     const next = action.then;
     switch (next.kind) {
       case 'recordSkipped':
-        return this.apply(key, sj, changes.recordSkipped(sj, next.due, 'missed its starting deadline'), { requeueAfterMs: 0 });
+        return this.apply(key, sj, changes.recordSkipped(sj, next.due, 'missed its starting deadline'), {
+          requeueAfterMs: 0,
+        });
       case 'skipQueued':
         return this.apply(key, sj, changes.skipQueued(next.slot, next.why), { requeueAfterMs: 0 });
       case 'startQueued':
@@ -202,7 +222,10 @@ export class Reconciler implements Starter {
     const probe = this.templateProbes.get(key);
     const untilNext = due ? Math.max(0, due.nextAt.getTime() - now.getTime()) + REQUEUE_MARGIN_MS : undefined;
     return soonest(
-      soonest(untilNext !== undefined ? { requeueAfterMs: untilNext } : {}, predecessors.retryInMs !== undefined ? { requeueAfterMs: predecessors.retryInMs } : {}),
+      soonest(
+        untilNext !== undefined ? { requeueAfterMs: untilNext } : {},
+        predecessors.retryInMs !== undefined ? { requeueAfterMs: predecessors.retryInMs } : {},
+      ),
       probe ? { requeueAfterMs: Math.max(0, probe.nextAt - now.getTime()) + REQUEUE_MARGIN_MS } : {},
     );
   }
@@ -220,7 +243,12 @@ export class Reconciler implements Starter {
    * a check, tried again later; a run's own create is the real one.
    * Returns a result when the pass ends here.
    */
-  private async checkTemplate(key: string, sj: SingletonJob, log: Logger, starting: boolean): Promise<Result | undefined> {
+  private async checkTemplate(
+    key: string,
+    sj: SingletonJob,
+    log: Logger,
+    starting: boolean,
+  ): Promise<Result | undefined> {
     const generation = sj.metadata?.generation;
     const recorded = templateCondition(sj);
     if (recorded?.status === 'True') {
@@ -236,7 +264,8 @@ export class Reconciler implements Starter {
     let probe = this.templateProbes.get(key);
     if (probe && probe.generation !== generation) probe = undefined;
     // After a refusal recorded by another pass (a run's create, another leader): from when it was recorded.
-    const dueAt = probe?.nextAt ?? (rejected ? (toDate(recorded.lastTransitionTime)?.getTime() ?? now) + TEMPLATE_PROBE_MS : now);
+    const dueAt =
+      probe?.nextAt ?? (rejected ? (toDate(recorded.lastTransitionTime)?.getTime() ?? now) + TEMPLATE_PROBE_MS : now);
     if (now < dueAt) return rejected ? this.holdRejected(sj, dueAt - now) : undefined;
 
     const dryRun: ActiveRun = {
@@ -259,8 +288,12 @@ export class Reconciler implements Starter {
       if (isNamespaceTerminating(err)) throw err;
       if (isRefusal(err) && !dryRunUnsupported(err)) {
         const delay = backoff();
-        const message = fitMessage(`The API server refuses the Job this SingletonJob would create (dry run): ${apiMessage(err)}`);
-        const record = (s: SingletonJobStatus) => rejectTemplate(s, sj, message, this.d.now()) || setReady(s, healthyReadiness({ ...sj, status: s }), generation, this.d.now());
+        const message = fitMessage(
+          `The API server refuses the Job this SingletonJob would create (dry run): ${apiMessage(err)}`,
+        );
+        const record = (s: SingletonJobStatus) =>
+          rejectTemplate(s, sj, message, this.d.now()) ||
+          setReady(s, healthyReadiness({ ...sj, status: s }), generation, this.d.now());
         if (record(structuredClone(sj.status ?? {}))) {
           await this.write(key, sj, (s) => {
             rejectTemplate(s, sj, message, this.d.now());
@@ -294,7 +327,12 @@ export class Reconciler implements Starter {
       acceptTemplate(s, sj, 'DryRunAccepted', this.d.now());
       setReady(s, healthyReadiness({ ...sj, status: s }), generation, this.d.now());
     });
-    await this.d.events.emit(sj, 'Normal', 'JobAccepted', `The API server accepts the Job this SingletonJob creates again (dry run): runs go on`);
+    await this.d.events.emit(
+      sj,
+      'Normal',
+      'JobAccepted',
+      `The API server accepts the Job this SingletonJob creates again (dry run): runs go on`,
+    );
     return { requeueAfterMs: 0 };
   }
 
@@ -304,7 +342,14 @@ export class Reconciler implements Starter {
     return { requeueAfterMs: untilProbeMs + REQUEUE_MARGIN_MS };
   }
 
-  async finish(key: string, sj: SingletonJob, run: ActiveRun, outcome: FinishedRun['outcome'], completion?: Date, readiness?: Readiness): Promise<Result> {
+  async finish(
+    key: string,
+    sj: SingletonJob,
+    run: ActiveRun,
+    outcome: FinishedRun['outcome'],
+    completion?: Date,
+    readiness?: Readiness,
+  ): Promise<Result> {
     const now = this.d.now();
     const failed = outcome === 'Failed' || outcome === 'Stalled';
     const limit = sj.spec.suspendAfterFailures;
@@ -318,10 +363,20 @@ export class Reconciler implements Starter {
         // Resuming takes a new value of the annotation: the current one must not count.
         const current = annotationId(sj, Keys.resume);
         if (current) s.lastResumeId = current;
-        setCondition(s, { type: Conditions.paused, status: 'True', reason: 'TooManyFailures', message: pauseMessage(sj, failures) }, sj.metadata?.generation, now);
+        setCondition(
+          s,
+          { type: Conditions.paused, status: 'True', reason: 'TooManyFailures', message: pauseMessage(sj, failures) },
+          sj.metadata?.generation,
+          now,
+        );
       }
       if (outcome === 'Succeeded' && s.conditions?.some((c) => c.type === Conditions.paused && c.status === 'True')) {
-        setCondition(s, { type: Conditions.paused, status: 'False', reason: 'RunSucceeded', message: `Run ${run.name} succeeded` }, sj.metadata?.generation, now);
+        setCondition(
+          s,
+          { type: Conditions.paused, status: 'False', reason: 'RunSucceeded', message: `Run ${run.name} succeeded` },
+          sj.metadata?.generation,
+          now,
+        );
       }
       setReady(s, readiness ?? healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, now);
     });
@@ -333,7 +388,12 @@ export class Reconciler implements Starter {
       Deleted: 'ended because its Job was deleted',
       Stalled: `was ended: its Pod never ran (${run.stalled ?? 'stalled'})`,
     }[outcome];
-    await this.d.events.emit(sj, outcome === 'Succeeded' || outcome === 'Replaced' ? 'Normal' : 'Warning', 'RunFinished', `Run ${run.name} (token ${run.token}) ${verb}`);
+    await this.d.events.emit(
+      sj,
+      outcome === 'Succeeded' || outcome === 'Replaced' ? 'Normal' : 'Warning',
+      'RunFinished',
+      `Run ${run.name} (token ${run.token}) ${verb}`,
+    );
     if (pausing) await this.d.events.emit(written, 'Warning', 'PausedAfterFailures', pauseMessage(sj, failures));
     return { requeueAfterMs: 0 };
   }
@@ -353,7 +413,8 @@ export class Reconciler implements Starter {
   async updateReady(sj: SingletonJob, r: Readiness): Promise<boolean> {
     const probe: SingletonJobStatus = structuredClone(sj.status ?? {});
     const generationSeen = sj.status?.observedGeneration === sj.metadata?.generation;
-    const unrecorded = this.templateAccepted.get(objectKey(sj)) === sj.metadata?.generation && templateCondition(sj)?.status !== 'True';
+    const unrecorded =
+      this.templateAccepted.get(objectKey(sj)) === sj.metadata?.generation && templateCondition(sj)?.status !== 'True';
     if (!setReady(probe, r, sj.metadata?.generation, this.d.now()) && generationSeen && !unrecorded) return false;
     const key = objectKey(sj);
     await this.write(key, sj, (s) => void setReady(s, r, sj.metadata?.generation, this.d.now()));
@@ -361,7 +422,13 @@ export class Reconciler implements Starter {
     return true;
   }
 
-  async announceOnce(sj: SingletonJob, id: string, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+  async announceOnce(
+    sj: SingletonJob,
+    id: string,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+  ): Promise<void> {
     const key = objectKey(sj);
     if (this.announced.get(key) === id) return;
     this.announced.set(key, id);
@@ -382,7 +449,8 @@ export class Reconciler implements Starter {
     mutate(status);
     setObjectStalled(status, sj.metadata?.generation, this.d.now());
     // A dry run of this generation accepted earlier in the pass (or a pass that wrote nothing since).
-    if (this.templateAccepted.get(key) === sj.metadata?.generation && !templateCondition(sj, status)) acceptTemplate(status, sj, 'DryRunAccepted', this.d.now());
+    if (this.templateAccepted.get(key) === sj.metadata?.generation && !templateCondition(sj, status))
+      acceptTemplate(status, sj, 'DryRunAccepted', this.d.now());
     this.claims.stamp(status);
     const next = nextScheduleTime(sj, status, this.d.now());
     if (next) status.nextScheduleTime = next;

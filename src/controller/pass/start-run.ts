@@ -33,9 +33,24 @@ import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Keys } from '../../api/v1alpha1/singletonjob.ts';
 import type { ActiveRun, SingletonJob, SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
-import { apiMessage, describeError, isAlreadyExists, isNamespaceTerminating, isRefusal, statusCode } from '../../kube/errors.ts';
+import {
+  apiMessage,
+  describeError,
+  isAlreadyExists,
+  isNamespaceTerminating,
+  isRefusal,
+  statusCode,
+} from '../../kube/errors.ts';
 import { DEFAULT_POD_START_DEADLINE_SECONDS } from '../rules/run-state.ts';
-import { belongsTo, buildJob, isPendingAttempt, isPodTerminal, jobToken, mayStillRunPods, predecessorJobs } from '../rules/jobs.ts';
+import {
+  belongsTo,
+  buildJob,
+  isPendingAttempt,
+  isPodTerminal,
+  jobToken,
+  mayStillRunPods,
+  predecessorJobs,
+} from '../rules/jobs.ts';
 import { runningPods } from './pods.ts';
 import { objectKey } from '../../kube/object-key.ts';
 import { releaseRun } from './release.ts';
@@ -68,7 +83,13 @@ export interface Starter extends Pass {
   readonly podSnapshots: PodSnapshots;
 }
 
-export async function startRun(p: Starter, key: string, sj: SingletonJob, wanted: Wanted, due: Due | undefined): Promise<Result> {
+export async function startRun(
+  p: Starter,
+  key: string,
+  sj: SingletonJob,
+  wanted: Wanted,
+  due: Due | undefined,
+): Promise<Result> {
   const status = sj.status ?? {};
   let token: number;
   try {
@@ -124,7 +145,14 @@ export async function startRun(p: Starter, key: string, sj: SingletonJob, wanted
         createFailedCondition(s, sj, run, err, p.d.now());
       });
       const stalled = runStalledCondition(reserved.status);
-      if (stalled) await p.announceOnce(reserved, `create-failed:${run.name}:${stalled.message}`, 'Warning', 'RunStalled', stalled.message);
+      if (stalled)
+        await p.announceOnce(
+          reserved,
+          `create-failed:${run.name}:${stalled.message}`,
+          'Warning',
+          'RunStalled',
+          stalled.message,
+        );
       await announceSkipped(p, sj, run, due);
       return createRetry(sj, run, p.d.now());
     }
@@ -178,7 +206,12 @@ async function announceSkipped(p: Pass, sj: SingletonJob, run: ActiveRun, due: D
   const skipped = run.kind === 'Scheduled' && due ? due.skipped : 0;
   if (skipped <= 0) return;
   p.d.metrics.slotsSkipped.inc(skipped);
-  await p.d.events.emit(sj, 'Warning', 'SlotsSkipped', `Skipped ${skipped}${due?.skippedAtLeast ? '+' : ''} missed slot(s) before ${run.slot}: only the latest due slot runs`);
+  await p.d.events.emit(
+    sj,
+    'Warning',
+    'SlotsSkipped',
+    `Skipped ${skipped}${due?.skippedAtLeast ? '+' : ''} missed slot(s) before ${run.slot}: only the latest due slot runs`,
+  );
 }
 
 /**
@@ -186,7 +219,13 @@ async function announceSkipped(p: Pass, sj: SingletonJob, run: ActiveRun, due: D
  * earlier version of the operator, a run that ended as JobNameTaken, or a
  * retry attempt): create suspended, record the UID, release.
  */
-export async function createReservedJob(p: Pass, key: string, sj: SingletonJob, run: ActiveRun, log: Logger): Promise<Result> {
+export async function createReservedJob(
+  p: Pass,
+  key: string,
+  sj: SingletonJob,
+  run: ActiveRun,
+  log: Logger,
+): Promise<Result> {
   // A reservation seen through a cache: make sure it is still the current
   // state before acting on it (the run may have ended and its Job been pruned since).
   const live = await p.d.status.read(key);
@@ -237,10 +276,21 @@ function reservationDeadline(sj: SingletonJob, run: ActiveRun, now: Date): Date 
 }
 
 /** RunStalled=True saying why the run's Job is not there (stable wording: written once per error, not every retry). */
-function createFailedCondition(s: SingletonJobStatus, sj: SingletonJob, run: ActiveRun, err: unknown, now: Date): boolean {
+function createFailedCondition(
+  s: SingletonJobStatus,
+  sj: SingletonJob,
+  run: ActiveRun,
+  err: unknown,
+  now: Date,
+): boolean {
   const deadline = reservationDeadline(sj, run, now);
   const message = `Run ${run.name} has not started — its Job could not be created: ${describeError(err)}. The create is retried; the run is ended at ${deadline.toISOString()} (podStartDeadlineSeconds) unless its Job is created by then.`;
-  const changed = setCondition(s, { type: Conditions.runStalled, status: 'True', reason: CREATE_FAILED, message }, sj.metadata?.generation, now);
+  const changed = setCondition(
+    s,
+    { type: Conditions.runStalled, status: 'True', reason: CREATE_FAILED, message },
+    sj.metadata?.generation,
+    now,
+  );
   setReady(s, healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, now);
   return changed;
 }
@@ -253,7 +303,14 @@ function createFailedCondition(s: SingletonJobStatus, sj: SingletonJob, run: Act
  * landed after all, its suspended Job is adopted on the next pass, or deleted
  * as a stray once the run has ended: never released.)
  */
-async function createFailed(p: Pass, key: string, sj: SingletonJob, run: ActiveRun, err: unknown, log: Logger): Promise<Result> {
+async function createFailed(
+  p: Pass,
+  key: string,
+  sj: SingletonJob,
+  run: ActiveRun,
+  err: unknown,
+  log: Logger,
+): Promise<Result> {
   const now = p.d.now();
   const deadline = reservationDeadline(sj, run, now);
   const why = `its Job could not be created: ${describeError(err)}`;
@@ -261,7 +318,15 @@ async function createFailed(p: Pass, key: string, sj: SingletonJob, run: ActiveR
   if (now >= deadline) {
     log.warn({ run: run.name, err: describeError(err) }, 'Ending a run whose Job could not be created');
     const seconds = sj.spec.podStartDeadlineSeconds ?? DEFAULT_POD_START_DEADLINE_SECONDS;
-    await p.d.events.emit(sj, 'Warning', 'RunStalled', fitMessage(`Ending run ${run.name} (token ${run.token}): ${why}, retried for podStartDeadlineSeconds (${seconds} s)`, 1024));
+    await p.d.events.emit(
+      sj,
+      'Warning',
+      'RunStalled',
+      fitMessage(
+        `Ending run ${run.name} (token ${run.token}): ${why}, retried for podStartDeadlineSeconds (${seconds} s)`,
+        1024,
+      ),
+    );
     return p.finish(key, sj, { ...run, stalled: fitMessage(why, 4096) }, 'Stalled');
   }
   log.warn({ run: run.name, err: describeError(err) }, "A run's Job could not be created; retrying");
@@ -269,7 +334,13 @@ async function createFailed(p: Pass, key: string, sj: SingletonJob, run: ActiveR
   if (createFailedCondition(probe, sj, run, err, now)) {
     const condition = runStalledCondition(probe)!;
     const written = await p.write(key, sj, (s) => void createFailedCondition(s, sj, run, err, now));
-    await p.announceOnce(written, `create-failed:${run.name}:${condition.message}`, 'Warning', 'RunStalled', condition.message);
+    await p.announceOnce(
+      written,
+      `create-failed:${run.name}:${condition.message}`,
+      'Warning',
+      'RunStalled',
+      condition.message,
+    );
   }
   return createRetry(sj, run, now);
 }
@@ -289,15 +360,25 @@ function unanswered(err: unknown): boolean {
 function createRetry(sj: SingletonJob, run: ActiveRun, now: Date): Result {
   const since = toDate(run.notBefore) ?? toDate(run.reservedTime) ?? now;
   const untilDeadline = reservationDeadline(sj, run, now).getTime() - now.getTime() + REQUEUE_MARGIN_MS;
-  return { requeueAfterMs: Math.round(Math.min(Math.max(1000, (now.getTime() - since.getTime()) / 2), CREATE_RETRY_MAX_MS, untilDeadline)) };
+  return {
+    requeueAfterMs: Math.round(
+      Math.min(Math.max(1000, (now.getTime() - since.getTime()) / 2), CREATE_RETRY_MAX_MS, untilDeadline),
+    ),
+  };
 }
 
 async function announceStarted(p: Pass, sj: SingletonJob, run: ActiveRun, job: V1Job): Promise<void> {
   const what = run.slot ? `slot ${run.slot}` : `manual request "${run.requestId}"`;
-  await p.d.events.emit(sj, 'Normal', 'RunStarted', `Started run ${run.name} with fencing token ${run.token} (${what}, leader term ${run.term})`, {
-    name: job.metadata!.name!,
-    uid: job.metadata!.uid!,
-  });
+  await p.d.events.emit(
+    sj,
+    'Normal',
+    'RunStarted',
+    `Started run ${run.name} with fencing token ${run.token} (${what}, leader term ${run.term})`,
+    {
+      name: job.metadata!.name!,
+      uid: job.metadata!.uid!,
+    },
+  );
 }
 
 /** The status of a started run: it is the active run, its token the current one, its slot or request taken into account. */
@@ -310,7 +391,8 @@ function recordStart(s: SingletonJobStatus, sj: SingletonJob, run: ActiveRun, du
   // A queued slot may be older than the latest one already taken into account: never go back.
   const last = toDate(s.lastScheduleTime);
   if (run.kind === 'Scheduled' && (!last || last <= new Date(run.slot!))) s.lastScheduleTime = run.slot;
-  if (run.kind === 'Backfill' && s.backfill) s.backfill = { ...s.backfill, cursor: run.slot, runs: (s.backfill.runs ?? 0) + 1 };
+  if (run.kind === 'Backfill' && s.backfill)
+    s.backfill = { ...s.backfill, cursor: run.slot, runs: (s.backfill.runs ?? 0) + 1 };
   if (run.requestId) s.lastManualRequestId = run.requestId;
   if (skipped > 0) s.skippedSlots = (s.skippedSlots ?? 0) + skipped;
   if (skipped > 0 && due?.lastSkipped) s.lastSkippedSlot = due.lastSkipped.toISOString();
@@ -352,7 +434,8 @@ async function deletePredecessorJobs(p: Starter, sj: SingletonJob, jobs: V1Job[]
   for (const cached of jobs) {
     if (cached.metadata?.deletionTimestamp) continue;
     const job = await p.d.jobs.read(cached.metadata!.namespace!, cached.metadata!.name!);
-    if (!job || job.metadata?.uid !== cached.metadata?.uid || job.metadata?.deletionTimestamp || !mayStillRunPods(job)) continue;
+    if (!job || job.metadata?.uid !== cached.metadata?.uid || job.metadata?.deletionTimestamp || !mayStillRunPods(job))
+      continue;
     await p.d.jobs.delete(job);
     await p.announceOnce(
       sj,
@@ -374,9 +457,14 @@ async function deletePredecessorJobs(p: Starter, sj: SingletonJob, jobs: V1Job[]
  * was sent (PodSnapshots): 10,000 new objects cost a few lists, not 10,000.
  * `retryInMs`: the object is too new for the latest list; look again then.
  */
-export async function checkPredecessorPods(p: Starter, key: string, sj: SingletonJob): Promise<{ wrote: boolean; retryInMs?: number }> {
+export async function checkPredecessorPods(
+  p: Starter,
+  key: string,
+  sj: SingletonJob,
+): Promise<{ wrote: boolean; retryInMs?: number }> {
   const s = sj.status ?? {};
-  if (!p.d.jobsFinishAfterPods || s.predecessorPodsChecked || s.recentRuns?.length || s.activeRun) return { wrote: false };
+  if (!p.d.jobsFinishAfterPods || s.predecessorPodsChecked || s.recentRuns?.length || s.activeRun)
+    return { wrote: false };
   // creationTimestamp has whole seconds: a list sent a second later surely came after the object.
   const created = sj.metadata?.creationTimestamp ? new Date(sj.metadata.creationTimestamp).getTime() : 0;
   const notBefore = (Number.isFinite(created) ? created : 0) + 1000;

@@ -73,8 +73,18 @@ export function chooseAction({ sj, now, due, manual, problem }: ActionInputs): P
   const queued = toDate(status.queuedSlot);
   // Backfill slots only when nothing else is due and nothing is in flight: one after another.
   const backfill = !due?.slot && !manual && !active ? nextBackfillSlot(sj) : undefined;
-  const wanted: Wanted | undefined = due?.slot ? { kind: 'Scheduled', slot: due.slot } : manual ? { kind: 'Manual', requestId: manual } : backfill ? { kind: 'Backfill', slot: backfill } : undefined;
-  const then = (action: ScheduleAction): PassAction => ({ kind: 'afterTemplateCheck', starting: !active && Boolean(queued || wanted), then: action });
+  const wanted: Wanted | undefined = due?.slot
+    ? { kind: 'Scheduled', slot: due.slot }
+    : manual
+      ? { kind: 'Manual', requestId: manual }
+      : backfill
+        ? { kind: 'Backfill', slot: backfill }
+        : undefined;
+  const then = (action: ScheduleAction): PassAction => ({
+    kind: 'afterTemplateCheck',
+    starting: !active && Boolean(queued || wanted),
+    then: action,
+  });
 
   if (due && !due.slot && due.skipped > 0) return then({ kind: 'recordSkipped', due });
   // A queued slot runs as soon as nothing is in flight (Queue policy) — if
@@ -85,18 +95,26 @@ export function chooseAction({ sj, now, due, manual, problem }: ActionInputs): P
     return then(why ? { kind: 'skipQueued', slot: queued, why } : { kind: 'startQueued', slot: queued });
   }
   if (wanted && active) {
-    const what = wanted.kind === 'Manual' ? `manual request "${wanted.requestId}"` : `slot ${wanted.slot.toISOString()}`;
+    const what =
+      wanted.kind === 'Manual' ? `manual request "${wanted.requestId}"` : `slot ${wanted.slot.toISOString()}`;
     const policy = sj.spec.concurrencyPolicy ?? 'Forbid';
     if (policy === 'Queue' && wanted.kind === 'Scheduled' && due) return then({ kind: 'queue', active, due });
     if (policy === 'Replace') return then({ kind: 'replace', active, what });
     // Poll: the active run is re-checked live on the next pass (its end may
     // never reach a stale cache), and the held slot is re-judged at its deadline.
     const untilDeadline = due?.deadlineAt ? due.deadlineAt.getTime() - now.getTime() + REQUEUE_MARGIN_MS : undefined;
-    return then({ kind: 'hold', active, what, policy, requeueAfterMs: Math.max(0, Math.min(HOLD_POLL_MS, untilDeadline ?? HOLD_POLL_MS)) });
+    return then({
+      kind: 'hold',
+      active,
+      what,
+      policy,
+      requeueAfterMs: Math.max(0, Math.min(HOLD_POLL_MS, untilDeadline ?? HOLD_POLL_MS)),
+    });
   }
   if (wanted) return then({ kind: 'start', wanted, due });
   const b = status.backfill;
-  if (!active && b && !b.error && !b.completed && b.from && !nextBackfillSlot(sj)) return then({ kind: 'completeBackfill' });
+  if (!active && b && !b.error && !b.completed && b.from && !nextBackfillSlot(sj))
+    return then({ kind: 'completeBackfill' });
   return then({ kind: 'idle' });
 }
 
@@ -104,10 +122,12 @@ export function chooseAction({ sj, now, due, manual, problem }: ActionInputs): P
 export function queuedSlotVoid(sj: SingletonJob, slot: Date, now: Date): string | undefined {
   if (!expressions(sj).length) return 'the SingletonJob has no schedule any more';
   if (sj.spec.suspend) return 'the SingletonJob was suspended meanwhile';
-  if (pausedAfterFailures(sj)) return `scheduled runs were paused meanwhile after ${sj.status?.consecutiveFailures} failed runs in a row`;
+  if (pausedAfterFailures(sj))
+    return `scheduled runs were paused meanwhile after ${sj.status?.consecutiveFailures} failed runs in a row`;
   const deadline = sj.spec.startingDeadlineSeconds;
   // As dueSlots judges a slot: on the object's jittered clock, late once past slot + deadline.
-  if (deadline !== undefined && now.getTime() - jitterMs(sj) > slot.getTime() + deadline * 1000) return `it missed its starting deadline while queued (startingDeadlineSeconds ${deadline})`;
+  if (deadline !== undefined && now.getTime() - jitterMs(sj) > slot.getTime() + deadline * 1000)
+    return `it missed its starting deadline while queued (startingDeadlineSeconds ${deadline})`;
   return undefined;
 }
 

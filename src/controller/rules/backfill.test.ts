@@ -28,15 +28,26 @@ function counted<T>(fn: () => T): { result: T; iterations: number } {
 describe('a backfill request', () => {
   it('is accepted up to MAX_BACKFILL_SLOTS slots and refused past them', () => {
     const exactly = sj('* * * * *', '2026-01-01T00:00:00Z/2026-01-01T16:40:00Z'); // 1000 minutes
-    expect(newBackfillRequest(exactly, now)).toEqual({ request: '2026-01-01T00:00:00Z/2026-01-01T16:40:00Z', from: '2026-01-01T00:00:00.000Z', to: '2026-01-01T16:40:00.000Z', runs: 0 });
+    expect(newBackfillRequest(exactly, now)).toEqual({
+      request: '2026-01-01T00:00:00Z/2026-01-01T16:40:00Z',
+      from: '2026-01-01T00:00:00.000Z',
+      to: '2026-01-01T16:40:00.000Z',
+      runs: 0,
+    });
     const oneMore = sj('* * * * *', '2026-01-01T00:00:00Z/2026-01-01T16:41:00Z');
-    expect(newBackfillRequest(oneMore, now)?.error).toBe(`the range holds more than ${MAX_BACKFILL_SLOTS} slots; split it`);
-    expect(newBackfillRequest(sj('0 9 * * *', '2026-01-01T10:00:00Z/2026-01-01T20:00:00Z'), now)?.error).toMatch(/has no slot in/);
+    expect(newBackfillRequest(oneMore, now)?.error).toBe(
+      `the range holds more than ${MAX_BACKFILL_SLOTS} slots; split it`,
+    );
+    expect(newBackfillRequest(sj('0 9 * * *', '2026-01-01T10:00:00Z/2026-01-01T20:00:00Z'), now)?.error).toMatch(
+      /has no slot in/,
+    );
   });
 
   it('over a huge range is judged without enumerating it (a per-second schedule over ten years)', () => {
     // Before: MAX_BACKFILL_SLOTS + 1 cron-parser steps (~0.1 ms each) to refuse it.
-    const { result, iterations } = counted(() => newBackfillRequest(sj('* * * * * *', '2016-01-01T00:00:00Z/2026-01-01T00:00:00Z', 'Europe/Berlin'), now));
+    const { result, iterations } = counted(() =>
+      newBackfillRequest(sj('* * * * * *', '2016-01-01T00:00:00Z/2026-01-01T00:00:00Z', 'Europe/Berlin'), now),
+    );
     expect(result?.error).toBe(`the range holds more than ${MAX_BACKFILL_SLOTS} slots; split it`);
     expect(iterations).toBeLessThan(5);
   });

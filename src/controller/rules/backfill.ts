@@ -22,13 +22,21 @@ export function newBackfillRequest(sj: SingletonJob, now: Date): Backfill | unde
   if (!value || value === sj.status?.backfill?.request) return undefined;
   const refuse = (error: string): Backfill => ({ request: value, error });
   const parts = value.split('/');
-  if (parts.length !== 2) return refuse(`"${value}" is not "<from>/<to>" (two RFC 3339 instants, e.g. 2026-11-01T00:00:00Z/2026-11-03T00:00:00Z)`);
+  if (parts.length !== 2)
+    return refuse(
+      `"${value}" is not "<from>/<to>" (two RFC 3339 instants, e.g. 2026-11-01T00:00:00Z/2026-11-03T00:00:00Z)`,
+    );
   const [from, to] = parts.map((p) => new Date(p)) as [Date, Date];
-  if (Number.isNaN(from.getTime()) || Number.isNaN(to.getTime())) return refuse(`"${value}" does not hold two RFC 3339 instants`);
+  if (Number.isNaN(from.getTime()) || Number.isNaN(to.getTime()))
+    return refuse(`"${value}" does not hold two RFC 3339 instants`);
   if (!(from < to)) return refuse(`the range is empty: ${from.toISOString()} is not before ${to.toISOString()}`);
-  if (to > now) return refuse(`the range ends in the future (${to.toISOString()}): backfill only runs past slots; the schedule runs the rest`);
+  if (to > now)
+    return refuse(
+      `the range ends in the future (${to.toISOString()}): backfill only runs past slots; the schedule runs the rest`,
+    );
   const schedule = objectSchedule(sj);
-  if (!schedule) return refuse('the object has no schedule: there are no slots to backfill (use singleton.dev/run-now)');
+  if (!schedule)
+    return refuse('the object has no schedule: there are no slots to backfill (use singleton.dev/run-now)');
   const { count } = countRange(schedule, from, to);
   if (count > MAX_BACKFILL_SLOTS) return refuse(`the range holds more than ${MAX_BACKFILL_SLOTS} slots; split it`);
   if (count === 0) return refuse(`the schedule has no slot in (${from.toISOString()}, ${to.toISOString()}]`);

@@ -119,7 +119,11 @@ export function recordBackfill(request: NonNullable<SingletonJobStatus['backfill
     },
     events: [
       request.error
-        ? { type: 'Warning', reason: 'BackfillRefused', message: `Backfill "${request.request}" refused: ${request.error}` }
+        ? {
+            type: 'Warning',
+            reason: 'BackfillRefused',
+            message: `Backfill "${request.request}" refused: ${request.error}`,
+          }
         : {
             type: 'Normal',
             reason: 'BackfillRequested',
@@ -136,7 +140,13 @@ export function completeBackfill(sj: SingletonJob): StatusChange {
     status: (s) => {
       s.backfill = { ...b, completed: true };
     },
-    events: [{ type: 'Normal', reason: 'BackfillCompleted', message: `Backfill "${b.request}": all ${b.runs ?? 0} slot(s) in (${b.from}, ${b.to}] have run` }],
+    events: [
+      {
+        type: 'Normal',
+        reason: 'BackfillCompleted',
+        message: `Backfill "${b.request}": all ${b.runs ?? 0} slot(s) in (${b.from}, ${b.to}] have run`,
+      },
+    ],
   };
 }
 
@@ -149,10 +159,21 @@ export function resume(sj: SingletonJob, id: string, now: Date): StatusChange {
       s.lastResumeId = id;
       // Slots missed while paused are not caught up (as after a suspend, only the latest within the deadline would run).
       s.lastScheduleTime = now.toISOString();
-      setCondition(s, { type: Conditions.paused, status: 'False', reason: 'Resumed', message: `Resumed by ${Keys.resume}="${id}"` }, generation, now);
+      setCondition(
+        s,
+        { type: Conditions.paused, status: 'False', reason: 'Resumed', message: `Resumed by ${Keys.resume}="${id}"` },
+        generation,
+        now,
+      );
       setReady(s, healthyReadiness({ ...sj, status: s }), generation, now);
     },
-    events: [{ type: 'Normal', reason: 'Resumed', message: `Scheduled runs resumed (${Keys.resume}="${id}") after ${sj.status?.consecutiveFailures} failed runs in a row` }],
+    events: [
+      {
+        type: 'Normal',
+        reason: 'Resumed',
+        message: `Scheduled runs resumed (${Keys.resume}="${id}") after ${sj.status?.consecutiveFailures} failed runs in a row`,
+      },
+    ],
   };
 }
 

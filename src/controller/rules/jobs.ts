@@ -86,7 +86,16 @@ export function buildJob(sj: SingletonJob, run: ActiveRun, options: { suspended?
       namespace: sj.metadata!.namespace!,
       labels: { ...template.metadata?.labels, ...labels },
       annotations,
-      ownerReferences: [{ apiVersion: API_VERSION, kind: KIND, name: sj.metadata!.name!, uid: sj.metadata!.uid!, controller: true, blockOwnerDeletion: true }],
+      ownerReferences: [
+        {
+          apiVersion: API_VERSION,
+          kind: KIND,
+          name: sj.metadata!.name!,
+          uid: sj.metadata!.uid!,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
     },
     spec: {
       // Less the refused fields that would break a guarantee, should a template
@@ -155,12 +164,20 @@ export function belongsTo(pod: V1Pod, sj: SingletonJob, run?: ActiveRun): boolea
 /** Whether the Pod belongs to the run itself (not only to its SingletonJob): what Replace may cancel. */
 export function belongsToRun(pod: V1Pod, run: ActiveRun): boolean {
   if (pod.metadata?.labels?.[Keys.run] === run.name) return true;
-  return (pod.metadata?.ownerReferences ?? []).some((r) => (run.jobUID && r.uid === run.jobUID) || (r.kind === 'Job' && r.name === run.name));
+  return (pod.metadata?.ownerReferences ?? []).some(
+    (r) => (run.jobUID && r.uid === run.jobUID) || (r.kind === 'Job' && r.name === run.name),
+  );
 }
 
 /** A Job of ours that was never released: suspended, never started, no Pod ever counted (start-run.ts). */
 export function isPendingAttempt(job: V1Job, sj: SingletonJob): boolean {
-  return isOwnedBy(job, sj) && !job.metadata?.deletionTimestamp && neverReleased(job) && !job.status?.succeeded && !job.status?.failed;
+  return (
+    isOwnedBy(job, sj) &&
+    !job.metadata?.deletionTimestamp &&
+    neverReleased(job) &&
+    !job.status?.succeeded &&
+    !job.status?.failed
+  );
 }
 
 /**
@@ -187,7 +204,9 @@ export function mayStillRunPods(job: V1Job): boolean {
 export function finishedAfterItsPods(job: V1Job): boolean {
   const outcome = jobOutcome(job);
   if (!outcome || (job.status?.active ?? 0) > 0) return false;
-  const interim = job.status?.conditions?.find((c) => c.status === 'True' && c.type === (outcome === 'Succeeded' ? 'SuccessCriteriaMet' : 'FailureTarget'));
+  const interim = job.status?.conditions?.find(
+    (c) => c.status === 'True' && c.type === (outcome === 'Succeeded' ? 'SuccessCriteriaMet' : 'FailureTarget'),
+  );
   return !!interim && (outcome === 'Succeeded' || interim.reason !== 'PodFailurePolicy');
 }
 
@@ -279,7 +298,18 @@ export function jobToken(job: V1Job): number | undefined {
 export function projectJob(job: V1Job): V1Job {
   const m = job.metadata ?? {};
   const metadata: NonNullable<V1Job['metadata']> = {};
-  for (const k of ['name', 'namespace', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'labels', 'annotations', 'ownerReferences'] as const) {
+  for (const k of [
+    'name',
+    'namespace',
+    'uid',
+    'resourceVersion',
+    'generation',
+    'creationTimestamp',
+    'deletionTimestamp',
+    'labels',
+    'annotations',
+    'ownerReferences',
+  ] as const) {
     if (m[k] !== undefined) (metadata as Record<string, unknown>)[k] = m[k];
   }
   const projected: V1Job = { metadata, spec: { suspend: job.spec?.suspend } as V1Job['spec'] };

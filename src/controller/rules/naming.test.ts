@@ -25,7 +25,11 @@ describe('run names', () => {
     const a = 'a'.repeat(60) + '.x';
     const b = 'a'.repeat(60) + '.y';
     const slot = new Date('2025-01-01T00:00:00Z');
-    for (const name of [scheduledRunName(a, slot), manualRunName(a, 'r', 123456789), scheduledRunName('b'.repeat(253), slot)]) {
+    for (const name of [
+      scheduledRunName(a, slot),
+      manualRunName(a, 'r', 123456789),
+      scheduledRunName('b'.repeat(253), slot),
+    ]) {
       expect(name.length).toBeLessThanOrEqual(63);
       expect(name).toMatch(DNS_LABELISH);
     }

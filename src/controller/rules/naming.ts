@@ -46,7 +46,16 @@ export function backfillRunName(singletonJob: string, slot: Date, token: number)
 }
 
 /** The Job name of a reservation of any kind. */
-export function runName(singletonJob: string, run: { kind: 'Scheduled' | 'Manual' | 'Backfill'; slot?: string | Date; requestId?: string; token: number; attempt?: number }): string {
+export function runName(
+  singletonJob: string,
+  run: {
+    kind: 'Scheduled' | 'Manual' | 'Backfill';
+    slot?: string | Date;
+    requestId?: string;
+    token: number;
+    attempt?: number;
+  },
+): string {
   const slot = run.slot === undefined ? new Date(0) : new Date(run.slot);
   if (run.kind === 'Scheduled') return scheduledRunName(singletonJob, slot, run.attempt ?? 1);
   if (run.kind === 'Backfill') return backfillRunName(singletonJob, slot, run.token);

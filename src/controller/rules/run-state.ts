@@ -84,7 +84,8 @@ export type RunState =
 /** The state of the active run (see RunState). */
 export function runState(v: RunView): RunState {
   const { sj, run, job } = v;
-  if (job && run.jobUID && job.metadata?.uid !== run.jobUID) return { kind: 'duplicate', job, deleteIt: isOwnedBy(job, sj) && !job.metadata?.deletionTimestamp };
+  if (job && run.jobUID && job.metadata?.uid !== run.jobUID)
+    return { kind: 'duplicate', job, deleteIt: isOwnedBy(job, sj) && !job.metadata?.deletionTimestamp };
   if (!job) {
     if (!run.jobUID) {
       if (run.replacing) return { kind: 'reservationReplaced' };
@@ -95,7 +96,10 @@ export function runState(v: RunView): RunState {
     // Gone: the run ends once no Pod of this SingletonJob can run any more.
     if (!v.pods) return { kind: 'needsPods' };
     if (v.pods.length) {
-      const lingering = run.replacing || run.stalled ? v.pods.filter((pod) => !pod.metadata?.deletionTimestamp && belongsToRun(pod, run)) : [];
+      const lingering =
+        run.replacing || run.stalled
+          ? v.pods.filter((pod) => !pod.metadata?.deletionTimestamp && belongsToRun(pod, run))
+          : [];
       return lingering.length ? { kind: 'podsLeftBehind', pods: lingering } : { kind: 'podsOutliveJob', pods: v.pods };
     }
     return { kind: 'ended', outcome: run.replacing ? 'Replaced' : run.stalled ? 'Stalled' : 'Deleted' };
@@ -105,7 +109,8 @@ export function runState(v: RunView): RunState {
   if (!run.jobUID) return { kind: 'unrecordedJob', uid: job.metadata!.uid! };
   const outcome = jobOutcome(job);
   if (v.kueue && !run.replacing && !run.stalled && !outcome) return { kind: 'kueueAdmission', job };
-  if (job.spec?.suspend && !run.replacing && !outcome) return wasReleased(job) ? { kind: 'resuspended', job } : { kind: 'toRelease', job };
+  if (job.spec?.suspend && !run.replacing && !outcome)
+    return wasReleased(job) ? { kind: 'resuspended', job } : { kind: 'toRelease', job };
   if (outcome) {
     // Only once a live list shows no Pod of this namespace/name running — even
     // when the Job proves its own Pods terminal (a Pod relabelled out of its Job
@@ -113,9 +118,14 @@ export function runState(v: RunView): RunState {
     if (!v.pods) return { kind: 'needsPods' };
     if (v.pods.length) return { kind: 'podsEnding' };
     if (outcome === 'Failed' && !run.replacing && hasRetryBudget(sj, run)) return { kind: 'failedAttempt' };
-    return { kind: 'ended', outcome: run.replacing ? 'Replaced' : outcome, completion: toDate(job.status?.completionTime) };
+    return {
+      kind: 'ended',
+      outcome: run.replacing ? 'Replaced' : outcome,
+      completion: toDate(job.status?.completionTime),
+    };
   }
-  if (run.replacing || run.stalled) return { kind: 'jobToDelete', job, deleting: Boolean(job.metadata?.deletionTimestamp) };
+  if (run.replacing || run.stalled)
+    return { kind: 'jobToDelete', job, deleting: Boolean(job.metadata?.deletionTimestamp) };
   return startState(v, job);
 }
 
@@ -135,13 +145,24 @@ function startState(v: RunView, job: V1Job): RunState {
   const stall = diagnose(pods, events.events) ?? unexplained(pods, job, events.failure);
   const deadlineSeconds = sj.spec.podStartDeadlineSeconds ?? DEFAULT_POD_START_DEADLINE_SECONDS;
   const deadline = releasedAt.getTime() + deadlineSeconds * 1000;
-  const why = stall ? `${stall.reason}: ${stall.message}` : `its Pod is still ${pods.length ? 'pending' : 'not created'}`;
-  if (now.getTime() >= deadline) return { kind: 'startDeadline', why, deadlineSeconds: Math.round((deadline - releasedAt.getTime()) / 1000) };
-  const recheckInMs = Math.max(REQUEUE_MARGIN_MS, Math.min(STALL_POLL_MS, deadline - now.getTime() + REQUEUE_MARGIN_MS));
+  const why = stall
+    ? `${stall.reason}: ${stall.message}`
+    : `its Pod is still ${pods.length ? 'pending' : 'not created'}`;
+  if (now.getTime() >= deadline)
+    return { kind: 'startDeadline', why, deadlineSeconds: Math.round((deadline - releasedAt.getTime()) / 1000) };
+  const recheckInMs = Math.max(
+    REQUEUE_MARGIN_MS,
+    Math.min(STALL_POLL_MS, deadline - now.getTime() + REQUEUE_MARGIN_MS),
+  );
   if (!stall) return { kind: 'starting', recheckInMs };
   // Stable wording (no growing age): written once per reason, not every poll.
   const message = `Run ${run.name} has not started — ${stall.message}. It is ended at ${new Date(deadline).toISOString()} (podStartDeadlineSeconds) unless its Pod runs by then.`;
-  const changed = setCondition(structuredClone(sj.status ?? {}), { type: Conditions.runStalled, status: 'True', reason: stall.reason, message }, sj.metadata?.generation, now);
+  const changed = setCondition(
+    structuredClone(sj.status ?? {}),
+    { type: Conditions.runStalled, status: 'True', reason: stall.reason, message },
+    sj.metadata?.generation,
+    now,
+  );
   return { kind: 'stalled', stall, message, changed, recheckInMs };
 }
 

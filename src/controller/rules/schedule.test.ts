@@ -1,6 +1,15 @@
 import { jest } from '@jest/globals';
 import { CronExpression } from 'cron-parser';
-import { COUNT_STEPS, compileSchedule, dueSlots, enumerateCount, isRepeatedWallTime, parseSchedule, ScheduleError, searchLatest } from './schedule.ts';
+import {
+  COUNT_STEPS,
+  compileSchedule,
+  dueSlots,
+  enumerateCount,
+  isRepeatedWallTime,
+  parseSchedule,
+  ScheduleError,
+  searchLatest,
+} from './schedule.ts';
 import type { DueSlots, Schedule } from './schedule.ts';
 
 const t = (iso: string) => new Date(iso);
@@ -18,12 +27,16 @@ describe('parseSchedule', () => {
   });
 
   it('supports a leading seconds field and macros', () => {
-    expect(parseSchedule('*/5 * * * * *').next(t('2025-01-01T00:00:00Z')).toISOString()).toBe('2025-01-01T00:00:05.000Z');
+    expect(parseSchedule('*/5 * * * * *').next(t('2025-01-01T00:00:00Z')).toISOString()).toBe(
+      '2025-01-01T00:00:05.000Z',
+    );
     expect(parseSchedule('@midnight').next(t('2025-01-01T10:00:00Z')).toISOString()).toBe('2025-01-02T00:00:00.000Z');
   });
 
   it('evaluates the schedule in its time zone', () => {
-    expect(parseSchedule('0 0 * * *', 'Europe/Berlin').next(t('2025-06-01T12:00:00Z')).toISOString()).toBe('2025-06-01T22:00:00.000Z');
+    expect(parseSchedule('0 0 * * *', 'Europe/Berlin').next(t('2025-06-01T12:00:00Z')).toISOString()).toBe(
+      '2025-06-01T22:00:00.000Z',
+    );
   });
 });
 
@@ -58,7 +71,16 @@ describe('DST fall-back', () => {
 
 describe('a 30-minute DST change (Australia/Lord_Howe)', () => {
   const zone = 'Australia/Lord_Howe';
-  const wall = new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', weekday: 'short' });
+  const wall = new Intl.DateTimeFormat('en-US', {
+    timeZone: zone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    weekday: 'short',
+  });
   /** Independent of cron-parser: every instant, minute by minute, whose wall time is hh:mm (first occurrence per local day). */
   const reference = (hour: number, minute: number, from: Date, to: Date, sundaysOnly = false): string[] => {
     const out: string[] = [];
@@ -177,7 +199,9 @@ describe('dueSlots does bounded work whatever the range (no seconds-long pass fo
   });
 
   it('a two-day outage of a per-second schedule without a deadline', () => {
-    const { result: due, iterations } = counted(() => dueSlots(parseSchedule('* * * * * *'), t('2025-01-01T00:00:00Z'), t('2025-01-03T00:00:00.500Z')));
+    const { result: due, iterations } = counted(() =>
+      dueSlots(parseSchedule('* * * * * *'), t('2025-01-01T00:00:00Z'), t('2025-01-03T00:00:00.500Z')),
+    );
     expect(due.slot?.toISOString()).toBe('2025-01-03T00:00:00.000Z');
     expect(due.skipped).toBe(2 * 86_400 - 1);
     expect(due.skippedAtLeast).toBe(false);
@@ -185,7 +209,14 @@ describe('dueSlots does bounded work whatever the range (no seconds-long pass fo
   });
 
   it('past the deadline, every slot of a long range is skipped and counted', () => {
-    const { result: due, iterations } = counted(() => dueSlots(parseSchedule('*/10 * * * * *', 'America/New_York'), t('2025-01-01T00:00:00Z'), t('2025-01-08T00:00:05Z'), 3));
+    const { result: due, iterations } = counted(() =>
+      dueSlots(
+        parseSchedule('*/10 * * * * *', 'America/New_York'),
+        t('2025-01-01T00:00:00Z'),
+        t('2025-01-08T00:00:05Z'),
+        3,
+      ),
+    );
     expect(due.slot).toBeUndefined();
     expect(due.skipped).toBe(7 * 8640);
     expect(due.latest?.toISOString()).toBe('2025-01-08T00:00:00.000Z');
@@ -194,7 +225,9 @@ describe('dueSlots does bounded work whatever the range (no seconds-long pass fo
   });
 
   it('a year of an hourly schedule across both DST changes is counted exactly', () => {
-    const { result: due, iterations } = counted(() => dueSlots(parseSchedule('17 * * * *', 'Europe/Berlin'), t('2025-01-01T00:00:00Z'), t('2026-01-01T00:00:00Z')));
+    const { result: due, iterations } = counted(() =>
+      dueSlots(parseSchedule('17 * * * *', 'Europe/Berlin'), t('2025-01-01T00:00:00Z'), t('2026-01-01T00:00:00Z')),
+    );
     expect(due.slot?.toISOString()).toBe('2025-12-31T23:17:00.000Z');
     expect(due.skipped).toBe(365 * 24 - 1);
     expect(due.skippedAtLeast).toBe(false);
@@ -203,7 +236,9 @@ describe('dueSlots does bounded work whatever the range (no seconds-long pass fo
 
   it('a schedule no arithmetic counts (days of the week restricted): the latest slot, and a lower bound past COUNT_STEPS', () => {
     // Per second on weekdays, held from Friday noon to Monday noon.
-    const { result: due, iterations } = counted(() => dueSlots(parseSchedule('* * * * * 1-5'), t('2025-01-03T12:00:00Z'), t('2025-01-06T12:00:00.200Z'), 86_400 * 3));
+    const { result: due, iterations } = counted(() =>
+      dueSlots(parseSchedule('* * * * * 1-5'), t('2025-01-03T12:00:00Z'), t('2025-01-06T12:00:00.200Z'), 86_400 * 3),
+    );
     expect(due.slot?.toISOString()).toBe('2025-01-06T12:00:00.000Z');
     expect(due.lastSkipped?.toISOString()).toBe('2025-01-06T11:59:59.000Z');
     expect(due.skippedAtLeast).toBe(true);
@@ -215,7 +250,9 @@ describe('dueSlots does bounded work whatever the range (no seconds-long pass fo
   it('a fixed-hour schedule across a DST change (arithmetic only counts it while the offset holds)', () => {
     // Every 10 s from 01:00 to 03:59 New York time, across the fall-back (01:xx twice: the second time skipped).
     const s = compileSchedule('*/10 * 1-3 * * *', 'America/New_York');
-    const { result: due, iterations } = counted(() => dueSlots(s, t('2025-11-01T12:00:00Z'), t('2025-11-02T12:00:00Z')));
+    const { result: due, iterations } = counted(() =>
+      dueSlots(s, t('2025-11-01T12:00:00Z'), t('2025-11-02T12:00:00Z')),
+    );
     expect(due.slot?.toISOString()).toBe('2025-11-02T08:59:50.000Z'); // 03:59:50 EST
     expect(due.skippedAtLeast).toBe(true);
     expect(iterations).toBeLessThan(COUNT_STEPS + 40);
@@ -228,7 +265,9 @@ describe('dueSlots does bounded work whatever the range (no seconds-long pass fo
 
   it('the latest slot of a sparse schedule after years is found from prev(), not by walking forward', () => {
     const s = parseSchedule('0 9 29 2 *', 'Europe/Berlin'); // 29 February only
-    const { result: due, iterations } = counted(() => dueSlots(s, t('2001-01-01T00:00:00Z'), t('2025-01-01T00:00:00Z')));
+    const { result: due, iterations } = counted(() =>
+      dueSlots(s, t('2001-01-01T00:00:00Z'), t('2025-01-01T00:00:00Z')),
+    );
     expect(due.slot?.toISOString()).toBe('2024-02-29T08:00:00.000Z');
     expect(due.lastSkipped?.toISOString()).toBe('2020-02-29T08:00:00.000Z');
     expect(due.skipped).toBe(5); // 2004, 2008, 2012, 2016, 2020
@@ -274,8 +313,12 @@ describe('bounded dueSlots decides as enumerating every slot did', () => {
   it('searchLatest (when prev() gives no usable hint) finds the last slot next() reaches', () => {
     const s = compileSchedule('30 1 * * *', 'America/New_York');
     const first = s.next(t('2025-10-30T00:00:00Z'));
-    expect(searchLatest((at) => s.next(at), first, t('2025-11-02T07:00:00Z')).toISOString()).toBe('2025-11-02T05:30:00.000Z'); // 01:30 EDT, not EST
-    expect(searchLatest((at) => s.next(at), first, t('2025-11-03T06:30:00Z')).toISOString()).toBe('2025-11-03T06:30:00.000Z');
+    expect(searchLatest((at) => s.next(at), first, t('2025-11-02T07:00:00Z')).toISOString()).toBe(
+      '2025-11-02T05:30:00.000Z',
+    ); // 01:30 EDT, not EST
+    expect(searchLatest((at) => s.next(at), first, t('2025-11-03T06:30:00Z')).toISOString()).toBe(
+      '2025-11-03T06:30:00.000Z',
+    );
     expect(searchLatest((at) => s.next(at), first, first).toISOString()).toBe(first.toISOString());
   });
 });
@@ -294,7 +337,9 @@ describe('cached schedules', () => {
     for (const [expr, tz] of cases) {
       const cached = parseSchedule(expr, tz);
       expect(parseSchedule(expr, tz)).toBe(cached);
-      const times = Array.from({ length: 300 }, (_, i) => (i % 3 === 0 ? start + random() * 366 * 86_400_000 : start + 86_400_000 * 300 + random() * 3 * 86_400_000));
+      const times = Array.from({ length: 300 }, (_, i) =>
+        i % 3 === 0 ? start + random() * 366 * 86_400_000 : start + 86_400_000 * 300 + random() * 3 * 86_400_000,
+      );
       for (const t of times) {
         const at = new Date(Math.floor(t / 1000) * 1000);
         const fresh = compileSchedule(expr, tz).next(at);

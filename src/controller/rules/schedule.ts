@@ -90,7 +90,10 @@ export function validateTimeZone(timeZone: string): void {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone });
   } catch {
-    throw new ScheduleError('InvalidTimeZone', `Time zone "${timeZone}" is not a known IANA time zone (for example "Europe/Berlin" or "UTC")`);
+    throw new ScheduleError(
+      'InvalidTimeZone',
+      `Time zone "${timeZone}" is not a known IANA time zone (for example "Europe/Berlin" or "UTC")`,
+    );
   }
   validZones.add(timeZone);
 }
@@ -135,7 +138,10 @@ export function compileSchedule(expression: string, timeZone: string): Schedule 
     probe = CronExpressionParser.parse(expr, { tz: timeZone, strict: false });
     probe.next();
   } catch (err) {
-    throw new ScheduleError('InvalidSchedule', `Schedule "${expression}" is not a valid cron expression: ${err instanceof Error ? err.message : String(err)}`);
+    throw new ScheduleError(
+      'InvalidSchedule',
+      `Schedule "${expression}" is not a valid cron expression: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
   // With a wildcard hour the schedule is interval-like and the repeated hour
   // consists of new instants (cron-parser's own forward semantics); with fixed
@@ -225,14 +231,20 @@ interface PeriodicShape {
 
 function periodicShape(probe: CronExpression): PeriodicShape | undefined {
   const f = probe.fields;
-  const numbers = (values: readonly unknown[]) => [...new Set(values.filter((v): v is number => typeof v === 'number'))].sort((a, b) => a - b);
+  const numbers = (values: readonly unknown[]) =>
+    [...new Set(values.filter((v): v is number => typeof v === 'number'))].sort((a, b) => a - b);
   const covers = (values: readonly unknown[], from: number, to: number) => {
     const have = new Set(values);
     for (let v = from; v <= to; v++) if (!have.has(v)) return false;
     return true;
   };
   const everyDay =
-    covers(f.dayOfMonth.values, 1, 31) && !f.dayOfMonth.hasLastChar && covers(f.month.values, 1, 12) && covers(f.dayOfWeek.values, 0, 6) && !f.dayOfWeek.hasLastChar && !f.dayOfWeek.nthDay;
+    covers(f.dayOfMonth.values, 1, 31) &&
+    !f.dayOfMonth.hasLastChar &&
+    covers(f.month.values, 1, 12) &&
+    covers(f.dayOfWeek.values, 0, 6) &&
+    !f.dayOfWeek.hasLastChar &&
+    !f.dayOfWeek.nthDay;
   if (!everyDay) return undefined;
   const seconds = numbers(f.second.values);
   const minutes = numbers(f.minute.values);

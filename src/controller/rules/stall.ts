@@ -12,7 +12,16 @@ export interface Stall {
 }
 
 /** Container waiting reasons that do not resolve by waiting a few seconds. */
-const STUCK = new Set(['ImagePullBackOff', 'ErrImagePull', 'ErrImageNeverPull', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError', 'RunContainerError', 'CrashLoopBackOff']);
+const STUCK = new Set([
+  'ImagePullBackOff',
+  'ErrImagePull',
+  'ErrImageNeverPull',
+  'InvalidImageName',
+  'CreateContainerConfigError',
+  'CreateContainerError',
+  'RunContainerError',
+  'CrashLoopBackOff',
+]);
 
 /** Whether the run's Pod has run at all: Ready, running, or already finished. */
 export function started(job: V1Job, pods: V1Pod[]): boolean {
@@ -28,17 +37,27 @@ export function diagnose(pods: V1Pod[], jobEvents: CoreV1Event[]): Stall | undef
     for (const c of statuses) {
       const waiting = c.state?.waiting;
       if (waiting?.reason && STUCK.has(waiting.reason)) {
-        return { reason: waiting.reason, message: `Pod ${pod.metadata?.name}, container ${c.name}: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}` };
+        return {
+          reason: waiting.reason,
+          message: `Pod ${pod.metadata?.name}, container ${c.name}: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}`,
+        };
       }
     }
     const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
     if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
-      return { reason: 'Unschedulable', message: `Pod ${pod.metadata?.name} cannot be scheduled: ${scheduled.message ?? 'no node fits'}` };
+      return {
+        reason: 'Unschedulable',
+        message: `Pod ${pod.metadata?.name} cannot be scheduled: ${scheduled.message ?? 'no node fits'}`,
+      };
     }
   }
   if (pods.length === 0) {
     const failed = jobEvents.filter((e) => e.reason === 'FailedCreate').sort((a, b) => eventTime(b) - eventTime(a))[0];
-    if (failed) return { reason: 'FailedCreate', message: `The Job controller cannot create the run's Pod: ${failed.message ?? 'FailedCreate'}` };
+    if (failed)
+      return {
+        reason: 'FailedCreate',
+        message: `The Job controller cannot create the run's Pod: ${failed.message ?? 'FailedCreate'}`,
+      };
   }
   return undefined;
 }

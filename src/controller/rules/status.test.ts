@@ -1,4 +1,15 @@
-import { CONDITION_MESSAGE_MAX, fitMessage, healthyReadiness, nextToken, newerThan, recordFinished, rejectTemplate, setCondition, setReady, TokenExhaustedError } from './status.ts';
+import {
+  CONDITION_MESSAGE_MAX,
+  fitMessage,
+  healthyReadiness,
+  nextToken,
+  newerThan,
+  recordFinished,
+  rejectTemplate,
+  setCondition,
+  setReady,
+  TokenExhaustedError,
+} from './status.ts';
 import { singletonJobSchema } from '../../api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../../api/v1alpha1/singletonjob.ts';
 import type { SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
@@ -43,8 +54,18 @@ describe('status helpers', () => {
   });
 
   it('moves a finished run into the bounded history', () => {
-    const s: SingletonJobStatus = { currentToken: 3, activeRun: { name: 'x-3', token: 3, term: 1, kind: 'Manual', requestId: 'r', reservedTime: 'z' } };
-    s.recentRuns = Array.from({ length: 10 }, (_, i) => ({ name: `x-${i}`, token: 1, term: 1, kind: 'Manual' as const, outcome: 'Failed' as const, finishedTime: 'z' }));
+    const s: SingletonJobStatus = {
+      currentToken: 3,
+      activeRun: { name: 'x-3', token: 3, term: 1, kind: 'Manual', requestId: 'r', reservedTime: 'z' },
+    };
+    s.recentRuns = Array.from({ length: 10 }, (_, i) => ({
+      name: `x-${i}`,
+      token: 1,
+      term: 1,
+      kind: 'Manual' as const,
+      outcome: 'Failed' as const,
+      finishedTime: 'z',
+    }));
     recordFinished(s, s.activeRun!, 'Succeeded', new Date('2025-01-01T00:00:00Z'));
     expect(s.activeRun).toBeUndefined();
     expect(s.recentRuns).toHaveLength(10);
@@ -81,18 +102,34 @@ describe('messages that embed an API error fit their field', () => {
   it('setCondition cuts every condition it writes, so the status stays valid for the CRD (zod agrees)', () => {
     const s: SingletonJobStatus = {};
     const message = 'x'.repeat(100_000);
-    expect(setCondition(s, { type: 'Ready', status: 'False', reason: 'JobRejected', message }, 1, new Date('2026-01-01T00:00:00Z'))).toBe(true);
+    expect(
+      setCondition(
+        s,
+        { type: 'Ready', status: 'False', reason: 'JobRejected', message },
+        1,
+        new Date('2026-01-01T00:00:00Z'),
+      ),
+    ).toBe(true);
     expect(s.conditions![0]!.message.length).toBeLessThanOrEqual(CONDITION_MESSAGE_MAX);
     // The same long message again is no change (compared after the cut): no write every pass.
-    expect(setCondition(s, { type: 'Ready', status: 'False', reason: 'JobRejected', message }, 1, new Date())).toBe(false);
+    expect(setCondition(s, { type: 'Ready', status: 'False', reason: 'JobRejected', message }, 1, new Date())).toBe(
+      false,
+    );
     expect(singletonJobSchema.shape.status.safeParse(s).success).toBe(true);
   });
 
   it('a refused template makes Ready False (JobRejected) for that generation only', () => {
-    const sj = { metadata: { generation: 3 }, spec: { schedule: '* * * * *', jobTemplate: {} } } as unknown as SingletonJob;
+    const sj = {
+      metadata: { generation: 3 },
+      spec: { schedule: '* * * * *', jobTemplate: {} },
+    } as unknown as SingletonJob;
     const status: SingletonJobStatus = {};
     rejectTemplate(status, sj, 'refused: exceeded quota', new Date());
-    expect(healthyReadiness({ ...sj, status })).toEqual({ ready: false, reason: 'JobRejected', message: 'refused: exceeded quota' });
+    expect(healthyReadiness({ ...sj, status })).toEqual({
+      ready: false,
+      reason: 'JobRejected',
+      message: 'refused: exceeded quota',
+    });
     expect(healthyReadiness({ ...sj, metadata: { generation: 4 }, status }).ready).toBe(true);
   });
 });

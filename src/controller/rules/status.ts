@@ -1,7 +1,13 @@
 // Pure helpers over SingletonJob status: the Ready condition, the fencing
 // token of the next run, and the record of a finished run.
 import { MAX_SAFE } from '../../api/v1alpha1/builder.ts';
-import type { ActiveRun, Condition, FinishedRun, SingletonJob, SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
+import type {
+  ActiveRun,
+  Condition,
+  FinishedRun,
+  SingletonJob,
+  SingletonJobStatus,
+} from '../../api/v1alpha1/singletonjob.ts';
 import { Keys, singletonJobField } from '../../api/v1alpha1/singletonjob.ts';
 
 export const RECENT_RUNS = 10;
@@ -37,7 +43,8 @@ export function nextToken(status: SingletonJobStatus, term: number, resourceVers
     revision = big > BigInt(MAX_SAFE) ? Infinity : Number(big);
   }
   const token = Math.max((status.currentToken ?? 0) + 1, term, revision);
-  if (!Number.isSafeInteger(token) || token > MAX_SAFE) throw new TokenExhaustedError(`the next fencing token ${token} would not be below 2^53`);
+  if (!Number.isSafeInteger(token) || token > MAX_SAFE)
+    throw new TokenExhaustedError(`the next fencing token ${token} would not be below 2^53`);
   return token;
 }
 
@@ -47,11 +54,17 @@ export function readyCondition(status: SingletonJobStatus): Condition | undefine
 
 /** Sets Ready; returns true when anything a reader would notice changed. */
 export function setReady(status: SingletonJobStatus, r: Readiness, generation: number | undefined, now: Date): boolean {
-  return setCondition(status, { type: 'Ready', status: r.ready ? 'True' : 'False', reason: r.reason, message: r.message }, generation, now);
+  return setCondition(
+    status,
+    { type: 'Ready', status: r.ready ? 'True' : 'False', reason: r.reason, message: r.message },
+    generation,
+    now,
+  );
 }
 
 /** The CRD's maxLength of a condition's message, read from the schema the CRD is generated from. */
-export const CONDITION_MESSAGE_MAX = singletonJobField.schema.properties!.status!.properties!.conditions!.items!.properties!.message!.maxLength!;
+export const CONDITION_MESSAGE_MAX =
+  singletonJobField.schema.properties!.status!.properties!.conditions!.items!.properties!.message!.maxLength!;
 
 /**
  * A message cut to fit a status field of `max` characters (a condition's
@@ -73,11 +86,26 @@ export function fitMessage(message: string, max: number = CONDITION_MESSAGE_MAX)
 }
 
 /** Sets one condition (by type), its message cut to fit (fitMessage); returns true when anything a reader would notice changed. */
-export function setCondition(status: SingletonJobStatus, given: Pick<Condition, 'type' | 'status' | 'reason' | 'message'>, generation: number | undefined, now: Date): boolean {
+export function setCondition(
+  status: SingletonJobStatus,
+  given: Pick<Condition, 'type' | 'status' | 'reason' | 'message'>,
+  generation: number | undefined,
+  now: Date,
+): boolean {
   const c = { ...given, message: fitMessage(given.message) };
   const old = status.conditions?.find((x) => x.type === c.type);
-  if (old && old.status === c.status && old.reason === c.reason && old.message === c.message && old.observedGeneration === generation) return false;
-  const next: Condition = { ...c, lastTransitionTime: old && old.status === c.status ? old.lastTransitionTime : now.toISOString() };
+  if (
+    old &&
+    old.status === c.status &&
+    old.reason === c.reason &&
+    old.message === c.message &&
+    old.observedGeneration === generation
+  )
+    return false;
+  const next: Condition = {
+    ...c,
+    lastTransitionTime: old && old.status === c.status ? old.lastTransitionTime : now.toISOString(),
+  };
   if (generation !== undefined) next.observedGeneration = generation;
   status.conditions = [...(status.conditions ?? []).filter((x) => x.type !== c.type), next];
   return true;
@@ -102,7 +130,13 @@ export const Conditions = {
 } as const;
 
 /** Ready=False reasons that mean the object itself cannot run until its spec (or a policy) changes: kstatus `Failed`. */
-export const OBJECT_FAILURES: readonly string[] = ['InvalidSpec', 'InvalidSchedule', 'InvalidTimeZone', 'JobRejected', 'TokenExhausted'];
+export const OBJECT_FAILURES: readonly string[] = [
+  'InvalidSpec',
+  'InvalidSchedule',
+  'InvalidTimeZone',
+  'JobRejected',
+  'TokenExhausted',
+];
 
 /** The active run's RunStalled condition, when True. */
 export function runStalledCondition(status: SingletonJobStatus | undefined): Condition | undefined {
@@ -121,7 +155,9 @@ export function clearAwaitingAdmission(status: SingletonJobStatus): void {
 
 /** Drops RunStalled (all of it, or only the one with `reason`). */
 export function clearRunStalled(status: SingletonJobStatus, reason?: string): void {
-  status.conditions = status.conditions?.filter((c) => !(c.type === Conditions.runStalled && (reason === undefined || c.reason === reason)));
+  status.conditions = status.conditions?.filter(
+    (c) => !(c.type === Conditions.runStalled && (reason === undefined || c.reason === reason)),
+  );
 }
 
 /**
@@ -131,10 +167,14 @@ export function clearRunStalled(status: SingletonJobStatus, reason?: string): vo
  * write replaces it. Returns `sj` itself when there is nothing to migrate.
  */
 export function migrateConditions(sj: SingletonJob): SingletonJob {
-  const legacy = sj.status?.conditions?.find((c) => c.type === Conditions.stalled && !OBJECT_FAILURES.includes(c.reason));
+  const legacy = sj.status?.conditions?.find(
+    (c) => c.type === Conditions.stalled && !OBJECT_FAILURES.includes(c.reason),
+  );
   if (!legacy) return sj;
   const others = sj.status!.conditions!.filter((c) => c !== legacy);
-  const conditions = others.some((c) => c.type === Conditions.runStalled) ? others : [...others, { ...legacy, type: Conditions.runStalled }];
+  const conditions = others.some((c) => c.type === Conditions.runStalled)
+    ? others
+    : [...others, { ...legacy, type: Conditions.runStalled }];
   return { ...sj, status: { ...sj.status, conditions } };
 }
 
@@ -147,7 +187,12 @@ export function migrateConditions(sj: SingletonJob): SingletonJob {
 export function setObjectStalled(status: SingletonJobStatus, generation: number | undefined, now: Date): void {
   const ready = readyCondition(status);
   if (ready?.status === 'False' && OBJECT_FAILURES.includes(ready.reason)) {
-    setCondition(status, { type: Conditions.stalled, status: 'True', reason: ready.reason, message: ready.message }, generation, now);
+    setCondition(
+      status,
+      { type: Conditions.stalled, status: 'True', reason: ready.reason, message: ready.message },
+      generation,
+      now,
+    );
   } else {
     status.conditions = status.conditions?.filter((c) => c.type !== Conditions.stalled);
   }
@@ -161,13 +206,22 @@ export function setObjectStalled(status: SingletonJobStatus, generation: number 
  * changed. False for the current generation holds new runs (Ready=False
  * JobRejected) until a re-probe is accepted.
  */
-export function templateCondition(sj: SingletonJob, status: SingletonJobStatus = sj.status ?? {}): Condition | undefined {
+export function templateCondition(
+  sj: SingletonJob,
+  status: SingletonJobStatus = sj.status ?? {},
+): Condition | undefined {
   const c = status.conditions?.find((x) => x.type === Conditions.templateAccepted);
   return c && c.observedGeneration === sj.metadata?.generation ? c : undefined;
 }
 
 /** Records that the API server accepts the Job of `sj`'s generation (`how`: DryRunAccepted, JobCreated). */
-export function acceptTemplate(status: SingletonJobStatus, sj: SingletonJob, how: 'DryRunAccepted' | 'JobCreated' | 'DryRunUnsupported', now: Date, message?: string): boolean {
+export function acceptTemplate(
+  status: SingletonJobStatus,
+  sj: SingletonJob,
+  how: 'DryRunAccepted' | 'JobCreated' | 'DryRunUnsupported',
+  now: Date,
+  message?: string,
+): boolean {
   const generation = sj.metadata?.generation;
   const current = templateCondition(sj, status);
   if (current?.status === 'True' && how === 'JobCreated') return false; // already known: no churn per run
@@ -176,12 +230,22 @@ export function acceptTemplate(status: SingletonJobStatus, sj: SingletonJob, how
     JobCreated: `The API server accepted the Job of a run of generation ${generation}`,
     DryRunUnsupported: `The Job of generation ${generation} cannot be checked by a server-side dry run: ${message ?? ''}`,
   }[how];
-  return setCondition(status, { type: Conditions.templateAccepted, status: 'True', reason: how, message: words }, generation, now);
+  return setCondition(
+    status,
+    { type: Conditions.templateAccepted, status: 'True', reason: how, message: words },
+    generation,
+    now,
+  );
 }
 
 /** Records that the API server refuses the Job of `sj`'s generation, with its message. */
 export function rejectTemplate(status: SingletonJobStatus, sj: SingletonJob, message: string, now: Date): boolean {
-  return setCondition(status, { type: Conditions.templateAccepted, status: 'False', reason: 'JobRejected', message }, sj.metadata?.generation, now);
+  return setCondition(
+    status,
+    { type: Conditions.templateAccepted, status: 'False', reason: 'JobRejected', message },
+    sj.metadata?.generation,
+    now,
+  );
 }
 
 /** Scheduled runs are held after `suspendAfterFailures` failed runs in a row, until resumed. */
@@ -209,8 +273,14 @@ export function healthyReadiness(sj: SingletonJob): Readiness {
   // Handed to Kueue, waiting for quota: the object is fine, its run queues.
   const queued = awaitingAdmissionCondition(sj.status);
   if (queued) return { ready: true, reason: 'AwaitingAdmission', message: queued.message };
-  if (!schedule) return { ready: true, reason: 'OnDemand', message: `No schedule: runs start only on request (annotation ${Keys.runNow})` };
-  if (suspend) return { ready: true, reason: 'Suspended', message: 'Scheduled runs are suspended; manual requests still run' };
+  if (!schedule)
+    return {
+      ready: true,
+      reason: 'OnDemand',
+      message: `No schedule: runs start only on request (annotation ${Keys.runNow})`,
+    };
+  if (suspend)
+    return { ready: true, reason: 'Suspended', message: 'Scheduled runs are suspended; manual requests still run' };
   if (pausedAfterFailures(sj)) {
     return {
       ready: true,
@@ -219,11 +289,28 @@ export function healthyReadiness(sj: SingletonJob): Readiness {
       message: `Scheduled runs are paused after ${sj.status?.consecutiveFailures} failed runs in a row; resume with the annotation ${Keys.resume} (a new value)`,
     };
   }
-  return { ready: true, reason: 'Scheduled', message: `Runs on ${sj.spec.schedules?.length ? 'schedules' : 'schedule'} "${schedule}" in ${timeZone ?? 'UTC'}` };
+  return {
+    ready: true,
+    reason: 'Scheduled',
+    message: `Runs on ${sj.spec.schedules?.length ? 'schedules' : 'schedule'} "${schedule}" in ${timeZone ?? 'UTC'}`,
+  };
 }
 
-export function recordFinished(status: SingletonJobStatus, run: ActiveRun, outcome: FinishedRun['outcome'], now: Date, completion?: Date): void {
-  const finished: FinishedRun = { name: run.name, token: run.token, term: run.term, kind: run.kind, outcome, finishedTime: now.toISOString() };
+export function recordFinished(
+  status: SingletonJobStatus,
+  run: ActiveRun,
+  outcome: FinishedRun['outcome'],
+  now: Date,
+  completion?: Date,
+): void {
+  const finished: FinishedRun = {
+    name: run.name,
+    token: run.token,
+    term: run.term,
+    kind: run.kind,
+    outcome,
+    finishedTime: now.toISOString(),
+  };
   if (run.reservedTime) finished.reservedTime = run.reservedTime;
   if (run.slot) finished.slot = run.slot;
   if (run.requestId) finished.requestId = run.requestId;

@@ -2,7 +2,10 @@ import type { SingletonJob } from '../../api/v1alpha1/singletonjob.ts';
 import { dueAt, jitterMs, nextScheduleTime, objectSchedule } from './timing.ts';
 
 const sj = (spec: Record<string, unknown>, uid = 'uid-1'): SingletonJob =>
-  ({ metadata: { name: 'x', namespace: 'ns', uid, creationTimestamp: '2026-01-01T00:00:00Z' }, spec: { jobTemplate: {}, ...spec } }) as unknown as SingletonJob;
+  ({
+    metadata: { name: 'x', namespace: 'ns', uid, creationTimestamp: '2026-01-01T00:00:00Z' },
+    spec: { jobTemplate: {}, ...spec },
+  }) as unknown as SingletonJob;
 
 describe('several schedules', () => {
   it('merge their slots; an instant two share is one slot', () => {
@@ -16,7 +19,9 @@ describe('several schedules', () => {
     const o = sj({ schedules: ['*/10 * * * *', '5 * * * *'] });
     const due = dueAt(o, new Date('2026-06-01T12:06:00Z'), { lastScheduleTime: '2026-06-01T12:00:00Z' })!;
     expect(due.slot!.toISOString()).toBe('2026-06-01T12:05:00.000Z');
-    expect(nextScheduleTime(o, { lastScheduleTime: '2026-06-01T12:05:00Z' }, new Date('2026-06-01T12:06:00Z'))).toBe('2026-06-01T12:10:00.000Z');
+    expect(nextScheduleTime(o, { lastScheduleTime: '2026-06-01T12:05:00Z' }, new Date('2026-06-01T12:06:00Z'))).toBe(
+      '2026-06-01T12:10:00.000Z',
+    );
   });
 });
 
@@ -26,14 +31,20 @@ describe('jitter', () => {
     expect(jitterMs(a)).toBe(jitterMs(a));
     expect(jitterMs(a)).toBeGreaterThanOrEqual(0);
     expect(jitterMs(a)).toBeLessThanOrEqual(600_000);
-    const offsets = new Set(['u1', 'u2', 'u3', 'u4', 'u5'].map((u) => jitterMs(sj({ schedule: '0 * * * *', jitterSeconds: 600 }, u))));
+    const offsets = new Set(
+      ['u1', 'u2', 'u3', 'u4', 'u5'].map((u) => jitterMs(sj({ schedule: '0 * * * *', jitterSeconds: 600 }, u))),
+    );
     expect(offsets.size).toBeGreaterThan(1);
     const offset = jitterMs(a);
     const before = new Date(Date.parse('2026-06-01T12:00:00Z') + offset - 1);
     const after = new Date(Date.parse('2026-06-01T12:00:00Z') + offset);
     expect(dueAt(a, before, { lastScheduleTime: '2026-06-01T11:00:00Z' })!.slot).toBeUndefined();
-    expect(dueAt(a, after, { lastScheduleTime: '2026-06-01T11:00:00Z' })!.slot!.toISOString()).toBe('2026-06-01T12:00:00.000Z');
-    expect(nextScheduleTime(a, { lastScheduleTime: '2026-06-01T12:00:00Z' }, after)).toBe(new Date(Date.parse('2026-06-01T13:00:00Z') + offset).toISOString());
+    expect(dueAt(a, after, { lastScheduleTime: '2026-06-01T11:00:00Z' })!.slot!.toISOString()).toBe(
+      '2026-06-01T12:00:00.000Z',
+    );
+    expect(nextScheduleTime(a, { lastScheduleTime: '2026-06-01T12:00:00Z' }, after)).toBe(
+      new Date(Date.parse('2026-06-01T13:00:00Z') + offset).toISOString(),
+    );
   });
 
   it('no jitter without jitterSeconds', () => {
@@ -54,8 +65,13 @@ describe('several schedules over a long range', () => {
 
   it('a union small enough to enumerate is counted exactly, a shared instant once', () => {
     const s = objectSchedule(sj({ schedules: ['*/10 * * * *', '5 * * * *', '0 * * * *'] }))!;
-    expect(s.count(new Date('2026-06-01T12:00:00Z'), new Date('2026-06-01T13:00:00Z'))).toEqual({ count: 7, exact: true });
-    expect(s.latest(new Date('2026-06-01T12:00:00Z'), new Date('2026-06-01T12:09:00Z'))!.toISOString()).toBe('2026-06-01T12:05:00.000Z');
+    expect(s.count(new Date('2026-06-01T12:00:00Z'), new Date('2026-06-01T13:00:00Z'))).toEqual({
+      count: 7,
+      exact: true,
+    });
+    expect(s.latest(new Date('2026-06-01T12:00:00Z'), new Date('2026-06-01T12:09:00Z'))!.toISOString()).toBe(
+      '2026-06-01T12:05:00.000Z',
+    );
     expect(s.latest(new Date('2026-06-01T12:00:00Z'), new Date('2026-06-01T12:04:00Z'))).toBeUndefined();
   });
 });

@@ -9,7 +9,9 @@ describe('judgeTokenDomain: the term and the SingletonJobs share one revision co
   it('Leases in an etcd of their own whose counter is ahead: refused, saying why and what to do', () => {
     const v = judgeTokenDomain(9_000_000, '41000');
     expect(v.ok).toBe(false);
-    expect(!v.ok && v.reason).toMatch(/leader term 9000000 .* above the resourceVersion 41000 .*different revision counters.*etcd-servers-overrides/);
+    expect(!v.ok && v.reason).toMatch(
+      /leader term 9000000 .* above the resourceVersion 41000 .*different revision counters.*etcd-servers-overrides/,
+    );
   });
 
   it('nothing to compare (no list resourceVersion, not decimal): proves nothing either way, so it does not refuse', () => {

@@ -19,7 +19,8 @@ export type TokenDomain = { ok: true } | { ok: false; reason: string };
 
 /** `listResourceVersion`: of a SingletonJob list sent after the term's Lease write. */
 export function judgeTokenDomain(term: number, listResourceVersion: string | undefined): TokenDomain {
-  const order = listResourceVersion === undefined ? undefined : compareResourceVersions(listResourceVersion, String(term));
+  const order =
+    listResourceVersion === undefined ? undefined : compareResourceVersions(listResourceVersion, String(term));
   // Not comparable (no list resourceVersion, a storage that is not etcd): nothing proves either way; the tokens' own rules apply.
   if (order === undefined || order >= 0) return { ok: true };
   return {
