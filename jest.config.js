@@ -14,7 +14,13 @@ const common = {
 };
 export default {
   projects: [
-    { ...common, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/test/packaging/**/*.test.ts', '<rootDir>/test/chaos/unit/**/*.test.ts'] },
+    {
+      ...common,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/test/chaos/unit/**/*.test.ts'],
+    },
+    // The chart, manifests, CLI, workflows and the import graph: most spawn processes (helm, lua, the CLI) and take seconds, so they run apart.
+    { ...common, displayName: 'packaging', testMatch: ['<rootDir>/test/packaging/**/*.test.ts'] },
     {
       ...common,
       displayName: 'integration',

@@ -120,8 +120,22 @@ export async function runCrashOnRealNode(clientGo: ElectorKind, o: CrashOptions)
           leaderElection: { podEvidence: evidence },
         }),
       );
-      helm(helmBin, cp.state.kubeconfig, ['install', release, chartDir, '-n', namespace, '-f', values, '--wait', '--timeout', '5m']);
-      const pods = async () => (await core.listNamespacedPod({ namespace, labelSelector: `app.kubernetes.io/instance=${release}` })).items.filter((p) => !p.metadata?.deletionTimestamp);
+      helm(helmBin, cp.state.kubeconfig, [
+        'install',
+        release,
+        chartDir,
+        '-n',
+        namespace,
+        '-f',
+        values,
+        '--wait',
+        '--timeout',
+        '5m',
+      ]);
+      const pods = async () =>
+        (
+          await core.listNamespacedPod({ namespace, labelSelector: `app.kubernetes.io/instance=${release}` })
+        ).items.filter((p) => !p.metadata?.deletionTimestamp);
       const podOf = (identity: string) => identity.slice(0, identity.lastIndexOf('_'));
       groups.push({
         id,
@@ -135,7 +149,9 @@ export async function runCrashOnRealNode(clientGo: ElectorKind, o: CrashOptions)
         },
         kill: async (holder) => {
           const pod = await core.readNamespacedPod({ name: holder, namespace });
-          const id = pod.status?.containerStatuses?.find((c) => c.name === 'operator')?.containerID?.replace('containerd://', '');
+          const id = pod.status?.containerStatuses
+            ?.find((c) => c.name === 'operator')
+            ?.containerID?.replace('containerd://', '');
           if (!id) throw new Error(`${holder} has no running operator container`);
           ctr(cp.state.realNode!, ['tasks', 'kill', '--signal', 'SIGKILL', id]);
         },
@@ -143,7 +159,11 @@ export async function runCrashOnRealNode(clientGo: ElectorKind, o: CrashOptions)
           const deadline = Date.now() + 180_000;
           while (Date.now() < deadline) {
             const ps = await pods();
-            if (ps.length === 3 && ps.every((p) => p.status?.containerStatuses?.every((c) => c.ready && c.state?.running))) return;
+            if (
+              ps.length === 3 &&
+              ps.every((p) => p.status?.containerStatuses?.every((c) => c.ready && c.state?.running))
+            )
+              return;
             await sleep(250);
           }
           throw new Error(`${id}: the operator Pods did not all become Ready again within 180 s`);
@@ -161,7 +181,17 @@ export async function runCrashOnRealNode(clientGo: ElectorKind, o: CrashOptions)
       const identities = [1, 2, 3].map((i) => `crash-clientgo-${i}`);
       const kubeconfigs = new Map(identities.map((id) => [id, cp.kubeconfigFor(id, ['system:masters'])]));
       const children = new Map<string, Child>();
-      const start = (identity: string) => children.set(identity, clientGo.spawn({ identity, kubeconfig: kubeconfigs.get(identity)!, namespace, lease, log: path.join(o.workDir, `${identity}.log`) }));
+      const start = (identity: string) =>
+        children.set(
+          identity,
+          clientGo.spawn({
+            identity,
+            kubeconfig: kubeconfigs.get(identity)!,
+            namespace,
+            lease,
+            log: path.join(o.workDir, `${identity}.log`),
+          }),
+        );
       for (const id of identities) start(id);
       groups.push({
         id: 'clientgo',
@@ -222,22 +252,41 @@ export async function runCrashOnRealNode(clientGo: ElectorKind, o: CrashOptions)
         await g.kill(from);
         let takeover: AuditEvent | undefined;
         while (!takeover) {
-          if (Date.now() - t0 > 60_000) throw new Error(`${g.label} round ${round}: nobody took the Lease over within 60 s of the kill`);
+          if (Date.now() - t0 > 60_000)
+            throw new Error(`${g.label} round ${round}: nobody took the Lease over within 60 s of the kill`);
           await sleep(50);
           takeover = audit
             .readNew()
-            .find((e) => e.resource === 'leases' && e.namespace === g.namespace && e.name === g.lease && isWrite(e) && succeeded(e) && e.stageAt >= t0 && g.replicaOf(e) !== from);
+            .find(
+              (e) =>
+                e.resource === 'leases' &&
+                e.namespace === g.namespace &&
+                e.name === g.lease &&
+                isWrite(e) &&
+                succeeded(e) &&
+                e.stageAt >= t0 &&
+                g.replicaOf(e) !== from,
+            );
         }
         const sample = { kind: g.id, round, takeoverMs: takeover.stageAt - t0, from, to: g.replicaOf(takeover) ?? '?' };
         samples.push(sample);
-        o.log(`crash #${String(round).padStart(2)} ${g.label.padEnd(18)} ${sample.from} → ${sample.to}: ${Math.round(sample.takeoverMs)} ms`);
+        o.log(
+          `crash #${String(round).padStart(2)} ${g.label.padEnd(18)} ${sample.from} → ${sample.to}: ${Math.round(sample.takeoverMs)} ms`,
+        );
       }
     }
     return {
       leaseDurationMs: 15_000,
       samples,
-      kinds: groups.map((g) => ({ kind: g.id, label: g.label, describe: g.describe, crash: summarize(samples.filter((s) => s.kind === g.id).map((s) => s.takeoverMs)) })),
-      notes: ['client-go runs as host processes (it acts on no evidence, so where it runs does not change when it takes over); ours as Pods on the real node, installed by the chart.'],
+      kinds: groups.map((g) => ({
+        kind: g.id,
+        label: g.label,
+        describe: g.describe,
+        crash: summarize(samples.filter((s) => s.kind === g.id).map((s) => s.takeoverMs)),
+      })),
+      notes: [
+        'client-go runs as host processes (it acts on no evidence, so where it runs does not change when it takes over); ours as Pods on the real node, installed by the chart.',
+      ],
     };
   } finally {
     for (const g of groups) await g.stop().catch(() => undefined);

@@ -30,7 +30,10 @@ export interface ElectorKind {
 
 /** Builds (if needed) and locates the client-go peer elector. */
 export function clientGoElector(): ElectorKind {
-  const out = execFileSync('bash', [path.join(benchDir, 'clientgo-elector', 'build.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const out = execFileSync('bash', [path.join(benchDir, 'clientgo-elector', 'build.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const binary = out.trim().split('\n').pop()!;
   if (!existsSync(binary)) throw new Error(`clientgo-elector build did not produce ${binary}`);
   return {
@@ -41,7 +44,12 @@ export function clientGoElector(): ElectorKind {
       new Child({
         name: o.identity,
         command: binary,
-        args: [`--kubeconfig=${o.kubeconfig}`, `--identity=${o.identity}`, `--namespace=${o.namespace}`, `--name=${o.lease}`],
+        args: [
+          `--kubeconfig=${o.kubeconfig}`,
+          `--identity=${o.identity}`,
+          `--namespace=${o.namespace}`,
+          `--name=${o.lease}`,
+        ],
         log: o.log,
       }),
     isStartedLeading: (e) => e.event === 'started_leading',
@@ -52,7 +60,10 @@ export function clientGoElector(): ElectorKind {
 export function oursElector(): ElectorKind {
   const script = path.join(benchDir, 'ours-elector.ts');
   const needs = path.join(repoRoot, 'src', 'election', 'elector.ts');
-  if (!existsSync(needs)) throw new Error(`the failover benchmark needs the LeaderElector (src/election/elector.ts), which has not landed yet`);
+  if (!existsSync(needs))
+    throw new Error(
+      `the failover benchmark needs the LeaderElector (src/election/elector.ts), which has not landed yet`,
+    );
   return {
     id: 'ours',
     label: 'ours',
@@ -61,7 +72,13 @@ export function oursElector(): ElectorKind {
       new Child({
         name: o.identity,
         command: process.execPath,
-        args: [script, `--kubeconfig=${o.kubeconfig}`, `--identity=${o.identity}`, `--namespace=${o.namespace}`, `--name=${o.lease}`],
+        args: [
+          script,
+          `--kubeconfig=${o.kubeconfig}`,
+          `--identity=${o.identity}`,
+          `--namespace=${o.namespace}`,
+          `--name=${o.lease}`,
+        ],
         log: o.log,
         cwd: repoRoot,
       }),

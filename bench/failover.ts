@@ -164,7 +164,10 @@ export async function runFailover(cp: ControlPlane, kinds: ElectorKind[], o: Fai
     }
 
     // Failover rounds, alternating kinds and which kind goes first.
-    const schedule: Array<'graceful' | 'crash'> = [...Array<'graceful'>(o.gracefulRounds).fill('graceful'), ...Array<'crash'>(o.crashRounds).fill('crash')];
+    const schedule: Array<'graceful' | 'crash'> = [
+      ...Array<'graceful'>(o.gracefulRounds).fill('graceful'),
+      ...Array<'crash'>(o.crashRounds).fill('crash'),
+    ];
     for (let i = 0; i < schedule.length; i++) {
       const mode = schedule[i]!;
       const order = i % 2 === 0 ? groups : [...groups].reverse();
@@ -184,7 +187,9 @@ export async function runFailover(cp: ControlPlane, kinds: ElectorKind[], o: Fai
     const kindsOut: KindResult[] = groups.map((g) => ({
       kind: g.kind.id,
       label: g.kind.label,
-      graceful: summarize(samples.filter((s) => s.kind === g.kind.id && s.mode === 'graceful').map((s) => s.takeoverMs)),
+      graceful: summarize(
+        samples.filter((s) => s.kind === g.kind.id && s.mode === 'graceful').map((s) => s.takeoverMs),
+      ),
       crash: summarize(samples.filter((s) => s.kind === g.kind.id && s.mode === 'crash').map((s) => s.takeoverMs)),
       idle: idle.get(g)!,
     }));
@@ -203,16 +208,28 @@ export async function runFailover(cp: ControlPlane, kinds: ElectorKind[], o: Fai
     const deadline = t0 + (mode === 'graceful' ? 30_000 : 60_000);
     let takeover: AuditEvent | undefined;
     while (!takeover) {
-      if (Date.now() > deadline) throw new Error(`${g.kind.label} ${mode} round ${i + 1}: nobody took Lease ${g.lease} over within ${deadline - t0} ms`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `${g.kind.label} ${mode} round ${i + 1}: nobody took Lease ${g.lease} over within ${deadline - t0} ms`,
+        );
       await sleep(50);
       pump();
-      takeover = leaseEvents.find((e) => e.name === g.lease && e.received >= t0 - 1 && e.user !== from && isWrite(e) && succeeded(e));
+      takeover = leaseEvents.find(
+        (e) => e.name === g.lease && e.received >= t0 - 1 && e.user !== from && isWrite(e) && succeeded(e),
+      );
     }
-    const release = mode === 'graceful' ? leaseEvents.find((e) => e.name === g.lease && e.received >= t0 - 1 && e.user === from && isWrite(e) && succeeded(e)) : undefined;
+    const release =
+      mode === 'graceful'
+        ? leaseEvents.find(
+            (e) => e.name === g.lease && e.received >= t0 - 1 && e.user === from && isWrite(e) && succeeded(e),
+          )
+        : undefined;
     const successor = g.children.get(takeover.user);
     let selfReportedMs: number | undefined;
     if (successor) {
-      const ev = await successor.waitEvent((e) => g.kind.isStartedLeading(e), 5000, marks.get(successor) ?? 0).catch(() => undefined);
+      const ev = await successor
+        .waitEvent((e) => g.kind.isStartedLeading(e), 5000, marks.get(successor) ?? 0)
+        .catch(() => undefined);
       if (ev) selfReportedMs = ev.t - t0;
     }
     leaseEvents.splice(0, leaseEvents.length);

@@ -22,8 +22,12 @@ export function operatorPrerequisites(): void {
   const missing: string[] = [];
   if (!existsSync(path.join(repoRoot, 'src', 'main.ts'))) missing.push('the operator process (src/main.ts)');
   const crds = path.join(repoRoot, 'manifests', 'crds');
-  if (!existsSync(crds) || readdirSync(crds).filter((f) => f.endsWith('.yaml')).length === 0) missing.push('the CRD (manifests/crds/)');
-  if (!existsSync(path.join(repoRoot, 'src', 'controller', 'controller.ts')) && !existsSync(path.join(repoRoot, 'src', 'controller', 'index.ts'))) {
+  if (!existsSync(crds) || readdirSync(crds).filter((f) => f.endsWith('.yaml')).length === 0)
+    missing.push('the CRD (manifests/crds/)');
+  if (
+    !existsSync(path.join(repoRoot, 'src', 'controller', 'controller.ts')) &&
+    !existsSync(path.join(repoRoot, 'src', 'controller', 'index.ts'))
+  ) {
     missing.push('the SingletonJob controller (src/controller/)');
   }
   if (missing.length > 0) throw new Error(`needs ${missing.join(' and ')}, which has not landed yet`);
@@ -49,7 +53,10 @@ export function controllerWorkers(): string {
   return process.env.MAX_CONCURRENT_RECONCILES ?? String(DEFAULT_CONCURRENT_RECONCILES);
 }
 
-export async function startOperator(cp: ControlPlane, o: { replicas: number; workDir: string; tag: string; env?: Record<string, string> }): Promise<Operator> {
+export async function startOperator(
+  cp: ControlPlane,
+  o: { replicas: number; workDir: string; tag: string; env?: Record<string, string> },
+): Promise<Operator> {
   operatorPrerequisites();
   // The image's layout in the run's work folder (built once per run; not dist/, which belongs to the checkout).
   const image = await shippedImage(path.join(o.workDir, 'operator-image'));
@@ -76,7 +83,14 @@ export async function startOperator(cp: ControlPlane, o: { replicas: number; wor
         '--http-port=0',
         '--log-level=info',
       ],
-      env: { ...image.env, POD_NAMESPACE: OPERATOR_NAMESPACE, ...(process.env.MAX_CONCURRENT_RECONCILES ? { MAX_CONCURRENT_RECONCILES: process.env.MAX_CONCURRENT_RECONCILES } : {}), ...o.env },
+      env: {
+        ...image.env,
+        POD_NAMESPACE: OPERATOR_NAMESPACE,
+        ...(process.env.MAX_CONCURRENT_RECONCILES
+          ? { MAX_CONCURRENT_RECONCILES: process.env.MAX_CONCURRENT_RECONCILES }
+          : {}),
+        ...o.env,
+      },
       log: path.join(o.workDir, `${identity}.log`),
       cwd: repoRoot,
     });
@@ -107,7 +121,9 @@ export async function startOperator(cp: ControlPlane, o: { replicas: number; wor
         if (h && byIdentity.get(h)?.alive) return h;
         for (const c of byIdentity.values()) {
           if (!c.alive && c.exited && c.exited.code !== 0 && c.exited.signal === null)
-            throw new Error(`operator replica ${c.name} exited with code ${c.exited.code}; see ${path.join(o.workDir, `${c.name}.log`)}`);
+            throw new Error(
+              `operator replica ${c.name} exited with code ${c.exited.code}; see ${path.join(o.workDir, `${c.name}.log`)}`,
+            );
         }
         await sleep(200);
       }

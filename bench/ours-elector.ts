@@ -24,7 +24,8 @@ if (!identity || !values.kubeconfig) {
   process.exit(2);
 }
 
-const emit = (event: string, extra: Record<string, unknown> = {}) => process.stdout.write(`${JSON.stringify({ event, identity, t: Date.now(), ...extra })}\n`);
+const emit = (event: string, extra: Record<string, unknown> = {}) =>
+  process.stdout.write(`${JSON.stringify({ event, identity, t: Date.now(), ...extra })}\n`);
 
 const kubeConfig = new k8s.KubeConfig();
 kubeConfig.loadFromFile(values.kubeconfig);
@@ -41,7 +42,9 @@ const elector = new LeaderElector(
   {
     onStartedLeading: async (leadership) => {
       emit('started_leading', { term: leadership.term });
-      await new Promise<void>((resolve) => leadership.signal.addEventListener('abort', () => resolve(), { once: true }));
+      await new Promise<void>((resolve) =>
+        leadership.signal.addEventListener('abort', () => resolve(), { once: true }),
+      );
     },
     onStoppedLeading: () => emit('stopped_leading'),
     onNewLeader: (holder) => emit('new_leader', { holder }),

@@ -66,14 +66,44 @@ export function renderMarkdown(r: BenchResults): string {
       '',
     );
     out.push('| metric | ours | client-go | ours / client-go | target | verdict |', '|---|---:|---:|---:|---|---|');
-    const row = (name: string, a: number | undefined, b: number | undefined, fmt: (x: number) => string, target: string, ok?: boolean) =>
-      out.push(`| ${name} | ${a === undefined ? '–' : fmt(a)} | ${b === undefined ? '–' : fmt(b)} | ${fmtRatio(ratio(a ?? NaN, b ?? NaN))} | ${target} | ${check(ok)} |`);
-    row('graceful takeover, median', ours?.graceful.median, peer?.graceful.median, fmtMs, 'p50 < 250 ms', ours ? ours.graceful.median < 250 : undefined);
+    const row = (
+      name: string,
+      a: number | undefined,
+      b: number | undefined,
+      fmt: (x: number) => string,
+      target: string,
+      ok?: boolean,
+    ) =>
+      out.push(
+        `| ${name} | ${a === undefined ? '–' : fmt(a)} | ${b === undefined ? '–' : fmt(b)} | ${fmtRatio(ratio(a ?? NaN, b ?? NaN))} | ${target} | ${check(ok)} |`,
+      );
+    row(
+      'graceful takeover, median',
+      ours?.graceful.median,
+      peer?.graceful.median,
+      fmtMs,
+      'p50 < 250 ms',
+      ours ? ours.graceful.median < 250 : undefined,
+    );
     row('graceful takeover, p90', ours?.graceful.p90, peer?.graceful.p90, fmtMs, '', undefined);
-    row('graceful takeover, worst', ours?.graceful.worst, peer?.graceful.worst, fmtMs, 'p99 < 1 s (worst of the run)', ours ? ours.graceful.worst < 1000 : undefined);
+    row(
+      'graceful takeover, worst',
+      ours?.graceful.worst,
+      peer?.graceful.worst,
+      fmtMs,
+      'p99 < 1 s (worst of the run)',
+      ours ? ours.graceful.worst < 1000 : undefined,
+    );
     row('crash takeover, median', ours?.crash.median, peer?.crash.median, fmtMs, '', undefined);
     row('crash takeover, p90', ours?.crash.p90, peer?.crash.p90, fmtMs, '', undefined);
-    row('crash takeover, worst', ours?.crash.worst, peer?.crash.worst, fmtMs, `≤ lease ${fmtMs(f.leaseDurationMs)} + 0.5 s`, ours ? ours.crash.worst <= f.leaseDurationMs + 500 : undefined);
+    row(
+      'crash takeover, worst',
+      ours?.crash.worst,
+      peer?.crash.worst,
+      fmtMs,
+      `≤ lease ${fmtMs(f.leaseDurationMs)} + 0.5 s`,
+      ours ? ours.crash.worst <= f.leaseDurationMs + 500 : undefined,
+    );
     row(
       'idle requests/min, leader',
       ours?.idle.leader.perMinute,
@@ -88,7 +118,9 @@ export function renderMarkdown(r: BenchResults): string {
       peer?.idle.standbyPerMinute,
       (x) => fmtNum(x),
       'no polling (watch only)',
-      ours ? ours.idle.standbys.every((sb) => Object.keys(sb.verbs).every((v) => v === 'watch' || v === 'list')) : undefined,
+      ours
+        ? ours.idle.standbys.every((sb) => Object.keys(sb.verbs).every((v) => v === 'watch' || v === 'list'))
+        : undefined,
     );
     out.push('');
     for (const k of f.kinds) {
@@ -101,7 +133,9 @@ export function renderMarkdown(r: BenchResults): string {
       );
     }
     const selfRep = (kind: string, mode: string) => {
-      const xs = f.samples.filter((x) => x.kind === kind && x.mode === mode && x.selfReportedMs !== undefined).map((x) => x.selfReportedMs!);
+      const xs = f.samples
+        .filter((x) => x.kind === kind && x.mode === mode && x.selfReportedMs !== undefined)
+        .map((x) => x.selfReportedMs!);
       return xs.length ? fmtMs(xs.sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!) : '–';
     };
     const rel = (kind: string) => {
@@ -135,9 +169,16 @@ export function renderMarkdown(r: BenchResults): string {
       const a = ev ? pick(ev) : NaN;
       const b = ex ? pick(ex) : NaN;
       const g = cg ? pick(cg) : NaN;
-      out.push(`| ${name} | ${fmtMs(a)} | ${fmtMs(b)} | ${fmtMs(g)} | ${fmtRatio(ratio(a, g))} | ${fmtRatio(ratio(a, b))} | ${target} | ${check(ok)} |`);
+      out.push(
+        `| ${name} | ${fmtMs(a)} | ${fmtMs(b)} | ${fmtMs(g)} | ${fmtRatio(ratio(a, g))} | ${fmtRatio(ratio(a, b))} | ${target} | ${check(ok)} |`,
+      );
     };
-    row('median', (k) => k.crash.median, 'p50 ≤ 2 s and ≤ 0.15× client-go', ev && cg ? ev.crash.median <= 2000 && ev.crash.median <= 0.15 * cg.crash.median : undefined);
+    row(
+      'median',
+      (k) => k.crash.median,
+      'p50 ≤ 2 s and ≤ 0.15× client-go',
+      ev && cg ? ev.crash.median <= 2000 && ev.crash.median <= 0.15 * cg.crash.median : undefined,
+    );
     row('p90', (k) => k.crash.p90, '', undefined);
     row('worst', (k) => k.crash.worst, '', undefined);
     row('best', (k) => k.crash.best, '', undefined);
@@ -159,12 +200,19 @@ export function renderMarkdown(r: BenchResults): string {
     const st = r.stampede.result;
     const sj = st.sides.find((x) => x.side === 'singletonjob');
     const crons = st.sides.filter((x) => x.side === 'cronjob');
-    out.push(`${st.count} objects per side, each side in its own namespace and minute, one after the other. Offsets are slot → the API server committing each Job create (audit log).`, '');
+    out.push(
+      `${st.count} objects per side, each side in its own namespace and minute, one after the other. Offsets are slot → the API server committing each Job create (audit log).`,
+      '',
+    );
     const cols = [...(sj ? [sj] : []), ...crons];
-    out.push(`| metric | ${cols.map((c) => c.label).join(' | ')} | ${crons.map((c) => `ours / ${c.label}`).join(' | ')} |`);
+    out.push(
+      `| metric | ${cols.map((c) => c.label).join(' | ')} | ${crons.map((c) => `ours / ${c.label}`).join(' | ')} |`,
+    );
     out.push(`|---|${cols.map(() => '---:').join('|')}|${crons.map(() => '---:').join('|')}|`);
     const row = (name: string, f: (x: StampedeSide) => number, fmt: (x: number) => string) =>
-      out.push(`| ${name} | ${cols.map((c) => fmt(f(c))).join(' | ')} | ${crons.map((c) => (sj ? fmtRatio(ratio(f(sj), f(c))) : '–')).join(' | ')} |`);
+      out.push(
+        `| ${name} | ${cols.map((c) => fmt(f(c))).join(' | ')} | ${crons.map((c) => (sj ? fmtRatio(ratio(f(sj), f(c))) : '–')).join(' | ')} |`,
+      );
     row(
       'Jobs created',
       (x) => x.jobsCreated,
@@ -192,7 +240,11 @@ export function renderMarkdown(r: BenchResults): string {
     const fast = crons.find((c) => c.namespace !== 'bench-stampede-cron');
     const lastStart = (x: StampedeSide) => x.releasedMs?.at(-1) ?? x.lastMs;
     const firstStart = (x: StampedeSide) => x.releasedMs?.[0] ?? x.firstMs;
-    if (sj && asShipped) out.push(`Target "all runs started no slower than the CronJob controller" (as shipped): ${check(sj.jobsCreated === sj.count && lastStart(sj) <= lastStart(asShipped))}.`, '');
+    if (sj && asShipped)
+      out.push(
+        `Target "all runs started no slower than the CronJob controller" (as shipped): ${check(sj.jobsCreated === sj.count && lastStart(sj) <= lastStart(asShipped))}.`,
+        '',
+      );
     if (sj && fast) {
       const perRun = sj.requestsPerRunToRelease ?? Infinity;
       out.push(
@@ -202,11 +254,17 @@ export function renderMarkdown(r: BenchResults): string {
         '',
       );
     }
-    if (!sj) out.push("**The SingletonJob side was not measured** (see the note below); only the peer's figures are real.", '');
+    if (!sj)
+      out.push(
+        "**The SingletonJob side was not measured** (see the note below); only the peer's figures are real.",
+        '',
+      );
     for (const x of st.sides) {
       const req = Object.entries(x.requestsByKind ?? {}).sort((a, b) => b[1] - a[1]);
       const total = req.reduce((a, [, v]) => a + v, 0);
-      const sent = req.length ? `; until its last Job it sent ${total} requests (${(total / Math.max(1, x.jobsCreated)).toFixed(1)} per Job): ${req.map(([k, v]) => `${k} ${v}`).join(', ')}` : '';
+      const sent = req.length
+        ? `; until its last Job it sent ${total} requests (${(total / Math.max(1, x.jobsCreated)).toFixed(1)} per Job): ${req.map(([k, v]) => `${k} ${v}`).join(', ')}`
+        : '';
       out.push(
         `- ${x.label}: rate limit ${x.rateLimit}; Jobs created by ${
           Object.entries(x.creators)
@@ -266,8 +324,14 @@ const tickMs = (v: number) => (v >= 1000 ? `${v / 1000} s` : `${v} ms`);
 const PH = 330;
 
 function failoverPanel(p: s.Panel, f: FailoverResult | undefined, mode: 'graceful' | 'crash', error?: string): string {
-  const title = mode === 'graceful' ? 'Graceful failover (SIGTERM → successor writes the Lease)' : 'Crash failover (SIGKILL → successor writes the Lease)';
-  const sub = mode === 'graceful' ? 'each dot one round; bar = median; lower is better; log scale' : 'each dot one round; bar = median; lease duration 15 s';
+  const title =
+    mode === 'graceful'
+      ? 'Graceful failover (SIGTERM → successor writes the Lease)'
+      : 'Crash failover (SIGKILL → successor writes the Lease)';
+  const sub =
+    mode === 'graceful'
+      ? 'each dot one round; bar = median; lower is better; log scale'
+      : 'each dot one round; bar = median; lease duration 15 s';
   const out = [s.frame(p, title, sub)];
   if (!f) return out.concat(s.placeholder(p, error ?? 'not measured')).join('\n');
   const samples = f.samples.filter((x) => x.mode === mode);
@@ -277,8 +341,21 @@ function failoverPanel(p: s.Panel, f: FailoverResult | undefined, mode: 'gracefu
   const max = Math.max(...xs);
   const scale =
     mode === 'graceful'
-      ? s.logScale(Math.max(1, 10 ** Math.floor(Math.log10(Math.max(1, Math.min(min, 100))))), 10 ** Math.ceil(Math.log10(Math.max(max, 1000) * 1.05)), p.px, p.px + p.pw, tickMs)
-      : s.linearScale(Math.min(10_000, Math.floor(min / 1000) * 1000), Math.max(f.leaseDurationMs + 5000, Math.ceil(max / 1000) * 1000 + 1000), p.px, p.px + p.pw, (v) => `${v / 1000} s`, 8);
+      ? s.logScale(
+          Math.max(1, 10 ** Math.floor(Math.log10(Math.max(1, Math.min(min, 100))))),
+          10 ** Math.ceil(Math.log10(Math.max(max, 1000) * 1.05)),
+          p.px,
+          p.px + p.pw,
+          tickMs,
+        )
+      : s.linearScale(
+          Math.min(10_000, Math.floor(min / 1000) * 1000),
+          Math.max(f.leaseDurationMs + 5000, Math.ceil(max / 1000) * 1000 + 1000),
+          p.px,
+          p.px + p.pw,
+          (v) => `${v / 1000} s`,
+          8,
+        );
   out.push(s.xAxis(p, scale, 'takeover time'));
   const kinds = f.kinds;
   const rowH = p.ph / kinds.length;
@@ -295,7 +372,12 @@ function failoverPanel(p: s.Panel, f: FailoverResult | undefined, mode: 'gracefu
         ];
   targets.forEach((t, i) => {
     const x = scale(t.v);
-    out.push(s.line(x, p.py, x, p.py + p.ph, i === 1 || mode === 'graceful' ? s.COLORS.target : s.COLORS.muted, { dash: '5 4', width: 1.5 }));
+    out.push(
+      s.line(x, p.py, x, p.py + p.ph, i === 1 || mode === 'graceful' ? s.COLORS.target : s.COLORS.muted, {
+        dash: '5 4',
+        width: 1.5,
+      }),
+    );
     out.push(
       s.text(x + (mode === 'crash' && i === 0 ? -4 : 4), p.py + p.ph - 6 - i * 13, t.label, {
         size: 10.5,
@@ -308,12 +390,21 @@ function failoverPanel(p: s.Panel, f: FailoverResult | undefined, mode: 'gracefu
     const cy = p.py + rowH * (i + 0.5);
     const color = k.kind === 'ours' ? s.COLORS.ours : s.COLORS.peer;
     const mine = samples.filter((x) => x.kind === k.kind);
-    mine.forEach((x, j) => out.push(s.circle(scale(x.takeoverMs), cy + (((j * 7919) % 13) - 6) * (rowH / 40), 5, color, 0.6)));
+    mine.forEach((x, j) =>
+      out.push(s.circle(scale(x.takeoverMs), cy + (((j * 7919) % 13) - 6) * (rowH / 40), 5, color, 0.6)),
+    );
     const sum = mode === 'graceful' ? k.graceful : k.crash;
     if (sum.n > 0) {
       const mx = scale(sum.median);
       out.push(s.line(mx, cy - rowH * 0.3, mx, cy + rowH * 0.3, color, { width: 3.5 }));
-      out.push(s.text(mx, cy - rowH * 0.32 - 3, `median ${fmtMs(sum.median)}`, { size: 11, anchor: 'middle', weight: 'bold', fill: color }));
+      out.push(
+        s.text(mx, cy - rowH * 0.32 - 3, `median ${fmtMs(sum.median)}`, {
+          size: 11,
+          anchor: 'middle',
+          weight: 'bold',
+          fill: color,
+        }),
+      );
     }
     out.push(s.text(p.x + 14, cy + 4, k.label, { size: 12.5, weight: 'bold', fill: color }));
   });
@@ -321,7 +412,13 @@ function failoverPanel(p: s.Panel, f: FailoverResult | undefined, mode: 'gracefu
 }
 
 function idlePanel(p: s.Panel, f: FailoverResult | undefined, error?: string): string {
-  const out = [s.frame(p, 'Idle API requests per minute, per replica', 'from the audit log by identity; standbys of ours only watch')];
+  const out = [
+    s.frame(
+      p,
+      'Idle API requests per minute, per replica',
+      'from the audit log by identity; standbys of ours only watch',
+    ),
+  ];
   if (!f) return out.concat(s.placeholder(p, error ?? 'not measured')).join('\n');
   const vals = f.kinds.flatMap((k) => [k.idle.leader.perMinute, k.idle.standbyPerMinute]);
   const y = s.linearScale(0, Math.max(35, ...vals) * 1.1, p.py + p.ph, p.py, (v) => String(Math.round(v)), 5);
@@ -339,13 +436,25 @@ function idlePanel(p: s.Panel, f: FailoverResult | undefined, error?: string): s
       out.push(s.text(x + bw / 2, y(v) - 5, fmtNum(v), { size: 11.5, anchor: 'middle', weight: 'bold', fill: color }));
       out.push(s.text(x + bw / 2, p.py + p.ph + 15, k.label, { size: 10.5, anchor: 'middle', fill: s.COLORS.muted }));
     });
-    out.push(s.text(p.px + gi * gw + gw / 2, p.py + p.ph + 34, g === 'leader' ? 'leader' : 'standby (mean)', { size: 12, anchor: 'middle', weight: 'bold' }));
+    out.push(
+      s.text(p.px + gi * gw + gw / 2, p.py + p.ph + 34, g === 'leader' ? 'leader' : 'standby (mean)', {
+        size: 12,
+        anchor: 'middle',
+        weight: 'bold',
+      }),
+    );
   });
   return out.join('\n');
 }
 
 function stampedePanel(p: s.Panel, st: StampedeResult | undefined, error?: string): string {
-  const out = [s.frame(p, `Midnight stampede: Jobs started after the slot`, 'cumulative Jobs created (audit log) vs seconds after the scheduled minute')];
+  const out = [
+    s.frame(
+      p,
+      `Midnight stampede: Jobs started after the slot`,
+      'cumulative Jobs created (audit log) vs seconds after the scheduled minute',
+    ),
+  ];
   if (!st) return out.concat(s.placeholder(p, error ?? 'not measured')).join('\n');
   const sides = st.sides.filter((x) => x.offsetsMs.length > 0);
   if (sides.length === 0) return out.concat(s.placeholder(p, 'no Jobs were created')).join('\n');
@@ -370,7 +479,14 @@ function stampedePanel(p: s.Panel, st: StampedeResult | undefined, error?: strin
     out.push(s.circle(lx, ysc(side.jobsCreated), 4, color, 1));
     const label = `all ${side.jobsCreated} after ${fmtMs(side.lastMs)}`;
     const fitsLeft = lx - 6 - label.length * 6.6 > p.px;
-    out.push(s.text(fitsLeft ? lx - 6 : lx + 8, ysc(side.jobsCreated) + 16 + i * 14, label, { size: 11, anchor: fitsLeft ? 'end' : 'start', weight: 'bold', fill: color }));
+    out.push(
+      s.text(fitsLeft ? lx - 6 : lx + 8, ysc(side.jobsCreated) + 16 + i * 14, label, {
+        size: 11,
+        anchor: fitsLeft ? 'end' : 'start',
+        weight: 'bold',
+        fill: color,
+      }),
+    );
   });
   out.push(
     s.legend(
@@ -383,7 +499,13 @@ function stampedePanel(p: s.Panel, st: StampedeResult | undefined, error?: strin
 }
 
 function scaleRssPanel(p: s.Panel, sc: ScaleResult | undefined, error?: string): string {
-  const out = [s.frame(p, 'Memory per replica vs SingletonJobs', 'VmRSS once idle, caches warm; dotted: peak of a leader writing every status; target ≤ 150 MB (143 MiB)')];
+  const out = [
+    s.frame(
+      p,
+      'Memory per replica vs SingletonJobs',
+      'VmRSS once idle, caches warm; dotted: peak of a leader writing every status; target ≤ 150 MB (143 MiB)',
+    ),
+  ];
   if (!sc || sc.points.length === 0) return out.concat(s.placeholder(p, error ?? 'not measured')).join('\n');
   const xsc = s.logScale(100, 10_000, p.px + 20, p.px + p.pw - 20, (v) => v.toLocaleString('en-US'));
   const maxR = Math.max(160, ...sc.points.flatMap((x) => [...x.rssMiB, x.rssPeakMiB ?? 0])) * 1.1;
@@ -397,7 +519,14 @@ function scaleRssPanel(p: s.Panel, sc: ScaleResult | undefined, error?: string):
   if (sc.baseline) {
     const yb = ysc(sc.baseline.allDepsMiB);
     out.push(s.line(p.px, yb, p.px + p.pw, yb, s.COLORS.muted, { dash: '2 3', width: 1.5 }));
-    out.push(s.text(p.px + p.pw - 4, yb + 14, `node + dependencies imported, no objects: ${fmtNum(sc.baseline.allDepsMiB, 0)} MiB`, { size: 10.5, anchor: 'end', fill: s.COLORS.muted }));
+    out.push(
+      s.text(
+        p.px + p.pw - 4,
+        yb + 14,
+        `node + dependencies imported, no objects: ${fmtNum(sc.baseline.allDepsMiB, 0)} MiB`,
+        { size: 10.5, anchor: 'end', fill: s.COLORS.muted },
+      ),
+    );
   }
   out.push(s.polyline(lead, s.COLORS.ours, 2.5), s.polyline(stby, s.COLORS.ours, 2, '6 4'));
   const peaks = sc.points.filter((x) => x.rssPeakMiB !== undefined);
@@ -413,7 +542,14 @@ function scaleRssPanel(p: s.Panel, sc: ScaleResult | undefined, error?: string):
   for (const x of sc.points) {
     out.push(s.circle(xsc(x.objects), ysc(x.rssLeaderMiB), 4.5, s.COLORS.ours, 1));
     const last = x === sc.points[sc.points.length - 1] && sc.points.length > 1;
-    out.push(s.text(xsc(x.objects) + (last ? -8 : 0), ysc(x.rssLeaderMiB) - 9, `${fmtNum(x.rssLeaderMiB, 0)} MiB`, { size: 11, anchor: last ? 'end' : 'middle', weight: 'bold', fill: s.COLORS.ours }));
+    out.push(
+      s.text(xsc(x.objects) + (last ? -8 : 0), ysc(x.rssLeaderMiB) - 9, `${fmtNum(x.rssLeaderMiB, 0)} MiB`, {
+        size: 11,
+        anchor: last ? 'end' : 'middle',
+        weight: 'bold',
+        fill: s.COLORS.ours,
+      }),
+    );
   }
   out.push(
     s.legend(p.px + 10, p.py + 14, [
@@ -426,10 +562,18 @@ function scaleRssPanel(p: s.Panel, sc: ScaleResult | undefined, error?: string):
 }
 
 function scaleTimePanel(p: s.Panel, sc: ScaleResult | undefined, error?: string): string {
-  const out = [s.frame(p, 'New leader: takeover → every SingletonJob reconciled', 'quiet: nothing changed; busy: every object changed (one status write each); target ≤ 10 s at 10,000')];
+  const out = [
+    s.frame(
+      p,
+      'New leader: takeover → every SingletonJob reconciled',
+      'quiet: nothing changed; busy: every object changed (one status write each); target ≤ 10 s at 10,000',
+    ),
+  ];
   if (!sc || sc.points.length === 0) return out.concat(s.placeholder(p, error ?? 'not measured')).join('\n');
   const xsc = s.logScale(100, 10_000, p.px + 20, p.px + p.pw - 20, (v) => v.toLocaleString('en-US'));
-  const all = sc.points.flatMap((x) => [x.resumeMs, x.coldReconcileMs, x.quietFirstPassMs ?? NaN]).filter((v) => Number.isFinite(v) && v > 0);
+  const all = sc.points
+    .flatMap((x) => [x.resumeMs, x.coldReconcileMs, x.quietFirstPassMs ?? NaN])
+    .filter((v) => Number.isFinite(v) && v > 0);
   const lo = 10 ** Math.floor(Math.log10(Math.min(1000, ...all) / 1000));
   const hi = 10 ** Math.ceil(Math.log10((Math.max(12_000, ...all) / 1000) * 1.3));
   const ysc = s.logScale(lo, hi, p.py + p.ph, p.py, (v) => `${v} s`);
@@ -449,18 +593,30 @@ function scaleTimePanel(p: s.Panel, sc: ScaleResult | undefined, error?: string)
   );
   for (const x of quietPts) {
     out.push(s.circle(xsc(x.objects), ysc(x.quietFirstPassMs! / 1000), 4.5, s.COLORS.peer, 1));
-    out.push(s.text(xsc(x.objects) + 8, ysc(x.quietFirstPassMs! / 1000) - 8, fmtMs(x.quietFirstPassMs!), { size: 11, anchor: 'start', weight: 'bold', fill: s.COLORS.peer }));
+    out.push(
+      s.text(xsc(x.objects) + 8, ysc(x.quietFirstPassMs! / 1000) - 8, fmtMs(x.quietFirstPassMs!), {
+        size: 11,
+        anchor: 'start',
+        weight: 'bold',
+        fill: s.COLORS.peer,
+      }),
+    );
   }
   sc.points.forEach((x, i) => {
     const last = i === sc.points.length - 1 && sc.points.length > 1;
     out.push(s.circle(xsc(x.objects), ysc(x.resumeMs / 1000), 4.5, s.COLORS.ours, 1));
     out.push(
-      s.text(xsc(x.objects) + (last ? -8 : 8), ysc(x.resumeMs / 1000) + 16, `${fmtMs(x.resumeMs)} (${fmtNum(x.throughputPerSec, 0)}/s)`, {
-        size: 11,
-        anchor: last ? 'end' : 'start',
-        weight: 'bold',
-        fill: s.COLORS.ours,
-      }),
+      s.text(
+        xsc(x.objects) + (last ? -8 : 8),
+        ysc(x.resumeMs / 1000) + 16,
+        `${fmtMs(x.resumeMs)} (${fmtNum(x.throughputPerSec, 0)}/s)`,
+        {
+          size: 11,
+          anchor: last ? 'end' : 'start',
+          weight: 'bold',
+          fill: s.COLORS.ours,
+        },
+      ),
     );
   });
   out.push(
@@ -480,11 +636,17 @@ export function renderSvg(r: BenchResults): string {
   const f = r.failover.ok ? r.failover.result : undefined;
   const st = r.stampede.ok ? r.stampede.result : undefined;
   const sc = r.scale.ok ? r.scale.result : undefined;
-  const err = (p: Part<unknown>) => (p.ok ? undefined : `not measured: ${p.error.length > 70 ? `${p.error.slice(0, 67)}…` : p.error}`);
+  const err = (p: Part<unknown>) =>
+    p.ok ? undefined : `not measured: ${p.error.length > 70 ? `${p.error.slice(0, 67)}…` : p.error}`;
   const m = r.machine;
   const body = [
     s.rect(0, 0, W, H, '#f5f5f5'),
-    s.text(20, 30, `singleton-operator benchmarks — ${r.profile} profile, ${r.finishedAt.slice(0, 16).replace('T', ' ')} UTC`, { size: 20, weight: 'bold' }),
+    s.text(
+      20,
+      30,
+      `singleton-operator benchmarks — ${r.profile} profile, ${r.finishedAt.slice(0, 16).replace('T', ' ')} UTC`,
+      { size: 20, weight: 'bold' },
+    ),
     s.text(
       20,
       52,
@@ -516,7 +678,10 @@ export function rsvgAvailable(): boolean {
 
 export function writeResults(r: BenchResults, base: string): string[] {
   const written: string[] = [];
-  writeFileSync(`${base}.json`, `${JSON.stringify(r, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
+  writeFileSync(
+    `${base}.json`,
+    `${JSON.stringify(r, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`,
+  );
   written.push(`${base}.json`);
   writeFileSync(`${base}.md`, renderMarkdown(r));
   written.push(`${base}.md`);
@@ -527,7 +692,9 @@ export function writeResults(r: BenchResults, base: string): string[] {
     execFileSync('rsvg-convert', ['--format=png', `--output=${base}.png`, `${base}.svg`]);
     written.push(`${base}.png`);
   } else {
-    console.warn('rsvg-convert not found: wrote only the SVG chart. Install it (Debian/Ubuntu: apt-get install librsvg2-bin) for the PNG.');
+    console.warn(
+      'rsvg-convert not found: wrote only the SVG chart. Install it (Debian/Ubuntu: apt-get install librsvg2-bin) for the PNG.',
+    );
   }
   return written;
 }

@@ -38,8 +38,22 @@ interface Profile {
 }
 
 const profiles: Record<string, Profile> = {
-  quick: { gracefulRounds: 8, crashRounds: 3, nodeCrashRounds: 5, idleWindowMs: 60_000, stampedeCount: 1000, scaleCounts: [100, 1000] },
-  full: { gracefulRounds: 25, crashRounds: 8, nodeCrashRounds: 10, idleWindowMs: 180_000, stampedeCount: 1000, scaleCounts: [100, 1000, 10_000] },
+  quick: {
+    gracefulRounds: 8,
+    crashRounds: 3,
+    nodeCrashRounds: 5,
+    idleWindowMs: 60_000,
+    stampedeCount: 1000,
+    scaleCounts: [100, 1000],
+  },
+  full: {
+    gracefulRounds: 25,
+    crashRounds: 8,
+    nodeCrashRounds: 10,
+    idleWindowMs: 180_000,
+    stampedeCount: 1000,
+    scaleCounts: [100, 1000, 10_000],
+  },
 };
 
 const parts = ['failover', 'crash', 'stampede', 'scale'] as const;
@@ -89,7 +103,8 @@ async function main(): Promise<number> {
     profile.crashRounds = c ?? profile.crashRounds;
   }
   const badSide = values['stampede-sides']?.split(',').find((x) => !(STAMPEDE_SIDES as readonly string[]).includes(x));
-  if (badSide) throw new Error(`--stampede-sides: unknown side "${badSide}" (one or more of ${STAMPEDE_SIDES.join(', ')})`);
+  if (badSide)
+    throw new Error(`--stampede-sides: unknown side "${badSide}" (one or more of ${STAMPEDE_SIDES.join(', ')})`);
   const only = new Set<PartName>((values.only ? values.only.split(',') : [...parts]) as PartName[]);
   const log = (m: string) => console.log(`${stamp()} ${m}`);
   if (!ensureRsvgConvert(log)) return 1;
@@ -112,7 +127,10 @@ async function main(): Promise<number> {
   };
   log(`profile ${values.profile}: ${JSON.stringify(profile)}; parts ${[...only].join(', ')}; logs in ${workDir}`);
 
-  const skipped = (name: PartName): Part<never> => (only.has(name) ? { ok: false, error: 'not run: the run ended before this part' } : { ok: false, error: `skipped (--only without ${name})` });
+  const skipped = (name: PartName): Part<never> =>
+    only.has(name)
+      ? { ok: false, error: 'not run: the run ended before this part' }
+      : { ok: false, error: `skipped (--only without ${name})` };
   const results: BenchResults = {
     profile: values.profile!,
     startedAt,
@@ -158,13 +176,30 @@ async function main(): Promise<number> {
     results.failover = await attempt('failover', async () => {
       const kinds: ElectorKind[] = [clientGoElector(), oursElector()];
       results.settings.electors = kinds.map((k) => k.describe);
-      return runFailover(cp, kinds, { gracefulRounds: profile.gracefulRounds, crashRounds: profile.crashRounds, idleWindowMs: profile.idleWindowMs, logDir: workDir, log });
+      return runFailover(cp, kinds, {
+        gracefulRounds: profile.gracefulRounds,
+        crashRounds: profile.crashRounds,
+        idleWindowMs: profile.idleWindowMs,
+        logDir: workDir,
+        log,
+      });
     });
     writeResults({ ...results, finishedAt: new Date().toISOString() }, values.out!);
-    results.crash = await attempt('crash', () => runCrashOnRealNode(clientGoElector(), { rounds: profile.nodeCrashRounds, workDir: path.join(workDir, 'crash'), log }));
+    results.crash = await attempt('crash', () =>
+      runCrashOnRealNode(clientGoElector(), {
+        rounds: profile.nodeCrashRounds,
+        workDir: path.join(workDir, 'crash'),
+        log,
+      }),
+    );
     writeResults({ ...results, finishedAt: new Date().toISOString() }, values.out!);
     results.stampede = await attempt('stampede', () =>
-      runStampede(cp, { count: profile.stampedeCount, workDir, log, ...(values['stampede-sides'] ? { sides: values['stampede-sides'].split(',') as StampedeSideName[] } : {}) }),
+      runStampede(cp, {
+        count: profile.stampedeCount,
+        workDir,
+        log,
+        ...(values['stampede-sides'] ? { sides: values['stampede-sides'].split(',') as StampedeSideName[] } : {}),
+      }),
     );
     writeResults({ ...results, finishedAt: new Date().toISOString() }, values.out!);
     results.scale = await attempt('scale', () => runScale(cp, { counts: profile.scaleCounts, workDir, log }));

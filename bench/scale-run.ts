@@ -29,7 +29,14 @@ import { AuditReader, isWrite, succeeded, uniqueRequests, type AuditEvent } from
 import { mapLimit } from './lib/kube.ts';
 import { rssOf, sleep, type Child } from './lib/proc.ts';
 import { makeClient } from '../src/kube/client.ts';
-import { installCrds, OPERATOR_LEASE, OPERATOR_NAMESPACE, operatorPrerequisites, scrapeGauge, startOperator } from './operator.ts';
+import {
+  installCrds,
+  OPERATOR_LEASE,
+  OPERATOR_NAMESPACE,
+  operatorPrerequisites,
+  scrapeGauge,
+  startOperator,
+} from './operator.ts';
 import type { ScalePoint, ScaleResult } from './scale.ts';
 import { repoRoot } from './electors.ts';
 
@@ -65,9 +72,23 @@ function history(i: number): Record<string, unknown> {
   const base = Math.floor(Date.now() / 86_400_000) * 86_400_000 + (i % 97) * 60_000;
   const runs = Array.from({ length: 5 }, (_, k) => {
     const slot = new Date(base - (k + 1) * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z');
-    return { name: `sj-${i}-${k}`, token: 5 - k, term: 1, kind: 'Scheduled', slot, outcome: k === 3 ? 'Failed' : 'Succeeded', finishedTime: slot };
+    return {
+      name: `sj-${i}-${k}`,
+      token: 5 - k,
+      term: 1,
+      kind: 'Scheduled',
+      slot,
+      outcome: k === 3 ? 'Failed' : 'Succeeded',
+      finishedTime: slot,
+    };
   });
-  return { currentToken: 5, leaderTerm: 1, lastScheduleTime: runs[0]!.slot, lastSuccessfulTime: runs[0]!.finishedTime, recentRuns: runs };
+  return {
+    currentToken: 5,
+    leaderTerm: 1,
+    lastScheduleTime: runs[0]!.slot,
+    lastSuccessfulTime: runs[0]!.finishedTime,
+    recentRuns: runs,
+  };
 }
 
 async function createObjects(kc: k8s.KubeConfig, namespace: string, n: number): Promise<void> {
@@ -92,7 +113,19 @@ async function createObjects(kc: k8s.KubeConfig, namespace: string, n: number): 
             metadata: { annotations: { 'bench.singleton.dev/rev': '0' } },
             spec: {
               backoffLimit: 0,
-              template: { spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'registry.local/payroll:1', command: ['run', '--night'], env: [{ name: 'MODE', value: 'batch' }] }] } },
+              template: {
+                spec: {
+                  restartPolicy: 'Never',
+                  containers: [
+                    {
+                      name: 'main',
+                      image: 'registry.local/payroll:1',
+                      command: ['run', '--night'],
+                      env: [{ name: 'MODE', value: 'batch' }],
+                    },
+                  ],
+                },
+              },
             },
           },
         },
@@ -127,7 +160,14 @@ async function unreconciled(kc: k8s.KubeConfig, namespace: string): Promise<numb
   let behind = 0;
   let cont: string | undefined;
   do {
-    const page = (await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, limit: 2000, _continue: cont })) as Listed;
+    const page = (await custom.listNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: PLURAL,
+      limit: 2000,
+      _continue: cont,
+    })) as Listed;
     for (const o of page.items) if (o.status?.observedGeneration !== o.metadata.generation) behind++;
     cont = page.metadata?.continue || undefined;
   } while (cont);
@@ -152,11 +192,24 @@ async function waitStatusWrites(
   let report = Date.now();
   while (first.size < n) {
     for (const e of uniqueRequests(audit.readNew())) {
-      if (e.namespace !== namespace || e.resource !== PLURAL || e.subresource !== 'status' || e.user !== user || !isWrite(e) || !succeeded(e) || e.received < since || !e.name) continue;
+      if (
+        e.namespace !== namespace ||
+        e.resource !== PLURAL ||
+        e.subresource !== 'status' ||
+        e.user !== user ||
+        !isWrite(e) ||
+        !succeeded(e) ||
+        e.received < since ||
+        !e.name
+      )
+        continue;
       if (!first.has(e.name)) first.set(e.name, e);
     }
     if (first.size >= n) break;
-    if (Date.now() > deadline) throw new Error(`${user} wrote the status of only ${first.size} of ${n} SingletonJobs within ${Math.round(timeoutMs / 1000)} s`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `${user} wrote the status of only ${first.size} of ${n} SingletonJobs within ${Math.round(timeoutMs / 1000)} s`,
+      );
     if (Date.now() - report > 10_000) {
       report = Date.now();
       log(`  ${user}: ${first.size}/${n} SingletonJobs reconciled`);
@@ -175,7 +228,10 @@ function baselineRss(): { bareMiB: number; clientNodeMiB: number; allDepsMiB: nu
     for (const m of ['pino', 'prom-client', 'zod', 'cron-parser', 'yaml']) await import(m);
     const r2 = process.memoryUsage().rss;
     console.log(JSON.stringify({ bareMiB: r0 / 2 ** 20, clientNodeMiB: r1 / 2 ** 20, allDepsMiB: r2 / 2 ** 20 }));`;
-  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, encoding: 'utf8' });
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+  });
   return JSON.parse(out.trim().split('\n').pop()!) as { bareMiB: number; clientNodeMiB: number; allDepsMiB: number };
 }
 
@@ -217,16 +273,35 @@ async function pauseAndTakeOver(
     for (const e of uniqueRequests(audit.readNew())) {
       if (e.received < t0) continue;
       onAudit(e);
-      if (!takeover && e.resource === 'leases' && e.namespace === OPERATOR_NAMESPACE && e.name === OPERATOR_LEASE && e.user !== leader && isWrite(e) && succeeded(e)) takeover = e;
+      if (
+        !takeover &&
+        e.resource === 'leases' &&
+        e.namespace === OPERATOR_NAMESPACE &&
+        e.name === OPERATOR_LEASE &&
+        e.user !== leader &&
+        isWrite(e) &&
+        succeeded(e)
+      )
+        takeover = e;
     }
   }
   const successor = takeover.user;
   const child: Child = op.byIdentity.get(successor)!;
   const pass = await child.waitEvent((e) => e.event === FIRST_PASS, 900_000, marks.get(successor) ?? 0);
-  return { successor, takeoverMs: takeover.stageAt - t0, at: takeover.stageAt, firstPassMs: pass.t - takeover.stageAt, firstPassOwnMs: Number(pass.ms), changedMs };
+  return {
+    successor,
+    takeoverMs: takeover.stageAt - t0,
+    at: takeover.stageAt,
+    firstPassMs: pass.t - takeover.stageAt,
+    firstPassOwnMs: Number(pass.ms),
+    changedMs,
+  };
 }
 
-export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir: string; log: (m: string) => void }): Promise<ScaleResult> {
+export async function runScale(
+  cp: ControlPlane,
+  o: { counts: number[]; workDir: string; log: (m: string) => void },
+): Promise<ScaleResult> {
   operatorPrerequisites();
   await installCrds(cp);
   const kc = cp.kubeConfig();
@@ -252,7 +327,12 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
       replicas: 3,
       workDir: o.workDir,
       tag: `scale${n}`,
-      env: { WATCH_NAMESPACES: namespace, LEASE_DURATION: `${lease.durationS}s`, RENEW_DEADLINE: `${lease.renewS}s`, RETRY_PERIOD: `${lease.retryS}s` },
+      env: {
+        WATCH_NAMESPACES: namespace,
+        LEASE_DURATION: `${lease.durationS}s`,
+        RENEW_DEADLINE: `${lease.renewS}s`,
+        RETRY_PERIOD: `${lease.retryS}s`,
+      },
     });
     try {
       const leader = await op.waitLeader(120_000);
@@ -261,10 +341,16 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
       o.log(`scale ${n}: ${leader} reconciled all ${n} ${Math.round(coldReconcileMs)} ms after the replicas started`);
       await sleep(IDLE_SETTLE_MS); // idle, caches warm
       const rss = op.identities.map((id) => rssOf(op.byIdentity.get(id)!.pid) / MiB);
-      const heapUsedMiB = await Promise.all(op.identities.map(async (id) => (await scrapeGauge(op.byIdentity.get(id)!, 'nodejs_heap_size_used_bytes')) / MiB));
+      const heapUsedMiB = await Promise.all(
+        op.identities.map(
+          async (id) => (await scrapeGauge(op.byIdentity.get(id)!, 'nodejs_heap_size_used_bytes')) / MiB,
+        ),
+      );
       const rssLeaderMiB = rss[op.identities.indexOf(leader)]!;
       const rssMaxStandbyMiB = Math.max(...rss.filter((_, i) => op.identities[i] !== leader));
-      o.log(`scale ${n}: RSS (V8 heap used) ${op.identities.map((id, i) => `${id}${id === leader ? ' (leader)' : ''} ${rss[i]!.toFixed(1)} MiB (${heapUsedMiB[i]!.toFixed(1)})`).join(', ')}`);
+      o.log(
+        `scale ${n}: RSS (V8 heap used) ${op.identities.map((id, i) => `${id}${id === leader ? ' (leader)' : ''} ${rss[i]!.toFixed(1)} MiB (${heapUsedMiB[i]!.toFixed(1)})`).join(', ')}`,
+      );
 
       // 1. Quiet takeover: nothing changed while the leader was gone.
       o.log(`scale ${n}: SIGSTOP ${leader}; nothing changes; waiting for a standby to take over`);
@@ -275,7 +361,9 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
         async () => undefined,
         () => undefined,
       );
-      o.log(`scale ${n}: quiet takeover by ${quiet.successor} ${quiet.takeoverMs} ms after the pause; every object had a pass ${quiet.firstPassMs} ms later`);
+      o.log(
+        `scale ${n}: quiet takeover by ${quiet.successor} ${quiet.takeoverMs} ms after the pause; every object had a pass ${quiet.firstPassMs} ms later`,
+      );
       op.byIdentity.get(leader)!.signal('SIGKILL');
       await op.byIdentity.get(leader)!.waitExit();
 
@@ -292,10 +380,16 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
           if (e.namespace === namespace && e.resource === PLURAL && e.subresource === 'status') statusAudit.push(e);
         },
       );
-      if (busy.takeoverMs < busy.changedMs) notes.push(`the busy takeover (${busy.takeoverMs} ms after the pause) came before all ${n} spec changes were written (${busy.changedMs} ms)`);
-      o.log(`scale ${n}: busy takeover by ${busy.successor} ${busy.takeoverMs} ms after the pause; first pass ${busy.firstPassMs} ms`);
+      if (busy.takeoverMs < busy.changedMs)
+        notes.push(
+          `the busy takeover (${busy.takeoverMs} ms after the pause) came before all ${n} spec changes were written (${busy.changedMs} ms)`,
+        );
+      o.log(
+        `scale ${n}: busy takeover by ${busy.successor} ${busy.takeoverMs} ms after the pause; first pass ${busy.firstPassMs} ms`,
+      );
       const seen = new Map<string, AuditEvent>();
-      for (const e of statusAudit) if (e.user === busy.successor && isWrite(e) && succeeded(e) && e.name && !seen.has(e.name)) seen.set(e.name, e);
+      for (const e of statusAudit)
+        if (e.user === busy.successor && isWrite(e) && succeeded(e) && e.name && !seen.has(e.name)) seen.set(e.name, e);
       const writes = await waitStatusWrites(audit, namespace, busy.successor, n, busy.at - 1000, 900_000, o.log, seen);
       const done = writes[writes.length - 1]!.stageAt;
       const resumeMs = done - busy.at;
@@ -313,7 +407,9 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
       }
       const total = Object.values(byKind).reduce((a, b) => a + b, 0);
       notes.push(
-        `busy takeover: the new leader sent ${total} requests while catching up (${(total / n).toFixed(1)} per object): ${Object.entries(byKind)
+        `busy takeover: the new leader sent ${total} requests while catching up (${(total / n).toFixed(1)} per object): ${Object.entries(
+          byKind,
+        )
           .sort((a, b) => b[1] - a[1])
           .map(([k, v]) => `${k} ${v}`)
           .join(', ')}`,
@@ -345,7 +441,11 @@ export async function runScale(cp: ControlPlane, o: { counts: number[]; workDir:
       const counted = perReplica.filter((r) => Number.isFinite(r.count));
       const gcs = counted.reduce((a, r) => a + r.count, 0);
       const pauseSum = counted.reduce((a, r) => a + (Number.isFinite(r.seconds) ? r.seconds : 0), 0);
-      const compactions = { total: gcs, meanPauseMs: gcs ? (pauseSum * 1000) / gcs : 0, replicaMinutes: lifeMin * counted.length };
+      const compactions = {
+        total: gcs,
+        meanPauseMs: gcs ? (pauseSum * 1000) / gcs : 0,
+        replicaMinutes: lifeMin * counted.length,
+      };
       notes.push(
         `heap compactor: ${gcs} forced GC(s) over ${compactions.replicaMinutes.toFixed(0)} replica-minutes (${counted.length} replicas, cold start, two takeovers and the idle waits), mean pause ${compactions.meanPauseMs.toFixed(0)} ms`,
       );

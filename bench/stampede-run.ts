@@ -5,7 +5,15 @@
 // with the previous side's Jobs and Pods finished in between.
 import type { ControlPlane } from '../test/controlplane/controlplane.ts';
 import { sleep } from './lib/proc.ts';
-import { cronJobSide, runStampedeSide, singletonJobSide, waitPodsSettled, type SideSetup, type StampedeResult, type StampedeSide } from './stampede.ts';
+import {
+  cronJobSide,
+  runStampedeSide,
+  singletonJobSide,
+  waitPodsSettled,
+  type SideSetup,
+  type StampedeResult,
+  type StampedeSide,
+} from './stampede.ts';
 import { controllerWorkers, installCrds, operatorPrerequisites, startOperator } from './operator.ts';
 
 export const FAST_KCM = { qps: 1000, burst: 2000 };
@@ -23,7 +31,10 @@ async function setKcmRateLimit(cp: ControlPlane, limit: { qps: number; burst: nu
 export const STAMPEDE_SIDES = ['cronjob', 'ours', 'cronjob-fast'] as const;
 export type StampedeSideName = (typeof STAMPEDE_SIDES)[number];
 
-export async function runStampede(cp: ControlPlane, o: { count: number; workDir: string; log: (m: string) => void; sides?: StampedeSideName[] }): Promise<StampedeResult> {
+export async function runStampede(
+  cp: ControlPlane,
+  o: { count: number; workDir: string; log: (m: string) => void; sides?: StampedeSideName[] },
+): Promise<StampedeResult> {
   const run = new Set<StampedeSideName>(o.sides ?? STAMPEDE_SIDES);
   const sides: StampedeSide[] = [];
   const notes: string[] = [];
@@ -36,7 +47,9 @@ export async function runStampede(cp: ControlPlane, o: { count: number; workDir:
     // side. The namespace stays: deleting 1,000 Jobs takes the namespace
     // controller minutes of churn, while finished Jobs cost nothing (no
     // CronJob or SingletonJob is due again during the run).
-    await waitPodsSettled(cp, setup.namespace, 300_000, o.log).catch((err: unknown) => o.log(`not settled: ${String(err)}`));
+    await waitPodsSettled(cp, setup.namespace, 300_000, o.log).catch((err: unknown) =>
+      o.log(`not settled: ${String(err)}`),
+    );
   };
 
   if (run.has('cronjob')) await measure(cronJobSide, !run.has('ours') && !run.has('cronjob-fast'));
@@ -56,7 +69,9 @@ export async function runStampede(cp: ControlPlane, o: { count: number; workDir:
       const leader = await op.waitLeader(60_000);
       o.log(`operator leader: ${leader}`);
       await measure(
-        singletonJobSide(`our operator as shipped: no client-side rate limit (client-node has none), ${controllerWorkers()} reconcile workers (--max-concurrent-reconciles)`),
+        singletonJobSide(
+          `our operator as shipped: no client-side rate limit (client-node has none), ${controllerWorkers()} reconcile workers (--max-concurrent-reconciles)`,
+        ),
         !run.has('cronjob-fast'),
       );
     } finally {

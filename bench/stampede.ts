@@ -80,7 +80,8 @@ export const cronJobSide: SideSetup = {
   side: 'cronjob',
   label: 'CronJob (kube-controller-manager)',
   namespace: 'bench-stampede-cron',
-  rateLimit: 'kube-controller-manager defaults: --kube-api-qps=20 --kube-api-burst=30 per controller client (--use-service-account-credentials), --concurrent-cron-job-syncs=5',
+  rateLimit:
+    'kube-controller-manager defaults: --kube-api-qps=20 --kube-api-burst=30 per controller client (--use-service-account-credentials), --concurrent-cron-job-syncs=5',
   create: async (kc, namespace, cron, count) => {
     const batch = kc.makeApiClient(k8s.BatchV1Api);
     await mapLimit(count, 32, async (i) => {
@@ -144,8 +145,11 @@ export async function runStampedeSide(cp: ControlPlane, setup: SideSetup, o: Sta
   o.log(`${setup.label}: creating ${o.count} objects due at ${slot.at.toISOString()} (${slot.cron} UTC)`);
   const t = Date.now();
   await setup.create(kc, setup.namespace, slot.cron, o.count);
-  o.log(`${setup.label}: created ${o.count} in ${Date.now() - t} ms; ${Math.round((slot.at.getTime() - Date.now()) / 1000)} s to the slot`);
-  if (Date.now() > slot.at.getTime() - 3000) throw new Error(`creating ${o.count} objects took too long: the slot ${slot.at.toISOString()} came first`);
+  o.log(
+    `${setup.label}: created ${o.count} in ${Date.now() - t} ms; ${Math.round((slot.at.getTime() - Date.now()) / 1000)} s to the slot`,
+  );
+  if (Date.now() > slot.at.getTime() - 3000)
+    throw new Error(`creating ${o.count} objects took too long: the slot ${slot.at.toISOString()} came first`);
 
   const audit = new AuditReader(cp.state.auditLog);
   audit.skipToEnd();
@@ -161,13 +165,32 @@ export async function runStampedeSide(cp: ControlPlane, setup: SideSetup, o: Sta
     for (const e of uniqueRequests(audit.readNew())) {
       if (e.received >= slot.at.getTime()) all.push(e);
       // A dry-run create (the operator checks a template on every spec change) stores nothing: not a Job.
-      if (e.namespace === setup.namespace && e.resource === 'jobs' && e.verb === 'create' && !e.subresource && !/[?&]dryRun=/.test(e.requestURI) && succeeded(e)) creates.push(e);
+      if (
+        e.namespace === setup.namespace &&
+        e.resource === 'jobs' &&
+        e.verb === 'create' &&
+        !e.subresource &&
+        !/[?&]dryRun=/.test(e.requestURI) &&
+        succeeded(e)
+      )
+        creates.push(e);
       // Our only Job patch on the start path is the release (unsuspend).
-      if (releasing && e.namespace === setup.namespace && e.resource === 'jobs' && e.verb === 'patch' && !e.subresource && succeeded(e) && e.received >= slot.at.getTime()) releases.push(e);
+      if (
+        releasing &&
+        e.namespace === setup.namespace &&
+        e.resource === 'jobs' &&
+        e.verb === 'patch' &&
+        !e.subresource &&
+        succeeded(e) &&
+        e.received >= slot.at.getTime()
+      )
+        releases.push(e);
     }
     if (Date.now() - lastReport > 10_000) {
       lastReport = Date.now();
-      o.log(`${setup.label}: ${creates.length}/${o.count} Jobs created ${Math.round((Date.now() - slot.at.getTime()) / 1000)} s after the slot`);
+      o.log(
+        `${setup.label}: ${creates.length}/${o.count} Jobs created ${Math.round((Date.now() - slot.at.getTime()) / 1000)} s after the slot`,
+      );
     }
   }
   const offsets = creates.map((e) => e.stageAt - slot.at.getTime()).sort((a, b) => a - b);
@@ -204,24 +227,40 @@ export async function runStampedeSide(cp: ControlPlane, setup: SideSetup, o: Sta
     rateLimit: setup.rateLimit,
     requestsByKind,
   };
-  if (creates.length < o.count) result.error = `only ${creates.length} of ${o.count} Jobs were created within ${Math.round(o.timeoutMs / 1000)} s of the slot`;
-  o.log(`${setup.label}: ${creates.length} Jobs, first ${Math.round(first)} ms, last ${Math.round(last)} ms after the slot`);
+  if (creates.length < o.count)
+    result.error = `only ${creates.length} of ${o.count} Jobs were created within ${Math.round(o.timeoutMs / 1000)} s of the slot`;
+  o.log(
+    `${setup.label}: ${creates.length} Jobs, first ${Math.round(first)} ms, last ${Math.round(last)} ms after the slot`,
+  );
   return result;
 }
 
 /** Waits until every Job in `namespace` has finished and no Pod there is pending or running. */
-export async function waitPodsSettled(cp: ControlPlane, namespace: string, timeoutMs: number, log: (m: string) => void): Promise<void> {
+export async function waitPodsSettled(
+  cp: ControlPlane,
+  namespace: string,
+  timeoutMs: number,
+  log: (m: string) => void,
+): Promise<void> {
   const kc = cp.kubeConfig();
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const batch = kc.makeApiClient(k8s.BatchV1Api);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const jobs = await batch.listNamespacedJob({ namespace });
-    const running = jobs.items.filter((j) => !(j.status?.conditions ?? []).some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True')).length;
+    const running = jobs.items.filter(
+      (j) =>
+        !(j.status?.conditions ?? []).some(
+          (c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
+        ),
+    ).length;
     const pods = await core.listNamespacedPod({ namespace });
     const busy = pods.items.filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed').length;
     if (running === 0 && busy === 0) return;
-    if (Date.now() > deadline) throw new Error(`${namespace}: ${running} Jobs and ${busy} Pods still not finished after ${Math.round(timeoutMs / 1000)} s`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `${namespace}: ${running} Jobs and ${busy} Pods still not finished after ${Math.round(timeoutMs / 1000)} s`,
+      );
     log(`${namespace}: waiting for ${running} Jobs / ${busy} Pods to finish before the next side`);
     await sleep(10_000);
   }

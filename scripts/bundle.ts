@@ -29,8 +29,14 @@ const clientNodeHasNoSideEffects: Plugin = {
   setup(b) {
     b.onResolve({ filter: /.*/ }, async (args) => {
       if (args.pluginData === 'resolved') return undefined;
-      if (!args.importer.includes('/@kubernetes/client-node/') && !args.path.startsWith('@kubernetes/client-node')) return undefined;
-      const r = await b.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: 'resolved' });
+      if (!args.importer.includes('/@kubernetes/client-node/') && !args.path.startsWith('@kubernetes/client-node'))
+        return undefined;
+      const r = await b.resolve(args.path, {
+        kind: args.kind,
+        importer: args.importer,
+        resolveDir: args.resolveDir,
+        pluginData: 'resolved',
+      });
       if (r.errors.length > 0) return { errors: r.errors };
       return r.path.includes('/@kubernetes/client-node/dist/') ? { ...r, sideEffects: false } : r;
     });
@@ -48,7 +54,9 @@ export async function bundle(outdir = path.join(root, 'dist'), analyze = false):
     format: 'esm',
     target: 'node24',
     // CommonJS dependencies call require(); an ES module has none of its own.
-    banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+    },
     minifySyntax: true,
     minifyWhitespace: true,
     keepNames: true, // readable stack traces and error names
@@ -66,7 +74,8 @@ export async function bundle(outdir = path.join(root, 'dist'), analyze = false):
 export function imageNodeFlags(): string[] {
   const m = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(runtimeStage());
   const argv = m ? (JSON.parse(m[1]!) as string[]) : [];
-  if (argv[0] !== 'node' || argv.at(-1) !== 'dist/main.js') throw new Error(`the Dockerfile's ENTRYPOINT is not ["node", …, "dist/main.js"]: ${m?.[1] ?? 'none'}`);
+  if (argv[0] !== 'node' || argv.at(-1) !== 'dist/main.js')
+    throw new Error(`the Dockerfile's ENTRYPOINT is not ["node", …, "dist/main.js"]: ${m?.[1] ?? 'none'}`);
   return argv.slice(1, -1);
 }
 
@@ -78,7 +87,10 @@ export function imageEnv(): Record<string, string> {
     if (!m) continue;
     for (const pair of m[1]!.trim().split(/\s+/)) {
       const kv = /^([A-Za-z_][A-Za-z0-9_]*)=([^"'\s\\]*)$/.exec(pair);
-      if (!kv) throw new Error(`the Dockerfile's runtime stage has an ENV this reader does not understand (write NAME=value, unquoted): ${pair}`);
+      if (!kv)
+        throw new Error(
+          `the Dockerfile's runtime stage has an ENV this reader does not understand (write NAME=value, unquoted): ${pair}`,
+        );
       env[kv[1]!] = kv[2]!;
     }
   }

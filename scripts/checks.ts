@@ -14,12 +14,21 @@ const results = await Promise.all(
       new Promise<{ script: string; code: number; output: string; seconds: number }>((resolve) => {
         const started = performance.now();
         // npm_execpath is npm's own CLI when run through `npm run`; otherwise npm on the PATH.
-        const child = npm ? spawn(process.execPath, [npm, 'run', script], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn('npm', ['run', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = npm
+          ? spawn(process.execPath, [npm, 'run', script], { stdio: ['ignore', 'pipe', 'pipe'] })
+          : spawn('npm', ['run', script], { stdio: ['ignore', 'pipe', 'pipe'] });
         const chunks: Buffer[] = [];
         child.stdout.on('data', (c: Buffer) => chunks.push(c));
         child.stderr.on('data', (c: Buffer) => chunks.push(c));
         child.on('error', (err) => resolve({ script, code: 1, output: String(err), seconds: 0 }));
-        child.on('close', (code, signal) => resolve({ script, code: code ?? (signal ? 1 : 0), output: Buffer.concat(chunks).toString(), seconds: (performance.now() - started) / 1000 }));
+        child.on('close', (code, signal) =>
+          resolve({
+            script,
+            code: code ?? (signal ? 1 : 0),
+            output: Buffer.concat(chunks).toString(),
+            seconds: (performance.now() - started) / 1000,
+          }),
+        );
       }),
   ),
 );

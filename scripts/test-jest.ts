@@ -49,9 +49,13 @@ function run(name: string, args: string[], logFile?: string): Promise<Report | u
   const out = `${report}.${name}`;
   rmSync(out, { force: true });
   console.log(`== jest (${name}): ${args.join(' ')}${logFile ? ` (output in ${logFile}, printed when it ends)` : ''}`);
-  const child = spawn(process.execPath, ['--experimental-vm-modules', jest, '--json', `--outputFile=${out}`, ...args, ...extra], {
-    stdio: logFile ? ['ignore', 'pipe', 'pipe'] : 'inherit',
-  });
+  const child = spawn(
+    process.execPath,
+    ['--experimental-vm-modules', jest, '--json', `--outputFile=${out}`, ...args, ...extra],
+    {
+      stdio: logFile ? ['ignore', 'pipe', 'pipe'] : 'inherit',
+    },
+  );
   if (logFile) {
     const log = createWriteStream(logFile);
     child.stdout!.pipe(log);
@@ -72,7 +76,11 @@ function run(name: string, args: string[], logFile?: string): Promise<Report | u
 const chaosLog = `${report}.chaos.log`;
 const parallel = await run('parallel', ['--maxWorkers=2', '--testPathIgnorePatterns', SERIAL, '--passWithNoTests']);
 const [chaos, alone] = await Promise.all([
-  run('chaos', ['--maxWorkers=1', '--selectProjects', 'integration', '--testPathPatterns', CHAOS, '--passWithNoTests'], chaosLog).finally(() => {
+  run(
+    'chaos',
+    ['--maxWorkers=1', '--selectProjects', 'integration', '--testPathPatterns', CHAOS, '--passWithNoTests'],
+    chaosLog,
+  ).finally(() => {
     console.log(`== jest (chaos) output:\n${readFileSync(chaosLog, 'utf8')}`);
   }),
   run('alone', ['--maxWorkers=1', '--selectProjects', 'integration', '--testPathPatterns', ALONE, '--passWithNoTests']),
@@ -92,5 +100,7 @@ const merged = {
   testResults: done.flatMap((p) => p.testResults),
 };
 writeFileSync(report, JSON.stringify(merged));
-console.log(`== jest: ${merged.numPassedTests} passed, ${merged.numFailedTests} failed, ${merged.numPendingTests} skipped (all runs)`);
+console.log(
+  `== jest: ${merged.numPassedTests} passed, ${merged.numFailedTests} failed, ${merged.numPendingTests} skipped (all runs)`,
+);
 process.exit(merged.success ? 0 : 1);

@@ -9,7 +9,9 @@ import { chaosHooks, fencesOnlyMode } from './operator/chaos-hook.ts';
 import { ExitCode, runOperator } from './operator/run.ts';
 
 // ../package.json from both src/main.ts and dist/main.js (the image keeps package.json next to dist/).
-const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 
 async function main(): Promise<number> {
   let config;
@@ -17,7 +19,9 @@ async function main(): Promise<number> {
     config = loadConfig(process.argv.slice(2));
   } catch (err) {
     if (!(err instanceof ConfigurationError)) throw err;
-    process.stderr.write(`singleton-operator: ${err.message}\nRun with --help to see every flag and environment variable.\n`);
+    process.stderr.write(
+      `singleton-operator: ${err.message}\nRun with --help to see every flag and environment variable.\n`,
+    );
     return ExitCode.invalidConfiguration;
   }
   if (config === 'help') {
@@ -51,7 +55,8 @@ async function main(): Promise<number> {
     ...(fencesOnly ? { fencesOnly } : {}),
     version,
     signal: shutdown.signal,
-    createController: ({ kubeConfig, namespaces, logger, registry, lease, workers }) => new SingletonJobController({ kubeConfig, namespaces, logger, registry, lease, workers, ...chaosHooks(logger) }),
+    createController: ({ kubeConfig, namespaces, logger, registry, lease, workers }) =>
+      new SingletonJobController({ kubeConfig, namespaces, logger, registry, lease, workers, ...chaosHooks(logger) }),
   });
 }
 

@@ -150,7 +150,8 @@ export function uniqueRequests(events: readonly AuditEvent[]): AuditEvent[] {
   return out;
 }
 
-export const isWrite = (e: AuditEvent) => e.verb === 'create' || e.verb === 'update' || e.verb === 'patch' || e.verb === 'delete';
+export const isWrite = (e: AuditEvent) =>
+  e.verb === 'create' || e.verb === 'update' || e.verb === 'patch' || e.verb === 'delete';
 export const succeeded = (e: AuditEvent) => e.code !== undefined && e.code >= 200 && e.code < 300;
 
 /** Requests per identity and verb, e.g. { "bench:cg-1": { get: 14, update: 30 } }. */

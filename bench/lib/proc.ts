@@ -51,7 +51,12 @@ export class Child {
         try {
           const obj = JSON.parse(line) as Record<string, unknown>;
           const event = typeof obj.event === 'string' ? obj.event : typeof obj.msg === 'string' ? obj.msg : undefined;
-          if (event !== undefined) parsed = { ...obj, event, t: typeof obj.t === 'number' ? obj.t : typeof obj.time === 'number' ? obj.time : readAt };
+          if (event !== undefined)
+            parsed = {
+              ...obj,
+              event,
+              t: typeof obj.t === 'number' ? obj.t : typeof obj.time === 'number' ? obj.time : readAt,
+            };
         } catch {
           parsed = undefined;
         }
@@ -87,7 +92,8 @@ export class Child {
     for (;;) {
       const hit = this.events.slice(from).find(pred);
       if (hit) return hit;
-      if (this.exited) throw new Error(`${this.name} exited (${this.exited.code ?? this.exited.signal}) before the awaited event`);
+      if (this.exited)
+        throw new Error(`${this.name} exited (${this.exited.code ?? this.exited.signal}) before the awaited event`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`${this.name}: timed out after ${timeoutMs} ms waiting for an event`);
       await new Promise<void>((resolve) => {

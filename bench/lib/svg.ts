@@ -2,18 +2,45 @@
 // PNG with rsvg-convert (Debian package librsvg2-bin).
 export const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-export const COLORS = { ours: '#1565c0', peer: '#ef6c00', target: '#c62828', grid: '#e0e0e0', axis: '#424242', text: '#212121', muted: '#757575' };
+export const COLORS = {
+  ours: '#1565c0',
+  peer: '#ef6c00',
+  target: '#c62828',
+  grid: '#e0e0e0',
+  axis: '#424242',
+  text: '#212121',
+  muted: '#757575',
+};
 
-export function text(x: number, y: number, s: string, o: { size?: number; anchor?: 'start' | 'middle' | 'end'; weight?: string; fill?: string; rotate?: number } = {}): string {
+export function text(
+  x: number,
+  y: number,
+  s: string,
+  o: { size?: number; anchor?: 'start' | 'middle' | 'end'; weight?: string; fill?: string; rotate?: number } = {},
+): string {
   const rot = o.rotate ? ` transform="rotate(${o.rotate} ${x} ${y})"` : '';
   return `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" font-family="DejaVu Sans, sans-serif" font-size="${o.size ?? 12}" text-anchor="${o.anchor ?? 'start'}" font-weight="${o.weight ?? 'normal'}" fill="${o.fill ?? COLORS.text}"${rot}>${esc(s)}</text>`;
 }
 
-export function line(x1: number, y1: number, x2: number, y2: number, stroke: string, o: { width?: number; dash?: string; opacity?: number } = {}): string {
+export function line(
+  x1: number,
+  y1: number,
+  x2: number,
+  y2: number,
+  stroke: string,
+  o: { width?: number; dash?: string; opacity?: number } = {},
+): string {
   return `<line x1="${x1.toFixed(1)}" y1="${y1.toFixed(1)}" x2="${x2.toFixed(1)}" y2="${y2.toFixed(1)}" stroke="${stroke}" stroke-width="${o.width ?? 1}"${o.dash ? ` stroke-dasharray="${o.dash}"` : ''}${o.opacity !== undefined ? ` stroke-opacity="${o.opacity}"` : ''}/>`;
 }
 
-export function rect(x: number, y: number, w: number, h: number, fill: string, o: { stroke?: string; opacity?: number; rx?: number } = {}): string {
+export function rect(
+  x: number,
+  y: number,
+  w: number,
+  h: number,
+  fill: string,
+  o: { stroke?: string; opacity?: number; rx?: number } = {},
+): string {
   return `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${Math.max(0, w).toFixed(1)}" height="${Math.max(0, h).toFixed(1)}" fill="${fill}"${o.stroke ? ` stroke="${o.stroke}"` : ''}${o.opacity !== undefined ? ` fill-opacity="${o.opacity}"` : ''}${o.rx ? ` rx="${o.rx}"` : ''}/>`;
 }
 
@@ -31,7 +58,14 @@ export interface Scale {
   ticks: Array<{ v: number; label: string }>;
 }
 
-export function linearScale(d0: number, d1: number, r0: number, r1: number, fmt: (v: number) => string, tickCount = 5): Scale {
+export function linearScale(
+  d0: number,
+  d1: number,
+  r0: number,
+  r1: number,
+  fmt: (v: number) => string,
+  tickCount = 5,
+): Scale {
   const span = d1 - d0 || 1;
   const f = ((v: number) => r0 + ((v - d0) / span) * (r1 - r0)) as Scale;
   const raw = span / tickCount;
@@ -69,7 +103,16 @@ export interface Panel {
 }
 
 export function panel(x: number, y: number, w: number, h: number, margins = { l: 70, r: 20, t: 46, b: 48 }): Panel {
-  return { x, y, w, h, px: x + margins.l, py: y + margins.t, pw: w - margins.l - margins.r, ph: h - margins.t - margins.b };
+  return {
+    x,
+    y,
+    w,
+    h,
+    px: x + margins.l,
+    py: y + margins.t,
+    pw: w - margins.l - margins.r,
+    ph: h - margins.t - margins.b,
+  };
 }
 
 export function frame(p: Panel, title: string, subtitle?: string): string {
@@ -114,5 +157,8 @@ export function legend(x: number, y: number, items: Array<{ label: string; color
 }
 
 export function placeholder(p: Panel, message: string): string {
-  return [rect(p.px, p.py, p.pw, p.ph, '#fafafa', { stroke: '#e0e0e0' }), text(p.px + p.pw / 2, p.py + p.ph / 2, message, { size: 13, anchor: 'middle', fill: COLORS.muted })].join('\n');
+  return [
+    rect(p.px, p.py, p.pw, p.ph, '#fafafa', { stroke: '#e0e0e0' }),
+    text(p.px + p.pw / 2, p.py + p.ph / 2, message, { size: 13, anchor: 'middle', fill: COLORS.muted }),
+  ].join('\n');
 }

@@ -68,7 +68,10 @@ const duration = z.string().transform((value, ctx) => {
   return ms;
 });
 
-const namespaceName = z.string().max(63).regex(dnsLabel, 'must be a namespace name (lower-case letters, digits and "-", at most 63 characters)');
+const namespaceName = z
+  .string()
+  .max(63)
+  .regex(dnsLabel, 'must be a namespace name (lower-case letters, digits and "-", at most 63 characters)');
 
 /** One entry per setting: the flag, its variable, the default and the schema. */
 const settings = {
@@ -143,7 +146,11 @@ const settings = {
     env: 'HTTP_PORT',
     default: '8080',
     help: 'Port of the health (/livez, /readyz) and metrics (/metrics) server; 0 picks a free one',
-    schema: z.string().regex(/^\d+$/, 'must be a port number').transform(Number).pipe(z.number().int().min(0, 'must be a port number (0-65535)').max(65535, 'must be a port number (0-65535)')),
+    schema: z
+      .string()
+      .regex(/^\d+$/, 'must be a port number')
+      .transform(Number)
+      .pipe(z.number().int().min(0, 'must be a port number (0-65535)').max(65535, 'must be a port number (0-65535)')),
   },
   podName: {
     flag: 'pod-name',
@@ -175,7 +182,11 @@ const settings = {
     env: 'MAX_CONCURRENT_RECONCILES',
     default: String(DEFAULT_CONCURRENT_RECONCILES),
     help: 'SingletonJobs the leader reconciles at once (one object is never reconciled twice at once); more starts a stampede of due runs faster at the cost of API server load',
-    schema: z.string().regex(/^\d+$/, 'must be a whole number from 1 to 256').transform(Number).pipe(z.number().int().min(1, 'must be at least 1').max(256, 'must be at most 256')),
+    schema: z
+      .string()
+      .regex(/^\d+$/, 'must be a whole number from 1 to 256')
+      .transform(Number)
+      .pipe(z.number().int().min(1, 'must be at least 1').max(256, 'must be at most 256')),
   },
   replicaPodSelector: {
     flag: 'replica-pod-selector',
@@ -195,7 +206,10 @@ const settings = {
     env: 'REPLICA_CONTAINER',
     default: 'operator',
     help: 'The container of a replica Pod the operator runs in (whose termination is evidence of a dead Lease holder)',
-    schema: z.string().max(63).regex(dnsLabel, 'must be a container name (lower-case letters, digits and "-", at most 63 characters)'),
+    schema: z
+      .string()
+      .max(63)
+      .regex(dnsLabel, 'must be a container name (lower-case letters, digits and "-", at most 63 characters)'),
   },
 } satisfies Record<keyof OperatorConfig, Setting>;
 
@@ -221,7 +235,10 @@ export function describeSettings(): Array<{ flag: string; env: string; default: 
 }
 
 export function usage(): string {
-  const rows = describeSettings().map((r) => `  ${`${r.flag}=…`.padEnd(26)} ${r.help}${r.default ? ` [${r.default}]` : ''}\n  ${''.padEnd(26)} env: ${r.env}`);
+  const rows = describeSettings().map(
+    (r) =>
+      `  ${`${r.flag}=…`.padEnd(26)} ${r.help}${r.default ? ` [${r.default}]` : ''}\n  ${''.padEnd(26)} env: ${r.env}`,
+  );
   return `Usage: singleton-operator [flags]\n\nEvery flag can also be set through the environment variable shown; flags win.\n\n${rows.join('\n')}\n  --help                     Show this help\n`;
 }
 
@@ -248,7 +265,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     const fromEnv = env[s.env] || (s.fallbackEnv ? env[s.fallbackEnv] : undefined) || undefined;
     let raw = fromFlag ?? fromEnv ?? s.default;
     if (key === 'podName' && raw === undefined) raw = hostname();
-    const source = fromFlag !== undefined ? `--${s.flag}` : fromEnv !== undefined ? `$${env[s.env] ? s.env : s.fallbackEnv}` : 'the default';
+    const source =
+      fromFlag !== undefined
+        ? `--${s.flag}`
+        : fromEnv !== undefined
+          ? `$${env[s.env] ? s.env : s.fallbackEnv}`
+          : 'the default';
     if (raw === undefined && !(s.schema as z.ZodType).safeParse(undefined).success) {
       problems.push(`--${s.flag} (or $${s.env}${s.fallbackEnv ? ` or $${s.fallbackEnv}` : ''}) is required: ${s.help}`);
       continue;
@@ -261,7 +283,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
     out[key] = parsed.data;
   }
-  if (['leaseDurationMs', 'renewDeadlineMs', 'retryPeriodMs'].every((k) => k in out)) problems.push(...checkTimings(out as unknown as OperatorConfig));
+  if (['leaseDurationMs', 'renewDeadlineMs', 'retryPeriodMs'].every((k) => k in out))
+    problems.push(...checkTimings(out as unknown as OperatorConfig));
   if (problems.length > 0) throw new ConfigurationError(problems);
   return out as unknown as OperatorConfig;
 }
@@ -269,12 +292,19 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
 /** The elector's invariants, stated in flag names (the elector checks them again). */
 function checkTimings(c: OperatorConfig): string[] {
   const problems: string[] = [];
-  if (c.leaseDurationMs % 1000 !== 0) problems.push(`--lease-duration must be a whole number of seconds (a Lease stores seconds), got ${c.leaseDurationMs} ms`);
+  if (c.leaseDurationMs % 1000 !== 0)
+    problems.push(
+      `--lease-duration must be a whole number of seconds (a Lease stores seconds), got ${c.leaseDurationMs} ms`,
+    );
   if (!(c.leaseDurationMs > c.renewDeadlineMs)) {
-    problems.push(`--lease-duration (${c.leaseDurationMs} ms) must be longer than --renew-deadline (${c.renewDeadlineMs} ms)`);
+    problems.push(
+      `--lease-duration (${c.leaseDurationMs} ms) must be longer than --renew-deadline (${c.renewDeadlineMs} ms)`,
+    );
   }
   if (!(c.renewDeadlineMs > 1.2 * c.retryPeriodMs)) {
-    problems.push(`--renew-deadline (${c.renewDeadlineMs} ms) must be longer than 1.2 × --retry-period (${1.2 * c.retryPeriodMs} ms)`);
+    problems.push(
+      `--renew-deadline (${c.renewDeadlineMs} ms) must be longer than 1.2 × --retry-period (${1.2 * c.retryPeriodMs} ms)`,
+    );
   }
   return problems;
 }

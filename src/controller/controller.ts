@@ -23,27 +23,28 @@ import { makeClient } from '../kube/client.ts';
 import { Informer, MultiInformer } from '../kube/informer.ts';
 import { objectKey } from '../kube/object-key.ts';
 import { describeError, isNamespaceTerminating } from '../kube/errors.ts';
-import { judgeTokenDomain, type TokenDomain } from './token-domain.ts';
+import { judgeTokenDomain, type TokenDomain } from './rules/token-domain.ts';
 import type { ListPage } from '../kube/informer.ts';
-import { EventRecorder, eventMetrics } from './events.ts';
+import { EventRecorder, eventMetrics } from './cluster/events.ts';
 import { DEFAULT_CONCURRENT_RECONCILES } from '../config/config.ts';
-import type { EventMetrics } from './events.ts';
+import type { EventMetrics } from './cluster/events.ts';
 import { jobsFinishAfterPods, readServerVersion } from '../kube/server-version.ts';
 import { CONTROLLER_NAME, controllerMetrics } from './metrics.ts';
 import { objectMetrics } from './object-metrics.ts';
 import { restClientMetrics } from '../kube/client-metrics.ts';
 import type { RequestMetrics } from '../kube/client-metrics.ts';
 import type { ControllerMetrics } from './metrics.ts';
-import { ServerClock } from './clock.ts';
-import { noteDeleted, projectJob, sjKeyOfJob } from './jobs.ts';
-import { Reconciler } from './reconciler.ts';
-import { KubeJobControl, KubePodControl, KubeStatusStore } from './cluster.ts';
-import { KubeKueue } from './kueue.ts';
+import { ServerClock } from '../kube/server-clock.ts';
+import { projectJob, sjKeyOfJob } from './rules/jobs.ts';
+import { LostJobs } from './cluster/lost-jobs.ts';
+import { Reconciler } from './pass/reconciler.ts';
+import { KubeJobControl, KubePodControl, KubeStatusStore } from './cluster/kube.ts';
+import { KubeKueue } from './cluster/kueue.ts';
 import { MutationCache } from '../kube/mutation-cache.ts';
-import type { ReconcileHooks } from './ports.ts';
-import { LeaseLiveness } from './contention.ts';
-import type { LeaseRef } from './contention.ts';
-import { WorkQueue } from './workqueue.ts';
+import type { ReconcileHooks } from './cluster/ports.ts';
+import { KubeLeaseLiveness } from './cluster/lease-liveness.ts';
+import type { LeaseRef } from './cluster/lease-liveness.ts';
+import { WorkQueue } from '../kube/workqueue.ts';
 
 /** Logged once per leadership when every object known at the takeover has had one pass (the benchmark waits for it). */
 export const FIRST_PASS_MESSAGE = 'Reconciled every SingletonJob once since taking over';
@@ -61,7 +62,7 @@ export interface ControllerOptions {
   now?: () => Date;
   /**
    * This installation's Lease: recorded in every status write, so two
-   * installations claiming one object can tell whose it is (contention.ts).
+   * installations claiming one object can tell whose it is (cluster/lease-liveness.ts).
    */
   lease?: LeaseRef & { durationMs: number };
   /** First retry delay of a failed attempt; default 10 s. */
@@ -87,8 +88,8 @@ export class SingletonJobController {
   /** From the API server's version, read at the first leadership (see kube/server-version.ts). */
   private finishAfterPods: boolean | undefined;
   private readonly eventMetrics: EventMetrics;
-  /** Owner UIDs of Jobs deleted while their Pods might run, until a live Pod list (start-run.ts). */
-  private readonly lostJobs = new Set<string>();
+  /** Jobs deleted while their Pods might run, per SingletonJob namespace/name, until a live Pod list (lost-jobs.ts). */
+  private readonly lostJobs = new LostJobs();
 
   constructor(options: ControllerOptions) {
     this.o = options;
@@ -105,7 +106,13 @@ export class SingletonJobController {
     const ns0 = options.namespaces?.[0];
     this.probe = () =>
       ns0
-        ? custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns0, limit: 1 })
+        ? custom.listNamespacedCustomObject({
+            group: GROUP,
+            version: VERSION,
+            plural: PLURAL,
+            namespace: ns0,
+            limit: 1,
+          })
         : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, limit: 1 });
     const logger = options.logger;
     const scopes: (string | undefined)[] = options.namespaces?.length ? options.namespaces : [undefined];
@@ -118,8 +125,19 @@ export class SingletonJobController {
             path: ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`,
             list: async (page) =>
               (ns
-                ? await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: ns, ...page })
-                : await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, ...page })) as ListPage<SingletonJob>,
+                ? await custom.listNamespacedCustomObject({
+                    group: GROUP,
+                    version: VERSION,
+                    plural: PLURAL,
+                    namespace: ns,
+                    ...page,
+                  })
+                : await custom.listClusterCustomObject({
+                    group: GROUP,
+                    version: VERSION,
+                    plural: PLURAL,
+                    ...page,
+                  })) as ListPage<SingletonJob>,
           }),
       ),
     );
@@ -135,18 +153,21 @@ export class SingletonJobController {
             // By the SingletonJob's namespace/name, not its UID: a deleted predecessor's (orphaned) Jobs are found too.
             indexBy: sjKeyOfJob,
             path: ns ? `/apis/batch/v1/namespaces/${ns}/jobs` : '/apis/batch/v1/jobs',
-            list: async (page) => (ns ? await batch.listNamespacedJob({ namespace: ns, ...page }) : await batch.listJobForAllNamespaces(page)),
+            list: async (page) =>
+              ns
+                ? await batch.listNamespacedJob({ namespace: ns, ...page })
+                : await batch.listJobForAllNamespaces(page),
           }),
       ),
     );
     objectMetrics(registry, { list: () => this.sjs.list(), exporting: () => this.leading });
     // Our own status writes, until the informer shows them (read-your-writes).
     this.mutations = new MutationCache(this.sjs);
-    // Event handlers enqueue; a Job's delete is also remembered (noteDeleted) for the next start's Pod check.
+    // A Job's delete is remembered for the next start's Pod check (its Pods may outlive it), before its object is enqueued.
+    this.lostJobs.follow(this.jobs);
+    // Event handlers only enqueue.
     this.sjs.on((_type, obj) => this.queue?.add(objectKey(obj)));
-    this.jobs.on((type, job) => {
-      // Its Pods may outlive it: the next start of its namespace/name lists Pods live.
-      if (type === 'delete') noteDeleted(this.lostJobs, job);
+    this.jobs.on((_type, job) => {
       const key = sjKeyOfJob(job);
       if (key) this.queue?.add(key);
     });
@@ -156,7 +177,8 @@ export class SingletonJobController {
   async startCaches(signal: AbortSignal): Promise<void> {
     const synced = Promise.all([this.sjs.start(signal), this.jobs.start(signal)]);
     synced.catch(() => undefined);
-    if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    if (!signal.aborted)
+      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
   }
 
   hasSynced(): boolean {
@@ -173,7 +195,10 @@ export class SingletonJobController {
     try {
       listed = (await this.probe()) as typeof listed;
     } catch (err) {
-      this.o.logger.warn({ term, err: describeError(err) }, 'Could not list SingletonJobs to compare their revision with the term');
+      this.o.logger.warn(
+        { term, err: describeError(err) },
+        'Could not list SingletonJobs to compare their revision with the term',
+      );
       return { ok: true };
     }
     this.tokenDomain = judgeTokenDomain(term, listed.metadata?.resourceVersion);
@@ -209,7 +234,10 @@ export class SingletonJobController {
       try {
         await this.probe();
       } catch (err) {
-        log.warn({ err: describeError(err) }, 'Could not read the API server clock yet; using the local clock until a response arrives');
+        log.warn(
+          { err: describeError(err) },
+          'Could not read the API server clock yet; using the local clock until a response arrives',
+        );
       }
       if (leadership.signal.aborted) {
         this.leading = false;
@@ -218,11 +246,19 @@ export class SingletonJobController {
     }
     if (this.finishAfterPods === undefined) {
       try {
-        const version = await readServerVersion(makeClient(kc, k8s.VersionApi, { timeoutMs: guarded.timeoutMs, metrics: this.requestMetrics }));
+        const version = await readServerVersion(
+          makeClient(kc, k8s.VersionApi, { timeoutMs: guarded.timeoutMs, metrics: this.requestMetrics }),
+        );
         this.finishAfterPods = jobsFinishAfterPods(version);
-        log.info({ server: version?.gitVersion, jobsFinishAfterPods: this.finishAfterPods }, 'Read the API server version');
+        log.info(
+          { server: version?.gitVersion, jobsFinishAfterPods: this.finishAfterPods },
+          'Read the API server version',
+        );
       } catch (err) {
-        log.warn({ err: describeError(err) }, 'Could not read the API server version: every run end and start lists Pods live');
+        log.warn(
+          { err: describeError(err) },
+          'Could not read the API server version: every run end and start lists Pods live',
+        );
       }
     }
     const core = makeClient(kc, k8s.CoreV1Api, guarded);
@@ -230,9 +266,17 @@ export class SingletonJobController {
     const work = new WorkQueue({ maxDelayMs: 10_000, metrics: this.metrics.queue });
     let inFlight = 0;
     // Events wait while reconcile work does (see events.ts).
-    const events = new EventRecorder(makeClient(kc, k8s.EventsV1Api, guarded), log, leadership.identity, { busy: () => work.length > 0 || inFlight > 0, metrics: this.eventMetrics });
+    const events = new EventRecorder(makeClient(kc, k8s.EventsV1Api, guarded), log, leadership.identity, {
+      busy: () => work.length > 0 || inFlight > 0,
+      metrics: this.eventMetrics,
+    });
     // Runs whose Job Kueue manages (the queue-name label): the operator is their AdmissionCheck controller (kueue.ts).
-    const kueue = new KubeKueue(makeClient(kc, k8s.CustomObjectsApi, guarded), makeClient(kc, k8s.BatchV1Api, guarded), log, makeClient(kc, k8s.ApisApi, guarded));
+    const kueue = new KubeKueue(
+      makeClient(kc, k8s.CustomObjectsApi, guarded),
+      makeClient(kc, k8s.BatchV1Api, guarded),
+      log,
+      makeClient(kc, k8s.ApisApi, guarded),
+    );
     const reconciler = new Reconciler({
       status: new KubeStatusStore(makeClient(kc, k8s.CustomObjectsApi, guarded), this.mutations),
       jobs: new KubeJobControl(makeClient(kc, k8s.BatchV1Api, guarded), core, this.jobs, this.lostJobs, kueue),
@@ -244,7 +288,13 @@ export class SingletonJobController {
       metrics: this.metrics,
       now: this.o.now ?? (() => this.clock.now()),
       ...(this.o.lease && !this.o.hooks?.fencesOnly
-        ? { lease: this.o.lease, leases: new LeaseLiveness(makeClient(kc, k8s.CoordinationV1Api, { timeoutMs: guarded.timeoutMs, metrics: this.requestMetrics }), log) }
+        ? {
+            lease: this.o.lease,
+            leases: new KubeLeaseLiveness(
+              makeClient(kc, k8s.CoordinationV1Api, { timeoutMs: guarded.timeoutMs, metrics: this.requestMetrics }),
+              log,
+            ),
+          }
         : {}),
       ...(this.o.retryBackoffMs !== undefined ? { retryBackoffMs: this.o.retryBackoffMs } : {}),
       ...(this.o.hooks ? { hooks: this.o.hooks } : {}),
@@ -254,7 +304,10 @@ export class SingletonJobController {
     this.queue = work;
     const stop = () => work.shutDown();
     leadership.signal.addEventListener('abort', stop, { once: true });
-    log.info({ objects: this.sjs.list().length, serverClockOffsetMs: Math.round(this.clock.offsetFromWallMs()) }, 'Started reconciling');
+    log.info(
+      { objects: this.sjs.list().length, serverClockOffsetMs: Math.round(this.clock.offsetFromWallMs()) },
+      'Started reconciling',
+    );
     // "Resumed": every object known at the takeover has completed one pass
     // (made its decision, written what it had to). Reported once per term.
     const firstPass = new Set(this.sjs.list().map((sj) => objectKey(sj)));
@@ -287,7 +340,10 @@ export class SingletonJobController {
           const result = await reconciler.reconcile(key);
           passed(key);
           work.forget(key);
-          this.metrics.reconciles.inc({ controller, result: result.requeueAfterMs !== undefined ? 'requeue_after' : 'success' });
+          this.metrics.reconciles.inc({
+            controller,
+            result: result.requeueAfterMs !== undefined ? 'requeue_after' : 'success',
+          });
           if (result.requeueAfterMs !== undefined) work.addAfter(key, result.requeueAfterMs);
         } catch (err) {
           if (leadership.signal.aborted) return;
@@ -301,7 +357,10 @@ export class SingletonJobController {
             const last = terminating.get(ns);
             if (last === undefined || performance.now() - last > TERMINATING_LOG_EVERY_MS) {
               terminating.set(ns, performance.now());
-              log.info({ namespace: ns, object: key }, 'Namespace is being deleted: its SingletonJobs are left alone until it is gone');
+              log.info(
+                { namespace: ns, object: key },
+                'Namespace is being deleted: its SingletonJobs are left alone until it is gone',
+              );
             }
             continue;
           }

@@ -1,4 +1,4 @@
 // The SingletonJob controller (see controller.ts for the wiring contract).
 export { SingletonJobController } from './controller.ts';
 export type { ControllerOptions } from './controller.ts';
-export { Env as RunEnv } from './jobs.ts';
+export { Env as RunEnv } from './rules/jobs.ts';

@@ -7,7 +7,7 @@ import { makeClient } from '../kube/client.ts';
 import { restClientMetrics } from '../kube/client-metrics.ts';
 import { controllerMetrics } from './metrics.ts';
 import { objectMetrics } from './object-metrics.ts';
-import { WorkQueue } from './workqueue.ts';
+import { WorkQueue } from '../kube/workqueue.ts';
 
 /** The value of one series in the exposition text, or undefined. */
 function value(text: string, series: string): number | undefined {
@@ -47,7 +47,11 @@ describe('controller metrics', () => {
     expect(text).toContain('# TYPE controller_runtime_reconcile_time_seconds histogram');
     // Everything that is ours alone has one prefix.
     const names = [...text.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]!);
-    expect(names.filter((n) => !/^(controller_runtime_|workqueue_|rest_client_|leader_election_)/.test(n)).every((n) => n.startsWith('singleton_operator_'))).toBe(true);
+    expect(
+      names
+        .filter((n) => !/^(controller_runtime_|workqueue_|rest_client_|leader_election_)/.test(n))
+        .every((n) => n.startsWith('singleton_operator_')),
+    ).toBe(true);
   });
 
   it("export each SingletonJob's status from the cache, only while leading", async () => {
@@ -65,11 +69,43 @@ describe('controller metrics', () => {
         consecutiveFailures: 2,
         skippedSlots: 3,
         activeRun: { name: 'nightly-1', token: 42, term: 7, kind: 'Scheduled', reservedTime: '2026-01-01T00:00:00Z' },
-        conditions: [{ type: 'Stalled', status: 'True', reason: 'PodNeverRan', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }],
+        conditions: [
+          {
+            type: 'Stalled',
+            status: 'True',
+            reason: 'PodNeverRan',
+            message: '',
+            lastTransitionTime: '2026-01-01T00:00:00Z',
+          },
+        ],
         recentRuns: [
-          { outcome: 'Failed', name: 'x', token: 41, term: 7, kind: 'Scheduled', reservedTime: '2026-01-01T00:00:00Z', finishedTime: '2026-01-01T00:00:00Z' },
-          { outcome: 'Failed', name: 'y', token: 40, term: 7, kind: 'Scheduled', reservedTime: '2026-01-01T00:00:00Z', finishedTime: '2026-01-01T00:00:00Z' },
-          { outcome: 'Succeeded', name: 'z', token: 39, term: 7, kind: 'Scheduled', reservedTime: '2026-01-01T00:00:00Z', finishedTime: '2026-01-01T00:00:00Z' },
+          {
+            outcome: 'Failed',
+            name: 'x',
+            token: 41,
+            term: 7,
+            kind: 'Scheduled',
+            reservedTime: '2026-01-01T00:00:00Z',
+            finishedTime: '2026-01-01T00:00:00Z',
+          },
+          {
+            outcome: 'Failed',
+            name: 'y',
+            token: 40,
+            term: 7,
+            kind: 'Scheduled',
+            reservedTime: '2026-01-01T00:00:00Z',
+            finishedTime: '2026-01-01T00:00:00Z',
+          },
+          {
+            outcome: 'Succeeded',
+            name: 'z',
+            token: 39,
+            term: 7,
+            kind: 'Scheduled',
+            reservedTime: '2026-01-01T00:00:00Z',
+            finishedTime: '2026-01-01T00:00:00Z',
+          },
         ],
       },
     } as unknown as SingletonJob;
@@ -80,13 +116,24 @@ describe('controller metrics', () => {
     const text = await registry.metrics();
     const l = '{namespace="team",name="nightly"}';
     expect(value(text, `singleton_operator_singletonjob_current_token${l}`)).toBe(42);
-    expect(value(text, `singleton_operator_singletonjob_last_successful_run_timestamp_seconds${l}`)).toBe(Date.parse('2026-01-01T00:00:10Z') / 1000);
-    expect(value(text, `singleton_operator_singletonjob_next_schedule_timestamp_seconds${l}`)).toBe(Date.parse('2026-01-02T00:00:00Z') / 1000);
+    expect(value(text, `singleton_operator_singletonjob_last_successful_run_timestamp_seconds${l}`)).toBe(
+      Date.parse('2026-01-01T00:00:10Z') / 1000,
+    );
+    expect(value(text, `singleton_operator_singletonjob_next_schedule_timestamp_seconds${l}`)).toBe(
+      Date.parse('2026-01-02T00:00:00Z') / 1000,
+    );
     expect(value(text, `singleton_operator_singletonjob_active_run${l}`)).toBe(1);
     expect(value(text, `singleton_operator_singletonjob_consecutive_failures${l}`)).toBe(2);
     expect(value(text, `singleton_operator_singletonjob_skipped_slots_total${l}`)).toBe(3);
-    expect(value(text, 'singleton_operator_singletonjob_recent_runs{namespace="team",name="nightly",outcome="Failed"}')).toBe(2);
-    expect(value(text, 'singleton_operator_singletonjob_status_condition{namespace="team",name="nightly",type="Stalled",status="True"}')).toBe(1);
+    expect(
+      value(text, 'singleton_operator_singletonjob_recent_runs{namespace="team",name="nightly",outcome="Failed"}'),
+    ).toBe(2);
+    expect(
+      value(
+        text,
+        'singleton_operator_singletonjob_status_condition{namespace="team",name="nightly",type="Stalled",status="True"}',
+      ),
+    ).toBe(1);
     expect(text).not.toContain('singleton_operator_singletonjob_last_schedule_timestamp_seconds{');
   });
 
@@ -95,7 +142,13 @@ describe('controller metrics', () => {
     const server = createServer((_req, res) => {
       const code = codes.shift() ?? 200;
       res.writeHead(code, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(code === 200 ? { kind: 'LeaseList', apiVersion: 'coordination.k8s.io/v1', metadata: {}, items: [] } : { kind: 'Status', code }));
+      res.end(
+        JSON.stringify(
+          code === 200
+            ? { kind: 'LeaseList', apiVersion: 'coordination.k8s.io/v1', metadata: {}, items: [] }
+            : { kind: 'Status', code },
+        ),
+      );
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
@@ -112,7 +165,8 @@ describe('controller metrics', () => {
       for (let i = 0; i < 3; i++) await api.listNamespacedLease({ namespace: 'default' }).catch(() => undefined);
       const text = await registry.metrics();
       const host = `127.0.0.1:${port}`;
-      for (const code of ['200', '429', '503']) expect(value(text, `rest_client_requests_total{code="${code}",method="GET",host="${host}"}`)).toBe(1);
+      for (const code of ['200', '429', '503'])
+        expect(value(text, `rest_client_requests_total{code="${code}",method="GET",host="${host}"}`)).toBe(1);
       expect(value(text, `rest_client_request_duration_seconds_count{verb="GET",host="${host}"}`)).toBe(3);
     } finally {
       server.close();

@@ -4,6 +4,8 @@
 // for their controllers apply; what is ours alone is singleton_operator_*.
 // The table of every series is generated into docs/reference/metrics.md.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { workQueueMetrics } from '../kube/queue-metrics.ts';
+import type { QueueMetrics } from '../kube/queue-metrics.ts';
 
 /** The controller (and work queue) name in controller-runtime's labels. */
 export const CONTROLLER_NAME = 'singletonjob';
@@ -26,21 +28,6 @@ export interface ControllerMetrics {
   contended: Gauge;
 }
 
-/** What a WorkQueue reports, in client-go's workqueue terms. */
-export interface QueueMetrics {
-  /** A key was added (not already waiting). */
-  added(): void;
-  depth(keys: number): void;
-  /** A key left the queue for a worker after waiting this long. */
-  queued(seconds: number): void;
-  /** A worker finished a key after this long. */
-  worked(seconds: number): void;
-  /** A key was re-added with backoff after a failure. */
-  retried(): void;
-  /** Where to read, at scrape time, for how many seconds each key in process has been. */
-  inProcess(source: () => number[]): void;
-}
-
 const registered = new WeakMap<Registry, ControllerMetrics>();
 
 export function controllerMetrics(registry: Registry): ControllerMetrics {
@@ -54,7 +41,12 @@ export function controllerMetrics(registry: Registry): ControllerMetrics {
     labelNames: ['controller', 'result'],
     registers,
   });
-  const reconcileErrors = new Counter({ name: 'controller_runtime_reconcile_errors_total', help: 'Total number of reconciliation errors per controller', labelNames: ['controller'], registers });
+  const reconcileErrors = new Counter({
+    name: 'controller_runtime_reconcile_errors_total',
+    help: 'Total number of reconciliation errors per controller',
+    labelNames: ['controller'],
+    registers,
+  });
   for (const result of ['success', 'requeue_after', 'error']) reconciles.inc({ controller, result }, 0);
   reconcileErrors.inc({ controller }, 0);
   const maxConcurrentReconciles = new Gauge({
@@ -63,12 +55,30 @@ export function controllerMetrics(registry: Registry): ControllerMetrics {
     labelNames: ['controller'],
     registers,
   });
-  const activeWorkers = new Gauge({ name: 'controller_runtime_active_workers', help: 'Number of currently used workers per controller', labelNames: ['controller'], registers });
+  const activeWorkers = new Gauge({
+    name: 'controller_runtime_active_workers',
+    help: 'Number of currently used workers per controller',
+    labelNames: ['controller'],
+    registers,
+  });
   activeWorkers.set({ controller }, 0);
   const metrics: ControllerMetrics = {
-    runsStarted: new Counter({ name: 'singleton_operator_runs_started_total', help: 'Jobs created for reserved runs.', registers }),
-    runsFinished: new Counter({ name: 'singleton_operator_runs_finished_total', help: 'Runs recorded as finished, by outcome.', labelNames: ['outcome'], registers }),
-    slotsSkipped: new Counter({ name: 'singleton_operator_slots_skipped_total', help: 'Schedule slots that will never run (missed deadline, catch-up).', registers }),
+    runsStarted: new Counter({
+      name: 'singleton_operator_runs_started_total',
+      help: 'Jobs created for reserved runs.',
+      registers,
+    }),
+    runsFinished: new Counter({
+      name: 'singleton_operator_runs_finished_total',
+      help: 'Runs recorded as finished, by outcome.',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    slotsSkipped: new Counter({
+      name: 'singleton_operator_slots_skipped_total',
+      help: 'Schedule slots that will never run (missed deadline, catch-up).',
+      registers,
+    }),
     reconciles,
     reconcileErrors,
     reconcileSeconds: new Histogram({
@@ -77,7 +87,8 @@ export function controllerMetrics(registry: Registry): ControllerMetrics {
       labelNames: ['controller'],
       // controller-runtime's buckets.
       buckets: [
-        0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25, 1.5, 1.75, 2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 7, 8, 9, 10, 15, 20, 25, 30, 40, 50, 60,
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25, 1.5,
+        1.75, 2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 7, 8, 9, 10, 15, 20, 25, 30, 40, 50, 60,
       ],
       registers,
     }),
@@ -97,55 +108,4 @@ export function controllerMetrics(registry: Registry): ControllerMetrics {
   };
   registered.set(registry, metrics);
   return metrics;
-}
-
-/** client-go's workqueue metrics for the queue `name`. */
-function workQueueMetrics(registry: Registry, name: string): { queueDepth: Gauge<'name'>; queue: QueueMetrics } {
-  const registers = [registry];
-  const labelNames = ['name'] as const;
-  // client-go's buckets: 10 ns … 10 s in powers of ten.
-  const buckets = [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1, 10];
-  const depth = new Gauge({ name: 'workqueue_depth', help: 'Current depth of workqueue', labelNames, registers });
-  const adds = new Counter({ name: 'workqueue_adds_total', help: 'Total number of adds handled by workqueue', labelNames, registers });
-  const retries = new Counter({ name: 'workqueue_retries_total', help: 'Total number of retries handled by workqueue', labelNames, registers });
-  const queueDuration = new Histogram({ name: 'workqueue_queue_duration_seconds', help: 'How long in seconds an item stays in workqueue before being requested', labelNames, buckets, registers });
-  const workDuration = new Histogram({ name: 'workqueue_work_duration_seconds', help: 'How long in seconds processing an item from workqueue takes.', labelNames, buckets, registers });
-  let inProcess: () => number[] = () => [];
-  new Gauge({
-    name: 'workqueue_unfinished_work_seconds',
-    help: "How many seconds of work has been done that is in progress and hasn't been observed by work_duration. Large values indicate stuck threads. One can deduce the number of stuck threads by observing the rate at which this increases.",
-    labelNames,
-    registers,
-    collect() {
-      this.set(
-        { name },
-        inProcess().reduce((sum, s) => sum + s, 0),
-      );
-    },
-  });
-  new Gauge({
-    name: 'workqueue_longest_running_processor_seconds',
-    help: 'How many seconds has the longest running processor for workqueue been running.',
-    labelNames,
-    registers,
-    collect() {
-      this.set({ name }, Math.max(0, ...inProcess()));
-    },
-  });
-  depth.set({ name }, 0);
-  adds.inc({ name }, 0);
-  retries.inc({ name }, 0);
-  return {
-    queueDepth: depth,
-    queue: {
-      added: () => adds.inc({ name }),
-      depth: (keys) => depth.set({ name }, keys),
-      queued: (seconds) => queueDuration.observe({ name }, seconds),
-      worked: (seconds) => workDuration.observe({ name }, seconds),
-      retried: () => retries.inc({ name }),
-      inProcess: (source) => {
-        inProcess = source;
-      },
-    },
-  };
 }

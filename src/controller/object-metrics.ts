@@ -41,10 +41,20 @@ export function objectMetrics(registry: Registry, source: ObjectMetricsSource): 
         }
       },
     });
-  timestamp('last_successful_run_timestamp_seconds', 'When the last successful run finished (status.lastSuccessfulTime), Unix seconds.', (sj) => sj.status?.lastSuccessfulTime);
-  timestamp('last_schedule_timestamp_seconds', 'Latest slot that was started, queued or skipped (status.lastScheduleTime), Unix seconds.', (sj) => sj.status?.lastScheduleTime);
-  timestamp('next_schedule_timestamp_seconds', 'The next slot the operator will act on (status.nextScheduleTime), Unix seconds; absent without a schedule or while suspended.', (sj) =>
-    statusField(sj, 'nextScheduleTime'),
+  timestamp(
+    'last_successful_run_timestamp_seconds',
+    'When the last successful run finished (status.lastSuccessfulTime), Unix seconds.',
+    (sj) => sj.status?.lastSuccessfulTime,
+  );
+  timestamp(
+    'last_schedule_timestamp_seconds',
+    'Latest slot that was started, queued or skipped (status.lastScheduleTime), Unix seconds.',
+    (sj) => sj.status?.lastScheduleTime,
+  );
+  timestamp(
+    'next_schedule_timestamp_seconds',
+    'The next slot the operator will act on (status.nextScheduleTime), Unix seconds; absent without a schedule or while suspended.',
+    (sj) => statusField(sj, 'nextScheduleTime'),
   );
   new Gauge({
     name: PREFIX + 'current_token',
@@ -53,7 +63,8 @@ export function objectMetrics(registry: Registry, source: ObjectMetricsSource): 
     registers,
     collect() {
       this.reset();
-      for (const sj of objects()) if (sj.status?.currentToken !== undefined) this.set(labelsOf(sj), sj.status.currentToken);
+      for (const sj of objects())
+        if (sj.status?.currentToken !== undefined) this.set(labelsOf(sj), sj.status.currentToken);
     },
   });
   new Gauge({
@@ -107,7 +118,8 @@ export function objectMetrics(registry: Registry, source: ObjectMetricsSource): 
     registers,
     collect() {
       this.reset();
-      for (const sj of objects()) for (const c of sj.status?.conditions ?? []) this.set({ ...labelsOf(sj), type: c.type, status: c.status }, 1);
+      for (const sj of objects())
+        for (const c of sj.status?.conditions ?? []) this.set({ ...labelsOf(sj), type: c.type, status: c.status }, 1);
     },
   });
 }

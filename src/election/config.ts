@@ -73,7 +73,8 @@ export function makeIdentity(podName: string): string {
 }
 
 function positiveInteger(value: number, field: string): number {
-  if (!Number.isFinite(value) || value <= 0) throw new ConfigError(`${field} must be a positive number of milliseconds, got ${value}`);
+  if (!Number.isFinite(value) || value <= 0)
+    throw new ConfigError(`${field} must be a positive number of milliseconds, got ${value}`);
   return value;
 }
 
@@ -92,17 +93,23 @@ export function resolveTimings(config: Partial<LeaderElectionConfig>): ResolvedT
   const renewDeadlineMs = check(config.renewDeadlineMs, 10_000, 'renewDeadlineMs');
   const retryPeriodMs = check(config.retryPeriodMs, 2_000, 'retryPeriodMs');
   if (leaseDurationMs % 1000 !== 0) {
-    problems.push(`leaseDurationMs must be a whole number of seconds (the Lease stores seconds), got ${leaseDurationMs}`);
+    problems.push(
+      `leaseDurationMs must be a whole number of seconds (the Lease stores seconds), got ${leaseDurationMs}`,
+    );
   }
   if (!(leaseDurationMs > renewDeadlineMs)) {
     problems.push(`leaseDurationMs (${leaseDurationMs}) must be greater than renewDeadlineMs (${renewDeadlineMs})`);
   }
   if (!(renewDeadlineMs > 1.2 * retryPeriodMs)) {
-    problems.push(`renewDeadlineMs (${renewDeadlineMs}) must be greater than 1.2 × retryPeriodMs (${1.2 * retryPeriodMs})`);
+    problems.push(
+      `renewDeadlineMs (${renewDeadlineMs}) must be greater than 1.2 × retryPeriodMs (${1.2 * retryPeriodMs})`,
+    );
   }
   const safetyMarginMs = config.safetyMarginMs ?? Math.max(100, leaseDurationMs / 10);
   if (!(safetyMarginMs >= 0 && safetyMarginMs < leaseDurationMs - retryPeriodMs)) {
-    problems.push(`safetyMarginMs (${safetyMarginMs}) must be at least 0 and less than leaseDurationMs − retryPeriodMs (${leaseDurationMs - retryPeriodMs})`);
+    problems.push(
+      `safetyMarginMs (${safetyMarginMs}) must be at least 0 and less than leaseDurationMs − retryPeriodMs (${leaseDurationMs - retryPeriodMs})`,
+    );
   }
   const stallThresholdMs = config.stallThresholdMs ?? Math.max(1000, retryPeriodMs);
   if (!(stallThresholdMs > 0)) problems.push(`stallThresholdMs must be positive, got ${stallThresholdMs}`);
@@ -134,6 +141,9 @@ export function validateConfig(config: LeaderElectionConfig): ResolvedTimings {
   } catch (err) {
     problems.push((err as Error).message);
   }
-  if (problems.length > 0 || !timings) throw new ConfigError(`invalid leader election config for Lease ${config.namespace}/${config.name}: ${problems.join('; ')}`);
+  if (problems.length > 0 || !timings)
+    throw new ConfigError(
+      `invalid leader election config for Lease ${config.namespace}/${config.name}: ${problems.join('; ')}`,
+    );
   return timings;
 }

@@ -44,7 +44,10 @@ function candidate(
   const leaderships: Leadership[] = [];
   const intervals: Candidate['intervals'] = [];
   const logs: Candidate['logs'] = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Candidate['logs'][number]) });
+  const logger = pino(
+    { level: 'info' },
+    { write: (line: string) => void logs.push(JSON.parse(line) as Candidate['logs'][number]) },
+  );
   const c = {} as Candidate;
   const elector = new LeaderElector(
     {
@@ -68,7 +71,9 @@ function candidate(
         intervals.push(interval);
         leadership.signal.addEventListener('abort', () => (interval.end = clock.now()), { once: true });
         if (options.work) return options.work(leadership);
-        await new Promise<void>((resolve) => leadership.signal.addEventListener('abort', () => resolve(), { once: true }));
+        await new Promise<void>((resolve) =>
+          leadership.signal.addEventListener('abort', () => resolve(), { once: true }),
+        );
         if (options.holdWork) await new Promise<void>((resolve) => (c.finishWork = resolve));
       },
       onStoppedLeading: () => events.push('stopped'),
@@ -105,7 +110,13 @@ function externalHolder(store: FakeLeaseStore, clock: ManualClock, identity: str
   let stopped = false;
   const record = (): LeaseRecord => {
     const now = new Date(clock.wallNow()).toISOString().replace('Z', '000Z');
-    return { holderIdentity: identity, leaseDurationSeconds: LEASE / 1000, acquireTime: now, renewTime: now, leaseTransitions: store.current()?.record.leaseTransitions ?? 0 };
+    return {
+      holderIdentity: identity,
+      leaseDurationSeconds: LEASE / 1000,
+      acquireTime: now,
+      renewTime: now,
+      leaseTransitions: store.current()?.record.leaseTransitions ?? 0,
+    };
   };
   store.put(record(), identity);
   const tick = () => {
@@ -121,7 +132,10 @@ function externalHolder(store: FakeLeaseStore, clock: ManualClock, identity: str
 function opaqueVersions(client: FakeLeaseClient): LeaseLock {
   const out = (lease: LeaseSnapshot): LeaseSnapshot => ({ ...lease, resourceVersion: `rv-${lease.resourceVersion}` });
   const back = (rv: string) => rv.replace(/^rv-/, '');
-  const outEvent = (e: LeaseEvent): LeaseEvent => (e.type === 'upsert' ? { type: 'upsert', lease: out(e.lease) } : { ...e, resourceVersion: e.resourceVersion && `rv-${e.resourceVersion}` });
+  const outEvent = (e: LeaseEvent): LeaseEvent =>
+    e.type === 'upsert'
+      ? { type: 'upsert', lease: out(e.lease) }
+      : { ...e, resourceVersion: e.resourceVersion && `rv-${e.resourceVersion}` };
   return {
     describe: () => client.describe(),
     list: async () => {
@@ -133,7 +147,8 @@ function opaqueVersions(client: FakeLeaseClient): LeaseLock {
       return lease && out(lease);
     },
     create: async (record) => out(await client.create(record)),
-    update: async (record, base) => out(await client.update(record, { ...base, resourceVersion: back(base.resourceVersion) })),
+    update: async (record, base) =>
+      out(await client.update(record, { ...base, resourceVersion: back(base.resourceVersion) })),
     watch: (rv, onEvent, onClose) => client.watch(back(rv), (e) => onEvent(outEvent(e)), onClose),
   };
 }
@@ -216,7 +231,13 @@ describe('acquiring', () => {
 
   it('waits a full lease duration from its own first observation, even when renewTime looks ancient (no wall-clock comparison)', async () => {
     const longAgo = '2001-01-01T00:00:00.000000Z';
-    store.put({ holderIdentity: 'gone', leaseDurationSeconds: 15, acquireTime: longAgo, renewTime: longAgo, leaseTransitions: 4 });
+    store.put({
+      holderIdentity: 'gone',
+      leaseDurationSeconds: 15,
+      acquireTime: longAgo,
+      renewTime: longAgo,
+      leaseTransitions: 4,
+    });
     const a = add('a');
     await clock.advance(LEASE - 1);
     expect(store.writesBy('a')).toHaveLength(0);
@@ -226,7 +247,12 @@ describe('acquiring', () => {
   });
 
   it('uses the lease duration written in the Lease, not its own, to judge expiry', async () => {
-    store.put({ holderIdentity: 'other', leaseDurationSeconds: 40, renewTime: '2030-01-01T00:00:00.000000Z', leaseTransitions: 0 });
+    store.put({
+      holderIdentity: 'other',
+      leaseDurationSeconds: 40,
+      renewTime: '2030-01-01T00:00:00.000000Z',
+      leaseTransitions: 0,
+    });
     add('a');
     await clock.advance(39_999);
     expect(store.writesBy('a')).toHaveLength(0);
@@ -407,7 +433,12 @@ describe('leading', () => {
   });
 
   it('a standby waits out a deleted holder’s lease, then creates the Lease; terms still increase while transitions restart', async () => {
-    store.put({ holderIdentity: 'other', leaseDurationSeconds: 15, renewTime: '2030-01-01T00:00:00.000000Z', leaseTransitions: 7 });
+    store.put({
+      holderIdentity: 'other',
+      leaseDurationSeconds: 15,
+      renewTime: '2030-01-01T00:00:00.000000Z',
+      leaseTransitions: 7,
+    });
     const otherTerm = Number(store.current()!.resourceVersion);
     const b = add('b');
     await clock.advance(5_000);
@@ -447,7 +478,11 @@ describe('shutting down', () => {
     await clock.advance(0);
     await stopping;
     const after = store.current()!.record;
-    expect(after).toMatchObject({ holderIdentity: '', leaseDurationSeconds: 1, leaseTransitions: before.record.leaseTransitions });
+    expect(after).toMatchObject({
+      holderIdentity: '',
+      leaseDurationSeconds: 1,
+      leaseTransitions: before.record.leaseTransitions,
+    });
     expect(a.events.slice(-2)).toEqual(['stopped', 'run resolved']);
     candidates = [];
   });
@@ -492,10 +527,16 @@ describe('terms', () => {
     expect(a.elector.isLeader()).toBe(false);
     expect(a.elector.healthy().ok).toBe(true);
     // The reason names the newest resourceVersion seen (the giving back's); the error log the first.
-    expect(a.elector.ready()).toEqual({ ok: false, reason: expect.stringContaining('resourceVersion 9007199254740993 is not below 2^53') });
+    expect(a.elector.ready()).toEqual({
+      ok: false,
+      reason: expect.stringContaining('resourceVersion 9007199254740993 is not below 2^53'),
+    });
     const errors = a.logs.filter((l) => l.level === 50);
     expect(errors).toHaveLength(1);
-    expect(errors[0]).toMatchObject({ resourceVersion: '9007199254740992', msg: expect.stringContaining('cannot be a fencing term') });
+    expect(errors[0]).toMatchObject({
+      resourceVersion: '9007199254740992',
+      msg: expect.stringContaining('cannot be a fencing term'),
+    });
     await Promise.all([a.stop(), clock.advance(0)]);
     expect(a.events.at(-1)).toBe('run resolved');
     candidates = [];
@@ -514,7 +555,10 @@ describe('terms', () => {
     for (const c of all) {
       expect(c.leaderships).toHaveLength(0);
       expect(c.events.filter((e) => e.startsWith('run'))).toEqual([]);
-      expect(c.elector.ready()).toEqual({ ok: false, reason: expect.stringMatching(/resourceVersion "rv-\d+" is not a positive decimal integer/) });
+      expect(c.elector.ready()).toEqual({
+        ok: false,
+        reason: expect.stringMatching(/resourceVersion "rv-\d+" is not a positive decimal integer/),
+      });
       expect(c.logs.filter((l) => l.level === 50)).toHaveLength(1);
     }
   });
@@ -596,10 +640,14 @@ describe('metrics', () => {
 
 /** No instant at which guarded work of two leaderships (of any candidates) ran at once. */
 function expectNoOverlap(all: Candidate[]): void {
-  const intervals = all.flatMap((c) => c.intervals.map((i) => ({ who: c.name, start: i.start, end: i.end ?? Infinity })));
+  const intervals = all.flatMap((c) =>
+    c.intervals.map((i) => ({ who: c.name, start: i.start, end: i.end ?? Infinity })),
+  );
   intervals.sort((x, y) => x.start - y.start);
   for (let i = 1; i < intervals.length; i++) {
-    expect({ ...intervals[i]!, overlapsPrevious: intervals[i]!.start < intervals[i - 1]!.end }).toMatchObject({ overlapsPrevious: false });
+    expect({ ...intervals[i]!, overlapsPrevious: intervals[i]!.start < intervals[i - 1]!.end }).toMatchObject({
+      overlapsPrevious: false,
+    });
   }
 }
 
@@ -621,7 +669,9 @@ describe('two processes with one identity', () => {
     expect(b.elector.ready()).toEqual({ ok: false, reason: expect.stringContaining('duplicate --identity') });
     expect(a.elector.ready().ok).toBe(true);
     expect(await registry.metrics()).toMatch(/leader_election_identity_conflicts_total\{name="lease"\} (\d+)/);
-    const conflicts = Number(/leader_election_identity_conflicts_total\{name="lease"\} (\d+)/.exec(await registry.metrics())![1]);
+    const conflicts = Number(
+      /leader_election_identity_conflicts_total\{name="lease"\} (\d+)/.exec(await registry.metrics())![1],
+    );
     expect(conflicts).toBeGreaterThanOrEqual(25);
 
     // The first one dies: the second takes over once its lease ran out, and is ready again.
@@ -685,7 +735,13 @@ describe('two processes with one identity', () => {
   it('two racing for a released Lease in the same millisecond: one leads; the loser never takes the winner’s record for its own', async () => {
     const registry = new Registry();
     const released = '2030-01-01T00:00:00.000000Z';
-    store.put({ holderIdentity: '', leaseDurationSeconds: 1, acquireTime: released, renewTime: released, leaseTransitions: 3 });
+    store.put({
+      holderIdentity: '',
+      leaseDurationSeconds: 1,
+      acquireTime: released,
+      renewTime: released,
+      leaseTransitions: 3,
+    });
     const a = add('a', { config: { identity: 'x', registry } });
     const b = add('b', { config: { identity: 'x', registry: new Registry() } });
     await clock.advance(0);
@@ -709,7 +765,13 @@ describe('two processes with one identity', () => {
     const random = jest.spyOn(Math, 'random').mockReturnValue(0.5);
     try {
       const released = '2030-01-01T00:00:00.000000Z';
-      store.put({ holderIdentity: '', leaseDurationSeconds: 1, acquireTime: released, renewTime: released, leaseTransitions: 3 });
+      store.put({
+        holderIdentity: '',
+        leaseDurationSeconds: 1,
+        acquireTime: released,
+        renewTime: released,
+        leaseTransitions: 3,
+      });
       const a = add('a', { config: { identity: 'x' } });
       const b = add('b', { config: { identity: 'x' } });
       await clock.advance(0);
@@ -750,7 +812,13 @@ describe('two processes with one identity', () => {
       },
     });
     const released = '2030-01-01T00:00:00.000000Z';
-    store.put({ holderIdentity: '', leaseDurationSeconds: 1, acquireTime: released, renewTime: released, leaseTransitions: 0 });
+    store.put({
+      holderIdentity: '',
+      leaseDurationSeconds: 1,
+      acquireTime: released,
+      renewTime: released,
+      leaseTransitions: 0,
+    });
     await clock.advance(0);
     expect(a.leaderships).toHaveLength(0);
     expect(store.current()!.record.holderIdentity).toBe('x');

@@ -10,7 +10,15 @@ import pino, { type Logger } from 'pino';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { realClock, type Clock, type TimerHandle } from './clock.ts';
 import { validateConfig, type LeaderElectionConfig, type ResolvedTimings } from './config.ts';
-import { KubernetesLeaseLock, acquisitionTime, describeError, isCasFailure, type LeaseLock, type LeaseRecord, type LeaseSnapshot } from './lock.ts';
+import {
+  KubernetesLeaseLock,
+  acquisitionTime,
+  describeError,
+  isCasFailure,
+  type LeaseLock,
+  type LeaseRecord,
+  type LeaseSnapshot,
+} from './lock.ts';
 import { LeaderTerm, releaseLease, type LeaderContext, type Leadership, type LossReason } from './leadership.ts';
 import { electionMetrics, type ElectionMetrics } from './metrics.ts';
 import { restClientMetrics } from '../kube/client-metrics.ts';
@@ -83,11 +91,19 @@ export class LeaderElector {
     this.callbacks = callbacks;
     this.identity = config.identity;
     this.clock = config.clock ?? realClock;
-    this.logger = (config.logger ?? pino({ level: 'silent' })).child({ lease: `${config.namespace}/${config.name}`, identity: config.identity });
+    this.logger = (config.logger ?? pino({ level: 'silent' })).child({
+      lease: `${config.namespace}/${config.name}`,
+      identity: config.identity,
+    });
     this.releaseOnCancel = config.releaseOnCancel ?? true;
     this.evidence = config.evidence;
     this.lock = config.lock ?? this.kubernetesLock(config.kubeConfig);
-    this.observer = new LeaseObserver({ lock: this.lock, clock: this.clock, logger: this.logger, maxBackoffMs: this.timings.retryPeriodMs });
+    this.observer = new LeaseObserver({
+      lock: this.lock,
+      clock: this.clock,
+      logger: this.logger,
+      maxBackoffMs: this.timings.retryPeriodMs,
+    });
     this.metrics = electionMetrics(config.registry, config.name);
     this.leaderContext = {
       identity: this.identity,
@@ -147,7 +163,10 @@ export class LeaderElector {
    */
   ready(): { ok: boolean; reason?: string } {
     if (this.clock.now() < this.conflictUntil) {
-      return { ok: false, reason: `another process holds the Lease under this replica's identity ${JSON.stringify(this.identity)} (duplicate --identity); refusing to lead` };
+      return {
+        ok: false,
+        reason: `another process holds the Lease under this replica's identity ${JSON.stringify(this.identity)} (duplicate --identity); refusing to lead`,
+      };
     }
     if (this.termless) return { ok: false, reason: `${this.termless.problem}; refusing to lead` };
     return { ok: true };
@@ -172,7 +191,14 @@ export class LeaderElector {
     };
     signal.addEventListener('abort', onAbort);
     this.observer.start();
-    this.logger.info({ leaseDurationMs: this.timings.leaseDurationMs, renewDeadlineMs: this.timings.renewDeadlineMs, retryPeriodMs: this.timings.retryPeriodMs }, 'Started campaigning');
+    this.logger.info(
+      {
+        leaseDurationMs: this.timings.leaseDurationMs,
+        renewDeadlineMs: this.timings.renewDeadlineMs,
+        retryPeriodMs: this.timings.retryPeriodMs,
+      },
+      'Started campaigning',
+    );
     let needFreshView = false;
     try {
       while (!signal.aborted) {
@@ -201,7 +227,13 @@ export class LeaderElector {
           await releaseLease(this.leaderContext, won.snapshot);
           break;
         }
-        const reason = await this.lead(won.snapshot, Number(won.snapshot.resourceVersion), won.sentAt, signal, won.holderDead);
+        const reason = await this.lead(
+          won.snapshot,
+          Number(won.snapshot.resourceVersion),
+          won.sentAt,
+          signal,
+          won.holderDead,
+        );
         needFreshView = reason !== 'shutdown';
       }
     } finally {
@@ -236,7 +268,10 @@ export class LeaderElector {
       const holderDead = acquirable.holderDead;
       if (holderDead)
         this.logger.info(
-          { holder: observation.lease?.record.holderIdentity ?? observation.deletedHolder?.identity, evidence: holderDead },
+          {
+            holder: observation.lease?.record.holderIdentity ?? observation.deletedHolder?.identity,
+            evidence: holderDead,
+          },
           'The Lease holder is dead: taking the Lease over now, before its lease expires',
         );
       const result = await this.tryAcquire(observation);
@@ -290,18 +325,27 @@ export class LeaderElector {
    */
   private holderDeath(observation: Observation): string | undefined {
     if (!this.evidence) return undefined;
-    const record = observation.lease?.record ?? (observation.deletedHolder ? { holderIdentity: observation.deletedHolder.identity } : undefined);
+    const record =
+      observation.lease?.record ??
+      (observation.deletedHolder ? { holderIdentity: observation.deletedHolder.identity } : undefined);
     if (!record || record.holderIdentity === '' || record.holderIdentity === this.identity) return undefined;
     try {
       return this.evidence.deathOf(record);
     } catch (err) {
-      this.logger.warn({ err: describeError(err) }, 'Could not judge the Lease holder from its Pod; waiting for its lease to expire');
+      this.logger.warn(
+        { err: describeError(err) },
+        'Could not judge the Lease holder from its Pod; waiting for its lease to expire',
+      );
       return undefined;
     }
   }
 
   private isOwn(record: LeaseRecord): boolean {
-    return record.holderIdentity === this.identity && record.acquireTime !== undefined && this.ownAcquisitions.includes(record.acquireTime);
+    return (
+      record.holderIdentity === this.identity &&
+      record.acquireTime !== undefined &&
+      this.ownAcquisitions.includes(record.acquireTime)
+    );
   }
 
   private rememberAcquisition(acquireTime: string): void {
@@ -323,7 +367,9 @@ export class LeaderElector {
       leaseDurationSeconds: this.timings.leaseDurationMs / 1000,
       acquireTime: now,
       renewTime: now,
-      leaseTransitions: base ? base.record.leaseTransitions + (base.record.holderIdentity === this.identity ? 0 : 1) : 0,
+      leaseTransitions: base
+        ? base.record.leaseTransitions + (base.record.holderIdentity === this.identity ? 0 : 1)
+        : 0,
     };
     const sentAt = this.clock.now();
     try {
@@ -384,10 +430,14 @@ export class LeaderElector {
     if (observation.reset) {
       this.resetAt = this.clock.now();
       this.metrics.reset();
-      this.leading?.stepDown('reset', `the Lease resourceVersion went back from ${observation.reset.from} to ${observation.reset.to} (etcd restored from a backup without --bump-revision?)`);
+      this.leading?.stepDown(
+        'reset',
+        `the Lease resourceVersion went back from ${observation.reset.from} to ${observation.reset.to} (etcd restored from a backup without --bump-revision?)`,
+      );
     } else if (previous && this.writtenUnderOurIdentity(previous.lease?.record, observation)) {
       // Carrying our acquisition in flight: ours if that write lands (settleAcquisition).
-      if (this.pendingAcquisition !== undefined && observation.lease!.record.acquireTime === this.pendingAcquisition) this.deferredConflict ??= observation;
+      if (this.pendingAcquisition !== undefined && observation.lease!.record.acquireTime === this.pendingAcquisition)
+        this.deferredConflict ??= observation;
       else this.identityConflict(observation);
     }
     this.checkTerm(observation);
@@ -413,7 +463,11 @@ export class LeaderElector {
     this.metrics.identityConflict();
     if (now >= this.conflictUntil) {
       this.logger.error(
-        { acquireTime: record.acquireTime, renewTime: record.renewTime, resourceVersion: observation.lease!.resourceVersion },
+        {
+          acquireTime: record.acquireTime,
+          renewTime: record.renewTime,
+          resourceVersion: observation.lease!.resourceVersion,
+        },
         `Another process wrote the Lease under this replica's identity ${JSON.stringify(this.identity)}: two replicas are configured with the same --identity; refusing to lead while it holds the Lease (give every replica its own identity)`,
       );
     }
@@ -434,7 +488,10 @@ export class LeaderElector {
     if (problem) {
       this.cannotLead(resourceVersion, problem);
     } else if (this.termless) {
-      this.logger.info({ resourceVersion, previousResourceVersion: this.termless.resourceVersion }, 'The Lease resourceVersion can be a fencing term again; campaigning');
+      this.logger.info(
+        { resourceVersion, previousResourceVersion: this.termless.resourceVersion },
+        'The Lease resourceVersion can be a fencing term again; campaigning',
+      );
       this.termless = undefined;
     }
   }
@@ -456,7 +513,13 @@ export class LeaderElector {
 
   // ---- leader -----------------------------------------------------------------
 
-  private async lead(snapshot: LeaseSnapshot, termNumber: number, sentAt: number, runSignal: AbortSignal, holderDead?: string): Promise<LossReason> {
+  private async lead(
+    snapshot: LeaseSnapshot,
+    termNumber: number,
+    sentAt: number,
+    runSignal: AbortSignal,
+    holderDead?: string,
+  ): Promise<LossReason> {
     if (this.lastTerm !== undefined && termNumber <= this.lastTerm) {
       // Only possible when resourceVersions went back (etcd restored without
       // --bump-revision). Refusing would gain nothing — a restarted process
@@ -523,7 +586,10 @@ export class LeaderElector {
         const first = !this.eventFailureLogged;
         this.eventFailureLogged = true;
         const log = first ? this.logger.warn.bind(this.logger) : this.logger.debug.bind(this.logger);
-        log({ term, err: describeError(err) }, 'Could not record the LeaderElection Event on the Lease (needs create on events in its namespace); leadership is not affected');
+        log(
+          { term, err: describeError(err) },
+          'Could not record the LeaderElection Event on the Lease (needs create on events in its namespace); leadership is not affected',
+        );
       },
     );
   }

@@ -14,8 +14,15 @@ const HOLDER = 'so-7d9f-abcde_0123456789';
 const ACQUIRED = '2030-01-01T00:00:10.500123Z';
 const record = { holderIdentity: HOLDER, acquireTime: ACQUIRED };
 
-const pod = (containers: PodView['containers'], extra: Partial<PodView> = {}): PodKnowledge => ({ state: 'present', pod: { name: 'so-7d9f-abcde', uid: 'u1', containers, ...extra } });
-const operator = (c: Omit<PodView['containers'][number], 'name' | 'restartCount'> & { restartCount?: number }) => ({ name: 'operator', restartCount: 0, ...c });
+const pod = (containers: PodView['containers'], extra: Partial<PodView> = {}): PodKnowledge => ({
+  state: 'present',
+  pod: { name: 'so-7d9f-abcde', uid: 'u1', containers, ...extra },
+});
+const operator = (c: Omit<PodView['containers'][number], 'name' | 'restartCount'> & { restartCount?: number }) => ({
+  name: 'operator',
+  restartCount: 0,
+  ...c,
+});
 
 describe('podOfIdentity', () => {
   it.each([
@@ -32,20 +39,63 @@ describe('judgeHolder: what counts as evidence that the holder is dead', () => {
   it.each<[string, PodKnowledge, boolean]>([
     ['a Pod never seen', { state: 'unknown' }, false],
     ['the Pod seen, then deleted and removed', { state: 'gone', name: 'so-7d9f-abcde', uid: 'u1' }, true],
-    ['the Pod Failed (evicted)', pod([operator({ terminated: { finishedAt: '2030-01-01T00:01:00Z' } })], { phase: 'Failed' }), true],
+    [
+      'the Pod Failed (evicted)',
+      pod([operator({ terminated: { finishedAt: '2030-01-01T00:01:00Z' } })], { phase: 'Failed' }),
+      true,
+    ],
     ['the Pod Succeeded', pod([], { phase: 'Succeeded' }), true],
-    ['a deletionTimestamp alone (grace period: the process may still run)', pod([operator({ running: { startedAt: '2030-01-01T00:00:05Z' } })], { deletionTimestamp: '2030-01-01T00:01:00Z' }), false],
-    ['running, started before the acquisition', pod([operator({ running: { startedAt: '2030-01-01T00:00:05Z' } })]), false],
-    ['running, started in the same second as the acquisition (truncated: no doubt allowed)', pod([operator({ running: { startedAt: '2030-01-01T00:00:10Z' } })]), false],
-    ['running, restarted after the acquisition', pod([operator({ restartCount: 1, running: { startedAt: '2030-01-01T00:00:11Z' }, lastTerminated: { finishedAt: '2030-01-01T00:00:11Z' } })]), true],
+    [
+      'a deletionTimestamp alone (grace period: the process may still run)',
+      pod([operator({ running: { startedAt: '2030-01-01T00:00:05Z' } })], {
+        deletionTimestamp: '2030-01-01T00:01:00Z',
+      }),
+      false,
+    ],
+    [
+      'running, started before the acquisition',
+      pod([operator({ running: { startedAt: '2030-01-01T00:00:05Z' } })]),
+      false,
+    ],
+    [
+      'running, started in the same second as the acquisition (truncated: no doubt allowed)',
+      pod([operator({ running: { startedAt: '2030-01-01T00:00:10Z' } })]),
+      false,
+    ],
+    [
+      'running, restarted after the acquisition',
+      pod([
+        operator({
+          restartCount: 1,
+          running: { startedAt: '2030-01-01T00:00:11Z' },
+          lastTerminated: { finishedAt: '2030-01-01T00:00:11Z' },
+        }),
+      ]),
+      true,
+    ],
     ['terminated after the acquisition', pod([operator({ terminated: { finishedAt: '2030-01-01T00:01:00Z' } })]), true],
-    ['terminated in the acquisition’s second (its end may be after it)', pod([operator({ terminated: { finishedAt: '2030-01-01T00:00:10Z' } })]), true],
-    ['terminated a second or more before the acquisition (a later incarnation acquired)', pod([operator({ terminated: { finishedAt: '2030-01-01T00:00:09Z' } })]), false],
-    ['waiting in CrashLoopBackOff after a termination after the acquisition', pod([operator({ restartCount: 3, waiting: true, lastTerminated: { finishedAt: '2030-01-01T00:02:00Z' } })]), true],
+    [
+      'terminated in the acquisition’s second (its end may be after it)',
+      pod([operator({ terminated: { finishedAt: '2030-01-01T00:00:10Z' } })]),
+      true,
+    ],
+    [
+      'terminated a second or more before the acquisition (a later incarnation acquired)',
+      pod([operator({ terminated: { finishedAt: '2030-01-01T00:00:09Z' } })]),
+      false,
+    ],
+    [
+      'waiting in CrashLoopBackOff after a termination after the acquisition',
+      pod([operator({ restartCount: 3, waiting: true, lastTerminated: { finishedAt: '2030-01-01T00:02:00Z' } })]),
+      true,
+    ],
     ['waiting before its first start (ContainerCreating)', pod([operator({ waiting: true })]), false],
     [
       'another container terminated, the operator container running',
-      pod([operator({ running: { startedAt: '2030-01-01T00:00:05Z' } }), { name: 'sidecar', restartCount: 0, terminated: { finishedAt: '2030-01-01T00:05:00Z' } }]),
+      pod([
+        operator({ running: { startedAt: '2030-01-01T00:00:05Z' } }),
+        { name: 'sidecar', restartCount: 0, terminated: { finishedAt: '2030-01-01T00:05:00Z' } },
+      ]),
       false,
     ],
     ['no status for the operator container yet', pod([]), false],
@@ -56,8 +106,16 @@ describe('judgeHolder: what counts as evidence that the holder is dead', () => {
   });
 
   it('says nothing from a container termination when the record has no acquireTime (a hand-written record)', () => {
-    expect(judgeHolder({ holderIdentity: HOLDER }, pod([operator({ terminated: { finishedAt: '2030-01-01T00:01:00Z' } })]), 'operator')).toBeUndefined();
-    expect(judgeHolder({ holderIdentity: HOLDER }, { state: 'gone', name: 'so-7d9f-abcde', uid: 'u1' }, 'operator')).toMatch(/deleted and removed/);
+    expect(
+      judgeHolder(
+        { holderIdentity: HOLDER },
+        pod([operator({ terminated: { finishedAt: '2030-01-01T00:01:00Z' } })]),
+        'operator',
+      ),
+    ).toBeUndefined();
+    expect(
+      judgeHolder({ holderIdentity: HOLDER }, { state: 'gone', name: 'so-7d9f-abcde', uid: 'u1' }, 'operator'),
+    ).toMatch(/deleted and removed/);
   });
 
   it('reads a Pod as the API server sends it (Dates or strings for times)', () => {
@@ -73,7 +131,13 @@ describe('judgeHolder: what counts as evidence that the holder is dead', () => {
             ready: true,
             restartCount: 2,
             state: { running: { startedAt: new Date('2030-01-01T00:00:11Z') } },
-            lastState: { terminated: { exitCode: 137, finishedAt: '2030-01-01T00:00:11Z' as unknown as Date, containerID: 'containerd://x' } },
+            lastState: {
+              terminated: {
+                exitCode: 137,
+                finishedAt: '2030-01-01T00:00:11Z' as unknown as Date,
+                containerID: 'containerd://x',
+              },
+            },
           },
         ],
       },
@@ -82,7 +146,14 @@ describe('judgeHolder: what counts as evidence that the holder is dead', () => {
       name: 'p',
       uid: 'u',
       phase: 'Running',
-      containers: [{ name: 'operator', restartCount: 2, running: { startedAt: '2030-01-01T00:00:11.000Z' }, lastTerminated: { finishedAt: '2030-01-01T00:00:11Z', containerID: 'containerd://x' } }],
+      containers: [
+        {
+          name: 'operator',
+          restartCount: 2,
+          running: { startedAt: '2030-01-01T00:00:11.000Z' },
+          lastTerminated: { finishedAt: '2030-01-01T00:00:11Z', containerID: 'containerd://x' },
+        },
+      ],
     });
     expect(judgeHolder(record, { state: 'present', pod: view }, 'operator')).toMatch(/restarted/);
   });
@@ -140,14 +211,19 @@ function replica(identity: string, evidence?: HolderEvidence) {
       retryPeriodMs: 2_000,
       clock,
       lock: store.client(identity),
-      logger: pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as (typeof logs)[number]) }),
+      logger: pino(
+        { level: 'info' },
+        { write: (line: string) => void logs.push(JSON.parse(line) as (typeof logs)[number]) },
+      ),
       registry,
       ...(evidence ? { evidence } : {}),
     },
     {
       onStartedLeading: async (leadership) => {
         leaderships.push(leadership);
-        await new Promise<void>((resolve) => leadership.signal.addEventListener('abort', () => resolve(), { once: true }));
+        await new Promise<void>((resolve) =>
+          leadership.signal.addEventListener('abort', () => resolve(), { once: true }),
+        );
       },
     },
   );
@@ -165,7 +241,16 @@ describe('the elector with evidence of a dead holder', () => {
   it('takes the Lease over at once when the holder is judged dead, with a CAS on the record judged, and says why', async () => {
     const evidence = new SetEvidence();
     // A's last renew before it crashed (it writes nothing more).
-    store.put({ holderIdentity: A, leaseDurationSeconds: 15, acquireTime: '2030-01-01T00:00:00.000001Z', renewTime: '2030-01-01T00:00:04.000001Z', leaseTransitions: 2 }, A);
+    store.put(
+      {
+        holderIdentity: A,
+        leaseDurationSeconds: 15,
+        acquireTime: '2030-01-01T00:00:00.000001Z',
+        renewTime: '2030-01-01T00:00:04.000001Z',
+        leaseTransitions: 2,
+      },
+      A,
+    );
     const judged = store.current()!;
     const b = replica(B, evidence);
     await clock.advance(5_000);
@@ -180,14 +265,28 @@ describe('the elector with evidence of a dead holder', () => {
     expect(writes[0]).toMatchObject({ verb: 'update', record: { holderIdentity: B, leaseTransitions: 3 } });
     expect(Number(writes[0]!.resourceVersion)).toBe(Number(judged.resourceVersion) + 1);
     expect(b.leaderships[0]!.term).toBe(Number(writes[0]!.resourceVersion));
-    expect(b.logs.find((l) => l.msg.startsWith('The Lease holder is dead'))).toMatchObject({ holder: A, evidence: 'its container terminated' });
+    expect(b.logs.find((l) => l.msg.startsWith('The Lease holder is dead'))).toMatchObject({
+      holder: A,
+      evidence: 'its container terminated',
+    });
     expect(b.logs.find((l) => l.msg === 'Started leading')).toMatchObject({ takeover: 'holder-dead' });
-    expect(await b.registry.getSingleMetricAsString('leader_election_transitions_total')).toMatch(/direction="acquired",reason="holder-dead"\} 1/);
+    expect(await b.registry.getSingleMetricAsString('leader_election_transitions_total')).toMatch(
+      /direction="acquired",reason="holder-dead"\} 1/,
+    );
   });
 
   it('without evidence waits the lease out as before', async () => {
     const evidence = new SetEvidence();
-    store.put({ holderIdentity: A, leaseDurationSeconds: 15, acquireTime: '2030-01-01T00:00:00.000001Z', renewTime: '2030-01-01T00:00:00.000001Z', leaseTransitions: 0 }, A);
+    store.put(
+      {
+        holderIdentity: A,
+        leaseDurationSeconds: 15,
+        acquireTime: '2030-01-01T00:00:00.000001Z',
+        renewTime: '2030-01-01T00:00:00.000001Z',
+        leaseTransitions: 0,
+      },
+      A,
+    );
     const b = replica(B, evidence);
     await clock.advance(LEASE - 1);
     expect(store.writesBy(B)).toHaveLength(0);
@@ -199,7 +298,16 @@ describe('the elector with evidence of a dead holder', () => {
   it('evidence that cannot be judged (it throws) is no evidence: a warning, then expiry', async () => {
     const evidence = new SetEvidence();
     evidence.throws = true;
-    store.put({ holderIdentity: A, leaseDurationSeconds: 15, acquireTime: '2030-01-01T00:00:00.000001Z', renewTime: '2030-01-01T00:00:00.000001Z', leaseTransitions: 0 }, A);
+    store.put(
+      {
+        holderIdentity: A,
+        leaseDurationSeconds: 15,
+        acquireTime: '2030-01-01T00:00:00.000001Z',
+        renewTime: '2030-01-01T00:00:00.000001Z',
+        leaseTransitions: 0,
+      },
+      A,
+    );
     const b = replica(B, evidence);
     await clock.advance(LEASE - 1);
     expect(store.writesBy(B)).toHaveLength(0);
@@ -231,7 +339,16 @@ describe('the elector with evidence of a dead holder', () => {
 
   it('a deleted Lease whose holder is judged dead is re-created at once instead of after its lease', async () => {
     const evidence = new SetEvidence();
-    store.put({ holderIdentity: A, leaseDurationSeconds: 15, acquireTime: '2030-01-01T00:00:00.000001Z', renewTime: '2030-01-01T00:00:00.000001Z', leaseTransitions: 0 }, A);
+    store.put(
+      {
+        holderIdentity: A,
+        leaseDurationSeconds: 15,
+        acquireTime: '2030-01-01T00:00:00.000001Z',
+        renewTime: '2030-01-01T00:00:00.000001Z',
+        leaseTransitions: 0,
+      },
+      A,
+    );
     const b = replica(B, evidence);
     await clock.advance(1_000);
     store.delete();

@@ -63,7 +63,8 @@ export interface PodView {
 }
 
 /** What this process knows of the Pod a holder ran in. */
-export type PodKnowledge = { state: 'present'; pod: PodView } | { state: 'gone'; name: string; uid: string } | { state: 'unknown' };
+export type PodKnowledge =
+  { state: 'present'; pod: PodView } | { state: 'gone'; name: string; uid: string } | { state: 'unknown' };
 
 const IDENTITY = /^(.+)_[0-9a-f]{10}$/;
 
@@ -85,11 +86,16 @@ function parse(time: string | undefined): number | undefined {
  * Why the holder of `record` is dead, judged from what is known of its Pod and
  * of the container the operator runs in; undefined when it may be alive.
  */
-export function judgeHolder(record: Pick<LeaseRecord, 'holderIdentity' | 'acquireTime'>, pod: PodKnowledge, containerName: string): string | undefined {
+export function judgeHolder(
+  record: Pick<LeaseRecord, 'holderIdentity' | 'acquireTime'>,
+  pod: PodKnowledge,
+  containerName: string,
+): string | undefined {
   if (pod.state === 'unknown') return undefined;
   if (pod.state === 'gone') return `its Pod ${pod.name} (uid ${pod.uid}) was deleted and removed`;
   const p = pod.pod;
-  if (p.phase === 'Failed' || p.phase === 'Succeeded') return `its Pod ${p.name} is ${p.phase} (every container terminated)`;
+  if (p.phase === 'Failed' || p.phase === 'Succeeded')
+    return `its Pod ${p.name} is ${p.phase} (every container terminated)`;
   const acquired = parse(record.acquireTime);
   const container = p.containers.find((c) => c.name === containerName);
   // Without the acquisition time or the container, nothing ties a termination to this holder.

@@ -8,7 +8,14 @@
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from './clock.ts';
 import type { ResolvedTimings } from './config.ts';
-import { describeError, formatMicroTime, isCasFailure, type LeaseLock, type LeaseRecord, type LeaseSnapshot } from './lock.ts';
+import {
+  describeError,
+  formatMicroTime,
+  isCasFailure,
+  type LeaseLock,
+  type LeaseRecord,
+  type LeaseSnapshot,
+} from './lock.ts';
 import type { ElectionMetrics } from './metrics.ts';
 import type { LeaseObserver } from './observer.ts';
 import { compareResourceVersions, termFromResourceVersion } from './token.ts';
@@ -125,7 +132,12 @@ export class LeaderTerm {
     metrics.setLeader(true);
     metrics.acquired(holderDead ? 'holder-dead' : '');
     logger.info(
-      { term: this.term, leaseTransitions: this.cache.record.leaseTransitions, resourceVersion: this.cache.resourceVersion, ...(holderDead ? { takeover: 'holder-dead', evidence: holderDead } : {}) },
+      {
+        term: this.term,
+        leaseTransitions: this.cache.record.leaseTransitions,
+        resourceVersion: this.cache.resourceVersion,
+        ...(holderDead ? { takeover: 'holder-dead', evidence: holderDead } : {}),
+      },
       'Started leading',
     );
     this.scheduleRenew(timings.retryPeriodMs);
@@ -144,11 +156,15 @@ export class LeaderTerm {
     const now = clock.now();
     if (!this.aborted) {
       const since = now - this.lastRenewSentAt;
-      if (since > timings.leaseDurationMs) return { ok: false, reason: `leader has not renewed the Lease for ${Math.round(since)} ms` };
+      if (since > timings.leaseDurationMs)
+        return { ok: false, reason: `leader has not renewed the Lease for ${Math.round(since)} ms` };
       return { ok: true };
     }
     if (!this.workSettled && this.lostAt !== undefined && now - this.lostAt > timings.leaseDurationMs) {
-      return { ok: false, reason: `guarded work has not stopped ${Math.round(now - this.lostAt)} ms after leadership was lost` };
+      return {
+        ok: false,
+        reason: `guarded work has not stopped ${Math.round(now - this.lostAt)} ms after leadership was lost`,
+      };
     }
     return { ok: true };
   }
@@ -159,7 +175,10 @@ export class LeaderTerm {
     if (!lease) {
       // Deleted under us: re-create it at once rather than at the next renew.
       this.scheduleRenew(0);
-    } else if (lease.record.holderIdentity !== this.ctx.identity && (compareResourceVersions(lease.resourceVersion, this.cache.resourceVersion) ?? 1) > 0) {
+    } else if (
+      lease.record.holderIdentity !== this.ctx.identity &&
+      (compareResourceVersions(lease.resourceVersion, this.cache.resourceVersion) ?? 1) > 0
+    ) {
       this.stepDown('taken', `the Lease is now held by ${lease.record.holderIdentity || 'nobody'}`);
     }
   }
@@ -191,7 +210,9 @@ export class LeaderTerm {
 
   /** Our own acquisition's record: our identity and the acquireTime we wrote (another process with our identity writes its own). */
   private ours(lease: LeaseSnapshot): boolean {
-    return lease.record.holderIdentity === this.ctx.identity && lease.record.acquireTime === this.cache.record.acquireTime;
+    return (
+      lease.record.holderIdentity === this.ctx.identity && lease.record.acquireTime === this.cache.record.acquireTime
+    );
   }
 
   private withinLease(now: number): boolean {
@@ -204,7 +225,9 @@ export class LeaderTerm {
     }
     if (this.aborted) {
       const reason: unknown = this.controller.signal.reason;
-      throw reason instanceof LeadershipLostError ? reason : new LeadershipLostError(this.lossReason ?? 'shutdown', 'leadership was lost');
+      throw reason instanceof LeadershipLostError
+        ? reason
+        : new LeadershipLostError(this.lossReason ?? 'shutdown', 'leadership was lost');
     }
   }
 
@@ -266,7 +289,10 @@ export class LeaderTerm {
     try {
       const seen = observer.observation()?.lease;
       // A newer copy of our own record (someone changed only the Lease's metadata) is a better base.
-      const base = seen && this.ours(seen) && (compareResourceVersions(seen.resourceVersion, this.cache.resourceVersion) ?? -1) > 0 ? seen : this.cache;
+      const base =
+        seen && this.ours(seen) && (compareResourceVersions(seen.resourceVersion, this.cache.resourceVersion) ?? -1) > 0
+          ? seen
+          : this.cache;
       const record: LeaseRecord = {
         ...base.record,
         holderIdentity: identity,
@@ -289,7 +315,10 @@ export class LeaderTerm {
           return this.stepDown('taken', `the Lease is now held by ${fresh.record.holderIdentity || 'nobody'}`);
         }
         if (fresh && !this.ours(fresh)) {
-          return this.stepDown('duplicate-identity', `the Lease was written under our identity ${identity} by another process`);
+          return this.stepDown(
+            'duplicate-identity',
+            `the Lease was written under our identity ${identity} by another process`,
+          );
         }
         if (!this.withinLease(clock.now())) return this.stepDown('expired');
         sentAt = clock.now();
@@ -297,10 +326,13 @@ export class LeaderTerm {
           snapshot = await lock.update({ ...record, renewTime: formatMicroTime(clock.wallNow()) }, fresh);
         } else {
           logger.warn({ term: this.term }, 'The Lease was deleted while this process led; re-creating it');
-          snapshot = await lock.create({ ...record, renewTime: formatMicroTime(clock.wallNow()) }).catch((createErr: unknown) => {
-            if (statusCode(createErr) === 409) this.stepDown('taken', 'the Lease was deleted and re-created by someone else');
-            throw createErr;
-          });
+          snapshot = await lock
+            .create({ ...record, renewTime: formatMicroTime(clock.wallNow()) })
+            .catch((createErr: unknown) => {
+              if (statusCode(createErr) === 409)
+                this.stepDown('taken', 'the Lease was deleted and re-created by someone else');
+              throw createErr;
+            });
         }
       }
       metrics.renewDuration((clock.now() - sentAt) / 1000, 'success');
@@ -322,7 +354,9 @@ export class LeaderTerm {
             term: this.term,
             err: describeError(err),
             transient: isTransient(err) || authzNotReady,
-            ...(authzNotReady ? { hint: 'authorization not ready (API server restarting?); retrying until the renew deadline' } : {}),
+            ...(authzNotReady
+              ? { hint: 'authorization not ready (API server restarting?); retrying until the renew deadline' }
+              : {}),
           },
           'Failed to renew the Lease',
         );
@@ -347,7 +381,16 @@ export async function releaseLease(ctx: LeaderContext, base: LeaseSnapshot): Pro
     if (current.record.holderIdentity !== identity || current.record.acquireTime !== base.record.acquireTime) return;
     const now = formatMicroTime(clock.wallNow());
     try {
-      const released = await lock.update({ holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions: current.record.leaseTransitions }, current);
+      const released = await lock.update(
+        {
+          holderIdentity: '',
+          leaseDurationSeconds: 1,
+          acquireTime: now,
+          renewTime: now,
+          leaseTransitions: current.record.leaseTransitions,
+        },
+        current,
+      );
       observer.record(released);
       logger.info('Released the Lease');
       return;

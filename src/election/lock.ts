@@ -28,7 +28,10 @@ export interface LeaseSnapshot {
   object?: k8s.V1Lease;
 }
 
-export type LeaseEvent = { type: 'upsert'; lease: LeaseSnapshot } | { type: 'deleted'; resourceVersion: string } | { type: 'bookmark'; resourceVersion: string };
+export type LeaseEvent =
+  | { type: 'upsert'; lease: LeaseSnapshot }
+  | { type: 'deleted'; resourceVersion: string }
+  | { type: 'bookmark'; resourceVersion: string };
 
 export interface LeaseWatch {
   stop(): void;
@@ -183,7 +186,10 @@ export class KubernetesLeaseLock implements LeaseLock {
       namespace,
       body: {
         // client-go's recorder names Events <object>.<unique suffix> too.
-        metadata: { name: `${name.slice(0, 200)}.${now.getTime().toString(16)}${randomBytes(4).toString('hex')}`, namespace },
+        metadata: {
+          name: `${name.slice(0, 200)}.${now.getTime().toString(16)}${randomBytes(4).toString('hex')}`,
+          namespace,
+        },
         involvedObject: {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
@@ -222,7 +228,9 @@ export class KubernetesLeaseLock implements LeaseLock {
 
   async get(): Promise<LeaseSnapshot | undefined> {
     try {
-      return snapshot(await this.api.readNamespacedLease({ namespace: this.options.namespace, name: this.options.name }));
+      return snapshot(
+        await this.api.readNamespacedLease({ namespace: this.options.namespace, name: this.options.name }),
+      );
     } catch (err) {
       if (statusCode(err) === 404) return undefined;
       throw err;
@@ -245,10 +253,17 @@ export class KubernetesLeaseLock implements LeaseLock {
       ...object,
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
-      metadata: { ...object.metadata, name: this.options.name, namespace: this.options.namespace, resourceVersion: base.resourceVersion },
+      metadata: {
+        ...object.metadata,
+        name: this.options.name,
+        namespace: this.options.namespace,
+        resourceVersion: base.resourceVersion,
+      },
       spec: specFromRecord(record, object.spec),
     };
-    return snapshot(await this.api.replaceNamespacedLease({ namespace: this.options.namespace, name: this.options.name, body }));
+    return snapshot(
+      await this.api.replaceNamespacedLease({ namespace: this.options.namespace, name: this.options.name, body }),
+    );
   }
 
   watch(resourceVersion: string, onEvent: (event: LeaseEvent) => void, onClose: (err?: unknown) => void): LeaseWatch {
@@ -263,7 +278,8 @@ export class KubernetesLeaseLock implements LeaseLock {
           onEvent({ type: 'deleted', resourceVersion: obj.metadata?.resourceVersion ?? '' });
           return;
         case 'BOOKMARK':
-          if (obj.metadata?.resourceVersion) onEvent({ type: 'bookmark', resourceVersion: obj.metadata.resourceVersion });
+          if (obj.metadata?.resourceVersion)
+            onEvent({ type: 'bookmark', resourceVersion: obj.metadata.resourceVersion });
           return;
       }
     };

@@ -24,13 +24,27 @@ function getOrCreate<T>(registry: Registry, name: string, create: () => T): T {
 
 export function electionMetrics(registry: Registry | undefined, leaseName: string): ElectionMetrics {
   if (!registry) {
-    return { setLeader: () => {}, acquired: () => {}, lost: () => {}, slowPath: () => {}, renewDuration: () => {}, identityConflict: () => {}, reset: () => {} };
+    return {
+      setLeader: () => {},
+      acquired: () => {},
+      lost: () => {},
+      slowPath: () => {},
+      renewDuration: () => {},
+      identityConflict: () => {},
+      reset: () => {},
+    };
   }
   const registers = [registry];
   const status = getOrCreate(
     registry,
     'leader_election_master_status',
-    () => new Gauge({ name: 'leader_election_master_status', help: '1 while this replica leads the Lease, else 0', labelNames: ['name'], registers }),
+    () =>
+      new Gauge({
+        name: 'leader_election_master_status',
+        help: '1 while this replica leads the Lease, else 0',
+        labelNames: ['name'],
+        registers,
+      }),
   );
   const transitions = getOrCreate(
     registry,
@@ -46,7 +60,13 @@ export function electionMetrics(registry: Registry | undefined, leaseName: strin
   const slow = getOrCreate(
     registry,
     'leader_election_slowpath_total',
-    () => new Counter({ name: 'leader_election_slowpath_total', help: 'Renewals that had to read the Lease after a conflict', labelNames: ['name'], registers }),
+    () =>
+      new Counter({
+        name: 'leader_election_slowpath_total',
+        help: 'Renewals that had to read the Lease after a conflict',
+        labelNames: ['name'],
+        registers,
+      }),
   );
   const renew = getOrCreate(
     registry,

@@ -3,7 +3,12 @@ import { ManualClock } from '../../test/support/manual-clock.ts';
 import { FakeLeaseStore } from '../../test/support/fake-lease.ts';
 import { LeaseObserver } from './observer.ts';
 
-const record = (holder: string, renew: string) => ({ holderIdentity: holder, leaseDurationSeconds: 15, renewTime: renew, leaseTransitions: 0 });
+const record = (holder: string, renew: string) => ({
+  holderIdentity: holder,
+  leaseDurationSeconds: 15,
+  renewTime: renew,
+  leaseTransitions: 0,
+});
 
 function observe(store: FakeLeaseStore, clock: ManualClock) {
   const client = store.client('observer');
@@ -54,7 +59,10 @@ describe('LeaseObserver', () => {
     await clock.advance(4000);
     store.delete();
     await clock.advance(0);
-    expect(observer.observation()).toMatchObject({ lease: undefined, deletedHolder: { identity: 'a', liveUntil: seenAt + 15_000 } });
+    expect(observer.observation()).toMatchObject({
+      lease: undefined,
+      deletedHolder: { identity: 'a', liveUntil: seenAt + 15_000 },
+    });
     observer.stop();
   });
 
@@ -110,7 +118,10 @@ describe('LeaseObserver', () => {
     store.restore(backup);
     await clock.advance(3_000);
     const reset = seen.find((o) => o.reset);
-    expect(reset).toMatchObject({ reset: { from: expect.any(String), to: backup.lease!.resourceVersion }, lease: { record: { renewTime: 't1' } } });
+    expect(reset).toMatchObject({
+      reset: { from: expect.any(String), to: backup.lease!.resourceVersion },
+      lease: { record: { renewTime: 't1' } },
+    });
     expect(reset!.observedAt).toBeGreaterThan(5_000);
     observer.stop();
   });

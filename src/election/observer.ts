@@ -138,7 +138,8 @@ export class LeaseObserver {
     if (version && this.latestVersion) {
       const order = compareResourceVersions(version, this.latestVersion);
       if (order !== undefined && order < 0) {
-        const belowFloor = source === 'read' && floor !== undefined && (compareResourceVersions(version, floor) ?? 0) < 0;
+        const belowFloor =
+          source === 'read' && floor !== undefined && (compareResourceVersions(version, floor) ?? 0) < 0;
         if (!belowFloor) return;
         reset = { from: this.latestVersion, to: version };
       }
@@ -164,7 +165,10 @@ export class LeaseObserver {
       if (reset) next.reset = reset;
       const held = previous?.lease?.record;
       if (previous && held && held.holderIdentity !== '') {
-        next.deletedHolder = { identity: held.holderIdentity, liveUntil: previous.observedAt + held.leaseDurationSeconds * 1000 };
+        next.deletedHolder = {
+          identity: held.holderIdentity,
+          liveUntil: previous.observedAt + held.leaseDurationSeconds * 1000,
+        };
       }
     }
     this.current = next;
@@ -200,7 +204,10 @@ export class LeaseObserver {
           // One stream is ordered: going back means the store was reset under it. List afresh.
           this.watch = undefined;
           watch.stop();
-          this.options.logger.warn({ lease: this.options.lock.describe(), resourceVersion: version, previousResourceVersion: last }, 'The Lease watch went back in resourceVersion; listing again');
+          this.options.logger.warn(
+            { lease: this.options.lock.describe(), resourceVersion: version, previousResourceVersion: last },
+            'The Lease watch went back in resourceVersion; listing again',
+          );
           void this.listAndWatch();
           return;
         }
@@ -241,7 +248,10 @@ export class LeaseObserver {
     this.failures++;
     const base = Math.min(this.options.maxBackoffMs, 100 * 2 ** Math.min(this.failures, 10));
     const delay = base * (1 + 0.2 * Math.random());
-    this.options.logger.warn({ lease: this.options.lock.describe(), err: describeError(err), retryInMs: Math.round(delay) }, `Lease ${what} failed; retrying`);
+    this.options.logger.warn(
+      { lease: this.options.lock.describe(), err: describeError(err), retryInMs: Math.round(delay) },
+      `Lease ${what} failed; retrying`,
+    );
     this.retryTimer = this.options.clock.setTimeout(() => {
       this.retryTimer = undefined;
       void this.listAndWatch();

@@ -9,7 +9,14 @@ import type { Logger } from 'pino';
 import { makeClient } from '../kube/client.ts';
 import type { RequestMetrics } from '../kube/client-metrics.ts';
 import { Informer } from '../kube/informer.ts';
-import { judgeHolder, podOfIdentity, type ContainerView, type HolderEvidence, type PodKnowledge, type PodView } from './evidence.ts';
+import {
+  judgeHolder,
+  podOfIdentity,
+  type ContainerView,
+  type HolderEvidence,
+  type PodKnowledge,
+  type PodView,
+} from './evidence.ts';
 
 export interface PodEvidenceOptions {
   kubeConfig: k8s.KubeConfig;
@@ -28,13 +35,19 @@ const GONE_KEPT = 64;
 
 /** The Pod as the rules read it; everything else is dropped before it is cached. */
 export function podView(pod: k8s.V1Pod): PodView {
-  const time = (t: Date | string | undefined) => (t === undefined ? undefined : t instanceof Date ? t.toISOString() : String(t));
+  const time = (t: Date | string | undefined) =>
+    t === undefined ? undefined : t instanceof Date ? t.toISOString() : String(t);
   const containers: ContainerView[] = (pod.status?.containerStatuses ?? []).map((s) => {
     const c: ContainerView = { name: s.name, restartCount: s.restartCount ?? 0 };
     if (s.state?.running) c.running = { startedAt: time(s.state.running.startedAt) };
-    if (s.state?.terminated) c.terminated = { finishedAt: time(s.state.terminated.finishedAt), containerID: s.state.terminated.containerID };
+    if (s.state?.terminated)
+      c.terminated = { finishedAt: time(s.state.terminated.finishedAt), containerID: s.state.terminated.containerID };
     if (s.state?.waiting) c.waiting = true;
-    if (s.lastState?.terminated) c.lastTerminated = { finishedAt: time(s.lastState.terminated.finishedAt), containerID: s.lastState.terminated.containerID };
+    if (s.lastState?.terminated)
+      c.lastTerminated = {
+        finishedAt: time(s.lastState.terminated.finishedAt),
+        containerID: s.lastState.terminated.containerID,
+      };
     return c;
   });
   const view: PodView = { name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '', containers };
@@ -63,10 +76,19 @@ export class PodEvidence implements HolderEvidence {
       kubeConfig: options.kubeConfig,
       path: `/api/v1/namespaces/${encodeURIComponent(options.namespace)}/pods`,
       labelSelector: options.labelSelector,
-      list: async (page) => (await core.listNamespacedPod({ namespace: options.namespace, ...page })) as { items: CachedPod[] },
+      list: async (page) =>
+        (await core.listNamespacedPod({ namespace: options.namespace, ...page })) as { items: CachedPod[] },
       logger: options.logger.child({ evidence: 'pods' }),
       // Only the metadata the informer needs (name, namespace, resourceVersion) and the view.
-      transform: (pod) => ({ metadata: { name: pod.metadata?.name, namespace: pod.metadata?.namespace, resourceVersion: pod.metadata?.resourceVersion, uid: pod.metadata?.uid }, view: podView(pod) }),
+      transform: (pod) => ({
+        metadata: {
+          name: pod.metadata?.name,
+          namespace: pod.metadata?.namespace,
+          resourceVersion: pod.metadata?.resourceVersion,
+          uid: pod.metadata?.uid,
+        },
+        view: podView(pod),
+      }),
     });
     this.informer.on((type, pod) => {
       const name = pod.metadata?.name ?? '';
@@ -82,7 +104,11 @@ export class PodEvidence implements HolderEvidence {
   /** Lists and watches until `signal` aborts. Never rejects: without Pods there is no evidence. */
   start(signal: AbortSignal): void {
     this.informer.start(signal).then(
-      () => this.o.logger.info({ namespace: this.o.namespace, labelSelector: this.o.labelSelector }, 'Watching the replica Pods for evidence of a dead Lease holder'),
+      () =>
+        this.o.logger.info(
+          { namespace: this.o.namespace, labelSelector: this.o.labelSelector },
+          'Watching the replica Pods for evidence of a dead Lease holder',
+        ),
       () => undefined,
     );
   }

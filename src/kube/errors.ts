@@ -93,7 +93,11 @@ function statusOf(raw: unknown): StatusBody | undefined {
   }
   if (!body || typeof body !== 'object') return undefined;
   const { reason, message, details } = body as { reason?: unknown; message?: unknown; details?: { causes?: unknown } };
-  const causes = Array.isArray(details?.causes) ? (details.causes as unknown[]).filter((c): c is NonNullable<StatusBody['causes']>[number] => !!c && typeof c === 'object') : undefined;
+  const causes = Array.isArray(details?.causes)
+    ? (details.causes as unknown[]).filter(
+        (c): c is NonNullable<StatusBody['causes']>[number] => !!c && typeof c === 'object',
+      )
+    : undefined;
   return {
     ...(typeof reason === 'string' && reason ? { reason } : {}),
     ...(typeof message === 'string' && message ? { message } : {}),

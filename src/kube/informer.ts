@@ -111,7 +111,10 @@ export class Informer<T extends KubeObject> {
             failures++;
             relist = true;
             const delay = Math.min(30_000, 200 * 2 ** Math.min(failures, 8)) * (0.5 + Math.random() / 2);
-            this.o.logger.warn({ path: this.o.path, err: describeError(err), retryInMs: Math.round(delay) }, 'Watch failed');
+            this.o.logger.warn(
+              { path: this.o.path, err: describeError(err), retryInMs: Math.round(delay) },
+              'Watch failed',
+            );
             await sleep(delay, signal);
           }
         }

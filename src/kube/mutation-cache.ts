@@ -31,7 +31,12 @@ export class MutationCache<T extends KubeObject> {
     const cached = this.store.get(key);
     const mine = this.ours.get(key);
     if (!cached) return undefined;
-    if (mine && mine.metadata?.uid === cached.metadata?.uid && newerThan(mine.metadata?.resourceVersion, cached.metadata?.resourceVersion)) return mine;
+    if (
+      mine &&
+      mine.metadata?.uid === cached.metadata?.uid &&
+      newerThan(mine.metadata?.resourceVersion, cached.metadata?.resourceVersion)
+    )
+      return mine;
     if (mine) this.ours.delete(key); // the informer caught up, or the object was replaced
     return cached;
   }
@@ -56,6 +61,7 @@ export class MutationCache<T extends KubeObject> {
 
   private observed(key: string, obj: T | undefined): void {
     const mine = this.ours.get(key);
-    if (mine && (!obj || !newerThan(mine.metadata?.resourceVersion, obj.metadata?.resourceVersion))) this.ours.delete(key);
+    if (mine && (!obj || !newerThan(mine.metadata?.resourceVersion, obj.metadata?.resourceVersion)))
+      this.ours.delete(key);
   }
 }

@@ -10,7 +10,11 @@ export interface ServerVersion {
 }
 
 /** major/minor as /version reports them ("1", "31+" on some distributions). */
-export function parseServerVersion(info: { major?: string; minor?: string; gitVersion?: string }): ServerVersion | undefined {
+export function parseServerVersion(info: {
+  major?: string;
+  minor?: string;
+  gitVersion?: string;
+}): ServerVersion | undefined {
   const major = Number.parseInt(info.major ?? '', 10);
   const minor = Number.parseInt(info.minor ?? '', 10);
   if (!Number.isInteger(major) || !Number.isInteger(minor)) return undefined;

@@ -11,8 +11,16 @@ const sj = () => ({
     annotations: { [LAST_APPLIED]: '{"apiVersion":"singleton.dev/v1alpha1"}', 'singleton.dev/run-now': 'req-1' },
     managedFields: [{ manager: 'kubectl', operation: 'Apply', fieldsV1: { 'f:spec': {} } }],
   },
-  spec: { schedule: '0 3 * * *', suspend: false, jobTemplate: { spec: { template: { spec: { containers: [{ name: 'main', image: 'pay:1', args: ['--all'] }] } } } } },
-  status: { currentToken: 7, recentRuns: [{ name: 'payroll-1', slot: '2026-11-25T03:00:00Z', finishedTime: new Date('2026-11-25T03:01:00Z') }], note: null },
+  spec: {
+    schedule: '0 3 * * *',
+    suspend: false,
+    jobTemplate: { spec: { template: { spec: { containers: [{ name: 'main', image: 'pay:1', args: ['--all'] }] } } } },
+  },
+  status: {
+    currentToken: 7,
+    recentRuns: [{ name: 'payroll-1', slot: '2026-11-25T03:00:00Z', finishedTime: new Date('2026-11-25T03:01:00Z') }],
+    note: null,
+  },
 });
 
 describe('slimInPlace', () => {
@@ -38,24 +46,42 @@ describe('slimInPlace', () => {
   });
 
   it('drops only the top-level metadata fields (a nested "managedFields" key is data)', () => {
-    const obj = { metadata: { name: 'x' }, spec: { metadata: { managedFields: 'keep', annotations: { [LAST_APPLIED]: 'keep' } } } };
+    const obj = {
+      metadata: { name: 'x' },
+      spec: { metadata: { managedFields: 'keep', annotations: { [LAST_APPLIED]: 'keep' } } },
+    };
     expect(slimInPlace(structuredClone(obj))).toEqual(obj);
   });
 
   it('keeps a "__proto__" key that JSON.parse made an own property as data', () => {
     const text =
       '{"metadata":{"name":"x","annotations":{"__proto__":"a","kubectl.kubernetes.io/last-applied-configuration":"{}"}},"spec":{"__proto__":"str","nested":{"__proto__":{"polluted":true}}}}';
-    const slim = slimInPlace(JSON.parse(text) as { metadata: { annotations: Record<string, string> }; spec: Record<string, unknown> });
+    const slim = slimInPlace(
+      JSON.parse(text) as { metadata: { annotations: Record<string, string> }; spec: Record<string, unknown> },
+    );
     expect(Object.keys(slim.spec)).toEqual(['__proto__', 'nested']);
     expect(Object.getPrototypeOf(slim.spec)).toBe(Object.prototype);
     expect(Object.getPrototypeOf(slim.metadata.annotations)).toBe(Object.prototype);
     expect(Object.keys(slim.metadata.annotations)).toEqual(['__proto__']);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-    expect(JSON.stringify(slim)).toBe(JSON.stringify(JSON.parse(text.replace(',"kubectl.kubernetes.io/last-applied-configuration":"{}"', ''))));
+    expect(JSON.stringify(slim)).toBe(
+      JSON.stringify(JSON.parse(text.replace(',"kubectl.kubernetes.io/last-applied-configuration":"{}"', ''))),
+    );
   });
 
   it('interns strings to equal values, including ones that look like array indexes', () => {
-    for (const s of ['', 'a', '0', '12345', '17 3 1 1 *', 'x'.repeat(96), 'y'.repeat(97), '__proto__', 'constructor', 'ünïcödé ✓']) {
+    for (const s of [
+      '',
+      'a',
+      '0',
+      '12345',
+      '17 3 1 1 *',
+      'x'.repeat(96),
+      'y'.repeat(97),
+      '__proto__',
+      'constructor',
+      'ünïcödé ✓',
+    ]) {
       expect(intern(s)).toBe(s);
     }
   });

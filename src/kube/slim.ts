@@ -74,6 +74,7 @@ function internStrings(value: object): void {
 
 /** record[key] = value, except that a "__proto__" key (JSON.parse makes it an own property) stays data. */
 function defineData(record: Record<string, unknown>, key: string, value: unknown): void {
-  if (key === '__proto__') Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+  if (key === '__proto__')
+    Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
   else record[key] = value;
 }

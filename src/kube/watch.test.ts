@@ -15,7 +15,9 @@ async function fakeServer(respond: (res: http.ServerResponse) => void) {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromOptions({
-    clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
+    clusters: [
+      { name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true },
+    ],
     users: [{ name: 'u' }],
     contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
     currentContext: 'x',
@@ -61,10 +63,15 @@ describe('watchOnce', () => {
   it('sends the resourceVersion, bookmarks, the server timeout and the selectors; a normal end closes without an error', async () => {
     const server = await fakeServer((res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(line('ADDED', { metadata: { name: 'a', resourceVersion: '42' } }) + line('BOOKMARK', { metadata: { resourceVersion: '43' } }));
+      res.end(
+        line('ADDED', { metadata: { name: 'a', resourceVersion: '42' } }) +
+          line('BOOKMARK', { metadata: { resourceVersion: '43' } }),
+      );
     });
     try {
-      const { events, err, closes } = await run(request(server.kubeConfig, { fieldSelector: 'metadata.name=a', labelSelector: 'x=y' }));
+      const { events, err, closes } = await run(
+        request(server.kubeConfig, { fieldSelector: 'metadata.name=a', labelSelector: 'x=y' }),
+      );
       expect(events.map(([type]) => type)).toEqual(['ADDED', 'BOOKMARK']);
       expect(err).toBeUndefined();
       expect(closes).toBe(1);
@@ -85,7 +92,10 @@ describe('watchOnce', () => {
   it('ends on an ERROR event with its code (410: list again), delivering nothing after it', async () => {
     const server = await fakeServer((res) => {
       res.writeHead(200);
-      res.end(line('ERROR', { kind: 'Status', code: 410, message: 'too old resource version' }) + line('ADDED', { metadata: { name: 'late' } }));
+      res.end(
+        line('ERROR', { kind: 'Status', code: 410, message: 'too old resource version' }) +
+          line('ADDED', { metadata: { name: 'late' } }),
+      );
     });
     try {
       const { events, err, closes } = await run(request(server.kubeConfig));

@@ -36,7 +36,11 @@ export interface WatchHandle {
 }
 
 /** Starts one watch with bookmarks. `onClose(err)` is called once: no error when the server or `stop()` ended it. */
-export function watchOnce(request: WatchRequest, onEvent: WatchEventHandler, onClose: (err?: unknown) => void): WatchHandle {
+export function watchOnce(
+  request: WatchRequest,
+  onEvent: WatchEventHandler,
+  onClose: (err?: unknown) => void,
+): WatchHandle {
   const watch = new k8s.Watch(request.kubeConfig);
   (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = request.inactivityTimeoutMs;
   const query: Record<string, string | number | boolean> = {
@@ -63,7 +67,9 @@ export function watchOnce(request: WatchRequest, onEvent: WatchEventHandler, onC
         if (closed) return;
         if (type !== 'ERROR') return onEvent(type, object);
         const status = object as { code?: number; message?: string };
-        close(Object.assign(new Error(`watch ${request.path}: ${status.message ?? 'error event'}`), { code: status.code }));
+        close(
+          Object.assign(new Error(`watch ${request.path}: ${status.message ?? 'error event'}`), { code: status.code }),
+        );
       },
       (err: unknown) => close(err),
     )
@@ -81,6 +87,7 @@ export function watchOnce(request: WatchRequest, onEvent: WatchEventHandler, onC
 function withCode(err: unknown): unknown {
   if (err === null || err === undefined) return undefined;
   const status = (err as { statusCode?: unknown }).statusCode;
-  if (typeof status === 'number' && (err as { code?: unknown }).code === undefined) return Object.assign(err as object, { code: status });
+  if (typeof status === 'number' && (err as { code?: unknown }).code === undefined)
+    return Object.assign(err as object, { code: status });
   return err;
 }

@@ -1,6 +1,6 @@
 // The chaos suite's hooks into a real operator process, inert unless their
-// environment variables are set (the chart sets neither, and no flag reaches
-// them):
+// environment variables are set (the chart never sets them, only its
+// `extraEnv` could; no flag reaches them):
 // - SINGLETON_TEST_PAUSE_AFTER_RESERVE_MS: log HOOK_MESSAGE, then wait between
 //   a run's reservation and the status write recording it, so the suite can
 //   SIGSTOP a leader at exactly that point (fencing's adversarial case).
@@ -15,7 +15,7 @@
 // The hooks are injected (ReconcileHooks, RunOptions.fencesOnly); neither the
 // reconciler nor run.ts reads the environment. The suite imports the names
 // from here, never a copied string.
-import type { ReconcileHooks } from '../controller/ports.ts';
+import type { ReconcileHooks } from '../controller/cluster/ports.ts';
 
 export const HOOK_MESSAGE = 'Test hook: paused after reserving run';
 export const HOOK_ENV = 'SINGLETON_TEST_PAUSE_AFTER_RESERVE_MS';
@@ -34,11 +34,15 @@ export function fencesOnlyMode(env: NodeJS.ProcessEnv = process.env): FencesOnly
   const m = /^(\d+)-(\d+)$/.exec(value.trim());
   const min = Number(m?.[1]);
   const max = Number(m?.[2]);
-  if (!m || !(min > 0) || max < min) throw new Error(`${FENCES_ONLY_ENV}=${JSON.stringify(value)}: expected <min ms>-<max ms> with 0 < min <= max`);
+  if (!m || !(min > 0) || max < min)
+    throw new Error(`${FENCES_ONLY_ENV}=${JSON.stringify(value)}: expected <min ms>-<max ms> with 0 < min <= max`);
   return { rotateMs: [min, max] };
 }
 
-export function chaosHooks(logger: { info(obj: object, msg: string): void }, env: NodeJS.ProcessEnv = process.env): { hooks?: ReconcileHooks } {
+export function chaosHooks(
+  logger: { info(obj: object, msg: string): void },
+  env: NodeJS.ProcessEnv = process.env,
+): { hooks?: ReconcileHooks } {
   const ms = Number(env[HOOK_ENV] ?? 0);
   const hooks: ReconcileHooks = {};
   if (ms > 0) {

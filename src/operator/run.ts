@@ -16,7 +16,7 @@ import type { OperatorConfig } from '../config/config.ts';
 import { createLogger } from '../log/logger.ts';
 import { createRegistry, selfFencedWrites } from '../metrics/registry.ts';
 import { HeapCompactor } from '../runtime/heap-compactor.ts';
-import type { TokenDomain } from '../controller/token-domain.ts';
+import type { TokenDomain } from '../controller/rules/token-domain.ts';
 import { startServer, type HealthServer } from '../server/server.ts';
 import { FENCES_ONLY_MESSAGE, type FencesOnly } from './chaos-hook.ts';
 
@@ -28,7 +28,7 @@ export interface GuardedController {
   hasSynced(): boolean;
   /** Reconciles until leadership.signal aborts; must return promptly after that. */
   lead(leadership: Leadership): Promise<void>;
-  /** Before a term's first write: whether its term and the objects' resourceVersions share one counter (src/controller/token-domain.ts). */
+  /** Before a term's first write: whether its term and the objects' resourceVersions share one counter (src/controller/rules/token-domain.ts). */
   checkTokenDomain?(term: number): Promise<TokenDomain>;
   /** Readiness: red while a term was refused by checkTokenDomain. */
   tokenDomainReady?(): TokenDomain;
@@ -77,7 +77,12 @@ export function loadKubeConfig(file: string | undefined): k8s.KubeConfig {
   const kc = new k8s.KubeConfig();
   if (file) kc.loadFromFile(file);
   else kc.loadFromDefault();
-  if (!kc.getCurrentCluster()) throw new Error(file ? `kubeconfig ${file} has no current cluster` : 'no kubeconfig found: not in a cluster, and neither $KUBECONFIG nor ~/.kube/config is usable');
+  if (!kc.getCurrentCluster())
+    throw new Error(
+      file
+        ? `kubeconfig ${file} has no current cluster`
+        : 'no kubeconfig found: not in a cluster, and neither $KUBECONFIG nor ~/.kube/config is usable',
+    );
   return kc;
 }
 
@@ -200,7 +205,10 @@ export async function runOperator(options: RunOptions): Promise<number> {
       logger,
       liveness: [{ name: 'leader-election', check: () => elector.healthy() }],
       readiness: [
-        { name: 'informer-sync', check: () => (controller.hasSynced() ? { ok: true } : { ok: false, reason: 'caches have not synced yet' }) },
+        {
+          name: 'informer-sync',
+          check: () => (controller.hasSynced() ? { ok: true } : { ok: false, reason: 'caches have not synced yet' }),
+        },
         { name: 'shutdown', check: () => (shuttingDown ? { ok: false, reason: 'shutting down' } : { ok: true }) },
         // Red while another replica writes the Lease under our --identity (this one refuses to lead meanwhile).
         { name: 'leader-election', check: () => elector.ready() },
@@ -208,7 +216,10 @@ export async function runOperator(options: RunOptions): Promise<number> {
       ],
     });
   } catch (err) {
-    logger.fatal({ err, host: config.httpHost, port: config.httpPort }, 'Failed to start the health and metrics server');
+    logger.fatal(
+      { err, host: config.httpHost, port: config.httpPort },
+      'Failed to start the health and metrics server',
+    );
     return ExitCode.failed;
   }
   options.onListening?.(server.port);
@@ -221,7 +232,9 @@ export async function runOperator(options: RunOptions): Promise<number> {
       leaseDurationMs: config.leaseDurationMs,
       renewDeadlineMs: config.renewDeadlineMs,
       retryPeriodMs: config.retryPeriodMs,
-      failoverEvidence: config.replicaPodSelector ? { pods: config.replicaPodSelector, container: config.replicaContainer } : 'none (a standby waits for the lease to expire)',
+      failoverEvidence: config.replicaPodSelector
+        ? { pods: config.replicaPodSelector, container: config.replicaContainer }
+        : 'none (a standby waits for the lease to expire)',
     },
     'Started singleton-operator',
   );
@@ -229,7 +242,10 @@ export async function runOperator(options: RunOptions): Promise<number> {
   const stopCaches = new AbortController();
   const onShutdown = () => {
     shuttingDown = true;
-    logger.info({ signal: String(options.signal.reason) }, 'Shutting down: stopping guarded work, then releasing the Lease');
+    logger.info(
+      { signal: String(options.signal.reason) },
+      'Shutting down: stopping guarded work, then releasing the Lease',
+    );
   };
   options.signal.addEventListener('abort', onShutdown, { once: true });
 
@@ -238,7 +254,11 @@ export async function runOperator(options: RunOptions): Promise<number> {
     logger.error({ err }, 'Caches stopped with an error');
   });
   // A leader never pauses itself for a forced GC longer than half its stall threshold (it would fence itself); a standby may.
-  const compactor = new HeapCompactor({ logger, registry, pauseBudgetMs: () => (elector.isLeader() ? elector.settings.stallThresholdMs / 2 : Infinity) });
+  const compactor = new HeapCompactor({
+    logger,
+    registry,
+    pauseBudgetMs: () => (elector.isLeader() ? elector.settings.stallThresholdMs / 2 : Infinity),
+  });
   compactor.start();
   let code: number = ExitCode.ok;
   try {
@@ -248,7 +268,10 @@ export async function runOperator(options: RunOptions): Promise<number> {
       const [min, max] = options.fencesOnly.rotateMs;
       logger.warn({ rotateMs: options.fencesOnly.rotateMs }, FENCES_ONLY_MESSAGE);
       while (!options.signal.aborted) {
-        const signal = AbortSignal.any([options.signal, AbortSignal.timeout(Math.round(min + Math.random() * (max - min)))]);
+        const signal = AbortSignal.any([
+          options.signal,
+          AbortSignal.timeout(Math.round(min + Math.random() * (max - min))),
+        ]);
         rotation = { signal };
         await elector.run(signal);
       }

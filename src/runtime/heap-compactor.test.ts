@@ -46,7 +46,8 @@ describe('CompactionSchedule', () => {
     s.compacted({ committed: 100 * MiB, used: 60 * MiB }, { committed: 30 * MiB, used: 20 * MiB }, 60_000, 60);
     expect(s.predictedPauseMs({ committed: 100 * MiB, used: 60 * MiB })).toBe(300);
     // Only the last four are remembered.
-    for (let i = 0; i < 4; i++) s.compacted({ committed: 100 * MiB, used: 60 * MiB }, { committed: 30 * MiB, used: 20 * MiB }, 120_000 + i, 40);
+    for (let i = 0; i < 4; i++)
+      s.compacted({ committed: 100 * MiB, used: 60 * MiB }, { committed: 30 * MiB, used: 20 * MiB }, 120_000 + i, 40);
     expect(s.predictedPauseMs({ committed: 100 * MiB, used: 60 * MiB })).toBe(120);
     // A compaction recorded without a measurement changes nothing.
     s.compacted({ committed: 100 * MiB, used: 60 * MiB }, { committed: 30 * MiB, used: 20 * MiB }, 200_000);
@@ -79,13 +80,21 @@ spin();
 `;
 
 function runChild(flags: string[], budget = 'undefined') {
-  const out = execFileSync(process.execPath, [...flags, '--input-type=module', '-e', child(budget)], { encoding: 'utf8', timeout: 60_000 });
+  const out = execFileSync(process.execPath, [...flags, '--input-type=module', '-e', child(budget)], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   return JSON.parse(out) as {
     enabled: boolean;
     fragmented: { committed: number; used: number };
     after: { committed: number; used: number };
     busyUntil: number;
-    events: { at: number; info?: string; compacted?: { committedAfterMiB: number }; held?: { predictedPauseMs: number; budgetMs: number } }[];
+    events: {
+      at: number;
+      info?: string;
+      compacted?: { committedAfterMiB: number };
+      held?: { predictedPauseMs: number; budgetMs: number };
+    }[];
     gcs: number;
   };
 }
@@ -126,6 +135,8 @@ describe('HeapCompactor', () => {
   it('stays off, and says so, when node runs without --expose-gc', () => {
     const r = runChild([]);
     expect(r.enabled).toBe(false);
-    expect(r.events).toEqual([{ at: expect.any(Number), info: 'Heap compaction after bursts is off: node runs without --expose-gc' }]);
+    expect(r.events).toEqual([
+      { at: expect.any(Number), info: 'Heap compaction after bursts is off: node runs without --expose-gc' },
+    ]);
   });
 });

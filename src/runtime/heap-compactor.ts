@@ -115,7 +115,8 @@ export class CompactionSchedule {
     this.last = now;
     this.baseline = after.used;
     const returned = before.committed - after.committed;
-    this.gapMs = returned < this.policy.minGrowthBytes / 2 ? Math.min(this.policy.maxGapMs, this.gapMs * 2) : this.policy.minGapMs;
+    this.gapMs =
+      returned < this.policy.minGrowthBytes / 2 ? Math.min(this.policy.maxGapMs, this.gapMs * 2) : this.policy.minGapMs;
     if (pauseMs !== undefined) {
       this.rates.push(pauseMs / Math.max(1, after.used / MiB));
       if (this.rates.length > MEASURED) this.rates.shift();
@@ -128,7 +129,11 @@ export class CompactionSchedule {
   }
 }
 
-type GcFunction = (options?: { type?: 'major' | 'minor'; execution?: 'sync' | 'async'; flavor?: 'regular' | 'last-resort' }) => void;
+type GcFunction = (options?: {
+  type?: 'major' | 'minor';
+  execution?: 'sync' | 'async';
+  flavor?: 'regular' | 'last-resort';
+}) => void;
 
 const YOUNG_SPACES = new Set(['new_space', 'new_large_object_space']);
 
@@ -178,8 +183,16 @@ export class HeapCompactor {
     this.gc = o.gc ?? (globalThis as { gc?: GcFunction }).gc;
     if (o.registry) {
       const registers = [o.registry];
-      this.count = new Counter({ name: 'singleton_operator_heap_compactions_total', help: 'Last-resort garbage collections run after a burst, when the process was quiet', registers });
-      this.returned = new Counter({ name: 'singleton_operator_heap_compaction_returned_bytes_total', help: 'Committed heap bytes those compactions gave back', registers });
+      this.count = new Counter({
+        name: 'singleton_operator_heap_compactions_total',
+        help: 'Last-resort garbage collections run after a burst, when the process was quiet',
+        registers,
+      });
+      this.returned = new Counter({
+        name: 'singleton_operator_heap_compaction_returned_bytes_total',
+        help: 'Committed heap bytes those compactions gave back',
+        registers,
+      });
       this.seconds = new Histogram({
         name: 'singleton_operator_heap_compaction_duration_seconds',
         help: 'How long each compaction blocked the event loop',
@@ -226,7 +239,13 @@ export class HeapCompactor {
       this.held?.inc();
       if (!this.holding) {
         this.o.logger.debug(
-          { committedMiB: mib(before.committed), usedMiB: mib(before.used), youngMiB: mib(before.young ?? 0), predictedPauseMs: Math.round(predictedMs), budgetMs: Math.round(budgetMs) },
+          {
+            committedMiB: mib(before.committed),
+            usedMiB: mib(before.used),
+            youngMiB: mib(before.young ?? 0),
+            predictedPauseMs: Math.round(predictedMs),
+            budgetMs: Math.round(budgetMs),
+          },
           'Holding a heap compaction: its pause would be longer than this process may block now',
         );
       }

@@ -19,9 +19,17 @@ describe('health and metrics server', () => {
       port: 0,
       registry,
       logger: silent,
-      liveness: [{ name: 'leader-election', check: () => (renewing ? { ok: true } : { ok: false, reason: 'lease not renewed for 20s' }) }],
+      liveness: [
+        {
+          name: 'leader-election',
+          check: () => (renewing ? { ok: true } : { ok: false, reason: 'lease not renewed for 20s' }),
+        },
+      ],
       readiness: [
-        { name: 'informer-sync', check: () => (synced ? { ok: true } : { ok: false, reason: 'caches not synced yet' }) },
+        {
+          name: 'informer-sync',
+          check: () => (synced ? { ok: true } : { ok: false, reason: 'caches not synced yet' }),
+        },
         { name: 'shutdown', check: () => ({ ok: true }) },
       ],
     });
@@ -31,7 +39,9 @@ describe('health and metrics server', () => {
   it('is not ready until the caches synced, then answers ok', async () => {
     let res = await fetch(url('/readyz'));
     expect(res.status).toBe(503);
-    expect(await res.text()).toBe('[-]informer-sync failed: caches not synced yet\n[+]shutdown ok\nreadyz check failed\n');
+    expect(await res.text()).toBe(
+      '[-]informer-sync failed: caches not synced yet\n[+]shutdown ok\nreadyz check failed\n',
+    );
     synced = true;
     res = await fetch(url('/readyz'));
     expect(res.status).toBe(200);

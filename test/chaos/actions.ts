@@ -13,16 +13,32 @@ import { readLease, type Replica } from './replicas.ts';
 type Action = (ctx: FaultContext) => Promise<Injection>;
 type Obj = { metadata?: k8s.V1ObjectMeta; spec?: Record<string, unknown>; status?: Record<string, unknown> };
 
-const skip = (target: string, why: string): Injection => ({ target, detail: why, startedAt: Date.now(), healedAt: Date.now(), skipped: why });
+const skip = (target: string, why: string): Injection => ({
+  target,
+  detail: why,
+  startedAt: Date.now(),
+  healedAt: Date.now(),
+  skipped: why,
+});
 const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
 
 function apis(ctx: FaultContext) {
-  return { custom: ctx.kc.makeApiClient(k8s.CustomObjectsApi), batch: ctx.kc.makeApiClient(k8s.BatchV1Api), coord: ctx.kc.makeApiClient(k8s.CoordinationV1Api) };
+  return {
+    custom: ctx.kc.makeApiClient(k8s.CustomObjectsApi),
+    batch: ctx.kc.makeApiClient(k8s.BatchV1Api),
+    coord: ctx.kc.makeApiClient(k8s.CoordinationV1Api),
+  };
 }
 
 async function getSj(ctx: FaultContext, name: string): Promise<Obj | undefined> {
   try {
-    return (await apis(ctx).custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ctx.namespace, plural: PLURAL, name })) as Obj;
+    return (await apis(ctx).custom.getNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: ctx.namespace,
+      plural: PLURAL,
+      name,
+    })) as Obj;
   } catch (err) {
     if (statusCode(err) === 404) return undefined;
     throw err;
@@ -30,7 +46,10 @@ async function getSj(ctx: FaultContext, name: string): Promise<Obj | undefined> 
 }
 
 /** Polls `probe` every 250 ms until it returns a time (met) or the deadline passes. */
-async function waitFor(deadline: number, probe: () => Promise<number | undefined> | number | undefined): Promise<number | undefined> {
+async function waitFor(
+  deadline: number,
+  probe: () => Promise<number | undefined> | number | undefined,
+): Promise<number | undefined> {
   for (;;) {
     const at = await probe();
     if (at !== undefined) return at;
@@ -56,13 +75,20 @@ function recreatable(o: Obj): Obj {
   const m = o.metadata ?? {};
   return {
     ...o,
-    metadata: { name: m.name, namespace: m.namespace, labels: m.labels, annotations: m.annotations, ownerReferences: m.ownerReferences } as k8s.V1ObjectMeta,
+    metadata: {
+      name: m.name,
+      namespace: m.namespace,
+      labels: m.labels,
+      annotations: m.annotations,
+      ownerReferences: m.ownerReferences,
+    } as k8s.V1ObjectMeta,
     status: undefined,
   } as Obj;
 }
 
 const startedJobOf = (ctx: FaultContext, pred: (j: JobRecord) => boolean): number | undefined =>
-  ctx.history.jobs.find((j) => pred(j) && (j.started !== false || ctx.history.pods.some((p) => p.jobUid === j.uid)))?.createdAt;
+  ctx.history.jobs.find((j) => pred(j) && (j.started !== false || ctx.history.pods.some((p) => p.jobUid === j.uid)))
+    ?.createdAt;
 
 /**
  * Waits for a started run of each SingletonJob after `after` and returns the
@@ -71,7 +97,13 @@ const startedJobOf = (ctx: FaultContext, pred: (j: JobRecord) => boolean): numbe
 async function runsAgain(ctx: FaultContext, names: string[], after: number, why: string): Promise<Expectation[]> {
   const expectations = names.map((name) => {
     const period = ctx.schedules[name] ?? 30_000;
-    return { name, e: { what: `a new run of ${ctx.namespace}/${name} ${why}`, deadline: after + ctx.timings.leaseDurationMs + 2 * period + 15_000 } as Expectation };
+    return {
+      name,
+      e: {
+        what: `a new run of ${ctx.namespace}/${name} ${why}`,
+        deadline: after + ctx.timings.leaseDurationMs + 2 * period + 15_000,
+      } as Expectation,
+    };
   });
   await waitFor(Math.max(...expectations.map((x) => x.e.deadline)), () => {
     for (const { name, e } of expectations) {
@@ -83,7 +115,10 @@ async function runsAgain(ctx: FaultContext, names: string[], after: number, why:
 }
 
 /** Within 30 s, a SingletonJob of the workload whose recorded run's Job (`wanted` of it) exists: the run and its Job. */
-async function startedRun(ctx: FaultContext, wanted: (job: k8s.V1Job) => boolean): Promise<{ sj: string; job: k8s.V1Job } | undefined> {
+async function startedRun(
+  ctx: FaultContext,
+  wanted: (job: k8s.V1Job) => boolean,
+): Promise<{ sj: string; job: k8s.V1Job } | undefined> {
   const { batch } = apis(ctx);
   let found: { sj: string; job: k8s.V1Job } | undefined;
   await waitFor(Date.now() + 30_000, async () => {
@@ -112,14 +147,19 @@ const recreateJob: Action = async (ctx) => {
   const orphan = ctx.rng.next() < 0.3;
   const startedAt = Date.now();
   // The policy goes in the body: with a body the API server ignores the query parameter (and batch/v1 Jobs orphan by default).
-  await batch.deleteNamespacedJob({ namespace: ctx.namespace, name, body: { propagationPolicy: orphan ? 'Orphan' : 'Background', preconditions: { uid: job.metadata?.uid as string } } });
+  await batch.deleteNamespacedJob({
+    namespace: ctx.namespace,
+    name,
+    body: { propagationPolicy: orphan ? 'Orphan' : 'Background', preconditions: { uid: job.metadata?.uid as string } },
+  });
   await gone(() => batch.readNamespacedJob({ namespace: ctx.namespace, name }), 15_000);
   // What a deposed leader's delayed create (or a person's re-apply) would send: same name, owner
   // reference and token, created suspended. The selector and its labels are the API server's to set.
   const copy = recreatable(job as Obj) as k8s.V1Job;
   const spec = { ...(job.spec as k8s.V1JobSpec), suspend: true, selector: undefined, manualSelector: undefined };
   const labels = { ...(spec.template.metadata?.labels ?? {}) };
-  for (const k of ['controller-uid', 'batch.kubernetes.io/controller-uid', 'job-name', 'batch.kubernetes.io/job-name']) delete labels[k];
+  for (const k of ['controller-uid', 'batch.kubernetes.io/controller-uid', 'job-name', 'batch.kubernetes.io/job-name'])
+    delete labels[k];
   spec.template = { ...spec.template, metadata: { ...spec.template.metadata, labels } };
   copy.spec = spec;
   const created = await batch.createNamespacedJob({ namespace: ctx.namespace, body: copy });
@@ -162,7 +202,12 @@ const resuspendJob: Action = async (ctx) => {
     },
     k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch),
   );
-  const expectations = await runsAgain(ctx, [found.sj], startedAt, `after its running Job ${name} was suspended by hand`);
+  const expectations = await runsAgain(
+    ctx,
+    [found.sj],
+    startedAt,
+    `after its running Job ${name} was suspended by hand`,
+  );
   return {
     target: `${ctx.namespace}/${name}`,
     detail: `suspended the released Job of run ${name} (token ${found.job.metadata?.annotations?.[Keys.token]})`,
@@ -184,18 +229,31 @@ const repeatRequest: Action = async (ctx) => {
   const startedAt = Date.now();
   for (const [i, id] of sequence.entries()) {
     const body = { metadata: { annotations: { [Keys.runNow]: id, 'chaos.singleton.dev/touch': `${n}-${i}` } } };
-    await custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ctx.namespace, plural: PLURAL, name, body }, mergePatch);
+    await custom.patchNamespacedCustomObject(
+      { group: GROUP, version: VERSION, namespace: ctx.namespace, plural: PLURAL, name, body },
+      mergePatch,
+    );
     await sleep(ctx.rng.int(500, 5000));
   }
   const last = sequence[sequence.length - 1] as string;
   const healedAt = Date.now();
-  const taken: Expectation = { what: `${ctx.namespace}/${name} took request "${last}" into account (status.lastManualRequestId) and has no run left hanging`, deadline: healedAt + 45_000 };
+  const taken: Expectation = {
+    what: `${ctx.namespace}/${name} took request "${last}" into account (status.lastManualRequestId) and has no run left hanging`,
+    deadline: healedAt + 45_000,
+  };
   taken.metAt = await waitFor(taken.deadline, async () => {
-    const status = (await getSj(ctx, name))?.status as { lastManualRequestId?: string; activeRun?: unknown } | undefined;
+    const status = (await getSj(ctx, name))?.status as
+      { lastManualRequestId?: string; activeRun?: unknown } | undefined;
     return status?.lastManualRequestId === last && !status.activeRun ? Date.now() : undefined;
   });
   // The action ends once its outcome is known (recovery is measured from there).
-  return { target: `${ctx.namespace}/${name}`, detail: `run-now ${sequence.join(', ')}`, startedAt, healedAt: Math.max(healedAt, Date.now()), expectations: [taken] };
+  return {
+    target: `${ctx.namespace}/${name}`,
+    detail: `run-now ${sequence.join(', ')}`,
+    startedAt,
+    healedAt: Math.max(healedAt, Date.now()),
+    expectations: [taken],
+  };
 };
 
 /** Item 4: delete a SingletonJob (sometimes orphaning its Job and Pods) and create it again under the same name. */
@@ -215,14 +273,37 @@ const recreateSingletonJob: Action = async (ctx) => {
     propagationPolicy: orphan ? 'Orphan' : 'Background',
     body: { propagationPolicy: orphan ? 'Orphan' : 'Background' },
   });
-  const read = () => custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ctx.namespace, plural: PLURAL, name });
-  if (!(await gone(read, 20_000))) return { target: `${ctx.namespace}/${name}`, detail: 'deleted, but still there after 20 s', startedAt, healedAt: Date.now(), skipped: 'not gone' };
+  const read = () =>
+    custom.getNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: ctx.namespace,
+      plural: PLURAL,
+      name,
+    });
+  if (!(await gone(read, 20_000)))
+    return {
+      target: `${ctx.namespace}/${name}`,
+      detail: 'deleted, but still there after 20 s',
+      startedAt,
+      healedAt: Date.now(),
+      skipped: 'not gone',
+    };
   await sleep(ctx.rng.int(0, 3000));
-  const created = (await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ctx.namespace, plural: PLURAL, body: recreatable(sj) })) as Obj;
+  const created = (await custom.createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace: ctx.namespace,
+    plural: PLURAL,
+    body: recreatable(sj),
+  })) as Obj;
   const uid = created.metadata?.uid as string;
   const healedAt = Date.now();
   // Its first run waits until the predecessor's Pods are terminal (an orphaned one runs to its end).
-  const first: Expectation = { what: `the re-created ${ctx.namespace}/${name} runs`, deadline: healedAt + ctx.timings.leaseDurationMs + 2 * (ctx.schedules[name] ?? 30_000) + 45_000 };
+  const first: Expectation = {
+    what: `the re-created ${ctx.namespace}/${name} runs`,
+    deadline: healedAt + ctx.timings.leaseDurationMs + 2 * (ctx.schedules[name] ?? 30_000) + 45_000,
+  };
   first.metAt = await waitFor(first.deadline, () => startedJobOf(ctx, (j) => j.ownerUid === uid));
   return {
     target: `${ctx.namespace}/${name}`,
@@ -248,7 +329,8 @@ const secondInstallation: Action = async (ctx) => {
   const size = ctx.rng.int(1, 2);
   const startedAt = Date.now();
   const others: Replica[] = [];
-  for (const name of second.replicas.slice(0, size)) others.push(await ctx.extraReplica({ name, leaseNamespace: second.lease.namespace }));
+  for (const name of second.replicas.slice(0, size))
+    others.push(await ctx.extraReplica({ name, leaseNamespace: second.lease.namespace }));
   const expectations: Expectation[] = [];
   try {
     const elected: Expectation = { what: `installation ${second.name} elects a leader`, deadline: Date.now() + 30_000 };
@@ -257,9 +339,17 @@ const secondInstallation: Action = async (ctx) => {
       return others.some((r) => r.name === lease?.holder && r.running) ? Date.now() : undefined;
     });
     expectations.push(elected);
-    const contended: Expectation = { what: `a SingletonJob shows Contended/ClaimedByAnotherInstallation while both installations run`, deadline: Date.now() + 20_000 };
+    const contended: Expectation = {
+      what: `a SingletonJob shows Contended/ClaimedByAnotherInstallation while both installations run`,
+      deadline: Date.now() + 20_000,
+    };
     contended.metAt = await waitFor(contended.deadline, async () => {
-      const list = (await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ctx.namespace, plural: PLURAL })) as { items: Obj[] };
+      const list = (await custom.listNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: ctx.namespace,
+        plural: PLURAL,
+      })) as { items: Obj[] };
       const hit = list.items.some((o) =>
         ((o.status?.conditions ?? []) as Array<{ type: string; status: string; reason?: string }>).some(
           (c) => c.type === 'Contended' && c.status === 'True' && c.reason === 'ClaimedByAnotherInstallation',
@@ -275,14 +365,18 @@ const secondInstallation: Action = async (ctx) => {
       const paused = ctx.replicas.filter((r) => r.running);
       const from = Date.now();
       for (const r of paused) r.signal('SIGSTOP');
-      expectations.push(...(await runsAgain(ctx, ['tick'], from, `by installation ${second.name} while this one is paused`)));
+      expectations.push(
+        ...(await runsAgain(ctx, ['tick'], from, `by installation ${second.name} while this one is paused`)),
+      );
       for (const r of paused) r.signal('SIGCONT');
       await sleep(ctx.rng.int(3000, 8000));
     }
     for (const r of others) await r.kill();
     const deleteLease = ctx.rng.next() < 0.5;
     if (deleteLease) {
-      await coord.deleteNamespacedLease({ namespace: second.lease.namespace, name: second.lease.name }).catch(() => undefined);
+      await coord
+        .deleteNamespacedLease({ namespace: second.lease.namespace, name: second.lease.name })
+        .catch(() => undefined);
       (second.leaseDeletedAt ??= []).push(Date.now());
     }
     const healedAt = Date.now();
@@ -318,7 +412,12 @@ const delayedRequests: Action = async (ctx) => {
   const startedAt = Date.now();
   await sleep(ms);
   target.tcp.heal();
-  return { target: target.name, detail: `requests held ${(ms / 1000).toFixed(1)} s ${when}, then delivered`, startedAt, healedAt: Date.now() };
+  return {
+    target: target.name,
+    detail: `requests held ${(ms / 1000).toFixed(1)} s ${when}, then delivered`,
+    startedAt,
+    healedAt: Date.now(),
+  };
 };
 
 /** Item 7: a second process with the leader's identity for a while; no two replicas may act at once. */
@@ -328,7 +427,11 @@ const duplicateIdentity: Action = async (ctx) => {
   const name = ctx.installations[0]?.replicas.find((r) => r.endsWith('-dup'));
   if (!name) return skip('-', 'no duplicate identity configured');
   const startedAt = Date.now();
-  const dup = await ctx.extraReplica({ name, leaseNamespace: ctx.installations[0]!.lease.namespace, identity: leader.name });
+  const dup = await ctx.extraReplica({
+    name,
+    leaseNamespace: ctx.installations[0]!.lease.namespace,
+    identity: leader.name,
+  });
   const ms = ctx.rng.int(8000, 15000);
   const crash = ctx.rng.next() < 0.5;
   try {
@@ -346,7 +449,16 @@ const duplicateIdentity: Action = async (ctx) => {
 };
 
 export const actions: Record<
-  Extract<FaultKind, 'recreate-job' | 'resuspend-job' | 'repeat-request' | 'recreate-singletonjob' | 'second-installation' | 'delayed-requests' | 'duplicate-identity'>,
+  Extract<
+    FaultKind,
+    | 'recreate-job'
+    | 'resuspend-job'
+    | 'repeat-request'
+    | 'recreate-singletonjob'
+    | 'second-installation'
+    | 'delayed-requests'
+    | 'duplicate-identity'
+  >,
   Action
 > = {
   'recreate-job': recreateJob,

@@ -2,7 +2,14 @@
 // (namespace/name of its SingletonJob, across delete and re-create: the
 // guarantees are promised per name, not per UID), and how the Jobs of one run
 // (its attempts) are told apart from a second run.
-import { compareRv, type AuditWrite, type History, type Installation, type JobRecord, type PodRecord } from './history.ts';
+import {
+  compareRv,
+  type AuditWrite,
+  type History,
+  type Installation,
+  type JobRecord,
+  type PodRecord,
+} from './history.ts';
 
 export type CheckName =
   | 'one-in-flight'
@@ -53,7 +60,8 @@ export const jobKey = (j: JobRecord): string => `${j.namespace}/${j.owner}`;
  * deleted as a stray: that is not a second run. Whether such a Job ever got a
  * Pod is judged by the Pod checks regardless.
  */
-export const wasStarted = (job: JobRecord, h?: History): boolean => job.started !== false || (h?.pods.some((p) => p.jobUid === job.uid) ?? false);
+export const wasStarted = (job: JobRecord, h?: History): boolean =>
+  job.started !== false || (h?.pods.some((p) => p.jobUid === job.uid) ?? false);
 
 /** Jobs per SingletonJob namespace/name, in etcd's creation order. */
 export function jobsByKey(h: History): Map<string, JobRecord[]> {
@@ -125,12 +133,19 @@ export function runsOf(jobs: JobRecord[], h?: History): Run[] {
 }
 
 export function describeRun(h: History, r: Run): string {
-  return r.attempts.map((j) => `Job ${j.name} (attempt ${attemptOf(j)}, token ${j.token ?? '?'}, created at rv ${j.createdRv} ${rel(h, j.createdAt)})`).join(' → ');
+  return r.attempts
+    .map(
+      (j) =>
+        `Job ${j.name} (attempt ${attemptOf(j)}, token ${j.token ?? '?'}, created at rv ${j.createdRv} ${rel(h, j.createdAt)})`,
+    )
+    .join(' → ');
 }
 
 /** Every installation of a history; older histories knew only the main one. */
 export function installationsOf(h: History): Installation[] {
-  return h.installations && h.installations.length > 0 ? h.installations : [{ name: 'main', lease: h.lease, replicas: h.replicas }];
+  return h.installations && h.installations.length > 0
+    ? h.installations
+    : [{ name: 'main', lease: h.lease, replicas: h.replicas }];
 }
 
 export const WRITE_VERBS = new Set(['create', 'update', 'patch', 'delete', 'deletecollection']);

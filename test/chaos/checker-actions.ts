@@ -3,7 +3,21 @@
 // expectations an action leaves behind ("the survivor runs every object again
 // within a lease duration"). Pure functions over a History, like checker.ts.
 import type { AuditWrite, History, JobRecord, PodRecord } from './history.ts';
-import { attemptOf, describeRun, installationsOf, jobKey, jobsByKey, ok, podsByKey, ref, rel, runsOf, usToMs, WRITE_VERBS, type Violation } from './check-common.ts';
+import {
+  attemptOf,
+  describeRun,
+  installationsOf,
+  jobKey,
+  jobsByKey,
+  ok,
+  podsByKey,
+  ref,
+  rel,
+  runsOf,
+  usToMs,
+  WRITE_VERBS,
+  type Violation,
+} from './check-common.ts';
 
 /**
  * Every Pod attempt carries its own token: per SingletonJob namespace/name, no
@@ -130,21 +144,41 @@ export function checkInstallations(h: History): Violation[] {
   installs.forEach((inst, i) => inst.replicas.forEach((r) => owner.set(r, i)));
   const renewals = installs.map((inst) =>
     h.writes
-      .filter((w) => ok(w) && (w.verb === 'update' || w.verb === 'create' || w.verb === 'patch') && w.resource === 'leases' && !w.subresource)
-      .filter((w) => w.namespace === inst.lease.namespace && w.name === inst.lease.name && inst.replicas.includes(w.user))
+      .filter(
+        (w) =>
+          ok(w) &&
+          (w.verb === 'update' || w.verb === 'create' || w.verb === 'patch') &&
+          w.resource === 'leases' &&
+          !w.subresource,
+      )
+      .filter(
+        (w) => w.namespace === inst.lease.namespace && w.name === inst.lease.name && inst.replicas.includes(w.user),
+      )
       .map((w) => w.completedUs)
       .sort((a, b) => a - b),
   );
   const jobOwner = new Map(h.jobs.map((j) => [`${j.namespace}/${j.name}`, jobKey(j)]));
   const podOwner = new Map<string, string>();
   for (const p of h.pods) {
-    const k = jobOwner.get(`${p.namespace}/${p.jobName}`) ?? (p.singletonJob ? `${p.namespace}/${p.singletonJob}` : undefined);
+    const k =
+      jobOwner.get(`${p.namespace}/${p.jobName}`) ?? (p.singletonJob ? `${p.namespace}/${p.singletonJob}` : undefined);
     if (k) podOwner.set(`${p.namespace}/${p.name}`, k);
   }
   const keyOf = (w: AuditWrite): string | undefined =>
-    w.resource === 'jobs' ? jobOwner.get(`${w.namespace}/${w.name}`) : w.resource === 'pods' ? podOwner.get(`${w.namespace}/${w.name}`) : undefined;
+    w.resource === 'jobs'
+      ? jobOwner.get(`${w.namespace}/${w.name}`)
+      : w.resource === 'pods'
+        ? podOwner.get(`${w.namespace}/${w.name}`)
+        : undefined;
   const acting = h.writes
-    .filter((w) => owner.has(w.user) && ok(w) && WRITE_VERBS.has(w.verb) && (w.resource === 'jobs' || w.resource === 'pods') && w.name)
+    .filter(
+      (w) =>
+        owner.has(w.user) &&
+        ok(w) &&
+        WRITE_VERBS.has(w.verb) &&
+        (w.resource === 'jobs' || w.resource === 'pods') &&
+        w.name,
+    )
     .sort((a, b) => a.receivedUs - b.receivedUs);
   const slackUs = 250_000;
   const last = new Map<string, { inst: number; w: AuditWrite }>();
@@ -161,9 +195,17 @@ export function checkInstallations(h: History): Violation[] {
     // the object is claimed in its status, so the other then leaves it alone; that is judged when it acts.)
     const own = renewals[before.inst]!;
     const from = own.filter((r) => r <= before.w.receivedUs).pop();
-    const times = [...(from === undefined ? [] : [from]), ...own.filter((r) => r > before.w.receivedUs && r <= w.receivedUs), w.receivedUs];
-    const lapsed = from === undefined || times.some((t, i) => i > 0 && t - (times[i - 1] as number) >= h.leaseDurationMs * 1000 - slackUs);
-    const deleted = (other.leaseDeletedAt ?? []).some((d) => d * 1000 > before.w.receivedUs && d * 1000 <= w.receivedUs);
+    const times = [
+      ...(from === undefined ? [] : [from]),
+      ...own.filter((r) => r > before.w.receivedUs && r <= w.receivedUs),
+      w.receivedUs,
+    ];
+    const lapsed =
+      from === undefined ||
+      times.some((t, i) => i > 0 && t - (times[i - 1] as number) >= h.leaseDurationMs * 1000 - slackUs);
+    const deleted = (other.leaseDeletedAt ?? []).some(
+      (d) => d * 1000 > before.w.receivedUs && d * 1000 <= w.receivedUs,
+    );
     if (lapsed || deleted) continue;
     const renewed = times[times.length - 2] as number;
     violations.push({
@@ -193,7 +235,11 @@ export function checkStrayJobs(h: History): Violation[] {
           message: `Job ${ref(s)} (uid ${s.uid}), re-created by ${f.kind} at ${rel(h, job.createdAt)} with its predecessor's name, owner and token, was let run${pods.length ? ` (Pod ${pods[0]!.name})` : ''}: a Job the run did not record must never be adopted.`,
         });
       } else if (job.deletedAt === undefined) {
-        violations.push({ check: 'stray-jobs', at: job.createdAt, message: `Job ${ref(s)} (uid ${s.uid}), re-created by ${f.kind} at ${rel(h, job.createdAt)}, was never deleted as a stray.` });
+        violations.push({
+          check: 'stray-jobs',
+          at: job.createdAt,
+          message: `Job ${ref(s)} (uid ${s.uid}), re-created by ${f.kind} at ${rel(h, job.createdAt)}, was never deleted as a stray.`,
+        });
       }
     }
   }

@@ -3,9 +3,41 @@
 // person can act on; `checkHistory` runs them all and orders the violations by
 // when they happened, so the first one is the root to look at.
 import { CronExpressionParser } from 'cron-parser';
-import { compareRv, type AuditWrite, type FaultRecord, type History, type Installation, type JobRecord, type PodRecord, type SingletonJobInfo } from './history.ts';
-import { attemptOf, describeRun, installationsOf, jobsByKey, ok, podsByKey, ref, rel, runsOf, usToMs, wasStarted, WRITE_VERBS, type CheckName, type Violation } from './check-common.ts';
-import { checkExpectations, checkInstallations, checkPodTokens, checkRequests, checkRetries, checkStrayJobs, checkWedged } from './checker-actions.ts';
+import {
+  compareRv,
+  type AuditWrite,
+  type FaultRecord,
+  type History,
+  type Installation,
+  type JobRecord,
+  type PodRecord,
+  type SingletonJobInfo,
+} from './history.ts';
+import {
+  attemptOf,
+  describeRun,
+  installationsOf,
+  jobsByKey,
+  ok,
+  podsByKey,
+  ref,
+  rel,
+  runsOf,
+  usToMs,
+  wasStarted,
+  WRITE_VERBS,
+  type CheckName,
+  type Violation,
+} from './check-common.ts';
+import {
+  checkExpectations,
+  checkInstallations,
+  checkPodTokens,
+  checkRequests,
+  checkRetries,
+  checkStrayJobs,
+  checkWedged,
+} from './checker-actions.ts';
 
 export { wasStarted, type CheckName, type Violation };
 
@@ -81,7 +113,11 @@ export function healthyAround(h: History, t: number, settleMs: number): boolean 
 function scheduleSlots(schedule: string, timeZone: string | undefined, from: number, to: number): number[] {
   const slots: number[] = [];
   if (to <= from) return slots;
-  const it = CronExpressionParser.parse(schedule, { currentDate: new Date(from), endDate: new Date(to), ...(timeZone ? { tz: timeZone } : {}) });
+  const it = CronExpressionParser.parse(schedule, {
+    currentDate: new Date(from),
+    endDate: new Date(to),
+    ...(timeZone ? { tz: timeZone } : {}),
+  });
   while (it.hasNext()) {
     const next = it.next().getTime();
     if (next > to) break;
@@ -92,7 +128,10 @@ function scheduleSlots(schedule: string, timeZone: string | undefined, from: num
 }
 
 function isSlotOf(schedule: string, timeZone: string | undefined, slot: number): boolean {
-  const it = CronExpressionParser.parse(schedule, { currentDate: new Date(slot - 1), ...(timeZone ? { tz: timeZone } : {}) });
+  const it = CronExpressionParser.parse(schedule, {
+    currentDate: new Date(slot - 1),
+    ...(timeZone ? { tz: timeZone } : {}),
+  });
   return it.next().getTime() === slot;
 }
 
@@ -118,7 +157,11 @@ export function checkSlots(h: History, options: CheckOptions): Violation[] {
       const sj = sjs.find((s) => s.uid === job.ownerUid) ?? (sjs[0] as SingletonJobInfo);
       const slot = Date.parse(job.slot);
       if (Number.isNaN(slot)) {
-        violations.push({ check: 'slot-off-schedule', at: job.createdAt, message: `Job ${ref(job)} carries an unreadable slot "${job.slot}".` });
+        violations.push({
+          check: 'slot-off-schedule',
+          at: job.createdAt,
+          message: `Job ${ref(job)} carries an unreadable slot "${job.slot}".`,
+        });
         continue;
       }
       bySlot.set(slot, [...(bySlot.get(slot) ?? []), run]);
@@ -151,7 +194,10 @@ export function checkSlots(h: History, options: CheckOptions): Violation[] {
     // A run occupies its SingletonJob from its first attempt's reservation to its last attempt's end
     // (between attempts the operator holds the run while it backs off).
     const lead = options.reserveLeadMs ?? 0;
-    const spans: Array<[number, number]> = jobs.map((j) => [j.createdAt - lead, j.terminalAt ?? j.deletedAt ?? Infinity]);
+    const spans: Array<[number, number]> = jobs.map((j) => [
+      j.createdAt - lead,
+      j.terminalAt ?? j.deletedAt ?? Infinity,
+    ]);
     // …and until every Pod of it is terminal, also one whose Job was deleted or orphaned.
     for (const pod of pods.get(key) ?? []) spans.push([pod.createdAt, pod.terminalAt ?? pod.deletedAt ?? Infinity]);
     const budget = new Map(h.singletonJobs.map((s) => [s.uid, s.backoffLimit ?? 0]));
@@ -162,7 +208,10 @@ export function checkSlots(h: History, options: CheckOptions): Violation[] {
       // A failed attempt with retry budget left is followed by the next one after a backoff: the run
       // holds its object until then — until the next Job of the object, or the end of the history.
       if (last.outcome === 'Failed' && attemptOf(last) <= (budget.get(last.ownerUid) ?? 0)) {
-        end = Math.min(...jobs.filter((j) => j.createdAt > last.createdAt && !run.attempts.includes(j)).map((j) => j.createdAt), Infinity);
+        end = Math.min(
+          ...jobs.filter((j) => j.createdAt > last.createdAt && !run.attempts.includes(j)).map((j) => j.createdAt),
+          Infinity,
+        );
       }
       spans.push([first.createdAt - lead, end]);
     }
@@ -170,9 +219,18 @@ export function checkSlots(h: History, options: CheckOptions): Violation[] {
       if (sj.suspend || !sj.schedule) continue;
       let due: number[];
       try {
-        due = scheduleSlots(sj.schedule, sj.timeZone, Math.max(sj.createdAt, h.startedAt), Math.min(sj.deletedAt ?? Infinity, h.endedAt - options.settleMs));
+        due = scheduleSlots(
+          sj.schedule,
+          sj.timeZone,
+          Math.max(sj.createdAt, h.startedAt),
+          Math.min(sj.deletedAt ?? Infinity, h.endedAt - options.settleMs),
+        );
       } catch (err) {
-        violations.push({ check: 'slot-exactly-once', at: sj.createdAt, message: `SingletonJob ${key} is judged but its schedule "${sj.schedule}" cannot be evaluated: ${(err as Error).message}` });
+        violations.push({
+          check: 'slot-exactly-once',
+          at: sj.createdAt,
+          message: `SingletonJob ${key} is judged but its schedule "${sj.schedule}" cannot be evaluated: ${(err as Error).message}`,
+        });
         continue;
       }
       for (const slot of due) {
@@ -207,12 +265,20 @@ export function checkTokens(h: History): Violation[] {
     let previous: { job: JobRecord; token: bigint } | undefined;
     for (const job of jobs) {
       if (!job.token || !/^\d+$/.test(job.token)) {
-        violations.push({ check: 'tokens-increase', at: job.createdAt, message: `Job ${ref(job)} carries no readable fencing token (got ${JSON.stringify(job.token)}).` });
+        violations.push({
+          check: 'tokens-increase',
+          at: job.createdAt,
+          message: `Job ${ref(job)} carries no readable fencing token (got ${JSON.stringify(job.token)}).`,
+        });
         continue;
       }
       const token = BigInt(job.token);
       if (token <= 0n || token >= TOKEN_LIMIT) {
-        violations.push({ check: 'tokens-increase', at: job.createdAt, message: `Job ${ref(job)} carries token ${job.token}, outside 1 … 2^53−1.` });
+        violations.push({
+          check: 'tokens-increase',
+          at: job.createdAt,
+          message: `Job ${ref(job)} carries token ${job.token}, outside 1 … 2^53−1.`,
+        });
       }
       if (job.templateTokens.length === 0 || job.templateTokens.some((t) => t !== job.token)) {
         violations.push({
@@ -286,26 +352,39 @@ export function checkDeposedWrites(h: History): Violation[] {
 function deposedWritesOf(h: History, inst: Installation, main: boolean): Violation[] {
   const violations: Violation[] = [];
   const replicas = new Set(inst.replicas);
-  const all = h.writes.filter((w) => replicas.has(w.user) && WRITE_VERBS.has(w.verb) && ok(w)).sort((a, b) => a.receivedUs - b.receivedUs || a.completedUs - b.completedUs);
+  const all = h.writes
+    .filter((w) => replicas.has(w.user) && WRITE_VERBS.has(w.verb) && ok(w))
+    .sort((a, b) => a.receivedUs - b.receivedUs || a.completedUs - b.completedUs);
   const writes = all.filter((w) => FENCED_RESOURCES.has(w.resource));
   const reserved = (user: string, job: JobRecord, acquiredUs: number): boolean =>
     all.some(
       (r) =>
-        r.user === user && r.resource === 'singletonjobs' && r.subresource === 'status' && r.verb === 'update' && r.namespace === job.namespace && r.name === job.owner && r.completedUs <= acquiredUs,
+        r.user === user &&
+        r.resource === 'singletonjobs' &&
+        r.subresource === 'status' &&
+        r.verb === 'update' &&
+        r.namespace === job.namespace &&
+        r.name === job.owner &&
+        r.completedUs <= acquiredUs,
     );
   /** Why a late write is harmless, or undefined when it is not. */
   const excuse = (w: AuditWrite, acquiredUs: number): string | undefined => {
     if (w.verb === 'delete' && !w.subresource && (w.resource === 'jobs' || w.resource === 'pods')) {
       // The object it removed: the latest of that name seen before the request completed.
-      const records: Array<{ namespace: string; name: string; createdAt: number }> = w.resource === 'jobs' ? h.jobs : h.pods;
-      const target = records.filter((r) => r.namespace === w.namespace && r.name === w.name && r.createdAt <= usToMs(w.completedUs) + 1).sort((a, b) => b.createdAt - a.createdAt)[0];
+      const records: Array<{ namespace: string; name: string; createdAt: number }> =
+        w.resource === 'jobs' ? h.jobs : h.pods;
+      const target = records
+        .filter((r) => r.namespace === w.namespace && r.name === w.name && r.createdAt <= usToMs(w.completedUs) + 1)
+        .sort((a, b) => b.createdAt - a.createdAt)[0];
       return target && target.createdAt <= usToMs(acquiredUs) + 200 ? 'decided before' : undefined;
     }
     if (w.resource !== 'jobs' || w.subresource) return undefined;
     const named = h.jobs.filter((j) => j.namespace === w.namespace && j.name === w.name && j.token !== undefined);
     if (w.verb === 'create') {
       // The Job this create made: the first record of that name seen after the request arrived.
-      const job = named.filter((j) => j.createdAt >= usToMs(w.receivedUs) - 1).sort((a, b) => a.createdAt - b.createdAt)[0];
+      const job = named
+        .filter((j) => j.createdAt >= usToMs(w.receivedUs) - 1)
+        .sort((a, b) => a.createdAt - b.createdAt)[0];
       if (!job) return undefined;
       const recreated = named.some((j) => j.createdAt < job.createdAt);
       if (!(recreated && wasStarted(job, h)) && reserved(w.user, job, acquiredUs)) return 'reserved';
@@ -314,12 +393,15 @@ function deposedWritesOf(h: History, inst: Installation, main: boolean): Violati
     }
     if (w.verb === 'patch') {
       // The Job it patched: the latest of that name created before the request arrived.
-      const job = named.filter((j) => j.createdAt <= usToMs(w.completedUs) + 1).sort((a, b) => b.createdAt - a.createdAt)[0];
+      const job = named
+        .filter((j) => j.createdAt <= usToMs(w.completedUs) + 1)
+        .sort((a, b) => b.createdAt - a.createdAt)[0];
       return job && reserved(w.user, job, acquiredUs) ? 'reserved' : undefined;
     }
     return undefined;
   };
-  const isLease = (w: AuditWrite) => w.resource === 'leases' && w.namespace === inst.lease.namespace && w.name === inst.lease.name && !w.subresource;
+  const isLease = (w: AuditWrite) =>
+    w.resource === 'leases' && w.namespace === inst.lease.namespace && w.name === inst.lease.name && !w.subresource;
   const who = main ? '' : ` of installation ${inst.name}`;
   let lastLeaseWriter: string | undefined;
   let leader: { user: string; completedUs: number } | undefined;
@@ -380,7 +462,9 @@ export function checkCrashLoops(h: History): Violation[] {
     .map((e) => ({
       check: 'crash-loop' as const,
       at: e.at,
-      message: `Replica ${e.replica} exited on its own at ${rel(h, e.at)} (code ${e.code ?? '-'}, signal ${e.signal ?? '-'}).` + (e.logTail ? `\nLast lines of its log:\n${e.logTail}` : ''),
+      message:
+        `Replica ${e.replica} exited on its own at ${rel(h, e.at)} (code ${e.code ?? '-'}, signal ${e.signal ?? '-'}).` +
+        (e.logTail ? `\nLast lines of its log:\n${e.logTail}` : ''),
     }));
 }
 
@@ -445,7 +529,9 @@ export function checkBadInput(h: History): Violation[] {
  * (the replicas retry, as against any transient error).
  */
 export function checkForbidden(h: History): Violation[] {
-  const warmingUp = h.faults.filter((f) => f.kind === 'apiserver-restart' && !f.skipped).map((f) => [f.startedAt, (f.recoveredAt ?? f.healedAt) + APISERVER_WARMUP_MS] as const);
+  const warmingUp = h.faults
+    .filter((f) => f.kind === 'apiserver-restart' && !f.skipped)
+    .map((f) => [f.startedAt, (f.recoveredAt ?? f.healedAt) + APISERVER_WARMUP_MS] as const);
   const during = (at: number) => warmingUp.some(([from, to]) => at >= from && at <= to);
   return (h.forbidden ?? [])
     .filter((r) => !during(r.receivedUs / 1000))
@@ -486,9 +572,17 @@ export function checkHistory(h: History, options: CheckOptions): Violation[] {
 export function describeViolations(h: History, violations: Violation[]): string {
   const [first, ...rest] = violations;
   if (!first) return 'No violations.';
-  const lines = [`${violations.length} violation(s). First, at ${rel(h, first.at)} [${first.check}]:`, `  ${first.message.replace(/\n/g, '\n  ')}`];
-  const faults = h.faults.filter((f) => !f.skipped && f.startedAt <= first.at && (f.recoveredAt ?? h.endedAt) + h.leaseDurationMs >= first.at);
-  if (faults.length > 0) lines.push(`  Faults active around it: ${faults.map((f) => `${f.kind} on ${f.target} (${rel(h, f.startedAt)}–${rel(h, f.healedAt)})`).join('; ')}`);
+  const lines = [
+    `${violations.length} violation(s). First, at ${rel(h, first.at)} [${first.check}]:`,
+    `  ${first.message.replace(/\n/g, '\n  ')}`,
+  ];
+  const faults = h.faults.filter(
+    (f) => !f.skipped && f.startedAt <= first.at && (f.recoveredAt ?? h.endedAt) + h.leaseDurationMs >= first.at,
+  );
+  if (faults.length > 0)
+    lines.push(
+      `  Faults active around it: ${faults.map((f) => `${f.kind} on ${f.target} (${rel(h, f.startedAt)}–${rel(h, f.healedAt)})`).join('; ')}`,
+    );
   for (const v of rest.slice(0, 20)) lines.push(`- ${rel(h, v.at)} [${v.check}] ${v.message.split('\n')[0]}`);
   if (rest.length > 20) lines.push(`- … and ${rest.length - 20} more`);
   lines.push(`Reproduce with --seed ${h.seed}.`);

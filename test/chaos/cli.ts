@@ -50,5 +50,11 @@ const unknown = faults?.filter((f) => !ALL_FAULTS.includes(f));
 if (unknown?.length) throw new Error(`unknown fault kind(s) ${unknown.join(', ')}; known: ${ALL_FAULTS.join(', ')}`);
 
 const cp = values['cluster-dir'] ? ControlPlane.attach(values['cluster-dir']) : undefined;
-const result = await runChaos({ seed, profile: { ...profile, durationMs }, ...(faults ? { faults } : {}), ...(cp ? { cp } : {}), ...(values.out ? { outDir: values.out } : {}) });
+const result = await runChaos({
+  seed,
+  profile: { ...profile, durationMs },
+  ...(faults ? { faults } : {}),
+  ...(cp ? { cp } : {}),
+  ...(values.out ? { outDir: values.out } : {}),
+});
 process.exit(result.violations.length === 0 ? 0 : 1);

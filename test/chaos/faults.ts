@@ -45,7 +45,13 @@ export type Injection = Omit<FaultRecord, 'kind' | 'recoveredAt'>;
 
 type Injector = (ctx: FaultContext) => Promise<Injection>;
 
-const skip = (target: string, why: string): Injection => ({ target, detail: why, startedAt: Date.now(), healedAt: Date.now(), skipped: why });
+const skip = (target: string, why: string): Injection => ({
+  target,
+  detail: why,
+  startedAt: Date.now(),
+  healedAt: Date.now(),
+  skipped: why,
+});
 
 /** Longer than the Lease: the pause or partition must let a standby take over. */
 const beyondLease = (ctx: FaultContext) => ctx.timings.leaseDurationMs + ctx.rng.int(1000, 4000);
@@ -86,7 +92,12 @@ export const injectors: Record<FaultKind, Injector> = {
     const ms = beyondLease(ctx);
     await sleep(ms);
     replica.signal('SIGCONT');
-    return { target: replica.name, detail: `SIGSTOP between reserve and Job create, for ${(ms / 1000).toFixed(1)} s`, startedAt, healedAt: Date.now() };
+    return {
+      target: replica.name,
+      detail: `SIGSTOP between reserve and Job create, for ${(ms / 1000).toFixed(1)} s`,
+      startedAt,
+      healedAt: Date.now(),
+    };
   },
 
   'apiserver-restart': async (ctx) => {
@@ -95,7 +106,12 @@ export const injectors: Record<FaultKind, Injector> = {
     await ctx.cp.stopComponent('kube-apiserver', true);
     await sleep(down);
     await ctx.cp.startComponent('kube-apiserver');
-    return { target: 'kube-apiserver', detail: `SIGKILL, down ${(down / 1000).toFixed(1)} s + startup`, startedAt, healedAt: Date.now() };
+    return {
+      target: 'kube-apiserver',
+      detail: `SIGKILL, down ${(down / 1000).toFixed(1)} s + startup`,
+      startedAt,
+      healedAt: Date.now(),
+    };
   },
 
   'etcd-restart': async (ctx) => {
@@ -114,7 +130,12 @@ export const injectors: Record<FaultKind, Injector> = {
     target.tcp.blackhole();
     await sleep(ms);
     target.tcp.heal();
-    return { target: target.name, detail: `blackholed ${(ms / 1000).toFixed(1)} s (held bytes delivered on heal)`, startedAt, healedAt: Date.now() };
+    return {
+      target: target.name,
+      detail: `blackholed ${(ms / 1000).toFixed(1)} s (held bytes delivered on heal)`,
+      startedAt,
+      healedAt: Date.now(),
+    };
   },
 
   'slow-link': async (ctx) => {
@@ -125,7 +146,12 @@ export const injectors: Record<FaultKind, Injector> = {
     target.tcp.delay(delay);
     await sleep(ms);
     target.tcp.heal();
-    return { target: target.name, detail: `+${delay} ms each way for ${(ms / 1000).toFixed(1)} s`, startedAt, healedAt: Date.now() };
+    return {
+      target: target.name,
+      detail: `+${delay} ms each way for ${(ms / 1000).toFixed(1)} s`,
+      startedAt,
+      healedAt: Date.now(),
+    };
   },
 
   'clock-skew': async (ctx) => {
@@ -145,7 +171,12 @@ export const injectors: Record<FaultKind, Injector> = {
     if (handover) await leader.restart(0);
     await sleep(ctx.rng.int(8000, 15000));
     await target.restart(0);
-    return { target: target.name, detail: `wall clock +${skew} s${handover ? `, leader ${leader.name} handed over` : ' (standby)'}`, startedAt, healedAt: Date.now() };
+    return {
+      target: target.name,
+      detail: `wall clock +${skew} s${handover ? `, leader ${leader.name} handed over` : ' (standby)'}`,
+      startedAt,
+      healedAt: Date.now(),
+    };
   },
 
   'api-errors': async (ctx) => {
@@ -159,8 +190,18 @@ export const injectors: Record<FaultKind, Injector> = {
     await sleep(ms);
     target.http.heal();
     const n = target.http.injected[mode] - before[mode];
-    const what = mode === 'throttle' ? '429 + Retry-After' : mode === 'unavailable' ? '500/503 before applying' : '500/504 after applying';
-    return { target: target.name, detail: `${what} on ${Math.round(rate * 100)}% of requests for ${(ms / 1000).toFixed(1)} s (${n} injected)`, startedAt, healedAt: Date.now() };
+    const what =
+      mode === 'throttle'
+        ? '429 + Retry-After'
+        : mode === 'unavailable'
+          ? '500/503 before applying'
+          : '500/504 after applying';
+    return {
+      target: target.name,
+      detail: `${what} on ${Math.round(rate * 100)}% of requests for ${(ms / 1000).toFixed(1)} s (${n} injected)`,
+      startedAt,
+      healedAt: Date.now(),
+    };
   },
 
   ...actions,

@@ -30,11 +30,30 @@ export interface UpstreamCredentials {
 export function issueServingCert(pki: Pki, name: string): { cert: Buffer; key: Buffer } {
   const base = path.join(pki.dir, `chaos-${name.replace(/[^a-z0-9-]/gi, '_')}`);
   const ext = `${base}.ext`;
-  writeFileSync(ext, 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  writeFileSync(
+    ext,
+    'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n',
+  );
   const run = (args: string[]) => execFileSync('openssl', args, { cwd: pki.dir, stdio: ['ignore', 'ignore', 'pipe'] });
   run(['genrsa', '-out', `${base}.key`, '2048']);
   run(['req', '-new', '-key', `${base}.key`, '-subj', `/CN=${name}`, '-out', `${base}.csr`]);
-  run(['x509', '-req', '-in', `${base}.csr`, '-CA', pki.caCert, '-CAkey', pki.caKey, '-CAcreateserial', '-days', '30', '-extfile', ext, '-out', `${base}.crt`]);
+  run([
+    'x509',
+    '-req',
+    '-in',
+    `${base}.csr`,
+    '-CA',
+    pki.caCert,
+    '-CAkey',
+    pki.caKey,
+    '-CAcreateserial',
+    '-days',
+    '30',
+    '-extfile',
+    ext,
+    '-out',
+    `${base}.crt`,
+  ]);
   return { cert: readFileSync(`${base}.crt`), key: readFileSync(`${base}.key`) };
 }
 
@@ -57,7 +76,13 @@ export class HttpFaultProxy {
   private constructor(serving: { cert: Buffer; key: Buffer }, upstream: UpstreamCredentials, rng: Rng) {
     this.upstream = new URL(upstream.url);
     this.rng = rng;
-    this.agent = new https.Agent({ keepAlive: true, ca: upstream.ca, cert: upstream.cert, key: upstream.key, maxSockets: 64 });
+    this.agent = new https.Agent({
+      keepAlive: true,
+      ca: upstream.ca,
+      cert: upstream.cert,
+      key: upstream.key,
+      maxSockets: 64,
+    });
     this.server = https.createServer({ cert: serving.cert, key: serving.key }, (req, res) => this.handle(req, res));
     this.server.on('connection', (s: net.Socket) => {
       this.sockets.add(s);
@@ -65,7 +90,11 @@ export class HttpFaultProxy {
     });
   }
 
-  static async start(serving: { cert: Buffer; key: Buffer }, upstream: UpstreamCredentials, rng: Rng): Promise<HttpFaultProxy> {
+  static async start(
+    serving: { cert: Buffer; key: Buffer },
+    upstream: UpstreamCredentials,
+    rng: Rng,
+  ): Promise<HttpFaultProxy> {
     const proxy = new HttpFaultProxy(serving, upstream, rng);
     await new Promise<void>((resolve, reject) => {
       proxy.server.once('error', reject);
@@ -99,32 +128,48 @@ export class HttpFaultProxy {
       req.resume();
       const code = this.rng.next() < 0.5 ? 503 : 500;
       res.writeHead(code, { 'Content-Type': 'application/json' });
-      res.end(status(code, code === 503 ? 'ServiceUnavailable' : 'InternalError', 'chaos: injected server error before the request was applied'));
+      res.end(
+        status(
+          code,
+          code === 503 ? 'ServiceUnavailable' : 'InternalError',
+          'chaos: injected server error before the request was applied',
+        ),
+      );
       return;
     }
     const isWatch = /[?&]watch=(true|1)/.test(req.url ?? '');
     const headers = { ...req.headers, host: this.upstream.host };
-    const upstreamReq = https.request({ host: this.upstream.hostname, port: this.upstream.port, method: req.method, path: req.url, headers, agent: this.agent }, (upstreamRes) => {
-      if (mode === 'lost-response' && !isWatch) {
-        this.injected['lost-response']++;
-        upstreamRes.resume();
-        upstreamRes.on('end', () => {
-          const code = this.rng.next() < 0.5 ? 504 : 500;
-          res.writeHead(code, { 'Content-Type': 'application/json' });
-          res.end(status(code, 'Timeout', 'chaos: the request was applied but its response was lost'));
+    const upstreamReq = https.request(
+      {
+        host: this.upstream.hostname,
+        port: this.upstream.port,
+        method: req.method,
+        path: req.url,
+        headers,
+        agent: this.agent,
+      },
+      (upstreamRes) => {
+        if (mode === 'lost-response' && !isWatch) {
+          this.injected['lost-response']++;
+          upstreamRes.resume();
+          upstreamRes.on('end', () => {
+            const code = this.rng.next() < 0.5 ? 504 : 500;
+            res.writeHead(code, { 'Content-Type': 'application/json' });
+            res.end(status(code, 'Timeout', 'chaos: the request was applied but its response was lost'));
+          });
+          return;
+        }
+        res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+        // A response cut off upstream (the API server was killed mid-watch)
+        // must cut the client's response too, as the real connection would
+        // have: pipe() alone leaves the client's watch open and silent forever.
+        upstreamRes.on('error', () => res.destroy());
+        upstreamRes.on('close', () => {
+          if (!upstreamRes.complete) res.destroy();
         });
-        return;
-      }
-      res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
-      // A response cut off upstream (the API server was killed mid-watch)
-      // must cut the client's response too, as the real connection would
-      // have: pipe() alone leaves the client's watch open and silent forever.
-      upstreamRes.on('error', () => res.destroy());
-      upstreamRes.on('close', () => {
-        if (!upstreamRes.complete) res.destroy();
-      });
-      upstreamRes.pipe(res);
-    });
+        upstreamRes.pipe(res);
+      },
+    );
     upstreamReq.on('error', (err) => {
       if (!res.headersSent) {
         res.writeHead(502, { 'Content-Type': 'application/json' });

@@ -8,7 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import { Keys, GROUP, VERSION, PLURAL } from '../../src/api/v1alpha1/singletonjob.ts';
-import { Env } from '../../src/controller/jobs.ts';
+import { Env } from '../../src/controller/rules/jobs.ts';
 import type { AuditWrite, History, JobRecord, PodRecord, RequestCost, SingletonJobInfo } from './history.ts';
 
 /** Keys.attempt, spelled out so the recorder also reads histories of operators that predate it. */
@@ -61,8 +61,18 @@ export class Recorder {
     const core = this.kc.makeApiClient(k8s.CoreV1Api);
     const custom = this.kc.makeApiClient(k8s.CustomObjectsApi);
     const targets: WatchTarget[] = [
-      { resource: 'jobs', path: `/apis/batch/v1/namespaces/${namespace}/jobs`, list: () => batch.listNamespacedJob({ namespace }), onEvent: (t, o, at) => this.onJobEvent(t, o, at) },
-      { resource: 'pods', path: `/api/v1/namespaces/${namespace}/pods`, list: () => core.listNamespacedPod({ namespace }), onEvent: (t, o, at) => this.onPodEvent(t, o, at) },
+      {
+        resource: 'jobs',
+        path: `/apis/batch/v1/namespaces/${namespace}/jobs`,
+        list: () => batch.listNamespacedJob({ namespace }),
+        onEvent: (t, o, at) => this.onJobEvent(t, o, at),
+      },
+      {
+        resource: 'pods',
+        path: `/api/v1/namespaces/${namespace}/pods`,
+        list: () => core.listNamespacedPod({ namespace }),
+        onEvent: (t, o, at) => this.onPodEvent(t, o, at),
+      },
       {
         resource: PLURAL,
         path: `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`,
@@ -101,7 +111,8 @@ export class Recorder {
 
   /** What the recorder knew of each Job/Pod before a relist: uid → "terminal/deleted" state. */
   private snapshot(resource: string): Map<string, string> {
-    const records: Array<{ uid: string; terminalRv?: string; deletedRv?: string }> = resource === 'jobs' ? [...this.jobs.values()] : resource === 'pods' ? [...this.pods.values()] : [];
+    const records: Array<{ uid: string; terminalRv?: string; deletedRv?: string }> =
+      resource === 'jobs' ? [...this.jobs.values()] : resource === 'pods' ? [...this.pods.values()] : [];
     return new Map(records.map((r) => [r.uid, `${r.terminalRv ?? ''}/${r.deletedRv ?? ''}`]));
   }
 
@@ -167,7 +178,12 @@ export class Recorder {
         } catch {
           return;
         }
-        this.history.gaps.push({ resource: t.resource, from, to: Date.now(), missed: this.reconcileGap(t.resource, before, seen, rv) });
+        this.history.gaps.push({
+          resource: t.resource,
+          from,
+          to: Date.now(),
+          missed: this.reconcileGap(t.resource, before, seen, rv),
+        });
       } else {
         await sleep(100); // back soon after an API server restart: writes between its start and our relist are what a gap misses
       }
@@ -180,8 +196,11 @@ export class Recorder {
     if (!m.uid || !m.name || !owner) return;
     let job = this.jobs.get(m.uid);
     if (!job) {
-      const spec = obj.spec as { template?: { spec?: { containers?: Array<{ env?: Array<{ name: string; value?: string }> }> } } } | undefined;
-      const templateTokens = (spec?.template?.spec?.containers ?? []).flatMap((c) => (c.env ?? []).filter((e) => e.name === Env.token).map((e) => e.value ?? ''));
+      const spec = obj.spec as
+        { template?: { spec?: { containers?: Array<{ env?: Array<{ name: string; value?: string }> }> } } } | undefined;
+      const templateTokens = (spec?.template?.spec?.containers ?? []).flatMap((c) =>
+        (c.env ?? []).filter((e) => e.name === Env.token).map((e) => e.value ?? ''),
+      );
       job = {
         namespace: m.namespace ?? this.namespace,
         name: m.name,
@@ -201,7 +220,8 @@ export class Recorder {
       this.onJob?.(job, 'created');
     }
     if (!job.started) job.started = (obj.spec as { suspend?: boolean } | undefined)?.suspend !== true;
-    const conditions = (obj.status as { conditions?: Array<{ type: string; status: string }> } | undefined)?.conditions ?? [];
+    const conditions =
+      (obj.status as { conditions?: Array<{ type: string; status: string }> } | undefined)?.conditions ?? [];
     const end = conditions.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
     if (!job.terminalRv && end) {
       job.outcome = end.type as 'Complete' | 'Failed';
@@ -257,7 +277,13 @@ export class Recorder {
     if (!m.uid || !m.name) return;
     let info = this.sjs.get(m.uid);
     if (!info) {
-      const spec = (obj.spec ?? {}) as { schedule?: string; timeZone?: string; startingDeadlineSeconds?: number; suspend?: boolean; jobTemplate?: { spec?: { backoffLimit?: number } } };
+      const spec = (obj.spec ?? {}) as {
+        schedule?: string;
+        timeZone?: string;
+        startingDeadlineSeconds?: number;
+        suspend?: boolean;
+        jobTemplate?: { spec?: { backoffLimit?: number } };
+      };
       info = {
         namespace: m.namespace ?? this.namespace,
         name: m.name,
@@ -278,22 +304,42 @@ export class Recorder {
     const requests = (info.requests ??= []);
     if (request !== undefined && requests[requests.length - 1]?.id !== request) requests.push({ id: request, at });
     const conditions = (info.conditions ??= []);
-    const now = (obj.status as { conditions?: Array<{ type: string; status: string; reason?: string; message?: string }> } | undefined)?.conditions ?? [];
+    const now =
+      (
+        obj.status as
+          { conditions?: Array<{ type: string; status: string; reason?: string; message?: string }> } | undefined
+      )?.conditions ?? [];
     const lastOf = (t: string) => [...conditions].reverse().find((x) => x.type === t);
     for (const c of now) {
       const last = lastOf(c.type);
       if (last && last.status === c.status && last.reason === c.reason) continue;
-      conditions.push({ type: c.type, status: c.status, ...(c.reason ? { reason: c.reason } : {}), ...(c.message ? { message: c.message.slice(0, 300) } : {}), at });
+      conditions.push({
+        type: c.type,
+        status: c.status,
+        ...(c.reason ? { reason: c.reason } : {}),
+        ...(c.message ? { message: c.message.slice(0, 300) } : {}),
+        at,
+      });
     }
     // A condition that went away (e.g. Contended once the other installation is gone).
     for (const t of new Set(conditions.map((c) => c.type))) {
-      if (!now.some((c) => c.type === t) && lastOf(t)?.status !== 'Absent') conditions.push({ type: t, status: 'Absent', at });
+      if (!now.some((c) => c.type === t) && lastOf(t)?.status !== 'Absent')
+        conditions.push({ type: t, status: 'Absent', at });
     }
     const st = (obj.status ?? {}) as { leaderTerm?: number; currentToken?: number };
     const fences = (info.fences ??= []);
     const lastFence = fences[fences.length - 1];
-    if (m.resourceVersion && type !== 'DELETED' && (lastFence?.leaderTerm !== st.leaderTerm || lastFence?.currentToken !== st.currentToken)) {
-      fences.push({ rv: m.resourceVersion, at, ...(st.leaderTerm !== undefined ? { leaderTerm: st.leaderTerm } : {}), ...(st.currentToken !== undefined ? { currentToken: st.currentToken } : {}) });
+    if (
+      m.resourceVersion &&
+      type !== 'DELETED' &&
+      (lastFence?.leaderTerm !== st.leaderTerm || lastFence?.currentToken !== st.currentToken)
+    ) {
+      fences.push({
+        rv: m.resourceVersion,
+        at,
+        ...(st.leaderTerm !== undefined ? { leaderTerm: st.leaderTerm } : {}),
+        ...(st.currentToken !== undefined ? { currentToken: st.currentToken } : {}),
+      });
     }
     if (type === 'DELETED' && info.deletedAt === undefined) info.deletedAt = at;
   }
@@ -324,7 +370,10 @@ interface AuditEvent {
   stageTimestamp?: string;
   stage?: string;
   /** Logged for SingletonJob status writes only (test/controlplane's audit policy). */
-  requestObject?: { metadata?: { uid?: string; resourceVersion?: string }; status?: { leaderTerm?: number; currentToken?: number; activeRun?: { name?: string } } };
+  requestObject?: {
+    metadata?: { uid?: string; resourceVersion?: string };
+    status?: { leaderTerm?: number; currentToken?: number; activeRun?: { name?: string } };
+  };
 }
 
 /** The completed requests of one of `users` received since `sinceMs`, as AuditWrite records, that `keep` selects. */
@@ -397,7 +446,12 @@ export function readAuditWrites(file: string, users: Set<string>, sinceMs: numbe
  * namespace refuses creates with 403 too; that is not RBAC and is left out.
  */
 export function readAuditForbidden(file: string, users: Set<string>, sinceMs: number): AuditWrite[] {
-  return readAudit(file, users, sinceMs, (e) => e.responseStatus?.code === 403 && !e.responseStatus.message?.includes('because it is being terminated'));
+  return readAudit(
+    file,
+    users,
+    sinceMs,
+    (e) => e.responseStatus?.code === 403 && !e.responseStatus.message?.includes('because it is being terminated'),
+  );
 }
 
 /** RFC 3339 with up to nanoseconds → epoch microseconds (Date.parse keeps only ms). */

@@ -24,7 +24,11 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'
 export const MAIN = path.join(repoRoot, 'src', 'main.ts');
 /** The controller's test hook line (src/operator/chaos-hook.ts). */
 export { HOOK_MESSAGE } from '../../src/operator/chaos-hook.ts';
-const FAKETIME_LIBS = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1', '/usr/lib/faketime/libfaketimeMT.so.1'];
+const FAKETIME_LIBS = [
+  '/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1',
+  '/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1',
+  '/usr/lib/faketime/libfaketimeMT.so.1',
+];
 
 export function faketimeLibrary(): string | undefined {
   return FAKETIME_LIBS.find((f) => existsSync(f));
@@ -74,7 +78,14 @@ export class Replica {
   private readonly options: ReplicaOptions;
   restarts = 0;
 
-  private constructor(name: string, tcp: TcpProxy, http: HttpFaultProxy, kubeconfig: string, httpPort: number, options: ReplicaOptions) {
+  private constructor(
+    name: string,
+    tcp: TcpProxy,
+    http: HttpFaultProxy,
+    kubeconfig: string,
+    httpPort: number,
+    options: ReplicaOptions,
+  ) {
     this.name = name;
     this.tcp = tcp;
     this.http = http;
@@ -91,7 +102,12 @@ export class Replica {
     const apiPort = Number(new URL(cp.state.server).port);
     const http = await HttpFaultProxy.start(
       issueServingCert(cp.state.pki, `${name}-proxy`),
-      { url: cp.state.server, ca: readFileSync(cp.state.pki.caCert), cert: readFileSync(cert.cert), key: readFileSync(cert.key) },
+      {
+        url: cp.state.server,
+        ca: readFileSync(cp.state.pki.caCert),
+        cert: readFileSync(cert.cert),
+        key: readFileSync(cert.key),
+      },
       options.rng,
     );
     void apiPort;
@@ -143,7 +159,9 @@ export class Replica {
       `--http-port=${this.httpPort}`,
       '--log-level=info',
     ];
-    this.log.write(`--- ${new Date().toISOString()} starting ${this.name}${skewSeconds ? ` with the wall clock skewed by ${skewSeconds} s` : ''}\n`);
+    this.log.write(
+      `--- ${new Date().toISOString()} starting ${this.name}${skewSeconds ? ` with the wall clock skewed by ${skewSeconds} s` : ''}\n`,
+    );
     const child = spawn(process.execPath, args, { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     this.stopped = false;
@@ -209,7 +227,10 @@ export class Replica {
     if (this.stopped) process.kill(child.pid as number, 'SIGCONT');
     this.stopped = false;
     process.kill(child.pid as number, sig);
-    const timer = setTimeout(() => child.pid !== undefined && this.running && process.kill(child.pid, 'SIGKILL'), 10_000);
+    const timer = setTimeout(
+      () => child.pid !== undefined && this.running && process.kill(child.pid, 'SIGKILL'),
+      10_000,
+    );
     await exited;
     clearTimeout(timer);
   }
@@ -221,7 +242,10 @@ export class Replica {
 
   async health(): Promise<{ live: boolean; ready: boolean }> {
     if (!this.running || this.stopped) return { live: false, ready: false };
-    const [live, ready] = await Promise.all([probe(`http://127.0.0.1:${this.httpPort}/livez`, undefined, 1000), probe(`http://127.0.0.1:${this.httpPort}/readyz`, undefined, 1000)]);
+    const [live, ready] = await Promise.all([
+      probe(`http://127.0.0.1:${this.httpPort}/livez`, undefined, 1000),
+      probe(`http://127.0.0.1:${this.httpPort}/readyz`, undefined, 1000),
+    ]);
     return { live: live.status === 200, ready: ready.status === 200 };
   }
 
@@ -238,7 +262,11 @@ export class Replica {
 }
 
 /** Who holds the Lease right now (admin read, straight to the API server). */
-export async function readLease(kc: k8s.KubeConfig, namespace: string, name: string): Promise<{ holder?: string; resourceVersion?: string } | undefined> {
+export async function readLease(
+  kc: k8s.KubeConfig,
+  namespace: string,
+  name: string,
+): Promise<{ holder?: string; resourceVersion?: string } | undefined> {
   try {
     const lease = await kc.makeApiClient(k8s.CoordinationV1Api).readNamespacedLease({ namespace, name });
     return { holder: lease.spec?.holderIdentity ?? undefined, resourceVersion: lease.metadata?.resourceVersion };

@@ -31,8 +31,14 @@ export function reportRows(h: History, violations: Violation[], settleMs: number
   const rows: ReportRow[] = kinds.map((kind) => {
     const all = h.faults.filter((f) => f.kind === kind);
     const done = all.filter((f) => !f.skipped);
-    const recoveries = done.filter((f) => f.recoveredAt !== undefined).map((f) => (f.recoveredAt as number) - f.healedAt);
-    const worst = done.some((f) => f.recoveredAt === undefined) ? Infinity : recoveries.length ? Math.max(...recoveries) : undefined;
+    const recoveries = done
+      .filter((f) => f.recoveredAt !== undefined)
+      .map((f) => (f.recoveredAt as number) - f.healedAt);
+    const worst = done.some((f) => f.recoveredAt === undefined)
+      ? Infinity
+      : recoveries.length
+        ? Math.max(...recoveries)
+        : undefined;
     return {
       kind,
       injections: done.length,
@@ -51,7 +57,9 @@ export function reportRows(h: History, violations: Violation[], settleMs: number
     runs: h.jobs.filter((j) => !active.some((f) => inWindow(j.createdAt, f))).length,
     violations: violations.filter((v) => !active.some((f) => inWindow(v.at, f))).length,
   });
-  const recoveries = active.filter((f) => f.recoveredAt !== undefined).map((f) => (f.recoveredAt as number) - f.healedAt);
+  const recoveries = active
+    .filter((f) => f.recoveredAt !== undefined)
+    .map((f) => (f.recoveredAt as number) - f.healedAt);
   rows.push({
     kind: 'total',
     injections: active.length,
@@ -59,17 +67,38 @@ export function reportRows(h: History, violations: Violation[], settleMs: number
     runs: h.jobs.length,
     violations: violations.length,
     recoveryMedianMs: median(recoveries),
-    recoveryWorstMs: active.some((f) => f.recoveredAt === undefined) ? Infinity : recoveries.length ? Math.max(...recoveries) : undefined,
+    recoveryWorstMs: active.some((f) => f.recoveredAt === undefined)
+      ? Infinity
+      : recoveries.length
+        ? Math.max(...recoveries)
+        : undefined,
   });
   return rows;
 }
 
-const secs = (ms: number | undefined) => (ms === undefined ? '-' : ms === Infinity ? 'never' : `${(ms / 1000).toFixed(1)} s`);
+const secs = (ms: number | undefined) =>
+  ms === undefined ? '-' : ms === Infinity ? 'never' : `${(ms / 1000).toFixed(1)} s`;
 
 /** A Markdown table (readable in a terminal, pasteable into a note). */
 export function formatTable(rows: ReportRow[]): string {
-  const header = ['fault kind', 'injections', 'skipped', 'runs observed', 'violations', 'recovery median', 'recovery worst'];
-  const lines = rows.map((r) => [r.kind, String(r.injections), String(r.skipped), String(r.runs), String(r.violations), secs(r.recoveryMedianMs), secs(r.recoveryWorstMs)]);
+  const header = [
+    'fault kind',
+    'injections',
+    'skipped',
+    'runs observed',
+    'violations',
+    'recovery median',
+    'recovery worst',
+  ];
+  const lines = rows.map((r) => [
+    r.kind,
+    String(r.injections),
+    String(r.skipped),
+    String(r.runs),
+    String(r.violations),
+    secs(r.recoveryMedianMs),
+    secs(r.recoveryWorstMs),
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] as string).length)));
   const fmt = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`;
   return [fmt(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(fmt)].join('\n');
@@ -87,13 +116,17 @@ export function formatReport(h: History, rows: ReportRow[], violations: Violatio
     '',
     `Bad input: ${h.badInput.length} malformed SingletonJobs — ${h.badInput.filter((b) => b.outcome === 'rejected').length} rejected by the API server, ` +
       `${h.badInput.filter((b) => b.outcome === 'ready-false').length} surfaced as Ready=False, ${h.badInput.filter((b) => b.outcome === 'accepted').length} accepted silently.`,
-    ...h.badInput.map((b) => `  - ${b.name}: ${b.outcome} — ${b.message.length > 160 ? `${b.message.slice(0, 157)}…` : b.message}`),
+    ...h.badInput.map(
+      (b) => `  - ${b.name}: ${b.outcome} — ${b.message.length > 160 ? `${b.message.slice(0, 157)}…` : b.message}`,
+    ),
     '',
     `Faults in order:`,
     ...h.faults.map(
       (f) =>
         `  +${((f.startedAt - h.startedAt) / 1000).toFixed(1)}s ${f.kind} on ${f.target}: ${f.detail}` +
-        (f.skipped ? ' [skipped]' : `; recovered ${f.recoveredAt === undefined ? 'never' : `${((f.recoveredAt - f.healedAt) / 1000).toFixed(1)} s after heal`}`),
+        (f.skipped
+          ? ' [skipped]'
+          : `; recovered ${f.recoveredAt === undefined ? 'never' : `${((f.recoveredAt - f.healedAt) / 1000).toFixed(1)} s after heal`}`),
     ),
     '',
     violations.length === 0 ? `PASS: 0 violations. Seed ${h.seed}.` : `FAIL: ${account}`,

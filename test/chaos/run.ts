@@ -49,9 +49,27 @@ export const PROFILES: Record<string, Profile> = {
   ci: { name: 'ci', durationMs: 150_000, gapMs: [1000, 3000], skewedLeader: false, fullPass: true },
   medium: { name: 'medium', durationMs: 8 * 60_000, gapMs: [2000, 6000], skewedLeader: true },
   soak: { name: 'soak', durationMs: 30 * 60_000, gapMs: [1000, 4000], skewedLeader: true },
-  'no-election': { name: 'no-election', durationMs: 8 * 60_000, gapMs: [2000, 6000], skewedLeader: true, fencesOnly: true },
-  'no-election-soak': { name: 'no-election-soak', durationMs: 30 * 60_000, gapMs: [1000, 4000], skewedLeader: true, fencesOnly: true },
-  'ci-no-election': { name: 'ci-no-election', durationMs: 120_000, gapMs: [1000, 3000], skewedLeader: true, fencesOnly: true },
+  'no-election': {
+    name: 'no-election',
+    durationMs: 8 * 60_000,
+    gapMs: [2000, 6000],
+    skewedLeader: true,
+    fencesOnly: true,
+  },
+  'no-election-soak': {
+    name: 'no-election-soak',
+    durationMs: 30 * 60_000,
+    gapMs: [1000, 4000],
+    skewedLeader: true,
+    fencesOnly: true,
+  },
+  'ci-no-election': {
+    name: 'ci-no-election',
+    durationMs: 120_000,
+    gapMs: [1000, 3000],
+    skewedLeader: true,
+    fencesOnly: true,
+  },
 };
 
 /** Faults that test the election itself: meaningless without one. */
@@ -85,7 +103,10 @@ const SETTLE_MS = 10_000;
 /** Every reservation is followed by this pause before its Job is created (the controller's test hook). */
 const PAUSE_AFTER_RESERVE_MS = 1500;
 
-function template(name: string, o: { runSeconds?: number; fail?: boolean; backoffLimit?: number } = {}): Record<string, unknown> {
+function template(
+  name: string,
+  o: { runSeconds?: number; fail?: boolean; backoffLimit?: number } = {},
+): Record<string, unknown> {
   const annotations: Record<string, string> = {};
   const labels: Record<string, string> = {};
   if (o.runSeconds) {
@@ -97,21 +118,40 @@ function template(name: string, o: { runSeconds?: number; fail?: boolean; backof
   return {
     spec: {
       backoffLimit: o.backoffLimit ?? 0,
-      template: { metadata: { annotations, labels }, spec: { restartPolicy: 'Never', containers: [{ name: name.slice(0, 20).replace(/-+$/, '') || 'main', image: 'busybox', command: ['true'] }] } },
+      template: {
+        metadata: { annotations, labels },
+        spec: {
+          restartPolicy: 'Never',
+          containers: [{ name: name.slice(0, 20).replace(/-+$/, '') || 'main', image: 'busybox', command: ['true'] }],
+        },
+      },
     },
   };
 }
 
 /** The well-formed SingletonJobs every run keeps busy; each exercises a different path. */
 function workload(): Array<Record<string, unknown>> {
-  const sj = (name: string, spec: Record<string, unknown>) => ({ apiVersion: API_VERSION, kind: KIND, metadata: { name }, spec });
+  const sj = (name: string, spec: Record<string, unknown>) => ({
+    apiVersion: API_VERSION,
+    kind: KIND,
+    metadata: { name },
+    spec,
+  });
   return [
     sj('tick', { schedule: '*/10 * * * * *', jobTemplate: template('tick') }),
     sj('slow', { schedule: '*/20 * * * * *', jobTemplate: template('slow', { runSeconds: 25 }) }),
-    sj('replace', { schedule: '*/15 * * * * *', concurrencyPolicy: 'Replace', jobTemplate: template('replace', { runSeconds: 40 }) }),
+    sj('replace', {
+      schedule: '*/15 * * * * *',
+      concurrencyPolicy: 'Replace',
+      jobTemplate: template('replace', { runSeconds: 40 }),
+    }),
     sj('flaky', { schedule: '5/30 * * * * *', jobTemplate: template('flaky', { fail: true }) }),
     // A hostile but valid name: 253 characters, so every Job name must be shortened with a hash.
-    sj(`long-${'n'.repeat(243)}-z`, { schedule: '*/30 * * * * *', timeZone: 'Asia/Kolkata', jobTemplate: template('long') }),
+    sj(`long-${'n'.repeat(243)}-z`, {
+      schedule: '*/30 * * * * *',
+      timeZone: 'Asia/Kolkata',
+      jobTemplate: template('long'),
+    }),
     sj('manual', { jobTemplate: template('manual', { runSeconds: 3 }) }),
     // Every attempt fails: the operator retries twice, each attempt a new Job with its own token.
     sj('retry', { schedule: '15/30 * * * * *', jobTemplate: template('retry', { fail: true, backoffLimit: 2 }) }),
@@ -121,7 +161,15 @@ function workload(): Array<Record<string, unknown>> {
 }
 
 /** The period of each scheduled SingletonJob of the workload (ms): how long "its next run" may take. */
-const SCHEDULES: Record<string, number> = { tick: 10_000, slow: 20_000, replace: 15_000, flaky: 30_000, [`long-${'n'.repeat(243)}-z`]: 30_000, retry: 30_000, requests: 20_000 };
+const SCHEDULES: Record<string, number> = {
+  tick: 10_000,
+  slow: 20_000,
+  replace: 15_000,
+  flaky: 30_000,
+  [`long-${'n'.repeat(243)}-z`]: 30_000,
+  retry: 30_000,
+  requests: 20_000,
+};
 
 /**
  * Binds the replica users to the chart's own rules (from the rendered
@@ -136,38 +184,66 @@ async function applyRbac(
   log: (l: string) => void,
 ): Promise<{ cleanup: () => Promise<void>; leaseName: string }> {
   const rbac = makeClient(kc, k8s.RbacAuthorizationV1Api, { timeoutMs: 10_000 });
-  const toSubjects = (users: string[]) => users.map((name) => ({ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name }));
+  const toSubjects = (users: string[]) =>
+    users.map((name) => ({ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name }));
   const subjects = toSubjects(installs.flatMap((i) => i.users));
   const file = path.join(repoRoot, 'manifests', 'install.yaml');
   if (!existsSync(file)) {
     log('manifests/install.yaml is missing: binding the replicas to cluster-admin instead of the chart RBAC');
-    await rbac.createClusterRoleBinding({ body: { metadata: { name: `${id}-admin` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' }, subjects } });
-    return { leaseName: 'singleton-operator', cleanup: async () => void (await rbac.deleteClusterRoleBinding({ name: `${id}-admin` }).catch(() => undefined)) };
+    await rbac.createClusterRoleBinding({
+      body: {
+        metadata: { name: `${id}-admin` },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+        subjects,
+      },
+    });
+    return {
+      leaseName: 'singleton-operator',
+      cleanup: async () => void (await rbac.deleteClusterRoleBinding({ name: `${id}-admin` }).catch(() => undefined)),
+    };
   }
-  const docs = YAML.parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJSON() as { kind?: string; metadata?: { name?: string }; rules?: k8s.V1PolicyRule[] } | null);
+  const docs = YAML.parseAllDocuments(readFileSync(file, 'utf8')).map(
+    (d) => d.toJSON() as { kind?: string; metadata?: { name?: string }; rules?: k8s.V1PolicyRule[] } | null,
+  );
   const controller = docs.find((d) => d?.kind === 'ClusterRole' && d.metadata?.name?.endsWith('-controller'));
   const election = docs.find((d) => d?.kind === 'Role' && d.metadata?.name?.endsWith('-leader-election'));
-  if (!controller?.rules || !election?.rules) throw new Error('manifests/install.yaml has no controller ClusterRole or leader-election Role');
+  if (!controller?.rules || !election?.rules)
+    throw new Error('manifests/install.yaml has no controller ClusterRole or leader-election Role');
   const leaseName = election.rules.flatMap((r) => r.resourceNames ?? [])[0] ?? 'singleton-operator';
   // Reading other installations' Leases (cluster-wide get), when the chart grants it.
   const leaseReader = docs.find((d) => d?.kind === 'ClusterRole' && d.metadata?.name?.endsWith('-lease-reader'));
   if (leaseReader?.rules) {
     await rbac.createClusterRole({ body: { metadata: { name: `${id}-lease-reader` }, rules: leaseReader.rules } });
     await rbac.createClusterRoleBinding({
-      body: { metadata: { name: `${id}-lease-reader` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${id}-lease-reader` }, subjects },
+      body: {
+        metadata: { name: `${id}-lease-reader` },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${id}-lease-reader` },
+        subjects,
+      },
     });
   }
   await rbac.createClusterRole({ body: { metadata: { name: `${id}-controller` }, rules: controller.rules } });
   await rbac.createNamespacedRoleBinding({
     namespace,
-    body: { metadata: { name: `${id}-controller` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${id}-controller` }, subjects },
+    body: {
+      metadata: { name: `${id}-controller` },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${id}-controller` },
+      subjects,
+    },
   });
   // Each installation may use only the Lease of its own namespace, as with two releases of the chart.
   for (const { leaseNamespace, users } of installs) {
-    await rbac.createNamespacedRole({ namespace: leaseNamespace, body: { metadata: { name: `${id}-leader-election` }, rules: election.rules } });
+    await rbac.createNamespacedRole({
+      namespace: leaseNamespace,
+      body: { metadata: { name: `${id}-leader-election` }, rules: election.rules },
+    });
     await rbac.createNamespacedRoleBinding({
       namespace: leaseNamespace,
-      body: { metadata: { name: `${id}-leader-election` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${id}-leader-election` }, subjects: toSubjects(users) },
+      body: {
+        metadata: { name: `${id}-leader-election` },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${id}-leader-election` },
+        subjects: toSubjects(users),
+      },
     });
   }
   return {
@@ -190,7 +266,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const id = `chaos-${options.seed.toString(16)}-${randomBytes(2).toString('hex')}`;
   const outDir = options.outDir ?? path.join(tmpdir(), id);
   mkdirSync(outDir, { recursive: true });
-  log(`Chaos run ${id}: profile ${options.profile.name}, seed ${options.seed}, faults ${faults.join(', ')}; logs and history in ${outDir}`);
+  log(
+    `Chaos run ${id}: profile ${options.profile.name}, seed ${options.seed}, faults ${faults.join(', ')}; logs and history in ${outDir}`,
+  );
 
   const ownCp = !options.cp;
   const cp = options.cp ?? (await ControlPlane.start({ log }));
@@ -222,7 +300,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   try {
     try {
       applyCrdWithKubectl(cp.state.kubeconfig);
-      for (const name of [namespace, leaseNamespace, secondLeaseNamespace, ...ownLeaseNamespaces]) await core.createNamespace({ body: { metadata: { name } } });
+      for (const name of [namespace, leaseNamespace, secondLeaseNamespace, ...ownLeaseNamespaces])
+        await core.createNamespace({ body: { metadata: { name } } });
       const installs = fencesOnly
         ? replicaNames.map((name, i) => ({ leaseNamespace: leaseNamespaceOf(i), users: [name] }))
         : [
@@ -235,10 +314,22 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         replicas: replicaNames,
         lease: { namespace: leaseNamespaceOf(0), name: rbac.leaseName },
         installations: fencesOnly
-          ? replicaNames.map((name, i) => ({ name: `own-lease-${i}`, lease: { namespace: leaseNamespaceOf(i), name: rbac.leaseName }, replicas: [name] }))
+          ? replicaNames.map((name, i) => ({
+              name: `own-lease-${i}`,
+              lease: { namespace: leaseNamespaceOf(i), name: rbac.leaseName },
+              replicas: [name],
+            }))
           : [
-              { name: 'main', lease: { namespace: leaseNamespace, name: rbac.leaseName }, replicas: [...replicaNames, dupName] },
-              { name: 'second', lease: { namespace: secondLeaseNamespace, name: rbac.leaseName }, replicas: secondNames },
+              {
+                name: 'main',
+                lease: { namespace: leaseNamespace, name: rbac.leaseName },
+                replicas: [...replicaNames, dupName],
+              },
+              {
+                name: 'second',
+                lease: { namespace: secondLeaseNamespace, name: rbac.leaseName },
+                replicas: secondNames,
+              },
             ],
         ...(fencesOnly ? { fencesOnly: true } : {}),
         leaseDurationMs: TIMINGS.leaseDurationMs,
@@ -290,7 +381,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       };
 
       recorder = new Recorder(kc, namespace, history);
-      recorder.onJob = (job, what) => log(`  run ${what}: ${job.name.length > 40 ? `${job.name.slice(0, 37)}…` : job.name} token ${job.token ?? '?'}${job.slot ? ` slot ${job.slot}` : ''}`);
+      recorder.onJob = (job, what) =>
+        log(
+          `  run ${what}: ${job.name.length > 40 ? `${job.name.slice(0, 37)}…` : job.name} token ${job.token ?? '?'}${job.slot ? ` slot ${job.slot}` : ''}`,
+        );
       await recorder.start();
       history.startedAt = Date.now();
       for (const r of replicas) r.start();
@@ -301,16 +395,28 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         const deadline = Date.now() + deadlineMs;
         while (Date.now() < deadline) {
           const lease = fencesOnly
-            ? await leaderOf().then((r) => (r ? readLease(kc, leaseNamespaceOf(replicas.indexOf(r)), rbac.leaseName) : undefined))
+            ? await leaderOf().then((r) =>
+                r ? readLease(kc, leaseNamespaceOf(replicas.indexOf(r)), rbac.leaseName) : undefined,
+              )
             : await readLease(kc, leaseNamespace, rbac.leaseName);
           if (lease?.resourceVersion && baseRv === undefined) baseRv = lease.resourceVersion;
           const health = await Promise.all(replicas.map((r) => r.health()));
           const holder = replicas.find((r) => r.name === lease?.holder && r.running && !r.stopped);
-          if (holder && baseRv !== undefined && lease?.resourceVersion !== baseRv && health.every((x) => x.live && x.ready)) return Date.now();
+          if (
+            holder &&
+            baseRv !== undefined &&
+            lease?.resourceVersion !== baseRv &&
+            health.every((x) => x.live && x.ready)
+          )
+            return Date.now();
           // Say what recovery waits for, once per change (a slow recovery is then explained in the log).
           const problem = [
             holder ? '' : `no running holder (Lease holder ${lease?.holder ?? 'none'})`,
-            ...health.map((x, i) => (x.live && x.ready ? '' : `${replicas[i]?.name.slice(id.length + 1)} ${x.live ? '' : 'not live '}${x.ready ? '' : 'not ready'}`.trim())),
+            ...health.map((x, i) =>
+              x.live && x.ready
+                ? ''
+                : `${replicas[i]?.name.slice(id.length + 1)} ${x.live ? '' : 'not live '}${x.ready ? '' : 'not ready'}`.trim(),
+            ),
           ]
             .filter(Boolean)
             .join(', ');
@@ -321,10 +427,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         return undefined;
       };
       const up = await recovered(60_000);
-      if (up === undefined) throw new Error(`the replicas did not become healthy with a leader within 60 s; see ${outDir}/*.log`);
-      log(`Replicas up with leader ${(await leaderOf())?.name} after ${((up - history.startedAt) / 1000).toFixed(1)} s`);
+      if (up === undefined)
+        throw new Error(`the replicas did not become healthy with a leader within 60 s; see ${outDir}/*.log`);
+      log(
+        `Replicas up with leader ${(await leaderOf())?.name} after ${((up - history.startedAt) / 1000).toFixed(1)} s`,
+      );
 
-      for (const body of workload()) await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, body });
+      for (const body of workload())
+        await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, body });
       history.badInput = await runBadInput(custom, namespace, log);
 
       triggers = (async () => {
@@ -334,7 +444,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           if (stopTriggers) break;
           const patch = { metadata: { annotations: { [Keys.runNow]: `chaos-${++n}` } } };
           await custom
-            .patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name: 'manual', body: patch }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch))
+            .patchNamespacedCustomObject(
+              { group: GROUP, version: VERSION, namespace, plural: PLURAL, name: 'manual', body: patch },
+              k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+            )
             .catch(() => undefined);
         }
       })();
@@ -353,7 +466,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         scheduled: Object.keys(SCHEDULES),
         schedules: SCHEDULES,
         extraReplica: async ({ name, leaseNamespace: ns, identity }) => {
-          const r = await Replica.create(name, { ...replicaOptions, leaseNamespace: ns, ...(identity ? { identity } : {}) });
+          const r = await Replica.create(name, {
+            ...replicaOptions,
+            leaseNamespace: ns,
+            ...(identity ? { identity } : {}),
+          });
           r.start();
           return r;
         },
@@ -380,7 +497,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           passes++;
         }
         const kind = queue.shift() as FaultKind;
-        log(`Fault ${history.faults.length + 1}: ${kind} at +${((Date.now() - history.startedAt) / 1000).toFixed(1)} s`);
+        log(
+          `Fault ${history.faults.length + 1}: ${kind} at +${((Date.now() - history.startedAt) / 1000).toFixed(1)} s`,
+        );
         const injection = await injectors[kind](ctx);
         const record: FaultRecord = { kind, ...injection };
         if (!injection.skipped) {
@@ -390,11 +509,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         history.faults.push(record);
         log(
           `  ${kind} on ${record.target}: ${record.detail}` +
-            (record.skipped ? ' (skipped)' : `; recovered ${record.recoveredAt ? `${((record.recoveredAt - record.healedAt) / 1000).toFixed(1)} s after heal` : 'NEVER'}`),
+            (record.skipped
+              ? ' (skipped)'
+              : `; recovered ${record.recoveredAt ? `${((record.recoveredAt - record.healedAt) / 1000).toFixed(1)} s after heal` : 'NEVER'}`),
         );
         await sleep(rng.int(...options.profile.gapMs));
       }
-      log(`Faults done; quiet tail of ${(SETTLE_MS + 15_000) / 1000} s so the last slots are judged on a healthy cluster`);
+      log(
+        `Faults done; quiet tail of ${(SETTLE_MS + 15_000) / 1000} s so the last slots are judged on a healthy cluster`,
+      );
       await sleep(SETTLE_MS + 15_000);
     } finally {
       stopTriggers = true;
@@ -404,9 +527,21 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       await triggers?.catch(() => undefined);
     }
 
-    history.writes = readAuditWrites(cp.state.auditLog, new Set([...replicaNames, dupName, ...secondNames]), history.startedAt - 60_000);
-    history.requests = readAuditCost(cp.state.auditLog, new Set([...replicaNames, dupName, ...secondNames]), history.startedAt - 60_000);
-    history.forbidden = readAuditForbidden(cp.state.auditLog, new Set([...replicaNames, dupName, ...secondNames]), history.startedAt - 60_000);
+    history.writes = readAuditWrites(
+      cp.state.auditLog,
+      new Set([...replicaNames, dupName, ...secondNames]),
+      history.startedAt - 60_000,
+    );
+    history.requests = readAuditCost(
+      cp.state.auditLog,
+      new Set([...replicaNames, dupName, ...secondNames]),
+      history.startedAt - 60_000,
+    );
+    history.forbidden = readAuditForbidden(
+      cp.state.auditLog,
+      new Set([...replicaNames, dupName, ...secondNames]),
+      history.startedAt - 60_000,
+    );
     recorder.forget(badInputNames(history.badInput));
     const violations = checkHistory(history, { settleMs: SETTLE_MS, reserveLeadMs: PAUSE_AFTER_RESERVE_MS + 1000 });
     const account = describeViolations(history, violations);

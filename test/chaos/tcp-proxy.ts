@@ -39,7 +39,12 @@ class Pipe {
 
   pump(): void {
     if (this.timer) return;
-    while (this.queue.length > 0 && !this.link.blackholed && !(this.upstream && this.link.requestsHeld) && !this.to.destroyed) {
+    while (
+      this.queue.length > 0 &&
+      !this.link.blackholed &&
+      !(this.upstream && this.link.requestsHeld) &&
+      !this.to.destroyed
+    ) {
       const head = this.queue[0] as Item;
       const wait = head.releaseAt - Date.now();
       if (wait > 0) {

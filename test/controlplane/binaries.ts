@@ -21,7 +21,10 @@ export interface Binaries {
 }
 
 export function cacheDir(): string {
-  return process.env.SINGLETON_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'singleton-operator');
+  return (
+    process.env.SINGLETON_CACHE_DIR ??
+    path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'singleton-operator')
+  );
 }
 
 /** Reads a module's version from the committed go.mod of its tools module. */
@@ -64,9 +67,13 @@ export function resolveBinaries(build = true): Binaries {
   const kwokV = pinnedVersion('kwok', 'sigs.k8s.io/kwok');
   const want = (): Binaries => ({
     etcd: fromEnv('TEST_ASSET_ETCD', 'etcd') ?? cached('etcd', etcdV, 'etcd'),
-    kubeApiserver: fromEnv('TEST_ASSET_KUBE_APISERVER', 'kube-apiserver') ?? cached('kubernetes', k8s, 'kube-apiserver'),
-    kubeControllerManager: fromEnv('TEST_ASSET_KUBE_CONTROLLER_MANAGER', 'kube-controller-manager') ?? cached('kubernetes', k8s, 'kube-controller-manager'),
-    kubeScheduler: fromEnv('TEST_ASSET_KUBE_SCHEDULER', 'kube-scheduler') ?? cached('kubernetes', k8s, 'kube-scheduler'),
+    kubeApiserver:
+      fromEnv('TEST_ASSET_KUBE_APISERVER', 'kube-apiserver') ?? cached('kubernetes', k8s, 'kube-apiserver'),
+    kubeControllerManager:
+      fromEnv('TEST_ASSET_KUBE_CONTROLLER_MANAGER', 'kube-controller-manager') ??
+      cached('kubernetes', k8s, 'kube-controller-manager'),
+    kubeScheduler:
+      fromEnv('TEST_ASSET_KUBE_SCHEDULER', 'kube-scheduler') ?? cached('kubernetes', k8s, 'kube-scheduler'),
     kwok: fromEnv('TEST_ASSET_KWOK', 'kwok') ?? cached('kwok', kwokV, 'kwok'),
     kwokStages: process.env.TEST_ASSET_KWOK_STAGES ?? cached('kwok', kwokV, 'stages'),
   });
@@ -85,7 +92,8 @@ export function resolveBinaries(build = true): Binaries {
   const still = missing(bins);
   if (still.length > 0) {
     throw new Error(
-      `control-plane binaries missing: ${still.map(([k, p]) => `${k} (${p})`).join(', ')}; ` + 'run `npm run controlplane:build`, or set KUBEBUILDER_ASSETS / TEST_ASSET_* to binaries you have',
+      `control-plane binaries missing: ${still.map(([k, p]) => `${k} (${p})`).join(', ')}; ` +
+        'run `npm run controlplane:build`, or set KUBEBUILDER_ASSETS / TEST_ASSET_* to binaries you have',
     );
   }
   return bins;

@@ -14,10 +14,16 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 export const localClusterDir = path.join(root, '.cluster');
 
 async function main(command: string | undefined): Promise<number> {
-  const running = existsSync(ControlPlane.stateFile(localClusterDir)) ? ControlPlane.attach(localClusterDir) : undefined;
+  const running = existsSync(ControlPlane.stateFile(localClusterDir))
+    ? ControlPlane.attach(localClusterDir)
+    : undefined;
   switch (command) {
     case 'up': {
-      if (running && running.state.processes['kube-apiserver'] && isAlive(running.state.processes['kube-apiserver'].pid)) {
+      if (
+        running &&
+        running.state.processes['kube-apiserver'] &&
+        isAlive(running.state.processes['kube-apiserver'].pid)
+      ) {
         console.log(`Already running at ${running.state.server}\nexport KUBECONFIG=${running.state.kubeconfig}`);
         return 0;
       }
@@ -25,8 +31,12 @@ async function main(command: string | undefined): Promise<number> {
       const realNode = process.argv.includes('--real-node') || undefined;
       const cp = await ControlPlane.start({ dir: localClusterDir, realNode, log: (m) => console.log(m) });
       if (cp.state.realNode) {
-        console.log(`\nReal node ${cp.state.realNode.name}: Pods select it with nodeSelector ${'singleton.dev/real-node=true'} and tolerate the taint of that name`);
-        console.log(`  ctr --address ${cp.state.realNode.socket} -n k8s.io images import <archive>   # images for it (pullPolicy: Never)`);
+        console.log(
+          `\nReal node ${cp.state.realNode.name}: Pods select it with nodeSelector ${'singleton.dev/real-node=true'} and tolerate the taint of that name`,
+        );
+        console.log(
+          `  ctr --address ${cp.state.realNode.socket} -n k8s.io images import <archive>   # images for it (pullPolicy: Never)`,
+        );
       }
       console.log(`\nexport KUBECONFIG=${cp.state.kubeconfig}\n`);
       console.log(`Logs (audit log included): ${path.join(localClusterDir, 'logs')}`);
@@ -46,8 +56,13 @@ async function main(command: string | undefined): Promise<number> {
         console.log('No local control plane.');
         return 1;
       }
-      for (const [name, proc] of [...Object.entries(running.state.processes), ...Object.entries(running.state.realNode?.processes ?? {})]) {
-        console.log(`${name.padEnd(24)} pid ${String(proc.pid).padEnd(8)} ${isAlive(proc.pid) ? 'running' : 'STOPPED'}`);
+      for (const [name, proc] of [
+        ...Object.entries(running.state.processes),
+        ...Object.entries(running.state.realNode?.processes ?? {}),
+      ]) {
+        console.log(
+          `${name.padEnd(24)} pid ${String(proc.pid).padEnd(8)} ${isAlive(proc.pid) ? 'running' : 'STOPPED'}`,
+        );
       }
       console.log(`\nexport KUBECONFIG=${running.state.kubeconfig}`);
       return 0;

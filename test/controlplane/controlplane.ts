@@ -12,7 +12,18 @@ import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { resolveBinaries, type Binaries } from './binaries.ts';
 import { createPki, issueClientCert, writeKubeconfig, type Pki } from './pki.ts';
-import { freePort, isAlive, probe, startProcess, stopProcess, waitFor, sleep, type ProcessSpec, type RunningProcess, type TlsClient } from './process.ts';
+import {
+  freePort,
+  isAlive,
+  probe,
+  startProcess,
+  stopProcess,
+  waitFor,
+  sleep,
+  type ProcessSpec,
+  type RunningProcess,
+  type TlsClient,
+} from './process.ts';
 import { writeKwokConfig } from './kwok-stages.ts';
 import { startRealNode, stopRealNode, waitRealNodeReady, type RealNodeState } from './realnode.ts';
 
@@ -91,10 +102,18 @@ export class ControlPlane {
     const started = Date.now();
     log(`Generating PKI in ${dir}/pki`);
     const pki = createPki(path.join(dir, 'pki'));
-    const [etcdClient, etcdPeer, apiPort, kwokPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    const [etcdClient, etcdPeer, apiPort, kwokPort] = await Promise.all([
+      freePort(),
+      freePort(),
+      freePort(),
+      freePort(),
+    ]);
     const server = `https://127.0.0.1:${apiPort}`;
     const kubeconfig = path.join(dir, 'kubeconfig');
-    writeKubeconfig(kubeconfig, server, pki.caCert, { name: 'admin', clientCert: issueClientCert(pki, 'admin', ['system:masters']) });
+    writeKubeconfig(kubeconfig, server, pki.caCert, {
+      name: 'admin',
+      clientCert: issueClientCert(pki, 'admin', ['system:masters']),
+    });
     const componentKubeconfig = (user: string, groups: string[] = []) => {
       const file = path.join(dir, `${user.replace(/[^a-z0-9-]/gi, '_')}.kubeconfig`);
       writeKubeconfig(file, server, pki.caCert, { name: user, clientCert: issueClientCert(pki, user, groups) });
@@ -105,7 +124,9 @@ export class ControlPlane {
     const kwokConfig = writeKwokConfig(path.join(dir, 'kwok.yaml'), bins.kwokStages);
     const realNode = options.realNode ?? process.env.SINGLETON_REAL_NODE === '1';
     // The API server's client certificate for kubelets (logs, exec), when a real kubelet will serve.
-    const kubeletClient = realNode ? issueClientCert(pki, 'kube-apiserver-kubelet-client', ['system:masters']) : undefined;
+    const kubeletClient = realNode
+      ? issueClientCert(pki, 'kube-apiserver-kubelet-client', ['system:masters'])
+      : undefined;
 
     const cp = new ControlPlane({
       dir,
@@ -151,7 +172,9 @@ export class ControlPlane {
           },
         });
         await waitRealNodeReady(node, cp.kubeConfig());
-        log(`Real node ${node.name} Ready (kubelet pid ${node.processes.kubelet?.pid}, node IP ${node.nodeIp}) after ${Date.now() - started} ms`);
+        log(
+          `Real node ${node.name} Ready (kubelet pid ${node.processes.kubelet?.pid}, node IP ${node.nodeIp}) after ${Date.now() - started} ms`,
+        );
       }
       log(`Control plane ready at ${server} after ${Date.now() - started} ms`);
     } catch (err) {
@@ -301,10 +324,20 @@ export class ControlPlane {
     const proc = this.state.processes[name];
     switch (name) {
       case 'etcd':
-        return waitFor('etcd /health', async () => (await probe(`${this.state.etcdUrl}/health`)).status === 200, proc, 30_000);
+        return waitFor(
+          'etcd /health',
+          async () => (await probe(`${this.state.etcdUrl}/health`)).status === 200,
+          proc,
+          30_000,
+        );
       case 'kube-apiserver': {
         const tls = this.tls();
-        return waitFor('kube-apiserver /readyz', async () => (await probe(`${this.state.server}/readyz`, tls)).status === 200, proc, 90_000);
+        return waitFor(
+          'kube-apiserver /readyz',
+          async () => (await probe(`${this.state.server}/readyz`, tls)).status === 200,
+          proc,
+          90_000,
+        );
       }
       default:
         // These expose no port (secure-port=0); give them a moment to crash on bad flags.
@@ -321,7 +354,12 @@ export class ControlPlane {
       body: {
         metadata: {
           name,
-          labels: { 'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', type: 'kwok' },
+          labels: {
+            'kubernetes.io/hostname': name,
+            'kubernetes.io/os': 'linux',
+            'kubernetes.io/arch': 'amd64',
+            type: 'kwok',
+          },
           annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
         },
         spec: {},
@@ -408,7 +446,10 @@ export class ControlPlane {
   /** Issues a client-certificate kubeconfig for another identity (audit-log attribution). */
   kubeconfigFor(user: string, groups: string[] = []): string {
     const file = path.join(this.state.dir, `user-${user.replace(/[^a-z0-9-]/gi, '_')}.kubeconfig`);
-    writeKubeconfig(file, this.state.server, this.state.pki.caCert, { name: user, clientCert: issueClientCert(this.state.pki, user, groups) });
+    writeKubeconfig(file, this.state.server, this.state.pki.caCert, {
+      name: user,
+      clientCert: issueClientCert(this.state.pki, user, groups),
+    });
     return file;
   }
 
@@ -426,13 +467,16 @@ export class ControlPlane {
       // First, while the API server still answers: the kubelet tears its Pods down.
       const api = this.state.processes['kube-apiserver'];
       try {
-        await stopRealNode(this.state.realNode, { kubeConfig: api && isAlive(api.pid) ? this.kubeConfig() : undefined });
+        await stopRealNode(this.state.realNode, {
+          kubeConfig: api && isAlive(api.pid) ? this.kubeConfig() : undefined,
+        });
       } catch (err) {
         nodeError = err;
       }
     }
     for (const name of [...startOrder].reverse()) await this.stopComponent(name);
     if (nodeError) throw nodeError;
-    if (!options.keepDir && !process.env.SINGLETON_KEEP_CLUSTER_DIR) rmSync(this.state.dir, { recursive: true, force: true });
+    if (!options.keepDir && !process.env.SINGLETON_KEEP_CLUSTER_DIR)
+      rmSync(this.state.dir, { recursive: true, force: true });
   }
 }

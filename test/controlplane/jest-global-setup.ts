@@ -9,5 +9,7 @@ export default async function globalSetup(): Promise<void> {
   const started = Date.now();
   const cp = await ControlPlane.start({ log: (m) => process.env.SINGLETON_VERBOSE && console.log(m) });
   process.env.SINGLETON_TEST_CLUSTER_DIR = cp.state.dir;
-  console.log(`\nLocal control plane up at ${cp.state.server} in ${Date.now() - started} ms (state in ${cp.state.dir})`);
+  console.log(
+    `\nLocal control plane up at ${cp.state.server} in ${Date.now() - started} ms (state in ${cp.state.dir})`,
+  );
 }

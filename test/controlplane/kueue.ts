@@ -55,10 +55,15 @@ export function resolveKueue(build = true): KueueBinaries | { missing: string } 
     try {
       buildBinaries(['kueue']);
     } catch (err) {
-      return { missing: `Kueue ${version} could not be built (bash test/tools/build.sh kueue): ${(err as Error).message.split('\n')[0]}` };
+      return {
+        missing: `Kueue ${version} could not be built (bash test/tools/build.sh kueue): ${(err as Error).message.split('\n')[0]}`,
+      };
     }
   }
-  if (!have()) return { missing: `Kueue ${version} is not in ${dir}; run \`bash test/tools/build.sh kueue\` (or set TEST_ASSET_KUEUE and TEST_ASSET_KUEUE_CONFIG)` };
+  if (!have())
+    return {
+      missing: `Kueue ${version} is not in ${dir}; run \`bash test/tools/build.sh kueue\` (or set TEST_ASSET_KUEUE and TEST_ASSET_KUEUE_CONFIG)`,
+    };
   return { version, kueue, config };
 }
 
@@ -84,11 +89,20 @@ type Webhook = {
 };
 
 function kubectl(cp: ControlPlane, args: string[], input?: string): string {
-  return execFileSync('kubectl', ['--kubeconfig', cp.state.kubeconfig, ...args], { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+  return execFileSync('kubectl', ['--kubeconfig', cp.state.kubeconfig, ...args], {
+    encoding: 'utf8',
+    input,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    maxBuffer: 64 << 20,
+  });
 }
 
 /** Starts Kueue against `cp`; resolves once its webhooks answer the API server. */
-export async function startKueue(cp: ControlPlane, bins: KueueBinaries, options: KueueOptions = {}): Promise<RunningKueue> {
+export async function startKueue(
+  cp: ControlPlane,
+  bins: KueueBinaries,
+  options: KueueOptions = {},
+): Promise<RunningKueue> {
   const dir = path.join(cp.state.dir, `kueue-${Date.now()}`);
   const certDir = path.join(dir, 'certs');
   mkdirSync(certDir, { recursive: true });
@@ -98,9 +112,26 @@ export async function startKueue(cp: ControlPlane, bins: KueueBinaries, options:
   const [webhookPort, healthPort] = [await freePort(), await freePort()];
 
   // CRDs (server-side: some are larger than the client-side apply annotation allows).
-  kubectl(cp, ['apply', '--server-side', '--force-conflicts', '--field-manager=singleton-tests', '-f', path.join(bins.config, 'components', 'crd', 'bases')]);
-  kubectl(cp, ['wait', '--for=condition=Established', '--timeout=60s', '-f', path.join(bins.config, 'components', 'crd', 'bases')]);
-  kubectl(cp, ['apply', '-f', '-'], kubectl(cp, ['create', 'namespace', KUEUE_NAMESPACE, '--dry-run=client', '-o', 'yaml']));
+  kubectl(cp, [
+    'apply',
+    '--server-side',
+    '--force-conflicts',
+    '--field-manager=singleton-tests',
+    '-f',
+    path.join(bins.config, 'components', 'crd', 'bases'),
+  ]);
+  kubectl(cp, [
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    '-f',
+    path.join(bins.config, 'components', 'crd', 'bases'),
+  ]);
+  kubectl(
+    cp,
+    ['apply', '-f', '-'],
+    kubectl(cp, ['create', 'namespace', KUEUE_NAMESPACE, '--dry-run=client', '-o', 'yaml']),
+  );
 
   const configuration = {
     apiVersion: 'config.kueue.x-k8s.io/v1beta2',
@@ -131,7 +162,16 @@ export async function startKueue(cp: ControlPlane, bins: KueueBinaries, options:
   kubectl(
     cp,
     ['apply', '-f', '-'],
-    kubectl(cp, ['create', 'clusterrolebinding', 'singleton-test-kueue-admin', '--clusterrole=cluster-admin', `--user=${KUEUE_USER}`, '--dry-run=client', '-o', 'yaml']),
+    kubectl(cp, [
+      'create',
+      'clusterrolebinding',
+      'singleton-test-kueue-admin',
+      '--clusterrole=cluster-admin',
+      `--user=${KUEUE_USER}`,
+      '--dry-run=client',
+      '-o',
+      'yaml',
+    ]),
   );
   const kueueKubeconfig = cp.kubeconfigFor(KUEUE_USER);
   const log = path.join(dir, 'kueue.log');
@@ -160,13 +200,18 @@ export async function startKueue(cp: ControlPlane, bins: KueueBinaries, options:
     await stopProcess(proc.pid);
   };
   try {
-    await waitFor('kueue to be ready', async () => (await probe(`http://127.0.0.1:${healthPort}/readyz`).catch(() => ({ status: 0 }))).status === 200, proc, 120_000);
+    await waitFor(
+      'kueue to be ready',
+      async () => (await probe(`http://127.0.0.1:${healthPort}/readyz`).catch(() => ({ status: 0 }))).status === 200,
+      proc,
+      120_000,
+    );
 
     // The webhook configurations of the module, for batch Jobs and Kueue's own kinds only, at our loopback port.
     const caBundle = readFileSync(cp.state.pki.caCert).toString('base64');
-    const manifests = YAML.parseAllDocuments(readFileSync(path.join(bins.config, 'components', 'webhook', 'manifests.yaml'), 'utf8')).map(
-      (d) => d.toJSON() as { kind: string; metadata: { name: string }; webhooks: Webhook[] },
-    );
+    const manifests = YAML.parseAllDocuments(
+      readFileSync(path.join(bins.config, 'components', 'webhook', 'manifests.yaml'), 'utf8'),
+    ).map((d) => d.toJSON() as { kind: string; metadata: { name: string }; webhooks: Webhook[] });
     const out = manifests.map((m) => ({
       ...m,
       metadata: { name: m.kind === 'MutatingWebhookConfiguration' ? WEBHOOK_NAMES.mutating : WEBHOOK_NAMES.validating },
@@ -179,13 +224,25 @@ export async function startKueue(cp: ControlPlane, bins: KueueBinaries, options:
         })),
     }));
     webhooksApplied = true;
-    kubectl(cp, ['apply', '--server-side', '--force-conflicts', '--field-manager=singleton-tests', '-f', '-'], out.map((m) => YAML.stringify(m)).join('---\n'));
+    kubectl(
+      cp,
+      ['apply', '--server-side', '--force-conflicts', '--field-manager=singleton-tests', '-f', '-'],
+      out.map((m) => YAML.stringify(m)).join('---\n'),
+    );
     // Reachable from the API server: a dry-run create of a ResourceFlavor goes through Kueue's webhooks.
     await waitFor(
       "Kueue's webhooks to answer the API server",
       async () => {
         try {
-          kubectl(cp, ['create', '--dry-run=server', '-f', '-'], YAML.stringify({ apiVersion: 'kueue.x-k8s.io/v1beta2', kind: 'ResourceFlavor', metadata: { name: 'probe' } }));
+          kubectl(
+            cp,
+            ['create', '--dry-run=server', '-f', '-'],
+            YAML.stringify({
+              apiVersion: 'kueue.x-k8s.io/v1beta2',
+              kind: 'ResourceFlavor',
+              metadata: { name: 'probe' },
+            }),
+          );
           return true;
         } catch {
           return false;

@@ -28,11 +28,13 @@ const STAGES = [
 function stageDelayMs(): number {
   const raw = process.env.KWOK_POD_STAGE_DELAY_MS ?? '200';
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < 0) throw new Error(`KWOK_POD_STAGE_DELAY_MS must be a non-negative integer, got "${raw}"`);
+  if (!Number.isInteger(value) || value < 0)
+    throw new Error(`KWOK_POD_STAGE_DELAY_MS must be a non-negative integer, got "${raw}"`);
   return value;
 }
 
-const JOB_OWNER_SELECTOR = /\n(\s*)- key: '\.metadata\.ownerReferences\.\[\]\.kind'\n\s*operator: 'In'\n\s*values:\n\s*- 'Job'/;
+const JOB_OWNER_SELECTOR =
+  /\n(\s*)- key: '\.metadata\.ownerReferences\.\[\]\.kind'\n\s*operator: 'In'\n\s*values:\n\s*- 'Job'/;
 
 /**
  * Upstream completes only Pods a Job owns. A Pod orphaned from its Job
@@ -41,10 +43,12 @@ const JOB_OWNER_SELECTOR = /\n(\s*)- key: '\.metadata\.ownerReferences\.\[\]\.ki
  * end (restartPolicy Never or OnFailure) instead.
  */
 function completeOrphans(text: string): string {
-  if (!JOB_OWNER_SELECTOR.test(text)) throw new Error('kwok pod-complete stage: the ownerReferences selector changed upstream; update completeOrphans()');
+  if (!JOB_OWNER_SELECTOR.test(text))
+    throw new Error('kwok pod-complete stage: the ownerReferences selector changed upstream; update completeOrphans()');
   return text.replace(
     JOB_OWNER_SELECTOR,
-    (_m, indent: string) => `\n${indent}- key: '.spec.restartPolicy'\n${indent}  operator: 'In'\n${indent}  values:\n${indent}  - 'Never'\n${indent}  - 'OnFailure'`,
+    (_m, indent: string) =>
+      `\n${indent}- key: '.spec.restartPolicy'\n${indent}  operator: 'In'\n${indent}  values:\n${indent}  - 'Never'\n${indent}  - 'OnFailure'`,
   );
 }
 
@@ -52,7 +56,8 @@ export function writeKwokConfig(file: string, stagesDir: string): string {
   const delay = stageDelayMs();
   const docs = STAGES.map((rel) => {
     const full = path.join(stagesDir, rel);
-    if (!existsSync(full)) throw new Error(`kwok stage file missing: ${full} (is the kwok module in the Go module cache?)`);
+    if (!existsSync(full))
+      throw new Error(`kwok stage file missing: ${full} (is the kwok module in the Go module cache?)`);
     let text = readFileSync(full, 'utf8').trim();
     if (rel.startsWith('pod/general/')) {
       text = text

@@ -27,7 +27,23 @@ function openssl(args: string[], cwd: string): void {
 export function createPki(dir: string): Pki {
   const p = (f: string) => path.join(dir, f);
   openssl(['genrsa', '-out', 'ca.key', '2048'], dir);
-  openssl(['req', '-x509', '-new', '-nodes', '-key', 'ca.key', '-subj', '/CN=singleton-test-ca', '-days', '30', '-out', 'ca.crt'], dir);
+  openssl(
+    [
+      'req',
+      '-x509',
+      '-new',
+      '-nodes',
+      '-key',
+      'ca.key',
+      '-subj',
+      '/CN=singleton-test-ca',
+      '-days',
+      '30',
+      '-out',
+      'ca.crt',
+    ],
+    dir,
+  );
 
   writeFileSync(
     p('server.ext'),
@@ -41,7 +57,26 @@ export function createPki(dir: string): Pki {
   );
   openssl(['genrsa', '-out', 'server.key', '2048'], dir);
   openssl(['req', '-new', '-key', 'server.key', '-subj', '/CN=kube-apiserver', '-out', 'server.csr'], dir);
-  openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '30', '-extfile', 'server.ext', '-out', 'server.crt'], dir);
+  openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      'server.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '30',
+      '-extfile',
+      'server.ext',
+      '-out',
+      'server.crt',
+    ],
+    dir,
+  );
 
   openssl(['genrsa', '-out', 'sa.key', '2048'], dir);
   openssl(['rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
@@ -61,10 +96,32 @@ export function issueClientCert(pki: Pki, user: string, groups: string[] = []): 
   const safe = user.replace(/[^a-zA-Z0-9.-]/g, '_');
   const subject = `/CN=${user}${groups.map((g) => `/O=${g}`).join('')}`;
   const ext = path.join(pki.dir, `client-${safe}.ext`);
-  writeFileSync(ext, 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n');
+  writeFileSync(
+    ext,
+    'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n',
+  );
   openssl(['genrsa', '-out', `client-${safe}.key`, '2048'], pki.dir);
   openssl(['req', '-new', '-key', `client-${safe}.key`, '-subj', subject, '-out', `client-${safe}.csr`], pki.dir);
-  openssl(['x509', '-req', '-in', `client-${safe}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '30', '-extfile', ext, '-out', `client-${safe}.crt`], pki.dir);
+  openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      `client-${safe}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '30',
+      '-extfile',
+      ext,
+      '-out',
+      `client-${safe}.crt`,
+    ],
+    pki.dir,
+  );
   return { cert: path.join(pki.dir, `client-${safe}.crt`), key: path.join(pki.dir, `client-${safe}.key`) };
 }
 
@@ -73,10 +130,35 @@ export function issueServingCert(pki: Pki, name: string, ips: string[], dnsNames
   const safe = name.replace(/[^a-zA-Z0-9.-]/g, '_');
   const ext = path.join(pki.dir, `serving-${safe}.ext`);
   const san = [...ips.map((ip) => `IP:${ip}`), ...dnsNames.map((d) => `DNS:${d}`)].join(',');
-  writeFileSync(ext, `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${san}\n`);
+  writeFileSync(
+    ext,
+    `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${san}\n`,
+  );
   openssl(['genrsa', '-out', `serving-${safe}.key`, '2048'], pki.dir);
-  openssl(['req', '-new', '-key', `serving-${safe}.key`, '-subj', `/CN=${name}`, '-out', `serving-${safe}.csr`], pki.dir);
-  openssl(['x509', '-req', '-in', `serving-${safe}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '30', '-extfile', ext, '-out', `serving-${safe}.crt`], pki.dir);
+  openssl(
+    ['req', '-new', '-key', `serving-${safe}.key`, '-subj', `/CN=${name}`, '-out', `serving-${safe}.csr`],
+    pki.dir,
+  );
+  openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      `serving-${safe}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '30',
+      '-extfile',
+      ext,
+      '-out',
+      `serving-${safe}.crt`,
+    ],
+    pki.dir,
+  );
   return { cert: path.join(pki.dir, `serving-${safe}.crt`), key: path.join(pki.dir, `serving-${safe}.key`) };
 }
 
@@ -89,7 +171,9 @@ export interface KubeconfigUser {
 /** Writes a kubeconfig with embedded credentials, so it can be copied anywhere. */
 export function writeKubeconfig(file: string, server: string, caCert: string, user: KubeconfigUser): void {
   const b64 = (f: string) => readFileSync(f).toString('base64');
-  const userFields = user.clientCert ? [`    client-certificate-data: ${b64(user.clientCert.cert)}`, `    client-key-data: ${b64(user.clientCert.key)}`] : [`    token: ${user.token ?? ''}`];
+  const userFields = user.clientCert
+    ? [`    client-certificate-data: ${b64(user.clientCert.cert)}`, `    client-key-data: ${b64(user.clientCert.key)}`]
+    : [`    token: ${user.token ?? ''}`];
   writeFileSync(
     file,
     [

@@ -80,7 +80,9 @@ export function freePort(): Promise<number> {
     server.on('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -111,12 +113,19 @@ export function probe(url: string, tls?: TlsClient, timeoutMs = 2000): Promise<{
  * error carries the tail of the component's log, which is what a person
  * needs to see when a startup fails.
  */
-export async function waitFor(what: string, check: () => Promise<boolean>, proc: RunningProcess | undefined, timeoutMs: number): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  proc: RunningProcess | undefined,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check().catch(() => false)) return;
     if (proc && !isAlive(proc.pid)) {
-      throw new Error(`${proc.name} exited while waiting for ${what}; last lines of ${proc.log}:\n${logTail(proc.log)}`);
+      throw new Error(
+        `${proc.name} exited while waiting for ${what}; last lines of ${proc.log}:\n${logTail(proc.log)}`,
+      );
     }
     await sleep(100);
   }

@@ -25,7 +25,18 @@
 // hierarchy, the folder (pod logs included) removed.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync, statSync, copyFileSync, chmodSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+  statSync,
+  copyFileSync,
+  chmodSync,
+} from 'node:fs';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { buildBinaries, cacheDir, pinnedVersion } from './binaries.ts';
@@ -86,11 +97,14 @@ export function realNodeUnavailable(): string | undefined {
     ['iptables', 'iptables'],
     ['ip', 'iproute2'],
   ];
-  const missing = need.filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0).map(([, pkg]) => pkg);
+  const missing = need
+    .filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0)
+    .map(([, pkg]) => pkg);
   for (const plugin of ['bridge', 'host-local', 'loopback', 'portmap']) {
     if (!existsSync(path.join(CNI_BIN, plugin))) missing.push('containernetworking-plugins');
   }
-  if (missing.length > 0) return `a real node needs the Debian packages ${[...new Set(missing)].join(', ')} (apt-get install)`;
+  if (missing.length > 0)
+    return `a real node needs the Debian packages ${[...new Set(missing)].join(', ')} (apt-get install)`;
   return undefined;
 }
 
@@ -108,12 +122,22 @@ export function resolveNodeBinaries(build = true): NodeBinaries {
   const toolsDir = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', 'tools');
   const want = (): NodeBinaries => {
     // The same key as build.sh: the hash of the nodeimage module's sources.
-    const h = execFileSync('bash', ['-c', 'cd "$0" && cat go.mod $(find . -name \'*.go\' | LC_ALL=C sort) | sha256sum | cut -c1-16', path.join(toolsDir, 'nodeimage')], {
-      encoding: 'utf8',
-    }).trim();
+    const h = execFileSync(
+      'bash',
+      [
+        '-c',
+        'cd "$0" && cat go.mod $(find . -name \'*.go\' | LC_ALL=C sort) | sha256sum | cut -c1-16',
+        path.join(toolsDir, 'nodeimage'),
+      ],
+      {
+        encoding: 'utf8',
+      },
+    ).trim();
     const img = path.join(cacheDir(), 'bin', `nodeimage-${h}`);
     return {
-      kubelet: process.env.TEST_ASSET_KUBELET ?? path.join(cacheDir(), 'bin', `kubelet-${pinnedVersion('k8s', 'k8s.io/kubernetes')}`, 'kubelet'),
+      kubelet:
+        process.env.TEST_ASSET_KUBELET ??
+        path.join(cacheDir(), 'bin', `kubelet-${pinnedVersion('k8s', 'k8s.io/kubernetes')}`, 'kubelet'),
       pause: path.join(img, 'pause'),
       incluster: path.join(img, 'incluster'),
     };
@@ -124,7 +148,10 @@ export function resolveNodeBinaries(build = true): NodeBinaries {
     bins = want();
   }
   const missing = Object.entries(bins).filter(([, p]) => !existsSync(p));
-  if (missing.length > 0) throw new Error(`real-node binaries missing: ${missing.map(([k, p]) => `${k} (${p})`).join(', ')}; run \`bash test/tools/build.sh node\``);
+  if (missing.length > 0)
+    throw new Error(
+      `real-node binaries missing: ${missing.map(([k, p]) => `${k} (${p})`).join(', ')}; run \`bash test/tools/build.sh node\``,
+    );
   return bins;
 }
 
@@ -137,7 +164,12 @@ const sha256 = (data: Buffer | string) => createHash('sha256').update(data).dige
  * Writes a docker-archive (what `docker save` writes, `ctr images import`
  * reads) of a one-layer image holding `files` at the root.
  */
-export function writeImageArchive(out: string, ref: string, files: Record<string, string>, config: { entrypoint: string[]; user?: string }): void {
+export function writeImageArchive(
+  out: string,
+  ref: string,
+  files: Record<string, string>,
+  config: { entrypoint: string[]; user?: string },
+): void {
   const work = `${out}.work`;
   rmSync(work, { recursive: true, force: true });
   const stage = path.join(work, 'rootfs');
@@ -147,7 +179,18 @@ export function writeImageArchive(out: string, ref: string, files: Record<string
     chmodSync(path.join(stage, name), 0o755);
   }
   const layer = path.join(work, 'layer.tar');
-  run('tar', ['--numeric-owner', '--owner=0', '--group=0', '--mtime=@0', '--sort=name', '-C', stage, '-cf', layer, '.']);
+  run('tar', [
+    '--numeric-owner',
+    '--owner=0',
+    '--group=0',
+    '--mtime=@0',
+    '--sort=name',
+    '-C',
+    stage,
+    '-cf',
+    layer,
+    '.',
+  ]);
   const diffId = `sha256:${sha256(readFileSync(layer))}`;
   const imageConfig = JSON.stringify({
     architecture: 'amd64',
@@ -158,8 +201,22 @@ export function writeImageArchive(out: string, ref: string, files: Record<string
   });
   const configName = `${sha256(imageConfig)}.json`;
   writeFileSync(path.join(work, configName), imageConfig);
-  writeFileSync(path.join(work, 'manifest.json'), JSON.stringify([{ Config: configName, RepoTags: [ref], Layers: ['layer.tar'] }]));
-  run('tar', ['--numeric-owner', '--owner=0', '--group=0', '-C', work, '-cf', out, 'manifest.json', configName, 'layer.tar']);
+  writeFileSync(
+    path.join(work, 'manifest.json'),
+    JSON.stringify([{ Config: configName, RepoTags: [ref], Layers: ['layer.tar'] }]),
+  );
+  run('tar', [
+    '--numeric-owner',
+    '--owner=0',
+    '--group=0',
+    '-C',
+    work,
+    '-cf',
+    out,
+    'manifest.json',
+    configName,
+    'layer.tar',
+  ]);
   rmSync(work, { recursive: true, force: true });
 }
 
@@ -232,7 +289,8 @@ function removeKubeletChains(): string[] {
   const problems: string[] = [];
   for (const bin of ['iptables', 'ip6tables']) {
     if (!tryRun(bin, ['-w', '-L', '-n']).ok) continue;
-    for (const base of ['INPUT', 'OUTPUT']) while (tryRun(bin, ['-w', '-t', 'filter', '-D', base, '-j', 'KUBE-FIREWALL']).ok);
+    for (const base of ['INPUT', 'OUTPUT'])
+      while (tryRun(bin, ['-w', '-t', 'filter', '-D', base, '-j', 'KUBE-FIREWALL']).ok);
     for (const table of ['filter', 'nat', 'mangle']) {
       for (const chain of ['KUBE-FIREWALL', 'KUBE-KUBELET-CANARY', 'KUBE-IPTABLES-HINT']) {
         if (!tryRun(bin, ['-w', '-t', table, '-S', chain]).ok) continue;
@@ -279,13 +337,15 @@ export async function startRealNode(input: StartRealNodeInput): Promise<RealNode
   const started = Date.now();
   const bins = resolveNodeBinaries(input.build ?? true);
   const dir = path.join(input.clusterDir, 'node');
-  for (const sub of ['containerd', 'cni/net.d', 'cni/ipam', 'kubelet', 'pki', 'pod-logs', 'logs', 'images']) mkdirSync(path.join(dir, sub), { recursive: true });
+  for (const sub of ['containerd', 'cni/net.d', 'cni/ipam', 'kubelet', 'pki', 'pod-logs', 'logs', 'images'])
+    mkdirSync(path.join(dir, sub), { recursive: true });
   const name = 'real-node-0';
   const runtimeBinary = process.env.SINGLETON_NODE_RUNTIME ?? run('sh', ['-c', 'command -v runc']).trim();
   const imgHash = sha256(Buffer.concat([readFileSync(bins.pause), readFileSync(bins.incluster)])).slice(0, 12);
   const ipForwardBefore = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim();
   // With another real node running, the chains are the real nodes' own: the last one to stop removes them.
-  const kubeletChainsBefore = !otherRealNodes('') && tryRun('iptables', ['-w', '-t', 'mangle', '-S', 'KUBE-IPTABLES-HINT']).ok;
+  const kubeletChainsBefore =
+    !otherRealNodes('') && tryRun('iptables', ['-w', '-t', 'mangle', '-S', 'KUBE-IPTABLES-HINT']).ok;
   const net = claimBridge();
   const node: RealNodeState = {
     name,
@@ -310,8 +370,38 @@ export async function startRealNode(input: StartRealNodeInput): Promise<RealNode
   run('ip', ['link', 'set', node.bridge, 'up']);
   writeFileSync(`/proc/sys/net/ipv4/conf/${node.bridge}/route_localnet`, '1');
   run('iptables', ['-w', '-t', 'nat', '-N', node.chain]);
-  run('iptables', ['-w', '-t', 'nat', '-A', node.chain, '-d', `${SERVICE_IP}/32`, '-p', 'tcp', '--dport', '443', '-j', 'DNAT', '--to-destination', `127.0.0.1:${input.apiPort}`]);
-  run('iptables', ['-w', '-t', 'nat', '-I', 'PREROUTING', '-i', node.bridge, '-m', 'comment', '--comment', `singleton real node ${node.index}`, '-j', node.chain]);
+  run('iptables', [
+    '-w',
+    '-t',
+    'nat',
+    '-A',
+    node.chain,
+    '-d',
+    `${SERVICE_IP}/32`,
+    '-p',
+    'tcp',
+    '--dport',
+    '443',
+    '-j',
+    'DNAT',
+    '--to-destination',
+    `127.0.0.1:${input.apiPort}`,
+  ]);
+  run('iptables', [
+    '-w',
+    '-t',
+    'nat',
+    '-I',
+    'PREROUTING',
+    '-i',
+    node.bridge,
+    '-m',
+    'comment',
+    '--comment',
+    `singleton real node ${node.index}`,
+    '-j',
+    node.chain,
+  ]);
 
   // cgroups: the kubelet's cgroupRoot must exist in every hierarchy.
   for (const mount of cgroupMounts()) {
@@ -338,7 +428,12 @@ export async function startRealNode(input: StartRealNodeInput): Promise<RealNode
             isGateway: true,
             ipMasq: false,
             hairpinMode: true,
-            ipam: { type: 'host-local', dataDir: path.join(dir, 'cni/ipam'), ranges: [[{ subnet: node.podCidr, gateway: node.nodeIp }]], routes: [{ dst: '0.0.0.0/0' }] },
+            ipam: {
+              type: 'host-local',
+              dataDir: path.join(dir, 'cni/ipam'),
+              ranges: [[{ subnet: node.podCidr, gateway: node.nodeIp }]],
+              routes: [{ dst: '0.0.0.0/0' }],
+            },
           },
           { type: 'portmap', capabilities: { portMappings: true } },
         ],
@@ -388,11 +483,26 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 `,
   );
   const containerdBin = run('sh', ['-c', 'command -v containerd']).trim();
-  node.processes.containerd = startProcess({ name: 'containerd', command: containerdBin, args: ['--config', path.join(cd, 'config.toml')], log: path.join(dir, 'logs', 'containerd.log') });
+  node.processes.containerd = startProcess({
+    name: 'containerd',
+    command: containerdBin,
+    args: ['--config', path.join(cd, 'config.toml')],
+    log: path.join(dir, 'logs', 'containerd.log'),
+  });
   input.save(node);
-  await waitFor('containerd to answer', async () => existsSync(node.socket) && tryRun('ctr', ['--address', node.socket, 'version']).ok, node.processes.containerd, 30_000);
+  await waitFor(
+    'containerd to answer',
+    async () => existsSync(node.socket) && tryRun('ctr', ['--address', node.socket, 'version']).ok,
+    node.processes.containerd,
+    30_000,
+  );
   const pauseArchive = path.join(dir, 'images', 'pause.tar');
-  writeImageArchive(pauseArchive, node.sandboxImage, { pause: bins.pause, incluster: bins.incluster }, { entrypoint: ['/pause'] });
+  writeImageArchive(
+    pauseArchive,
+    node.sandboxImage,
+    { pause: bins.pause, incluster: bins.incluster },
+    { entrypoint: ['/pause'] },
+  );
   importImage(node, pauseArchive);
   input.log(`containerd up with the sandbox image after ${Date.now() - started} ms`);
 
@@ -414,7 +524,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     tlsCertFile: serving.cert,
     tlsPrivateKeyFile: serving.key,
     // Only holders of a certificate from the harness CA (the API server's kubelet client) get in.
-    authentication: { anonymous: { enabled: false }, webhook: { enabled: false }, x509: { clientCAFile: input.pki.caCert } },
+    authentication: {
+      anonymous: { enabled: false },
+      webhook: { enabled: false },
+      x509: { clientCAFile: input.pki.caCert },
+    },
     authorization: { mode: 'AlwaysAllow' },
     cgroupDriver: 'cgroupfs',
     cgroupRoot: node.cgroupRoot,
@@ -426,7 +540,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     podLogsDir: path.join(dir, 'pod-logs'),
     registerWithTaints: [{ key: REAL_NODE_LABEL, value: 'true', effect: 'NoSchedule' }],
     resolvConf: '/etc/resolv.conf',
-    evictionHard: { 'memory.available': '100Mi', 'nodefs.available': '1%', 'imagefs.available': '1%', 'nodefs.inodesFree': '1%' },
+    evictionHard: {
+      'memory.available': '100Mi',
+      'nodefs.available': '1%',
+      'imagefs.available': '1%',
+      'nodefs.inodesFree': '1%',
+    },
     imageGCHighThresholdPercent: 100,
     imageGCLowThresholdPercent: 99,
     serializeImagePulls: false,
@@ -508,8 +627,11 @@ function sandboxNetns(node: RealNodeState): string[] {
   for (const ns of existsSync(base) ? readdirSync(base) : []) {
     for (const id of readdirSync(path.join(base, ns))) {
       try {
-        const spec = JSON.parse(readFileSync(path.join(base, ns, id, 'config.json'), 'utf8')) as { linux?: { namespaces?: Array<{ type: string; path?: string }> } };
-        for (const n of spec.linux?.namespaces ?? []) if (n.type === 'network' && n.path?.startsWith('/var/run/netns/')) paths.add(n.path);
+        const spec = JSON.parse(readFileSync(path.join(base, ns, id, 'config.json'), 'utf8')) as {
+          linux?: { namespaces?: Array<{ type: string; path?: string }> };
+        };
+        for (const n of spec.linux?.namespaces ?? [])
+          if (n.type === 'network' && n.path?.startsWith('/var/run/netns/')) paths.add(n.path);
       } catch {
         // no bundle (yet): skip
       }
@@ -519,8 +641,11 @@ function sandboxNetns(node: RealNodeState): string[] {
     const info = tryRun('ctr', ['--address', node.socket, '--namespace', 'k8s.io', 'containers', 'info', id]);
     if (!info.ok) continue;
     try {
-      const spec = (JSON.parse(info.out) as { Spec?: { linux?: { namespaces?: Array<{ type: string; path?: string }> } } }).Spec;
-      for (const ns of spec?.linux?.namespaces ?? []) if (ns.type === 'network' && ns.path?.startsWith('/var/run/netns/')) paths.add(ns.path);
+      const spec = (
+        JSON.parse(info.out) as { Spec?: { linux?: { namespaces?: Array<{ type: string; path?: string }> } } }
+      ).Spec;
+      for (const ns of spec?.linux?.namespaces ?? [])
+        if (ns.type === 'network' && ns.path?.startsWith('/var/run/netns/')) paths.add(ns.path);
     } catch {
       // not JSON: skip
     }
@@ -597,14 +722,21 @@ function removeIptables(node: RealNodeState): string[] {
     const cniChains = chains.filter((c) => {
       if (!c.startsWith('CNI-')) return false;
       const rules = lines.filter((l) => l.startsWith(`-A ${c} `));
-      return rules.length > 0 && rules.every((l) => l.includes(subnet) || l.includes(node.bridge) || l.includes(`singleton-node${node.index}`));
+      return (
+        rules.length > 0 &&
+        rules.every((l) => l.includes(subnet) || l.includes(node.bridge) || l.includes(`singleton-node${node.index}`))
+      );
     });
     const ours = new Set([...(table === 'nat' ? [node.chain] : []), ...cniChains].filter((c) => chains.includes(c)));
     for (const line of lines) {
       if (!line.startsWith('-A ')) continue;
       const target = / -j (\S+)/.exec(line)?.[1];
       const chain = line.split(' ')[1]!;
-      const mentions = line.includes(` ${node.bridge} `) || line.includes(subnet) || line.includes(`singleton-node${node.index}`) || line.includes(`singleton real node ${node.index}"`);
+      const mentions =
+        line.includes(` ${node.bridge} `) ||
+        line.includes(subnet) ||
+        line.includes(`singleton-node${node.index}`) ||
+        line.includes(`singleton real node ${node.index}"`);
       if (ours.has(chain)) continue; // flushed with its chain below
       if ((target && ours.has(target)) || mentions) {
         const args = line
@@ -647,9 +779,18 @@ export async function stopRealNode(node: RealNodeState, options: StopRealNodeOpt
   if (options.kubeConfig && kubelet && isAlive(kubelet.pid) && containerdUp) {
     const core = options.kubeConfig.makeApiClient(k8s.CoreV1Api);
     try {
-      await core.patchNode({ name: node.name, body: { spec: { unschedulable: true } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+      await core.patchNode(
+        { name: node.name, body: { spec: { unschedulable: true } } },
+        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+      );
       const pods = await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node.name}` });
-      await Promise.all(pods.items.map((p) => core.deleteNamespacedPod({ name: p.metadata!.name!, namespace: p.metadata!.namespace!, gracePeriodSeconds: 0 }).catch(() => undefined)));
+      await Promise.all(
+        pods.items.map((p) =>
+          core
+            .deleteNamespacedPod({ name: p.metadata!.name!, namespace: p.metadata!.namespace!, gracePeriodSeconds: 0 })
+            .catch(() => undefined),
+        ),
+      );
       const deadline = Date.now() + 30_000;
       while (Date.now() < deadline && taskIds(node).length > 0) await sleep(250);
       if (options.deleteNode) await core.deleteNode({ name: node.name }).catch(() => undefined);
@@ -665,14 +806,30 @@ export async function stopRealNode(node: RealNodeState, options: StopRealNodeOpt
   const netns = new Set(sandboxNetns(node));
   if (containerdUp) {
     for (const id of taskIds(node)) {
-      tryRun('ctr', ['--address', node.socket, '--namespace', 'k8s.io', 'tasks', 'kill', '--all', '--signal', 'SIGKILL', id]);
+      tryRun('ctr', [
+        '--address',
+        node.socket,
+        '--namespace',
+        'k8s.io',
+        'tasks',
+        'kill',
+        '--all',
+        '--signal',
+        'SIGKILL',
+        id,
+      ]);
     }
     const deadline = Date.now() + 10_000;
     for (const id of taskIds(node)) {
-      while (Date.now() < deadline && !tryRun('ctr', ['--address', node.socket, '--namespace', 'k8s.io', 'tasks', 'delete', '--force', id]).ok) await sleep(200);
+      while (
+        Date.now() < deadline &&
+        !tryRun('ctr', ['--address', node.socket, '--namespace', 'k8s.io', 'tasks', 'delete', '--force', id]).ok
+      )
+        await sleep(200);
     }
     for (const p of sandboxNetns(node)) netns.add(p);
-    for (const id of containerIds(node)) tryRun('ctr', ['--address', node.socket, '--namespace', 'k8s.io', 'containers', 'delete', id]);
+    for (const id of containerIds(node))
+      tryRun('ctr', ['--address', node.socket, '--namespace', 'k8s.io', 'containers', 'delete', id]);
   }
 
   // 4. containerd, then the shims it left (found by its socket) and the containers' processes (the node's cgroups).
@@ -723,7 +880,8 @@ export async function stopRealNode(node: RealNodeState, options: StopRealNodeOpt
   if (!node.netnsDirBefore && !otherNodes && existsSync('/var/run/netns')) tryRun('rmdir', ['/var/run/netns']);
   if (!node.runContainerdBefore && !otherNodes) {
     for (const d of ['/run/containerd/s', '/run/containerd']) if (existsSync(d)) tryRun('rmdir', [d]);
-    if (existsSync('/run/containerd')) problems.push(`/run/containerd not empty: ${readdirSync('/run/containerd', { recursive: true }).join(', ')}`);
+    if (existsSync('/run/containerd'))
+      problems.push(`/run/containerd not empty: ${readdirSync('/run/containerd', { recursive: true }).join(', ')}`);
   }
 
   // 7. cgroups in every hierarchy.
@@ -750,12 +908,21 @@ export async function stopRealNode(node: RealNodeState, options: StopRealNodeOpt
 }
 
 /** What a real node leaves on the host, to compare before and after (the cleanup test). */
-export function hostSnapshot(): { links: string[]; mounts: string[]; iptables: string[]; cgroups: string[]; netns: string[] } {
+export function hostSnapshot(): {
+  links: string[];
+  mounts: string[];
+  iptables: string[];
+  cgroups: string[];
+  netns: string[];
+} {
   const iptables = ['iptables-save', 'ip6tables-save'].flatMap((bin) =>
     ['nat', 'filter', 'mangle'].flatMap((t) =>
       tryRun(bin, ['-t', t])
         .out.split('\n')
-        .filter((l) => l.startsWith('-A') || (l.startsWith(':') && !/^:(PREROUTING|INPUT|OUTPUT|POSTROUTING|FORWARD) /.test(l)))
+        .filter(
+          (l) =>
+            l.startsWith('-A') || (l.startsWith(':') && !/^:(PREROUTING|INPUT|OUTPUT|POSTROUTING|FORWARD) /.test(l)),
+        )
         .map((l) => `${bin} ${t} ${l.replace(/\[\d+:\d+\]/, '')}`),
     ),
   );
@@ -783,7 +950,11 @@ export function hostSnapshot(): { links: string[]; mounts: string[]; iptables: s
  * started and after it stopped. Other work on this machine may mount or make
  * cgroups and interfaces meanwhile, so for those only what a node makes counts.
  */
-export function hostLeftovers(before: ReturnType<typeof hostSnapshot>, after: ReturnType<typeof hostSnapshot>, clusterDir: string): string[] {
+export function hostLeftovers(
+  before: ReturnType<typeof hostSnapshot>,
+  after: ReturnType<typeof hostSnapshot>,
+  clusterDir: string,
+): string[] {
   const added = (a: string[], b: string[]) => a.filter((x) => !b.includes(x));
   return [
     ...added(after.iptables, before.iptables).map((r) => `iptables rule or chain added: ${r}`),

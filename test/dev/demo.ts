@@ -18,7 +18,15 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { ControlPlane } from '../controlplane/controlplane.ts';
 import { isAlive, sleep } from '../controlplane/process.ts';
 import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
-import { kubectl, root, serviceAccountToken, startReplica, stopReplica, writeTokenKubeconfig, type Replica } from './replicas.ts';
+import {
+  kubectl,
+  root,
+  serviceAccountToken,
+  startReplica,
+  stopReplica,
+  writeTokenKubeconfig,
+  type Replica,
+} from './replicas.ts';
 
 const OPERATOR_NAMESPACE = 'singleton-system';
 const SERVICE_ACCOUNT = 'singleton-operator';
@@ -44,10 +52,21 @@ const demoJob = {
     jobTemplate: {
       spec: {
         template: {
-          metadata: { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '5s', 'pod-complete.stage.kwok.x-k8s.io/jitter-delay': '5s' } },
+          metadata: {
+            annotations: {
+              'pod-complete.stage.kwok.x-k8s.io/delay': '5s',
+              'pod-complete.stage.kwok.x-k8s.io/jitter-delay': '5s',
+            },
+          },
           spec: {
             restartPolicy: 'Never',
-            containers: [{ name: 'work', image: 'busybox:1.37', command: ['sh', '-c', 'echo "run with fencing token $SINGLETON_FENCING_TOKEN"; sleep 5'] }],
+            containers: [
+              {
+                name: 'work',
+                image: 'busybox:1.37',
+                command: ['sh', '-c', 'echo "run with fencing token $SINGLETON_FENCING_TOKEN"; sleep 5'],
+              },
+            ],
           },
         },
       },
@@ -95,7 +114,11 @@ function install(kubeconfig: string): void {
 }
 
 function applyDemoJob(kubeconfig: string): void {
-  kubectl(kubeconfig, ['apply', '--server-side', '-f', '-'], stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: DEMO_NAMESPACE } }));
+  kubectl(
+    kubeconfig,
+    ['apply', '--server-side', '-f', '-'],
+    stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: DEMO_NAMESPACE } }),
+  );
   kubectl(kubeconfig, ['apply', '--server-side', '--force-conflicts', '-f', '-'], stringify(demoJob));
 }
 
@@ -131,7 +154,13 @@ class LogTail {
   }
 }
 
-const INTERESTING = new Set(['Started leading', 'Stopped leading', 'Observed a new leader', 'Shutting down: stopping guarded work, then releasing the Lease', 'Released the Lease']);
+const INTERESTING = new Set([
+  'Started leading',
+  'Stopped leading',
+  'Observed a new leader',
+  'Shutting down: stopping guarded work, then releasing the Lease',
+  'Released the Lease',
+]);
 
 function ago(iso: string | Date | undefined): string {
   if (!iso) return '-';
@@ -151,7 +180,12 @@ async function main(): Promise<void> {
   install(c.kubeconfig);
 
   const token = await serviceAccountToken(admin, OPERATOR_NAMESPACE, SERVICE_ACCOUNT, 24 * 3600);
-  const operatorKubeconfig = writeTokenKubeconfig(path.join(c.workDir, 'operator.kubeconfig'), admin, `system:serviceaccount:${OPERATOR_NAMESPACE}:${SERVICE_ACCOUNT}`, token);
+  const operatorKubeconfig = writeTokenKubeconfig(
+    path.join(c.workDir, 'operator.kubeconfig'),
+    admin,
+    `system:serviceaccount:${OPERATOR_NAMESPACE}:${SERVICE_ACCOUNT}`,
+    token,
+  );
   const logDir = path.join(c.workDir, 'logs');
   mkdirSync(logDir, { recursive: true });
   say(
@@ -161,7 +195,13 @@ async function main(): Promise<void> {
   const tails: LogTail[] = [];
   const exitedAt = new Map<number, number>();
   const start = async (i: number) => {
-    replicas[i] = await startReplica({ name: `operator-${i}`, kubeconfig: operatorKubeconfig, namespace: OPERATOR_NAMESPACE, leaseName: LEASE, logDir });
+    replicas[i] = await startReplica({
+      name: `operator-${i}`,
+      kubeconfig: operatorKubeconfig,
+      namespace: OPERATOR_NAMESPACE,
+      leaseName: LEASE,
+      logDir,
+    });
     tails[i] ??= new LogTail(replicas[i]!.log);
   };
   for (let i = 0; i < REPLICAS; i++) await start(i);
@@ -177,7 +217,9 @@ async function main(): Promise<void> {
       say('Stopping the local control plane…');
       await c.started.stop();
     } else {
-      say(`Left the cluster running; the demo SingletonJob is ${DEMO_NAMESPACE}/${DEMO_JOB} (kubectl delete ns ${DEMO_NAMESPACE}).`);
+      say(
+        `Left the cluster running; the demo SingletonJob is ${DEMO_NAMESPACE}/${DEMO_JOB} (kubectl delete ns ${DEMO_NAMESPACE}).`,
+      );
     }
     say('Done.');
     process.exit(0);
@@ -199,7 +241,9 @@ async function main(): Promise<void> {
       if (r && !isAlive(r.process.pid)) {
         if (!exitedAt.has(i)) {
           exitedAt.set(i, Date.now());
-          history.push(`${new Date().toISOString().slice(11, 23)}  ${r.name} (pid ${r.process.pid}) exited; restarting it in ${RESTART_AFTER_MS / 1000}s`);
+          history.push(
+            `${new Date().toISOString().slice(11, 23)}  ${r.name} (pid ${r.process.pid}) exited; restarting it in ${RESTART_AFTER_MS / 1000}s`,
+          );
         } else if (Date.now() - exitedAt.get(i)! > RESTART_AFTER_MS) {
           exitedAt.delete(i);
           await start(i);
@@ -222,22 +266,42 @@ async function main(): Promise<void> {
 
     const frame: string[] = [];
     try {
-      const lease = await coordination.readNamespacedLease({ name: LEASE, namespace: OPERATOR_NAMESPACE }).catch(() => undefined);
+      const lease = await coordination
+        .readNamespacedLease({ name: LEASE, namespace: OPERATOR_NAMESPACE })
+        .catch(() => undefined);
       const holder = lease?.spec?.holderIdentity ?? '';
-      frame.push(`Lease ${OPERATOR_NAMESPACE}/${LEASE}: holder ${holder || '(none)'}, transitions ${lease?.spec?.leaseTransitions ?? 0}, renewed ${ago(lease?.spec?.renewTime)}`);
+      frame.push(
+        `Lease ${OPERATOR_NAMESPACE}/${LEASE}: holder ${holder || '(none)'}, transitions ${lease?.spec?.leaseTransitions ?? 0}, renewed ${ago(lease?.spec?.renewTime)}`,
+      );
       frame.push('');
       frame.push(
         ...table([
           ['REPLICA', 'PID', 'ROLE', 'HEALTH'],
           ...replicas.map((r, i) => {
             if (!r || !isAlive(r.process.pid)) return [`operator-${i}`, '-', 'exited', 'restarting'];
-            return [r.name, String(r.process.pid), holder.startsWith(`${r.name}_`) ? 'LEADER' : 'standby', `http://127.0.0.1:${r.port}/metrics`];
+            return [
+              r.name,
+              String(r.process.pid),
+              holder.startsWith(`${r.name}_`) ? 'LEADER' : 'standby',
+              `http://127.0.0.1:${r.port}/metrics`,
+            ];
           }),
         ]),
       );
       const sj = (await custom
-        .getNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: DEMO_NAMESPACE, name: DEMO_JOB })
-        .catch(() => undefined)) as { spec?: { schedule?: string }; status?: { currentToken?: number; leaderTerm?: number; activeRun?: { name: string; token: number } } } | undefined;
+        .getNamespacedCustomObject({
+          group: 'singleton.dev',
+          version: 'v1alpha1',
+          plural: 'singletonjobs',
+          namespace: DEMO_NAMESPACE,
+          name: DEMO_JOB,
+        })
+        .catch(() => undefined)) as
+        | {
+            spec?: { schedule?: string };
+            status?: { currentToken?: number; leaderTerm?: number; activeRun?: { name: string; token: number } };
+          }
+        | undefined;
       frame.push('');
       frame.push(
         `SingletonJob ${DEMO_NAMESPACE}/${DEMO_JOB} (schedule "${sj?.spec?.schedule}"): current token ${sj?.status?.currentToken ?? '-'}, leader term ${sj?.status?.leaderTerm ?? '-'}, active ${sj?.status?.activeRun ? `${sj.status.activeRun.name} (token ${sj.status.activeRun.token})` : '-'}`,
@@ -245,11 +309,20 @@ async function main(): Promise<void> {
       const jobs = await batch.listNamespacedJob({ namespace: DEMO_NAMESPACE, labelSelector: Keys.ownerUid });
       const pods = await core.listNamespacedPod({ namespace: DEMO_NAMESPACE, labelSelector: Keys.ownerUid });
       const runs = jobs.items
-        .sort((a, b) => Number(b.metadata?.annotations?.[Keys.token] ?? 0) - Number(a.metadata?.annotations?.[Keys.token] ?? 0))
+        .sort(
+          (a, b) =>
+            Number(b.metadata?.annotations?.[Keys.token] ?? 0) - Number(a.metadata?.annotations?.[Keys.token] ?? 0),
+        )
         .slice(0, 6)
         .map((j) => {
-          const cond = j.status?.conditions?.find((x) => (x.type === 'Complete' || x.type === 'Failed') && x.status === 'True');
-          const running = pods.items.filter((p) => p.metadata?.labels?.[Keys.run] === j.metadata?.name && !['Succeeded', 'Failed'].includes(p.status?.phase ?? '')).length;
+          const cond = j.status?.conditions?.find(
+            (x) => (x.type === 'Complete' || x.type === 'Failed') && x.status === 'True',
+          );
+          const running = pods.items.filter(
+            (p) =>
+              p.metadata?.labels?.[Keys.run] === j.metadata?.name &&
+              !['Succeeded', 'Failed'].includes(p.status?.phase ?? ''),
+          ).length;
           return [
             j.metadata?.name ?? '',
             j.metadata?.annotations?.[Keys.token] ?? '',
@@ -264,7 +337,8 @@ async function main(): Promise<void> {
       frame.push(`(cannot read the cluster: ${(err as Error).message})`);
     }
     frame.push('', 'Operator events:', ...(history.length ? history.map((h) => `  ${h}`) : ['  (none yet)']));
-    const leaderPid = replicas.find((r) => r && isAlive(r.process.pid) && frame[0]?.includes(`holder ${r.name}_`))?.process.pid;
+    const leaderPid = replicas.find((r) => r && isAlive(r.process.pid) && frame[0]?.includes(`holder ${r.name}_`))
+      ?.process.pid;
     frame.push(
       '',
       `Try: kill ${leaderPid ?? '<leader pid>'}  (graceful handover)   kill -9 ${leaderPid ?? '<leader pid>'}  (crash failover after the lease expires)`,
@@ -274,7 +348,10 @@ async function main(): Promise<void> {
       'Ctrl-C stops everything.',
     );
     const text = frame.join('\n');
-    if (tty) process.stdout.write(`\x1b[H\x1b[2J singleton-operator demo — ${new Date().toISOString().slice(11, 19)} UTC\n\n${text}\n`);
+    if (tty)
+      process.stdout.write(
+        `\x1b[H\x1b[2J singleton-operator demo — ${new Date().toISOString().slice(11, 19)} UTC\n\n${text}\n`,
+      );
     else if (text.replace(/\d+(\.\d+)?s ago|\d+m ago/g, '') !== lastFrame) {
       say(`\n--- ${new Date().toISOString()}\n${text}`);
       lastFrame = text.replace(/\d+(\.\d+)?s ago|\d+m ago/g, '');

@@ -29,7 +29,12 @@ export function writeTokenKubeconfig(file: string, base: k8s.KubeConfig, user: s
 }
 
 /** A token for a ServiceAccount from the TokenRequest API (what the kubelet mounts into a Pod). */
-export async function serviceAccountToken(kc: k8s.KubeConfig, namespace: string, name: string, seconds = 3600): Promise<string> {
+export async function serviceAccountToken(
+  kc: k8s.KubeConfig,
+  namespace: string,
+  name: string,
+  seconds = 3600,
+): Promise<string> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const tr = await core.createNamespacedServiceAccountToken({
     name,
@@ -107,7 +112,11 @@ export function stopReplica(replica: Replica, graceMs = 25_000): Promise<void> {
 
 /** Runs kubectl with the given kubeconfig; returns stdout. */
 export function kubectl(kubeconfig: string, args: string[], input?: string): string {
-  return execFileSync('kubectl', ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+  return execFileSync('kubectl', ['--kubeconfig', kubeconfig, ...args], {
+    encoding: 'utf8',
+    input,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
 }
 
 /** Runs helm (built into the cache, see test/controlplane/binaries.ts) against a kubeconfig; returns stdout. */

@@ -56,20 +56,41 @@ async function main(): Promise<number> {
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(cp.state.kubeconfig);
     kubectl(cp.state.kubeconfig, ['apply', '--server-side', '-f', path.join(root, 'manifests/crds')]);
-    kubectl(cp.state.kubeconfig, ['wait', '--for=condition=Established', 'crd/singletonjobs.singleton.dev', '--timeout=60s']);
+    kubectl(cp.state.kubeconfig, [
+      'wait',
+      '--for=condition=Established',
+      'crd/singletonjobs.singleton.dev',
+      '--timeout=60s',
+    ]);
     await kc.makeApiClient(k8s.CoreV1Api).createNamespace({ body: { metadata: { name: NS } } });
     // The operator's controller, leading with a real term: the revision of a Lease write made now.
-    const lease = await kc.makeApiClient(k8s.CoordinationV1Api).createNamespacedLease({ namespace: NS, body: { metadata: { name: 'demo-term' }, spec: { holderIdentity: 'demo' } } });
-    const controller = new SingletonJobController({ kubeConfig: kc, namespaces: [NS], logger: pino({ level: 'silent' }) });
+    const lease = await kc.makeApiClient(k8s.CoordinationV1Api).createNamespacedLease({
+      namespace: NS,
+      body: { metadata: { name: 'demo-term' }, spec: { holderIdentity: 'demo' } },
+    });
+    const controller = new SingletonJobController({
+      kubeConfig: kc,
+      namespaces: [NS],
+      logger: pino({ level: 'silent' }),
+    });
     void controller.startCaches(stopCaches.signal);
     await eventually('the controller caches', async () => controller.hasSynced());
     const leading = new AbortController();
-    void controller.lead({ identity: 'demo-leader', term: Number(lease.metadata!.resourceVersion), signal: leading.signal, assertValid: () => undefined });
+    void controller.lead({
+      identity: 'demo-leader',
+      term: Number(lease.metadata!.resourceVersion),
+      signal: leading.signal,
+      assertValid: () => undefined,
+    });
     stopCaches.signal.addEventListener('abort', () => leading.abort());
 
     const custom = kc.makeApiClient(k8s.CustomObjectsApi);
     const batch = kc.makeApiClient(k8s.BatchV1Api);
-    await eventually('the SingletonJob API', async () => Boolean(await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: NS })));
+    await eventually('the SingletonJob API', async () =>
+      Boolean(
+        await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: NS }),
+      ),
+    );
     await custom.createNamespacedCustomObject({
       group: GROUP,
       version: VERSION,
@@ -95,16 +116,33 @@ async function main(): Promise<number> {
     });
     const start = async (id: string) => {
       await custom.patchNamespacedCustomObject(
-        { group: GROUP, version: VERSION, plural: PLURAL, namespace: NS, name: NAME, body: { metadata: { annotations: { [Keys.runNow]: id } } } },
+        {
+          group: GROUP,
+          version: VERSION,
+          plural: PLURAL,
+          namespace: NS,
+          name: NAME,
+          body: { metadata: { annotations: { [Keys.runNow]: id } } },
+        },
         k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
       );
       const job = await eventually(`the Job of request ${id}`, async () =>
-        (await batch.listNamespacedJob({ namespace: NS })).items.find((j) => j.metadata?.annotations?.[Keys.requestId] === id && !j.metadata?.deletionTimestamp),
+        (await batch.listNamespacedJob({ namespace: NS })).items.find(
+          (j) => j.metadata?.annotations?.[Keys.requestId] === id && !j.metadata?.deletionTimestamp,
+        ),
       );
-      const env = Object.fromEntries((job.spec!.template.spec!.containers[0]!.env ?? []).map((e) => [e.name, e.value ?? '']));
+      const env = Object.fromEntries(
+        (job.spec!.template.spec!.containers[0]!.env ?? []).map((e) => [e.name, e.value ?? '']),
+      );
       const go = path.join(dir, `${id}.go`);
       const child = spawn(process.execPath, [path.join(root, 'packages/fence/test/workload.ts')], {
-        env: { PATH: process.env.PATH ?? '', ...env, FENCE_STORE: 'redis', FENCE_STORE_URL: redis.url, FENCE_GO_FILE: go },
+        env: {
+          PATH: process.env.PATH ?? '',
+          ...env,
+          FENCE_STORE: 'redis',
+          FENCE_STORE_URL: redis.url,
+          FENCE_GO_FILE: go,
+        },
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       children.push(child);
@@ -140,7 +178,11 @@ async function main(): Promise<number> {
     client.destroy();
     say(`Redis holds: outputs ${JSON.stringify(outputs)}, fence ${fence}`);
     const ok = outputs.length === 1 && outputs[0]!.includes(`@${next.token}`) && (await n.exited) === 3;
-    say(ok ? 'The zombie was refused: only run N+1 wrote.' : 'UNEXPECTED: the store does not hold exactly run N+1’s write.');
+    say(
+      ok
+        ? 'The zombie was refused: only run N+1 wrote.'
+        : 'UNEXPECTED: the store does not hold exactly run N+1’s write.',
+    );
     return ok ? 0 : 1;
   } finally {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');

@@ -15,9 +15,25 @@ import { chartDir } from '../../scripts/generate-manifests.ts';
 import { eventually, testCluster, withNamespace } from '../support/cluster.ts';
 import { helm, kubectl } from '../dev/replicas.ts';
 import { OPERATOR_NAMESPACE, installedKubeConfig, releaseFor } from '../support/installed.ts';
-import { Api, fakeLeadership, installCrd, isComplete, requestRun, singletonJob, startController, type RunningController } from '../support/singletonjobs.ts';
-import { GROUP, Keys, PLURAL, VERSION, type ActiveRun, type SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
-import { buildJob } from '../../src/controller/jobs.ts';
+import {
+  Api,
+  fakeLeadership,
+  installCrd,
+  isComplete,
+  requestRun,
+  singletonJob,
+  startController,
+  type RunningController,
+} from '../support/singletonjobs.ts';
+import {
+  GROUP,
+  Keys,
+  PLURAL,
+  VERSION,
+  type ActiveRun,
+  type SingletonJob,
+} from '../../src/api/v1alpha1/singletonjob.ts';
+import { buildJob } from '../../src/controller/rules/jobs.ts';
 
 const cluster = testCluster();
 const kc = cluster.kubeConfig();
@@ -33,7 +49,11 @@ const POLICY_KINDS = new Set(['ValidatingAdmissionPolicy', 'ValidatingAdmissionP
 
 function servesAdmissionPolicies(): string | undefined {
   try {
-    const names = execFileSync('kubectl', ['--kubeconfig', cluster.kubeconfig, 'api-resources', '--api-group=admissionregistration.k8s.io', '-o', 'name'], { encoding: 'utf8' });
+    const names = execFileSync(
+      'kubectl',
+      ['--kubeconfig', cluster.kubeconfig, 'api-resources', '--api-group=admissionregistration.k8s.io', '-o', 'name'],
+      { encoding: 'utf8' },
+    );
     return names.split('\n').includes('validatingadmissionpolicies.admissionregistration.k8s.io')
       ? undefined
       : 'the API server does not serve admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy';
@@ -53,7 +73,18 @@ interface Manifest {
 }
 
 const renderRaw = (...set: string[]): Manifest[] =>
-  YAML.parseAllDocuments(helm(resolveHelm(), cluster.kubeconfig, ['template', release, chartDir, '--namespace', OPERATOR_NAMESPACE, '--kube-version', '1.36.3', ...set.flatMap((s) => ['--set', s])]))
+  YAML.parseAllDocuments(
+    helm(resolveHelm(), cluster.kubeconfig, [
+      'template',
+      release,
+      chartDir,
+      '--namespace',
+      OPERATOR_NAMESPACE,
+      '--kube-version',
+      '1.36.3',
+      ...set.flatMap((s) => ['--set', s]),
+    ]),
+  )
     .map((d) => d.toJSON() as Manifest | null)
     .filter((m): m is Manifest => !!m);
 /** With the policies switched on (the default; said again so that a changed default fails here); a later `--set` wins. */
@@ -77,8 +108,16 @@ function userKubeConfig(user: string): k8s.KubeConfig {
 }
 
 /** A ServiceAccount's identity, by a token from the TokenRequest API (as the kubelet gets it for a Pod). */
-async function serviceAccountKubeConfig(admin: k8s.KubeConfig, namespace: string, name: string): Promise<k8s.KubeConfig> {
-  const request = await admin.makeApiClient(k8s.CoreV1Api).createNamespacedServiceAccountToken({ namespace, name, body: { spec: { audiences: [], expirationSeconds: 600 } } });
+async function serviceAccountKubeConfig(
+  admin: k8s.KubeConfig,
+  namespace: string,
+  name: string,
+): Promise<k8s.KubeConfig> {
+  const request = await admin.makeApiClient(k8s.CoreV1Api).createNamespacedServiceAccountToken({
+    namespace,
+    name,
+    body: { spec: { audiences: [], expirationSeconds: 600 } },
+  });
   const sa = new k8s.KubeConfig();
   sa.loadFromOptions({
     clusters: admin.clusters,
@@ -95,7 +134,10 @@ async function refusal(write: Promise<unknown>): Promise<{ code: number; message
     await write;
   } catch (err) {
     const e = err as { code?: number; body?: unknown };
-    const body = typeof e.body === 'string' ? (JSON.parse(e.body) as { message?: string }) : (e.body as { message?: string } | undefined);
+    const body =
+      typeof e.body === 'string'
+        ? (JSON.parse(e.body) as { message?: string })
+        : (e.body as { message?: string } | undefined);
     return { code: e.code ?? 0, message: body?.message ?? String(err) };
   }
   throw new Error('the write was allowed');
@@ -128,10 +170,16 @@ class As {
     return this.core.patchNamespacedPod({ namespace: this.ns, name, body, dryRun }, merge);
   }
   patchStatus(name: string, body: unknown, dryRun?: string) {
-    return this.custom.patchNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, plural: PLURAL, namespace: this.ns, name, body, dryRun }, merge);
+    return this.custom.patchNamespacedCustomObjectStatus(
+      { group: GROUP, version: VERSION, plural: PLURAL, namespace: this.ns, name, body, dryRun },
+      merge,
+    );
   }
   patchSingletonJob(name: string, body: unknown) {
-    return this.custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: this.ns, name, body }, merge);
+    return this.custom.patchNamespacedCustomObject(
+      { group: GROUP, version: VERSION, plural: PLURAL, namespace: this.ns, name, body },
+      merge,
+    );
   }
 }
 
@@ -149,22 +197,38 @@ describeVap('the chart’s admission policy', () => {
 
   /** A run's Job exactly as the operator builds it, created suspended by the operator's ServiceAccount. */
   async function operatorCreatesRun(name: string, token: number, template: SingletonJob = sj): Promise<k8s.V1Job> {
-    const run: ActiveRun = { name, token, term: token, kind: 'Manual', requestId: name, reservedTime: new Date().toISOString() };
+    const run: ActiveRun = {
+      name,
+      token,
+      term: token,
+      kind: 'Manual',
+      requestId: name,
+      reservedTime: new Date().toISOString(),
+    };
     const job = await operator.createJob(buildJob(template, run, { suspended: true }));
     jobs.set(name, job);
     return job;
   }
-  const podsOf = async (job: string) => (await admin.core.listNamespacedPod({ namespace: ns.name, labelSelector: `${Keys.run}=${job}` })).items;
+  const podsOf = async (job: string) =>
+    (await admin.core.listNamespacedPod({ namespace: ns.name, labelSelector: `${Keys.run}=${job}` })).items;
 
   beforeAll(async () => {
     await installCrd(cluster.kubeconfig);
     ns = await withNamespace(kc, 'vap');
     opNs = await withNamespace(kc, 'vap-op');
-    const policy = render(`serviceAccount.name=${operatorSa}`, `watchNamespaces={${ns.name},${opNs.name}}`, 'kueue.enabled=true', `kueue.serviceAccount=${kueueUser}`).filter((m) =>
-      POLICY_KINDS.has(m.kind),
-    );
+    const policy = render(
+      `serviceAccount.name=${operatorSa}`,
+      `watchNamespaces={${ns.name},${opNs.name}}`,
+      'kueue.enabled=true',
+      `kueue.serviceAccount=${kueueUser}`,
+    ).filter((m) => POLICY_KINDS.has(m.kind));
     expect(policy.map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual(
-      ['run-jobs', 'run-pods', 'status'].flatMap((p) => [`ValidatingAdmissionPolicy/${fullname}-${p}`, `ValidatingAdmissionPolicyBinding/${fullname}-${p}`]).sort(),
+      ['run-jobs', 'run-pods', 'status']
+        .flatMap((p) => [
+          `ValidatingAdmissionPolicy/${fullname}-${p}`,
+          `ValidatingAdmissionPolicyBinding/${fullname}-${p}`,
+        ])
+        .sort(),
     );
     // Applied by hand, not by Helm: without the label by which a chart install finds another release's
     // bindings, so that helm.test.ts's cluster-wide installs on this control plane do not meet them as an
@@ -189,7 +253,10 @@ describeVap('the chart’s admission policy', () => {
     // (not RBAC) is what refuses her status writes.
     await rbac.createNamespacedRole({
       namespace: ns.name,
-      body: { metadata: { name: 'singletonjobs-all' }, rules: [{ apiGroups: [GROUP], resources: [PLURAL, `${PLURAL}/status`], verbs: ['*'] }] },
+      body: {
+        metadata: { name: 'singletonjobs-all' },
+        rules: [{ apiGroups: [GROUP], resources: [PLURAL, `${PLURAL}/status`], verbs: ['*'] }],
+      },
     });
     await rbac.createNamespacedRoleBinding({
       namespace: ns.name,
@@ -203,14 +270,26 @@ describeVap('the chart’s admission policy', () => {
     // A bare Pod that looks like a run's (Pod creates are not matched), to probe the Pod policy.
     await admin.core.createNamespacedPod({
       namespace: ns.name,
-      body: { metadata: { name: 'probe', labels: { [Keys.run]: 'probe', 'controller-uid': 'x' } }, spec: { containers: [{ name: 'main', image: 'busybox' }] } },
+      body: {
+        metadata: { name: 'probe', labels: { [Keys.run]: 'probe', 'controller-uid': 'x' } },
+        spec: { containers: [{ name: 'main', image: 'busybox' }] },
+      },
     });
 
     // A policy takes a moment to take effect: wait until a server-side dry run of each kind is refused.
-    const probeJob = buildJob(sj, { name: 'probe', token: 1, term: 1, kind: 'Manual', reservedTime: new Date().toISOString() });
+    const probeJob = buildJob(sj, {
+      name: 'probe',
+      token: 1,
+      term: 1,
+      kind: 'Manual',
+      reservedTime: new Date().toISOString(),
+    });
     const probes: [string, () => Promise<unknown>][] = [
       [`${fullname}-run-jobs`, () => jane.createJob(probeJob, 'All')],
-      [`${fullname}-run-pods`, () => jane.patchPod('probe', { metadata: { labels: { 'controller-uid': 'y' } } }, 'All')],
+      [
+        `${fullname}-run-pods`,
+        () => jane.patchPod('probe', { metadata: { labels: { 'controller-uid': 'y' } } }, 'All'),
+      ],
       [`${fullname}-status`, () => jane.patchStatus('nightly', { status: { observedGeneration: 1 } }, 'All')],
     ];
     for (const [name, probe] of probes) {
@@ -234,7 +313,13 @@ describeVap('the chart’s admission policy', () => {
   afterAll(async () => {
     await running?.stop();
     try {
-      kubectl(cluster.kubeconfig, ['delete', 'validatingadmissionpolicybindings,validatingadmissionpolicies', '-l', `app.kubernetes.io/instance=${release}`, '--ignore-not-found']);
+      kubectl(cluster.kubeconfig, [
+        'delete',
+        'validatingadmissionpolicybindings,validatingadmissionpolicies',
+        '-l',
+        `app.kubernetes.io/instance=${release}`,
+        '--ignore-not-found',
+      ]);
     } finally {
       await ns?.cleanup();
       await opNs?.cleanup();
@@ -244,25 +329,41 @@ describeVap('the chart’s admission policy', () => {
   it('renders three policies and bindings per release (on by default, off with admissionPolicy.enabled=false) whose expressions type-check cleanly against the Job and Pod schemas', async () => {
     // Defaults: every namespace, the release's own ServiceAccount (the Deployment's), Deny.
     const defaults = renderRaw();
-    const sa = (defaults.find((m) => m.kind === 'Deployment')!.spec as { template: { spec: { serviceAccountName: string } } }).template.spec.serviceAccountName;
+    const sa = (
+      defaults.find((m) => m.kind === 'Deployment')!.spec as { template: { spec: { serviceAccountName: string } } }
+    ).template.spec.serviceAccountName;
     const policies = defaults.filter((m) => m.kind === 'ValidatingAdmissionPolicy');
     expect(policies).toHaveLength(3);
     for (const p of policies) expect(p.spec.failurePolicy).toBe('Fail');
     const self = `system:serviceaccount:${OPERATOR_NAMESPACE}:${sa}`;
     expect(JSON.stringify(policies)).toContain(`!(request.userInfo.username in ['${self}'])`);
     for (const b of defaults.filter((m) => m.kind === 'ValidatingAdmissionPolicyBinding')) {
-      expect(b.spec).toEqual({ policyName: b.metadata.name, validationActions: ['Deny'], matchResources: { namespaceSelector: {} } });
-      expect((b.metadata as { annotations?: Record<string, string> }).annotations).toEqual({ 'singleton.dev/operator': self, 'singleton.dev/admits': self });
+      expect(b.spec).toEqual({
+        policyName: b.metadata.name,
+        validationActions: ['Deny'],
+        matchResources: { namespaceSelector: {} },
+      });
+      expect((b.metadata as { annotations?: Record<string, string> }).annotations).toEqual({
+        'singleton.dev/operator': self,
+        'singleton.dev/admits': self,
+      });
     }
     expect(renderRaw('admissionPolicy.enabled=false').filter((m) => POLICY_KINDS.has(m.kind))).toEqual([]);
     // Another installation's ServiceAccount, admitted like this release's; anything else named there is refused.
     const other = 'system:serviceaccount:team-b:singleton-operator';
-    const trusting = render(`admissionPolicy.trustedOperators={${other}}`).filter((m) => m.kind === 'ValidatingAdmissionPolicy');
+    const trusting = render(`admissionPolicy.trustedOperators={${other}}`).filter(
+      (m) => m.kind === 'ValidatingAdmissionPolicy',
+    );
     expect(JSON.stringify(trusting)).toContain(`!(request.userInfo.username in ['${self}','${other}'])`);
     expect(() => render('admissionPolicy.trustedOperators={team-b/singleton-operator}')).toThrow(/trustedOperators/);
     // A trial before enforcing: warnings and audit annotations only. Deny and Warn exclude each other.
-    for (const b of render('admissionPolicy.validationActions={Warn,Audit}').filter((m) => m.kind === 'ValidatingAdmissionPolicyBinding')) expect(b.spec.validationActions).toEqual(['Warn', 'Audit']);
-    expect(() => render('admissionPolicy.validationActions={Deny,Warn}')).toThrow(/admissionPolicy.validationActions: Deny and Warn exclude each other/);
+    for (const b of render('admissionPolicy.validationActions={Warn,Audit}').filter(
+      (m) => m.kind === 'ValidatingAdmissionPolicyBinding',
+    ))
+      expect(b.spec.validationActions).toEqual(['Warn', 'Audit']);
+    expect(() => render('admissionPolicy.validationActions={Deny,Warn}')).toThrow(
+      /admissionPolicy.validationActions: Deny and Warn exclude each other/,
+    );
     expect(() => render('admissionPolicy.validationActions={Block}')).toThrow(/validationActions/);
     // The API server type-checks the expressions against the schemas of the versions a rule names (batch/v1 Job, v1 Pod).
     const vap = kc.makeApiClient(k8s.AdmissionregistrationV1Api);
@@ -279,50 +380,79 @@ describeVap('the chart’s admission policy', () => {
     const original = await operatorCreatesRun('nightly-copied', 10);
     // What `kubectl get job -o yaml`, edited to suspend: false, then `kubectl replace --force` sends after the delete.
     const copy: k8s.V1Job = {
-      metadata: { name: 'nightly-copy', labels: original.metadata!.labels, annotations: original.metadata!.annotations },
+      metadata: {
+        name: 'nightly-copy',
+        labels: original.metadata!.labels,
+        annotations: original.metadata!.annotations,
+      },
       spec: {
         ...original.spec!,
         suspend: false,
         selector: undefined,
-        template: { ...original.spec!.template, metadata: { ...original.spec!.template.metadata, labels: { ...original.spec!.template.metadata!.labels } } },
+        template: {
+          ...original.spec!.template,
+          metadata: { ...original.spec!.template.metadata, labels: { ...original.spec!.template.metadata!.labels } },
+        },
       },
     };
-    for (const k of Object.keys(copy.spec!.template.metadata!.labels!)) if (k.includes('controller-uid') || k.includes('job-name')) delete copy.spec!.template.metadata!.labels![k];
+    for (const k of Object.keys(copy.spec!.template.metadata!.labels!))
+      if (k.includes('controller-uid') || k.includes('job-name')) delete copy.spec!.template.metadata!.labels![k];
     for (const who of [jane, admin]) {
       const r = await refusal(who.createJob(copy));
       expect(r.code).toBe(403);
       expect(r.message).toContain(`ValidatingAdmissionPolicy '${fullname}-run-jobs'`);
-      expect(r.message).toContain(`Job ${ns.name}/nightly-copy carries the labels of a run of SingletonJob ${ns.name}/nightly: only the singleton-operator creates a run's Job`);
+      expect(r.message).toContain(
+        `Job ${ns.name}/nightly-copy carries the labels of a run of SingletonJob ${ns.name}/nightly: only the singleton-operator creates a run's Job`,
+      );
       expect(r.message).toContain('annotate the SingletonJob with singleton.dev/run-now=<a new id>');
     }
     // The run labels on the Pod template alone count too (its Pods would be counted as a run's).
     const templateOnly: k8s.V1Job = {
       metadata: { name: 'sneaky' },
-      spec: { template: { metadata: { labels: { [Keys.ownerUid]: sj.metadata!.uid! } }, spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox' }] } } },
+      spec: {
+        template: {
+          metadata: { labels: { [Keys.ownerUid]: sj.metadata!.uid! } },
+          spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox' }] },
+        },
+      },
     };
-    expect((await refusal(jane.createJob(templateOnly))).message).toContain(`Job ${ns.name}/sneaky carries the labels of a run of a SingletonJob`);
+    expect((await refusal(jane.createJob(templateOnly))).message).toContain(
+      `Job ${ns.name}/sneaky carries the labels of a run of a SingletonJob`,
+    );
     // A Job of one's own: created unsuspended, or suspended and then resumed, is no business of the policy.
     const own = await jane.createJob({
       metadata: { name: 'own', labels: { team: 'a' } },
-      spec: { suspend: true, template: { spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox' }] } } },
+      spec: {
+        suspend: true,
+        template: { spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox' }] } },
+      },
     });
     expect(own.metadata!.uid).toBeTruthy();
     await jane.patchJob('own', { spec: { suspend: false } });
-    await eventually('the unrelated Job to complete', async () => isComplete(await admin.batch.readNamespacedJob({ namespace: ns.name, name: 'own' })), 30_000);
+    await eventually(
+      'the unrelated Job to complete',
+      async () => isComplete(await admin.batch.readNamespacedJob({ namespace: ns.name, name: 'own' })),
+      30_000,
+    );
   });
 
   it('refuses unsuspending a run’s Job and changing its singleton.dev/ record; allows other labels, suspending, and the operator’s release', async () => {
     const job = await operatorCreatesRun('nightly-held', 20);
     const unsuspend = await refusal(jane.patchJob('nightly-held', { spec: { suspend: false } }));
     expect(unsuspend.code).toBe(403);
-    expect(unsuspend.message).toContain(`Job ${ns.name}/nightly-held is a run of SingletonJob ${ns.name}/nightly: only the singleton-operator releases (unsuspends) it`);
+    expect(unsuspend.message).toContain(
+      `Job ${ns.name}/nightly-held is a run of SingletonJob ${ns.name}/nightly: only the singleton-operator releases (unsuspends) it`,
+    );
     expect(unsuspend.message).toContain('to stop or hold runs, suspend the SingletonJob (spec.suspend: true)');
     expect(unsuspend.message).toContain('singleton.dev/run-now');
     // The record: the token annotation (Job and Pod template — a suspended Job's template labels and
     // annotations are mutable, and a downward-API volume would show the changed token), the owner label.
     const record: [string, unknown][] = [
       ['the Job’s token', { metadata: { annotations: { [Keys.token]: '99' } } }],
-      ['the Pod template’s token', [{ op: 'replace', path: `/spec/template/metadata/annotations/${ptr(Keys.token)}`, value: '99' }]],
+      [
+        'the Pod template’s token',
+        [{ op: 'replace', path: `/spec/template/metadata/annotations/${ptr(Keys.token)}`, value: '99' }],
+      ],
       ['the owner label (the first step of a two-step unsuspend)', { metadata: { labels: { [Keys.ownerUid]: null } } }],
       ['the Pod template’s run label', [{ op: 'remove', path: `/spec/template/metadata/labels/${ptr(Keys.run)}` }]],
       ['a new singleton.dev/ annotation', { metadata: { annotations: { [Keys.released]: 'now' } } }],
@@ -336,7 +466,9 @@ describeVap('the chart’s admission policy', () => {
       expect(r.message).toContain('to end this run, delete the Job');
     }
     // Everything else about the Job stays open to whoever RBAC allows.
-    await jane.patchJob('nightly-held', { metadata: { labels: { team: 'payroll' }, annotations: { note: 'looked at it' } } });
+    await jane.patchJob('nightly-held', {
+      metadata: { labels: { team: 'payroll' }, annotations: { note: 'looked at it' } },
+    });
     await jane.patchJob('nightly-held', { spec: { suspend: true } });
     // The operator releases it, exactly as it does (a JSON patch testing the UID it recorded).
     await operator.patchJob(
@@ -348,7 +480,11 @@ describeVap('the chart’s admission policy', () => {
       ],
       jsonPatch,
     );
-    await eventually('the held run’s Pod running', async () => (await podsOf('nightly-held')).find((p) => p.status?.phase === 'Running'), 30_000);
+    await eventually(
+      'the held run’s Pod running',
+      async () => (await podsOf('nightly-held')).find((p) => p.status?.phase === 'Running'),
+      30_000,
+    );
   });
 
   it('with kueue.enabled, lets Kueue’s ServiceAccount unsuspend (admit) only a run’s Job the operator handed to Kueue (release marker and Workload UID), never an unrecorded one', async () => {
@@ -367,7 +503,15 @@ describeVap('the chart’s admission policy', () => {
     expect(unrecorded.code).toBe(403);
     expect(unrecorded.message).toContain('only the singleton-operator releases (unsuspends) it');
     // Nor may Kueue stamp the hand-out itself.
-    expect((await refusal(kueue.patchJob('nightly-kueue', { metadata: { annotations: { [Keys.released]: 'now', [Keys.kueueWorkload]: 'x' } } }))).code).toBe(403);
+    expect(
+      (
+        await refusal(
+          kueue.patchJob('nightly-kueue', {
+            metadata: { annotations: { [Keys.released]: 'now', [Keys.kueueWorkload]: 'x' } },
+          }),
+        )
+      ).code,
+    ).toBe(403);
     // The operator's release of a Job Kueue manages: marker and Workload UID, no unsuspend.
     await operator.patchJob(
       'nightly-kueue',
@@ -381,7 +525,11 @@ describeVap('the chart’s admission policy', () => {
     // A person still may not; Kueue, admitting it, may.
     expect((await refusal(jane.patchJob('nightly-kueue', { spec: { suspend: false } }))).code).toBe(403);
     await kueue.patchJob('nightly-kueue', { spec: { suspend: false } });
-    await eventually('the handed-out run’s Pod running', async () => (await podsOf('nightly-kueue')).find((p) => p.status?.phase === 'Running'), 30_000);
+    await eventually(
+      'the handed-out run’s Pod running',
+      async () => (await podsOf('nightly-kueue')).find((p) => p.status?.phase === 'Running'),
+      30_000,
+    );
   });
 
   it('refuses relabelling a run’s Pod out of its Job, for everyone (issue 21 item 1c); other labels and annotations stay open and no second Pod starts', async () => {
@@ -403,18 +551,31 @@ describeVap('the chart’s admission policy', () => {
       expect(r.message).toContain('To stop it, delete the Pod or the Job');
     }
     // Its singleton.dev/ labels and annotations too: without singleton.dev/run the Pod would leave the policy's reach (and the operator's count).
-    for (const body of [{ metadata: { labels: { [Keys.run]: null } } }, { metadata: { annotations: { [Keys.token]: '99' } } }]) {
+    for (const body of [
+      { metadata: { labels: { [Keys.run]: null } } },
+      { metadata: { annotations: { [Keys.token]: '99' } } },
+    ]) {
       const r = await refusal(jane.patchPod(name, body));
       expect(r.code).toBe(403);
       expect(r.message).toContain(
         `Pod ${ns.name}/${name} is the Pod of run nightly-held of SingletonJob ${ns.name}/nightly: its singleton.dev/ labels and annotations (run, fencing token, attempt) are the singleton-operator's record`,
       );
     }
-    const debugged = await jane.patchPod(name, { metadata: { labels: { debug: 'true' }, annotations: { 'example.com/note': 'looking' } } });
-    expect(debugged.metadata!.labels).toMatchObject({ debug: 'true', 'batch.kubernetes.io/controller-uid': uid, [Keys.run]: 'nightly-held' });
+    const debugged = await jane.patchPod(name, {
+      metadata: { labels: { debug: 'true' }, annotations: { 'example.com/note': 'looking' } },
+    });
+    expect(debugged.metadata!.labels).toMatchObject({
+      debug: 'true',
+      'batch.kubernetes.io/controller-uid': uid,
+      [Keys.run]: 'nightly-held',
+    });
     // `kubectl debug` (an ephemeral container, a subresource the policy does not match; `edit` lacks it, cluster-admin has it).
     const withDebugger = await admin.core.patchNamespacedPodEphemeralcontainers(
-      { namespace: ns.name, name, body: { spec: { ephemeralContainers: [{ name: 'debugger', image: 'busybox', targetContainerName: 'main' }] } } },
+      {
+        namespace: ns.name,
+        name,
+        body: { spec: { ephemeralContainers: [{ name: 'debugger', image: 'busybox', targetContainerName: 'main' }] } },
+      },
       merge,
     );
     expect(withDebugger.spec!.ephemeralContainers!.map((c) => c.name)).toEqual(['debugger']);
@@ -425,9 +586,16 @@ describeVap('the chart’s admission policy', () => {
 
   it('lets the Job controller finish a run and the garbage collector orphan and delete one; a person may suspend and delete a run’s Job but not resume it', async () => {
     // The Job controller: creates the Pod, removes its tracking finalizer (a Pod update), completes the Job.
-    await operatorCreatesRun('nightly-quick', 30, { ...sj, spec: { ...sj.spec, jobTemplate: singletonJob('nightly', {}).spec.jobTemplate } });
+    await operatorCreatesRun('nightly-quick', 30, {
+      ...sj,
+      spec: { ...sj.spec, jobTemplate: singletonJob('nightly', {}).spec.jobTemplate },
+    });
     await operator.patchJob('nightly-quick', { spec: { suspend: false } });
-    await eventually('the run’s Job to complete', async () => isComplete(await admin.batch.readNamespacedJob({ namespace: ns.name, name: 'nightly-quick' })), 30_000);
+    await eventually(
+      'the run’s Job to complete',
+      async () => isComplete(await admin.batch.readNamespacedJob({ namespace: ns.name, name: 'nightly-quick' })),
+      30_000,
+    );
     const [done] = await eventually('the Pod’s tracking finalizer removed', async () => {
       const pods = await podsOf('nightly-quick');
       return pods.length === 1 && !(pods[0]!.metadata!.finalizers ?? []).length ? pods : undefined;
@@ -444,10 +612,15 @@ describeVap('the chart’s admission policy', () => {
     // A person suspends the running run (its Pod is deleted: the attempt has ended), cannot resume it, deletes it in the foreground (the GC's finalizer update).
     await jane.patchJob('nightly-held', { spec: { suspend: true } });
     await eventually('the suspended run’s Pod gone', async () => (await podsOf('nightly-held')).length === 0, 30_000);
-    expect((await refusal(jane.patchJob('nightly-held', { spec: { suspend: false } }))).message).toContain('an attempt that was suspended again has ended');
+    expect((await refusal(jane.patchJob('nightly-held', { spec: { suspend: false } }))).message).toContain(
+      'an attempt that was suspended again has ended',
+    );
     await jane.batch.deleteNamespacedJob({ namespace: ns.name, name: 'nightly-held', propagationPolicy: 'Foreground' });
     await eventually('the foreground-deleted Job gone', async () => {
-      const left = await admin.batch.listNamespacedJob({ namespace: ns.name, fieldSelector: 'metadata.name=nightly-held' });
+      const left = await admin.batch.listNamespacedJob({
+        namespace: ns.name,
+        fieldSelector: 'metadata.name=nightly-held',
+      });
       return left.items.length === 0;
     });
   });
@@ -457,12 +630,19 @@ describeVap('the chart’s admission policy', () => {
       const r = await refusal(who.patchStatus('nightly', { status: { currentToken: 1000 } }));
       expect(r.code).toBe(403);
       expect(r.message).toContain(`ValidatingAdmissionPolicy '${fullname}-status'`);
-      expect(r.message).toContain(`the status of SingletonJob ${ns.name}/nightly is the singleton-operator's fencing record (run, token, leader term) and is written only by ${operatorUser}.`);
-      expect(r.message).toContain('spec.suspend: true to stop scheduling, the annotation singleton.dev/run-now=<a new id> to run now');
+      expect(r.message).toContain(
+        `the status of SingletonJob ${ns.name}/nightly is the singleton-operator's fencing record (run, token, leader term) and is written only by ${operatorUser}.`,
+      );
+      expect(r.message).toContain(
+        'spec.suspend: true to stop scheduling, the annotation singleton.dev/run-now=<a new id> to run now',
+      );
     }
     const written = (await operator.patchStatus('nightly', { status: { observedGeneration: 1 } })) as SingletonJob;
     expect(written.status?.observedGeneration).toBe(1);
-    await jane.patchSingletonJob('nightly', { spec: { suspend: false }, metadata: { annotations: { [Keys.runNow]: 'r1' } } });
+    await jane.patchSingletonJob('nightly', {
+      spec: { suspend: false },
+      metadata: { annotations: { [Keys.runNow]: 'r1' } },
+    });
     await jane.patchSingletonJob('nightly', { spec: { suspend: true } });
   });
 
@@ -508,7 +688,9 @@ describeVap('the chart’s admission policy, two installations over one namespac
       chartDir,
       '-n',
       spaces[r]!.name,
-      ...['crds.enabled=false', 'rbac.aggregateToDefaultRoles=false', 'replicaCount=1', ...set].flatMap((v) => (v.startsWith('--') ? [v] : ['--set', v])),
+      ...['crds.enabled=false', 'rbac.aggregateToDefaultRoles=false', 'replicaCount=1', ...set].flatMap((v) =>
+        v.startsWith('--') ? [v] : ['--set', v],
+      ),
     ]);
 
   beforeAll(async () => {
@@ -521,11 +703,21 @@ describeVap('the chart’s admission policy, two installations over one namespac
       adminKubeconfig = cluster.kubeconfig;
     }
     await installCrd(adminKubeconfig);
-    for (const key of ['a', 'b', 'shared', 'onlyB']) spaces[key] = await withNamespace(admin, `vap-ov-${key.toLowerCase()}`);
+    for (const key of ['a', 'b', 'shared', 'onlyB'])
+      spaces[key] = await withNamespace(admin, `vap-ov-${key.toLowerCase()}`);
   }, 120_000);
   afterAll(async () => {
     if (cp) return cp.stop();
-    for (const r of ['a', 'b'] as const) if (spaces[r]) helm(resolveHelm(), adminKubeconfig, ['uninstall', releases[r], '-n', spaces[r].name, '--ignore-not-found', '--wait']);
+    for (const r of ['a', 'b'] as const)
+      if (spaces[r])
+        helm(resolveHelm(), adminKubeconfig, [
+          'uninstall',
+          releases[r],
+          '-n',
+          spaces[r].name,
+          '--ignore-not-found',
+          '--wait',
+        ]);
     for (const s of Object.values(spaces)) await s.cleanup();
   });
 
@@ -557,7 +749,8 @@ describeVap('the chart’s admission policy, two installations over one namespac
     overlap(`admissionPolicy.trustedOperators={${user('a')}}`)();
 
     const sj = (await new Api(admin, shared).create(singletonJob('shared', { suspend: true }))) as SingletonJob;
-    const patch = (who: k8s.KubeConfig) => new As(who, shared).patchStatus(sj.metadata!.name!, { status: { observedGeneration: 1 } }, 'All');
+    const patch = (who: k8s.KubeConfig) =>
+      new As(who, shared).patchStatus(sj.metadata!.name!, { status: { observedGeneration: 1 } }, 'All');
     // Each operator's ServiceAccount (its RBAC from its own release) passes both releases' policies.
     for (const r of ['a', 'b'] as const) {
       await eventually(`${r}'s operator admitted by both policies`, async () => {

@@ -29,16 +29,27 @@ afterAll(async () => {
 describe('the SingletonJob CRD', () => {
   it('agrees with zod on every corpus entry, and kubectl shows the reason of each rejection', () => {
     for (const entry of corpus) {
-      const result = kubectlResult(cluster.kubeconfig, ['apply', '-n', ns.name, '--dry-run=server', '-f', '-'], stringify(entry.object));
+      const result = kubectlResult(
+        cluster.kubeconfig,
+        ['apply', '-n', ns.name, '--dry-run=server', '-f', '-'],
+        stringify(entry.object),
+      );
       expect({ name: entry.name, server: result.ok }).toEqual({ name: entry.name, server: entry.valid });
-      expect({ name: entry.name, zod: singletonJobSchema.safeParse(entry.object).success }).toEqual({ name: entry.name, zod: entry.valid });
+      expect({ name: entry.name, zod: singletonJobSchema.safeParse(entry.object).success }).toEqual({
+        name: entry.name,
+        zod: entry.valid,
+      });
       if (!entry.valid) expect(result.out).toContain(entry.message);
     }
   });
 
   it('answers each invalid corpus entry with exactly the message in the corpus: the field named, what is allowed said in words', () => {
     for (const entry of corpus.filter((e) => !e.valid)) {
-      const result = kubectlResult(cluster.kubeconfig, ['create', '-n', ns.name, '--dry-run=server', '-f', '-'], stringify(entry.object));
+      const result = kubectlResult(
+        cluster.kubeconfig,
+        ['create', '-n', ns.name, '--dry-run=server', '-f', '-'],
+        stringify(entry.object),
+      );
       expect({ name: entry.name, out: result.out.trim() }).toEqual({ name: entry.name, out: entry.expected });
       // No raw regular expressions; no rule of ours without a field ("<nil>"), only the server's own closing note.
       expect(entry.expected).not.toMatch(/should match/);
@@ -64,7 +75,9 @@ spec:
 `;
     const badEnum = kubectlResult(cluster.kubeconfig, ['apply', '-n', ns.name, '-f', '-'], yaml('Sometimes', 1));
     expect(badEnum.ok).toBe(false);
-    expect(badEnum.out).toContain('spec.concurrencyPolicy: Unsupported value: "Sometimes": supported values: "Forbid", "Queue", "Replace"');
+    expect(badEnum.out).toContain(
+      'spec.concurrencyPolicy: Unsupported value: "Sometimes": supported values: "Forbid", "Queue", "Replace"',
+    );
     // CEL rules run once the schema errors are fixed.
     const badRule = kubectlResult(cluster.kubeconfig, ['apply', '-n', ns.name, '-f', '-'], yaml('Forbid', 3));
     expect(badRule.ok).toBe(false);
@@ -73,9 +86,15 @@ spec:
   });
 
   it('is listed by kubectl with its short name and printer columns', () => {
-    kubectl(cluster.kubeconfig, ['apply', '-n', ns.name, '-f', '-'], stringify(singletonJob('columns', { schedule: '*/5 * * * *' })));
+    kubectl(
+      cluster.kubeconfig,
+      ['apply', '-n', ns.name, '-f', '-'],
+      stringify(singletonJob('columns', { schedule: '*/5 * * * *' })),
+    );
     const out = kubectl(cluster.kubeconfig, ['get', 'sj', '-n', ns.name]);
-    expect(out.split('\n')[0]).toMatch(/NAME\s+SCHEDULE\s+TIME ZONE\s+SUSPEND\s+READY\s+ACTIVE\s+TOKEN\s+LAST RUN\s+NEXT RUN\s+LAST SUCCESS\s+AGE/);
+    expect(out.split('\n')[0]).toMatch(
+      /NAME\s+SCHEDULE\s+TIME ZONE\s+SUSPEND\s+READY\s+ACTIVE\s+TOKEN\s+LAST RUN\s+NEXT RUN\s+LAST SUCCESS\s+AGE/,
+    );
     expect(out).toContain('*/5 * * * *');
   });
 });
@@ -88,8 +107,10 @@ describe('fencing transition rules', () => {
     expect(written.status?.currentToken).toBe(100);
 
     // Each refusal names its field (the rules carry a fieldPath), not "<nil>".
-    const token = 'status.currentToken: Invalid value: status.currentToken may not decrease or be removed (fencing: a newer leader has written)';
-    const term = 'status.leaderTerm: Invalid value: status.leaderTerm may not decrease or be removed (fencing: a newer leader has written)';
+    const token =
+      'status.currentToken: Invalid value: status.currentToken may not decrease or be removed (fencing: a newer leader has written)';
+    const term =
+      'status.leaderTerm: Invalid value: status.leaderTerm may not decrease or be removed (fencing: a newer leader has written)';
     const attempts = [
       { status: { currentToken: 99, leaderTerm: 90 }, message: token },
       { status: { currentToken: 101, leaderTerm: 89 }, message: term },
@@ -102,7 +123,10 @@ describe('fencing transition rules', () => {
         (e: unknown) => e,
       );
       expect({ status: attempt.status, code: statusCode(err) }).toEqual({ status: attempt.status, code: 422 });
-      expect({ status: attempt.status, message: apiMessage(err) }).toEqual({ status: attempt.status, message: `SingletonJob.singleton.dev "fenced" is invalid: ${attempt.message}` });
+      expect({ status: attempt.status, message: apiMessage(err) }).toEqual({
+        status: attempt.status,
+        message: `SingletonJob.singleton.dev "fenced" is invalid: ${attempt.message}`,
+      });
     }
     const higher = await api.replaceStatus({ ...written, status: { currentToken: 101, leaderTerm: 90 } });
     expect(higher.status?.currentToken).toBe(101);
@@ -135,9 +159,15 @@ describe('aggregated ClusterRoles', () => {
     // The committed roles under names of this test's own: the real names are
     // cluster-wide and belong to helm.test.ts's release (helm refuses to adopt
     // objects it did not create), and the two files may run at the same time.
-    const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../manifests/rbac-aggregated-clusterroles.yaml');
+    const file = path.resolve(
+      path.dirname(fileURLToPath(import.meta.url)),
+      '../../manifests/rbac-aggregated-clusterroles.yaml',
+    );
     const roles = parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS() as { metadata: { name: string } });
-    expect(roles.map((r) => r.metadata.name)).toEqual(['singleton-operator:aggregate-to-edit', 'singleton-operator:aggregate-to-view']);
+    expect(roles.map((r) => r.metadata.name)).toEqual([
+      'singleton-operator:aggregate-to-edit',
+      'singleton-operator:aggregate-to-view',
+    ]);
     for (const r of roles) r.metadata.name = r.metadata.name.replace('singleton-operator:', `${ns.name}:`);
     const manifest = roles.map((r) => stringify(r)).join('---\n');
     kubectl(cluster.kubeconfig, ['apply', '-f', '-'], manifest);
@@ -153,12 +183,33 @@ describe('aggregated ClusterRoles', () => {
       ['sj-editor', 'edit'],
       ['sj-viewer', 'view'],
     ] as const) {
-      kubectl(cluster.kubeconfig, ['create', 'rolebinding', user, `--clusterrole=${role}`, `--user=${user}`, '-n', ns.name]);
+      kubectl(cluster.kubeconfig, [
+        'create',
+        'rolebinding',
+        user,
+        `--clusterrole=${role}`,
+        `--user=${user}`,
+        '-n',
+        ns.name,
+      ]);
     }
     const can = (user: string, verb: string, ...extra: string[]) =>
-      kubectlResult(cluster.kubeconfig, ['auth', 'can-i', verb, 'singletonjobs.singleton.dev', '-n', ns.name, '--as', user, ...extra]).out.trim();
+      kubectlResult(cluster.kubeconfig, [
+        'auth',
+        'can-i',
+        verb,
+        'singletonjobs.singleton.dev',
+        '-n',
+        ns.name,
+        '--as',
+        user,
+        ...extra,
+      ]).out.trim();
     // The aggregation controller fills the built-in roles asynchronously.
-    await eventually('edit to cover SingletonJobs', async () => can('sj-editor', 'create') === 'yes' && can('sj-viewer', 'list') === 'yes');
+    await eventually(
+      'edit to cover SingletonJobs',
+      async () => can('sj-editor', 'create') === 'yes' && can('sj-viewer', 'list') === 'yes',
+    );
     expect(can('sj-editor', 'patch')).toBe('yes');
     expect(can('sj-editor', 'update', '--subresource=status')).toBe('no');
     expect(can('sj-viewer', 'watch')).toBe('yes');

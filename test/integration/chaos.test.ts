@@ -14,7 +14,10 @@ const seed = process.env.CHAOS_SEED ? Number(process.env.CHAOS_SEED) : randomSee
 
 describe.each([
   ['ci', 'with one elected leader'],
-  ['ci-no-election', 'with no election at all: three replicas acting on every object at once, terms interleaving (fences only)'],
+  [
+    'ci-no-election',
+    'with no election at all: three replicas acting on every object at once, terms interleaving (fences only)',
+  ],
 ])('chaos (profile %s)', (profile, what) => {
   itLocal(
     `keeps every guarantee under faults ${what} (seed ${seed})`,
@@ -33,7 +36,8 @@ describe.each([
       console.log(result.report);
       expect(result.history.faults.filter((f) => !f.skipped).length).toBeGreaterThan(0);
       expect(result.history.jobs.length).toBeGreaterThan(0);
-      if (result.violations.length > 0) throw new Error(`${result.account}\n\nReport:\n${result.report}\n\nRun log:\n${lines.slice(-80).join('\n')}`);
+      if (result.violations.length > 0)
+        throw new Error(`${result.account}\n\nReport:\n${result.report}\n\nRun log:\n${lines.slice(-80).join('\n')}`);
     },
     10 * 60_000,
   );

@@ -2,17 +2,27 @@
 // bypassed: each controller is handed a Leadership directly, which also lets
 // two controllers act at once — the case the API server itself must settle.
 import { eventually } from '../support/cluster.ts';
-import { Api, controllerTestEnv, fakeLeadership, podOverlapMonitor, requestRun, singletonJob, token } from '../support/singletonjobs.ts';
+import {
+  Api,
+  controllerTestEnv,
+  fakeLeadership,
+  podOverlapMonitor,
+  requestRun,
+  singletonJob,
+  token,
+} from '../support/singletonjobs.ts';
 import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
-import { manualRunName } from '../../src/controller/naming.ts';
-import { buildJob } from '../../src/controller/jobs.ts';
+import { manualRunName } from '../../src/controller/rules/naming.ts';
+import { buildJob } from '../../src/controller/rules/jobs.ts';
 import { statusCode, apiMessage } from '../../src/kube/errors.ts';
 
 const { kc, namespace, controller } = controllerTestEnv();
 
 async function finishedRun(api: Api, name: string, runName: string) {
-  return eventually(`run ${runName} recorded as finished`, async () => (await api.get(name)).status?.recentRuns?.find((r) => r.name === runName));
+  return eventually(`run ${runName} recorded as finished`, async () =>
+    (await api.get(name)).status?.recentRuns?.find((r) => r.name === runName),
+  );
 }
 
 describe('tokens', () => {
@@ -33,7 +43,10 @@ describe('tokens', () => {
     expect(token(r2)).toBeGreaterThan(token(r1));
 
     old.lose();
-    const stoppedWithin = await Promise.race([oldLead.then(() => true), new Promise((r) => setTimeout(() => r(false), 3000))]);
+    const stoppedWithin = await Promise.race([
+      oldLead.then(() => true),
+      new Promise((r) => setTimeout(() => r(false), 3000)),
+    ]);
     expect(stoppedWithin).toBe(true);
 
     const second = await controller(ns);
@@ -63,11 +76,23 @@ describe('tokens', () => {
 
   it('a successor completes a reservation the paused leader never created, and the zombie create is harmless', async () => {
     const { api, name: ns } = await namespace('paused');
-    const sj = await api.create(singletonJob('paused', { successfulJobsHistoryLimit: 0 }, {}, { annotations: { [Keys.runNow]: 'r1' } }));
+    const sj = await api.create(
+      singletonJob('paused', { successfulJobsHistoryLimit: 0 }, {}, { annotations: { [Keys.runNow]: 'r1' } }),
+    );
     // The deposed leader (term 4000) reserved run r1 and paused before creating its Job.
     const runName = manualRunName('paused', 'r1', 4000);
-    const reservation = { name: runName, token: 4000, term: 4000, kind: 'Manual' as const, requestId: 'r1', reservedTime: new Date().toISOString() };
-    const reserved = await api.replaceStatus({ ...sj, status: { currentToken: 4000, leaderTerm: 4000, lastManualRequestId: 'r1', activeRun: reservation } });
+    const reservation = {
+      name: runName,
+      token: 4000,
+      term: 4000,
+      kind: 'Manual' as const,
+      requestId: 'r1',
+      reservedTime: new Date().toISOString(),
+    };
+    const reserved = await api.replaceStatus({
+      ...sj,
+      status: { currentToken: 4000, leaderTerm: 4000, lastManualRequestId: 'r1', activeRun: reservation },
+    });
 
     const successor = fakeLeadership(5000, 'successor');
     void (await controller(ns)).lead(successor);
@@ -77,10 +102,12 @@ describe('tokens', () => {
     expect(job.metadata!.annotations![Keys.term]).toBe('4000');
 
     // The old leader wakes up and sends its create: the name is taken.
-    const zombieCreate = await api.batch.createNamespacedJob({ namespace: api.ns, body: buildJob(reserved, reservation, { suspended: true }) }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const zombieCreate = await api.batch
+      .createNamespacedJob({ namespace: api.ns, body: buildJob(reserved, reservation, { suspended: true }) })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(statusCode(zombieCreate)).toBe(409);
     const finished = await finishedRun(api, 'paused', runName);
     expect(finished).toMatchObject({ token: 4000, term: 4000, outcome: 'Succeeded' });
@@ -90,22 +117,33 @@ describe('tokens', () => {
     await eventually('r1 to be pruned', async () => (await api.jobs(sj)).length === 0);
     // (The zombie runs the same code: its Job is created suspended and would
     // start only once its run recorded the Job's UID, which it cannot any more.)
-    const late = await api.batch.createNamespacedJob({ namespace: api.ns, body: buildJob(reserved, reservation, { suspended: true }) });
+    const late = await api.batch.createNamespacedJob({
+      namespace: api.ns,
+      body: buildJob(reserved, reservation, { suspended: true }),
+    });
     await eventually('the stray Job to be deleted', async () => {
       const js = await api.jobs(sj);
       return js.every((j) => j.metadata!.uid !== late.metadata!.uid || j.metadata!.deletionTimestamp);
     });
     // The Event is written after the delete returns, so it may trail the deletion we just saw.
-    const stray = await eventually('the StrayJobDeleted Event', async () => (await api.events('paused')).find((e) => e.reason === 'StrayJobDeleted'));
+    const stray = await eventually('the StrayJobDeleted Event', async () =>
+      (await api.events('paused')).find((e) => e.reason === 'StrayJobDeleted'),
+    );
     expect(stray.type).toBe('Warning');
 
     // Another stray whose owner-uid label was edited by hand: the controlling
     // owner reference, not the label, ties a Job to its SingletonJob.
     const relabelled = buildJob(reserved, reservation, { suspended: true });
-    relabelled.metadata = { ...relabelled.metadata, name: `${runName}-copy`, labels: { ...relabelled.metadata!.labels, [Keys.ownerUid]: 'edited-by-hand' } };
+    relabelled.metadata = {
+      ...relabelled.metadata,
+      name: `${runName}-copy`,
+      labels: { ...relabelled.metadata!.labels, [Keys.ownerUid]: 'edited-by-hand' },
+    };
     const copy = await api.batch.createNamespacedJob({ namespace: api.ns, body: relabelled });
     await eventually('the relabelled stray Job to be deleted', async () => {
-      const live = await api.batch.readNamespacedJob({ namespace: api.ns, name: copy.metadata!.name! }).catch(() => undefined);
+      const live = await api.batch
+        .readNamespacedJob({ namespace: api.ns, name: copy.metadata!.name! })
+        .catch(() => undefined);
       return !live || live.metadata?.uid !== copy.metadata!.uid || Boolean(live.metadata?.deletionTimestamp);
     });
 
@@ -122,8 +160,20 @@ describe('two controllers acting at once', () => {
     const overlap = await podOverlapMonitor(kc, ns);
     const sjs = await Promise.all([
       api.create(singletonJob('split-a', { schedule: '*/2 * * * * *' })),
-      api.create(singletonJob('split-b', { schedule: '*/2 * * * * *' }, { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '3s' } })),
-      api.create(singletonJob('split-c', { schedule: '*/3 * * * * *', concurrencyPolicy: 'Replace' }, { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '5s' } })),
+      api.create(
+        singletonJob(
+          'split-b',
+          { schedule: '*/2 * * * * *' },
+          { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '3s' } },
+        ),
+      ),
+      api.create(
+        singletonJob(
+          'split-c',
+          { schedule: '*/3 * * * * *', concurrencyPolicy: 'Replace' },
+          { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '5s' } },
+        ),
+      ),
       api.create(singletonJob('split-manual', {})),
     ]);
     // Same term on purpose: only the resourceVersion preconditions and the deterministic names keep them apart.

@@ -3,10 +3,18 @@
 // control plane. Every test here failed on the controller before the fix.
 import * as k8s from '@kubernetes/client-node';
 import { eventually } from '../support/cluster.ts';
-import { Api, controllerTestEnv, fakeLeadership, podOverlapMonitor, requestRun, singletonJob, token } from '../support/singletonjobs.ts';
+import {
+  Api,
+  controllerTestEnv,
+  fakeLeadership,
+  podOverlapMonitor,
+  requestRun,
+  singletonJob,
+  token,
+} from '../support/singletonjobs.ts';
 import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { ActiveRun } from '../../src/api/v1alpha1/singletonjob.ts';
-import { buildJob, Env } from '../../src/controller/jobs.ts';
+import { buildJob, Env } from '../../src/controller/rules/jobs.ts';
 
 const { kc, namespace, controller, onCleanup } = controllerTestEnv();
 const HOLD = 'singleton.dev/test-hold';
@@ -20,7 +28,10 @@ async function podsOf(api: Api, name: string): Promise<k8s.V1Pod[]> {
 }
 
 async function setFinalizers(api: Api, pod: k8s.V1Pod, finalizers: string[]): Promise<void> {
-  await api.core.patchNamespacedPod({ namespace: api.ns, name: pod.metadata!.name!, body: { metadata: { finalizers } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+  await api.core.patchNamespacedPod(
+    { namespace: api.ns, name: pod.metadata!.name!, body: { metadata: { finalizers } } },
+    k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+  );
 }
 
 describe('a run whose Job is deleted and re-created mid-run (item 1)', () => {
@@ -35,16 +46,30 @@ describe('a run whose Job is deleted and re-created mid-run (item 1)', () => {
       return live.status?.activeRun?.jobUID ? live : undefined;
     });
     const run = recorded.status!.activeRun! as ActiveRun;
-    const pod = await eventually('the run Pod', async () => (await podsOf(api, 'rejob')).find((p) => p.status?.phase === 'Running'));
+    const pod = await eventually('the run Pod', async () =>
+      (await podsOf(api, 'rejob')).find((p) => p.status?.phase === 'Running'),
+    );
     // The Pod will terminate slowly (a finalizer stands in for a long grace period).
     await setFinalizers(api, pod, [HOLD]);
     await api.batch.deleteNamespacedJob({ namespace: ns, name: run.name, body: { propagationPolicy: 'Background' } });
-    await eventually('the Job to be gone', async () => !(await api.batch.readNamespacedJob({ namespace: ns, name: run.name }).catch(() => undefined)));
-    await eventually('the Pod to be terminating', async () => Boolean((await api.core.readNamespacedPod({ namespace: ns, name: pod.metadata!.name! })).metadata?.deletionTimestamp));
+    await eventually(
+      'the Job to be gone',
+      async () => !(await api.batch.readNamespacedJob({ namespace: ns, name: run.name }).catch(() => undefined)),
+    );
+    await eventually('the Pod to be terminating', async () =>
+      Boolean(
+        (await api.core.readNamespacedPod({ namespace: ns, name: pod.metadata!.name! })).metadata?.deletionTimestamp,
+      ),
+    );
 
     // A deposed leader's delayed create: same name, same owner, same token, suspended.
-    const duplicate = await api.batch.createNamespacedJob({ namespace: ns, body: buildJob(recorded, run, { suspended: true }) });
-    const event = await eventually('the DuplicateJobDeleted Event', async () => (await api.events('rejob')).find((e) => e.reason === 'DuplicateJobDeleted'));
+    const duplicate = await api.batch.createNamespacedJob({
+      namespace: ns,
+      body: buildJob(recorded, run, { suspended: true }),
+    });
+    const event = await eventually('the DuplicateJobDeleted Event', async () =>
+      (await api.events('rejob')).find((e) => e.reason === 'DuplicateJobDeleted'),
+    );
     expect(event.message).toContain(duplicate.metadata!.uid!);
     await eventually('the duplicate to be gone', async () => {
       const live = await api.batch.readNamespacedJob({ namespace: ns, name: run.name }).catch(() => undefined);
@@ -58,7 +83,9 @@ describe('a run whose Job is deleted and re-created mid-run (item 1)', () => {
     expect(overlap.pods('rejob')).toBe(1);
 
     await setFinalizers(api, pod, []);
-    const finished = await eventually('the run to end', async () => (await api.get('rejob')).status?.recentRuns?.find((r) => r.name === run.name));
+    const finished = await eventually('the run to end', async () =>
+      (await api.get('rejob')).status?.recentRuns?.find((r) => r.name === run.name),
+    );
     expect(finished).toMatchObject({ token: run.token, outcome: 'Deleted' });
     expect(overlap.max('rejob')).toBe(1);
     expect(overlap.pods('rejob')).toBe(1);
@@ -103,7 +130,10 @@ describe('manual request ids (item 2)', () => {
     const slot = Math.ceil((now + 4000) / 10_000) * 10;
     await api.batch.createNamespacedJob({
       namespace: ns,
-      body: { metadata: { name: `squat-${slot}` }, spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'c', image: 'busybox' }] } } } },
+      body: {
+        metadata: { name: `squat-${slot}` },
+        spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'c', image: 'busybox' }] } } },
+      },
     });
     await api.create(singletonJob('squat', { schedule: '*/10 * * * * *' }));
     void (await controller(ns)).lead(fakeLeadership(1000));
@@ -112,13 +142,21 @@ describe('manual request ids (item 2)', () => {
       async () => {
         const s = (await api.get('squat')).status;
         const runs = s?.recentRuns ?? [];
-        return runs.some((r) => r.name === `squat-${slot}` && r.outcome === 'Failed') && runs.some((r) => r.outcome === 'Succeeded' && r.slot && Date.parse(r.slot) / 1000 > slot) && s;
+        return (
+          runs.some((r) => r.name === `squat-${slot}` && r.outcome === 'Failed') &&
+          runs.some((r) => r.outcome === 'Succeeded' && r.slot && Date.parse(r.slot) / 1000 > slot) &&
+          s
+        );
       },
       45_000,
     );
     expect(status.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
-    // Events are written off the critical path (src/controller/events.ts): wait for it.
-    await eventually('the JobNameTaken Event', async () => (await api.events('squat')).some((e) => e.reason === 'JobNameTaken'), 15_000);
+    // Events are written off the critical path (src/controller/cluster/events.ts): wait for it.
+    await eventually(
+      'the JobNameTaken Event',
+      async () => (await api.events('squat')).some((e) => e.reason === 'JobNameTaken'),
+      15_000,
+    );
   });
 });
 
@@ -128,20 +166,38 @@ describe('a SingletonJob deleted and re-created under the same name (item 4)', (
     const overlap = await podOverlapMonitor(kc, ns);
     // A real term: the revision of a Lease write made now, as the elector's acquisition would be.
     const coord = kc.makeApiClient(k8s.CoordinationV1Api);
-    const lease = await coord.createNamespacedLease({ namespace: ns, body: { metadata: { name: 'term' }, spec: { holderIdentity: 'x' } } });
-    const first = await api.create(singletonJob('phoenix', {}, longRun('15s'), { annotations: { [Keys.runNow]: 'r1' } }));
+    const lease = await coord.createNamespacedLease({
+      namespace: ns,
+      body: { metadata: { name: 'term' }, spec: { holderIdentity: 'x' } },
+    });
+    const first = await api.create(
+      singletonJob('phoenix', {}, longRun('15s'), { annotations: { [Keys.runNow]: 'r1' } }),
+    );
     void (await controller(ns)).lead(fakeLeadership(Number(lease.metadata!.resourceVersion)));
     const oldJob = await eventually('the first run', async () => (await api.jobs(first))[0]);
-    await eventually('its Pod running', async () => (await podsOf(api, 'phoenix')).some((p) => p.status?.phase === 'Running'));
+    await eventually('its Pod running', async () =>
+      (await podsOf(api, 'phoenix')).some((p) => p.status?.phase === 'Running'),
+    );
     // The person deletes it leaving its run behind, and applies it again with the same request id.
-    await api.custom.deleteNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: ns, name: 'phoenix', body: { propagationPolicy: 'Orphan' } });
+    await api.custom.deleteNamespacedCustomObject({
+      group: 'singleton.dev',
+      version: 'v1alpha1',
+      plural: 'singletonjobs',
+      namespace: ns,
+      name: 'phoenix',
+      body: { propagationPolicy: 'Orphan' },
+    });
     await eventually('the first object to be gone', async () => !(await api.get('phoenix').catch(() => undefined)));
     const second = await api.create(singletonJob('phoenix', {}, {}, { annotations: { [Keys.runNow]: 'r1' } }));
     expect(second.metadata!.uid).not.toBe(first.metadata!.uid);
     const newJob = await eventually("the re-created object's run", async () => (await api.jobs(second))[0], 45_000);
     // Tokens per namespace/name: above every token of the predecessor.
     expect(token(newJob)).toBeGreaterThan(token(oldJob));
-    await eventually('the new run to finish', async () => (await api.get('phoenix')).status?.recentRuns?.[0]?.outcome === 'Succeeded', 30_000);
+    await eventually(
+      'the new run to finish',
+      async () => (await api.get('phoenix')).status?.recentRuns?.[0]?.outcome === 'Succeeded',
+      30_000,
+    );
     expect(overlap.max('phoenix')).toBe(1);
     overlap.stop();
   });
@@ -153,7 +209,14 @@ describe('retries (item 5)', () => {
     const failing = { labels: { 'pod-container-running-failed.stage.kwok.x-k8s.io': 'true' } };
     const sj = await api.create(singletonJob('retry', { failedJobsHistoryLimit: 5 }, failing));
     await api.custom.patchNamespacedCustomObject(
-      { group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: ns, name: 'retry', body: { spec: { jobTemplate: { spec: { backoffLimit: 2 } } } } },
+      {
+        group: 'singleton.dev',
+        version: 'v1alpha1',
+        plural: 'singletonjobs',
+        namespace: ns,
+        name: 'retry',
+        body: { spec: { jobTemplate: { spec: { backoffLimit: 2 } } } },
+      },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
     );
     void (await controller(ns, { retryBackoffMs: 500 })).lead(fakeLeadership(1000));
@@ -181,7 +244,9 @@ describe('retries (item 5)', () => {
     expect(new Set(podTokens).size).toBe(3);
     const env = pods.map((p) => Object.fromEntries((p.spec!.containers[0]!.env ?? []).map((e) => [e.name, e.value])));
     expect(env.map((e) => e[Env.attempt]).sort()).toEqual(['1', '2', '3']);
-    expect(env.every((e) => e[Env.key] === `${ns}/retry` && e[Env.token] === String(podTokens[env.indexOf(e)]))).toBe(true);
+    expect(env.every((e) => e[Env.key] === `${ns}/retry` && e[Env.token] === String(podTokens[env.indexOf(e)]))).toBe(
+      true,
+    );
     const tokens = jobs.map(token);
     expect(tokens[1]).toBeGreaterThan(tokens[0]!);
     expect(tokens[2]).toBeGreaterThan(tokens[1]!);
@@ -192,7 +257,10 @@ describe('two installations claiming the same objects (item 3)', () => {
   it('exactly one acts while both live; the survivor takes over within about a lease duration, raising its term', async () => {
     const { api, name: ns } = await namespace('twoinst');
     const coord = kc.makeApiClient(k8s.CoordinationV1Api);
-    const leaseBody = (name: string, holder: string) => ({ metadata: { name }, spec: { holderIdentity: holder, leaseDurationSeconds: 3, renewTime: new k8s.V1MicroTime() } });
+    const leaseBody = (name: string, holder: string) => ({
+      metadata: { name },
+      spec: { holderIdentity: holder, leaseDurationSeconds: 3, renewTime: new k8s.V1MicroTime() },
+    });
     // Installation B's Lease first, so A's acquisition is later: A has the higher term.
     const lb = await coord.createNamespacedLease({ namespace: ns, body: leaseBody('inst-b', 'b-0') });
     const la = await coord.createNamespacedLease({ namespace: ns, body: leaseBody('inst-a', 'a-0') });
@@ -203,10 +271,15 @@ describe('two installations claiming the same objects (item 3)', () => {
     const renewing = new Set(['inst-a', 'inst-b']);
     const renewer = setInterval(() => {
       for (const name of renewing) {
-        void coord.patchNamespacedLease({ namespace: ns, name, body: { spec: { renewTime: new k8s.V1MicroTime() } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)).then(
-          (l) => latest.set(name, l.metadata!.resourceVersion!),
-          () => undefined,
-        );
+        void coord
+          .patchNamespacedLease(
+            { namespace: ns, name, body: { spec: { renewTime: new k8s.V1MicroTime() } } },
+            k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+          )
+          .then(
+            (l) => latest.set(name, l.metadata!.resourceVersion!),
+            () => undefined,
+          );
       }
     }, 1000);
     onCleanup(async () => clearInterval(renewer));
@@ -224,7 +297,9 @@ describe('two installations claiming the same objects (item 3)', () => {
     void b.lead(fakeLeadership(termB, 'b-0', () => Number(latest.get('inst-b'))));
 
     // B stands by and says so on the object; every run is A's.
-    const contended = await eventually('the Contended condition', async () => (await api.get('shared')).status?.conditions?.find((c) => c.type === 'Contended' && c.status === 'True'));
+    const contended = await eventually('the Contended condition', async () =>
+      (await api.get('shared')).status?.conditions?.find((c) => c.type === 'Contended' && c.status === 'True'),
+    );
     expect(contended.message).toContain(`${ns}/inst-b`);
     expect(contended.message).toContain(`${ns}/inst-a`);
     await sleep(4000);
@@ -253,9 +328,15 @@ describe('two installations claiming the same objects (item 3)', () => {
     expect(takenOver.leaderTerm).toBeGreaterThan(termA);
     expect(takenOver.contender).toBeUndefined();
     expect(takenOver.conditions?.some((c) => c.type === 'Contended')).toBe(false);
-    const byB = await eventually('a run of B', async () => (await api.jobs(sj)).find((j) => Number(j.metadata!.annotations![Keys.term]) > termA));
+    const byB = await eventually('a run of B', async () =>
+      (await api.jobs(sj)).find((j) => Number(j.metadata!.annotations![Keys.term]) > termA),
+    );
     expect(token(byB)).toBeGreaterThan(Math.max(...jobsWhileBoth.map(token)));
-    await eventually('the TakenOver Event', async () => (await api.events('shared')).some((e) => e.reason === 'TakenOver'), 15_000);
+    await eventually(
+      'the TakenOver Event',
+      async () => (await api.events('shared')).some((e) => e.reason === 'TakenOver'),
+      15_000,
+    );
     await api.patch('shared', { spec: { suspend: true } });
   });
 });

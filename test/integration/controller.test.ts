@@ -3,7 +3,16 @@
 // pruning and bad objects. Schedules use the optional seconds field to keep
 // the tests short. Assertions are on cluster state, not on call sequences.
 import { testCluster, withNamespace, eventually } from '../support/cluster.ts';
-import { Api, fakeLeadership, installCrd, isComplete, podOverlapMonitor, singletonJob, startController, token } from '../support/singletonjobs.ts';
+import {
+  Api,
+  fakeLeadership,
+  installCrd,
+  isComplete,
+  podOverlapMonitor,
+  singletonJob,
+  startController,
+  token,
+} from '../support/singletonjobs.ts';
 import type { RunningController, FakeLeadership } from '../support/singletonjobs.ts';
 import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
 import { RunEnv } from '../../src/controller/index.ts';
@@ -55,7 +64,12 @@ describe('scheduled runs', () => {
     const job = jobs[0]!;
     expect(job.spec).toMatchObject({ parallelism: 1, completions: 1, podReplacementPolicy: 'Failed', backoffLimit: 0 });
     expect(job.metadata!.name).toBe(`every2s-${Date.parse(job.metadata!.annotations![Keys.slot]!) / 1000}`);
-    expect(job.metadata!.ownerReferences![0]).toMatchObject({ kind: 'SingletonJob', name: 'every2s', uid: sj.metadata!.uid, controller: true });
+    expect(job.metadata!.ownerReferences![0]).toMatchObject({
+      kind: 'SingletonJob',
+      name: 'every2s',
+      uid: sj.metadata!.uid,
+      controller: true,
+    });
     const pod = job.spec!.template;
     expect(pod.metadata!.annotations![Keys.token]).toBe(String(token(job)));
     const env = Object.fromEntries((pod.spec!.containers[0]!.env ?? []).map((e) => [e.name, e.value]));
@@ -69,12 +83,15 @@ describe('scheduled runs', () => {
     expect(status.currentToken).toBeGreaterThanOrEqual(tokens[tokens.length - 1]!);
     expect(status.leaderTerm).toBe(TERM);
     expect(status.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'Scheduled' });
-    // Events are written off the critical path (src/controller/events.ts): wait for them.
+    // Events are written off the critical path (src/controller/cluster/events.ts): wait for them.
     await eventually(
       'the RunStarted and RunFinished Events',
       async () => {
         const events = await api.events('every2s');
-        return events.some((e) => e.reason === 'RunStarted' && e.message?.includes(`fencing token ${tokens[0]}`)) && events.some((e) => e.reason === 'RunFinished' && e.message?.includes('succeeded'));
+        return (
+          events.some((e) => e.reason === 'RunStarted' && e.message?.includes(`fencing token ${tokens[0]}`)) &&
+          events.some((e) => e.reason === 'RunFinished' && e.message?.includes('succeeded'))
+        );
       },
       15_000,
     );
@@ -83,7 +100,9 @@ describe('scheduled runs', () => {
   });
 
   it('Forbid holds the slot while a run is in flight; held slots past their deadline are skipped', async () => {
-    const sj = await api.create(singletonJob('forbid', { schedule: '*/2 * * * * *', startingDeadlineSeconds: 1 }, inFlight('6s')));
+    const sj = await api.create(
+      singletonJob('forbid', { schedule: '*/2 * * * * *', startingDeadlineSeconds: 1 }, inFlight('6s')),
+    );
     const first = await eventually('the first run', async () => (await api.jobs(sj))[0]);
     await sleep(4500);
     expect((await api.jobs(sj)).map((j) => j.metadata!.name)).toEqual([first.metadata!.name]);
@@ -113,7 +132,9 @@ describe('scheduled runs', () => {
   });
 
   it('Replace deletes the running Job and starts the next run only once its Pods are gone', async () => {
-    const sj = await api.create(singletonJob('replace', { schedule: '*/3 * * * * *', concurrencyPolicy: 'Replace' }, inFlight('60s')));
+    const sj = await api.create(
+      singletonJob('replace', { schedule: '*/3 * * * * *', concurrencyPolicy: 'Replace' }, inFlight('60s')),
+    );
     await eventually(
       'three runs',
       async () => {
@@ -125,7 +146,11 @@ describe('scheduled runs', () => {
     await eventually('the third run to have its Pod', async () => overlap.pods('replace') >= 3);
     await api.patch('replace', { spec: { suspend: true } });
     expect(overlap.max('replace')).toBe(1);
-    await eventually('the RunReplacing Event', async () => (await api.events('replace')).some((e) => e.reason === 'RunReplacing'), 15_000);
+    await eventually(
+      'the RunReplacing Event',
+      async () => (await api.events('replace')).some((e) => e.reason === 'RunReplacing'),
+      15_000,
+    );
     const jobs = await api.jobs(sj);
     expect(jobs.filter((j) => !j.metadata?.deletionTimestamp).length).toBeLessThanOrEqual(1);
   });
@@ -144,14 +169,21 @@ describe('manual runs, suspend, history', () => {
     expect(r2.metadata!.annotations![Keys.requestId]).toBe('r2');
     expect(token(r2)).toBeGreaterThan(token(r1));
     const status = (await api.get('manual')).status!;
-    expect(status.recentRuns?.[0]).toMatchObject({ name: r1.metadata!.name, kind: 'Manual', requestId: 'r1', outcome: 'Succeeded' });
+    expect(status.recentRuns?.[0]).toMatchObject({
+      name: r1.metadata!.name,
+      kind: 'Manual',
+      requestId: 'r1',
+      outcome: 'Succeeded',
+    });
     expect(status.lastManualRequestId).toBe('r2');
     expect(overlap.max('manual')).toBe(1);
   });
 
   it('suspend stops scheduled runs; resuming runs the latest slot once', async () => {
     const sj = await api.create(singletonJob('suspended', { schedule: '* * * * * *', suspend: true }));
-    await eventually('Ready=True Suspended', async () => (await api.get('suspended')).status?.conditions?.find((c) => c.reason === 'Suspended'));
+    await eventually('Ready=True Suspended', async () =>
+      (await api.get('suspended')).status?.conditions?.find((c) => c.reason === 'Suspended'),
+    );
     await sleep(3000);
     expect(await api.jobs(sj)).toHaveLength(0);
     await api.patch('suspended', { spec: { suspend: false, startingDeadlineSeconds: 30 } });
@@ -162,9 +194,15 @@ describe('manual runs, suspend, history', () => {
   });
 
   it('history limits prune finished Jobs, never the active one', async () => {
-    const sj = await api.create(singletonJob('pruned', { schedule: '*/2 * * * * *', successfulJobsHistoryLimit: 1, failedJobsHistoryLimit: 1 }));
+    const sj = await api.create(
+      singletonJob('pruned', { schedule: '*/2 * * * * *', successfulJobsHistoryLimit: 1, failedJobsHistoryLimit: 1 }),
+    );
     const failing = await api.create(
-      singletonJob('failing', { schedule: '*/2 * * * * *', successfulJobsHistoryLimit: 1, failedJobsHistoryLimit: 1 }, { labels: { 'pod-container-running-failed.stage.kwok.x-k8s.io': 'true' } }),
+      singletonJob(
+        'failing',
+        { schedule: '*/2 * * * * *', successfulJobsHistoryLimit: 1, failedJobsHistoryLimit: 1 },
+        { labels: { 'pod-container-running-failed.stage.kwok.x-k8s.io': 'true' } },
+      ),
     );
     await eventually(
       'four finished runs of each',
@@ -205,10 +243,16 @@ describe('bad objects', () => {
     expect(ready[0]!.message).toContain('"61 * * * *" is not a valid cron expression');
     expect(ready[1]).toMatchObject({ reason: 'InvalidTimeZone' });
     expect(ready[1]!.message).toContain('Mars/Olympus');
-    await eventually('the InvalidTimeZone Event', async () => (await api.events('bad-zone')).some((e) => e.reason === 'InvalidTimeZone' && e.type === 'Warning'), 15_000);
+    await eventually(
+      'the InvalidTimeZone Event',
+      async () => (await api.events('bad-zone')).some((e) => e.reason === 'InvalidTimeZone' && e.type === 'Warning'),
+      15_000,
+    );
     await api.patch('still-good', { metadata: { annotations: { [Keys.runNow]: 'go' } } });
     await eventually('the good one to run', async () => (await api.jobs(good)).some(isComplete));
     await api.patch('bad-zone', { spec: { timeZone: 'Europe/Berlin' } });
-    await eventually('Ready=True once fixed', async () => (await api.get('bad-zone')).status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True'));
+    await eventually('Ready=True once fixed', async () =>
+      (await api.get('bad-zone')).status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True'),
+    );
   });
 });

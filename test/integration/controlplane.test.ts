@@ -21,7 +21,11 @@ afterAll(async () => {
 });
 
 function kubectl(args: string[], kubeconfig = cluster.kubeconfig, input?: string): string {
-  return execFileSync('kubectl', ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+  return execFileSync('kubectl', ['--kubeconfig', kubeconfig, ...args], {
+    encoding: 'utf8',
+    input,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
 }
 
 describe('the API server', () => {
@@ -58,7 +62,9 @@ describe('the API server', () => {
                       type: 'object',
                       required: ['count'],
                       properties: { count: { type: 'integer', minimum: 0 } },
-                      x_kubernetes_validations: [{ rule: 'self.count >= oldSelf.count', message: 'count may not decrease' }],
+                      x_kubernetes_validations: [
+                        { rule: 'self.count >= oldSelf.count', message: 'count may not decrease' },
+                      ],
                     },
                   },
                 },
@@ -75,18 +81,37 @@ describe('the API server', () => {
       await custom.createNamespacedCustomObject({ group, version: 'v1', namespace: ns.name, plural, body });
       return true;
     });
-    const current = (await custom.getNamespacedCustomObject({ group, version: 'v1', namespace: ns.name, plural, name: 'c1' })) as {
+    const current = (await custom.getNamespacedCustomObject({
+      group,
+      version: 'v1',
+      namespace: ns.name,
+      plural,
+      name: 'c1',
+    })) as {
       metadata: { resourceVersion: string };
     };
-    const lower = { ...body, metadata: { name: 'c1', resourceVersion: current.metadata.resourceVersion }, spec: { count: 3 } };
-    const err = await custom.replaceNamespacedCustomObject({ group, version: 'v1', namespace: ns.name, plural, name: 'c1', body: lower }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const lower = {
+      ...body,
+      metadata: { name: 'c1', resourceVersion: current.metadata.resourceVersion },
+      spec: { count: 3 },
+    };
+    const err = await custom
+      .replaceNamespacedCustomObject({ group, version: 'v1', namespace: ns.name, plural, name: 'c1', body: lower })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(statusCode(err)).toBe(422);
     expect(apiMessage(err)).toContain('count may not decrease');
     const higher = { ...lower, spec: { count: 9 } };
-    const updated = (await custom.replaceNamespacedCustomObject({ group, version: 'v1', namespace: ns.name, plural, name: 'c1', body: higher })) as {
+    const updated = (await custom.replaceNamespacedCustomObject({
+      group,
+      version: 'v1',
+      namespace: ns.name,
+      plural,
+      name: 'c1',
+      body: higher,
+    })) as {
       spec: { count: number };
     };
     expect(updated.spec.count).toBe(9);
@@ -103,7 +128,9 @@ describe('workloads', () => {
         metadata: { name: 'hello' },
         spec: {
           backoffLimit: 0,
-          template: { spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox', command: ['true'] }] } },
+          template: {
+            spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox', command: ['true'] }] },
+          },
         },
       },
     });
@@ -139,15 +166,29 @@ describe('identities', () => {
     const other = new k8s.KubeConfig();
     other.loadFromFile(local.kubeconfigFor(user));
     const created = await eventually('the RoleBinding to take effect', () =>
-      other.makeApiClient(k8s.CoreV1Api).createNamespacedConfigMap({ namespace: ns.name, body: { metadata: { name: 'written-by-auditor' }, data: { a: 'b' } } }),
+      other.makeApiClient(k8s.CoreV1Api).createNamespacedConfigMap({
+        namespace: ns.name,
+        body: { metadata: { name: 'written-by-auditor' }, data: { a: 'b' } },
+      }),
     );
     expect(created.metadata?.name).toBe('written-by-auditor');
     const entry = await eventually('the audit entry', async () =>
       readFileSync(local.state.auditLog, 'utf8')
         .split('\n')
         .filter(Boolean)
-        .map((l) => JSON.parse(l) as { verb: string; user: { username: string }; objectRef?: { name?: string; namespace?: string; resource?: string }; responseStatus?: { code: number } })
-        .find((e) => e.verb === 'create' && e.objectRef?.resource === 'configmaps' && e.objectRef.name === 'written-by-auditor'),
+        .map(
+          (l) =>
+            JSON.parse(l) as {
+              verb: string;
+              user: { username: string };
+              objectRef?: { name?: string; namespace?: string; resource?: string };
+              responseStatus?: { code: number };
+            },
+        )
+        .find(
+          (e) =>
+            e.verb === 'create' && e.objectRef?.resource === 'configmaps' && e.objectRef.name === 'written-by-auditor',
+        ),
     );
     expect(entry.user.username).toBe(user);
     expect(entry.objectRef?.namespace).toBe(ns.name);
@@ -159,7 +200,10 @@ describe('identities', () => {
     await core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: 'reader' } } });
     await rbac.createNamespacedRole({
       namespace: ns.name,
-      body: { metadata: { name: 'configmap-reader' }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list'] }] },
+      body: {
+        metadata: { name: 'configmap-reader' },
+        rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list'] }],
+      },
     });
     await rbac.createNamespacedRoleBinding({
       namespace: ns.name,
@@ -187,12 +231,16 @@ describe('identities', () => {
     const review = await saConfig.makeApiClient(k8s.AuthenticationV1Api).createSelfSubjectReview({ body: {} });
     expect(review.status?.userInfo?.username).toBe(`system:serviceaccount:${ns.name}:reader`);
     const saCore = saConfig.makeApiClient(k8s.CoreV1Api);
-    const list = await eventually('the Role to take effect', () => saCore.listNamespacedConfigMap({ namespace: ns.name }));
-    expect(Array.isArray(list.items)).toBe(true);
-    const denied = await saCore.createNamespacedConfigMap({ namespace: ns.name, body: { metadata: { name: 'not-allowed' } } }).then(
-      () => undefined,
-      (e: unknown) => e,
+    const list = await eventually('the Role to take effect', () =>
+      saCore.listNamespacedConfigMap({ namespace: ns.name }),
     );
+    expect(Array.isArray(list.items)).toBe(true);
+    const denied = await saCore
+      .createNamespacedConfigMap({ namespace: ns.name, body: { metadata: { name: 'not-allowed' } } })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(statusCode(denied)).toBe(403);
     const secrets = await saCore.listNamespacedSecret({ namespace: ns.name }).then(
       () => undefined,

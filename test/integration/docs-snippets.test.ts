@@ -25,7 +25,10 @@ interface Exit {
 /** Runs `script` in bash, feeding `input` on stdin; stdout and stderr interleaved. */
 function bash(script: string, input: string | undefined, kubeconfig: string, timeoutMs: number): Promise<Exit> {
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-c', `set -euo pipefail\n${script}`], { env: { ...process.env, KUBECONFIG: kubeconfig }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('bash', ['-c', `set -euo pipefail\n${script}`], {
+      env: { ...process.env, KUBECONFIG: kubeconfig },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -64,7 +67,12 @@ describe('the runnable blocks of docs/', () => {
         for (const block of runnableBlocks(read(page))) {
           const [command, input] = block.lang === 'yaml' ? ['kubectl apply -f -', block.body] : [block.body, undefined];
           const run = await bash(command, input, kubeconfig, 150_000);
-          expect({ block: `${page}:${block.line}`, status: run.status, signal: run.signal, output: run.output }).toEqual({
+          expect({
+            block: `${page}:${block.line}`,
+            status: run.status,
+            signal: run.signal,
+            output: run.output,
+          }).toEqual({
             block: `${page}:${block.line}`,
             status: 0,
             signal: null,

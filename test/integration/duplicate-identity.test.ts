@@ -6,7 +6,14 @@
 import * as k8s from '@kubernetes/client-node';
 import pino from 'pino';
 import { loadConfig, type OperatorConfig } from '../../src/config/config.ts';
-import { KubernetesLeaseLock, LeaderElector, formatMicroTime, realClock, type Clock, type LeaseLock } from '../../src/election/index.ts';
+import {
+  KubernetesLeaseLock,
+  LeaderElector,
+  formatMicroTime,
+  realClock,
+  type Clock,
+  type LeaseLock,
+} from '../../src/election/index.ts';
 import { runOperator, type GuardedController } from '../../src/operator/run.ts';
 import { eventually, itLocal, testCluster, withNamespace } from '../support/cluster.ts';
 
@@ -67,14 +74,20 @@ function config(lease: string): OperatorConfig {
 
 function replica(name: string, lease: string, timeline: Timeline): Replica {
   const logs: Replica['logs'] = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Replica['logs'][number]) });
+  const logger = pino(
+    { level: 'info' },
+    { write: (line: string) => void logs.push(JSON.parse(line) as Replica['logs'][number]) },
+  );
   const controller: GuardedController = {
-    startCaches: (signal) => new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true })),
+    startCaches: (signal) =>
+      new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true })),
     hasSynced: () => true,
     lead: async (leadership) => {
       timeline.enter(name);
       try {
-        await new Promise<void>((resolve) => leadership.signal.addEventListener('abort', () => resolve(), { once: true }));
+        await new Promise<void>((resolve) =>
+          leadership.signal.addEventListener('abort', () => resolve(), { once: true }),
+        );
       } finally {
         timeline.exit(name);
       }
@@ -83,7 +96,14 @@ function replica(name: string, lease: string, timeline: Timeline): Replica {
   const shutdown = new AbortController();
   let listening!: (port: number) => void;
   const port = new Promise<number>((resolve) => (listening = resolve));
-  const exited = runOperator({ config: config(lease), createController: () => controller, signal: shutdown.signal, version: 'test', logger, onListening: listening });
+  const exited = runOperator({
+    config: config(lease),
+    createController: () => controller,
+    signal: shutdown.signal,
+    version: 'test',
+    logger,
+    onListening: listening,
+  });
   const r: Replica = {
     name,
     logs,
@@ -102,7 +122,8 @@ function replica(name: string, lease: string, timeline: Timeline): Replica {
   return r;
 }
 
-const conflictErrors = (r: Replica) => r.logs.filter((l) => l.level === 50 && l.msg.includes(`"${IDENTITY}"`) && l.msg.includes('same --identity'));
+const conflictErrors = (r: Replica) =>
+  r.logs.filter((l) => l.level === 50 && l.msg.includes(`"${IDENTITY}"`) && l.msg.includes('same --identity'));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function readLease(name: string): Promise<k8s.V1Lease | undefined> {
@@ -141,7 +162,11 @@ describe('two replicas configured with the same --identity', () => {
       expect(readyB.body).toContain('[-]leader-election failed');
       expect(readyB.body).toContain(IDENTITY);
       expect((await a.get('/readyz')).status).toBe(200);
-      const conflicts = Number(/leader_election_identity_conflicts_total\{name="dup-standby"\} (\d+)/.exec((await b.get('/metrics')).body)?.[1]);
+      const conflicts = Number(
+        /leader_election_identity_conflicts_total\{name="dup-standby"\} (\d+)/.exec(
+          (await b.get('/metrics')).body,
+        )?.[1],
+      );
       // a renews every second: each renew b saw is counted.
       expect(conflicts).toBeGreaterThanOrEqual(2 * (LEASE_MS / RETRY_MS));
 
@@ -169,7 +194,13 @@ describe('two replicas configured with the same --identity', () => {
       const write = async () => {
         for (let attempt = 0; attempt < 10; attempt++) {
           const lease = (await readLease('dup-leader'))!;
-          lease.spec = { ...lease.spec, holderIdentity: IDENTITY, acquireTime: foreignAcquire as never, renewTime: formatMicroTime(Date.now()) as never, leaseDurationSeconds: LEASE_MS / 1000 };
+          lease.spec = {
+            ...lease.spec,
+            holderIdentity: IDENTITY,
+            acquireTime: foreignAcquire as never,
+            renewTime: formatMicroTime(Date.now()) as never,
+            leaseDurationSeconds: LEASE_MS / 1000,
+          };
           try {
             return await coordination.replaceNamespacedLease({ name: 'dup-leader', namespace: ns.name, body: lease });
           } catch {
@@ -212,86 +243,103 @@ describe('two replicas configured with the same --identity', () => {
 // record for its own, took the Lease over at once and wrote the same acquireTime again, so neither
 // saw a conflict and both ran guarded work for good.
 describe('two electors with one --identity racing for a released Lease in the same millisecond', () => {
-  itLocal('one leads; the loser does not take the winner’s record for its own: it never leads while the winner renews, logs one error naming the identity, and is not ready', async () => {
-    const lease = 'dup-race';
-    await coordination.createNamespacedLease({ namespace: ns.name, body: { metadata: { name: lease }, spec: { holderIdentity: '', leaseDurationSeconds: 1, leaseTransitions: 0 } } });
-    // Wall clock stopped at one millisecond until shortly after the first leader started (renews after that are real).
-    let frozen: number | undefined = Date.now();
-    const clock: Clock = { ...realClock, wallNow: () => frozen ?? Date.now() };
-    let arrived = 0;
-    let release!: () => void;
-    const bothReady = new Promise<void>((resolve) => (release = resolve));
-    const timeline = new Timeline();
-    const electors = ['a', 'b'].map((name) => {
-      const logs: Array<{ level: number; msg: string }> = [];
-      const real = new KubernetesLeaseLock({ kubeConfig: kc, namespace: ns.name, name: lease, requestTimeoutMs: 2000 });
-      let first = true;
-      const lock: LeaseLock = {
-        describe: () => real.describe(),
-        list: () => real.list(),
-        get: () => real.get(),
-        create: (record) => real.create(record),
-        watch: (rv, onEvent, onClose) => real.watch(rv, onEvent, onClose),
-        update: async (record, base) => {
-          if (first) {
-            first = false;
-            if (++arrived === 2) release();
-            await bothReady;
-          }
-          return real.update(record, base);
-        },
-      };
-      const elector = new LeaderElector(
-        {
+  itLocal(
+    'one leads; the loser does not take the winner’s record for its own: it never leads while the winner renews, logs one error naming the identity, and is not ready',
+    async () => {
+      const lease = 'dup-race';
+      await coordination.createNamespacedLease({
+        namespace: ns.name,
+        body: { metadata: { name: lease }, spec: { holderIdentity: '', leaseDurationSeconds: 1, leaseTransitions: 0 } },
+      });
+      // Wall clock stopped at one millisecond until shortly after the first leader started (renews after that are real).
+      let frozen: number | undefined = Date.now();
+      const clock: Clock = { ...realClock, wallNow: () => frozen ?? Date.now() };
+      let arrived = 0;
+      let release!: () => void;
+      const bothReady = new Promise<void>((resolve) => (release = resolve));
+      const timeline = new Timeline();
+      const electors = ['a', 'b'].map((name) => {
+        const logs: Array<{ level: number; msg: string }> = [];
+        const real = new KubernetesLeaseLock({
           kubeConfig: kc,
           namespace: ns.name,
           name: lease,
-          identity: IDENTITY,
-          leaseDurationMs: LEASE_MS,
-          renewDeadlineMs: 3000,
-          retryPeriodMs: RETRY_MS,
-          clock,
-          lock,
-          logger: pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as (typeof logs)[number]) }),
-        },
-        {
-          onStartedLeading: async (leadership) => {
-            timeline.enter(name);
-            setTimeout(() => (frozen = undefined), 500);
-            try {
-              await new Promise<void>((resolve) => leadership.signal.addEventListener('abort', () => resolve(), { once: true }));
-            } finally {
-              timeline.exit(name);
+          requestTimeoutMs: 2000,
+        });
+        let first = true;
+        const lock: LeaseLock = {
+          describe: () => real.describe(),
+          list: () => real.list(),
+          get: () => real.get(),
+          create: (record) => real.create(record),
+          watch: (rv, onEvent, onClose) => real.watch(rv, onEvent, onClose),
+          update: async (record, base) => {
+            if (first) {
+              first = false;
+              if (++arrived === 2) release();
+              await bothReady;
             }
+            return real.update(record, base);
           },
-        },
-      );
-      const shutdown = new AbortController();
-      return { name, elector, logs, shutdown, done: elector.run(shutdown.signal) };
-    });
-    try {
-      await eventually('a leader', async () => timeline.active.size > 0, 15_000, 20);
-      expect(arrived).toBe(2);
-      await sleep(3 * LEASE_MS);
+        };
+        const elector = new LeaderElector(
+          {
+            kubeConfig: kc,
+            namespace: ns.name,
+            name: lease,
+            identity: IDENTITY,
+            leaseDurationMs: LEASE_MS,
+            renewDeadlineMs: 3000,
+            retryPeriodMs: RETRY_MS,
+            clock,
+            lock,
+            logger: pino(
+              { level: 'debug' },
+              { write: (line: string) => void logs.push(JSON.parse(line) as (typeof logs)[number]) },
+            ),
+          },
+          {
+            onStartedLeading: async (leadership) => {
+              timeline.enter(name);
+              setTimeout(() => (frozen = undefined), 500);
+              try {
+                await new Promise<void>((resolve) =>
+                  leadership.signal.addEventListener('abort', () => resolve(), { once: true }),
+                );
+              } finally {
+                timeline.exit(name);
+              }
+            },
+          },
+        );
+        const shutdown = new AbortController();
+        return { name, elector, logs, shutdown, done: elector.run(shutdown.signal) };
+      });
+      try {
+        await eventually('a leader', async () => timeline.active.size > 0, 15_000, 20);
+        expect(arrived).toBe(2);
+        await sleep(3 * LEASE_MS);
 
-      expect(timeline.maxConcurrent).toBe(1);
-      expect(timeline.entries).toHaveLength(1);
-      const winner = electors.find((e) => e.name === timeline.entries[0]!.who)!;
-      const loser = electors.find((e) => e !== winner)!;
-      // The race was real: both sent from the same resourceVersion, the API server refused one.
-      expect(loser.logs.some((l) => l.msg === 'Lost the race for the Lease')).toBe(true);
-      const conflicts = (e: (typeof electors)[number]) => e.logs.filter((l) => l.level === 50 && l.msg.includes(`"${IDENTITY}"`) && l.msg.includes('same --identity'));
-      expect(conflicts(loser)).toHaveLength(1);
-      expect(conflicts(winner)).toHaveLength(0);
-      expect(loser.elector.ready()).toEqual({ ok: false, reason: expect.stringContaining(IDENTITY) });
-      expect(winner.elector.ready().ok).toBe(true);
-      expect(winner.elector.isLeader()).toBe(true);
-      // The Lease carries the winner's acquisition, with its nonce in the microseconds.
-      const acquireTime = String((await readLease(lease))?.spec?.acquireTime as unknown);
-      expect(acquireTime).toMatch(/\.\d{3}(?!000)\d{3}Z$/);
-    } finally {
-      for (const e of electors) e.shutdown.abort();
-      await Promise.all(electors.map((e) => e.done));
-    }
-  });
+        expect(timeline.maxConcurrent).toBe(1);
+        expect(timeline.entries).toHaveLength(1);
+        const winner = electors.find((e) => e.name === timeline.entries[0]!.who)!;
+        const loser = electors.find((e) => e !== winner)!;
+        // The race was real: both sent from the same resourceVersion, the API server refused one.
+        expect(loser.logs.some((l) => l.msg === 'Lost the race for the Lease')).toBe(true);
+        const conflicts = (e: (typeof electors)[number]) =>
+          e.logs.filter((l) => l.level === 50 && l.msg.includes(`"${IDENTITY}"`) && l.msg.includes('same --identity'));
+        expect(conflicts(loser)).toHaveLength(1);
+        expect(conflicts(winner)).toHaveLength(0);
+        expect(loser.elector.ready()).toEqual({ ok: false, reason: expect.stringContaining(IDENTITY) });
+        expect(winner.elector.ready().ok).toBe(true);
+        expect(winner.elector.isLeader()).toBe(true);
+        // The Lease carries the winner's acquisition, with its nonce in the microseconds.
+        const acquireTime = String((await readLease(lease))?.spec?.acquireTime as unknown);
+        expect(acquireTime).toMatch(/\.\d{3}(?!000)\d{3}Z$/);
+      } finally {
+        for (const e of electors) e.shutdown.abort();
+        await Promise.all(electors.map((e) => e.done));
+      }
+    },
+  );
 });

@@ -24,7 +24,11 @@ beforeAll(async () => {
   ns = await withNamespace(kc, 'lease-events');
   const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
   // What the chart's leader-election Role grants (events included), and the same without events.
-  const leases: k8s.V1PolicyRule = { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'watch', 'create', 'update'] };
+  const leases: k8s.V1PolicyRule = {
+    apiGroups: ['coordination.k8s.io'],
+    resources: ['leases'],
+    verbs: ['get', 'list', 'watch', 'create', 'update'],
+  };
   const roles: [string, k8s.V1PolicyRule[]][] = [
     ['with-events', [leases, { apiGroups: [''], resources: ['events'], verbs: ['create'] }]],
     ['without-events', [leases]],
@@ -53,8 +57,22 @@ function elector(identity: string, lease: string, group: string) {
   const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
   let leading = 0;
   const e = new LeaderElector(
-    { kubeConfig: userKc, namespace: ns.name, name: lease, identity, leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 1000, logger },
-    { onStartedLeading: (l) => new Promise<void>((resolve) => l.signal.addEventListener('abort', () => resolve(), { once: true })).finally(() => void leading++) },
+    {
+      kubeConfig: userKc,
+      namespace: ns.name,
+      name: lease,
+      identity,
+      leaseDurationMs: 4000,
+      renewDeadlineMs: 3000,
+      retryPeriodMs: 1000,
+      logger,
+    },
+    {
+      onStartedLeading: (l) =>
+        new Promise<void>((resolve) => l.signal.addEventListener('abort', () => resolve(), { once: true })).finally(
+          () => void leading++,
+        ),
+    },
   );
   const stop = new AbortController();
   const done = e.run(stop.signal);
@@ -70,7 +88,10 @@ function elector(identity: string, lease: string, group: string) {
 }
 
 async function leaseEvents(lease: string): Promise<k8s.CoreV1Event[]> {
-  const list = await core.listNamespacedEvent({ namespace: ns.name, fieldSelector: `involvedObject.kind=Lease,involvedObject.name=${lease}` });
+  const list = await core.listNamespacedEvent({
+    namespace: ns.name,
+    fieldSelector: `involvedObject.kind=Lease,involvedObject.name=${lease}`,
+  });
   return list.items;
 }
 
@@ -89,14 +110,24 @@ describe('the LeaderElection Event on the Lease', () => {
         type: 'Normal',
         reason: 'LeaderElection',
         message: 'replica-a became leader',
-        involvedObject: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', name: 'events-a', namespace: ns.name, uid: lease.metadata!.uid },
+        involvedObject: {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          name: 'events-a',
+          namespace: ns.name,
+          uid: lease.metadata!.uid,
+        },
         source: { component: 'singleton-operator' },
         reportingComponent: 'singleton-operator',
         reportingInstance: 'replica-a',
       });
       const started = a.logs.find((l) => l.msg === 'Started leading');
       // The term is the resourceVersion of the write that made it leader, the one the Event names.
-      expect(started).toMatchObject({ identity: 'replica-a', lease: `${ns.name}/events-a`, term: Number(events[0]!.involvedObject.resourceVersion) });
+      expect(started).toMatchObject({
+        identity: 'replica-a',
+        lease: `${ns.name}/events-a`,
+        term: Number(events[0]!.involvedObject.resourceVersion),
+      });
       // Renews record nothing more.
       await new Promise((r) => setTimeout(r, 2500));
       expect(await leaseEvents('events-a')).toHaveLength(1);
@@ -105,23 +136,30 @@ describe('the LeaderElection Event on the Lease', () => {
     }
   });
 
-  itLocal('never stands in the way: without RBAC for Events a replica leads, and logs the 403 once with its reason', async () => {
-    const b = elector('replica-b', 'events-b', 'electors-without-events');
-    try {
-      await eventually('replica-b to lead', async () => b.elector.isLeader());
-      const lease = await coordination.readNamespacedLease({ namespace: ns.name, name: 'events-b' });
-      expect(lease.spec?.holderIdentity).toBe('replica-b');
-      const warning = await eventually('the warning', async () => b.logs.find((l) => /LeaderElection Event/.test(l.msg)));
-      expect(warning.level).toBe(40);
-      expect(warning.err).toBe(`HTTP 403 Forbidden: events is forbidden: User "${ns.name}-replica-b" cannot create resource "events" in API group "" in the namespace "${ns.name}"`);
-      // Still leading, renewing, and not failing the Event again and again in the log.
-      await new Promise((r) => setTimeout(r, 3000));
-      expect(b.elector.isLeader()).toBe(true);
-      expect(b.stopped()).toBe(0);
-      expect(b.logs.filter((l) => /LeaderElection Event/.test(l.msg))).toHaveLength(1);
-      expect(await leaseEvents('events-b')).toEqual([]);
-    } finally {
-      await b.stop();
-    }
-  });
+  itLocal(
+    'never stands in the way: without RBAC for Events a replica leads, and logs the 403 once with its reason',
+    async () => {
+      const b = elector('replica-b', 'events-b', 'electors-without-events');
+      try {
+        await eventually('replica-b to lead', async () => b.elector.isLeader());
+        const lease = await coordination.readNamespacedLease({ namespace: ns.name, name: 'events-b' });
+        expect(lease.spec?.holderIdentity).toBe('replica-b');
+        const warning = await eventually('the warning', async () =>
+          b.logs.find((l) => /LeaderElection Event/.test(l.msg)),
+        );
+        expect(warning.level).toBe(40);
+        expect(warning.err).toBe(
+          `HTTP 403 Forbidden: events is forbidden: User "${ns.name}-replica-b" cannot create resource "events" in API group "" in the namespace "${ns.name}"`,
+        );
+        // Still leading, renewing, and not failing the Event again and again in the log.
+        await new Promise((r) => setTimeout(r, 3000));
+        expect(b.elector.isLeader()).toBe(true);
+        expect(b.stopped()).toBe(0);
+        expect(b.logs.filter((l) => /LeaderElection Event/.test(l.msg))).toHaveLength(1);
+        expect(await leaseEvents('events-b')).toEqual([]);
+      } finally {
+        await b.stop();
+      }
+    },
+  );
 });

@@ -75,7 +75,8 @@ class Elector {
     for (;;) {
       const found = this.events.slice(from).find(match);
       if (found) return found;
-      if (Date.now() > deadline) throw new Error(`${this.name}: no ${what} within ${timeoutMs} ms; events: ${JSON.stringify(this.events)}`);
+      if (Date.now() > deadline)
+        throw new Error(`${this.name}: no ${what} within ${timeoutMs} ms; events: ${JSON.stringify(this.events)}`);
       await sleep(20);
     }
   }
@@ -96,9 +97,15 @@ async function leaseVersion(): Promise<bigint> {
 /** Some unrelated writes, so the cluster's revision moves on by `n`. */
 async function churn(n: number): Promise<void> {
   const name = 'churn';
-  await core.createNamespacedConfigMap({ namespace: NAMESPACE, body: { metadata: { name }, data: { i: '0' } } }).catch(() => undefined);
+  await core
+    .createNamespacedConfigMap({ namespace: NAMESPACE, body: { metadata: { name }, data: { i: '0' } } })
+    .catch(() => undefined);
   for (let i = 1; i <= n; i++) {
-    await core.patchNamespacedConfigMap({ namespace: NAMESPACE, name, body: [{ op: 'replace', path: '/data', value: { i: String(i) } }] });
+    await core.patchNamespacedConfigMap({
+      namespace: NAMESPACE,
+      name,
+      body: [{ op: 'replace', path: '/data', value: { i: String(i) } }],
+    });
   }
 }
 
@@ -144,13 +151,22 @@ describe('after an etcd restore without --bump-revision', () => {
       expect(await leaseVersion()).toBeLessThan(newest);
       // Revisions move on after the restore, so the new term is well above the restored one...
       await churn(150);
-      const takeover = await standby.waitFor('the standby to lead after the restore', started, LEASE_MS + 20_000, from1);
+      const takeover = await standby.waitFor(
+        'the standby to lead after the restore',
+        started,
+        LEASE_MS + 20_000,
+        from1,
+      );
       // ...and it acted only a whole lease after it saw the reset.
-      const reset = standby.logs.map((l) => JSON.parse(l) as { time: number; msg: string }).find((l) => l.msg.includes('resourceVersion went back'));
+      const reset = standby.logs
+        .map((l) => JSON.parse(l) as { time: number; msg: string })
+        .find((l) => l.msg.includes('resourceVersion went back'));
       expect(reset).toBeDefined();
       expect(takeover.at - reset!.time).toBeGreaterThanOrEqual(LEASE_MS - 50);
       expect(takeover.term!).toBeGreaterThan(Number(backupVersion));
-      expect((await coordination.readNamespacedLease({ name: LEASE, namespace: NAMESPACE })).spec?.holderIdentity).toBe(takeover.identity);
+      expect((await coordination.readNamespacedLease({ name: LEASE, namespace: NAMESPACE })).spec?.holderIdentity).toBe(
+        takeover.identity,
+      );
 
       // 2. Restored again, to the same backup, under the new leader: its next term is lower than its last one.
       const from2 = standby.events.length;
@@ -160,7 +176,11 @@ describe('after an etcd restore without --bump-revision', () => {
       expect(again.term!).toBeLessThan(takeover.term!);
       expect(standby.all('lost').at(-1)?.reason).toMatch(/^(reset|renew-deadline)$/);
       // The warning is logged as it starts leading; its stdout line may land just after the event.
-      for (const until = Date.now() + 5000; !standby.logs.some((l) => l.includes('lower fencing term')) && Date.now() < until;) await sleep(50);
+      for (
+        const until = Date.now() + 5000;
+        !standby.logs.some((l) => l.includes('lower fencing term')) && Date.now() < until;
+      )
+        await sleep(50);
       expect(standby.logs.some((l) => l.includes('lower fencing term'))).toBe(true);
       await sleep(2 * RETRY_MS);
       expect(standby.alive()).toBe(true);

@@ -9,7 +9,7 @@ import pino from 'pino';
 import { eventually } from '../support/cluster.ts';
 import { installedKubeConfig } from '../support/installed.ts';
 import { controllerTestEnv, fakeLeadership, kubectl, requestRun, singletonJob } from '../support/singletonjobs.ts';
-import { EventRecorder, REPORTING_CONTROLLER } from '../../src/controller/events.ts';
+import { EventRecorder, REPORTING_CONTROLLER } from '../../src/controller/cluster/events.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 
 const env = controllerTestEnv();
@@ -59,7 +59,13 @@ describe('Events (events.k8s.io/v1)', () => {
         type: 'Normal',
         reportingController: REPORTING_CONTROLLER,
         reportingInstance: 'events-leader',
-        regarding: { apiVersion: 'singleton.dev/v1alpha1', kind: 'SingletonJob', name: 'story', namespace: ns, uid: sj.metadata!.uid },
+        regarding: {
+          apiVersion: 'singleton.dev/v1alpha1',
+          kind: 'SingletonJob',
+          name: 'story',
+          namespace: ns,
+          uid: sj.metadata!.uid,
+        },
         related: { apiVersion: 'batch/v1', kind: 'Job', name: run.name, namespace: ns, uid: job!.metadata!.uid },
       });
       expect(e.eventTime).toBeDefined();
@@ -76,7 +82,11 @@ describe('Events (events.k8s.io/v1)', () => {
     const { name: ns, api } = await env.namespace('events-series');
     const asInstalled = await installedKubeConfig(kc, cluster.kubeconfig, 'namespaced', [ns]);
     const sj: SingletonJob = await api.create(singletonJob('repeats', { suspend: true }));
-    const recorder = new EventRecorder(asInstalled.makeApiClient(k8s.EventsV1Api), pino({ level: 'silent' }), 'series-test');
+    const recorder = new EventRecorder(
+      asInstalled.makeApiClient(k8s.EventsV1Api),
+      pino({ level: 'silent' }),
+      'series-test',
+    );
     for (let i = 0; i < 3; i++) {
       await recorder.emit(sj, 'Normal', 'RunHeld', 'Run held: the same words each time');
       await recorder.flush();
@@ -84,7 +94,9 @@ describe('Events (events.k8s.io/v1)', () => {
     const written = await eventsOf(ns, 'repeats');
     expect(written).toHaveLength(1);
     expect(written[0]).toMatchObject({ reason: 'RunHeld', action: 'HoldRun', series: { count: 3 } });
-    expect(new Date(written[0]!.series!.lastObservedTime).getTime()).toBeGreaterThanOrEqual(new Date(written[0]!.eventTime).getTime());
+    expect(new Date(written[0]!.series!.lastObservedTime).getTime()).toBeGreaterThanOrEqual(
+      new Date(written[0]!.eventTime).getTime(),
+    );
     recorder.stop();
   });
 });

@@ -39,7 +39,10 @@ afterEach(async () => {
   for (const r of running.splice(0)) await r.stop();
   // A Pod still held by the test's finalizer would keep the namespace terminating.
   await core
-    .patchNamespacedPod({ namespace: ns.name, name: 'replica-a', body: [{ op: 'remove', path: '/metadata/finalizers' }] }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch))
+    .patchNamespacedPod(
+      { namespace: ns.name, name: 'replica-a', body: [{ op: 'remove', path: '/metadata/finalizers' }] },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch),
+    )
     .catch(() => undefined);
   await ns.cleanup();
 });
@@ -59,12 +62,28 @@ async function replicaPod(name: string, startedAt: string, finalizer = false): P
   await writeStatus(name, { running: { startedAt: new Date(startedAt) } });
 }
 
-async function writeStatus(name: string, state: k8s.V1ContainerState, extra: Partial<k8s.V1ContainerStatus> = {}, phase = 'Running'): Promise<void> {
+async function writeStatus(
+  name: string,
+  state: k8s.V1ContainerState,
+  extra: Partial<k8s.V1ContainerStatus> = {},
+  phase = 'Running',
+): Promise<void> {
   const pod = await core.readNamespacedPodStatus({ namespace: ns.name, name });
   pod.status = {
     ...pod.status,
     phase,
-    containerStatuses: [{ name: 'operator', image: 'singleton-operator', imageID: '', ready: !!state.running, restartCount: 0, containerID: 'containerd://abc', state, ...extra }],
+    containerStatuses: [
+      {
+        name: 'operator',
+        image: 'singleton-operator',
+        imageID: '',
+        ready: !!state.running,
+        restartCount: 0,
+        containerID: 'containerd://abc',
+        state,
+        ...extra,
+      },
+    ],
   };
   await core.replaceNamespacedPodStatus({ namespace: ns.name, name, body: pod });
 }
@@ -72,14 +91,34 @@ async function writeStatus(name: string, state: k8s.V1ContainerState, extra: Par
 function replica(pod: string, releaseOnCancel = true): Replica {
   const identity = `${pod}_${randomBytes(5).toString('hex')}`;
   const logger = pino({ level: 'silent' });
-  const evidence = new PodEvidence({ kubeConfig: kc, namespace: ns.name, labelSelector: 'app=evidence-replica', container: 'operator', logger, requestTimeoutMs: 5_000 });
+  const evidence = new PodEvidence({
+    kubeConfig: kc,
+    namespace: ns.name,
+    labelSelector: 'app=evidence-replica',
+    container: 'operator',
+    logger,
+    requestTimeoutMs: 5_000,
+  });
   const leaderships: Leadership[] = [];
   const elector = new LeaderElector(
-    { kubeConfig: kc, namespace: ns.name, name: 'evidence', identity, leaseDurationMs: LEASE_MS, renewDeadlineMs: 4_000, retryPeriodMs: 1_000, logger, evidence, releaseOnCancel },
+    {
+      kubeConfig: kc,
+      namespace: ns.name,
+      name: 'evidence',
+      identity,
+      leaseDurationMs: LEASE_MS,
+      renewDeadlineMs: 4_000,
+      retryPeriodMs: 1_000,
+      logger,
+      evidence,
+      releaseOnCancel,
+    },
     {
       onStartedLeading: async (leadership) => {
         leaderships.push(leadership);
-        await new Promise<void>((resolve) => leadership.signal.addEventListener('abort', () => resolve(), { once: true }));
+        await new Promise<void>((resolve) =>
+          leadership.signal.addEventListener('abort', () => resolve(), { once: true }),
+        );
       },
     },
   );
@@ -91,7 +130,9 @@ function replica(pod: string, releaseOnCancel = true): Replica {
   return r;
 }
 
-const holder = async () => (await coordination.readNamespacedLease({ namespace: ns.name, name: 'evidence' }).catch(() => undefined))?.spec?.holderIdentity || undefined;
+const holder = async () =>
+  (await coordination.readNamespacedLease({ namespace: ns.name, name: 'evidence' }).catch(() => undefined))?.spec
+    ?.holderIdentity || undefined;
 
 /** Two replicas; resolves with [leader, standby] once one leads and the other watches. */
 async function pair(o: { finalizer?: boolean; leaderReleases?: boolean } = {}): Promise<[Replica, Replica]> {
@@ -126,7 +167,9 @@ describe('failover on evidence from the replica Pods (real API server)', () => {
     const [a, b] = await pair();
     const termA = a.leaderships[0]!.term;
     // The kubelet's report — wrong here: a's process still runs (a slow leader judged dead).
-    await writeStatus('replica-a', { terminated: { exitCode: 137, reason: 'Error', finishedAt: new Date(), containerID: 'containerd://abc' } });
+    await writeStatus('replica-a', {
+      terminated: { exitCode: 137, reason: 'Error', finishedAt: new Date(), containerID: 'containerd://abc' },
+    });
     const { to, ms } = await takeover(a.identity);
     expect(to).toBe(b.identity);
     expect(ms).toBeLessThan(LEASE_MS / 2);
@@ -144,7 +187,14 @@ describe('failover on evidence from the replica Pods (real API server)', () => {
   it('the leader’s container restarted after it acquired: the standby takes over at once', async () => {
     const [a, b] = await pair();
     await new Promise((r) => setTimeout(r, 1_100)); // a new second: the restart is after the acquisition
-    await writeStatus('replica-a', { running: { startedAt: new Date() } }, { restartCount: 1, lastState: { terminated: { exitCode: 137, finishedAt: new Date(), containerID: 'containerd://abc' } } });
+    await writeStatus(
+      'replica-a',
+      { running: { startedAt: new Date() } },
+      {
+        restartCount: 1,
+        lastState: { terminated: { exitCode: 137, finishedAt: new Date(), containerID: 'containerd://abc' } },
+      },
+    );
     const { to, ms } = await takeover(a.identity);
     expect(to).toBe(b.identity);
     expect(ms).toBeLessThan(LEASE_MS / 2);
@@ -160,7 +210,10 @@ describe('failover on evidence from the replica Pods (real API server)', () => {
     await new Promise((r) => setTimeout(r, 2_000));
     expect(await holder()).toBe(a.identity);
     // The kubelet is done with it: it deletes the Pod with grace period 0 once its containers stopped (here: the test, after removing its finalizer).
-    await core.patchNamespacedPod({ namespace: ns.name, name: 'replica-a', body: [{ op: 'remove', path: '/metadata/finalizers' }] }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch));
+    await core.patchNamespacedPod(
+      { namespace: ns.name, name: 'replica-a', body: [{ op: 'remove', path: '/metadata/finalizers' }] },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch),
+    );
     await core.deleteNamespacedPod({ namespace: ns.name, name: 'replica-a', gracePeriodSeconds: 0 });
     const { to } = await takeover(a.identity);
     expect(to).toBe(b.identity);

@@ -31,22 +31,40 @@ import * as k8s from '@kubernetes/client-node';
 import pg from 'pg';
 import { createClient } from 'redis';
 import { ControlPlane } from '../controlplane/controlplane.ts';
-import { ctr, importImage, realNodePlacement, realNodeUnavailable, type RealNodeState } from '../controlplane/realnode.ts';
+import {
+  ctr,
+  importImage,
+  realNodePlacement,
+  realNodeUnavailable,
+  type RealNodeState,
+} from '../controlplane/realnode.ts';
 import { buildImage, type BuiltImage } from '../../scripts/image.ts';
 import { Keys, type SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 import { eventually } from '../support/cluster.ts';
 import { installCrd } from '../support/singletonjobs.ts';
 import { kubectl, root, startReplica, stopReplica, waitReady, type Replica } from '../dev/replicas.ts';
-import { findBinaries, startPostgres, startRedis, type PostgresServer, type RedisServer } from '../../packages/fence/test/stores.ts';
+import {
+  findBinaries,
+  startPostgres,
+  startRedis,
+  type PostgresServer,
+  type RedisServer,
+} from '../../packages/fence/test/stores.ts';
 import { fenceSql } from '../../packages/fence/src/index.ts';
 
 const stores = findBinaries();
-const missingImageTools = ['podman', 'debootstrap'].filter((t) => spawnSync('bash', ['-c', `command -v ${t}`]).status !== 0);
+const missingImageTools = ['podman', 'debootstrap'].filter(
+  (t) => spawnSync('bash', ['-c', `command -v ${t}`]).status !== 0,
+);
 const unavailable =
   realNodeUnavailable() ??
-  (missingImageTools.length ? `the image build needs ${missingImageTools.join(', ')} (apt-get install podman runc debootstrap)` : undefined) ??
+  (missingImageTools.length
+    ? `the image build needs ${missingImageTools.join(', ')} (apt-get install podman runc debootstrap)`
+    : undefined) ??
   (typeof stores === 'string' ? `the stores are missing (${stores})` : undefined) ??
-  (existsSync('/sys/fs/cgroup/freezer/cgroup.procs') ? undefined : 'pausing a container needs the cgroup v1 freezer (/sys/fs/cgroup/freezer)');
+  (existsSync('/sys/fs/cgroup/freezer/cgroup.procs')
+    ? undefined
+    : 'pausing a container needs the cgroup v1 freezer (/sys/fs/cgroup/freezer)');
 if (unavailable) console.warn(`skipping the fenced zombie runs on a real node: ${unavailable}`);
 const describeNode = unavailable ? describe.skip : describe;
 
@@ -99,7 +117,9 @@ describeNode('a zombie run refused by the store, with real Pods on a real node',
     [postgres, redis] = await Promise.all([startPostgres(stores, listen), startRedis(stores, listen)]);
     pool = new pg.Pool({ connectionString: postgres.url, max: 2 });
     await pool.query(fenceSql);
-    await pool.query('CREATE TABLE outputs (id bigserial PRIMARY KEY, job_key text NOT NULL, output text NOT NULL, token bigint NOT NULL)');
+    await pool.query(
+      'CREATE TABLE outputs (id bigserial PRIMARY KEY, job_key text NOT NULL, output text NOT NULL, token bigint NOT NULL)',
+    );
     await pool.query('CREATE TABLE report (job_key text PRIMARY KEY, output text NOT NULL, token bigint NOT NULL)');
     redisClient = createClient({ url: redis.url });
     await redisClient.connect();
@@ -110,7 +130,9 @@ describeNode('a zombie run refused by the store, with real Pods on a real node',
 
     await installCrd(cp.state.kubeconfig);
     // hostPath volumes: the workloads' namespace is privileged (the operator's own namespace could be restricted).
-    await core.createNamespace({ body: { metadata: { name: apps, labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } } });
+    await core.createNamespace({
+      body: { metadata: { name: apps, labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } },
+    });
     await core.createNamespace({ body: { metadata: { name: operatorNs } } });
     operator = await startReplica({
       name: 'fence-operator-0',
@@ -149,7 +171,15 @@ describeNode('a zombie run refused by the store, with real Pods on a real node',
 
   /** The container's init process (runc's init.pid in the node's containerd state folder). */
   function initPid(containerId: string): number {
-    const file = path.join(node.dir, 'containerd', 'state', 'io.containerd.runtime.v2.task', 'k8s.io', containerId, 'init.pid');
+    const file = path.join(
+      node.dir,
+      'containerd',
+      'state',
+      'io.containerd.runtime.v2.task',
+      'k8s.io',
+      containerId,
+      'init.pid',
+    );
     return Number(readFileSync(file, 'utf8').trim());
   }
 
@@ -202,7 +232,10 @@ describeNode('a zombie run refused by the store, with real Pods on a real node',
   // The cluster side.
 
   function fencedSingletonJob(name: string, store: Store): SingletonJob {
-    const url = store === 'postgres' ? `postgres://postgres@${node.nodeIp}:${postgres!.port}/postgres` : `redis://${node.nodeIp}:${redis!.port}`;
+    const url =
+      store === 'postgres'
+        ? `postgres://postgres@${node.nodeIp}:${postgres!.port}/postgres`
+        : `redis://${node.nodeIp}:${redis!.port}`;
     // The run's name (SINGLETON_RUN_NAME, from the operator) names its go file and its report.
     const script = [
       'out="/signals/$SINGLETON_RUN_NAME"',
@@ -225,7 +258,12 @@ describeNode('a zombie run refused by the store, with real Pods on a real node',
                 ...realNodePlacement,
                 restartPolicy: 'Never',
                 terminationGracePeriodSeconds: 5,
-                securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+                securityContext: {
+                  runAsNonRoot: true,
+                  runAsUser: 65532,
+                  runAsGroup: 65532,
+                  seccompProfile: { type: 'RuntimeDefault' },
+                },
                 volumes: [
                   { name: 'fence', hostPath: { path: fencePackage, type: 'Directory' } },
                   { name: 'modules', hostPath: { path: nodeModules, type: 'Directory' } },
@@ -246,7 +284,11 @@ describeNode('a zombie run refused by the store, with real Pods on a real node',
                       { name: 'modules', mountPath: '/fence/node_modules', readOnly: true },
                       { name: 'signals', mountPath: '/signals' },
                     ],
-                    securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+                    securityContext: {
+                      allowPrivilegeEscalation: false,
+                      readOnlyRootFilesystem: true,
+                      capabilities: { drop: ['ALL'] },
+                    },
                   },
                 ],
               },
@@ -257,8 +299,10 @@ describeNode('a zombie run refused by the store, with real Pods on a real node',
     } as unknown as SingletonJob;
   }
 
-  const readSj = async (name: string) => (await custom.getNamespacedCustomObject({ ...GROUP, namespace: apps, name })) as SingletonJob;
-  const requestRun = (name: string, id: string) => kubectl(cp.state.kubeconfig, ['annotate', 'sj', name, '-n', apps, `${Keys.runNow}=${id}`, '--overwrite']);
+  const readSj = async (name: string) =>
+    (await custom.getNamespacedCustomObject({ ...GROUP, namespace: apps, name })) as SingletonJob;
+  const requestRun = (name: string, id: string) =>
+    kubectl(cp.state.kubeconfig, ['annotate', 'sj', name, '-n', apps, `${Keys.runNow}=${id}`, '--overwrite']);
 
   /** The run started for a manual request, once its Job exists. */
   async function runFor(name: string, requestId: string): Promise<{ name: string; token: number }> {
@@ -274,7 +318,8 @@ describeNode('a zombie run refused by the store, with real Pods on a real node',
   }
 
   async function podOf(runName: string): Promise<k8s.V1Pod | undefined> {
-    return (await core.listNamespacedPod({ namespace: apps, labelSelector: `batch.kubernetes.io/job-name=${runName}` })).items[0];
+    return (await core.listNamespacedPod({ namespace: apps, labelSelector: `batch.kubernetes.io/job-name=${runName}` }))
+      .items[0];
   }
 
   /** What the run's workload has said so far (its report file on the signals folder). */
@@ -286,7 +331,10 @@ describeNode('a zombie run refused by the store, with real Pods on a real node',
       .filter((l) => l.trim())
       .map((l) => JSON.parse(l) as Said);
   }
-  const saidErr = (runName: string) => (existsSync(path.join(signals, `${runName}.err`)) ? readFileSync(path.join(signals, `${runName}.err`), 'utf8').slice(-1500) : '');
+  const saidErr = (runName: string) =>
+    existsSync(path.join(signals, `${runName}.err`))
+      ? readFileSync(path.join(signals, `${runName}.err`), 'utf8').slice(-1500)
+      : '';
 
   async function saying(runName: string, key: string, value?: unknown, timeoutMs = 60_000): Promise<Said> {
     return eventually(
@@ -294,7 +342,8 @@ describeNode('a zombie run refused by the store, with real Pods on a real node',
       async () => {
         const lines = said(runName);
         const line = lines.find((l) => key in l && (value === undefined || l[key] === value));
-        if (!line && lines.some((l) => 'exit' in l)) throw new Error(`run ${runName} exited without saying ${key}: ${JSON.stringify(lines)} ${saidErr(runName)}`);
+        if (!line && lines.some((l) => 'exit' in l))
+          throw new Error(`run ${runName} exited without saying ${key}: ${JSON.stringify(lines)} ${saidErr(runName)}`);
         return line;
       },
       timeoutMs,
@@ -304,9 +353,14 @@ describeNode('a zombie run refused by the store, with real Pods on a real node',
 
   async function storeState(store: Store, jobKey: string) {
     if (store === 'postgres') {
-      const outputs = (await pool.query<{ output: string }>('SELECT output FROM outputs WHERE job_key = $1 ORDER BY id', [jobKey])).rows.map((r) => r.output);
-      const report = (await pool.query<{ output: string }>('SELECT output FROM report WHERE job_key = $1', [jobKey])).rows[0]?.output;
-      const fence = (await pool.query<{ token: string }>('SELECT token FROM singleton_fence WHERE job_key = $1', [jobKey])).rows[0]?.token;
+      const outputs = (
+        await pool.query<{ output: string }>('SELECT output FROM outputs WHERE job_key = $1 ORDER BY id', [jobKey])
+      ).rows.map((r) => r.output);
+      const report = (await pool.query<{ output: string }>('SELECT output FROM report WHERE job_key = $1', [jobKey]))
+        .rows[0]?.output;
+      const fence = (
+        await pool.query<{ token: string }>('SELECT token FROM singleton_fence WHERE job_key = $1', [jobKey])
+      ).rows[0]?.token;
       return { outputs, report, fence: Number(fence) };
     }
     return {
@@ -357,7 +411,12 @@ describeNode('a zombie run refused by the store, with real Pods on a real node',
 
     // 3. Replace: the operator deletes run N's Job and waits for its Pod, which cannot terminate; it is force-deleted.
     requestRun(name, 'run-n1');
-    await eventually('run N’s Pod terminating', async () => ((await podOf(runN.name))?.metadata?.deletionTimestamp ? true : undefined), 30_000, 200);
+    await eventually(
+      'run N’s Pod terminating',
+      async () => ((await podOf(runN.name))?.metadata?.deletionTimestamp ? true : undefined),
+      30_000,
+      200,
+    );
     await new Promise((r) => setTimeout(r, 3_000));
     expect((await podOf(runN.name))?.metadata?.name).toBe(podN.metadata!.name); // still there: the operator waits
     expect((await readSj(name)).status?.activeRun).toMatchObject({ name: runN.name, replacing: true });
@@ -369,7 +428,10 @@ describeNode('a zombie run refused by the store, with real Pods on a real node',
     timings[`${store}ForceDeleteToNextRunMs`] = Date.now() - forcedAt;
     expect(runN1.token).toBeGreaterThan(runN.token);
     writeFileSync(path.join(signals, `${runN1.name}.go`), '');
-    expect(await saying(runN1.name, 'outcome')).toEqual({ outcome: 'written', output: `${runN1.name}#1@${runN1.token}` });
+    expect(await saying(runN1.name, 'outcome')).toEqual({
+      outcome: 'written',
+      output: `${runN1.name}#1@${runN1.token}`,
+    });
     expect(await saying(runN1.name, 'exit')).toEqual({ exit: 0 });
     const finished = await eventually(
       'run N+1 recorded as Succeeded',
@@ -381,7 +443,9 @@ describeNode('a zombie run refused by the store, with real Pods on a real node',
       200,
     );
     expect(finished.find((r) => r.name === runN.name)).toMatchObject({ token: runN.token, outcome: 'Replaced' });
-    const podN1 = (await core.listNamespacedPod({ namespace: apps, labelSelector: `batch.kubernetes.io/job-name=${runN1.name}` })).items[0];
+    const podN1 = (
+      await core.listNamespacedPod({ namespace: apps, labelSelector: `batch.kubernetes.io/job-name=${runN1.name}` })
+    ).items[0];
     expect(podN1?.spec?.nodeName).toBe(node.name);
 
     // Run N was frozen all along and has not written: a zombie whose Pod the API no longer has.
@@ -389,21 +453,36 @@ describeNode('a zombie run refused by the store, with real Pods on a real node',
     expect(processState(pidN)).not.toBe('Z');
     expect(await podOf(runN.name)).toBeUndefined();
     expect(said(runN.name).filter((l) => 'outcome' in l)).toEqual([]);
-    expect(await storeState(store, jobKey)).toEqual({ outputs: [`${runN1.name}#1@${runN1.token}`], report: `${runN1.name}#1@${runN1.token}`, fence: runN1.token });
+    expect(await storeState(store, jobKey)).toEqual({
+      outputs: [`${runN1.name}#1@${runN1.token}`],
+      report: `${runN1.name}#1@${runN1.token}`,
+      fence: runN1.token,
+    });
 
     // 5. Run N resumes and makes its write: the store refuses it.
     await freezer(cgroupN, 'THAWED');
     const refused = await saying(runN.name, 'outcome', undefined, 30_000);
     expect(refused).toEqual({ outcome: 'fenced', token: runN.token, highest: runN1.token });
     expect(await saying(runN.name, 'exit')).toEqual({ exit: 3 });
-    expect(await storeState(store, jobKey)).toEqual({ outputs: [`${runN1.name}#1@${runN1.token}`], report: `${runN1.name}#1@${runN1.token}`, fence: runN1.token });
+    expect(await storeState(store, jobKey)).toEqual({
+      outputs: [`${runN1.name}#1@${runN1.token}`],
+      report: `${runN1.name}#1@${runN1.token}`,
+      fence: runN1.token,
+    });
 
     // The node acts again (the shim resumes): the zombie's container is cleaned up.
     process.kill(shim, 'SIGCONT');
     stoppedShims.delete(shim);
-    await eventually('the zombie’s container gone from the node', async () => (!taskIds().includes(containerId) ? true : undefined), 60_000, 250);
+    await eventually(
+      'the zombie’s container gone from the node',
+      async () => (!taskIds().includes(containerId) ? true : undefined),
+      60_000,
+      250,
+    );
     timings[`${store}ScenarioMs`] = Date.now() - started;
-    console.log(`${store}: run N ${runN.name} token ${runN.token} refused (highest ${runN1.token}); run N+1 ${runN1.name} token ${runN1.token} wrote`);
+    console.log(
+      `${store}: run N ${runN.name} token ${runN.token} refused (highest ${runN1.token}); run N+1 ${runN1.name} token ${runN1.token} wrote`,
+    );
   }
 
   it('PostgreSQL: run N frozen past Replace and force-deleted, run N+1 (higher token) writes, run N thawed is refused; only N+1’s write is stored', async () => {

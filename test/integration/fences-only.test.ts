@@ -12,8 +12,8 @@ import { eventually } from '../support/cluster.ts';
 import { installedKubeConfig } from '../support/installed.ts';
 import { controllerTestEnv, fakeLeadership, podOverlapMonitor, singletonJob, token } from '../support/singletonjobs.ts';
 import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
-import { KubeJobControl } from '../../src/controller/cluster.ts';
-import { NOT_RELEASED, wasReleased } from '../../src/controller/jobs.ts';
+import { KubeJobControl } from '../../src/controller/cluster/kube.ts';
+import { NOT_RELEASED, wasReleased } from '../../src/controller/rules/jobs.ts';
 
 const { cluster, kc, namespace, controller } = controllerTestEnv();
 const noCache = { get: () => undefined, byIndex: () => [] };
@@ -27,12 +27,19 @@ describe('fences alone (no election)', () => {
       body: {
         // Created as the operator creates a run's Job: suspended, its release marker saying "not yet".
         metadata: { name: 'run-1', annotations: { [Keys.released]: NOT_RELEASED } },
-        spec: { suspend: true, template: { spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox' }] } } },
+        spec: {
+          suspend: true,
+          template: { spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox' }] } },
+        },
       },
     });
     // As installed: the chart's ServiceAccount does the releases.
     const installed = await installedKubeConfig(kc, cluster.kubeconfig, 'namespaced', [ns]);
-    const jobs = new KubeJobControl(installed.makeApiClient(k8s.BatchV1Api), installed.makeApiClient(k8s.CoreV1Api), noCache);
+    const jobs = new KubeJobControl(
+      installed.makeApiClient(k8s.BatchV1Api),
+      installed.makeApiClient(k8s.CoreV1Api),
+      noCache,
+    );
     // The Job controller writes the Job's status meanwhile: the release does not depend on the version read.
     await new Promise((r) => setTimeout(r, 1000));
     const staleRead = structuredClone(created);
@@ -42,7 +49,10 @@ describe('fences alone (no election)', () => {
     expect(released.spec?.suspend).toBe(false);
     expect(wasReleased(released)).toBe(true);
     // …a person (or Kueue) suspends it again…
-    await batch.patchNamespacedJob({ namespace: ns, name: 'run-1', body: { spec: { suspend: true } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+    await batch.patchNamespacedJob(
+      { namespace: ns, name: 'run-1', body: { spec: { suspend: true } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
     // …and writer B's release, decided from the same first read, arrives late: refused.
     expect(await jobs.unsuspend(staleRead)).toBe(false);
     const after = await batch.readNamespacedJob({ namespace: ns, name: 'run-1' });
@@ -58,7 +68,13 @@ describe('fences alone (no election)', () => {
     const overlap = await podOverlapMonitor(kc, ns);
     const terms: number[] = [];
     const stopTerms = watchTerms(kc, ns, 'both', terms);
-    const sj = await api.create(singletonJob('both', { schedule: '*/2 * * * * *' }, { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '1s' } }));
+    const sj = await api.create(
+      singletonJob(
+        'both',
+        { schedule: '*/2 * * * * *' },
+        { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '1s' } },
+      ),
+    );
     const a = await controller(ns, { hooks: { fencesOnly: true } });
     const b = await controller(ns, { hooks: { fencesOnly: true } });
     // Terms interleave: each re-leads with a term above the other's, three times.
@@ -81,7 +97,9 @@ describe('fences alone (no election)', () => {
     const slots = jobs.map((j) => j.metadata?.annotations?.[Keys.slot]);
     expect(new Set(slots).size).toBe(slots.length);
     // Tokens strictly increase in run (slot) order.
-    const bySlot = [...jobs].sort((x, y) => String(x.metadata?.annotations?.[Keys.slot]).localeCompare(String(y.metadata?.annotations?.[Keys.slot])));
+    const bySlot = [...jobs].sort((x, y) =>
+      String(x.metadata?.annotations?.[Keys.slot]).localeCompare(String(y.metadata?.annotations?.[Keys.slot])),
+    );
     const tokens = bySlot.map(token);
     expect(tokens).toEqual([...tokens].sort((x, y) => x - y));
     expect(new Set(tokens).size).toBe(tokens.length);

@@ -42,7 +42,13 @@ function recorded(sj: SingletonJob): SingletonJob {
   return copy;
 }
 
-async function until(api: Api, name: string, what: string, ok: (sj: SingletonJob) => boolean, timeoutMs = 40_000): Promise<SingletonJob> {
+async function until(
+  api: Api,
+  name: string,
+  what: string,
+  ok: (sj: SingletonJob) => boolean,
+  timeoutMs = 40_000,
+): Promise<SingletonJob> {
   return eventually(
     what,
     async () => {
@@ -55,81 +61,150 @@ async function until(api: Api, name: string, what: string, ok: (sj: SingletonJob
 
 const ready = (sj: SingletonJob, status: 'True' | 'False', reason?: string) => {
   const c = conditionOf(sj, 'Ready');
-  return c?.status === status && (reason === undefined || c.reason === reason) && sj.status?.observedGeneration === sj.metadata?.generation;
+  return (
+    c?.status === status &&
+    (reason === undefined || c.reason === reason) &&
+    sj.status?.observedGeneration === sj.metadata?.generation
+  );
 };
 
 describe('GitOps health of recorded SingletonJobs (kstatus and the Argo CD health check)', () => {
-  itWithTools('every state a user can see: Current while the operator handles it, Failed only when the object itself cannot run', async () => {
-    const states: Record<string, SingletonJob> = {};
-    const { name: ns, api } = await env.namespace('gitops');
-    void (await env.controller(ns, { retryBackoffMs: 500 })).lead(fakeLeadership(1000));
+  itWithTools(
+    'every state a user can see: Current while the operator handles it, Failed only when the object itself cannot run',
+    async () => {
+      const states: Record<string, SingletonJob> = {};
+      const { name: ns, api } = await env.namespace('gitops');
+      void (await env.controller(ns, { retryBackoffMs: 500 })).lead(fakeLeadership(1000));
 
-    await api.create(singletonJob('idle', { schedule: '@yearly' }));
-    await api.create(singletonJob('running', {}, longRun));
-    await requestRun(api, 'running', 'r1');
-    await api.create(withPodSpec(singletonJob('stalled-run', {}), { serviceAccountName: 'does-not-exist' }));
-    await requestRun(api, 'stalled-run', 'r1');
-    await api.create(singletonJob('paused-after-failures', { schedule: '*/2 * * * * *', suspendAfterFailures: 1 }, { labels: { 'pod-container-running-failed.stage.kwok.x-k8s.io': 'true' } }));
-    await api.create(singletonJob('suspended', { schedule: '@daily', suspend: true }));
-    await api.create(singletonJob('invalid-spec', { schedule: '@daily', timeZone: 'Mars/Olympus_Mons' }));
-    await api.create(withPodSpec(singletonJob('template-rejected', { schedule: '@yearly' }), { containers: [{ name: 'main' }] }));
+      await api.create(singletonJob('idle', { schedule: '@yearly' }));
+      await api.create(singletonJob('running', {}, longRun));
+      await requestRun(api, 'running', 'r1');
+      await api.create(withPodSpec(singletonJob('stalled-run', {}), { serviceAccountName: 'does-not-exist' }));
+      await requestRun(api, 'stalled-run', 'r1');
+      await api.create(
+        singletonJob(
+          'paused-after-failures',
+          { schedule: '*/2 * * * * *', suspendAfterFailures: 1 },
+          { labels: { 'pod-container-running-failed.stage.kwok.x-k8s.io': 'true' } },
+        ),
+      );
+      await api.create(singletonJob('suspended', { schedule: '@daily', suspend: true }));
+      await api.create(singletonJob('invalid-spec', { schedule: '@daily', timeZone: 'Mars/Olympus_Mons' }));
+      await api.create(
+        withPodSpec(singletonJob('template-rejected', { schedule: '@yearly' }), { containers: [{ name: 'main' }] }),
+      );
 
-    states.idle = await until(api, 'idle', 'idle: Ready', (sj) => ready(sj, 'True', 'Scheduled'));
-    states.running = await until(api, 'running', 'running: its run recorded and released', (sj) => Boolean(sj.status?.activeRun?.jobUID) && ready(sj, 'True'));
-    states['stalled-run'] = await until(api, 'stalled-run', 'stalled-run: RunStalled', (sj) => conditionOf(sj, 'RunStalled')?.status === 'True');
-    states['paused-after-failures'] = await until(api, 'paused-after-failures', 'paused after failures', (sj) => ready(sj, 'True', 'PausedAfterFailures'));
-    states.suspended = await until(api, 'suspended', 'suspended: Ready', (sj) => ready(sj, 'True', 'Suspended'));
-    states['invalid-spec'] = await until(api, 'invalid-spec', 'invalid-spec: Ready=False', (sj) => ready(sj, 'False', 'InvalidTimeZone'));
-    states['template-rejected'] = await until(api, 'template-rejected', 'template-rejected: Ready=False', (sj) => ready(sj, 'False', 'JobRejected'));
+      states.idle = await until(api, 'idle', 'idle: Ready', (sj) => ready(sj, 'True', 'Scheduled'));
+      states.running = await until(
+        api,
+        'running',
+        'running: its run recorded and released',
+        (sj) => Boolean(sj.status?.activeRun?.jobUID) && ready(sj, 'True'),
+      );
+      states['stalled-run'] = await until(
+        api,
+        'stalled-run',
+        'stalled-run: RunStalled',
+        (sj) => conditionOf(sj, 'RunStalled')?.status === 'True',
+      );
+      states['paused-after-failures'] = await until(api, 'paused-after-failures', 'paused after failures', (sj) =>
+        ready(sj, 'True', 'PausedAfterFailures'),
+      );
+      states.suspended = await until(api, 'suspended', 'suspended: Ready', (sj) => ready(sj, 'True', 'Suspended'));
+      states['invalid-spec'] = await until(api, 'invalid-spec', 'invalid-spec: Ready=False', (sj) =>
+        ready(sj, 'False', 'InvalidTimeZone'),
+      );
+      states['template-rejected'] = await until(api, 'template-rejected', 'template-rejected: Ready=False', (sj) =>
+        ready(sj, 'False', 'JobRejected'),
+      );
 
-    // A spec change the operator has not seen yet (its controller stopped).
-    const quiet = await env.namespace('gitops-quiet');
-    const stopped = await env.controller(quiet.name, { retryBackoffMs: 500 });
-    void stopped.lead(fakeLeadership(1000));
-    await quiet.api.create(singletonJob('spec-not-observed', { schedule: '@yearly' }));
-    await until(quiet.api, 'spec-not-observed', 'spec-not-observed: Ready', (sj) => ready(sj, 'True'));
-    await stopped.stop();
-    await quiet.api.patch('spec-not-observed', { spec: { schedule: '@monthly' } });
-    states['spec-not-observed'] = recorded(await quiet.api.get('spec-not-observed'));
+      // A spec change the operator has not seen yet (its controller stopped).
+      const quiet = await env.namespace('gitops-quiet');
+      const stopped = await env.controller(quiet.name, { retryBackoffMs: 500 });
+      void stopped.lead(fakeLeadership(1000));
+      await quiet.api.create(singletonJob('spec-not-observed', { schedule: '@yearly' }));
+      await until(quiet.api, 'spec-not-observed', 'spec-not-observed: Ready', (sj) => ready(sj, 'True'));
+      await stopped.stop();
+      await quiet.api.patch('spec-not-observed', { spec: { schedule: '@monthly' } });
+      states['spec-not-observed'] = recorded(await quiet.api.get('spec-not-observed'));
 
-    // Another installation acts (its Lease alive): this one stands by, condition Contended.
-    const shared = await env.namespace('gitops-contended');
-    const coord = kc.makeApiClient(k8s.CoordinationV1Api);
-    const lease = (name: string, holder: string) =>
-      coord.createNamespacedLease({ namespace: shared.name, body: { metadata: { name }, spec: { holderIdentity: holder, leaseDurationSeconds: 3, renewTime: new k8s.V1MicroTime() } } });
-    const lb = await lease('inst-b', 'b-0');
-    const la = await lease('inst-a', 'a-0');
-    const renewer = setInterval(() => {
-      for (const name of ['inst-a', 'inst-b']) {
-        void coord
-          .patchNamespacedLease({ namespace: shared.name, name, body: { spec: { renewTime: new k8s.V1MicroTime() } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch))
-          .catch(() => undefined);
+      // Another installation acts (its Lease alive): this one stands by, condition Contended.
+      const shared = await env.namespace('gitops-contended');
+      const coord = kc.makeApiClient(k8s.CoordinationV1Api);
+      const lease = (name: string, holder: string) =>
+        coord.createNamespacedLease({
+          namespace: shared.name,
+          body: {
+            metadata: { name },
+            spec: { holderIdentity: holder, leaseDurationSeconds: 3, renewTime: new k8s.V1MicroTime() },
+          },
+        });
+      const lb = await lease('inst-b', 'b-0');
+      const la = await lease('inst-a', 'a-0');
+      const renewer = setInterval(() => {
+        for (const name of ['inst-a', 'inst-b']) {
+          void coord
+            .patchNamespacedLease(
+              { namespace: shared.name, name, body: { spec: { renewTime: new k8s.V1MicroTime() } } },
+              k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+            )
+            .catch(() => undefined);
+        }
+      }, 1000);
+      onCleanup(async () => clearInterval(renewer));
+      await shared.api.create(singletonJob('contended', { schedule: '@yearly' }));
+      const a = await env.controller(shared.name, {
+        lease: { namespace: shared.name, name: 'inst-a', durationMs: 3000 },
+        rbac: 'cluster',
+      });
+      void a.lead(fakeLeadership(Number(la.metadata!.resourceVersion), 'a-0'));
+      await until(
+        shared.api,
+        'contended',
+        'A to act',
+        (sj) => sj.status?.leaderLease === `${shared.name}/inst-a` && ready(sj, 'True'),
+      );
+      const b = await env.controller(shared.name, {
+        lease: { namespace: shared.name, name: 'inst-b', durationMs: 3000 },
+        rbac: 'cluster',
+      });
+      void b.lead(fakeLeadership(Number(lb.metadata!.resourceVersion), 'b-0'));
+      states.contended = await until(
+        shared.api,
+        'contended',
+        'the Contended condition',
+        (sj) => conditionOf(sj, 'Contended')?.status === 'True',
+      );
+
+      // What the operator wrote: a run's trouble is RunStalled, kstatus' Stalled only for an object that cannot run.
+      expect(conditionOf(states['stalled-run']!, 'Stalled')).toBeUndefined();
+      expect(conditionOf(states['invalid-spec']!, 'Stalled')).toMatchObject({
+        status: 'True',
+        reason: 'InvalidTimeZone',
+      });
+      expect(conditionOf(states['template-rejected']!, 'Stalled')).toMatchObject({
+        status: 'True',
+        reason: 'JobRejected',
+      });
+
+      const names = Object.keys(expected);
+      expect(Object.keys(states).sort()).toEqual([...names].sort());
+      const verdicts = kstatus(names.map((n) => states[n]));
+      const seen = Object.fromEntries(
+        names.map((n, i) => [n, { kstatus: verdicts[i]!.status, argo: health(states[n]).status }]),
+      );
+      expect(seen).toEqual(
+        Object.fromEntries(names.map((n) => [n, { kstatus: expected[n]!.kstatus, argo: expected[n]!.argo }])),
+      );
+      for (const n of names)
+        if (expected[n]!.says)
+          expect([n, health(states[n]).message]).toEqual([n, expect.stringMatching(expected[n]!.says!)]);
+
+      if (process.env.RECORD_GITOPS_FIXTURES === '1') {
+        mkdirSync(fixtures, { recursive: true });
+        for (const n of names)
+          writeFileSync(path.join(fixtures, `${n}.json`), `${JSON.stringify(states[n], null, 2)}\n`);
       }
-    }, 1000);
-    onCleanup(async () => clearInterval(renewer));
-    await shared.api.create(singletonJob('contended', { schedule: '@yearly' }));
-    const a = await env.controller(shared.name, { lease: { namespace: shared.name, name: 'inst-a', durationMs: 3000 }, rbac: 'cluster' });
-    void a.lead(fakeLeadership(Number(la.metadata!.resourceVersion), 'a-0'));
-    await until(shared.api, 'contended', 'A to act', (sj) => sj.status?.leaderLease === `${shared.name}/inst-a` && ready(sj, 'True'));
-    const b = await env.controller(shared.name, { lease: { namespace: shared.name, name: 'inst-b', durationMs: 3000 }, rbac: 'cluster' });
-    void b.lead(fakeLeadership(Number(lb.metadata!.resourceVersion), 'b-0'));
-    states.contended = await until(shared.api, 'contended', 'the Contended condition', (sj) => conditionOf(sj, 'Contended')?.status === 'True');
-
-    // What the operator wrote: a run's trouble is RunStalled, kstatus' Stalled only for an object that cannot run.
-    expect(conditionOf(states['stalled-run']!, 'Stalled')).toBeUndefined();
-    expect(conditionOf(states['invalid-spec']!, 'Stalled')).toMatchObject({ status: 'True', reason: 'InvalidTimeZone' });
-    expect(conditionOf(states['template-rejected']!, 'Stalled')).toMatchObject({ status: 'True', reason: 'JobRejected' });
-
-    const names = Object.keys(expected);
-    expect(Object.keys(states).sort()).toEqual([...names].sort());
-    const verdicts = kstatus(names.map((n) => states[n]));
-    const seen = Object.fromEntries(names.map((n, i) => [n, { kstatus: verdicts[i]!.status, argo: health(states[n]).status }]));
-    expect(seen).toEqual(Object.fromEntries(names.map((n) => [n, { kstatus: expected[n]!.kstatus, argo: expected[n]!.argo }])));
-    for (const n of names) if (expected[n]!.says) expect([n, health(states[n]).message]).toEqual([n, expect.stringMatching(expected[n]!.says!)]);
-
-    if (process.env.RECORD_GITOPS_FIXTURES === '1') {
-      mkdirSync(fixtures, { recursive: true });
-      for (const n of names) writeFileSync(path.join(fixtures, `${n}.json`), `${JSON.stringify(states[n], null, 2)}\n`);
-    }
-  });
+    },
+  );
 });

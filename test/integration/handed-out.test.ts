@@ -5,7 +5,14 @@
 import * as k8s from '@kubernetes/client-node';
 import { eventually } from '../support/cluster.ts';
 import { controllerLogs } from '../support/installed.ts';
-import { Api, controllerTestEnv, fakeLeadership, podOverlapMonitor, requestRun, singletonJob } from '../support/singletonjobs.ts';
+import {
+  Api,
+  controllerTestEnv,
+  fakeLeadership,
+  podOverlapMonitor,
+  requestRun,
+  singletonJob,
+} from '../support/singletonjobs.ts';
 import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
 
 const { kc, namespace, controller } = controllerTestEnv();
@@ -26,12 +33,21 @@ describe('a run whose Job someone suspends again after its release (item 1b)', (
     await api.create(sj);
     void (await controller(ns, { retryBackoffMs: 500 })).lead(fakeLeadership(1000));
     await requestRun(api, 'resuspend', 'r1');
-    const pod = await eventually('the run Pod running', async () => (await podsOf(api, 'resuspend')).find((p) => p.status?.phase === 'Running'));
+    const pod = await eventually('the run Pod running', async () =>
+      (await podsOf(api, 'resuspend')).find((p) => p.status?.phase === 'Running'),
+    );
     const live = await api.get('resuspend');
     const run = live.status!.activeRun!;
     // What `kubectl patch job … '{"spec":{"suspend":true}}'` does (and Kueue preemption).
-    await api.batch.patchNamespacedJob({ namespace: ns, name: run.name, body: { spec: { suspend: true } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
-    const event = await eventually('the RunJobSuspended Event', async () => (await api.events('resuspend')).find((e) => e.reason === 'RunJobSuspended'), 20_000);
+    await api.batch.patchNamespacedJob(
+      { namespace: ns, name: run.name, body: { spec: { suspend: true } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    const event = await eventually(
+      'the RunJobSuspended Event',
+      async () => (await api.events('resuspend')).find((e) => e.reason === 'RunJobSuspended'),
+      20_000,
+    );
     expect(event.message).toContain(run.name);
     // The next attempt: another Job, a higher token.
     const next = await eventually(
@@ -44,7 +60,14 @@ describe('a run whose Job someone suspends again after its release (item 1b)', (
     );
     expect(next.status!.activeRun!.token).toBeGreaterThan(run.token);
     expect(next.status!.recentRuns?.[0]).toMatchObject({ name: run.name, token: run.token, outcome: 'Failed' });
-    await eventually('the next attempt’s Pod', async () => (await podsOf(api, 'resuspend')).find((p) => p.metadata?.annotations?.[Keys.token] === String(next.status!.activeRun!.token)), 20_000);
+    await eventually(
+      'the next attempt’s Pod',
+      async () =>
+        (await podsOf(api, 'resuspend')).find(
+          (p) => p.metadata?.annotations?.[Keys.token] === String(next.status!.activeRun!.token),
+        ),
+      20_000,
+    );
     await sleep(2000);
     // The suspended Job was never released again: two Pods ever, one per attempt, each with its own token.
     expect(overlap.pods('resuspend')).toBe(2);
@@ -61,7 +84,9 @@ describe('what a finished Job proves (item 3)', () => {
     await api.create(singletonJob('interim', {}));
     void (await controller(ns)).lead(fakeLeadership(1000));
     await requestRun(api, 'interim', 'r1');
-    const run = await eventually('the run to succeed', async () => (await api.get('interim')).status?.recentRuns?.find((r) => r.outcome === 'Succeeded'));
+    const run = await eventually('the run to succeed', async () =>
+      (await api.get('interim')).status?.recentRuns?.find((r) => r.outcome === 'Succeeded'),
+    );
     const job = await api.batch.readNamespacedJob({ namespace: ns, name: run.name });
     const types = (job.status?.conditions ?? []).filter((c) => c.status === 'True').map((c) => c.type);
     expect(types).toEqual(expect.arrayContaining(['SuccessCriteriaMet', 'Complete']));
@@ -74,7 +99,10 @@ describe('a namespace being deleted (issue 22 item 4)', () => {
     // A Pod that holds the namespace in Terminating for a while (a finalizer stands in for a long grace period).
     await api.core.createNamespacedPod({
       namespace: ns,
-      body: { metadata: { name: 'holder', finalizers: ['singleton.dev/test-hold'] }, spec: { nodeSelector: { type: 'kwok' }, containers: [{ name: 'c', image: 'simulated' }] } },
+      body: {
+        metadata: { name: 'holder', finalizers: ['singleton.dev/test-hold'] },
+        spec: { nodeSelector: { type: 'kwok' }, containers: [{ name: 'c', image: 'simulated' }] },
+      },
     });
     await api.create(singletonJob('tick', { schedule: '* * * * * *' }));
     const running = await controller(ns, { rbac: 'cluster' });
@@ -87,12 +115,23 @@ describe('a namespace being deleted (issue 22 item 4)', () => {
     const failed = lines.filter((l) => l.msg === 'Reconcile failed; retrying with backoff');
     expect(failed.map((l) => l.err)).toEqual([]);
     expect(lines.filter((l) => String(l.msg).startsWith('Namespace is being deleted')).length).toBeLessThanOrEqual(1);
-    await api.core.patchNamespacedPod({ namespace: ns, name: 'holder', body: { metadata: { finalizers: [] } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
-    await eventually('the namespace to be gone', async () => !(await api.core.readNamespace({ name: ns }).catch(() => undefined)), 60_000);
+    await api.core.patchNamespacedPod(
+      { namespace: ns, name: 'holder', body: { metadata: { finalizers: [] } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    await eventually(
+      'the namespace to be gone',
+      async () => !(await api.core.readNamespace({ name: ns }).catch(() => undefined)),
+      60_000,
+    );
     // Back, with the same names: a fresh object runs, with its own history.
     await api.core.createNamespace({ body: { metadata: { name: ns } } });
     await api.create(singletonJob('tick', { schedule: '* * * * * *' }));
-    const again = await eventually('a run of the re-created object', async () => (await api.get('tick')).status?.recentRuns?.find((r) => r.outcome === 'Succeeded'), 30_000);
+    const again = await eventually(
+      'a run of the re-created object',
+      async () => (await api.get('tick')).status?.recentRuns?.find((r) => r.outcome === 'Succeeded'),
+      30_000,
+    );
     expect(again.token).toBeGreaterThan(0);
     await api.patch('tick', { spec: { suspend: true } });
   });
@@ -110,11 +149,20 @@ describe('a deleted predecessor’s orphaned Job that has no Pod yet (item 2)', 
     await requestRun(api, 'orph', 'r1');
     const run = await eventually('the predecessor’s run released', async () => {
       const live = await api.get('orph');
-      const job = live.status?.activeRun && (await api.batch.readNamespacedJob({ namespace: ns, name: live.status.activeRun.name }).catch(() => undefined));
+      const job =
+        live.status?.activeRun &&
+        (await api.batch.readNamespacedJob({ namespace: ns, name: live.status.activeRun.name }).catch(() => undefined));
       return job && job.spec?.suspend === false ? live.status!.activeRun! : undefined;
     });
     // `kubectl delete sj orph --cascade=orphan`: the garbage collector removes the Job's owner reference and leaves it.
-    await api.custom.deleteNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: ns, name: 'orph', body: { propagationPolicy: 'Orphan' } });
+    await api.custom.deleteNamespacedCustomObject({
+      group: 'singleton.dev',
+      version: 'v1alpha1',
+      plural: 'singletonjobs',
+      namespace: ns,
+      name: 'orph',
+      body: { propagationPolicy: 'Orphan' },
+    });
     await eventually('the Job orphaned', async () => {
       const job = await api.batch.readNamespacedJob({ namespace: ns, name: run.name });
       return !job.metadata?.ownerReferences?.length;
@@ -122,9 +170,17 @@ describe('a deleted predecessor’s orphaned Job that has no Pod yet (item 2)', 
     // The re-created object, whose Pods can run (kwok keeps each for 20 s).
     await api.create(singletonJob('orph', {}, { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '20s' } }));
     await requestRun(api, 'orph', 'r2');
-    const event = await eventually('the PredecessorJobDeleted Event', async () => (await api.events('orph')).find((e) => e.reason === 'PredecessorJobDeleted'), 20_000);
+    const event = await eventually(
+      'the PredecessorJobDeleted Event',
+      async () => (await api.events('orph')).find((e) => e.reason === 'PredecessorJobDeleted'),
+      20_000,
+    );
     expect(event.message).toContain(run.name);
-    await eventually('the orphaned Job gone', async () => !(await api.batch.readNamespacedJob({ namespace: ns, name: run.name }).catch(() => undefined)), 30_000);
+    await eventually(
+      'the orphaned Job gone',
+      async () => !(await api.batch.readNamespacedJob({ namespace: ns, name: run.name }).catch(() => undefined)),
+      30_000,
+    );
     const started = await eventually('the new object’s run', async () => {
       const active = (await api.get('orph')).status?.activeRun;
       return active?.jobUID ? active : undefined;

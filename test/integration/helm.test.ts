@@ -18,7 +18,15 @@ const kc = cluster.kubeConfig();
 const release = `so-helm-${Date.now().toString(36)}`;
 const namespace = release;
 
-const template = (...set: string[]) => helm(helmBin, cluster.kubeconfig, ['template', 'x', chartDir, '--kube-version', '1.36.3', ...set.flatMap((s) => ['--set', s])]);
+const template = (...set: string[]) =>
+  helm(helmBin, cluster.kubeconfig, [
+    'template',
+    'x',
+    chartDir,
+    '--kube-version',
+    '1.36.3',
+    ...set.flatMap((s) => ['--set', s]),
+  ]);
 
 describe('chart, offline', () => {
   it('passes helm lint --strict', () => {
@@ -34,8 +42,12 @@ describe('chart, offline', () => {
 
   it('refuses unknown values and broken election timings with a readable message', () => {
     expect(() => template('replicas=2')).toThrow(/additional properties 'replicas' not allowed/);
-    expect(() => template('leaderElection.leaseDurationSeconds=5')).toThrow(/leaseDurationSeconds \(5\) must be greater than leaderElection.renewDeadlineSeconds \(10\)/);
-    expect(() => template('leaderElection.retryPeriodSeconds=9')).toThrow(/renewDeadlineSeconds \(10\) must be greater than 1.2 × leaderElection.retryPeriodSeconds \(9\)/);
+    expect(() => template('leaderElection.leaseDurationSeconds=5')).toThrow(
+      /leaseDurationSeconds \(5\) must be greater than leaderElection.renewDeadlineSeconds \(10\)/,
+    );
+    expect(() => template('leaderElection.retryPeriodSeconds=9')).toThrow(
+      /renewDeadlineSeconds \(10\) must be greater than 1.2 × leaderElection.retryPeriodSeconds \(9\)/,
+    );
     expect(() => template('logLevel=loud')).toThrow(/logLevel/);
   });
 
@@ -61,10 +73,25 @@ describe('chart, offline', () => {
       'topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone',
       'topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule',
     );
-    for (const piece of ['- --log-level=debug', 'mountPath: /etc/ca', 'priorityClassName: system-cluster-critical', 'topologyKey: topology.kubernetes.io/zone', 'a: b']) expect(out).toContain(piece);
+    for (const piece of [
+      '- --log-level=debug',
+      'mountPath: /etc/ca',
+      'priorityClassName: system-cluster-critical',
+      'topologyKey: topology.kubernetes.io/zone',
+      'a: b',
+    ])
+      expect(out).toContain(piece);
     expect(out).not.toContain('topologyKey: kubernetes.io/hostname');
     const clusterScoped = (release: string) =>
-      helm(helmBin, cluster.kubeconfig, ['template', release, chartDir, '--kube-version', '1.36.3', '--set', 'crds.enabled=false'])
+      helm(helmBin, cluster.kubeconfig, [
+        'template',
+        release,
+        chartDir,
+        '--kube-version',
+        '1.36.3',
+        '--set',
+        'crds.enabled=false',
+      ])
         .split('\n---\n')
         .filter((doc) => /^kind: Cluster(Role|RoleBinding)$/m.test(doc))
         .map((doc) => /^  name: (.*)$/m.exec(doc)?.[1]);
@@ -74,7 +101,9 @@ describe('chart, offline', () => {
   });
 
   it('renders the CRD as a template, kept on uninstall, only with crds.enabled', () => {
-    expect(template()).toMatch(/kind: CustomResourceDefinition\nmetadata:\n  name: singletonjobs.singleton.dev\n  annotations:\n    helm.sh\/resource-policy: keep\n/);
+    expect(template()).toMatch(
+      /kind: CustomResourceDefinition\nmetadata:\n  name: singletonjobs.singleton.dev\n  annotations:\n    helm.sh\/resource-policy: keep\n/,
+    );
     expect(template('crds.keep=false')).not.toContain('helm.sh/resource-policy');
     expect(template('crds.enabled=false')).not.toContain('kind: CustomResourceDefinition');
   });
@@ -89,7 +118,14 @@ describe('chart, CRD upgrade from the crds/ layout', () => {
   const release = `so-crd-${Date.now().toString(36)}`;
   const ns = release;
   const disown = () => {
-    kubectl(cluster.kubeconfig, ['annotate', 'crd', crd, 'meta.helm.sh/release-name-', 'meta.helm.sh/release-namespace-', 'helm.sh/resource-policy-']);
+    kubectl(cluster.kubeconfig, [
+      'annotate',
+      'crd',
+      crd,
+      'meta.helm.sh/release-name-',
+      'meta.helm.sh/release-namespace-',
+      'helm.sh/resource-policy-',
+    ]);
     kubectl(cluster.kubeconfig, ['label', 'crd', crd, 'app.kubernetes.io/managed-by-']);
   };
   let oldChart: string;
@@ -117,18 +153,38 @@ describe('chart, CRD upgrade from the crds/ layout', () => {
   it('takes the CRD over on upgrade after the documented label and annotations, and keeps it on uninstall', () => {
     // Cluster-wide on the shared control plane: the admission policies (on by default) would refuse the
     // other test files' admin status writes meanwhile; they are installed by Helm in admission-policy.test.ts.
-    const small = ['--set', 'replicaCount=1', '--set', 'rbac.aggregateToDefaultRoles=false', '--set', 'admissionPolicy.enabled=false'];
+    const small = [
+      '--set',
+      'replicaCount=1',
+      '--set',
+      'rbac.aggregateToDefaultRoles=false',
+      '--set',
+      'admissionPolicy.enabled=false',
+    ];
     helm(helmBin, cluster.kubeconfig, ['install', release, oldChart, '-n', ns, ...small]);
     // Without the hand-over Helm refuses to take an object it did not create.
-    expect(() => helm(helmBin, cluster.kubeconfig, ['upgrade', release, chartDir, '-n', ns, ...small])).toThrow(/invalid ownership metadata|cannot be imported/);
+    expect(() => helm(helmBin, cluster.kubeconfig, ['upgrade', release, chartDir, '-n', ns, ...small])).toThrow(
+      /invalid ownership metadata|cannot be imported/,
+    );
     // The README's upgrade steps.
     kubectl(cluster.kubeconfig, ['label', 'crd', crd, 'app.kubernetes.io/managed-by=Helm', '--overwrite']);
-    kubectl(cluster.kubeconfig, ['annotate', 'crd', crd, `meta.helm.sh/release-name=${release}`, `meta.helm.sh/release-namespace=${ns}`, '--overwrite']);
+    kubectl(cluster.kubeconfig, [
+      'annotate',
+      'crd',
+      crd,
+      `meta.helm.sh/release-name=${release}`,
+      `meta.helm.sh/release-namespace=${ns}`,
+      '--overwrite',
+    ]);
     helm(helmBin, cluster.kubeconfig, ['upgrade', release, chartDir, '-n', ns, ...small]);
-    const annotations = JSON.parse(kubectl(cluster.kubeconfig, ['get', 'crd', crd, '-o', 'jsonpath={.metadata.annotations}'])) as Record<string, string>;
+    const annotations = JSON.parse(
+      kubectl(cluster.kubeconfig, ['get', 'crd', crd, '-o', 'jsonpath={.metadata.annotations}']),
+    ) as Record<string, string>;
     expect(annotations).toMatchObject({ 'helm.sh/resource-policy': 'keep', 'meta.helm.sh/release-name': release });
     helm(helmBin, cluster.kubeconfig, ['uninstall', release, '-n', ns, '--wait']);
-    expect(kubectl(cluster.kubeconfig, ['get', 'crd', crd, '-o', 'name']).trim()).toBe(`customresourcedefinition.apiextensions.k8s.io/${crd}`);
+    expect(kubectl(cluster.kubeconfig, ['get', 'crd', crd, '-o', 'name']).trim()).toBe(
+      `customresourcedefinition.apiextensions.k8s.io/${crd}`,
+    );
   });
 });
 
@@ -138,7 +194,17 @@ describe('chart, installed', () => {
   const sa = `system:serviceaccount:${namespace}:${release}-singleton-operator`;
   const can = (verb: string, resource: string, ns = namespace, name?: string) => {
     const [kind = '', subresource] = resource.split('/');
-    const args = ['auth', 'can-i', verb, name ? `${kind}/${name}` : kind, '-n', ns, '--as', sa, ...(subresource ? [`--subresource=${subresource}`] : [])];
+    const args = [
+      'auth',
+      'can-i',
+      verb,
+      name ? `${kind}/${name}` : kind,
+      '-n',
+      ns,
+      '--as',
+      sa,
+      ...(subresource ? [`--subresource=${subresource}`] : []),
+    ];
     try {
       return kubectl(cluster.kubeconfig, args).trim() === 'yes';
     } catch {
@@ -148,7 +214,15 @@ describe('chart, installed', () => {
 
   beforeAll(async () => {
     await core.createNamespace({
-      body: { metadata: { name: namespace, labels: { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' } } },
+      body: {
+        metadata: {
+          name: namespace,
+          labels: {
+            'pod-security.kubernetes.io/enforce': 'restricted',
+            'pod-security.kubernetes.io/enforce-version': 'latest',
+          },
+        },
+      },
     });
   });
   afterAll(async () => {
@@ -161,7 +235,17 @@ describe('chart, installed', () => {
     // The CRD belongs to the test harness here (other tests use it meanwhile); the section above installs it with the chart.
     // Without the admission policies (on by default): bound to every namespace of the shared control plane,
     // they would refuse the other test files' admin status writes; admission-policy.test.ts installs them by Helm.
-    const out = helm(helmBin, cluster.kubeconfig, ['install', release, chartDir, '-n', namespace, '--set', 'crds.enabled=false', '--set', 'admissionPolicy.enabled=false']);
+    const out = helm(helmBin, cluster.kubeconfig, [
+      'install',
+      release,
+      chartDir,
+      '-n',
+      namespace,
+      '--set',
+      'crds.enabled=false',
+      '--set',
+      'admissionPolicy.enabled=false',
+    ]);
     expect(out).toContain(`kubectl get lease ${release}-singleton-operator -n ${namespace}`);
     expect(out).toContain('kubectl get sj -A');
     const name = `${release}-singleton-operator`;
@@ -175,12 +259,18 @@ describe('chart, installed', () => {
     );
     expect(deployment.spec?.template.spec?.securityContext?.runAsNonRoot).toBe(true);
     const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
-    for (const name of [`${release}-singleton-operator:aggregate-to-edit`, `${release}-singleton-operator:aggregate-to-view`]) {
+    for (const name of [
+      `${release}-singleton-operator:aggregate-to-edit`,
+      `${release}-singleton-operator:aggregate-to-view`,
+    ]) {
       expect((await rbac.readClusterRole({ name })).metadata?.annotations?.['meta.helm.sh/release-name']).toBe(release);
     }
     await eventually('the built-in edit and view roles to cover SingletonJobs', async () => {
       const covers = async (role: string, verb: string) =>
-        ((await rbac.readClusterRole({ name: role })).rules ?? []).some((r) => r.apiGroups?.includes('singleton.dev') && r.resources?.includes('singletonjobs') && r.verbs.includes(verb));
+        ((await rbac.readClusterRole({ name: role })).rules ?? []).some(
+          (r) =>
+            r.apiGroups?.includes('singleton.dev') && r.resources?.includes('singletonjobs') && r.verbs.includes(verb),
+        );
       return (await covers('edit', 'create')) && (await covers('view', 'list')) && !(await covers('view', 'create'));
     });
     const events = await core.listNamespacedEvent({ namespace });
@@ -225,12 +315,23 @@ describe('chart, installed', () => {
           '-o',
           'name',
         ]).trim();
-        const clusterLeft = kubectl(cluster.kubeconfig, ['get', 'clusterroles,clusterrolebindings', '-l', selector, '-o', 'name']).trim();
+        const clusterLeft = kubectl(cluster.kubeconfig, [
+          'get',
+          'clusterroles,clusterrolebindings',
+          '-l',
+          selector,
+          '-o',
+          'name',
+        ]).trim();
         return left === '' && clusterLeft === '' ? true : undefined;
       },
       60_000,
     );
-    expect(kubectl(cluster.kubeconfig, ['get', 'clusterroles', '-o', 'name'])).not.toContain(`${release}-singleton-operator:aggregate-to`);
-    expect(kubectl(cluster.kubeconfig, ['get', 'crd', 'singletonjobs.singleton.dev', '-o', 'name']).trim()).toBe('customresourcedefinition.apiextensions.k8s.io/singletonjobs.singleton.dev');
+    expect(kubectl(cluster.kubeconfig, ['get', 'clusterroles', '-o', 'name'])).not.toContain(
+      `${release}-singleton-operator:aggregate-to`,
+    );
+    expect(kubectl(cluster.kubeconfig, ['get', 'crd', 'singletonjobs.singleton.dev', '-o', 'name']).trim()).toBe(
+      'customresourcedefinition.apiextensions.k8s.io/singletonjobs.singleton.dev',
+    );
   });
 });

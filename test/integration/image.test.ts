@@ -7,18 +7,26 @@ import { existsSync } from 'node:fs';
 import { buildImage, imagePodman, RUN_LIMITS, type BuiltImage } from '../../scripts/image.ts';
 import { imageEnv, imageNodeFlags } from '../../scripts/bundle.ts';
 
-const missing = ['podman', 'runc', 'debootstrap'].filter((tool) => spawnSync('bash', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`]).status !== 0);
+const missing = ['podman', 'runc', 'debootstrap'].filter(
+  (tool) => spawnSync('bash', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`]).status !== 0,
+);
 const canBuild = missing.length === 0 && process.getuid?.() === 0;
 const describeWithPodman = canBuild ? describe : describe.skip;
 if (!canBuild)
-  console.warn(`image tests skipped: ${missing.length ? `${missing.join(', ')} not found; install them with: apt-get install -y podman runc debootstrap` : 'building the image needs root'}`);
+  console.warn(
+    `image tests skipped: ${missing.length ? `${missing.join(', ')} not found; install them with: apt-get install -y podman runc debootstrap` : 'building the image needs root'}`,
+  );
 
 describeWithPodman('the operator image', () => {
   let image: BuiltImage;
   const podman = () => imagePodman();
   const inImage = (args: string[]) => {
     const p = podman();
-    const res = spawnSync(p.cmd, [...p.args, 'run', '--rm', '--network', 'none', '--read-only', ...RUN_LIMITS, ...args], { encoding: 'utf8', timeout: 60_000 });
+    const res = spawnSync(
+      p.cmd,
+      [...p.args, 'run', '--rm', '--network', 'none', '--read-only', ...RUN_LIMITS, ...args],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
     return { code: res.status, stdout: res.stdout, stderr: res.stderr };
   };
 
@@ -30,7 +38,12 @@ describeWithPodman('the operator image', () => {
     expect(image.ref).toBe(`localhost/singleton-operator:${image.tag}`);
     expect(image.key.startsWith(image.tag)).toBe(true);
     const again = await buildImage({ log: () => {} });
-    expect({ ref: again.ref, archive: again.archive, id: again.id, cached: again.cached }).toEqual({ ref: image.ref, archive: image.archive, id: image.id, cached: true });
+    expect({ ref: again.ref, archive: again.archive, id: again.id, cached: again.cached }).toEqual({
+      ref: image.ref,
+      archive: image.archive,
+      id: image.id,
+      cached: true,
+    });
     expect(again.seconds).toBeLessThan(5);
   });
 
@@ -45,7 +58,9 @@ describeWithPodman('the operator image', () => {
 
   it("runs node with the ENTRYPOINT's flags and the runtime stage's environment as UID 65532, no CA or build input left in it", () => {
     const p = podman();
-    const res = spawnSync(p.cmd, [...p.args, 'image', 'inspect', '--format', '{{json .Config}}', image.ref], { encoding: 'utf8' });
+    const res = spawnSync(p.cmd, [...p.args, 'image', 'inspect', '--format', '{{json .Config}}', image.ref], {
+      encoding: 'utf8',
+    });
     const config = JSON.parse(res.stdout) as { User: string; Entrypoint: string[]; Env: string[]; WorkingDir: string };
     expect(config.User).toBe('65532:65532');
     expect(config.WorkingDir).toBe('/app');
@@ -55,7 +70,13 @@ describeWithPodman('the operator image', () => {
   });
 
   it('holds Node 24, dist/ and package.json under /app and no node_modules', () => {
-    const res = inImage(['--entrypoint', 'sh', image.ref, '-c', 'id -u; node --version; ls -A /app; find /app -name node_modules | wc -l; test -e /run/secrets/extra-ca && echo leaked || true']);
+    const res = inImage([
+      '--entrypoint',
+      'sh',
+      image.ref,
+      '-c',
+      'id -u; node --version; ls -A /app; find /app -name node_modules | wc -l; test -e /run/secrets/extra-ca && echo leaked || true',
+    ]);
     expect(res.stderr).toBe('');
     const [uid, version, ...rest] = res.stdout.trim().split('\n');
     expect(uid).toBe('65532');

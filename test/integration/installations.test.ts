@@ -12,7 +12,7 @@ import { eventually } from '../support/cluster.ts';
 import { controllerTestEnv, fakeLeadership, singletonJob, token } from '../support/singletonjobs.ts';
 import type { FakeLeadership } from '../support/singletonjobs.ts';
 import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
-import { CLAIM_LEASE_DURATIONS } from '../../src/controller/claims.ts';
+import { CLAIM_LEASE_DURATIONS } from '../../src/controller/pass/claims.ts';
 
 const { kc, namespace, controller, onCleanup } = controllerTestEnv();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -23,7 +23,10 @@ const BOUND_MS = CLAIM_LEASE_DURATIONS * LEASE_MS;
 /** Two installations' Leases in `ns`, renewed every second by the test (as their electors would) until stopped. */
 async function twoLeases(ns: string) {
   const coord = kc.makeApiClient(k8s.CoordinationV1Api);
-  const body = (name: string, holder: string) => ({ metadata: { name }, spec: { holderIdentity: holder, leaseDurationSeconds: LEASE_MS / 1000, renewTime: new k8s.V1MicroTime() } });
+  const body = (name: string, holder: string) => ({
+    metadata: { name },
+    spec: { holderIdentity: holder, leaseDurationSeconds: LEASE_MS / 1000, renewTime: new k8s.V1MicroTime() },
+  });
   // B's Lease first, so A's acquisition is later: A has the higher term.
   const lb = await coord.createNamespacedLease({ namespace: ns, body: body('inst-b', 'b-0') });
   const la = await coord.createNamespacedLease({ namespace: ns, body: body('inst-a', 'a-0') });
@@ -33,10 +36,15 @@ async function twoLeases(ns: string) {
   ]);
   const renewer = setInterval(() => {
     for (const name of latest.keys()) {
-      void coord.patchNamespacedLease({ namespace: ns, name, body: { spec: { renewTime: new k8s.V1MicroTime() } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)).then(
-        (l) => latest.set(name, l.metadata!.resourceVersion!),
-        () => undefined,
-      );
+      void coord
+        .patchNamespacedLease(
+          { namespace: ns, name, body: { spec: { renewTime: new k8s.V1MicroTime() } } },
+          k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+        )
+        .then(
+          (l) => latest.set(name, l.metadata!.resourceVersion!),
+          () => undefined,
+        );
     }
   }, 1000);
   onCleanup(async () => clearInterval(renewer));
@@ -47,7 +55,8 @@ async function twoLeases(ns: string) {
     termA,
     termB,
     lease: (name: 'inst-a' | 'inst-b') => ({ namespace: ns, name, durationMs: LEASE_MS }),
-    leader: (name: 'inst-a' | 'inst-b', identity: string, term: number): FakeLeadership => fakeLeadership(term, identity, () => Number(latest.get(name))),
+    leader: (name: 'inst-a' | 'inst-b', identity: string, term: number): FakeLeadership =>
+      fakeLeadership(term, identity, () => Number(latest.get(name))),
   };
 }
 
@@ -61,7 +70,10 @@ describe('two installations, one of which stops watching the namespace (issue 21
     // Cluster-wide RBAC: reading another installation's Lease is the chart's lease-reader ClusterRole.
     const a = await controller(ns, { lease: inst.lease('inst-a'), rbac: 'cluster' });
     void a.lead(inst.leader('inst-a', 'a-0', inst.termA));
-    await eventually('A to act', async () => (await api.get('shared')).status?.leaderLease === `${ns}/inst-a` && (await api.jobs(sj)).length > 0);
+    await eventually(
+      'A to act',
+      async () => (await api.get('shared')).status?.leaderLease === `${ns}/inst-a` && (await api.jobs(sj)).length > 0,
+    );
     const b = await controller(ns, { lease: inst.lease('inst-b'), rbac: 'cluster' });
     void b.lead(inst.leader('inst-b', 'b-0', inst.termB));
     await eventually('B to stand by', async () => (await api.get('shared')).status?.contender === `${ns}/inst-b`);
@@ -88,9 +100,17 @@ describe('two installations, one of which stops watching the namespace (issue 21
     expect(takenOver.leaderTerm).toBeGreaterThan(inst.termA);
     expect(takenOver.contender).toBeUndefined();
     expect(takenOver.conditions?.some((c) => c.type === 'Contended')).toBe(false);
-    const byB = await eventually('a run of B', async () => (await api.jobs(sj)).find((j) => Number(j.metadata!.annotations![Keys.term]) > inst.termA), 20_000);
+    const byB = await eventually(
+      'a run of B',
+      async () => (await api.jobs(sj)).find((j) => Number(j.metadata!.annotations![Keys.term]) > inst.termA),
+      20_000,
+    );
     expect(token(byB)).toBeGreaterThan(Math.max(...jobsOfA.map(token)));
-    const takeOverEvent = await eventually('the TakenOver Event', async () => (await api.events('shared')).find((e) => e.reason === 'TakenOver'), 15_000);
+    const takeOverEvent = await eventually(
+      'the TakenOver Event',
+      async () => (await api.events('shared')).find((e) => e.reason === 'TakenOver'),
+      15_000,
+    );
     expect(takeOverEvent.message).toContain(`${ns}/inst-a`);
     await api.patch('shared', { spec: { suspend: true } });
   }, 120_000);
@@ -100,7 +120,13 @@ describe('two installations, one of which stops watching the namespace (issue 21
     const inst = await twoLeases(ns);
     // Every 2 s, each run 2 bounds long: slots are due (and held) all the time, and A writes nothing while its run runs.
     const runFor = `${Math.ceil((2 * BOUND_MS) / 1000)}s`;
-    const sj = await api.create(singletonJob('shared', { schedule: '*/2 * * * * *' }, { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': runFor } }));
+    const sj = await api.create(
+      singletonJob(
+        'shared',
+        { schedule: '*/2 * * * * *' },
+        { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': runFor } },
+      ),
+    );
     const a = await controller(ns, { lease: inst.lease('inst-a'), rbac: 'cluster' });
     void a.lead(inst.leader('inst-a', 'a-0', inst.termA));
     await eventually('A to act', async () => (await api.get('shared')).status?.activeRun?.jobUID);

@@ -8,8 +8,8 @@
 // - the chart's default (kueue.enabled=false): the operator may not read
 //   Kueue's queues, so it cannot tell whether Kueue would start an unrecorded
 //   Job, and refuses the template, saying which value to set; no Job is left.
-import { QUEUE_LABEL } from '../../src/controller/kueue.ts';
-import { scheduledRunName } from '../../src/controller/naming.ts';
+import { QUEUE_LABEL } from '../../src/controller/cluster/kueue.ts';
+import { scheduledRunName } from '../../src/controller/rules/naming.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 import { readFileSync } from 'node:fs';
 import { eventually, testCluster } from '../support/cluster.ts';
@@ -23,8 +23,23 @@ function jobCreates(ns: string): string[] {
   return readFileSync(testCluster().local!.state.auditLog, 'utf8')
     .split('\n')
     .filter(Boolean)
-    .map((l) => JSON.parse(l) as { verb: string; requestURI: string; stage: string; objectRef?: { namespace?: string; name?: string; resource?: string; subresource?: string } })
-    .filter((e) => e.stage === 'ResponseComplete' && e.verb === 'create' && e.objectRef?.resource === 'jobs' && !e.objectRef.subresource && e.objectRef.namespace === ns)
+    .map(
+      (l) =>
+        JSON.parse(l) as {
+          verb: string;
+          requestURI: string;
+          stage: string;
+          objectRef?: { namespace?: string; name?: string; resource?: string; subresource?: string };
+        },
+    )
+    .filter(
+      (e) =>
+        e.stage === 'ResponseComplete' &&
+        e.verb === 'create' &&
+        e.objectRef?.resource === 'jobs' &&
+        !e.objectRef.subresource &&
+        e.objectRef.namespace === ns,
+    )
     .map((e) => `${e.objectRef!.name} ${e.requestURI}`);
 }
 
@@ -40,7 +55,11 @@ describe('a queue-name template where Kueue cannot gate the run', () => {
     await api.create(labelled('labelled'));
     void (await env.controller(ns, { chartValues: ['kueue.enabled=true'] })).lead(fakeLeadership(3000));
     await requestRun(api, 'labelled', 'r1');
-    const done = await eventually('the run to succeed', async () => (await api.get('labelled')).status?.recentRuns?.find((r) => r.outcome === 'Succeeded'), 60_000);
+    const done = await eventually(
+      'the run to succeed',
+      async () => (await api.get('labelled')).status?.recentRuns?.find((r) => r.outcome === 'Succeeded'),
+      60_000,
+    );
     expect(done.token).toBeGreaterThanOrEqual(3000);
     const [job] = (await api.batch.listNamespacedJob({ namespace: ns })).items;
     expect(job?.metadata?.labels?.[QUEUE_LABEL]).toBe('team-queue');
@@ -51,7 +70,11 @@ describe('a queue-name template where Kueue cannot gate the run', () => {
     const plain = singletonJob('plain', {}, { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '1s' } });
     await api.create(plain);
     await requestRun(api, 'plain', 'r1');
-    await eventually('the unlabelled run to succeed', async () => (await api.get('plain')).status?.recentRuns?.find((r) => r.outcome === 'Succeeded'), 60_000);
+    await eventually(
+      'the unlabelled run to succeed',
+      async () => (await api.get('plain')).status?.recentRuns?.find((r) => r.outcome === 'Succeeded'),
+      60_000,
+    );
     const creates = await eventually('both creates in the audit log', async () => {
       const c = jobCreates(ns);
       return c.filter((x) => !x.includes('dryRun')).length >= 2 && c;
@@ -75,7 +98,9 @@ describe('a queue-name template where Kueue cannot gate the run', () => {
     expect(conditionOf(refused, 'Ready')!.message).toContain(`LocalQueue ${ns}/team-queue`);
     expect(conditionOf(refused, 'Ready')!.message).toContain('install the chart with kueue.enabled=true');
     await sleep(2000);
-    expect((await api.batch.listNamespacedJob({ namespace: ns })).items.filter((j) => !j.metadata?.deletionTimestamp)).toEqual([]);
+    expect(
+      (await api.batch.listNamespacedJob({ namespace: ns })).items.filter((j) => !j.metadata?.deletionTimestamp),
+    ).toEqual([]);
     expect((await api.core.listNamespacedPod({ namespace: ns })).items).toEqual([]);
   }, 90_000);
 });

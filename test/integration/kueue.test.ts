@@ -23,20 +23,43 @@ import * as k8s from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
 import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
-import { buildJob } from '../../src/controller/jobs.ts';
-import { ADMISSION_CHECK_CONTROLLER, KUEUE_GROUP, KUEUE_VERSION, QUEUE_LABEL, type Workload } from '../../src/controller/kueue.ts';
+import { buildJob } from '../../src/controller/rules/jobs.ts';
+import {
+  ADMISSION_CHECK_CONTROLLER,
+  KUEUE_GROUP,
+  KUEUE_VERSION,
+  QUEUE_LABEL,
+  type Workload,
+} from '../../src/controller/cluster/kueue.ts';
 import { execFileSync } from 'node:child_process';
 import YAML from 'yaml';
 import { resolveHelm } from '../controlplane/binaries.ts';
-import { KUEUE_NAMESPACE_LABEL, KUEUE_USER, resolveKueue, startKueue, type RunningKueue } from '../controlplane/kueue.ts';
+import {
+  KUEUE_NAMESPACE_LABEL,
+  KUEUE_USER,
+  resolveKueue,
+  startKueue,
+  type RunningKueue,
+} from '../controlplane/kueue.ts';
 import { chartDir } from '../../scripts/generate-manifests.ts';
 import { OPERATOR_NAMESPACE, installedKubeConfig, releaseFor } from '../support/installed.ts';
 import { eventually, testCluster } from '../support/cluster.ts';
-import { Api, conditionOf, controllerTestEnv, fakeLeadership, podOverlapMonitor, requestRun, singletonJob, type StartOptions } from '../support/singletonjobs.ts';
+import {
+  Api,
+  conditionOf,
+  controllerTestEnv,
+  fakeLeadership,
+  podOverlapMonitor,
+  requestRun,
+  singletonJob,
+  type StartOptions,
+} from '../support/singletonjobs.ts';
 
 const env = controllerTestEnv();
 const { kc } = env;
-const bins = process.env.SINGLETON_TEST_CLUSTER_DIR ? resolveKueue() : { missing: 'no local control plane (USE_EXISTING_CLUSTER)' };
+const bins = process.env.SINGLETON_TEST_CLUSTER_DIR
+  ? resolveKueue()
+  : { missing: 'no local control plane (USE_EXISTING_CLUSTER)' };
 if ('missing' in bins) console.warn(`Kueue tests skipped: ${bins.missing}`);
 const describeKueue = 'missing' in bins ? describe.skip : describe;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -62,7 +85,11 @@ async function applyAdmissionPolicies(): Promise<void> {
       OPERATOR_NAMESPACE,
       '--kube-version',
       '1.36.3',
-      ...['kueue.enabled=true', `kueue.serviceAccount=${KUEUE_USER}`, `serviceAccount.name=${releaseFor('namespaced')}`].flatMap((v) => ['--set', v]),
+      ...[
+        'kueue.enabled=true',
+        `kueue.serviceAccount=${KUEUE_USER}`,
+        `serviceAccount.name=${releaseFor('namespaced')}`,
+      ].flatMap((v) => ['--set', v]),
     ],
     { encoding: 'utf8' },
   );
@@ -70,13 +97,27 @@ async function applyAdmissionPolicies(): Promise<void> {
     .map((d) => d.toJSON() as { kind: string; spec: { matchResources?: { namespaceSelector?: unknown } } } | null)
     .filter((m): m is NonNullable<typeof m> => !!m && m.kind.startsWith('ValidatingAdmissionPolicy'));
   expect(policies).toHaveLength(6);
-  for (const b of policies) if (b.kind === 'ValidatingAdmissionPolicyBinding') b.spec.matchResources = { namespaceSelector: { matchLabels: { [KUEUE_NAMESPACE_LABEL]: 'true' } } };
-  execFileSync('kubectl', ['--kubeconfig', testCluster().kubeconfig, 'apply', '-f', '-'], { input: policies.map((m) => YAML.stringify(m)).join('---\n'), encoding: 'utf8' });
+  for (const b of policies)
+    if (b.kind === 'ValidatingAdmissionPolicyBinding')
+      b.spec.matchResources = { namespaceSelector: { matchLabels: { [KUEUE_NAMESPACE_LABEL]: 'true' } } };
+  execFileSync('kubectl', ['--kubeconfig', testCluster().kubeconfig, 'apply', '-f', '-'], {
+    input: policies.map((m) => YAML.stringify(m)).join('---\n'),
+    encoding: 'utf8',
+  });
   // In effect: a probe namespace of Kueue's where cluster-admin's dry-run create of a run-labelled Job is refused.
   const { name: ns, api } = await env.namespace('kueue-vap-probe');
-  await api.core.patchNamespace({ name: ns, body: { metadata: { labels: { [KUEUE_NAMESPACE_LABEL]: 'true' } } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+  await api.core.patchNamespace(
+    { name: ns, body: { metadata: { labels: { [KUEUE_NAMESPACE_LABEL]: 'true' } } } },
+    k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+  );
   const owner = (await api.create(singletonJob('probe', { suspend: true }))) as SingletonJob;
-  const probe = buildJob(owner, { name: 'probe', token: 1, term: 1, kind: 'Manual', reservedTime: new Date().toISOString() });
+  const probe = buildJob(owner, {
+    name: 'probe',
+    token: 1,
+    term: 1,
+    kind: 'Manual',
+    reservedTime: new Date().toISOString(),
+  });
   await eventually('the admission policies in effect', async () =>
     api.batch.createNamespacedJob({ namespace: ns, body: probe, dryRun: 'All' }).then(
       () => false,
@@ -88,7 +129,15 @@ async function applyAdmissionPolicies(): Promise<void> {
 function deleteAdmissionPolicies(): void {
   execFileSync(
     'kubectl',
-    ['--kubeconfig', testCluster().kubeconfig, 'delete', 'validatingadmissionpolicybindings,validatingadmissionpolicies', '-l', `app.kubernetes.io/instance=${policyRelease}`, '--ignore-not-found'],
+    [
+      '--kubeconfig',
+      testCluster().kubeconfig,
+      'delete',
+      'validatingadmissionpolicybindings,validatingadmissionpolicies',
+      '-l',
+      `app.kubernetes.io/instance=${policyRelease}`,
+      '--ignore-not-found',
+    ],
     { encoding: 'utf8' },
   );
 }
@@ -103,12 +152,27 @@ const kueueObject = (plural: string, body: object, namespace?: string) =>
  * (listing the operator's AdmissionCheck unless `fenced` is false) and a
  * LocalQueue `queue` pointing at it.
  */
-async function queueFor(prefix: string, opts: { queue: string; cpu: string; fenced?: boolean }): Promise<{ ns: string; api: Api; clusterQueue: string; check: string }> {
+async function queueFor(
+  prefix: string,
+  opts: { queue: string; cpu: string; fenced?: boolean },
+): Promise<{ ns: string; api: Api; clusterQueue: string; check: string }> {
   const { name: ns, api } = await env.namespace(prefix);
-  await api.core.patchNamespace({ name: ns, body: { metadata: { labels: { [KUEUE_NAMESPACE_LABEL]: 'true' } } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+  await api.core.patchNamespace(
+    { name: ns, body: { metadata: { labels: { [KUEUE_NAMESPACE_LABEL]: 'true' } } } },
+    k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+  );
   const id = `${prefix}-${randomBytes(3).toString('hex')}`;
-  await kueueObject('resourceflavors', { apiVersion: `${KUEUE_GROUP}/${KUEUE_VERSION}`, kind: 'ResourceFlavor', metadata: { name: id } });
-  await kueueObject('admissionchecks', { apiVersion: `${KUEUE_GROUP}/${KUEUE_VERSION}`, kind: 'AdmissionCheck', metadata: { name: id }, spec: { controllerName: ADMISSION_CHECK_CONTROLLER } });
+  await kueueObject('resourceflavors', {
+    apiVersion: `${KUEUE_GROUP}/${KUEUE_VERSION}`,
+    kind: 'ResourceFlavor',
+    metadata: { name: id },
+  });
+  await kueueObject('admissionchecks', {
+    apiVersion: `${KUEUE_GROUP}/${KUEUE_VERSION}`,
+    kind: 'AdmissionCheck',
+    metadata: { name: id },
+    spec: { controllerName: ADMISSION_CHECK_CONTROLLER },
+  });
   await kueueObject('clusterqueues', {
     apiVersion: `${KUEUE_GROUP}/${KUEUE_VERSION}`,
     kind: 'ClusterQueue',
@@ -116,15 +180,31 @@ async function queueFor(prefix: string, opts: { queue: string; cpu: string; fenc
     spec: {
       namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } },
       ...(opts.fenced === false ? {} : { admissionChecksStrategy: { admissionChecks: [{ name: id }] } }),
-      resourceGroups: [{ coveredResources: ['cpu'], flavors: [{ name: id, resources: [{ name: 'cpu', nominalQuota: opts.cpu }] }] }],
+      resourceGroups: [
+        { coveredResources: ['cpu'], flavors: [{ name: id, resources: [{ name: 'cpu', nominalQuota: opts.cpu }] }] },
+      ],
     },
   });
-  await kueueObject('localqueues', { apiVersion: `${KUEUE_GROUP}/${KUEUE_VERSION}`, kind: 'LocalQueue', metadata: { name: opts.queue, namespace: ns }, spec: { clusterQueue: id } }, ns);
+  await kueueObject(
+    'localqueues',
+    {
+      apiVersion: `${KUEUE_GROUP}/${KUEUE_VERSION}`,
+      kind: 'LocalQueue',
+      metadata: { name: opts.queue, namespace: ns },
+      spec: { clusterQueue: id },
+    },
+    ns,
+  );
   return { ns, api, clusterQueue: id, check: id };
 }
 
 /** A SingletonJob whose Pod asks for 1 CPU and "runs" `seconds` (kwok), with the queue label unless `queue` is undefined. */
-function queued(name: string, queue: string | undefined, seconds: number, spec: Record<string, unknown> = {}): SingletonJob {
+function queued(
+  name: string,
+  queue: string | undefined,
+  seconds: number,
+  spec: Record<string, unknown> = {},
+): SingletonJob {
   const sj = singletonJob(name, spec, { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': `${seconds}s` } });
   if (queue) sj.spec.jobTemplate.metadata = { labels: { [QUEUE_LABEL]: queue } };
   sj.spec.jobTemplate.spec!.template.spec!.containers[0]!.resources = { requests: { cpu: '1' } };
@@ -152,7 +232,9 @@ const condition = (wl: Workload | undefined, type: string) => wl?.status?.condit
  * active run, or a finished one, with the Pod's Job UID). Tokens in order of
  * the Pods' appearance.
  */
-async function podRecordWatch(api: Api): Promise<{ unrecorded: string[]; tokens: (name: string) => number[]; stop(): void }> {
+async function podRecordWatch(
+  api: Api,
+): Promise<{ unrecorded: string[]; tokens: (name: string) => number[]; stop(): void }> {
   const unrecorded: string[] = [];
   const tokens = new Map<string, number[]>();
   const seen = new Set<string>();
@@ -171,7 +253,9 @@ async function podRecordWatch(api: Api): Promise<{ unrecorded: string[]; tokens:
         const runs = [sj.status?.activeRun, ...(sj.status?.recentRuns ?? [])];
         const jobUID = pod.metadata?.labels?.['batch.kubernetes.io/controller-uid'];
         const active = sj.status?.activeRun;
-        const recorded = (active?.token === token && active.jobUID === jobUID) || runs.some((r) => r && r.token === token && r !== active);
+        const recorded =
+          (active?.token === token && active.jobUID === jobUID) ||
+          runs.some((r) => r && r.token === token && r !== active);
         if (!recorded) unrecorded.push(`${pod.metadata?.name} (token ${token}, job ${jobUID})`);
       });
     },
@@ -181,7 +265,9 @@ async function podRecordWatch(api: Api): Promise<{ unrecorded: string[]; tokens:
 }
 
 /** Every Workload of the namespace, by its Job's UID: whether Kueue ever reserved quota for it, or admitted it. */
-async function workloadWatch(ns: string): Promise<{ of(jobUID: string): { seen: boolean; quotaReserved: boolean; admitted: boolean }; stop(): void }> {
+async function workloadWatch(
+  ns: string,
+): Promise<{ of(jobUID: string): { seen: boolean; quotaReserved: boolean; admitted: boolean }; stop(): void }> {
   const state = new Map<string, { seen: boolean; quotaReserved: boolean; admitted: boolean }>();
   const watch = new k8s.Watch(kc);
   const ac = await watch.watch(
@@ -197,12 +283,19 @@ async function workloadWatch(ns: string): Promise<{ of(jobUID: string): { seen: 
     },
     () => undefined,
   );
-  return { of: (uid) => state.get(uid) ?? { seen: false, quotaReserved: false, admitted: false }, stop: () => ac.abort() };
+  return {
+    of: (uid) => state.get(uid) ?? { seen: false, quotaReserved: false, admitted: false },
+    stop: () => ac.abort(),
+  };
 }
 
 /** What a deposed leader's create delivers late: the Job of a run, token and all, suspended, never recorded. */
 function lateCreate(sj: SingletonJob, name: string, token: number): k8s.V1Job {
-  return buildJob(sj, { name, token, term: 1, kind: 'Manual', requestId: 'late', reservedTime: new Date().toISOString() }, { suspended: true });
+  return buildJob(
+    sj,
+    { name, token, term: 1, kind: 'Manual', requestId: 'late', reservedTime: new Date().toISOString() },
+    { suspended: true },
+  );
 }
 
 /** Holds the leader between a run's Job create and its record (fencing's adversarial moment) until released. */
@@ -230,7 +323,9 @@ function scenario(mode: 'queue-name' | 'manageJobsWithoutQueueName') {
   const templateQueue = labelled ? queueName : undefined;
   let kueue: RunningKueue | undefined;
   beforeAll(async () => {
-    kueue = await startKueue(testCluster().local!, bins as Exclude<typeof bins, { missing: string }>, { manageJobsWithoutQueueName: !labelled });
+    kueue = await startKueue(testCluster().local!, bins as Exclude<typeof bins, { missing: string }>, {
+      manageJobsWithoutQueueName: !labelled,
+    });
     await applyAdmissionPolicies();
   }, 180_000);
   afterAll(async () => {
@@ -250,7 +345,9 @@ function scenario(mode: 'queue-name' | 'manageJobsWithoutQueueName') {
     await requestRun(api, 'held', 'r1');
     const runName = await hold.held;
     // Created, suspended, not recorded: Kueue manages it and reserves quota, but its check stays Pending.
-    const job = await eventually('the held attempt’s Job', async () => api.batch.readNamespacedJob({ namespace: ns, name: runName }).catch(() => undefined));
+    const job = await eventually('the held attempt’s Job', async () =>
+      api.batch.readNamespacedJob({ namespace: ns, name: runName }).catch(() => undefined),
+    );
     expect(job.metadata?.labels?.[QUEUE_LABEL]).toBe(queueName);
     const wl = await eventually('its Workload with quota reserved', async () => {
       const w = await workloadOf(ns, job);
@@ -269,23 +366,38 @@ function scenario(mode: 'queue-name' | 'manageJobsWithoutQueueName') {
     hold.release();
     await first.stop();
     void (await env.controller(ns, asInstalled)).lead(fakeLeadership(2000));
-    const done = await eventually('the run to succeed under the successor', async () => (await api.get('held')).status?.recentRuns?.find((r) => r.outcome === 'Succeeded'), 60_000);
+    const done = await eventually(
+      'the run to succeed under the successor',
+      async () => (await api.get('held')).status?.recentRuns?.find((r) => r.outcome === 'Succeeded'),
+      60_000,
+    );
     expect(pods.tokens('held')).toEqual([done.token]);
 
     // A deposed leader's create delivered late, under a name that is free (its run's Job deleted): Kueue files it, nobody admits it.
     const sj = await api.get('held');
     await api.batch.deleteNamespacedJob({ namespace: ns, name: done.name, body: { propagationPolicy: 'Background' } });
-    await eventually('the run’s Job gone', async () => !(await api.batch.readNamespacedJob({ namespace: ns, name: done.name }).catch(() => undefined)));
+    await eventually(
+      'the run’s Job gone',
+      async () => !(await api.batch.readNamespacedJob({ namespace: ns, name: done.name }).catch(() => undefined)),
+    );
     const workloads = await workloadWatch(ns);
     // By the operator's own ServiceAccount, as a deposed replica's request would be (the admission policy refuses anyone else's).
-    const operator = (await installedKubeConfig(kc, testCluster().kubeconfig, 'namespaced', [ns], undefined, ['kueue.enabled=true'])).makeApiClient(k8s.BatchV1Api);
+    const operator = (
+      await installedKubeConfig(kc, testCluster().kubeconfig, 'namespaced', [ns], undefined, ['kueue.enabled=true'])
+    ).makeApiClient(k8s.BatchV1Api);
     const late = await operator.createNamespacedJob({ namespace: ns, body: lateCreate(sj, done.name, done.token) });
     expect(late.metadata?.labels?.[QUEUE_LABEL]).toBe(queueName);
     // Kueue files it (a Workload, quota reserved) — unless the operator deletes it as a stray (its token is spent) first.
-    const lateGone = async () => (await api.batch.readNamespacedJob({ namespace: ns, name: done.name }).catch(() => undefined))?.metadata?.uid !== late.metadata?.uid;
-    await eventually('the late Job’s Workload with quota reserved, or the late Job deleted as a stray', async () => workloads.of(late.metadata!.uid!).quotaReserved || (await lateGone()));
+    const lateGone = async () =>
+      (await api.batch.readNamespacedJob({ namespace: ns, name: done.name }).catch(() => undefined))?.metadata?.uid !==
+      late.metadata?.uid;
+    await eventually(
+      'the late Job’s Workload with quota reserved, or the late Job deleted as a stray',
+      async () => workloads.of(late.metadata!.uid!).quotaReserved || (await lateGone()),
+    );
     await sleep(4000);
-    if (!(await lateGone())) expect((await api.batch.readNamespacedJob({ namespace: ns, name: done.name })).spec?.suspend).toBe(true);
+    if (!(await lateGone()))
+      expect((await api.batch.readNamespacedJob({ namespace: ns, name: done.name })).spec?.suspend).toBe(true);
     expect(workloads.of(late.metadata!.uid!).admitted).toBe(false);
     workloads.stop();
     expect(pods.tokens('held')).toEqual([done.token]);
@@ -311,13 +423,19 @@ function scenario(mode: 'queue-name' | 'manageJobsWithoutQueueName') {
       return conditionOf(sj, 'AwaitingAdmission')?.status === 'True' && sj;
     });
     expect(conditionOf(waiting, 'AwaitingAdmission')).toMatchObject({ reason: 'QueuedByKueue' });
-    expect(conditionOf(waiting, 'AwaitingAdmission')!.message).toMatch(/waits for Kueue to admit its Workload .*no quota reserved yet/);
+    expect(conditionOf(waiting, 'AwaitingAdmission')!.message).toMatch(
+      /waits for Kueue to admit its Workload .*no quota reserved yet/,
+    );
     expect(conditionOf(waiting, 'Ready')).toMatchObject({ status: 'True', reason: 'AwaitingAdmission' });
     expect(conditionOf(waiting, 'RunStalled')).toBeUndefined();
     expect(conditionOf(waiting, 'Stalled')).toBeUndefined();
     expect(pods.tokens('second')).toEqual([]);
     // The first run ends, its quota goes to the second, which starts and drops the condition.
-    const second = await eventually('the second run to succeed', async () => (await api.get('second')).status?.recentRuns?.find((r) => r.outcome === 'Succeeded'), 60_000);
+    const second = await eventually(
+      'the second run to succeed',
+      async () => (await api.get('second')).status?.recentRuns?.find((r) => r.outcome === 'Succeeded'),
+      60_000,
+    );
     const after = await api.get('second');
     expect(conditionOf(after, 'AwaitingAdmission')).toBeUndefined();
     expect(conditionOf(after, 'Ready')?.reason).not.toBe('AwaitingAdmission');
@@ -325,7 +443,8 @@ function scenario(mode: 'queue-name' | 'manageJobsWithoutQueueName') {
     await requestRun(api, 'second', 'r2');
     const next = await eventually(
       'the second object’s next run to succeed',
-      async () => (await api.get('second')).status?.recentRuns?.find((r) => r.outcome === 'Succeeded' && r.requestId === 'r2'),
+      async () =>
+        (await api.get('second')).status?.recentRuns?.find((r) => r.outcome === 'Succeeded' && r.requestId === 'r2'),
       60_000,
     );
     expect(next.token).toBeGreaterThan(second.token);
@@ -355,7 +474,14 @@ function scenario(mode: 'queue-name' | 'manageJobsWithoutQueueName') {
     const wl = (await workloadOf(ns, job))!;
     // What `kubectl kueue stop workload` does: Kueue evicts it, suspends the Job (its Pod goes) and resets its checks.
     await custom.patchNamespacedCustomObject(
-      { group: KUEUE_GROUP, version: KUEUE_VERSION, plural: 'workloads', namespace: ns, name: wl.metadata.name, body: { spec: { active: false } } },
+      {
+        group: KUEUE_GROUP,
+        version: KUEUE_VERSION,
+        plural: 'workloads',
+        namespace: ns,
+        name: wl.metadata.name,
+        body: { spec: { active: false } },
+      },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
     );
     const next = await eventually(
@@ -367,9 +493,15 @@ function scenario(mode: 'queue-name' | 'manageJobsWithoutQueueName') {
       40_000,
     );
     expect(next.token).toBeGreaterThan(run.token);
-    const said = await eventually('the RunJobSuspended Event', async () => (await api.events('evicted')).find((e) => e.reason === 'RunJobSuspended'));
+    const said = await eventually('the RunJobSuspended Event', async () =>
+      (await api.events('evicted')).find((e) => e.reason === 'RunJobSuspended'),
+    );
     expect(said.message).toContain(`Kueue evicted its Workload ${wl.metadata.name}`);
-    expect((await api.get('evicted')).status?.recentRuns?.[0]).toMatchObject({ name: run.name, token: run.token, outcome: 'Failed' });
+    expect((await api.get('evicted')).status?.recentRuns?.[0]).toMatchObject({
+      name: run.name,
+      token: run.token,
+      outcome: 'Failed',
+    });
     await eventually('the next attempt’s Pod', async () => pods.tokens('evicted').includes(next.token), 40_000);
     // The evicted Job was deleted, never re-admitted: one Pod per attempt, each with its own token, never two at once.
     expect(await api.batch.readNamespacedJob({ namespace: ns, name: run.name }).catch(() => undefined)).toBeUndefined();
@@ -381,7 +513,11 @@ function scenario(mode: 'queue-name' | 'manageJobsWithoutQueueName') {
   }, 150_000);
 
   it('a ClusterQueue without the operator’s AdmissionCheck is refused, saying what to configure, and no Job is left for Kueue to start; with the check added, runs go on', async () => {
-    const { ns, api, clusterQueue, check } = await queueFor(labelled ? 'kq-unfenced' : 'km-unfenced', { queue: queueName, cpu: '4', fenced: false });
+    const { ns, api, clusterQueue, check } = await queueFor(labelled ? 'kq-unfenced' : 'km-unfenced', {
+      queue: queueName,
+      cpu: '4',
+      fenced: false,
+    });
     const pods = await podRecordWatch(api);
     await api.create(queued('plain', templateQueue, 1));
     void (await env.controller(ns, asInstalled)).lead(fakeLeadership(1000));
@@ -395,20 +531,40 @@ function scenario(mode: 'queue-name' | 'manageJobsWithoutQueueName') {
     expect(message).toContain(`controllerName ${ADMISSION_CHECK_CONTROLLER}`);
     expect(refused.status?.recentRuns?.[0]).toMatchObject({ outcome: 'Failed' });
     await sleep(2000);
-    expect((await api.batch.listNamespacedJob({ namespace: ns })).items.filter((j) => !j.metadata?.deletionTimestamp)).toEqual([]);
+    expect(
+      (await api.batch.listNamespacedJob({ namespace: ns })).items.filter((j) => !j.metadata?.deletionTimestamp),
+    ).toEqual([]);
     expect(pods.tokens('plain')).toEqual([]);
     // Configured: the re-probe accepts the template, the next request runs.
     await custom.patchClusterCustomObject(
-      { group: KUEUE_GROUP, version: KUEUE_VERSION, plural: 'clusterqueues', name: clusterQueue, body: { spec: { admissionChecksStrategy: { admissionChecks: [{ name: check }] } } } },
+      {
+        group: KUEUE_GROUP,
+        version: KUEUE_VERSION,
+        plural: 'clusterqueues',
+        name: clusterQueue,
+        body: { spec: { admissionChecksStrategy: { admissionChecks: [{ name: check }] } } },
+      },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
     );
-    await eventually('the template accepted again', async () => conditionOf(await api.get('plain'), 'Ready')?.reason !== 'JobRejected', 40_000);
+    await eventually(
+      'the template accepted again',
+      async () => conditionOf(await api.get('plain'), 'Ready')?.reason !== 'JobRejected',
+      40_000,
+    );
     await requestRun(api, 'plain', 'r2');
-    await eventually('the run to succeed', async () => (await api.get('plain')).status?.recentRuns?.find((r) => r.outcome === 'Succeeded'), 60_000);
+    await eventually(
+      'the run to succeed',
+      async () => (await api.get('plain')).status?.recentRuns?.find((r) => r.outcome === 'Succeeded'),
+      60_000,
+    );
     expect(pods.unrecorded).toEqual([]);
     pods.stop();
   }, 150_000);
 }
 
-describeKueue('Kueue: the template’s kueue.x-k8s.io/queue-name label (the operator as AdmissionCheck controller)', () => scenario('queue-name'));
-describeKueue('Kueue: manageJobsWithoutQueueName (a LocalQueue named default)', () => scenario('manageJobsWithoutQueueName'));
+describeKueue('Kueue: the template’s kueue.x-k8s.io/queue-name label (the operator as AdmissionCheck controller)', () =>
+  scenario('queue-name'),
+);
+describeKueue('Kueue: manageJobsWithoutQueueName (a LocalQueue named default)', () =>
+  scenario('manageJobsWithoutQueueName'),
+);

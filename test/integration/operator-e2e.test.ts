@@ -29,7 +29,17 @@ import { imageNodeFlags, shippedImage } from '../../scripts/bundle.ts';
 import { Keys, type SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 import { eventually, testCluster } from '../support/cluster.ts';
 import { installCrd } from '../support/singletonjobs.ts';
-import { helm, kubectl, root, serviceAccountToken, startReplica, stopReplica, waitReady, writeTokenKubeconfig, type Replica } from '../dev/replicas.ts';
+import {
+  helm,
+  kubectl,
+  root,
+  serviceAccountToken,
+  startReplica,
+  stopReplica,
+  waitReady,
+  writeTokenKubeconfig,
+  type Replica,
+} from '../dev/replicas.ts';
 
 const helmBin = resolveHelm();
 /** This file's own control plane (local runs), else the existing cluster. */
@@ -52,7 +62,13 @@ let coordination: k8s.CoordinationV1Api;
 const replicas: Replica[] = [];
 
 async function readSj(name: string): Promise<SingletonJob> {
-  return (await custom.getNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: apps, name })) as SingletonJob;
+  return (await custom.getNamespacedCustomObject({
+    group: 'singleton.dev',
+    version: 'v1alpha1',
+    plural: 'singletonjobs',
+    namespace: apps,
+    name,
+  })) as SingletonJob;
 }
 
 async function holder(): Promise<string | undefined> {
@@ -67,7 +83,8 @@ async function runNow(name: string, requestId: string): Promise<{ name: string; 
   kubectl(cluster.kubeconfig, ['annotate', 'sj', name, '-n', apps, `${Keys.runNow}=${requestId}`, '--overwrite']);
   return eventually(
     `manual run ${requestId} of ${name} to succeed`,
-    async () => (await readSj(name)).status?.recentRuns?.find((r) => r.requestId === requestId && r.outcome === 'Succeeded'),
+    async () =>
+      (await readSj(name)).status?.recentRuns?.find((r) => r.requestId === requestId && r.outcome === 'Succeeded'),
     60_000,
     250,
   );
@@ -77,7 +94,8 @@ async function runNow(name: string, requestId: string): Promise<{ name: string; 
 async function chartEnv(): Promise<Record<string, string>> {
   const deployment = await appsApi.readNamespacedDeployment({ name: fullname, namespace });
   const env: Record<string, string> = {};
-  for (const e of deployment.spec?.template.spec?.containers[0]?.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+  for (const e of deployment.spec?.template.spec?.containers[0]?.env ?? [])
+    if (e.value !== undefined) env[e.name] = e.value;
   return env;
 }
 
@@ -99,7 +117,9 @@ beforeAll(async () => {
   // The chart runs with crds.enabled=false (on an existing cluster the CRD is the test harness's):
   // the harness's CRD, installed the way the other test files install it.
   await installCrd(cluster.kubeconfig);
-  await core.createNamespace({ body: { metadata: { name: namespace, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } } });
+  await core.createNamespace({
+    body: { metadata: { name: namespace, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } },
+  });
   await core.createNamespace({ body: { metadata: { name: apps } } });
 }, 180_000);
 
@@ -153,7 +173,15 @@ it('installs with Helm and runs three replicas as the chart’s ServiceAccount',
   expect(image.env).toMatchObject({ NODE_ENV: 'production', MALLOC_ARENA_MAX: '2' });
   for (let i = 0; i < 3; i++) {
     replicas.push(
-      await startReplica({ name: `${fullname}-${i}`, kubeconfig, namespace, leaseName: env.LEASE_NAME!, logDir: path.join(workDir, 'logs'), env: { ...image.env, ...env }, nodeArgs: image.nodeArgs }),
+      await startReplica({
+        name: `${fullname}-${i}`,
+        kubeconfig,
+        namespace,
+        leaseName: env.LEASE_NAME!,
+        logDir: path.join(workDir, 'logs'),
+        env: { ...image.env, ...env },
+        nodeArgs: image.nodeArgs,
+      }),
     );
   }
   await Promise.all(replicas.map((r) => waitReady(r)));
@@ -182,7 +210,9 @@ it('runs the examples, applied with kubectl, with fencing tokens that reach the 
   expect(out).toContain('singletonjob.singleton.dev/orders-backfill created');
   expect(out).toContain('singletonjob.singleton.dev/ledger-export created');
   for (const name of ['nightly-payroll', 'orders-backfill', 'ledger-export']) {
-    await eventually(`${name} to be Ready`, async () => (await readSj(name)).status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True'));
+    await eventually(`${name} to be Ready`, async () =>
+      (await readSj(name)).status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True'),
+    );
   }
   first = await runNow('orders-backfill', 'backfill-1');
   const ledger = await runNow('ledger-export', 'export-1');
@@ -193,13 +223,19 @@ it('runs the examples, applied with kubectl, with fencing tokens that reach the 
   expect(job.metadata?.annotations?.[Keys.token]).toBe(String(first.token));
   const env = job.spec?.template.spec?.containers[0]?.env ?? [];
   expect(env.find((e) => e.name === 'SINGLETON_FENCING_TOKEN')?.value).toBe(String(first.token));
-  expect(kubectl(cluster.kubeconfig, ['get', 'sj', 'orders-backfill', '-n', apps])).toMatch(new RegExp(`orders-backfill\\s+(<none>\\s+)?\\S+\\s+.*${first.token}`));
+  expect(kubectl(cluster.kubeconfig, ['get', 'sj', 'orders-backfill', '-n', apps])).toMatch(
+    new RegExp(`orders-backfill\\s+(<none>\\s+)?\\S+\\s+.*${first.token}`),
+  );
   const described = kubectl(cluster.kubeconfig, ['describe', 'sj', 'orders-backfill', '-n', apps]);
   expect(described).toContain('RunStarted');
   expect(described).toContain(`fencing token ${first.token}`);
 
   // The kubectl plugin: leader, candidates and every SingletonJob's token and term in one view.
-  const view = execFileSync(path.join(root, 'bin/kubectl-singleton'), ['--kubeconfig', cluster.kubeconfig, '--operator-namespace', namespace, '--lease', fullname, '-n', apps], { encoding: 'utf8' });
+  const view = execFileSync(
+    path.join(root, 'bin/kubectl-singleton'),
+    ['--kubeconfig', cluster.kubeconfig, '--operator-namespace', namespace, '--lease', fullname, '-n', apps],
+    { encoding: 'utf8' },
+  );
   expect(view).toContain(`LEADER    ${await holder()}`);
   expect(view).toMatch(new RegExp(`orders-backfill\\s.*\\s${first.token}\\s+${first.term}\\s`));
   expect(view).toMatch(/CANDIDATES[\s\S]*standby/);
@@ -243,7 +279,9 @@ it('hands over at once on SIGTERM: the leader releases the Lease after its work 
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as { msg: string; code?: number });
-  const order = ['Guarded work stopped', 'Released the Lease', 'Stopped singleton-operator'].map((m) => lines.findIndex((l) => l.msg === m));
+  const order = ['Guarded work stopped', 'Released the Lease', 'Stopped singleton-operator'].map((m) =>
+    lines.findIndex((l) => l.msg === m),
+  );
   expect(order.every((i) => i >= 0)).toBe(true);
   expect([...order].sort((a, b) => a - b)).toEqual(order);
   expect(lines.find((l) => l.msg === 'Stopped singleton-operator')?.code).toBe(0);
@@ -263,7 +301,8 @@ it('hands over at once on SIGTERM: the leader releases the Lease after its work 
 it('helm uninstall leaves only what the chart documents: the CRD (and the operator-created Lease)', async () => {
   await Promise.all(replicas.map((r) => stopReplica(r)));
   // Installed with the chart's defaults, the admission policies were there all along (the operator ran under them).
-  const policies = () => kubectl(cluster.kubeconfig, ['get', 'validatingadmissionpolicies,validatingadmissionpolicybindings', '-o', 'name']);
+  const policies = () =>
+    kubectl(cluster.kubeconfig, ['get', 'validatingadmissionpolicies,validatingadmissionpolicybindings', '-o', 'name']);
   expect(
     policies()
       .split('\n')
@@ -288,12 +327,23 @@ it('helm uninstall leaves only what the chart documents: the CRD (and the operat
     },
     60_000,
   );
-  expect(kubectl(cluster.kubeconfig, ['get', 'clusterroles,clusterrolebindings', '-o', 'name'])).not.toContain(fullname);
+  expect(kubectl(cluster.kubeconfig, ['get', 'clusterroles,clusterrolebindings', '-o', 'name'])).not.toContain(
+    fullname,
+  );
   expect(policies()).not.toContain(fullname);
-  const remaining = kubectl(cluster.kubeconfig, ['get', 'all,leases,roles,rolebindings,serviceaccounts', '-n', namespace, '-o', 'name'])
+  const remaining = kubectl(cluster.kubeconfig, [
+    'get',
+    'all,leases,roles,rolebindings,serviceaccounts',
+    '-n',
+    namespace,
+    '-o',
+    'name',
+  ])
     .trim()
     .split('\n')
     .filter((n) => n && n !== 'serviceaccount/default');
   expect(remaining).toEqual([`lease.coordination.k8s.io/${fullname}`]);
-  expect(kubectl(cluster.kubeconfig, ['get', 'crd', 'singletonjobs.singleton.dev', '-o', 'name']).trim()).toContain('singletonjobs.singleton.dev');
+  expect(kubectl(cluster.kubeconfig, ['get', 'crd', 'singletonjobs.singleton.dev', '-o', 'name']).trim()).toContain(
+    'singletonjobs.singleton.dev',
+  );
 });

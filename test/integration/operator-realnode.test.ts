@@ -20,15 +20,28 @@ import * as k8s from '@kubernetes/client-node';
 import { resolveHelm } from '../controlplane/binaries.ts';
 import { ControlPlane } from '../controlplane/controlplane.ts';
 import { isAlive } from '../controlplane/process.ts';
-import { ctr, hostLeftovers, hostSnapshot, importImage, realNodePlacement, realNodeUnavailable } from '../controlplane/realnode.ts';
+import {
+  ctr,
+  hostLeftovers,
+  hostSnapshot,
+  importImage,
+  realNodePlacement,
+  realNodeUnavailable,
+} from '../controlplane/realnode.ts';
 import { buildImage, type BuiltImage } from '../../scripts/image.ts';
 import { chartDir } from '../../scripts/generate-manifests.ts';
 import { Keys, type SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 import { eventually } from '../support/cluster.ts';
 import { helm, kubectl } from '../dev/replicas.ts';
 
-const missingImageTools = ['podman', 'debootstrap'].filter((t) => spawnSync('bash', ['-c', `command -v ${t}`]).status !== 0);
-const unavailable = realNodeUnavailable() ?? (missingImageTools.length ? `the image build needs ${missingImageTools.join(', ')} (apt-get install podman runc debootstrap)` : undefined);
+const missingImageTools = ['podman', 'debootstrap'].filter(
+  (t) => spawnSync('bash', ['-c', `command -v ${t}`]).status !== 0,
+);
+const unavailable =
+  realNodeUnavailable() ??
+  (missingImageTools.length
+    ? `the image build needs ${missingImageTools.join(', ')} (apt-get install podman runc debootstrap)`
+    : undefined);
 if (unavailable) console.warn(`skipping the end-to-end test on a real node: ${unavailable}`);
 const describeNode = unavailable ? describe.skip : describe;
 
@@ -129,7 +142,10 @@ describeNode('the operator on a real node, installed with Helm', () => {
     appsApi = kc.makeApiClient(k8s.AppsV1Api);
     custom = kc.makeApiClient(k8s.CustomObjectsApi);
     coordination = kc.makeApiClient(k8s.CoordinationV1Api);
-    const restricted = { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' };
+    const restricted = {
+      'pod-security.kubernetes.io/enforce': 'restricted',
+      'pod-security.kubernetes.io/enforce-version': 'latest',
+    };
     await core.createNamespace({ body: { metadata: { name: namespace, labels: restricted } } });
     await core.createNamespace({ body: { metadata: { name: apps, labels: restricted } } });
 
@@ -156,7 +172,8 @@ describeNode('the operator on a real node, installed with Helm', () => {
     stopWatch?.();
     console.log(`real-node e2e timings: ${JSON.stringify(timings)}`);
     // Normally stopped by the last test; this is for a failure before it.
-    if (cp && cp.state.realNode && isAlive(cp.state.processes['kube-apiserver']?.pid ?? 0)) await cp.stop().catch((err: unknown) => console.error(err));
+    if (cp && cp.state.realNode && isAlive(cp.state.processes['kube-apiserver']?.pid ?? 0))
+      await cp.stop().catch((err: unknown) => console.error(err));
     rmSync(workDir, { recursive: true, force: true });
   }, 180_000);
 
@@ -167,7 +184,12 @@ describeNode('the operator on a real node, installed with Helm', () => {
       .split('\n')
       .filter((l) => l.includes(sa))
       .map((l) => JSON.parse(l) as AuditEvent)
-      .filter((e) => e.stage === 'ResponseComplete' && e.user.username === sa && ['create', 'update', 'patch', 'delete'].includes(e.verb))
+      .filter(
+        (e) =>
+          e.stage === 'ResponseComplete' &&
+          e.user.username === sa &&
+          ['create', 'update', 'patch', 'delete'].includes(e.verb),
+      )
       .filter((e) => e.stageTimestamp >= fromIso && e.stageTimestamp <= toIso)
       .filter((e) => e.objectRef?.resource !== 'events')
       .sort((a, b) => a.stageTimestamp.localeCompare(b.stageTimestamp));
@@ -190,7 +212,13 @@ describeNode('the operator on a real node, installed with Helm', () => {
               nodeSelector: { type: 'kwok' },
               restartPolicy: 'Never',
               securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
-              containers: [{ name: 'c', image: 'simulated', securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } } }],
+              containers: [
+                {
+                  name: 'c',
+                  image: 'simulated',
+                  securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+                },
+              ],
             },
           },
         },
@@ -206,7 +234,11 @@ describeNode('the operator on a real node, installed with Helm', () => {
         image: { repository: image.repository, tag, pullPolicy: 'Never' },
         ...realNodePlacement,
         rbac: { aggregateToDefaultRoles: false },
-        leaderElection: { leaseDurationSeconds: LEASE_SECONDS, renewDeadlineSeconds: RENEW_SECONDS, retryPeriodSeconds: RETRY_SECONDS },
+        leaderElection: {
+          leaseDurationSeconds: LEASE_SECONDS,
+          renewDeadlineSeconds: RENEW_SECONDS,
+          retryPeriodSeconds: RETRY_SECONDS,
+        },
       }),
     );
     return file;
@@ -228,7 +260,11 @@ describeNode('the operator on a real node, installed with Helm', () => {
     const log = k(['logs', '-n', namespace, podOf(leader)]);
     expect(log).toContain(podOf(leader));
     const events = await core.listNamespacedEvent({ namespace });
-    expect(events.items.filter((e) => ['FailedCreate', 'FailedScheduling', 'Failed', 'BackOff'].includes(e.reason ?? '')).map((e) => `${e.reason}: ${e.message}`)).toEqual([]);
+    expect(
+      events.items
+        .filter((e) => ['FailedCreate', 'FailedScheduling', 'Failed', 'BackOff'].includes(e.reason ?? ''))
+        .map((e) => `${e.reason}: ${e.message}`),
+    ).toEqual([]);
   });
 
   it('a SingletonJob runs for real and its Pod prints the fencing token from the env and from the downward API', async () => {
@@ -245,16 +281,29 @@ describeNode('the operator on a real node, installed with Helm', () => {
               spec: {
                 ...realNodePlacement,
                 restartPolicy: 'Never',
-                securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+                securityContext: {
+                  runAsNonRoot: true,
+                  runAsUser: 65532,
+                  runAsGroup: 65532,
+                  seccompProfile: { type: 'RuntimeDefault' },
+                },
                 volumes: [{ name: 'run', downwardAPI: { items: [{ path: 'token', fieldRef: { fieldPath: token } }] } }],
                 containers: [
                   {
                     name: 'print',
                     image: image.ref,
                     imagePullPolicy: 'Never',
-                    command: ['sh', '-c', 'echo "env SINGLETON_FENCING_TOKEN=$SINGLETON_FENCING_TOKEN"; echo "downward API token=$(cat /run/singleton/token)"'],
+                    command: [
+                      'sh',
+                      '-c',
+                      'echo "env SINGLETON_FENCING_TOKEN=$SINGLETON_FENCING_TOKEN"; echo "downward API token=$(cat /run/singleton/token)"',
+                    ],
                     volumeMounts: [{ name: 'run', mountPath: '/run/singleton', readOnly: true }],
-                    securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+                    securityContext: {
+                      allowPrivilegeEscalation: false,
+                      readOnlyRootFilesystem: true,
+                      capabilities: { drop: ['ALL'] },
+                    },
                   },
                 ],
               },
@@ -263,12 +312,24 @@ describeNode('the operator on a real node, installed with Helm', () => {
         },
       },
     };
-    await custom.createNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: apps, body: sj });
+    await custom.createNamespacedCustomObject({
+      group: 'singleton.dev',
+      version: 'v1alpha1',
+      plural: 'singletonjobs',
+      namespace: apps,
+      body: sj,
+    });
     k(['annotate', 'sj', 'print-token', '-n', apps, `${Keys.runNow}=real-1`, '--overwrite']);
     const run = await eventually(
       'the run to succeed',
       async () => {
-        const obj = (await custom.getNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: apps, name: 'print-token' })) as SingletonJob;
+        const obj = (await custom.getNamespacedCustomObject({
+          group: 'singleton.dev',
+          version: 'v1alpha1',
+          plural: 'singletonjobs',
+          namespace: apps,
+          name: 'print-token',
+        })) as SingletonJob;
         const r = obj.status?.recentRuns?.find((x) => x.requestId === 'real-1');
         if (r && r.outcome !== 'Succeeded') throw new Error(`run ended ${r.outcome}`);
         return r;
@@ -276,7 +337,10 @@ describeNode('the operator on a real node, installed with Helm', () => {
       90_000,
       250,
     );
-    const pods = await core.listNamespacedPod({ namespace: apps, labelSelector: `batch.kubernetes.io/job-name=${run.name}` });
+    const pods = await core.listNamespacedPod({
+      namespace: apps,
+      labelSelector: `batch.kubernetes.io/job-name=${run.name}`,
+    });
     expect(pods.items).toHaveLength(1);
     const pod = pods.items[0]!;
     expect(pod.spec?.nodeName).toBe(cp.state.realNode!.name);
@@ -287,7 +351,14 @@ describeNode('the operator on a real node, installed with Helm', () => {
   });
 
   it('a run whose image the kubelet cannot pull (ErrImageNeverPull) is Stalled with that reason, ended at its deadline, and the next run starts — under the chart’s RBAC, end to end', async () => {
-    const get = async () => (await custom.getNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: apps, name: 'no-image' })) as SingletonJob;
+    const get = async () =>
+      (await custom.getNamespacedCustomObject({
+        group: 'singleton.dev',
+        version: 'v1alpha1',
+        plural: 'singletonjobs',
+        namespace: apps,
+        name: 'no-image',
+      })) as SingletonJob;
     await custom.createNamespacedCustomObject({
       group: 'singleton.dev',
       version: 'v1alpha1',
@@ -333,19 +404,32 @@ describeNode('the operator on a real node, installed with Helm', () => {
       500,
     );
     expect(stalled.c.reason).toBe('ErrImageNeverPull');
-    expect(stalled.sj.status?.conditions?.find((x) => x.type === 'Ready')).toMatchObject({ status: 'True', reason: 'RunStalled' });
+    expect(stalled.sj.status?.conditions?.find((x) => x.type === 'Ready')).toMatchObject({
+      status: 'True',
+      reason: 'RunStalled',
+    });
     const first = stalled.sj.status!.activeRun!.name;
     const after = await eventually(
       'the stalled run ended and the next one started',
       async () => {
         const sj = await get();
-        return sj.status?.recentRuns?.some((r) => r.name === first && r.outcome === 'Stalled') && sj.status.activeRun && sj.status.activeRun.name !== first ? sj : undefined;
+        return sj.status?.recentRuns?.some((r) => r.name === first && r.outcome === 'Stalled') &&
+          sj.status.activeRun &&
+          sj.status.activeRun.name !== first
+          ? sj
+          : undefined;
       },
       90_000,
       500,
     );
     expect(after.status!.activeRun!.token).toBeGreaterThan(stalled.sj.status!.activeRun!.token);
-    await custom.deleteNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: apps, name: 'no-image' });
+    await custom.deleteNamespacedCustomObject({
+      group: 'singleton.dev',
+      version: 'v1alpha1',
+      plural: 'singletonjobs',
+      namespace: apps,
+      name: 'no-image',
+    });
   });
 
   it('deleting the leader Pod hands the Lease over at once (released on SIGTERM, not expired)', async () => {
@@ -371,8 +455,20 @@ describeNode('the operator on a real node, installed with Helm', () => {
       namespace: apps,
       body: kwokSingletonJob(sj, '*/10 * * * * *'),
     });
-    const getSj = async () => (await custom.getNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: apps, name: sj })) as SingletonJob;
-    await eventually('a first run of after-kill finished', async () => ((await getSj()).status?.recentRuns?.some((r) => r.outcome === 'Succeeded') ? true : undefined), 60_000, 250);
+    const getSj = async () =>
+      (await custom.getNamespacedCustomObject({
+        group: 'singleton.dev',
+        version: 'v1alpha1',
+        plural: 'singletonjobs',
+        namespace: apps,
+        name: sj,
+      })) as SingletonJob;
+    await eventually(
+      'a first run of after-kill finished',
+      async () => ((await getSj()).status?.recentRuns?.some((r) => r.outcome === 'Succeeded') ? true : undefined),
+      60_000,
+      250,
+    );
     const before = await eventually('a Lease holder', holder, 30_000, 100);
     const pod = await core.readNamespacedPod({ name: podOf(before), namespace });
     const id = pod.status!.containerStatuses![0]!.containerID!.replace('containerd://', '');
@@ -386,37 +482,70 @@ describeNode('the operator on a real node, installed with Helm', () => {
     // Nobody released it (a SIGKILL runs no shutdown): the successor acted on evidence, not on a release.
     expect(leaseHistory.some((e) => e.holder === '' && e.at >= killedAt)).toBe(false);
 
-    const runOfSlot = (o: SingletonJob) => [...(o.status?.recentRuns ?? []), ...(o.status?.activeRun ? [o.status.activeRun] : [])].filter((r) => r.slot && Date.parse(r.slot) === slot);
-    const run = await eventually('the run of the slot right after the kill', async () => runOfSlot(await getSj())[0], 30_000, 250);
+    const runOfSlot = (o: SingletonJob) =>
+      [...(o.status?.recentRuns ?? []), ...(o.status?.activeRun ? [o.status.activeRun] : [])].filter(
+        (r) => r.slot && Date.parse(r.slot) === slot,
+      );
+    const run = await eventually(
+      'the run of the slot right after the kill',
+      async () => runOfSlot(await getSj())[0],
+      30_000,
+      250,
+    );
     const writes = auditedWrites(new Date(killedAt - 1000).toISOString());
     const killedPod = podOf(before);
     const firstLeaseWrite = writes.find(
-      (e) => e.objectRef?.resource === 'leases' && e.objectRef.name === fullname && podName(e) !== killedPod && (e.responseStatus?.code ?? 500) < 300 && Date.parse(e.stageTimestamp) >= killedAt,
+      (e) =>
+        e.objectRef?.resource === 'leases' &&
+        e.objectRef.name === fullname &&
+        podName(e) !== killedPod &&
+        (e.responseStatus?.code ?? 500) < 300 &&
+        Date.parse(e.stageTimestamp) >= killedAt,
     );
     expect(firstLeaseWrite).toBeDefined();
     const takeoverMs = Date.parse(firstLeaseWrite!.stageTimestamp) - killedAt;
     // The release of the slot's run: the successful unsuspend patch of its Job, by the successor.
-    const release = writes.find((e) => e.verb === 'patch' && e.objectRef?.resource === 'jobs' && e.objectRef.name === run.name && (e.responseStatus?.code ?? 500) < 300);
+    const release = writes.find(
+      (e) =>
+        e.verb === 'patch' &&
+        e.objectRef?.resource === 'jobs' &&
+        e.objectRef.name === run.name &&
+        (e.responseStatus?.code ?? 500) < 300,
+    );
     expect(release).toBeDefined();
     expect(podName(release!)).toBe(podOf(after));
     const releasedAfterSlotMs = Date.parse(release!.stageTimestamp) - slot;
     timings.killLeaderTakeoverMs = takeoverMs;
     timings.killLeaderRunReleasedAfterSlotMs = releasedAfterSlotMs;
-    console.log(`crash failover on evidence (15 s lease): Lease taken ${takeoverMs} ms after the SIGKILL; the slot's run released ${releasedAfterSlotMs} ms after its slot`);
+    console.log(
+      `crash failover on evidence (15 s lease): Lease taken ${takeoverMs} ms after the SIGKILL; the slot's run released ${releasedAfterSlotMs} ms after its slot`,
+    );
     // By expiry it could not be before ~13 s (15 s lease, last renew ≤ 2 s before the kill). The 2 s target is the benchmark's to show (npm run bench: crash takeover p50/worst).
     expect(takeoverMs).toBeLessThan(7_500);
     expect(releasedAfterSlotMs).toBeLessThan(7_500);
     expect(releasedAfterSlotMs).toBeGreaterThanOrEqual(0);
     // The dead holder's Pod sent no write after the successor's first Lease write (its restarted container is a standby).
     const late = writes.filter((e) => podName(e) === killedPod && e.stageTimestamp >= firstLeaseWrite!.stageTimestamp);
-    expect(late.map((e) => `${e.stageTimestamp} ${e.verb} ${e.objectRef?.resource}/${e.objectRef?.name} ${e.responseStatus?.code}`)).toEqual([]);
+    expect(
+      late.map(
+        (e) => `${e.stageTimestamp} ${e.verb} ${e.objectRef?.resource}/${e.objectRef?.name} ${e.responseStatus?.code}`,
+      ),
+    ).toEqual([]);
     // One run for that slot, with a token above every earlier one.
     const sjNow = await getSj();
     expect(runOfSlot(sjNow)).toHaveLength(1);
-    const earlier = (sjNow.status?.recentRuns ?? []).filter((r) => r.slot && Date.parse(r.slot) < slot).map((r) => r.token);
+    const earlier = (sjNow.status?.recentRuns ?? [])
+      .filter((r) => r.slot && Date.parse(r.slot) < slot)
+      .map((r) => r.token);
     expect(earlier.length).toBeGreaterThan(0);
     expect(run.token).toBeGreaterThan(Math.max(...earlier));
-    await custom.deleteNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: apps, name: sj });
+    await custom.deleteNamespacedCustomObject({
+      group: 'singleton.dev',
+      version: 'v1alpha1',
+      plural: 'singletonjobs',
+      namespace: apps,
+      name: sj,
+    });
     // The kubelet restarts the killed container; it comes back as a standby.
     await eventually(
       'the killed container restarted and Ready',
@@ -456,7 +585,9 @@ describeNode('the operator on a real node, installed with Helm', () => {
           d.status?.readyReplicas === 3 &&
           d.status?.replicas === 3 &&
           pods.length === 3 &&
-          pods.every((p) => !oldPods.has(p.metadata!.name!) && p.spec?.containers[0]?.image === `${image.repository}:${tag}`);
+          pods.every(
+            (p) => !oldPods.has(p.metadata!.name!) && p.spec?.containers[0]?.image === `${image.repository}:${tag}`,
+          );
         return ok ? d : undefined;
       },
       180_000,
@@ -476,8 +607,18 @@ describeNode('the operator on a real node, installed with Helm', () => {
     const sj = await eventually(
       'a scheduled run under the new leader',
       async () => {
-        const obj = (await custom.getNamespacedCustomObject({ group: 'singleton.dev', version: 'v1alpha1', plural: 'singletonjobs', namespace: apps, name: 'every-2s' })) as SingletonJob;
-        return obj.status?.recentRuns?.some((r) => r.outcome === 'Succeeded' && Date.parse(r.finishedTime) > Date.now() - 5_000) ? obj : undefined;
+        const obj = (await custom.getNamespacedCustomObject({
+          group: 'singleton.dev',
+          version: 'v1alpha1',
+          plural: 'singletonjobs',
+          namespace: apps,
+          name: 'every-2s',
+        })) as SingletonJob;
+        return obj.status?.recentRuns?.some(
+          (r) => r.outcome === 'Succeeded' && Date.parse(r.finishedTime) > Date.now() - 5_000,
+        )
+          ? obj
+          : undefined;
       },
       30_000,
       500,
@@ -500,7 +641,11 @@ describeNode('the operator on a real node, installed with Helm', () => {
       const cur = seen[i]!;
       if (prev.holder && cur.holder && prev.holder !== cur.holder) {
         const gap = Date.parse(cur.acquireTime ?? '') - Date.parse(prev.renewTime ?? '');
-        expect({ from: prev.holder, to: cur.holder, expired: gap >= LEASE_SECONDS * 1000 }).toEqual({ from: prev.holder, to: cur.holder, expired: true });
+        expect({ from: prev.holder, to: cur.holder, expired: gap >= LEASE_SECONDS * 1000 }).toEqual({
+          from: prev.holder,
+          to: cur.holder,
+          expired: true,
+        });
       }
     }
 
@@ -519,7 +664,12 @@ describeNode('the operator on a real node, installed with Helm', () => {
       const last = leaseWrites.filter((l) => l.stageTimestamp <= e.stageTimestamp).at(-1);
       return last !== undefined && podName(last) !== podName(e);
     });
-    expect(offenders.map((e) => `${e.stageTimestamp} ${podName(e)} ${e.verb} ${e.objectRef?.resource}/${e.objectRef?.subresource ?? ''} ${e.objectRef?.name}`)).toEqual([]);
+    expect(
+      offenders.map(
+        (e) =>
+          `${e.stageTimestamp} ${podName(e)} ${e.verb} ${e.objectRef?.resource}/${e.objectRef?.subresource ?? ''} ${e.objectRef?.name}`,
+      ),
+    ).toEqual([]);
     expect(podOf(leader)).toBe(lessees.at(-1));
     timings.upgradeLeaseHolders = holders.filter(Boolean).length;
     timings.upgradeAuditedLeaseWrites = leaseWrites.length;
@@ -528,8 +678,15 @@ describeNode('the operator on a real node, installed with Helm', () => {
 
   it('helm uninstall leaves the CRD and the SingletonJobs', async () => {
     h(['uninstall', release, '-n', namespace, '--wait']);
-    await eventually('the operator Pods to be gone', async () => ((await operatorPods()).length === 0 ? true : undefined), 60_000, 500);
-    expect(k(['get', 'crd', 'singletonjobs.singleton.dev', '-o', 'name']).trim()).toBe('customresourcedefinition.apiextensions.k8s.io/singletonjobs.singleton.dev');
+    await eventually(
+      'the operator Pods to be gone',
+      async () => ((await operatorPods()).length === 0 ? true : undefined),
+      60_000,
+      500,
+    );
+    expect(k(['get', 'crd', 'singletonjobs.singleton.dev', '-o', 'name']).trim()).toBe(
+      'customresourcedefinition.apiextensions.k8s.io/singletonjobs.singleton.dev',
+    );
     const left = k(['get', 'sj', '-n', apps, '-o', 'name']).trim().split('\n').sort();
     expect(left).toEqual(['singletonjob.singleton.dev/every-2s', 'singletonjob.singleton.dev/print-token']);
   });

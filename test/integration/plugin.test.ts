@@ -10,7 +10,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { testCluster, withNamespace, eventually } from '../support/cluster.ts';
-import { Api, fakeLeadership, installCrd, kubectl, singletonJob, startController, token } from '../support/singletonjobs.ts';
+import {
+  Api,
+  fakeLeadership,
+  installCrd,
+  kubectl,
+  singletonJob,
+  startController,
+  token,
+} from '../support/singletonjobs.ts';
 import type { FakeLeadership, RunningController } from '../support/singletonjobs.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 
@@ -46,7 +54,10 @@ afterAll(async () => {
 });
 
 function plugin(...args: string[]): string {
-  const res = spawnSync(path.join(root, 'bin/kubectl-singleton'), ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8', timeout: 30_000 });
+  const res = spawnSync(path.join(root, 'bin/kubectl-singleton'), ['--kubeconfig', kubeconfig, ...args], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   if (res.status !== 0) throw new Error(`kubectl singleton ${args.join(' ')} exited ${res.status}: ${res.stderr}`);
   return res.stdout;
 }
@@ -65,13 +76,23 @@ function history(name: string): HistoryRow[] {
   expect(header).toMatch(/^JOB\s+TOKEN\s+TERM\s+KIND\s+OUTCOME\s+STARTED\s+DURATION$/);
   return rows.map((r) => {
     const [job, tok, term, kind, outcome, started, duration] = r.trim().split(/\s+/);
-    return { job: job!, token: Number(tok), term: Number(term), kind: kind!, outcome: outcome!, started: started ?? '', duration: duration ?? '' };
+    return {
+      job: job!,
+      token: Number(tok),
+      term: Number(term),
+      kind: kind!,
+      outcome: outcome!,
+      started: started ?? '',
+      duration: duration ?? '',
+    };
   });
 }
 
 describe('kubectl singleton against a live SingletonJob', () => {
   it('runs now, backfills, shows the history with tokens and durations and the next slot, suspends and resumes', async () => {
-    const created = await api.create(singletonJob('yearly', { schedule: '0 0 1 1 *', timeZone: 'UTC', successfulJobsHistoryLimit: 10 }));
+    const created = await api.create(
+      singletonJob('yearly', { schedule: '0 0 1 1 *', timeZone: 'UTC', successfulJobsHistoryLimit: 10 }),
+    );
     const next = await eventually('the next slot', async () => {
       const out = plugin('next', 'yearly').trim();
       return out.includes(': next slot ') ? out : undefined;
@@ -80,7 +101,9 @@ describe('kubectl singleton against a live SingletonJob', () => {
     expect(next).toBe(`${ns.name}/yearly: next slot ${year}-01-01T00:00:00.000Z (schedule 0 0 1 1 * UTC)`);
 
     // Run now: one Manual run, in the context's namespace.
-    expect(plugin('run', 'yearly')).toMatch(new RegExp(`^Requested a run of ${ns.name}/yearly \\(request id kubectl-\\S+\\)`));
+    expect(plugin('run', 'yearly')).toMatch(
+      new RegExp(`^Requested a run of ${ns.name}/yearly \\(request id kubectl-\\S+\\)`),
+    );
     const manual = await eventually('the manual run to succeed', async () => {
       const rows = history('yearly');
       return rows.length === 1 && rows[0]!.outcome === 'Succeeded' ? rows[0] : undefined;
@@ -93,7 +116,9 @@ describe('kubectl singleton against a live SingletonJob', () => {
     // Backfill two past slots: they run one after another, oldest first, each with its own token.
     const from = `${year - 3}-12-31T00:00:00Z`;
     const to = `${year - 1}-01-01T00:00:00Z`;
-    expect(plugin('backfill', 'yearly', from, to)).toContain(`Requested a backfill of ${ns.name}/yearly for the slots in (${from}, ${to}]`);
+    expect(plugin('backfill', 'yearly', from, to)).toContain(
+      `Requested a backfill of ${ns.name}/yearly for the slots in (${from}, ${to}]`,
+    );
     const rows = await eventually(
       'both backfill runs to succeed',
       async () => {
@@ -112,12 +137,21 @@ describe('kubectl singleton against a live SingletonJob', () => {
     const jobs = new Map((await api.jobs(created)).map((j) => [j.metadata!.name!, token(j)]));
     for (const r of rows) expect({ job: r.job, token: jobs.get(r.job) }).toEqual({ job: r.job, token: r.token });
     const sj = await api.get('yearly');
-    expect(sj.status?.backfill).toMatchObject({ from: new Date(from).toISOString(), to: new Date(to).toISOString(), runs: 2, completed: true });
+    expect(sj.status?.backfill).toMatchObject({
+      from: new Date(from).toISOString(),
+      to: new Date(to).toISOString(),
+      runs: 2,
+      completed: true,
+    });
 
     // Suspend and resume.
-    expect(plugin('suspend', 'yearly').trim()).toBe(`Suspended ${ns.name}/yearly: no scheduled runs (a run in flight continues)`);
+    expect(plugin('suspend', 'yearly').trim()).toBe(
+      `Suspended ${ns.name}/yearly: no scheduled runs (a run in flight continues)`,
+    );
     expect((await api.get('yearly')).spec.suspend).toBe(true);
-    expect(plugin('next', 'yearly').trim()).toBe(`${ns.name}/yearly is suspended (schedule 0 0 1 1 *): kubectl singleton resume yearly`);
+    expect(plugin('next', 'yearly').trim()).toBe(
+      `${ns.name}/yearly is suspended (schedule 0 0 1 1 *): kubectl singleton resume yearly`,
+    );
     expect(plugin('resume', 'yearly').trim()).toBe(`Resumed ${ns.name}/yearly`);
     const resumed: SingletonJob = await api.get('yearly');
     expect(resumed.spec.suspend).toBe(false);
@@ -128,13 +162,29 @@ describe('kubectl singleton against a live SingletonJob', () => {
     const coordination = kc.makeApiClient(k8s.CoordinationV1Api);
     await coordination.createNamespacedLease({
       namespace: ns.name,
-      body: { metadata: { name: 'singleton-operator' }, spec: { holderIdentity: 'operator-0_1234', leaseDurationSeconds: 15, leaseTransitions: 2 } },
+      body: {
+        metadata: { name: 'singleton-operator' },
+        spec: { holderIdentity: 'operator-0_1234', leaseDurationSeconds: 15, leaseTransitions: 2 },
+      },
     });
     const sj = await api.get('yearly');
     const out = plugin('--operator-namespace', ns.name, '--lease', 'singleton-operator');
     expect(out).toContain('LEADER    operator-0_1234');
     expect(out).toContain(`LEASE     ${ns.name}/singleton-operator  transitions=2`);
     const row = out.split('\n').find((l) => l.trim().startsWith(`${ns.name} `) && l.includes('yearly'));
-    expect(row?.trim().split(/\s+/)).toEqual(expect.arrayContaining([ns.name, 'yearly', '0', '0', '1', '1', '*', 'UTC', String(sj.status!.currentToken), String(TERM)]));
+    expect(row?.trim().split(/\s+/)).toEqual(
+      expect.arrayContaining([
+        ns.name,
+        'yearly',
+        '0',
+        '0',
+        '1',
+        '1',
+        '*',
+        'UTC',
+        String(sj.status!.currentToken),
+        String(TERM),
+      ]),
+    );
   });
 });

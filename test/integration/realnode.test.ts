@@ -12,14 +12,23 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import { ControlPlane } from '../controlplane/controlplane.ts';
 import { isAlive } from '../controlplane/process.ts';
-import { ctr, hostLeftovers, hostSnapshot, shimPids, realNodePlacement, realNodeUnavailable, REAL_NODE_LABEL } from '../controlplane/realnode.ts';
+import {
+  ctr,
+  hostLeftovers,
+  hostSnapshot,
+  shimPids,
+  realNodePlacement,
+  realNodeUnavailable,
+  REAL_NODE_LABEL,
+} from '../controlplane/realnode.ts';
 import { eventually } from '../support/cluster.ts';
 
 const unavailable = realNodeUnavailable();
 if (unavailable) console.warn(`skipping the real-node tests: ${unavailable}`);
 const describeNode = unavailable ? describe.skip : describe;
 
-const kubectl = (kubeconfig: string, args: string[]) => execFileSync('kubectl', ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8' });
+const kubectl = (kubeconfig: string, args: string[]) =>
+  execFileSync('kubectl', ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8' });
 
 describeNode('a real node next to kwok', () => {
   let cp: ControlPlane;
@@ -56,7 +65,9 @@ describeNode('a real node next to kwok', () => {
 
   it('runs a Pod for real: bridge address, UID 65532, read-only root, in-cluster config from the ServiceAccount mount, kubectl logs', async () => {
     const node = cp.state.realNode!;
-    await core.createNamespace({ body: { metadata: { name: namespace, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } } });
+    await core.createNamespace({
+      body: { metadata: { name: namespace, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } },
+    });
     const rbac = cp.kubeConfig().makeApiClient(k8s.RbacAuthorizationV1Api);
     await rbac.createNamespacedRoleBinding({
       namespace,
@@ -66,32 +77,49 @@ describeNode('a real node next to kwok', () => {
         subjects: [{ kind: 'ServiceAccount', name: 'default', namespace }],
       },
     });
-    await eventually('serviceaccount default', async () => core.readNamespacedServiceAccount({ name: 'default', namespace }), 30_000);
+    await eventually(
+      'serviceaccount default',
+      async () => core.readNamespacedServiceAccount({ name: 'default', namespace }),
+      30_000,
+    );
     const pod = (name: string, command: string[], restartPolicy: string): k8s.V1Pod => ({
       metadata: { name, namespace },
       spec: {
         ...realNodePlacement,
         restartPolicy,
-        securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+        securityContext: {
+          runAsNonRoot: true,
+          runAsUser: 65532,
+          runAsGroup: 65532,
+          seccompProfile: { type: 'RuntimeDefault' },
+        },
         containers: [
           {
             name: 'main',
             image: node.sandboxImage,
             imagePullPolicy: 'Never',
             command,
-            securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+            securityContext: {
+              allowPrivilegeEscalation: false,
+              readOnlyRootFilesystem: true,
+              capabilities: { drop: ['ALL'] },
+            },
           },
         ],
       },
     });
-    await core.createNamespacedPod({ namespace, body: pod('probe', ['/incluster', `/api/v1/namespaces/${namespace}/pods/probe`], 'Never') });
+    await core.createNamespacedPod({
+      namespace,
+      body: pod('probe', ['/incluster', `/api/v1/namespaces/${namespace}/pods/probe`], 'Never'),
+    });
     await core.createNamespacedPod({ namespace, body: pod('sleeper', ['/pause'], 'Always') });
 
     const probe = await eventually(
       'the probe Pod to succeed',
       async () => {
         const p = await core.readNamespacedPod({ name: 'probe', namespace });
-        if (p.status?.phase === 'Failed') throw new Error(`probe failed: ${kubectl(cp.state.kubeconfig, ['logs', '-n', namespace, 'probe'])}`);
+        if (p.status?.phase === 'Failed')
+          throw new Error(`probe failed: ${kubectl(cp.state.kubeconfig, ['logs', '-n', namespace, 'probe'])}`);
         return p.status?.phase === 'Succeeded' ? p : undefined;
       },
       60_000,
@@ -116,7 +144,10 @@ describeNode('a real node next to kwok', () => {
       250,
     );
     const id = sleeper.status!.containerStatuses![0]!.containerID!.replace('containerd://', '');
-    const spec = JSON.parse(ctr(node, ['containers', 'info', id])).Spec as { root: { readonly?: boolean }; process: { user: { uid: number; gid: number } } };
+    const spec = JSON.parse(ctr(node, ['containers', 'info', id])).Spec as {
+      root: { readonly?: boolean };
+      process: { user: { uid: number; gid: number } };
+    };
     expect(spec.root.readonly).toBe(true);
     expect(spec.process.user).toMatchObject({ uid: 65532, gid: 65532 });
     const pid = Number(
@@ -131,18 +162,30 @@ describeNode('a real node next to kwok', () => {
 
   it('stops by PID and leaves no processes, mounts, interfaces, iptables rules, cgroups or folders behind, also after kubelet and containerd crashed', async () => {
     const node = cp.state.realNode!;
-    const pids = [...Object.values(cp.state.processes).map((p) => p.pid), ...Object.values(node.processes).map((p) => p.pid)];
+    const pids = [
+      ...Object.values(cp.state.processes).map((p) => p.pid),
+      ...Object.values(node.processes).map((p) => p.pid),
+    ];
     const shims = shimPids(node);
     expect(shims.length).toBeGreaterThan(0);
     // The hard way: kubelet and containerd die with Pods running (their shims, containers,
     // network namespaces, mounts and cgroups stay behind), as when a test run is killed;
     // one Pod is frozen (cgroup freezer), as a test that pauses a workload leaves it.
-    const podCgroup = execFileSync('find', [`/sys/fs/cgroup/freezer${node.cgroupRoot}`, '-type', 'd', '-name', `pod${sleeper.metadata!.uid}`], { encoding: 'utf8' }).trim();
+    const podCgroup = execFileSync(
+      'find',
+      [`/sys/fs/cgroup/freezer${node.cgroupRoot}`, '-type', 'd', '-name', `pod${sleeper.metadata!.uid}`],
+      { encoding: 'utf8' },
+    ).trim();
     expect(podCgroup).not.toBe('');
     writeFileSync(`${podCgroup}/freezer.state`, 'FROZEN');
     process.kill(node.processes.kubelet!.pid, 'SIGKILL');
     process.kill(node.processes.containerd!.pid, 'SIGKILL');
-    await eventually('kubelet and containerd gone', async () => ![node.processes.kubelet!.pid, node.processes.containerd!.pid].some(isAlive), 10_000, 50);
+    await eventually(
+      'kubelet and containerd gone',
+      async () => ![node.processes.kubelet!.pid, node.processes.containerd!.pid].some(isAlive),
+      10_000,
+      50,
+    );
     expect(hostLeftovers(before, hostSnapshot(), cp.state.dir).length).toBeGreaterThan(0);
     const started = Date.now();
     await cp.stop();

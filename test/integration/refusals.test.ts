@@ -8,7 +8,14 @@
 
 import * as k8s from '@kubernetes/client-node';
 import { eventually } from '../support/cluster.ts';
-import { controllerTestEnv, fakeLeadership, requestRun, singletonJob, conditionOf as condition, whenConditionTrue } from '../support/singletonjobs.ts';
+import {
+  controllerTestEnv,
+  fakeLeadership,
+  requestRun,
+  singletonJob,
+  conditionOf as condition,
+  whenConditionTrue,
+} from '../support/singletonjobs.ts';
 import type { Api } from '../support/singletonjobs.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 
@@ -32,7 +39,11 @@ async function checkedOnApply(api: Api, name: string): Promise<SingletonJob> {
     `${name}: the template checked on apply`,
     async () => {
       const sj = await api.get(name);
-      return condition(sj, 'Ready')?.status === 'True' && condition(sj, 'Ready')?.observedGeneration === sj.metadata?.generation && sj;
+      return (
+        condition(sj, 'Ready')?.status === 'True' &&
+        condition(sj, 'Ready')?.observedGeneration === sj.metadata?.generation &&
+        sj
+      );
     },
     20_000,
   );
@@ -40,15 +51,30 @@ async function checkedOnApply(api: Api, name: string): Promise<SingletonJob> {
 
 /** A ResourceQuota on count/jobs.batch, once the quota controller has counted it (admission refuses everything before). */
 async function jobQuota(ns: string, count: number): Promise<void> {
-  await core.createNamespacedResourceQuota({ namespace: ns, body: { metadata: { name: 'jobs' }, spec: { hard: { 'count/jobs.batch': String(count) } } } });
-  await eventually('the quota counted', async () => (await core.readNamespacedResourceQuota({ name: 'jobs', namespace: ns })).status?.used?.['count/jobs.batch'] !== undefined, 30_000);
+  await core.createNamespacedResourceQuota({
+    namespace: ns,
+    body: { metadata: { name: 'jobs' }, spec: { hard: { 'count/jobs.batch': String(count) } } },
+  });
+  await eventually(
+    'the quota counted',
+    async () =>
+      (await core.readNamespacedResourceQuota({ name: 'jobs', namespace: ns })).status?.used?.['count/jobs.batch'] !==
+      undefined,
+    30_000,
+  );
 }
 
 /** A Job that is no run of ours (a person's), suspended: it takes a place in the quota and never gets a Pod. */
 async function foreignJob(ns: string, name: string): Promise<void> {
   await batch.createNamespacedJob({
     namespace: ns,
-    body: { metadata: { name }, spec: { suspend: true, template: { spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox' }] } } } },
+    body: {
+      metadata: { name },
+      spec: {
+        suspend: true,
+        template: { spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox' }] } },
+      },
+    },
   });
 }
 
@@ -65,14 +91,24 @@ describe('a Job create the API server refuses or cannot answer (issue 21 item 5)
       'the run ended Failed',
       async () => {
         const sj = await api.get('capped');
-        return sj.status?.lastManualRequestId === 'r1' && !sj.status.activeRun && sj.status.recentRuns?.[0]?.outcome === 'Failed' && sj;
+        return (
+          sj.status?.lastManualRequestId === 'r1' &&
+          !sj.status.activeRun &&
+          sj.status.recentRuns?.[0]?.outcome === 'Failed' &&
+          sj
+        );
       },
       30_000,
     );
     expect(condition(failed, 'Ready')).toMatchObject({ status: 'False', reason: 'JobRejected' });
     expect(condition(failed, 'Ready')!.message).toContain('exceeded quota');
     expect(failed.status!.consecutiveFailures).toBe(1);
-    await eventually('the JobRejected Event with the quota message', async () => (await api.events('capped')).some((e) => e.reason === 'JobRejected' && e.message?.includes('exceeded quota')), 15_000);
+    await eventually(
+      'the JobRejected Event with the quota message',
+      async () =>
+        (await api.events('capped')).some((e) => e.reason === 'JobRejected' && e.message?.includes('exceeded quota')),
+      15_000,
+    );
     expect(await api.jobs(failed)).toHaveLength(0);
 
     // The quota frees up: asked again without a spec change, and the next run runs.
@@ -82,7 +118,12 @@ describe('a Job create the API server refuses or cannot answer (issue 21 item 5)
       'the next run succeeded',
       async () => {
         const sj = await api.get('capped');
-        return sj.status?.lastManualRequestId === 'r2' && !sj.status.activeRun && sj.status.recentRuns?.[0]?.outcome === 'Succeeded' && sj;
+        return (
+          sj.status?.lastManualRequestId === 'r2' &&
+          !sj.status.activeRun &&
+          sj.status.recentRuns?.[0]?.outcome === 'Succeeded' &&
+          sj
+        );
       },
       60_000,
     );
@@ -112,7 +153,9 @@ describe('a Job create the API server refuses or cannot answer (issue 21 item 5)
         ],
       },
     });
-    env.onCleanup(async () => void (await admission.deleteValidatingWebhookConfiguration({ name: hook }).catch(() => undefined)));
+    env.onCleanup(
+      async () => void (await admission.deleteValidatingWebhookConfiguration({ name: hook }).catch(() => undefined)),
+    );
     // The webhook configuration takes effect once the API server's informer has it.
     await eventually(
       'the webhook in effect',
@@ -121,7 +164,12 @@ describe('a Job create the API server refuses or cannot answer (issue 21 item 5)
           await batch.createNamespacedJob({
             namespace: ns,
             dryRun: 'All',
-            body: { metadata: { name: 'probe' }, spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox' }] } } } },
+            body: {
+              metadata: { name: 'probe' },
+              spec: {
+                template: { spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox' }] } },
+              },
+            },
           });
           return false;
         } catch (err) {
@@ -151,7 +199,14 @@ describe('a Job create the API server refuses or cannot answer (issue 21 item 5)
     );
     expect(Date.now() - requested).toBeGreaterThanOrEqual(14_000);
     expect(condition(ended, 'RunStalled')).toBeUndefined();
-    await eventually('the RunStalled Event', async () => (await api.events('gated')).some((e) => e.reason === 'RunStalled' && e.message?.includes('failed calling webhook')), 15_000);
+    await eventually(
+      'the RunStalled Event',
+      async () =>
+        (await api.events('gated')).some(
+          (e) => e.reason === 'RunStalled' && e.message?.includes('failed calling webhook'),
+        ),
+      15_000,
+    );
 
     // The webhook is back (here: gone): the next run runs.
     await admission.deleteValidatingWebhookConfiguration({ name: hook });
@@ -211,7 +266,13 @@ describe('a Job create the API server refuses or cannot answer (issue 21 item 5)
 describe('concurrencyPolicy Queue and suspend (issue 21 item 6)', () => {
   it('a slot queued behind a run does not start once the object was suspended meanwhile: it is skipped and counted', async () => {
     const { api } = await namespace('queue-suspend');
-    await api.create(singletonJob('q', { schedule: '*/2 * * * * *', concurrencyPolicy: 'Queue' }, { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '8s' } }));
+    await api.create(
+      singletonJob(
+        'q',
+        { schedule: '*/2 * * * * *', concurrencyPolicy: 'Queue' },
+        { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '8s' } },
+      ),
+    );
     const queued = await eventually(
       'a slot queued behind a run',
       async () => {
@@ -228,7 +289,11 @@ describe('concurrencyPolicy Queue and suspend (issue 21 item 6)', () => {
       'the run in flight ended and the queued slot dropped',
       async () => {
         const sj = await api.get('q');
-        return !sj.status?.activeRun && !sj.status?.queuedSlot && sj.status?.recentRuns?.some((r) => r.name === queued.status!.activeRun!.name) ? sj : undefined;
+        return !sj.status?.activeRun &&
+          !sj.status?.queuedSlot &&
+          sj.status?.recentRuns?.some((r) => r.name === queued.status!.activeRun!.name)
+          ? sj
+          : undefined;
       },
       40_000,
     );
@@ -239,6 +304,13 @@ describe('concurrencyPolicy Queue and suspend (issue 21 item 6)', () => {
     expect(final.status!.recentRuns!.some((r) => r.slot === slot)).toBe(false);
     expect(final.status!.skippedSlots).toBeGreaterThan(skippedBefore);
     expect(after.status!.lastSkippedSlot! >= slot).toBe(true);
-    await eventually('the SlotsSkipped Event', async () => (await api.events('q')).some((e) => e.reason === 'SlotsSkipped' && e.message?.includes(slot) && e.message.includes('suspended')), 15_000);
+    await eventually(
+      'the SlotsSkipped Event',
+      async () =>
+        (await api.events('q')).some(
+          (e) => e.reason === 'SlotsSkipped' && e.message?.includes(slot) && e.message.includes('suspended'),
+        ),
+      15_000,
+    );
   });
 });

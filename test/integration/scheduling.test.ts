@@ -5,7 +5,16 @@
 
 import { eventually } from '../support/cluster.ts';
 import { installedKubeConfig } from '../support/installed.ts';
-import { Api, controllerTestEnv, fakeLeadership, kubectl, podOverlapMonitor, singletonJob, conditionOf as condition, whenConditionTrue } from '../support/singletonjobs.ts';
+import {
+  Api,
+  controllerTestEnv,
+  fakeLeadership,
+  kubectl,
+  podOverlapMonitor,
+  singletonJob,
+  conditionOf as condition,
+  whenConditionTrue,
+} from '../support/singletonjobs.ts';
 import { Keys } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
 
@@ -20,7 +29,12 @@ async function namespace(prefix: string): Promise<{ name: string; api: Api }> {
   return ns;
 }
 
-const withSpec = (name: string, spec: Record<string, unknown>, podSpec: Record<string, unknown> = {}, podMeta: Record<string, unknown> = {}): SingletonJob => {
+const withSpec = (
+  name: string,
+  spec: Record<string, unknown>,
+  podSpec: Record<string, unknown> = {},
+  podMeta: Record<string, unknown> = {},
+): SingletonJob => {
   const sj = singletonJob(name, spec, podMeta as { labels?: Record<string, string> });
   Object.assign(sj.spec.jobTemplate.spec!.template.spec!, podSpec);
   return sj;
@@ -29,7 +43,13 @@ const withSpec = (name: string, spec: Record<string, unknown>, podSpec: Record<s
 describe('a run that cannot start (issue 14 item 2)', () => {
   it('Pods that cannot be created (missing ServiceAccount): RunStalled (Ready=True RunStalled: the object itself is fine) before the deadline, then ended, and the next slot runs', async () => {
     const { api } = await namespace('stall-sa');
-    await api.create(withSpec('no-sa', { schedule: '*/5 * * * * *', podStartDeadlineSeconds: 20 }, { serviceAccountName: 'does-not-exist' }));
+    await api.create(
+      withSpec(
+        'no-sa',
+        { schedule: '*/5 * * * * *', podStartDeadlineSeconds: 20 },
+        { serviceAccountName: 'does-not-exist' },
+      ),
+    );
     const stalled = await whenConditionTrue(api, 'no-sa', 'RunStalled', 40_000);
     expect(condition(stalled, 'RunStalled')!.reason).toBe('FailedCreate');
     expect(condition(stalled, 'RunStalled')!.message).toContain('does-not-exist');
@@ -53,7 +73,11 @@ describe('a run that cannot start (issue 14 item 2)', () => {
       },
       20_000,
     );
-    await eventually('the RunStalled Event', async () => (await api.events('no-sa')).some((e) => e.reason === 'RunStalled'), 15_000);
+    await eventually(
+      'the RunStalled Event',
+      async () => (await api.events('no-sa')).some((e) => e.reason === 'RunStalled'),
+      15_000,
+    );
     await api.patch('no-sa', { spec: { suspend: true } });
   });
 
@@ -62,11 +86,20 @@ describe('a run that cannot start (issue 14 item 2)', () => {
     // The chart's own RBAC for this namespace, minus `list` on events, under a ServiceAccount of its own.
     const restricted = await installedKubeConfig(kc, cluster.kubeconfig, 'namespaced', [ns.name], {
       release: 'singleton-operator-no-event-list',
-      edit: (rules) => rules.map((r) => (r.resources?.includes('events') ? { ...r, verbs: r.verbs.filter((v) => v !== 'list') } : r)).filter((r) => r.verbs.length > 0),
+      edit: (rules) =>
+        rules
+          .map((r) => (r.resources?.includes('events') ? { ...r, verbs: r.verbs.filter((v) => v !== 'list') } : r))
+          .filter((r) => r.verbs.length > 0),
     });
     void (await env.controller(ns.name, { kubeConfig: restricted, retryBackoffMs: 500 })).lead(fakeLeadership(1000));
     const { api } = ns;
-    await api.create(withSpec('no-sa', { schedule: '*/5 * * * * *', podStartDeadlineSeconds: 15 }, { serviceAccountName: 'does-not-exist' }));
+    await api.create(
+      withSpec(
+        'no-sa',
+        { schedule: '*/5 * * * * *', podStartDeadlineSeconds: 15 },
+        { serviceAccountName: 'does-not-exist' },
+      ),
+    );
     const stalled = await whenConditionTrue(api, 'no-sa', 'RunStalled', 40_000);
     expect(condition(stalled, 'RunStalled')).toMatchObject({ reason: 'PodNotCreated' });
     expect(condition(stalled, 'RunStalled')!.message).toContain('`list` on events');
@@ -76,7 +109,11 @@ describe('a run that cannot start (issue 14 item 2)', () => {
       'the run ended as Stalled and a later one reserved',
       async () => {
         const sj = await api.get('no-sa');
-        return sj.status?.recentRuns?.some((r) => r.name === first && r.outcome === 'Stalled') && sj.status.activeRun && sj.status.activeRun.name !== first;
+        return (
+          sj.status?.recentRuns?.some((r) => r.name === first && r.outcome === 'Stalled') &&
+          sj.status.activeRun &&
+          sj.status.activeRun.name !== first
+        );
       },
       60_000,
     );
@@ -110,8 +147,14 @@ describe('the template checked on apply (issue 14 item 3)', () => {
     expect(condition(sj, 'Ready')!.message).toMatch(/image/i);
     expect(sj.status!.activeRun).toBeUndefined();
     // Fixed on the next apply.
-    await api.patch('bad', { spec: { jobTemplate: { spec: { template: { spec: { containers: [{ name: 'main', image: 'busybox' }] } } } } } });
-    await eventually('Ready=True again', async () => condition(await api.get('bad'), 'Ready')?.status === 'True', 15_000);
+    await api.patch('bad', {
+      spec: { jobTemplate: { spec: { template: { spec: { containers: [{ name: 'main', image: 'busybox' }] } } } } },
+    });
+    await eventually(
+      'Ready=True again',
+      async () => condition(await api.get('bad'), 'Ready')?.status === 'True',
+      15_000,
+    );
   });
 });
 
@@ -119,7 +162,13 @@ describe('concurrencyPolicy Queue (issue 14 item 4)', () => {
   it('runs a slot due during a run right after it, one at a time, skipping the rest', async () => {
     const { api, name: ns } = await namespace('queue');
     const overlap = await podOverlapMonitor(kc, ns);
-    await api.create(singletonJob('queued', { schedule: '*/2 * * * * *', concurrencyPolicy: 'Queue' }, { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '5s' } }));
+    await api.create(
+      singletonJob(
+        'queued',
+        { schedule: '*/2 * * * * *', concurrencyPolicy: 'Queue' },
+        { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '5s' } },
+      ),
+    );
     const queued = await eventually(
       'a queued slot',
       async () => {
@@ -148,7 +197,13 @@ describe('concurrencyPolicy Queue (issue 14 item 4)', () => {
 describe('pause on failure (issue 14 item 6)', () => {
   it('pauses scheduled runs after N failures in a row, and one annotation resumes them', async () => {
     const { api } = await namespace('pause');
-    await api.create(singletonJob('flaky', { schedule: '*/2 * * * * *', suspendAfterFailures: 2 }, { labels: { 'pod-container-running-failed.stage.kwok.x-k8s.io': 'true' } }));
+    await api.create(
+      singletonJob(
+        'flaky',
+        { schedule: '*/2 * * * * *', suspendAfterFailures: 2 },
+        { labels: { 'pod-container-running-failed.stage.kwok.x-k8s.io': 'true' } },
+      ),
+    );
     const paused = await eventually(
       'Paused=True',
       async () => {
@@ -163,16 +218,36 @@ describe('pause on failure (issue 14 item 6)', () => {
     const runs = paused.status!.recentRuns!.length;
     await new Promise((r) => setTimeout(r, 5000));
     expect((await api.get('flaky')).status!.recentRuns!.length).toBe(runs);
-    await eventually('the PausedAfterFailures Event', async () => (await api.events('flaky')).some((e) => e.reason === 'PausedAfterFailures'), 15_000);
+    await eventually(
+      'the PausedAfterFailures Event',
+      async () => (await api.events('flaky')).some((e) => e.reason === 'PausedAfterFailures'),
+      15_000,
+    );
 
-    kubectl(cluster.kubeconfig, ['annotate', 'singletonjob', 'flaky', '-n', api.ns, `${Keys.resume}=first`, '--overwrite']);
-    await eventually('runs again after the resume', async () => ((await api.get('flaky')).status?.recentRuns?.length ?? 0) > runs, 20_000);
+    kubectl(cluster.kubeconfig, [
+      'annotate',
+      'singletonjob',
+      'flaky',
+      '-n',
+      api.ns,
+      `${Keys.resume}=first`,
+      '--overwrite',
+    ]);
+    await eventually(
+      'runs again after the resume',
+      async () => ((await api.get('flaky')).status?.recentRuns?.length ?? 0) > runs,
+      20_000,
+    );
     // It keeps failing: paused again after two more.
     await eventually(
       'paused again',
       async () => {
         const sj = await api.get('flaky');
-        return condition(sj, 'Paused')?.status === 'True' && sj.status?.lastResumeId === 'first' && (sj.status?.recentRuns?.length ?? 0) >= runs + 2;
+        return (
+          condition(sj, 'Paused')?.status === 'True' &&
+          sj.status?.lastResumeId === 'first' &&
+          (sj.status?.recentRuns?.length ?? 0) >= runs + 2
+        );
       },
       30_000,
     );
@@ -183,10 +258,23 @@ describe('backfill (issue 14 item 7)', () => {
   it('runs the slots of a past range one after another, oldest first, each with its own token, also while suspended', async () => {
     const { api, name: ns } = await namespace('backfill');
     const overlap = await podOverlapMonitor(kc, ns);
-    await api.create(singletonJob('late', { schedule: '*/2 * * * * *', suspend: true }, { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '1s' } }));
+    await api.create(
+      singletonJob(
+        'late',
+        { schedule: '*/2 * * * * *', suspend: true },
+        { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '1s' } },
+      ),
+    );
     const to = new Date(Math.floor(Date.now() / 2000) * 2000 - 2000);
     const from = new Date(to.getTime() - 8000);
-    kubectl(cluster.kubeconfig, ['annotate', 'singletonjob', 'late', '-n', ns, `${Keys.backfill}=${from.toISOString()}/${to.toISOString()}`]);
+    kubectl(cluster.kubeconfig, [
+      'annotate',
+      'singletonjob',
+      'late',
+      '-n',
+      ns,
+      `${Keys.backfill}=${from.toISOString()}/${to.toISOString()}`,
+    ]);
     const status = await eventually(
       'the backfill to complete',
       async () => {
@@ -203,8 +291,20 @@ describe('backfill (issue 14 item 7)', () => {
     expect(overlap.max('late')).toBe(1);
     overlap.stop();
     // A request that cannot be honoured is refused with the reason, and nothing runs.
-    kubectl(cluster.kubeconfig, ['annotate', 'singletonjob', 'late', '-n', ns, `${Keys.backfill}=${new Date().toISOString()}/${new Date(Date.now() + 3_600_000).toISOString()}`, '--overwrite']);
-    const refused = await eventually('the refusal', async () => (await api.events('late')).find((e) => e.reason === 'BackfillRefused'), 15_000);
+    kubectl(cluster.kubeconfig, [
+      'annotate',
+      'singletonjob',
+      'late',
+      '-n',
+      ns,
+      `${Keys.backfill}=${new Date().toISOString()}/${new Date(Date.now() + 3_600_000).toISOString()}`,
+      '--overwrite',
+    ]);
+    const refused = await eventually(
+      'the refusal',
+      async () => (await api.events('late')).find((e) => e.reason === 'BackfillRefused'),
+      15_000,
+    );
     expect(refused.message).toContain('future');
   });
 
@@ -216,13 +316,26 @@ describe('backfill (issue 14 item 7)', () => {
       async () => {
         const s = (await api.get('two')).status;
         const seconds = (s?.recentRuns ?? []).map((r) => new Date(r.slot!).getUTCSeconds());
-        return seconds.some((x) => x % 3 === 0 && x % 5 !== 0) && seconds.some((x) => x % 5 === 0 && x % 3 !== 0) ? s : undefined;
+        return seconds.some((x) => x % 3 === 0 && x % 5 !== 0) && seconds.some((x) => x % 5 === 0 && x % 3 !== 0)
+          ? s
+          : undefined;
       },
       30_000,
     );
     const slots = status.recentRuns!.map((r) => r.slot);
     expect(new Set(slots).size).toBe(slots.length);
-    expect(kubectlFails(['-n', api.ns, 'patch', 'singletonjob', 'two', '--type=merge', '-p', '{"spec":{"schedule":"* * * * *"}}'])).toContain('set schedule or schedules, not both');
+    expect(
+      kubectlFails([
+        '-n',
+        api.ns,
+        'patch',
+        'singletonjob',
+        'two',
+        '--type=merge',
+        '-p',
+        '{"spec":{"schedule":"* * * * *"}}',
+      ]),
+    ).toContain('set schedule or schedules, not both');
     await api.patch('two', { spec: { suspend: true } });
   });
 });

@@ -11,7 +11,16 @@ import path from 'node:path';
 import { generatedDocs } from '../../scripts/generate-docs.ts';
 import { parseAllDocuments } from 'yaml';
 import { singletonJobSchema } from '../../src/api/v1alpha1/singletonjob.ts';
-import { anchors, codeBlocks, githubSlug, links, markdownFiles, read, root, runnableBlocks } from '../support/markdown.ts';
+import {
+  anchors,
+  codeBlocks,
+  githubSlug,
+  links,
+  markdownFiles,
+  read,
+  root,
+  runnableBlocks,
+} from '../support/markdown.ts';
 
 const checkedFiles = [
   'README.md',
@@ -27,16 +36,32 @@ const checkedFiles = [
 
 describe('the generated reference', () => {
   it.each([...generatedDocs().keys()])('%s is what npm run docs:generate writes', (file) => {
-    expect({ file, content: existsSync(path.join(root, file)) ? read(file) : '(missing)' }).toEqual({ file, content: generatedDocs().get(file) });
+    expect({ file, content: existsSync(path.join(root, file)) ? read(file) : '(missing)' }).toEqual({
+      file,
+      content: generatedDocs().get(file),
+    });
   });
 
   it('covers every spec field, every flag and every series', () => {
     const docs = generatedDocs();
-    for (const field of ['spec.schedule', 'spec.schedules', 'spec.timeZone', 'spec.concurrencyPolicy', 'spec.jobTemplate.spec.backoffLimit', 'status.currentToken']) {
+    for (const field of [
+      'spec.schedule',
+      'spec.schedules',
+      'spec.timeZone',
+      'spec.concurrencyPolicy',
+      'spec.jobTemplate.spec.backoffLimit',
+      'status.currentToken',
+    ]) {
       expect(docs.get('docs/reference/singletonjob.md')).toContain(`| \`${field}\` |`);
     }
-    for (const flag of ['--lease-namespace', '--watch-namespaces', '--max-concurrent-reconciles']) expect(docs.get('docs/reference/operator.md')).toContain(`| \`${flag}\` |`);
-    for (const series of ['leader_election_master_status', 'singleton_operator_singletonjob_current_token', 'singleton_operator_events_dropped_total', 'singleton_operator_heap_compactions_total']) {
+    for (const flag of ['--lease-namespace', '--watch-namespaces', '--max-concurrent-reconciles'])
+      expect(docs.get('docs/reference/operator.md')).toContain(`| \`${flag}\` |`);
+    for (const series of [
+      'leader_election_master_status',
+      'singleton_operator_singletonjob_current_token',
+      'singleton_operator_events_dropped_total',
+      'singleton_operator_heap_compactions_total',
+    ]) {
       expect(docs.get('docs/reference/metrics.md')).toContain(`| \`${series}\` |`);
     }
   });
@@ -52,15 +77,21 @@ describe('README.md', () => {
   it('keeps the test command where .ci/run reads it, and the demo command', () => {
     // The same extraction as .ci/run.
     const awk =
-      String.raw`/<!-- test-command -->/ { found = 1; next } found && /^` + '```' + String.raw`/ { if (inblock) exit; inblock = 1; next } inblock { sub(/[[:space:]]+#.*$/, ""); print; exit }`;
-    expect(execFileSync('awk', [awk, path.join(root, 'README.md')], { encoding: 'utf8' }).trim()).toBe('npm ci && npm test');
+      String.raw`/<!-- test-command -->/ { found = 1; next } found && /^` +
+      '```' +
+      String.raw`/ { if (inblock) exit; inblock = 1; next } inblock { sub(/[[:space:]]+#.*$/, ""); print; exit }`;
+    expect(execFileSync('awk', [awk, path.join(root, 'README.md')], { encoding: 'utf8' }).trim()).toBe(
+      'npm ci && npm test',
+    );
     expect(readme).toContain('```sh\nnpm ci && npm run demo\n```');
     expect(readFileSync(path.join(root, '.ci/run'), 'utf8')).toContain('/<!-- test-command -->/');
   });
 
   it('shows the printer columns of the CRD in its kubectl get sj output', () => {
     const crd = read('manifests/crds/singletonjobs.singleton.dev.yaml');
-    const columns = [...crd.matchAll(/- name: (.+)\n\s+type: \w+\n\s+jsonPath: .+\n(?!\s+priority)/g)].map((m) => m[1]!.toUpperCase());
+    const columns = [...crd.matchAll(/- name: (.+)\n\s+type: \w+\n\s+jsonPath: .+\n(?!\s+priority)/g)].map((m) =>
+      m[1]!.toUpperCase(),
+    );
     const header = readme.split('\n').find((l) => l.startsWith('NAME '))!;
     expect(header.split(/\s{2,}/)).toEqual(['NAME', ...columns]);
   });
@@ -72,19 +103,25 @@ describe('links and anchors', () => {
     for (const { target, line } of links(read(file))) {
       if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue; // https:, mailto:
       const [rel, anchor] = target.split('#') as [string, string | undefined];
-      const resolved = rel ? path.posix.normalize(path.posix.join(path.posix.dirname(file), decodeURIComponent(rel))) : file;
+      const resolved = rel
+        ? path.posix.normalize(path.posix.join(path.posix.dirname(file), decodeURIComponent(rel)))
+        : file;
       if (!existsSync(path.join(root, resolved))) {
         broken.push(`${file}:${line}: ${target} (no ${resolved})`);
         continue;
       }
-      if (anchor !== undefined && resolved.endsWith('.md') && !anchors(read(resolved)).has(anchor)) broken.push(`${file}:${line}: ${target} (no #${anchor} in ${resolved})`);
-      if (anchor !== undefined && statSync(path.join(root, resolved)).isDirectory()) broken.push(`${file}:${line}: ${target} (an anchor into a folder)`);
+      if (anchor !== undefined && resolved.endsWith('.md') && !anchors(read(resolved)).has(anchor))
+        broken.push(`${file}:${line}: ${target} (no #${anchor} in ${resolved})`);
+      if (anchor !== undefined && statSync(path.join(root, resolved)).isDirectory())
+        broken.push(`${file}:${line}: ${target} (an anchor into a folder)`);
     }
     expect(broken).toEqual([]);
   });
 
   it("follows GitHub's slug rules", () => {
-    expect(githubSlug("What a deposed leader's late bytes can and cannot do")).toBe('what-a-deposed-leaders-late-bytes-can-and-cannot-do');
+    expect(githubSlug("What a deposed leader's late bytes can and cannot do")).toBe(
+      'what-a-deposed-leaders-late-bytes-can-and-cannot-do',
+    );
     expect(githubSlug('Fencing tokens: what "higher" means')).toBe('fencing-tokens-what-higher-means');
     expect(githubSlug('`Ready=False` `JobRejected`')).toBe('readyfalse-jobrejected');
     expect(githubSlug('Upgrading from a chart with `crds/`')).toBe('upgrading-from-a-chart-with-crds');
@@ -92,7 +129,10 @@ describe('links and anchors', () => {
   });
 
   it('finds the links of a page, not those in code', () => {
-    expect(links('[a](x.md) `[b](y.md)`\n```\n[c](z.md)\n```\n![d](img.png "t")').map((l) => l.target)).toEqual(['x.md', 'img.png']);
+    expect(links('[a](x.md) `[b](y.md)`\n```\n[c](z.md)\n```\n![d](img.png "t")').map((l) => l.target)).toEqual([
+      'x.md',
+      'img.png',
+    ]);
   });
 });
 
@@ -105,7 +145,9 @@ describe('SingletonJobs in the docs', () => {
   );
 
   it('are there (README, getting started, how-to)', () => {
-    expect(examples.map((e) => e.where.split(':')[0])).toEqual(expect.arrayContaining(['README.md', 'docs/getting-started.md', 'docs/how-to.md']));
+    expect(examples.map((e) => e.where.split(':')[0])).toEqual(
+      expect.arrayContaining(['README.md', 'docs/getting-started.md', 'docs/how-to.md']),
+    );
   });
 
   it.each(examples.map((e) => [e.where, e.body]))('%s is a valid SingletonJob', (where, body) => {
@@ -119,7 +161,9 @@ describe('SingletonJobs in the docs', () => {
 
 describe('runnable blocks', () => {
   it('are shell or YAML, and there are some in getting-started and how-to', () => {
-    const blocks = markdownFiles('docs').flatMap((file) => runnableBlocks(read(file)).map((b) => ({ file, lang: b.lang })));
+    const blocks = markdownFiles('docs').flatMap((file) =>
+      runnableBlocks(read(file)).map((b) => ({ file, lang: b.lang })),
+    );
     expect(blocks.filter((b) => !['sh', 'yaml'].includes(b.lang))).toEqual([]);
     expect(blocks.filter((b) => b.file === 'docs/getting-started.md').length).toBeGreaterThanOrEqual(3);
     expect(blocks.filter((b) => b.file === 'docs/how-to.md').length).toBeGreaterThanOrEqual(3);
@@ -134,7 +178,9 @@ describe('alerts and their runbooks', () => {
   it('every alert carries runbook_url to its own section of docs/operations.md', () => {
     expect(alerts.length).toBeGreaterThanOrEqual(8);
     const values = read('charts/singleton-operator/values.yaml');
-    expect(values).toMatch(/^ {2}runbookBaseURL: https:\/\/github\.com\/singleton-dev\/singleton-operator\/blob\/main\/docs\/operations\.md$/m);
+    expect(values).toMatch(
+      /^ {2}runbookBaseURL: https:\/\/github\.com\/singleton-dev\/singleton-operator\/blob\/main\/docs\/operations\.md$/m,
+    );
     const blocks = template.split(/^\s+- alert: /m).slice(1);
     for (const block of blocks) {
       const alert = block.split('\n')[0]!.trim();
@@ -158,7 +204,8 @@ function reasonsInCode(): Map<string, string> {
   };
   const scan = (file: string, text: string) => {
     // reason: 'X' (also a union type: reason: 'X' | 'Y'; acceptTemplate's `how` is TemplateAccepted's reason)
-    for (const m of text.matchAll(/\b(?:reason|how)\??:\s*((?:'[A-Z][A-Za-z]+'(?:\s*\|\s*)?)+)/g)) for (const r of m[1]!.matchAll(/'([A-Z][A-Za-z]+)'/g)) add(r[1]!, file);
+    for (const m of text.matchAll(/\b(?:reason|how)\??:\s*((?:'[A-Z][A-Za-z]+'(?:\s*\|\s*)?)+)/g))
+      for (const r of m[1]!.matchAll(/'([A-Z][A-Za-z]+)'/g)) add(r[1]!, file);
     // emit(sj, 'Warning', 'X', …) and announceOnce(sj, id, 'Normal', 'X', …), over line breaks
     for (const m of text.matchAll(/'(?:Normal|Warning)',\s*'([A-Z][A-Za-z]+)'/g)) add(m[1]!, file);
     // the Event actions table: Reason: 'Action'
@@ -175,20 +222,39 @@ function reasonsInCode(): Map<string, string> {
 }
 
 /** Reasons in the code that no user meets: the Status reasons of API errors the operator builds or declares for itself. */
-const NOT_USER_FACING = new Set(['FieldValueInvalid', 'FieldValueForbidden', 'FieldValueRequired', 'FieldValueDuplicate', 'Invalid']);
+const NOT_USER_FACING = new Set([
+  'FieldValueInvalid',
+  'FieldValueForbidden',
+  'FieldValueRequired',
+  'FieldValueDuplicate',
+  'Invalid',
+]);
 
 describe('docs/troubleshooting.md', () => {
   const doc = read('docs/troubleshooting.md');
   const reasons = reasonsInCode();
 
   it('reads the reasons out of the code (the scan finds each kind)', () => {
-    for (const r of ['RunStarted', 'RunStalled', 'InvalidTimeZone', 'TakenOver', 'ErrImageNeverPull', 'LeaderElection', 'PodNotCreated', 'Scheduled', 'DryRunAccepted', 'JobCreateFailed'])
+    for (const r of [
+      'RunStarted',
+      'RunStalled',
+      'InvalidTimeZone',
+      'TakenOver',
+      'ErrImageNeverPull',
+      'LeaderElection',
+      'PodNotCreated',
+      'Scheduled',
+      'DryRunAccepted',
+      'JobCreateFailed',
+    ])
       expect({ r, found: reasons.has(r) }).toEqual({ r, found: true });
     expect(reasons.size).toBeGreaterThan(40);
   });
 
   it('explains every condition and Event reason the code can write', () => {
-    const missing = [...reasons].filter(([r]) => !NOT_USER_FACING.has(r) && !doc.includes(`\`${r}\``)).map(([r, file]) => `${r} (${file})`);
+    const missing = [...reasons]
+      .filter(([r]) => !NOT_USER_FACING.has(r) && !doc.includes(`\`${r}\``))
+      .map(([r, file]) => `${r} (${file})`);
     expect(missing).toEqual([]);
   });
 });
@@ -200,18 +266,27 @@ describe('one narration per mechanism', () => {
     const tellers = (phrase: RegExp) => everyMarkdown.filter((file) => phrase.test(read(file)));
     expect(tellers(/max\(status\.currentToken \+ 1/)).toEqual(['docs/concepts.md']);
     expect(tellers(/Accept a write only if its token is ≥/)).toEqual(['docs/concepts.md']);
-    for (const a of ['the-start-protocol', 'the-token-rule', 'the-store-contract']) expect(anchors(read('docs/concepts.md')).has(a)).toBe(true);
+    for (const a of ['the-start-protocol', 'the-token-rule', 'the-store-contract'])
+      expect(anchors(read('docs/concepts.md')).has(a)).toBe(true);
   });
 
   it.each([
     ['README.md', ['docs/concepts.md#the-store-contract']],
     ['charts/singleton-operator/README.md', ['../../docs/concepts.md#the-start-protocol']],
-    ['src/controller/README.md', ['../../docs/concepts.md#the-start-protocol', '../../docs/concepts.md#the-token-rule', '../../docs/concepts.md#the-store-contract']],
+    [
+      'src/controller/README.md',
+      [
+        '../../docs/concepts.md#the-start-protocol',
+        '../../docs/concepts.md#the-token-rule',
+        '../../docs/concepts.md#the-store-contract',
+      ],
+    ],
     ['src/election/README.md', ['../../docs/concepts.md#the-token-rule']],
     ['packages/fence/README.md', ['../../docs/concepts.md#the-store-contract']],
     ['docs/kueue.md', ['concepts.md#the-start-protocol']],
   ])('%s links to the narration instead of telling it again', (file, targets) => {
     const linked = links(read(file)).map((l) => l.target);
-    for (const target of targets) expect({ file, target, linked: linked.includes(target) }).toEqual({ file, target, linked: true });
+    for (const target of targets)
+      expect({ file, target, linked: linked.includes(target) }).toEqual({ file, target, linked: true });
   });
 });

@@ -58,7 +58,9 @@ describe('the import graph of src/', () => {
 
   it('resolves every relative import to a file of src/ (so the walk below sees the whole graph)', () => {
     const unresolved = [...graph].flatMap(([file, deps]) =>
-      deps.filter((dep) => !graph.has(dep) && dep.startsWith(src + path.sep)).map((dep) => `${path.relative(src, file)} → ${path.relative(src, dep)}`),
+      deps
+        .filter((dep) => !graph.has(dep) && dep.startsWith(src + path.sep))
+        .map((dep) => `${path.relative(src, file)} → ${path.relative(src, dep)}`),
     );
     expect(unresolved).toEqual([]);
     expect(graph.size).toBeGreaterThan(50);

@@ -29,7 +29,11 @@ interface KrewPlugin {
 describe('krew plugin manifest', () => {
   it('describes one platform-independent archive of bin/kubectl-singleton, with placeholders a release fills in', () => {
     const plugin = parse(read('plugins/singleton.yaml')) as KrewPlugin;
-    expect(plugin).toMatchObject({ apiVersion: 'krew.googlecontainertools.github.com/v1alpha2', kind: 'Plugin', metadata: { name: 'singleton' } });
+    expect(plugin).toMatchObject({
+      apiVersion: 'krew.googlecontainertools.github.com/v1alpha2',
+      kind: 'Plugin',
+      metadata: { name: 'singleton' },
+    });
     expect(plugin.spec.shortDescription.length).toBeLessThanOrEqual(60);
     expect(plugin.spec.platforms).toEqual([
       {
@@ -46,7 +50,10 @@ describe('krew plugin manifest', () => {
     const version = (JSON.parse(read('package.json')) as { version: string }).version;
     const out = mkdtempSync(path.join(tmpdir(), 'krew-'));
     try {
-      const pack = (dir: string) => spawnSync('bash', [path.join(root, 'scripts/krew-package.sh'), version, dir, 'acme/singleton-operator'], { encoding: 'utf8' });
+      const pack = (dir: string) =>
+        spawnSync('bash', [path.join(root, 'scripts/krew-package.sh'), version, dir, 'acme/singleton-operator'], {
+          encoding: 'utf8',
+        });
       const res = pack(out);
       expect({ status: res.status, stderr: res.stderr }).toEqual({ status: 0, stderr: '' });
       const archive = readFileSync(path.join(out, 'kubectl-singleton.tar.gz'));
@@ -54,29 +61,42 @@ describe('krew plugin manifest', () => {
       const plugin = parse(readFileSync(path.join(out, 'singleton.yaml'), 'utf8')) as KrewPlugin;
       expect(plugin.spec.version).toBe(`v${version}`);
       expect(plugin.spec.homepage).toBe('https://github.com/acme/singleton-operator');
-      expect(plugin.spec.platforms[0]).toMatchObject({ uri: `https://github.com/acme/singleton-operator/releases/download/v${version}/kubectl-singleton.tar.gz`, sha256: sha });
+      expect(plugin.spec.platforms[0]).toMatchObject({
+        uri: `https://github.com/acme/singleton-operator/releases/download/v${version}/kubectl-singleton.tar.gz`,
+        sha256: sha,
+      });
       // The archive: the committed script alone, executable.
       const listing = spawnSync('tar', ['-tvzf', path.join(out, 'kubectl-singleton.tar.gz')], { encoding: 'utf8' })
         .stdout.trim()
         .split('\n');
       expect(listing).toHaveLength(1);
       expect(listing[0]).toMatch(/^-rwxr-xr-x 0\/0 .* kubectl-singleton$/);
-      const content = spawnSync('tar', ['-xzOf', path.join(out, 'kubectl-singleton.tar.gz'), 'kubectl-singleton'], { encoding: 'utf8' }).stdout;
+      const content = spawnSync('tar', ['-xzOf', path.join(out, 'kubectl-singleton.tar.gz'), 'kubectl-singleton'], {
+        encoding: 'utf8',
+      }).stdout;
       expect(content).toBe(read('bin/kubectl-singleton'));
       // Reproducible: the same bytes again (the sha256 can be checked by anyone from the tag).
       expect(pack(path.join(out, 'again')).status).toBe(0);
       expect(readFileSync(path.join(out, 'again', 'kubectl-singleton.tar.gz')).equals(archive)).toBe(true);
-      expect(spawnSync('bash', [path.join(root, 'scripts/krew-package.sh'), 'latest', path.join(out, 'x')], { encoding: 'utf8' }).status).toBe(2);
+      expect(
+        spawnSync('bash', [path.join(root, 'scripts/krew-package.sh'), 'latest', path.join(out, 'x')], {
+          encoding: 'utf8',
+        }).status,
+      ).toBe(2);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
   });
 
   it('is packaged and attached to the GitHub release by the release workflow', () => {
-    const release = parse(read('.github/workflows/release.yml')) as { jobs: Record<string, { needs?: string[]; steps?: { run?: string }[] }> };
+    const release = parse(read('.github/workflows/release.yml')) as {
+      jobs: Record<string, { needs?: string[]; steps?: { run?: string }[] }>;
+    };
     const krew = release.jobs.krew;
     expect(krew?.needs).toEqual(['ci', 'version']);
-    expect(krew?.steps?.some((s) => s.run === 'bash scripts/krew-package.sh "$VERSION" dist "$GITHUB_REPOSITORY"')).toBe(true);
+    expect(
+      krew?.steps?.some((s) => s.run === 'bash scripts/krew-package.sh "$VERSION" dist "$GITHUB_REPOSITORY"'),
+    ).toBe(true);
     expect(release.jobs['github-release']?.needs).toContain('krew');
   });
 });

@@ -60,7 +60,9 @@ describe('chart sources', () => {
   });
 
   it('accepts global (as a subchart) and the usual extension points in its schema', () => {
-    const schema = JSON.parse(read('charts/singleton-operator/values.schema.json')) as { properties: Record<string, unknown> };
+    const schema = JSON.parse(read('charts/singleton-operator/values.schema.json')) as {
+      properties: Record<string, unknown>;
+    };
     for (const key of [
       'global',
       'crds',
@@ -100,35 +102,55 @@ describe('chart sources', () => {
 describe('manifests/install.yaml', () => {
   it('is applied with kubectl: no CRD (manifests/crds/ is applied first) and no Helm managed-by label', () => {
     expect(byKind('CustomResourceDefinition')).toEqual([]);
-    expect(install.filter((o) => o.metadata.labels?.['app.kubernetes.io/managed-by']).map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([]);
+    expect(
+      install
+        .filter((o) => o.metadata.labels?.['app.kubernetes.io/managed-by'])
+        .map((o) => `${o.kind}/${o.metadata.name}`),
+    ).toEqual([]);
   });
 
   it('installs into a namespace that enforces the restricted Pod Security Standard', () => {
     const [ns] = byKind('Namespace');
     expect(ns?.metadata.labels?.['pod-security.kubernetes.io/enforce']).toBe('restricted');
-    const clusterScoped = (kind: string) => kind.startsWith('Cluster') || ['Namespace', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'].includes(kind);
+    const clusterScoped = (kind: string) =>
+      kind.startsWith('Cluster') ||
+      ['Namespace', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'].includes(kind);
     for (const o of install.filter((x) => !clusterScoped(x.kind))) expect(o.metadata.namespace).toBe(ns?.metadata.name);
     // The admission policies are on by default (the chart README: Admission policy).
-    expect(byKind('ValidatingAdmissionPolicy').map((p) => p.metadata.name.replace(/^.*-singleton-operator-|^singleton-operator-/, ''))).toEqual(['run-jobs', 'run-pods', 'status']);
+    expect(
+      byKind('ValidatingAdmissionPolicy').map((p) =>
+        p.metadata.name.replace(/^.*-singleton-operator-|^singleton-operator-/, ''),
+      ),
+    ).toEqual(['run-jobs', 'run-pods', 'status']);
   });
 
   it('limits the leader-election Role to its Lease by name, with create in its own rule, lets it record the LeaderElection Event and read the replica Pods (failover evidence)', () => {
     const role = byKind('Role').find((r) => r.metadata.name.endsWith('-leader-election'));
     const rules = (role?.rules ?? []) as Rule[];
     expect(rules).toEqual([
-      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['singleton-operator'], verbs: ['get', 'list', 'watch', 'update'] },
+      {
+        apiGroups: ['coordination.k8s.io'],
+        resources: ['leases'],
+        resourceNames: ['singleton-operator'],
+        verbs: ['get', 'list', 'watch', 'update'],
+      },
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create'] },
       { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
     ]);
     const deployment = byKind('Deployment')[0] as unknown as {
-      spec: { selector: { matchLabels: Record<string, string> }; template: { spec: { containers: Array<{ name: string; env: Array<{ name: string; value?: string }> }> } } };
+      spec: {
+        selector: { matchLabels: Record<string, string> };
+        template: { spec: { containers: Array<{ name: string; env: Array<{ name: string; value?: string }> }> } };
+      };
     };
     const container = deployment.spec.template.spec.containers[0]!;
     const env = container.env ?? [];
     expect(env.find((e) => e.name === 'LEASE_NAME')?.value).toBe('singleton-operator');
     // The evidence selector is exactly the Deployment's own selector, and the container is the one the operator runs in.
-    const selector = Object.fromEntries((env.find((e) => e.name === 'REPLICA_POD_SELECTOR')?.value ?? '').split(',').map((kv) => kv.split('=')));
+    const selector = Object.fromEntries(
+      (env.find((e) => e.name === 'REPLICA_POD_SELECTOR')?.value ?? '').split(',').map((kv) => kv.split('=')),
+    );
     expect(selector).toEqual(deployment.spec.selector.matchLabels);
     expect(env.find((e) => e.name === 'REPLICA_CONTAINER')?.value).toBe(container.name);
   });
@@ -147,7 +169,8 @@ describe('manifests/install.yaml', () => {
       expect(rule.resources).not.toContain('secrets');
       expect([...rule.verbs, ...rule.resources, ...rule.apiGroups]).not.toContain('*');
       // Read Pods (the replicas' own, and runs'); delete only a run's leftovers: never create, update or patch one.
-      if (rule.resources.includes('pods')) expect(['delete', 'get', 'list', 'watch']).toEqual(expect.arrayContaining(rule.verbs));
+      if (rule.resources.includes('pods'))
+        expect(['delete', 'get', 'list', 'watch']).toEqual(expect.arrayContaining(rule.verbs));
     }
   });
 
@@ -196,8 +219,15 @@ describe('examples', () => {
   });
 
   it('include the nightly payroll batch at 00:00 Europe/Berlin and an on-demand migration', () => {
-    const all = files.flatMap((f) => docs(read(`manifests/examples/${f}`))).filter((o) => o.kind === 'SingletonJob') as Array<K8sObject & { spec: { schedule?: string; timeZone?: string } }>;
-    expect(all.find((j) => j.metadata.name === 'nightly-payroll')?.spec).toMatchObject({ schedule: '0 0 * * *', timeZone: 'Europe/Berlin' });
+    const all = files
+      .flatMap((f) => docs(read(`manifests/examples/${f}`)))
+      .filter((o) => o.kind === 'SingletonJob') as Array<
+      K8sObject & { spec: { schedule?: string; timeZone?: string } }
+    >;
+    expect(all.find((j) => j.metadata.name === 'nightly-payroll')?.spec).toMatchObject({
+      schedule: '0 0 * * *',
+      timeZone: 'Europe/Berlin',
+    });
     expect(all.find((j) => j.metadata.name === 'orders-backfill')?.spec.schedule).toBeUndefined();
   });
 });

@@ -39,7 +39,11 @@ describe('singleton-operator command line', () => {
   });
 
   it('exits 2 with every problem spelled out for bad configuration', () => {
-    const { code, stderr, stdout } = operator(['--log-level=chatty'], { POD_NAMESPACE: 'ops', LEASE_DURATION: '5', RETRY_PERIOD: '9s' });
+    const { code, stderr, stdout } = operator(['--log-level=chatty'], {
+      POD_NAMESPACE: 'ops',
+      LEASE_DURATION: '5',
+      RETRY_PERIOD: '9s',
+    });
     expect(code).toBe(2);
     expect(stdout).toBe('');
     expect(stderr).toContain('invalid configuration');
@@ -49,7 +53,11 @@ describe('singleton-operator command line', () => {
   });
 
   it('exits 2 when there is no kubeconfig to use', () => {
-    const { code, stdout } = operator([], { POD_NAMESPACE: 'ops', KUBECONFIG: '/nonexistent/kubeconfig', HTTP_PORT: '0' });
+    const { code, stdout } = operator([], {
+      POD_NAMESPACE: 'ops',
+      KUBECONFIG: '/nonexistent/kubeconfig',
+      HTTP_PORT: '0',
+    });
     expect(code).toBe(2);
     expect(stdout).toMatch(/"level":"fatal".*"msg":"Failed to load the kubeconfig"/);
   });
@@ -64,7 +72,9 @@ describe('kubectl-singleton plugin', () => {
     const bad = spawnSync(plugin, ['--bogus'], { encoding: 'utf8' });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('unknown argument --bogus');
-    expect(spawnSync(plugin, ['run'], { encoding: 'utf8' }).stderr).toContain('run needs exactly one SingletonJob NAME');
+    expect(spawnSync(plugin, ['run'], { encoding: 'utf8' }).stderr).toContain(
+      'run needs exactly one SingletonJob NAME',
+    );
   });
 
   // A stand-in kubectl on PATH records every call and answers the reads the plugin makes.
@@ -74,8 +84,16 @@ describe('kubectl-singleton plugin', () => {
     const cases = Object.entries(answers)
       .map(([match, out]) => `  *${JSON.stringify(match)}*) printf '%b' ${JSON.stringify(out)} ;;`)
       .join('\n');
-    writeFileSync(path.join(dir, 'kubectl'), `#!/usr/bin/env bash\necho "$*" >> ${JSON.stringify(log)}\ncase "$*" in\n${cases}\nesac\n`, { mode: 0o755 });
-    const run = (...args: string[]) => spawnSync(path.join(root, 'bin/kubectl-singleton'), args, { encoding: 'utf8', env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
+    writeFileSync(
+      path.join(dir, 'kubectl'),
+      `#!/usr/bin/env bash\necho "$*" >> ${JSON.stringify(log)}\ncase "$*" in\n${cases}\nesac\n`,
+      { mode: 0o755 },
+    );
+    const run = (...args: string[]) =>
+      spawnSync(path.join(root, 'bin/kubectl-singleton'), args, {
+        encoding: 'utf8',
+        env: { ...process.env, PATH: `${dir}:${process.env.PATH}` },
+      });
     const calls = () => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : []);
     return { run, calls, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
   }
@@ -89,10 +107,18 @@ describe('kubectl-singleton plugin', () => {
       expect(fake.run('suspend', 'nightly', '-n', 'team-b').status).toBe(0);
       expect(fake.run('resume', 'nightly').status).toBe(0);
       const calls = fake.calls().filter((c) => !c.startsWith('config'));
-      expect(calls[0]).toMatch(/^annotate singletonjobs.singleton.dev nightly -n team-a singleton.dev\/run-now=kubectl-\S+ --overwrite$/);
-      expect(calls[1]).toBe('patch singletonjobs.singleton.dev nightly -n team-b --type=merge -p {"spec":{"suspend":true}}');
-      expect(calls[2]).toBe('patch singletonjobs.singleton.dev nightly -n team-a --type=merge -p {"spec":{"suspend":false}}');
-      expect(calls[3]).toMatch(/^annotate singletonjobs.singleton.dev nightly -n team-a singleton.dev\/resume=kubectl-\S+ --overwrite$/);
+      expect(calls[0]).toMatch(
+        /^annotate singletonjobs.singleton.dev nightly -n team-a singleton.dev\/run-now=kubectl-\S+ --overwrite$/,
+      );
+      expect(calls[1]).toBe(
+        'patch singletonjobs.singleton.dev nightly -n team-b --type=merge -p {"spec":{"suspend":true}}',
+      );
+      expect(calls[2]).toBe(
+        'patch singletonjobs.singleton.dev nightly -n team-a --type=merge -p {"spec":{"suspend":false}}',
+      );
+      expect(calls[3]).toMatch(
+        /^annotate singletonjobs.singleton.dev nightly -n team-a singleton.dev\/resume=kubectl-\S+ --overwrite$/,
+      );
     } finally {
       fake.cleanup();
     }
@@ -121,7 +147,8 @@ describe('kubectl-singleton plugin', () => {
     const fake = withFakeKubectl({
       'config view --minify': 'team-a',
       'activeRun.name': 'nightly-7|7|3|Manual|2026-01-02T00:00:00Z',
-      'recentRuns[*]': 'nightly-6|6|3|Scheduled|Failed|2026-01-01T00:00:00Z|2026-01-01T00:01:30Z\nnightly-5|5|2|Scheduled|Succeeded|2025-12-31T00:00:00Z|2025-12-31T02:00:05Z\n',
+      'recentRuns[*]':
+        'nightly-6|6|3|Scheduled|Failed|2026-01-01T00:00:00Z|2026-01-01T00:01:30Z\nnightly-5|5|2|Scheduled|Succeeded|2025-12-31T00:00:00Z|2025-12-31T02:00:05Z\n',
       nextScheduleTime: '0 0 * * *|Europe/Berlin||2026-01-03T00:00:00Z\n',
     });
     try {
@@ -133,7 +160,9 @@ describe('kubectl-singleton plugin', () => {
       expect(lines[2]).toMatch(/^nightly-6\s+6\s+3\s+Scheduled\s+Failed\s+2026-01-01T00:00:00Z\s+1m30s$/);
       expect(lines[3]).toMatch(/^nightly-5\s+5\s+2\s+Scheduled\s+Succeeded\s+2025-12-31T00:00:00Z\s+2h0m5s$/);
       expect(fake.calls().some((c) => c.includes('get singletonjobs.singleton.dev nightly -n team-a'))).toBe(true);
-      expect(fake.run('next', 'nightly').stdout.trim()).toBe('team-a/nightly: next slot 2026-01-03T00:00:00Z (schedule 0 0 * * * Europe/Berlin)');
+      expect(fake.run('next', 'nightly').stdout.trim()).toBe(
+        'team-a/nightly: next slot 2026-01-03T00:00:00Z (schedule 0 0 * * * Europe/Berlin)',
+      );
     } finally {
       fake.cleanup();
     }

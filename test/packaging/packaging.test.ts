@@ -43,7 +43,12 @@ function parseDockerfile(text: string): Stage[] {
 const stages = parseDockerfile(read('Dockerfile'));
 const runtime = stages.at(-1) as Stage;
 const ops = (stage: Stage, op: string) => stage.instructions.filter((i) => i.op === op).map((i) => i.args);
-const pkg = JSON.parse(read('package.json')) as { type: string; scripts: Record<string, string>; dependencies: Record<string, string>; devDependencies: Record<string, string> };
+const pkg = JSON.parse(read('package.json')) as {
+  type: string;
+  scripts: Record<string, string>;
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+};
 
 describe('Dockerfile', () => {
   it('is multi-stage on a pinned Node 24 slim base', () => {
@@ -108,9 +113,12 @@ describe('.dockerignore', () => {
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => l && !l.startsWith('#'));
-  it.each(['node_modules', 'dist', '.git', '.cluster', 'test', 'bench'])('keeps %s out of the build context', (entry) => {
-    expect(ignored).toContain(entry);
-  });
+  it.each(['node_modules', 'dist', '.git', '.cluster', 'test', 'bench'])(
+    'keeps %s out of the build context',
+    (entry) => {
+      expect(ignored).toContain(entry);
+    },
+  );
   // .dockerignore semantics for plain paths: the last pattern that matches the
   // path or one of its parent folders decides; `!` re-includes.
   const isIgnored = (file: string) => {
@@ -156,6 +164,7 @@ describe('production dependencies', () => {
   });
 
   it('does not ship build or test tools as runtime dependencies', () => {
-    for (const tool of ['typescript', 'esbuild', 'jest', 'ts-jest', 'node', '@types/node']) expect(pkg.dependencies).not.toHaveProperty(tool);
+    for (const tool of ['typescript', 'esbuild', 'jest', 'ts-jest', 'node', '@types/node'])
+      expect(pkg.dependencies).not.toHaveProperty(tool);
   });
 });

@@ -15,10 +15,13 @@ const read = (file: string) => readFileSync(path.join(root, file), 'utf8');
 const workflowsDir = path.join(root, '.github/workflows');
 
 const actionlintVersion = /^\s*github\.com\/rhysd\/actionlint (v\S+)/m.exec(read('test/tools/actionlint/go.mod'))?.[1];
-const cacheDir = process.env.SINGLETON_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'singleton-operator');
+const cacheDir =
+  process.env.SINGLETON_CACHE_DIR ??
+  path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'singleton-operator');
 const actionlint = path.join(cacheDir, 'bin', `actionlint-${actionlintVersion}`, 'actionlint');
 const itWithActionlint = existsSync(actionlint) ? it : it.skip;
-if (!existsSync(actionlint)) console.warn(`actionlint check skipped: ${actionlint} not found; build it with: bash test/tools/build.sh actionlint`);
+if (!existsSync(actionlint))
+  console.warn(`actionlint check skipped: ${actionlint} not found; build it with: bash test/tools/build.sh actionlint`);
 
 interface Step {
   uses?: string;
@@ -39,18 +42,24 @@ interface Workflow {
 }
 const workflow = (name: string) => parse(read(`.github/workflows/${name}`)) as Workflow;
 const steps = (w: Workflow) => Object.values(w.jobs).flatMap((j) => j.steps ?? []);
-const owner = /^home: https:\/\/github\.com\/([^/]+)\/singleton-operator$/m.exec(read('charts/singleton-operator/Chart.yaml'))?.[1];
+const owner = /^home: https:\/\/github\.com\/([^/]+)\/singleton-operator$/m.exec(
+  read('charts/singleton-operator/Chart.yaml'),
+)?.[1];
 
 describe('release workflows', () => {
   itWithActionlint('pass actionlint without findings', () => {
     const res = spawnSync(actionlint, ['-no-color', '-oneline'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
-    expect({ status: res.status, findings: `${res.stdout}${res.stderr}`.trim().split('\n').filter(Boolean) }).toEqual({ status: 0, findings: [] });
+    expect({ status: res.status, findings: `${res.stdout}${res.stderr}`.trim().split('\n').filter(Boolean) }).toEqual({
+      status: 0,
+      findings: [],
+    });
   });
 
   it('pin every action to a release tag (no branches, no floating refs)', () => {
     const refs = readdirSync(workflowsDir).flatMap((f) => steps(workflow(f)).flatMap((s) => (s.uses ? [s.uses] : [])));
     expect(refs.length).toBeGreaterThan(5);
-    for (const ref of refs.filter((r) => !r.startsWith('./'))) expect(ref).toMatch(/^[\w.-]+\/[\w./-]+@v\d+(\.\d+){0,2}$/);
+    for (const ref of refs.filter((r) => !r.startsWith('./')))
+      expect(ref).toMatch(/^[\w.-]+\/[\w./-]+@v\d+(\.\d+){0,2}$/);
   });
 
   it('run .ci/run on pull requests and pushes, and release only what passed it', () => {
@@ -87,7 +96,9 @@ describe('release workflows', () => {
 
   it('publish where the chart and the README say the image and the chart live', () => {
     expect(owner).toBeDefined();
-    expect(read('charts/singleton-operator/values.yaml')).toMatch(new RegExp(`^  repository: ghcr\\.io/${owner}/singleton-operator$`, 'm'));
+    expect(read('charts/singleton-operator/values.yaml')).toMatch(
+      new RegExp(`^  repository: ghcr\\.io/${owner}/singleton-operator$`, 'm'),
+    );
     const readme = read('README.md');
     expect(readme).toContain(`ghcr.io/${owner}/singleton-operator`);
     expect(readme).toContain(`oci://ghcr.io/${owner}/charts/singleton-operator`);

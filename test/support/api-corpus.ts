@@ -2,7 +2,11 @@
 // integration test (the API server, dry-run): both must give the same verdict.
 import { API_VERSION, KIND } from '../../src/api/v1alpha1/singletonjob.ts';
 
-const template = { spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox', command: ['true'] }] } } } };
+const template = {
+  spec: {
+    template: { spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox', command: ['true'] }] } },
+  },
+};
 
 function sj(name: string, spec: Record<string, unknown>): Record<string, unknown> {
   return { apiVersion: API_VERSION, kind: KIND, metadata: { name }, spec: { jobTemplate: template, ...spec } };
@@ -12,7 +16,8 @@ function sj(name: string, spec: Record<string, unknown>): Record<string, unknown
  * The API server's own closing line when schema errors kept it from running
  * the CEL rules (Kubernetes adds it; it has no field to name).
  */
-export const NOT_CHECKED = '* <nil>: Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation';
+export const NOT_CHECKED =
+  '* <nil>: Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation';
 
 export interface CorpusEntry {
   name: string;
@@ -26,9 +31,17 @@ export interface CorpusEntry {
 
 export const corpus: CorpusEntry[] = [
   { name: 'minimal on-demand', object: sj('ok-minimal', {}), valid: true },
-  { name: 'five-field schedule with zone', object: sj('ok-cron', { schedule: '0 0 * * *', timeZone: 'Europe/Berlin' }), valid: true },
+  {
+    name: 'five-field schedule with zone',
+    object: sj('ok-cron', { schedule: '0 0 * * *', timeZone: 'Europe/Berlin' }),
+    valid: true,
+  },
   { name: 'seconds schedule', object: sj('ok-seconds', { schedule: '*/5 * * * * *' }), valid: true },
-  { name: 'macro', object: sj('ok-macro', { schedule: '@hourly', concurrencyPolicy: 'Replace', suspend: true }), valid: true },
+  {
+    name: 'macro',
+    object: sj('ok-macro', { schedule: '@hourly', concurrencyPolicy: 'Replace', suspend: true }),
+    valid: true,
+  },
   {
     name: 'all knobs',
     object: sj('ok-knobs', {
@@ -36,7 +49,10 @@ export const corpus: CorpusEntry[] = [
       startingDeadlineSeconds: 60,
       successfulJobsHistoryLimit: 0,
       failedJobsHistoryLimit: 5,
-      jobTemplate: { metadata: { labels: { team: 'pay' } }, spec: { ...template.spec, parallelism: 1, completions: 1, backoffLimit: 2 } },
+      jobTemplate: {
+        metadata: { labels: { team: 'pay' } },
+        spec: { ...template.spec, parallelism: 1, completions: 1, backoffLimit: 2 },
+      },
     }),
     valid: true,
   },
@@ -60,12 +76,25 @@ export const corpus: CorpusEntry[] = [
   },
   {
     name: 'managedBy the built-in Job controller, podReplacementPolicy Failed, activeDeadlineSeconds',
-    object: sj('ok-job-controller', { jobTemplate: { spec: { ...template.spec, managedBy: 'kubernetes.io/job-controller', podReplacementPolicy: 'Failed', activeDeadlineSeconds: 600 } } }),
+    object: sj('ok-job-controller', {
+      jobTemplate: {
+        spec: {
+          ...template.spec,
+          managedBy: 'kubernetes.io/job-controller',
+          podReplacementPolicy: 'Failed',
+          activeDeadlineSeconds: 600,
+        },
+      },
+    }),
     valid: true,
   },
   {
     name: 'restartPolicy OnFailure (containers restart in place in the one Pod, with its token)',
-    object: sj('ok-on-failure', { jobTemplate: { spec: { template: { spec: { restartPolicy: 'OnFailure', containers: [{ name: 'main', image: 'busybox' }] } } } } }),
+    object: sj('ok-on-failure', {
+      jobTemplate: {
+        spec: { template: { spec: { restartPolicy: 'OnFailure', containers: [{ name: 'main', image: 'busybox' }] } } },
+      },
+    }),
     valid: true,
   },
   {
@@ -73,7 +102,9 @@ export const corpus: CorpusEntry[] = [
     object: sj('bad-policy', { concurrencyPolicy: 'Allow' }),
     valid: false,
     message: 'concurrencyPolicy',
-    expected: 'The SingletonJob "bad-policy" is invalid: \n* spec.concurrencyPolicy: Unsupported value: "Allow": supported values: "Forbid", "Queue", "Replace"\n' + NOT_CHECKED,
+    expected:
+      'The SingletonJob "bad-policy" is invalid: \n* spec.concurrencyPolicy: Unsupported value: "Allow": supported values: "Forbid", "Queue", "Replace"\n' +
+      NOT_CHECKED,
   },
   {
     name: 'four fields',
@@ -96,14 +127,16 @@ export const corpus: CorpusEntry[] = [
     object: sj('bad-deadline', { startingDeadlineSeconds: 0 }),
     valid: false,
     message: 'startingDeadlineSeconds',
-    expected: 'The SingletonJob "bad-deadline" is invalid: spec.startingDeadlineSeconds: Invalid value: 0: spec.startingDeadlineSeconds in body should be greater than or equal to 1',
+    expected:
+      'The SingletonJob "bad-deadline" is invalid: spec.startingDeadlineSeconds: Invalid value: 0: spec.startingDeadlineSeconds in body should be greater than or equal to 1',
   },
   {
     name: 'negative history',
     object: sj('bad-history', { successfulJobsHistoryLimit: -1 }),
     valid: false,
     message: 'successfulJobsHistoryLimit',
-    expected: 'The SingletonJob "bad-history" is invalid: spec.successfulJobsHistoryLimit: Invalid value: -1: spec.successfulJobsHistoryLimit in body should be greater than or equal to 0',
+    expected:
+      'The SingletonJob "bad-history" is invalid: spec.successfulJobsHistoryLimit: Invalid value: -1: spec.successfulJobsHistoryLimit in body should be greater than or equal to 0',
   },
   {
     name: 'missing template',
@@ -125,28 +158,37 @@ export const corpus: CorpusEntry[] = [
     object: sj('bad-parallelism', { jobTemplate: { spec: { ...template.spec, parallelism: 2 } } }),
     valid: false,
     message: 'parallelism must be 1',
-    expected: 'The SingletonJob "bad-parallelism" is invalid: spec.jobTemplate.spec.parallelism: Invalid value: parallelism must be 1: a SingletonJob runs one Pod at a time',
+    expected:
+      'The SingletonJob "bad-parallelism" is invalid: spec.jobTemplate.spec.parallelism: Invalid value: parallelism must be 1: a SingletonJob runs one Pod at a time',
   },
   {
     name: 'completions 3',
     object: sj('bad-completions', { jobTemplate: { spec: { ...template.spec, completions: 3 } } }),
     valid: false,
     message: 'completions must be 1',
-    expected: 'The SingletonJob "bad-completions" is invalid: spec.jobTemplate.spec.completions: Invalid value: completions must be 1: a run is one completion',
+    expected:
+      'The SingletonJob "bad-completions" is invalid: spec.jobTemplate.spec.completions: Invalid value: completions must be 1: a run is one completion',
   },
   {
     name: 'suspended template',
     object: sj('bad-suspend', { jobTemplate: { spec: { ...template.spec, suspend: true } } }),
     valid: false,
     message: 'suspend the SingletonJob',
-    expected: 'The SingletonJob "bad-suspend" is invalid: spec.jobTemplate.spec.suspend: Invalid value: suspend the SingletonJob (spec.suspend), not its Job template',
+    expected:
+      'The SingletonJob "bad-suspend" is invalid: spec.jobTemplate.spec.suspend: Invalid value: suspend the SingletonJob (spec.suspend), not its Job template',
   },
   {
     name: 'restartPolicy Always',
-    object: sj('bad-restart', { jobTemplate: { spec: { template: { spec: { restartPolicy: 'Always', containers: [{ name: 'main', image: 'busybox' }] } } } } }),
+    object: sj('bad-restart', {
+      jobTemplate: {
+        spec: { template: { spec: { restartPolicy: 'Always', containers: [{ name: 'main', image: 'busybox' }] } } },
+      },
+    }),
     valid: false,
     message: 'restartPolicy',
-    expected: 'The SingletonJob "bad-restart" is invalid: \n* spec.jobTemplate.spec.template.spec.restartPolicy: Unsupported value: "Always": supported values: "Never", "OnFailure"\n' + NOT_CHECKED,
+    expected:
+      'The SingletonJob "bad-restart" is invalid: \n* spec.jobTemplate.spec.template.spec.restartPolicy: Unsupported value: "Always": supported values: "Never", "OnFailure"\n' +
+      NOT_CHECKED,
   },
   {
     name: '@every (not supported)',
@@ -169,18 +211,22 @@ export const corpus: CorpusEntry[] = [
     object: sj('bad-both-schedules', { schedule: '0 * * * *', schedules: ['30 * * * *'] }),
     valid: false,
     message: 'spec.schedules',
-    expected: 'The SingletonJob "bad-both-schedules" is invalid: spec.schedules: Invalid value: set schedule or schedules, not both',
+    expected:
+      'The SingletonJob "bad-both-schedules" is invalid: spec.schedules: Invalid value: set schedule or schedules, not both',
   },
   {
     name: 'zone with spaces',
     object: sj('bad-zone', { schedule: '0 0 * * *', timeZone: 'Europe Berlin' }),
     valid: false,
     message: 'timeZone',
-    expected: 'The SingletonJob "bad-zone" is invalid: spec.timeZone: Invalid value: "Europe Berlin": must be an IANA time zone name such as Europe/Berlin, America/New_York or UTC',
+    expected:
+      'The SingletonJob "bad-zone" is invalid: spec.timeZone: Invalid value: "Europe Berlin": must be an IANA time zone name such as Europe/Berlin, America/New_York or UTC',
   },
   {
     name: 'managedBy another Job manager',
-    object: sj('bad-managed-by', { jobTemplate: { spec: { ...template.spec, managedBy: 'kueue.x-k8s.io/multikueue' } } }),
+    object: sj('bad-managed-by', {
+      jobTemplate: { spec: { ...template.spec, managedBy: 'kueue.x-k8s.io/multikueue' } },
+    }),
     valid: false,
     message: 'spec.jobTemplate.spec.managedBy',
     expected:
@@ -208,7 +254,14 @@ export const corpus: CorpusEntry[] = [
   },
   {
     name: 'podFailurePolicy rule with action FailIndex',
-    object: sj('bad-pfp-fail-index', { jobTemplate: { spec: { ...template.spec, podFailurePolicy: { rules: [{ action: 'FailIndex', onExitCodes: { operator: 'In', values: [1] } }] } } } }),
+    object: sj('bad-pfp-fail-index', {
+      jobTemplate: {
+        spec: {
+          ...template.spec,
+          podFailurePolicy: { rules: [{ action: 'FailIndex', onExitCodes: { operator: 'In', values: [1] } }] },
+        },
+      },
+    }),
     valid: false,
     message: 'spec.jobTemplate.spec.podFailurePolicy.rules[0].action',
     expected:
@@ -240,7 +293,9 @@ export const corpus: CorpusEntry[] = [
   },
   {
     name: 'successPolicy',
-    object: sj('bad-success-policy', { jobTemplate: { spec: { ...template.spec, successPolicy: { rules: [{ succeededCount: 1 }] } } } }),
+    object: sj('bad-success-policy', {
+      jobTemplate: { spec: { ...template.spec, successPolicy: { rules: [{ succeededCount: 1 }] } } },
+    }),
     valid: false,
     message: 'spec.jobTemplate.spec.successPolicy',
     expected:
@@ -248,7 +303,9 @@ export const corpus: CorpusEntry[] = [
   },
   {
     name: 'podReplacementPolicy TerminatingOrFailed',
-    object: sj('bad-pod-replacement', { jobTemplate: { spec: { ...template.spec, podReplacementPolicy: 'TerminatingOrFailed' } } }),
+    object: sj('bad-pod-replacement', {
+      jobTemplate: { spec: { ...template.spec, podReplacementPolicy: 'TerminatingOrFailed' } },
+    }),
     valid: false,
     message: 'spec.jobTemplate.spec.podReplacementPolicy',
     expected:
@@ -256,9 +313,12 @@ export const corpus: CorpusEntry[] = [
   },
   {
     name: 'a selector of its own',
-    object: sj('bad-selector', { jobTemplate: { spec: { ...template.spec, selector: { matchLabels: { app: 'x' } } } } }),
+    object: sj('bad-selector', {
+      jobTemplate: { spec: { ...template.spec, selector: { matchLabels: { app: 'x' } } } },
+    }),
     valid: false,
     message: 'spec.jobTemplate.spec.selector',
-    expected: 'The SingletonJob "bad-selector" is invalid: spec.jobTemplate.spec.selector: Forbidden: selector is not supported: the API server generates the Job\'s selector from its UID',
+    expected:
+      'The SingletonJob "bad-selector" is invalid: spec.jobTemplate.spec.selector: Forbidden: selector is not supported: the API server generates the Job\'s selector from its UID',
   },
 ];

@@ -32,7 +32,10 @@ interface Scripts {
 
 export function scripts(): Scripts {
   const data = (parse(readFileSync(ARGOCD_CM, 'utf8')) as { data: Record<string, string> }).data;
-  const actions = parse(data[ACTIONS_KEY]!) as { 'discovery.lua': string; definitions: { name: string; 'action.lua': string }[] };
+  const actions = parse(data[ACTIONS_KEY]!) as {
+    'discovery.lua': string;
+    definitions: { name: string; 'action.lua': string }[];
+  };
   return {
     health: data[HEALTH_KEY]!,
     discovery: actions['discovery.lua'],
@@ -44,7 +47,10 @@ export function scripts(): Scripts {
 function luaString(s: string): string {
   let out = '"';
   for (const byte of Buffer.from(s, 'utf8')) {
-    out += byte >= 0x20 && byte < 0x7f && byte !== 0x22 && byte !== 0x5c ? String.fromCharCode(byte) : `\\${byte.toString().padStart(3, '0')}`;
+    out +=
+      byte >= 0x20 && byte < 0x7f && byte !== 0x22 && byte !== 0x5c
+        ? String.fromCharCode(byte)
+        : `\\${byte.toString().padStart(3, '0')}`;
   }
   return out + '"';
 }
@@ -90,7 +96,8 @@ function run(script: string, obj: unknown): unknown {
 }
 
 export const health = (obj: unknown): Health => run(scripts().health, obj) as Health;
-export const discovery = (obj: unknown): Record<string, { disabled: boolean }> => run(scripts().discovery, obj) as Record<string, { disabled: boolean }>;
+export const discovery = (obj: unknown): Record<string, { disabled: boolean }> =>
+  run(scripts().discovery, obj) as Record<string, { disabled: boolean }>;
 export const action = <T>(name: string, obj: T): T => {
   const script = scripts().actions[name];
   if (!script) throw new Error(`no action ${name} in ${ARGOCD_CM}`);

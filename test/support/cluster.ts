@@ -18,7 +18,9 @@ export function testCluster(): TestCluster {
     return { kubeconfig: local.state.kubeconfig, local, kubeConfig: () => local.kubeConfig() };
   }
   if (process.env.USE_EXISTING_CLUSTER !== 'true') {
-    throw new Error('no cluster: run the integration tests through jest (global setup starts one) or set USE_EXISTING_CLUSTER=true');
+    throw new Error(
+      'no cluster: run the integration tests through jest (global setup starts one) or set USE_EXISTING_CLUSTER=true',
+    );
   }
   const kc = new k8s.KubeConfig();
   kc.loadFromDefault();
@@ -30,14 +32,22 @@ export function testCluster(): TestCluster {
 export const itLocal: jest.It = process.env.SINGLETON_TEST_CLUSTER_DIR ? it : it.skip;
 
 /** A unique namespace per test file, deleted afterwards. */
-export async function withNamespace(kc: k8s.KubeConfig, prefix: string): Promise<{ name: string; cleanup: () => Promise<void> }> {
+export async function withNamespace(
+  kc: k8s.KubeConfig,
+  prefix: string,
+): Promise<{ name: string; cleanup: () => Promise<void> }> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const name = `${prefix}-${randomBytes(3).toString('hex')}`;
   await core.createNamespace({ body: { metadata: { name } } });
   return { name, cleanup: async () => void (await core.deleteNamespace({ name }).catch(() => undefined)) };
 }
 
-export async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, intervalMs = 200): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+  intervalMs = 200,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {

@@ -20,7 +20,8 @@ export function countRules(schema: unknown): number {
   if (Array.isArray(schema)) return schema.reduce((n: number, s) => n + countRules(s), 0);
   if (!schema || typeof schema !== 'object') return 0;
   let n = 0;
-  for (const [k, v] of Object.entries(schema)) n += k === 'x-kubernetes-validations' && Array.isArray(v) ? v.length : countRules(v);
+  for (const [k, v] of Object.entries(schema))
+    n += k === 'x-kubernetes-validations' && Array.isArray(v) ? v.length : countRules(v);
   return n;
 }
 
@@ -30,10 +31,17 @@ export function countRules(schema: unknown): number {
  * rule of the file.
  */
 export function applyCrdWithKubectl(kubeconfig: string): void {
-  const kubectl = (args: string[]) => execFileSync('kubectl', ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const kubectl = (args: string[]) =>
+    execFileSync('kubectl', ['--kubeconfig', kubeconfig, ...args], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   kubectl(['apply', '--server-side', '--force-conflicts', '-f', path.join(root, CRD_FILE)]);
   kubectl(['wait', '--for=condition=Established', `crd/${CRD_NAME}`, '--timeout=60s']);
   const want = countRules(YAML.parse(readFileSync(path.join(root, CRD_FILE), 'utf8')));
   const served = countRules(JSON.parse(kubectl(['get', 'crd', CRD_NAME, '-o', 'json'])));
-  if (served !== want) throw new Error(`the API server serves CRD ${CRD_NAME} with ${served} CEL rules, the file declares ${want}: it was installed without its validations`);
+  if (served !== want)
+    throw new Error(
+      `the API server serves CRD ${CRD_NAME} with ${served} CEL rules, the file declares ${want}: it was installed without its validations`,
+    );
 }

@@ -1,4 +1,4 @@
-// In-memory fakes of the reconciler's ports (src/controller/ports.ts), for
+// In-memory fakes of the reconciler's ports (src/controller/cluster/ports.ts), for
 // table-driven tests of its decisions. They keep the API server's rules that
 // the decisions rely on — resourceVersion CAS on status writes, the CRD's CEL
 // rules (token and term never decrease; activeRun.token == currentToken),
@@ -7,11 +7,18 @@
 // They are not a substitute for the integration tests against the real
 // control plane; they make every branch cheap to reach.
 import type { CoreV1Event, V1Job, V1Pod } from '@kubernetes/client-node';
-import { Keys, singletonJobSchema } from '../../src/api/v1alpha1/singletonjob.ts';
+import { Keys, singletonJobSchema, transitionRules } from '../../src/api/v1alpha1/singletonjob.ts';
 import type { SingletonJob } from '../../src/api/v1alpha1/singletonjob.ts';
-import type { Liveness } from '../../src/controller/contention.ts';
-import type { EventSink, JobControl, LeaseJudge, PodControl, StatusStore } from '../../src/controller/ports.ts';
-import { NOT_RELEASED, noteDeleted, sjKeyOfJob } from '../../src/controller/jobs.ts';
+import type { Liveness } from '../../src/controller/cluster/lease-liveness.ts';
+import type {
+  EventSink,
+  JobControl,
+  LeaseLiveness,
+  PodControl,
+  StatusStore,
+} from '../../src/controller/cluster/ports.ts';
+import { NOT_RELEASED, sjKeyOfJob } from '../../src/controller/rules/jobs.ts';
+import { LostJobs } from '../../src/controller/cluster/lost-jobs.ts';
 
 /** An API error as the ports throw it: the status code and the Status body (`extra`: reason, details.causes). */
 export function apiError(code: number, message: string, extra: Record<string, unknown> = {}): Error {
@@ -19,7 +26,8 @@ export function apiError(code: number, message: string, extra: Record<string, un
 }
 
 const copy = <T>(o: T): T => structuredClone(o);
-const keyOf = (o: { metadata?: { namespace?: string; name?: string } }) => `${o.metadata?.namespace}/${o.metadata?.name}`;
+const keyOf = (o: { metadata?: { namespace?: string; name?: string } }) =>
+  `${o.metadata?.namespace}/${o.metadata?.name}`;
 
 export class FakeCluster {
   /** The etcd revision: every write takes the next one. */
@@ -64,19 +72,29 @@ export class FakeCluster {
 
   /** Live Pod lists sent (a read, so not an action; the request count the start and end of a run cost). */
   podLists = 0;
-  /** Owner UIDs of Jobs deleted while their Pods might run (KubeJobControl keeps the same). */
-  readonly lostJobs = new Set<string>();
+  /** Jobs deleted while their Pods might run (the same record as KubeJobControl's: lost-jobs.ts). */
+  readonly lostJobs = new LostJobs();
 
   addJob(job: V1Job): V1Job {
     const stored = copy(job);
-    stored.metadata = { namespace: 'ns', uid: `job-uid-${++this.uids}`, ...stored.metadata, resourceVersion: this.nextRv() };
+    stored.metadata = {
+      namespace: 'ns',
+      uid: `job-uid-${++this.uids}`,
+      ...stored.metadata,
+      resourceVersion: this.nextRv(),
+    };
     this.jobMap.set(keyOf(stored), stored);
     return copy(stored);
   }
 
   addPod(pod: V1Pod): V1Pod {
     const stored = copy(pod);
-    stored.metadata = { namespace: 'ns', uid: `pod-uid-${++this.uids}`, ...stored.metadata, resourceVersion: this.nextRv() };
+    stored.metadata = {
+      namespace: 'ns',
+      uid: `pod-uid-${++this.uids}`,
+      ...stored.metadata,
+      resourceVersion: this.nextRv(),
+    };
     this.pods.push(stored);
     return copy(stored);
   }
@@ -90,16 +108,19 @@ export class FakeCluster {
       const key = keyOf(sj);
       const old = this.sjs.get(key);
       if (!old) throw apiError(404, `singletonjobs "${sj.metadata?.name}" not found`);
-      if (sj.metadata?.resourceVersion !== old.metadata?.resourceVersion) throw apiError(409, 'the object has been modified; please apply your changes to the latest version and try again');
+      if (sj.metadata?.resourceVersion !== old.metadata?.resourceVersion)
+        throw apiError(
+          409,
+          'the object has been modified; please apply your changes to the latest version and try again',
+        );
       const next = sj.status ?? {};
-      for (const field of ['currentToken', 'leaderTerm'] as const) {
-        const before = old.status?.[field];
-        if (before !== undefined && (next[field] === undefined || next[field]! < before)) throw apiError(422, `status.${field} may not decrease or be removed (fencing: a newer leader has written)`);
-      }
-      if (next.activeRun && next.activeRun.token !== next.currentToken) throw apiError(422, 'activeRun.token must equal currentToken');
-      // The CRD's structural schema (maxLength, maxItems, enums, …): the API server refuses a status that breaks it.
+      // The CRD's transition rules (CEL on oldSelf: token and term never go down), as declared.
+      for (const r of transitionRules)
+        if (!r.check.transition(old, { ...old, status: next })) throw apiError(422, r.message);
+      // The CRD's structural schema and its CEL rules on one value (maxLength, maxItems, enums, activeRun.token == currentToken, …): the API server refuses a status that breaks it.
       const valid = singletonJobSchema.shape.status.safeParse(next);
-      if (!valid.success) throw apiError(422, valid.error.issues.map((i) => `status.${i.path.join('.')}: ${i.message}`).join('; '));
+      if (!valid.success)
+        throw apiError(422, valid.error.issues.map((i) => `status.${i.path.join('.')}: ${i.message}`).join('; '));
       const stored: SingletonJob = { ...copy(old), status: copy(next) };
       stored.metadata = { ...stored.metadata, resourceVersion: this.nextRv() };
       this.sjs.set(key, stored);
@@ -109,14 +130,18 @@ export class FakeCluster {
   };
 
   readonly jobs: JobControl = {
-    cached: (namespace, name) => (this.jobMap.has(`${namespace}/${name}`) ? copy(this.jobMap.get(`${namespace}/${name}`)!) : undefined),
+    cached: (namespace, name) =>
+      this.jobMap.has(`${namespace}/${name}`) ? copy(this.jobMap.get(`${namespace}/${name}`)!) : undefined,
     ofName: (key) => [...this.jobMap.values()].filter((j) => sjKeyOfJob(j) === key).map(copy),
-    read: async (namespace, name) => (this.jobMap.has(`${namespace}/${name}`) ? copy(this.jobMap.get(`${namespace}/${name}`)!) : undefined),
+    read: async (namespace, name) =>
+      this.jobMap.has(`${namespace}/${name}`) ? copy(this.jobMap.get(`${namespace}/${name}`)!) : undefined,
     create: async (job, options = {}) => {
       if (this.rejectJobs) throw apiError(422, this.rejectJobs);
       const refused = this.refuseJobCreate?.(job, options);
       if (refused) {
-        this.actions.push(`refused-${options.dryRun ? 'dry-run-' : ''}job ${job.metadata?.name} (${(refused as { code?: number }).code})`);
+        this.actions.push(
+          `refused-${options.dryRun ? 'dry-run-' : ''}job ${job.metadata?.name} (${(refused as { code?: number }).code})`,
+        );
         throw refused;
       }
       if (options.dryRun) {
@@ -125,18 +150,22 @@ export class FakeCluster {
       }
       if (this.jobMap.has(keyOf(job))) throw apiError(409, `jobs.batch "${job.metadata?.name}" already exists`);
       const created = this.addJob(job);
-      this.actions.push(`create-job ${job.metadata?.name} token=${job.metadata?.annotations?.[Keys.token]}${job.spec?.suspend ? ' suspended' : ''}`);
+      this.actions.push(
+        `create-job ${job.metadata?.name} token=${job.metadata?.annotations?.[Keys.token]}${job.spec?.suspend ? ' suspended' : ''}`,
+      );
       return created;
     },
     deletedWhileRunning: (key) => this.lostJobs.has(key),
-    podsChecked: (key) => void this.lostJobs.delete(key),
+    podsChecked: (key) => this.lostJobs.cleared(key),
     delete: async (job) => {
-      noteDeleted(this.lostJobs, job);
+      this.lostJobs.deleted(job);
       const live = this.jobMap.get(keyOf(job));
       if (!live || live.metadata?.uid !== job.metadata?.uid) return; // gone or another object: tolerated, as by the real control
       this.jobMap.delete(keyOf(job));
       // Background propagation: the garbage collector starts deleting its Pods.
-      for (const pod of this.pods) if (pod.metadata?.ownerReferences?.some((r) => r.uid === live.metadata?.uid)) pod.metadata!.deletionTimestamp = new Date();
+      for (const pod of this.pods)
+        if (pod.metadata?.ownerReferences?.some((r) => r.uid === live.metadata?.uid))
+          pod.metadata!.deletionTimestamp = new Date();
       this.actions.push(`delete-job ${job.metadata?.name} uid=${job.metadata?.uid}`);
     },
     events: async (job) => this.jobEvents.filter((e) => e.involvedObject.uid === job.metadata?.uid).map(copy),
@@ -146,12 +175,21 @@ export class FakeCluster {
       // As KubeJobControl's JSON patch: a failed test (UID or resourceVersion) is 422, told apart as "not released".
       const marker = live?.metadata?.annotations?.[Keys.released];
       const legacy = marker === undefined && live?.metadata?.resourceVersion !== job.metadata?.resourceVersion;
-      if (!live || live.metadata?.uid !== job.metadata?.uid || (marker !== undefined && marker !== NOT_RELEASED) || legacy) {
+      if (
+        !live ||
+        live.metadata?.uid !== job.metadata?.uid ||
+        (marker !== undefined && marker !== NOT_RELEASED) ||
+        legacy
+      ) {
         this.actions.push(`unsuspend ${job.metadata?.name} refused`);
         return false;
       }
       live.spec = { ...live.spec!, suspend: false };
-      live.metadata = { ...live.metadata, annotations: { ...live.metadata?.annotations, [Keys.released]: 'now' }, resourceVersion: this.nextRv() };
+      live.metadata = {
+        ...live.metadata,
+        annotations: { ...live.metadata?.annotations, [Keys.released]: 'now' },
+        resourceVersion: this.nextRv(),
+      };
       this.actions.push(`unsuspend ${job.metadata?.name}`);
       return true;
     },
@@ -183,8 +221,9 @@ export class FakeCluster {
   /** Events other components recorded (e.g. the Job controller's FailedCreate). */
   readonly jobEvents: CoreV1Event[] = [];
 
-  readonly leaseJudge: LeaseJudge = {
-    check: async (key) => this.leases.get(key) ?? { alive: true, holder: 'someone', why: `Lease ${key} is held`, recheckMs: 1000 },
+  readonly leaseLiveness: LeaseLiveness = {
+    check: async (key) =>
+      this.leases.get(key) ?? { alive: true, holder: 'someone', why: `Lease ${key} is held`, recheckMs: 1000 },
   };
 
   sj(key = 'ns/sj'): SingletonJob {

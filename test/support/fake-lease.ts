@@ -69,7 +69,11 @@ export class FakeLeaseStore {
   }
 
   backup(): FakeBackup {
-    return { revision: this.revision, lease: this.lease && { record: { ...this.lease.record }, resourceVersion: this.lease.resourceVersion }, events: this.events.length };
+    return {
+      revision: this.revision,
+      lease: this.lease && { record: { ...this.lease.record }, resourceVersion: this.lease.resourceVersion },
+      events: this.events.length,
+    };
   }
 
   /**
@@ -114,18 +118,29 @@ export class FakeLeaseStore {
     // whatever resourceVersion it carries (leases allow create-on-update).
     if (!this.lease) return this.commit(client, 'create', record);
     if (this.lease.resourceVersion !== resourceVersion) {
-      throw new HttpError(409, 'Operation cannot be fulfilled on leases.coordination.k8s.io: the object has been modified');
+      throw new HttpError(
+        409,
+        'Operation cannot be fulfilled on leases.coordination.k8s.io: the object has been modified',
+      );
     }
     return this.commit(client, 'update', record);
   }
 
-  watch(client: FakeLeaseClient, from: string, onEvent: (e: LeaseEvent) => void, onClose: (err?: unknown) => void): LeaseWatch {
+  watch(
+    client: FakeLeaseClient,
+    from: string,
+    onEvent: (e: LeaseEvent) => void,
+    onClose: (err?: unknown) => void,
+  ): LeaseWatch {
     const watcher: Watcher = { client, onEvent, onClose };
     const start = BigInt(from);
     if (start > this.revision) {
       // What the API server answers when the revision went back under the client.
       this.watchers.add(watcher);
-      this.closeWatch(watcher, new HttpError(504, `Timeout: Too large resource version: ${from}, current: ${this.revision}`));
+      this.closeWatch(
+        watcher,
+        new HttpError(504, `Timeout: Too large resource version: ${from}, current: ${this.revision}`),
+      );
       return { stop: () => void this.watchers.delete(watcher) };
     }
     const backlog = this.events.filter((e) => e.revision > start);
@@ -148,7 +163,8 @@ export class FakeLeaseStore {
 
   private commit(client: string, verb: 'create' | 'update', record: LeaseRecord): LeaseSnapshot {
     if (record.leaseDurationSeconds <= 0) throw new HttpError(422, 'spec.leaseDurationSeconds: must be greater than 0');
-    if (record.leaseTransitions < 0) throw new HttpError(422, 'spec.leaseTransitions: must be greater than or equal to 0');
+    if (record.leaseTransitions < 0)
+      throw new HttpError(422, 'spec.leaseTransitions: must be greater than or equal to 0');
     const resourceVersion = String(++this.revision);
     this.lease = { record: { ...record }, resourceVersion };
     this.writes.push({ client, verb, record: { ...record }, resourceVersion });

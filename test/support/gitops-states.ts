@@ -14,7 +14,11 @@ export const expected: Record<string, Expected> = {
   idle: { kstatus: 'Current', argo: 'Healthy', says: 'Runs on schedule' },
   running: { kstatus: 'Current', argo: 'Healthy', says: /in flight/ },
   'stalled-run': { kstatus: 'Current', argo: 'Healthy', says: /Run stalled \(FailedCreate\)/ },
-  'paused-after-failures': { kstatus: 'Current', argo: 'Suspended', says: /^Scheduled runs are paused: 1 runs failed in a row/ },
+  'paused-after-failures': {
+    kstatus: 'Current',
+    argo: 'Suspended',
+    says: /^Scheduled runs are paused: 1 runs failed in a row/,
+  },
   suspended: { kstatus: 'Current', argo: 'Suspended' },
   'invalid-spec': { kstatus: 'Failed', argo: 'Degraded', says: /^InvalidTimeZone: / },
   'template-rejected': { kstatus: 'Failed', argo: 'Degraded', says: /^JobRejected: .*image/ },

@@ -44,27 +44,55 @@ interface Manifest {
  * ClusterRoleBinding of a cluster-wide one. Both contain the chart's name, so
  * the chart's fullname is the release name.
  */
-export const releaseFor = (scope: RbacScope) => (scope === 'cluster' ? 'singleton-operator' : 'singleton-operator-namespaced');
+export const releaseFor = (scope: RbacScope) =>
+  scope === 'cluster' ? 'singleton-operator' : 'singleton-operator-namespaced';
 
 /** What `helm template` renders for the operator's own identity: its ServiceAccount and RBAC (not the aggregated user roles). */
-export function renderedRbac(scope: RbacScope, watchNamespaces: string[] = [], release = releaseFor(scope), values: string[] = []): Manifest[] {
-  const set = [...(scope === 'namespaced' ? ['--set', `watchNamespaces={${watchNamespaces.join(',')}}`] : []), ...values.flatMap((v) => ['--set', v])];
-  const out = execFileSync(resolveHelm(), ['template', release, CHART, '--namespace', OPERATOR_NAMESPACE, '--kube-version', '1.36.3', ...set], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export function renderedRbac(
+  scope: RbacScope,
+  watchNamespaces: string[] = [],
+  release = releaseFor(scope),
+  values: string[] = [],
+): Manifest[] {
+  const set = [
+    ...(scope === 'namespaced' ? ['--set', `watchNamespaces={${watchNamespaces.join(',')}}`] : []),
+    ...values.flatMap((v) => ['--set', v]),
+  ];
+  const out = execFileSync(
+    resolveHelm(),
+    ['template', release, CHART, '--namespace', OPERATOR_NAMESPACE, '--kube-version', '1.36.3', ...set],
+    {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   return YAML.parseAllDocuments(out)
     .map((d) => d.toJSON() as Manifest | null)
     .filter((m): m is Manifest => !!m && RBAC_KINDS.has(m.kind))
-    .filter((m) => !Object.keys(m.metadata.labels ?? {}).some((l) => l.startsWith('rbac.authorization.k8s.io/aggregate-to-')));
+    .filter(
+      (m) => !Object.keys(m.metadata.labels ?? {}).some((l) => l.startsWith('rbac.authorization.k8s.io/aggregate-to-')),
+    );
 }
 
 function apply(adminKubeconfig: string, manifests: Manifest[]): void {
-  execFileSync('kubectl', ['--kubeconfig', adminKubeconfig, 'apply', '--server-side', '--force-conflicts', '--field-manager=singleton-tests', '-f', '-'], {
-    input: manifests.map((m) => YAML.stringify(m)).join('---\n'),
-    encoding: 'utf8',
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  execFileSync(
+    'kubectl',
+    [
+      '--kubeconfig',
+      adminKubeconfig,
+      'apply',
+      '--server-side',
+      '--force-conflicts',
+      '--field-manager=singleton-tests',
+      '-f',
+      '-',
+    ],
+    {
+      input: manifests.map((m) => YAML.stringify(m)).join('---\n'),
+      encoding: 'utf8',
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
 }
 
 /**
@@ -88,14 +116,28 @@ export async function installedKubeConfig(
     if (err.code !== 409) throw err;
   });
   const manifests = renderedRbac(scope, namespaces, variant?.release, values);
-  if (variant) for (const m of manifests) if (Array.isArray(m.rules)) m.rules = variant.edit(m.rules as k8s.V1PolicyRule[], m.kind);
+  if (variant)
+    for (const m of manifests)
+      if (Array.isArray(m.rules)) m.rules = variant.edit(m.rules as k8s.V1PolicyRule[], m.kind);
   apply(adminKubeconfig, manifests);
   const sa = variant?.release ?? releaseFor(scope);
-  const request = await core.createNamespacedServiceAccountToken({ name: sa, namespace: OPERATOR_NAMESPACE, body: { spec: { expirationSeconds: 6 * 3600 } } });
+  const request = await core.createNamespacedServiceAccountToken({
+    name: sa,
+    namespace: OPERATOR_NAMESPACE,
+    body: { spec: { expirationSeconds: 6 * 3600 } },
+  });
   const cluster = admin.getCurrentCluster()!;
   const kc = new k8s.KubeConfig();
   kc.loadFromOptions({
-    clusters: [{ name: cluster.name, server: cluster.server, caData: cluster.caData, caFile: cluster.caFile, skipTLSVerify: cluster.skipTLSVerify }],
+    clusters: [
+      {
+        name: cluster.name,
+        server: cluster.server,
+        caData: cluster.caData,
+        caFile: cluster.caFile,
+        skipTLSVerify: cluster.skipTLSVerify,
+      },
+    ],
     users: [{ name: sa, token: request.status!.token }],
     contexts: [{ name: sa, cluster: cluster.name, user: sa }],
     currentContext: sa,
@@ -126,7 +168,8 @@ export function forbiddenWatch(bindings: Record<string, unknown> = {}, forbidden
       lines.push(line);
       if (lines.length > 20_000) lines.splice(0, 10_000);
       // A terminating namespace refuses creates with 403 too; that is not RBAC.
-      if (!forbiddenExpected && FORBIDDEN.test(line) && !/because it is being terminated/.test(line)) seen.push(line.trim());
+      if (!forbiddenExpected && FORBIDDEN.test(line) && !/because it is being terminated/.test(line))
+        seen.push(line.trim());
       if (process.env.SINGLETON_VERBOSE) process.stdout.write(line);
       done();
     },
@@ -138,6 +181,8 @@ export function forbiddenWatch(bindings: Record<string, unknown> = {}, forbidden
 export function expectNoForbidden(): void {
   const found = seen.splice(0);
   if (found.length) {
-    throw new Error(`the operator logged ${found.length} HTTP 403 under the chart's RBAC (a permission the chart lacks, or a read that is not optional):\n${found.slice(0, 3).join('\n')}`);
+    throw new Error(
+      `the operator logged ${found.length} HTTP 403 under the chart's RBAC (a permission the chart lacks, or a read that is not optional):\n${found.slice(0, 3).join('\n')}`,
+    );
   }
 }

@@ -15,7 +15,12 @@ const hash = createHash('sha256')
   .update(Buffer.concat(['go.mod', 'go.sum', 'main.go'].map((f) => readFileSync(path.join(sources, f)))))
   .digest('hex')
   .slice(0, 12);
-export const KSTATUS = path.join(cacheDir(), 'bin', `kstatus-${pinnedVersion('kstatus', 'sigs.k8s.io/cli-utils')}-${hash}`, 'kstatus');
+export const KSTATUS = path.join(
+  cacheDir(),
+  'bin',
+  `kstatus-${pinnedVersion('kstatus', 'sigs.k8s.io/cli-utils')}-${hash}`,
+  'kstatus',
+);
 export const haveKstatus = existsSync(KSTATUS);
 export const kstatusMissing = `${KSTATUS} not found; build it with: bash test/tools/build.sh kstatus`;
 
@@ -26,5 +31,7 @@ export interface KstatusResult {
 
 /** kstatus of each object, in order. */
 export function kstatus(objects: unknown[]): KstatusResult[] {
-  return JSON.parse(execFileSync(KSTATUS, [], { input: JSON.stringify(objects), encoding: 'utf8', timeout: 30_000 })) as KstatusResult[];
+  return JSON.parse(
+    execFileSync(KSTATUS, [], { input: JSON.stringify(objects), encoding: 'utf8', timeout: 30_000 }),
+  ) as KstatusResult[];
 }

@@ -57,7 +57,10 @@ export class ManualClock implements Clock {
     const target = this.mono + ms;
     await settle();
     for (;;) {
-      const next = this.timers.reduce<ManualTimer | undefined>((a, t) => (t.due <= target && (!a || t.due < a.due) ? t : a), undefined);
+      const next = this.timers.reduce<ManualTimer | undefined>(
+        (a, t) => (t.due <= target && (!a || t.due < a.due) ? t : a),
+        undefined,
+      );
       if (!next) break;
       this.timers = this.timers.filter((t) => t !== next);
       this.mono = Math.max(this.mono, next.due);

@@ -83,7 +83,8 @@ export function links(text: string): Link[] {
   const out: Link[] = [];
   for (const { text: line, n } of prose(text)) {
     const withoutCode = line.replace(/(`+)[^`]*?\1/g, '');
-    for (const m of withoutCode.matchAll(/!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)) out.push({ target: m[1]!, line: n });
+    for (const m of withoutCode.matchAll(/!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g))
+      out.push({ target: m[1]!, line: n });
   }
   return out;
 }

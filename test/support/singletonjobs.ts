@@ -18,7 +18,11 @@ import { expectNoForbidden, forbiddenWatch, installedKubeConfig, type RbacScope 
 afterEach(() => expectNoForbidden());
 
 export function kubectl(kubeconfig: string, args: string[], input?: string): string {
-  return execFileSync('kubectl', ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+  return execFileSync('kubectl', ['--kubeconfig', kubeconfig, ...args], {
+    encoding: 'utf8',
+    input,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
 }
 
 /** kubectl's exit status and output, for commands expected to fail. */
@@ -85,10 +89,23 @@ export interface StartOptions extends Partial<Pick<ControllerOptions, 'lease' | 
  * chart's ServiceAccount (test/support/installed.ts), logging through the 403
  * watcher. `kc` is the admin config the test set up the cluster with.
  */
-export async function startController(kc: k8s.KubeConfig, namespaces: string[], options: StartOptions = {}): Promise<RunningController> {
+export async function startController(
+  kc: k8s.KubeConfig,
+  namespaces: string[],
+  options: StartOptions = {},
+): Promise<RunningController> {
   const { rbac = 'namespaced', kubeConfig, chartValues, ...controllerOptions } = options;
-  const runAs = kubeConfig ?? (rbac === 'admin' ? kc : await installedKubeConfig(kc, testCluster().kubeconfig, rbac, namespaces, undefined, chartValues));
-  const controller = new SingletonJobController({ kubeConfig: runAs, namespaces, logger: forbiddenWatch({ rbac: kubeConfig ? 'custom' : rbac }, kubeConfig !== undefined), ...controllerOptions });
+  const runAs =
+    kubeConfig ??
+    (rbac === 'admin'
+      ? kc
+      : await installedKubeConfig(kc, testCluster().kubeconfig, rbac, namespaces, undefined, chartValues));
+  const controller = new SingletonJobController({
+    kubeConfig: runAs,
+    namespaces,
+    logger: forbiddenWatch({ rbac: kubeConfig ? 'custom' : rbac }, kubeConfig !== undefined),
+    ...controllerOptions,
+  });
   const stopCaches = new AbortController();
   const caches = controller.startCaches(stopCaches.signal);
   await eventually('the controller caches to sync', async () => controller.hasSynced());
@@ -149,11 +166,23 @@ export class Api {
   }
 
   create(sj: SingletonJob): Promise<SingletonJob> {
-    return this.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: this.ns, body: sj }) as Promise<SingletonJob>;
+    return this.custom.createNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: PLURAL,
+      namespace: this.ns,
+      body: sj,
+    }) as Promise<SingletonJob>;
   }
 
   get(name: string): Promise<SingletonJob> {
-    return this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: this.ns, name }) as Promise<SingletonJob>;
+    return this.custom.getNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: PLURAL,
+      namespace: this.ns,
+      name,
+    }) as Promise<SingletonJob>;
   }
 
   patch(name: string, body: unknown): Promise<SingletonJob> {
@@ -164,17 +193,30 @@ export class Api {
   }
 
   replaceStatus(sj: SingletonJob): Promise<SingletonJob> {
-    return this.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, plural: PLURAL, namespace: this.ns, name: sj.metadata!.name!, body: sj }) as Promise<SingletonJob>;
+    return this.custom.replaceNamespacedCustomObjectStatus({
+      group: GROUP,
+      version: VERSION,
+      plural: PLURAL,
+      namespace: this.ns,
+      name: sj.metadata!.name!,
+      body: sj,
+    }) as Promise<SingletonJob>;
   }
 
   /** Jobs of one SingletonJob, oldest token first. */
   async jobs(sj: SingletonJob): Promise<k8s.V1Job[]> {
-    const list = await this.batch.listNamespacedJob({ namespace: this.ns, labelSelector: `${Keys.ownerUid}=${sj.metadata!.uid}` });
+    const list = await this.batch.listNamespacedJob({
+      namespace: this.ns,
+      labelSelector: `${Keys.ownerUid}=${sj.metadata!.uid}`,
+    });
     return list.items.sort((a, b) => token(a) - token(b));
   }
 
   async events(name: string): Promise<k8s.CoreV1Event[]> {
-    const list = await this.core.listNamespacedEvent({ namespace: this.ns, fieldSelector: `involvedObject.name=${name},involvedObject.kind=${KIND}` });
+    const list = await this.core.listNamespacedEvent({
+      namespace: this.ns,
+      fieldSelector: `involvedObject.name=${name},involvedObject.kind=${KIND}`,
+    });
     return list.items;
   }
 }
@@ -192,7 +234,10 @@ export function isComplete(job: k8s.V1Job): boolean {
  * the largest number of its Pods that were non-terminal at the same time — in
  * the API server's own order of events.
  */
-export async function podOverlapMonitor(kc: k8s.KubeConfig, ns: string): Promise<{ max(owner: string): number; pods(owner: string): number; stop(): void }> {
+export async function podOverlapMonitor(
+  kc: k8s.KubeConfig,
+  ns: string,
+): Promise<{ max(owner: string): number; pods(owner: string): number; stop(): void }> {
   const live = new Map<string, string>(); // pod → owner, while non-terminal
   const seen = new Map<string, Set<string>>();
   const max = new Map<string, number>();
@@ -255,7 +300,13 @@ export function controllerTestEnv() {
 export const conditionOf = (sj: SingletonJob, type: string) => sj.status?.conditions?.find((c) => c.type === type);
 
 /** The object, read live, once its condition `type` is True. */
-export const whenConditionTrue = (api: Api, name: string, type: string, timeoutMs: number, what = `the ${type} condition`): Promise<SingletonJob> =>
+export const whenConditionTrue = (
+  api: Api,
+  name: string,
+  type: string,
+  timeoutMs: number,
+  what = `the ${type} condition`,
+): Promise<SingletonJob> =>
   eventually(
     what,
     async () => {
@@ -266,4 +317,5 @@ export const whenConditionTrue = (api: Api, name: string, type: string, timeoutM
   );
 
 /** A manual request: the run-now annotation set to `id`. */
-export const requestRun = (api: Api, name: string, id: string) => api.patch(name, { metadata: { annotations: { [Keys.runNow]: id } } });
+export const requestRun = (api: Api, name: string, id: string) =>
+  api.patch(name, { metadata: { annotations: { [Keys.runNow]: id } } });

@@ -91,7 +91,11 @@ export function readRunIdentity(options: ReadIdentityOptions = {}): RunIdentity 
   const jobNamespace = required(env, Env.jobNamespace);
   const jobKey = required(env, Env.jobKey);
   if (jobKey !== `${jobNamespace}/${jobName}`) {
-    throw new IdentityError(Env.jobKey, 'inconsistent', `${JSON.stringify(jobKey)} is not ${Env.jobNamespace}/${Env.jobName} (${jobNamespace}/${jobName})`);
+    throw new IdentityError(
+      Env.jobKey,
+      'inconsistent',
+      `${JSON.stringify(jobKey)} is not ${Env.jobNamespace}/${Env.jobName} (${jobNamespace}/${jobName})`,
+    );
   }
   const runName = required(env, Env.runName);
   const attempt = parseToken(Env.attempt, env[Env.attempt]);
@@ -99,7 +103,17 @@ export function readRunIdentity(options: ReadIdentityOptions = {}): RunIdentity 
   if (slot !== undefined && (!/^\d{4}-\d{2}-\d{2}T/.test(slot) || Number.isNaN(Date.parse(slot)))) {
     throw new IdentityError(Env.slot, 'malformed', `${JSON.stringify(slot)} is not an ISO 8601 time`);
   }
-  const identity: RunIdentity = { token, term, jobName, jobNamespace, jobKey, runName, slot, requestId: env[Env.requestId] || undefined, attempt };
+  const identity: RunIdentity = {
+    token,
+    term,
+    jobName,
+    jobNamespace,
+    jobKey,
+    runName,
+    slot,
+    requestId: env[Env.requestId] || undefined,
+    attempt,
+  };
 
   if (annotations) {
     // The same facts from two sources must agree; a mismatch means the environment was tampered with or copied.
@@ -107,11 +121,16 @@ export function readRunIdentity(options: ReadIdentityOptions = {}): RunIdentity 
       const text = annotations.get(annotation);
       if (text === undefined) return;
       if (parse(text) !== envValue) {
-        throw new IdentityError(annotation, 'inconsistent', `the annotation says ${JSON.stringify(text)}, the environment ${JSON.stringify(String(envValue))}`);
+        throw new IdentityError(
+          annotation,
+          'inconsistent',
+          `the annotation says ${JSON.stringify(text)}, the environment ${JSON.stringify(String(envValue))}`,
+        );
       }
     };
     for (const annotation of [Annotations.token, Annotations.term, Annotations.singletonJob]) {
-      if (!annotations.has(annotation)) throw new IdentityError(annotation, 'missing', `not in the annotations file ${file}`);
+      if (!annotations.has(annotation))
+        throw new IdentityError(annotation, 'missing', `not in the annotations file ${file}`);
     }
     agree(Annotations.token, token, (t) => parseToken(Annotations.token, t));
     agree(Annotations.term, term, (t) => parseToken(Annotations.term, t));
@@ -145,13 +164,29 @@ export function parseDownwardApiFile(text: string, source = 'the annotations fil
       throw new IdentityError(Env.annotationsFile, 'malformed', `${source} line ${index + 1} is not key="value"`);
     }
     const value = unquoteGo(line.slice(eq + 2, -1));
-    if (value === undefined) throw new IdentityError(Env.annotationsFile, 'malformed', `${source} line ${index + 1} has a bad escape or an unescaped quote`);
+    if (value === undefined)
+      throw new IdentityError(
+        Env.annotationsFile,
+        'malformed',
+        `${source} line ${index + 1} has a bad escape or an unescaped quote`,
+      );
     result.set(line.slice(0, eq), value);
   });
   return result;
 }
 
-const SIMPLE_ESCAPES: Record<string, string> = { a: '\x07', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v', '\\': '\\', '"': '"', "'": "'" };
+const SIMPLE_ESCAPES: Record<string, string> = {
+  a: '\x07',
+  b: '\b',
+  f: '\f',
+  n: '\n',
+  r: '\r',
+  t: '\t',
+  v: '\v',
+  '\\': '\\',
+  '"': '"',
+  "'": "'",
+};
 
 /** The body of a Go double-quoted string literal, or undefined if it is not one. */
 function unquoteGo(body: string): string | undefined {

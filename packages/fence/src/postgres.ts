@@ -39,7 +39,8 @@ export async function withPostgresFence<T>(
 ): Promise<T> {
   checkClaim(claim);
   const isolation = options.isolationLevel ?? 'READ COMMITTED';
-  if (!ISOLATION_LEVELS.includes(isolation)) throw new TypeError(`unknown isolation level ${JSON.stringify(isolation)}`);
+  if (!ISOLATION_LEVELS.includes(isolation))
+    throw new TypeError(`unknown isolation level ${JSON.stringify(isolation)}`);
   const pooled = isPool(db);
   const client: ClientBase = pooled ? await db.connect() : db;
   let broken: Error | undefined;

@@ -33,7 +33,12 @@ export function redisFenceKey(jobKey: string): string {
  * atomically, if no higher token has written; otherwise writes nothing and
  * throws FencedOutError. `options.fenceKey` defaults to redisFenceKey(jobKey).
  */
-export async function redisFencedWrite(client: RedisScriptRunner, claim: Pick<RunIdentity, 'jobKey' | 'token'>, writes: readonly RedisWrite[], options: { fenceKey?: string } = {}): Promise<void> {
+export async function redisFencedWrite(
+  client: RedisScriptRunner,
+  claim: Pick<RunIdentity, 'jobKey' | 'token'>,
+  writes: readonly RedisWrite[],
+  options: { fenceKey?: string } = {},
+): Promise<void> {
   checkClaim(claim);
   const fenceKey = options.fenceKey ?? redisFenceKey(claim.jobKey);
   const keys = [fenceKey];
@@ -52,7 +57,8 @@ export async function redisFencedWrite(client: RedisScriptRunner, claim: Pick<Ru
     if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
     reply = await client.eval(fenceLua, call); // loads the script into the server's cache as well
   }
-  if (!Array.isArray(reply) || reply.length !== 2) throw new Error(`unexpected reply from the fence script: ${JSON.stringify(reply)}`);
+  if (!Array.isArray(reply) || reply.length !== 2)
+    throw new Error(`unexpected reply from the fence script: ${JSON.stringify(reply)}`);
   const [verdict, value] = reply as [unknown, unknown];
   if (verdict === 'APPLIED') return;
   if (verdict === 'FENCED') throw new FencedOutError(claim.jobKey, claim.token, Number(value));

@@ -39,7 +39,9 @@ function loadExample(file: string, namespace: string): Example {
         kind: string;
         metadata: { name: string };
         data?: Record<string, string>;
-        spec?: { jobTemplate: { spec: { template: { spec: { containers: Container[]; volumes: Example['volumes'] } } } } };
+        spec?: {
+          jobTemplate: { spec: { template: { spec: { containers: Container[]; volumes: Example['volumes'] } } } };
+        };
       },
   );
   const sj = docs.find((d) => d.kind === 'SingletonJob')!;
@@ -54,16 +56,24 @@ function loadExample(file: string, namespace: string): Example {
 }
 
 /** Runs the example's container command locally: its ConfigMaps as files, the operator's env, our store. */
-function runContainer(example: Example, dir: string, storeEnv: Record<string, string>, run: { token: number; slot?: string }) {
+function runContainer(
+  example: Example,
+  dir: string,
+  storeEnv: Record<string, string>,
+  run: { token: number; slot?: string },
+) {
   let command = example.container.command.slice();
   for (const mount of example.container.volumeMounts ?? []) {
     const volume = example.volumes.find((v) => v.name === mount.name)!;
     const target = path.join(dir, mount.name);
     mkdirSync(target, { recursive: true });
-    for (const [file, content] of Object.entries(example.configMaps.get(volume.configMap.name)!)) writeFileSync(path.join(target, file), content);
+    for (const [file, content] of Object.entries(example.configMaps.get(volume.configMap.name)!))
+      writeFileSync(path.join(target, file), content);
     command = command.map((arg) => arg.replaceAll(`${mount.mountPath}/`, `${target}/`));
   }
-  const plain = Object.fromEntries((example.container.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
+  const plain = Object.fromEntries(
+    (example.container.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]),
+  );
   const b = bin as Exclude<typeof bin, string>;
   const result = spawnSync(command[0]!, command.slice(1), {
     encoding: 'utf8',
@@ -107,8 +117,18 @@ describeWithStore('manifests/examples/fenced-ledger-export.yaml on a real Postgr
     await server?.stop();
   });
 
-  const exported = async () => (await pool.query<{ total_cents: string; exported_by_token: string }>('SELECT total_cents, exported_by_token FROM ledger_export')).rows;
-  const fences = async () => (await pool.query<{ job_key: string; token: string }>('SELECT job_key, token FROM singleton_fence ORDER BY job_key')).rows;
+  const exported = async () =>
+    (
+      await pool.query<{ total_cents: string; exported_by_token: string }>(
+        'SELECT total_cents, exported_by_token FROM ledger_export',
+      )
+    ).rows;
+  const fences = async () =>
+    (
+      await pool.query<{ job_key: string; token: string }>(
+        'SELECT job_key, token FROM singleton_fence ORDER BY job_key',
+      )
+    ).rows;
 
   it('exports with its token, fenced by namespace/name; a lower token is refused (psql exits 3) and changes nothing; the same token may export again', async () => {
     const example = loadExample('fenced-ledger-export.yaml', 'finance');
@@ -120,7 +140,9 @@ describeWithStore('manifests/examples/fenced-ledger-export.yaml on a real Postgr
 
     const zombie = runContainer(example, dir, env, { token: 400 });
     expect(zombie.status).toBe(3);
-    expect(zombie.stderr).toContain('fenced out: token 400 for finance/ledger-export is below the highest token seen, 500');
+    expect(zombie.stderr).toContain(
+      'fenced out: token 400 for finance/ledger-export is below the highest token seen, 500',
+    );
     expect(await exported()).toEqual([{ total_cents: '2000', exported_by_token: '500' }]);
 
     expect(runContainer(example, dir, env, { token: 500 }).status).toBe(0);
@@ -147,7 +169,9 @@ describeWithStore('manifests/examples/fenced-redis-summary.yaml on a real Redis'
   });
 
   it('ships packages/fence/redis/fence.lua verbatim', () => {
-    expect(loadExample('fenced-redis-summary.yaml', 'shop').configMaps.get('daily-summary-scripts')!['fence.lua']).toBe(fenceLua);
+    expect(loadExample('fenced-redis-summary.yaml', 'shop').configMaps.get('daily-summary-scripts')!['fence.lua']).toBe(
+      fenceLua,
+    );
   });
 
   it('writes the summary with its token, fenced by namespace/name; a lower token is refused (exit 3) and changes nothing', async () => {
@@ -163,7 +187,10 @@ describeWithStore('manifests/examples/fenced-redis-summary.yaml on a real Redis'
 
     await client.set('orders:count:2026-11-30', '18');
     const zombie = runContainer(example, dir, env, { token: 400, slot });
-    expect(zombie).toMatchObject({ status: 3, stderr: 'Refused: token 400 is below 500, a newer run of shop/daily-summary has written\n' });
+    expect(zombie).toMatchObject({
+      status: 3,
+      stderr: 'Refused: token 400 is below 500, a newer run of shop/daily-summary has written\n',
+    });
     expect(await client.hGetAll(summary)).toEqual({ orders: '17', run: 'daily-summary-500', token: '500' });
   });
 });

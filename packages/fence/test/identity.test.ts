@@ -44,24 +44,33 @@ describe('readRunIdentity from the environment the operator sets', () => {
       requestId: undefined,
       attempt: 2,
     });
-    const manual = readRunIdentity({ env: { ...operatorEnv(), SINGLETON_RUN_SLOT: '', SINGLETON_RUN_REQUEST_ID: 'rerun-1' } });
+    const manual = readRunIdentity({
+      env: { ...operatorEnv(), SINGLETON_RUN_SLOT: '', SINGLETON_RUN_REQUEST_ID: 'rerun-1' },
+    });
     expect(manual).toMatchObject({ slot: undefined, requestId: 'rerun-1' });
   });
 
   it('accepts the largest token below 2^53', () => {
-    expect(readRunIdentity({ env: { ...operatorEnv(), SINGLETON_FENCING_TOKEN: '9007199254740991' } }).token).toBe(Number.MAX_SAFE_INTEGER);
+    expect(readRunIdentity({ env: { ...operatorEnv(), SINGLETON_FENCING_TOKEN: '9007199254740991' } }).token).toBe(
+      Number.MAX_SAFE_INTEGER,
+    );
   });
 
-  it.each(['SINGLETON_FENCING_TOKEN', 'SINGLETON_LEADER_TERM', 'SINGLETON_JOB_NAME', 'SINGLETON_JOB_NAMESPACE', 'SINGLETON_JOB_KEY', 'SINGLETON_RUN_NAME', 'SINGLETON_ATTEMPT'])(
-    'refuses a missing or empty %s and names it',
-    (variable) => {
-      for (const value of [undefined, '']) {
-        const error = identityError({ ...operatorEnv(), [variable]: value });
-        expect(error).toMatchObject({ variable, reason: 'missing' });
-        expect(error.message).toContain(variable);
-      }
-    },
-  );
+  it.each([
+    'SINGLETON_FENCING_TOKEN',
+    'SINGLETON_LEADER_TERM',
+    'SINGLETON_JOB_NAME',
+    'SINGLETON_JOB_NAMESPACE',
+    'SINGLETON_JOB_KEY',
+    'SINGLETON_RUN_NAME',
+    'SINGLETON_ATTEMPT',
+  ])('refuses a missing or empty %s and names it', (variable) => {
+    for (const value of [undefined, '']) {
+      const error = identityError({ ...operatorEnv(), [variable]: value });
+      expect(error).toMatchObject({ variable, reason: 'missing' });
+      expect(error.message).toContain(variable);
+    }
+  });
 
   it.each([
     ['SINGLETON_FENCING_TOKEN', '0'],
@@ -84,7 +93,9 @@ describe('readRunIdentity from the environment the operator sets', () => {
   });
 
   it('says why a token of 2^53 or more is refused', () => {
-    expect(identityError({ ...operatorEnv(), SINGLETON_FENCING_TOKEN: '9007199254740992' }).message).toBe('SINGLETON_FENCING_TOKEN is malformed: 9007199254740992 is not below 2^53');
+    expect(identityError({ ...operatorEnv(), SINGLETON_FENCING_TOKEN: '9007199254740992' }).message).toBe(
+      'SINGLETON_FENCING_TOKEN is malformed: 9007199254740992 is not below 2^53',
+    );
   });
 
   it('refuses a key that is not namespace/name', () => {
@@ -108,7 +119,9 @@ describe('the downward-API annotations file', () => {
   ];
 
   it('parses the kubelet format: sorted key="value" lines with Go escapes', () => {
-    const parsed = parseDownwardApiFile(['a="plain"', 'b="say \\"hi\\"\\n\\ttab \\\\ done"', 'c="caf\\u00e9 \\xc3\\xa9 \\303\\251 ü"', 'd=""'].join('\n'));
+    const parsed = parseDownwardApiFile(
+      ['a="plain"', 'b="say \\"hi\\"\\n\\ttab \\\\ done"', 'c="caf\\u00e9 \\xc3\\xa9 \\303\\251 ü"', 'd=""'].join('\n'),
+    );
     expect(Object.fromEntries(parsed)).toEqual({ a: 'plain', b: 'say "hi"\n\ttab \\ done', c: 'café é é ü', d: '' });
   });
 
@@ -120,17 +133,29 @@ describe('the downward-API annotations file', () => {
 
   it('refuses a token that differs from the environment, naming the annotation', () => {
     const file = annotations(good.map((l) => l.replace('"4711"', '"4712"')));
-    expect(identityError(operatorEnv(), file)).toMatchObject({ variable: 'singleton.dev/fencing-token', reason: 'inconsistent' });
+    expect(identityError(operatorEnv(), file)).toMatchObject({
+      variable: 'singleton.dev/fencing-token',
+      reason: 'inconsistent',
+    });
   });
 
   it('refuses a file without the fencing token annotation', () => {
     const file = annotations(good.filter((l) => !l.startsWith('singleton.dev/fencing-token')));
-    expect(identityError(operatorEnv(), file)).toMatchObject({ variable: 'singleton.dev/fencing-token', reason: 'missing' });
+    expect(identityError(operatorEnv(), file)).toMatchObject({
+      variable: 'singleton.dev/fencing-token',
+      reason: 'missing',
+    });
   });
 
   it('refuses a malformed file and a missing file, naming SINGLETON_PODINFO_ANNOTATIONS', () => {
-    expect(identityError(operatorEnv(), annotations(['singleton.dev/fencing-token=4711']))).toMatchObject({ variable: 'SINGLETON_PODINFO_ANNOTATIONS', reason: 'malformed' });
+    expect(identityError(operatorEnv(), annotations(['singleton.dev/fencing-token=4711']))).toMatchObject({
+      variable: 'SINGLETON_PODINFO_ANNOTATIONS',
+      reason: 'malformed',
+    });
     expect(identityError(operatorEnv(), annotations(['a="unterminated \\"'])).reason).toBe('malformed');
-    expect(identityError(operatorEnv(), path.join(dir, 'absent'))).toMatchObject({ variable: 'SINGLETON_PODINFO_ANNOTATIONS', reason: 'missing' });
+    expect(identityError(operatorEnv(), path.join(dir, 'absent'))).toMatchObject({
+      variable: 'SINGLETON_PODINFO_ANNOTATIONS',
+      reason: 'missing',
+    });
   });
 });

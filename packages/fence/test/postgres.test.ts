@@ -18,7 +18,9 @@ beforeAll(async () => {
   pool = new pg.Pool({ connectionString: server.url, max: 20 });
   await installPostgresFence(pool);
   await installPostgresFence(pool); // idempotent, like a migration run twice
-  await pool.query('CREATE TABLE outputs (id bigserial PRIMARY KEY, job_key text NOT NULL, output text NOT NULL, token bigint NOT NULL)');
+  await pool.query(
+    'CREATE TABLE outputs (id bigserial PRIMARY KEY, job_key text NOT NULL, output text NOT NULL, token bigint NOT NULL)',
+  );
 }, 60_000);
 
 afterAll(async () => {
@@ -26,8 +28,15 @@ afterAll(async () => {
   await server?.stop();
 });
 
-const fence = async (key: string) => (await pool.query<{ token: string }>('SELECT token FROM singleton_fence WHERE job_key = $1', [key])).rows[0]?.token;
-const outputs = async (key: string) => (await pool.query<{ output: string; token: string }>('SELECT output, token FROM outputs WHERE job_key = $1 ORDER BY id', [key])).rows;
+const fence = async (key: string) =>
+  (await pool.query<{ token: string }>('SELECT token FROM singleton_fence WHERE job_key = $1', [key])).rows[0]?.token;
+const outputs = async (key: string) =>
+  (
+    await pool.query<{ output: string; token: string }>(
+      'SELECT output, token FROM outputs WHERE job_key = $1 ORDER BY id',
+      [key],
+    )
+  ).rows;
 
 function write(key: string, token: number, output = `t${token}`, db: pg.Pool | pg.ClientBase = pool) {
   return withPostgresFence(db, { jobKey: key, token }, async (tx) => {
@@ -48,7 +57,9 @@ describeWithStore('PostgreSQL fence', () => {
     }).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(FencedOutError);
     expect(refused).toMatchObject({ key, token: 180, highestToken: 250 });
-    expect((refused as Error).message).toBe('fenced out: token 180 for payroll/nightly-payroll is below the highest token the store has seen, 250');
+    expect((refused as Error).message).toBe(
+      'fenced out: token 180 for payroll/nightly-payroll is below the highest token the store has seen, 250',
+    );
     expect(ran).toBe(false);
     expect(await fence(key)).toBe('250');
     expect((await outputs(key)).map((r) => r.output)).toEqual(['run-1', 'run-1 second batch', 'run-2']);
@@ -125,12 +136,22 @@ describeWithStore('PostgreSQL fence', () => {
   it('takes an isolation level: under SERIALIZABLE the fence still refuses a lower token, and an unknown level is refused', async () => {
     const key = 'iso/serializable';
     const serializable = (token: number) =>
-      withPostgresFence(pool, { jobKey: key, token }, async (tx) => tx.query('INSERT INTO outputs (job_key, output, token) VALUES ($1, $2, $3)', [key, `t${token}`, token]), {
-        isolationLevel: 'SERIALIZABLE',
-      });
+      withPostgresFence(
+        pool,
+        { jobKey: key, token },
+        async (tx) =>
+          tx.query('INSERT INTO outputs (job_key, output, token) VALUES ($1, $2, $3)', [key, `t${token}`, token]),
+        {
+          isolationLevel: 'SERIALIZABLE',
+        },
+      );
     await serializable(9);
     await expect(serializable(8)).rejects.toMatchObject({ highestToken: 9 });
-    await expect(withPostgresFence(pool, { jobKey: key, token: 10 }, async () => {}, { isolationLevel: 'READ UNCOMMITTED; DROP TABLE outputs' as never })).rejects.toThrow(/unknown isolation level/);
+    await expect(
+      withPostgresFence(pool, { jobKey: key, token: 10 }, async () => {}, {
+        isolationLevel: 'READ UNCOMMITTED; DROP TABLE outputs' as never,
+      }),
+    ).rejects.toThrow(/unknown isolation level/);
     expect((await outputs(key)).map((r) => r.output)).toEqual(['t9']);
   });
 

@@ -61,8 +61,14 @@ describeWithStore('Redis fence', () => {
     expect(await client.hGetAll('report')).toEqual({ rows: '5000', by: 'run-7' });
     expect(await client.ttl('report')).toBeGreaterThan(3000);
     expect(await client.get('fence:orders')).toBe('42');
-    await expect(redisFencedWrite(client, { ...claim, token: 41 }, [['HSET', 'report', 'rows', '0']], { fenceKey: 'fence:orders' })).rejects.toMatchObject({ highestToken: 42 });
-    await expect(redisFencedWrite(client, claim, [['SET', 'fence:orders', '1']], { fenceKey: 'fence:orders' })).rejects.toThrow(/must not touch the fence key/);
+    await expect(
+      redisFencedWrite(client, { ...claim, token: 41 }, [['HSET', 'report', 'rows', '0']], {
+        fenceKey: 'fence:orders',
+      }),
+    ).rejects.toMatchObject({ highestToken: 42 });
+    await expect(
+      redisFencedWrite(client, claim, [['SET', 'fence:orders', '1']], { fenceKey: 'fence:orders' }),
+    ).rejects.toThrow(/must not touch the fence key/);
   });
 
   it('keeps one fence per SingletonJob key: tokens of different keys are not compared', async () => {
@@ -73,7 +79,8 @@ describeWithStore('Redis fence', () => {
   });
 
   it('the script refuses malformed calls before writing anything', async () => {
-    const run = (args: string[]) => client.eval(fenceLua, { keys: ['f', 'k'], arguments: args }).catch((e: Error) => e.message);
+    const run = (args: string[]) =>
+      client.eval(fenceLua, { keys: ['f', 'k'], arguments: args }).catch((e: Error) => e.message);
     expect(await run(['9007199254740992', '0'])).toMatch(/token 9007199254740992 is not an integer 1 <= token < 2\^53/);
     expect(await run(['0', '0'])).toMatch(/is not an integer/);
     expect(await run(['5', '1', 'SET', '1', '1', 'x'])).toMatch(/must name a key in KEYS\[2\.\.\]/);
@@ -86,7 +93,25 @@ describeWithStore('Redis fence', () => {
   it('is plain EVAL for other languages: redis-cli EVAL gets APPLIED or FENCED', () => {
     if (typeof bin === 'string') return;
     const cli = (token: string) =>
-      execFileSync(bin.redisCli, ['-u', server.url, 'EVAL', fenceLua, '2', 'singleton-fence:{cli/job}', 'out:{cli/job}', token, '1', 'SET', '2', '1', `by-${token}`], { encoding: 'utf8' })
+      execFileSync(
+        bin.redisCli,
+        [
+          '-u',
+          server.url,
+          'EVAL',
+          fenceLua,
+          '2',
+          'singleton-fence:{cli/job}',
+          'out:{cli/job}',
+          token,
+          '1',
+          'SET',
+          '2',
+          '1',
+          `by-${token}`,
+        ],
+        { encoding: 'utf8' },
+      )
         .trim()
         .split('\n');
     expect(cli('7')).toEqual(['APPLIED', '7']);
@@ -102,7 +127,13 @@ describeWithStore('Redis fence', () => {
         const j = Math.floor(Math.random() * (i + 1));
         [tokens[i], tokens[j]] = [tokens[j]!, tokens[i]!];
       }
-      const results = await Promise.allSettled(tokens.map((t, i) => redisFencedWrite(clients[i % clients.length]!, { jobKey: key, token: t }, [['RPUSH', `log:{${key}}`, String(t)]])));
+      const results = await Promise.allSettled(
+        tokens.map((t, i) =>
+          redisFencedWrite(clients[i % clients.length]!, { jobKey: key, token: t }, [
+            ['RPUSH', `log:{${key}}`, String(t)],
+          ]),
+        ),
+      );
       const max = Math.max(...tokens);
       expect(await client.get(redisFenceKey(key))).toBe(String(max));
       const written = (await log(key)).map(Number);

@@ -2,7 +2,17 @@
 // free loopback port (and, when asked, one more local address, e.g. a real
 // node's bridge gateway for Pods) with a throwaway data folder, stopped by PID.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, chownSync, closeSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  chownSync,
+  closeSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,7 +55,11 @@ export function findBinaries(): Binaries | string {
   const pgBin = findPgBin();
   const redisServer = onPath('redis-server');
   const redisCli = onPath('redis-cli');
-  const missing = [!pgBin && 'PostgreSQL (initdb, postgres, psql)', !redisServer && 'redis-server', !redisCli && 'redis-cli'].filter(Boolean);
+  const missing = [
+    !pgBin && 'PostgreSQL (initdb, postgres, psql)',
+    !redisServer && 'redis-server',
+    !redisCli && 'redis-cli',
+  ].filter(Boolean);
   if (pgBin && redisServer && redisCli) return { pgBin, redisServer, redisCli };
   return `skipped: ${missing.join(', ')} not found; install them with: apt-get install -y postgresql redis-server`;
 }
@@ -106,12 +120,19 @@ export async function startPostgres(bin: Binaries, listen: ListenOptions = {}): 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fence-pg-'));
   let ids: { uid: number; gid: number } | undefined;
   if (process.getuid?.() === 0) {
-    ids = { uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })) };
+    ids = {
+      uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })),
+      gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })),
+    };
     chownSync(dir, ids.uid, ids.gid);
   }
   const data = path.join(dir, 'data');
   const log = path.join(dir, 'postgres.log');
-  execFileSync(path.join(bin.pgBin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--locale=C', '--no-sync'], { ...ids, stdio: 'pipe', cwd: dir });
+  execFileSync(
+    path.join(bin.pgBin, 'initdb'),
+    ['-D', data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--locale=C', '--no-sync'],
+    { ...ids, stdio: 'pipe', cwd: dir },
+  );
   if (listen.also) appendFileSync(path.join(data, 'pg_hba.conf'), `host all all ${listen.also.clients} trust\n`);
   const port = await freePort();
   const out = openSync(log, 'a');
@@ -182,7 +203,19 @@ export async function startRedis(bin: Binaries, listen: ListenOptions = {}): Pro
   const out = openSync(log, 'a');
   const child = spawn(
     bin.redisServer,
-    ['--port', String(port), '--bind', '127.0.0.1', ...(listen.also ? [listen.also.address, '--protected-mode', 'no'] : []), '--save', '', '--appendonly', 'no', '--dir', dir],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      ...(listen.also ? [listen.also.address, '--protected-mode', 'no'] : []),
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+    ],
     { cwd: dir, stdio: ['ignore', out, out] },
   );
   closeSync(out);

@@ -28,12 +28,15 @@ async function main(): Promise<number> {
     await waitFor(process.env.FENCE_GO_FILE);
     try {
       await withPostgresFence(client, id, async (tx) => {
-        await tx.query('INSERT INTO outputs (job_key, output, token) VALUES ($1, $2, $3)', [id.jobKey, output, id.token]);
-        await tx.query('INSERT INTO report (job_key, output, token) VALUES ($1, $2, $3) ON CONFLICT (job_key) DO UPDATE SET output = EXCLUDED.output, token = EXCLUDED.token', [
+        await tx.query('INSERT INTO outputs (job_key, output, token) VALUES ($1, $2, $3)', [
           id.jobKey,
           output,
           id.token,
         ]);
+        await tx.query(
+          'INSERT INTO report (job_key, output, token) VALUES ($1, $2, $3) ON CONFLICT (job_key) DO UPDATE SET output = EXCLUDED.output, token = EXCLUDED.token',
+          [id.jobKey, output, id.token],
+        );
         if (process.env.FENCE_HOLD_FILE) {
           print({ state: 'in-transaction' });
           await waitFor(process.env.FENCE_HOLD_FILE);

@@ -35,7 +35,9 @@ beforeAll(async () => {
   [postgres, redis] = await Promise.all([startPostgres(bin), startRedis(bin)]);
   pool = new pg.Pool({ connectionString: postgres.url, max: 4 });
   await pool.query((await import('../src/index.ts')).fenceSql);
-  await pool.query('CREATE TABLE outputs (id bigserial PRIMARY KEY, job_key text NOT NULL, output text NOT NULL, token bigint NOT NULL)');
+  await pool.query(
+    'CREATE TABLE outputs (id bigserial PRIMARY KEY, job_key text NOT NULL, output text NOT NULL, token bigint NOT NULL)',
+  );
   await pool.query('CREATE TABLE report (job_key text PRIMARY KEY, output text NOT NULL, token bigint NOT NULL)');
   redisClient = createClient({ url: redis.url });
   await redisClient.connect();
@@ -61,7 +63,7 @@ interface Run {
   attempt: number;
 }
 
-/** The environment the operator gives every container of a run (see src/controller/jobs.ts). */
+/** The environment the operator gives every container of a run (see src/controller/rules/jobs.ts). */
 function operatorEnv(run: Run, slot = ''): Record<string, string> {
   return {
     SINGLETON_FENCING_TOKEN: String(run.token),
@@ -85,7 +87,12 @@ interface Workload {
 
 function startWorkload(store: 'postgres' | 'redis', env: Record<string, string>): Workload {
   const child = spawn(process.execPath, [workloadScript], {
-    env: { PATH: process.env.PATH ?? '', FENCE_STORE: store, FENCE_STORE_URL: store === 'postgres' ? postgres.url : redis.url, ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      FENCE_STORE: store,
+      FENCE_STORE_URL: store === 'postgres' ? postgres.url : redis.url,
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
@@ -117,7 +124,15 @@ function startWorkload(store: 'postgres' | 'redis', env: Record<string, string>)
           if (line) return resolve(line);
           waiters.push(check);
         };
-        void closed.then((code) => setImmediate(() => reject(new Error(`workload exited (${code}) before saying ${key}=${value}: ${JSON.stringify(lines)} ${stderr.slice(-1500)}`))));
+        void closed.then((code) =>
+          setImmediate(() =>
+            reject(
+              new Error(
+                `workload exited (${code}) before saying ${key}=${value}: ${JSON.stringify(lines)} ${stderr.slice(-1500)}`,
+              ),
+            ),
+          ),
+        );
         check();
       }),
   };
@@ -141,9 +156,14 @@ const file = (what: string) => path.join(dir, `${what}-${++seq}`);
 
 async function storeState(store: 'postgres' | 'redis') {
   if (store === 'postgres') {
-    const outputs = (await pool.query<{ output: string }>('SELECT output FROM outputs WHERE job_key = $1 ORDER BY id', [jobKey])).rows.map((r) => r.output);
-    const report = (await pool.query<{ output: string }>('SELECT output FROM report WHERE job_key = $1', [jobKey])).rows[0]?.output;
-    const fence = (await pool.query<{ token: string }>('SELECT token FROM singleton_fence WHERE job_key = $1', [jobKey])).rows[0]?.token;
+    const outputs = (
+      await pool.query<{ output: string }>('SELECT output FROM outputs WHERE job_key = $1 ORDER BY id', [jobKey])
+    ).rows.map((r) => r.output);
+    const report = (await pool.query<{ output: string }>('SELECT output FROM report WHERE job_key = $1', [jobKey]))
+      .rows[0]?.output;
+    const fence = (
+      await pool.query<{ token: string }>('SELECT token FROM singleton_fence WHERE job_key = $1', [jobKey])
+    ).rows[0]?.token;
     return { outputs, report, fence: Number(fence) };
   }
   return {
@@ -162,7 +182,11 @@ async function clear(store: 'postgres' | 'redis') {
  * The older workload starts and pauses before its write (SIGSTOP while it waits
  * for its go file); the newer one writes; the older one resumes and is refused.
  */
-async function zombieScenario(store: 'postgres' | 'redis', older: Record<string, string>, newer: Record<string, string>) {
+async function zombieScenario(
+  store: 'postgres' | 'redis',
+  older: Record<string, string>,
+  newer: Record<string, string>,
+) {
   await clear(store);
   const goOld = file('go');
   const zombie = startWorkload(store, { ...older, FENCE_GO_FILE: goOld });
@@ -189,9 +213,17 @@ describeWithStores.each(stores)('zombie workloads against %s', (store) => {
   it('run N (token t) paused before its write, run N+1 (token t′ > t) writes, run N resumes: refused, the store holds only N+1’s write', async () => {
     const runN: Run = { token: 1_000, term: 990, runName: 'ledger-export-29384720', attempt: 1 };
     const runN1: Run = { token: 1_517, term: 1_517, runName: 'ledger-export-29384780', attempt: 1 };
-    const refused = await zombieScenario(store, operatorEnv(runN, '2026-11-30T01:30:00Z'), operatorEnv(runN1, '2026-11-30T02:30:00Z'));
+    const refused = await zombieScenario(
+      store,
+      operatorEnv(runN, '2026-11-30T01:30:00Z'),
+      operatorEnv(runN1, '2026-11-30T02:30:00Z'),
+    );
     expect(refused).toEqual({ outcome: 'fenced', token: 1_000, highest: 1_517 });
-    expect(await storeState(store)).toEqual({ outputs: ['ledger-export-29384780#1@1517'], report: 'ledger-export-29384780#1@1517', fence: 1_517 });
+    expect(await storeState(store)).toEqual({
+      outputs: ['ledger-export-29384780#1@1517'],
+      report: 'ledger-export-29384780#1@1517',
+      fence: 1_517,
+    });
   });
 
   it('a retry: attempt 1 (token t) paused, attempt 2 of the same run (token t2 > t) writes, attempt 1’s late write is refused', async () => {
@@ -199,10 +231,25 @@ describeWithStores.each(stores)('zombie workloads against %s', (store) => {
     const attempt2: Run = { token: 2_001, term: 1_990, runName: 'ledger-export-export-1', attempt: 2 };
     // Attempt 2 also has its annotations mounted with the downward API, as a Pod can.
     const annotations = file('annotations');
-    writeFileSync(annotations, ['singleton.dev/attempt="2"', 'singleton.dev/fencing-token="2001"', 'singleton.dev/leader-term="1990"', 'singleton.dev/singletonjob="ledger-export"'].join('\n'));
-    const refused = await zombieScenario(store, operatorEnv(attempt1), { ...operatorEnv(attempt2), SINGLETON_PODINFO_ANNOTATIONS: annotations });
+    writeFileSync(
+      annotations,
+      [
+        'singleton.dev/attempt="2"',
+        'singleton.dev/fencing-token="2001"',
+        'singleton.dev/leader-term="1990"',
+        'singleton.dev/singletonjob="ledger-export"',
+      ].join('\n'),
+    );
+    const refused = await zombieScenario(store, operatorEnv(attempt1), {
+      ...operatorEnv(attempt2),
+      SINGLETON_PODINFO_ANNOTATIONS: annotations,
+    });
     expect(refused).toEqual({ outcome: 'fenced', token: 2_000, highest: 2_001 });
-    expect(await storeState(store)).toEqual({ outputs: ['ledger-export-export-1#2@2001'], report: 'ledger-export-export-1#2@2001', fence: 2_001 });
+    expect(await storeState(store)).toEqual({
+      outputs: ['ledger-export-export-1#2@2001'],
+      report: 'ledger-export-export-1#2@2001',
+      fence: 2_001,
+    });
   });
 
   it('a workload without its token writes nothing and names the variable', async () => {
@@ -210,7 +257,11 @@ describeWithStores.each(stores)('zombie workloads against %s', (store) => {
     const env = operatorEnv({ token: 1, term: 1, runName: 'r', attempt: 1 });
     delete env.SINGLETON_FENCING_TOKEN;
     const workload = startWorkload(store, env);
-    expect(await workload.said('outcome')).toEqual({ outcome: 'error', name: 'IdentityError', message: 'SINGLETON_FENCING_TOKEN is missing: it is not set' });
+    expect(await workload.said('outcome')).toEqual({
+      outcome: 'error',
+      name: 'IdentityError',
+      message: 'SINGLETON_FENCING_TOKEN is missing: it is not set',
+    });
     expect(await workload.exited).toBe(1);
     expect((await storeState(store)).outputs).toEqual([]);
   });
@@ -221,12 +272,19 @@ describeWithStores('a PostgreSQL zombie paused inside its open transaction', () 
     await clear('postgres');
     const url = `${postgres.url}?options=${encodeURIComponent('-c idle_in_transaction_session_timeout=1000')}`;
     const hold = file('hold');
-    const zombie = startWorkload('postgres', { ...operatorEnv({ token: 3_000, term: 3_000, runName: 'ledger-export-a', attempt: 1 }), FENCE_HOLD_FILE: hold, FENCE_STORE_URL: url });
+    const zombie = startWorkload('postgres', {
+      ...operatorEnv({ token: 3_000, term: 3_000, runName: 'ledger-export-a', attempt: 1 }),
+      FENCE_HOLD_FILE: hold,
+      FENCE_STORE_URL: url,
+    });
     await zombie.said('state', 'in-transaction');
     await pause(zombie.child.pid!);
     writeFileSync(hold, '');
     const started = Date.now();
-    const successor = startWorkload('postgres', operatorEnv({ token: 3_100, term: 3_100, runName: 'ledger-export-b', attempt: 1 }));
+    const successor = startWorkload(
+      'postgres',
+      operatorEnv({ token: 3_100, term: 3_100, runName: 'ledger-export-b', attempt: 1 }),
+    );
     expect(await successor.said('outcome')).toMatchObject({ outcome: 'written' });
     console.info(`the successor waited ${Date.now() - started} ms for the paused zombie's fence row lock`);
     process.kill(zombie.child.pid!, 'SIGCONT');
@@ -235,6 +293,10 @@ describeWithStores('a PostgreSQL zombie paused inside its open transaction', () 
     expect(cutOff).toMatchObject({ outcome: 'error' });
     expect(cutOff.message).toMatch(/idle-in-transaction timeout|Connection terminated/);
     expect(await zombie.exited).toBe(1);
-    expect(await storeState('postgres')).toEqual({ outputs: ['ledger-export-b#1@3100'], report: 'ledger-export-b#1@3100', fence: 3_100 });
+    expect(await storeState('postgres')).toEqual({
+      outputs: ['ledger-export-b#1@3100'],
+      report: 'ledger-export-b#1@3100',
+      fence: 3_100,
+    });
   });
 });

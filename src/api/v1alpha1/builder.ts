@@ -40,9 +40,13 @@ export interface Field<Z extends z.ZodType = z.ZodType> {
   zod: Z;
 }
 
-/** A CEL rule plus its JS twin; `check: 'transition'` marks an oldSelf rule zod cannot evaluate. */
+/**
+ * A CEL rule plus its JS twin. A transition rule (oldSelf) has a twin of two
+ * values, which zod cannot evaluate (it sees one object): in-memory fakes of
+ * the API server use it (test/support/fake-cluster.ts).
+ */
 export interface Rule<T> extends CelRule {
-  check: ((value: T) => boolean) | 'transition';
+  check: ((value: T) => boolean) | { transition: (oldSelf: T, self: T) => boolean };
 }
 
 /** Largest integer that survives JSON in JavaScript (and fits CEL's int64). */
@@ -52,29 +56,40 @@ export const MAX_SAFE = Number.MAX_SAFE_INTEGER;
  * A string. Prefer `rules` (CEL, with a message in words) to `pattern`: the API
  * server answers a pattern mismatch with the raw regular expression.
  */
-export function str(description: string, o: { pattern?: string; minLength?: number; maxLength?: number; format?: 'date-time'; rules?: Rule<string>[] } = {}): Field<z.ZodString> {
+export function str(
+  description: string,
+  o: { pattern?: string; minLength?: number; maxLength?: number; format?: 'date-time'; rules?: Rule<string>[] } = {},
+): Field<z.ZodString> {
   const { rules = [], ...props } = o;
   let zod = z.string();
   if (o.minLength !== undefined) zod = zod.min(o.minLength);
   if (o.maxLength !== undefined) zod = zod.max(o.maxLength);
   if (o.pattern !== undefined) zod = zod.regex(new RegExp(o.pattern));
-  if (o.format === 'date-time') zod = zod.refine((v) => !Number.isNaN(Date.parse(v)), 'must be an RFC 3339 date-time') as unknown as z.ZodString;
+  if (o.format === 'date-time')
+    zod = zod.refine((v) => !Number.isNaN(Date.parse(v)), 'must be an RFC 3339 date-time') as unknown as z.ZodString;
   for (const r of rules) {
     const check = r.check;
-    if (check !== 'transition') zod = zod.refine((v) => check(v), r.message) as unknown as z.ZodString;
+    if (typeof check === 'function') zod = zod.refine((v) => check(v), r.message) as unknown as z.ZodString;
   }
   const schema: OpenAPISchema = { type: 'string', description, ...props };
   if (rules.length) schema['x-kubernetes-validations'] = rules.map(({ check: _check, ...cel }) => cel);
   return { schema, zod };
 }
 
-export function enumOf<const V extends readonly [string, ...string[]]>(description: string, values: V, dflt?: V[number]): Field<z.ZodEnum<{ [K in V[number]]: K }>> {
+export function enumOf<const V extends readonly [string, ...string[]]>(
+  description: string,
+  values: V,
+  dflt?: V[number],
+): Field<z.ZodEnum<{ [K in V[number]]: K }>> {
   const schema: OpenAPISchema = { type: 'string', description, enum: [...values] };
   if (dflt !== undefined) schema.default = dflt;
   return { schema, zod: z.enum(values) };
 }
 
-export function int(description: string, o: { minimum?: number; maximum?: number; default?: number } = {}): Field<z.ZodNumber> {
+export function int(
+  description: string,
+  o: { minimum?: number; maximum?: number; default?: number } = {},
+): Field<z.ZodNumber> {
   let zod = z.number().int();
   if (o.minimum !== undefined) zod = zod.min(o.minimum);
   zod = zod.max(o.maximum ?? MAX_SAFE);
@@ -92,10 +107,17 @@ export function bool(description: string, dflt?: boolean): Field<z.ZodBoolean> {
 }
 
 export function stringMap(description: string): Field<z.ZodRecord<z.ZodString, z.ZodString>> {
-  return { schema: { type: 'object', description, additionalProperties: { type: 'string' } }, zod: z.record(z.string(), z.string()) };
+  return {
+    schema: { type: 'object', description, additionalProperties: { type: 'string' } },
+    zod: z.record(z.string(), z.string()),
+  };
 }
 
-export function arr<I extends Field>(description: string, item: I, o: { minItems?: number; maxItems?: number; mapKeys?: string[] } = {}): Field<z.ZodArray<I['zod']>> {
+export function arr<I extends Field>(
+  description: string,
+  item: I,
+  o: { minItems?: number; maxItems?: number; mapKeys?: string[] } = {},
+): Field<z.ZodArray<I['zod']>> {
   let zod = z.array(item.zod);
   if (o.minItems !== undefined) zod = zod.min(o.minItems);
   if (o.maxItems !== undefined) zod = zod.max(o.maxItems);
@@ -107,7 +129,9 @@ export function arr<I extends Field>(description: string, item: I, o: { minItems
     schema['x-kubernetes-list-map-keys'] = o.mapKeys;
     const keys = o.mapKeys;
     zod = zod.refine(
-      (items) => new Set(items.map((i) => keys.map((k) => String((i as Record<string, unknown>)[k])).join('\0'))).size === items.length,
+      (items) =>
+        new Set(items.map((i) => keys.map((k) => String((i as Record<string, unknown>)[k])).join('\0'))).size ===
+        items.length,
       `duplicate entries by ${keys.join(', ')}`,
     ) as unknown as z.ZodArray<I['zod']>;
   }
@@ -134,14 +158,19 @@ export function obj<P extends Record<string, Field>>(
   if (o.preserveUnknown) schema['x-kubernetes-preserve-unknown-fields'] = true;
   // No empty `properties: {}`: the API server drops it when it stores the CRD, so the stored CRD would
   // differ from the applied one and a second field manager (Helm after kubectl) gets a server-side apply conflict.
-  if (Object.keys(props).length) schema.properties = Object.fromEntries(Object.entries(props).map(([k, f]) => [k, f.schema]));
+  if (Object.keys(props).length)
+    schema.properties = Object.fromEntries(Object.entries(props).map(([k, f]) => [k, f.schema]));
   if (required.length) schema.required = required;
   const rules = o.rules ?? [];
   if (rules.length) schema['x-kubernetes-validations'] = rules.map(({ check: _check, ...cel }) => cel);
   let zod = (o.preserveUnknown ? z.looseObject(shape) : z.object(shape)) as unknown as z.ZodObject<Shape<P>>;
   for (const r of rules) {
     const check = r.check;
-    if (check !== 'transition') zod = zod.refine((v) => check(v), { message: r.message, path: r.fieldPath ? r.fieldPath.replace(/^\./, '').split('.') : [] });
+    if (typeof check === 'function')
+      zod = zod.refine((v) => check(v), {
+        message: r.message,
+        path: r.fieldPath ? r.fieldPath.replace(/^\./, '').split('.') : [],
+      });
   }
   return { schema, zod };
 }

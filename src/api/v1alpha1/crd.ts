@@ -17,11 +17,21 @@ export function singletonJobCrd(): V1CustomResourceDefinition {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
-    metadata: { name: CRD_NAME, labels: { 'app.kubernetes.io/name': 'singleton-operator', 'app.kubernetes.io/component': 'crd' } },
+    metadata: {
+      name: CRD_NAME,
+      labels: { 'app.kubernetes.io/name': 'singleton-operator', 'app.kubernetes.io/component': 'crd' },
+    },
     spec: {
       group: GROUP,
       scope: 'Namespaced',
-      names: { kind: KIND, listKind: `${KIND}List`, plural: PLURAL, singular: 'singletonjob', shortNames: ['sj'], categories: ['all', 'batch'] },
+      names: {
+        kind: KIND,
+        listKind: `${KIND}List`,
+        plural: PLURAL,
+        singular: 'singletonjob',
+        shortNames: ['sj'],
+        categories: ['all', 'batch'],
+      },
       versions: [
         {
           name: VERSION,

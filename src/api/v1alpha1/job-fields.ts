@@ -15,14 +15,18 @@ export const JobFieldMessages = {
   managedBy: `managedBy must be absent or ${JOB_CONTROLLER}: under another Job manager the built-in Job controller does not create the run's Pods, and the operator can only fence Pods it can see`,
   ignore:
     "action Ignore is not supported: the Job controller would replace the failed Pod inside the same Job, with the same fencing token; retry with backoffLimit instead (the operator's retries: each attempt is a new Job with a new token), or use Count or FailJob",
-  failIndex: 'action FailIndex is for Indexed Jobs (it needs backoffLimitPerIndex); a run is one NonIndexed completion: use FailJob or Count',
+  failIndex:
+    'action FailIndex is for Indexed Jobs (it needs backoffLimitPerIndex); a run is one NonIndexed completion: use FailJob or Count',
   ttlSecondsAfterFinished:
     "ttlSecondsAfterFinished is not supported: the operator must read a run's outcome before its Job goes (a Job deleted early ends the run with no retry and no failure counted); successfulJobsHistoryLimit and failedJobsHistoryLimit say how many finished Jobs are kept",
   backoffLimitPerIndex:
     "backoffLimitPerIndex is not supported: it retries a Pod inside the same Job, with the same fencing token (and needs Indexed completion); use backoffLimit (the operator's retries: each attempt is a new Job with a new token)",
-  maxFailedIndexes: 'maxFailedIndexes is not supported: it goes with backoffLimitPerIndex on Indexed Jobs; a run is one NonIndexed completion',
-  successPolicy: 'successPolicy is not supported: it is for Indexed Jobs; a run is one NonIndexed completion, done when its Pod succeeds',
-  podReplacementPolicy: 'podReplacementPolicy must be Failed (the operator sets it on every Job): a Pod still terminating is neither counted as failed nor replaced',
+  maxFailedIndexes:
+    'maxFailedIndexes is not supported: it goes with backoffLimitPerIndex on Indexed Jobs; a run is one NonIndexed completion',
+  successPolicy:
+    'successPolicy is not supported: it is for Indexed Jobs; a run is one NonIndexed completion, done when its Pod succeeds',
+  podReplacementPolicy:
+    'podReplacementPolicy must be Failed (the operator sets it on every Job): a Pod still terminating is neither counted as failed nor replaced',
   selector: "selector is not supported: the API server generates the Job's selector from its UID",
 } as const;
 

@@ -56,14 +56,19 @@ const matches = (regex: string, message: string) => {
   const re = new RegExp(regex);
   return { rule: `self.matches(r'${regex}')`, message, check: (v: string) => re.test(v) };
 };
-const cron = (description: string) => str(description, { maxLength: 128, rules: [matches(SCHEDULE_REGEX, SCHEDULE_MESSAGE)] });
+const cron = (description: string) =>
+  str(description, { maxLength: 128, rules: [matches(SCHEDULE_REGEX, SCHEDULE_MESSAGE)] });
 
 const meta = obj('Labels and annotations to copy.', {
   labels: optional(stringMap('Labels.')),
   annotations: optional(stringMap('Annotations.')),
 });
 
-const container = obj('A container, as in core/v1.', { name: str('Container name.', { minLength: 1 }) }, { preserveUnknown: true });
+const container = obj(
+  'A container, as in core/v1.',
+  { name: str('Container name.', { minLength: 1 }) },
+  { preserveUnknown: true },
+);
 
 const podTemplate = obj(
   'Pod template of each run (core/v1 PodTemplateSpec).',
@@ -96,7 +101,9 @@ type JobSpecShape = {
 };
 
 /** A JobSpec field a SingletonJob refuses outright (the reason: JobFieldMessages, docs/job-fields.md). */
-const absent = (field: 'ttlSecondsAfterFinished' | 'backoffLimitPerIndex' | 'maxFailedIndexes' | 'successPolicy' | 'selector') => ({
+const absent = (
+  field: 'ttlSecondsAfterFinished' | 'backoffLimitPerIndex' | 'maxFailedIndexes' | 'successPolicy' | 'selector',
+) => ({
   rule: `!has(self.${field})`,
   message: JobFieldMessages[field],
   reason: 'FieldValueForbidden' as const,
@@ -107,13 +114,16 @@ const absent = (field: 'ttlSecondsAfterFinished' | 'backoffLimitPerIndex' | 'max
 const podFailureRule = obj(
   'A pod failure policy rule (batch/v1 PodFailurePolicyRule).',
   {
-    action: str('Count or FailJob: either fails the Job (backoffLimit 0), and the operator retries within backoffLimit with a new Job and a new token. Ignore and FailIndex are refused.', {
-      maxLength: 32,
-      rules: [
-        { rule: "self != 'Ignore'", message: JobFieldMessages.ignore, check: (v: string) => v !== 'Ignore' },
-        { rule: "self != 'FailIndex'", message: JobFieldMessages.failIndex, check: (v: string) => v !== 'FailIndex' },
-      ],
-    }),
+    action: str(
+      'Count or FailJob: either fails the Job (backoffLimit 0), and the operator retries within backoffLimit with a new Job and a new token. Ignore and FailIndex are refused.',
+      {
+        maxLength: 32,
+        rules: [
+          { rule: "self != 'Ignore'", message: JobFieldMessages.ignore, check: (v: string) => v !== 'Ignore' },
+          { rule: "self != 'FailIndex'", message: JobFieldMessages.failIndex, check: (v: string) => v !== 'FailIndex' },
+        ],
+      },
+    ),
   },
   { preserveUnknown: true },
 );
@@ -124,10 +134,13 @@ const jobSpec = obj(
     parallelism: optional(int('Must be 1 if set.', { minimum: 0 })),
     completions: optional(int('Must be 1 if set.', { minimum: 0 })),
     backoffLimit: optional(
-      int('Retry budget of a run (default 0): a failed attempt is retried by the operator as a new Job with a new, higher fencing token (the Job itself always gets backoffLimit 0).', {
-        minimum: 0,
-        maximum: 100,
-      }),
+      int(
+        'Retry budget of a run (default 0): a failed attempt is retried by the operator as a new Job with a new, higher fencing token (the Job itself always gets backoffLimit 0).',
+        {
+          minimum: 0,
+          maximum: 100,
+        },
+      ),
     ),
     suspend: optional(bool('Must not be true: suspend the SingletonJob instead.')),
     completionMode: optional(enumOf('NonIndexed (Indexed makes no sense with one completion).', ['NonIndexed'])),
@@ -135,7 +148,13 @@ const jobSpec = obj(
     managedBy: optional(
       str(`Absent or ${JOB_CONTROLLER}: the built-in Job controller must create the run's Pods.`, {
         maxLength: 63,
-        rules: [{ rule: `self == '${JOB_CONTROLLER}'`, message: JobFieldMessages.managedBy, check: (v: string) => v === JOB_CONTROLLER }],
+        rules: [
+          {
+            rule: `self == '${JOB_CONTROLLER}'`,
+            message: JobFieldMessages.managedBy,
+            check: (v: string) => v === JOB_CONTROLLER,
+          },
+        ],
       }),
     ),
     podFailurePolicy: optional(
@@ -148,7 +167,13 @@ const jobSpec = obj(
     podReplacementPolicy: optional(
       str('Failed if set (the controller sets it).', {
         maxLength: 32,
-        rules: [{ rule: "self == 'Failed'", message: JobFieldMessages.podReplacementPolicy, check: (v: string) => v === 'Failed' }],
+        rules: [
+          {
+            rule: "self == 'Failed'",
+            message: JobFieldMessages.podReplacementPolicy,
+            check: (v: string) => v === 'Failed',
+          },
+        ],
       }),
     ),
     // Declared only so that the rules below can name them (refused when set).
@@ -174,7 +199,12 @@ const jobSpec = obj(
         fieldPath: '.completions',
         check: (s: JobSpecShape) => s.completions === undefined || s.completions === 1,
       },
-      { rule: '!has(self.suspend) || !self.suspend', message: 'suspend the SingletonJob (spec.suspend), not its Job template', fieldPath: '.suspend', check: (s: JobSpecShape) => s.suspend !== true },
+      {
+        rule: '!has(self.suspend) || !self.suspend',
+        message: 'suspend the SingletonJob (spec.suspend), not its Job template',
+        fieldPath: '.suspend',
+        check: (s: JobSpecShape) => s.suspend !== true,
+      },
       {
         rule: '!has(self.manualSelector) || !self.manualSelector',
         message: 'manualSelector is not supported: the controller owns the selector',
@@ -190,7 +220,13 @@ const jobSpec = obj(
   },
 );
 
-const jobTemplate = typed<V1JobTemplateSpec>()(obj('The Job each run creates (batch/v1 JobTemplateSpec).', { metadata: optional(meta), spec: jobSpec }, { preserveUnknown: true }));
+const jobTemplate = typed<V1JobTemplateSpec>()(
+  obj(
+    'The Job each run creates (batch/v1 JobTemplateSpec).',
+    { metadata: optional(meta), spec: jobSpec },
+    { preserveUnknown: true },
+  ),
+);
 
 type SpecShape = { schedule?: string; schedules?: string[] };
 
@@ -209,7 +245,12 @@ const specField = obj(
         { minItems: 1, maxItems: 10 },
       ),
     ),
-    timeZone: optional(str('IANA time zone of the schedule (for example Europe/Berlin); default UTC.', { maxLength: 64, rules: [matches(TIME_ZONE_REGEX, TIME_ZONE_MESSAGE)] })),
+    timeZone: optional(
+      str('IANA time zone of the schedule (for example Europe/Berlin); default UTC.', {
+        maxLength: 64,
+        rules: [matches(TIME_ZONE_REGEX, TIME_ZONE_MESSAGE)],
+      }),
+    ),
     concurrencyPolicy: optional(
       enumOf(
         'Forbid: a due run waits until every Pod of the previous run is terminal (a slot whose starting deadline passes meanwhile is skipped). Queue: a slot due while a run is in flight runs as soon as that run has ended; at most one waits, later ones are skipped. Replace: the running Job is deleted (its Pods get their termination grace period) and the new run starts once they are gone.',
@@ -218,7 +259,12 @@ const specField = obj(
       ),
     ),
     suspend: optional(bool('Stops scheduled runs (already running runs continue; manual requests still run).', false)),
-    startingDeadlineSeconds: optional(int('A slot that could not start within this many seconds of its time is skipped.', { minimum: 1, maximum: 31_622_400 })),
+    startingDeadlineSeconds: optional(
+      int('A slot that could not start within this many seconds of its time is skipped.', {
+        minimum: 1,
+        maximum: 31_622_400,
+      }),
+    ),
     podStartDeadlineSeconds: optional(
       int(
         'A run whose Pod is not running this many seconds after its Job was released (image pull failing, unschedulable, Pods that cannot be created) is ended as Stalled, so it does not hold the schedule. Default 900.',
@@ -226,15 +272,23 @@ const specField = obj(
       ),
     ),
     jitterSeconds: optional(
-      int('Start each slot up to this many seconds late, by an offset fixed per object (derived from its UID), so many objects due at one instant do not start at once.', {
-        minimum: 0,
-        maximum: 3600,
-      }),
+      int(
+        'Start each slot up to this many seconds late, by an offset fixed per object (derived from its UID), so many objects due at one instant do not start at once.',
+        {
+          minimum: 0,
+          maximum: 3600,
+        },
+      ),
     ),
     suspendAfterFailures: optional(
-      int('Pause scheduled runs after this many consecutive failed runs (condition Paused; resume with the annotation singleton.dev/resume). Omit to never pause.', { minimum: 1, maximum: 1000 }),
+      int(
+        'Pause scheduled runs after this many consecutive failed runs (condition Paused; resume with the annotation singleton.dev/resume). Omit to never pause.',
+        { minimum: 1, maximum: 1000 },
+      ),
     ),
-    successfulJobsHistoryLimit: optional(int('Finished successful Jobs to keep.', { minimum: 0, maximum: 100, default: 3 })),
+    successfulJobsHistoryLimit: optional(
+      int('Finished successful Jobs to keep.', { minimum: 0, maximum: 100, default: 3 }),
+    ),
     failedJobsHistoryLimit: optional(int('Finished failed Jobs to keep.', { minimum: 0, maximum: 100, default: 1 })),
     jobTemplate,
   },
@@ -262,13 +316,21 @@ const condition = obj('A condition (metav1.Condition).', {
 const token = (what: string) => int(what, { minimum: 1, maximum: MAX_SAFE });
 
 const runFields = {
-  name: str('Job name of the run (deterministic from the SingletonJob and the slot or request).', { minLength: 1, maxLength: 63 }),
+  name: str('Job name of the run (deterministic from the SingletonJob and the slot or request).', {
+    minLength: 1,
+    maxLength: 63,
+  }),
   token: token('Fencing token of the run.'),
   term: token('Leader term that reserved the run.'),
   kind: enumOf('Scheduled, Manual, or Backfill (a past slot run on request).', ['Scheduled', 'Manual', 'Backfill']),
   slot: optional(str('Scheduled time (UTC) of the slot, for scheduled runs.', { format: 'date-time' })),
   requestId: optional(str('Manual request id, for manual runs.', { maxLength: 253 })),
-  attempt: optional(int('Attempt of the run (1-based; absent = 1). Each attempt is its own Job with its own token.', { minimum: 1, maximum: 101 })),
+  attempt: optional(
+    int('Attempt of the run (1-based; absent = 1). Each attempt is its own Job with its own token.', {
+      minimum: 1,
+      maximum: 101,
+    }),
+  ),
 };
 
 const activeRun = obj('The run reserved or in flight; cleared only once every Pod of it is terminal.', {
@@ -276,14 +338,22 @@ const activeRun = obj('The run reserved or in flight; cleared only once every Po
   reservedTime: str('When the run was reserved.', { format: 'date-time' }),
   jobUID: optional(str('UID of the created Job; absent while only reserved.')),
   replacing: optional(bool('Set while Replace deletes this run to make room for another.')),
-  notBefore: optional(str('A retry attempt: its Job is created no earlier than this (backoff).', { format: 'date-time' })),
-  stalled: optional(str('Why the run is being ended as Stalled (its Pod never ran within podStartDeadlineSeconds).', { maxLength: 4096 })),
+  notBefore: optional(
+    str('A retry attempt: its Job is created no earlier than this (backoff).', { format: 'date-time' }),
+  ),
+  stalled: optional(
+    str('Why the run is being ended as Stalled (its Pod never ran within podStartDeadlineSeconds).', {
+      maxLength: 4096,
+    }),
+  ),
 });
 
 const finishedRun = obj('A finished run.', {
   ...runFields,
   outcome: enumOf('How the run ended.', ['Succeeded', 'Failed', 'Replaced', 'Deleted', 'Stalled']),
-  reservedTime: optional(str('When the run was reserved (its start; with finishedTime, its duration).', { format: 'date-time' })),
+  reservedTime: optional(
+    str('When the run was reserved (its start; with finishedTime, its duration).', { format: 'date-time' }),
+  ),
   finishedTime: str('When the controller recorded the end.', { format: 'date-time' }),
 });
 
@@ -293,18 +363,44 @@ const statusField = obj(
   'Observed state, written only by the leader with resourceVersion preconditions.',
   {
     observedGeneration: optional(int('Generation last reconciled.', { minimum: 0 })),
-    conditions: optional(arr('Conditions; Ready says whether the object is valid and runnable.', condition, { maxItems: 16, mapKeys: ['type'] })),
+    conditions: optional(
+      arr('Conditions; Ready says whether the object is valid and runnable.', condition, {
+        maxItems: 16,
+        mapKeys: ['type'],
+      }),
+    ),
     currentToken: optional(token('Highest fencing token issued for this SingletonJob; never decreases.')),
     leaderTerm: optional(token('Term of the leader that last wrote this status; never decreases.')),
-    leaderLease: optional(str('Lease (namespace/name) of the installation whose leader last wrote this status; it acts on this object while that Lease is alive.', { maxLength: 317 })),
-    contender: optional(str('Lease (namespace/name) of another installation that also claims this object and stands by (see the Contended condition).', { maxLength: 317 })),
+    leaderLease: optional(
+      str(
+        'Lease (namespace/name) of the installation whose leader last wrote this status; it acts on this object while that Lease is alive.',
+        { maxLength: 317 },
+      ),
+    ),
+    contender: optional(
+      str(
+        'Lease (namespace/name) of another installation that also claims this object and stands by (see the Contended condition).',
+        { maxLength: 317 },
+      ),
+    ),
     activeRun: optional(activeRun),
     lastScheduleTime: optional(str('Latest slot that was started, queued or skipped (UTC).', { format: 'date-time' })),
-    lastRunTime: optional(str('When the latest run (scheduled or manual) was started; skipped slots are not runs.', { format: 'date-time' })),
-    nextScheduleTime: optional(str('The next slot the operator will act on (UTC, jitter included); absent without a schedule or while suspended or paused.', { format: 'date-time' })),
+    lastRunTime: optional(
+      str('When the latest run (scheduled or manual) was started; skipped slots are not runs.', {
+        format: 'date-time',
+      }),
+    ),
+    nextScheduleTime: optional(
+      str(
+        'The next slot the operator will act on (UTC, jitter included); absent without a schedule or while suspended or paused.',
+        { format: 'date-time' },
+      ),
+    ),
     queuedSlot: optional(str('Queue policy: the slot waiting for the run in flight to end.', { format: 'date-time' })),
     consecutiveFailures: optional(int('Runs that failed in a row (reset by a success).', { minimum: 0 })),
-    lastResumeId: optional(str('The last singleton.dev/resume annotation value taken into account.', { maxLength: 253 })),
+    lastResumeId: optional(
+      str('The last singleton.dev/resume annotation value taken into account.', { maxLength: 253 }),
+    ),
     backfill: optional(
       obj('The latest backfill request (annotation singleton.dev/backfill) and how far it got.', {
         request: str('The annotation value this is about.', { maxLength: 253 }),
@@ -322,7 +418,9 @@ const statusField = obj(
     lastSkippedSlot: optional(str('Most recent skipped slot (UTC).', { format: 'date-time' })),
     recentRuns: optional(arr('The most recent finished runs, newest first.', finishedRun, { maxItems: 10 })),
     predecessorPodsChecked: optional(
-      bool("A live Pod list found no Pod of an earlier object with this namespace/name still running (done once, before the first run): later starts may rely on the Jobs' own status."),
+      bool(
+        "A live Pod list found no Pod of an earlier object with this namespace/name still running (done once, before the first run): later starts may rely on the Jobs' own status.",
+      ),
     ),
   },
   {
@@ -340,13 +438,24 @@ const statusField = obj(
 // Transition rules live at the root so that dropping status (or a field of it)
 // cannot skip them: a status write that lowers or removes the token or the
 // term is refused by the API server itself (guarantee 4).
+interface Monotonic {
+  status?: { currentToken?: number; leaderTerm?: number };
+}
 const monotonic = (field: 'currentToken' | 'leaderTerm') => ({
   rule: `!has(oldSelf.status) || !has(oldSelf.status.${field}) || (has(self.status) && has(self.status.${field}) && self.status.${field} >= oldSelf.status.${field})`,
   message: `status.${field} may not decrease or be removed (fencing: a newer leader has written)`,
   // Names the field in the API server's answer (without it: "<nil>: Invalid value").
   fieldPath: `.status.${field}`,
-  check: 'transition' as const,
+  check: {
+    transition: (oldSelf: Monotonic, self: Monotonic) => {
+      const before = oldSelf.status?.[field];
+      const after = self.status?.[field];
+      return before === undefined || (after !== undefined && after >= before);
+    },
+  },
 });
+/** The object's transition rules (CEL on oldSelf), with their JS twins. */
+export const transitionRules = [monotonic('currentToken'), monotonic('leaderTerm')];
 
 export const singletonJobField = obj(
   'SingletonJob runs a Job exactly once per schedule slot, never two at once, stamping each run with a fencing token.',
@@ -357,7 +466,7 @@ export const singletonJobField = obj(
     spec: specField,
     status: optional(statusField),
   },
-  { rules: [monotonic('currentToken'), monotonic('leaderTerm')] },
+  { rules: transitionRules },
 );
 
 export const singletonJobSchema = singletonJobField.zod;

@@ -14,7 +14,15 @@ import {
   checkForbidden,
   describeViolations,
 } from '../checker.ts';
-import { checkExpectations, checkInstallations, checkPodTokens, checkRequests, checkRetries, checkStrayJobs, checkWedged } from '../checker-actions.ts';
+import {
+  checkExpectations,
+  checkInstallations,
+  checkPodTokens,
+  checkRequests,
+  checkRetries,
+  checkStrayJobs,
+  checkWedged,
+} from '../checker-actions.ts';
 import { emptyHistory, type History, type JobRecord, type PodRecord, type AuditWrite } from '../history.ts';
 
 const T0 = Date.parse('2030-01-01T00:00:00Z');
@@ -58,7 +66,17 @@ function pod(i: number, o: Partial<PodRecord> = {}): PodRecord {
 }
 
 function write(user: string, receivedMs: number, o: Partial<AuditWrite> = {}): AuditWrite {
-  return { user, verb: 'update', resource: 'leases', namespace: 'op', name: 'singleton-operator', code: 200, receivedUs: receivedMs * 1000, completedUs: receivedMs * 1000 + 2000, ...o };
+  return {
+    user,
+    verb: 'update',
+    resource: 'leases',
+    namespace: 'op',
+    name: 'singleton-operator',
+    code: 200,
+    receivedUs: receivedMs * 1000,
+    completedUs: receivedMs * 1000 + 2000,
+    ...o,
+  };
 }
 
 /** Five minutely runs on a healthy cluster, replica-a leading throughout. */
@@ -88,7 +106,15 @@ function clean(): History {
   h.pods = [0, 1, 2, 3, 4].map((i) => pod(i));
   h.writes = [
     write('replica-a', T0 - 3_000),
-    ...[0, 1, 2, 3, 4].map((i) => write('replica-a', T0 + i * MIN + 400, { verb: 'create', resource: 'jobs', namespace: 'ns', name: `nightly-${i}`, code: 201 })),
+    ...[0, 1, 2, 3, 4].map((i) =>
+      write('replica-a', T0 + i * MIN + 400, {
+        verb: 'create',
+        resource: 'jobs',
+        namespace: 'ns',
+        name: `nightly-${i}`,
+        code: 201,
+      }),
+    ),
     write('replica-b', T0 - 2_000, { code: 409 }),
   ];
   return h;
@@ -126,7 +152,9 @@ test('a Pod replacement inside one Job (old Pod still running) is caught', () =>
 
 test('a slot run twice is caught', () => {
   const h = clean();
-  h.jobs.push(job(2, { name: 'nightly-2-again', uid: 'job-2b', createdRv: '1060', token: '200', templateTokens: ['200'] }));
+  h.jobs.push(
+    job(2, { name: 'nightly-2-again', uid: 'job-2b', createdRv: '1060', token: '200', templateTokens: ['200'] }),
+  );
   const v = checkSlots(h, settle);
   expect(v.map((x) => x.check)).toEqual(['slot-at-most-once']);
   expect(v[0]?.message).toMatch(/ran 2 times: Job nightly-2 .*Job nightly-2-again/);
@@ -139,7 +167,14 @@ test('a missed slot is caught when the cluster was healthy, and excused during a
   const v = checkSlots(h, settle);
   expect(v.map((x) => x.check)).toEqual(['slot-exactly-once']);
   expect(v[0]?.message).toContain(new Date(T0 + 3 * MIN).toISOString());
-  h.faults.push({ kind: 'apiserver-restart', target: 'kube-apiserver', detail: 'SIGKILL', startedAt: T0 + 3 * MIN - 2000, healedAt: T0 + 3 * MIN + 1000, recoveredAt: T0 + 3 * MIN + 4000 });
+  h.faults.push({
+    kind: 'apiserver-restart',
+    target: 'kube-apiserver',
+    detail: 'SIGKILL',
+    startedAt: T0 + 3 * MIN - 2000,
+    healedAt: T0 + 3 * MIN + 1000,
+    recoveredAt: T0 + 3 * MIN + 4000,
+  });
   expect(checkSlots(h, settle)).toEqual([]);
 });
 
@@ -216,42 +251,121 @@ function takeover(): History {
 
 test('a deposed leader whose write succeeds after the successor took the Lease is caught', () => {
   const h = takeover();
-  h.writes.push(write('replica-a', T0 + 2 * MIN + 12_000, { verb: 'update', resource: 'singletonjobs', subresource: 'status', namespace: 'ns', name: 'nightly' }));
+  h.writes.push(
+    write('replica-a', T0 + 2 * MIN + 12_000, {
+      verb: 'update',
+      resource: 'singletonjobs',
+      subresource: 'status',
+      namespace: 'ns',
+      name: 'nightly',
+    }),
+  );
   const v = checkDeposedWrites(h);
   expect(v).toHaveLength(1);
-  expect(v[0]?.message).toMatch(/Replica replica-a wrote update singletonjobs\/status ns\/nightly .* after replica replica-b had taken the Lease/);
+  expect(v[0]?.message).toMatch(
+    /Replica replica-a wrote update singletonjobs\/status ns\/nightly .* after replica replica-b had taken the Lease/,
+  );
 });
 
 test('a deposed write that was refused, or that was in flight when the successor acquired, is not a violation', () => {
   const h = takeover();
-  h.writes.push(write('replica-a', T0 + 2 * MIN + 12_000, { verb: 'create', resource: 'jobs', namespace: 'ns', name: 'x', code: 409 }));
-  h.writes.push(write('replica-a', T0 + 2 * MIN + 10_001, { verb: 'create', resource: 'jobs', namespace: 'ns', name: 'y', code: 201 }));
+  h.writes.push(
+    write('replica-a', T0 + 2 * MIN + 12_000, {
+      verb: 'create',
+      resource: 'jobs',
+      namespace: 'ns',
+      name: 'x',
+      code: 409,
+    }),
+  );
+  h.writes.push(
+    write('replica-a', T0 + 2 * MIN + 10_001, {
+      verb: 'create',
+      resource: 'jobs',
+      namespace: 'ns',
+      name: 'y',
+      code: 201,
+    }),
+  );
   expect(checkDeposedWrites(h)).toEqual([]);
 });
 
 test('a write by a replica that never held the Lease is caught', () => {
   const h = clean();
-  h.writes.unshift(write('replica-c', T0 - 4_000, { verb: 'update', resource: 'singletonjobs', subresource: 'status', namespace: 'ns', name: 'nightly', code: 200 }));
+  h.writes.unshift(
+    write('replica-c', T0 - 4_000, {
+      verb: 'update',
+      resource: 'singletonjobs',
+      subresource: 'status',
+      namespace: 'ns',
+      name: 'nightly',
+      code: 200,
+    }),
+  );
   expect(checkDeposedWrites(h)[0]?.message).toContain('no replica had acquired the Lease');
 });
 
 test("a deposed leader's late Event create is not judged (Events cannot be fenced and decide nothing); fenced writes still are", () => {
   const h = takeover();
-  h.writes.push(write('replica-a', T0 + 2 * MIN + 12_000, { verb: 'create', resource: 'events', namespace: 'ns', name: 'nightly.abc', code: 201 }));
+  h.writes.push(
+    write('replica-a', T0 + 2 * MIN + 12_000, {
+      verb: 'create',
+      resource: 'events',
+      namespace: 'ns',
+      name: 'nightly.abc',
+      code: 201,
+    }),
+  );
   expect(checkDeposedWrites(h)).toEqual([]);
   // A Pod the successor's run created after the takeover.
-  h.writes.push(write('replica-a', T0 + 3 * MIN + 5_000, { verb: 'delete', resource: 'pods', namespace: 'ns', name: 'nightly-3-abcde', code: 200 }));
-  h.writes.push(write('replica-a', T0 + 2 * MIN + 14_000, { verb: 'update', resource: 'leases', namespace: 'other', name: 'x', code: 200 }));
-  expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([expect.stringContaining('update leases other/x'), expect.stringContaining('delete pods ns/nightly-3-abcde')]);
+  h.writes.push(
+    write('replica-a', T0 + 3 * MIN + 5_000, {
+      verb: 'delete',
+      resource: 'pods',
+      namespace: 'ns',
+      name: 'nightly-3-abcde',
+      code: 200,
+    }),
+  );
+  h.writes.push(
+    write('replica-a', T0 + 2 * MIN + 14_000, {
+      verb: 'update',
+      resource: 'leases',
+      namespace: 'other',
+      name: 'x',
+      code: 200,
+    }),
+  );
+  expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([
+    expect.stringContaining('update leases other/x'),
+    expect.stringContaining('delete pods ns/nightly-3-abcde'),
+  ]);
 });
 
 test("a deposed leader's late create of the Job it reserved before the takeover is harmless; a Job it never reserved is caught", () => {
   const h = takeover();
   const acquired = T0 + 2 * MIN + 10_000;
   // replica-a reserved run 3 (status write) before replica-b acquired; its delayed create lands after.
-  h.writes.push(write('replica-a', acquired - 500, { verb: 'update', resource: 'singletonjobs', subresource: 'status', namespace: 'ns', name: 'nightly', code: 200 }));
+  h.writes.push(
+    write('replica-a', acquired - 500, {
+      verb: 'update',
+      resource: 'singletonjobs',
+      subresource: 'status',
+      namespace: 'ns',
+      name: 'nightly',
+      code: 200,
+    }),
+  );
   h.jobs[3] = job(3, { createdAt: acquired + 3_000 });
-  h.writes.push(write('replica-a', acquired + 3_000, { verb: 'create', resource: 'jobs', namespace: 'ns', name: 'nightly-3', code: 201 }));
+  h.writes.push(
+    write('replica-a', acquired + 3_000, {
+      verb: 'create',
+      resource: 'jobs',
+      namespace: 'ns',
+      name: 'nightly-3',
+      code: 201,
+    }),
+  );
   expect(checkDeposedWrites(h)).toEqual([]);
   // Without that reservation, the same create is a deposed leader's new run.
   h.writes = h.writes.filter((w) => !(w.resource === 'singletonjobs' && w.user === 'replica-a'));
@@ -262,11 +376,28 @@ test("a deposed leader's late create of the Job it reserved before the takeover 
 
 test('a slow or missing recovery is caught', () => {
   const h = clean();
-  h.faults.push({ kind: 'kill-leader', target: 'replica-a', detail: 'SIGKILL', startedAt: T0, healedAt: T0 + 1000, recoveredAt: T0 + 30_000 });
+  h.faults.push({
+    kind: 'kill-leader',
+    target: 'replica-a',
+    detail: 'SIGKILL',
+    startedAt: T0,
+    healedAt: T0 + 1000,
+    recoveredAt: T0 + 30_000,
+  });
   h.faults.push({ kind: 'partition', target: 'replica-b', detail: 'blackhole 8s', startedAt: T0, healedAt: T0 + 8000 });
-  h.faults.push({ kind: 'pause-after-reserve', target: 'replica-a', detail: 'hook never fired', startedAt: T0, healedAt: T0, skipped: 'no reservation' });
+  h.faults.push({
+    kind: 'pause-after-reserve',
+    target: 'replica-a',
+    detail: 'hook never fired',
+    startedAt: T0,
+    healedAt: T0,
+    skipped: 'no reservation',
+  });
   const v = checkRecovery(h);
-  expect(v.map((x) => x.message)).toEqual([expect.stringContaining('recovery took 29.0 s'), expect.stringContaining('never became healthy')]);
+  expect(v.map((x) => x.message)).toEqual([
+    expect.stringContaining('recovery took 29.0 s'),
+    expect.stringContaining('never became healthy'),
+  ]);
 });
 
 test('an unexpected exit is a crash-loop violation; a harness-caused one is not', () => {
@@ -281,8 +412,18 @@ test('watch gaps and accepted bad input are reported', () => {
   const h = clean();
   h.gaps.push({ resource: 'pods', from: T0, to: T0 + 2000, missed: 1 });
   h.gaps.push({ resource: 'jobs', from: T0, to: T0 + 2000, missed: 0 });
-  h.badInput.push({ name: 'bad-cron', description: 'schedule "61 * * * *"', outcome: 'accepted', message: 'no condition after 20 s' });
-  h.badInput.push({ name: 'bad-type', description: 'schedule is a number', outcome: 'rejected', message: 'spec.schedule: Invalid value' });
+  h.badInput.push({
+    name: 'bad-cron',
+    description: 'schedule "61 * * * *"',
+    outcome: 'accepted',
+    message: 'no condition after 20 s',
+  });
+  h.badInput.push({
+    name: 'bad-type',
+    description: 'schedule is a number',
+    outcome: 'rejected',
+    message: 'spec.schedule: Invalid value',
+  });
   expect(checkHistoryComplete(h)).toHaveLength(1);
   expect(checkBadInput(h).map((v) => v.message)).toEqual([expect.stringContaining('"bad-cron"')]);
 });
@@ -290,7 +431,14 @@ test('watch gaps and accepted bad input are reported', () => {
 test('the account names the first violation in full and the fault around it', () => {
   const h = clean();
   h.jobs[3] = job(3, { token: '50', templateTokens: ['50'] });
-  h.faults.push({ kind: 'pause-leader', target: 'replica-a', detail: 'SIGSTOP 9s', startedAt: T0 + 3 * MIN - 1000, healedAt: T0 + 3 * MIN + 8000, recoveredAt: T0 + 3 * MIN + 9000 });
+  h.faults.push({
+    kind: 'pause-leader',
+    target: 'replica-a',
+    detail: 'SIGSTOP 9s',
+    startedAt: T0 + 3 * MIN - 1000,
+    healedAt: T0 + 3 * MIN + 8000,
+    recoveredAt: T0 + 3 * MIN + 9000,
+  });
   const text = describeViolations(h, checkHistory(h, settle));
   expect(text).toMatch(/^1 violation\(s\)\. First, at \+185\.5s \[tokens-increase\]/);
   expect(text).toContain('Faults active around it: pause-leader on replica-a');
@@ -326,13 +474,32 @@ test('a Job that was never let run (created suspended, deleted as a stray) is no
 test("a deposed leader's late create that re-makes a deleted run's Job is harmless only if that Job never ran", () => {
   const h = takeover();
   const acquired = T0 + 2 * MIN + 10_000;
-  h.writes.push(write('replica-a', acquired - 500, { verb: 'update', resource: 'singletonjobs', subresource: 'status', namespace: 'ns', name: 'nightly', code: 200 }));
+  h.writes.push(
+    write('replica-a', acquired - 500, {
+      verb: 'update',
+      resource: 'singletonjobs',
+      subresource: 'status',
+      namespace: 'ns',
+      name: 'nightly',
+      code: 200,
+    }),
+  );
   // nightly-1 existed (and was deleted) before; the late create re-makes the name.
   h.jobs.push(job(1, { uid: 'job-1-late', createdAt: acquired + 3_000, started: false }));
-  h.writes.push(write('replica-a', acquired + 3_000, { verb: 'create', resource: 'jobs', namespace: 'ns', name: 'nightly-1', code: 201 }));
+  h.writes.push(
+    write('replica-a', acquired + 3_000, {
+      verb: 'create',
+      resource: 'jobs',
+      namespace: 'ns',
+      name: 'nightly-1',
+      code: 201,
+    }),
+  );
   expect(checkDeposedWrites(h)).toEqual([]);
   h.jobs[h.jobs.length - 1]!.started = true;
-  expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([expect.stringContaining('create jobs ns/nightly-1 (HTTP 201)')]);
+  expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([
+    expect.stringContaining('create jobs ns/nightly-1 (HTTP 201)'),
+  ]);
 });
 
 // ---- Issue 12: guarantees per namespace/name, retries, requests, installations, user actions ----
@@ -343,7 +510,13 @@ const NEW_UID = 'uid-sj-2';
 function recreated(): History {
   const h = clean();
   h.singletonJobs[0]!.deletedAt = T0 + 2 * MIN + 30_000;
-  h.singletonJobs.push({ namespace: 'ns', name: 'nightly', uid: NEW_UID, schedule: '* * * * *', createdAt: T0 + 2 * MIN + 40_000 });
+  h.singletonJobs.push({
+    namespace: 'ns',
+    name: 'nightly',
+    uid: NEW_UID,
+    schedule: '* * * * *',
+    createdAt: T0 + 2 * MIN + 40_000,
+  });
   h.jobs = h.jobs.map((j, i) => (i >= 3 ? { ...j, ownerUid: NEW_UID } : j));
   return h;
 }
@@ -358,7 +531,9 @@ test("a Pod of the deleted object still running when the re-created object's fir
   h.pods[2] = pod(2, { terminalRv: '1035', terminalAt: T0 + 3 * MIN + 5_000 });
   const v = checkOneInFlight(h);
   expect(v).toHaveLength(1);
-  expect(v[0]?.message).toMatch(/SingletonJob ns\/nightly had two non-terminal Pods at once: Pod nightly-2-abcde .* Pod nightly-3-abcde/);
+  expect(v[0]?.message).toMatch(
+    /SingletonJob ns\/nightly had two non-terminal Pods at once: Pod nightly-2-abcde .* Pod nightly-3-abcde/,
+  );
 });
 
 test("a re-created object whose tokens start at or below its predecessor's is caught", () => {
@@ -367,12 +542,24 @@ test("a re-created object whose tokens start at or below its predecessor's is ca
   h.pods[3] = pod(3, { token: '102' });
   const v = checkTokens(h);
   expect(v).toHaveLength(1);
-  expect(v[0]?.message).toMatch(/went from 102 \(Job nightly-2 of an earlier object of that name, uid uid-sj.* to 102 \(Job nightly-3/);
+  expect(v[0]?.message).toMatch(
+    /went from 102 \(Job nightly-2 of an earlier object of that name, uid uid-sj.* to 102 \(Job nightly-3/,
+  );
 });
 
 test('a slot run by an object and again by its re-created successor ran twice', () => {
   const h = recreated();
-  h.jobs.push(job(2, { name: 'nightly-2-b', uid: 'job-2b', ownerUid: NEW_UID, token: '150', templateTokens: ['150'], createdRv: '1026', createdAt: T0 + 2 * MIN + 45_000 }));
+  h.jobs.push(
+    job(2, {
+      name: 'nightly-2-b',
+      uid: 'job-2b',
+      ownerUid: NEW_UID,
+      token: '150',
+      templateTokens: ['150'],
+      createdRv: '1026',
+      createdAt: T0 + 2 * MIN + 45_000,
+    }),
+  );
   expect(checkSlots(h, settle).map((v) => v.check)).toEqual(['slot-at-most-once']);
 });
 
@@ -386,7 +573,12 @@ test('no slot is due while the object is deleted; a slot held by an orphaned Pod
   // The new object exists at 3:00 but its run waits for run 2's orphaned Pod (its Job already deleted).
   h.singletonJobs[1]!.createdAt = T0 + 2 * MIN + 40_000;
   expect(checkSlots(h, settle).map((v) => v.check)).toEqual(['slot-exactly-once']);
-  h.jobs[2] = job(2, { deletedRv: '1021', deletedAt: T0 + 2 * MIN + 30_000, terminalRv: undefined, terminalAt: undefined });
+  h.jobs[2] = job(2, {
+    deletedRv: '1021',
+    deletedAt: T0 + 2 * MIN + 30_000,
+    terminalRv: undefined,
+    terminalAt: undefined,
+  });
   h.pods[2] = pod(2, { terminalRv: '1039', terminalAt: T0 + 3 * MIN + 5_000 });
   expect(checkSlots(h, settle)).toEqual([]);
 });
@@ -429,7 +621,11 @@ function retried(): History {
     }),
   );
   // Tokens rise with every attempt; later runs above them.
-  h.jobs = h.jobs.map((j) => (j.name === 'nightly-3' || j.name === 'nightly-4' ? { ...j, token: String(2000 + Number(j.token)), templateTokens: [String(2000 + Number(j.token))] } : j));
+  h.jobs = h.jobs.map((j) =>
+    j.name === 'nightly-3' || j.name === 'nightly-4'
+      ? { ...j, token: String(2000 + Number(j.token)), templateTokens: [String(2000 + Number(j.token))] }
+      : j,
+  );
   h.pods = [
     pod(0, { token: '100' }),
     pod(1, { token: '101' }),
@@ -445,7 +641,16 @@ function retried(): History {
       terminalRv: '1027',
       phase: 'Failed',
     }),
-    pod(2, { name: 'nightly-2a3-x', uid: 'pod-2a3', jobName: 'nightly-2-a3', jobUid: 'job-2a3', token: '1022', createdRv: '1028', createdAt: T0 + 2 * MIN + 6_100, terminalRv: '1030' }),
+    pod(2, {
+      name: 'nightly-2a3-x',
+      uid: 'pod-2a3',
+      jobName: 'nightly-2-a3',
+      jobUid: 'job-2a3',
+      token: '1022',
+      createdRv: '1028',
+      createdAt: T0 + 2 * MIN + 6_100,
+      terminalRv: '1030',
+    }),
     pod(3, { token: '2103' }),
     pod(4, { token: '2104' }),
   ];
@@ -471,7 +676,9 @@ test('two Pods sharing a token (a retry inside one Job), or a Pod token going do
       phase: 'Failed',
     }),
   );
-  expect(checkPodTokens(h).map((v) => v.message)).toEqual([expect.stringMatching(/Pods of SingletonJob ns\/nightly share token 1022: Pod nightly-2a3-x .* Pod nightly-2a3-y/)]);
+  expect(checkPodTokens(h).map((v) => v.message)).toEqual([
+    expect.stringMatching(/Pods of SingletonJob ns\/nightly share token 1022: Pod nightly-2a3-x .* Pod nightly-2a3-y/),
+  ]);
   h.pods.pop();
   h.pods[4] = { ...h.pods[4]!, token: '1000' };
   expect(checkPodTokens(h).map((v) => v.message)).toEqual([expect.stringContaining('went from token 1021 to 1000')]);
@@ -480,11 +687,17 @@ test('two Pods sharing a token (a retry inside one Job), or a Pod token going do
 test('retries beyond the budget, and a retry of an attempt that did not fail, are caught', () => {
   const h = retried();
   h.singletonJobs[0]!.backoffLimit = 1;
-  expect(checkRetries(h).map((v) => v.message)).toEqual([expect.stringMatching(/\(backoffLimit 1\) had 3 attempts: Job nightly-2 \(attempt 1.* → Job nightly-2-a2 .* → Job nightly-2-a3/)]);
+  expect(checkRetries(h).map((v) => v.message)).toEqual([
+    expect.stringMatching(
+      /\(backoffLimit 1\) had 3 attempts: Job nightly-2 \(attempt 1.* → Job nightly-2-a2 .* → Job nightly-2-a3/,
+    ),
+  ]);
   const g = retried();
   g.jobs[3] = { ...g.jobs[3]!, outcome: 'Complete' };
   const v = checkRetries(g);
-  expect(v.map((x) => x.message)).toEqual([expect.stringContaining('nightly-2-a3 of SingletonJob ns/nightly is attempt 3, but no failed attempt 2')]);
+  expect(v.map((x) => x.message)).toEqual([
+    expect.stringContaining('nightly-2-a3 of SingletonJob ns/nightly is attempt 3, but no failed attempt 2'),
+  ]);
   // …and that orphan attempt is a second run of slot 2.
   expect(checkSlots(g, settle).map((x) => x.check)).toEqual(['slot-at-most-once']);
 });
@@ -527,7 +740,11 @@ test('manual requests: a, b, a runs three times; a request run more often than i
   // The repeated a (annotation unchanged, object only touched) must start nothing.
   h.singletonJobs[1]!.requests!.pop();
   const v = checkRequests(h);
-  expect(v.map((x) => x.message)).toEqual([expect.stringMatching(/Manual request "a" of SingletonJob ns\/adhoc was asked 1 time\(s\) but ran 2 times: Job adhoc-m-0 .*; Job adhoc-m-2/)]);
+  expect(v.map((x) => x.message)).toEqual([
+    expect.stringMatching(
+      /Manual request "a" of SingletonJob ns\/adhoc was asked 1 time\(s\) but ran 2 times: Job adhoc-m-0 .*; Job adhoc-m-2/,
+    ),
+  ]);
 });
 
 test('an object wedged at Ready=False/JobNameTaken is caught', () => {
@@ -536,7 +753,9 @@ test('an object wedged at Ready=False/JobNameTaken is caught', () => {
     { type: 'Ready', status: 'True', reason: 'Scheduled', at: T0 },
     { type: 'Ready', status: 'False', reason: 'JobNameTaken', message: 'Job nightly-m-abc exists', at: T0 + 3 * MIN },
   ];
-  expect(checkWedged(h).map((v) => v.message)).toEqual([expect.stringContaining('ns/nightly became Ready=False/JobNameTaken at +185.0s (Job nightly-m-abc exists)')]);
+  expect(checkWedged(h).map((v) => v.message)).toEqual([
+    expect.stringContaining('ns/nightly became Ready=False/JobNameTaken at +185.0s (Job nightly-m-abc exists)'),
+  ]);
 });
 
 /** A second installation (Lease op2/singleton-operator, replica-x) next to the main one; replica-a renews every 2 s. */
@@ -554,14 +773,26 @@ function twoInstallations(): History {
 test("a second installation acting on an object while the first one's Lease is alive is caught", () => {
   const h = twoInstallations();
   expect(checkInstallations(h)).toEqual([]);
-  h.writes.push(write('replica-x', T0 + 2 * MIN + 30_000, { verb: 'delete', resource: 'jobs', namespace: 'ns', name: 'nightly-2' }));
+  h.writes.push(
+    write('replica-x', T0 + 2 * MIN + 30_000, { verb: 'delete', resource: 'jobs', namespace: 'ns', name: 'nightly-2' }),
+  );
   const v = checkInstallations(h);
   expect(v.map((x) => x.message)).toEqual([
-    expect.stringMatching(/Installation second \(replica replica-x\) acted on SingletonJob ns\/nightly \(delete jobs nightly-2\) .* main's Lease op\/singleton-operator stayed alive in between/),
+    expect.stringMatching(
+      /Installation second \(replica replica-x\) acted on SingletonJob ns\/nightly \(delete jobs nightly-2\) .* main's Lease op\/singleton-operator stayed alive in between/,
+    ),
   ]);
   // …and the main one acting again on what the second took over, while the second is alive.
   for (const t of [29_000, 31_000]) h.writes.push(write('replica-x', T0 + 2 * MIN + t, { namespace: 'op2' }));
-  h.writes.push(write('replica-a', T0 + 2 * MIN + 32_000, { verb: 'create', resource: 'jobs', namespace: 'ns', name: 'nightly-3', code: 201 }));
+  h.writes.push(
+    write('replica-a', T0 + 2 * MIN + 32_000, {
+      verb: 'create',
+      resource: 'jobs',
+      namespace: 'ns',
+      name: 'nightly-3',
+      code: 201,
+    }),
+  );
   expect(checkInstallations(h)).toHaveLength(2);
 });
 
@@ -569,10 +800,26 @@ test('taking an object over from an installation whose Lease expired, or was del
   const h = twoInstallations();
   // replica-a goes silent from 2:00; replica-x acts at 2:10 (10 s after the last renewal, Lease 6 s).
   h.writes = h.writes.filter((w) => !(w.user === 'replica-a' && w.receivedUs >= (T0 + 2 * MIN) * 1000));
-  h.writes.push(write('replica-x', T0 + 2 * MIN + 10_000, { verb: 'create', resource: 'jobs', namespace: 'ns', name: 'nightly-2', code: 201 }));
+  h.writes.push(
+    write('replica-x', T0 + 2 * MIN + 10_000, {
+      verb: 'create',
+      resource: 'jobs',
+      namespace: 'ns',
+      name: 'nightly-2',
+      code: 201,
+    }),
+  );
   expect(checkInstallations(h)).toEqual([]);
   const g = twoInstallations();
-  g.writes.push(write('replica-x', T0 + 2 * MIN + 30_000, { verb: 'create', resource: 'jobs', namespace: 'ns', name: 'nightly-2', code: 201 }));
+  g.writes.push(
+    write('replica-x', T0 + 2 * MIN + 30_000, {
+      verb: 'create',
+      resource: 'jobs',
+      namespace: 'ns',
+      name: 'nightly-2',
+      code: 201,
+    }),
+  );
   g.writes = g.writes.filter((w) => !(w.user === 'replica-a' && w.receivedUs >= (T0 + 2 * MIN + 28_000) * 1000));
   g.installations![0]!.leaseDeletedAt = [T0 + 2 * MIN + 29_000];
   expect(checkInstallations(g)).toEqual([]);
@@ -580,22 +827,60 @@ test('taking an object over from an installation whose Lease expired, or was del
   // claimed in status, so the main one leaves it alone); the main one acting on it again is caught.
   g.writes.push(write('replica-b', T0 + 2 * MIN + 40_000));
   for (let t = T0 + 2 * MIN + 41_000; t < T0 + 3 * MIN; t += 2_000) g.writes.push(write('replica-b', t));
-  g.writes.push(write('replica-x', T0 + 2 * MIN + 50_000, { verb: 'delete', resource: 'jobs', namespace: 'ns', name: 'nightly-2' }));
-  for (let t = T0 + 2 * MIN + 31_000; t < T0 + 3 * MIN; t += 2_000) g.writes.push(write('replica-x', t, { namespace: 'op2' }));
+  g.writes.push(
+    write('replica-x', T0 + 2 * MIN + 50_000, { verb: 'delete', resource: 'jobs', namespace: 'ns', name: 'nightly-2' }),
+  );
+  for (let t = T0 + 2 * MIN + 31_000; t < T0 + 3 * MIN; t += 2_000)
+    g.writes.push(write('replica-x', t, { namespace: 'op2' }));
   expect(checkInstallations(g)).toEqual([]);
-  g.writes.push(write('replica-b', T0 + 2 * MIN + 55_000, { verb: 'delete', resource: 'pods', namespace: 'ns', name: 'nightly-2-abcde' }));
-  expect(checkInstallations(g).map((v) => v.message)).toEqual([expect.stringContaining('Installation main (replica replica-b) acted on SingletonJob ns/nightly (delete pods nightly-2-abcde)')]);
+  g.writes.push(
+    write('replica-b', T0 + 2 * MIN + 55_000, {
+      verb: 'delete',
+      resource: 'pods',
+      namespace: 'ns',
+      name: 'nightly-2-abcde',
+    }),
+  );
+  expect(checkInstallations(g).map((v) => v.message)).toEqual([
+    expect.stringContaining(
+      'Installation main (replica replica-b) acted on SingletonJob ns/nightly (delete pods nightly-2-abcde)',
+    ),
+  ]);
 });
 
 test("each installation's writes are judged against its own Lease", () => {
   const h = twoInstallations();
   // replica-x holds op2's Lease: its status write is not a deposed write of the main installation.
-  h.writes.push(write('replica-x', T0 + 31_000, { verb: 'update', resource: 'singletonjobs', subresource: 'status', namespace: 'ns', name: 'nightly' }));
+  h.writes.push(
+    write('replica-x', T0 + 31_000, {
+      verb: 'update',
+      resource: 'singletonjobs',
+      subresource: 'status',
+      namespace: 'ns',
+      name: 'nightly',
+    }),
+  );
   expect(checkDeposedWrites(h)).toEqual([]);
   // replica-y never held op2's Lease.
   h.installations![1]!.replicas.push('replica-y');
-  h.writes.push(write('replica-y', T0 + 32_000, { verb: 'update', resource: 'singletonjobs', subresource: 'status', namespace: 'ns', name: 'nightly' }));
-  h.writes.push(write('replica-y', T0 + 20_000, { verb: 'update', resource: 'singletonjobs', subresource: 'status', namespace: 'ns', name: 'nightly' }));
+  h.writes.push(
+    write('replica-y', T0 + 32_000, {
+      verb: 'update',
+      resource: 'singletonjobs',
+      subresource: 'status',
+      namespace: 'ns',
+      name: 'nightly',
+    }),
+  );
+  h.writes.push(
+    write('replica-y', T0 + 20_000, {
+      verb: 'update',
+      resource: 'singletonjobs',
+      subresource: 'status',
+      namespace: 'ns',
+      name: 'nightly',
+    }),
+  );
   expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([
     expect.stringContaining(
       'Replica replica-y of installation second wrote update singletonjobs/status ns/nightly (HTTP 200) at +25.0s although no replica had acquired the Lease op2/singleton-operator yet',
@@ -610,21 +895,58 @@ test("a deposed leader's late create of a Job it never reserved is harmless only
   const h = takeover();
   const acquired = T0 + 2 * MIN + 10_000;
   h.jobs.push(
-    job(1, { name: 'nightly-x', uid: 'job-late', createdAt: acquired + 8_000, started: false, terminalRv: undefined, terminalAt: undefined, deletedRv: '1040', deletedAt: acquired + 9_000 }),
+    job(1, {
+      name: 'nightly-x',
+      uid: 'job-late',
+      createdAt: acquired + 8_000,
+      started: false,
+      terminalRv: undefined,
+      terminalAt: undefined,
+      deletedRv: '1040',
+      deletedAt: acquired + 9_000,
+    }),
   );
-  h.writes.push(write('replica-a', acquired + 8_000, { verb: 'create', resource: 'jobs', namespace: 'ns', name: 'nightly-x', code: 201 }));
+  h.writes.push(
+    write('replica-a', acquired + 8_000, {
+      verb: 'create',
+      resource: 'jobs',
+      namespace: 'ns',
+      name: 'nightly-x',
+      code: 201,
+    }),
+  );
   expect(checkDeposedWrites(h)).toEqual([]);
   const last = h.jobs[h.jobs.length - 1]!;
   delete last.deletedAt;
-  expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([expect.stringContaining('create jobs ns/nightly-x (HTTP 201)')]);
+  expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([
+    expect.stringContaining('create jobs ns/nightly-x (HTTP 201)'),
+  ]);
 });
 
 test("a deposed leader's late unsuspend is harmless for the run it reserved before the takeover, caught otherwise", () => {
   const h = takeover();
   const acquired = T0 + 2 * MIN + 10_000;
-  h.writes.push(write('replica-a', acquired + 4_000, { verb: 'patch', resource: 'jobs', namespace: 'ns', name: 'nightly-2', code: 200 }));
-  expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([expect.stringContaining('patch jobs ns/nightly-2 (HTTP 200)')]);
-  h.writes.push(write('replica-a', T0 + 2 * MIN + 1_000, { verb: 'update', resource: 'singletonjobs', subresource: 'status', namespace: 'ns', name: 'nightly' }));
+  h.writes.push(
+    write('replica-a', acquired + 4_000, {
+      verb: 'patch',
+      resource: 'jobs',
+      namespace: 'ns',
+      name: 'nightly-2',
+      code: 200,
+    }),
+  );
+  expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([
+    expect.stringContaining('patch jobs ns/nightly-2 (HTTP 200)'),
+  ]);
+  h.writes.push(
+    write('replica-a', T0 + 2 * MIN + 1_000, {
+      verb: 'update',
+      resource: 'singletonjobs',
+      subresource: 'status',
+      namespace: 'ns',
+      name: 'nightly',
+    }),
+  );
   expect(checkDeposedWrites(h)).toEqual([]);
 });
 
@@ -652,7 +974,9 @@ test('a re-created Job (same name, owner, token) that is let run, or never delet
   });
   expect(checkStrayJobs(h)).toEqual([]);
   h.pods.push(pod(2, { name: 'nightly-2-copy', uid: 'pod-copy', jobUid: 'job-2-copy', createdRv: '1025' }));
-  expect(checkStrayJobs(h).map((v) => v.message)).toEqual([expect.stringContaining('was let run (Pod nightly-2-copy)')]);
+  expect(checkStrayJobs(h).map((v) => v.message)).toEqual([
+    expect.stringContaining('was let run (Pod nightly-2-copy)'),
+  ]);
   h.pods.pop();
   delete stray.deletedAt;
   expect(checkStrayJobs(h).map((v) => v.message)).toEqual([expect.stringContaining('was never deleted as a stray')]);
@@ -682,20 +1006,57 @@ test("an action's expectation that was not met, or met late, is caught", () => {
 test("a deposed leader's late delete may remove what existed before the takeover, never an object created since", () => {
   const h = takeover();
   const acquired = T0 + 2 * MIN + 10_000;
-  h.writes.push(write('replica-a', acquired + 2_000, { verb: 'delete', resource: 'jobs', namespace: 'ns', name: 'nightly-2', code: 200 }));
+  h.writes.push(
+    write('replica-a', acquired + 2_000, {
+      verb: 'delete',
+      resource: 'jobs',
+      namespace: 'ns',
+      name: 'nightly-2',
+      code: 200,
+    }),
+  );
   expect(checkDeposedWrites(h)).toEqual([]);
   // nightly-3 was created by the successor after it acquired: a late delete of it is caught.
-  h.writes.push(write('replica-a', T0 + 3 * MIN + 1_000, { verb: 'delete', resource: 'jobs', namespace: 'ns', name: 'nightly-3', code: 200 }));
-  expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([expect.stringContaining('delete jobs ns/nightly-3 (HTTP 200)')]);
+  h.writes.push(
+    write('replica-a', T0 + 3 * MIN + 1_000, {
+      verb: 'delete',
+      resource: 'jobs',
+      namespace: 'ns',
+      name: 'nightly-3',
+      code: 200,
+    }),
+  );
+  expect(checkDeposedWrites(h).map((v) => v.message)).toEqual([
+    expect.stringContaining('delete jobs ns/nightly-3 (HTTP 200)'),
+  ]);
 });
 
 test('a request of a replica refused with 403 is a forbidden violation (the chart lacks a permission)', () => {
   const h = clean();
   expect(checkForbidden(h)).toEqual([]);
-  h.forbidden = [{ user: 'replica-a', verb: 'list', resource: 'events', namespace: 'apps', code: 403, receivedUs: (T0 + 1500) * 1000, completedUs: (T0 + 1501) * 1000 }];
-  expect(checkForbidden(h).map((v) => [v.check, v.message])).toEqual([['forbidden', expect.stringContaining("replica-a's list of events in apps with 403")]]);
+  h.forbidden = [
+    {
+      user: 'replica-a',
+      verb: 'list',
+      resource: 'events',
+      namespace: 'apps',
+      code: 403,
+      receivedUs: (T0 + 1500) * 1000,
+      completedUs: (T0 + 1501) * 1000,
+    },
+  ];
+  expect(checkForbidden(h).map((v) => [v.check, v.message])).toEqual([
+    ['forbidden', expect.stringContaining("replica-a's list of events in apps with 403")],
+  ]);
   // An API server that just restarted answers 403 until its RBAC caches sync: not the chart's fault.
-  h.faults.push({ kind: 'apiserver-restart', target: 'kube-apiserver', detail: 'SIGKILL', startedAt: T0 + 1000, healedAt: T0 + 1200, recoveredAt: T0 + 1400 });
+  h.faults.push({
+    kind: 'apiserver-restart',
+    target: 'kube-apiserver',
+    detail: 'SIGKILL',
+    startedAt: T0 + 1000,
+    healedAt: T0 + 1200,
+    recoveredAt: T0 + 1400,
+  });
   expect(checkForbidden(h)).toEqual([]);
 });
 
@@ -711,6 +1072,8 @@ test('a lower term or token accepted by the API server (a CRD without its CEL ru
   expect(v?.message).toContain('status.leaderTerm went from 1005 (rv 1011) to 1001 (rv 1021)');
   fences.pop();
   fences.push({ rv: '1021', at: T0 + 2 * MIN + 450, leaderTerm: 1005 });
-  expect(checkStatusFences(h).map((x) => x.message)).toEqual([expect.stringContaining('status.currentToken went from 101 (rv 1011) to absent (rv 1021)')]);
+  expect(checkStatusFences(h).map((x) => x.message)).toEqual([
+    expect.stringContaining('status.currentToken went from 101 (rv 1011) to absent (rv 1021)'),
+  ]);
   expect(checkHistory(h, settle).map((x) => x.check)).toContain('status-fences');
 });

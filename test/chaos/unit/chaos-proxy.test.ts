@@ -82,13 +82,16 @@ describe('the HTTP fault proxy', () => {
     const clientCert = issueClientCert(pki, 'replica-a');
     let applied = 0;
     const seen: string[] = [];
-    const upstream = https.createServer({ ...serving, ca: readFileSync(pki.caCert), requestCert: true, rejectUnauthorized: true }, (req, res) => {
-      applied++;
-      const cert = (req.socket as import('node:tls').TLSSocket).getPeerCertificate();
-      seen.push(String(cert.subject.CN ?? ''));
-      res.writeHead(201, { 'Content-Type': 'application/json' });
-      res.end('{"ok":true}');
-    });
+    const upstream = https.createServer(
+      { ...serving, ca: readFileSync(pki.caCert), requestCert: true, rejectUnauthorized: true },
+      (req, res) => {
+        applied++;
+        const cert = (req.socket as import('node:tls').TLSSocket).getPeerCertificate();
+        seen.push(String(cert.subject.CN ?? ''));
+        res.writeHead(201, { 'Content-Type': 'application/json' });
+        res.end('{"ok":true}');
+      },
+    );
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()));
     const proxy = await HttpFaultProxy.start(
       issueServingCert(pki, 'proxy'),
@@ -103,11 +106,20 @@ describe('the HTTP fault proxy', () => {
     const agent = new https.Agent({ ca: readFileSync(pki.caCert) });
     const call = () =>
       new Promise<{ code: number; retryAfter?: string; body: string }>((resolve, reject) => {
-        const req = https.request({ host: '127.0.0.1', port: proxy.port, method: 'POST', path: '/api/v1/x', agent }, (res) => {
-          let body = '';
-          res.on('data', (d) => (body += d));
-          res.on('end', () => resolve({ code: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] as string | undefined, body }));
-        });
+        const req = https.request(
+          { host: '127.0.0.1', port: proxy.port, method: 'POST', path: '/api/v1/x', agent },
+          (res) => {
+            let body = '';
+            res.on('data', (d) => (body += d));
+            res.on('end', () =>
+              resolve({
+                code: res.statusCode ?? 0,
+                retryAfter: res.headers['retry-after'] as string | undefined,
+                body,
+              }),
+            );
+          },
+        );
         req.on('error', reject);
         req.end('{}');
       });

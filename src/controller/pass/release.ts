@@ -1,0 +1,25 @@
+// Releasing a recorded run's Job: the one place that knows two ways (the
+// operator unsuspends it; or Kueue manages it and the operator hands it to
+// Kueue as its AdmissionCheck controller, kueue.ts).
+import type { V1Job } from '@kubernetes/client-node';
+import { KueueNotServed, queueOf } from '../cluster/kueue.ts';
+import type { Pass } from './pass.ts';
+
+/**
+ * The release of a recorded run's Job: unsuspend it — or, when Kueue manages
+ * it, hand it to Kueue (release marker, then the check Ready). False when
+ * nothing was released: gone or changed (read it again), or Kueue has not made
+ * its Workload yet (active-run.ts comes back for it).
+ */
+export async function releaseRun(p: Pass, job: V1Job): Promise<boolean> {
+  const kueue = p.d.kueue;
+  if (!kueue || !queueOf(job)) return p.d.jobs.unsuspend(job);
+  let wl;
+  try {
+    wl = await kueue.workloadOf(job);
+  } catch (err) {
+    if (err instanceof KueueNotServed) return p.d.jobs.unsuspend(job);
+    throw err;
+  }
+  return wl ? kueue.release(job, wl) : false;
+}
