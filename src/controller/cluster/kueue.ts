@@ -143,16 +143,26 @@ export class KubeKueue implements KueuePort {
     this.apis = apis;
   }
 
-  async served(): Promise<boolean> {
-    if (!this.apis) return true;
-    if (this.servedAnswer && performance.now() - this.servedAnswer.at < SERVED_TTL_MS) return this.servedAnswer.served;
-    try {
-      const groups = await this.apis.getAPIVersions();
-      this.servedAnswer = { served: groups.groups.some((g) => g.name === KUEUE_GROUP), at: performance.now() };
-      return this.servedAnswer.served;
-    } catch {
-      return true;
+  /** The discovery read in flight: the reconcile workers that ask at once (a stampede's first minute) share it. */
+  private servedAsk: Promise<boolean> | undefined;
+
+  served(): Promise<boolean> {
+    if (!this.apis) return Promise.resolve(true);
+    if (this.servedAnswer && performance.now() - this.servedAnswer.at < SERVED_TTL_MS) {
+      return Promise.resolve(this.servedAnswer.served);
     }
+    this.servedAsk ??= this.apis
+      .getAPIVersions()
+      .then(
+        (groups) => {
+          this.servedAnswer = { served: groups.groups.some((g) => g.name === KUEUE_GROUP), at: performance.now() };
+          return this.servedAnswer.served;
+        },
+        // Unknown: ask Kueue's webhook (the dry run), as without discovery.
+        () => true,
+      )
+      .finally(() => (this.servedAsk = undefined));
+    return this.servedAsk;
   }
 
   private async get<T>(plural: string, name: string, namespace?: string): Promise<T | undefined> {
