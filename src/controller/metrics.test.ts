@@ -109,10 +109,14 @@ describe('controller metrics', () => {
         ],
       },
     } as unknown as SingletonJob;
-    objectMetrics(registry, { list: () => [sj], exporting: () => leading });
+    let now = 0;
+    objectMetrics(registry, { list: () => [sj], exporting: () => leading, now: () => now });
     expect(await registry.metrics()).not.toContain('namespace="team"');
     leading = true;
-    await new Promise((r) => setTimeout(r, 1100)); // past the per-scrape snapshot
+    // Within the per-scrape snapshot (1 s) the last answer stands; past it, the leader's objects show.
+    now = 900;
+    expect(await registry.metrics()).not.toContain('namespace="team"');
+    now = 1100;
     const text = await registry.metrics();
     const l = '{namespace="team",name="nightly"}';
     expect(value(text, `singleton_operator_singletonjob_current_token${l}`)).toBe(42);

@@ -12,6 +12,8 @@ export interface ObjectMetricsSource {
   list(): SingletonJob[];
   /** Whether this replica exports them (it leads). */
   exporting(): boolean;
+  /** Monotonic milliseconds, for the per-scrape snapshot's age (default performance.now; tests inject one). */
+  now?: () => number;
 }
 
 const PREFIX = 'singleton_operator_singletonjob_';
@@ -22,7 +24,7 @@ export function objectMetrics(registry: Registry, source: ObjectMetricsSource): 
   // One snapshot per scrape, shared by every series of this module.
   let snapshot: { at: number; objects: SingletonJob[] } | undefined;
   const objects = (): SingletonJob[] => {
-    const now = performance.now();
+    const now = source.now ? source.now() : performance.now();
     if (!snapshot || now - snapshot.at > 1000) snapshot = { at: now, objects: source.exporting() ? source.list() : [] };
     return snapshot.objects;
   };
