@@ -42,6 +42,8 @@ export interface InformerOptions<T> {
   transform?: (obj: T) => T;
   /** One secondary index (e.g. the owner's UID): byIndex(value) answers without scanning the cache. */
   indexBy?: (obj: T) => string | undefined;
+  /** The watch (default watchOnce, the API server's stream); unit tests give a scripted one. */
+  watch?: typeof watchOnce;
 }
 
 const PAGE = 500;
@@ -186,7 +188,7 @@ export class Informer<T extends KubeObject> {
         else if (err && !signal.aborted) reject(err);
         else resolve(false);
       };
-      const watch = watchOnce(request, onEvent, onClose);
+      const watch = (this.o.watch ?? watchOnce)(request, onEvent, onClose);
       const onAbort = () => watch.stop();
       signal.addEventListener('abort', onAbort, { once: true });
       if (signal.aborted) watch.stop();
