@@ -22,12 +22,16 @@ import { spawn } from 'node:child_process';
 import { createWriteStream, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
+/** test/integration files (their names without .test.ts) as one --testPathPatterns regex. */
+const files = (names: string[]) => `test/integration/(${names.join('|')})\\.test\\.ts`;
 /** The chaos profiles: run 2a. */
-export const CHAOS = 'test/integration/chaos\\.test\\.ts';
+const CHAOS_FILES = ['chaos'];
 /** The tests that own the machine or the cluster: run 2b, one at a time. */
-export const ALONE = 'test/integration/(operator-realnode|fence-realnode|realnode|image|kueue)\\.test\\.ts';
+const ALONE_FILES = ['operator-realnode', 'fence-realnode', 'realnode', 'image', 'kueue'];
+export const CHAOS = files(CHAOS_FILES);
+export const ALONE = files(ALONE_FILES);
 /** Every test that is not in run 1. */
-export const SERIAL = 'test/integration/(chaos|operator-realnode|fence-realnode|realnode|image|kueue)\\.test\\.ts';
+export const SERIAL = files([...CHAOS_FILES, ...ALONE_FILES]);
 const jest = path.join('node_modules', 'jest', 'bin', 'jest.js');
 const report = process.env.JEST_JSON_REPORT ?? '.jest-report.json';
 const extra = process.argv.slice(2);

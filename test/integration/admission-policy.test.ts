@@ -14,7 +14,13 @@ import { ControlPlane } from '../controlplane/controlplane.ts';
 import { chartDir } from '../../scripts/generate-manifests.ts';
 import { eventually, testCluster, withNamespace } from '../support/cluster.ts';
 import { helm, kubectl } from '../dev/replicas.ts';
-import { OPERATOR_NAMESPACE, installedKubeConfig, releaseFor } from '../support/installed.ts';
+import {
+  OPERATOR_NAMESPACE,
+  installedKubeConfig,
+  releaseFor,
+  renderChart,
+  serviceAccountKubeConfig,
+} from '../support/installed.ts';
 import {
   Api,
   fakeLeadership,
@@ -72,21 +78,7 @@ interface Manifest {
   spec: Record<string, unknown>;
 }
 
-const renderRaw = (...set: string[]): Manifest[] =>
-  YAML.parseAllDocuments(
-    helm(resolveHelm(), cluster.kubeconfig, [
-      'template',
-      release,
-      chartDir,
-      '--namespace',
-      OPERATOR_NAMESPACE,
-      '--kube-version',
-      '1.36.3',
-      ...set.flatMap((s) => ['--set', s]),
-    ]),
-  )
-    .map((d) => d.toJSON() as Manifest | null)
-    .filter((m): m is Manifest => !!m);
+const renderRaw = (...set: string[]): Manifest[] => renderChart<Manifest>(release, set);
 /** With the policies switched on (the default; said again so that a changed default fails here); a later `--set` wins. */
 const render = (...set: string[]): Manifest[] => renderRaw('admissionPolicy.enabled=true', ...set);
 
@@ -105,27 +97,6 @@ function userKubeConfig(user: string): k8s.KubeConfig {
     currentContext: user,
   });
   return kcUser;
-}
-
-/** A ServiceAccount's identity, by a token from the TokenRequest API (as the kubelet gets it for a Pod). */
-async function serviceAccountKubeConfig(
-  admin: k8s.KubeConfig,
-  namespace: string,
-  name: string,
-): Promise<k8s.KubeConfig> {
-  const request = await admin.makeApiClient(k8s.CoreV1Api).createNamespacedServiceAccountToken({
-    namespace,
-    name,
-    body: { spec: { audiences: [], expirationSeconds: 600 } },
-  });
-  const sa = new k8s.KubeConfig();
-  sa.loadFromOptions({
-    clusters: admin.clusters,
-    users: [{ name, token: request.status!.token }],
-    contexts: [{ name, cluster: admin.getCurrentCluster()!.name, user: name }],
-    currentContext: name,
-  });
-  return sa;
 }
 
 /** The API server's answer to a write expected to fail: its HTTP code and message. */

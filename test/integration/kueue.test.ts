@@ -33,7 +33,6 @@ import {
 } from '../../src/controller/cluster/kueue.ts';
 import { execFileSync } from 'node:child_process';
 import YAML from 'yaml';
-import { resolveHelm } from '../controlplane/binaries.ts';
 import {
   KUEUE_NAMESPACE_LABEL,
   KUEUE_USER,
@@ -41,8 +40,7 @@ import {
   startKueue,
   type RunningKueue,
 } from '../controlplane/kueue.ts';
-import { chartDir } from '../../scripts/generate-manifests.ts';
-import { OPERATOR_NAMESPACE, installedKubeConfig, releaseFor } from '../support/installed.ts';
+import { installedKubeConfig, releaseFor, renderChart } from '../support/installed.ts';
 import { eventually, testCluster } from '../support/cluster.ts';
 import {
   Api,
@@ -75,27 +73,10 @@ const policyRelease = `so-kueue-vap-${Date.now().toString(36)}`;
  * runs; applied, and in effect once a person's unsuspend is refused.
  */
 async function applyAdmissionPolicies(): Promise<void> {
-  const rendered = execFileSync(
-    resolveHelm(),
-    [
-      'template',
-      policyRelease,
-      chartDir,
-      '--namespace',
-      OPERATOR_NAMESPACE,
-      '--kube-version',
-      '1.36.3',
-      ...[
-        'kueue.enabled=true',
-        `kueue.serviceAccount=${KUEUE_USER}`,
-        `serviceAccount.name=${releaseFor('namespaced')}`,
-      ].flatMap((v) => ['--set', v]),
-    ],
-    { encoding: 'utf8' },
-  );
-  const policies = YAML.parseAllDocuments(rendered)
-    .map((d) => d.toJSON() as { kind: string; spec: { matchResources?: { namespaceSelector?: unknown } } } | null)
-    .filter((m): m is NonNullable<typeof m> => !!m && m.kind.startsWith('ValidatingAdmissionPolicy'));
+  const policies = renderChart<{ kind: string; spec: { matchResources?: { namespaceSelector?: unknown } } }>(
+    policyRelease,
+    ['kueue.enabled=true', `kueue.serviceAccount=${KUEUE_USER}`, `serviceAccount.name=${releaseFor('namespaced')}`],
+  ).filter((m) => m.kind.startsWith('ValidatingAdmissionPolicy'));
   expect(policies).toHaveLength(6);
   for (const b of policies)
     if (b.kind === 'ValidatingAdmissionPolicyBinding')

@@ -47,6 +47,27 @@ interface Manifest {
 export const releaseFor = (scope: RbacScope) =>
   scope === 'cluster' ? 'singleton-operator' : 'singleton-operator-namespaced';
 
+/** Every manifest `helm template` renders for `release` in OPERATOR_NAMESPACE with these values (`--set`); helm's own message on a refusal. */
+export function renderChart<M = Manifest>(release: string, values: string[] = []): M[] {
+  const out = execFileSync(
+    resolveHelm(),
+    [
+      'template',
+      release,
+      CHART,
+      '--namespace',
+      OPERATOR_NAMESPACE,
+      '--kube-version',
+      '1.36.3',
+      ...values.flatMap((v) => ['--set', v]),
+    ],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  return YAML.parseAllDocuments(out)
+    .map((d) => d.toJSON() as M | null)
+    .filter((m): m is M => !!m);
+}
+
 /** What `helm template` renders for the operator's own identity: its ServiceAccount and RBAC (not the aggregated user roles). */
 export function renderedRbac(
   scope: RbacScope,
@@ -54,21 +75,11 @@ export function renderedRbac(
   release = releaseFor(scope),
   values: string[] = [],
 ): Manifest[] {
-  const set = [
-    ...(scope === 'namespaced' ? ['--set', `watchNamespaces={${watchNamespaces.join(',')}}`] : []),
-    ...values.flatMap((v) => ['--set', v]),
-  ];
-  const out = execFileSync(
-    resolveHelm(),
-    ['template', release, CHART, '--namespace', OPERATOR_NAMESPACE, '--kube-version', '1.36.3', ...set],
-    {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  return YAML.parseAllDocuments(out)
-    .map((d) => d.toJSON() as Manifest | null)
-    .filter((m): m is Manifest => !!m && RBAC_KINDS.has(m.kind))
+  return renderChart(release, [
+    ...(scope === 'namespaced' ? [`watchNamespaces={${watchNamespaces.join(',')}}`] : []),
+    ...values,
+  ])
+    .filter((m) => RBAC_KINDS.has(m.kind))
     .filter(
       (m) => !Object.keys(m.metadata.labels ?? {}).some((l) => l.startsWith('rbac.authorization.k8s.io/aggregate-to-')),
     );
@@ -120,12 +131,19 @@ export async function installedKubeConfig(
     for (const m of manifests)
       if (Array.isArray(m.rules)) m.rules = variant.edit(m.rules as k8s.V1PolicyRule[], m.kind);
   apply(adminKubeconfig, manifests);
-  const sa = variant?.release ?? releaseFor(scope);
-  const request = await core.createNamespacedServiceAccountToken({
-    name: sa,
-    namespace: OPERATOR_NAMESPACE,
-    body: { spec: { expirationSeconds: 6 * 3600 } },
-  });
+  return serviceAccountKubeConfig(admin, OPERATOR_NAMESPACE, variant?.release ?? releaseFor(scope), 6 * 3600);
+}
+
+/** A ServiceAccount's identity on `admin`'s cluster, by a token from the TokenRequest API (as the kubelet gets it for a Pod). */
+export async function serviceAccountKubeConfig(
+  admin: k8s.KubeConfig,
+  namespace: string,
+  name: string,
+  expirationSeconds = 600,
+): Promise<k8s.KubeConfig> {
+  const request = await admin
+    .makeApiClient(k8s.CoreV1Api)
+    .createNamespacedServiceAccountToken({ name, namespace, body: { spec: { expirationSeconds } } });
   const cluster = admin.getCurrentCluster()!;
   const kc = new k8s.KubeConfig();
   kc.loadFromOptions({
@@ -138,9 +156,9 @@ export async function installedKubeConfig(
         skipTLSVerify: cluster.skipTLSVerify,
       },
     ],
-    users: [{ name: sa, token: request.status!.token }],
-    contexts: [{ name: sa, cluster: cluster.name, user: sa }],
-    currentContext: sa,
+    users: [{ name, token: request.status!.token }],
+    contexts: [{ name, cluster: cluster.name, user: name }],
+    currentContext: name,
   });
   return kc;
 }

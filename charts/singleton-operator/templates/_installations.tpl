@@ -12,6 +12,11 @@ nothing under `helm template` (GitOps renders): the chart README says what to
 set there.
 */}}
 
+{{- /* This release's operator as the API server names it in request.userInfo.username. */}}
+{{- define "singleton-operator.operatorUser" -}}
+system:serviceaccount:{{ .Release.Namespace }}:{{ include "singleton-operator.serviceAccountName" . }}
+{{- end }}
+
 {{- /* The namespaces two watch lists share (an empty list is all namespaces); empty when none. */}}
 {{- define "singleton-operator.sharedNamespaces" -}}
 {{- $mine := index . 0 }}
@@ -26,7 +31,7 @@ set there.
 {{- end }}
 
 {{- define "singleton-operator.checkOverlappingInstallations" -}}
-{{- $operator := printf "system:serviceaccount:%s:%s" .Release.Namespace (include "singleton-operator.serviceAccountName" .) }}
+{{- $operator := include "singleton-operator.operatorUser" . }}
 {{- $mine := .Values.watchNamespaces }}
 {{- /* 1. Every other installation (its Deployment, by the chart's part-of label): this release's policies must admit it. */}}
 {{- if .Values.admissionPolicy.enabled }}
