@@ -147,11 +147,22 @@ const recreateJob: Action = async (ctx) => {
   const orphan = ctx.rng.next() < 0.3;
   const startedAt = Date.now();
   // The policy goes in the body: with a body the API server ignores the query parameter (and batch/v1 Jobs orphan by default).
-  await batch.deleteNamespacedJob({
-    namespace: ctx.namespace,
-    name,
-    body: { propagationPolicy: orphan ? 'Orphan' : 'Background', preconditions: { uid: job.metadata?.uid as string } },
-  });
+  try {
+    await batch.deleteNamespacedJob({
+      namespace: ctx.namespace,
+      name,
+      body: {
+        propagationPolicy: orphan ? 'Orphan' : 'Background',
+        preconditions: { uid: job.metadata?.uid as string },
+      },
+    });
+  } catch (err) {
+    // The run ended or was replaced between the pick and the delete (its Job gone, or another UID): nothing was done.
+    const code = statusCode(err);
+    if (code === 404 || code === 409)
+      return skip(`${ctx.namespace}/${name}`, `the Job was gone or replaced before the delete (${code})`);
+    throw err;
+  }
   await gone(() => batch.readNamespacedJob({ namespace: ctx.namespace, name }), 15_000);
   // What a deposed leader's delayed create (or a person's re-apply) would send: same name, owner
   // reference and token, created suspended. The selector and its labels are the API server's to set.
@@ -191,17 +202,26 @@ const resuspendJob: Action = async (ctx) => {
   if (!found) return skip('-', 'no run with an active Pod within 30 s');
   const name = found.job.metadata!.name!;
   const startedAt = Date.now();
-  await batch.patchNamespacedJob(
-    {
-      namespace: ctx.namespace,
-      name,
-      body: [
-        { op: 'test', path: '/metadata/uid', value: found.job.metadata!.uid },
-        { op: 'replace', path: '/spec/suspend', value: true },
-      ],
-    },
-    k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch),
-  );
+  try {
+    await batch.patchNamespacedJob(
+      {
+        namespace: ctx.namespace,
+        name,
+        body: [
+          { op: 'test', path: '/metadata/uid', value: found.job.metadata!.uid },
+          { op: 'replace', path: '/spec/suspend', value: true },
+        ],
+      },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch),
+    );
+  } catch (err) {
+    // The run ended (its Job deleted by Replace or history pruning) or was replaced between the pick and
+    // the patch: nothing was suspended.
+    const code = statusCode(err);
+    if (code === 404 || code === 422)
+      return skip(`${ctx.namespace}/${name}`, `the Job was gone or replaced before the patch (${code})`);
+    throw err;
+  }
   const expectations = await runsAgain(
     ctx,
     [found.sj],
