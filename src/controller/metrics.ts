@@ -12,6 +12,10 @@ export const CONTROLLER_NAME = 'singletonjob';
 
 export interface ControllerMetrics {
   runsStarted: Counter;
+  /** Runs prepared ahead of their slot (rules/prepare.ts). */
+  runsPrepared: Counter;
+  /** Prepared runs withdrawn before their release, by reason. */
+  runsWithdrawn: Counter<'reason'>;
   runsFinished: Counter<'outcome'>;
   slotsSkipped: Counter;
   /** controller_runtime_reconcile_total{controller,result}: result is success, requeue_after or error. */
@@ -65,7 +69,18 @@ export function controllerMetrics(registry: Registry): ControllerMetrics {
   const metrics: ControllerMetrics = {
     runsStarted: new Counter({
       name: 'singleton_operator_runs_started_total',
-      help: 'Jobs created for reserved runs.',
+      help: 'Runs started: a Job created and recorded at its time, or a prepared run released.',
+      registers,
+    }),
+    runsPrepared: new Counter({
+      name: 'singleton_operator_runs_prepared_total',
+      help: 'Runs prepared ahead of their time: the Job created suspended and recorded before its slot (or before the end of a retry backoff).',
+      registers,
+    }),
+    runsWithdrawn: new Counter({
+      name: 'singleton_operator_runs_withdrawn_total',
+      help: 'Prepared runs withdrawn before their release (their Job never ran), by reason: SpecChanged, SchedulingStopped, ManualRequest, DeadlineMissed, JobModified.',
+      labelNames: ['reason'],
       registers,
     }),
     runsFinished: new Counter({

@@ -169,9 +169,29 @@ export class FakeCluster {
       this.actions.push(`delete-job ${job.metadata?.name} uid=${job.metadata?.uid}`);
     },
     events: async (job) => this.jobEvents.filter((e) => e.involvedObject.uid === job.metadata?.uid).map(copy),
-    unsuspend: async (job) => {
+    withdraw: async (job) => {
+      const live = this.jobMap.get(keyOf(job));
+      // As the real delete's preconditions: the UID and the resourceVersion read.
+      if (
+        !live ||
+        live.metadata?.uid !== job.metadata?.uid ||
+        live.metadata?.resourceVersion !== job.metadata?.resourceVersion
+      ) {
+        this.actions.push(`withdraw-job ${job.metadata?.name} refused`);
+        return false;
+      }
+      this.jobMap.delete(keyOf(job));
+      this.actions.push(`withdraw-job ${job.metadata?.name} uid=${job.metadata?.uid}`);
+      return true;
+    },
+    unsuspend: async (job, guards = []) => {
       const live = this.jobMap.get(keyOf(job));
       if (live) this.beforeUnsuspend?.(live);
+      // The JSON patch's tests of the guarded fields: a mismatch (or a missing path) is refused.
+      if (live && guards.some((g) => valueAt(live, g.path) !== g.value)) {
+        this.actions.push(`unsuspend ${job.metadata?.name} refused`);
+        return false;
+      }
       // As KubeJobControl's JSON patch: a failed test (UID or resourceVersion) is 422, told apart as "not released".
       const marker = live?.metadata?.annotations?.[Keys.released];
       const legacy = marker === undefined && live?.metadata?.resourceVersion !== job.metadata?.resourceVersion;
@@ -229,4 +249,15 @@ export class FakeCluster {
   sj(key = 'ns/sj'): SingletonJob {
     return copy(this.sjs.get(key)!);
   }
+}
+
+/** The value at a JSON pointer (RFC 6901) in an object, undefined when the path is missing. */
+function valueAt(obj: unknown, pointer: string): unknown {
+  let at: unknown = obj;
+  for (const raw of pointer.split('/').slice(1)) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (at === null || typeof at !== 'object') return undefined;
+    at = (at as Record<string, unknown>)[key];
+  }
+  return at;
 }

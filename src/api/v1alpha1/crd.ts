@@ -45,6 +45,8 @@ export function singletonJobCrd(): V1CustomResourceDefinition {
             { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
             { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
             { name: 'Active', type: 'string', jsonPath: '.status.activeRun.name' },
+            // A prepared run's release (its slot): set before the slot, while its Job waits suspended.
+            { name: 'Release', type: 'string', jsonPath: '.status.activeRun.releaseTime', priority: 1 },
             { name: 'Token', type: 'integer', jsonPath: '.status.currentToken' },
             { name: 'Last Run', type: 'date', jsonPath: '.status.lastRunTime' },
             { name: 'Next Run', type: 'string', jsonPath: '.status.nextScheduleTime' },

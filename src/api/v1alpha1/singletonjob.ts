@@ -35,6 +35,8 @@ export const Keys = {
   attempt: `${GROUP}/attempt`,
   /** Annotation on Jobs: when the operator released (unsuspended) it — set by the release patch itself, so a Job suspended again by someone else is told apart from one never released. */
   released: `${GROUP}/released`,
+  /** Annotation on the Job of a prepared run: the SingletonJob's spec generation it was built from (an earlier attempt is adopted only when it is the current one). */
+  generation: `${GROUP}/generation`,
   /** Annotation on Jobs Kueue manages: the UID of the Workload whose admission check the operator marked Ready (once, in the release patch). */
   kueueWorkload: `${GROUP}/kueue-workload`,
 } as const;
@@ -280,6 +282,12 @@ const specField = obj(
         },
       ),
     ),
+    prepareAheadSeconds: optional(
+      int(
+        'Prepare each scheduled run up to this many seconds before its slot: its Job is created suspended and recorded (fencing token, slot, UID) ahead of time, so that at the slot only its release is left. A prepared run is withdrawn (its never-released Job deleted) when the spec changes, the object is suspended, a manual run is requested or its starting deadline passes first. 0 prepares nothing: the Job is created at the slot. Not for templates Kueue manages (their Jobs are created at the slot). Default 60.',
+        { minimum: 0, maximum: 3600 },
+      ),
+    ),
     suspendAfterFailures: optional(
       int(
         'Pause scheduled runs after this many consecutive failed runs (condition Paused; resume with the annotation singleton.dev/resume). Omit to never pause.',
@@ -338,6 +346,15 @@ const activeRun = obj('The run reserved or in flight; cleared only once every Po
   reservedTime: str('When the run was reserved.', { format: 'date-time' }),
   jobUID: optional(str('UID of the created Job; absent while only reserved.')),
   replacing: optional(bool('Set while Replace deletes this run to make room for another.')),
+  releaseTime: optional(
+    str(
+      'A prepared run: its Job was created suspended and recorded ahead of time, and is released (unsuspended) at this time — its slot (jitter included) or the end of a retry backoff. Until then the run has not started.',
+      { format: 'date-time' },
+    ),
+  ),
+  generation: optional(
+    int('The spec generation a prepared run’s Job was built from: a spec change withdraws it.', { minimum: 0 }),
+  ),
   notBefore: optional(
     str('A retry attempt: its Job is created no earlier than this (backoff).', { format: 'date-time' }),
   ),
@@ -350,7 +367,15 @@ const activeRun = obj('The run reserved or in flight; cleared only once every Po
 
 const finishedRun = obj('A finished run.', {
   ...runFields,
-  outcome: enumOf('How the run ended.', ['Succeeded', 'Failed', 'Replaced', 'Deleted', 'Stalled']),
+  outcome: enumOf('How the run ended (Withdrawn: a prepared run that never started; see reason).', [
+    'Succeeded',
+    'Failed',
+    'Replaced',
+    'Deleted',
+    'Stalled',
+    'Withdrawn',
+  ]),
+  reason: optional(str('Why a prepared run was withdrawn before its release.', { maxLength: 1024 })),
   reservedTime: optional(
     str('When the run was reserved (its start; with finishedTime, its duration).', { format: 'date-time' }),
   ),

@@ -198,7 +198,24 @@ export class KubeJobControl implements JobControl {
     }
   }
 
-  async unsuspend(job: V1Job): Promise<boolean> {
+  async withdraw(job: V1Job): Promise<boolean> {
+    try {
+      await this.api.deleteNamespacedJob({
+        namespace: job.metadata!.namespace!,
+        name: job.metadata!.name!,
+        body: {
+          propagationPolicy: 'Background',
+          preconditions: { uid: job.metadata!.uid!, resourceVersion: job.metadata!.resourceVersion! },
+        },
+      });
+      return true;
+    } catch (err) {
+      if (isNotFound(err) || isConflict(err)) return false;
+      throw err;
+    }
+  }
+
+  async unsuspend(job: V1Job, guards: { path: string; value: string | number }[] = []): Promise<boolean> {
     if (wasReleased(job)) return false;
     const marker = `/metadata/annotations/${Keys.released.replace('/', '~1')}`;
     const unreleased = job.metadata?.annotations?.[Keys.released] === NOT_RELEASED;
@@ -214,6 +231,7 @@ export class KubeJobControl implements JobControl {
             unreleased
               ? { op: 'test', path: marker, value: NOT_RELEASED }
               : { op: 'test', path: '/metadata/resourceVersion', value: job.metadata!.resourceVersion! },
+            ...guards.map((g) => ({ op: 'test', path: g.path, value: g.value })),
             { op: 'replace', path: '/spec/suspend', value: false },
             // In the same request: a released Job, suspended again later by someone else, is told apart from one never released.
             { op: 'add', path: marker, value: new Date().toISOString() },

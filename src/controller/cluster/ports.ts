@@ -38,11 +38,19 @@ export interface JobControl {
    * spec.suspend=false on exactly this Job, once: the patch tests its UID and
    * that its release marker still says "not yet" (jobs.ts NOT_RELEASED), so a
    * release decided from an older read — another writer's, or ours delivered
-   * late — never unsuspends a Job released and suspended again since. False
+   * late — never unsuspends a Job released and suspended again since; and
+   * `guards` (JSON-patch tests: the fields the guarantees rest on), so a Job
+   * edited since it was built is never released. False
    * when nothing was released (released already, or gone): read it again and
    * decide.
    */
-  unsuspend(job: V1Job): Promise<boolean>;
+  unsuspend(job: V1Job, guards?: { path: string; value: string | number }[]): Promise<boolean>;
+  /**
+   * Deletes a prepared run's Job exactly as it was read (preconditions on its
+   * UID and resourceVersion: still suspended, never released). False when it
+   * changed or is gone meanwhile: read it again and decide.
+   */
+  withdraw(job: V1Job): Promise<boolean>;
   /** A Job of this SingletonJob namespace/name was deleted while its Pods might still run, since podsChecked(key). */
   deletedWhileRunning(key: string): boolean;
   /** A live Pod list found no Pod of the SingletonJob running. */

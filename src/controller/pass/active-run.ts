@@ -18,7 +18,10 @@ import { POLL_MS } from './pass.ts';
 import type { Followed, Pass, Result } from './pass.ts';
 import { admissionWait, everEvicted, KueueNotServed, queueOf } from '../cluster/kueue.ts';
 import { releaseRun } from './release.ts';
-import { createReservedJob } from './start-run.ts';
+import { announceStarted, createReservedJob, mayHaveLivePods } from './start-run.ts';
+import { isPrepared, prepareAheadMs } from '../rules/prepare.ts';
+import { buildJob } from '../rules/jobs.ts';
+import { isNamespaceTerminating } from '../../kube/errors.ts';
 import {
   awaitingAdmissionCondition,
   clearAwaitingAdmission,
@@ -45,12 +48,16 @@ export async function trackActiveRun(
   run: ActiveRun,
   log: Logger,
   live = false,
+  manual?: string,
 ): Promise<Followed> {
   const { jobs, pods, events } = p.d;
   const namespace = sj.metadata!.namespace!;
   const cached = live || run.replacing ? undefined : jobs.cached(namespace, run.name);
   const view: RunView = { sj, run, job: cached ?? (await jobs.read(namespace, run.name)), now: p.d.now() };
   view.kueue = Boolean(view.job && p.d.kueue && queueOf(view.job));
+  if (manual !== undefined) view.manual = manual;
+  if (isPrepared(run)) view.podsMayRun = mayHaveLivePods(p, sj);
+  let rereads = 0;
   for (;;) {
     const state = runState(view);
     switch (state.kind) {
@@ -77,6 +84,7 @@ export async function trackActiveRun(
       }
       case 'needsPods':
         view.pods = await runningPods(pods, sj, run);
+        if (isPrepared(run) && !view.pods.length) jobs.podsChecked(key);
         continue;
       case 'needsJobEvents':
         view.jobEvents = await jobEventsOrNone(p, view.job!, log);
@@ -137,9 +145,42 @@ export async function trackActiveRun(
         return { ...ends({ requeueAfterMs: 0 }), change: changes.recordJobUID(run, state.uid) };
       case 'resuspended':
         return ends(await suspendedByOther(p, key, sj, run, state.job));
-      case 'toRelease':
-        // Recorded as this run's Job (by us or a predecessor that stopped before unsuspending it): let it start.
-        return ends({ requeueAfterMs: (await releaseRun(p, state.job)) ? POLL_MS : 0 });
+      case 'toRelease': {
+        // Recorded as this run's Job (prepared, or by a predecessor that stopped before unsuspending it): let it start.
+        const released = await releaseRun(p, sj, run, state.job);
+        if (released && isPrepared(run)) await announcePreparedRelease(p, sj, run, state.job, log);
+        return ends({ requeueAfterMs: released ? POLL_MS : 0 });
+      }
+      case 'prepared':
+        return ends({ requeueAfterMs: state.recheckInMs });
+      case 'withdraw': {
+        // The Job first, with its resourceVersion as precondition: deleted only
+        // as it was seen, suspended and never released — so no release, by
+        // anyone, can come between. Changed meanwhile: judged again from a live read.
+        if (!(await jobs.withdraw(state.job))) {
+          if (++rereads > 2) return ends({ requeueAfterMs: POLL_MS });
+          view.job = await jobs.read(namespace, run.name);
+          view.kueue = Boolean(view.job && p.d.kueue && queueOf(view.job));
+          continue;
+        }
+        log.info({ run: run.name, reason: state.withdrawal.reason }, 'Withdrew a prepared run');
+        p.d.metrics.runsWithdrawn.inc({ reason: state.withdrawal.reason });
+        return {
+          ...ends({ requeueAfterMs: 0 }),
+          change: changes.withdrawPrepared(sj, run, state.withdrawal, view.now),
+        };
+      }
+      case 'releaseHeld': {
+        const names = state.pods.map((pod) => pod.metadata?.name).join(', ');
+        await p.announceOnce(
+          sj,
+          `release-held:${run.name}`,
+          'Normal',
+          'RunHeld',
+          `Prepared run ${run.name} (token ${run.token}) waits for Pods of an earlier run of this namespace/name to end before its release: ${names}`,
+        );
+        return ends({ requeueAfterMs: POLL_MS });
+      }
       case 'podsEnding':
         return ends({ requeueAfterMs: POLL_MS });
       case 'failedAttempt':
@@ -164,6 +205,19 @@ export async function trackActiveRun(
         };
     }
   }
+}
+
+/** A prepared run released at its time: it starts now (counted and said as any start). */
+async function announcePreparedRelease(
+  p: Pass,
+  sj: SingletonJob,
+  run: ActiveRun,
+  job: V1Job,
+  log: Logger,
+): Promise<void> {
+  p.d.metrics.runsStarted.inc();
+  log.info({ run: run.name, token: run.token, job: job.metadata?.uid }, 'Released prepared run');
+  await announceStarted(p, sj, run, job);
 }
 
 function ends(result: Result): Followed {
@@ -335,7 +389,7 @@ async function retry(p: Pass, key: string, sj: SingletonJob, run: ActiveRun): Pr
     token,
     attempt,
   });
-  const next: ActiveRun = {
+  let next: ActiveRun = {
     name,
     token,
     term: p.term(),
@@ -346,12 +400,18 @@ async function retry(p: Pass, key: string, sj: SingletonJob, run: ActiveRun): Pr
   };
   if (run.slot) next.slot = run.slot;
   if (run.requestId !== undefined) next.requestId = run.requestId;
+  // Prepared (rules/prepare.ts): its Job now, suspended, recorded with the
+  // attempt — at the end of the backoff only the release is left. A create
+  // that fails leaves the attempt reserved without its Job, created then.
+  const prepared = prepareAheadMs(sj) > 0 ? await prepareAttempt(p, sj, next) : undefined;
+  if (prepared) next = prepared;
   await p.write(key, sj, (s) => {
     recordFinished(s, run, 'Failed', now);
     s.activeRun = next;
     s.currentToken = token;
   });
   p.d.metrics.runsFinished.inc({ outcome: 'Failed' });
+  if (prepared) p.d.metrics.runsPrepared.inc();
   const budget = (sj.spec.jobTemplate.spec?.backoffLimit ?? 0) + 1;
   await p.d.events.emit(
     sj,
@@ -360,4 +420,18 @@ async function retry(p: Pass, key: string, sj: SingletonJob, run: ActiveRun): Pr
     `Attempt ${attempt - 1} of run ${run.name} (token ${run.token}) failed; attempt ${attempt} of ${budget} starts in ${Math.round(delay / 1000)} s as Job ${name} with fencing token ${token}`,
   );
   return { requeueAfterMs: delay + REQUEUE_MARGIN_MS };
+}
+
+/** The next attempt's Job, created suspended ahead of its backoff's end; undefined when the create did not succeed. */
+async function prepareAttempt(p: Pass, sj: SingletonJob, next: ActiveRun): Promise<ActiveRun | undefined> {
+  const attempt: ActiveRun = { ...next, releaseTime: next.notBefore! };
+  if (sj.metadata?.generation !== undefined) attempt.generation = sj.metadata.generation;
+  try {
+    const job = await p.d.jobs.create(buildJob(sj, attempt, { suspended: true }));
+    return { ...attempt, jobUID: job.metadata!.uid! };
+  } catch (err) {
+    if (isNamespaceTerminating(err)) throw err;
+    // Refused, taken or unanswered: the reserved attempt's own create (start-run.ts createReservedJob) handles it at its time.
+    return undefined;
+  }
 }

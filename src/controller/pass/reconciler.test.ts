@@ -210,6 +210,8 @@ const healthy = {
   observedGeneration: 1,
 };
 const scheduled = { schedule: '* * * * *' };
+/** The same, with no run prepared ahead of its slot: for cases about what a pass does at or after a slot. */
+const unprepared = { schedule: '* * * * *', prepareAheadSeconds: 0 };
 const atSlot = { lastScheduleTime: SLOT.toISOString(), currentToken: 600, leaderTerm: TERM, ...healthy };
 
 const finishedBefore = {
@@ -711,7 +713,12 @@ const cases: Case[] = [
     spec: { ...scheduled, jobTemplate: { spec: { ...template().spec, backoffLimit: 2 } } },
     status: atSlot,
     setup: (f) => void inFlight(f, run(), { outcome: 'Failed', podPhase: 'Failed' }),
-    actions: ['update-status', 'event Warning RunRetrying'],
+    // Prepared: the next attempt's Job is created suspended and recorded with it; only its release waits for the backoff.
+    actions: [
+      `create-job ${scheduledRunName('sj', SLOT, 2)} token=1001 suspended`,
+      'update-status',
+      'event Warning RunRetrying',
+    ],
     check: (f, r) => {
       const s = f.sj().status!;
       expect(s.activeRun).toMatchObject({
@@ -721,8 +728,10 @@ const cases: Case[] = [
       });
       expect(s.activeRun!.token).toBeGreaterThan(600);
       expect(s.currentToken).toBe(s.activeRun!.token);
-      expect(s.activeRun!.jobUID).toBeUndefined();
+      expect(s.activeRun!.jobUID).toBe(f.jobMap.get(`ns/${scheduledRunName('sj', SLOT, 2)}`)!.metadata!.uid);
+      expect(f.jobMap.get(`ns/${scheduledRunName('sj', SLOT, 2)}`)!.spec!.suspend).toBe(true);
       expect(Date.parse(s.activeRun!.notBefore!) - NOW.getTime()).toBe(10_000);
+      expect(s.activeRun!.releaseTime).toBe(s.activeRun!.notBefore);
       expect(s.recentRuns![0]).toMatchObject({ outcome: 'Failed', token: 600 });
       expect(r.requeueAfterMs).toBe(10_005);
     },
@@ -844,7 +853,7 @@ const cases: Case[] = [
   {
     name: 'a stray (unfinished Job of no active run, token already issued): confirmed live and deleted',
     requeueAfterMs: 30005,
-    spec: scheduled,
+    spec: unprepared,
     status: { ...atSlot, currentToken: 700 },
     setup: (f) => void addRunJob(f, run({ name: 'sj-stray', token: 650 }), { suspend: true }),
     actions: ['delete-job sj-stray uid=job-uid-2', 'event Warning StrayJobDeleted'],
@@ -852,7 +861,7 @@ const cases: Case[] = [
   {
     name: 'history limits: finished Jobs beyond them are pruned, newest kept',
     requeueAfterMs: 30005,
-    spec: { ...scheduled, successfulJobsHistoryLimit: 1, failedJobsHistoryLimit: 0 },
+    spec: { ...unprepared, successfulJobsHistoryLimit: 1, failedJobsHistoryLimit: 0 },
     status: { ...atSlot, currentToken: 700 },
     setup: (f) => {
       addRunJob(f, run({ name: 'sj-a', token: 610 }), { outcome: 'Complete' });
@@ -1115,7 +1124,7 @@ const cases: Case[] = [
   {
     name: 'a spec change: the Job it would create is checked by a server-side dry run; a refusal is Ready=False at once',
     requeueAfterMs: 10005,
-    spec: scheduled,
+    spec: unprepared,
     status: { ...atSlot, observedGeneration: 1 },
     setup: (f) => {
       f.sjs.get(KEY)!.metadata!.generation = 2;
@@ -1132,7 +1141,7 @@ const cases: Case[] = [
   {
     name: 'a spec change the API server accepts: dry run, then Ready for the new generation',
     requeueAfterMs: 0,
-    spec: scheduled,
+    spec: unprepared,
     status: { ...atSlot, observedGeneration: 1 },
     setup: (f) => void (f.sjs.get(KEY)!.metadata!.generation = 2),
     actions: ['dry-run-job sj-0', 'update-status'],
@@ -1455,7 +1464,7 @@ const cases: Case[] = [
   {
     name: 'the template dry run in a terminating namespace: not JobRejected — the pass fails with a recognisable error',
     requeueAfterMs: null,
-    spec: scheduled,
+    spec: unprepared,
     status: { ...atSlot },
     setup: (f) => {
       f.sjs.get(KEY)!.metadata!.generation = 2;
@@ -1468,7 +1477,7 @@ const cases: Case[] = [
   {
     name: 'the template dry run refused with 403 (a quota): JobRejected with the message — and history Jobs beyond the limits are pruned first (a quota full of them must not deadlock)',
     requeueAfterMs: 10005,
-    spec: { ...scheduled, successfulJobsHistoryLimit: 1 },
+    spec: { ...unprepared, successfulJobsHistoryLimit: 1 },
     status: { ...atSlot, currentToken: 700 },
     setup: (f) => {
       f.sjs.get(KEY)!.metadata!.generation = 2;
@@ -1562,7 +1571,7 @@ const cases: Case[] = [
   {
     name: 'the template dry run failing with 5xx: nothing is held and nothing is rejected (it is only a check; tried again later)',
     requeueAfterMs: 0,
-    spec: scheduled,
+    spec: unprepared,
     status: { ...atSlot },
     setup: (f) => {
       f.sjs.get(KEY)!.metadata!.generation = 2;
@@ -1578,7 +1587,7 @@ const cases: Case[] = [
   {
     name: 'a dry run refused because a webhook with side effects does not support dry runs: says nothing about the Job, not JobRejected',
     requeueAfterMs: 0,
-    spec: scheduled,
+    spec: unprepared,
     status: { ...atSlot },
     setup: (f) => {
       f.sjs.get(KEY)!.metadata!.generation = 2;
@@ -1694,7 +1703,7 @@ const cases: Case[] = [
   {
     name: 'a spec change made during a run that has ended since: the dry run happens once nothing is in flight',
     requeueAfterMs: 0,
-    spec: scheduled,
+    spec: unprepared,
     status: { ...atSlot, observedGeneration: 2, ...finishedBefore },
     setup: (f) => void (f.sjs.get(KEY)!.metadata!.generation = 2),
     actions: ['dry-run-job sj-0', 'update-status'],
@@ -1751,6 +1760,7 @@ const cases: Case[] = [
     },
     actions: [
       'event Warning RunJobSuspended',
+      `create-job ${scheduledRunName('sj', SLOT, 2)} token=1001 suspended`,
       'update-status',
       'event Warning RunRetrying',
       `delete-job ${scheduledRunName('sj', SLOT)} uid=job-uid-2`,
@@ -1901,7 +1911,7 @@ describe('reconcile: one pass, expected actions', () => {
 
 describe('reconcile: a refused template is asked again with backoff (issue 21 item 5)', () => {
   it('a dry run refused by a quota is re-probed after 10 s, then 20 s, …; once accepted (no spec change) Ready=True and the due slot runs', async () => {
-    const c: Case = { name: 're-probe', spec: scheduled, status: { ...atSlot }, actions: [] };
+    const c: Case = { name: 're-probe', spec: unprepared, status: { ...atSlot }, actions: [] };
     const f = new FakeCluster();
     f.addSingletonJob(makeSJ(c));
     f.sjs.get(KEY)!.status = structuredClone(c.status);

@@ -37,7 +37,7 @@ import { chooseAction, HOLD_POLL_MS, manualRequest, specProblem } from '../rules
 import * as changes from '../rules/changes.ts';
 import { StaleError } from './pass.ts';
 import type { ReconcilerDeps, Result } from './pass.ts';
-import { dueAt, nextScheduleTime, nextSlotAt, REQUEUE_MARGIN_MS } from '../rules/timing.ts';
+import { dueAt, nextScheduleTime, nextSlotAt, REQUEUE_MARGIN_MS, settlePrepared } from '../rules/timing.ts';
 import type { Due } from '../rules/timing.ts';
 import {
   acceptTemplate,
@@ -83,6 +83,7 @@ export class Reconciler implements Starter {
     { generation: number | undefined; failures: number; nextAt: number }
   >();
   readonly podSnapshots: PodSnapshots;
+  readonly unpreparable = new Map<string, string>();
 
   constructor(deps: ReconcilerDeps) {
     this.d = deps;
@@ -109,6 +110,7 @@ export class Reconciler implements Starter {
     this.announced.delete(key);
     this.templateAccepted.delete(key);
     this.templateProbes.delete(key);
+    this.unpreparable.delete(key);
     this.claims.forget(key);
     return {};
   }
@@ -148,7 +150,7 @@ export class Reconciler implements Starter {
       // never from the cache alone (a watch may be stale; waiting on it would
       // hold the slot until the watch recovers).
       const waiting = Boolean(due?.slot || manual);
-      const followed = await trackActiveRun(this, key, sj, status.activeRun, log, waiting);
+      const followed = await trackActiveRun(this, key, sj, status.activeRun, log, waiting, manual);
       if (followed.change) await this.apply(key, sj, followed.change, {});
       if (followed.kind === 'ends') return followed.result;
       // The run simply runs, or waits for its Pod to start: decide as usual
@@ -213,9 +215,14 @@ export class Reconciler implements Starter {
         return startRun(this, key, sj, next.wanted, next.due);
       case 'completeBackfill':
         return this.apply(key, sj, changes.completeBackfill(sj), { requeueAfterMs: 0 });
+      case 'prepare':
+        if (this.unpreparable.get(key) !== next.slot.toISOString())
+          return startRun(this, key, sj, { kind: 'Scheduled', slot: next.slot }, due, { releaseAt: next.releaseAt });
+        break;
       case 'idle':
         break;
     }
+    const prepareAt = next.kind === 'idle' ? next.prepareAt : undefined;
     const predecessors = await checkPredecessorPods(this, key, sj);
     if (predecessors.wrote) return { requeueAfterMs: 0 };
     if (await this.updateReady(sj, healthyReadiness(sj))) return { requeueAfterMs: 0 };
@@ -226,7 +233,10 @@ export class Reconciler implements Starter {
         untilNext !== undefined ? { requeueAfterMs: untilNext } : {},
         predecessors.retryInMs !== undefined ? { requeueAfterMs: predecessors.retryInMs } : {},
       ),
-      probe ? { requeueAfterMs: Math.max(0, probe.nextAt - now.getTime()) + REQUEUE_MARGIN_MS } : {},
+      soonest(
+        probe ? { requeueAfterMs: Math.max(0, probe.nextAt - now.getTime()) + REQUEUE_MARGIN_MS } : {},
+        prepareAt ? { requeueAfterMs: Math.max(0, prepareAt.getTime() - now.getTime()) + REQUEUE_MARGIN_MS } : {},
+      ),
     );
   }
 
@@ -387,6 +397,7 @@ export class Reconciler implements Starter {
       Replaced: 'was replaced',
       Deleted: 'ended because its Job was deleted',
       Stalled: `was ended: its Pod never ran (${run.stalled ?? 'stalled'})`,
+      Withdrawn: 'was withdrawn before its release',
     }[outcome];
     await this.d.events.emit(
       sj,
@@ -446,6 +457,8 @@ export class Reconciler implements Starter {
    */
   async write(key: string, sj: SingletonJob, mutate: (status: SingletonJobStatus) => void): Promise<SingletonJob> {
     const status: SingletonJobStatus = structuredClone(sj.status ?? {});
+    // A prepared run whose time has come has started: before the change, so that its end (or its skip) builds on it.
+    settlePrepared(status, this.d.now());
     mutate(status);
     setObjectStalled(status, sj.metadata?.generation, this.d.now());
     // A dry run of this generation accepted earlier in the pass (or a pass that wrote nothing since).

@@ -47,6 +47,7 @@ import {
   buildJob,
   isPendingAttempt,
   isPodTerminal,
+  jobGeneration,
   jobToken,
   mayStillRunPods,
   predecessorJobs,
@@ -81,14 +82,22 @@ import type { Readiness } from '../rules/status.ts';
 export interface Starter extends Pass {
   updateReady(sj: SingletonJob, r: Readiness): Promise<boolean>;
   readonly podSnapshots: PodSnapshots;
+  /** Slots (per key) whose run cannot be prepared (its name is held by a Job not ours): started at their time instead. */
+  readonly unpreparable: Map<string, string>;
 }
 
+/**
+ * Starts a run — or, with `prepared`, prepares it (rules/prepare.ts): the same
+ * create and record, without the release, which is left for `releaseAt`
+ * (active-run.ts releases it then).
+ */
 export async function startRun(
   p: Starter,
   key: string,
   sj: SingletonJob,
   wanted: Wanted,
   due: Due | undefined,
+  prepared?: { releaseAt: Date },
 ): Promise<Result> {
   const status = sj.status ?? {};
   let token: number;
@@ -103,10 +112,21 @@ export async function startRun(
   // until it is gone — even one with no Pod yet (see predecessorJobs).
   const predecessors = predecessorJobs(p.d.jobs, sj);
   if (predecessors.length) return deletePredecessorJobs(p, sj, predecessors);
-  // Forbid across all runs, not just the last one: a Pod left by any earlier
-  // or stray run of this namespace/name — also of a deleted predecessor
-  // object with the same name — that can still run holds the new run.
-  if (mayHaveLivePods(p, sj)) {
+  let predecessorPodsChecked = false;
+  if (prepared) {
+    // The Pods that may still run are asked about at the release, not now:
+    // here only a new object's one check for a deleted predecessor's Pods,
+    // from a namespace list shared by many objects (so the release needs none).
+    const checked = await checkPredecessorPodsFor(p, sj);
+    if (checked.retryInMs !== undefined) return { requeueAfterMs: checked.retryInMs };
+    if (checked.clear) {
+      p.d.jobs.podsChecked(key);
+      predecessorPodsChecked = true;
+    }
+  } else if (mayHaveLivePods(p, sj)) {
+    // Forbid across all runs, not just the last one: a Pod left by any earlier
+    // or stray run of this namespace/name — also of a deleted predecessor
+    // object with the same name — that can still run holds the new run.
     if ((await runningPods(p.d.pods, sj)).length) return { requeueAfterMs: POLL_MS };
     p.d.jobs.podsChecked(key);
   }
@@ -116,6 +136,10 @@ export async function startRun(
   let run: ActiveRun = { name, token, term: p.term(), kind: wanted.kind, reservedTime: p.d.now().toISOString() };
   if (slot) run.slot = slot;
   if (requestId !== undefined) run.requestId = requestId;
+  if (prepared) {
+    run.releaseTime = prepared.releaseAt.toISOString();
+    if (sj.metadata?.generation !== undefined) run.generation = sj.metadata.generation;
+  }
   const log = p.d.logger.child({ object: key });
 
   // 1. The Job, suspended.
@@ -136,6 +160,11 @@ export async function startRun(
     }
     if (!isAlreadyExists(err)) {
       if (!unanswered(err)) throw err; // 408/429 (come back later), 401, …: the workqueue's backoff; nothing is held meanwhile
+      if (prepared) {
+        // Nothing recorded: tried again shortly, and at the slot it starts as any run does.
+        log.warn({ run: run.name, err: describeError(err) }, "A prepared run's Job could not be created; trying again");
+        return { requeueAfterMs: Math.min(5000, untilMs(prepared.releaseAt, p.d.now())) };
+      }
       // Not answered (a 5xx, a timeout; maybe even created): reserved without
       // its Job, which createReservedJob retries — or adopts, had this create
       // landed — until the reservation's deadline.
@@ -162,7 +191,9 @@ export async function startRun(
     if (taken.metadata?.deletionTimestamp) return { requeueAfterMs: POLL_MS };
     const pending = isPendingAttempt(taken, sj);
     const theirToken = jobToken(taken);
-    if (pending && theirToken !== undefined && theirToken > (status.currentToken ?? 0)) {
+    // A prepared run adopts only a Job built from the current spec (a prepared Job never runs an outdated template).
+    const current = !prepared || jobGeneration(taken) === run.generation;
+    if (pending && current && theirToken !== undefined && theirToken > (status.currentToken ?? 0)) {
       // An earlier attempt at this very run (ours or a predecessor's) that was
       // never recorded, so never released: it becomes the run, with its token.
       log.info({ run: name, token: theirToken }, 'Adopting the unrecorded Job of an earlier attempt at this run');
@@ -170,9 +201,13 @@ export async function startRun(
       adopted = true;
       run = { ...run, token: theirToken, term: Number(taken.metadata?.annotations?.[Keys.term] ?? run.term) };
     } else if (pending) {
-      // Its token was spent meanwhile: it can never be recorded. It never ran; it goes.
+      // Its token was spent meanwhile (or, for a prepared run, its spec is not the current one): it never ran; it goes.
       await p.d.jobs.delete(taken);
       return { requeueAfterMs: 0 };
+    } else if (prepared) {
+      // Not ours to adopt: this slot is not prepared; at its time it starts as any run (and ends as JobNameTaken).
+      p.unpreparable.set(key, run.slot ?? '');
+      return { requeueAfterMs: untilMs(prepared.releaseAt, p.d.now()) };
     } else {
       // The name is held by a Job that is not an attempt at this run (a
       // person's, or one a deleted predecessor object orphaned). Recorded
@@ -188,14 +223,21 @@ export async function startRun(
   const uid = job.metadata!.uid!;
   await p.write(key, sj, (s) => {
     recordStart(s, sj, { ...run, jobUID: uid }, due, p.d.now());
+    if (predecessorPodsChecked) s.predecessorPodsChecked = true;
     // This generation's Job was just accepted (an adopted Job may be of an older one).
     if (!adopted) acceptTemplate(s, sj, 'JobCreated', p.d.now());
   });
+  if (prepared) {
+    // 3. is left for its time (active-run.ts): the release, after the check that nothing of it can still run.
+    p.d.metrics.runsPrepared.inc();
+    log.info({ run: run.name, token: run.token, term: run.term, job: uid, releaseAt: run.releaseTime }, 'Prepared run');
+    return { requeueAfterMs: untilMs(prepared.releaseAt, p.d.now()) };
+  }
   p.d.metrics.runsStarted.inc();
   log.info({ run: run.name, token: run.token, term: run.term, job: uid }, 'Recorded run');
 
   // 3. Released (unless the Job changed since its create: the next pass reads it live and releases it then).
-  const released = await releaseRun(p, job);
+  const released = await releaseRun(p, sj, run, job);
   await announceStarted(p, sj, run, job);
   await announceSkipped(p, sj, run, due);
   return released ? {} : { requeueAfterMs: 0 };
@@ -252,7 +294,7 @@ export async function createReservedJob(
     acceptTemplate(s, sj, 'JobCreated', p.d.now());
     setReady(s, healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, p.d.now());
   });
-  const released = await releaseRun(p, job);
+  const released = await releaseRun(p, sj, run, job);
   await announceStarted(p, sj, run, job);
   return released ? {} : { requeueAfterMs: 0 };
 }
@@ -367,7 +409,7 @@ function createRetry(sj: SingletonJob, run: ActiveRun, now: Date): Result {
   };
 }
 
-async function announceStarted(p: Pass, sj: SingletonJob, run: ActiveRun, job: V1Job): Promise<void> {
+export async function announceStarted(p: Pass, sj: SingletonJob, run: ActiveRun, job: V1Job): Promise<void> {
   const what = run.slot ? `slot ${run.slot}` : `manual request "${run.requestId}"`;
   await p.d.events.emit(
     sj,
@@ -381,11 +423,25 @@ async function announceStarted(p: Pass, sj: SingletonJob, run: ActiveRun, job: V
   );
 }
 
-/** The status of a started run: it is the active run, its token the current one, its slot or request taken into account. */
+/** Until `at` (ms, with the requeue margin; 0 once it has come). */
+function untilMs(at: Date, now: Date): number {
+  return Math.max(0, at.getTime() - now.getTime()) + REQUEUE_MARGIN_MS;
+}
+
+/**
+ * The status of a started run: it is the active run, its token the current
+ * one, its slot or request taken into account. A prepared run (releaseTime)
+ * has not started: its slot and start time are settled once its time has come
+ * (timing.ts settlePrepared), until then the slot is taken by the run's record.
+ */
 function recordStart(s: SingletonJobStatus, sj: SingletonJob, run: ActiveRun, due: Due | undefined, now: Date): void {
   const skipped = run.kind === 'Scheduled' && due ? due.skipped : 0;
   s.activeRun = run;
   s.currentToken = run.token;
+  if (run.releaseTime) {
+    setReady(s, healthyReadiness(sj), sj.metadata?.generation, now);
+    return;
+  }
   s.lastRunTime = run.reservedTime;
   if (run.kind === 'Scheduled' && s.queuedSlot === run.slot) delete s.queuedSlot;
   // A queued slot may be older than the latest one already taken into account: never go back.
@@ -462,21 +518,32 @@ export async function checkPredecessorPods(
   key: string,
   sj: SingletonJob,
 ): Promise<{ wrote: boolean; retryInMs?: number }> {
-  const s = sj.status ?? {};
-  if (!p.d.jobsFinishAfterPods || s.predecessorPodsChecked || s.recentRuns?.length || s.activeRun)
-    return { wrote: false };
-  // creationTimestamp has whole seconds: a list sent a second later surely came after the object.
-  const created = sj.metadata?.creationTimestamp ? new Date(sj.metadata.creationTimestamp).getTime() : 0;
-  const notBefore = (Number.isFinite(created) ? created : 0) + 1000;
-  const running = await p.podSnapshots.runningSince(sj.metadata!.namespace!, notBefore);
-  if (running === undefined) return { wrote: false, retryInMs: Math.max(50, notBefore - p.d.now().getTime() + 50) };
-  if (running.some((pod) => belongsTo(pod, sj))) return { wrote: false };
+  if (sj.status?.activeRun) return { wrote: false };
+  const checked = await checkPredecessorPodsFor(p, sj);
+  if (checked.retryInMs !== undefined) return { wrote: false, retryInMs: checked.retryInMs };
+  if (!checked.clear) return { wrote: false };
   p.d.jobs.podsChecked(key);
   await p.write(key, sj, (st) => {
     st.predecessorPodsChecked = true;
     setReady(st, healthyReadiness(sj), sj.metadata?.generation, p.d.now());
   });
   return { wrote: true };
+}
+
+/**
+ * checkPredecessorPods's question, for an object not checked yet: `clear`
+ * when a shared namespace list sent after its creation shows no Pod of it
+ * running; `retryInMs` while it is too new for the latest list.
+ */
+async function checkPredecessorPodsFor(p: Starter, sj: SingletonJob): Promise<{ clear: boolean; retryInMs?: number }> {
+  const s = sj.status ?? {};
+  if (!p.d.jobsFinishAfterPods || s.predecessorPodsChecked || s.recentRuns?.length) return { clear: false };
+  // creationTimestamp has whole seconds: a list sent a second later surely came after the object.
+  const created = sj.metadata?.creationTimestamp ? new Date(sj.metadata.creationTimestamp).getTime() : 0;
+  const notBefore = (Number.isFinite(created) ? created : 0) + 1000;
+  const running = await p.podSnapshots.runningSince(sj.metadata!.namespace!, notBefore);
+  if (running === undefined) return { clear: false, retryInMs: Math.max(50, notBefore - p.d.now().getTime() + 50) };
+  return { clear: !running.some((pod) => belongsTo(pod, sj)) };
 }
 
 /** Live Pod lists of a namespace, shared by the objects a list can answer for (checkPredecessorPods only). */

@@ -7,6 +7,7 @@
 import type { ActiveRun, SingletonJob, SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
 import { Keys, singletonJobSchema } from '../../api/v1alpha1/singletonjob.ts';
 import { newBackfillRequest, nextBackfillSlot } from './backfill.ts';
+import { preparation } from './prepare.ts';
 import { ScheduleError } from './schedule.ts';
 import { annotationId, pausedAfterFailures, toDate } from './status.ts';
 import type { Readiness } from './status.ts';
@@ -46,8 +47,10 @@ export type ScheduleAction =
   | { kind: 'start'; wanted: Wanted; due: Due | undefined }
   /** Every slot of a backfill request has started: it is marked completed. */
   | { kind: 'completeBackfill' }
-  /** Nothing to do but keep Ready current. */
-  | { kind: 'idle' };
+  /** Nothing in flight, the next slot within prepareAheadSeconds: its run is prepared (rules/prepare.ts). */
+  | { kind: 'prepare'; slot: Date; releaseAt: Date }
+  /** Nothing to do but keep Ready current (and come back when the next run's preparation is due). */
+  | { kind: 'idle'; prepareAt?: Date };
 
 export interface ActionInputs {
   sj: SingletonJob;
@@ -82,7 +85,7 @@ export function chooseAction({ sj, now, due, manual, problem }: ActionInputs): P
         : undefined;
   const then = (action: ScheduleAction): PassAction => ({
     kind: 'afterTemplateCheck',
-    starting: !active && Boolean(queued || wanted),
+    starting: (!active && Boolean(queued || wanted)) || action.kind === 'prepare',
     then: action,
   });
 
@@ -115,7 +118,9 @@ export function chooseAction({ sj, now, due, manual, problem }: ActionInputs): P
   const b = status.backfill;
   if (!active && b && !b.error && !b.completed && b.from && !nextBackfillSlot(sj))
     return then({ kind: 'completeBackfill' });
-  return then({ kind: 'idle' });
+  const prep = !active && !queued ? preparation(sj, due, now) : undefined;
+  if (prep?.kind === 'now') return then({ kind: 'prepare', slot: prep.slot, releaseAt: prep.releaseAt });
+  return then(prep ? { kind: 'idle', prepareAt: prep.at } : { kind: 'idle' });
 }
 
 /** Why a queued slot may no longer start (undefined: it may). */

@@ -6,7 +6,16 @@
 // protocol's record, the dry run).
 import type { ActiveRun, SingletonJob, SingletonJobStatus } from '../../api/v1alpha1/singletonjob.ts';
 import { Keys } from '../../api/v1alpha1/singletonjob.ts';
-import { clearRunStalled, Conditions, healthyReadiness, setCondition, setReady, toDate } from './status.ts';
+import {
+  clearRunStalled,
+  Conditions,
+  healthyReadiness,
+  recordFinished,
+  setCondition,
+  setReady,
+  toDate,
+} from './status.ts';
+import type { Withdrawal } from './prepare.ts';
 import type { Stall } from './stall.ts';
 import type { Due } from './timing.ts';
 
@@ -224,4 +233,56 @@ export function noteStall(sj: SingletonJob, run: ActiveRun, stall: Stall, messag
     },
     events: [{ type: 'Warning', reason: 'RunStalled', message, once: `stalled:${run.name}:${stall.reason}` }],
   };
+}
+
+/**
+ * A prepared run withdrawn before its release (rules/prepare.ts; its Job,
+ * never released, is already deleted). A first attempt ends in the history as
+ * Withdrawn, with why; its slot is not taken — prepared again from the current
+ * spec, or, past its deadline, counted as skipped. A retry attempt (only a
+ * spec change or a tampered Job withdraws one) goes back to a reservation
+ * without a Job, created from the current spec at the end of its backoff.
+ */
+export function withdrawPrepared(sj: SingletonJob, run: ActiveRun, w: Withdrawal, now: Date): StatusChange {
+  const said = `Withdrew prepared run ${run.name} (token ${run.token}) before its release at ${run.releaseTime}: ${w.message}. Its Job never ran and was deleted`;
+  if ((run.attempt ?? 1) > 1) {
+    return {
+      status: (s) => {
+        const { jobUID: _uid, releaseTime, generation: _generation, ...reserved } = run;
+        s.activeRun = { ...reserved, notBefore: run.notBefore ?? releaseTime };
+      },
+      events: [{ type: 'Normal', reason: 'RunWithdrawn', message: `${said}; the attempt gets a new Job at its time` }],
+    };
+  }
+  const skipped = w.reason === 'DeadlineMissed';
+  const before = sj.status ?? {};
+  return {
+    status: (s) => {
+      recordFinished(s, run, 'Withdrawn', now, undefined, w.reason);
+      // A prepared run never started: the previous run stays the latest one,
+      // and its slot is not taken (the write settled it if its time had come).
+      restore(s, 'lastRunTime', before.lastRunTime);
+      restore(s, 'lastScheduleTime', before.lastScheduleTime);
+      if (skipped && run.slot) {
+        const last = toDate(s.lastScheduleTime);
+        if (!last || last < new Date(run.slot)) s.lastScheduleTime = run.slot;
+        s.lastSkippedSlot = run.slot;
+        s.skippedSlots = (s.skippedSlots ?? 0) + 1;
+      }
+      setReady(s, healthyReadiness({ ...sj, status: s }), sj.metadata?.generation, now);
+    },
+    ...(skipped ? { skippedSlots: 1 } : {}),
+    events: [
+      {
+        type: skipped ? 'Warning' : 'Normal',
+        reason: 'RunWithdrawn',
+        message: skipped ? `${said}; slot ${run.slot} is skipped` : `${said}; the slot is prepared again`,
+      },
+    ],
+  };
+}
+
+function restore(s: SingletonJobStatus, field: 'lastRunTime' | 'lastScheduleTime', value: string | undefined): void {
+  if (value) s[field] = value;
+  else delete s[field];
 }

@@ -41,7 +41,14 @@ export function runAnnotations(sj: SingletonJob, run: ActiveRun): Record<string,
   };
   if (run.slot) a[Keys.slot] = run.slot;
   if (run.requestId) a[Keys.requestId] = run.requestId;
+  if (run.generation !== undefined) a[Keys.generation] = String(run.generation);
   return a;
+}
+
+/** The spec generation a prepared run's Job was built from (its annotation), undefined on other Jobs. */
+export function jobGeneration(job: V1Job): number | undefined {
+  const value = job.metadata?.annotations?.[Keys.generation];
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
 }
 
 function stamp(container: V1Container, env: V1EnvVar[]): V1Container {

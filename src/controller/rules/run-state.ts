@@ -12,6 +12,8 @@ import { diagnose, started } from './stall.ts';
 import type { Stall } from './stall.ts';
 import { Conditions, runStalledCondition, setCondition, toDate } from './status.ts';
 import { REQUEUE_MARGIN_MS } from './timing.ts';
+import { isPrepared, withdrawal } from './prepare.ts';
+import type { Withdrawal } from './prepare.ts';
 
 export const DEFAULT_POD_START_DEADLINE_SECONDS = 900;
 /** Within this long of its release a run's Pod is simply on its way; after it, a run that is not running is looked at. */
@@ -30,6 +32,14 @@ export interface RunView {
   jobEvents?: { events: CoreV1Event[]; failure?: string };
   /** Kueue manages the run's Job (its queue-name label) and the operator serves Kueue. */
   kueue?: boolean;
+  /** A manual request not taken into account yet (it withdraws a prepared scheduled run). */
+  manual?: string;
+  /**
+   * Whether a Pod of an earlier run of this namespace/name may still run, as
+   * far as the Jobs show (start-run.ts mayHaveLivePods): a prepared run's
+   * release then waits for a live Pod list.
+   */
+  podsMayRun?: boolean;
   now: Date;
 }
 
@@ -64,6 +74,12 @@ export type RunState =
   | { kind: 'resuspended'; job: V1Job }
   /** Recorded and not released yet: release it. */
   | { kind: 'toRelease'; job: V1Job }
+  /** Prepared (rules/prepare.ts) and not due yet: look again at its release time. */
+  | { kind: 'prepared'; recheckInMs: number }
+  /** Prepared, never released, and something stops it first: withdraw it (delete its Job, then record why). */
+  | { kind: 'withdraw'; job: V1Job; withdrawal: Withdrawal }
+  /** Prepared and due, and Pods of the SingletonJob still run: the release waits for them. */
+  | { kind: 'releaseHeld'; pods: V1Pod[] }
   /** Finished, and Pods of the SingletonJob still run: wait for them. */
   | { kind: 'podsEnding' }
   /** Failed, with retry budget left: the next attempt is a new reservation. */
@@ -108,6 +124,9 @@ export function runState(v: RunView): RunState {
   if (!isOwnedBy(job, sj) || jobToken(job) !== run.token) return { kind: 'nameTaken', job };
   if (!run.jobUID) return { kind: 'unrecordedJob', uid: job.metadata!.uid! };
   const outcome = jobOutcome(job);
+  // Before Kueue's turn: a prepared Job is not handed to anyone before its time.
+  if (isPrepared(run) && !run.replacing && !run.stalled && !outcome && job.spec?.suspend && !wasReleased(job))
+    return preparedState(v, job);
   if (v.kueue && !run.replacing && !run.stalled && !outcome) return { kind: 'kueueAdmission', job };
   if (job.spec?.suspend && !run.replacing && !outcome)
     return wasReleased(job) ? { kind: 'resuspended', job } : { kind: 'toRelease', job };
@@ -127,6 +146,18 @@ export function runState(v: RunView): RunState {
   if (run.replacing || run.stalled)
     return { kind: 'jobToDelete', job, deleting: Boolean(job.metadata?.deletionTimestamp) };
   return startState(v, job);
+}
+
+/** A prepared run whose Job was never released: withdrawn, waiting for its time, held by Pods still running, or released. */
+function preparedState(v: RunView, job: V1Job): RunState {
+  const { sj, run, now } = v;
+  const withdraw = withdrawal(sj, run, job, now, v.manual);
+  if (withdraw) return { kind: 'withdraw', job, withdrawal: withdraw };
+  const wait = (toDate(run.releaseTime)?.getTime() ?? 0) - now.getTime();
+  if (wait > 0) return { kind: 'prepared', recheckInMs: wait + REQUEUE_MARGIN_MS };
+  if (v.podsMayRun && !v.pods) return { kind: 'needsPods' };
+  if (v.pods?.length) return { kind: 'releaseHeld', pods: v.pods };
+  return { kind: 'toRelease', job };
 }
 
 /** A released run: running, on its way, or stalled (RunStalled while it waits, ended at podStartDeadlineSeconds). */

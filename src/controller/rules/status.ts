@@ -302,6 +302,7 @@ export function recordFinished(
   outcome: FinishedRun['outcome'],
   now: Date,
   completion?: Date,
+  reason?: string,
 ): void {
   const finished: FinishedRun = {
     name: run.name,
@@ -315,6 +316,7 @@ export function recordFinished(
   if (run.slot) finished.slot = run.slot;
   if (run.requestId) finished.requestId = run.requestId;
   if (run.attempt && run.attempt > 1) finished.attempt = run.attempt;
+  if (reason) finished.reason = reason.slice(0, 1024);
   delete status.activeRun;
   clearAwaitingAdmission(status);
   status.recentRuns = [finished, ...(status.recentRuns ?? [])].slice(0, RECENT_RUNS);

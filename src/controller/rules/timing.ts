@@ -80,11 +80,51 @@ export interface Due extends DueSlots {
 export function dueAt(sj: SingletonJob, now: Date, status: SingletonJobStatus = sj.status ?? {}): Due | undefined {
   if (!scheduling(sj, status)) return undefined;
   const offset = jitterMs(sj);
-  const since = toDate(status.lastScheduleTime) ?? toDate(sj.metadata?.creationTimestamp) ?? now;
+  const since = takenUntil(status) ?? toDate(sj.metadata?.creationTimestamp) ?? now;
   const due = dueSlots(objectSchedule(sj)!, since, new Date(now.getTime() - offset), sj.spec.startingDeadlineSeconds);
   const result: Due = { ...due, nextAt: new Date(due.next.getTime() + offset) };
   if (due.deadline) result.deadlineAt = new Date(due.deadline.getTime() + offset);
   return result;
+}
+
+/**
+ * The latest slot already taken into account: lastScheduleTime, or the slot
+ * of a prepared scheduled run (recorded before its slot, when lastScheduleTime
+ * is not moved yet: it is settled by the first write after the release).
+ */
+function takenUntil(status: SingletonJobStatus): Date | undefined {
+  const last = toDate(status.lastScheduleTime);
+  const run = status.activeRun;
+  const prepared = run?.releaseTime && run.kind === 'Scheduled' ? toDate(run.slot) : undefined;
+  return prepared && (!last || prepared > last) ? prepared : last;
+}
+
+/**
+ * A prepared scheduled run whose slot lastScheduleTime does not show yet: the
+ * slot it waits for (the next one the operator acts on; jitter included).
+ */
+export function preparedSlotPending(status: SingletonJobStatus): string | undefined {
+  const run = status.activeRun;
+  if (!run?.releaseTime || run.kind !== 'Scheduled' || !run.slot) return undefined;
+  const last = toDate(status.lastScheduleTime);
+  return !last || last < new Date(run.slot) ? run.releaseTime : undefined;
+}
+
+/**
+ * Settles a prepared run once its release time has come (in the first status
+ * write after it): lastScheduleTime and lastRunTime say it started. Before,
+ * they kept showing the previous run — a prepared run has not started.
+ */
+export function settlePrepared(status: SingletonJobStatus, now: Date): void {
+  const run = status.activeRun;
+  const release = toDate(run?.releaseTime);
+  if (!run || !release || release > now) return;
+  if (run.kind === 'Scheduled' && run.slot) {
+    const last = toDate(status.lastScheduleTime);
+    if (!last || last < new Date(run.slot)) status.lastScheduleTime = run.slot;
+  }
+  const lastRun = toDate(status.lastRunTime);
+  if ((run.attempt ?? 1) === 1 && (!lastRun || lastRun < release)) status.lastRunTime = run.releaseTime;
 }
 
 /** When the object's next slot strictly after `now` falls due (jitter included); undefined when it does not schedule. Throws ScheduleError. */
@@ -103,8 +143,10 @@ export function nextScheduleTime(sj: SingletonJob, status: SingletonJobStatus, n
   try {
     const due = dueAt(sj, now, status);
     if (!due) return undefined;
-    // A queued or held slot is still to be acted on; otherwise the next one.
+    // A queued or held slot is still to be acted on; so is a prepared one; otherwise the next one.
     if (status.queuedSlot) return status.queuedSlot;
+    const prepared = preparedSlotPending(status);
+    if (prepared) return prepared;
     if (due.slot) return new Date(due.slot.getTime() + jitterMs(sj)).toISOString();
     return due.nextAt.toISOString();
   } catch {
