@@ -55,6 +55,11 @@ const TOKEN_LIMIT = 2n ** 53n;
 /** Timer granularity; a run seen this much before its slot is early. */
 const EARLY_TOLERANCE_MS = 250;
 
+/** When a Job's run began: its release (first seen let run), else its creation (never released, or an older history). */
+function startOf(job: JobRecord): number {
+  return job.startedAt ?? job.createdAt;
+}
+
 function podEnd(p: PodRecord): string | undefined {
   if (p.terminalRv && p.deletedRv) return compareRv(p.terminalRv, p.deletedRv) <= 0 ? p.terminalRv : p.deletedRv;
   return p.terminalRv ?? p.deletedRv;
@@ -174,12 +179,19 @@ export function checkSlots(h: History, options: CheckOptions): Violation[] {
       }
     }
     for (const [slot, slotRuns] of bySlot) {
-      // The recorder sees a Job after it was created, so "seen before its slot" means "created early".
-      for (const job of slotRuns.flatMap((r) => r.attempts).filter((j) => j.createdAt < slot - EARLY_TOLERANCE_MS)) {
+      // A run starts at its release (a prepared run's Job exists, suspended, up to
+      // prepareAheadSeconds before): the recorder sees the release after it
+      // happened, so "let run before its slot" means "released early" — and
+      // so does any Pod of the run created before the slot.
+      for (const job of slotRuns.flatMap((r) => r.attempts)) {
+        const released = startOf(job);
+        const firstPod = Math.min(...h.pods.filter((p) => p.jobUid === job.uid).map((p) => p.createdAt), Infinity);
+        const early = Math.min(released, firstPod);
+        if (early >= slot - EARLY_TOLERANCE_MS) continue;
         violations.push({
           check: 'slot-early',
-          at: job.createdAt,
-          message: `Job ${ref(job)} for slot ${new Date(slot).toISOString()} of SingletonJob ${key} already existed at ${rel(h, job.createdAt)}, ${((slot - job.createdAt) / 1000).toFixed(1)} s before the slot was due.`,
+          at: early,
+          message: `Job ${ref(job)} for slot ${new Date(slot).toISOString()} of SingletonJob ${key} was let run (released, or its Pod created) at ${rel(h, early)}, ${((slot - early) / 1000).toFixed(1)} s before the slot was due.`,
         });
       }
       const [, second] = slotRuns;
@@ -195,7 +207,7 @@ export function checkSlots(h: History, options: CheckOptions): Violation[] {
     // (between attempts the operator holds the run while it backs off).
     const lead = options.reserveLeadMs ?? 0;
     const spans: Array<[number, number]> = jobs.map((j) => [
-      j.createdAt - lead,
+      startOf(j) - lead,
       j.terminalAt ?? j.deletedAt ?? Infinity,
     ]);
     // …and until every Pod of it is terminal, also one whose Job was deleted or orphaned.
@@ -213,7 +225,7 @@ export function checkSlots(h: History, options: CheckOptions): Violation[] {
           Infinity,
         );
       }
-      spans.push([first.createdAt - lead, end]);
+      spans.push([startOf(first) - lead, end]);
     }
     for (const sj of sjs) {
       if (sj.suspend || !sj.schedule) continue;

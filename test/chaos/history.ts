@@ -71,6 +71,12 @@ export interface JobRecord {
    * is not a run. Absent (older histories): treated as started.
    */
   started?: boolean;
+  /**
+   * When the Job was first seen let run (the release). A prepared run's Job
+   * is created up to prepareAheadSeconds before its slot and released at it:
+   * its run starts here, not at its creation. Absent: at its creation.
+   */
+  startedAt?: number;
   terminalRv?: string;
   terminalAt?: number;
   deletedRv?: string;

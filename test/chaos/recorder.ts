@@ -219,7 +219,10 @@ export class Recorder {
       this.history.jobs.push(job);
       this.onJob?.(job, 'created');
     }
-    if (!job.started) job.started = (obj.spec as { suspend?: boolean } | undefined)?.suspend !== true;
+    if (!job.started) {
+      job.started = (obj.spec as { suspend?: boolean } | undefined)?.suspend !== true;
+      if (job.started) job.startedAt = at;
+    }
     const conditions =
       (obj.status as { conditions?: Array<{ type: string; status: string }> } | undefined)?.conditions ?? [];
     const end = conditions.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');

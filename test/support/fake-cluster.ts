@@ -17,7 +17,7 @@ import type {
   PodControl,
   StatusStore,
 } from '../../src/controller/cluster/ports.ts';
-import { NOT_RELEASED, sjKeyOfJob } from '../../src/controller/rules/jobs.ts';
+import { NOT_RELEASED, projectJob, sjKeyOfJob } from '../../src/controller/rules/jobs.ts';
 import { LostJobs } from '../../src/controller/cluster/lost-jobs.ts';
 
 /** An API error as the ports throw it: the status code and the Status body (`extra`: reason, details.causes). */
@@ -130,9 +130,10 @@ export class FakeCluster {
   };
 
   readonly jobs: JobControl = {
+    // The cache keeps what the informer's transform keeps (projectJob); live reads get the whole Job.
     cached: (namespace, name) =>
-      this.jobMap.has(`${namespace}/${name}`) ? copy(this.jobMap.get(`${namespace}/${name}`)!) : undefined,
-    ofName: (key) => [...this.jobMap.values()].filter((j) => sjKeyOfJob(j) === key).map(copy),
+      this.jobMap.has(`${namespace}/${name}`) ? projectJob(copy(this.jobMap.get(`${namespace}/${name}`)!)) : undefined,
+    ofName: (key) => [...this.jobMap.values()].filter((j) => sjKeyOfJob(j) === key).map((j) => projectJob(copy(j))),
     read: async (namespace, name) =>
       this.jobMap.has(`${namespace}/${name}`) ? copy(this.jobMap.get(`${namespace}/${name}`)!) : undefined,
     create: async (job, options = {}) => {

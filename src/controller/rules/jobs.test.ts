@@ -1,4 +1,5 @@
 import type { ActiveRun, SingletonJob } from '../../api/v1alpha1/singletonjob.ts';
+import { guardViolations } from './prepare.ts';
 import { Keys } from '../../api/v1alpha1/singletonjob.ts';
 import {
   buildJob,
@@ -134,8 +135,25 @@ describe('projectJob (what the Job cache keeps)', () => {
     expect(kept.status).toMatchObject({ active: 1, startTime: new Date(0) });
   });
 
-  it('drops the Pod template and managedFields, and is much smaller', () => {
-    expect(kept.spec).toEqual({ suspend: true });
+  it('keeps what a prepared run’s release checks (rules/prepare.ts): an unchanged Job shows no violation, a changed one does', () => {
+    expect(guardViolations(kept, sj, run)).toEqual([]);
+    const edited = structuredClone(created);
+    edited.spec!.parallelism = 4;
+    delete edited.spec!.template.metadata!.annotations![Keys.singletonJob];
+    expect(guardViolations(projectJob(edited), sj, run)).toHaveLength(2);
+  });
+
+  it('drops the rest of the Pod template and managedFields, and is much smaller', () => {
+    expect(kept.spec).toEqual({
+      suspend: true,
+      parallelism: 1,
+      template: {
+        metadata: {
+          labels: { [Keys.ownerUid]: 'uid-1', [Keys.run]: run.name },
+          annotations: { [Keys.singletonJob]: sj.metadata!.name },
+        },
+      },
+    });
     expect(kept.metadata!.managedFields).toBeUndefined();
     expect(JSON.stringify(kept).length).toBeLessThan(JSON.stringify(created).length / 2);
   });

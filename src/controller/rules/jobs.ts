@@ -319,7 +319,21 @@ export function projectJob(job: V1Job): V1Job {
   ] as const) {
     if (m[k] !== undefined) (metadata as Record<string, unknown>)[k] = m[k];
   }
-  const projected: V1Job = { metadata, spec: { suspend: job.spec?.suspend } as V1Job['spec'] };
+  // What a prepared run's release checks too (prepare.ts guardViolations): parallelism and the template's marks.
+  const t = job.spec?.template?.metadata;
+  const marks = (from: Record<string, string> | undefined, keys: string[]) =>
+    Object.fromEntries(keys.filter((k) => from?.[k] !== undefined).map((k) => [k, from![k]!]));
+  const spec = {
+    suspend: job.spec?.suspend,
+    parallelism: job.spec?.parallelism,
+    template: {
+      metadata: {
+        labels: marks(t?.labels, [Keys.ownerUid, Keys.run]),
+        annotations: marks(t?.annotations, [Keys.singletonJob]),
+      },
+    },
+  };
+  const projected: V1Job = { metadata, spec: spec as V1Job['spec'] };
   if (job.status) {
     const { conditions, completionTime, startTime, active, ready, succeeded, failed } = job.status;
     projected.status = { conditions, completionTime, startTime, active, ready, succeeded, failed };
