@@ -237,6 +237,56 @@ const resuspendJob: Action = async (ctx) => {
   };
 };
 
+/**
+ * Issue 26: someone with `edit` changes a prepared run's Job while it waits
+ * for its slot — suspended and never released, its parallelism and Pod-template
+ * labels are mutable: parallelism raised, or the template's singleton.dev
+ * marks stripped (so its Pods would not be known as the object's). It must
+ * never be released: withdrawn (JobModified), the slot run by a Job of its
+ * own, never two Pods at once.
+ */
+const tamperPreparedJob: Action = async (ctx) => {
+  const { batch } = apis(ctx);
+  const found = await startedRun(
+    ctx,
+    (job) => job.spec?.suspend === true && job.metadata?.annotations?.[Keys.released] === '' && !job.status?.startTime,
+  );
+  if (!found) return skip('-', 'no prepared run within 30 s');
+  const name = found.job.metadata!.name!;
+  const strip = ctx.rng.next() < 0.5;
+  const startedAt = Date.now();
+  try {
+    await batch.patchNamespacedJob(
+      {
+        namespace: ctx.namespace,
+        name,
+        body: [
+          { op: 'test', path: '/metadata/uid', value: found.job.metadata!.uid },
+          { op: 'test', path: '/spec/suspend', value: true },
+          strip
+            ? { op: 'remove', path: `/spec/template/metadata/annotations/${Keys.singletonJob.replace('/', '~1')}` }
+            : { op: 'replace', path: '/spec/parallelism', value: 3 },
+        ],
+      },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch),
+    );
+  } catch (err) {
+    // Released, withdrawn or replaced between the pick and the patch: nothing was changed.
+    const code = statusCode(err);
+    if (code === 404 || code === 422)
+      return skip(`${ctx.namespace}/${name}`, `the prepared Job was gone or released before the patch (${code})`);
+    throw err;
+  }
+  const expectations = await runsAgain(ctx, [found.sj], startedAt, `after its prepared Job ${name} was edited`);
+  return {
+    target: `${ctx.namespace}/${name}`,
+    detail: `${strip ? "stripped the Pod template's singletonjob annotation of" : 'raised parallelism to 3 on'} the prepared Job of run ${name} (token ${found.job.metadata?.annotations?.[Keys.token]})`,
+    startedAt,
+    healedAt: Date.now(),
+    expectations,
+  };
+};
+
 let requestSeq = 0;
 
 /** Item 2: run-now ids a, b, a (and a repeated a, which must start nothing) on a scheduled SingletonJob. */
@@ -473,6 +523,7 @@ export const actions: Record<
     FaultKind,
     | 'recreate-job'
     | 'resuspend-job'
+    | 'tamper-prepared-job'
     | 'repeat-request'
     | 'recreate-singletonjob'
     | 'second-installation'
@@ -483,6 +534,7 @@ export const actions: Record<
 > = {
   'recreate-job': recreateJob,
   'resuspend-job': resuspendJob,
+  'tamper-prepared-job': tamperPreparedJob,
   'repeat-request': repeatRequest,
   'recreate-singletonjob': recreateSingletonJob,
   'second-installation': secondInstallation,

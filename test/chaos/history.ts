@@ -136,6 +136,7 @@ export type FaultKind =
   // User actions (issue 12): what people and tools do to the objects, not failures.
   | 'recreate-job'
   | 'resuspend-job'
+  | 'tamper-prepared-job'
   | 'repeat-request'
   | 'recreate-singletonjob'
   | 'second-installation'
