@@ -71,12 +71,24 @@ export function objectMetrics(registry: Registry, source: ObjectMetricsSource): 
   });
   new Gauge({
     name: PREFIX + 'active_run',
-    help: '1 while the SingletonJob has a run in flight (status.activeRun), else 0.',
+    help: '1 while the SingletonJob has a run in flight (status.activeRun; a prepared run only once its release time has come), else 0.',
     labelNames,
     registers,
     collect() {
       this.reset();
-      for (const sj of objects()) this.set(labelsOf(sj), sj.status?.activeRun ? 1 : 0);
+      const now = Date.now();
+      for (const sj of objects()) this.set(labelsOf(sj), sj.status?.activeRun && !waiting(sj, now) ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: PREFIX + 'prepared_run',
+    help: '1 while a prepared run of the SingletonJob waits for its release (status.activeRun.releaseTime still ahead: its Job exists, suspended), else 0.',
+    labelNames,
+    registers,
+    collect() {
+      this.reset();
+      const now = Date.now();
+      for (const sj of objects()) this.set(labelsOf(sj), waiting(sj, now) ? 1 : 0);
     },
   });
   new Gauge({
@@ -134,4 +146,10 @@ function labelsOf(sj: SingletonJob): { namespace: string; name: string } {
 function statusField(sj: SingletonJob, field: string): string | undefined {
   const value = (sj.status as Record<string, unknown> | undefined)?.[field];
   return typeof value === 'string' ? value : undefined;
+}
+
+/** A prepared run whose release time is still ahead (this process's clock: a gauge, not a decision). */
+function waiting(sj: SingletonJob, now: number): boolean {
+  const at = sj.status?.activeRun?.releaseTime;
+  return at !== undefined && Date.parse(at) > now;
 }
