@@ -71,7 +71,8 @@ describe('fences alone (no election)', () => {
     const sj = await api.create(
       singletonJob(
         'both',
-        { schedule: '*/2 * * * * *' },
+        // History kept for every run of the test: with the default limit (3) only 3 finished Jobs remain to count.
+        { schedule: '*/2 * * * * *', successfulJobsHistoryLimit: 50, failedJobsHistoryLimit: 50 },
         { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '1s' } },
       ),
     );
