@@ -492,6 +492,21 @@ describeNode('the operator on a real node, installed with Helm', () => {
       30_000,
       250,
     );
+    // The run is recorded before its slot (prepared, by the leader that was killed): wait for its release.
+    const releaseOf = (ws: ReturnType<typeof auditedWrites>) =>
+      ws.find(
+        (e) =>
+          e.verb === 'patch' &&
+          e.objectRef?.resource === 'jobs' &&
+          e.objectRef.name === run.name &&
+          (e.responseStatus?.code ?? 500) < 300,
+      );
+    await eventually(
+      'the release of the slot’s run in the audit log',
+      async () => releaseOf(auditedWrites(new Date(killedAt - 1000).toISOString())),
+      30_000,
+      250,
+    );
     const writes = auditedWrites(new Date(killedAt - 1000).toISOString());
     const killedPod = podOf(before);
     const firstLeaseWrite = writes.find(
@@ -505,13 +520,7 @@ describeNode('the operator on a real node, installed with Helm', () => {
     expect(firstLeaseWrite).toBeDefined();
     const takeoverMs = Date.parse(firstLeaseWrite!.stageTimestamp) - killedAt;
     // The release of the slot's run: the successful unsuspend patch of its Job, by the successor.
-    const release = writes.find(
-      (e) =>
-        e.verb === 'patch' &&
-        e.objectRef?.resource === 'jobs' &&
-        e.objectRef.name === run.name &&
-        (e.responseStatus?.code ?? 500) < 300,
-    );
+    const release = releaseOf(writes);
     expect(release).toBeDefined();
     expect(podName(release!)).toBe(podOf(after));
     const releasedAfterSlotMs = Date.parse(release!.stageTimestamp) - slot;
