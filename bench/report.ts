@@ -9,6 +9,8 @@ import { writeFileSync } from 'node:fs';
 import type { FailoverResult } from './failover.ts';
 import type { CrashResult } from './crash-realnode.ts';
 import type { StampedeResult, StampedeSide } from './stampede.ts';
+import { renderStampede } from './report-stampede.ts';
+import { check, type Part } from './lib/verdict.ts';
 import type { ScaleResult } from './scale.ts';
 import { fmtMs, fmtNum, fmtRatio, ratio } from './lib/stats.ts';
 import * as s from './lib/svg.ts';
@@ -25,7 +27,7 @@ export interface Machine {
   kubernetes: string;
 }
 
-export type Part<T> = { ok: true; result: T } | { ok: false; error: string };
+export type { Part };
 
 export interface BenchResults {
   profile: string;
@@ -38,8 +40,6 @@ export interface BenchResults {
   stampede: Part<StampedeResult>;
   scale: Part<ScaleResult>;
 }
-
-const check = (ok: boolean | undefined) => (ok === undefined ? '–' : ok ? 'met' : '**missed**');
 
 export function renderMarkdown(r: BenchResults): string {
   const m = r.machine;
@@ -194,88 +194,7 @@ export function renderMarkdown(r: BenchResults): string {
     out.push('');
   }
 
-  out.push('## The midnight stampede: SingletonJobs vs CronJobs due in the same minute', '');
-  if (!r.stampede.ok) out.push(`Not measured: ${r.stampede.error}`, '');
-  else {
-    const st = r.stampede.result;
-    const sj = st.sides.find((x) => x.side === 'singletonjob');
-    const crons = st.sides.filter((x) => x.side === 'cronjob');
-    out.push(
-      `${st.count} objects per side, each side in its own namespace and minute, one after the other. Offsets are slot → the API server committing each Job create (audit log).`,
-      '',
-    );
-    const cols = [...(sj ? [sj] : []), ...crons];
-    out.push(
-      `| metric | ${cols.map((c) => c.label).join(' | ')} | ${crons.map((c) => `ours / ${c.label}`).join(' | ')} |`,
-    );
-    out.push(`|---|${cols.map(() => '---:').join('|')}|${crons.map(() => '---:').join('|')}|`);
-    const row = (name: string, f: (x: StampedeSide) => number, fmt: (x: number) => string) =>
-      out.push(
-        `| ${name} | ${cols.map((c) => fmt(f(c))).join(' | ')} | ${crons.map((c) => (sj ? fmtRatio(ratio(f(sj), f(c))) : '–')).join(' | ')} |`,
-      );
-    row(
-      'Jobs created',
-      (x) => x.jobsCreated,
-      (x) => String(x),
-    );
-    row('first Job', (x) => x.firstMs, fmtMs);
-    row('median Job', (x) => x.dist.median, fmtMs);
-    row('p90 Job', (x) => x.dist.p90, fmtMs);
-    row('last Job created', (x) => x.lastMs, fmtMs);
-    // A CronJob's Job runs once created; ours is created suspended and runs once released (after its record).
-    row('first run released', (x) => x.releasedMs?.[0] ?? x.firstMs, fmtMs);
-    row('last run released (all runs started)', (x) => x.releasedMs?.at(-1) ?? x.lastMs, fmtMs);
-    row(
-      'requests per run until the last release',
-      (x) => x.requestsPerRunToRelease ?? Number.NaN,
-      (x) => fmtNum(x),
-    );
-    row(
-      'Jobs per second',
-      (x) => x.jobsPerSecond,
-      (x) => fmtNum(x),
-    );
-    out.push('');
-    const asShipped = crons.find((c) => c.namespace === 'bench-stampede-cron');
-    const fast = crons.find((c) => c.namespace !== 'bench-stampede-cron');
-    const lastStart = (x: StampedeSide) => x.releasedMs?.at(-1) ?? x.lastMs;
-    const firstStart = (x: StampedeSide) => x.releasedMs?.[0] ?? x.firstMs;
-    if (sj && asShipped)
-      out.push(
-        `Target "all runs started no slower than the CronJob controller" (as shipped): ${check(sj.jobsCreated === sj.count && lastStart(sj) <= lastStart(asShipped))}.`,
-        '',
-      );
-    if (sj && fast) {
-      const perRun = sj.requestsPerRunToRelease ?? Infinity;
-      out.push(
-        `Targets against the unthrottled CronJob controller: last run started ≤ 0.8× — ${check(lastStart(sj) <= 0.8 * lastStart(fast))} (${fmtRatio(ratio(lastStart(sj), lastStart(fast)))}); ` +
-          `first run started ≤ 2× — ${check(firstStart(sj) <= 2 * firstStart(fast))} (${fmtRatio(ratio(firstStart(sj), firstStart(fast)))}); ` +
-          `requests per run ≤ 4.0 — ${check(perRun <= 4)} (${fmtNum(perRun)}).`,
-        '',
-      );
-    }
-    if (!sj)
-      out.push(
-        "**The SingletonJob side was not measured** (see the note below); only the peer's figures are real.",
-        '',
-      );
-    for (const x of st.sides) {
-      const req = Object.entries(x.requestsByKind ?? {}).sort((a, b) => b[1] - a[1]);
-      const total = req.reduce((a, [, v]) => a + v, 0);
-      const sent = req.length
-        ? `; until its last Job it sent ${total} requests (${(total / Math.max(1, x.jobsCreated)).toFixed(1)} per Job): ${req.map(([k, v]) => `${k} ${v}`).join(', ')}`
-        : '';
-      out.push(
-        `- ${x.label}: rate limit ${x.rateLimit}; Jobs created by ${
-          Object.entries(x.creators)
-            .map(([u, n]) => `${u} (${n})`)
-            .join(', ') || 'nobody'
-        }${sent}${x.error ? `; **${x.error}**` : ''}.`,
-      );
-    }
-    for (const n of st.notes) out.push(`- Note: ${n}`);
-    out.push('');
-  }
+  out.push(...renderStampede(r.stampede));
 
   out.push('## Scale and memory of the operator', '');
   if (!r.scale.ok) out.push(`Not measured: ${r.scale.error}`, '');
@@ -452,16 +371,17 @@ function stampedePanel(p: s.Panel, st: StampedeResult | undefined, error?: strin
     s.frame(
       p,
       `Midnight stampede: Jobs started after the slot`,
-      'cumulative Jobs created (audit log) vs seconds after the scheduled minute',
+      "cumulative runs started (audit log) vs seconds after the minute: a CronJob's Job created, ours released",
     ),
   ];
   if (!st) return out.concat(s.placeholder(p, error ?? 'not measured')).join('\n');
-  const sides = st.sides.filter((x) => x.offsetsMs.length > 0);
-  if (sides.length === 0) return out.concat(s.placeholder(p, 'no Jobs were created')).join('\n');
-  const maxT = Math.max(...sides.map((x) => x.lastMs)) / 1000;
+  const starts = (x: StampedeSide) => x.releasedMs ?? x.offsetsMs;
+  const sides = st.sides.filter((x) => starts(x).length > 0);
+  if (sides.length === 0) return out.concat(s.placeholder(p, 'no run started')).join('\n');
+  const maxT = Math.max(...sides.map((x) => starts(x).at(-1)!)) / 1000;
   const xsc = s.linearScale(0, Math.max(1, maxT * 1.05), p.px, p.px + p.pw, (v) => `${v} s`, 6);
   const ysc = s.linearScale(0, st.count, p.py + p.ph, p.py, (v) => String(v), 5);
-  out.push(s.xAxis(p, xsc, 'seconds after the slot'), s.yAxis(p, ysc, 'Jobs created'));
+  out.push(s.xAxis(p, xsc, 'seconds after the slot'), s.yAxis(p, ysc, 'runs started'));
   const style = (x: StampedeSide) => {
     if (x.side === 'singletonjob') return { color: s.COLORS.ours, dash: undefined };
     const first = sides.find((y) => y.side === 'cronjob') === x;
@@ -470,17 +390,19 @@ function stampedePanel(p: s.Panel, st: StampedeResult | undefined, error?: strin
   sides.forEach((side, i) => {
     const { color, dash } = style(side);
     const pts: Array<[number, number]> = [[xsc(0), ysc(0)]];
-    side.offsetsMs.forEach((ms, k) => {
+    starts(side).forEach((ms, k) => {
       pts.push([xsc(Math.max(0, ms) / 1000), ysc(k)]);
       pts.push([xsc(Math.max(0, ms) / 1000), ysc(k + 1)]);
     });
     out.push(s.polyline(pts, color, 2.5, dash));
-    const lx = xsc(side.lastMs / 1000);
-    out.push(s.circle(lx, ysc(side.jobsCreated), 4, color, 1));
-    const label = `all ${side.jobsCreated} after ${fmtMs(side.lastMs)}`;
+    const n = starts(side).length;
+    const lastMs = starts(side).at(-1)!;
+    const lx = xsc(lastMs / 1000);
+    out.push(s.circle(lx, ysc(n), 4, color, 1));
+    const label = `all ${n} after ${fmtMs(lastMs)}`;
     const fitsLeft = lx - 6 - label.length * 6.6 > p.px;
     out.push(
-      s.text(fitsLeft ? lx - 6 : lx + 8, ysc(side.jobsCreated) + 16 + i * 14, label, {
+      s.text(fitsLeft ? lx - 6 : lx + 8, ysc(n) + 16 + i * 14, label, {
         size: 11,
         anchor: fitsLeft ? 'end' : 'start',
         weight: 'bold',
