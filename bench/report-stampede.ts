@@ -124,7 +124,7 @@ export function renderStampede(part: Part<StampedeResult>): string[] {
           {
             measure: 'every run released exactly once, none before its slot',
             ours: runs
-              ? `${runs.releasedMs.length} released; ${runs.releasedMoreThanOnce.length} twice or more; ${runs.releasedBeforeSlot.length} early`
+              ? `${sj.releasedMs?.length ?? 0} released; ${runs.releasedMoreThanOnce.length} twice or more; ${runs.releasedBeforeSlot.length} early`
               : '–',
             target: 'all once, none early',
             ok: once,

@@ -10,6 +10,9 @@ import type { FailoverResult } from './failover.ts';
 import type { CrashResult } from './crash-realnode.ts';
 import type { StampedeResult, StampedeSide } from './stampede.ts';
 import { renderStampede } from './report-stampede.ts';
+import type { CommonSlotResult } from './common-slot.ts';
+import type { SlotTakeoverResult } from './slot-takeover.ts';
+import { preparedPanel, renderCommonSlot, renderSlotTakeover } from './report-prepared.ts';
 import { check, type Part } from './lib/verdict.ts';
 import type { ScaleResult } from './scale.ts';
 import { fmtMs, fmtNum, fmtRatio, ratio } from './lib/stats.ts';
@@ -39,6 +42,9 @@ export interface BenchResults {
   crash: Part<CrashResult>;
   stampede: Part<StampedeResult>;
   scale: Part<ScaleResult>;
+  /** Absent in results written before the prepared-run parts. */
+  common?: Part<CommonSlotResult>;
+  slotTakeover?: Part<SlotTakeoverResult>;
 }
 
 export function renderMarkdown(r: BenchResults): string {
@@ -232,6 +238,7 @@ export function renderMarkdown(r: BenchResults): string {
     for (const n of sc.notes) out.push(`- Note: ${n}`);
     out.push('');
   }
+  out.push(...renderCommonSlot(r.common), ...renderSlotTakeover(r.slotTakeover));
   out.push('## Settings', '', '```json', JSON.stringify(r.settings, null, 2), '```', '');
   return out.join('\n');
 }
@@ -553,7 +560,7 @@ function scaleTimePanel(p: s.Panel, sc: ScaleResult | undefined, error?: string)
 
 export function renderSvg(r: BenchResults): string {
   const header = 64;
-  const H = header + PH * 3 + 16;
+  const H = header + PH * 4 + 16;
   const half = W / 2;
   const f = r.failover.ok ? r.failover.result : undefined;
   const st = r.stampede.ok ? r.stampede.result : undefined;
@@ -584,6 +591,12 @@ export function renderSvg(r: BenchResults): string {
     stampedePanel(s.panel(half, header + PH, half, PH, { l: 70, r: 24, t: 58, b: 48 }), st, err(r.stampede)),
     scaleRssPanel(s.panel(0, header + 2 * PH, half, PH), sc, err(r.scale)),
     scaleTimePanel(s.panel(half, header + 2 * PH, half, PH), sc, err(r.scale)),
+    preparedPanel(
+      s.panel(0, header + 3 * PH, W, PH),
+      r.common?.ok ? r.common.result : undefined,
+      r.slotTakeover?.ok ? r.slotTakeover.result : undefined,
+      r.common ? err(r.common) : 'not measured',
+    ),
   ];
   return `<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}">\n${body.join('\n')}\n</svg>\n`;
 }

@@ -51,7 +51,7 @@ export interface StampedeSide {
   /** Jobs created (stored) before / at or after the slot. */
   createdBeforeSlot?: number;
   createdAfterSlot?: number;
-  /** Ours: the release accounting (releasedMs is above, not repeated here). */
+  /** Ours: the release accounting (bench/lib/runs.ts). */
   runs?: ReleaseSummary;
   /** Ours: spec.prepareAheadSeconds as set on every object, and whether the served CRD kept it (false: pruned). */
   prepareAheadSeconds?: number;
@@ -281,7 +281,7 @@ export async function runStampedeSide(cp: ControlPlane, setup: SideSetup, o: Sta
     const total = ledger.requests(isOp, firstObjectAt, runs.lastReleaseAt);
     const perRun = Math.max(1, runs.releasedMs.length);
     Object.assign(result, {
-      runs: { ...runs, releasedMs: [] },
+      runs,
       releasedMs: runs.releasedMs,
       requestsByKind: critical,
       requestsPerRunToRelease: totalOf(critical) / perRun,

@@ -11,9 +11,9 @@
 import { isWrite, succeeded, type AuditEvent } from './audit.ts';
 import { summarize, type Summary } from './stats.ts';
 
-/** "verb resource[/subresource]" of a request, the key of the per-kind request counts. */
+/** "verb resource[/subresource][ (dry run)]" of a request, the key of the per-kind request counts. */
 export const requestKind = (e: AuditEvent) =>
-  `${e.verb} ${e.resource ?? e.requestURI.split('?')[0]}${e.subresource ? `/${e.subresource}` : ''}`;
+  `${e.verb} ${e.resource ?? e.requestURI.split('?')[0]}${e.subresource ? `/${e.subresource}` : ''}${/[?&]dryRun=/.test(e.requestURI) ? ' (dry run)' : ''}`;
 
 /** A stored Job create: a dry-run create (the operator's template check) stores nothing. */
 export const isJobCreate = (e: AuditEvent) =>
@@ -56,6 +56,8 @@ export interface ReleaseSummary {
   releasedBeforeSlot: string[];
   /** Jobs with more than one successful release patch, and how many (a bug). */
   releasedMoreThanOnce: Array<{ job: string; patches: number }>;
+  /** Who created how many of the Jobs (the identity, or the Pod of a ServiceAccount token). */
+  creators: Record<string, number>;
   /** Who released how many (the identity, or the Pod of a ServiceAccount token). */
   releasers: Record<string, number>;
   /** The most Jobs of one object that were created and neither released nor deleted at any one time. */
@@ -114,6 +116,13 @@ export class RunLedger {
     let n = 0;
     for (const j of this.jobs.values()) if (j.createdAt !== undefined && j.createdAt < beforeMs) n++;
     return n;
+  }
+
+  /** Commit times of our Job creates, sorted. */
+  jobCreateTimes(): number[] {
+    const out: number[] = [];
+    for (const j of this.jobs.values()) if (j.createdAt !== undefined) out.push(j.createdAt);
+    return out.sort((a, b) => a - b);
   }
 
   /** Distinct Jobs released at or after `sinceMs`. */
@@ -178,7 +187,10 @@ export class RunLedger {
       if (n > 1) several.add(s.owner);
     }
     const created = ours.filter((j) => j.createdAt !== undefined);
+    const creators: Record<string, number> = {};
+    for (const j of created) creators[j.creator!] = (creators[j.creator!] ?? 0) + 1;
     return {
+      creators,
       created: created.length,
       createdBeforeSlot: created.filter((j) => j.createdAt! < slotMs).length,
       createdAfterSlot: created.filter((j) => j.createdAt! >= slotMs).length,
