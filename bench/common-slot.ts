@@ -27,21 +27,29 @@ import { nextSlot, prepareAheadServed } from './stampede.ts';
 import { installCrds, operatorPrerequisites, startOperator } from './operator.ts';
 
 export const COMMON_DEFAULT_COUNT = 10_000;
-/**
- * Default spec.prepareAheadSeconds of the common slot: preparing is a Job create and a status write per run, and
- * this API server commits ~150–200 such writes/s while doing little else (bench/results/latest.md: the busy
- * takeover wrote 10,000 statuses plus a dry-run create each in 64 s; the stampede started 1,000 runs, three
- * writes each, in 15 s) — 10,000 runs prepared in ~100–130 s. 300 s leaves twice that, plus IDLE_MS of quiet
- * before the memory sample.
- */
-export const COMMON_DEFAULT_PREPARE_AHEAD_S = 300;
 /** Target: every run released within this long after the slot. */
 export const COMMON_RELEASE_TARGET_MS = 15_000;
-/** "Idle": the operator has not written for this long (its heap compactor acts after a quiet 10 s; as scale-run.ts). */
+/** "Idle": the operator has written nothing but its Lease for this long (its heap compactor acts after a quiet 10 s; as scale-run.ts). */
 const IDLE_MS = 30_000;
 /** The memory sample is taken no later than this before the slot. */
 const RSS_LATEST_MS = 10_000;
 const MiB = 1024 * 1024;
+
+/**
+ * Preparing a run is two writes (its Job's create, the status write recording it); starting one at the slot without
+ * preparing is three (and the release). Measured before prepared runs landed (docs/benchmarks.md, "Prepared runs"):
+ * this part at 1,000 on the shared 2-core VM with another test run going (load 6) started 24 runs/s, so ~36
+ * prepares/s: 28 ms each (the 2026-12-01 full run's stampede, on a quieter machine, started 67 runs/s: ~10 ms).
+ */
+const PREPARE_MS_PER_RUN = 28;
+
+/**
+ * Default spec.prepareAheadSeconds of the common slot for N runs: the slower measured prepare rate with a 1.5×
+ * margin, plus IDLE_MS of quiet before the memory sample and 10 s: 460 s at 10,000, 82 s at 1,000.
+ */
+export function commonPrepareAhead(count: number): number {
+  return Math.ceil((count * PREPARE_MS_PER_RUN * 1.5 + IDLE_MS + 10_000) / 1000);
+}
 
 export interface CommonSlotResult {
   count: number;

@@ -49,10 +49,11 @@ function bugs(runs: ReleaseSummary): string[] {
 }
 
 export function renderCommonSlot(part: Part<CommonSlotResult> | undefined): string[] {
-  const out = ['## A common slot: 10,000 SingletonJobs due at one instant', ''];
-  if (!part) return out.concat('Not measured: this results file predates the part.', '');
-  if (!part.ok) return out.concat(`Not measured: ${part.error}`, '');
+  const title = (n: string) => [`## A common slot: ${n} SingletonJobs due at one instant`, ''];
+  if (!part) return title('10,000').concat('Not measured: this results file predates the part.', '');
+  if (!part.ok) return title('10,000').concat(`Not measured: ${part.error}`, '');
   const c = part.result;
+  const out = title(c.count.toLocaleString('en-US'));
   const r = c.runs;
   out.push(
     `${c.count.toLocaleString('en-US')} SingletonJobs in one namespace, one slot (${c.slot}), \`jitterSeconds: 0\`, \`concurrencyPolicy: Forbid\`, \`prepareAheadSeconds: ${c.prepareAheadSeconds}\`; ${c.replicas} operator replicas (the image's node flags). ` +
@@ -105,7 +106,7 @@ export function renderCommonSlot(part: Part<CommonSlotResult> | undefined): stri
   );
   const perRun = (k: Record<string, number>) => fmtNum(totalOf(k) / Math.max(1, r.releasedMs.length), 2);
   out.push(
-    `- Memory sampled ${fmtMs(c.rssSample.beforeSlotMs)} before the slot, ${fmtMs(c.rssSample.quietMs)} after the operator's last write, with ${c.rssSample.prepared} of ${c.count} runs prepared${c.rssSample.prepared < c.count ? " — so not the target's state (all prepared): no verdict" : ''}; peak over the replicas' lives (VmHWM) ${c.rss.map((x) => `${fmtNum(x.hwmMiB)} MiB`).join(' / ')}.`,
+    `- Memory sampled ${fmtMs(c.rssSample.beforeSlotMs)} before the slot, ${fmtMs(c.rssSample.quietMs)} after the operator's last write other than its Lease's, with ${c.rssSample.prepared} of ${c.count} runs prepared${c.rssSample.prepared < c.count ? " — so not the target's state (all prepared): no verdict" : ''}; peak over the replicas' lives (VmHWM) ${c.rss.map((x) => `${fmtNum(x.hwmMiB)} MiB`).join(' / ')}.`,
     `- Writes in the release window by identity: ${who(c.writes.byUser)}.`,
     `- The operator's requests (both replicas) per run: ${perRun(c.requestsAfterSlot)} after the slot (${fmtKinds(c.requestsAfterSlot)}); ${perRun(c.requestsInAll)} from the first object's create (${fmtKinds(c.requestsInAll)}).`,
     `- Jobs created by ${who(r.creators)}; released by ${who(r.releasers)}.`,

@@ -29,7 +29,7 @@ import { runFailover } from './failover.ts';
 import { runStampede, STAMPEDE_SIDES, type StampedeSideName } from './stampede-run.ts';
 import { runScale } from './scale-run.ts';
 import { runCrashOnRealNode } from './crash-realnode.ts';
-import { COMMON_DEFAULT_COUNT, COMMON_DEFAULT_PREPARE_AHEAD_S, runCommonSlot } from './common-slot.ts';
+import { COMMON_DEFAULT_COUNT, commonPrepareAhead, runCommonSlot } from './common-slot.ts';
 import { runSlotTakeover, SLOT_TAKEOVER_DEFAULT_COUNT } from './slot-takeover.ts';
 import { rsvgAvailable, writeResults, type BenchResults, type Machine, type Part } from './report.ts';
 
@@ -41,9 +41,9 @@ interface Profile {
   idleWindowMs: number;
   stampedeCount: number;
   scaleCounts: number[];
-  /** The common slot's N and its spec.prepareAheadSeconds; the takeover-before-a-slot's N. */
+  /** The common slot's N and its spec.prepareAheadSeconds (default: commonPrepareAhead(N)); the takeover-before-a-slot's N. */
   commonCount: number;
-  commonPrepareAheadSeconds: number;
+  commonPrepareAheadSeconds?: number;
   slotTakeoverCount: number;
   /** The parts run without --only. */
   parts: PartName[];
@@ -63,7 +63,6 @@ const profiles: Record<string, Profile> = {
     stampedeCount: 1000,
     scaleCounts: [100, 1000],
     commonCount: COMMON_DEFAULT_COUNT,
-    commonPrepareAheadSeconds: COMMON_DEFAULT_PREPARE_AHEAD_S,
     slotTakeoverCount: SLOT_TAKEOVER_DEFAULT_COUNT,
     parts: ['failover', 'crash', 'stampede', 'scale'],
   },
@@ -75,7 +74,6 @@ const profiles: Record<string, Profile> = {
     stampedeCount: 1000,
     scaleCounts: [100, 1000, 10_000],
     commonCount: COMMON_DEFAULT_COUNT,
-    commonPrepareAheadSeconds: COMMON_DEFAULT_PREPARE_AHEAD_S,
     slotTakeoverCount: SLOT_TAKEOVER_DEFAULT_COUNT,
     parts: [...parts],
   },
@@ -248,7 +246,7 @@ async function main(): Promise<number> {
     results.common = await attempt('common10k', () =>
       runCommonSlot(cp, {
         count: profile.commonCount,
-        prepareAheadSeconds: profile.commonPrepareAheadSeconds,
+        prepareAheadSeconds: profile.commonPrepareAheadSeconds ?? commonPrepareAhead(profile.commonCount),
         workDir,
         log,
       }),

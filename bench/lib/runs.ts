@@ -132,10 +132,11 @@ export class RunLedger {
     return n;
   }
 
-  /** Commit time of the operator's last successful write (unix ms), or NaN. */
+  /** Commit time of the matching identities' last successful write other than a Lease's (its renews go on while idle), or NaN. */
   lastWriteAt(user: (u: string) => boolean): number {
     let at = Number.NaN;
-    for (const r of this.reqs) if (r.write && r.ok && user(r.user) && !(r.stageAt <= at)) at = r.stageAt;
+    for (const r of this.reqs)
+      if (r.write && r.ok && user(r.user) && !r.kind.endsWith(' leases') && !(r.stageAt <= at)) at = r.stageAt;
     return at;
   }
 
