@@ -140,7 +140,7 @@ export function renderSlotTakeover(part: Part<SlotTakeoverResult> | undefined): 
       },
       {
         measure: 'runs prepared before the slot',
-        ours: `${r.createdBeforeSlot} of ${t.count} (by ${who(r.creators)}); ${r.createdAfterSlot} created after it`,
+        ours: `${r.createdBeforeSlot} of ${t.count}; ${r.createdAfterSlot} created after it`,
         target: 'all',
         ok: r.createdBeforeSlot >= t.count,
       },
@@ -159,6 +159,7 @@ export function renderSlotTakeover(part: Part<SlotTakeoverResult> | undefined): 
       onceRow(r, t.count),
     ]),
     '',
+    `- Jobs created by ${who(r.creators)}; the operator's requests from the slot until the last release: ${fmtNum(totalOf(t.requestsAfterSlot ?? {}) / Math.max(1, r.releasedMs.length), 2)} per run (${fmtKinds(t.requestsAfterSlot)}).`,
     ...bugs(r),
     ...t.notes.map((n) => `- Note: ${n}`),
     '',

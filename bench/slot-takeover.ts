@@ -48,6 +48,8 @@ export interface SlotTakeoverResult {
   successorPod?: string;
   takeoverMs: number;
   runs: ReleaseSummary;
+  /** Requests of the operator's Pods received from the slot until the last release, by verb and resource. */
+  requestsAfterSlot: Record<string, number>;
   onTimeMs: number;
   notes: string[];
 }
@@ -200,6 +202,7 @@ export async function runSlotTakeover(o: {
       ...(takeover?.pod ? { successorPod: takeover.pod } : {}),
       takeoverMs: takeover ? takeover.stageAt - t0 : Number.NaN,
       runs,
+      requestsAfterSlot: ledger.requests((w) => w.startsWith(`${chart.fullname}-`), slotMs, runs.lastReleaseAt),
       onTimeMs: SLOT_TAKEOVER_ON_TIME_MS,
       notes,
     };

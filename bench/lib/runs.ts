@@ -38,6 +38,7 @@ interface JobRecord {
 interface Req {
   received: number;
   stageAt: number;
+  /** The identity, or the Pod of a ServiceAccount token (as `who` in add). */
   user: string;
   kind: string;
   write: boolean;
@@ -89,12 +90,15 @@ export class RunLedger {
     return j;
   }
 
-  /** Feeds one audit event (each request once: uniqueRequests). */
+  /**
+   * Feeds one audit event (each request once: uniqueRequests). `who` names the sender in the counts below: the
+   * identity, or the Pod of a ServiceAccount token (on the real node, where the replicas share one).
+   */
   add(e: AuditEvent, who = e.pod ?? e.user): void {
     this.reqs.push({
       received: e.received,
       stageAt: e.stageAt,
-      user: e.user,
+      user: who,
       kind: requestKind(e),
       write: isWrite(e),
       ok: succeeded(e),
@@ -132,7 +136,7 @@ export class RunLedger {
     return n;
   }
 
-  /** Commit time of the matching identities' last successful write other than a Lease's (its renews go on while idle), or NaN. */
+  /** Commit time of the matching senders' last successful write other than a Lease's (its renews go on while idle), or NaN. */
   lastWriteAt(user: (u: string) => boolean): number {
     let at = Number.NaN;
     for (const r of this.reqs)
@@ -140,7 +144,7 @@ export class RunLedger {
     return at;
   }
 
-  /** Requests by the matching identities received in [fromMs, toMs], by verb and resource. */
+  /** Requests of the matching senders received in [fromMs, toMs], by verb and resource. */
   requests(user: (u: string) => boolean, fromMs: number, toMs: number): Record<string, number> {
     const out: Record<string, number> = {};
     for (const r of this.reqs)
@@ -148,7 +152,7 @@ export class RunLedger {
     return out;
   }
 
-  /** Successful writes of everyone committed in [fromMs, toMs], and by identity. */
+  /** Successful writes of everyone committed in [fromMs, toMs], and by sender. */
   writes(fromMs: number, toMs: number): { total: number; byUser: Record<string, number> } {
     const byUser: Record<string, number> = {};
     let total = 0;
