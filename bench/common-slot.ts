@@ -36,16 +36,17 @@ const RSS_LATEST_MS = 10_000;
 const MiB = 1024 * 1024;
 
 /**
- * Preparing a run is two writes (its Job's create, the status write recording it); starting one at the slot without
- * preparing is three (and the release). Measured before prepared runs landed (docs/benchmarks.md, "Prepared runs"):
- * this part at 1,000 on the shared 2-core VM with another test run going (load 6) started 24 runs/s, so ~36
- * prepares/s: 28 ms each (the 2026-12-01 full run's stampede, on a quieter machine, started 67 runs/s: ~10 ms).
+ * What one prepare costs the API server: about three committed writes — the Job's create and the status write
+ * recording it (the operator's), and the Job controller's status update of a new suspended Job. Measured before
+ * prepared runs landed (docs/benchmarks.md, "Prepared runs"): in this part's two trials at 1,000 on the shared
+ * 2-core VM with another test run going (load 5–6) the API server committed 96 and 132 writes/s of everyone over
+ * the release window; at the slower rate, 3 writes per prepare are 31 ms.
  */
-const PREPARE_MS_PER_RUN = 28;
+const PREPARE_MS_PER_RUN = 31;
 
 /**
- * Default spec.prepareAheadSeconds of the common slot for N runs: the slower measured prepare rate with a 1.5×
- * margin, plus IDLE_MS of quiet before the memory sample and 10 s: 460 s at 10,000, 82 s at 1,000.
+ * Default spec.prepareAheadSeconds of the common slot for N runs: PREPARE_MS_PER_RUN with a 1.5× margin, plus
+ * IDLE_MS of quiet before the memory sample and 10 s: 505 s at 10,000, 87 s at 1,000.
  */
 export function commonPrepareAhead(count: number): number {
   return Math.ceil((count * PREPARE_MS_PER_RUN * 1.5 + IDLE_MS + 10_000) / 1000);
