@@ -15,18 +15,17 @@
 // not change when it takes over (a lease after the last renew it saw, then
 // its next 2 s poll). Kinds alternate round by round.
 import * as k8s from '@kubernetes/client-node';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { ControlPlane } from '../test/controlplane/controlplane.ts';
 import { resolveHelm } from '../test/controlplane/binaries.ts';
-import { ctr, importImage, realNodePlacement, realNodeUnavailable } from '../test/controlplane/realnode.ts';
-import { helm } from '../test/dev/replicas.ts';
+import { importImage, realNodeUnavailable } from '../test/controlplane/realnode.ts';
 import { buildImage } from '../scripts/image.ts';
-import { chartDir } from '../scripts/generate-manifests.ts';
 import { AuditReader, isWrite, succeeded, type AuditEvent } from './lib/audit.ts';
 import { Child, sleep } from './lib/proc.ts';
 import { summarize, type Summary } from './lib/stats.ts';
 import type { ElectorKind } from './electors.ts';
+import { installOperatorChart } from './lib/realnode-chart.ts';
 
 export interface CrashOptions {
   rounds: number;
@@ -104,70 +103,28 @@ export async function runCrashOnRealNode(clientGo: ElectorKind, o: CrashOptions)
       ['ours-expiry', false],
     ] as const) {
       const namespace = `crash-${id}`;
-      const release = id;
-      const fullname = `${release}-singleton-operator`;
       await core.createNamespace({ body: { metadata: { name: namespace } } });
       await core.createNamespace({ body: { metadata: { name: `${namespace}-apps` } } });
-      const values = path.join(o.workDir, `values-${id}.yaml`);
-      writeFileSync(
-        values,
-        JSON.stringify({
-          image: { repository: image.repository, tag: image.tag, pullPolicy: 'Never' },
-          ...realNodePlacement,
-          rbac: { aggregateToDefaultRoles: false },
-          crds: { enabled: id === 'ours-evidence' },
-          watchNamespaces: [`${namespace}-apps`],
-          leaderElection: { podEvidence: evidence },
-        }),
-      );
-      helm(helmBin, cp.state.kubeconfig, [
-        'install',
-        release,
-        chartDir,
-        '-n',
+      const chart = await installOperatorChart({
+        cp,
+        helmBin,
+        image,
+        workDir: o.workDir,
+        release: id,
         namespace,
-        '-f',
-        values,
-        '--wait',
-        '--timeout',
-        '5m',
-      ]);
-      const pods = async () =>
-        (
-          await core.listNamespacedPod({ namespace, labelSelector: `app.kubernetes.io/instance=${release}` })
-        ).items.filter((p) => !p.metadata?.deletionTimestamp);
-      const podOf = (identity: string) => identity.slice(0, identity.lastIndexOf('_'));
+        watchNamespaces: [`${namespace}-apps`],
+        crds: id === 'ours-evidence',
+        podEvidence: evidence,
+      });
       groups.push({
         id,
         label: evidence ? 'ours, evidence' : 'ours, expiry only',
         describe: `singleton-operator ${image.tag} as installed by its chart (3 Pods, 15 s/10 s/2 s), leaderElection.podEvidence=${evidence}`,
         namespace,
-        lease: fullname,
-        holder: async () => {
-          const h = await readHolder(namespace, fullname);
-          return h ? podOf(h) : undefined;
-        },
-        kill: async (holder) => {
-          const pod = await core.readNamespacedPod({ name: holder, namespace });
-          const id = pod.status?.containerStatuses
-            ?.find((c) => c.name === 'operator')
-            ?.containerID?.replace('containerd://', '');
-          if (!id) throw new Error(`${holder} has no running operator container`);
-          ctr(cp.state.realNode!, ['tasks', 'kill', '--signal', 'SIGKILL', id]);
-        },
-        settle: async () => {
-          const deadline = Date.now() + 180_000;
-          while (Date.now() < deadline) {
-            const ps = await pods();
-            if (
-              ps.length === 3 &&
-              ps.every((p) => p.status?.containerStatuses?.every((c) => c.ready && c.state?.running))
-            )
-              return;
-            await sleep(250);
-          }
-          throw new Error(`${id}: the operator Pods did not all become Ready again within 180 s`);
-        },
+        lease: chart.fullname,
+        holder: () => chart.holderPod(),
+        kill: (holder) => chart.killOperator(holder),
+        settle: () => chart.settle(),
         replicaOf: (e) => e.pod,
         stop: async () => undefined,
       });

@@ -4,12 +4,16 @@
 //   (c) scale and memory of our operator at 100 / 1,000 / 10,000 SingletonJobs,
 //   (d) crash failover on a real node (its own control plane): ours on the kubelet's
 //       evidence vs ours by expiry vs client-go (bench/crash-realnode.ts),
+//   (e) full profile: a takeover 5 s before a slot on a real node (bench/slot-takeover.ts)
+//       and 10,000 SingletonJobs due at one common slot (bench/common-slot.ts), the
+//       prepared runs' targets (issue 26),
 // and writes bench/results/latest.{md,json,svg,png}.
 //
 //   npm run bench            # full profile (durations: bench/README.md)
 //   npm run bench:quick      # quick profile
 //   node bench/run.ts --profile=quick --only=failover --out=bench/results/tmp/try
 // Other flags: --rounds=GRACEFUL,CRASH --stampede-count=N --scale-counts=100,1000
+// --common-count=N --common-prepare-ahead=SECONDS --slot-takeover-count=N
 // --keep-cluster (keep etcd data, component logs and the audit log).
 // Needs rsvg-convert for the PNG chart: installed here when missing (as root, with apt-get), else the run
 // stops before it starts.
@@ -25,6 +29,8 @@ import { runFailover } from './failover.ts';
 import { runStampede, STAMPEDE_SIDES, type StampedeSideName } from './stampede-run.ts';
 import { runScale } from './scale-run.ts';
 import { runCrashOnRealNode } from './crash-realnode.ts';
+import { COMMON_DEFAULT_COUNT, commonPrepareAhead, runCommonSlot } from './common-slot.ts';
+import { runSlotTakeover, SLOT_TAKEOVER_DEFAULT_COUNT } from './slot-takeover.ts';
 import { rsvgAvailable, writeResults, type BenchResults, type Machine, type Part } from './report.ts';
 
 interface Profile {
@@ -35,7 +41,18 @@ interface Profile {
   idleWindowMs: number;
   stampedeCount: number;
   scaleCounts: number[];
+  /** The common slot's N and its spec.prepareAheadSeconds (default: commonPrepareAhead(N)); the takeover-before-a-slot's N. */
+  commonCount: number;
+  commonPrepareAheadSeconds?: number;
+  slotTakeoverCount: number;
+  /** The parts run without --only. */
+  parts: PartName[];
 }
+
+// In the order they run: the real-node parts (their own control planes) before the shared one gets busy, and the
+// common slot last, since its 10,000 released Jobs keep the Job controller busy for minutes after it.
+const parts = ['failover', 'crash', 'slot-takeover', 'stampede', 'scale', 'common10k'] as const;
+type PartName = (typeof parts)[number];
 
 const profiles: Record<string, Profile> = {
   quick: {
@@ -45,6 +62,9 @@ const profiles: Record<string, Profile> = {
     idleWindowMs: 60_000,
     stampedeCount: 1000,
     scaleCounts: [100, 1000],
+    commonCount: COMMON_DEFAULT_COUNT,
+    slotTakeoverCount: SLOT_TAKEOVER_DEFAULT_COUNT,
+    parts: ['failover', 'crash', 'stampede', 'scale'],
   },
   full: {
     gracefulRounds: 25,
@@ -53,11 +73,11 @@ const profiles: Record<string, Profile> = {
     idleWindowMs: 180_000,
     stampedeCount: 1000,
     scaleCounts: [100, 1000, 10_000],
+    commonCount: COMMON_DEFAULT_COUNT,
+    slotTakeoverCount: SLOT_TAKEOVER_DEFAULT_COUNT,
+    parts: [...parts],
   },
 };
-
-const parts = ['failover', 'crash', 'stampede', 'scale'] as const;
-type PartName = (typeof parts)[number];
 
 function stamp(): string {
   return new Date().toISOString().slice(11, 19);
@@ -89,6 +109,9 @@ async function main(): Promise<number> {
       out: { type: 'string', default: path.join(benchDir, 'results', 'latest') },
       'scale-counts': { type: 'string' },
       'stampede-count': { type: 'string' },
+      'common-count': { type: 'string' },
+      'common-prepare-ahead': { type: 'string' },
+      'slot-takeover-count': { type: 'string' },
       rounds: { type: 'string' },
       'keep-cluster': { type: 'boolean', default: false },
     },
@@ -97,6 +120,9 @@ async function main(): Promise<number> {
   if (!profiles[values.profile ?? 'quick']) throw new Error(`unknown profile ${values.profile} (quick or full)`);
   if (values['scale-counts']) profile.scaleCounts = values['scale-counts'].split(',').map(Number);
   if (values['stampede-count']) profile.stampedeCount = Number(values['stampede-count']);
+  if (values['common-count']) profile.commonCount = Number(values['common-count']);
+  if (values['common-prepare-ahead']) profile.commonPrepareAheadSeconds = Number(values['common-prepare-ahead']);
+  if (values['slot-takeover-count']) profile.slotTakeoverCount = Number(values['slot-takeover-count']);
   if (values.rounds) {
     const [g, c] = values.rounds.split(',').map(Number);
     profile.gracefulRounds = g ?? profile.gracefulRounds;
@@ -105,7 +131,9 @@ async function main(): Promise<number> {
   const badSide = values['stampede-sides']?.split(',').find((x) => !(STAMPEDE_SIDES as readonly string[]).includes(x));
   if (badSide)
     throw new Error(`--stampede-sides: unknown side "${badSide}" (one or more of ${STAMPEDE_SIDES.join(', ')})`);
-  const only = new Set<PartName>((values.only ? values.only.split(',') : [...parts]) as PartName[]);
+  const badPart = values.only?.split(',').find((x) => !(parts as readonly string[]).includes(x));
+  if (badPart) throw new Error(`--only: unknown part "${badPart}" (one or more of ${parts.join(', ')})`);
+  const only = new Set<PartName>((values.only ? values.only.split(',') : profile.parts) as PartName[]);
   const log = (m: string) => console.log(`${stamp()} ${m}`);
   if (!ensureRsvgConvert(log)) return 1;
   const runId = new Date().toISOString().replace(/[:.]/g, '-');
@@ -130,7 +158,12 @@ async function main(): Promise<number> {
   const skipped = (name: PartName): Part<never> =>
     only.has(name)
       ? { ok: false, error: 'not run: the run ended before this part' }
-      : { ok: false, error: `skipped (--only without ${name})` };
+      : {
+          ok: false,
+          error: values.only
+            ? `skipped (--only without ${name})`
+            : `not in the ${values.profile} profile (--only=${name} runs it)`,
+        };
   const results: BenchResults = {
     profile: values.profile!,
     startedAt,
@@ -141,6 +174,8 @@ async function main(): Promise<number> {
     crash: skipped('crash'),
     stampede: skipped('stampede'),
     scale: skipped('scale'),
+    common: skipped('common10k'),
+    slotTakeover: skipped('slot-takeover'),
   };
 
   log('starting the control plane');
@@ -193,6 +228,10 @@ async function main(): Promise<number> {
       }),
     );
     writeResults({ ...results, finishedAt: new Date().toISOString() }, values.out!);
+    results.slotTakeover = await attempt('slot-takeover', () =>
+      runSlotTakeover({ count: profile.slotTakeoverCount, workDir: path.join(workDir, 'slot-takeover'), log }),
+    );
+    writeResults({ ...results, finishedAt: new Date().toISOString() }, values.out!);
     results.stampede = await attempt('stampede', () =>
       runStampede(cp, {
         count: profile.stampedeCount,
@@ -203,6 +242,15 @@ async function main(): Promise<number> {
     );
     writeResults({ ...results, finishedAt: new Date().toISOString() }, values.out!);
     results.scale = await attempt('scale', () => runScale(cp, { counts: profile.scaleCounts, workDir, log }));
+    writeResults({ ...results, finishedAt: new Date().toISOString() }, values.out!);
+    results.common = await attempt('common10k', () =>
+      runCommonSlot(cp, {
+        count: profile.commonCount,
+        prepareAheadSeconds: profile.commonPrepareAheadSeconds ?? commonPrepareAhead(profile.commonCount),
+        workDir,
+        log,
+      }),
+    );
   } finally {
     results.finishedAt = new Date().toISOString();
     machine.loadAvgEnd = os.loadavg();

@@ -70,7 +70,8 @@ export async function runStampede(
       o.log(`operator leader: ${leader}`);
       await measure(
         singletonJobSide(
-          `our operator as shipped: no client-side rate limit (client-node has none), ${controllerWorkers()} reconcile workers (--max-concurrent-reconciles)`,
+          `our operator as shipped: no client-side rate limit (client-node has none), ${controllerWorkers()} reconcile workers (--max-concurrent-reconciles), 3 replicas`,
+          op.identities,
         ),
         !run.has('cronjob-fast'),
       );

@@ -1,15 +1,19 @@
 // Part (b): the midnight stampede. N CronJobs (kube-controller-manager's
 // CronJob controller) and N SingletonJobs (our leader), each side in its own
 // namespace and due at its own minute — never both at once. Measured from the
-// audit log: the API server's commit time (stageTimestamp) of every Job
-// create in that namespace, relative to the slot.
+// audit log (the API server's commit time, stageTimestamp, relative to the
+// slot): a CronJob's run starts when its Job is created; ours when the
+// operator releases its Job (the unsuspend), which it may have created — and
+// recorded — up to spec.prepareAheadSeconds before the slot (a prepared run)
+// or at the slot (bench/lib/runs.ts).
 import * as k8s from '@kubernetes/client-node';
 import type { ControlPlane } from '../test/controlplane/controlplane.ts';
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from '../src/api/v1alpha1/singletonjob.ts';
 import { AuditReader, succeeded, uniqueRequests, type AuditEvent } from './lib/audit.ts';
 import { sleep } from './lib/proc.ts';
-import { summarize, type Summary } from './lib/stats.ts';
+import { fmtMs, fmtNum, summarize, type Summary } from './lib/stats.ts';
 import { mapLimit } from './lib/kube.ts';
+import { isJobCreate, RunLedger, totalOf, type ReleaseSummary } from './lib/runs.ts';
 
 export interface StampedeSide {
   side: 'cronjob' | 'singletonjob';
@@ -20,7 +24,7 @@ export interface StampedeSide {
   /** Who created the Jobs (audit usernames) and how many each. */
   creators: Record<string, number>;
   jobsCreated: number;
-  /** Slot → each Job's create committed, ms, in creation order. */
+  /** Slot → each Job's create committed, ms, sorted (negative: before the slot, a prepared run of ours). */
   offsetsMs: number[];
   firstMs: number;
   lastMs: number;
@@ -28,16 +32,30 @@ export interface StampedeSide {
   /** Jobs per second between the first and the last create. */
   jobsPerSecond: number;
   rateLimit: string;
-  /** Requests the creating identity sent between the slot and its last Job create, by verb and resource. */
+  /**
+   * Critical path: requests of the side's identity (the CronJob controller's; every replica of ours) received from
+   * the slot until its last run started, by verb and resource.
+   */
   requestsByKind?: Record<string, number>;
   /**
-   * When each run could start, slot → ms: a CronJob's Job runs once created;
-   * ours is created suspended and runs once the operator released it (the
-   * unsuspend patch, after the status write that records it).
+   * When each run could start, slot → ms, sorted: a CronJob's Job runs once
+   * created; ours is created suspended and runs once the operator released it
+   * (its first successful unsuspend patch at or after the slot).
    */
   releasedMs?: number[];
-  /** Requests per run by the creating identity until its last release. */
+  /** requestsByKind per run (runs started). */
   requestsPerRunToRelease?: number;
+  /** In all: the same identity's requests from the first object's create until its last run started. */
+  totalByKind?: Record<string, number>;
+  totalPerRun?: number;
+  /** Jobs created (stored) before / at or after the slot. */
+  createdBeforeSlot?: number;
+  createdAfterSlot?: number;
+  /** Ours: the release accounting (bench/lib/runs.ts). */
+  runs?: ReleaseSummary;
+  /** Ours: spec.prepareAheadSeconds as set on every object, and whether the served CRD kept it (false: pruned). */
+  prepareAheadSeconds?: number;
+  prepareAheadServed?: boolean;
   error?: string;
 }
 
@@ -67,6 +85,19 @@ export function nextSlot(leadMs: number): { at: Date; cron: string } {
   return { at, cron: `${at.getUTCMinutes()} ${at.getUTCHours()} * * *` };
 }
 
+/** spec.prepareAheadSeconds of the stampede's SingletonJobs (set explicitly: it is also the default). */
+export const STAMPEDE_PREPARE_AHEAD_S = 60;
+
+/**
+ * How far ahead of the slot the objects are created (at least; nextSlot rounds up to the minute): creating them
+ * (~50/s here, 20 ms each) and then preparing every run (a Job create and a status write, ~100 runs/s when the API
+ * server does nothing else: another 20 ms each), plus 20 s of margin — 60 s at 1,000, so 1,000 objects exist at
+ * least 40 s before the slot and the prepare window (60 s) opens before or while they are created.
+ */
+export function stampedeLeadMs(count: number): number {
+  return 20_000 + count * (20 + 20);
+}
+
 export interface SideSetup {
   side: 'cronjob' | 'singletonjob';
   label: string;
@@ -74,6 +105,12 @@ export interface SideSetup {
   rateLimit: string;
   /** Creates the N due objects. */
   create: (kc: k8s.KubeConfig, namespace: string, cron: string, count: number) => Promise<void>;
+  /** Ours: whose requests are the operator's, and whether the served CRD keeps spec.prepareAheadSeconds. */
+  operator?: {
+    isOurs: (user: string) => boolean;
+    prepareAheadSeconds: number;
+    served: (kc: k8s.KubeConfig, namespace: string) => Promise<boolean | undefined>;
+  };
 }
 
 export const cronJobSide: SideSetup = {
@@ -109,12 +146,33 @@ function sharedSpec(cron: string) {
   };
 }
 
-export function singletonJobSide(rateLimit: string): SideSetup {
+/** Whether the served CRD kept spec.prepareAheadSeconds on a created object (undefined: none to read). */
+export async function prepareAheadServed(kc: k8s.KubeConfig, namespace: string): Promise<boolean | undefined> {
+  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  const list = (await custom.listNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace,
+    plural: PLURAL,
+    limit: 1,
+  })) as {
+    items: Array<{ spec?: { prepareAheadSeconds?: number } }>;
+  };
+  const one = list.items[0];
+  return one ? one.spec?.prepareAheadSeconds !== undefined : undefined;
+}
+
+export function singletonJobSide(rateLimit: string, identities: readonly string[]): SideSetup {
   return {
     side: 'singletonjob',
     label: 'SingletonJob (ours)',
     namespace: 'bench-stampede-sj',
     rateLimit,
+    operator: {
+      isOurs: (user) => identities.includes(user),
+      prepareAheadSeconds: STAMPEDE_PREPARE_AHEAD_S,
+      served: prepareAheadServed,
+    },
     create: async (kc, namespace, cron, count) => {
       const custom = kc.makeApiClient(k8s.CustomObjectsApi);
       await mapLimit(count, 32, async (i) => {
@@ -127,7 +185,7 @@ export function singletonJobSide(rateLimit: string): SideSetup {
             apiVersion: API_VERSION,
             kind: KIND,
             metadata: { name: `sj-${String(i).padStart(5, '0')}` },
-            spec: sharedSpec(cron),
+            spec: { ...sharedSpec(cron), prepareAheadSeconds: STAMPEDE_PREPARE_AHEAD_S },
           },
         });
       });
@@ -135,14 +193,34 @@ export function singletonJobSide(rateLimit: string): SideSetup {
   };
 }
 
-/** Runs one side: create N objects due at the next free minute, then wait for N Jobs. */
+/** Runs one side: create N objects due at the next free minute, then wait for N Jobs (ours: N releases). */
 export async function runStampedeSide(cp: ControlPlane, setup: SideSetup, o: StampedeOptions): Promise<StampedeSide> {
   const kc = cp.kubeConfig();
   const core = kc.makeApiClient(k8s.CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: setup.namespace } } });
-  // Enough lead for creating N objects at ~50/s on a loaded laptop, plus margin.
-  const slot = nextSlot(20_000 + o.count * 40);
+  const slot = nextSlot(stampedeLeadMs(o.count));
   o.log(`${setup.label}: creating ${o.count} objects due at ${slot.at.toISOString()} (${slot.cron} UTC)`);
+  // From before the first create: a prepared run's Job is created before the slot, perhaps while objects are still being created.
+  const audit = new AuditReader(cp.state.auditLog);
+  audit.skipToEnd();
+  const ours = setup.operator;
+  const ledger = new RunLedger(setup.namespace, (e) => ours?.isOurs(e.user) ?? false);
+  const creates: AuditEvent[] = [];
+  let firstObjectAt = Number.NaN;
+  const consume = () => {
+    for (const e of uniqueRequests(audit.readNew())) {
+      ledger.add(e);
+      if (
+        Number.isNaN(firstObjectAt) &&
+        e.namespace === setup.namespace &&
+        e.verb === 'create' &&
+        (e.resource === 'cronjobs' || e.resource === PLURAL) &&
+        succeeded(e)
+      )
+        firstObjectAt = e.received;
+      if (e.namespace === setup.namespace && isJobCreate(e)) creates.push(e);
+    }
+  };
   const t = Date.now();
   await setup.create(kc, setup.namespace, slot.cron, o.count);
   o.log(
@@ -150,68 +228,38 @@ export async function runStampedeSide(cp: ControlPlane, setup: SideSetup, o: Sta
   );
   if (Date.now() > slot.at.getTime() - 3000)
     throw new Error(`creating ${o.count} objects took too long: the slot ${slot.at.toISOString()} came first`);
+  const served = ours ? await ours.served(kc, setup.namespace) : undefined;
 
-  const audit = new AuditReader(cp.state.auditLog);
-  audit.skipToEnd();
-  const creates: AuditEvent[] = [];
-  const releases: AuditEvent[] = [];
-  const all: AuditEvent[] = [];
-  const deadline = slot.at.getTime() + o.timeoutMs;
-  await sleep(slot.at.getTime() - Date.now());
+  const slotMs = slot.at.getTime();
+  const deadline = slotMs + o.timeoutMs;
+  while (Date.now() < slotMs) {
+    await sleep(Math.min(1000, slotMs - Date.now()));
+    consume();
+  }
+  if (ours)
+    o.log(
+      `${setup.label}: ${ledger.createdCount(slotMs)}/${o.count} runs prepared (Jobs created) before the slot${served === false ? ' (this CRD has no spec.prepareAheadSeconds)' : ''}`,
+    );
   let lastReport = Date.now();
-  const releasing = setup.side === 'singletonjob';
-  while ((creates.length < o.count || (releasing && releases.length < o.count)) && Date.now() < deadline) {
+  const done = () => (ours ? ledger.releasedCount(slotMs) >= o.count : creates.length >= o.count);
+  while (!done() && Date.now() < deadline) {
     await sleep(500);
-    for (const e of uniqueRequests(audit.readNew())) {
-      if (e.received >= slot.at.getTime()) all.push(e);
-      // A dry-run create (the operator checks a template on every spec change) stores nothing: not a Job.
-      if (
-        e.namespace === setup.namespace &&
-        e.resource === 'jobs' &&
-        e.verb === 'create' &&
-        !e.subresource &&
-        !/[?&]dryRun=/.test(e.requestURI) &&
-        succeeded(e)
-      )
-        creates.push(e);
-      // Our only Job patch on the start path is the release (unsuspend).
-      if (
-        releasing &&
-        e.namespace === setup.namespace &&
-        e.resource === 'jobs' &&
-        e.verb === 'patch' &&
-        !e.subresource &&
-        succeeded(e) &&
-        e.received >= slot.at.getTime()
-      )
-        releases.push(e);
-    }
+    consume();
     if (Date.now() - lastReport > 10_000) {
       lastReport = Date.now();
       o.log(
-        `${setup.label}: ${creates.length}/${o.count} Jobs created ${Math.round((Date.now() - slot.at.getTime()) / 1000)} s after the slot`,
+        `${setup.label}: ${creates.length}/${o.count} Jobs created${ours ? `, ${ledger.releasedCount(slotMs)} released` : ''} ${Math.round((Date.now() - slotMs) / 1000)} s after the slot`,
       );
     }
   }
-  const offsets = creates.map((e) => e.stageAt - slot.at.getTime()).sort((a, b) => a - b);
+  await sleep(1000); // a late second release of a Job would show here
+  consume();
+  const offsets = creates.map((e) => e.stageAt - slotMs).sort((a, b) => a - b);
   const creators: Record<string, number> = {};
   for (const e of creates) creators[e.user] = (creators[e.user] ?? 0) + 1;
   const first = offsets[0] ?? Number.NaN;
-  const mainCreator = Object.entries(creators).sort((a, b) => b[1] - a[1])[0]?.[0];
-  const lastAt = slot.at.getTime() + (offsets[offsets.length - 1] ?? 0);
-  const requestsByKind: Record<string, number> = {};
-  for (const e of all) {
-    if (e.user !== mainCreator || e.received > lastAt) continue;
-    const k = `${e.verb} ${e.resource ?? e.requestURI.split('?')[0]}${e.subresource ? `/${e.subresource}` : ''}`;
-    requestsByKind[k] = (requestsByKind[k] ?? 0) + 1;
-  }
   const last = offsets[offsets.length - 1] ?? Number.NaN;
-  const released = releasing ? releases.map((e) => e.stageAt - slot.at.getTime()).sort((a, b) => a - b) : offsets;
-  const lastReleaseAt = slot.at.getTime() + (released[released.length - 1] ?? 0);
-  const untilRelease = all.filter((e) => e.user === mainCreator && e.received <= lastReleaseAt).length;
   const result: StampedeSide = {
-    releasedMs: released,
-    requestsPerRunToRelease: untilRelease / Math.max(1, creates.length),
     side: setup.side,
     label: setup.label,
     namespace: setup.namespace,
@@ -225,13 +273,48 @@ export async function runStampedeSide(cp: ControlPlane, setup: SideSetup, o: Sta
     dist: summarize(offsets),
     jobsPerSecond: offsets.length > 1 ? (offsets.length - 1) / ((last - first) / 1000) : Number.NaN,
     rateLimit: setup.rateLimit,
-    requestsByKind,
   };
-  if (creates.length < o.count)
-    result.error = `only ${creates.length} of ${o.count} Jobs were created within ${Math.round(o.timeoutMs / 1000)} s of the slot`;
-  o.log(
-    `${setup.label}: ${creates.length} Jobs, first ${Math.round(first)} ms, last ${Math.round(last)} ms after the slot`,
-  );
+  if (ours) {
+    const runs = ledger.summary(slotMs);
+    const isOp = (u: string) => ours.isOurs(u);
+    const critical = ledger.requests(isOp, slotMs, runs.lastReleaseAt);
+    const total = ledger.requests(isOp, firstObjectAt, runs.lastReleaseAt);
+    const perRun = Math.max(1, runs.releasedMs.length);
+    Object.assign(result, {
+      runs,
+      releasedMs: runs.releasedMs,
+      requestsByKind: critical,
+      requestsPerRunToRelease: totalOf(critical) / perRun,
+      totalByKind: total,
+      totalPerRun: totalOf(total) / perRun,
+      createdBeforeSlot: runs.createdBeforeSlot,
+      createdAfterSlot: runs.createdAfterSlot,
+      prepareAheadSeconds: ours.prepareAheadSeconds,
+      prepareAheadServed: served,
+    } satisfies Partial<StampedeSide>);
+    if (runs.releasedMs.length < o.count)
+      result.error = `only ${runs.releasedMs.length} of ${o.count} runs were released within ${Math.round(o.timeoutMs / 1000)} s of the slot`;
+    o.log(
+      `${setup.label}: ${runs.created} Jobs (${runs.createdBeforeSlot} before the slot), released first ${fmtMs(runs.released.best)}, last ${fmtMs(runs.released.worst)} after the slot; ` +
+        `requests per run ${fmtNum(result.requestsPerRunToRelease!, 2)} after the slot, ${fmtNum(result.totalPerRun!, 2)} in all`,
+    );
+  } else {
+    // The CronJob controller's Job runs once created: released = created; its requests from the slot (critical path)
+    // and from the first CronJob's create (in all) until its last Job create.
+    const mainCreator = Object.entries(creators).sort((a, b) => b[1] - a[1])[0]?.[0];
+    const isCreator = (u: string) => u === mainCreator;
+    const lastAt = slotMs + (Number.isFinite(last) ? last : 0);
+    result.releasedMs = offsets;
+    result.requestsByKind = ledger.requests(isCreator, slotMs, lastAt);
+    result.requestsPerRunToRelease = totalOf(result.requestsByKind) / Math.max(1, creates.length);
+    result.totalByKind = ledger.requests(isCreator, firstObjectAt, lastAt);
+    result.totalPerRun = totalOf(result.totalByKind) / Math.max(1, creates.length);
+    result.createdBeforeSlot = offsets.filter((x) => x < 0).length;
+    result.createdAfterSlot = offsets.filter((x) => x >= 0).length;
+    if (creates.length < o.count)
+      result.error = `only ${creates.length} of ${o.count} Jobs were created within ${Math.round(o.timeoutMs / 1000)} s of the slot`;
+    o.log(`${setup.label}: ${creates.length} Jobs, first ${fmtMs(first)}, last ${fmtMs(last)} after the slot`);
+  }
   return result;
 }
 
