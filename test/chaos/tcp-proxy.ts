@@ -11,7 +11,13 @@
 //   requests that already left the client reach the API server only on heal,
 //   as with a process paused right after its last check, API Priority and
 //   Fairness queueing or a slow TLS handshake.
+// What it holds back is observable (`held`, the `read` event), so tests wait
+// on the proxy's own state instead of sleeping.
+import { EventEmitter } from 'node:events';
 import net from 'node:net';
+
+/** `requests`: replica → API server (what `holdRequests` holds); `responses`: the way back. */
+export type Direction = 'requests' | 'responses';
 
 type Item = { kind: 'data'; chunk: Buffer; releaseAt: number } | { kind: 'end'; releaseAt: number };
 
@@ -35,6 +41,8 @@ class Pipe {
   private push(item: Item): void {
     this.queue.push(item);
     this.pump();
+    // Once the link state has decided: delivered now, or held in the queue.
+    this.link.events.emit('read', this.upstream ? 'requests' : 'responses');
   }
 
   pump(): void {
@@ -64,6 +72,12 @@ class Pipe {
     return this.queue.length === 0 || this.to.destroyed;
   }
 
+  /** Bytes read and not yet delivered (0 once the far side is gone: they never will be). */
+  heldBytes(direction: Direction): number {
+    if ((direction === 'requests') !== this.upstream || this.to.destroyed) return 0;
+    return this.queue.reduce((n, item) => n + (item.kind === 'data' ? item.chunk.length : 0), 0);
+  }
+
   close(): void {
     if (this.timer) clearTimeout(this.timer);
     this.queue = [];
@@ -80,6 +94,12 @@ export class TcpProxy {
   private sockets = new Set<net.Socket>();
   private readonly upstreamPort: number;
   port = 0;
+  /**
+   * `read` (direction): a chunk or an end was read from one side and the link
+   * state has decided — it was delivered, or it is held (see `held`). Nothing
+   * in the proxy listens; it is for observers such as tests.
+   */
+  readonly events = new EventEmitter<{ read: [Direction] }>();
 
   private constructor(upstreamPort: number) {
     this.upstreamPort = upstreamPort;
@@ -149,6 +169,13 @@ export class TcpProxy {
     this.requestsHeld = false;
     this.delayMs = 0;
     for (const p of this.pipes) p.pump();
+  }
+
+  /** Bytes read in this direction and not yet delivered, over all connections. */
+  held(direction: Direction): number {
+    let n = 0;
+    for (const p of this.pipes) n += p.heldBytes(direction);
+    return n;
   }
 
   get connections(): number {

@@ -71,25 +71,38 @@ describe('fences alone (no election)', () => {
     const sj = await api.create(
       singletonJob(
         'both',
-        // History kept for every run of the test: with the default limit (3) only 3 finished Jobs remain to count.
-        { schedule: '*/2 * * * * *', successfulJobsHistoryLimit: 50, failedJobsHistoryLimit: 50 },
+        // Every run's Job kept (the default keeps 3 finished): the Jobs listed below are all the runs.
+        { schedule: '*/2 * * * * *', successfulJobsHistoryLimit: 100, failedJobsHistoryLimit: 100 },
         { annotations: { 'pod-complete.stage.kwok.x-k8s.io/delay': '1s' } },
       ),
     );
+    const released = async () => (await api.jobs(sj)).filter((j) => wasReleased(j)).length;
     const a = await controller(ns, { hooks: { fencesOnly: true } });
     const b = await controller(ns, { hooks: { fencesOnly: true } });
-    // Terms interleave: each re-leads with a term above the other's, three times.
+    // Terms interleave: each re-leads with a term above the other's, three times. A round lasts
+    // until it has released two runs of its own and every released run's Pod was seen — however
+    // slow the machine, not a fixed time.
     let term = 1000;
     for (let round = 0; round < 3; round++) {
+      const before = await released();
       const la = fakeLeadership((term += 10), `a-${round}`);
       const lb = fakeLeadership((term += 10), `b-${round}`);
       void a.lead(la);
       void b.lead(lb);
-      await new Promise((r) => setTimeout(r, 6000));
+      await eventually(
+        `round ${round}: two more runs released (${before} before) and their Pods seen`,
+        async () => {
+          const n = await released();
+          return n >= before + 2 && overlap.pods('both') >= n;
+        },
+        120_000,
+      );
       la.lose();
       lb.lose();
       await new Promise((r) => setTimeout(r, 200));
     }
+    // The watch may lag the writes; the check below is over every version it saw.
+    await eventually('the watch to have seen three terms', async () => terms.length >= 3, 60_000);
     overlap.stop();
     stopTerms();
     const jobs = (await api.jobs(sj)).filter((j) => wasReleased(j));
@@ -110,7 +123,7 @@ describe('fences alone (no election)', () => {
     // The CEL rule held: the status' leaderTerm, as every version was written, never went down.
     expect(terms.length).toBeGreaterThanOrEqual(3);
     for (let i = 1; i < terms.length; i++) expect(terms[i]).toBeGreaterThanOrEqual(terms[i - 1]!);
-  }, 60_000);
+  }, 480_000);
 });
 
 /** Every leaderTerm the object's versions carried, in the API server's order (a watch of that object). */
