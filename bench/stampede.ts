@@ -48,6 +48,15 @@ export interface StampedeSide {
   /** In all: the same identity's requests from the first object's create until its last run started. */
   totalByKind?: Record<string, number>;
   totalPerRun?: number;
+  /**
+   * A run's own cost: the same identity's requests from the prepare window's
+   * opening (slot − prepareAheadSeconds; for CronJob, the slot) until the last
+   * run started — without what a new object costs once (its first status
+   * write, its template's dry run), which the objects' creation, before the
+   * window, sends.
+   */
+  runByKind?: Record<string, number>;
+  runPerRun?: number;
   /** Jobs created (stored) before / at or after the slot. */
   createdBeforeSlot?: number;
   createdAfterSlot?: number;
@@ -279,6 +288,8 @@ export async function runStampedeSide(cp: ControlPlane, setup: SideSetup, o: Sta
     const isOp = (u: string) => ours.isOurs(u);
     const critical = ledger.requests(isOp, slotMs, runs.lastReleaseAt);
     const total = ledger.requests(isOp, firstObjectAt, runs.lastReleaseAt);
+    const windowOpens = Math.max(firstObjectAt, slotMs - ours.prepareAheadSeconds * 1000);
+    const own = ledger.requests(isOp, windowOpens, runs.lastReleaseAt);
     const perRun = Math.max(1, runs.releasedMs.length);
     Object.assign(result, {
       runs,
@@ -287,6 +298,8 @@ export async function runStampedeSide(cp: ControlPlane, setup: SideSetup, o: Sta
       requestsPerRunToRelease: totalOf(critical) / perRun,
       totalByKind: total,
       totalPerRun: totalOf(total) / perRun,
+      runByKind: own,
+      runPerRun: totalOf(own) / perRun,
       createdBeforeSlot: runs.createdBeforeSlot,
       createdAfterSlot: runs.createdAfterSlot,
       prepareAheadSeconds: ours.prepareAheadSeconds,
@@ -296,7 +309,7 @@ export async function runStampedeSide(cp: ControlPlane, setup: SideSetup, o: Sta
       result.error = `only ${runs.releasedMs.length} of ${o.count} runs were released within ${Math.round(o.timeoutMs / 1000)} s of the slot`;
     o.log(
       `${setup.label}: ${runs.created} Jobs (${runs.createdBeforeSlot} before the slot), released first ${fmtMs(runs.released.best)}, last ${fmtMs(runs.released.worst)} after the slot; ` +
-        `requests per run ${fmtNum(result.requestsPerRunToRelease!, 2)} after the slot, ${fmtNum(result.totalPerRun!, 2)} in all`,
+        `requests per run ${fmtNum(result.requestsPerRunToRelease!, 2)} after the slot, ${fmtNum(result.runPerRun!, 2)} from the prepare window's opening, ${fmtNum(result.totalPerRun!, 2)} in all`,
     );
   } else {
     // The CronJob controller's Job runs once created: released = created; its requests from the slot (critical path)
@@ -309,6 +322,9 @@ export async function runStampedeSide(cp: ControlPlane, setup: SideSetup, o: Sta
     result.requestsPerRunToRelease = totalOf(result.requestsByKind) / Math.max(1, creates.length);
     result.totalByKind = ledger.requests(isCreator, firstObjectAt, lastAt);
     result.totalPerRun = totalOf(result.totalByKind) / Math.max(1, creates.length);
+    // CronJob prepares nothing: its runs' own requests are those after the slot.
+    result.runByKind = result.requestsByKind;
+    result.runPerRun = result.requestsPerRunToRelease;
     result.createdBeforeSlot = offsets.filter((x) => x < 0).length;
     result.createdAfterSlot = offsets.filter((x) => x >= 0).length;
     if (creates.length < o.count)
