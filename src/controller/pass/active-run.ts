@@ -10,7 +10,7 @@ import { jobToken, wasReleased } from '../rules/jobs.ts';
 import { runningPods } from './pods.ts';
 import { apiMessage, statusCode } from '../../kube/errors.ts';
 import { runName } from '../rules/naming.ts';
-import { hasRetryBudget, runState } from '../rules/run-state.ts';
+import { hasRetryBudget, runState, START_GRACE_MS } from '../rules/run-state.ts';
 import type { RunView } from '../rules/run-state.ts';
 import { REQUEUE_MARGIN_MS } from '../rules/timing.ts';
 import * as changes from '../rules/changes.ts';
@@ -19,7 +19,7 @@ import type { Followed, Pass, Result } from './pass.ts';
 import { admissionWait, everEvicted, KueueNotServed, queueOf } from '../cluster/kueue.ts';
 import { releaseRun } from './release.ts';
 import { announceStarted, createReservedJob, mayHaveLivePods } from './start-run.ts';
-import { isPrepared, prepareAheadMs } from '../rules/prepare.ts';
+import { isPrepared, prepareAheadMs, RELEASE_ARM_MS } from '../rules/prepare.ts';
 import { buildJob } from '../rules/jobs.ts';
 import { isNamespaceTerminating } from '../../kube/errors.ts';
 import {
@@ -58,6 +58,7 @@ export async function trackActiveRun(
   if (manual !== undefined) view.manual = manual;
   if (isPrepared(run)) view.podsMayRun = mayHaveLivePods(p, sj);
   let rereads = 0;
+  let armed = false;
   for (;;) {
     const state = runState(view);
     switch (state.kind) {
@@ -149,10 +150,24 @@ export async function trackActiveRun(
         // Recorded as this run's Job (prepared, or by a predecessor that stopped before unsuspending it): let it start.
         const released = await releaseRun(p, sj, run, state.job);
         if (released && isPrepared(run)) await announcePreparedRelease(p, sj, run, state.job, log);
-        return ends({ requeueAfterMs: released ? POLL_MS : 0 });
+        // Released: nothing to look at before its Pod may be late (START_GRACE_MS), unless its Job changes —
+        // at a midnight of many prepared runs, no pass competes with the releases still to come.
+        return ends({ requeueAfterMs: released ? (isPrepared(run) ? START_GRACE_MS : POLL_MS) : 0 });
       }
-      case 'prepared':
-        return ends({ requeueAfterMs: state.recheckInMs });
+      case 'prepared': {
+        // Far from its time: come back just before it. Within RELEASE_ARM_MS:
+        // stay, and at the instant only the patch is left to send — after a
+        // look at the cache, should the object or its Job have changed meanwhile.
+        if (armed || state.untilReleaseMs > RELEASE_ARM_MS)
+          return ends({ requeueAfterMs: Math.max(0, state.untilReleaseMs - RELEASE_ARM_MS) + REQUEUE_MARGIN_MS });
+        armed = true;
+        await (p.d.sleep ?? sleep)(state.untilReleaseMs + 1);
+        const current = p.d.status.cached(key);
+        if (current?.metadata?.resourceVersion !== sj.metadata?.resourceVersion) return ends({ requeueAfterMs: 0 });
+        view.now = p.d.now();
+        view.job = jobs.cached(namespace, run.name) ?? (await jobs.read(namespace, run.name));
+        continue;
+      }
       case 'withdraw': {
         // The Job first, with its resourceVersion as precondition: deleted only
         // as it was seen, suspended and never released — so no release, by
@@ -206,6 +221,8 @@ export async function trackActiveRun(
     }
   }
 }
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** A prepared run released at its time: it starts now (counted and said as any start). */
 async function announcePreparedRelease(

@@ -58,6 +58,8 @@ export interface ReconcilerDeps {
   retryBackoffMs?: number;
   /** Monotonic clock (ms), for waiting on a term nobody follows up. */
   monotonicNow?: () => number;
+  /** Waits this long (a prepared run's release armed just before its time, active-run.ts); default a timer. */
+  sleep?: (ms: number) => Promise<void>;
   hooks?: ReconcileHooks;
   /** Kueue, for runs whose Job it manages (kueue.ts); absent in tests without Kueue. */
   kueue?: KueuePort;

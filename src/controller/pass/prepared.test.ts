@@ -69,6 +69,10 @@ class Scenario {
   readonly f = new FakeCluster();
   now = BEFORE;
   term = TERM;
+  /** The pass's wait (an armed release); by default the clock moves by it. */
+  sleep: (ms: number) => Promise<void> = async (ms) => {
+    this.now = new Date(this.now.getTime() + ms);
+  };
   readonly metrics = controllerMetrics(new Registry());
   private reconciler: Reconciler;
 
@@ -105,6 +109,7 @@ class Scenario {
       now: () => this.now,
       retryBackoffMs: 10_000,
       jobsFinishAfterPods: true,
+      sleep: (ms) => this.sleep(ms),
     };
     this.reconciler = new Reconciler(deps);
     return this.reconciler;
@@ -155,7 +160,8 @@ describe('prepared runs: prepared ahead, released at the slot', () => {
     const s = new Scenario();
     const first = await s.pass(BEFORE);
     expect(first.actions).toEqual([`create-job ${JOB} token=1001 suspended`, 'update-status']);
-    expect(first.requeueAfterMs).toBe(40_005);
+    // Back 200 ms before the slot (RELEASE_ARM_MS), to release it at the instant.
+    expect(first.requeueAfterMs).toBe(39_805);
     const job = s.job()!;
     expect(job.spec!.suspend).toBe(true);
     expect(job.metadata!.annotations![Keys.generation]).toBe('1');
@@ -186,7 +192,7 @@ describe('prepared runs: prepared ahead, released at the slot', () => {
     const s = new Scenario();
     await s.prepare();
     const r = await s.pass(at(-15_000));
-    expect(r).toEqual({ actions: [], requeueAfterMs: 15_005 });
+    expect(r).toEqual({ actions: [], requeueAfterMs: 14_805 });
   });
 
   it('at the slot only the release is left: one unsuspend (with the guarded fields tested), the run started; the first later write settles LAST SCHEDULE and LAST RUN', async () => {
@@ -208,6 +214,32 @@ describe('prepared runs: prepared ahead, released at the slot', () => {
     // The slot is not run a second time.
     const next = await s.pass(at(21_000));
     expect(next.actions.filter((a) => a.startsWith('create-job') && a.includes(JOB))).toEqual([]);
+  });
+
+  it('a pass within 200 ms of the release time stays and releases at the instant (the patch sent no earlier than the slot)', async () => {
+    const s = new Scenario();
+    await s.prepare();
+    const slept: number[] = [];
+    s.sleep = async (ms) => {
+      slept.push(ms);
+      s.now = new Date(s.now.getTime() + ms);
+    };
+    const r = await s.pass(at(-150));
+    expect(slept).toEqual([151]);
+    expect(s.now.getTime()).toBeGreaterThanOrEqual(SLOT.getTime());
+    expect(r.actions).toEqual([`unsuspend ${JOB}`, 'event Normal RunStarted']);
+  });
+
+  it('armed, and the object changed meanwhile: nothing released; the pass decides again from the new object', async () => {
+    const s = new Scenario();
+    await s.prepare();
+    s.sleep = async (ms) => {
+      s.now = new Date(s.now.getTime() + ms);
+      s.editSpec((sj) => (sj.spec.jobTemplate.spec!.template.spec!.containers[0]!.image = 'busybox:2'));
+    };
+    const r = await s.pass(at(-150));
+    expect(r).toEqual({ actions: [], requeueAfterMs: 0 });
+    expect(s.job()!.spec!.suspend).toBe(true);
   });
 
   it('a takeover between prepare and slot: the successor releases the prepared run at the slot, once', async () => {

@@ -60,6 +60,7 @@ import { POLL_MS, StaleError } from './pass.ts';
 import type { Pass, Result } from './pass.ts';
 import type { PodControl } from '../cluster/ports.ts';
 import { REQUEUE_MARGIN_MS } from '../rules/timing.ts';
+import { RELEASE_ARM_MS } from '../rules/prepare.ts';
 import type { Due } from '../rules/timing.ts';
 import type { Wanted } from '../rules/action.ts';
 import {
@@ -231,7 +232,8 @@ export async function startRun(
     // 3. is left for its time (active-run.ts): the release, after the check that nothing of it can still run.
     p.d.metrics.runsPrepared.inc();
     log.info({ run: run.name, token: run.token, term: run.term, job: uid, releaseAt: run.releaseTime }, 'Prepared run');
-    return { requeueAfterMs: untilMs(prepared.releaseAt, p.d.now()) };
+    // Back just before its time, to release it at the instant (active-run.ts).
+    return { requeueAfterMs: untilMs(new Date(prepared.releaseAt.getTime() - RELEASE_ARM_MS), p.d.now()) };
   }
   p.d.metrics.runsStarted.inc();
   log.info({ run: run.name, token: run.token, term: run.term, job: uid }, 'Recorded run');

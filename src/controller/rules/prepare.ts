@@ -29,6 +29,14 @@ import { scheduling } from './timing.ts';
 import type { Due } from './timing.ts';
 import { toDate } from './status.ts';
 
+/**
+ * A pass that finds a prepared run this close to its release time stays and
+ * releases it at that instant (active-run.ts): the decision is made before,
+ * only the patch is left at the slot. Prepared runs are looked at again this
+ * long before their release time.
+ */
+export const RELEASE_ARM_MS = 200;
+
 /** spec.prepareAheadSeconds when unset. */
 export const DEFAULT_PREPARE_AHEAD_SECONDS = 60;
 /** Kueue's label: a Job it manages is admitted by Kueue, which would hold quota for a prepared Job all along. */

@@ -74,8 +74,8 @@ export type RunState =
   | { kind: 'resuspended'; job: V1Job }
   /** Recorded and not released yet: release it. */
   | { kind: 'toRelease'; job: V1Job }
-  /** Prepared (rules/prepare.ts) and not due yet: look again at its release time. */
-  | { kind: 'prepared'; recheckInMs: number }
+  /** Prepared (rules/prepare.ts) and not due yet: its release time is `untilReleaseMs` away. */
+  | { kind: 'prepared'; untilReleaseMs: number }
   /** Prepared, never released, and something stops it first: withdraw it (delete its Job, then record why). */
   | { kind: 'withdraw'; job: V1Job; withdrawal: Withdrawal }
   /** Prepared and due, and Pods of the SingletonJob still run: the release waits for them. */
@@ -154,7 +154,7 @@ function preparedState(v: RunView, job: V1Job): RunState {
   const withdraw = withdrawal(sj, run, job, now, v.manual);
   if (withdraw) return { kind: 'withdraw', job, withdrawal: withdraw };
   const wait = (toDate(run.releaseTime)?.getTime() ?? 0) - now.getTime();
-  if (wait > 0) return { kind: 'prepared', recheckInMs: wait + REQUEUE_MARGIN_MS };
+  if (wait > 0) return { kind: 'prepared', untilReleaseMs: wait };
   if (v.podsMayRun && !v.pods) return { kind: 'needsPods' };
   if (v.pods?.length) return { kind: 'releaseHeld', pods: v.pods };
   return { kind: 'toRelease', job };
