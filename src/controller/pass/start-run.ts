@@ -218,7 +218,10 @@ export async function startRun(
       return { requeueAfterMs: 0 };
     }
   }
-  await p.d.hooks?.afterReserve?.(key, run.name);
+  // The chaos suite's pause between this leader's own reservation and its record. Not for an
+  // adopted attempt: that record is a successor fencing the run a deposed leader reserved, and
+  // holding it back would only widen the window in which the deposed leader's delayed record lands first.
+  if (!adopted) await p.d.hooks?.afterReserve?.(key, run.name);
 
   // 2. Recorded: token, slot and the Job's UID in one CAS.
   const uid = job.metadata!.uid!;
