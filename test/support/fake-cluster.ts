@@ -19,6 +19,7 @@ import type {
 } from '../../src/controller/cluster/ports.ts';
 import { NOT_RELEASED, projectJob, sjKeyOfJob } from '../../src/controller/rules/jobs.ts';
 import { LostJobs } from '../../src/controller/cluster/lost-jobs.ts';
+import { valueAt } from '../../src/controller/rules/prepare.ts';
 
 /** An API error as the ports throw it: the status code and the Status body (`extra`: reason, details.causes). */
 export function apiError(code: number, message: string, extra: Record<string, unknown> = {}): Error {
@@ -250,15 +251,4 @@ export class FakeCluster {
   sj(key = 'ns/sj'): SingletonJob {
     return copy(this.sjs.get(key)!);
   }
-}
-
-/** The value at a JSON pointer (RFC 6901) in an object, undefined when the path is missing. */
-function valueAt(obj: unknown, pointer: string): unknown {
-  let at: unknown = obj;
-  for (const raw of pointer.split('/').slice(1)) {
-    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    if (at === null || typeof at !== 'object') return undefined;
-    at = (at as Record<string, unknown>)[key];
-  }
-  return at;
 }

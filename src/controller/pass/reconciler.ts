@@ -37,7 +37,7 @@ import { chooseAction, HOLD_POLL_MS, manualRequest, specProblem } from '../rules
 import * as changes from '../rules/changes.ts';
 import { StaleError } from './pass.ts';
 import type { ReconcilerDeps, Result } from './pass.ts';
-import { dueAt, nextScheduleTime, nextSlotAt, REQUEUE_MARGIN_MS, settlePrepared } from '../rules/timing.ts';
+import { dueAt, nextScheduleTime, nextSlotAt, REQUEUE_MARGIN_MS, settlePrepared, untilMs } from '../rules/timing.ts';
 import type { Due } from '../rules/timing.ts';
 import {
   acceptTemplate,
@@ -121,7 +121,7 @@ export class Reconciler implements Starter {
     try {
       const now = this.d.now();
       const next = sj.spec ? nextSlotAt(sj, now) : undefined;
-      if (next) bound = Math.min(bound, Math.max(0, next.getTime() - now.getTime()) + REQUEUE_MARGIN_MS);
+      if (next) bound = Math.min(bound, untilMs(next, now));
     } catch {
       // An invalid schedule is reported by specProblem(); MAX_IDLE_MS applies.
     }
@@ -227,7 +227,7 @@ export class Reconciler implements Starter {
     if (predecessors.wrote) return { requeueAfterMs: 0 };
     if (await this.updateReady(sj, healthyReadiness(sj))) return { requeueAfterMs: 0 };
     const probe = this.templateProbes.get(key);
-    const untilNext = due ? Math.max(0, due.nextAt.getTime() - now.getTime()) + REQUEUE_MARGIN_MS : undefined;
+    const untilNext = due ? untilMs(due.nextAt, now) : undefined;
     return soonest(
       soonest(
         untilNext !== undefined ? { requeueAfterMs: untilNext } : {},
@@ -235,7 +235,7 @@ export class Reconciler implements Starter {
       ),
       soonest(
         probe ? { requeueAfterMs: Math.max(0, probe.nextAt - now.getTime()) + REQUEUE_MARGIN_MS } : {},
-        prepareAt ? { requeueAfterMs: Math.max(0, prepareAt.getTime() - now.getTime()) + REQUEUE_MARGIN_MS } : {},
+        prepareAt ? { requeueAfterMs: untilMs(prepareAt, now) } : {},
       ),
     );
   }

@@ -59,7 +59,7 @@ import { runName } from '../rules/naming.ts';
 import { POLL_MS, StaleError } from './pass.ts';
 import type { Pass, Result } from './pass.ts';
 import type { PodControl } from '../cluster/ports.ts';
-import { REQUEUE_MARGIN_MS } from '../rules/timing.ts';
+import { REQUEUE_MARGIN_MS, untilMs } from '../rules/timing.ts';
 import { RELEASE_ARM_MS } from '../rules/prepare.ts';
 import type { Due } from '../rules/timing.ts';
 import type { Wanted } from '../rules/action.ts';
@@ -426,11 +426,6 @@ export async function announceStarted(p: Pass, sj: SingletonJob, run: ActiveRun,
       uid: job.metadata!.uid!,
     },
   );
-}
-
-/** Until `at` (ms, with the requeue margin; 0 once it has come). */
-function untilMs(at: Date, now: Date): number {
-  return Math.max(0, at.getTime() - now.getTime()) + REQUEUE_MARGIN_MS;
 }
 
 /**

@@ -139,18 +139,34 @@ export function releaseGuards(sj: SingletonJob, run: ActiveRun): { path: string;
   ];
 }
 
-/** Which guarded fields of `job` differ from what the run's Job must hold (releaseGuards). */
+/** Which guarded fields of `job` differ from what the run's Job must hold (releaseGuards: one list for both). */
 export function guardViolations(job: V1Job, sj: SingletonJob, run: ActiveRun): string[] {
-  const t = job.spec?.template?.metadata;
-  const checks: [string, unknown, unknown][] = [
-    ['spec.parallelism', job.spec?.parallelism, 1],
-    [`the Pod template's label ${Keys.ownerUid}`, t?.labels?.[Keys.ownerUid], sj.metadata?.uid],
-    [`the Pod template's label ${Keys.run}`, t?.labels?.[Keys.run], run.name],
-    [`the Pod template's annotation ${Keys.singletonJob}`, t?.annotations?.[Keys.singletonJob], sj.metadata?.name],
-  ];
-  return checks
-    .filter(([, actual, wanted]) => actual !== wanted)
-    .map(([what, actual, wanted]) => `${what} is ${JSON.stringify(actual ?? null)}, not ${JSON.stringify(wanted)}`);
+  return releaseGuards(sj, run)
+    .filter((g) => valueAt(job, g.path) !== g.value)
+    .map(
+      (g) =>
+        `${describePath(g.path)} is ${JSON.stringify(valueAt(job, g.path) ?? null)}, not ${JSON.stringify(g.value)}`,
+    );
+}
+
+/** The value at a JSON pointer (RFC 6901) in an object; undefined when the path is missing (a JSON-patch `test` then fails). */
+export function valueAt(obj: unknown, path: string): unknown {
+  let at: unknown = obj;
+  for (const raw of path.split('/').slice(1)) {
+    if (at === null || typeof at !== 'object') return undefined;
+    at = (at as Record<string, unknown>)[raw.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  return at;
+}
+
+/** A JSON pointer as a person reads it: spec.template.metadata.labels[singleton.dev/run]. */
+function describePath(path: string): string {
+  const parts = path
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const key = parts.at(-1)!;
+  return key.includes('/') ? `${parts.slice(0, -1).join('.')}[${key}]` : parts.join('.');
 }
 
 /** A key as a JSON-pointer segment (RFC 6901). */

@@ -15,6 +15,11 @@ import { pausedAfterFailures, toDate } from './status.ts';
  */
 export const REQUEUE_MARGIN_MS = 5;
 
+/** A "come back at instant `at`" requeue from `now`: the time until it (0 once it has come) plus the margin. */
+export function untilMs(at: Date, now: Date): number {
+  return Math.max(0, at.getTime() - now.getTime()) + REQUEUE_MARGIN_MS;
+}
+
 /**
  * The object's jitter: a fixed offset in [0, jitterSeconds] seconds (ms
  * resolution) from a hash of its UID — the same on every replica and every
