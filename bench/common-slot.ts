@@ -23,7 +23,7 @@ import { mapLimit } from './lib/kube.ts';
 import { rssOf, sleep } from './lib/proc.ts';
 import { fmtMs, fmtNum } from './lib/stats.ts';
 import { RunLedger, totalOf, type ReleaseSummary } from './lib/runs.ts';
-import { nextSlot, prepareAheadServed } from './stampede.ts';
+import { nextSlot, prepareAheadServed, sharedSpec } from './stampede.ts';
 import { installCrds, operatorPrerequisites, startOperator } from './operator.ts';
 
 export const COMMON_DEFAULT_COUNT = 10_000;
@@ -152,27 +152,8 @@ export async function runCommonSlot(
             apiVersion: API_VERSION,
             kind: KIND,
             metadata: { name: `c-${String(i).padStart(5, '0')}` },
-            spec: {
-              schedule: slot.cron,
-              timeZone: 'Etc/UTC',
-              concurrencyPolicy: 'Forbid',
-              startingDeadlineSeconds: 600,
-              jitterSeconds: 0,
-              prepareAheadSeconds: o.prepareAheadSeconds,
-              successfulJobsHistoryLimit: 3,
-              failedJobsHistoryLimit: 1,
-              jobTemplate: {
-                spec: {
-                  backoffLimit: 0,
-                  template: {
-                    spec: {
-                      restartPolicy: 'Never',
-                      containers: [{ name: 'main', image: 'registry.local/bench:1', command: ['true'] }],
-                    },
-                  },
-                },
-              },
-            },
+            // The stampede's spec (the peer's too), due all at once and prepared ahead.
+            spec: { ...sharedSpec(slot.cron), jitterSeconds: 0, prepareAheadSeconds: o.prepareAheadSeconds },
           },
         });
         created++;

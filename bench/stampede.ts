@@ -143,7 +143,7 @@ export const cronJobSide: SideSetup = {
 };
 
 /** One spec for both sides, so the CronJobs and SingletonJobs compared are configured alike. */
-function sharedSpec(cron: string) {
+export function sharedSpec(cron: string) {
   return {
     schedule: cron,
     timeZone: 'Etc/UTC',
